@@ -1,0 +1,115 @@
+//! Process start-up: bind the listener, open the data directory, create the
+//! owner from the bootstrap variables or print the setup link, start the
+//! control socket and the HTTP server, and stop gracefully on SIGTERM.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::audit::Source;
+use crate::authn::password::Password;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::identity::{self, Email};
+use crate::service::Service;
+
+/// First-start owner from `GATEHOUSE_BOOTSTRAP_ADMIN_EMAIL` and
+/// `GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD_FILE`.
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    pub email: String,
+    pub password_file: PathBuf,
+}
+
+impl Bootstrap {
+    pub fn from_env() -> Option<Bootstrap> {
+        let email = std::env::var("GATEHOUSE_BOOTSTRAP_ADMIN_EMAIL").ok()?;
+        let file = std::env::var("GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD_FILE").ok()?;
+        Some(Bootstrap { email, password_file: file.into() })
+    }
+}
+
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    svc: Arc<Service>,
+    socket: PathBuf,
+    setup_link: Option<String>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Application> {
+        Self::build_with(settings, clock, Bootstrap::from_env()).await
+    }
+
+    pub async fn build_with(mut settings: Settings, clock: Arc<dyn Clock>, boot: Option<Bootstrap>) -> Result<Application> {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        settings.check_transport()?;
+        if crate::control::server_running(&settings.data_dir) {
+            return Err(Error::Conflict(format!(
+                "another `gatehouse serve` is already running on {}; stop it first",
+                settings.data_dir.display()
+            )));
+        }
+        let tls = crate::web::tls_config(&settings)?;
+        let listener = TcpListener::bind(settings.listen_addr()?)
+            .map_err(|e| Error::invalid("listen", format!("cannot listen on {}: {e}", settings.listen)))?;
+        let addr = listener.local_addr()?;
+        if settings.public_url.is_none() {
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            settings.public_url = Some(format!("{scheme}://{addr}"));
+        }
+        let svc = Arc::new(Service::open(settings, clock)?);
+        if let Some(b) = boot {
+            bootstrap_owner(&svc, &b).await?;
+        }
+        let socket = crate::control::start(svc.clone())?;
+        let setup_link = if identity::owner_exists(&svc.store.read()?)? {
+            None
+        } else {
+            let link = crate::authn::setup_link(&svc, &Source::default())?;
+            println!("Gatehouse is not set up yet. Open this one-time link (valid 1 hour) to create the owner account:\n\n  {link}\n");
+            Some(link)
+        };
+        let server = crate::web::server(svc.clone(), listener, tls)?;
+        tracing::info!(%addr, data = %svc.store.dir().display(), "gatehouse listening");
+        Ok(Application { port: addr.port(), server, svc, socket, setup_link })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn service(&self) -> Arc<Service> {
+        self.svc.clone()
+    }
+
+    pub fn setup_link(&self) -> Option<&str> {
+        self.setup_link.as_deref()
+    }
+
+    /// Serves until SIGTERM/SIGINT, letting requests in flight finish.
+    pub async fn run(self) -> Result<()> {
+        let r = self.server.await;
+        let _ = std::fs::remove_file(&self.socket);
+        tracing::info!("gatehouse stopped");
+        r.map_err(Error::from)
+    }
+}
+
+async fn bootstrap_owner(svc: &Service, b: &Bootstrap) -> Result<()> {
+    if identity::owner_exists(&svc.store.read()?)? {
+        tracing::info!("GATEHOUSE_BOOTSTRAP_ADMIN_* ignored: an owner exists already");
+        return Ok(());
+    }
+    let email = Email::parse(&b.email)?;
+    let raw = std::fs::read_to_string(&b.password_file).map_err(|e| {
+        Error::invalid("GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD_FILE", format!("cannot read {}: {e}", b.password_file.display()))
+    })?;
+    let pw = Password::new(raw.trim_end_matches(['\n', '\r']));
+    let src = Source { ip: None, user_agent: Some("bootstrap".into()) };
+    let user = crate::authn::create_owner(svc, None, email, "Owner".into(), pw, &src).await?;
+    tracing::info!(user = user.id.as_str(), "owner created from bootstrap variables");
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! The audit log: append-only, hash-chained events written inside the same
+//! write transaction as the change they record, plus query and verification.
+//! It does not stream events anywhere (a later SIEM feature will read from here).
+
+use std::ops::ControlFlow;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::crypto;
+use crate::error::{Error, Result};
+use crate::store::{Reader, Table, WriteTx};
+
+/// Who did it, from where. A domain type: the web layer fills it from the request.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Source {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    Failure,
+    Denied,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Denied => "denied",
+        }
+    }
+}
+
+/// A stored event. `hash` = SHA-256(prev_hash ‖ the event without `hash`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Event {
+    pub id: u64,
+    pub time: Timestamp,
+    /// E-mail or name of the actor; `system` or `cli` for local operations.
+    pub actor: String,
+    pub actor_id: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    #[schema(value_type = String)]
+    pub outcome: Outcome,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// What a caller supplies; the log fills in id, time and the chain.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub actor: String,
+    pub actor_id: Option<String>,
+    pub action: &'static str,
+    pub target: Option<String>,
+    pub outcome: Outcome,
+    pub details: serde_json::Value,
+}
+
+impl NewEvent {
+    pub fn new(action: &'static str, outcome: Outcome) -> Self {
+        NewEvent {
+            actor: "anonymous".into(),
+            actor_id: None,
+            action,
+            target: None,
+            outcome,
+            details: serde_json::Value::Null,
+        }
+    }
+    pub fn actor(mut self, name: impl Into<String>, id: Option<String>) -> Self {
+        self.actor = name.into();
+        self.actor_id = id;
+        self
+    }
+    pub fn target(mut self, target: impl Into<String>) -> Self {
+        self.target = Some(target.into());
+        self
+    }
+    pub fn details(mut self, details: serde_json::Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Head {
+    seq: u64,
+    hash: String,
+}
+
+const HEAD_KEY: &[u8] = b"audit_head";
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+fn chain_hash(e: &Event) -> Result<String> {
+    let mut body = e.clone();
+    body.hash = String::new();
+    let mut data = e.prev_hash.as_bytes().to_vec();
+    data.push(b'\n');
+    data.extend_from_slice(&serde_json::to_vec(&body)?);
+    Ok(hex::encode(crypto::sha256(&data)))
+}
+
+/// Appends an event inside `tx`; it exists only if `tx` commits.
+pub fn record(tx: &mut WriteTx<'_>, now: Timestamp, src: &Source, ev: NewEvent) -> Result<u64> {
+    let head: Head = tx.get(Table::Meta, HEAD_KEY)?.unwrap_or_default();
+    let id = head.seq + 1;
+    let mut e = Event {
+        id,
+        time: now,
+        actor: ev.actor,
+        actor_id: ev.actor_id,
+        action: ev.action.to_string(),
+        target: ev.target,
+        outcome: ev.outcome,
+        source_ip: src.ip.clone(),
+        user_agent: src.user_agent.clone(),
+        details: ev.details,
+        prev_hash: if head.hash.is_empty() { GENESIS.into() } else { head.hash },
+        hash: String::new(),
+    };
+    e.hash = chain_hash(&e)?;
+    tx.put(Table::Audit, &id.to_be_bytes(), &e)?;
+    tx.put(Table::Meta, HEAD_KEY, &Head { seq: id, hash: e.hash.clone() })?;
+    Ok(id)
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+pub struct Filter {
+    /// Substring of the actor's e-mail or id.
+    pub actor: Option<String>,
+    /// Exact action name, or a prefix ending in `.` (e.g. `user.`).
+    pub action: Option<String>,
+    /// success, failure or denied.
+    pub outcome: Option<String>,
+    /// Earliest time (RFC 3339 or Unix seconds).
+    pub since: Option<String>,
+    /// Latest time (RFC 3339 or Unix seconds).
+    pub until: Option<String>,
+}
+
+impl Filter {
+    fn matches(&self, e: &Event, since: Option<Timestamp>, until: Option<Timestamp>) -> bool {
+        if let Some(a) = self.actor.as_deref().filter(|s| !s.is_empty()) {
+            let a = a.to_lowercase();
+            let hit = e.actor.to_lowercase().contains(&a)
+                || e.actor_id.as_deref().is_some_and(|id| id.contains(&a));
+            if !hit {
+                return false;
+            }
+        }
+        if let Some(act) = self.action.as_deref().filter(|s| !s.is_empty()) {
+            let hit = if act.ends_with('.') { e.action.starts_with(act) } else { e.action == act };
+            if !hit {
+                return false;
+            }
+        }
+        if let Some(o) = self.outcome.as_deref().filter(|s| !s.is_empty())
+            && e.outcome.as_str() != o
+        {
+            return false;
+        }
+        since.is_none_or(|s| e.time >= s) && until.is_none_or(|u| e.time <= u)
+    }
+}
+
+/// Newest first; `offset`/`limit` page through the matches. Returns the page and
+/// whether more matches follow.
+pub fn query(r: &impl Reader, f: &Filter, offset: usize, limit: usize) -> Result<(Vec<Event>, bool)> {
+    let parse = |s: &Option<String>, field: &'static str| -> Result<Option<Timestamp>> {
+        match s.as_deref().filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(v) => crate::clock::parse_time(v)
+                .map(Some)
+                .ok_or_else(|| Error::invalid(field, "use RFC 3339 (2026-01-31T12:00:00Z) or Unix seconds")),
+        }
+    };
+    let (since, until) = (parse(&f.since, "since")?, parse(&f.until, "until")?);
+    if let Some(o) = f.outcome.as_deref().filter(|s| !s.is_empty())
+        && !matches!(o, "success" | "failure" | "denied")
+    {
+        return Err(Error::invalid("outcome", "must be success, failure or denied"));
+    }
+    let mut out = Vec::new();
+    let mut skipped = 0;
+    let mut more = false;
+    r.scan_rev(Table::Audit, &mut |_, e: Event| {
+        if !f.matches(&e, since, until) {
+            return ControlFlow::Continue(());
+        }
+        if skipped < offset {
+            skipped += 1;
+            return ControlFlow::Continue(());
+        }
+        if out.len() == limit {
+            more = true;
+            return ControlFlow::Break(());
+        }
+        out.push(e);
+        ControlFlow::Continue(())
+    })?;
+    Ok((out, more))
+}
+
+/// Walks the whole chain. `Ok(n)` when every link holds; otherwise the first
+/// broken link, in words.
+pub fn verify(r: &impl Reader) -> Result<Result<u64, String>> {
+    let head: Head = r.get(Table::Meta, HEAD_KEY)?.unwrap_or_default();
+    let mut prev = GENESIS.to_string();
+    let mut expected_id = 1u64;
+    let mut n = 0u64;
+    let events = match r.scan::<Event>(Table::Audit, b"") {
+        Ok(ev) => ev,
+        Err(Error::Integrity(m)) => return Ok(Err(format!("an event failed to open: {m}"))),
+        Err(e) => return Err(e),
+    };
+    for (key, e) in events {
+        if key != e.id.to_be_bytes() || e.id != expected_id {
+            return Ok(Err(format!("event {expected_id} is missing (found {} next)", e.id)));
+        }
+        if e.prev_hash != prev {
+            return Ok(Err(format!("event {} does not link to event {}", e.id, e.id - 1)));
+        }
+        if chain_hash(&e)? != e.hash {
+            return Ok(Err(format!("event {} was altered (hash mismatch)", e.id)));
+        }
+        prev = e.hash.clone();
+        expected_id += 1;
+        n += 1;
+    }
+    if head.seq != n || (n > 0 && head.hash != prev) {
+        return Ok(Err(format!("the log ends at event {n} but its head says {}", head.seq)));
+    }
+    Ok(Ok(n))
+}

@@ -1,0 +1,240 @@
+//! Authentication: password sign-in (browser session or token pair), sign-out,
+//! first-start setup of the owner and owner recovery. Every attempt is audited
+//! with its precise reason; callers only ever see "invalid credentials".
+
+pub mod onetime;
+pub mod password;
+pub mod refresh;
+pub mod session;
+
+use crate::access::Principal;
+use crate::audit::{self, NewEvent, Outcome, Source};
+use crate::error::{Error, Result};
+use crate::identity::{self, Email, NewUser, Role, User, UserId};
+use crate::service::Service;
+use crate::store::Reader;
+use password::Password;
+
+/// What a successful sign-in yields, depending on the channel.
+pub enum Grant {
+    Session { token: String, hash: [u8; 32] },
+    Tokens(TokenPair),
+}
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Browser,
+    Api,
+}
+
+/// Checks e-mail and password. Unknown, malformed and disabled accounts take
+/// the same Argon2 time as a wrong password and get the same answer.
+pub async fn login(svc: &Service, email: &str, pw: &Password, src: &Source, channel: Channel) -> Result<(User, Grant)> {
+    let parsed = Email::parse(email).ok();
+    let user = match &parsed {
+        Some(e) => identity::find_by_email(svc, &svc.store.read()?, e)?,
+        None => None,
+    };
+    let ok = svc.hasher.verify(pw, user.as_ref().and_then(|u| u.password_hash.as_deref())).await?;
+    let reason = match &user {
+        None if parsed.is_none() => Some("malformed_email"),
+        None => Some("unknown_user"),
+        Some(u) if u.password_hash.is_none() => Some("no_password_set"),
+        Some(_) if !ok => Some("wrong_password"),
+        Some(u) if u.disabled => Some("user_disabled"),
+        Some(_) => None,
+    };
+    let now = svc.now();
+    let mut tx = svc.store.write()?;
+    let channel_name = if channel == Channel::Browser { "browser" } else { "api" };
+    if let Some(reason) = reason {
+        let mut ev = NewEvent::new("auth.login", Outcome::Failure)
+            .actor(email.chars().take(254).collect::<String>(), None)
+            .details(serde_json::json!({"reason": reason, "channel": channel_name}));
+        if let Some(u) = &user {
+            ev = ev.target(u.id.as_str());
+            ev.actor_id = Some(u.id.as_str().into());
+        }
+        audit::record(&mut tx, now, src, ev)?;
+        tx.commit()?;
+        return Err(Error::InvalidCredentials);
+    }
+    let mut user = user.ok_or(Error::InvalidCredentials)?;
+    let before = user.clone();
+    user.last_login_at = Some(now);
+    identity::save(svc, &mut tx, &before, &user)?;
+    let grant = match channel {
+        Channel::Browser => {
+            let (token, hash) = session::create(&mut tx, &user.id, now, src)?;
+            Grant::Session { token, hash }
+        }
+        Channel::Api => Grant::Tokens(issue_pair(svc, &mut tx, &user, None)?),
+    };
+    audit::record(
+        &mut tx,
+        now,
+        src,
+        NewEvent::new("auth.login", Outcome::Success)
+            .actor(user.email.as_str(), Some(user.id.as_str().into()))
+            .target(user.id.as_str())
+            .details(serde_json::json!({"channel": channel_name})),
+    )?;
+    tx.commit()?;
+    Ok((user, grant))
+}
+
+fn issue_pair(svc: &Service, tx: &mut crate::store::WriteTx<'_>, user: &User, family: Option<String>) -> Result<TokenPair> {
+    let now = svc.now();
+    let (access, exp) = svc.signer.sign(user, now)?;
+    let refresh = refresh::issue(tx, &user.id, family, now, svc.settings.tokens.refresh_ttl_secs)?;
+    Ok(TokenPair { access_token: access, refresh_token: refresh, token_type: "Bearer", expires_in: exp - now })
+}
+
+/// Exchanges a refresh token for a new pair (see `refresh::rotate`).
+pub fn refresh_tokens(svc: &Service, token: &str, src: &Source) -> Result<TokenPair> {
+    let (user, next_refresh) = refresh::rotate(svc, token, src)?;
+    let now = svc.now();
+    let (access, exp) = svc.signer.sign(&user, now)?;
+    Ok(TokenPair { access_token: access, refresh_token: next_refresh, token_type: "Bearer", expires_in: exp - now })
+}
+
+pub fn logout(svc: &Service, user: &User, session_hash: &[u8], src: &Source) -> Result<()> {
+    let mut tx = svc.store.write()?;
+    session::end(&mut tx, &user.id, session_hash)?;
+    audit::record(
+        &mut tx,
+        svc.now(),
+        src,
+        NewEvent::new("auth.logout", Outcome::Success).actor(user.email.as_str(), Some(user.id.as_str().into())),
+    )?;
+    tx.commit()
+}
+
+/// Ends one of `user`'s sessions, by the hex of its hash (as listed to them).
+pub fn end_session(svc: &Service, user: &User, hash_hex: &str, src: &Source) -> Result<()> {
+    let hash = hex::decode(hash_hex).map_err(|_| Error::NotFound("session"))?;
+    let mut tx = svc.store.write()?;
+    if !session::end(&mut tx, &user.id, &hash)? {
+        return Err(Error::NotFound("session"));
+    }
+    audit::record(
+        &mut tx,
+        svc.now(),
+        src,
+        NewEvent::new("session.end", Outcome::Success)
+            .actor(user.email.as_str(), Some(user.id.as_str().into()))
+            .target(user.id.as_str()),
+    )?;
+    tx.commit()
+}
+
+/// Issues a fresh setup link, unless an owner exists already.
+pub fn setup_link(svc: &Service, src: &Source) -> Result<String> {
+    let now = svc.now();
+    let mut tx = svc.store.write()?;
+    if identity::owner_exists(&tx)? {
+        return Err(Error::Conflict("Setup is complete: an owner exists. Use `gatehouse recover EMAIL` instead.".into()));
+    }
+    let token = onetime::issue(&mut tx, onetime::Purpose::Setup, now, onetime::SETUP_TTL_SECS)?;
+    audit::record(&mut tx, now, src, NewEvent::new("setup.link_issued", Outcome::Success).actor("system", None))?;
+    tx.commit()?;
+    Ok(format!("{}/setup?token={token}", svc.public_url()))
+}
+
+/// Creates the owner from a setup link (browser) or the bootstrap variables.
+/// The token, when given, is spent in the same transaction.
+pub async fn create_owner(svc: &Service, token: Option<&str>, email: Email, name: String, pw: Password, src: &Source) -> Result<User> {
+    if let Some(t) = token {
+        onetime::check(&svc.store.read()?, t, svc.now())?;
+    }
+    identity::check_password_policy(pw.expose(), &email, svc.settings.password.min_length)?;
+    let hash = svc.hasher.hash(pw).await?;
+    let now = svc.now();
+    let mut tx = svc.store.write()?;
+    if identity::owner_exists(&tx)? {
+        return Err(Error::Conflict("Setup is complete: an owner exists already.".into()));
+    }
+    if let Some(t) = token {
+        onetime::consume(&mut tx, t, now)?;
+    }
+    let user = User {
+        id: UserId::generate()?,
+        email,
+        name: name.trim().chars().take(200).collect(),
+        password_hash: Some(hash),
+        role: Role::Owner,
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+        last_login_at: None,
+    };
+    identity::insert(svc, &mut tx, &user)?;
+    audit::record(
+        &mut tx,
+        now,
+        src,
+        NewEvent::new("setup.owner_created", Outcome::Success)
+            .actor(user.email.as_str(), Some(user.id.as_str().into()))
+            .target(user.id.as_str())
+            .details(serde_json::json!({"via": if token.is_some() { "setup_link" } else { "bootstrap_env" }})),
+    )?;
+    tx.commit()?;
+    Ok(user)
+}
+
+/// A one-time password-reset link for `email` (local operators only).
+pub fn recover_link(svc: &Service, email: &str, src: &Source) -> Result<String> {
+    let email = Email::parse(email)?;
+    let now = svc.now();
+    let mut tx = svc.store.write()?;
+    let user = identity::find_by_email(svc, &tx, &email)?.ok_or(Error::NotFound("user"))?;
+    let token = onetime::issue(&mut tx, onetime::Purpose::Recover { user_id: user.id.clone() }, now, onetime::RECOVER_TTL_SECS)?;
+    audit::record(&mut tx, now, src, NewEvent::new("recover.link_issued", Outcome::Success).actor("cli", None).target(user.id.as_str()))?;
+    tx.commit()?;
+    Ok(format!("{}/recover?token={token}", svc.public_url()))
+}
+
+/// Uses a recovery link: sets a new password, ends every session, re-enables
+/// the account, and spends the link.
+pub async fn recover(svc: &Service, token: &str, pw: Password, src: &Source) -> Result<User> {
+    let onetime::Purpose::Recover { user_id } = onetime::check(&svc.store.read()?, token, svc.now())? else {
+        return Err(Error::Unauthenticated("This is not a recovery link.".into()));
+    };
+    let by = Principal::Local("recovery-link");
+    identity::set_password(svc, &by, src, &user_id, pw, None, "user.password_recovered").await?;
+    let now = svc.now();
+    let mut tx = svc.store.write()?;
+    onetime::consume(&mut tx, token, now)?;
+    let before = identity::get(&tx, &user_id)?;
+    let mut after = before.clone();
+    after.disabled = false;
+    identity::save(svc, &mut tx, &before, &after)?;
+    tx.commit()?;
+    Ok(after)
+}
+
+/// Checks that `pw` is the user's current password (for changing it).
+pub async fn confirm_password(svc: &Service, user: &User, pw: &Password) -> Result<()> {
+    if svc.hasher.verify(pw, user.password_hash.as_deref()).await? {
+        Ok(())
+    } else {
+        Err(Error::invalid("current_password", "is not your current password"))
+    }
+}
+
+pub fn user_for_id(r: &impl Reader, id: &UserId) -> Result<User> {
+    identity::get(r, id)
+}
+
+/// Creates a user from the console or API (admin only; checked by the caller).
+pub async fn admin_create_user(svc: &Service, by: &Principal, src: &Source, new: NewUser) -> Result<User> {
+    identity::create(svc, by, src, new).await
+}

@@ -1,0 +1,124 @@
+//! Refresh tokens: opaque, stored as SHA-256, rotated on every use. A token
+//! presented twice revokes its whole family, the newest member included.
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{self, NewEvent, Outcome, Source};
+use crate::clock::Timestamp;
+use crate::crypto;
+use crate::error::{Error, Result};
+use crate::identity::{self, User, UserId};
+use crate::service::Service;
+use crate::store::{Reader, Table, WriteTx};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RefreshToken {
+    family: String,
+    user_id: UserId,
+    expires_at: Timestamp,
+    used: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Family {
+    user_id: UserId,
+    created_at: Timestamp,
+    revoked: bool,
+}
+
+fn invalid() -> Error {
+    Error::Unauthenticated("The refresh token is invalid, expired or revoked; sign in again.".into())
+}
+
+/// Issues a token in `family` (a new family when `None`).
+pub fn issue(tx: &mut WriteTx<'_>, user: &UserId, family: Option<String>, now: Timestamp, ttl: i64) -> Result<String> {
+    let family = match family {
+        Some(f) => f,
+        None => {
+            let f = hex::encode(crypto::random_bytes::<16>()?);
+            tx.put(Table::RefreshFamilies, f.as_bytes(), &Family { user_id: user.clone(), created_at: now, revoked: false })?;
+            f
+        }
+    };
+    let token = format!("ghr_{}", crypto::random_token()?);
+    let rec = RefreshToken { family, user_id: user.clone(), expires_at: now + ttl, used: false };
+    tx.put(Table::RefreshTokens, &crypto::sha256(token.as_bytes()), &rec)?;
+    Ok(token)
+}
+
+/// Spends `token` and returns its user with a fresh token of the same family.
+/// Reuse of a spent token revokes the family and is audited.
+pub fn rotate(svc: &Service, token: &str, src: &Source) -> Result<(User, String)> {
+    let now = svc.now();
+    let hash = crypto::sha256(token.as_bytes());
+    let mut tx = svc.store.write()?;
+    let fail = |tx: &mut WriteTx<'_>, reason: &str, who: Option<&UserId>| -> Result<()> {
+        let mut ev = NewEvent::new("auth.refresh", Outcome::Failure).details(serde_json::json!({"reason": reason}));
+        if let Some(u) = who {
+            ev = ev.target(u.as_str());
+        }
+        audit::record(tx, now, src, ev)
+            .map(|_| ())
+    };
+    let Some(mut rec) = tx.get::<RefreshToken>(Table::RefreshTokens, &hash)? else {
+        fail(&mut tx, "unknown_token", None)?;
+        tx.commit()?;
+        return Err(invalid());
+    };
+    let mut fam: Family = tx.get(Table::RefreshFamilies, rec.family.as_bytes())?.ok_or_else(invalid)?;
+    if rec.used {
+        fam.revoked = true;
+        tx.put(Table::RefreshFamilies, rec.family.as_bytes(), &fam)?;
+        audit::record(
+            &mut tx,
+            now,
+            src,
+            NewEvent::new("auth.refresh_reuse", Outcome::Denied)
+                .target(rec.user_id.as_str())
+                .details(serde_json::json!({"family": rec.family, "action": "family revoked"})),
+        )?;
+        tx.commit()?;
+        return Err(invalid());
+    }
+    let reason = if fam.revoked {
+        Some("family_revoked")
+    } else if rec.expires_at <= now {
+        Some("expired")
+    } else {
+        None
+    };
+    let user = match identity::get(&tx, &rec.user_id) {
+        Ok(u) if !u.disabled => Some(u),
+        _ => None,
+    };
+    if let Some(r) = reason.or(if user.is_none() { Some("user_disabled_or_deleted") } else { None }) {
+        fail(&mut tx, r, Some(&rec.user_id))?;
+        tx.commit()?;
+        return Err(invalid());
+    }
+    let user = user.ok_or_else(invalid)?;
+    rec.used = true;
+    tx.put(Table::RefreshTokens, &hash, &rec)?;
+    let next = issue(&mut tx, &rec.user_id, Some(rec.family.clone()), now, svc.settings.tokens.refresh_ttl_secs)?;
+    audit::record(
+        &mut tx,
+        now,
+        src,
+        NewEvent::new("auth.refresh", Outcome::Success).actor(user.email.as_str(), Some(user.id.as_str().into())),
+    )?;
+    tx.commit()?;
+    Ok((user, next))
+}
+
+/// Revokes every refresh-token family of a user (password change, disable, delete).
+pub fn revoke_all_for_user(tx: &mut WriteTx<'_>, user: &UserId) -> Result<usize> {
+    let mut n = 0;
+    for (k, mut f) in tx.scan::<Family>(Table::RefreshFamilies, b"")? {
+        if &f.user_id == user && !f.revoked {
+            f.revoked = true;
+            tx.put(Table::RefreshFamilies, &k, &f)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,329 @@
+//! Settings: an optional TOML file, then `GATEHOUSE_*` environment overrides,
+//! then command-line flags. Unknown keys and unknown `GATEHOUSE_*` variables are
+//! refused by name. Secrets in settings are masked when printed.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Address to listen on. Non-loopback needs TLS or `danger_insecure_http`.
+    pub listen: String,
+    /// Folder holding `gatehouse.redb`, `master.key` and the control socket.
+    pub data_dir: PathBuf,
+    /// The URL users reach Gatehouse at; used for links and as the token issuer.
+    pub public_url: Option<String>,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// Serve plain HTTP on a non-loopback address. Only behind a TLS proxy.
+    pub danger_insecure_http: bool,
+    pub tls: TlsSettings,
+    pub password: PasswordSettings,
+    pub session: SessionSettings,
+    pub tokens: TokenSettings,
+    pub limits: LimitSettings,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordSettings {
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    pub min_length: usize,
+    /// Concurrent Argon2 computations; 0 means one per CPU core.
+    pub hash_concurrency: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSettings {
+    pub idle_timeout_secs: i64,
+    pub absolute_lifetime_secs: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenSettings {
+    pub access_ttl_secs: i64,
+    pub refresh_ttl_secs: i64,
+    pub audience: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    pub json_body_bytes: usize,
+    pub form_body_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./gatehouse-data"),
+            public_url: None,
+            log_format: "text".into(),
+            danger_insecure_http: false,
+            tls: TlsSettings::default(),
+            password: PasswordSettings::default(),
+            session: SessionSettings::default(),
+            tokens: TokenSettings::default(),
+            limits: LimitSettings::default(),
+        }
+    }
+}
+
+impl Default for PasswordSettings {
+    fn default() -> Self {
+        // OWASP's first Argon2id recommendation.
+        PasswordSettings {
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            min_length: 12,
+            hash_concurrency: 0,
+        }
+    }
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings { idle_timeout_secs: 30 * 60, absolute_lifetime_secs: 12 * 3600 }
+    }
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        TokenSettings {
+            access_ttl_secs: 15 * 60,
+            refresh_ttl_secs: 7 * 24 * 3600,
+            audience: "gatehouse".into(),
+        }
+    }
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        LimitSettings { json_body_bytes: 64 * 1024, form_body_bytes: 64 * 1024 }
+    }
+}
+
+/// Every environment variable the settings read, and the key it sets.
+pub const ENV_KEYS: &[(&str, &str)] = &[
+    ("GATEHOUSE_LISTEN", "listen"),
+    ("GATEHOUSE_DATA", "data_dir"),
+    ("GATEHOUSE_PUBLIC_URL", "public_url"),
+    ("GATEHOUSE_LOG_FORMAT", "log_format"),
+    ("GATEHOUSE_DANGER_INSECURE_HTTP", "danger_insecure_http"),
+    ("GATEHOUSE_TLS_CERT_FILE", "tls.cert_file"),
+    ("GATEHOUSE_TLS_KEY_FILE", "tls.key_file"),
+    ("GATEHOUSE_PASSWORD_ARGON2_MEMORY_KIB", "password.argon2_memory_kib"),
+    ("GATEHOUSE_PASSWORD_ARGON2_ITERATIONS", "password.argon2_iterations"),
+    ("GATEHOUSE_PASSWORD_ARGON2_PARALLELISM", "password.argon2_parallelism"),
+    ("GATEHOUSE_PASSWORD_MIN_LENGTH", "password.min_length"),
+    ("GATEHOUSE_PASSWORD_HASH_CONCURRENCY", "password.hash_concurrency"),
+    ("GATEHOUSE_SESSION_IDLE_TIMEOUT_SECS", "session.idle_timeout_secs"),
+    ("GATEHOUSE_SESSION_ABSOLUTE_LIFETIME_SECS", "session.absolute_lifetime_secs"),
+    ("GATEHOUSE_TOKENS_ACCESS_TTL_SECS", "tokens.access_ttl_secs"),
+    ("GATEHOUSE_TOKENS_REFRESH_TTL_SECS", "tokens.refresh_ttl_secs"),
+    ("GATEHOUSE_TOKENS_AUDIENCE", "tokens.audience"),
+    ("GATEHOUSE_LIMITS_JSON_BODY_BYTES", "limits.json_body_bytes"),
+    ("GATEHOUSE_LIMITS_FORM_BODY_BYTES", "limits.form_body_bytes"),
+];
+
+/// Variables read elsewhere (CLI, first start) that are not settings keys.
+pub const OTHER_ENV: &[&str] = &[
+    "GATEHOUSE_CONFIG",
+    "GATEHOUSE_BOOTSTRAP_ADMIN_EMAIL",
+    "GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD_FILE",
+    "GATEHOUSE_LOG",
+];
+
+impl Settings {
+    /// File (if any), then the given environment, validated.
+    pub fn load(
+        file: Option<&std::path::Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Error::invalid("config", format!("cannot read {}: {e}", path.display()))
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| Error::invalid("config", format!("{}: {e}", path.display())))?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            if !name.starts_with("GATEHOUSE_") || OTHER_ENV.contains(&name.as_str()) {
+                continue;
+            }
+            let Some((_, key)) = ENV_KEYS.iter().find(|(n, _)| *n == name) else {
+                return Err(Error::invalid(
+                    "environment",
+                    format!("unknown variable {name}; see the README for the list"),
+                ));
+            };
+            set_path(&mut table, key, env_value(&value));
+        }
+        let settings: Settings = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::invalid("config", e.message().to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.listen_addr()?;
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return Err(Error::invalid("log_format", "must be \"text\" or \"json\""));
+        }
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            return Err(Error::invalid("tls", "set both cert_file and key_file, or neither"));
+        }
+        let p = &self.password;
+        if p.argon2_memory_kib < 8 * 1024 || p.argon2_iterations == 0 || p.argon2_parallelism == 0
+        {
+            return Err(Error::invalid(
+                "password",
+                "argon2_memory_kib must be at least 8192 and iterations/parallelism at least 1",
+            ));
+        }
+        if p.min_length < 8 {
+            return Err(Error::invalid("password.min_length", "must be at least 8"));
+        }
+        let s = &self.session;
+        if s.idle_timeout_secs <= 0 || s.absolute_lifetime_secs < s.idle_timeout_secs {
+            return Err(Error::invalid(
+                "session",
+                "idle_timeout_secs must be positive and not above absolute_lifetime_secs",
+            ));
+        }
+        if self.tokens.access_ttl_secs <= 0 || self.tokens.refresh_ttl_secs <= 0 {
+            return Err(Error::invalid("tokens", "lifetimes must be positive"));
+        }
+        if let Some(u) = &self.public_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err(Error::invalid("public_url", "must start with http:// or https://"));
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr> {
+        self.listen
+            .parse()
+            .map_err(|_| Error::invalid("listen", format!("{:?} is not an IP:port", self.listen)))
+    }
+
+    pub fn tls_enabled(&self) -> bool {
+        self.tls.cert_file.is_some()
+    }
+
+    /// Refuses plain HTTP on anything but loopback, unless explicitly allowed.
+    pub fn check_transport(&self) -> Result<()> {
+        let addr = self.listen_addr()?;
+        if !addr.ip().is_loopback() && !self.tls_enabled() && !self.danger_insecure_http {
+            return Err(Error::invalid(
+                "listen",
+                format!(
+                    "{addr} is not a loopback address: configure TLS (tls.cert_file and \
+                     tls.key_file) or pass --danger-insecure-http if a TLS proxy sits in front"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, secrets masked (none are held today,
+    /// but paths to key material are shown as paths, never contents).
+    pub fn to_masked_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+}
+
+fn env_value(raw: &str) -> toml::Value {
+    if let Ok(b) = raw.parse::<bool>() {
+        return toml::Value::Boolean(b);
+    }
+    if let Ok(i) = raw.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    toml::Value::String(raw.to_string())
+}
+
+fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) {
+    match path.split_once('.') {
+        None => {
+            table.insert(path.to_string(), value);
+        }
+        Some((head, rest)) => {
+            let entry = table
+                .entry(head.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if !entry.is_table() {
+                *entry = toml::Value::Table(toml::Table::new());
+            }
+            if let toml::Value::Table(t) = entry {
+                set_path(t, rest, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        let s = Settings::load(None, env(&[])).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:8080");
+        assert_eq!(s.password.argon2_memory_kib, 19_456);
+        assert!(s.check_transport().is_ok());
+    }
+
+    #[test]
+    fn unknown_file_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "listen = \"127.0.0.1:1\"\nlisten_port = 3\n").unwrap();
+        let e = Settings::load(Some(&p), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("listen_port"), "{e}");
+    }
+
+    #[test]
+    fn env_overrides_and_unknown_env_is_refused() {
+        let s = Settings::load(None, env(&[("GATEHOUSE_SESSION_IDLE_TIMEOUT_SECS", "60")]))
+            .unwrap();
+        assert_eq!(s.session.idle_timeout_secs, 60);
+        let e = Settings::load(None, env(&[("GATEHOUSE_LISTNE", "x")])).unwrap_err();
+        assert!(e.to_string().contains("GATEHOUSE_LISTNE"));
+    }
+
+    #[test]
+    fn non_loopback_plain_http_is_refused() {
+        let mut s = Settings { listen: "0.0.0.0:8080".into(), ..Settings::default() };
+        assert!(s.check_transport().is_err());
+        s.danger_insecure_http = true;
+        assert!(s.check_transport().is_ok());
+    }
+}

@@ -1,0 +1,438 @@
+//! Users: e-mail and id types, the password policy, and user records with
+//! their blind e-mail index. Checking a password is `authn`; who may change a
+//! user is `access`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{self, Outcome, Source};
+use crate::clock::Timestamp;
+use crate::crypto;
+use crate::error::{Error, Result};
+use crate::service::Service;
+use crate::store::{Reader, Table, WriteTx};
+use crate::access::Principal;
+
+/// A normalised e-mail address (trimmed, lower-case).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Email> {
+        let s = raw.trim().to_lowercase();
+        let bad = |why: &str| Err(Error::invalid("email", why.to_string()));
+        if s.is_empty() {
+            return bad("is required");
+        }
+        if s.len() > 254 {
+            return bad("is longer than 254 characters");
+        }
+        if s.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>') {
+            return bad("must not contain spaces, control characters or angle brackets");
+        }
+        let Some((local, domain)) = s.rsplit_once('@') else {
+            return bad("must look like name@example.com");
+        };
+        if local.is_empty() || local.len() > 64 || domain.is_empty() || local.contains('@') {
+            return bad("must look like name@example.com");
+        }
+        if domain.starts_with('.') || domain.ends_with('.') || domain.contains("..") {
+            return bad("has an invalid domain");
+        }
+        Ok(Email(s))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Email {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        Email::parse(&s)
+    }
+}
+impl From<Email> for String {
+    fn from(e: Email) -> String {
+        e.0
+    }
+}
+impl std::fmt::Display for Email {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `usr_` + 20 hex characters. Parsed from URL paths before any look-up.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UserId(String);
+
+impl UserId {
+    pub fn generate() -> Result<UserId> {
+        Ok(UserId(format!("usr_{}", hex::encode(crypto::random_bytes::<10>()?))))
+    }
+    pub fn parse(s: &str) -> Result<UserId> {
+        let ok = s.len() == 24
+            && s.starts_with("usr_")
+            && s[4..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if ok { Ok(UserId(s.to_string())) } else { Err(Error::NotFound("user")) }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl TryFrom<String> for UserId {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        UserId::parse(&s)
+    }
+}
+impl From<UserId> for String {
+    fn from(u: UserId) -> String {
+        u.0
+    }
+}
+
+/// Built-in roles of the foundation. Workspaces and custom roles come later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Created at setup; always present, cannot be deleted or disabled.
+    Owner,
+    Admin,
+    User,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::User => "user",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Role> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "user" => Ok(Role::User),
+            "owner" => Err(Error::invalid("role", "the owner role is given only at setup")),
+            _ => Err(Error::invalid("role", "must be \"admin\" or \"user\"")),
+        }
+    }
+}
+
+/// A user record. Stored sealed as a whole; `password_hash` never leaves the
+/// domain (the DTOs in `web` do not carry it).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub email: Email,
+    pub name: String,
+    pub password_hash: Option<String>,
+    pub role: Role,
+    pub disabled: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_login_at: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User").field("id", &self.id).field("role", &self.role).finish_non_exhaustive()
+    }
+}
+
+impl User {
+    pub fn is_admin(&self) -> bool {
+        matches!(self.role, Role::Owner | Role::Admin)
+    }
+}
+
+const COMMON_PASSWORDS: &[&str] = &[
+    "123456789012", "password1234", "passwordpassword", "qwertyuiopas", "111111111111",
+    "123123123123", "iloveyou1234", "adminadmin12", "administrator", "welcome12345",
+    "letmein12345", "changeme1234", "qwerty123456", "password123!", "1q2w3e4r5t6y",
+    "abcdefghijkl", "000000000000", "passw0rd1234", "superman1234", "trustno1trustno1",
+    "correcthorsebatterystaple", "monkeymonkey", "dragondragon", "football1234",
+    "baseball1234", "sunshine1234", "princess1234", "qazwsxedcrfv", "zaq12wsxcde3",
+];
+
+/// Length at least `min_len`, not the e-mail (or its local part), not a common password.
+pub fn check_password_policy(pw: &str, email: &Email, min_len: usize) -> Result<()> {
+    let n = pw.chars().count();
+    if n < min_len {
+        return Err(Error::invalid("password", format!("must be at least {min_len} characters long")));
+    }
+    if n > 1024 {
+        return Err(Error::invalid("password", "must be at most 1024 characters long"));
+    }
+    let lower = pw.to_lowercase();
+    let local = email.as_str().split('@').next().unwrap_or_default();
+    if lower == email.as_str() || (local.len() >= 4 && lower.contains(local)) {
+        return Err(Error::invalid("password", "must not be or contain your e-mail address"));
+    }
+    if COMMON_PASSWORDS.contains(&lower.as_str()) {
+        return Err(Error::invalid("password", "is on the list of commonly used passwords; choose another"));
+    }
+    let distinct: std::collections::HashSet<char> = pw.chars().collect();
+    if distinct.len() < 4 {
+        return Err(Error::invalid("password", "uses too few different characters"));
+    }
+    Ok(())
+}
+
+pub(crate) fn email_index(svc: &Service, email: &Email) -> Result<[u8; 32]> {
+    svc.store.blind_index("email", email.as_str())
+}
+
+pub fn find_by_email(svc: &Service, r: &impl Reader, email: &Email) -> Result<Option<User>> {
+    let idx = email_index(svc, email)?;
+    match r.get::<String>(Table::UsersByEmail, &idx)? {
+        Some(id) => r.get::<User>(Table::Users, id.as_bytes()),
+        None => Ok(None),
+    }
+}
+
+pub fn get(r: &impl Reader, id: &UserId) -> Result<User> {
+    r.get::<User>(Table::Users, id.as_str().as_bytes())?.ok_or(Error::NotFound("user"))
+}
+
+pub fn count(r: &impl Reader) -> Result<u64> {
+    r.count(Table::Users)
+}
+
+pub fn owner_exists(r: &impl Reader) -> Result<bool> {
+    Ok(r.get::<String>(Table::Meta, b"owner_id")?.is_some())
+}
+
+/// Inserts a new user (password already hashed) with its index, in `tx`.
+pub fn insert(svc: &Service, tx: &mut WriteTx<'_>, user: &User) -> Result<()> {
+    let idx = email_index(svc, &user.email)?;
+    if tx.get::<String>(Table::UsersByEmail, &idx)?.is_some() {
+        return Err(Error::Conflict("A user with this e-mail address already exists.".into()));
+    }
+    tx.put(Table::UsersByEmail, &idx, &user.id.as_str())?;
+    tx.put(Table::Users, user.id.as_str().as_bytes(), user)?;
+    if user.role == Role::Owner {
+        tx.put(Table::Meta, b"owner_id", &user.id.as_str())?;
+    }
+    Ok(())
+}
+
+/// Writes a changed user, moving the e-mail index if the address changed.
+pub fn save(svc: &Service, tx: &mut WriteTx<'_>, before: &User, after: &User) -> Result<()> {
+    if before.email != after.email {
+        let new_idx = email_index(svc, &after.email)?;
+        if tx.get::<String>(Table::UsersByEmail, &new_idx)?.is_some() {
+            return Err(Error::Conflict("A user with this e-mail address already exists.".into()));
+        }
+        tx.delete(Table::UsersByEmail, &email_index(svc, &before.email)?)?;
+        tx.put(Table::UsersByEmail, &new_idx, &after.id.as_str())?;
+    }
+    tx.put(Table::Users, after.id.as_str().as_bytes(), after)
+}
+
+pub struct NewUser {
+    pub email: Email,
+    pub name: String,
+    pub password: crate::authn::password::Password,
+    pub role: Role,
+}
+
+fn clean_name(name: &str) -> Result<String> {
+    let n = name.trim();
+    if n.chars().count() > 200 || n.chars().any(|c| c.is_control()) {
+        return Err(Error::invalid("name", "must be at most 200 characters, without control characters"));
+    }
+    Ok(n.to_string())
+}
+
+/// Creates a user: policy, hash (on the blocking pool), insert and audit in one transaction.
+pub async fn create(svc: &Service, by: &Principal, src: &Source, new: NewUser) -> Result<User> {
+    let name = clean_name(&new.name)?;
+    check_password_policy(new.password.expose(), &new.email, svc.settings.password.min_length)?;
+    if find_by_email(svc, &svc.store.read()?, &new.email)?.is_some() {
+        return Err(Error::Conflict("A user with this e-mail address already exists.".into()));
+    }
+    let hash = svc.hasher.hash(new.password).await?;
+    let now = svc.now();
+    let user = User {
+        id: UserId::generate()?,
+        email: new.email,
+        name,
+        password_hash: Some(hash),
+        role: new.role,
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+        last_login_at: None,
+    };
+    let mut tx = svc.store.write()?;
+    insert(svc, &mut tx, &user)?;
+    audit::record(
+        &mut tx,
+        now,
+        src,
+        by.event("user.create", Outcome::Success)
+            .target(user.id.as_str())
+            .details(serde_json::json!({"email": user.email.as_str(), "role": user.role.as_str()})),
+    )?;
+    tx.commit()?;
+    Ok(user)
+}
+
+/// A page of users matching `q` (substring of e-mail or name), ordered by e-mail.
+pub fn list(r: &impl Reader, q: &str, offset: usize, limit: usize) -> Result<(Vec<User>, usize)> {
+    let q = q.trim().to_lowercase();
+    let mut all: Vec<User> = r
+        .scan::<User>(Table::Users, b"usr_")?
+        .into_iter()
+        .map(|(_, u)| u)
+        .filter(|u| q.is_empty() || u.email.as_str().contains(&q) || u.name.to_lowercase().contains(&q))
+        .collect();
+    all.sort_by(|a, b| a.email.as_str().cmp(b.email.as_str()));
+    let total = all.len();
+    Ok((all.into_iter().skip(offset).take(limit).collect(), total))
+}
+
+/// Changes to a user; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct UserUpdate {
+    pub name: Option<String>,
+    pub email: Option<Email>,
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+}
+
+pub fn update(svc: &Service, by: &Principal, src: &Source, id: &UserId, up: UserUpdate) -> Result<User> {
+    let now = svc.now();
+    let mut tx = svc.store.write()?;
+    let before = get(&tx, id)?;
+    let mut after = before.clone();
+    let mut changed = serde_json::Map::new();
+    if let Some(n) = up.name {
+        after.name = clean_name(&n)?;
+        changed.insert("name".into(), true.into());
+    }
+    if let Some(e) = up.email {
+        changed.insert("email".into(), serde_json::json!({"from": before.email.as_str(), "to": e.as_str()}));
+        after.email = e;
+    }
+    if let Some(r) = up.role {
+        if before.role == Role::Owner {
+            return Err(Error::Conflict("The owner's role cannot be changed.".into()));
+        }
+        changed.insert("role".into(), r.as_str().into());
+        after.role = r;
+    }
+    if let Some(d) = up.disabled {
+        if before.role == Role::Owner && d {
+            return Err(Error::Conflict("The owner cannot be disabled.".into()));
+        }
+        if by.user_id() == Some(id) && d {
+            return Err(Error::Conflict("You cannot disable your own account.".into()));
+        }
+        after.disabled = d;
+    }
+    after.updated_at = now;
+    save(svc, &mut tx, &before, &after)?;
+    let action = match up.disabled {
+        Some(true) if !before.disabled => "user.disable",
+        Some(false) if before.disabled => "user.enable",
+        _ => "user.update",
+    };
+    if after.disabled {
+        crate::authn::session::end_all_for_user(&mut tx, id)?;
+        crate::authn::refresh::revoke_all_for_user(&mut tx, id)?;
+    }
+    audit::record(&mut tx, now, src, by.event(action, Outcome::Success).target(id.as_str()).details(changed.into()))?;
+    tx.commit()?;
+    Ok(after)
+}
+
+pub fn delete(svc: &Service, by: &Principal, src: &Source, id: &UserId) -> Result<()> {
+    let now = svc.now();
+    let mut tx = svc.store.write()?;
+    let user = get(&tx, id)?;
+    if user.role == Role::Owner {
+        return Err(Error::Conflict("The owner cannot be deleted.".into()));
+    }
+    if by.user_id() == Some(id) {
+        return Err(Error::Conflict("You cannot delete your own account.".into()));
+    }
+    tx.delete(Table::UsersByEmail, &email_index(svc, &user.email)?)?;
+    tx.delete(Table::Users, id.as_str().as_bytes())?;
+    crate::authn::session::end_all_for_user(&mut tx, id)?;
+    crate::authn::refresh::revoke_all_for_user(&mut tx, id)?;
+    audit::record(
+        &mut tx,
+        now,
+        src,
+        by.event("user.delete", Outcome::Success)
+            .target(id.as_str())
+            .details(serde_json::json!({"email": user.email.as_str()})),
+    )?;
+    tx.commit()
+}
+
+/// Sets a new password (policy-checked, hashed) and ends the user's sessions
+/// and refresh tokens, except the session `keep` (the one making the change).
+pub async fn set_password(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    id: &UserId,
+    pw: crate::authn::password::Password,
+    keep: Option<&[u8]>,
+    action: &'static str,
+) -> Result<()> {
+    let user = get(&svc.store.read()?, id)?;
+    check_password_policy(pw.expose(), &user.email, svc.settings.password.min_length)?;
+    let hash = svc.hasher.hash(pw).await?;
+    let now = svc.now();
+    let mut tx = svc.store.write()?;
+    let before = get(&tx, id)?;
+    let mut after = before.clone();
+    after.password_hash = Some(hash);
+    after.updated_at = now;
+    save(svc, &mut tx, &before, &after)?;
+    crate::authn::session::end_all_for_user_except(&mut tx, id, keep)?;
+    crate::authn::refresh::revoke_all_for_user(&mut tx, id)?;
+    audit::record(&mut tx, now, src, by.event(action, Outcome::Success).target(id.as_str()))?;
+    tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_is_normalised_and_checked() {
+        assert_eq!(Email::parse("  Alice@Example.COM ").unwrap().as_str(), "alice@example.com");
+        for bad in ["", "alice", "@x.org", "a@", "a b@x.org", "a@.x", "a@x..org", "<a@x.org>"] {
+            assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn password_policy_says_why() {
+        let e = Email::parse("alice@example.com").unwrap();
+        let msg = |p: &str| check_password_policy(p, &e, 12).unwrap_err().to_string();
+        assert!(msg("short").contains("at least 12"));
+        assert!(msg("alice@example.com").contains("e-mail"));
+        assert!(msg("my-alice-password").contains("e-mail"));
+        assert!(msg("password1234").contains("commonly used"));
+        assert!(msg("aaaaaaaaaaaaaa").contains("different characters"));
+        assert!(check_password_policy("violet-harbour-lantern", &e, 12).is_ok());
+    }
+
+    #[test]
+    fn user_id_parses_only_its_own_shape() {
+        let id = UserId::generate().unwrap();
+        assert_eq!(UserId::parse(id.as_str()).unwrap(), id);
+        for bad in ["usr_", "usr_../../etc", "abc_0123456789abcdef0123", "usr_0123456789ABCDEF0123"] {
+            assert!(UserId::parse(bad).is_err());
+        }
+    }
+}

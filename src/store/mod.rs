@@ -1,0 +1,600 @@
+//! The embedded store: redb tables, record encoding, transactions and sealing.
+//! Every value in a sealed table is XChaCha20-Poly1305 under the active data key,
+//! with AAD binding it to its table and record key. No business rules live here;
+//! this is the only module that imports `redb`.
+
+pub mod keyring;
+
+use std::ops::ControlFlow;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::clock::Timestamp;
+use crate::crypto;
+use crate::error::{Error, Result};
+use keyring::{Keyring, KeyringRecord};
+
+pub const DB_FILE: &str = "gatehouse.redb";
+const SEAL_FORMAT: u8 = 1;
+const HEADER_LEN: usize = 5;
+
+/// Every table; `sealed` ones hold only ciphertext.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Meta,
+    Users,
+    UsersByEmail,
+    Sessions,
+    SessionsByUser,
+    RefreshTokens,
+    RefreshFamilies,
+    OneTimeTokens,
+    Secrets,
+    Audit,
+}
+
+impl Table {
+    pub const ALL: &'static [Table] = &[
+        Table::Meta,
+        Table::Users,
+        Table::UsersByEmail,
+        Table::Sessions,
+        Table::SessionsByUser,
+        Table::RefreshTokens,
+        Table::RefreshFamilies,
+        Table::OneTimeTokens,
+        Table::Secrets,
+        Table::Audit,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Meta => "meta",
+            Table::Users => "users",
+            Table::UsersByEmail => "users_by_email",
+            Table::Sessions => "sessions",
+            Table::SessionsByUser => "sessions_by_user",
+            Table::RefreshTokens => "refresh_tokens",
+            Table::RefreshFamilies => "refresh_families",
+            Table::OneTimeTokens => "one_time_tokens",
+            Table::Secrets => "secrets",
+            Table::Audit => "audit",
+        }
+    }
+
+    /// Index tables hold blind indexes and ids only; meta holds wrapped keys and counters.
+    pub fn sealed(self) -> bool {
+        !matches!(self, Table::Meta | Table::UsersByEmail | Table::SessionsByUser)
+    }
+
+    fn def(self) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
+        TableDefinition::new(self.name())
+    }
+}
+
+fn aad(t: Table, key: &[u8]) -> Vec<u8> {
+    let mut a = Vec::with_capacity(24 + key.len());
+    a.extend_from_slice(b"gatehouse/v1/");
+    a.extend_from_slice(t.name().as_bytes());
+    a.push(0);
+    a.extend_from_slice(key);
+    a
+}
+
+fn db_err(e: impl std::fmt::Display) -> Error {
+    Error::Storage(e.to_string())
+}
+
+pub struct Store {
+    db: Database,
+    keyring: RwLock<Keyring>,
+    dir: PathBuf,
+}
+
+/// How many records each data-key version still seals.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyVersionStatus {
+    pub version: u32,
+    pub created_at: Timestamp,
+    pub active: bool,
+    pub records: u64,
+}
+
+impl Store {
+    /// Opens (or creates) the data directory. Refuses a missing or wrong master
+    /// key next to existing data, a database another process holds, and a
+    /// damaged file — each with a message that says what to do.
+    pub fn open(dir: &Path, now: Timestamp) -> Result<Store> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Storage(format!("cannot create {}: {e}", dir.display())))?;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        let db_path = dir.join(DB_FILE);
+        let fresh = !db_path.exists();
+        let master = keyring::load_or_create_master_key(dir, fresh)?;
+        let db = open_db(&db_path)?;
+        let _ = std::fs::set_permissions(&db_path, std::fs::Permissions::from_mode(0o600));
+        let tx = db.begin_write().map_err(db_err)?;
+        for t in Table::ALL {
+            tx.open_table(t.def()).map_err(db_err)?;
+        }
+        let keyring = {
+            let mut meta = tx.open_table(Table::Meta.def()).map_err(db_err)?;
+            let existing = meta.get(&b"keyring"[..]).map_err(db_err)?.map(|v| v.value().to_vec());
+            match existing {
+                Some(bytes) => {
+                    let rec: KeyringRecord = serde_json::from_slice(&bytes)
+                        .map_err(|e| Error::Storage(format!("keyring record unreadable: {e}")))?;
+                    Keyring::unwrap(master, &rec)?
+                }
+                None => {
+                    let k = Keyring::new(master, now)?;
+                    let rec = serde_json::to_vec(&k.to_record()?)?;
+                    meta.insert(&b"keyring"[..], rec.as_slice()).map_err(db_err)?;
+                    k
+                }
+            }
+        };
+        tx.commit().map_err(db_err)?;
+        Ok(Store { db, keyring: RwLock::new(keyring), dir: dir.to_path_buf() })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn read(&self) -> Result<ReadTx<'_>> {
+        Ok(ReadTx { tx: self.db.begin_read().map_err(db_err)?, store: self })
+    }
+
+    pub fn write(&self) -> Result<WriteTx<'_>> {
+        Ok(WriteTx { tx: self.db.begin_write().map_err(db_err)?, store: self, pending_keyring: None })
+    }
+
+    /// HMAC of a normalised value under the index key: equality look-ups on
+    /// sealed fields without storing the value.
+    pub fn blind_index(&self, domain: &str, value: &str) -> Result<[u8; 32]> {
+        let kr = self.keyring.read().map_err(|_| Error::internal("keyring lock poisoned"))?;
+        let mut data = Vec::with_capacity(domain.len() + 1 + value.len());
+        data.extend_from_slice(domain.as_bytes());
+        data.push(0);
+        data.extend_from_slice(value.as_bytes());
+        Ok(crypto::hmac_sha256(kr.index_key().expose(), &data))
+    }
+
+    fn seal_value(&self, kr: &Keyring, t: Table, key: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
+        if !t.sealed() {
+            return Ok(plain.to_vec());
+        }
+        let (version, dek) = kr.active();
+        let ct = crypto::seal(dek, &aad(t, key), plain)?;
+        let mut out = Vec::with_capacity(HEADER_LEN + ct.len());
+        out.push(SEAL_FORMAT);
+        out.extend_from_slice(&version.to_be_bytes());
+        out.extend_from_slice(&ct);
+        Ok(out)
+    }
+
+    fn open_value<T: DeserializeOwned>(&self, t: Table, key: &[u8], stored: &[u8]) -> Result<T> {
+        if !t.sealed() {
+            return serde_json::from_slice(stored)
+                .map_err(|e| Error::Integrity(format!("{}: undecodable record: {e}", t.name())));
+        }
+        let (version, ct) = parse_header(stored)
+            .ok_or_else(|| Error::Integrity(format!("{}: record has no seal header", t.name())))?;
+        let kr = self.keyring.read().map_err(|_| Error::internal("keyring lock poisoned"))?;
+        let dek = kr.dek(version).ok_or_else(|| {
+            Error::Integrity(format!("{}: sealed under unknown key version {version}", t.name()))
+        })?;
+        let plain = crypto::open(dek, &aad(t, key), ct).map_err(|_| {
+            Error::Integrity(format!(
+                "{}: record {} failed to open (moved, tampered or foreign)",
+                t.name(),
+                hex::encode(key)
+            ))
+        })?;
+        serde_json::from_slice(&plain)
+            .map_err(|e| Error::Integrity(format!("{}: undecodable record: {e}", t.name())))
+    }
+
+    /// Key versions with the number of records each still seals.
+    pub fn key_status(&self) -> Result<Vec<KeyVersionStatus>> {
+        let (versions, active) = {
+            let kr = self.keyring.read().map_err(|_| Error::internal("keyring lock poisoned"))?;
+            (kr.versions(), kr.active_version())
+        };
+        let mut counts = std::collections::BTreeMap::<u32, u64>::new();
+        let tx = self.db.begin_read().map_err(db_err)?;
+        for t in Table::ALL.iter().filter(|t| t.sealed()) {
+            let table = tx.open_table(t.def()).map_err(db_err)?;
+            for item in table.iter().map_err(db_err)? {
+                let (_, v) = item.map_err(db_err)?;
+                if let Some((ver, _)) = parse_header(v.value()) {
+                    *counts.entry(ver).or_default() += 1;
+                }
+            }
+        }
+        Ok(versions
+            .into_iter()
+            .map(|(version, created_at)| KeyVersionStatus {
+                version,
+                created_at,
+                active: version == active,
+                records: counts.get(&version).copied().unwrap_or(0),
+            })
+            .collect())
+    }
+
+    /// Total sealed records, and how many are under a key older than the active one.
+    pub fn reseal_backlog(&self) -> Result<(u64, u64)> {
+        let status = self.key_status()?;
+        let total = status.iter().map(|s| s.records).sum();
+        let old = status.iter().filter(|s| !s.active).map(|s| s.records).sum();
+        Ok((total, old))
+    }
+
+    /// Re-seals up to `max` records of `t` that are under an older key, starting
+    /// after `cursor`, in one short transaction. Returns how many were re-sealed
+    /// and where to continue (`None` once the table is done).
+    pub fn reseal_batch(
+        &self,
+        t: Table,
+        cursor: Option<Vec<u8>>,
+        max: usize,
+    ) -> Result<(usize, Option<Vec<u8>>)> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        let mut done = 0;
+        let mut last: Option<Vec<u8>> = None;
+        {
+            let kr = self.keyring.read().map_err(|_| Error::internal("keyring lock poisoned"))?;
+            let active = kr.active_version();
+            let mut table = tx.open_table(t.def()).map_err(db_err)?;
+            let mut todo = Vec::new();
+            let mut scanned = 0;
+            let range = match &cursor {
+                Some(c) => table.range::<&[u8]>((
+                    std::ops::Bound::Excluded(c.as_slice()),
+                    std::ops::Bound::Unbounded,
+                )),
+                None => table.range::<&[u8]>(..),
+            }
+            .map_err(db_err)?;
+            for item in range {
+                let (k, v) = item.map_err(db_err)?;
+                scanned += 1;
+                last = Some(k.value().to_vec());
+                if let Some((ver, _)) = parse_header(v.value())
+                    && ver != active
+                {
+                    todo.push((k.value().to_vec(), v.value().to_vec()));
+                }
+                if todo.len() >= max || scanned >= max * 8 {
+                    break;
+                }
+            }
+            let finished = last.is_none() || (todo.len() < max && scanned < max * 8);
+            for (k, v) in todo {
+                let (ver, ct) = parse_header(&v).ok_or_else(|| Error::Integrity("no header".into()))?;
+                let dek = kr.dek(ver).ok_or_else(|| Error::Integrity("unknown key".into()))?;
+                let plain = crypto::open(dek, &aad(t, &k), ct)?;
+                let sealed = self.seal_value(&kr, t, &k, &plain)?;
+                table.insert(k.as_slice(), sealed.as_slice()).map_err(db_err)?;
+                done += 1;
+            }
+            if finished {
+                last = None;
+            }
+        }
+        tx.commit().map_err(db_err)?;
+        Ok((done, last))
+    }
+
+    /// A consistent copy of every table, taken from one read snapshot while the
+    /// server keeps serving. Written beside `dest` and renamed into place.
+    pub fn backup_to(&self, dest: &Path) -> Result<u64> {
+        let tmp = dest.with_extension("partial");
+        let _ = std::fs::remove_file(&tmp);
+        let out = Database::create(&tmp).map_err(db_err)?;
+        let src = self.db.begin_read().map_err(db_err)?;
+        let wtx = out.begin_write().map_err(db_err)?;
+        let mut n = 0;
+        for t in Table::ALL {
+            let from = src.open_table(t.def()).map_err(db_err)?;
+            let mut to = wtx.open_table(t.def()).map_err(db_err)?;
+            for item in from.iter().map_err(db_err)? {
+                let (k, v) = item.map_err(db_err)?;
+                to.insert(k.value(), v.value()).map_err(db_err)?;
+                n += 1;
+            }
+        }
+        wtx.commit().map_err(db_err)?;
+        drop(out);
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&tmp, dest)?;
+        Ok(n)
+    }
+
+    /// Replaces the database in `dir` (server stopped) with a backup, after
+    /// checking the backup opens with this directory's master key. The previous
+    /// file is kept beside it, never deleted.
+    pub fn restore(dir: &Path, backup: &Path, now: Timestamp) -> Result<Option<PathBuf>> {
+        let master = keyring::load_or_create_master_key(dir, false)?;
+        {
+            let db = open_db(backup)?;
+            let tx = db.begin_read().map_err(db_err)?;
+            let meta = tx.open_table(Table::Meta.def()).map_err(|e| {
+                Error::Storage(format!("{} is not a Gatehouse backup: {e}", backup.display()))
+            })?;
+            let rec = meta
+                .get(&b"keyring"[..])
+                .map_err(db_err)?
+                .ok_or_else(|| Error::Storage("backup holds no keyring".into()))?;
+            let rec: KeyringRecord = serde_json::from_slice(rec.value())?;
+            Keyring::unwrap(master, &rec)?;
+        }
+        let db_path = dir.join(DB_FILE);
+        let kept = if db_path.exists() {
+            let kept = dir.join(format!("{DB_FILE}.before-restore-{now}"));
+            std::fs::rename(&db_path, &kept)?;
+            Some(kept)
+        } else {
+            None
+        };
+        std::fs::copy(backup, &db_path)?;
+        std::fs::set_permissions(&db_path, std::fs::Permissions::from_mode(0o600))?;
+        Ok(kept)
+    }
+}
+
+fn open_db(path: &Path) -> Result<Database> {
+    Database::create(path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => Error::Storage(format!(
+            "{} is in use by another Gatehouse process (is `gatehouse serve` already running \
+             on this data directory?)",
+            path.display()
+        )),
+        other => Error::Storage(format!(
+            "cannot open {}: {other}. The file is damaged or not a Gatehouse database; \
+             restore it with `gatehouse restore BACKUP`",
+            path.display()
+        )),
+    })
+}
+
+fn parse_header(stored: &[u8]) -> Option<(u32, &[u8])> {
+    if stored.len() < HEADER_LEN || stored[0] != SEAL_FORMAT {
+        return None;
+    }
+    let v = u32::from_be_bytes([stored[1], stored[2], stored[3], stored[4]]);
+    Some((v, &stored[HEADER_LEN..]))
+}
+
+/// Reading, shared by read and write transactions.
+pub trait Reader {
+    fn get<T: DeserializeOwned>(&self, t: Table, key: &[u8]) -> Result<Option<T>>;
+    /// Records whose key starts with `prefix`, in key order.
+    fn scan<T: DeserializeOwned>(&self, t: Table, prefix: &[u8]) -> Result<Vec<(Vec<u8>, T)>>;
+    /// Walks records newest-key-first until `f` says stop.
+    fn scan_rev<T: DeserializeOwned>(
+        &self,
+        t: Table,
+        f: &mut dyn FnMut(&[u8], T) -> ControlFlow<()>,
+    ) -> Result<()>;
+    fn count(&self, t: Table) -> Result<u64>;
+}
+
+fn get_in<T: DeserializeOwned>(
+    store: &Store,
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    t: Table,
+    key: &[u8],
+) -> Result<Option<T>> {
+    match table.get(key).map_err(db_err)? {
+        Some(v) => store.open_value(t, key, v.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn scan_in<T: DeserializeOwned>(
+    store: &Store,
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    t: Table,
+    prefix: &[u8],
+) -> Result<Vec<(Vec<u8>, T)>> {
+    let mut out = Vec::new();
+    for item in table.range::<&[u8]>(prefix..).map_err(db_err)? {
+        let (k, v) = item.map_err(db_err)?;
+        if !k.value().starts_with(prefix) {
+            break;
+        }
+        out.push((k.value().to_vec(), store.open_value(t, k.value(), v.value())?));
+    }
+    Ok(out)
+}
+
+fn scan_rev_in<T: DeserializeOwned>(
+    store: &Store,
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    t: Table,
+    f: &mut dyn FnMut(&[u8], T) -> ControlFlow<()>,
+) -> Result<()> {
+    for item in table.iter().map_err(db_err)?.rev() {
+        let (k, v) = item.map_err(db_err)?;
+        let rec = store.open_value(t, k.value(), v.value())?;
+        if f(k.value(), rec).is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+pub struct ReadTx<'s> {
+    tx: redb::ReadTransaction,
+    store: &'s Store,
+}
+
+impl ReadTx<'_> {
+    fn table(&self, t: Table) -> Result<redb::ReadOnlyTable<&'static [u8], &'static [u8]>> {
+        self.tx.open_table(t.def()).map_err(db_err)
+    }
+}
+
+impl Reader for ReadTx<'_> {
+    fn get<T: DeserializeOwned>(&self, t: Table, key: &[u8]) -> Result<Option<T>> {
+        get_in(self.store, &self.table(t)?, t, key)
+    }
+    fn scan<T: DeserializeOwned>(&self, t: Table, prefix: &[u8]) -> Result<Vec<(Vec<u8>, T)>> {
+        scan_in(self.store, &self.table(t)?, t, prefix)
+    }
+    fn scan_rev<T: DeserializeOwned>(
+        &self,
+        t: Table,
+        f: &mut dyn FnMut(&[u8], T) -> ControlFlow<()>,
+    ) -> Result<()> {
+        scan_rev_in(self.store, &self.table(t)?, t, f)
+    }
+    fn count(&self, t: Table) -> Result<u64> {
+        self.table(t)?.len().map_err(db_err)
+    }
+}
+
+/// A write transaction. Nothing is visible until `commit`; dropping it aborts.
+pub struct WriteTx<'s> {
+    tx: redb::WriteTransaction,
+    store: &'s Store,
+    pending_keyring: Option<Keyring>,
+}
+
+impl WriteTx<'_> {
+    fn table(&self, t: Table) -> Result<redb::Table<'_, &'static [u8], &'static [u8]>> {
+        self.tx.open_table(t.def()).map_err(db_err)
+    }
+
+    pub fn put<T: Serialize>(&mut self, t: Table, key: &[u8], value: &T) -> Result<()> {
+        let plain = zeroize::Zeroizing::new(serde_json::to_vec(value)?);
+        let stored = match &self.pending_keyring {
+            Some(kr) => self.store.seal_value(kr, t, key, &plain)?,
+            None => {
+                let kr = self
+                    .store
+                    .keyring
+                    .read()
+                    .map_err(|_| Error::internal("keyring lock poisoned"))?;
+                self.store.seal_value(&kr, t, key, &plain)?
+            }
+        };
+        self.table(t)?.insert(key, stored.as_slice()).map_err(db_err)?;
+        Ok(())
+    }
+
+    pub fn delete(&mut self, t: Table, key: &[u8]) -> Result<bool> {
+        Ok(self.table(t)?.remove(key).map_err(db_err)?.is_some())
+    }
+
+    /// Makes a new data key active for every write from now on, this
+    /// transaction's included; takes effect in memory only if the commit does.
+    pub fn rotate_data_key(&mut self, now: Timestamp) -> Result<u32> {
+        let next = {
+            let kr = self.store.keyring.read().map_err(|_| Error::internal("keyring lock poisoned"))?;
+            kr.rotated(now)?
+        };
+        let rec = serde_json::to_vec(&next.to_record()?)?;
+        self.table(Table::Meta)?.insert(&b"keyring"[..], rec.as_slice()).map_err(db_err)?;
+        let v = next.active_version();
+        self.pending_keyring = Some(next);
+        Ok(v)
+    }
+
+    pub fn commit(self) -> Result<()> {
+        let WriteTx { tx, store, pending_keyring } = self;
+        tx.commit().map_err(db_err)?;
+        if let Some(kr) = pending_keyring {
+            *store.keyring.write().map_err(|_| Error::internal("keyring lock poisoned"))? = kr;
+        }
+        Ok(())
+    }
+}
+
+impl Reader for WriteTx<'_> {
+    fn get<T: DeserializeOwned>(&self, t: Table, key: &[u8]) -> Result<Option<T>> {
+        get_in(self.store, &self.table(t)?, t, key)
+    }
+    fn scan<T: DeserializeOwned>(&self, t: Table, prefix: &[u8]) -> Result<Vec<(Vec<u8>, T)>> {
+        scan_in(self.store, &self.table(t)?, t, prefix)
+    }
+    fn scan_rev<T: DeserializeOwned>(
+        &self,
+        t: Table,
+        f: &mut dyn FnMut(&[u8], T) -> ControlFlow<()>,
+    ) -> Result<()> {
+        scan_rev_in(self.store, &self.table(t)?, t, f)
+    }
+    fn count(&self, t: Table) -> Result<u64> {
+        self.table(t)?.len().map_err(db_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_values_are_bound_to_their_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1).unwrap();
+        let mut tx = store.write().unwrap();
+        tx.put(Table::Users, b"a", &"alice@example.com").unwrap();
+        tx.commit().unwrap();
+        // Copy a's ciphertext onto b's key, bypassing the sealing API.
+        let raw = {
+            let r = store.db.begin_read().unwrap();
+            let t = r.open_table(Table::Users.def()).unwrap();
+            t.get(&b"a"[..]).unwrap().unwrap().value().to_vec()
+        };
+        let w = store.db.begin_write().unwrap();
+        w.open_table(Table::Users.def()).unwrap().insert(&b"b"[..], raw.as_slice()).unwrap();
+        w.commit().unwrap();
+        let r = store.read().unwrap();
+        assert_eq!(r.get::<String>(Table::Users, b"a").unwrap().unwrap(), "alice@example.com");
+        assert!(matches!(r.get::<String>(Table::Users, b"b"), Err(Error::Integrity(_))));
+    }
+
+    #[test]
+    fn rotation_reseals_and_wrong_master_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), 1).unwrap();
+            let mut tx = store.write().unwrap();
+            for i in 0..50u32 {
+                tx.put(Table::Users, &i.to_be_bytes(), &i).unwrap();
+            }
+            tx.commit().unwrap();
+            let mut tx = store.write().unwrap();
+            assert_eq!(tx.rotate_data_key(2).unwrap(), 2);
+            tx.commit().unwrap();
+            assert_eq!(store.reseal_backlog().unwrap(), (50, 50));
+            let mut cursor = None;
+            loop {
+                let (_, next) = store.reseal_batch(Table::Users, cursor, 7).unwrap();
+                if next.is_none() {
+                    break;
+                }
+                cursor = next;
+            }
+            assert_eq!(store.reseal_backlog().unwrap(), (50, 0));
+            let r = store.read().unwrap();
+            assert_eq!(r.get::<u32>(Table::Users, &7u32.to_be_bytes()).unwrap(), Some(7));
+        }
+        std::fs::write(dir.path().join("master.key"), [7u8; 32]).unwrap();
+        let e = Store::open(dir.path(), 3).err().unwrap().to_string();
+        assert!(e.contains("does not match"), "{e}");
+        std::fs::remove_file(dir.path().join("master.key")).unwrap();
+        let e = Store::open(dir.path(), 3).err().unwrap().to_string();
+        assert!(e.contains("missing"), "{e}");
+        assert!(!dir.path().join("master.key").exists());
+    }
+}

@@ -1,0 +1,178 @@
+//! Access tokens: RS256 JWTs signed with a key parsed once and kept in memory,
+//! verified against an explicit algorithm allow-list (RS256 only) and the
+//! published key ids. The key pair is stored sealed in the `secrets` table.
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::{KeyPair, KeySize};
+use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::crypto;
+use crate::error::{Error, Result};
+use crate::identity::User;
+use crate::store::{Reader, Table, WriteTx};
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub email: String,
+    pub roles: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredKey {
+    kid: String,
+    pkcs8: String,
+    created_at: Timestamp,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct StoredKeys {
+    active: String,
+    keys: Vec<StoredKey>,
+}
+
+struct LoadedKey {
+    kid: String,
+    pair: KeyPair,
+    n: String,
+    e: String,
+    decoding: DecodingKey,
+}
+
+pub struct Signer {
+    keys: Vec<LoadedKey>,
+    active: usize,
+    issuer: String,
+    audience: String,
+    ttl: i64,
+}
+
+const SECRET_KEY: &[u8] = b"jwt_signing_keys";
+
+fn load(k: &StoredKey) -> Result<LoadedKey> {
+    let der = crypto::b64url_decode(&k.pkcs8).ok_or_else(|| Error::Integrity("signing key encoding".into()))?;
+    let pair = KeyPair::from_pkcs8(&der).map_err(|e| Error::Integrity(format!("signing key: {e}")))?;
+    let public = pair.public_key();
+    let n = crypto::b64url(public.modulus().big_endian_without_leading_zero());
+    let e = crypto::b64url(public.exponent().big_endian_without_leading_zero());
+    let decoding = DecodingKey::from_rsa_components(&n, &e).map_err(Error::internal)?;
+    Ok(LoadedKey { kid: k.kid.clone(), pair, n, e, decoding })
+}
+
+impl Signer {
+    /// Loads the signing keys, generating the first RSA-2048 key on first start.
+    pub fn load_or_create(tx: &mut WriteTx<'_>, now: Timestamp, issuer: String, audience: String, ttl: i64) -> Result<Signer> {
+        let stored = match tx.get::<StoredKeys>(Table::Secrets, SECRET_KEY)? {
+            Some(s) => s,
+            None => {
+                let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| Error::internal("RSA key generation failed"))?;
+                let der = pair.as_der().map_err(|_| Error::internal("RSA key export failed"))?;
+                let kid = hex::encode(&crypto::sha256(pair.public_key().as_ref())[..8]);
+                let s = StoredKeys {
+                    active: kid.clone(),
+                    keys: vec![StoredKey { kid, pkcs8: crypto::b64url(der.as_ref()), created_at: now }],
+                };
+                tx.put(Table::Secrets, SECRET_KEY, &s)?;
+                s
+            }
+        };
+        let keys = stored.keys.iter().map(load).collect::<Result<Vec<_>>>()?;
+        let active = keys.iter().position(|k| k.kid == stored.active).ok_or_else(|| Error::Integrity("no active signing key".into()))?;
+        Ok(Signer { keys, active, issuer, audience, ttl })
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Signs an access token for `user`; returns it with its expiry.
+    pub fn sign(&self, user: &User, now: Timestamp) -> Result<(String, Timestamp)> {
+        let key = &self.keys[self.active];
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            sub: user.id.as_str().to_string(),
+            aud: self.audience.clone(),
+            iat: now,
+            exp: now + self.ttl,
+            jti: hex::encode(crypto::random_bytes::<16>()?),
+            email: user.email.as_str().to_string(),
+            roles: vec![user.role.as_str().to_string()],
+        };
+        let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": key.kid});
+        let mut msg = crypto::b64url(&serde_json::to_vec(&header)?);
+        msg.push('.');
+        msg.push_str(&crypto::b64url(&serde_json::to_vec(&claims)?));
+        let mut sig = vec![0u8; key.pair.public_modulus_len()];
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        key.pair
+            .sign(&RSA_PKCS1_SHA256, &rng, msg.as_bytes(), &mut sig)
+            .map_err(|_| Error::internal("RSA signing failed"))?;
+        msg.push('.');
+        msg.push_str(&crypto::b64url(&sig));
+        Ok((msg, claims.exp))
+    }
+
+    /// Verifies signature (RS256 only, known `kid`), issuer, audience and expiry
+    /// against our clock.
+    pub fn verify(&self, token: &str, now: Timestamp) -> Result<Claims> {
+        let bad = |why: &str| Error::Unauthenticated(format!("Invalid access token: {why}."));
+        let header = jsonwebtoken::decode_header(token).map_err(|_| bad("malformed"))?;
+        if header.alg != Algorithm::RS256 {
+            return Err(bad("algorithm not allowed"));
+        }
+        let kid = header.kid.ok_or_else(|| bad("no key id"))?;
+        let key = self.keys.iter().find(|k| k.kid == kid).ok_or_else(|| bad("unknown key id"))?;
+        let mut v = Validation::new(Algorithm::RS256);
+        v.algorithms = vec![Algorithm::RS256];
+        v.set_issuer(&[&self.issuer]);
+        v.set_audience(&[&self.audience]);
+        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        // Expiry is checked below against the injected clock.
+        v.validate_exp = false;
+        v.leeway = 0;
+        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &v).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            match e.kind() {
+                K::InvalidSignature => bad("bad signature"),
+                K::InvalidIssuer => bad("wrong issuer"),
+                K::InvalidAudience => bad("wrong audience"),
+                K::InvalidAlgorithm => bad("algorithm not allowed"),
+                _ => bad("malformed"),
+            }
+        })?;
+        if data.claims.exp <= now {
+            return Err(bad("expired"));
+        }
+        if data.claims.iat > now + 60 {
+            return Err(bad("issued in the future"));
+        }
+        Ok(data.claims)
+    }
+
+    /// The public keys as a JWK Set.
+    pub fn jwks(&self) -> serde_json::Value {
+        let keys: Vec<_> = self
+            .keys
+            .iter()
+            .map(|k| serde_json::json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": k.kid, "n": k.n, "e": k.e}))
+            .collect();
+        serde_json::json!({ "keys": keys })
+    }
+
+    /// The active public key as PKCS#1 DER (tests use it to forge HS256 tokens).
+    pub fn public_key_der(&self) -> Vec<u8> {
+        self.keys[self.active].pair.public_key().as_ref().to_vec()
+    }
+}
+
+pub fn signing_key_count(r: &impl Reader) -> Result<usize> {
+    Ok(r.get::<StoredKeys>(Table::Secrets, SECRET_KEY)?.map(|s| s.keys.len()).unwrap_or(0))
+}
