@@ -69,6 +69,7 @@ pub fn finish_rotation(
 pub fn reseal_all(svc: &Service, progress: &mut dyn FnMut(u64, u64)) -> Result<u64> {
     let (_, total) = svc.store.reseal_backlog()?;
     let mut done = 0u64;
+    let mut reported = 0u64;
     progress(0, total);
     for t in Table::ALL.iter().copied().filter(|t| t.sealed()) {
         let mut cursor = None;
@@ -76,7 +77,8 @@ pub fn reseal_all(svc: &Service, progress: &mut dyn FnMut(u64, u64)) -> Result<u
             let (n, next) = svc.store.reseal_batch(t, cursor, BATCH)?;
             done += n as u64;
             if n > 0 {
-                progress(done.min(total), total);
+                reported = done.min(total);
+                progress(reported, total);
             }
             match next {
                 Some(c) => cursor = Some(c),
@@ -84,6 +86,8 @@ pub fn reseal_all(svc: &Service, progress: &mut dyn FnMut(u64, u64)) -> Result<u
             }
         }
     }
-    progress(total, total);
+    if reported != total && total > 0 {
+        progress(total, total);
+    }
     Ok(done)
 }

@@ -293,6 +293,19 @@ impl Store {
         Ok((done, last))
     }
 
+    /// Copies a stored value verbatim onto another key, bypassing sealing.
+    /// Exists only so tests can prove that a moved ciphertext is refused.
+    #[doc(hidden)]
+    pub fn danger_copy_raw(&self, t: Table, from: &[u8], to: &[u8]) -> Result<()> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut table = tx.open_table(t.def()).map_err(db_err)?;
+            let v = table.get(from).map_err(db_err)?.map(|v| v.value().to_vec()).ok_or(Error::NotFound("record"))?;
+            table.insert(to, v.as_slice()).map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
     /// A consistent copy of every table, taken from one read snapshot while the
     /// server keeps serving. Written beside `dest` and renamed into place.
     pub fn backup_to(&self, dest: &Path) -> Result<u64> {

@@ -1,4 +1,203 @@
-//! web
-use std::sync::Arc;
-pub fn tls_config(_s: &crate::config::Settings) -> crate::error::Result<Option<rustls::ServerConfig>> { Ok(None) }
-pub fn server(_svc: Arc<crate::service::Service>, _l: std::net::TcpListener, _t: Option<rustls::ServerConfig>) -> crate::error::Result<actix_web::dev::Server> { todo!() }
+//! HTTP: the actix server, middleware (request id, logging, security headers),
+//! static assets, health probes, and the three route groups — `console`
+//! (pages), `api` (/api/v1 JSON) and `protocol` (JWKS, discovery). Handlers
+//! parse, call one domain function and render; they never open a table.
+
+pub mod api;
+pub mod auth;
+pub mod console;
+pub mod error;
+pub mod protocol;
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, HttpServer, web};
+use rust_embed::RustEmbed;
+
+use crate::clock::Timestamp;
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::service::Service;
+use crate::tokens::Claims;
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
+/// Bearer tokens already verified, until they expire: an RSA verification per
+/// request would otherwise cap the checks the platform makes on every call.
+const TOKEN_CACHE_MAX: usize = 50_000;
+
+pub struct AppState {
+    pub svc: Arc<Service>,
+    pub tls: bool,
+    verified: Mutex<HashMap<[u8; 32], (Claims, Timestamp)>>,
+}
+
+impl AppState {
+    pub fn new(svc: Arc<Service>, tls: bool) -> Self {
+        AppState { svc, tls, verified: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn verify_bearer(&self, token: &str) -> Result<Claims> {
+        let now = self.svc.now();
+        let key = crate::crypto::sha256(token.as_bytes());
+        if let Ok(cache) = self.verified.lock()
+            && let Some((c, exp)) = cache.get(&key)
+            && *exp > now
+        {
+            return Ok(c.clone());
+        }
+        let claims = self.svc.signer.verify(token, now)?;
+        if let Ok(mut cache) = self.verified.lock() {
+            if cache.len() >= TOKEN_CACHE_MAX {
+                cache.retain(|_, (_, exp)| *exp > now);
+                if cache.len() >= TOKEN_CACHE_MAX {
+                    cache.clear();
+                }
+            }
+            cache.insert(key, (claims.clone(), claims.exp));
+        }
+        Ok(claims)
+    }
+}
+
+#[derive(RustEmbed)]
+#[folder = "static/"]
+struct Assets;
+
+/// The request id, for handlers and error logs.
+#[derive(Clone)]
+pub struct RequestId(pub String);
+
+async fn request_middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> std::result::Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = hex::encode(crate::crypto::random_bytes::<8>().unwrap_or_default());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().clone();
+    let path = req.path().to_string();
+    let started = std::time::Instant::now();
+    let span = tracing::info_span!("request", request_id = %id);
+    let _guard = span.enter();
+    let mut res = next.call(req).await?;
+    let status = res.status().as_u16();
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        h.insert(header::HeaderName::from_static("x-request-id"), v);
+    }
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    if !path.starts_with("/static/") && !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if path != "/healthz" && path != "/readyz" {
+        tracing::info!(%method, %path, status, ms = format!("{ms:.2}"), "http");
+    }
+    Ok(res)
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(st: web::Data<AppState>) -> HttpResponse {
+    match st.svc.store.read() {
+        Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
+        Err(e) => {
+            tracing::error!(error = %e, "not ready");
+            error::json_error(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, "not_ready", "The store is not available.")
+        }
+    }
+}
+
+async fn asset(path: web::Path<String>) -> HttpResponse {
+    match Assets::get(&path) {
+        Some(f) => {
+            let mime = match path.rsplit('.').next() {
+                Some("css") => "text/css; charset=utf-8",
+                Some("js") => "text/javascript; charset=utf-8",
+                Some("svg") => "image/svg+xml",
+                Some("png") => "image/png",
+                _ => "application/octet-stream",
+            };
+            HttpResponse::Ok()
+                .insert_header((header::CONTENT_TYPE, mime))
+                .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+                .body(f.data.into_owned())
+        }
+        None => error::html_error(actix_web::http::StatusCode::NOT_FOUND, "No such file."),
+    }
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    let status = actix_web::http::StatusCode::NOT_FOUND;
+    let p = req.path();
+    if p.starts_with("/api/") || p.starts_with("/oauth2/") || p.starts_with("/.well-known/") {
+        error::json_error(status, "not_found", "No such endpoint; see /api/v1/openapi.json.")
+    } else {
+        error::html_error(status, "There is no page at this address.")
+    }
+}
+
+/// Registers every route; also used by in-process tests.
+pub fn routes(cfg: &mut web::ServiceConfig, settings: &Settings) {
+    let json_limit = settings.limits.json_body_bytes;
+    let form_limit = settings.limits.form_body_bytes;
+    cfg.app_data(web::JsonConfig::default().limit(json_limit).error_handler(|e, _| error::payload_error(e.into(), true)))
+        .app_data(web::FormConfig::default().limit(form_limit).error_handler(|e, _| error::payload_error(e.into(), false)))
+        .app_data(web::QueryConfig::default().error_handler(|e, req| {
+            error::payload_error(e.into(), req.path().starts_with("/api/"))
+        }))
+        .app_data(web::PathConfig::default().error_handler(|e, req| {
+            error::payload_error(e.into(), req.path().starts_with("/api/"))
+        }))
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/static/{path:.*}", web::get().to(asset));
+    protocol::routes(cfg);
+    api::routes(cfg);
+    console::routes(cfg);
+}
+
+pub fn tls_config(s: &Settings) -> Result<Option<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (Some(cert), Some(key)) = (&s.tls.cert_file, &s.tls.key_file) else { return Ok(None) };
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+        .map_err(|e| Error::invalid("tls.cert_file", format!("{}: {e}", cert.display())))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| Error::invalid("tls.key_file", format!("{}: {e}", key.display())))?;
+    let cfg = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| Error::invalid("tls", format!("certificate and key do not form a usable pair: {e}")))?;
+    Ok(Some(cfg))
+}
+
+pub fn server(svc: Arc<Service>, listener: TcpListener, tls: Option<rustls::ServerConfig>) -> Result<actix_web::dev::Server> {
+    let settings = svc.settings.clone();
+    let state = web::Data::new(AppState::new(svc, tls.is_some()));
+    let http = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(actix_web::middleware::from_fn(request_middleware))
+            .configure(|cfg| routes(cfg, &settings))
+            .default_service(web::to(not_found))
+    })
+    .shutdown_timeout(10);
+    let http = match tls {
+        Some(cfg) => http.listen_rustls_0_23(listener, cfg)?,
+        None => http.listen(listener)?,
+    };
+    Ok(http.run())
+}

@@ -1,0 +1,375 @@
+//! `/api/v1`: the JSON management API, and its OpenAPI document generated from
+//! these handlers and types. Each handler: authorize, parse, one domain call, render.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use crate::access::{self, Permission};
+use crate::audit;
+use crate::authn::{self, Channel, Grant, TokenPair, password::Password};
+use crate::clock::rfc3339;
+use crate::error::Error;
+use crate::identity::{self, Email, NewUser, Role, User, UserId, UserUpdate};
+use crate::keys;
+use crate::store::KeyVersionStatus;
+use crate::web::AppState;
+use crate::web::auth::{ApiCaller, source};
+use crate::web::error::ApiError;
+
+type ApiResult = Result<HttpResponse, ApiError>;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1")
+            .route("/openapi.json", web::get().to(openapi))
+            .route("/auth/login", web::post().to(login))
+            .route("/auth/refresh", web::post().to(refresh))
+            .route("/me", web::get().to(me))
+            .route("/users", web::get().to(list_users))
+            .route("/users", web::post().to(create_user))
+            .route("/users/{id}", web::get().to(get_user))
+            .route("/users/{id}", web::patch().to(update_user))
+            .route("/users/{id}", web::delete().to(delete_user))
+            .route("/users/{id}/disable", web::post().to(disable_user))
+            .route("/users/{id}/enable", web::post().to(enable_user))
+            .route("/users/{id}/password", web::post().to(reset_password))
+            .route("/audit", web::get().to(audit_log))
+            .route("/keys", web::get().to(key_status))
+            .route("/keys/rotate", web::post().to(rotate_keys)),
+    );
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Gatehouse API", description = "Management and sign-in API of Gatehouse."),
+    paths(login, refresh, me, list_users, create_user, get_user, update_user, delete_user,
+          disable_user, enable_user, reset_password, audit_log, key_status, rotate_keys),
+    components(schemas(ErrorBody, ErrorDetail, LoginRequest, RefreshRequest, TokenPair, UserDto,
+                       UserList, CreateUserRequest, UpdateUserRequest, PasswordRequest, AuditPage,
+                       audit::Event, KeyDto, RotateResponse, Role))
+)]
+struct ApiDoc;
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(ApiDoc::openapi().to_json().unwrap_or_default())
+}
+
+/// Every error: `{"error": {"code": "snake_case", "message": "what to do"}}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub email: String,
+    #[schema(value_type = String, format = Password)]
+    pub password: Password,
+}
+
+/// Exchange e-mail and password for an access token and a refresh token.
+#[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginRequest,
+    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody, description = "invalid credentials")))]
+async fn login(req: HttpRequest, st: web::Data<AppState>, body: web::Json<LoginRequest>) -> ApiResult {
+    let (_, grant) = authn::login(&st.svc, &body.email, &body.password, &source(&req), Channel::Api).await?;
+    match grant {
+        Grant::Tokens(pair) => Ok(HttpResponse::Ok().json(pair)),
+        Grant::Session { .. } => Err(Error::internal("session grant on the API channel").into()),
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// Spend a refresh token for a new pair. Reusing a spent token revokes its family.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", request_body = RefreshRequest,
+    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody)))]
+async fn refresh(req: HttpRequest, st: web::Data<AppState>, body: web::Json<RefreshRequest>) -> ApiResult {
+    Ok(HttpResponse::Ok().json(authn::refresh_tokens(&st.svc, &body.refresh_token, &source(&req))?))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserDto {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub disabled: bool,
+    pub created_at: String,
+    pub updated_at: String,
+    pub last_login_at: Option<String>,
+}
+
+impl From<&User> for UserDto {
+    fn from(u: &User) -> Self {
+        UserDto {
+            id: u.id.as_str().into(),
+            email: u.email.as_str().into(),
+            name: u.name.clone(),
+            role: u.role,
+            disabled: u.disabled,
+            created_at: rfc3339(u.created_at),
+            updated_at: rfc3339(u.updated_at),
+            last_login_at: u.last_login_at.map(rfc3339),
+        }
+    }
+}
+
+/// The caller (bearer token or session cookie).
+#[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = UserDto), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn me(caller: ApiCaller) -> ApiResult {
+    Ok(HttpResponse::Ok().json(UserDto::from(caller.user()?)))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// Substring of e-mail or name.
+    pub q: Option<String>,
+    /// 1-based page number.
+    pub page: Option<usize>,
+    /// Items per page (1–200, default 50).
+    pub per_page: Option<usize>,
+}
+
+fn paging(page: Option<usize>, per_page: Option<usize>) -> Result<(usize, usize), Error> {
+    let page = page.unwrap_or(1);
+    let per = per_page.unwrap_or(50);
+    if page == 0 {
+        return Err(Error::invalid("page", "starts at 1"));
+    }
+    if !(1..=200).contains(&per) {
+        return Err(Error::invalid("per_page", "must be between 1 and 200"));
+    }
+    Ok((page, per))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserList {
+    pub users: Vec<UserDto>,
+    pub total: usize,
+    pub page: usize,
+    pub per_page: usize,
+}
+
+/// Users, searched and paged.
+#[utoipa::path(get, path = "/api/v1/users", params(ListQuery), responses((status = 200, body = UserList)))]
+async fn list_users(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller, q: web::Query<ListQuery>) -> ApiResult {
+    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, &source(&req))?;
+    let (page, per) = paging(q.page, q.per_page)?;
+    let (users, total) = identity::list(&st.svc.store.read()?, q.q.as_deref().unwrap_or(""), (page - 1) * per, per)?;
+    Ok(HttpResponse::Ok().json(UserList { users: users.iter().map(UserDto::from).collect(), total, page, per_page: per }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CreateUserRequest {
+    pub email: String,
+    #[schema(value_type = String, format = Password)]
+    pub password: Password,
+    pub name: Option<String>,
+    /// `admin` or `user` (default).
+    pub role: Option<String>,
+}
+
+/// Create a user.
+#[utoipa::path(post, path = "/api/v1/users", request_body = CreateUserRequest,
+    responses((status = 201, body = UserDto), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn create_user(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller, body: web::Json<CreateUserRequest>) -> ApiResult {
+    let src = source(&req);
+    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, &src)?;
+    let body = body.into_inner();
+    let new = NewUser {
+        email: Email::parse(&body.email)?,
+        name: body.name.unwrap_or_default(),
+        password: body.password,
+        role: body.role.as_deref().map(Role::parse).transpose()?.unwrap_or(Role::User),
+    };
+    let user = identity::create(&st.svc, &caller.principal, &src, new).await?;
+    Ok(HttpResponse::Created().json(UserDto::from(&user)))
+}
+
+/// One user.
+#[utoipa::path(get, path = "/api/v1/users/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = UserDto), (status = 404, body = ErrorBody)))]
+async fn get_user(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller, id: web::Path<String>) -> ApiResult {
+    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, &source(&req))?;
+    let user = identity::get(&st.svc.store.read()?, &UserId::parse(&id)?)?;
+    Ok(HttpResponse::Ok().json(UserDto::from(&user)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub role: Option<String>,
+    pub disabled: Option<bool>,
+}
+
+/// Change name, e-mail, role or disabled state.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", params(("id" = String, Path)), request_body = UpdateUserRequest,
+    responses((status = 200, body = UserDto), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn update_user(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    id: web::Path<String>,
+    body: web::Json<UpdateUserRequest>,
+) -> ApiResult {
+    let src = source(&req);
+    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, &src)?;
+    let b = body.into_inner();
+    let up = UserUpdate {
+        name: b.name,
+        email: b.email.as_deref().map(Email::parse).transpose()?,
+        role: b.role.as_deref().map(Role::parse).transpose()?,
+        disabled: b.disabled,
+    };
+    let user = identity::update(&st.svc, &caller.principal, &src, &UserId::parse(&id)?, up)?;
+    Ok(HttpResponse::Ok().json(UserDto::from(&user)))
+}
+
+async fn set_disabled(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller, id: &str, disabled: bool) -> ApiResult {
+    let src = source(&req);
+    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, &src)?;
+    let up = UserUpdate { disabled: Some(disabled), ..Default::default() };
+    let user = identity::update(&st.svc, &caller.principal, &src, &UserId::parse(id)?, up)?;
+    Ok(HttpResponse::Ok().json(UserDto::from(&user)))
+}
+
+/// Disable a user: their sessions and refresh tokens end at once.
+#[utoipa::path(post, path = "/api/v1/users/{id}/disable", params(("id" = String, Path)), responses((status = 200, body = UserDto)))]
+async fn disable_user(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller, id: web::Path<String>) -> ApiResult {
+    set_disabled(req, st, caller, &id, true).await
+}
+
+/// Enable a disabled user.
+#[utoipa::path(post, path = "/api/v1/users/{id}/enable", params(("id" = String, Path)), responses((status = 200, body = UserDto)))]
+async fn enable_user(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller, id: web::Path<String>) -> ApiResult {
+    set_disabled(req, st, caller, &id, false).await
+}
+
+/// Delete a user.
+#[utoipa::path(delete, path = "/api/v1/users/{id}", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete_user(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller, id: web::Path<String>) -> ApiResult {
+    let src = source(&req);
+    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, &src)?;
+    identity::delete(&st.svc, &caller.principal, &src, &UserId::parse(&id)?)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordRequest {
+    #[schema(value_type = String, format = Password)]
+    pub password: Password,
+}
+
+/// Set a new password for a user (ends their sessions and refresh tokens).
+#[utoipa::path(post, path = "/api/v1/users/{id}/password", params(("id" = String, Path)), request_body = PasswordRequest,
+    responses((status = 204), (status = 400, body = ErrorBody)))]
+async fn reset_password(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    id: web::Path<String>,
+    body: web::Json<PasswordRequest>,
+) -> ApiResult {
+    let src = source(&req);
+    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, &src)?;
+    let uid = UserId::parse(&id)?;
+    identity::set_password(&st.svc, &caller.principal, &src, &uid, body.into_inner().password, None, "user.password_reset").await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Flat on purpose: serde's `flatten` breaks numeric query parameters.
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub outcome: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub page: Option<usize>,
+    pub per_page: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditPage {
+    pub events: Vec<audit::Event>,
+    pub page: usize,
+    pub per_page: usize,
+    pub more: bool,
+}
+
+/// Audit events, newest first, filtered by actor, action, outcome and time.
+#[utoipa::path(get, path = "/api/v1/audit", params(audit::Filter, ("page" = Option<usize>, Query), ("per_page" = Option<usize>, Query)),
+    responses((status = 200, body = AuditPage)))]
+async fn audit_log(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller, q: web::Query<AuditQuery>) -> ApiResult {
+    access::authorize(&st.svc, &caller.principal, Permission::ReadAudit, &source(&req))?;
+    let (page, per) = paging(q.page, q.per_page)?;
+    let q = q.into_inner();
+    let filter = audit::Filter { actor: q.actor, action: q.action, outcome: q.outcome, since: q.since, until: q.until };
+    let (events, more) = audit::query(&st.svc.store.read()?, &filter, (page - 1) * per, per)?;
+    Ok(HttpResponse::Ok().json(AuditPage { events, page, per_page: per, more }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyDto {
+    pub version: u32,
+    pub active: bool,
+    pub created_at: String,
+    /// Records still sealed under this version.
+    pub records: u64,
+}
+
+impl From<&KeyVersionStatus> for KeyDto {
+    fn from(k: &KeyVersionStatus) -> Self {
+        KeyDto { version: k.version, active: k.active, created_at: rfc3339(k.created_at), records: k.records }
+    }
+}
+
+/// Data-key versions and the records each still seals.
+#[utoipa::path(get, path = "/api/v1/keys", responses((status = 200, body = [KeyDto])))]
+async fn key_status(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller) -> ApiResult {
+    access::authorize(&st.svc, &caller.principal, Permission::ManageKeys, &source(&req))?;
+    let list: Vec<KeyDto> = keys::status(&st.svc)?.iter().map(KeyDto::from).collect();
+    Ok(HttpResponse::Ok().json(list))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RotateResponse {
+    pub new_version: u32,
+    /// Re-sealing runs in the background; watch `GET /api/v1/keys`.
+    pub resealing: bool,
+}
+
+/// Make a new data key active; existing records are re-sealed in the background.
+#[utoipa::path(post, path = "/api/v1/keys/rotate", responses((status = 202, body = RotateResponse)))]
+async fn rotate_keys(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller) -> ApiResult {
+    let src = source(&req);
+    access::authorize(&st.svc, &caller.principal, Permission::ManageKeys, &src)?;
+    let v = start_rotation(&st, caller.principal.clone(), src)?;
+    Ok(HttpResponse::Accepted().json(RotateResponse { new_version: v, resealing: true }))
+}
+
+/// Rotates now and re-seals on the blocking pool (shared with the console).
+pub fn start_rotation(st: &AppState, by: access::Principal, src: audit::Source) -> Result<u32, Error> {
+    let v = keys::begin_rotation(&st.svc, &by, &src)?;
+    let svc = st.svc.clone();
+    actix_web::rt::task::spawn_blocking(move || {
+        if let Err(e) = keys::finish_rotation(&svc, &by, &src, v, &mut |_, _| {}) {
+            tracing::error!(error = %e, "re-sealing after rotation failed; run `gatehouse keys rotate` again");
+        }
+    });
+    Ok(v)
+}

@@ -1,0 +1,191 @@
+//! Request-side authentication: session cookies, bearer tokens, CSRF tokens,
+//! and the extractors that turn a request into a `Principal`. No decisions
+//! about permissions (that is `access::authorize`).
+
+use std::future::{Ready, ready};
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::Payload;
+use actix_web::http::Method;
+use actix_web::{FromRequest, HttpRequest, web};
+
+use crate::access::Principal;
+use crate::audit::Source;
+use crate::authn::session;
+use crate::crypto;
+use crate::error::Error;
+use crate::identity;
+use crate::service::Service;
+use crate::web::AppState;
+use crate::web::error::{ApiError, PageError};
+
+pub const PRE_COOKIE: &str = "gh_csrf";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+pub fn session_cookie_name(tls: bool) -> &'static str {
+    // The __Host- prefix demands Secure, which browsers accept only over TLS.
+    if tls { "__Host-gh_session" } else { "gh_session" }
+}
+
+pub fn session_cookie(tls: bool, value: String) -> Cookie<'static> {
+    Cookie::build(session_cookie_name(tls), value)
+        .path("/")
+        .http_only(true)
+        .secure(tls)
+        .same_site(SameSite::Lax)
+        .finish()
+}
+
+pub fn removal_cookie(tls: bool) -> Cookie<'static> {
+    let mut c = session_cookie(tls, String::new());
+    c.make_removal();
+    c
+}
+
+pub fn source(req: &HttpRequest) -> Source {
+    Source {
+        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        user_agent: req
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(256).collect()),
+    }
+}
+
+pub fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, Error> {
+    req.app_data::<web::Data<AppState>>().ok_or_else(|| Error::internal("app state missing"))
+}
+
+/// CSRF token bound to a session (hash of its id).
+pub fn csrf_for_session(svc: &Service, session_hash: &[u8]) -> String {
+    let mut d = b"session:".to_vec();
+    d.extend_from_slice(session_hash);
+    crypto::b64url(&crypto::hmac_sha256(svc.csrf_key.expose(), &d))
+}
+
+/// CSRF token bound to the pre-session cookie (sign-in, setup, recovery forms).
+pub fn csrf_for_pre(svc: &Service, pre: &str) -> String {
+    let mut d = b"pre:".to_vec();
+    d.extend_from_slice(pre.as_bytes());
+    crypto::b64url(&crypto::hmac_sha256(svc.csrf_key.expose(), &d))
+}
+
+fn csrf_refused() -> Error {
+    Error::Forbidden("Missing or invalid CSRF token: reload the page and try again.".into())
+}
+
+/// Checks a form's token against the caller's pre-session cookie.
+pub fn check_pre_csrf(req: &HttpRequest, svc: &Service, token: &str) -> Result<(), Error> {
+    let pre = req.cookie(PRE_COOKIE).ok_or_else(csrf_refused)?;
+    if token.is_empty() || !crypto::ct_eq(csrf_for_pre(svc, pre.value()).as_bytes(), token.as_bytes()) {
+        return Err(csrf_refused());
+    }
+    Ok(())
+}
+
+/// The pre-session cookie value to use for a form: the existing one, or a new one.
+pub fn pre_cookie(req: &HttpRequest) -> Result<(String, Option<Cookie<'static>>), Error> {
+    if let Some(c) = req.cookie(PRE_COOKIE)
+        && c.value().len() >= 32
+    {
+        return Ok((c.value().to_string(), None));
+    }
+    let v = crypto::random_token()?;
+    let tls = state(req)?.tls;
+    let c = Cookie::build(PRE_COOKIE, v.clone())
+        .path("/")
+        .http_only(true)
+        .secure(tls)
+        .same_site(SameSite::Strict)
+        .finish();
+    Ok((v, Some(c)))
+}
+
+/// A signed-in browser user (console pages).
+pub struct ConsoleUser {
+    pub user: identity::User,
+    pub session_hash: [u8; 32],
+    pub csrf: String,
+}
+
+impl ConsoleUser {
+    pub fn principal(&self) -> Principal {
+        Principal::User { user: Box::new(self.user.clone()), session: Some(self.session_hash) }
+    }
+    /// Checks a console form's CSRF token against this session.
+    pub fn check_csrf(&self, token: &str) -> Result<(), Error> {
+        if token.is_empty() || !crypto::ct_eq(self.csrf.as_bytes(), token.as_bytes()) {
+            return Err(csrf_refused());
+        }
+        Ok(())
+    }
+}
+
+fn session_from(req: &HttpRequest, svc: &Service, tls: bool) -> Result<Option<([u8; 32], identity::User)>, Error> {
+    let Some(c) = req.cookie(session_cookie_name(tls)) else { return Ok(None) };
+    Ok(session::lookup(svc, c.value())?.map(|(h, _, u)| (h, u)))
+}
+
+impl FromRequest for ConsoleUser {
+    type Error = PageError;
+    type Future = Ready<Result<Self, PageError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready((|| {
+            let st = state(req)?;
+            let (hash, user) = session_from(req, &st.svc, st.tls)?
+                .ok_or_else(|| Error::Unauthenticated("Sign in to continue.".into()))?;
+            Ok(ConsoleUser { csrf: csrf_for_session(&st.svc, &hash), user, session_hash: hash })
+        })()
+        .map_err(PageError))
+    }
+}
+
+/// An API caller: `Authorization: Bearer <JWT>`, or a session cookie — which
+/// must then carry `X-CSRF-Token` on state-changing methods.
+pub struct ApiCaller {
+    pub principal: Principal,
+}
+
+impl ApiCaller {
+    pub fn user(&self) -> Result<&identity::User, Error> {
+        self.principal.user().ok_or_else(|| Error::internal("API caller without a user"))
+    }
+}
+
+impl FromRequest for ApiCaller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(api_caller(req).map_err(ApiError))
+    }
+}
+
+fn api_caller(req: &HttpRequest) -> Result<ApiCaller, Error> {
+    let st = state(req)?;
+    let svc = &st.svc;
+    if let Some(h) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
+        let v = h.to_str().map_err(|_| Error::Unauthenticated("Malformed Authorization header.".into()))?;
+        let token = v
+            .strip_prefix("Bearer ")
+            .ok_or_else(|| Error::Unauthenticated("Use `Authorization: Bearer <access token>`.".into()))?;
+        let claims = st.verify_bearer(token.trim())?;
+        let uid = identity::UserId::parse(&claims.sub).map_err(|_| Error::Unauthenticated("Invalid access token.".into()))?;
+        let user = match identity::get(&svc.store.read()?, &uid) {
+            Ok(u) if !u.disabled => u,
+            _ => return Err(Error::Unauthenticated("The token's user is disabled or deleted.".into())),
+        };
+        return Ok(ApiCaller { principal: Principal::User { user: Box::new(user), session: None } });
+    }
+    let (hash, user) = session_from(req, svc, st.tls)?
+        .ok_or_else(|| Error::Unauthenticated("Authentication required: send a bearer token.".into()))?;
+    if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        let sent = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if sent.is_empty() || !crypto::ct_eq(csrf_for_session(svc, &hash).as_bytes(), sent.as_bytes()) {
+            return Err(csrf_refused());
+        }
+    }
+    Ok(ApiCaller { principal: Principal::User { user: Box::new(user), session: Some(hash) } })
+}

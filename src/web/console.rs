@@ -1,0 +1,868 @@
+//! Server-rendered pages: sign-in, setup, recovery, and the admin console
+//! (dashboard, users, my account, audit log, keys). Each page works as plain
+//! HTML forms; with `HX-Request` the list handlers return only their table.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, ContentType};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::access::{self, Permission};
+use crate::audit;
+use crate::authn::{self, Channel, Grant, password::Password, session};
+use crate::clock::rfc3339;
+use crate::error::Error;
+use crate::identity::{self, Email, NewUser, Role, User, UserId, UserUpdate};
+use crate::keys;
+use crate::store::Reader;
+use crate::web::AppState;
+use crate::web::auth::{self as wauth, ConsoleUser, source};
+use crate::web::error::{PageError, html_error};
+
+type PageResult = Result<HttpResponse, PageError>;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(root))
+        .route("/login", web::get().to(login_page))
+        .route("/login", web::post().to(login_post))
+        .route("/logout", web::post().to(logout))
+        .route("/setup", web::get().to(setup_page))
+        .route("/setup", web::post().to(setup_post))
+        .route("/recover", web::get().to(recover_page))
+        .route("/recover", web::post().to(recover_post))
+        .route("/admin", web::get().to(dashboard))
+        .route("/admin/users", web::get().to(users))
+        .route("/admin/users", web::post().to(users_create))
+        .route("/admin/users/{id}", web::get().to(user_detail))
+        .route("/admin/users/{id}/disable", web::post().to(user_disable))
+        .route("/admin/users/{id}/enable", web::post().to(user_enable))
+        .route("/admin/users/{id}/delete", web::get().to(user_delete_confirm))
+        .route("/admin/users/{id}/delete", web::post().to(user_delete))
+        .route("/admin/users/{id}/password", web::post().to(user_password))
+        .route("/admin/account", web::get().to(account))
+        .route("/admin/account/password", web::post().to(account_password))
+        .route("/admin/account/sessions/end-others", web::post().to(end_other_sessions))
+        .route("/admin/account/sessions/{id}/end", web::post().to(end_session))
+        .route("/admin/audit", web::get().to(audit_page))
+        .route("/admin/keys", web::get().to(keys_page))
+        .route("/admin/keys/rotate", web::get().to(keys_rotate_confirm))
+        .route("/admin/keys/rotate", web::post().to(keys_rotate));
+}
+
+fn render<T: Template>(status: StatusCode, t: &T) -> PageResult {
+    let body = t.render().map_err(|e| Error::internal(format!("template: {e}")))?;
+    Ok(HttpResponse::build(status).content_type(ContentType::html()).body(body))
+}
+
+fn redirect(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header((header::LOCATION, to.to_string())).finish()
+}
+
+fn is_htmx(req: &HttpRequest) -> bool {
+    req.headers().contains_key("hx-request")
+}
+
+/// Only local paths: never an open redirect.
+fn safe_rd(rd: Option<&str>) -> String {
+    match rd {
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_string(),
+        _ => "/admin".to_string(),
+    }
+}
+
+fn notice_text(code: Option<&str>) -> Option<String> {
+    Some(
+        match code? {
+            "created" => "User created.",
+            "deleted" => "User deleted.",
+            "disabled" => "User disabled; their sessions have ended.",
+            "enabled" => "User enabled.",
+            "password" => "Password changed.",
+            "reset" => "Password reset; the user's sessions have ended.",
+            "ended" => "Session ended.",
+            "ended_others" => "All your other sessions have ended.",
+            "rotated" => "A new data key is active. Records are being re-sealed in the background.",
+            "recovered" => "Password set. Sign in with it now.",
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
+pub struct Nav {
+    pub email: String,
+    pub is_admin: bool,
+    pub csrf: String,
+    pub section: &'static str,
+}
+
+fn nav(u: &ConsoleUser, section: &'static str) -> Nav {
+    Nav { email: u.user.email.as_str().into(), is_admin: u.user.is_admin(), csrf: u.csrf.clone(), section }
+}
+
+/// Admin pages: authorize through the one check, with the request's source.
+fn require(st: &AppState, req: &HttpRequest, u: &ConsoleUser, p: Permission) -> Result<(), PageError> {
+    access::authorize(&st.svc, &u.principal(), p, &source(req)).map_err(PageError)
+}
+
+#[derive(Deserialize)]
+pub struct Notice {
+    pub notice: Option<String>,
+}
+
+async fn root() -> HttpResponse {
+    redirect("/admin")
+}
+
+// ---------------------------------------------------------------- sign-in
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    csrf: String,
+    email: String,
+    rd: String,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    rd: Option<String>,
+    notice: Option<String>,
+}
+
+fn with_pre_cookie(mut resp: HttpResponse, cookie: Option<actix_web::cookie::Cookie<'static>>) -> HttpResponse {
+    if let Some(c) = cookie {
+        let _ = resp.add_cookie(&c);
+    }
+    resp
+}
+
+async fn login_page(req: HttpRequest, st: web::Data<AppState>, q: web::Query<LoginQuery>) -> PageResult {
+    let (pre, cookie) = wauth::pre_cookie(&req)?;
+    let page = LoginPage {
+        csrf: wauth::csrf_for_pre(&st.svc, &pre),
+        email: String::new(),
+        rd: safe_rd(q.rd.as_deref()),
+        error: None,
+        notice: notice_text(q.notice.as_deref()),
+    };
+    Ok(with_pre_cookie(render(StatusCode::OK, &page)?, cookie))
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    email: String,
+    password: Password,
+    csrf_token: String,
+    rd: Option<String>,
+}
+
+async fn login_post(req: HttpRequest, st: web::Data<AppState>, form: web::Form<LoginForm>) -> PageResult {
+    wauth::check_pre_csrf(&req, &st.svc, &form.csrf_token)?;
+    let src = source(&req);
+    match authn::login(&st.svc, &form.email, &form.password, &src, Channel::Browser).await {
+        Ok((user, Grant::Session { token, .. })) => {
+            // A fresh id at every sign-in; any session the browser held before ends.
+            if let Some(old) = req.cookie(wauth::session_cookie_name(st.tls)) {
+                let mut tx = st.svc.store.write()?;
+                session::end(&mut tx, &user.id, &session::hash_token(old.value()))?;
+                tx.commit()?;
+            }
+            let mut resp = redirect(&safe_rd(form.rd.as_deref()));
+            let _ = resp.add_cookie(&wauth::session_cookie(st.tls, token));
+            Ok(resp)
+        }
+        Ok((_, Grant::Tokens(_))) => Err(Error::internal("token grant on the browser channel").into()),
+        Err(Error::InvalidCredentials) => {
+            let (pre, cookie) = wauth::pre_cookie(&req)?;
+            let page = LoginPage {
+                csrf: wauth::csrf_for_pre(&st.svc, &pre),
+                email: form.email.chars().take(254).collect(),
+                rd: safe_rd(form.rd.as_deref()),
+                error: Some(Error::InvalidCredentials.public_message()),
+                notice: None,
+            };
+            Ok(with_pre_cookie(render(StatusCode::UNAUTHORIZED, &page)?, cookie))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf_token: String,
+}
+
+async fn logout(st: web::Data<AppState>, req: HttpRequest, u: ConsoleUser, form: web::Form<CsrfForm>) -> PageResult {
+    u.check_csrf(&form.csrf_token)?;
+    authn::logout(&st.svc, &u.user, &u.session_hash, &source(&req))?;
+    let mut resp = redirect("/login");
+    let _ = resp.add_cookie(&wauth::removal_cookie(st.tls));
+    Ok(resp)
+}
+
+// ---------------------------------------------------------------- setup & recovery
+
+#[derive(Template)]
+#[template(path = "setup.html")]
+struct SetupPage {
+    csrf: String,
+    token: String,
+    email: String,
+    name: String,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+async fn setup_page(req: HttpRequest, st: web::Data<AppState>, q: web::Query<TokenQuery>) -> PageResult {
+    let token = q.token.clone().unwrap_or_default();
+    authn::onetime::check(&st.svc.store.read()?, &token, st.svc.now()).map_err(|e| {
+        PageError(match e {
+            Error::Unauthenticated(m) => Error::Forbidden(m),
+            other => other,
+        })
+    })?;
+    let (pre, cookie) = wauth::pre_cookie(&req)?;
+    let page = SetupPage { csrf: wauth::csrf_for_pre(&st.svc, &pre), token, email: String::new(), name: String::new(), error: None };
+    Ok(with_pre_cookie(render(StatusCode::OK, &page)?, cookie))
+}
+
+#[derive(Deserialize)]
+struct SetupForm {
+    token: String,
+    email: String,
+    name: Option<String>,
+    password: Password,
+    password_confirm: Password,
+    csrf_token: String,
+}
+
+async fn setup_post(req: HttpRequest, st: web::Data<AppState>, form: web::Form<SetupForm>) -> PageResult {
+    wauth::check_pre_csrf(&req, &st.svc, &form.csrf_token)?;
+    let form = form.into_inner();
+    let result = async {
+        if form.password.expose() != form.password_confirm.expose() {
+            return Err(Error::invalid("password_confirm", "does not match the password"));
+        }
+        let email = Email::parse(&form.email)?;
+        authn::create_owner(&st.svc, Some(&form.token), email, form.name.clone().unwrap_or_default(), form.password.clone(), &source(&req)).await
+    }
+    .await;
+    match result {
+        Ok(_) => Ok(redirect("/login?notice=created")),
+        Err(Error::Invalid { field, message }) => {
+            let (pre, cookie) = wauth::pre_cookie(&req)?;
+            let page = SetupPage {
+                csrf: wauth::csrf_for_pre(&st.svc, &pre),
+                token: form.token,
+                email: form.email,
+                name: form.name.unwrap_or_default(),
+                error: Some(format!("{field}: {message}")),
+            };
+            Ok(with_pre_cookie(render(StatusCode::BAD_REQUEST, &page)?, cookie))
+        }
+        Err(Error::Unauthenticated(m)) => Err(Error::Forbidden(m).into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "recover.html")]
+struct RecoverPage {
+    csrf: String,
+    token: String,
+    error: Option<String>,
+}
+
+async fn recover_page(req: HttpRequest, st: web::Data<AppState>, q: web::Query<TokenQuery>) -> PageResult {
+    let token = q.token.clone().unwrap_or_default();
+    if authn::onetime::check(&st.svc.store.read()?, &token, st.svc.now()).is_err() {
+        return Ok(html_error(StatusCode::FORBIDDEN, "This link is invalid, already used or expired. Run `gatehouse recover EMAIL` for a new one."));
+    }
+    let (pre, cookie) = wauth::pre_cookie(&req)?;
+    let page = RecoverPage { csrf: wauth::csrf_for_pre(&st.svc, &pre), token, error: None };
+    Ok(with_pre_cookie(render(StatusCode::OK, &page)?, cookie))
+}
+
+#[derive(Deserialize)]
+struct RecoverForm {
+    token: String,
+    password: Password,
+    password_confirm: Password,
+    csrf_token: String,
+}
+
+async fn recover_post(req: HttpRequest, st: web::Data<AppState>, form: web::Form<RecoverForm>) -> PageResult {
+    wauth::check_pre_csrf(&req, &st.svc, &form.csrf_token)?;
+    let form = form.into_inner();
+    let result = if form.password.expose() != form.password_confirm.expose() {
+        Err(Error::invalid("password_confirm", "does not match the password"))
+    } else {
+        authn::recover(&st.svc, &form.token, form.password.clone(), &source(&req)).await
+    };
+    match result {
+        Ok(_) => Ok(redirect("/login?notice=recovered")),
+        Err(Error::Invalid { field, message }) => {
+            let (pre, cookie) = wauth::pre_cookie(&req)?;
+            let page = RecoverPage { csrf: wauth::csrf_for_pre(&st.svc, &pre), token: form.token, error: Some(format!("{field}: {message}")) };
+            Ok(with_pre_cookie(render(StatusCode::BAD_REQUEST, &page)?, cookie))
+        }
+        Err(Error::Unauthenticated(m)) => Err(Error::Forbidden(m).into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ---------------------------------------------------------------- rows
+
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: &'static str,
+    pub disabled: bool,
+    pub is_owner: bool,
+    pub created: String,
+    pub last_login: String,
+}
+
+impl From<&User> for UserRow {
+    fn from(u: &User) -> Self {
+        UserRow {
+            id: u.id.as_str().into(),
+            email: u.email.as_str().into(),
+            name: u.name.clone(),
+            role: u.role.as_str(),
+            disabled: u.disabled,
+            is_owner: u.role == Role::Owner,
+            created: rfc3339(u.created_at),
+            last_login: u.last_login_at.map(rfc3339).unwrap_or_else(|| "never".into()),
+        }
+    }
+}
+
+pub struct EventRow {
+    pub id: u64,
+    pub time: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub outcome: &'static str,
+    pub ip: String,
+    pub details: String,
+}
+
+impl From<&audit::Event> for EventRow {
+    fn from(e: &audit::Event) -> Self {
+        EventRow {
+            id: e.id,
+            time: rfc3339(e.time),
+            actor: e.actor.clone(),
+            action: e.action.clone(),
+            target: e.target.clone().unwrap_or_default(),
+            outcome: e.outcome.as_str(),
+            ip: e.source_ip.clone().unwrap_or_default(),
+            details: if e.details.is_null() { String::new() } else { e.details.to_string() },
+        }
+    }
+}
+
+// ---------------------------------------------------------------- dashboard
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    nav: Nav,
+    users_total: usize,
+    users_disabled: usize,
+    admins: usize,
+    failed_logins: usize,
+    key_version: u32,
+    audit_events: u64,
+    rows: Vec<EventRow>,
+}
+
+async fn dashboard(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser) -> PageResult {
+    if !u.user.is_admin() {
+        return Ok(redirect("/admin/account"));
+    }
+    require(&st, &req, &u, Permission::ViewConsole)?;
+    let r = st.svc.store.read()?;
+    let (all, total) = identity::list(&r, "", 0, usize::MAX)?;
+    let security = audit::Filter { action: Some("auth.".into()), ..Default::default() };
+    let (recent, _) = audit::query(&r, &security, 0, 10)?;
+    let since = st.svc.now() - 86_400;
+    let failed = audit::Filter {
+        action: Some("auth.login".into()),
+        outcome: Some("failure".into()),
+        since: Some(since.to_string()),
+        ..Default::default()
+    };
+    let (failed_rows, _) = audit::query(&r, &failed, 0, 10_000)?;
+    let key_version = keys::status(&st.svc)?.iter().find(|k| k.active).map(|k| k.version).unwrap_or(0);
+    let page = DashboardPage {
+        nav: nav(&u, "dashboard"),
+        users_total: total,
+        users_disabled: all.iter().filter(|u| u.disabled).count(),
+        admins: all.iter().filter(|u| u.is_admin()).count(),
+        failed_logins: failed_rows.len(),
+        key_version,
+        audit_events: r.count(crate::store::Table::Audit)?,
+        rows: recent.iter().map(EventRow::from).collect(),
+    };
+    render(StatusCode::OK, &page)
+}
+
+// ---------------------------------------------------------------- users
+
+const PER_PAGE: usize = 25;
+
+#[derive(Template)]
+#[template(path = "users.html")]
+struct UsersPage {
+    nav: Nav,
+    rows: Vec<UserRow>,
+    q: String,
+    page: usize,
+    pages: usize,
+    total: usize,
+    notice: Option<String>,
+    error: Option<String>,
+    form_email: String,
+    form_name: String,
+    form_role: String,
+}
+
+#[derive(Template)]
+#[template(path = "users_table.html")]
+struct UsersTable {
+    rows: Vec<UserRow>,
+    q: String,
+    page: usize,
+    pages: usize,
+    total: usize,
+}
+
+#[derive(Deserialize)]
+struct UsersQuery {
+    q: Option<String>,
+    page: Option<usize>,
+    notice: Option<String>,
+}
+
+fn users_view(st: &AppState, q: &str, page: usize) -> Result<(Vec<UserRow>, usize, usize, usize), Error> {
+    let page = page.max(1);
+    let (list, total) = identity::list(&st.svc.store.read()?, q, (page - 1) * PER_PAGE, PER_PAGE)?;
+    let pages = total.div_ceil(PER_PAGE).max(1);
+    Ok((list.iter().map(UserRow::from).collect(), total, page, pages))
+}
+
+async fn users(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, q: web::Query<UsersQuery>) -> PageResult {
+    require(&st, &req, &u, Permission::ManageUsers)?;
+    let search = q.q.clone().unwrap_or_default();
+    let (rows, total, page, pages) = users_view(&st, &search, q.page.unwrap_or(1))?;
+    if is_htmx(&req) {
+        return render(StatusCode::OK, &UsersTable { rows, q: search, page, pages, total });
+    }
+    let p = UsersPage {
+        nav: nav(&u, "users"),
+        rows,
+        q: search,
+        page,
+        pages,
+        total,
+        notice: notice_text(q.notice.as_deref()),
+        error: None,
+        form_email: String::new(),
+        form_name: String::new(),
+        form_role: "user".into(),
+    };
+    render(StatusCode::OK, &p)
+}
+
+#[derive(Deserialize)]
+struct CreateUserForm {
+    email: String,
+    name: Option<String>,
+    password: Password,
+    role: Option<String>,
+    csrf_token: String,
+}
+
+async fn users_create(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, form: web::Form<CreateUserForm>) -> PageResult {
+    u.check_csrf(&form.csrf_token)?;
+    require(&st, &req, &u, Permission::ManageUsers)?;
+    let form = form.into_inner();
+    let result = async {
+        let new = NewUser {
+            email: Email::parse(&form.email)?,
+            name: form.name.clone().unwrap_or_default(),
+            password: form.password.clone(),
+            role: Role::parse(form.role.as_deref().unwrap_or("user"))?,
+        };
+        identity::create(&st.svc, &u.principal(), &source(&req), new).await
+    }
+    .await;
+    match result {
+        Ok(_) => Ok(redirect("/admin/users?notice=created")),
+        Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => {
+            let (rows, total, page, pages) = users_view(&st, "", 1)?;
+            let p = UsersPage {
+                nav: nav(&u, "users"),
+                rows,
+                q: String::new(),
+                page,
+                pages,
+                total,
+                notice: None,
+                error: Some(e.public_message()),
+                form_email: form.email,
+                form_name: form.name.unwrap_or_default(),
+                form_role: form.role.unwrap_or_else(|| "user".into()),
+            };
+            let status = if matches!(e, Error::Conflict(_)) { StatusCode::CONFLICT } else { StatusCode::BAD_REQUEST };
+            render(status, &p)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "user.html")]
+struct UserPage {
+    nav: Nav,
+    u: UserRow,
+    notice: Option<String>,
+    error: Option<String>,
+    sessions: usize,
+}
+
+fn user_page(st: &AppState, u: &ConsoleUser, id: &UserId, notice: Option<String>, error: Option<String>) -> Result<UserPage, Error> {
+    let r = st.svc.store.read()?;
+    let target = identity::get(&r, id)?;
+    let sessions = session::list_for_user(&r, id)?.len();
+    Ok(UserPage { nav: nav(u, "users"), u: UserRow::from(&target), notice, error, sessions })
+}
+
+async fn user_detail(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, id: web::Path<String>, q: web::Query<Notice>) -> PageResult {
+    require(&st, &req, &u, Permission::ManageUsers)?;
+    let p = user_page(&st, &u, &UserId::parse(&id)?, notice_text(q.notice.as_deref()), None)?;
+    render(StatusCode::OK, &p)
+}
+
+async fn set_disabled(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, id: &str, token: &str, disabled: bool) -> PageResult {
+    u.check_csrf(token)?;
+    require(&st, &req, &u, Permission::ManageUsers)?;
+    let uid = UserId::parse(id)?;
+    let up = UserUpdate { disabled: Some(disabled), ..Default::default() };
+    match identity::update(&st.svc, &u.principal(), &source(&req), &uid, up) {
+        Ok(_) => Ok(redirect(&format!("/admin/users/{id}?notice={}", if disabled { "disabled" } else { "enabled" }))),
+        Err(e @ Error::Conflict(_)) => render(StatusCode::CONFLICT, &user_page(&st, &u, &uid, None, Some(e.public_message()))?),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn user_disable(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, id: web::Path<String>, f: web::Form<CsrfForm>) -> PageResult {
+    set_disabled(req, st, u, &id, &f.csrf_token, true).await
+}
+
+async fn user_enable(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, id: web::Path<String>, f: web::Form<CsrfForm>) -> PageResult {
+    set_disabled(req, st, u, &id, &f.csrf_token, false).await
+}
+
+#[derive(Template)]
+#[template(path = "confirm.html")]
+struct ConfirmPage {
+    nav: Nav,
+    title: String,
+    message: String,
+    action: String,
+    button: String,
+    cancel: String,
+}
+
+async fn user_delete_confirm(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, id: web::Path<String>) -> PageResult {
+    require(&st, &req, &u, Permission::ManageUsers)?;
+    let uid = UserId::parse(&id)?;
+    let target = identity::get(&st.svc.store.read()?, &uid)?;
+    let p = ConfirmPage {
+        nav: nav(&u, "users"),
+        title: "Delete user".into(),
+        message: format!(
+            "Delete {}? Their sessions and tokens end at once, and the account cannot be restored (the audit log keeps its history).",
+            target.email
+        ),
+        action: format!("/admin/users/{}/delete", uid.as_str()),
+        button: "Delete user".into(),
+        cancel: format!("/admin/users/{}", uid.as_str()),
+    };
+    render(StatusCode::OK, &p)
+}
+
+async fn user_delete(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, id: web::Path<String>, f: web::Form<CsrfForm>) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    require(&st, &req, &u, Permission::ManageUsers)?;
+    let uid = UserId::parse(&id)?;
+    match identity::delete(&st.svc, &u.principal(), &source(&req), &uid) {
+        Ok(()) => Ok(redirect("/admin/users?notice=deleted")),
+        Err(e @ Error::Conflict(_)) => render(StatusCode::CONFLICT, &user_page(&st, &u, &uid, None, Some(e.public_message()))?),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    password: Password,
+    csrf_token: String,
+}
+
+async fn user_password(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, id: web::Path<String>, f: web::Form<PasswordForm>) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    require(&st, &req, &u, Permission::ManageUsers)?;
+    let uid = UserId::parse(&id)?;
+    let by = u.principal();
+    match identity::set_password(&st.svc, &by, &source(&req), &uid, f.into_inner().password, None, "user.password_reset").await {
+        Ok(()) => Ok(redirect(&format!("/admin/users/{}?notice=reset", uid.as_str()))),
+        Err(e @ Error::Invalid { .. }) => render(StatusCode::BAD_REQUEST, &user_page(&st, &u, &uid, None, Some(e.public_message()))?),
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ---------------------------------------------------------------- my account
+
+pub struct SessionRow {
+    pub id: String,
+    pub current: bool,
+    pub created: String,
+    pub last_seen: String,
+    pub ip: String,
+    pub device: String,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    nav: Nav,
+    me: UserRow,
+    sessions: Vec<SessionRow>,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+fn account_page(st: &AppState, u: &ConsoleUser, notice: Option<String>, error: Option<String>) -> Result<AccountPage, Error> {
+    let list = session::list_for_user(&st.svc.store.read()?, &u.user.id)?;
+    let sessions = list
+        .iter()
+        .map(|(h, s)| SessionRow {
+            id: hex::encode(h),
+            current: *h == u.session_hash,
+            created: rfc3339(s.created_at),
+            last_seen: rfc3339(s.last_seen),
+            ip: s.ip.clone().unwrap_or_default(),
+            device: s.user_agent.clone().unwrap_or_else(|| "unknown".into()),
+        })
+        .collect();
+    Ok(AccountPage { nav: nav(u, "account"), me: UserRow::from(&u.user), sessions, notice, error })
+}
+
+async fn account(st: web::Data<AppState>, u: ConsoleUser, q: web::Query<Notice>) -> PageResult {
+    render(StatusCode::OK, &account_page(&st, &u, notice_text(q.notice.as_deref()), None)?)
+}
+
+#[derive(Deserialize)]
+struct ChangePasswordForm {
+    current_password: Password,
+    password: Password,
+    password_confirm: Password,
+    csrf_token: String,
+}
+
+async fn account_password(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, f: web::Form<ChangePasswordForm>) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    let f = f.into_inner();
+    let result = async {
+        authn::confirm_password(&st.svc, &u.user, &f.current_password).await?;
+        if f.password.expose() != f.password_confirm.expose() {
+            return Err(Error::invalid("password_confirm", "does not match the new password"));
+        }
+        let by = u.principal();
+        identity::set_password(&st.svc, &by, &source(&req), &u.user.id, f.password.clone(), Some(&u.session_hash), "user.password_change").await
+    }
+    .await;
+    match result {
+        Ok(()) => Ok(redirect("/admin/account?notice=password")),
+        Err(e @ Error::Invalid { .. }) => render(StatusCode::BAD_REQUEST, &account_page(&st, &u, None, Some(e.public_message()))?),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn end_session(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, id: web::Path<String>, f: web::Form<CsrfForm>) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    authn::end_session(&st.svc, &u.user, &id, &source(&req))?;
+    Ok(redirect("/admin/account?notice=ended"))
+}
+
+async fn end_other_sessions(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, f: web::Form<CsrfForm>) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    let mut tx = st.svc.store.write()?;
+    let n = session::end_all_for_user_except(&mut tx, &u.user.id, Some(&u.session_hash))?;
+    audit::record(
+        &mut tx,
+        st.svc.now(),
+        &source(&req),
+        u.principal().event("session.end_others", audit::Outcome::Success).details(serde_json::json!({"ended": n})),
+    )?;
+    tx.commit()?;
+    Ok(redirect("/admin/account?notice=ended_others"))
+}
+
+// ---------------------------------------------------------------- audit
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPageT {
+    nav: Nav,
+    rows: Vec<EventRow>,
+    actor: String,
+    action: String,
+    outcome: String,
+    since: String,
+    until: String,
+    page: usize,
+    more: bool,
+    query: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "audit_table.html")]
+struct AuditTable {
+    rows: Vec<EventRow>,
+    page: usize,
+    more: bool,
+    query: String,
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    actor: Option<String>,
+    action: Option<String>,
+    outcome: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    page: Option<usize>,
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn audit_page(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, q: web::Query<AuditQuery>) -> PageResult {
+    require(&st, &req, &u, Permission::ReadAudit)?;
+    let q = q.into_inner();
+    let filter = audit::Filter {
+        actor: q.actor.clone(),
+        action: q.action.clone(),
+        outcome: q.outcome.clone(),
+        since: q.since.clone(),
+        until: q.until.clone(),
+    };
+    let page = q.page.unwrap_or(1).max(1);
+    let (rows, more, error) = match audit::query(&st.svc.store.read()?, &filter, (page - 1) * PER_PAGE, PER_PAGE) {
+        Ok((ev, more)) => (ev.iter().map(EventRow::from).collect(), more, None),
+        Err(e @ Error::Invalid { .. }) => (Vec::new(), false, Some(e.public_message())),
+        Err(e) => return Err(e.into()),
+    };
+    let s = |o: &Option<String>| o.clone().unwrap_or_default();
+    let query = format!(
+        "actor={}&action={}&outcome={}&since={}&until={}",
+        enc(&s(&q.actor)),
+        enc(&s(&q.action)),
+        enc(&s(&q.outcome)),
+        enc(&s(&q.since)),
+        enc(&s(&q.until))
+    );
+    if is_htmx(&req) && error.is_none() {
+        return render(StatusCode::OK, &AuditTable { rows, page, more, query });
+    }
+    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let p = AuditPageT {
+        nav: nav(&u, "audit"),
+        rows,
+        actor: s(&q.actor),
+        action: s(&q.action),
+        outcome: s(&q.outcome),
+        since: s(&q.since),
+        until: s(&q.until),
+        page,
+        more,
+        query,
+        error,
+    };
+    render(status, &p)
+}
+
+// ---------------------------------------------------------------- keys
+
+pub struct KeyRow {
+    pub version: u32,
+    pub active: bool,
+    pub created: String,
+    pub records: u64,
+}
+
+#[derive(Template)]
+#[template(path = "keys.html")]
+struct KeysPage {
+    nav: Nav,
+    rows: Vec<KeyRow>,
+    total: u64,
+    backlog: u64,
+    percent: u64,
+    notice: Option<String>,
+}
+
+async fn keys_page(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, q: web::Query<Notice>) -> PageResult {
+    require(&st, &req, &u, Permission::ManageKeys)?;
+    let status = keys::status(&st.svc)?;
+    let total: u64 = status.iter().map(|k| k.records).sum();
+    let backlog: u64 = status.iter().filter(|k| !k.active).map(|k| k.records).sum();
+    let rows = status
+        .iter()
+        .rev()
+        .map(|k| KeyRow { version: k.version, active: k.active, created: rfc3339(k.created_at), records: k.records })
+        .collect();
+    let percent = if total == 0 { 100 } else { (total - backlog) * 100 / total };
+    render(StatusCode::OK, &KeysPage { nav: nav(&u, "keys"), rows, total, backlog, percent, notice: notice_text(q.notice.as_deref()) })
+}
+
+async fn keys_rotate_confirm(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser) -> PageResult {
+    require(&st, &req, &u, Permission::ManageKeys)?;
+    let p = ConfirmPage {
+        nav: nav(&u, "keys"),
+        title: "Rotate the data key".into(),
+        message: "A new data key becomes active for every new write, and every existing record is re-sealed under it in the background. Sign-in keeps working throughout. Older keys stay available to read records until re-sealing finishes.".into(),
+        action: "/admin/keys/rotate".into(),
+        button: "Rotate now".into(),
+        cancel: "/admin/keys".into(),
+    };
+    render(StatusCode::OK, &p)
+}
+
+async fn keys_rotate(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, f: web::Form<CsrfForm>) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    require(&st, &req, &u, Permission::ManageKeys)?;
+    crate::web::api::start_rotation(&st, u.principal(), source(&req))?;
+    Ok(redirect("/admin/keys?notice=rotated"))
+}
