@@ -74,6 +74,7 @@ impl Application {
         };
         let server = crate::web::server(svc.clone(), listener, tls)?;
         tracing::info!(%addr, data = %svc.store.dir().display(), "gatehouse listening");
+        println!("Gatehouse listening on {}", svc.public_url());
         Ok(Application { port: addr.port(), server, svc, socket, setup_link })
     }
 

@@ -96,10 +96,7 @@ pub fn main() -> ExitCode {
 }
 
 fn settings(cli: &Cli) -> Result<Settings> {
-    let env: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| !matches!(k.as_str(), "GATEHOUSE_DATA" | "GATEHOUSE_LISTEN"))
-        .collect();
-    let mut s = Settings::load(cli.config.as_deref(), env)?;
+    let mut s = Settings::load(cli.config.as_deref(), std::env::vars())?;
     if let Some(d) = &cli.data {
         s.data_dir = d.clone();
     }

@@ -1,1 +1,9 @@
+//! The one integration-test binary: black-box tests that start Gatehouse on
+//! port 0 with a fresh data directory (in-process, or the real executable) and
+//! talk HTTP or run the CLI, like an operator or a client would.
 
+mod api;
+mod attacks;
+mod cli;
+mod common;
+mod console;

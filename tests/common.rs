@@ -1,0 +1,168 @@
+//! Spawning Gatehouse for a test, and the HTTP helpers every area uses.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use gatehouse::app::Application;
+use gatehouse::clock::FixedClock;
+use gatehouse::config::Settings;
+use gatehouse::service::Service;
+use serde_json::Value;
+
+pub const OWNER: &str = "owner@example.com";
+pub const OWNER_PW: &str = "violet-harbour-lantern-42";
+pub const T0: i64 = 1_800_000_000;
+
+pub struct TestApp {
+    pub base: String,
+    pub clock: FixedClock,
+    pub svc: Arc<Service>,
+    pub setup_link: Option<String>,
+    pub data: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Lighter Argon2 so the suite stays quick; the production defaults have their own unit test.
+pub fn test_settings(dir: &std::path::Path) -> Settings {
+    let mut s = Settings::default();
+    s.listen = "127.0.0.1:0".into();
+    s.data_dir = dir.join("data");
+    s.password.argon2_memory_kib = 8192;
+    s.password.argon2_iterations = 1;
+    s
+}
+
+pub async fn spawn() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(f: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = test_settings(dir.path());
+    f(&mut s);
+    let data = s.data_dir.clone();
+    let clock = FixedClock::new(T0);
+    let app = Application::build_with(s, Arc::new(clock.clone()), None).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let svc = app.service();
+    let setup_link = app.setup_link().map(str::to_string);
+    actix_web::rt::spawn(app.run());
+    TestApp { base, clock, svc, setup_link, data, _dir: dir }
+}
+
+/// A browser-like client: keeps cookies, does not follow redirects.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+pub fn plain() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// The value of the first `name="csrf_token"` field in a page.
+pub fn csrf_from(html: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker).unwrap_or_else(|| panic!("no csrf field in page: {html}")) + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_string()
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Completes setup through the real pages; returns the browser used.
+    pub async fn setup_owner(&self) -> reqwest::Client {
+        let c = browser();
+        let link = self.setup_link.clone().expect("setup link");
+        let page = c.get(&link).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.unwrap();
+        let token = link.split("token=").nth(1).unwrap().to_string();
+        let r = c
+            .post(self.url("/setup"))
+            .form(&[
+                ("token", token.as_str()),
+                ("email", OWNER),
+                ("name", "Olivia Owner"),
+                ("password", OWNER_PW),
+                ("password_confirm", OWNER_PW),
+                ("csrf_token", &csrf_from(&html)),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+        c
+    }
+
+    /// Signs in through the /login form; returns the browser and the console's CSRF token.
+    pub async fn browser_login(&self, email: &str, pw: &str) -> (reqwest::Client, String) {
+        let c = browser();
+        let html = c.get(self.url("/login")).send().await.unwrap().text().await.unwrap();
+        let r = c
+            .post(self.url("/login"))
+            .form(&[("email", email), ("password", pw), ("csrf_token", &csrf_from(&html))])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "login failed");
+        assert_eq!(r.headers()["location"], "/admin");
+        let html = c.get(self.url("/admin/account")).send().await.unwrap().text().await.unwrap();
+        let csrf = csrf_from(&html);
+        (c, csrf)
+    }
+
+    /// Signs in through the form and returns the `name=value` of the session cookie.
+    pub async fn login_cookie(&self, email: &str, pw: &str) -> String {
+        let c = plain();
+        let page = c.get(self.url("/login")).send().await.unwrap();
+        let pre = page.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+        let html = page.text().await.unwrap();
+        let r = c
+            .post(self.url("/login"))
+            .header("cookie", &pre)
+            .form(&[("email", email), ("password", pw), ("csrf_token", &csrf_from(&html))])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string()
+    }
+
+    pub async fn api_login(&self, email: &str, pw: &str) -> Value {
+        let r = plain()
+            .post(self.url("/api/v1/auth/login"))
+            .json(&serde_json::json!({"email": email, "password": pw}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
+    /// Owner set up and signed in over the API; returns the access token.
+    pub async fn owner_token(&self) -> String {
+        self.setup_owner().await;
+        self.api_login(OWNER, OWNER_PW).await["access_token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn create_user(&self, token: &str, email: &str, role: &str) -> Value {
+        let r = plain()
+            .post(self.url("/api/v1/users"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"email": email, "password": "amber-meadow-river-77", "name": "Test User", "role": role}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        r.json().await.unwrap()
+    }
+
+    pub async fn audit(&self, token: &str, query: &str) -> Vec<Value> {
+        let r = plain().get(self.url(&format!("/api/v1/audit?{query}"))).bearer_auth(token).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        v["events"].as_array().unwrap().clone()
+    }
+}
