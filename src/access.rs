@@ -11,7 +11,10 @@ use crate::service::Service;
 #[derive(Debug, Clone)]
 pub enum Principal {
     /// A signed-in user; `session` is the hash of the browser session id, if any.
-    User { user: Box<User>, session: Option<[u8; 32]> },
+    User {
+        user: Box<User>,
+        session: Option<[u8; 32]>,
+    },
     /// A local operator with access to the data directory (CLI, control socket).
     Local(&'static str),
 }
@@ -76,8 +79,12 @@ pub fn authorize(svc: &Service, who: &Principal, p: Permission, src: &Source) ->
         &mut tx,
         svc.now(),
         src,
-        who.event("access.denied", Outcome::Denied).details(serde_json::json!({"permission": p.as_str()})),
+        who.event("access.denied", Outcome::Denied)
+            .details(serde_json::json!({"permission": p.as_str()})),
     )?;
     tx.commit()?;
-    Err(Error::Forbidden(format!("You do not have the {} permission.", p.as_str())))
+    Err(Error::Forbidden(format!(
+        "You do not have the {} permission.",
+        p.as_str()
+    )))
 }

@@ -26,7 +26,10 @@ impl Bootstrap {
     pub fn from_env() -> Option<Bootstrap> {
         let email = std::env::var("GATEHOUSE_BOOTSTRAP_ADMIN_EMAIL").ok()?;
         let file = std::env::var("GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD_FILE").ok()?;
-        Some(Bootstrap { email, password_file: file.into() })
+        Some(Bootstrap {
+            email,
+            password_file: file.into(),
+        })
     }
 }
 
@@ -43,7 +46,11 @@ impl Application {
         Self::build_with(settings, clock, Bootstrap::from_env()).await
     }
 
-    pub async fn build_with(mut settings: Settings, clock: Arc<dyn Clock>, boot: Option<Bootstrap>) -> Result<Application> {
+    pub async fn build_with(
+        mut settings: Settings,
+        clock: Arc<dyn Clock>,
+        boot: Option<Bootstrap>,
+    ) -> Result<Application> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         settings.check_transport()?;
         if crate::control::server_running(&settings.data_dir) {
@@ -53,8 +60,12 @@ impl Application {
             )));
         }
         let tls = crate::web::tls_config(&settings)?;
-        let listener = TcpListener::bind(settings.listen_addr()?)
-            .map_err(|e| Error::invalid("listen", format!("cannot listen on {}: {e}", settings.listen)))?;
+        let listener = TcpListener::bind(settings.listen_addr()?).map_err(|e| {
+            Error::invalid(
+                "listen",
+                format!("cannot listen on {}: {e}", settings.listen),
+            )
+        })?;
         let addr = listener.local_addr()?;
         if settings.public_url.is_none() {
             let scheme = if tls.is_some() { "https" } else { "http" };
@@ -69,13 +80,21 @@ impl Application {
             None
         } else {
             let link = crate::authn::setup_link(&svc, &Source::default())?;
-            println!("Gatehouse is not set up yet. Open this one-time link (valid 1 hour) to create the owner account:\n\n  {link}\n");
+            println!(
+                "Gatehouse is not set up yet. Open this one-time link (valid 1 hour) to create the owner account:\n\n  {link}\n"
+            );
             Some(link)
         };
         let server = crate::web::server(svc.clone(), listener, tls)?;
         tracing::info!(%addr, data = %svc.store.dir().display(), "gatehouse listening");
         println!("Gatehouse listening on {}", svc.public_url());
-        Ok(Application { port: addr.port(), server, svc, socket, setup_link })
+        Ok(Application {
+            port: addr.port(),
+            server,
+            svc,
+            socket,
+            setup_link,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -106,11 +125,20 @@ async fn bootstrap_owner(svc: &Service, b: &Bootstrap) -> Result<()> {
     }
     let email = Email::parse(&b.email)?;
     let raw = std::fs::read_to_string(&b.password_file).map_err(|e| {
-        Error::invalid("GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD_FILE", format!("cannot read {}: {e}", b.password_file.display()))
+        Error::invalid(
+            "GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD_FILE",
+            format!("cannot read {}: {e}", b.password_file.display()),
+        )
     })?;
     let pw = Password::new(raw.trim_end_matches(['\n', '\r']));
-    let src = Source { ip: None, user_agent: Some("bootstrap".into()) };
+    let src = Source {
+        ip: None,
+        user_agent: Some("bootstrap".into()),
+    };
     let user = crate::authn::create_owner(svc, None, email, "Owner".into(), pw, &src).await?;
-    tracing::info!(user = user.id.as_str(), "owner created from bootstrap variables");
+    tracing::info!(
+        user = user.id.as_str(),
+        "owner created from bootstrap variables"
+    );
     Ok(())
 }

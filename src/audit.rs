@@ -126,12 +126,23 @@ pub fn record(tx: &mut WriteTx<'_>, now: Timestamp, src: &Source, ev: NewEvent) 
         source_ip: src.ip.clone(),
         user_agent: src.user_agent.clone(),
         details: ev.details,
-        prev_hash: if head.hash.is_empty() { GENESIS.into() } else { head.hash },
+        prev_hash: if head.hash.is_empty() {
+            GENESIS.into()
+        } else {
+            head.hash
+        },
         hash: String::new(),
     };
     e.hash = chain_hash(&e)?;
     tx.put(Table::Audit, &id.to_be_bytes(), &e)?;
-    tx.put(Table::Meta, HEAD_KEY, &Head { seq: id, hash: e.hash.clone() })?;
+    tx.put(
+        Table::Meta,
+        HEAD_KEY,
+        &Head {
+            seq: id,
+            hash: e.hash.clone(),
+        },
+    )?;
     Ok(id)
 }
 
@@ -160,7 +171,11 @@ impl Filter {
             }
         }
         if let Some(act) = self.action.as_deref().filter(|s| !s.is_empty()) {
-            let hit = if act.ends_with('.') { e.action.starts_with(act) } else { e.action == act };
+            let hit = if act.ends_with('.') {
+                e.action.starts_with(act)
+            } else {
+                e.action == act
+            };
             if !hit {
                 return false;
             }
@@ -176,20 +191,28 @@ impl Filter {
 
 /// Newest first; `offset`/`limit` page through the matches. Returns the page and
 /// whether more matches follow.
-pub fn query(r: &impl Reader, f: &Filter, offset: usize, limit: usize) -> Result<(Vec<Event>, bool)> {
+pub fn query(
+    r: &impl Reader,
+    f: &Filter,
+    offset: usize,
+    limit: usize,
+) -> Result<(Vec<Event>, bool)> {
     let parse = |s: &Option<String>, field: &'static str| -> Result<Option<Timestamp>> {
         match s.as_deref().filter(|s| !s.is_empty()) {
             None => Ok(None),
-            Some(v) => crate::clock::parse_time(v)
-                .map(Some)
-                .ok_or_else(|| Error::invalid(field, "use RFC 3339 (2026-01-31T12:00:00Z) or Unix seconds")),
+            Some(v) => crate::clock::parse_time(v).map(Some).ok_or_else(|| {
+                Error::invalid(field, "use RFC 3339 (2026-01-31T12:00:00Z) or Unix seconds")
+            }),
         }
     };
     let (since, until) = (parse(&f.since, "since")?, parse(&f.until, "until")?);
     if let Some(o) = f.outcome.as_deref().filter(|s| !s.is_empty())
         && !matches!(o, "success" | "failure" | "denied")
     {
-        return Err(Error::invalid("outcome", "must be success, failure or denied"));
+        return Err(Error::invalid(
+            "outcome",
+            "must be success, failure or denied",
+        ));
     }
     let mut out = Vec::new();
     let mut skipped = 0;
@@ -217,29 +240,37 @@ pub fn query(r: &impl Reader, f: &Filter, offset: usize, limit: usize) -> Result
 pub fn verify(r: &impl Reader) -> Result<Result<u64, String>> {
     let head: Head = r.get(Table::Meta, HEAD_KEY)?.unwrap_or_default();
     let mut prev = GENESIS.to_string();
-    let mut expected_id = 1u64;
     let mut n = 0u64;
     let events = match r.scan::<Event>(Table::Audit, b"") {
         Ok(ev) => ev,
         Err(Error::Integrity(m)) => return Ok(Err(format!("an event failed to open: {m}"))),
         Err(e) => return Err(e),
     };
-    for (key, e) in events {
+    for (expected_id, (key, e)) in (1u64..).zip(events) {
         if key != e.id.to_be_bytes() || e.id != expected_id {
-            return Ok(Err(format!("event {expected_id} is missing (found {} next)", e.id)));
+            return Ok(Err(format!(
+                "event {expected_id} is missing (found {} next)",
+                e.id
+            )));
         }
         if e.prev_hash != prev {
-            return Ok(Err(format!("event {} does not link to event {}", e.id, e.id - 1)));
+            return Ok(Err(format!(
+                "event {} does not link to event {}",
+                e.id,
+                e.id - 1
+            )));
         }
         if chain_hash(&e)? != e.hash {
             return Ok(Err(format!("event {} was altered (hash mismatch)", e.id)));
         }
         prev = e.hash.clone();
-        expected_id += 1;
         n += 1;
     }
     if head.seq != n || (n > 0 && head.hash != prev) {
-        return Ok(Err(format!("the log ends at event {n} but its head says {}", head.seq)));
+        return Ok(Err(format!(
+            "the log ends at event {n} but its head says {}",
+            head.seq
+        )));
     }
     Ok(Ok(n))
 }

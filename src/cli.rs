@@ -16,7 +16,11 @@ use crate::ops::{self, Command};
 use crate::service::Service;
 
 #[derive(Parser, Debug)]
-#[command(name = "gatehouse", version, about = "Sign-in, access control, encryption and audit in one binary")]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "Sign-in, access control, encryption and audit in one binary"
+)]
 pub struct Cli {
     /// Data directory (default ./gatehouse-data)
     #[arg(long, global = true, env = "GATEHOUSE_DATA")]
@@ -106,7 +110,10 @@ fn settings(cli: &Cli) -> Result<Settings> {
 fn run(cli: Cli) -> Result<ExitCode> {
     let mut settings = settings(&cli)?;
     match cli.command {
-        Cmd::Serve { listen, danger_insecure_http } => {
+        Cmd::Serve {
+            listen,
+            danger_insecure_http,
+        } => {
             if let Some(l) = listen {
                 settings.listen = l;
             }
@@ -120,17 +127,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Config { action: ConfigAction::Check } => {
+        Cmd::Config {
+            action: ConfigAction::Check,
+        } => {
             settings.check_transport()?;
             println!("# configuration is valid\n{}", settings.to_masked_toml());
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Restore { file } => {
             if crate::control::server_running(&settings.data_dir) {
-                return Err(Error::Conflict("Stop `gatehouse serve` before restoring a backup.".into()));
+                return Err(Error::Conflict(
+                    "Stop `gatehouse serve` before restoring a backup.".into(),
+                ));
             }
             let kept = crate::store::Store::restore(&settings.data_dir, &file, SystemClock.now())?;
-            println!("Restored {} into {}.", file.display(), settings.data_dir.display());
+            println!(
+                "Restored {} into {}.",
+                file.display(),
+                settings.data_dir.display()
+            );
             if let Some(k) = kept {
                 println!("The previous database was kept as {}.", k.display());
             }
@@ -138,12 +153,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::SetupLink => admin(&settings, Command::SetupLink),
         Cmd::Recover { email } => admin(&settings, Command::Recover { email }),
-        Cmd::Keys { action: KeysAction::Status } => admin(&settings, Command::KeysStatus),
-        Cmd::Keys { action: KeysAction::Rotate } => admin(&settings, Command::KeysRotate),
-        Cmd::Audit { action: AuditAction::Verify } => admin(&settings, Command::AuditVerify),
+        Cmd::Keys {
+            action: KeysAction::Status,
+        } => admin(&settings, Command::KeysStatus),
+        Cmd::Keys {
+            action: KeysAction::Rotate,
+        } => admin(&settings, Command::KeysRotate),
+        Cmd::Audit {
+            action: AuditAction::Verify,
+        } => admin(&settings, Command::AuditVerify),
         Cmd::Backup { file } => {
             let abs = std::path::absolute(&file)?;
-            admin(&settings, Command::Backup { path: abs.to_string_lossy().into_owned() })
+            admin(
+                &settings,
+                Command::Backup {
+                    path: abs.to_string_lossy().into_owned(),
+                },
+            )
         }
     }
 }
@@ -151,7 +177,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
 /// Draws a one-line progress bar on stderr.
 fn progress_bar(done: u64, total: u64) {
     let width = 30u64;
-    let filled = if total == 0 { width } else { done * width / total };
+    let filled = (done * width)
+        .checked_div(total)
+        .unwrap_or(width)
+        .min(width);
     eprint!(
         "\r[{}{}] {done}/{total} records re-sealed",
         "#".repeat(filled as usize),
@@ -169,7 +198,9 @@ fn admin(settings: &Settings, cmd: Command) -> Result<ExitCode> {
         Some(out) => out,
         None => {
             if !settings.data_dir.join(crate::store::DB_FILE).exists() {
-                return Err(Error::NotFound("Gatehouse data in this directory (start `gatehouse serve` first, or pass --data)"));
+                return Err(Error::NotFound(
+                    "Gatehouse data in this directory (start `gatehouse serve` first, or pass --data)",
+                ));
             }
             let sys = actix_web::rt::System::new();
             let settings = settings.clone();
@@ -182,5 +213,9 @@ fn admin(settings: &Settings, cmd: Command) -> Result<ExitCode> {
         }
     };
     println!("{}", out.text.trim_end());
-    Ok(if out.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if out.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -47,7 +47,10 @@ impl Clock for FixedClock {
 pub fn rfc3339(ts: Timestamp) -> String {
     time::OffsetDateTime::from_unix_timestamp(ts)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| ts.to_string())
 }
 

@@ -101,7 +101,10 @@ impl Default for PasswordSettings {
 
 impl Default for SessionSettings {
     fn default() -> Self {
-        SessionSettings { idle_timeout_secs: 30 * 60, absolute_lifetime_secs: 12 * 3600 }
+        SessionSettings {
+            idle_timeout_secs: 30 * 60,
+            absolute_lifetime_secs: 12 * 3600,
+        }
     }
 }
 
@@ -117,7 +120,10 @@ impl Default for TokenSettings {
 
 impl Default for LimitSettings {
     fn default() -> Self {
-        LimitSettings { json_body_bytes: 64 * 1024, form_body_bytes: 64 * 1024 }
+        LimitSettings {
+            json_body_bytes: 64 * 1024,
+            form_body_bytes: 64 * 1024,
+        }
     }
 }
 
@@ -130,15 +136,36 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("GATEHOUSE_DANGER_INSECURE_HTTP", "danger_insecure_http"),
     ("GATEHOUSE_TLS_CERT_FILE", "tls.cert_file"),
     ("GATEHOUSE_TLS_KEY_FILE", "tls.key_file"),
-    ("GATEHOUSE_PASSWORD_ARGON2_MEMORY_KIB", "password.argon2_memory_kib"),
-    ("GATEHOUSE_PASSWORD_ARGON2_ITERATIONS", "password.argon2_iterations"),
-    ("GATEHOUSE_PASSWORD_ARGON2_PARALLELISM", "password.argon2_parallelism"),
+    (
+        "GATEHOUSE_PASSWORD_ARGON2_MEMORY_KIB",
+        "password.argon2_memory_kib",
+    ),
+    (
+        "GATEHOUSE_PASSWORD_ARGON2_ITERATIONS",
+        "password.argon2_iterations",
+    ),
+    (
+        "GATEHOUSE_PASSWORD_ARGON2_PARALLELISM",
+        "password.argon2_parallelism",
+    ),
     ("GATEHOUSE_PASSWORD_MIN_LENGTH", "password.min_length"),
-    ("GATEHOUSE_PASSWORD_HASH_CONCURRENCY", "password.hash_concurrency"),
-    ("GATEHOUSE_SESSION_IDLE_TIMEOUT_SECS", "session.idle_timeout_secs"),
-    ("GATEHOUSE_SESSION_ABSOLUTE_LIFETIME_SECS", "session.absolute_lifetime_secs"),
+    (
+        "GATEHOUSE_PASSWORD_HASH_CONCURRENCY",
+        "password.hash_concurrency",
+    ),
+    (
+        "GATEHOUSE_SESSION_IDLE_TIMEOUT_SECS",
+        "session.idle_timeout_secs",
+    ),
+    (
+        "GATEHOUSE_SESSION_ABSOLUTE_LIFETIME_SECS",
+        "session.absolute_lifetime_secs",
+    ),
     ("GATEHOUSE_TOKENS_ACCESS_TTL_SECS", "tokens.access_ttl_secs"),
-    ("GATEHOUSE_TOKENS_REFRESH_TTL_SECS", "tokens.refresh_ttl_secs"),
+    (
+        "GATEHOUSE_TOKENS_REFRESH_TTL_SECS",
+        "tokens.refresh_ttl_secs",
+    ),
     ("GATEHOUSE_TOKENS_AUDIENCE", "tokens.audience"),
     ("GATEHOUSE_LIMITS_JSON_BODY_BYTES", "limits.json_body_bytes"),
     ("GATEHOUSE_LIMITS_FORM_BODY_BYTES", "limits.form_body_bytes"),
@@ -193,11 +220,13 @@ impl Settings {
             return Err(Error::invalid("log_format", "must be \"text\" or \"json\""));
         }
         if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
-            return Err(Error::invalid("tls", "set both cert_file and key_file, or neither"));
+            return Err(Error::invalid(
+                "tls",
+                "set both cert_file and key_file, or neither",
+            ));
         }
         let p = &self.password;
-        if p.argon2_memory_kib < 8 * 1024 || p.argon2_iterations == 0 || p.argon2_parallelism == 0
-        {
+        if p.argon2_memory_kib < 8 * 1024 || p.argon2_iterations == 0 || p.argon2_parallelism == 0 {
             return Err(Error::invalid(
                 "password",
                 "argon2_memory_kib must be at least 8192 and iterations/parallelism at least 1",
@@ -219,7 +248,10 @@ impl Settings {
         if let Some(u) = &self.public_url
             && !(u.starts_with("http://") || u.starts_with("https://"))
         {
-            return Err(Error::invalid("public_url", "must start with http:// or https://"));
+            return Err(Error::invalid(
+                "public_url",
+                "must start with http:// or https://",
+            ));
         }
         Ok(())
     }
@@ -290,7 +322,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -312,8 +347,8 @@ mod tests {
 
     #[test]
     fn env_overrides_and_unknown_env_is_refused() {
-        let s = Settings::load(None, env(&[("GATEHOUSE_SESSION_IDLE_TIMEOUT_SECS", "60")]))
-            .unwrap();
+        let s =
+            Settings::load(None, env(&[("GATEHOUSE_SESSION_IDLE_TIMEOUT_SECS", "60")])).unwrap();
         assert_eq!(s.session.idle_timeout_secs, 60);
         let e = Settings::load(None, env(&[("GATEHOUSE_LISTNE", "x")])).unwrap_err();
         assert!(e.to_string().contains("GATEHOUSE_LISTNE"));
@@ -321,7 +356,10 @@ mod tests {
 
     #[test]
     fn non_loopback_plain_http_is_refused() {
-        let mut s = Settings { listen: "0.0.0.0:8080".into(), ..Settings::default() };
+        let mut s = Settings {
+            listen: "0.0.0.0:8080".into(),
+            ..Settings::default()
+        };
         assert!(s.check_transport().is_err());
         s.danger_insecure_http = true;
         assert!(s.check_transport().is_ok());

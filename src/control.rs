@@ -38,7 +38,9 @@ pub fn start(svc: Arc<Service>) -> Result<PathBuf> {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let svc = svc.clone();
             tokio::spawn(async move {
                 if let Err(e) = handle(svc, stream).await {
@@ -57,8 +59,11 @@ async fn handle(svc: Arc<Service>, stream: tokio::net::UnixStream) -> Result<()>
     let cmd: Command = match serde_json::from_str(&line) {
         Ok(c) => c,
         Err(e) => {
-            let r = Reply::Error { message: format!("bad request: {e}") };
-            wr.write_all(format!("{}\n", serde_json::to_string(&r)?).as_bytes()).await?;
+            let r = Reply::Error {
+                message: format!("bad request: {e}"),
+            };
+            wr.write_all(format!("{}\n", serde_json::to_string(&r)?).as_bytes())
+                .await?;
             return Ok(());
         }
     };
@@ -71,26 +76,43 @@ async fn handle(svc: Arc<Service>, stream: tokio::net::UnixStream) -> Result<()>
         };
         let reply = match ops::run(&svc, &cmd, &mut progress) {
             Ok(out) => Reply::Done(out),
-            Err(e) => Reply::Error { message: e.public_message_for_operator() },
+            Err(e) => Reply::Error {
+                message: e.public_message_for_operator(),
+            },
         };
         let _ = tx.send(reply);
     });
     while let Some(r) = rx.recv().await {
-        wr.write_all(format!("{}\n", serde_json::to_string(&r)?).as_bytes()).await?;
+        wr.write_all(format!("{}\n", serde_json::to_string(&r)?).as_bytes())
+            .await?;
     }
     job.await.map_err(Error::internal)?;
     Ok(())
 }
 
 /// Sends `cmd` to a running server. `Ok(None)` when no server listens here.
-pub fn call(data_dir: &Path, cmd: &Command, on_progress: &mut dyn FnMut(u64, u64)) -> Result<Option<Output>> {
+pub fn call(
+    data_dir: &Path,
+    cmd: &Command,
+    on_progress: &mut dyn FnMut(u64, u64),
+) -> Result<Option<Output>> {
     let path = socket_path(data_dir);
     let mut stream = match std::os::unix::net::UnixStream::connect(&path) {
         Ok(s) => s,
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
             return Ok(None);
         }
-        Err(e) => return Err(Error::Storage(format!("cannot reach {}: {e}", path.display()))),
+        Err(e) => {
+            return Err(Error::Storage(format!(
+                "cannot reach {}: {e}",
+                path.display()
+            )));
+        }
     };
     stream.write_all(format!("{}\n", serde_json::to_string(cmd)?).as_bytes())?;
     for line in BufReader::new(stream).lines() {
@@ -100,7 +122,9 @@ pub fn call(data_dir: &Path, cmd: &Command, on_progress: &mut dyn FnMut(u64, u64
             Reply::Error { message } => return Err(Error::Conflict(message)),
         }
     }
-    Err(Error::internal("the server closed the control socket without an answer"))
+    Err(Error::internal(
+        "the server closed the control socket without an answer",
+    ))
 }
 
 /// True when a server answers on the data directory's socket.

@@ -64,7 +64,9 @@ pub fn b64url(bytes: &[u8]) -> String {
 
 pub fn b64url_decode(s: &str) -> Option<Vec<u8>> {
     use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok()
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .ok()
 }
 
 pub fn sha256(data: &[u8]) -> [u8; 32] {
@@ -93,7 +95,13 @@ pub fn seal(key: &SecretKey, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     let nonce_bytes = random_bytes::<NONCE_LEN>()?;
     let nonce = chacha20poly1305::XNonce::from(nonce_bytes);
     let ct = cipher
-        .encrypt(&nonce, Payload { msg: plaintext, aad })
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .map_err(|_| Error::internal("encryption failed"))?;
     let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
     out.extend_from_slice(&nonce_bytes);
@@ -109,8 +117,9 @@ pub fn open(key: &SecretKey, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<
     let cipher = XChaCha20Poly1305::new_from_slice(key.expose())
         .map_err(|_| Error::internal("bad key length"))?;
     let (nonce_bytes, ct) = sealed.split_at(NONCE_LEN);
-    let nonce_arr: [u8; NONCE_LEN] =
-        nonce_bytes.try_into().map_err(|_| Error::Integrity("bad nonce".into()))?;
+    let nonce_arr: [u8; NONCE_LEN] = nonce_bytes
+        .try_into()
+        .map_err(|_| Error::Integrity("bad nonce".into()))?;
     let nonce = chacha20poly1305::XNonce::from(nonce_arr);
     cipher
         .decrypt(&nonce, Payload { msg: ct, aad })

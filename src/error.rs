@@ -7,7 +7,10 @@ use std::fmt;
 #[derive(Debug)]
 pub enum Error {
     /// Input that does not parse or breaks a rule; `field` names what to fix.
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     /// Sign-in failed. The caller always sees the same words; the precise
     /// reason goes to the audit log only.
     InvalidCredentials,
@@ -30,7 +33,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        Error::Invalid { field, message: message.into() }
+        Error::Invalid {
+            field,
+            message: message.into(),
+        }
     }
 
     pub fn internal(context: impl fmt::Display) -> Self {

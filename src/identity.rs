@@ -4,13 +4,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::Principal;
 use crate::audit::{self, Outcome, Source};
 use crate::clock::Timestamp;
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::service::Service;
 use crate::store::{Reader, Table, WriteTx};
-use crate::access::Principal;
 
 /// A normalised e-mail address (trimmed, lower-case).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,7 +27,9 @@ impl Email {
         if s.len() > 254 {
             return bad("is longer than 254 characters");
         }
-        if s.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>') {
+        if s.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+        {
             return bad("must not contain spaces, control characters or angle brackets");
         }
         let Some((local, domain)) = s.rsplit_once('@') else {
@@ -70,13 +72,22 @@ pub struct UserId(String);
 
 impl UserId {
     pub fn generate() -> Result<UserId> {
-        Ok(UserId(format!("usr_{}", hex::encode(crypto::random_bytes::<10>()?))))
+        Ok(UserId(format!(
+            "usr_{}",
+            hex::encode(crypto::random_bytes::<10>()?)
+        )))
     }
     pub fn parse(s: &str) -> Result<UserId> {
         let ok = s.len() == 24
             && s.starts_with("usr_")
-            && s[4..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if ok { Ok(UserId(s.to_string())) } else { Err(Error::NotFound("user")) }
+            && s[4..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if ok {
+            Ok(UserId(s.to_string()))
+        } else {
+            Err(Error::NotFound("user"))
+        }
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -116,7 +127,10 @@ impl Role {
         match s {
             "admin" => Ok(Role::Admin),
             "user" => Ok(Role::User),
-            "owner" => Err(Error::invalid("role", "the owner role is given only at setup")),
+            "owner" => Err(Error::invalid(
+                "role",
+                "the owner role is given only at setup",
+            )),
             _ => Err(Error::invalid("role", "must be \"admin\" or \"user\"")),
         }
     }
@@ -139,7 +153,10 @@ pub struct User {
 
 impl std::fmt::Debug for User {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("User").field("id", &self.id).field("role", &self.role).finish_non_exhaustive()
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
     }
 }
 
@@ -150,34 +167,72 @@ impl User {
 }
 
 const COMMON_PASSWORDS: &[&str] = &[
-    "123456789012", "password1234", "passwordpassword", "qwertyuiopas", "111111111111",
-    "123123123123", "iloveyou1234", "adminadmin12", "administrator", "welcome12345",
-    "letmein12345", "changeme1234", "qwerty123456", "password123!", "1q2w3e4r5t6y",
-    "abcdefghijkl", "000000000000", "passw0rd1234", "superman1234", "trustno1trustno1",
-    "correcthorsebatterystaple", "monkeymonkey", "dragondragon", "football1234",
-    "baseball1234", "sunshine1234", "princess1234", "qazwsxedcrfv", "zaq12wsxcde3",
+    "123456789012",
+    "password1234",
+    "passwordpassword",
+    "qwertyuiopas",
+    "111111111111",
+    "123123123123",
+    "iloveyou1234",
+    "adminadmin12",
+    "administrator",
+    "welcome12345",
+    "letmein12345",
+    "changeme1234",
+    "qwerty123456",
+    "password123!",
+    "1q2w3e4r5t6y",
+    "abcdefghijkl",
+    "000000000000",
+    "passw0rd1234",
+    "superman1234",
+    "trustno1trustno1",
+    "correcthorsebatterystaple",
+    "monkeymonkey",
+    "dragondragon",
+    "football1234",
+    "baseball1234",
+    "sunshine1234",
+    "princess1234",
+    "qazwsxedcrfv",
+    "zaq12wsxcde3",
 ];
 
 /// Length at least `min_len`, not the e-mail (or its local part), not a common password.
 pub fn check_password_policy(pw: &str, email: &Email, min_len: usize) -> Result<()> {
     let n = pw.chars().count();
     if n < min_len {
-        return Err(Error::invalid("password", format!("must be at least {min_len} characters long")));
+        return Err(Error::invalid(
+            "password",
+            format!("must be at least {min_len} characters long"),
+        ));
     }
     if n > 1024 {
-        return Err(Error::invalid("password", "must be at most 1024 characters long"));
+        return Err(Error::invalid(
+            "password",
+            "must be at most 1024 characters long",
+        ));
     }
     let lower = pw.to_lowercase();
     let local = email.as_str().split('@').next().unwrap_or_default();
     if lower == email.as_str() || (local.len() >= 4 && lower.contains(local)) {
-        return Err(Error::invalid("password", "must not be or contain your e-mail address"));
+        return Err(Error::invalid(
+            "password",
+            "must not be or contain your e-mail address",
+        ));
     }
     if COMMON_PASSWORDS.contains(&lower.as_str()) {
-        return Err(Error::invalid("password", "is on the list of commonly used passwords; choose another"));
+        return Err(Error::invalid(
+            "password",
+            "is on the list of commonly used passwords; choose another",
+        ));
     }
     let distinct: std::collections::HashSet<char> = pw.chars().collect();
     if distinct.len() < 4 {
-        return Err(Error::invalid("password", "uses too few different characters"));
+        return Err(Error::invalid(
+            "password",
+            "uses too few different characters",
+        ));
     }
     Ok(())
 }
@@ -195,7 +250,8 @@ pub fn find_by_email(svc: &Service, r: &impl Reader, email: &Email) -> Result<Op
 }
 
 pub fn get(r: &impl Reader, id: &UserId) -> Result<User> {
-    r.get::<User>(Table::Users, id.as_str().as_bytes())?.ok_or(Error::NotFound("user"))
+    r.get::<User>(Table::Users, id.as_str().as_bytes())?
+        .ok_or(Error::NotFound("user"))
 }
 
 pub fn count(r: &impl Reader) -> Result<u64> {
@@ -210,7 +266,9 @@ pub fn owner_exists(r: &impl Reader) -> Result<bool> {
 pub fn insert(svc: &Service, tx: &mut WriteTx<'_>, user: &User) -> Result<()> {
     let idx = email_index(svc, &user.email)?;
     if tx.get::<String>(Table::UsersByEmail, &idx)?.is_some() {
-        return Err(Error::Conflict("A user with this e-mail address already exists.".into()));
+        return Err(Error::Conflict(
+            "A user with this e-mail address already exists.".into(),
+        ));
     }
     tx.put(Table::UsersByEmail, &idx, &user.id.as_str())?;
     tx.put(Table::Users, user.id.as_str().as_bytes(), user)?;
@@ -225,7 +283,9 @@ pub fn save(svc: &Service, tx: &mut WriteTx<'_>, before: &User, after: &User) ->
     if before.email != after.email {
         let new_idx = email_index(svc, &after.email)?;
         if tx.get::<String>(Table::UsersByEmail, &new_idx)?.is_some() {
-            return Err(Error::Conflict("A user with this e-mail address already exists.".into()));
+            return Err(Error::Conflict(
+                "A user with this e-mail address already exists.".into(),
+            ));
         }
         tx.delete(Table::UsersByEmail, &email_index(svc, &before.email)?)?;
         tx.put(Table::UsersByEmail, &new_idx, &after.id.as_str())?;
@@ -243,7 +303,10 @@ pub struct NewUser {
 fn clean_name(name: &str) -> Result<String> {
     let n = name.trim();
     if n.chars().count() > 200 || n.chars().any(|c| c.is_control()) {
-        return Err(Error::invalid("name", "must be at most 200 characters, without control characters"));
+        return Err(Error::invalid(
+            "name",
+            "must be at most 200 characters, without control characters",
+        ));
     }
     Ok(n.to_string())
 }
@@ -251,9 +314,15 @@ fn clean_name(name: &str) -> Result<String> {
 /// Creates a user: policy, hash (on the blocking pool), insert and audit in one transaction.
 pub async fn create(svc: &Service, by: &Principal, src: &Source, new: NewUser) -> Result<User> {
     let name = clean_name(&new.name)?;
-    check_password_policy(new.password.expose(), &new.email, svc.settings.password.min_length)?;
+    check_password_policy(
+        new.password.expose(),
+        &new.email,
+        svc.settings.password.min_length,
+    )?;
     if find_by_email(svc, &svc.store.read()?, &new.email)?.is_some() {
-        return Err(Error::Conflict("A user with this e-mail address already exists.".into()));
+        return Err(Error::Conflict(
+            "A user with this e-mail address already exists.".into(),
+        ));
     }
     let hash = svc.hasher.hash(new.password).await?;
     let now = svc.now();
@@ -289,7 +358,9 @@ pub fn list(r: &impl Reader, q: &str, offset: usize, limit: usize) -> Result<(Ve
         .scan::<User>(Table::Users, b"usr_")?
         .into_iter()
         .map(|(_, u)| u)
-        .filter(|u| q.is_empty() || u.email.as_str().contains(&q) || u.name.to_lowercase().contains(&q))
+        .filter(|u| {
+            q.is_empty() || u.email.as_str().contains(&q) || u.name.to_lowercase().contains(&q)
+        })
         .collect();
     all.sort_by(|a, b| a.email.as_str().cmp(b.email.as_str()));
     let total = all.len();
@@ -305,7 +376,13 @@ pub struct UserUpdate {
     pub disabled: Option<bool>,
 }
 
-pub fn update(svc: &Service, by: &Principal, src: &Source, id: &UserId, up: UserUpdate) -> Result<User> {
+pub fn update(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    id: &UserId,
+    up: UserUpdate,
+) -> Result<User> {
     let now = svc.now();
     let mut tx = svc.store.write()?;
     let before = get(&tx, id)?;
@@ -316,12 +393,17 @@ pub fn update(svc: &Service, by: &Principal, src: &Source, id: &UserId, up: User
         changed.insert("name".into(), true.into());
     }
     if let Some(e) = up.email {
-        changed.insert("email".into(), serde_json::json!({"from": before.email.as_str(), "to": e.as_str()}));
+        changed.insert(
+            "email".into(),
+            serde_json::json!({"from": before.email.as_str(), "to": e.as_str()}),
+        );
         after.email = e;
     }
     if let Some(r) = up.role {
         if before.role == Role::Owner {
-            return Err(Error::Conflict("The owner's role cannot be changed.".into()));
+            return Err(Error::Conflict(
+                "The owner's role cannot be changed.".into(),
+            ));
         }
         changed.insert("role".into(), r.as_str().into());
         after.role = r;
@@ -331,7 +413,9 @@ pub fn update(svc: &Service, by: &Principal, src: &Source, id: &UserId, up: User
             return Err(Error::Conflict("The owner cannot be disabled.".into()));
         }
         if by.user_id() == Some(id) && d {
-            return Err(Error::Conflict("You cannot disable your own account.".into()));
+            return Err(Error::Conflict(
+                "You cannot disable your own account.".into(),
+            ));
         }
         after.disabled = d;
     }
@@ -346,7 +430,14 @@ pub fn update(svc: &Service, by: &Principal, src: &Source, id: &UserId, up: User
         crate::authn::session::end_all_for_user(&mut tx, id)?;
         crate::authn::refresh::revoke_all_for_user(&mut tx, id)?;
     }
-    audit::record(&mut tx, now, src, by.event(action, Outcome::Success).target(id.as_str()).details(changed.into()))?;
+    audit::record(
+        &mut tx,
+        now,
+        src,
+        by.event(action, Outcome::Success)
+            .target(id.as_str())
+            .details(changed.into()),
+    )?;
     tx.commit()?;
     Ok(after)
 }
@@ -359,7 +450,9 @@ pub fn delete(svc: &Service, by: &Principal, src: &Source, id: &UserId) -> Resul
         return Err(Error::Conflict("The owner cannot be deleted.".into()));
     }
     if by.user_id() == Some(id) {
-        return Err(Error::Conflict("You cannot delete your own account.".into()));
+        return Err(Error::Conflict(
+            "You cannot delete your own account.".into(),
+        ));
     }
     tx.delete(Table::UsersByEmail, &email_index(svc, &user.email)?)?;
     tx.delete(Table::Users, id.as_str().as_bytes())?;
@@ -399,7 +492,12 @@ pub async fn set_password(
     save(svc, &mut tx, &before, &after)?;
     crate::authn::session::end_all_for_user_except(&mut tx, id, keep)?;
     crate::authn::refresh::revoke_all_for_user(&mut tx, id)?;
-    audit::record(&mut tx, now, src, by.event(action, Outcome::Success).target(id.as_str()))?;
+    audit::record(
+        &mut tx,
+        now,
+        src,
+        by.event(action, Outcome::Success).target(id.as_str()),
+    )?;
     tx.commit()
 }
 
@@ -409,8 +507,20 @@ mod tests {
 
     #[test]
     fn email_is_normalised_and_checked() {
-        assert_eq!(Email::parse("  Alice@Example.COM ").unwrap().as_str(), "alice@example.com");
-        for bad in ["", "alice", "@x.org", "a@", "a b@x.org", "a@.x", "a@x..org", "<a@x.org>"] {
+        assert_eq!(
+            Email::parse("  Alice@Example.COM ").unwrap().as_str(),
+            "alice@example.com"
+        );
+        for bad in [
+            "",
+            "alice",
+            "@x.org",
+            "a@",
+            "a b@x.org",
+            "a@.x",
+            "a@x..org",
+            "<a@x.org>",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }
@@ -431,7 +541,12 @@ mod tests {
     fn user_id_parses_only_its_own_shape() {
         let id = UserId::generate().unwrap();
         assert_eq!(UserId::parse(id.as_str()).unwrap(), id);
-        for bad in ["usr_", "usr_../../etc", "abc_0123456789abcdef0123", "usr_0123456789ABCDEF0123"] {
+        for bad in [
+            "usr_",
+            "usr_../../etc",
+            "abc_0123456789abcdef0123",
+            "usr_0123456789ABCDEF0123",
+        ] {
             assert!(UserId::parse(bad).is_err());
         }
     }

@@ -23,7 +23,12 @@ pub fn status(svc: &Service) -> Result<Vec<KeyVersionStatus>> {
 }
 
 /// Rotates, then re-seals; `progress(done, total)` after every batch.
-pub fn rotate(svc: &Service, by: &Principal, src: &Source, progress: &mut dyn FnMut(u64, u64)) -> Result<RotationReport> {
+pub fn rotate(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<RotationReport> {
     let new_version = begin_rotation(svc, by, src)?;
     finish_rotation(svc, by, src, new_version, progress)
 }
@@ -37,7 +42,8 @@ pub fn begin_rotation(svc: &Service, by: &Principal, src: &Source) -> Result<u32
         &mut tx,
         now,
         src,
-        by.event("keys.rotate", Outcome::Success).details(serde_json::json!({"new_version": new_version})),
+        by.event("keys.rotate", Outcome::Success)
+            .details(serde_json::json!({"new_version": new_version})),
     )?;
     tx.commit()?;
     Ok(new_version)
@@ -61,7 +67,10 @@ pub fn finish_rotation(
             .details(serde_json::json!({"version": new_version, "records": resealed})),
     )?;
     tx.commit()?;
-    Ok(RotationReport { new_version, resealed })
+    Ok(RotationReport {
+        new_version,
+        resealed,
+    })
 }
 
 /// Re-seals every record still under an older key. Safe to run again after an

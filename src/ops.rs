@@ -28,7 +28,10 @@ pub struct Output {
 }
 
 pub fn run(svc: &Service, cmd: &Command, progress: &mut dyn FnMut(u64, u64)) -> Result<Output> {
-    let src = Source { ip: None, user_agent: Some("gatehouse-cli".into()) };
+    let src = Source {
+        ip: None,
+        user_agent: Some("gatehouse-cli".into()),
+    };
     let by = Principal::Local("cli");
     let ok = |text: String| Ok(Output { ok: true, text });
     match cmd {
@@ -55,16 +58,25 @@ pub fn run(svc: &Service, cmd: &Command, progress: &mut dyn FnMut(u64, u64)) -> 
         }
         Command::KeysRotate => {
             let r = crate::keys::rotate(svc, &by, &src, progress)?;
-            ok(format!("Data key version {} is active; {} records re-sealed.", r.new_version, r.resealed))
+            ok(format!(
+                "Data key version {} is active; {} records re-sealed.",
+                r.new_version, r.resealed
+            ))
         }
         Command::AuditVerify => match audit::verify(&svc.store.read()?)? {
             Ok(n) => ok(format!("OK: {n} audit events, hash chain intact.")),
-            Err(broken) => Ok(Output { ok: false, text: format!("BROKEN: {broken}") }),
+            Err(broken) => Ok(Output {
+                ok: false,
+                text: format!("BROKEN: {broken}"),
+            }),
         },
         Command::Backup { path } => {
             let p = std::path::Path::new(path);
             if p.exists() {
-                return Err(Error::invalid("FILE", format!("{path} exists; choose a new file name")));
+                return Err(Error::invalid(
+                    "FILE",
+                    format!("{path} exists; choose a new file name"),
+                ));
             }
             let n = svc.store.backup_to(p)?;
             let mut tx = svc.store.write()?;
@@ -72,7 +84,9 @@ pub fn run(svc: &Service, cmd: &Command, progress: &mut dyn FnMut(u64, u64)) -> 
                 &mut tx,
                 svc.now(),
                 &src,
-                NewEvent::new("backup.create", Outcome::Success).actor("cli", None).details(serde_json::json!({"entries": n})),
+                NewEvent::new("backup.create", Outcome::Success)
+                    .actor("cli", None)
+                    .details(serde_json::json!({"entries": n})),
             )?;
             tx.commit()?;
             ok(format!(

@@ -47,7 +47,14 @@ impl Service {
             }
         };
         tx.commit()?;
-        Ok(Service { settings, store, clock, hasher, signer, csrf_key })
+        Ok(Service {
+            settings,
+            store,
+            clock,
+            hasher,
+            signer,
+            csrf_key,
+        })
     }
 
     pub fn now(&self) -> Timestamp {

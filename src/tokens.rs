@@ -58,35 +58,65 @@ pub struct Signer {
 const SECRET_KEY: &[u8] = b"jwt_signing_keys";
 
 fn load(k: &StoredKey) -> Result<LoadedKey> {
-    let der = crypto::b64url_decode(&k.pkcs8).ok_or_else(|| Error::Integrity("signing key encoding".into()))?;
-    let pair = KeyPair::from_pkcs8(&der).map_err(|e| Error::Integrity(format!("signing key: {e}")))?;
+    let der = crypto::b64url_decode(&k.pkcs8)
+        .ok_or_else(|| Error::Integrity("signing key encoding".into()))?;
+    let pair =
+        KeyPair::from_pkcs8(&der).map_err(|e| Error::Integrity(format!("signing key: {e}")))?;
     let public = pair.public_key();
     let n = crypto::b64url(public.modulus().big_endian_without_leading_zero());
     let e = crypto::b64url(public.exponent().big_endian_without_leading_zero());
     let decoding = DecodingKey::from_rsa_components(&n, &e).map_err(Error::internal)?;
-    Ok(LoadedKey { kid: k.kid.clone(), pair, n, e, decoding })
+    Ok(LoadedKey {
+        kid: k.kid.clone(),
+        pair,
+        n,
+        e,
+        decoding,
+    })
 }
 
 impl Signer {
     /// Loads the signing keys, generating the first RSA-2048 key on first start.
-    pub fn load_or_create(tx: &mut WriteTx<'_>, now: Timestamp, issuer: String, audience: String, ttl: i64) -> Result<Signer> {
+    pub fn load_or_create(
+        tx: &mut WriteTx<'_>,
+        now: Timestamp,
+        issuer: String,
+        audience: String,
+        ttl: i64,
+    ) -> Result<Signer> {
         let stored = match tx.get::<StoredKeys>(Table::Secrets, SECRET_KEY)? {
             Some(s) => s,
             None => {
-                let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| Error::internal("RSA key generation failed"))?;
-                let der = pair.as_der().map_err(|_| Error::internal("RSA key export failed"))?;
+                let pair = KeyPair::generate(KeySize::Rsa2048)
+                    .map_err(|_| Error::internal("RSA key generation failed"))?;
+                let der = pair
+                    .as_der()
+                    .map_err(|_| Error::internal("RSA key export failed"))?;
                 let kid = hex::encode(&crypto::sha256(pair.public_key().as_ref())[..8]);
                 let s = StoredKeys {
                     active: kid.clone(),
-                    keys: vec![StoredKey { kid, pkcs8: crypto::b64url(der.as_ref()), created_at: now }],
+                    keys: vec![StoredKey {
+                        kid,
+                        pkcs8: crypto::b64url(der.as_ref()),
+                        created_at: now,
+                    }],
                 };
                 tx.put(Table::Secrets, SECRET_KEY, &s)?;
                 s
             }
         };
         let keys = stored.keys.iter().map(load).collect::<Result<Vec<_>>>()?;
-        let active = keys.iter().position(|k| k.kid == stored.active).ok_or_else(|| Error::Integrity("no active signing key".into()))?;
-        Ok(Signer { keys, active, issuer, audience, ttl })
+        let active = keys
+            .iter()
+            .position(|k| k.kid == stored.active)
+            .ok_or_else(|| Error::Integrity("no active signing key".into()))?;
+        Ok(Signer {
+            keys,
+            active,
+            issuer,
+            audience,
+            ttl,
+        })
     }
 
     pub fn issuer(&self) -> &str {
@@ -129,7 +159,11 @@ impl Signer {
             return Err(bad("algorithm not allowed"));
         }
         let kid = header.kid.ok_or_else(|| bad("no key id"))?;
-        let key = self.keys.iter().find(|k| k.kid == kid).ok_or_else(|| bad("unknown key id"))?;
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.kid == kid)
+            .ok_or_else(|| bad("unknown key id"))?;
         let mut v = Validation::new(Algorithm::RS256);
         v.algorithms = vec![Algorithm::RS256];
         v.set_issuer(&[&self.issuer]);
@@ -174,5 +208,7 @@ impl Signer {
 }
 
 pub fn signing_key_count(r: &impl Reader) -> Result<usize> {
-    Ok(r.get::<StoredKeys>(Table::Secrets, SECRET_KEY)?.map(|s| s.keys.len()).unwrap_or(0))
+    Ok(r.get::<StoredKeys>(Table::Secrets, SECRET_KEY)?
+        .map(|s| s.keys.len())
+        .unwrap_or(0))
 }

@@ -27,7 +27,11 @@ fn run(data: &Path, args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 struct Server {
@@ -39,7 +43,9 @@ struct Server {
 impl Server {
     fn start(data: &Path, env: &[(&str, &str)]) -> Server {
         let mut c = cmd(data);
-        c.args(["serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         for (k, v) in env {
             c.env(k, v);
         }
@@ -50,7 +56,12 @@ impl Server {
             let mut line = String::new();
             if out.read_line(&mut line).unwrap() == 0 {
                 let mut err = String::new();
-                child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
                 panic!("server exited before listening: {err}");
             }
             if let Some(l) = line.trim().strip_prefix("http") {
@@ -63,7 +74,11 @@ impl Server {
         std::thread::spawn(move || for _ in out.lines() {});
         let err = child.stderr.take().unwrap();
         std::thread::spawn(move || for _ in BufReader::new(err).lines() {});
-        Server { child, base, setup_link }
+        Server {
+            child,
+            base,
+            setup_link,
+        }
     }
 
     fn url(&self, p: &str) -> String {
@@ -72,7 +87,10 @@ impl Server {
 
     /// SIGTERM, then wait: a graceful stop exits 0.
     fn stop(mut self) {
-        let st = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let st = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(st.success());
         let code = self.child.wait().unwrap();
         assert!(code.success(), "graceful stop exits 0, got {code:?}");
@@ -92,7 +110,13 @@ async fn setup_via_link(s: &Server, link: &str) {
     let token = link.split("token=").nth(1).unwrap();
     let r = c
         .post(s.url("/setup"))
-        .form(&[("token", token), ("email", OWNER), ("password", OWNER_PW), ("password_confirm", OWNER_PW), ("csrf_token", &csrf_from(&html))])
+        .form(&[
+            ("token", token),
+            ("email", OWNER),
+            ("password", OWNER_PW),
+            ("password_confirm", OWNER_PW),
+            ("csrf_token", &csrf_from(&html)),
+        ])
         .send()
         .await
         .unwrap();
@@ -122,9 +146,21 @@ async fn serve_admin_commands_sigterm_backup_and_restore() {
     let printed = s.setup_link.clone().unwrap();
     let o = run(&data, &["setup-link"]);
     assert!(o.status.success(), "{}", text(&o));
-    let link = text(&o).lines().find_map(|l| l.trim().strip_prefix("http").map(|r| format!("http{r}"))).unwrap();
+    let link = text(&o)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("http").map(|r| format!("http{r}")))
+        .unwrap();
     assert_ne!(link, printed);
-    assert_eq!(crate::common::browser().get(&printed).send().await.unwrap().status(), 403, "older link stops working");
+    assert_eq!(
+        crate::common::browser()
+            .get(&printed)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403,
+        "older link stops working"
+    );
     setup_via_link(&s, &link).await;
     assert_eq!(api_login(&s, OWNER, OWNER_PW).await, 200);
 
@@ -132,19 +168,34 @@ async fn serve_admin_commands_sigterm_backup_and_restore() {
     let o = run(&data, &["serve", "--listen", "127.0.0.1:0"]);
     assert!(!o.status.success());
     assert!(text(&o).contains("already running"), "{}", text(&o));
-    assert_eq!(crate::common::plain().get(s.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        crate::common::plain()
+            .get(s.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     // Local admin commands while serving.
     let o = run(&data, &["keys", "rotate"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("version 2 is active"));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("records re-sealed"), "progress bar on stderr");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("records re-sealed"),
+        "progress bar on stderr"
+    );
     let o = run(&data, &["keys", "status"]);
     let st = text(&o);
     let v1 = st.lines().find(|l| l.starts_with("1 ")).unwrap();
     assert!(v1.trim_end().ends_with(" 0"), "{st}");
     let o = run(&data, &["audit", "verify"]);
-    assert!(o.status.success() && text(&o).starts_with("OK"), "{}", text(&o));
+    assert!(
+        o.status.success() && text(&o).starts_with("OK"),
+        "{}",
+        text(&o)
+    );
     let o = run(&data, &["recover", OWNER]);
     assert!(o.status.success() && text(&o).contains("/recover?token="));
     let backup = dir.path().join("backup.redb");
@@ -198,7 +249,10 @@ fn unusable_data_directories_are_refused_with_a_clear_message() {
 
     std::fs::remove_file(data.join("master.key")).unwrap();
     refused(&data, "master.key is missing");
-    assert!(!data.join("master.key").exists(), "no new key over existing data");
+    assert!(
+        !data.join("master.key").exists(),
+        "no new key over existing data"
+    );
 
     std::fs::write(data.join("master.key"), [1u8; 32]).unwrap();
     refused(&data, "does not match this database");
@@ -228,14 +282,30 @@ fn plain_http_off_loopback_and_unknown_settings_are_refused() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("--danger-insecure-http"), "{}", text(&o));
     assert!(!data.exists(), "nothing created before refusing");
-    let o = cmd(&data).args(["config", "check"]).env("GATEHOUSE_LISTEN", "0.0.0.0:8080").output().unwrap();
+    let o = cmd(&data)
+        .args(["config", "check"])
+        .env("GATEHOUSE_LISTEN", "0.0.0.0:8080")
+        .output()
+        .unwrap();
     assert!(!o.status.success());
-    let o = cmd(&data).args(["config", "check"]).env("GATEHOUSE_LISTEN", "0.0.0.0:8080").env("GATEHOUSE_DANGER_INSECURE_HTTP", "true").output().unwrap();
+    let o = cmd(&data)
+        .args(["config", "check"])
+        .env("GATEHOUSE_LISTEN", "0.0.0.0:8080")
+        .env("GATEHOUSE_DANGER_INSECURE_HTTP", "true")
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("listen = \"0.0.0.0:8080\""));
     let cfg = dir.path().join("gatehouse.toml");
-    std::fs::write(&cfg, "[session]\nidle_timeout_secs = 60\nidle_timeuot = 5\n").unwrap();
-    let o = run(&data, &["--config", cfg.to_str().unwrap(), "config", "check"]);
+    std::fs::write(
+        &cfg,
+        "[session]\nidle_timeout_secs = 60\nidle_timeuot = 5\n",
+    )
+    .unwrap();
+    let o = run(
+        &data,
+        &["--config", cfg.to_str().unwrap(), "config", "check"],
+    );
     assert!(!o.status.success());
     assert!(text(&o).contains("idle_timeuot"), "{}", text(&o));
 }
@@ -246,15 +316,35 @@ async fn bootstrap_variables_create_the_owner_once() {
     let data = dir.path().join("data");
     let pwfile = dir.path().join("pw");
     std::fs::write(&pwfile, format!("{OWNER_PW}\n")).unwrap();
-    let env = [("GATEHOUSE_BOOTSTRAP_ADMIN_EMAIL", OWNER), ("GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD_FILE", pwfile.to_str().unwrap())];
+    let env = [
+        ("GATEHOUSE_BOOTSTRAP_ADMIN_EMAIL", OWNER),
+        (
+            "GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD_FILE",
+            pwfile.to_str().unwrap(),
+        ),
+    ];
     let s = Server::start(&data, &env);
-    assert!(s.setup_link.is_none(), "no setup link once the owner exists");
+    assert!(
+        s.setup_link.is_none(),
+        "no setup link once the owner exists"
+    );
     assert_eq!(api_login(&s, OWNER, OWNER_PW).await, 200);
     drop(s);
     std::fs::write(&pwfile, "another-password-entirely-1\n").unwrap();
     let s = Server::start(&data, &env);
-    assert_eq!(api_login(&s, OWNER, OWNER_PW).await, 200, "ignored once an owner exists");
-    let me: Value = crate::common::plain().get(s.url("/healthz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        api_login(&s, OWNER, OWNER_PW).await,
+        200,
+        "ignored once an owner exists"
+    );
+    let me: Value = crate::common::plain()
+        .get(s.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["status"], "ok");
 }
 
@@ -280,5 +370,9 @@ fn audit_verify_finds_the_first_broken_link() {
     }
     let o = run(&data, &["audit", "verify"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("BROKEN: event 2 is missing"), "{}", text(&o));
+    assert!(
+        text(&o).contains("BROKEN: event 2 is missing"),
+        "{}",
+        text(&o)
+    );
 }

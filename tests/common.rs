@@ -24,9 +24,11 @@ pub struct TestApp {
 
 /// Lighter Argon2 so the suite stays quick; the production defaults have their own unit test.
 pub fn test_settings(dir: &std::path::Path) -> Settings {
-    let mut s = Settings::default();
-    s.listen = "127.0.0.1:0".into();
-    s.data_dir = dir.join("data");
+    let mut s = Settings {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.join("data"),
+        ..Default::default()
+    };
     s.password.argon2_memory_kib = 8192;
     s.password.argon2_iterations = 1;
     s
@@ -42,27 +44,46 @@ pub async fn spawn_with(f: impl FnOnce(&mut Settings)) -> TestApp {
     f(&mut s);
     let data = s.data_dir.clone();
     let clock = FixedClock::new(T0);
-    let app = Application::build_with(s, Arc::new(clock.clone()), None).await.unwrap();
+    let app = Application::build_with(s, Arc::new(clock.clone()), None)
+        .await
+        .unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     let svc = app.service();
     let setup_link = app.setup_link().map(str::to_string);
     actix_web::rt::spawn(app.run());
-    TestApp { base, clock, svc, setup_link, data, _dir: dir }
+    TestApp {
+        base,
+        clock,
+        svc,
+        setup_link,
+        data,
+        _dir: dir,
+    }
 }
 
 /// A browser-like client: keeps cookies, does not follow redirects.
 pub fn browser() -> reqwest::Client {
-    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 pub fn plain() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 /// The value of the first `name="csrf_token"` field in a page.
 pub fn csrf_from(html: &str) -> String {
     let marker = "name=\"csrf_token\" value=\"";
-    let start = html.find(marker).unwrap_or_else(|| panic!("no csrf field in page: {html}")) + marker.len();
+    let start = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no csrf field in page: {html}"))
+        + marker.len();
     html[start..start + html[start..].find('"').unwrap()].to_string()
 }
 
@@ -99,16 +120,34 @@ impl TestApp {
     /// Signs in through the /login form; returns the browser and the console's CSRF token.
     pub async fn browser_login(&self, email: &str, pw: &str) -> (reqwest::Client, String) {
         let c = browser();
-        let html = c.get(self.url("/login")).send().await.unwrap().text().await.unwrap();
+        let html = c
+            .get(self.url("/login"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let r = c
             .post(self.url("/login"))
-            .form(&[("email", email), ("password", pw), ("csrf_token", &csrf_from(&html))])
+            .form(&[
+                ("email", email),
+                ("password", pw),
+                ("csrf_token", &csrf_from(&html)),
+            ])
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), 303, "login failed");
         assert_eq!(r.headers()["location"], "/admin");
-        let html = c.get(self.url("/admin/account")).send().await.unwrap().text().await.unwrap();
+        let html = c
+            .get(self.url("/admin/account"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let csrf = csrf_from(&html);
         (c, csrf)
     }
@@ -117,17 +156,33 @@ impl TestApp {
     pub async fn login_cookie(&self, email: &str, pw: &str) -> String {
         let c = plain();
         let page = c.get(self.url("/login")).send().await.unwrap();
-        let pre = page.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+        let pre = page.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
         let html = page.text().await.unwrap();
         let r = c
             .post(self.url("/login"))
             .header("cookie", &pre)
-            .form(&[("email", email), ("password", pw), ("csrf_token", &csrf_from(&html))])
+            .form(&[
+                ("email", email),
+                ("password", pw),
+                ("csrf_token", &csrf_from(&html)),
+            ])
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), 303);
-        r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string()
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string()
     }
 
     pub async fn api_login(&self, email: &str, pw: &str) -> Value {
@@ -144,7 +199,10 @@ impl TestApp {
     /// Owner set up and signed in over the API; returns the access token.
     pub async fn owner_token(&self) -> String {
         self.setup_owner().await;
-        self.api_login(OWNER, OWNER_PW).await["access_token"].as_str().unwrap().to_string()
+        self.api_login(OWNER, OWNER_PW).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     pub async fn create_user(&self, token: &str, email: &str, role: &str) -> Value {
@@ -160,7 +218,12 @@ impl TestApp {
     }
 
     pub async fn audit(&self, token: &str, query: &str) -> Vec<Value> {
-        let r = plain().get(self.url(&format!("/api/v1/audit?{query}"))).bearer_auth(token).send().await.unwrap();
+        let r = plain()
+            .get(self.url(&format!("/api/v1/audit?{query}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         let v: Value = r.json().await.unwrap();
         v["events"].as_array().unwrap().clone()

@@ -2,6 +2,9 @@
 //! port 0 with a fresh data directory (in-process, or the real executable) and
 //! talk HTTP or run the CLI, like an operator or a client would.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod api;
 mod attacks;
 mod cli;

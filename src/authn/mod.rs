@@ -37,13 +37,22 @@ pub enum Channel {
 
 /// Checks e-mail and password. Unknown, malformed and disabled accounts take
 /// the same Argon2 time as a wrong password and get the same answer.
-pub async fn login(svc: &Service, email: &str, pw: &Password, src: &Source, channel: Channel) -> Result<(User, Grant)> {
+pub async fn login(
+    svc: &Service,
+    email: &str,
+    pw: &Password,
+    src: &Source,
+    channel: Channel,
+) -> Result<(User, Grant)> {
     let parsed = Email::parse(email).ok();
     let user = match &parsed {
         Some(e) => identity::find_by_email(svc, &svc.store.read()?, e)?,
         None => None,
     };
-    let ok = svc.hasher.verify(pw, user.as_ref().and_then(|u| u.password_hash.as_deref())).await?;
+    let ok = svc
+        .hasher
+        .verify(pw, user.as_ref().and_then(|u| u.password_hash.as_deref()))
+        .await?;
     let reason = match &user {
         None if parsed.is_none() => Some("malformed_email"),
         None => Some("unknown_user"),
@@ -54,7 +63,11 @@ pub async fn login(svc: &Service, email: &str, pw: &Password, src: &Source, chan
     };
     let now = svc.now();
     let mut tx = svc.store.write()?;
-    let channel_name = if channel == Channel::Browser { "browser" } else { "api" };
+    let channel_name = if channel == Channel::Browser {
+        "browser"
+    } else {
+        "api"
+    };
     if let Some(reason) = reason {
         let mut ev = NewEvent::new("auth.login", Outcome::Failure)
             .actor(email.chars().take(254).collect::<String>(), None)
@@ -91,11 +104,27 @@ pub async fn login(svc: &Service, email: &str, pw: &Password, src: &Source, chan
     Ok((user, grant))
 }
 
-fn issue_pair(svc: &Service, tx: &mut crate::store::WriteTx<'_>, user: &User, family: Option<String>) -> Result<TokenPair> {
+fn issue_pair(
+    svc: &Service,
+    tx: &mut crate::store::WriteTx<'_>,
+    user: &User,
+    family: Option<String>,
+) -> Result<TokenPair> {
     let now = svc.now();
     let (access, exp) = svc.signer.sign(user, now)?;
-    let refresh = refresh::issue(tx, &user.id, family, now, svc.settings.tokens.refresh_ttl_secs)?;
-    Ok(TokenPair { access_token: access, refresh_token: refresh, token_type: "Bearer", expires_in: exp - now })
+    let refresh = refresh::issue(
+        tx,
+        &user.id,
+        family,
+        now,
+        svc.settings.tokens.refresh_ttl_secs,
+    )?;
+    Ok(TokenPair {
+        access_token: access,
+        refresh_token: refresh,
+        token_type: "Bearer",
+        expires_in: exp - now,
+    })
 }
 
 /// Exchanges a refresh token for a new pair (see `refresh::rotate`).
@@ -103,7 +132,12 @@ pub fn refresh_tokens(svc: &Service, token: &str, src: &Source) -> Result<TokenP
     let (user, next_refresh) = refresh::rotate(svc, token, src)?;
     let now = svc.now();
     let (access, exp) = svc.signer.sign(&user, now)?;
-    Ok(TokenPair { access_token: access, refresh_token: next_refresh, token_type: "Bearer", expires_in: exp - now })
+    Ok(TokenPair {
+        access_token: access,
+        refresh_token: next_refresh,
+        token_type: "Bearer",
+        expires_in: exp - now,
+    })
 }
 
 pub fn logout(svc: &Service, user: &User, session_hash: &[u8], src: &Source) -> Result<()> {
@@ -113,7 +147,8 @@ pub fn logout(svc: &Service, user: &User, session_hash: &[u8], src: &Source) -> 
         &mut tx,
         svc.now(),
         src,
-        NewEvent::new("auth.logout", Outcome::Success).actor(user.email.as_str(), Some(user.id.as_str().into())),
+        NewEvent::new("auth.logout", Outcome::Success)
+            .actor(user.email.as_str(), Some(user.id.as_str().into())),
     )?;
     tx.commit()
 }
@@ -141,17 +176,36 @@ pub fn setup_link(svc: &Service, src: &Source) -> Result<String> {
     let now = svc.now();
     let mut tx = svc.store.write()?;
     if identity::owner_exists(&tx)? {
-        return Err(Error::Conflict("Setup is complete: an owner exists. Use `gatehouse recover EMAIL` instead.".into()));
+        return Err(Error::Conflict(
+            "Setup is complete: an owner exists. Use `gatehouse recover EMAIL` instead.".into(),
+        ));
     }
-    let token = onetime::issue(&mut tx, onetime::Purpose::Setup, now, onetime::SETUP_TTL_SECS)?;
-    audit::record(&mut tx, now, src, NewEvent::new("setup.link_issued", Outcome::Success).actor("system", None))?;
+    let token = onetime::issue(
+        &mut tx,
+        onetime::Purpose::Setup,
+        now,
+        onetime::SETUP_TTL_SECS,
+    )?;
+    audit::record(
+        &mut tx,
+        now,
+        src,
+        NewEvent::new("setup.link_issued", Outcome::Success).actor("system", None),
+    )?;
     tx.commit()?;
     Ok(format!("{}/setup?token={token}", svc.public_url()))
 }
 
 /// Creates the owner from a setup link (browser) or the bootstrap variables.
 /// The token, when given, is spent in the same transaction.
-pub async fn create_owner(svc: &Service, token: Option<&str>, email: Email, name: String, pw: Password, src: &Source) -> Result<User> {
+pub async fn create_owner(
+    svc: &Service,
+    token: Option<&str>,
+    email: Email,
+    name: String,
+    pw: Password,
+    src: &Source,
+) -> Result<User> {
     if let Some(t) = token {
         onetime::check(&svc.store.read()?, t, svc.now())?;
     }
@@ -160,7 +214,9 @@ pub async fn create_owner(svc: &Service, token: Option<&str>, email: Email, name
     let now = svc.now();
     let mut tx = svc.store.write()?;
     if identity::owner_exists(&tx)? {
-        return Err(Error::Conflict("Setup is complete: an owner exists already.".into()));
+        return Err(Error::Conflict(
+            "Setup is complete: an owner exists already.".into(),
+        ));
     }
     if let Some(t) = token {
         onetime::consume(&mut tx, t, now)?;
@@ -196,8 +252,22 @@ pub fn recover_link(svc: &Service, email: &str, src: &Source) -> Result<String> 
     let now = svc.now();
     let mut tx = svc.store.write()?;
     let user = identity::find_by_email(svc, &tx, &email)?.ok_or(Error::NotFound("user"))?;
-    let token = onetime::issue(&mut tx, onetime::Purpose::Recover { user_id: user.id.clone() }, now, onetime::RECOVER_TTL_SECS)?;
-    audit::record(&mut tx, now, src, NewEvent::new("recover.link_issued", Outcome::Success).actor("cli", None).target(user.id.as_str()))?;
+    let token = onetime::issue(
+        &mut tx,
+        onetime::Purpose::Recover {
+            user_id: user.id.clone(),
+        },
+        now,
+        onetime::RECOVER_TTL_SECS,
+    )?;
+    audit::record(
+        &mut tx,
+        now,
+        src,
+        NewEvent::new("recover.link_issued", Outcome::Success)
+            .actor("cli", None)
+            .target(user.id.as_str()),
+    )?;
     tx.commit()?;
     Ok(format!("{}/recover?token={token}", svc.public_url()))
 }
@@ -205,8 +275,12 @@ pub fn recover_link(svc: &Service, email: &str, src: &Source) -> Result<String> 
 /// Uses a recovery link: sets a new password, ends every session, re-enables
 /// the account, and spends the link.
 pub async fn recover(svc: &Service, token: &str, pw: Password, src: &Source) -> Result<User> {
-    let onetime::Purpose::Recover { user_id } = onetime::check(&svc.store.read()?, token, svc.now())? else {
-        return Err(Error::Unauthenticated("This is not a recovery link.".into()));
+    let onetime::Purpose::Recover { user_id } =
+        onetime::check(&svc.store.read()?, token, svc.now())?
+    else {
+        return Err(Error::Unauthenticated(
+            "This is not a recovery link.".into(),
+        ));
     };
     let by = Principal::Local("recovery-link");
     identity::set_password(svc, &by, src, &user_id, pw, None, "user.password_recovered").await?;
@@ -226,7 +300,10 @@ pub async fn confirm_password(svc: &Service, user: &User, pw: &Password) -> Resu
     if svc.hasher.verify(pw, user.password_hash.as_deref()).await? {
         Ok(())
     } else {
-        Err(Error::invalid("current_password", "is not your current password"))
+        Err(Error::invalid(
+            "current_password",
+            "is not your current password",
+        ))
     }
 }
 
@@ -235,6 +312,11 @@ pub fn user_for_id(r: &impl Reader, id: &UserId) -> Result<User> {
 }
 
 /// Creates a user from the console or API (admin only; checked by the caller).
-pub async fn admin_create_user(svc: &Service, by: &Principal, src: &Source, new: NewUser) -> Result<User> {
+pub async fn admin_create_user(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    new: NewUser,
+) -> Result<User> {
     identity::create(svc, by, src, new).await
 }

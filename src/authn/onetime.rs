@@ -33,7 +33,14 @@ pub fn issue(tx: &mut WriteTx<'_>, purpose: Purpose, now: Timestamp, ttl: i64) -
         }
     }
     let token = crypto::random_token()?;
-    tx.put(Table::OneTimeTokens, &crypto::sha256(token.as_bytes()), &OneTime { purpose, expires_at: now + ttl })?;
+    tx.put(
+        Table::OneTimeTokens,
+        &crypto::sha256(token.as_bytes()),
+        &OneTime {
+            purpose,
+            expires_at: now + ttl,
+        },
+    )?;
     Ok(token)
 }
 
@@ -47,7 +54,9 @@ fn gone() -> Error {
 
 /// What a live token is for, without spending it.
 pub fn check(r: &impl Reader, token: &str, now: Timestamp) -> Result<Purpose> {
-    let rec: OneTime = r.get(Table::OneTimeTokens, &crypto::sha256(token.as_bytes()))?.ok_or_else(gone)?;
+    let rec: OneTime = r
+        .get(Table::OneTimeTokens, &crypto::sha256(token.as_bytes()))?
+        .ok_or_else(gone)?;
     if rec.expires_at <= now {
         return Err(gone());
     }

@@ -49,15 +49,26 @@ pub struct Hasher {
 
 impl Hasher {
     pub fn new(s: &PasswordSettings) -> Result<Hasher> {
-        let params = Params::new(s.argon2_memory_kib, s.argon2_iterations, s.argon2_parallelism, None)
-            .map_err(|e| Error::invalid("password", format!("argon2 parameters: {e}")))?;
+        let params = Params::new(
+            s.argon2_memory_kib,
+            s.argon2_iterations,
+            s.argon2_parallelism,
+            None,
+        )
+        .map_err(|e| Error::invalid("password", format!("argon2 parameters: {e}")))?;
         let n = if s.hash_concurrency == 0 {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
         } else {
             s.hash_concurrency
         };
         let dummy = hash_blocking(&params, crypto::random_token()?.as_bytes())?;
-        Ok(Hasher { params, permits: Arc::new(Semaphore::new(n)), dummy })
+        Ok(Hasher {
+            params,
+            permits: Arc::new(Semaphore::new(n)),
+            dummy,
+        })
     }
 
     pub async fn hash(&self, pw: Password) -> Result<String> {
@@ -78,8 +89,12 @@ impl Hasher {
         };
         let pw = pw.clone();
         let ok = tokio::task::spawn_blocking(move || -> bool {
-            let Ok(parsed) = PasswordHash::new(&target) else { return false };
-            Argon2::default().verify_password(pw.expose().as_bytes(), &parsed).is_ok()
+            let Ok(parsed) = PasswordHash::new(&target) else {
+                return false;
+            };
+            Argon2::default()
+                .verify_password(pw.expose().as_bytes(), &parsed)
+                .is_ok()
         })
         .await
         .map_err(Error::internal)?;

@@ -27,22 +27,47 @@ struct Family {
 }
 
 fn invalid() -> Error {
-    Error::Unauthenticated("The refresh token is invalid, expired or revoked; sign in again.".into())
+    Error::Unauthenticated(
+        "The refresh token is invalid, expired or revoked; sign in again.".into(),
+    )
 }
 
 /// Issues a token in `family` (a new family when `None`).
-pub fn issue(tx: &mut WriteTx<'_>, user: &UserId, family: Option<String>, now: Timestamp, ttl: i64) -> Result<String> {
+pub fn issue(
+    tx: &mut WriteTx<'_>,
+    user: &UserId,
+    family: Option<String>,
+    now: Timestamp,
+    ttl: i64,
+) -> Result<String> {
     let family = match family {
         Some(f) => f,
         None => {
             let f = hex::encode(crypto::random_bytes::<16>()?);
-            tx.put(Table::RefreshFamilies, f.as_bytes(), &Family { user_id: user.clone(), created_at: now, revoked: false })?;
+            tx.put(
+                Table::RefreshFamilies,
+                f.as_bytes(),
+                &Family {
+                    user_id: user.clone(),
+                    created_at: now,
+                    revoked: false,
+                },
+            )?;
             f
         }
     };
     let token = format!("ghr_{}", crypto::random_token()?);
-    let rec = RefreshToken { family, user_id: user.clone(), expires_at: now + ttl, used: false };
-    tx.put(Table::RefreshTokens, &crypto::sha256(token.as_bytes()), &rec)?;
+    let rec = RefreshToken {
+        family,
+        user_id: user.clone(),
+        expires_at: now + ttl,
+        used: false,
+    };
+    tx.put(
+        Table::RefreshTokens,
+        &crypto::sha256(token.as_bytes()),
+        &rec,
+    )?;
     Ok(token)
 }
 
@@ -53,19 +78,21 @@ pub fn rotate(svc: &Service, token: &str, src: &Source) -> Result<(User, String)
     let hash = crypto::sha256(token.as_bytes());
     let mut tx = svc.store.write()?;
     let fail = |tx: &mut WriteTx<'_>, reason: &str, who: Option<&UserId>| -> Result<()> {
-        let mut ev = NewEvent::new("auth.refresh", Outcome::Failure).details(serde_json::json!({"reason": reason}));
+        let mut ev = NewEvent::new("auth.refresh", Outcome::Failure)
+            .details(serde_json::json!({"reason": reason}));
         if let Some(u) = who {
             ev = ev.target(u.as_str());
         }
-        audit::record(tx, now, src, ev)
-            .map(|_| ())
+        audit::record(tx, now, src, ev).map(|_| ())
     };
     let Some(mut rec) = tx.get::<RefreshToken>(Table::RefreshTokens, &hash)? else {
         fail(&mut tx, "unknown_token", None)?;
         tx.commit()?;
         return Err(invalid());
     };
-    let mut fam: Family = tx.get(Table::RefreshFamilies, rec.family.as_bytes())?.ok_or_else(invalid)?;
+    let mut fam: Family = tx
+        .get(Table::RefreshFamilies, rec.family.as_bytes())?
+        .ok_or_else(invalid)?;
     if rec.used {
         fam.revoked = true;
         tx.put(Table::RefreshFamilies, rec.family.as_bytes(), &fam)?;
@@ -91,7 +118,11 @@ pub fn rotate(svc: &Service, token: &str, src: &Source) -> Result<(User, String)
         Ok(u) if !u.disabled => Some(u),
         _ => None,
     };
-    if let Some(r) = reason.or(if user.is_none() { Some("user_disabled_or_deleted") } else { None }) {
+    if let Some(r) = reason.or(if user.is_none() {
+        Some("user_disabled_or_deleted")
+    } else {
+        None
+    }) {
         fail(&mut tx, r, Some(&rec.user_id))?;
         tx.commit()?;
         return Err(invalid());
@@ -99,12 +130,19 @@ pub fn rotate(svc: &Service, token: &str, src: &Source) -> Result<(User, String)
     let user = user.ok_or_else(invalid)?;
     rec.used = true;
     tx.put(Table::RefreshTokens, &hash, &rec)?;
-    let next = issue(&mut tx, &rec.user_id, Some(rec.family.clone()), now, svc.settings.tokens.refresh_ttl_secs)?;
+    let next = issue(
+        &mut tx,
+        &rec.user_id,
+        Some(rec.family.clone()),
+        now,
+        svc.settings.tokens.refresh_ttl_secs,
+    )?;
     audit::record(
         &mut tx,
         now,
         src,
-        NewEvent::new("auth.refresh", Outcome::Success).actor(user.email.as_str(), Some(user.id.as_str().into())),
+        NewEvent::new("auth.refresh", Outcome::Success)
+            .actor(user.email.as_str(), Some(user.id.as_str().into())),
     )?;
     tx.commit()?;
     Ok((user, next))

@@ -37,7 +37,12 @@ fn by_user_key(user: &UserId, hash: &[u8]) -> Vec<u8> {
 }
 
 /// Starts a session; returns the cookie value (shown to the browser only) and its hash.
-pub fn create(tx: &mut WriteTx<'_>, user: &UserId, now: Timestamp, src: &Source) -> Result<(String, [u8; 32])> {
+pub fn create(
+    tx: &mut WriteTx<'_>,
+    user: &UserId,
+    now: Timestamp,
+    src: &Source,
+) -> Result<(String, [u8; 32])> {
     let token = format!("ghs_{}", crypto::random_token()?);
     let hash = hash_token(&token);
     let s = Session {
@@ -46,7 +51,10 @@ pub fn create(tx: &mut WriteTx<'_>, user: &UserId, now: Timestamp, src: &Source)
         last_seen: now,
         auth_at: now,
         ip: src.ip.clone(),
-        user_agent: src.user_agent.as_ref().map(|u| u.chars().take(256).collect()),
+        user_agent: src
+            .user_agent
+            .as_ref()
+            .map(|u| u.chars().take(256).collect()),
     };
     tx.put(Table::Sessions, &hash, &s)?;
     tx.put(Table::SessionsByUser, &by_user_key(user, &hash), &true)?;
@@ -62,9 +70,12 @@ pub fn lookup(svc: &Service, token: &str) -> Result<Option<([u8; 32], Session, U
     let hash = hash_token(token);
     let now = svc.now();
     let r = svc.store.read()?;
-    let Some(s) = r.get::<Session>(Table::Sessions, &hash)? else { return Ok(None) };
+    let Some(s) = r.get::<Session>(Table::Sessions, &hash)? else {
+        return Ok(None);
+    };
     let cfg = &svc.settings.session;
-    if now - s.last_seen > cfg.idle_timeout_secs || now - s.created_at > cfg.absolute_lifetime_secs {
+    if now - s.last_seen > cfg.idle_timeout_secs || now - s.created_at > cfg.absolute_lifetime_secs
+    {
         drop(r);
         let mut tx = svc.store.write()?;
         end(&mut tx, &s.user_id, &hash)?;
@@ -97,7 +108,9 @@ pub fn list_for_user(r: &impl Reader, user: &UserId) -> Result<Vec<([u8; 32], Se
     prefix.push(0);
     let mut out = Vec::new();
     for (k, _) in r.scan::<bool>(Table::SessionsByUser, &prefix)? {
-        let Ok(hash) = <[u8; 32]>::try_from(&k[prefix.len()..]) else { continue };
+        let Ok(hash) = <[u8; 32]>::try_from(&k[prefix.len()..]) else {
+            continue;
+        };
         if let Some(s) = r.get::<Session>(Table::Sessions, &hash)? {
             out.push((hash, s));
         }
@@ -110,7 +123,11 @@ pub fn end_all_for_user(tx: &mut WriteTx<'_>, user: &UserId) -> Result<usize> {
     end_all_for_user_except(tx, user, None)
 }
 
-pub fn end_all_for_user_except(tx: &mut WriteTx<'_>, user: &UserId, keep: Option<&[u8]>) -> Result<usize> {
+pub fn end_all_for_user_except(
+    tx: &mut WriteTx<'_>,
+    user: &UserId,
+    keep: Option<&[u8]>,
+) -> Result<usize> {
     let mut n = 0;
     for (hash, _) in list_for_user(tx, user)? {
         if keep.is_some_and(|k| k == hash) {

@@ -49,7 +49,12 @@ impl Keyring {
     pub fn new(master: SecretKey, now: Timestamp) -> Result<Self> {
         let mut deks = BTreeMap::new();
         deks.insert(1, (SecretKey::generate()?, now));
-        Ok(Keyring { master, deks, active: 1, index_key: SecretKey::generate()? })
+        Ok(Keyring {
+            master,
+            deks,
+            active: 1,
+            index_key: SecretKey::generate()?,
+        })
     }
 
     /// Unwraps every stored key; a different master key fails here, before any
@@ -69,23 +74,42 @@ impl Keyring {
         };
         let mut deks = BTreeMap::new();
         for d in &rec.deks {
-            deks.insert(d.version, (unwrap_one(&d.wrapped, &dek_aad(d.version))?, d.created_at));
+            deks.insert(
+                d.version,
+                (unwrap_one(&d.wrapped, &dek_aad(d.version))?, d.created_at),
+            );
         }
         if !deks.contains_key(&rec.active) {
-            return Err(Error::Storage("keyring names an active key it does not hold".into()));
+            return Err(Error::Storage(
+                "keyring names an active key it does not hold".into(),
+            ));
         }
         let index_key = unwrap_one(&rec.index_key, INDEX_AAD)?;
-        Ok(Keyring { master, deks, active: rec.active, index_key })
+        Ok(Keyring {
+            master,
+            deks,
+            active: rec.active,
+            index_key,
+        })
     }
 
     pub fn to_record(&self) -> Result<KeyringRecord> {
         let mut deks = Vec::new();
         for (v, (k, created_at)) in &self.deks {
             let wrapped = crypto::seal(&self.master, &dek_aad(*v), k.expose())?;
-            deks.push(DekRecord { version: *v, created_at: *created_at, wrapped: crypto::b64url(&wrapped) });
+            deks.push(DekRecord {
+                version: *v,
+                created_at: *created_at,
+                wrapped: crypto::b64url(&wrapped),
+            });
         }
         let index = crypto::seal(&self.master, INDEX_AAD, self.index_key.expose())?;
-        Ok(KeyringRecord { format: 1, active: self.active, deks, index_key: crypto::b64url(&index) })
+        Ok(KeyringRecord {
+            format: 1,
+            active: self.active,
+            deks,
+            index_key: crypto::b64url(&index),
+        })
     }
 
     /// Adds a new data key and makes it the one used for new writes.
@@ -158,6 +182,9 @@ pub fn load_or_create_master_key(dir: &Path, may_create: bool) -> Result<SecretK
             f.sync_all()?;
             Ok(key)
         }
-        Err(e) => Err(Error::Storage(format!("cannot read {}: {e}", path.display()))),
+        Err(e) => Err(Error::Storage(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
     }
 }

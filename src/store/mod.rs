@@ -69,7 +69,10 @@ impl Table {
 
     /// Index tables hold blind indexes and ids only; meta holds wrapped keys and counters.
     pub fn sealed(self) -> bool {
-        !matches!(self, Table::Meta | Table::UsersByEmail | Table::SessionsByUser)
+        !matches!(
+            self,
+            Table::Meta | Table::UsersByEmail | Table::SessionsByUser
+        )
     }
 
     fn def(self) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
@@ -124,7 +127,10 @@ impl Store {
         }
         let keyring = {
             let mut meta = tx.open_table(Table::Meta.def()).map_err(db_err)?;
-            let existing = meta.get(&b"keyring"[..]).map_err(db_err)?.map(|v| v.value().to_vec());
+            let existing = meta
+                .get(&b"keyring"[..])
+                .map_err(db_err)?
+                .map(|v| v.value().to_vec());
             match existing {
                 Some(bytes) => {
                     let rec: KeyringRecord = serde_json::from_slice(&bytes)
@@ -134,13 +140,18 @@ impl Store {
                 None => {
                     let k = Keyring::new(master, now)?;
                     let rec = serde_json::to_vec(&k.to_record()?)?;
-                    meta.insert(&b"keyring"[..], rec.as_slice()).map_err(db_err)?;
+                    meta.insert(&b"keyring"[..], rec.as_slice())
+                        .map_err(db_err)?;
                     k
                 }
             }
         };
         tx.commit().map_err(db_err)?;
-        Ok(Store { db, keyring: RwLock::new(keyring), dir: dir.to_path_buf() })
+        Ok(Store {
+            db,
+            keyring: RwLock::new(keyring),
+            dir: dir.to_path_buf(),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -148,17 +159,27 @@ impl Store {
     }
 
     pub fn read(&self) -> Result<ReadTx<'_>> {
-        Ok(ReadTx { tx: self.db.begin_read().map_err(db_err)?, store: self })
+        Ok(ReadTx {
+            tx: self.db.begin_read().map_err(db_err)?,
+            store: self,
+        })
     }
 
     pub fn write(&self) -> Result<WriteTx<'_>> {
-        Ok(WriteTx { tx: self.db.begin_write().map_err(db_err)?, store: self, pending_keyring: None })
+        Ok(WriteTx {
+            tx: self.db.begin_write().map_err(db_err)?,
+            store: self,
+            pending_keyring: None,
+        })
     }
 
     /// HMAC of a normalised value under the index key: equality look-ups on
     /// sealed fields without storing the value.
     pub fn blind_index(&self, domain: &str, value: &str) -> Result<[u8; 32]> {
-        let kr = self.keyring.read().map_err(|_| Error::internal("keyring lock poisoned"))?;
+        let kr = self
+            .keyring
+            .read()
+            .map_err(|_| Error::internal("keyring lock poisoned"))?;
         let mut data = Vec::with_capacity(domain.len() + 1 + value.len());
         data.extend_from_slice(domain.as_bytes());
         data.push(0);
@@ -186,9 +207,15 @@ impl Store {
         }
         let (version, ct) = parse_header(stored)
             .ok_or_else(|| Error::Integrity(format!("{}: record has no seal header", t.name())))?;
-        let kr = self.keyring.read().map_err(|_| Error::internal("keyring lock poisoned"))?;
+        let kr = self
+            .keyring
+            .read()
+            .map_err(|_| Error::internal("keyring lock poisoned"))?;
         let dek = kr.dek(version).ok_or_else(|| {
-            Error::Integrity(format!("{}: sealed under unknown key version {version}", t.name()))
+            Error::Integrity(format!(
+                "{}: sealed under unknown key version {version}",
+                t.name()
+            ))
         })?;
         let plain = crypto::open(dek, &aad(t, key), ct).map_err(|_| {
             Error::Integrity(format!(
@@ -204,7 +231,10 @@ impl Store {
     /// Key versions with the number of records each still seals.
     pub fn key_status(&self) -> Result<Vec<KeyVersionStatus>> {
         let (versions, active) = {
-            let kr = self.keyring.read().map_err(|_| Error::internal("keyring lock poisoned"))?;
+            let kr = self
+                .keyring
+                .read()
+                .map_err(|_| Error::internal("keyring lock poisoned"))?;
             (kr.versions(), kr.active_version())
         };
         let mut counts = std::collections::BTreeMap::<u32, u64>::new();
@@ -250,7 +280,10 @@ impl Store {
         let mut done = 0;
         let mut last: Option<Vec<u8>> = None;
         {
-            let kr = self.keyring.read().map_err(|_| Error::internal("keyring lock poisoned"))?;
+            let kr = self
+                .keyring
+                .read()
+                .map_err(|_| Error::internal("keyring lock poisoned"))?;
             let active = kr.active_version();
             let mut table = tx.open_table(t.def()).map_err(db_err)?;
             let mut todo = Vec::new();
@@ -278,11 +311,16 @@ impl Store {
             }
             let finished = last.is_none() || (todo.len() < max && scanned < max * 8);
             for (k, v) in todo {
-                let (ver, ct) = parse_header(&v).ok_or_else(|| Error::Integrity("no header".into()))?;
-                let dek = kr.dek(ver).ok_or_else(|| Error::Integrity("unknown key".into()))?;
+                let (ver, ct) =
+                    parse_header(&v).ok_or_else(|| Error::Integrity("no header".into()))?;
+                let dek = kr
+                    .dek(ver)
+                    .ok_or_else(|| Error::Integrity("unknown key".into()))?;
                 let plain = crypto::open(dek, &aad(t, &k), ct)?;
                 let sealed = self.seal_value(&kr, t, &k, &plain)?;
-                table.insert(k.as_slice(), sealed.as_slice()).map_err(db_err)?;
+                table
+                    .insert(k.as_slice(), sealed.as_slice())
+                    .map_err(db_err)?;
                 done += 1;
             }
             if finished {
@@ -300,7 +338,11 @@ impl Store {
         let tx = self.db.begin_write().map_err(db_err)?;
         {
             let mut table = tx.open_table(t.def()).map_err(db_err)?;
-            let v = table.get(from).map_err(db_err)?.map(|v| v.value().to_vec()).ok_or(Error::NotFound("record"))?;
+            let v = table
+                .get(from)
+                .map_err(db_err)?
+                .map(|v| v.value().to_vec())
+                .ok_or(Error::NotFound("record"))?;
             table.insert(to, v.as_slice()).map_err(db_err)?;
         }
         tx.commit().map_err(db_err)
@@ -340,7 +382,10 @@ impl Store {
             let db = open_db(backup)?;
             let tx = db.begin_read().map_err(db_err)?;
             let meta = tx.open_table(Table::Meta.def()).map_err(|e| {
-                Error::Storage(format!("{} is not a Gatehouse backup: {e}", backup.display()))
+                Error::Storage(format!(
+                    "{} is not a Gatehouse backup: {e}",
+                    backup.display()
+                ))
             })?;
             let rec = meta
                 .get(&b"keyring"[..])
@@ -424,7 +469,10 @@ fn scan_in<T: DeserializeOwned>(
         if !k.value().starts_with(prefix) {
             break;
         }
-        out.push((k.value().to_vec(), store.open_value(t, k.value(), v.value())?));
+        out.push((
+            k.value().to_vec(),
+            store.open_value(t, k.value(), v.value())?,
+        ));
     }
     Ok(out)
 }
@@ -500,7 +548,9 @@ impl WriteTx<'_> {
                 self.store.seal_value(&kr, t, key, &plain)?
             }
         };
-        self.table(t)?.insert(key, stored.as_slice()).map_err(db_err)?;
+        self.table(t)?
+            .insert(key, stored.as_slice())
+            .map_err(db_err)?;
         Ok(())
     }
 
@@ -512,21 +562,34 @@ impl WriteTx<'_> {
     /// transaction's included; takes effect in memory only if the commit does.
     pub fn rotate_data_key(&mut self, now: Timestamp) -> Result<u32> {
         let next = {
-            let kr = self.store.keyring.read().map_err(|_| Error::internal("keyring lock poisoned"))?;
+            let kr = self
+                .store
+                .keyring
+                .read()
+                .map_err(|_| Error::internal("keyring lock poisoned"))?;
             kr.rotated(now)?
         };
         let rec = serde_json::to_vec(&next.to_record()?)?;
-        self.table(Table::Meta)?.insert(&b"keyring"[..], rec.as_slice()).map_err(db_err)?;
+        self.table(Table::Meta)?
+            .insert(&b"keyring"[..], rec.as_slice())
+            .map_err(db_err)?;
         let v = next.active_version();
         self.pending_keyring = Some(next);
         Ok(v)
     }
 
     pub fn commit(self) -> Result<()> {
-        let WriteTx { tx, store, pending_keyring } = self;
+        let WriteTx {
+            tx,
+            store,
+            pending_keyring,
+        } = self;
         tx.commit().map_err(db_err)?;
         if let Some(kr) = pending_keyring {
-            *store.keyring.write().map_err(|_| Error::internal("keyring lock poisoned"))? = kr;
+            *store
+                .keyring
+                .write()
+                .map_err(|_| Error::internal("keyring lock poisoned"))? = kr;
         }
         Ok(())
     }
@@ -569,11 +632,20 @@ mod tests {
             t.get(&b"a"[..]).unwrap().unwrap().value().to_vec()
         };
         let w = store.db.begin_write().unwrap();
-        w.open_table(Table::Users.def()).unwrap().insert(&b"b"[..], raw.as_slice()).unwrap();
+        w.open_table(Table::Users.def())
+            .unwrap()
+            .insert(&b"b"[..], raw.as_slice())
+            .unwrap();
         w.commit().unwrap();
         let r = store.read().unwrap();
-        assert_eq!(r.get::<String>(Table::Users, b"a").unwrap().unwrap(), "alice@example.com");
-        assert!(matches!(r.get::<String>(Table::Users, b"b"), Err(Error::Integrity(_))));
+        assert_eq!(
+            r.get::<String>(Table::Users, b"a").unwrap().unwrap(),
+            "alice@example.com"
+        );
+        assert!(matches!(
+            r.get::<String>(Table::Users, b"b"),
+            Err(Error::Integrity(_))
+        ));
     }
 
     #[test]
@@ -600,7 +672,10 @@ mod tests {
             }
             assert_eq!(store.reseal_backlog().unwrap(), (50, 0));
             let r = store.read().unwrap();
-            assert_eq!(r.get::<u32>(Table::Users, &7u32.to_be_bytes()).unwrap(), Some(7));
+            assert_eq!(
+                r.get::<u32>(Table::Users, &7u32.to_be_bytes()).unwrap(),
+                Some(7)
+            );
         }
         std::fs::write(dir.path().join("master.key"), [7u8; 32]).unwrap();
         let e = Store::open(dir.path(), 3).err().unwrap().to_string();

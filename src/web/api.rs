@@ -42,17 +42,50 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Gatehouse API", description = "Management and sign-in API of Gatehouse."),
-    paths(login, refresh, me, list_users, create_user, get_user, update_user, delete_user,
-          disable_user, enable_user, reset_password, audit_log, key_status, rotate_keys),
-    components(schemas(ErrorBody, ErrorDetail, LoginRequest, RefreshRequest, TokenPair, UserDto,
-                       UserList, CreateUserRequest, UpdateUserRequest, PasswordRequest, AuditPage,
-                       audit::Event, KeyDto, RotateResponse, Role))
+    info(
+        title = "Gatehouse API",
+        description = "Management and sign-in API of Gatehouse."
+    ),
+    paths(
+        login,
+        refresh,
+        me,
+        list_users,
+        create_user,
+        get_user,
+        update_user,
+        delete_user,
+        disable_user,
+        enable_user,
+        reset_password,
+        audit_log,
+        key_status,
+        rotate_keys
+    ),
+    components(schemas(
+        ErrorBody,
+        ErrorDetail,
+        LoginRequest,
+        RefreshRequest,
+        TokenPair,
+        UserDto,
+        UserList,
+        CreateUserRequest,
+        UpdateUserRequest,
+        PasswordRequest,
+        AuditPage,
+        audit::Event,
+        KeyDto,
+        RotateResponse,
+        Role
+    ))
 )]
 struct ApiDoc;
 
 async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(ApiDoc::openapi().to_json().unwrap_or_default())
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(ApiDoc::openapi().to_json().unwrap_or_default())
 }
 
 /// Every error: `{"error": {"code": "snake_case", "message": "what to do"}}`.
@@ -77,8 +110,19 @@ pub struct LoginRequest {
 /// Exchange e-mail and password for an access token and a refresh token.
 #[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginRequest,
     responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody, description = "invalid credentials")))]
-async fn login(req: HttpRequest, st: web::Data<AppState>, body: web::Json<LoginRequest>) -> ApiResult {
-    let (_, grant) = authn::login(&st.svc, &body.email, &body.password, &source(&req), Channel::Api).await?;
+async fn login(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    body: web::Json<LoginRequest>,
+) -> ApiResult {
+    let (_, grant) = authn::login(
+        &st.svc,
+        &body.email,
+        &body.password,
+        &source(&req),
+        Channel::Api,
+    )
+    .await?;
     match grant {
         Grant::Tokens(pair) => Ok(HttpResponse::Ok().json(pair)),
         Grant::Session { .. } => Err(Error::internal("session grant on the API channel").into()),
@@ -93,8 +137,16 @@ pub struct RefreshRequest {
 /// Spend a refresh token for a new pair. Reusing a spent token revokes its family.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", request_body = RefreshRequest,
     responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody)))]
-async fn refresh(req: HttpRequest, st: web::Data<AppState>, body: web::Json<RefreshRequest>) -> ApiResult {
-    Ok(HttpResponse::Ok().json(authn::refresh_tokens(&st.svc, &body.refresh_token, &source(&req))?))
+async fn refresh(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    body: web::Json<RefreshRequest>,
+) -> ApiResult {
+    Ok(HttpResponse::Ok().json(authn::refresh_tokens(
+        &st.svc,
+        &body.refresh_token,
+        &source(&req),
+    )?))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -163,11 +215,31 @@ pub struct UserList {
 
 /// Users, searched and paged.
 #[utoipa::path(get, path = "/api/v1/users", params(ListQuery), responses((status = 200, body = UserList)))]
-async fn list_users(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller, q: web::Query<ListQuery>) -> ApiResult {
-    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, &source(&req))?;
+async fn list_users(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    q: web::Query<ListQuery>,
+) -> ApiResult {
+    access::authorize(
+        &st.svc,
+        &caller.principal,
+        Permission::ManageUsers,
+        &source(&req),
+    )?;
     let (page, per) = paging(q.page, q.per_page)?;
-    let (users, total) = identity::list(&st.svc.store.read()?, q.q.as_deref().unwrap_or(""), (page - 1) * per, per)?;
-    Ok(HttpResponse::Ok().json(UserList { users: users.iter().map(UserDto::from).collect(), total, page, per_page: per }))
+    let (users, total) = identity::list(
+        &st.svc.store.read()?,
+        q.q.as_deref().unwrap_or(""),
+        (page - 1) * per,
+        per,
+    )?;
+    Ok(HttpResponse::Ok().json(UserList {
+        users: users.iter().map(UserDto::from).collect(),
+        total,
+        page,
+        per_page: per,
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -183,7 +255,12 @@ pub struct CreateUserRequest {
 /// Create a user.
 #[utoipa::path(post, path = "/api/v1/users", request_body = CreateUserRequest,
     responses((status = 201, body = UserDto), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn create_user(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller, body: web::Json<CreateUserRequest>) -> ApiResult {
+async fn create_user(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    body: web::Json<CreateUserRequest>,
+) -> ApiResult {
     let src = source(&req);
     access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, &src)?;
     let body = body.into_inner();
@@ -191,7 +268,12 @@ async fn create_user(req: HttpRequest, st: web::Data<AppState>, caller: ApiCalle
         email: Email::parse(&body.email)?,
         name: body.name.unwrap_or_default(),
         password: body.password,
-        role: body.role.as_deref().map(Role::parse).transpose()?.unwrap_or(Role::User),
+        role: body
+            .role
+            .as_deref()
+            .map(Role::parse)
+            .transpose()?
+            .unwrap_or(Role::User),
     };
     let user = identity::create(&st.svc, &caller.principal, &src, new).await?;
     Ok(HttpResponse::Created().json(UserDto::from(&user)))
@@ -200,8 +282,18 @@ async fn create_user(req: HttpRequest, st: web::Data<AppState>, caller: ApiCalle
 /// One user.
 #[utoipa::path(get, path = "/api/v1/users/{id}", params(("id" = String, Path)),
     responses((status = 200, body = UserDto), (status = 404, body = ErrorBody)))]
-async fn get_user(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller, id: web::Path<String>) -> ApiResult {
-    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, &source(&req))?;
+async fn get_user(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    id: web::Path<String>,
+) -> ApiResult {
+    access::authorize(
+        &st.svc,
+        &caller.principal,
+        Permission::ManageUsers,
+        &source(&req),
+    )?;
     let user = identity::get(&st.svc.store.read()?, &UserId::parse(&id)?)?;
     Ok(HttpResponse::Ok().json(UserDto::from(&user)))
 }
@@ -238,30 +330,54 @@ async fn update_user(
     Ok(HttpResponse::Ok().json(UserDto::from(&user)))
 }
 
-async fn set_disabled(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller, id: &str, disabled: bool) -> ApiResult {
+async fn set_disabled(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    id: &str,
+    disabled: bool,
+) -> ApiResult {
     let src = source(&req);
     access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, &src)?;
-    let up = UserUpdate { disabled: Some(disabled), ..Default::default() };
+    let up = UserUpdate {
+        disabled: Some(disabled),
+        ..Default::default()
+    };
     let user = identity::update(&st.svc, &caller.principal, &src, &UserId::parse(id)?, up)?;
     Ok(HttpResponse::Ok().json(UserDto::from(&user)))
 }
 
 /// Disable a user: their sessions and refresh tokens end at once.
 #[utoipa::path(post, path = "/api/v1/users/{id}/disable", params(("id" = String, Path)), responses((status = 200, body = UserDto)))]
-async fn disable_user(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller, id: web::Path<String>) -> ApiResult {
+async fn disable_user(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    id: web::Path<String>,
+) -> ApiResult {
     set_disabled(req, st, caller, &id, true).await
 }
 
 /// Enable a disabled user.
 #[utoipa::path(post, path = "/api/v1/users/{id}/enable", params(("id" = String, Path)), responses((status = 200, body = UserDto)))]
-async fn enable_user(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller, id: web::Path<String>) -> ApiResult {
+async fn enable_user(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    id: web::Path<String>,
+) -> ApiResult {
     set_disabled(req, st, caller, &id, false).await
 }
 
 /// Delete a user.
 #[utoipa::path(delete, path = "/api/v1/users/{id}", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn delete_user(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller, id: web::Path<String>) -> ApiResult {
+async fn delete_user(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    id: web::Path<String>,
+) -> ApiResult {
     let src = source(&req);
     access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, &src)?;
     identity::delete(&st.svc, &caller.principal, &src, &UserId::parse(&id)?)?;
@@ -287,7 +403,16 @@ async fn reset_password(
     let src = source(&req);
     access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, &src)?;
     let uid = UserId::parse(&id)?;
-    identity::set_password(&st.svc, &caller.principal, &src, &uid, body.into_inner().password, None, "user.password_reset").await?;
+    identity::set_password(
+        &st.svc,
+        &caller.principal,
+        &src,
+        &uid,
+        body.into_inner().password,
+        None,
+        "user.password_reset",
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -314,13 +439,34 @@ pub struct AuditPage {
 /// Audit events, newest first, filtered by actor, action, outcome and time.
 #[utoipa::path(get, path = "/api/v1/audit", params(audit::Filter, ("page" = Option<usize>, Query), ("per_page" = Option<usize>, Query)),
     responses((status = 200, body = AuditPage)))]
-async fn audit_log(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller, q: web::Query<AuditQuery>) -> ApiResult {
-    access::authorize(&st.svc, &caller.principal, Permission::ReadAudit, &source(&req))?;
+async fn audit_log(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    q: web::Query<AuditQuery>,
+) -> ApiResult {
+    access::authorize(
+        &st.svc,
+        &caller.principal,
+        Permission::ReadAudit,
+        &source(&req),
+    )?;
     let (page, per) = paging(q.page, q.per_page)?;
     let q = q.into_inner();
-    let filter = audit::Filter { actor: q.actor, action: q.action, outcome: q.outcome, since: q.since, until: q.until };
+    let filter = audit::Filter {
+        actor: q.actor,
+        action: q.action,
+        outcome: q.outcome,
+        since: q.since,
+        until: q.until,
+    };
     let (events, more) = audit::query(&st.svc.store.read()?, &filter, (page - 1) * per, per)?;
-    Ok(HttpResponse::Ok().json(AuditPage { events, page, per_page: per, more }))
+    Ok(HttpResponse::Ok().json(AuditPage {
+        events,
+        page,
+        per_page: per,
+        more,
+    }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -334,14 +480,24 @@ pub struct KeyDto {
 
 impl From<&KeyVersionStatus> for KeyDto {
     fn from(k: &KeyVersionStatus) -> Self {
-        KeyDto { version: k.version, active: k.active, created_at: rfc3339(k.created_at), records: k.records }
+        KeyDto {
+            version: k.version,
+            active: k.active,
+            created_at: rfc3339(k.created_at),
+            records: k.records,
+        }
     }
 }
 
 /// Data-key versions and the records each still seals.
 #[utoipa::path(get, path = "/api/v1/keys", responses((status = 200, body = [KeyDto])))]
 async fn key_status(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller) -> ApiResult {
-    access::authorize(&st.svc, &caller.principal, Permission::ManageKeys, &source(&req))?;
+    access::authorize(
+        &st.svc,
+        &caller.principal,
+        Permission::ManageKeys,
+        &source(&req),
+    )?;
     let list: Vec<KeyDto> = keys::status(&st.svc)?.iter().map(KeyDto::from).collect();
     Ok(HttpResponse::Ok().json(list))
 }
@@ -359,11 +515,18 @@ async fn rotate_keys(req: HttpRequest, st: web::Data<AppState>, caller: ApiCalle
     let src = source(&req);
     access::authorize(&st.svc, &caller.principal, Permission::ManageKeys, &src)?;
     let v = start_rotation(&st, caller.principal.clone(), src)?;
-    Ok(HttpResponse::Accepted().json(RotateResponse { new_version: v, resealing: true }))
+    Ok(HttpResponse::Accepted().json(RotateResponse {
+        new_version: v,
+        resealing: true,
+    }))
 }
 
 /// Rotates now and re-seals on the blocking pool (shared with the console).
-pub fn start_rotation(st: &AppState, by: access::Principal, src: audit::Source) -> Result<u32, Error> {
+pub fn start_rotation(
+    st: &AppState,
+    by: access::Principal,
+    src: audit::Source,
+) -> Result<u32, Error> {
     let v = keys::begin_rotation(&st.svc, &by, &src)?;
     let svc = st.svc.clone();
     actix_web::rt::task::spawn_blocking(move || {

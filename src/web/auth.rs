@@ -24,7 +24,11 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 
 pub fn session_cookie_name(tls: bool) -> &'static str {
     // The __Host- prefix demands Secure, which browsers accept only over TLS.
-    if tls { "__Host-gh_session" } else { "gh_session" }
+    if tls {
+        "__Host-gh_session"
+    } else {
+        "gh_session"
+    }
 }
 
 pub fn session_cookie(tls: bool, value: String) -> Cookie<'static> {
@@ -54,7 +58,8 @@ pub fn source(req: &HttpRequest) -> Source {
 }
 
 pub fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, Error> {
-    req.app_data::<web::Data<AppState>>().ok_or_else(|| Error::internal("app state missing"))
+    req.app_data::<web::Data<AppState>>()
+        .ok_or_else(|| Error::internal("app state missing"))
 }
 
 /// CSRF token bound to a session (hash of its id).
@@ -78,7 +83,9 @@ fn csrf_refused() -> Error {
 /// Checks a form's token against the caller's pre-session cookie.
 pub fn check_pre_csrf(req: &HttpRequest, svc: &Service, token: &str) -> Result<(), Error> {
     let pre = req.cookie(PRE_COOKIE).ok_or_else(csrf_refused)?;
-    if token.is_empty() || !crypto::ct_eq(csrf_for_pre(svc, pre.value()).as_bytes(), token.as_bytes()) {
+    if token.is_empty()
+        || !crypto::ct_eq(csrf_for_pre(svc, pre.value()).as_bytes(), token.as_bytes())
+    {
         return Err(csrf_refused());
     }
     Ok(())
@@ -111,7 +118,10 @@ pub struct ConsoleUser {
 
 impl ConsoleUser {
     pub fn principal(&self) -> Principal {
-        Principal::User { user: Box::new(self.user.clone()), session: Some(self.session_hash) }
+        Principal::User {
+            user: Box::new(self.user.clone()),
+            session: Some(self.session_hash),
+        }
     }
     /// Checks a console form's CSRF token against this session.
     pub fn check_csrf(&self, token: &str) -> Result<(), Error> {
@@ -122,8 +132,14 @@ impl ConsoleUser {
     }
 }
 
-fn session_from(req: &HttpRequest, svc: &Service, tls: bool) -> Result<Option<([u8; 32], identity::User)>, Error> {
-    let Some(c) = req.cookie(session_cookie_name(tls)) else { return Ok(None) };
+fn session_from(
+    req: &HttpRequest,
+    svc: &Service,
+    tls: bool,
+) -> Result<Option<([u8; 32], identity::User)>, Error> {
+    let Some(c) = req.cookie(session_cookie_name(tls)) else {
+        return Ok(None);
+    };
     Ok(session::lookup(svc, c.value())?.map(|(h, _, u)| (h, u)))
 }
 
@@ -132,13 +148,19 @@ impl FromRequest for ConsoleUser {
     type Future = Ready<Result<Self, PageError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready((|| {
-            let st = state(req)?;
-            let (hash, user) = session_from(req, &st.svc, st.tls)?
-                .ok_or_else(|| Error::Unauthenticated("Sign in to continue.".into()))?;
-            Ok(ConsoleUser { csrf: csrf_for_session(&st.svc, &hash), user, session_hash: hash })
-        })()
-        .map_err(PageError))
+        ready(
+            (|| {
+                let st = state(req)?;
+                let (hash, user) = session_from(req, &st.svc, st.tls)?
+                    .ok_or_else(|| Error::Unauthenticated("Sign in to continue.".into()))?;
+                Ok(ConsoleUser {
+                    csrf: csrf_for_session(&st.svc, &hash),
+                    user,
+                    session_hash: hash,
+                })
+            })()
+            .map_err(PageError),
+        )
     }
 }
 
@@ -150,7 +172,9 @@ pub struct ApiCaller {
 
 impl ApiCaller {
     pub fn user(&self) -> Result<&identity::User, Error> {
-        self.principal.user().ok_or_else(|| Error::internal("API caller without a user"))
+        self.principal
+            .user()
+            .ok_or_else(|| Error::internal("API caller without a user"))
     }
 }
 
@@ -167,25 +191,49 @@ fn api_caller(req: &HttpRequest) -> Result<ApiCaller, Error> {
     let st = state(req)?;
     let svc = &st.svc;
     if let Some(h) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
-        let v = h.to_str().map_err(|_| Error::Unauthenticated("Malformed Authorization header.".into()))?;
-        let token = v
-            .strip_prefix("Bearer ")
-            .ok_or_else(|| Error::Unauthenticated("Use `Authorization: Bearer <access token>`.".into()))?;
+        let v = h
+            .to_str()
+            .map_err(|_| Error::Unauthenticated("Malformed Authorization header.".into()))?;
+        let token = v.strip_prefix("Bearer ").ok_or_else(|| {
+            Error::Unauthenticated("Use `Authorization: Bearer <access token>`.".into())
+        })?;
         let claims = st.verify_bearer(token.trim())?;
-        let uid = identity::UserId::parse(&claims.sub).map_err(|_| Error::Unauthenticated("Invalid access token.".into()))?;
+        let uid = identity::UserId::parse(&claims.sub)
+            .map_err(|_| Error::Unauthenticated("Invalid access token.".into()))?;
         let user = match identity::get(&svc.store.read()?, &uid) {
             Ok(u) if !u.disabled => u,
-            _ => return Err(Error::Unauthenticated("The token's user is disabled or deleted.".into())),
+            _ => {
+                return Err(Error::Unauthenticated(
+                    "The token's user is disabled or deleted.".into(),
+                ));
+            }
         };
-        return Ok(ApiCaller { principal: Principal::User { user: Box::new(user), session: None } });
+        return Ok(ApiCaller {
+            principal: Principal::User {
+                user: Box::new(user),
+                session: None,
+            },
+        });
     }
-    let (hash, user) = session_from(req, svc, st.tls)?
-        .ok_or_else(|| Error::Unauthenticated("Authentication required: send a bearer token.".into()))?;
+    let (hash, user) = session_from(req, svc, st.tls)?.ok_or_else(|| {
+        Error::Unauthenticated("Authentication required: send a bearer token.".into())
+    })?;
     if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        let sent = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-        if sent.is_empty() || !crypto::ct_eq(csrf_for_session(svc, &hash).as_bytes(), sent.as_bytes()) {
+        let sent = req
+            .headers()
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if sent.is_empty()
+            || !crypto::ct_eq(csrf_for_session(svc, &hash).as_bytes(), sent.as_bytes())
+        {
             return Err(csrf_refused());
         }
     }
-    Ok(ApiCaller { principal: Principal::User { user: Box::new(user), session: Some(hash) } })
+    Ok(ApiCaller {
+        principal: Principal::User {
+            user: Box::new(user),
+            session: Some(hash),
+        },
+    })
 }

@@ -37,13 +37,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/users/{id}", web::get().to(user_detail))
         .route("/admin/users/{id}/disable", web::post().to(user_disable))
         .route("/admin/users/{id}/enable", web::post().to(user_enable))
-        .route("/admin/users/{id}/delete", web::get().to(user_delete_confirm))
+        .route(
+            "/admin/users/{id}/delete",
+            web::get().to(user_delete_confirm),
+        )
         .route("/admin/users/{id}/delete", web::post().to(user_delete))
         .route("/admin/users/{id}/password", web::post().to(user_password))
         .route("/admin/account", web::get().to(account))
         .route("/admin/account/password", web::post().to(account_password))
-        .route("/admin/account/sessions/end-others", web::post().to(end_other_sessions))
-        .route("/admin/account/sessions/{id}/end", web::post().to(end_session))
+        .route(
+            "/admin/account/sessions/end-others",
+            web::post().to(end_other_sessions),
+        )
+        .route(
+            "/admin/account/sessions/{id}/end",
+            web::post().to(end_session),
+        )
         .route("/admin/audit", web::get().to(audit_page))
         .route("/admin/keys", web::get().to(keys_page))
         .route("/admin/keys/rotate", web::get().to(keys_rotate_confirm))
@@ -51,12 +60,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 fn render<T: Template>(status: StatusCode, t: &T) -> PageResult {
-    let body = t.render().map_err(|e| Error::internal(format!("template: {e}")))?;
-    Ok(HttpResponse::build(status).content_type(ContentType::html()).body(body))
+    let body = t
+        .render()
+        .map_err(|e| Error::internal(format!("template: {e}")))?;
+    Ok(HttpResponse::build(status)
+        .content_type(ContentType::html())
+        .body(body))
 }
 
 fn redirect(to: &str) -> HttpResponse {
-    HttpResponse::SeeOther().insert_header((header::LOCATION, to.to_string())).finish()
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to.to_string()))
+        .finish()
 }
 
 fn is_htmx(req: &HttpRequest) -> bool {
@@ -98,11 +113,21 @@ pub struct Nav {
 }
 
 fn nav(u: &ConsoleUser, section: &'static str) -> Nav {
-    Nav { email: u.user.email.as_str().into(), is_admin: u.user.is_admin(), csrf: u.csrf.clone(), section }
+    Nav {
+        email: u.user.email.as_str().into(),
+        is_admin: u.user.is_admin(),
+        csrf: u.csrf.clone(),
+        section,
+    }
 }
 
 /// Admin pages: authorize through the one check, with the request's source.
-fn require(st: &AppState, req: &HttpRequest, u: &ConsoleUser, p: Permission) -> Result<(), PageError> {
+fn require(
+    st: &AppState,
+    req: &HttpRequest,
+    u: &ConsoleUser,
+    p: Permission,
+) -> Result<(), PageError> {
     access::authorize(&st.svc, &u.principal(), p, &source(req)).map_err(PageError)
 }
 
@@ -133,14 +158,21 @@ struct LoginQuery {
     notice: Option<String>,
 }
 
-fn with_pre_cookie(mut resp: HttpResponse, cookie: Option<actix_web::cookie::Cookie<'static>>) -> HttpResponse {
+fn with_pre_cookie(
+    mut resp: HttpResponse,
+    cookie: Option<actix_web::cookie::Cookie<'static>>,
+) -> HttpResponse {
     if let Some(c) = cookie {
         let _ = resp.add_cookie(&c);
     }
     resp
 }
 
-async fn login_page(req: HttpRequest, st: web::Data<AppState>, q: web::Query<LoginQuery>) -> PageResult {
+async fn login_page(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    q: web::Query<LoginQuery>,
+) -> PageResult {
     let (pre, cookie) = wauth::pre_cookie(&req)?;
     let page = LoginPage {
         csrf: wauth::csrf_for_pre(&st.svc, &pre),
@@ -160,7 +192,11 @@ struct LoginForm {
     rd: Option<String>,
 }
 
-async fn login_post(req: HttpRequest, st: web::Data<AppState>, form: web::Form<LoginForm>) -> PageResult {
+async fn login_post(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    form: web::Form<LoginForm>,
+) -> PageResult {
     wauth::check_pre_csrf(&req, &st.svc, &form.csrf_token)?;
     let src = source(&req);
     match authn::login(&st.svc, &form.email, &form.password, &src, Channel::Browser).await {
@@ -175,7 +211,9 @@ async fn login_post(req: HttpRequest, st: web::Data<AppState>, form: web::Form<L
             let _ = resp.add_cookie(&wauth::session_cookie(st.tls, token));
             Ok(resp)
         }
-        Ok((_, Grant::Tokens(_))) => Err(Error::internal("token grant on the browser channel").into()),
+        Ok((_, Grant::Tokens(_))) => {
+            Err(Error::internal("token grant on the browser channel").into())
+        }
         Err(Error::InvalidCredentials) => {
             let (pre, cookie) = wauth::pre_cookie(&req)?;
             let page = LoginPage {
@@ -185,7 +223,10 @@ async fn login_post(req: HttpRequest, st: web::Data<AppState>, form: web::Form<L
                 error: Some(Error::InvalidCredentials.public_message()),
                 notice: None,
             };
-            Ok(with_pre_cookie(render(StatusCode::UNAUTHORIZED, &page)?, cookie))
+            Ok(with_pre_cookie(
+                render(StatusCode::UNAUTHORIZED, &page)?,
+                cookie,
+            ))
         }
         Err(e) => Err(e.into()),
     }
@@ -196,7 +237,12 @@ struct CsrfForm {
     csrf_token: String,
 }
 
-async fn logout(st: web::Data<AppState>, req: HttpRequest, u: ConsoleUser, form: web::Form<CsrfForm>) -> PageResult {
+async fn logout(
+    st: web::Data<AppState>,
+    req: HttpRequest,
+    u: ConsoleUser,
+    form: web::Form<CsrfForm>,
+) -> PageResult {
     u.check_csrf(&form.csrf_token)?;
     authn::logout(&st.svc, &u.user, &u.session_hash, &source(&req))?;
     let mut resp = redirect("/login");
@@ -221,7 +267,11 @@ struct TokenQuery {
     token: Option<String>,
 }
 
-async fn setup_page(req: HttpRequest, st: web::Data<AppState>, q: web::Query<TokenQuery>) -> PageResult {
+async fn setup_page(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    q: web::Query<TokenQuery>,
+) -> PageResult {
     let token = q.token.clone().unwrap_or_default();
     authn::onetime::check(&st.svc.store.read()?, &token, st.svc.now()).map_err(|e| {
         PageError(match e {
@@ -230,7 +280,13 @@ async fn setup_page(req: HttpRequest, st: web::Data<AppState>, q: web::Query<Tok
         })
     })?;
     let (pre, cookie) = wauth::pre_cookie(&req)?;
-    let page = SetupPage { csrf: wauth::csrf_for_pre(&st.svc, &pre), token, email: String::new(), name: String::new(), error: None };
+    let page = SetupPage {
+        csrf: wauth::csrf_for_pre(&st.svc, &pre),
+        token,
+        email: String::new(),
+        name: String::new(),
+        error: None,
+    };
     Ok(with_pre_cookie(render(StatusCode::OK, &page)?, cookie))
 }
 
@@ -244,15 +300,30 @@ struct SetupForm {
     csrf_token: String,
 }
 
-async fn setup_post(req: HttpRequest, st: web::Data<AppState>, form: web::Form<SetupForm>) -> PageResult {
+async fn setup_post(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    form: web::Form<SetupForm>,
+) -> PageResult {
     wauth::check_pre_csrf(&req, &st.svc, &form.csrf_token)?;
     let form = form.into_inner();
     let result = async {
         if form.password.expose() != form.password_confirm.expose() {
-            return Err(Error::invalid("password_confirm", "does not match the password"));
+            return Err(Error::invalid(
+                "password_confirm",
+                "does not match the password",
+            ));
         }
         let email = Email::parse(&form.email)?;
-        authn::create_owner(&st.svc, Some(&form.token), email, form.name.clone().unwrap_or_default(), form.password.clone(), &source(&req)).await
+        authn::create_owner(
+            &st.svc,
+            Some(&form.token),
+            email,
+            form.name.clone().unwrap_or_default(),
+            form.password.clone(),
+            &source(&req),
+        )
+        .await
     }
     .await;
     match result {
@@ -266,7 +337,10 @@ async fn setup_post(req: HttpRequest, st: web::Data<AppState>, form: web::Form<S
                 name: form.name.unwrap_or_default(),
                 error: Some(format!("{field}: {message}")),
             };
-            Ok(with_pre_cookie(render(StatusCode::BAD_REQUEST, &page)?, cookie))
+            Ok(with_pre_cookie(
+                render(StatusCode::BAD_REQUEST, &page)?,
+                cookie,
+            ))
         }
         Err(Error::Unauthenticated(m)) => Err(Error::Forbidden(m).into()),
         Err(e) => Err(e.into()),
@@ -281,13 +355,24 @@ struct RecoverPage {
     error: Option<String>,
 }
 
-async fn recover_page(req: HttpRequest, st: web::Data<AppState>, q: web::Query<TokenQuery>) -> PageResult {
+async fn recover_page(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    q: web::Query<TokenQuery>,
+) -> PageResult {
     let token = q.token.clone().unwrap_or_default();
     if authn::onetime::check(&st.svc.store.read()?, &token, st.svc.now()).is_err() {
-        return Ok(html_error(StatusCode::FORBIDDEN, "This link is invalid, already used or expired. Run `gatehouse recover EMAIL` for a new one."));
+        return Ok(html_error(
+            StatusCode::FORBIDDEN,
+            "This link is invalid, already used or expired. Run `gatehouse recover EMAIL` for a new one.",
+        ));
     }
     let (pre, cookie) = wauth::pre_cookie(&req)?;
-    let page = RecoverPage { csrf: wauth::csrf_for_pre(&st.svc, &pre), token, error: None };
+    let page = RecoverPage {
+        csrf: wauth::csrf_for_pre(&st.svc, &pre),
+        token,
+        error: None,
+    };
     Ok(with_pre_cookie(render(StatusCode::OK, &page)?, cookie))
 }
 
@@ -299,11 +384,18 @@ struct RecoverForm {
     csrf_token: String,
 }
 
-async fn recover_post(req: HttpRequest, st: web::Data<AppState>, form: web::Form<RecoverForm>) -> PageResult {
+async fn recover_post(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    form: web::Form<RecoverForm>,
+) -> PageResult {
     wauth::check_pre_csrf(&req, &st.svc, &form.csrf_token)?;
     let form = form.into_inner();
     let result = if form.password.expose() != form.password_confirm.expose() {
-        Err(Error::invalid("password_confirm", "does not match the password"))
+        Err(Error::invalid(
+            "password_confirm",
+            "does not match the password",
+        ))
     } else {
         authn::recover(&st.svc, &form.token, form.password.clone(), &source(&req)).await
     };
@@ -311,8 +403,15 @@ async fn recover_post(req: HttpRequest, st: web::Data<AppState>, form: web::Form
         Ok(_) => Ok(redirect("/login?notice=recovered")),
         Err(Error::Invalid { field, message }) => {
             let (pre, cookie) = wauth::pre_cookie(&req)?;
-            let page = RecoverPage { csrf: wauth::csrf_for_pre(&st.svc, &pre), token: form.token, error: Some(format!("{field}: {message}")) };
-            Ok(with_pre_cookie(render(StatusCode::BAD_REQUEST, &page)?, cookie))
+            let page = RecoverPage {
+                csrf: wauth::csrf_for_pre(&st.svc, &pre),
+                token: form.token,
+                error: Some(format!("{field}: {message}")),
+            };
+            Ok(with_pre_cookie(
+                render(StatusCode::BAD_REQUEST, &page)?,
+                cookie,
+            ))
         }
         Err(Error::Unauthenticated(m)) => Err(Error::Forbidden(m).into()),
         Err(e) => Err(e.into()),
@@ -342,7 +441,10 @@ impl From<&User> for UserRow {
             disabled: u.disabled,
             is_owner: u.role == Role::Owner,
             created: rfc3339(u.created_at),
-            last_login: u.last_login_at.map(rfc3339).unwrap_or_else(|| "never".into()),
+            last_login: u
+                .last_login_at
+                .map(rfc3339)
+                .unwrap_or_else(|| "never".into()),
         }
     }
 }
@@ -368,7 +470,11 @@ impl From<&audit::Event> for EventRow {
             target: e.target.clone().unwrap_or_default(),
             outcome: e.outcome.as_str(),
             ip: e.source_ip.clone().unwrap_or_default(),
-            details: if e.details.is_null() { String::new() } else { e.details.to_string() },
+            details: if e.details.is_null() {
+                String::new()
+            } else {
+                e.details.to_string()
+            },
         }
     }
 }
@@ -395,7 +501,10 @@ async fn dashboard(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser) ->
     require(&st, &req, &u, Permission::ViewConsole)?;
     let r = st.svc.store.read()?;
     let (all, total) = identity::list(&r, "", 0, usize::MAX)?;
-    let security = audit::Filter { action: Some("auth.".into()), ..Default::default() };
+    let security = audit::Filter {
+        action: Some("auth.".into()),
+        ..Default::default()
+    };
     let (recent, _) = audit::query(&r, &security, 0, 10)?;
     let since = st.svc.now() - 86_400;
     let failed = audit::Filter {
@@ -405,7 +514,11 @@ async fn dashboard(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser) ->
         ..Default::default()
     };
     let (failed_rows, _) = audit::query(&r, &failed, 0, 10_000)?;
-    let key_version = keys::status(&st.svc)?.iter().find(|k| k.active).map(|k| k.version).unwrap_or(0);
+    let key_version = keys::status(&st.svc)?
+        .iter()
+        .find(|k| k.active)
+        .map(|k| k.version)
+        .unwrap_or(0);
     let page = DashboardPage {
         nav: nav(&u, "dashboard"),
         users_total: total,
@@ -456,19 +569,37 @@ struct UsersQuery {
     notice: Option<String>,
 }
 
-fn users_view(st: &AppState, q: &str, page: usize) -> Result<(Vec<UserRow>, usize, usize, usize), Error> {
+fn users_view(
+    st: &AppState,
+    q: &str,
+    page: usize,
+) -> Result<(Vec<UserRow>, usize, usize, usize), Error> {
     let page = page.max(1);
     let (list, total) = identity::list(&st.svc.store.read()?, q, (page - 1) * PER_PAGE, PER_PAGE)?;
     let pages = total.div_ceil(PER_PAGE).max(1);
     Ok((list.iter().map(UserRow::from).collect(), total, page, pages))
 }
 
-async fn users(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, q: web::Query<UsersQuery>) -> PageResult {
+async fn users(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    q: web::Query<UsersQuery>,
+) -> PageResult {
     require(&st, &req, &u, Permission::ManageUsers)?;
     let search = q.q.clone().unwrap_or_default();
     let (rows, total, page, pages) = users_view(&st, &search, q.page.unwrap_or(1))?;
     if is_htmx(&req) {
-        return render(StatusCode::OK, &UsersTable { rows, q: search, page, pages, total });
+        return render(
+            StatusCode::OK,
+            &UsersTable {
+                rows,
+                q: search,
+                page,
+                pages,
+                total,
+            },
+        );
     }
     let p = UsersPage {
         nav: nav(&u, "users"),
@@ -495,7 +626,12 @@ struct CreateUserForm {
     csrf_token: String,
 }
 
-async fn users_create(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, form: web::Form<CreateUserForm>) -> PageResult {
+async fn users_create(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    form: web::Form<CreateUserForm>,
+) -> PageResult {
     u.check_csrf(&form.csrf_token)?;
     require(&st, &req, &u, Permission::ManageUsers)?;
     let form = form.into_inner();
@@ -526,7 +662,11 @@ async fn users_create(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser,
                 form_name: form.name.unwrap_or_default(),
                 form_role: form.role.unwrap_or_else(|| "user".into()),
             };
-            let status = if matches!(e, Error::Conflict(_)) { StatusCode::CONFLICT } else { StatusCode::BAD_REQUEST };
+            let status = if matches!(e, Error::Conflict(_)) {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::BAD_REQUEST
+            };
             render(status, &p)
         }
         Err(e) => Err(e.into()),
@@ -543,36 +683,88 @@ struct UserPage {
     sessions: usize,
 }
 
-fn user_page(st: &AppState, u: &ConsoleUser, id: &UserId, notice: Option<String>, error: Option<String>) -> Result<UserPage, Error> {
+fn user_page(
+    st: &AppState,
+    u: &ConsoleUser,
+    id: &UserId,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Result<UserPage, Error> {
     let r = st.svc.store.read()?;
     let target = identity::get(&r, id)?;
     let sessions = session::list_for_user(&r, id)?.len();
-    Ok(UserPage { nav: nav(u, "users"), u: UserRow::from(&target), notice, error, sessions })
+    Ok(UserPage {
+        nav: nav(u, "users"),
+        u: UserRow::from(&target),
+        notice,
+        error,
+        sessions,
+    })
 }
 
-async fn user_detail(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, id: web::Path<String>, q: web::Query<Notice>) -> PageResult {
+async fn user_detail(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    q: web::Query<Notice>,
+) -> PageResult {
     require(&st, &req, &u, Permission::ManageUsers)?;
-    let p = user_page(&st, &u, &UserId::parse(&id)?, notice_text(q.notice.as_deref()), None)?;
+    let p = user_page(
+        &st,
+        &u,
+        &UserId::parse(&id)?,
+        notice_text(q.notice.as_deref()),
+        None,
+    )?;
     render(StatusCode::OK, &p)
 }
 
-async fn set_disabled(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, id: &str, token: &str, disabled: bool) -> PageResult {
+async fn set_disabled(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: &str,
+    token: &str,
+    disabled: bool,
+) -> PageResult {
     u.check_csrf(token)?;
     require(&st, &req, &u, Permission::ManageUsers)?;
     let uid = UserId::parse(id)?;
-    let up = UserUpdate { disabled: Some(disabled), ..Default::default() };
+    let up = UserUpdate {
+        disabled: Some(disabled),
+        ..Default::default()
+    };
     match identity::update(&st.svc, &u.principal(), &source(&req), &uid, up) {
-        Ok(_) => Ok(redirect(&format!("/admin/users/{id}?notice={}", if disabled { "disabled" } else { "enabled" }))),
-        Err(e @ Error::Conflict(_)) => render(StatusCode::CONFLICT, &user_page(&st, &u, &uid, None, Some(e.public_message()))?),
+        Ok(_) => Ok(redirect(&format!(
+            "/admin/users/{id}?notice={}",
+            if disabled { "disabled" } else { "enabled" }
+        ))),
+        Err(e @ Error::Conflict(_)) => render(
+            StatusCode::CONFLICT,
+            &user_page(&st, &u, &uid, None, Some(e.public_message()))?,
+        ),
         Err(e) => Err(e.into()),
     }
 }
 
-async fn user_disable(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, id: web::Path<String>, f: web::Form<CsrfForm>) -> PageResult {
+async fn user_disable(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
     set_disabled(req, st, u, &id, &f.csrf_token, true).await
 }
 
-async fn user_enable(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, id: web::Path<String>, f: web::Form<CsrfForm>) -> PageResult {
+async fn user_enable(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
     set_disabled(req, st, u, &id, &f.csrf_token, false).await
 }
 
@@ -587,7 +779,12 @@ struct ConfirmPage {
     cancel: String,
 }
 
-async fn user_delete_confirm(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, id: web::Path<String>) -> PageResult {
+async fn user_delete_confirm(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+) -> PageResult {
     require(&st, &req, &u, Permission::ManageUsers)?;
     let uid = UserId::parse(&id)?;
     let target = identity::get(&st.svc.store.read()?, &uid)?;
@@ -605,13 +802,22 @@ async fn user_delete_confirm(req: HttpRequest, st: web::Data<AppState>, u: Conso
     render(StatusCode::OK, &p)
 }
 
-async fn user_delete(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, id: web::Path<String>, f: web::Form<CsrfForm>) -> PageResult {
+async fn user_delete(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     require(&st, &req, &u, Permission::ManageUsers)?;
     let uid = UserId::parse(&id)?;
     match identity::delete(&st.svc, &u.principal(), &source(&req), &uid) {
         Ok(()) => Ok(redirect("/admin/users?notice=deleted")),
-        Err(e @ Error::Conflict(_)) => render(StatusCode::CONFLICT, &user_page(&st, &u, &uid, None, Some(e.public_message()))?),
+        Err(e @ Error::Conflict(_)) => render(
+            StatusCode::CONFLICT,
+            &user_page(&st, &u, &uid, None, Some(e.public_message()))?,
+        ),
         Err(e) => Err(e.into()),
     }
 }
@@ -622,14 +828,36 @@ struct PasswordForm {
     csrf_token: String,
 }
 
-async fn user_password(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, id: web::Path<String>, f: web::Form<PasswordForm>) -> PageResult {
+async fn user_password(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    f: web::Form<PasswordForm>,
+) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     require(&st, &req, &u, Permission::ManageUsers)?;
     let uid = UserId::parse(&id)?;
     let by = u.principal();
-    match identity::set_password(&st.svc, &by, &source(&req), &uid, f.into_inner().password, None, "user.password_reset").await {
-        Ok(()) => Ok(redirect(&format!("/admin/users/{}?notice=reset", uid.as_str()))),
-        Err(e @ Error::Invalid { .. }) => render(StatusCode::BAD_REQUEST, &user_page(&st, &u, &uid, None, Some(e.public_message()))?),
+    match identity::set_password(
+        &st.svc,
+        &by,
+        &source(&req),
+        &uid,
+        f.into_inner().password,
+        None,
+        "user.password_reset",
+    )
+    .await
+    {
+        Ok(()) => Ok(redirect(&format!(
+            "/admin/users/{}?notice=reset",
+            uid.as_str()
+        ))),
+        Err(e @ Error::Invalid { .. }) => render(
+            StatusCode::BAD_REQUEST,
+            &user_page(&st, &u, &uid, None, Some(e.public_message()))?,
+        ),
         Err(e) => Err(e.into()),
     }
 }
@@ -655,7 +883,12 @@ struct AccountPage {
     error: Option<String>,
 }
 
-fn account_page(st: &AppState, u: &ConsoleUser, notice: Option<String>, error: Option<String>) -> Result<AccountPage, Error> {
+fn account_page(
+    st: &AppState,
+    u: &ConsoleUser,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Result<AccountPage, Error> {
     let list = session::list_for_user(&st.svc.store.read()?, &u.user.id)?;
     let sessions = list
         .iter()
@@ -668,11 +901,20 @@ fn account_page(st: &AppState, u: &ConsoleUser, notice: Option<String>, error: O
             device: s.user_agent.clone().unwrap_or_else(|| "unknown".into()),
         })
         .collect();
-    Ok(AccountPage { nav: nav(u, "account"), me: UserRow::from(&u.user), sessions, notice, error })
+    Ok(AccountPage {
+        nav: nav(u, "account"),
+        me: UserRow::from(&u.user),
+        sessions,
+        notice,
+        error,
+    })
 }
 
 async fn account(st: web::Data<AppState>, u: ConsoleUser, q: web::Query<Notice>) -> PageResult {
-    render(StatusCode::OK, &account_page(&st, &u, notice_text(q.notice.as_deref()), None)?)
+    render(
+        StatusCode::OK,
+        &account_page(&st, &u, notice_text(q.notice.as_deref()), None)?,
+    )
 }
 
 #[derive(Deserialize)]
@@ -683,32 +925,63 @@ struct ChangePasswordForm {
     csrf_token: String,
 }
 
-async fn account_password(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, f: web::Form<ChangePasswordForm>) -> PageResult {
+async fn account_password(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<ChangePasswordForm>,
+) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     let f = f.into_inner();
     let result = async {
         authn::confirm_password(&st.svc, &u.user, &f.current_password).await?;
         if f.password.expose() != f.password_confirm.expose() {
-            return Err(Error::invalid("password_confirm", "does not match the new password"));
+            return Err(Error::invalid(
+                "password_confirm",
+                "does not match the new password",
+            ));
         }
         let by = u.principal();
-        identity::set_password(&st.svc, &by, &source(&req), &u.user.id, f.password.clone(), Some(&u.session_hash), "user.password_change").await
+        identity::set_password(
+            &st.svc,
+            &by,
+            &source(&req),
+            &u.user.id,
+            f.password.clone(),
+            Some(&u.session_hash),
+            "user.password_change",
+        )
+        .await
     }
     .await;
     match result {
         Ok(()) => Ok(redirect("/admin/account?notice=password")),
-        Err(e @ Error::Invalid { .. }) => render(StatusCode::BAD_REQUEST, &account_page(&st, &u, None, Some(e.public_message()))?),
+        Err(e @ Error::Invalid { .. }) => render(
+            StatusCode::BAD_REQUEST,
+            &account_page(&st, &u, None, Some(e.public_message()))?,
+        ),
         Err(e) => Err(e.into()),
     }
 }
 
-async fn end_session(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, id: web::Path<String>, f: web::Form<CsrfForm>) -> PageResult {
+async fn end_session(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     authn::end_session(&st.svc, &u.user, &id, &source(&req))?;
     Ok(redirect("/admin/account?notice=ended"))
 }
 
-async fn end_other_sessions(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, f: web::Form<CsrfForm>) -> PageResult {
+async fn end_other_sessions(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     let mut tx = st.svc.store.write()?;
     let n = session::end_all_for_user_except(&mut tx, &u.user.id, Some(&u.session_hash))?;
@@ -716,7 +989,9 @@ async fn end_other_sessions(req: HttpRequest, st: web::Data<AppState>, u: Consol
         &mut tx,
         st.svc.now(),
         &source(&req),
-        u.principal().event("session.end_others", audit::Outcome::Success).details(serde_json::json!({"ended": n})),
+        u.principal()
+            .event("session.end_others", audit::Outcome::Success)
+            .details(serde_json::json!({"ended": n})),
     )?;
     tx.commit()?;
     Ok(redirect("/admin/account?notice=ended_others"))
@@ -762,13 +1037,20 @@ struct AuditQuery {
 fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
 }
 
-async fn audit_page(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, q: web::Query<AuditQuery>) -> PageResult {
+async fn audit_page(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    q: web::Query<AuditQuery>,
+) -> PageResult {
     require(&st, &req, &u, Permission::ReadAudit)?;
     let q = q.into_inner();
     let filter = audit::Filter {
@@ -779,7 +1061,12 @@ async fn audit_page(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, q
         until: q.until.clone(),
     };
     let page = q.page.unwrap_or(1).max(1);
-    let (rows, more, error) = match audit::query(&st.svc.store.read()?, &filter, (page - 1) * PER_PAGE, PER_PAGE) {
+    let (rows, more, error) = match audit::query(
+        &st.svc.store.read()?,
+        &filter,
+        (page - 1) * PER_PAGE,
+        PER_PAGE,
+    ) {
         Ok((ev, more)) => (ev.iter().map(EventRow::from).collect(), more, None),
         Err(e @ Error::Invalid { .. }) => (Vec::new(), false, Some(e.public_message())),
         Err(e) => return Err(e.into()),
@@ -794,9 +1081,21 @@ async fn audit_page(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, q
         enc(&s(&q.until))
     );
     if is_htmx(&req) && error.is_none() {
-        return render(StatusCode::OK, &AuditTable { rows, page, more, query });
+        return render(
+            StatusCode::OK,
+            &AuditTable {
+                rows,
+                page,
+                more,
+                query,
+            },
+        );
     }
-    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
     let p = AuditPageT {
         nav: nav(&u, "audit"),
         rows,
@@ -833,7 +1132,12 @@ struct KeysPage {
     notice: Option<String>,
 }
 
-async fn keys_page(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, q: web::Query<Notice>) -> PageResult {
+async fn keys_page(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    q: web::Query<Notice>,
+) -> PageResult {
     require(&st, &req, &u, Permission::ManageKeys)?;
     let status = keys::status(&st.svc)?;
     let total: u64 = status.iter().map(|k| k.records).sum();
@@ -841,13 +1145,32 @@ async fn keys_page(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, q:
     let rows = status
         .iter()
         .rev()
-        .map(|k| KeyRow { version: k.version, active: k.active, created: rfc3339(k.created_at), records: k.records })
+        .map(|k| KeyRow {
+            version: k.version,
+            active: k.active,
+            created: rfc3339(k.created_at),
+            records: k.records,
+        })
         .collect();
-    let percent = if total == 0 { 100 } else { (total - backlog) * 100 / total };
-    render(StatusCode::OK, &KeysPage { nav: nav(&u, "keys"), rows, total, backlog, percent, notice: notice_text(q.notice.as_deref()) })
+    let percent = ((total - backlog) * 100).checked_div(total).unwrap_or(100);
+    render(
+        StatusCode::OK,
+        &KeysPage {
+            nav: nav(&u, "keys"),
+            rows,
+            total,
+            backlog,
+            percent,
+            notice: notice_text(q.notice.as_deref()),
+        },
+    )
 }
 
-async fn keys_rotate_confirm(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser) -> PageResult {
+async fn keys_rotate_confirm(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+) -> PageResult {
     require(&st, &req, &u, Permission::ManageKeys)?;
     let p = ConfirmPage {
         nav: nav(&u, "keys"),
@@ -860,7 +1183,12 @@ async fn keys_rotate_confirm(req: HttpRequest, st: web::Data<AppState>, u: Conso
     render(StatusCode::OK, &p)
 }
 
-async fn keys_rotate(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser, f: web::Form<CsrfForm>) -> PageResult {
+async fn keys_rotate(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     require(&st, &req, &u, Permission::ManageKeys)?;
     crate::web::api::start_rotation(&st, u.principal(), source(&req))?;

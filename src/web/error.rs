@@ -17,7 +17,9 @@ fn status_of(e: &Error) -> StatusCode {
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Conflict(_) => StatusCode::CONFLICT,
-        Error::Integrity(_) | Error::Storage(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::Integrity(_) | Error::Storage(_) | Error::Internal(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
     }
 }
 
@@ -57,7 +59,10 @@ impl ResponseError for ApiError {
         log(&self.0);
         let mut r = json_error(self.status_code(), self.0.code(), &self.0.public_message());
         if self.status_code() == StatusCode::UNAUTHORIZED {
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
         }
         r
     }
@@ -73,10 +78,16 @@ pub struct ErrorPage<'a> {
 
 pub fn html_error(status: StatusCode, message: &str) -> HttpResponse {
     let title = status.canonical_reason().unwrap_or("Error");
-    let body = ErrorPage { status: status.as_u16(), title, message }
-        .render()
-        .unwrap_or_else(|_| message.to_string());
-    HttpResponse::build(status).content_type(ContentType::html()).body(body)
+    let body = ErrorPage {
+        status: status.as_u16(),
+        title,
+        message,
+    }
+    .render()
+    .unwrap_or_else(|_| message.to_string());
+    HttpResponse::build(status)
+        .content_type(ContentType::html())
+        .body(body)
 }
 
 /// An error answered as a page (or a redirect to sign in).
@@ -105,7 +116,9 @@ impl ResponseError for PageError {
     fn error_response(&self) -> HttpResponse {
         log(&self.0);
         if let Error::Unauthenticated(_) = self.0 {
-            return HttpResponse::SeeOther().insert_header((header::LOCATION, "/login")).finish();
+            return HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, "/login"))
+                .finish();
         }
         html_error(self.status_code(), &self.0.public_message())
     }
@@ -115,13 +128,30 @@ impl ResponseError for PageError {
 pub fn payload_error(err: actix_web::Error, json: bool) -> actix_web::Error {
     let status = err.as_response_error().status_code();
     let text = err.to_string();
-    let (status, msg) = if status == StatusCode::PAYLOAD_TOO_LARGE || text.contains("overflow") || text.contains("too large") {
-        (StatusCode::PAYLOAD_TOO_LARGE, "The request body is larger than the limit.".to_string())
+    let (status, msg) = if status == StatusCode::PAYLOAD_TOO_LARGE
+        || text.contains("overflow")
+        || text.contains("too large")
+    {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The request body is larger than the limit.".to_string(),
+        )
     } else {
-        (StatusCode::BAD_REQUEST, format!("Malformed request: {}", sanitize(&text)))
+        (
+            StatusCode::BAD_REQUEST,
+            format!("Malformed request: {}", sanitize(&text)),
+        )
     };
-    let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "payload_too_large" } else { "invalid_request" };
-    let resp = if json { json_error(status, code, &msg) } else { html_error(status, &msg) };
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "payload_too_large"
+    } else {
+        "invalid_request"
+    };
+    let resp = if json {
+        json_error(status, code, &msg)
+    } else {
+        html_error(status, &msg)
+    };
     actix_web::error::InternalError::from_response(text, resp).into()
 }
 

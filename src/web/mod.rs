@@ -41,7 +41,11 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(svc: Arc<Service>, tls: bool) -> Self {
-        AppState { svc, tls, verified: Mutex::new(HashMap::new()) }
+        AppState {
+            svc,
+            tls,
+            verified: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn verify_bearer(&self, token: &str) -> Result<Claims> {
@@ -92,10 +96,19 @@ async fn request_middleware(
     if let Ok(v) = HeaderValue::from_str(&id) {
         h.insert(header::HeaderName::from_static("x-request-id"), v);
     }
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
     if !path.starts_with("/static/") && !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -115,7 +128,11 @@ async fn readyz(st: web::Data<AppState>) -> HttpResponse {
         Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
         Err(e) => {
             tracing::error!(error = %e, "not ready");
-            error::json_error(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, "not_ready", "The store is not available.")
+            error::json_error(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "The store is not available.",
+            )
         }
     }
 }
@@ -143,7 +160,11 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
     let status = actix_web::http::StatusCode::NOT_FOUND;
     let p = req.path();
     if p.starts_with("/api/") || p.starts_with("/oauth2/") || p.starts_with("/.well-known/") {
-        error::json_error(status, "not_found", "No such endpoint; see /api/v1/openapi.json.")
+        error::json_error(
+            status,
+            "not_found",
+            "No such endpoint; see /api/v1/openapi.json.",
+        )
     } else {
         error::html_error(status, "There is no page at this address.")
     }
@@ -153,17 +174,29 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
 pub fn routes(cfg: &mut web::ServiceConfig, settings: &Settings) {
     let json_limit = settings.limits.json_body_bytes;
     let form_limit = settings.limits.form_body_bytes;
-    cfg.app_data(web::JsonConfig::default().limit(json_limit).error_handler(|e, _| error::payload_error(e.into(), true)))
-        .app_data(web::FormConfig::default().limit(form_limit).error_handler(|e, _| error::payload_error(e.into(), false)))
-        .app_data(web::QueryConfig::default().error_handler(|e, req| {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(json_limit)
+            .error_handler(|e, _| error::payload_error(e.into(), true)),
+    )
+    .app_data(
+        web::FormConfig::default()
+            .limit(form_limit)
+            .error_handler(|e, _| error::payload_error(e.into(), false)),
+    )
+    .app_data(
+        web::QueryConfig::default().error_handler(|e, req| {
             error::payload_error(e.into(), req.path().starts_with("/api/"))
-        }))
-        .app_data(web::PathConfig::default().error_handler(|e, req| {
+        }),
+    )
+    .app_data(
+        web::PathConfig::default().error_handler(|e, req| {
             error::payload_error(e.into(), req.path().starts_with("/api/"))
-        }))
-        .route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/static/{path:.*}", web::get().to(asset));
+        }),
+    )
+    .route("/healthz", web::get().to(healthz))
+    .route("/readyz", web::get().to(readyz))
+    .route("/static/{path:.*}", web::get().to(asset));
     protocol::routes(cfg);
     api::routes(cfg);
     console::routes(cfg);
@@ -172,19 +205,31 @@ pub fn routes(cfg: &mut web::ServiceConfig, settings: &Settings) {
 pub fn tls_config(s: &Settings) -> Result<Option<rustls::ServerConfig>> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let (Some(cert), Some(key)) = (&s.tls.cert_file, &s.tls.key_file) else { return Ok(None) };
+    let (Some(cert), Some(key)) = (&s.tls.cert_file, &s.tls.key_file) else {
+        return Ok(None);
+    };
     let certs = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
         .map_err(|e| Error::invalid("tls.cert_file", format!("{}: {e}", cert.display())))?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| Error::invalid("tls.key_file", format!("{}: {e}", key.display())))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| Error::invalid("tls.key_file", format!("{}: {e}", key.display())))?;
     let cfg = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| Error::invalid("tls", format!("certificate and key do not form a usable pair: {e}")))?;
+        .map_err(|e| {
+            Error::invalid(
+                "tls",
+                format!("certificate and key do not form a usable pair: {e}"),
+            )
+        })?;
     Ok(Some(cfg))
 }
 
-pub fn server(svc: Arc<Service>, listener: TcpListener, tls: Option<rustls::ServerConfig>) -> Result<actix_web::dev::Server> {
+pub fn server(
+    svc: Arc<Service>,
+    listener: TcpListener,
+    tls: Option<rustls::ServerConfig>,
+) -> Result<actix_web::dev::Server> {
     let settings = svc.settings.clone();
     let state = web::Data::new(AppState::new(svc, tls.is_some()));
     let http = HttpServer::new(move || {

@@ -5,8 +5,10 @@ use actix_web::{HttpResponse, web};
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/oauth2/jwks", web::get().to(jwks))
-        .route("/.well-known/openid-configuration", web::get().to(discovery));
+    cfg.route("/oauth2/jwks", web::get().to(jwks)).route(
+        "/.well-known/openid-configuration",
+        web::get().to(discovery),
+    );
 }
 
 async fn jwks(st: web::Data<AppState>) -> HttpResponse {
