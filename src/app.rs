@@ -33,6 +33,11 @@ impl Bootstrap {
     }
 }
 
+/// Runs a future to completion on a fresh actix runtime (the CLI's entry points).
+pub fn run_blocking<F: std::future::Future>(f: F) -> F::Output {
+    actix_web::rt::System::new().block_on(f)
+}
+
 pub struct Application {
     port: u16,
     server: actix_web::dev::Server,

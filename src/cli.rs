@@ -120,8 +120,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             settings.danger_insecure_http |= danger_insecure_http;
             settings.validate()?;
             crate::telemetry::init(&settings.log_format);
-            let sys = actix_web::rt::System::new();
-            sys.block_on(async move {
+            crate::app::run_blocking(async move {
                 let app = crate::app::Application::build(settings, Arc::new(SystemClock)).await?;
                 app.run().await
             })?;
@@ -202,9 +201,8 @@ fn admin(settings: &Settings, cmd: Command) -> Result<ExitCode> {
                     "Gatehouse data in this directory (start `gatehouse serve` first, or pass --data)",
                 ));
             }
-            let sys = actix_web::rt::System::new();
             let settings = settings.clone();
-            sys.block_on(async move {
+            crate::app::run_blocking(async move {
                 let svc = Service::open(settings, Arc::new(SystemClock))?;
                 tokio::task::spawn_blocking(move || ops::run(&svc, &cmd, &mut progress))
                     .await

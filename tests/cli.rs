@@ -376,3 +376,21 @@ fn audit_verify_finds_the_first_broken_link() {
         text(&o)
     );
 }
+
+/// Headless Chromium through the real pages (tests/browser/console.mjs).
+/// Needs Debian's chromium and `npm install` in tests/browser — the README's
+/// test command installs both.
+#[test]
+fn console_walkthrough_in_headless_chromium() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        root.join("node_modules/playwright-core").exists() && Path::new("/usr/bin/chromium").exists(),
+        "the browser test needs chromium and playwright-core: run scripts/test.sh, which installs them"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data"), &[]);
+    let link = s.setup_link.clone().unwrap();
+    let shots = std::env::var("GATEHOUSE_SCREENSHOTS").unwrap_or_default();
+    let o = Command::new("node").current_dir(&root).args(["console.mjs", &s.base, &link, &shots]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine: installs what the tests
+# need (Chromium, fonts, Node.js, playwright-core) if missing, then runs
+# formatting, lints, the layering check, every test, and the static build check.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_need=()
+[ -x /usr/bin/chromium ] || apt_need+=(chromium)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || apt_need+=(fonts-dejavu-core)
+command -v node >/dev/null || apt_need+=(nodejs)
+command -v npm >/dev/null || apt_need+=(npm)
+if [ ${#apt_need[@]} -gt 0 ]; then
+  echo "== installing: ${apt_need[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${apt_need[@]}" >/dev/null
+fi
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  echo "== npm ci (tests/browser)"
+  (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
+fi
+
+echo "== rustfmt";  cargo fmt --check
+echo "== clippy";   cargo clippy --all-targets --locked -- -D warnings
+echo "== layers";   scripts/check-layers.sh
+echo "== tests";    cargo test --locked --all-targets
+echo "== static build"; scripts/static-build.sh
