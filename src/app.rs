@@ -52,7 +52,7 @@ impl Application {
     }
 
     pub async fn build_with(
-        mut settings: Settings,
+        settings: Settings,
         clock: Arc<dyn Clock>,
         boot: Option<Bootstrap>,
     ) -> Result<Application> {
@@ -72,11 +72,7 @@ impl Application {
             )
         })?;
         let addr = listener.local_addr()?;
-        if settings.public_url.is_none() {
-            let scheme = if tls.is_some() { "https" } else { "http" };
-            settings.public_url = Some(format!("{scheme}://{addr}"));
-        }
-        let svc = Arc::new(Service::open(settings, clock)?);
+        let svc = Arc::new(Service::open_bound(settings, clock, Some(addr))?);
         if let Some(b) = boot {
             bootstrap_owner(&svc, &b).await?;
         }

@@ -20,14 +20,26 @@ pub struct Service {
     pub signer: Signer,
     /// HMAC key binding CSRF tokens to a session or a pre-session cookie.
     pub csrf_key: SecretKey,
+    /// The address actually bound (differs from `settings.listen` for port 0).
+    bound: Option<std::net::SocketAddr>,
 }
 
 impl Service {
     pub fn open(settings: Settings, clock: Arc<dyn Clock>) -> Result<Service> {
+        Self::open_bound(settings, clock, None)
+    }
+
+    /// Opens for a server bound to `bound`, which fills in the public URL when
+    /// none is configured.
+    pub fn open_bound(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        bound: Option<std::net::SocketAddr>,
+    ) -> Result<Service> {
         let now = clock.now();
         let store = Store::open(&settings.data_dir, now)?;
         let hasher = Hasher::new(&settings.password)?;
-        let issuer = public_url(&settings);
+        let issuer = public_url(&settings, bound);
         let mut tx = store.write()?;
         let signer = Signer::load_or_create(
             &mut tx,
@@ -46,6 +58,7 @@ impl Service {
                 k
             }
         };
+        record_config_change(&mut tx, &settings, now)?;
         tx.commit()?;
         Ok(Service {
             settings,
@@ -54,6 +67,7 @@ impl Service {
             hasher,
             signer,
             csrf_key,
+            bound,
         })
     }
 
@@ -62,16 +76,73 @@ impl Service {
     }
 
     pub fn public_url(&self) -> String {
-        public_url(&self.settings)
+        public_url(&self.settings, self.bound)
     }
 }
 
-fn public_url(s: &Settings) -> String {
+/// Configuration lives in a file and the environment, so a change shows up at
+/// start: compare with the last start's effective settings and audit the
+/// difference (key names only).
+fn record_config_change(
+    tx: &mut crate::store::WriteTx<'_>,
+    settings: &Settings,
+    now: Timestamp,
+) -> Result<()> {
+    let current = flatten(&serde_json::to_value(settings)?);
+    let previous: Option<std::collections::BTreeMap<String, serde_json::Value>> =
+        tx.get(Table::Meta, b"config_snapshot")?;
+    let changed: Vec<String> = match &previous {
+        None => Vec::new(),
+        Some(prev) => current
+            .keys()
+            .chain(prev.keys())
+            .filter(|k| current.get(*k) != prev.get(*k))
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+    };
+    if previous.is_some() && changed.is_empty() {
+        return Ok(());
+    }
+    tx.put(Table::Meta, b"config_snapshot", &current)?;
+    if previous.is_some() {
+        let ev = crate::audit::NewEvent::new("config.change", crate::audit::Outcome::Success)
+            .actor("system", None)
+            .details(serde_json::json!({"changed": changed}));
+        crate::audit::record(tx, now, &crate::audit::Source::default(), ev)?;
+    }
+    Ok(())
+}
+
+fn flatten(v: &serde_json::Value) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let mut out = std::collections::BTreeMap::new();
+    if let serde_json::Value::Object(map) = v {
+        for (k, val) in map {
+            match val {
+                serde_json::Value::Object(_) => {
+                    for (k2, v2) in flatten(val) {
+                        out.insert(format!("{k}.{k2}"), v2);
+                    }
+                }
+                other => {
+                    out.insert(k.clone(), other.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn public_url(s: &Settings, bound: Option<std::net::SocketAddr>) -> String {
     match &s.public_url {
         Some(u) => u.trim_end_matches('/').to_string(),
         None => {
             let scheme = if s.tls_enabled() { "https" } else { "http" };
-            format!("{scheme}://{}", s.listen)
+            match bound {
+                Some(a) => format!("{scheme}://{a}"),
+                None => format!("{scheme}://{}", s.listen),
+            }
         }
     }
 }

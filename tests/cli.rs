@@ -384,13 +384,42 @@ fn audit_verify_finds_the_first_broken_link() {
 fn console_walkthrough_in_headless_chromium() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     assert!(
-        root.join("node_modules/playwright-core").exists() && Path::new("/usr/bin/chromium").exists(),
+        root.join("node_modules/playwright-core").exists()
+            && Path::new("/usr/bin/chromium").exists(),
         "the browser test needs chromium and playwright-core: run scripts/test.sh, which installs them"
     );
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("data"), &[]);
     let link = s.setup_link.clone().unwrap();
     let shots = std::env::var("GATEHOUSE_SCREENSHOTS").unwrap_or_default();
-    let o = Command::new("node").current_dir(&root).args(["console.mjs", &s.base, &link, &shots]).output().unwrap();
+    let o = Command::new("node")
+        .current_dir(&root)
+        .args(["console.mjs", &s.base, &link, &shots])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn a_configuration_change_between_starts_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = prepared_data_dir(dir.path());
+    drop(Server::start(&data, &[]));
+    drop(Server::start(
+        &data,
+        &[("GATEHOUSE_SESSION_IDLE_TIMEOUT_SECS", "600")],
+    ));
+    // The event is sealed; read it through the library with the data directory's key.
+    let store = gatehouse::store::Store::open(&data, 0).unwrap();
+    let r = store.read().unwrap();
+    let filter = gatehouse::audit::Filter {
+        action: Some("config.change".into()),
+        ..Default::default()
+    };
+    let (events, _) = gatehouse::audit::query(&r, &filter, 0, 10).unwrap();
+    assert_eq!(events.len(), 1, "one change: the idle timeout");
+    assert_eq!(
+        events[0].details["changed"],
+        json!(["session.idle_timeout_secs"])
+    );
 }

@@ -1,0 +1,45 @@
+//! Baselines for scripts/bench.sh: one raw Argon2id hash with the default
+//! parameters, and raw RS256 signing with a pre-parsed key. Prints JSON.
+
+use std::time::Instant;
+
+use aws_lc_rs::rsa::{KeyPair, KeySize};
+use aws_lc_rs::signature::RSA_PKCS1_SHA256;
+use gatehouse::authn::password::Hasher;
+use gatehouse::config::PasswordSettings;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+#[allow(clippy::unwrap_used)]
+fn main() {
+    let hasher = Hasher::new(&PasswordSettings::default()).unwrap();
+    let mut argon = Vec::new();
+    for _ in 0..30 {
+        let t = Instant::now();
+        hasher.hash_now(b"violet-harbour-lantern-42").unwrap();
+        argon.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let pair = KeyPair::generate(KeySize::Rsa2048).unwrap();
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let mut sig = vec![0u8; pair.public_modulus_len()];
+    let n = 2000;
+    let t = Instant::now();
+    for i in 0..n {
+        pair.sign(
+            &RSA_PKCS1_SHA256,
+            &rng,
+            format!("message {i}").as_bytes(),
+            &mut sig,
+        )
+        .unwrap();
+    }
+    let signs_per_sec = n as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "{{\"argon2_ms_median\": {:.3}, \"rs256_signs_per_sec\": {:.0}}}",
+        median(argon),
+        signs_per_sec
+    );
+}

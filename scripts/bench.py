@@ -1,0 +1,82 @@
+"""Runs the release binary and prints benchmark figures as ratios against
+baselines from the same run. Called by scripts/bench.sh."""
+import json, os, re, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+
+BIN, BASE = sys.argv[1], json.loads(sys.argv[2])
+OWNER, PW = "owner@example.com", "violet-harbour-lantern-42"
+
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+
+def start(data, port, env_extra=None):
+    env = dict(os.environ, GATEHOUSE_DATA=data, GATEHOUSE_LOG="warn", **(env_extra or {}))
+    t0 = time.perf_counter()
+    p = subprocess.Popen([BIN, "serve", "--listen", f"127.0.0.1:{port}"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return p, (time.perf_counter() - t0) * 1000
+        except Exception:
+            time.sleep(0.0005)
+
+
+def post(url, body, token=None):
+    req = urllib.request.Request(url, json.dumps(body).encode(), {"content-type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        return json.loads(r.read())
+
+
+def wrk(url, headers=()):
+    args = ["wrk", "-t2", "-c64", "-d8s", "--latency", url]
+    for h in headers:
+        args += ["-H", h]
+    out = subprocess.run(args, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    p99 = float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+    return rps, p99
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1)) / 1024
+
+
+with tempfile.TemporaryDirectory() as d:
+    data, port = os.path.join(d, "data"), free_port()
+    pwf = os.path.join(d, "pw"); open(pwf, "w").write(PW)
+    boot = {"GATEHOUSE_BOOTSTRAP_ADMIN_EMAIL": OWNER, "GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD_FILE": pwf}
+    p, first_ms = start(data, port, boot)
+    p.terminate(); p.wait()
+    restarts = []
+    for _ in range(5):
+        p, ms = start(data, port); restarts.append(ms)
+        if _ < 4:
+            p.terminate(); p.wait()
+    time.sleep(1.0)
+    rss = rss_mib(p.pid)
+    base = f"http://127.0.0.1:{port}"
+    logins = []
+    for _ in range(20):
+        t = time.perf_counter(); tok = post(f"{base}/api/v1/auth/login", {"email": OWNER, "password": PW})
+        logins.append((time.perf_counter() - t) * 1000)
+    login_ms = statistics.median(logins)
+    token = tok["access_token"]
+    h_rps, h_p99 = wrk(f"{base}/healthz")
+    m_rps, m_p99 = wrk(f"{base}/api/v1/me", [f"Authorization: Bearer {token}"])
+    p.terminate(); p.wait()
+
+size = os.path.getsize(BIN) / 1024 / 1024
+print(f"password sign-in (API, median of 20): {login_ms:.1f} ms vs raw Argon2id hash {BASE['argon2_ms_median']:.1f} ms "
+      f"-> {login_ms / BASE['argon2_ms_median']:.2f}x (goal <= 1.15x)")
+print(f"GET /api/v1/me bearer: {m_rps:.0f} req/s (p99 {m_p99:.2f} ms) vs GET /healthz {h_rps:.0f} req/s "
+      f"(p99 {h_p99:.2f} ms) -> {m_rps / h_rps:.2f}x (goal >= 0.8x)")
+print(f"idle RSS after start: {rss:.1f} MiB (goal < 25 MB)")
+print(f"exec -> /readyz: restart median {statistics.median(restarts):.1f} ms (goal < 100 ms); "
+      f"first start incl. RSA key generation and owner bootstrap {first_ms:.1f} ms")
+print(f"release binary size: {size:.1f} MiB (goal < 30 MB)")
+print(f"raw RS256 signing (pre-parsed key): {BASE['rs256_signs_per_sec']:.0f}/s")

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Benchmarks (figures, not pass/fail): each result is a ratio against a
+# baseline measured in the same run. Needs wrk (installed if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+bin=target/x86_64-unknown-linux-gnu/release/gatehouse
+[ -x "$bin" ] || scripts/static-build.sh >/dev/null
+baseline=$(cargo bench --bench raw --locked 2>/dev/null | tail -1)
+exec python3 scripts/bench.py "$bin" "$baseline"
