@@ -24,5 +24,5 @@ fi
 echo "== rustfmt";  cargo fmt --check
 echo "== clippy";   cargo clippy --all-targets --locked -- -D warnings
 echo "== layers";   scripts/check-layers.sh
-echo "== tests";    cargo test --locked --all-targets
+echo "== tests";    cargo test --locked
 echo "== static build"; scripts/static-build.sh

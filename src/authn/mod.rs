@@ -206,8 +206,10 @@ pub async fn create_owner(
     pw: Password,
     src: &Source,
 ) -> Result<User> {
-    if let Some(t) = token {
-        onetime::check(&svc.store.read()?, t, svc.now())?;
+    if let Some(t) = token
+        && onetime::check(&svc.store.read()?, t, svc.now())? != onetime::Purpose::Setup
+    {
+        return Err(Error::Unauthenticated("This is not a setup link.".into()));
     }
     identity::check_password_policy(pw.expose(), &email, svc.settings.password.min_length)?;
     let hash = svc.hasher.hash(pw).await?;
@@ -218,8 +220,10 @@ pub async fn create_owner(
             "Setup is complete: an owner exists already.".into(),
         ));
     }
-    if let Some(t) = token {
-        onetime::consume(&mut tx, t, now)?;
+    if let Some(t) = token
+        && onetime::consume(&mut tx, t, now)? != onetime::Purpose::Setup
+    {
+        return Err(Error::Unauthenticated("This is not a setup link.".into()));
     }
     let user = User {
         id: UserId::generate()?,

@@ -78,6 +78,18 @@ fn is_htmx(req: &HttpRequest) -> bool {
     req.headers().contains_key("hx-request")
 }
 
+/// The "repeat password" field must match.
+fn confirmed(pw: &Password, again: &Password) -> Result<(), Error> {
+    if crate::crypto::ct_eq(pw.expose().as_bytes(), again.expose().as_bytes()) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "password_confirm",
+            "does not match the password",
+        ))
+    }
+}
+
 /// Only local paths: never an open redirect.
 fn safe_rd(rd: Option<&str>) -> String {
     match rd {
@@ -308,12 +320,7 @@ async fn setup_post(
     wauth::check_pre_csrf(&req, &st.svc, &form.csrf_token)?;
     let form = form.into_inner();
     let result = async {
-        if form.password.expose() != form.password_confirm.expose() {
-            return Err(Error::invalid(
-                "password_confirm",
-                "does not match the password",
-            ));
-        }
+        confirmed(&form.password, &form.password_confirm)?;
         let email = Email::parse(&form.email)?;
         authn::create_owner(
             &st.svc,
@@ -391,11 +398,8 @@ async fn recover_post(
 ) -> PageResult {
     wauth::check_pre_csrf(&req, &st.svc, &form.csrf_token)?;
     let form = form.into_inner();
-    let result = if form.password.expose() != form.password_confirm.expose() {
-        Err(Error::invalid(
-            "password_confirm",
-            "does not match the password",
-        ))
+    let result = if let Err(e) = confirmed(&form.password, &form.password_confirm) {
+        Err(e)
     } else {
         authn::recover(&st.svc, &form.token, form.password.clone(), &source(&req)).await
     };
@@ -935,12 +939,7 @@ async fn account_password(
     let f = f.into_inner();
     let result = async {
         authn::confirm_password(&st.svc, &u.user, &f.current_password).await?;
-        if f.password.expose() != f.password_confirm.expose() {
-            return Err(Error::invalid(
-                "password_confirm",
-                "does not match the new password",
-            ));
-        }
+        confirmed(&f.password, &f.password_confirm)?;
         let by = u.principal();
         identity::set_password(
             &st.svc,
