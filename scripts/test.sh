@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine: installs what the tests
-# need (Chromium, fonts, Node.js, playwright-core) if missing, then runs
+# need (Chromium, fonts, Node.js, playwright-core, openssl and curl for the
+# TLS test) if missing, then runs
 # formatting, lints, the layering check, every test, and the static build check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,8 @@ apt_need=()
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || apt_need+=(fonts-dejavu-core)
 command -v node >/dev/null || apt_need+=(nodejs)
 command -v npm >/dev/null || apt_need+=(npm)
+command -v openssl >/dev/null || apt_need+=(openssl)
+command -v curl >/dev/null || apt_need+=(curl)
 if [ ${#apt_need[@]} -gt 0 ]; then
   echo "== installing: ${apt_need[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

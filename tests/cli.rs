@@ -423,3 +423,80 @@ fn a_configuration_change_between_starts_is_audited() {
         json!(["session.idle_timeout_secs"])
     );
 }
+
+/// TLS from certificate files (openssl and curl are test tools only: the
+/// binary itself links rustls). Session cookies get `Secure` and `__Host-`.
+#[test]
+fn serves_https_from_certificate_files_with_secure_cookies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let st = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", text(&st));
+    let env = [
+        ("GATEHOUSE_TLS_CERT_FILE", cert.to_str().unwrap()),
+        ("GATEHOUSE_TLS_KEY_FILE", key.to_str().unwrap()),
+    ];
+    let s = Server::start(&dir.path().join("data"), &env);
+    assert!(s.base.starts_with("https://127.0.0.1:"), "{}", s.base);
+    let o = Command::new("curl")
+        .args(["-sS", "-i", "--cacert"])
+        .arg(&cert)
+        .arg(s.url("/login"))
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert!(o.status.success() && t.starts_with("HTTP/"), "{t}");
+    let cookie = t
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie: gh_csrf="))
+        .unwrap_or_default();
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{t}"
+    );
+    // A plain-HTTP request to the TLS port does not get a page.
+    let o = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(s.url("/healthz").replace("https", "http"))
+        .output()
+        .unwrap();
+    assert_ne!(String::from_utf8_lossy(&o.stdout), "200");
+    // A mismatched key is refused at start with a clear message.
+    let other_key = dir.path().join("other.pem");
+    let st = Command::new("openssl")
+        .args(["genrsa", "-out"])
+        .arg(&other_key)
+        .arg("2048")
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    let o = cmd(&dir.path().join("data2"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("GATEHOUSE_TLS_CERT_FILE", &cert)
+        .env("GATEHOUSE_TLS_KEY_FILE", &other_key)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("do not form a usable pair"),
+        "{}",
+        text(&o)
+    );
+}
