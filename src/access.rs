@@ -12,7 +12,7 @@ use crate::service::Service;
 pub enum Principal {
     /// A signed-in user; `session` is the hash of the browser session id, if any.
     User {
-        user: Box<User>,
+        user: std::sync::Arc<User>,
         session: Option<[u8; 32]>,
     },
     /// A local operator with access to the data directory (CLI, control socket).

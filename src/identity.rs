@@ -254,6 +254,29 @@ pub fn get(r: &impl Reader, id: &UserId) -> Result<User> {
         .ok_or(Error::NotFound("user"))
 }
 
+/// Reads a user through the service's cache. Any committed write to the users
+/// table invalidates every cached entry, so a disabled or deleted user is
+/// refused on the very next check.
+pub fn get_cached(svc: &Service, id: &UserId) -> Result<std::sync::Arc<User>> {
+    let generation = svc.store.generation(Table::Users);
+    if let Ok(cache) = svc.user_cache.read()
+        && let Some((g, u)) = cache.get(id)
+        && *g == generation
+    {
+        return Ok(u.clone());
+    }
+    let user = std::sync::Arc::new(get(&svc.store.read()?, id)?);
+    if let Ok(mut cache) = svc.user_cache.write() {
+        if cache.len() >= USER_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(id.clone(), (generation, user.clone()));
+    }
+    Ok(user)
+}
+
+const USER_CACHE_MAX: usize = 100_000;
+
 pub fn count(r: &impl Reader) -> Result<u64> {
     r.count(Table::Users)
 }

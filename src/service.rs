@@ -20,6 +20,10 @@ pub struct Service {
     pub signer: Signer,
     /// HMAC key binding CSRF tokens to a session or a pre-session cookie.
     pub csrf_key: SecretKey,
+    /// Users by id with the users-table generation they were read at (see `identity::get_cached`).
+    pub user_cache: std::sync::RwLock<
+        std::collections::HashMap<crate::identity::UserId, (u64, Arc<crate::identity::User>)>,
+    >,
     /// The address actually bound (differs from `settings.listen` for port 0).
     bound: Option<std::net::SocketAddr>,
 }
@@ -67,6 +71,7 @@ impl Service {
             hasher,
             signer,
             csrf_key,
+            user_cache: Default::default(),
             bound,
         })
     }

@@ -187,6 +187,14 @@ async fn users_can_be_created_listed_searched_updated_disabled_and_deleted() {
     let bob_pair = app
         .api_login("bob@example.org", "amber-meadow-river-77")
         .await;
+    // Warm the verified-token and user caches first: disabling must still bite at once.
+    let r = c
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(bob_pair["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     let r = c
         .post(app.url(&format!("/api/v1/users/{id}/disable")))
         .bearer_auth(&token)

@@ -9,6 +9,7 @@ use std::ops::ControlFlow;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::Serialize;
@@ -75,6 +76,10 @@ impl Table {
         )
     }
 
+    fn index(self) -> usize {
+        Table::ALL.iter().position(|t| *t == self).unwrap_or(0)
+    }
+
     fn def(self) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
         TableDefinition::new(self.name())
     }
@@ -97,6 +102,9 @@ pub struct Store {
     db: Database,
     keyring: RwLock<Keyring>,
     dir: PathBuf,
+    /// Bumped after every commit that wrote to the table: lets callers keep
+    /// in-memory copies and notice any committed change.
+    generations: Vec<AtomicU64>,
 }
 
 /// How many records each data-key version still seals.
@@ -151,11 +159,21 @@ impl Store {
             db,
             keyring: RwLock::new(keyring),
             dir: dir.to_path_buf(),
+            generations: Table::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
         })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Changes whenever a commit that wrote to `t` completes.
+    pub fn generation(&self, t: Table) -> u64 {
+        self.generations[t.index()].load(Ordering::Acquire)
+    }
+
+    fn bump(&self, t: Table) {
+        self.generations[t.index()].fetch_add(1, Ordering::AcqRel);
     }
 
     pub fn read(&self) -> Result<ReadTx<'_>> {
@@ -170,6 +188,7 @@ impl Store {
             tx: self.db.begin_write().map_err(db_err)?,
             store: self,
             pending_keyring: None,
+            touched: 0,
         })
     }
 
@@ -345,7 +364,9 @@ impl Store {
                 .ok_or(Error::NotFound("record"))?;
             table.insert(to, v.as_slice()).map_err(db_err)?;
         }
-        tx.commit().map_err(db_err)
+        tx.commit().map_err(db_err)?;
+        self.bump(t);
+        Ok(())
     }
 
     /// A consistent copy of every table, taken from one read snapshot while the
@@ -528,6 +549,8 @@ pub struct WriteTx<'s> {
     tx: redb::WriteTransaction,
     store: &'s Store,
     pending_keyring: Option<Keyring>,
+    /// Bit per table written in this transaction.
+    touched: u64,
 }
 
 impl WriteTx<'_> {
@@ -536,6 +559,7 @@ impl WriteTx<'_> {
     }
 
     pub fn put<T: Serialize>(&mut self, t: Table, key: &[u8], value: &T) -> Result<()> {
+        self.touched |= 1 << t.index();
         let plain = zeroize::Zeroizing::new(serde_json::to_vec(value)?);
         let stored = match &self.pending_keyring {
             Some(kr) => self.store.seal_value(kr, t, key, &plain)?,
@@ -555,6 +579,7 @@ impl WriteTx<'_> {
     }
 
     pub fn delete(&mut self, t: Table, key: &[u8]) -> Result<bool> {
+        self.touched |= 1 << t.index();
         Ok(self.table(t)?.remove(key).map_err(db_err)?.is_some())
     }
 
@@ -583,8 +608,14 @@ impl WriteTx<'_> {
             tx,
             store,
             pending_keyring,
+            touched,
         } = self;
         tx.commit().map_err(db_err)?;
+        for t in Table::ALL {
+            if touched & (1 << t.index()) != 0 {
+                store.bump(*t);
+            }
+        }
         if let Some(kr) = pending_keyring {
             *store
                 .keyring

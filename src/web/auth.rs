@@ -119,7 +119,7 @@ pub struct ConsoleUser {
 impl ConsoleUser {
     pub fn principal(&self) -> Principal {
         Principal::User {
-            user: Box::new(self.user.clone()),
+            user: std::sync::Arc::new(self.user.clone()),
             session: Some(self.session_hash),
         }
     }
@@ -200,7 +200,7 @@ fn api_caller(req: &HttpRequest) -> Result<ApiCaller, Error> {
         let claims = st.verify_bearer(token.trim())?;
         let uid = identity::UserId::parse(&claims.sub)
             .map_err(|_| Error::Unauthenticated("Invalid access token.".into()))?;
-        let user = match identity::get(&svc.store.read()?, &uid) {
+        let user = match identity::get_cached(svc, &uid) {
             Ok(u) if !u.disabled => u,
             _ => {
                 return Err(Error::Unauthenticated(
@@ -210,7 +210,7 @@ fn api_caller(req: &HttpRequest) -> Result<ApiCaller, Error> {
         };
         return Ok(ApiCaller {
             principal: Principal::User {
-                user: Box::new(user),
+                user,
                 session: None,
             },
         });
@@ -232,7 +232,7 @@ fn api_caller(req: &HttpRequest) -> Result<ApiCaller, Error> {
     }
     Ok(ApiCaller {
         principal: Principal::User {
-            user: Box::new(user),
+            user: std::sync::Arc::new(user),
             session: Some(hash),
         },
     })

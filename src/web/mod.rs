@@ -11,7 +11,8 @@ pub mod protocol;
 
 use std::collections::HashMap;
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -36,29 +37,41 @@ const TOKEN_CACHE_MAX: usize = 50_000;
 pub struct AppState {
     pub svc: Arc<Service>,
     pub tls: bool,
-    verified: Mutex<HashMap<[u8; 32], (Claims, Timestamp)>>,
+    verified: RwLock<HashMap<[u8; 32], (Arc<Claims>, Timestamp)>>,
+    /// Request ids: a random per-process prefix and a counter (no syscall per request).
+    request_prefix: String,
+    request_counter: AtomicU64,
 }
 
 impl AppState {
     pub fn new(svc: Arc<Service>, tls: bool) -> Self {
+        let prefix = hex::encode(crate::crypto::random_bytes::<4>().unwrap_or_default());
         AppState {
             svc,
             tls,
-            verified: Mutex::new(HashMap::new()),
+            verified: RwLock::new(HashMap::new()),
+            request_prefix: prefix,
+            request_counter: AtomicU64::new(0),
         }
     }
 
-    pub fn verify_bearer(&self, token: &str) -> Result<Claims> {
+    fn next_request_id(&self) -> String {
+        let n = self.request_counter.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n:x}", self.request_prefix)
+    }
+
+    /// Verifies a bearer token, remembering verified tokens until they expire.
+    pub fn verify_bearer(&self, token: &str) -> Result<Arc<Claims>> {
         let now = self.svc.now();
         let key = crate::crypto::sha256(token.as_bytes());
-        if let Ok(cache) = self.verified.lock()
+        if let Ok(cache) = self.verified.read()
             && let Some((c, exp)) = cache.get(&key)
             && *exp > now
         {
             return Ok(c.clone());
         }
-        let claims = self.svc.signer.verify(token, now)?;
-        if let Ok(mut cache) = self.verified.lock() {
+        let claims = Arc::new(self.svc.signer.verify(token, now)?);
+        if let Ok(mut cache) = self.verified.write() {
             if cache.len() >= TOKEN_CACHE_MAX {
                 cache.retain(|_, (_, exp)| *exp > now);
                 if cache.len() >= TOKEN_CACHE_MAX {
@@ -83,7 +96,10 @@ async fn request_middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> std::result::Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let id = hex::encode(crate::crypto::random_bytes::<8>().unwrap_or_default());
+    let id = match req.app_data::<web::Data<AppState>>() {
+        Some(st) => st.next_request_id(),
+        None => String::from("-"),
+    };
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
     let path = req.path().to_string();
