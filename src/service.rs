@@ -12,6 +12,10 @@ use crate::error::{Error, Result};
 use crate::store::{Reader, Store, Table};
 use crate::tokens::Signer;
 
+/// User id → (users-table generation when read, the user).
+pub type UserCache =
+    std::collections::HashMap<crate::identity::UserId, (u64, Arc<crate::identity::User>)>;
+
 pub struct Service {
     pub settings: Settings,
     pub store: Store,

@@ -34,10 +34,13 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 /// request would otherwise cap the checks the platform makes on every call.
 const TOKEN_CACHE_MAX: usize = 50_000;
 
+/// SHA-256 of a verified token → its claims and expiry.
+type TokenCache = HashMap<[u8; 32], (Arc<Claims>, Timestamp)>;
+
 pub struct AppState {
     pub svc: Arc<Service>,
     pub tls: bool,
-    verified: RwLock<HashMap<[u8; 32], (Arc<Claims>, Timestamp)>>,
+    verified: RwLock<TokenCache>,
     /// Request ids: a random per-process prefix and a counter (no syscall per request).
     request_prefix: String,
     request_counter: AtomicU64,
