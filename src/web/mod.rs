@@ -175,6 +175,10 @@ async fn asset(path: web::Path<String>) -> HttpResponse {
     }
 }
 
+async fn favicon() -> HttpResponse {
+    asset(web::Path::from("favicon.svg".to_string())).await
+}
+
 async fn not_found(req: HttpRequest) -> HttpResponse {
     let status = actix_web::http::StatusCode::NOT_FOUND;
     let p = req.path();
@@ -215,7 +219,9 @@ pub fn routes(cfg: &mut web::ServiceConfig, settings: &Settings) {
     )
     .route("/healthz", web::get().to(healthz))
     .route("/readyz", web::get().to(readyz))
-    .route("/static/{path:.*}", web::get().to(asset));
+    // A scope, so the pattern is only matched under /static (not on every API call).
+    .service(web::scope("/static").route("/{path:.*}", web::get().to(asset)))
+    .route("/favicon.ico", web::get().to(favicon));
     protocol::routes(cfg);
     api::routes(cfg);
     console::routes(cfg);
