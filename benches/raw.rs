@@ -16,6 +16,19 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[allow(clippy::unwrap_used)]
 fn main() {
     let hasher = Hasher::new(&PasswordSettings::default()).unwrap();
+    // `raw argon2 N`: only N raw hashes, printing the median in ms (for interleaving).
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "argon2") {
+        let n: usize = args.get(i + 1).and_then(|s| s.parse().ok()).unwrap_or(5);
+        let mut v = Vec::new();
+        for _ in 0..n {
+            let t = Instant::now();
+            hasher.hash_now(b"violet-harbour-lantern-42").unwrap();
+            v.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        println!("{:.3}", median(v));
+        return;
+    }
     let mut argon = Vec::new();
     for _ in 0..30 {
         let t = Instant::now();

@@ -7,4 +7,5 @@ command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteract
 bin=target/x86_64-unknown-linux-gnu/release/gatehouse
 [ -x "$bin" ] || scripts/static-build.sh >/dev/null
 baseline=$(cargo bench --bench raw --locked 2>/dev/null | tail -1)
-exec python3 scripts/bench.py "$bin" "$baseline"
+raw=$(ls -t target/release/deps/raw-* | grep -v '\.d$' | head -1)
+exec python3 scripts/bench.py "$bin" "$baseline" "$raw"
