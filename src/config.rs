@@ -27,6 +27,58 @@ pub struct Settings {
     pub session: SessionSettings,
     pub tokens: TokenSettings,
     pub limits: LimitSettings,
+    pub lockout: LockoutSettings,
+    pub rate_limit: RateLimitSettings,
+    pub network: NetworkSettings,
+}
+
+/// Per-account lockout after repeated failed sign-ins.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LockoutSettings {
+    /// Failures within `window_secs` that lock the account.
+    pub max_failures: usize,
+    pub window_secs: i64,
+    /// First lock; each further lock without a successful sign-in between doubles it.
+    pub lock_secs: i64,
+    pub max_lock_secs: i64,
+}
+
+impl Default for LockoutSettings {
+    fn default() -> Self {
+        LockoutSettings {
+            max_failures: 5,
+            window_secs: 900,
+            lock_secs: 900,
+            max_lock_secs: 86_400,
+        }
+    }
+}
+
+/// Per-client-IP token buckets on the sign-in endpoints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSettings {
+    /// Sustained requests per minute per client IP on /login and /api/v1/auth/*.
+    pub auth_per_minute: u32,
+    /// Requests allowed at once before the rate applies.
+    pub auth_burst: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        RateLimitSettings {
+            auth_per_minute: 60,
+            auth_burst: 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkSettings {
+    /// Proxies (CIDRs) whose X-Forwarded-For is believed; from anyone else it is ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -82,6 +134,9 @@ impl Default for Settings {
             session: SessionSettings::default(),
             tokens: TokenSettings::default(),
             limits: LimitSettings::default(),
+            lockout: LockoutSettings::default(),
+            rate_limit: RateLimitSettings::default(),
+            network: NetworkSettings::default(),
         }
     }
 }
@@ -169,6 +224,19 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("GATEHOUSE_TOKENS_AUDIENCE", "tokens.audience"),
     ("GATEHOUSE_LIMITS_JSON_BODY_BYTES", "limits.json_body_bytes"),
     ("GATEHOUSE_LIMITS_FORM_BODY_BYTES", "limits.form_body_bytes"),
+    ("GATEHOUSE_LOCKOUT_MAX_FAILURES", "lockout.max_failures"),
+    ("GATEHOUSE_LOCKOUT_WINDOW_SECS", "lockout.window_secs"),
+    ("GATEHOUSE_LOCKOUT_LOCK_SECS", "lockout.lock_secs"),
+    ("GATEHOUSE_LOCKOUT_MAX_LOCK_SECS", "lockout.max_lock_secs"),
+    (
+        "GATEHOUSE_RATE_LIMIT_AUTH_PER_MINUTE",
+        "rate_limit.auth_per_minute",
+    ),
+    ("GATEHOUSE_RATE_LIMIT_AUTH_BURST", "rate_limit.auth_burst"),
+    (
+        "GATEHOUSE_NETWORK_TRUSTED_PROXIES",
+        "network.trusted_proxies",
+    ),
 ];
 
 /// Variables read elsewhere (CLI, first start) that are not settings keys.
@@ -205,7 +273,20 @@ impl Settings {
                     format!("unknown variable {name}; see the README for the list"),
                 ));
             };
-            set_path(&mut table, key, env_value(&value));
+            let v = if key.ends_with("trusted_proxies") {
+                // A comma-separated list.
+                toml::Value::Array(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| toml::Value::String(s.into()))
+                        .collect(),
+                )
+            } else {
+                env_value(&value)
+            };
+            set_path(&mut table, key, v);
         }
         let settings: Settings = toml::Value::Table(table)
             .try_into()
@@ -245,6 +326,24 @@ impl Settings {
         if self.tokens.access_ttl_secs <= 0 || self.tokens.refresh_ttl_secs <= 0 {
             return Err(Error::invalid("tokens", "lifetimes must be positive"));
         }
+        let l = &self.lockout;
+        if l.max_failures == 0
+            || l.window_secs <= 0
+            || l.lock_secs <= 0
+            || l.max_lock_secs < l.lock_secs
+        {
+            return Err(Error::invalid(
+                "lockout",
+                "max_failures, window_secs and lock_secs must be positive, max_lock_secs at least lock_secs",
+            ));
+        }
+        if self.rate_limit.auth_per_minute == 0 || self.rate_limit.auth_burst == 0 {
+            return Err(Error::invalid(
+                "rate_limit",
+                "auth_per_minute and auth_burst must be at least 1",
+            ));
+        }
+        self.trusted_proxies()?;
         if let Some(u) = &self.public_url
             && !(u.starts_with("http://") || u.starts_with("https://"))
         {
@@ -260,6 +359,24 @@ impl Settings {
         self.listen
             .parse()
             .map_err(|_| Error::invalid("listen", format!("{:?} is not an IP:port", self.listen)))
+    }
+
+    /// The trusted-proxy networks, parsed (a bare address means that one host).
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>> {
+        self.network
+            .trusted_proxies
+            .iter()
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        Error::invalid(
+                            "network.trusted_proxies",
+                            format!("{s:?} is not an IP address or CIDR"),
+                        )
+                    })
+            })
+            .collect()
     }
 
     pub fn tls_enabled(&self) -> bool {

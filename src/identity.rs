@@ -515,6 +515,7 @@ pub async fn set_password(
     save(svc, &mut tx, &before, &after)?;
     crate::authn::session::end_all_for_user_except(&mut tx, id, keep)?;
     crate::authn::refresh::revoke_all_for_user(&mut tx, id)?;
+    crate::authn::lockout::clear(&mut tx, id)?;
     audit::record(
         &mut tx,
         now,

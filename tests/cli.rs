@@ -18,7 +18,8 @@ fn cmd(data: &Path) -> Command {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("GATEHOUSE_DATA", data)
         .env("GATEHOUSE_PASSWORD_ARGON2_MEMORY_KIB", "8192")
-        .env("GATEHOUSE_PASSWORD_ARGON2_ITERATIONS", "1");
+        .env("GATEHOUSE_PASSWORD_ARGON2_ITERATIONS", "1")
+        .env("GATEHOUSE_RATE_LIMIT_AUTH_BURST", "10000");
     c
 }
 

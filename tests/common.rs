@@ -31,6 +31,9 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
     };
     s.password.argon2_memory_kib = 8192;
     s.password.argon2_iterations = 1;
+    // Tests sign in often from one address; the limiter has its own tests.
+    s.rate_limit.auth_per_minute = 100_000;
+    s.rate_limit.auth_burst = 100_000;
     s
 }
 

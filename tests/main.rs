@@ -10,3 +10,4 @@ mod attacks;
 mod cli;
 mod common;
 mod console;
+mod hardening;

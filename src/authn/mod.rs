@@ -2,6 +2,7 @@
 //! first-start setup of the owner and owner recovery. Every attempt is audited
 //! with its precise reason; callers only ever see "invalid credentials".
 
+pub mod lockout;
 pub mod onetime;
 pub mod password;
 pub mod refresh;
@@ -53,16 +54,22 @@ pub async fn login(
         .hasher
         .verify(pw, user.as_ref().and_then(|u| u.password_hash.as_deref()))
         .await?;
+    let now = svc.now();
+    let mut tx = svc.store.write()?;
+    // Checked after the hash so a locked account costs the same time.
+    let locked = match &user {
+        Some(u) => lockout::locked_until(&tx, &u.id, now)?,
+        None => None,
+    };
     let reason = match &user {
         None if parsed.is_none() => Some("malformed_email"),
         None => Some("unknown_user"),
+        Some(_) if locked.is_some() => Some("account_locked"),
         Some(u) if u.password_hash.is_none() => Some("no_password_set"),
         Some(_) if !ok => Some("wrong_password"),
         Some(u) if u.disabled => Some("user_disabled"),
         Some(_) => None,
     };
-    let now = svc.now();
-    let mut tx = svc.store.write()?;
     let channel_name = if channel == Channel::Browser {
         "browser"
     } else {
@@ -77,10 +84,25 @@ pub async fn login(
             ev.actor_id = Some(u.id.as_str().into());
         }
         audit::record(&mut tx, now, src, ev)?;
+        if let (Some(u), "wrong_password") = (&user, reason)
+            && let Some(until) =
+                lockout::record_failure(&mut tx, &u.id, now, &svc.settings.lockout)?
+        {
+            audit::record(
+                &mut tx,
+                now,
+                src,
+                NewEvent::new("auth.lockout", Outcome::Denied)
+                    .actor("system", None)
+                    .target(u.id.as_str())
+                    .details(serde_json::json!({"locked_until": crate::clock::rfc3339(until), "email": u.email.as_str()})),
+            )?;
+        }
         tx.commit()?;
         return Err(Error::InvalidCredentials);
     }
     let mut user = user.ok_or(Error::InvalidCredentials)?;
+    lockout::clear(&mut tx, &user.id)?;
     let before = user.clone();
     user.last_login_at = Some(now);
     identity::save(svc, &mut tx, &before, &user)?;
@@ -295,6 +317,7 @@ pub async fn recover(svc: &Service, token: &str, pw: Password, src: &Source) -> 
     let mut after = before.clone();
     after.disabled = false;
     identity::save(svc, &mut tx, &before, &after)?;
+    lockout::clear(&mut tx, &user_id)?;
     tx.commit()?;
     Ok(after)
 }

@@ -37,6 +37,7 @@ pub enum Table {
     OneTimeTokens,
     Secrets,
     Audit,
+    Lockouts,
 }
 
 impl Table {
@@ -51,6 +52,7 @@ impl Table {
         Table::OneTimeTokens,
         Table::Secrets,
         Table::Audit,
+        Table::Lockouts,
     ];
 
     pub fn name(self) -> &'static str {
@@ -65,6 +67,7 @@ impl Table {
             Table::OneTimeTokens => "one_time_tokens",
             Table::Secrets => "secrets",
             Table::Audit => "audit",
+            Table::Lockouts => "lockouts",
         }
     }
 

@@ -34,6 +34,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/users/{id}/disable", web::post().to(disable_user))
             .route("/users/{id}/enable", web::post().to(enable_user))
             .route("/users/{id}/password", web::post().to(reset_password))
+            .route("/users/{id}/unlock", web::post().to(unlock_user))
             .route("/audit", web::get().to(audit_log))
             .route("/keys", web::get().to(key_status))
             .route("/keys/rotate", web::post().to(rotate_keys)),
@@ -159,6 +160,8 @@ pub struct UserDto {
     pub created_at: String,
     pub updated_at: String,
     pub last_login_at: Option<String>,
+    /// Set while failed sign-ins keep the account locked.
+    pub locked_until: Option<String>,
 }
 
 impl From<&User> for UserDto {
@@ -172,6 +175,7 @@ impl From<&User> for UserDto {
             created_at: rfc3339(u.created_at),
             updated_at: rfc3339(u.updated_at),
             last_login_at: u.last_login_at.map(rfc3339),
+            locked_until: None,
         }
     }
 }
@@ -213,6 +217,15 @@ pub struct UserList {
     pub per_page: usize,
 }
 
+impl UserDto {
+    fn with_lock(mut self, st: &AppState) -> Result<Self, Error> {
+        let uid = UserId::parse(&self.id)?;
+        self.locked_until =
+            authn::lockout::locked_until(&st.svc.store.read()?, &uid, st.svc.now())?.map(rfc3339);
+        Ok(self)
+    }
+}
+
 /// Users, searched and paged.
 #[utoipa::path(get, path = "/api/v1/users", params(ListQuery), responses((status = 200, body = UserList)))]
 async fn list_users(
@@ -235,7 +248,10 @@ async fn list_users(
         per,
     )?;
     Ok(HttpResponse::Ok().json(UserList {
-        users: users.iter().map(UserDto::from).collect(),
+        users: users
+            .iter()
+            .map(|u| UserDto::from(u).with_lock(&st))
+            .collect::<Result<_, _>>()?,
         total,
         page,
         per_page: per,
@@ -295,7 +311,7 @@ async fn get_user(
         &source(&req),
     )?;
     let user = identity::get(&st.svc.store.read()?, &UserId::parse(&id)?)?;
-    Ok(HttpResponse::Ok().json(UserDto::from(&user)))
+    Ok(HttpResponse::Ok().json(UserDto::from(&user).with_lock(&st)?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -327,7 +343,7 @@ async fn update_user(
         disabled: b.disabled,
     };
     let user = identity::update(&st.svc, &caller.principal, &src, &UserId::parse(&id)?, up)?;
-    Ok(HttpResponse::Ok().json(UserDto::from(&user)))
+    Ok(HttpResponse::Ok().json(UserDto::from(&user).with_lock(&st)?))
 }
 
 async fn set_disabled(
@@ -344,7 +360,7 @@ async fn set_disabled(
         ..Default::default()
     };
     let user = identity::update(&st.svc, &caller.principal, &src, &UserId::parse(id)?, up)?;
-    Ok(HttpResponse::Ok().json(UserDto::from(&user)))
+    Ok(HttpResponse::Ok().json(UserDto::from(&user).with_lock(&st)?))
 }
 
 /// Disable a user: their sessions and refresh tokens end at once.
@@ -388,6 +404,23 @@ async fn delete_user(
 pub struct PasswordRequest {
     #[schema(value_type = String, format = Password)]
     pub password: Password,
+}
+
+/// Lift a lockout caused by failed sign-ins.
+#[utoipa::path(post, path = "/api/v1/users/{id}/unlock", params(("id" = String, Path)),
+    responses((status = 200, body = UserDto), (status = 404, body = ErrorBody)))]
+async fn unlock_user(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    id: web::Path<String>,
+) -> ApiResult {
+    let src = source(&req);
+    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, &src)?;
+    let uid = UserId::parse(&id)?;
+    authn::lockout::unlock(&st.svc, &caller.principal, &src, &uid)?;
+    let user = identity::get(&st.svc.store.read()?, &uid)?;
+    Ok(HttpResponse::Ok().json(UserDto::from(&user).with_lock(&st)?))
 }
 
 /// Set a new password for a user (ends their sessions and refresh tokens).

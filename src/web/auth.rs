@@ -47,8 +47,12 @@ pub fn removal_cookie(tls: bool) -> Cookie<'static> {
 }
 
 pub fn source(req: &HttpRequest) -> Source {
+    let ip = match req.app_data::<web::Data<AppState>>() {
+        Some(st) => st.limits.client_ip(req),
+        None => req.peer_addr().map(|a| a.ip()),
+    };
     Source {
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        ip: ip.map(|i| i.to_string()),
         user_agent: req
             .headers()
             .get(actix_web::http::header::USER_AGENT)

@@ -43,6 +43,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/admin/users/{id}/delete", web::post().to(user_delete))
         .route("/admin/users/{id}/password", web::post().to(user_password))
+        .route("/admin/users/{id}/unlock", web::post().to(user_unlock))
         .route("/admin/account", web::get().to(account))
         .route("/admin/account/password", web::post().to(account_password))
         .route(
@@ -111,6 +112,7 @@ fn notice_text(code: Option<&str>) -> Option<String> {
             "ended_others" => "All your other sessions have ended.",
             "rotated" => "A new data key is active. Records are being re-sealed in the background.",
             "recovered" => "Password set. Sign in with it now.",
+            "unlocked" => "Account unlocked.",
             _ => return None,
         }
         .to_string(),
@@ -685,6 +687,7 @@ struct UserPage {
     notice: Option<String>,
     error: Option<String>,
     sessions: usize,
+    locked_until: Option<String>,
 }
 
 fn user_page(
@@ -697,12 +700,14 @@ fn user_page(
     let r = st.svc.store.read()?;
     let target = identity::get(&r, id)?;
     let sessions = session::list_for_user(&r, id)?.len();
+    let locked_until = authn::lockout::locked_until(&r, id, st.svc.now())?.map(rfc3339);
     Ok(UserPage {
         nav: nav(u, "users"),
         u: UserRow::from(&target),
         notice,
         error,
         sessions,
+        locked_until,
     })
 }
 
@@ -781,6 +786,23 @@ struct ConfirmPage {
     action: String,
     button: String,
     cancel: String,
+}
+
+async fn user_unlock(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    require(&st, &req, &u, Permission::ManageUsers)?;
+    let uid = UserId::parse(&id)?;
+    authn::lockout::unlock(&st.svc, &u.principal(), &source(&req), &uid)?;
+    Ok(redirect(&format!(
+        "/admin/users/{}?notice=unlocked",
+        uid.as_str()
+    )))
 }
 
 async fn user_delete_confirm(

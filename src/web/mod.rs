@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod console;
 pub mod error;
+pub mod limits;
 pub mod protocol;
 
 use std::collections::HashMap;
@@ -44,18 +45,21 @@ pub struct AppState {
     /// Request ids: a random per-process prefix and a counter (no syscall per request).
     request_prefix: String,
     request_counter: AtomicU64,
+    pub limits: limits::Limits,
 }
 
 impl AppState {
-    pub fn new(svc: Arc<Service>, tls: bool) -> Self {
+    pub fn new(svc: Arc<Service>, tls: bool) -> Result<Self> {
         let prefix = hex::encode(crate::crypto::random_bytes::<4>().unwrap_or_default());
-        AppState {
+        let svc_settings = svc.settings.clone();
+        Ok(AppState {
             svc,
             tls,
             verified: RwLock::new(HashMap::new()),
             request_prefix: prefix,
             request_counter: AtomicU64::new(0),
-        }
+            limits: limits::Limits::new(&svc_settings)?,
+        })
     }
 
     fn next_request_id(&self) -> String {
@@ -109,7 +113,33 @@ async fn request_middleware(
     let started = std::time::Instant::now();
     let span = tracing::info_span!("request", request_id = %id);
     let _guard = span.enter();
-    let mut res = next.call(req).await?;
+    let limited = match req.app_data::<web::Data<AppState>>() {
+        Some(st) if limits::is_auth_endpoint(req.request()) => st
+            .limits
+            .client_ip(req.request())
+            .and_then(|ip| st.limits.check_auth(ip).err().map(|wait| (ip, wait))),
+        _ => None,
+    };
+    let mut res = match limited {
+        Some((ip, wait)) => {
+            tracing::warn!(%ip, %path, wait, "sign-in rate limit");
+            let msg = format!("Too many attempts from your address; try again in {wait} s.");
+            let mut resp = if path.starts_with("/api/") {
+                error::json_error(
+                    actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    &msg,
+                )
+            } else {
+                error::html_error(actix_web::http::StatusCode::TOO_MANY_REQUESTS, &msg)
+            };
+            if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            req.into_response(resp).map_into_right_body()
+        }
+        None => next.call(req).await?.map_into_left_body(),
+    };
     let status = res.status().as_u16();
     let h = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
@@ -256,7 +286,7 @@ pub fn server(
     tls: Option<rustls::ServerConfig>,
 ) -> Result<actix_web::dev::Server> {
     let settings = svc.settings.clone();
-    let state = web::Data::new(AppState::new(svc, tls.is_some()));
+    let state = web::Data::new(AppState::new(svc, tls.is_some())?);
     let http = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
