@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine: installs what the tests
-# need (Chromium, fonts, Node.js, playwright-core, openssl and curl for the
-# TLS test) if missing, then runs
-# formatting, lints, the layering check, every test, and the static build check.
+# need if missing (Chromium, fonts, Node.js and playwright-core for the browser
+# test, openssl and curl for the TLS test, oathtool as the authenticator app),
+# then runs formatting, lints, the layering check, every test, and the static
+# build check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,7 @@ command -v node >/dev/null || apt_need+=(nodejs)
 command -v npm >/dev/null || apt_need+=(npm)
 command -v openssl >/dev/null || apt_need+=(openssl)
 command -v curl >/dev/null || apt_need+=(curl)
+command -v oathtool >/dev/null || apt_need+=(oathtool)
 if [ ${#apt_need[@]} -gt 0 ]; then
   echo "== installing: ${apt_need[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -14,6 +14,8 @@ pub enum Error {
     /// Sign-in failed. The caller always sees the same words; the precise
     /// reason goes to the audit log only.
     InvalidCredentials,
+    /// A second-factor code that is wrong, expired or already used.
+    InvalidCode,
     /// A session, token or link that is missing, expired or revoked.
     Unauthenticated(String),
     /// The caller is known but lacks the permission.
@@ -48,6 +50,7 @@ impl Error {
         match self {
             Error::Invalid { .. } => "invalid_request",
             Error::InvalidCredentials => "invalid_credentials",
+            Error::InvalidCode => "invalid_code",
             Error::Unauthenticated(_) => "unauthenticated",
             Error::Forbidden(_) => "forbidden",
             Error::NotFound(_) => "not_found",
@@ -63,6 +66,7 @@ impl Error {
         match self {
             Error::Invalid { field, message } => format!("{field}: {message}"),
             Error::InvalidCredentials => "Invalid e-mail or password.".into(),
+            Error::InvalidCode => "The code is wrong, expired or was already used.".into(),
             Error::Unauthenticated(m) | Error::Forbidden(m) | Error::Conflict(m) => m.clone(),
             Error::NotFound(what) => format!("{what} not found."),
             Error::Integrity(_) => {

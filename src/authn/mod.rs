@@ -3,6 +3,7 @@
 //! with its precise reason; callers only ever see "invalid credentials".
 
 pub mod lockout;
+pub mod mfa;
 pub mod onetime;
 pub mod password;
 pub mod refresh;
@@ -13,13 +14,21 @@ use crate::audit::{self, NewEvent, Outcome, Source};
 use crate::error::{Error, Result};
 use crate::identity::{self, Email, NewUser, Role, User, UserId};
 use crate::service::Service;
-use crate::store::Reader;
+use crate::store::{Reader, WriteTx};
 use password::Password;
 
 /// What a successful sign-in yields, depending on the channel.
 pub enum Grant {
-    Session { token: String, hash: [u8; 32] },
+    Session {
+        token: String,
+        hash: [u8; 32],
+    },
     Tokens(TokenPair),
+    /// The password was right; a second factor is due (see `complete_mfa`).
+    Mfa {
+        mfa_token: String,
+        methods: Vec<&'static str>,
+    },
 }
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -84,45 +93,147 @@ pub async fn login(
             ev.actor_id = Some(u.id.as_str().into());
         }
         audit::record(&mut tx, now, src, ev)?;
-        if let (Some(u), "wrong_password") = (&user, reason)
-            && let Some(until) =
-                lockout::record_failure(&mut tx, &u.id, now, &svc.settings.lockout)?
-        {
-            audit::record(
-                &mut tx,
-                now,
-                src,
-                NewEvent::new("auth.lockout", Outcome::Denied)
-                    .actor("system", None)
-                    .target(u.id.as_str())
-                    .details(serde_json::json!({"locked_until": crate::clock::rfc3339(until), "email": u.email.as_str()})),
-            )?;
+        if let (Some(u), "wrong_password") = (&user, reason) {
+            note_failure(svc, &mut tx, u, now, src)?;
         }
         tx.commit()?;
         return Err(Error::InvalidCredentials);
     }
-    let mut user = user.ok_or(Error::InvalidCredentials)?;
-    lockout::clear(&mut tx, &user.id)?;
+    let user = user.ok_or(Error::InvalidCredentials)?;
+    if mfa::required(&tx, &user.id)? {
+        // Lockout is not cleared here: only a complete sign-in clears it, so a
+        // known password cannot reset the count of wrong codes.
+        let mfa_token = mfa::issue_challenge(&mut tx, &user.id, now)?;
+        let methods = mfa::summary(&tx, &user.id)?.methods;
+        audit::record(
+            &mut tx,
+            now,
+            src,
+            NewEvent::new("auth.password", Outcome::Success)
+                .actor(user.email.as_str(), Some(user.id.as_str().into()))
+                .target(user.id.as_str())
+                .details(serde_json::json!({"channel": channel_name, "mfa_required": true})),
+        )?;
+        tx.commit()?;
+        return Ok((user, Grant::Mfa { mfa_token, methods }));
+    }
+    let r = finish_login(svc, &mut tx, user, src, channel, None)?;
+    tx.commit()?;
+    Ok(r)
+}
+
+/// Records a failed password or code; locks the account when the count is reached.
+fn note_failure(
+    svc: &Service,
+    tx: &mut WriteTx<'_>,
+    u: &User,
+    now: crate::clock::Timestamp,
+    src: &Source,
+) -> Result<()> {
+    if let Some(until) = lockout::record_failure(tx, &u.id, now, &svc.settings.lockout)? {
+        audit::record(
+            tx,
+            now,
+            src,
+            NewEvent::new("auth.lockout", Outcome::Denied)
+                .actor("system", None)
+                .target(u.id.as_str())
+                .details(serde_json::json!({"locked_until": crate::clock::rfc3339(until), "email": u.email.as_str()})),
+        )?;
+    }
+    Ok(())
+}
+
+/// Completes a sign-in whose password was right with a second factor. Wrong
+/// codes count towards the lockout; the `mfa_token` is single-use. Also returns
+/// how many recovery codes remain when one was used.
+pub fn complete_mfa(
+    svc: &Service,
+    mfa_token: &str,
+    method: &str,
+    code: &str,
+    src: &Source,
+    channel: Channel,
+) -> Result<(User, Grant, Option<usize>)> {
+    let now = svc.now();
+    let mut tx = svc.store.write()?;
+    match mfa::verify(&mut tx, mfa_token, method, code, now)? {
+        Ok((user, used, remaining)) => {
+            let (user, grant) = finish_login(svc, &mut tx, user, src, channel, Some(used))?;
+            if let Some(n) = remaining {
+                audit::record(
+                    &mut tx,
+                    now,
+                    src,
+                    NewEvent::new("mfa.recovery_code_used", Outcome::Success)
+                        .actor(user.email.as_str(), Some(user.id.as_str().into()))
+                        .target(user.id.as_str())
+                        .details(serde_json::json!({"remaining": n})),
+                )?;
+            }
+            tx.commit()?;
+            Ok((user, grant, remaining))
+        }
+        Err((user, reason)) => {
+            let mut ev = NewEvent::new("auth.mfa", Outcome::Failure)
+                .details(serde_json::json!({"reason": reason, "method": method}));
+            if let Some(u) = &user {
+                ev = ev
+                    .actor(u.email.as_str(), Some(u.id.as_str().into()))
+                    .target(u.id.as_str());
+                if matches!(
+                    reason,
+                    "wrong_code" | "replayed_code" | "wrong_recovery_code"
+                ) {
+                    note_failure(svc, &mut tx, u, now, src)?;
+                }
+            }
+            audit::record(&mut tx, now, src, ev)?;
+            tx.commit()?;
+            Err(match reason {
+                "unknown_mfa_token" | "expired_mfa_token" => mfa::challenge_expired_error(),
+                _ => Error::InvalidCode,
+            })
+        }
+    }
+}
+
+/// The common end of every successful sign-in: clear the lockout, stamp the
+/// user, start a session or issue tokens, audit.
+fn finish_login(
+    svc: &Service,
+    tx: &mut WriteTx<'_>,
+    mut user: User,
+    src: &Source,
+    channel: Channel,
+    mfa_used: Option<&str>,
+) -> Result<(User, Grant)> {
+    let now = svc.now();
+    let channel_name = if channel == Channel::Browser {
+        "browser"
+    } else {
+        "api"
+    };
+    lockout::clear(tx, &user.id)?;
     let before = user.clone();
     user.last_login_at = Some(now);
-    identity::save(svc, &mut tx, &before, &user)?;
+    identity::save(svc, tx, &before, &user)?;
     let grant = match channel {
         Channel::Browser => {
-            let (token, hash) = session::create(&mut tx, &user.id, now, src)?;
+            let (token, hash) = session::create(tx, &user.id, now, src)?;
             Grant::Session { token, hash }
         }
-        Channel::Api => Grant::Tokens(issue_pair(svc, &mut tx, &user, None)?),
+        Channel::Api => Grant::Tokens(issue_pair(svc, tx, &user, None)?),
     };
     audit::record(
-        &mut tx,
+        tx,
         now,
         src,
         NewEvent::new("auth.login", Outcome::Success)
             .actor(user.email.as_str(), Some(user.id.as_str().into()))
             .target(user.id.as_str())
-            .details(serde_json::json!({"channel": channel_name})),
+            .details(serde_json::json!({"channel": channel_name, "mfa": mfa_used})),
     )?;
-    tx.commit()?;
     Ok((user, grant))
 }
 

@@ -38,6 +38,8 @@ pub enum Table {
     Secrets,
     Audit,
     Lockouts,
+    Mfa,
+    MfaChallenges,
 }
 
 impl Table {
@@ -53,6 +55,8 @@ impl Table {
         Table::Secrets,
         Table::Audit,
         Table::Lockouts,
+        Table::Mfa,
+        Table::MfaChallenges,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +72,8 @@ impl Table {
             Table::Secrets => "secrets",
             Table::Audit => "audit",
             Table::Lockouts => "lockouts",
+            Table::Mfa => "mfa",
+            Table::MfaChallenges => "mfa_challenges",
         }
     }
 

@@ -25,6 +25,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/openapi.json", web::get().to(openapi))
             .route("/auth/login", web::post().to(login))
             .route("/auth/refresh", web::post().to(refresh))
+            .route("/auth/mfa", web::post().to(mfa_complete))
+            .route("/me/mfa", web::get().to(my_mfa))
+            .route("/me/mfa", web::delete().to(mfa_remove))
+            .route("/me/mfa/totp", web::post().to(totp_start))
+            .route("/me/mfa/totp/confirm", web::post().to(totp_confirm))
+            .route(
+                "/me/mfa/recovery-codes",
+                web::post().to(recovery_regenerate),
+            )
+            .route("/users/{id}/mfa/reset", web::post().to(mfa_reset))
             .route("/me", web::get().to(me))
             .route("/users", web::get().to(list_users))
             .route("/users", web::post().to(create_user))
@@ -50,6 +60,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     paths(
         login,
         refresh,
+        mfa_complete,
+        my_mfa,
+        totp_start,
+        totp_confirm,
+        recovery_regenerate,
+        mfa_remove,
+        mfa_reset,
         me,
         list_users,
         create_user,
@@ -64,6 +81,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         rotate_keys
     ),
     components(schemas(
+        MfaRequired,
+        MfaRequest,
+        TotpEnrollment,
+        CodeRequest,
+        RecoveryCodes,
+        authn::mfa::MfaSummary,
         ErrorBody,
         ErrorDetail,
         LoginRequest,
@@ -126,8 +149,159 @@ async fn login(
     .await?;
     match grant {
         Grant::Tokens(pair) => Ok(HttpResponse::Ok().json(pair)),
+        Grant::Mfa { mfa_token, methods } => Ok(HttpResponse::Ok().json(MfaRequired {
+            mfa_required: true,
+            mfa_token,
+            methods,
+        })),
         Grant::Session { .. } => Err(Error::internal("session grant on the API channel").into()),
     }
+}
+
+/// Answer to a correct password when a second factor is due.
+#[derive(Serialize, ToSchema)]
+pub struct MfaRequired {
+    pub mfa_required: bool,
+    /// Single-use, 5 minutes, good for `POST /api/v1/auth/mfa` only.
+    pub mfa_token: String,
+    pub methods: Vec<&'static str>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct MfaRequest {
+    pub mfa_token: String,
+    /// `totp` or `recovery_code`.
+    pub method: String,
+    pub code: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MfaTokens {
+    #[serde(flatten)]
+    pub tokens: TokenPair,
+    /// Present when a recovery code was used: how many are left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_codes_remaining: Option<usize>,
+}
+
+/// Complete a sign-in with the second factor.
+#[utoipa::path(post, path = "/api/v1/auth/mfa", request_body = MfaRequest,
+    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody, description = "wrong or replayed code, or expired mfa_token")))]
+async fn mfa_complete(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    body: web::Json<MfaRequest>,
+) -> ApiResult {
+    let (_, grant, remaining) = authn::complete_mfa(
+        &st.svc,
+        &body.mfa_token,
+        &body.method,
+        &body.code,
+        &source(&req),
+        Channel::Api,
+    )?;
+    match grant {
+        Grant::Tokens(tokens) => Ok(HttpResponse::Ok().json(MfaTokens {
+            tokens,
+            recovery_codes_remaining: remaining,
+        })),
+        _ => Err(Error::internal("unexpected grant on the API channel").into()),
+    }
+}
+
+/// The caller's second factors.
+#[utoipa::path(get, path = "/api/v1/me/mfa", responses((status = 200, body = authn::mfa::MfaSummary)))]
+async fn my_mfa(st: web::Data<AppState>, caller: ApiCaller) -> ApiResult {
+    Ok(HttpResponse::Ok().json(authn::mfa::summary(
+        &st.svc.store.read()?,
+        &caller.user()?.id,
+    )?))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TotpEnrollment {
+    /// Base32 secret, for typing into the app.
+    pub secret: String,
+    pub otpauth_uri: String,
+}
+
+/// Start enrolling an authenticator app; active after `/confirm`.
+#[utoipa::path(post, path = "/api/v1/me/mfa/totp", responses((status = 200, body = TotpEnrollment)))]
+async fn totp_start(st: web::Data<AppState>, caller: ApiCaller) -> ApiResult {
+    let (secret, otpauth_uri) = authn::mfa::start_totp(&st.svc, caller.user()?)?;
+    Ok(HttpResponse::Ok().json(TotpEnrollment {
+        secret,
+        otpauth_uri,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CodeRequest {
+    pub code: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RecoveryCodes {
+    /// Shown once; each works once.
+    pub recovery_codes: Vec<String>,
+}
+
+/// Activate the authenticator app with a current code; returns recovery codes once.
+#[utoipa::path(post, path = "/api/v1/me/mfa/totp/confirm", request_body = CodeRequest,
+    responses((status = 200, body = RecoveryCodes), (status = 400, body = ErrorBody)))]
+async fn totp_confirm(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    body: web::Json<CodeRequest>,
+) -> ApiResult {
+    let codes = authn::mfa::confirm_totp(&st.svc, caller.user()?, &body.code, &source(&req))?;
+    Ok(HttpResponse::Ok().json(RecoveryCodes {
+        recovery_codes: codes,
+    }))
+}
+
+/// New recovery codes; the old set stops working.
+#[utoipa::path(post, path = "/api/v1/me/mfa/recovery-codes", responses((status = 200, body = RecoveryCodes)))]
+async fn recovery_regenerate(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+) -> ApiResult {
+    let codes = authn::mfa::regenerate_recovery(&st.svc, caller.user()?, &source(&req))?;
+    Ok(HttpResponse::Ok().json(RecoveryCodes {
+        recovery_codes: codes,
+    }))
+}
+
+/// Remove all of the caller's second factors (needs the current password).
+#[utoipa::path(delete, path = "/api/v1/me/mfa", request_body = PasswordRequest,
+    responses((status = 204), (status = 400, body = ErrorBody)))]
+async fn mfa_remove(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    body: web::Json<PasswordRequest>,
+) -> ApiResult {
+    let user = caller.user()?;
+    authn::confirm_password(&st.svc, user, &body.password).await?;
+    authn::mfa::reset(&st.svc, &caller.principal, &source(&req), &user.id)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Reset a user's second factors (admin); they enroll again.
+#[utoipa::path(post, path = "/api/v1/users/{id}/mfa/reset", params(("id" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody)))]
+async fn mfa_reset(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    id: web::Path<String>,
+) -> ApiResult {
+    let src = source(&req);
+    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, &src)?;
+    authn::mfa::reset(&st.svc, &caller.principal, &src, &UserId::parse(&id)?)?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[derive(Deserialize, ToSchema)]

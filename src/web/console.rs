@@ -26,6 +26,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(root))
         .route("/login", web::get().to(login_page))
         .route("/login", web::post().to(login_post))
+        .route("/login/mfa", web::get().to(mfa_page))
+        .route("/login/mfa", web::post().to(mfa_post))
         .route("/logout", web::post().to(logout))
         .route("/setup", web::get().to(setup_page))
         .route("/setup", web::post().to(setup_post))
@@ -46,6 +48,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/users/{id}/unlock", web::post().to(user_unlock))
         .route("/admin/account", web::get().to(account))
         .route("/admin/account/password", web::post().to(account_password))
+        .route("/admin/account/mfa/totp", web::post().to(totp_start))
+        .route("/admin/account/mfa/totp", web::get().to(totp_page))
+        .route(
+            "/admin/account/mfa/totp/confirm",
+            web::post().to(totp_confirm),
+        )
+        .route("/admin/account/mfa/recovery", web::post().to(recovery_new))
+        .route("/admin/account/mfa/remove", web::post().to(mfa_remove))
+        .route(
+            "/admin/users/{id}/mfa/reset",
+            web::post().to(user_mfa_reset),
+        )
         .route(
             "/admin/account/sessions/end-others",
             web::post().to(end_other_sessions),
@@ -113,6 +127,11 @@ fn notice_text(code: Option<&str>) -> Option<String> {
             "rotated" => "A new data key is active. Records are being re-sealed in the background.",
             "recovered" => "Password set. Sign in with it now.",
             "unlocked" => "Account unlocked.",
+            "mfa_expired" => "The sign-in step expired; sign in again.",
+            "recovery_used" => "You signed in with a recovery code; it no longer works. Check how many remain below.",
+            "mfa_on" => "Authenticator app active.",
+            "mfa_off" => "Two-factor authentication removed.",
+            "mfa_reset" => "The user's second factors were reset; they enroll again.",
             _ => return None,
         }
         .to_string(),
@@ -215,14 +234,25 @@ async fn login_post(
     let src = source(&req);
     match authn::login(&st.svc, &form.email, &form.password, &src, Channel::Browser).await {
         Ok((user, Grant::Session { token, .. })) => {
-            // A fresh id at every sign-in; any session the browser held before ends.
-            if let Some(old) = req.cookie(wauth::session_cookie_name(st.tls)) {
-                let mut tx = st.svc.store.write()?;
-                session::end(&mut tx, &user.id, &session::hash_token(old.value()))?;
-                tx.commit()?;
-            }
-            let mut resp = redirect(&safe_rd(form.rd.as_deref()));
-            let _ = resp.add_cookie(&wauth::session_cookie(st.tls, token));
+            signed_in(&req, &st, &user, token, &safe_rd(form.rd.as_deref()))
+        }
+        Ok((_, Grant::Mfa { mfa_token, .. })) => {
+            // The half-signed-in state lives only in this short cookie; it
+            // opens nothing but /login/mfa.
+            let mut resp = redirect(&format!(
+                "/login/mfa?rd={}",
+                enc(&safe_rd(form.rd.as_deref()))
+            ));
+            let c = actix_web::cookie::Cookie::build(MFA_COOKIE, mfa_token)
+                .path("/login")
+                .http_only(true)
+                .secure(st.tls)
+                .same_site(actix_web::cookie::SameSite::Strict)
+                .max_age(actix_web::cookie::time::Duration::seconds(
+                    authn::mfa::CHALLENGE_TTL_SECS,
+                ))
+                .finish();
+            let _ = resp.add_cookie(&c);
             Ok(resp)
         }
         Ok((_, Grant::Tokens(_))) => {
@@ -241,6 +271,109 @@ async fn login_post(
                 render(StatusCode::UNAUTHORIZED, &page)?,
                 cookie,
             ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+const MFA_COOKIE: &str = "gh_mfa";
+
+/// Ends whatever session the browser held (a fresh id at every sign-in) and
+/// sets the new session cookie.
+fn signed_in(req: &HttpRequest, st: &AppState, user: &User, token: String, rd: &str) -> PageResult {
+    if let Some(old) = req.cookie(wauth::session_cookie_name(st.tls)) {
+        let mut tx = st.svc.store.write()?;
+        session::end(&mut tx, &user.id, &session::hash_token(old.value()))?;
+        tx.commit()?;
+    }
+    let mut resp = redirect(rd);
+    let _ = resp.add_cookie(&wauth::session_cookie(st.tls, token));
+    Ok(resp)
+}
+
+#[derive(Template)]
+#[template(path = "login_mfa.html")]
+struct MfaPage {
+    csrf: String,
+    rd: String,
+    error: Option<String>,
+}
+
+async fn mfa_page(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    q: web::Query<LoginQuery>,
+) -> PageResult {
+    if req.cookie(MFA_COOKIE).is_none() {
+        return Ok(redirect("/login"));
+    }
+    let (pre, cookie) = wauth::pre_cookie(&req)?;
+    let page = MfaPage {
+        csrf: wauth::csrf_for_pre(&st.svc, &pre),
+        rd: safe_rd(q.rd.as_deref()),
+        error: None,
+    };
+    Ok(with_pre_cookie(render(StatusCode::OK, &page)?, cookie))
+}
+
+#[derive(Deserialize)]
+struct MfaForm {
+    code: String,
+    method: Option<String>,
+    csrf_token: String,
+    rd: Option<String>,
+}
+
+async fn mfa_post(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    form: web::Form<MfaForm>,
+) -> PageResult {
+    wauth::check_pre_csrf(&req, &st.svc, &form.csrf_token)?;
+    let Some(token) = req.cookie(MFA_COOKIE) else {
+        return Ok(redirect("/login"));
+    };
+    let method = form.method.as_deref().unwrap_or("totp");
+    let rd = safe_rd(form.rd.as_deref());
+    let mut gone = actix_web::cookie::Cookie::build(MFA_COOKIE, "")
+        .path("/login")
+        .finish();
+    gone.make_removal();
+    match authn::complete_mfa(
+        &st.svc,
+        token.value(),
+        method,
+        &form.code,
+        &source(&req),
+        Channel::Browser,
+    ) {
+        Ok((user, Grant::Session { token, .. }, remaining)) => {
+            let to = if remaining.is_some() {
+                "/admin/account?notice=recovery_used".to_string()
+            } else {
+                rd
+            };
+            let mut resp = signed_in(&req, &st, &user, token, &to)?;
+            let _ = resp.add_cookie(&gone);
+            Ok(resp)
+        }
+        Ok(_) => Err(Error::internal("unexpected grant on the browser channel").into()),
+        Err(Error::InvalidCode | Error::Invalid { .. }) => {
+            let (pre, cookie) = wauth::pre_cookie(&req)?;
+            let page = MfaPage {
+                csrf: wauth::csrf_for_pre(&st.svc, &pre),
+                rd,
+                error: Some(Error::InvalidCode.public_message()),
+            };
+            Ok(with_pre_cookie(
+                render(StatusCode::UNAUTHORIZED, &page)?,
+                cookie,
+            ))
+        }
+        Err(Error::Unauthenticated(_)) => {
+            let mut resp = redirect("/login?notice=mfa_expired");
+            let _ = resp.add_cookie(&gone);
+            Ok(resp)
         }
         Err(e) => Err(e.into()),
     }
@@ -904,6 +1037,8 @@ pub struct SessionRow {
 struct AccountPage {
     nav: Nav,
     me: UserRow,
+    mfa: authn::mfa::MfaSummary,
+    mfa_since: String,
     sessions: Vec<SessionRow>,
     notice: Option<String>,
     error: Option<String>,
@@ -915,7 +1050,10 @@ fn account_page(
     notice: Option<String>,
     error: Option<String>,
 ) -> Result<AccountPage, Error> {
-    let list = session::list_for_user(&st.svc.store.read()?, &u.user.id)?;
+    let r = st.svc.store.read()?;
+    let list = session::list_for_user(&r, &u.user.id)?;
+    let mfa = authn::mfa::summary(&r, &u.user.id)?;
+    let mfa_since = mfa.totp_since.map(rfc3339).unwrap_or_default();
     let sessions = list
         .iter()
         .map(|(h, s)| SessionRow {
@@ -930,6 +1068,8 @@ fn account_page(
     Ok(AccountPage {
         nav: nav(u, "account"),
         me: UserRow::from(&u.user),
+        mfa,
+        mfa_since,
         sessions,
         notice,
         error,
@@ -1016,6 +1156,158 @@ async fn end_other_sessions(
     )?;
     tx.commit()?;
     Ok(redirect("/admin/account?notice=ended_others"))
+}
+
+// ---------------------------------------------------------------- two-factor
+
+#[derive(Template)]
+#[template(path = "mfa_enroll.html")]
+struct EnrollPage {
+    nav: Nav,
+    secret: String,
+    qr: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+struct CodesPage {
+    nav: Nav,
+    codes: Vec<String>,
+}
+
+/// The otpauth URI as a QR code: an SVG in a data URI (no inline markup from the encoder).
+fn qr_data_uri(uri: &str) -> Result<String, Error> {
+    use base64::Engine;
+    let code =
+        qrcode::QrCode::new(uri.as_bytes()).map_err(|e| Error::internal(format!("qr: {e}")))?;
+    let svg = code
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(220, 220)
+        .build();
+    Ok(format!(
+        "data:image/svg+xml;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(svg)
+    ))
+}
+
+fn enroll_page(
+    st: &AppState,
+    u: &ConsoleUser,
+    error: Option<String>,
+) -> Result<Option<EnrollPage>, Error> {
+    Ok(match authn::mfa::pending_uri(&st.svc, &u.user)? {
+        Some((secret, uri)) => Some(EnrollPage {
+            nav: nav(u, "account"),
+            secret,
+            qr: qr_data_uri(&uri)?,
+            error,
+        }),
+        None => None,
+    })
+}
+
+async fn totp_start(st: web::Data<AppState>, u: ConsoleUser, f: web::Form<CsrfForm>) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    authn::mfa::start_totp(&st.svc, &u.user)?;
+    Ok(redirect("/admin/account/mfa/totp"))
+}
+
+async fn totp_page(st: web::Data<AppState>, u: ConsoleUser) -> PageResult {
+    match enroll_page(&st, &u, None)? {
+        Some(p) => render(StatusCode::OK, &p),
+        None => Ok(redirect("/admin/account")),
+    }
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    code: String,
+    csrf_token: String,
+}
+
+async fn totp_confirm(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<CodeForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    match authn::mfa::confirm_totp(&st.svc, &u.user, &f.code, &source(&req)) {
+        Ok(codes) if codes.is_empty() => Ok(redirect("/admin/account?notice=mfa_on")),
+        Ok(codes) => render(
+            StatusCode::OK,
+            &CodesPage {
+                nav: nav(&u, "account"),
+                codes,
+            },
+        ),
+        Err(e @ Error::Invalid { .. }) => match enroll_page(&st, &u, Some(e.public_message()))? {
+            Some(p) => render(StatusCode::BAD_REQUEST, &p),
+            None => Ok(redirect("/admin/account")),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn recovery_new(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    let codes = authn::mfa::regenerate_recovery(&st.svc, &u.user, &source(&req))?;
+    render(
+        StatusCode::OK,
+        &CodesPage {
+            nav: nav(&u, "account"),
+            codes,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct RemoveMfaForm {
+    current_password: Password,
+    csrf_token: String,
+}
+
+async fn mfa_remove(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<RemoveMfaForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    match authn::confirm_password(&st.svc, &u.user, &f.current_password).await {
+        Ok(()) => {
+            authn::mfa::reset(&st.svc, &u.principal(), &source(&req), &u.user.id)?;
+            Ok(redirect("/admin/account?notice=mfa_off"))
+        }
+        Err(e @ Error::Invalid { .. }) => render(
+            StatusCode::BAD_REQUEST,
+            &account_page(&st, &u, None, Some(e.public_message()))?,
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn user_mfa_reset(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    require(&st, &req, &u, Permission::ManageUsers)?;
+    let uid = UserId::parse(&id)?;
+    authn::mfa::reset(&st.svc, &u.principal(), &source(&req), &uid)?;
+    Ok(redirect(&format!(
+        "/admin/users/{}?notice=mfa_reset",
+        uid.as_str()
+    )))
 }
 
 // ---------------------------------------------------------------- audit

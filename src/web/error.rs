@@ -13,7 +13,9 @@ use crate::error::Error;
 fn status_of(e: &Error) -> StatusCode {
     match e {
         Error::Invalid { .. } => StatusCode::BAD_REQUEST,
-        Error::InvalidCredentials | Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        Error::InvalidCredentials | Error::InvalidCode | Error::Unauthenticated(_) => {
+            StatusCode::UNAUTHORIZED
+        }
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Conflict(_) => StatusCode::CONFLICT,
