@@ -1,9 +1,15 @@
 // Walks the console in headless Chromium through the real pages:
 // setup link → owner creation → sign-in → create a user (and find it with the
-// live search) → the audit log shows it → sign-out. Any page error or console
-// error (a CSP violation included) fails the run.
+// live search) → the audit log shows it → enroll an authenticator app (codes
+// from oathtool) → sign out → sign in with password and code → sign-out.
+// Any page error or console error (a CSP violation included) fails the run.
 // Usage: node console.mjs BASE_URL SETUP_LINK [SCREENSHOT_DIR]
+import { execFileSync } from "node:child_process";
 import { chromium } from "playwright-core";
+
+// The code an authenticator app would show `ahead` seconds from now.
+const totp = (secret, ahead = 0) =>
+  execFileSync("oathtool", ["--totp", "-b", secret, "-N", `@${Math.floor(Date.now() / 1000) + ahead}`]).toString().trim();
 
 const [base, setupLink, shots] = process.argv.slice(2);
 if (!base || !setupLink) {
@@ -69,6 +75,32 @@ try {
     throw new Error(`audit row does not show the creation: ${cell}`);
   }
   await shot("audit");
+
+  step("enroll an authenticator app");
+  await page.goto(`${base}/admin/account`);
+  await Promise.all([page.waitForURL(/\/mfa\/totp$/), page.click("#setup-totp")]);
+  await page.locator("img.qr").waitFor();
+  const secret = (await page.locator("#totp-secret").textContent()).trim();
+  await shot("totp-enroll");
+  await page.fill("#confirm-totp input[name=code]", totp(secret));
+  await page.click("#confirm-totp button[type=submit]");
+  await page.locator("#recovery-codes li").first().waitFor();
+  const codes = await page.locator("#recovery-codes li").count();
+  if (codes !== 10) throw new Error(`expected 10 recovery codes, saw ${codes}`);
+  await shot("recovery-codes");
+
+  step("sign out, then sign in with password and code");
+  await Promise.all([page.waitForURL(/\/login/), page.click("#sign-out")]);
+  await page.fill("input[name=email]", "owner@example.com");
+  await page.fill("input[name=password]", "violet-harbour-lantern-42");
+  await Promise.all([page.waitForURL(/\/login\/mfa/), page.click("button[type=submit]")]);
+  await shot("mfa-step");
+  // The next step's code: newer than the one used to enroll, within the ±1 window.
+  await page.fill("input[name=code]", totp(secret, 30));
+  await Promise.all([page.waitForURL(/\/admin$/), page.click("button[type=submit]")]);
+  await expectText("Recent security events");
+  await page.goto(`${base}/admin/account`);
+  await expectText("10 recovery codes left");
 
   step("sign out");
   await Promise.all([page.waitForURL(/\/login/), page.click("#sign-out")]);
