@@ -25,6 +25,7 @@ pub enum Permission {
     ManageUsers,
     ReadAudit,
     ManageKeys,
+    ManageSecurity,
 }
 
 impl Permission {
@@ -34,6 +35,7 @@ impl Permission {
             Permission::ManageUsers => "admin:users",
             Permission::ReadAudit => "read:audit",
             Permission::ManageKeys => "manage:keys",
+            Permission::ManageSecurity => "manage:security",
         }
     }
 }

@@ -18,6 +18,10 @@ pub enum Error {
     InvalidCode,
     /// A session, token or link that is missing, expired or revoked.
     Unauthenticated(String),
+    /// The security policy requires a second factor and the caller has none yet.
+    MfaEnrollmentRequired,
+    /// A sensitive action needs a recent password (and code) confirmation.
+    ReauthRequired,
     /// The caller is known but lacks the permission.
     Forbidden(String),
     NotFound(&'static str),
@@ -53,6 +57,8 @@ impl Error {
             Error::InvalidCode => "invalid_code",
             Error::Unauthenticated(_) => "unauthenticated",
             Error::Forbidden(_) => "forbidden",
+            Error::MfaEnrollmentRequired => "mfa_enrollment_required",
+            Error::ReauthRequired => "reauthentication_required",
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
             Error::Integrity(_) => "integrity_error",
@@ -69,6 +75,13 @@ impl Error {
             Error::InvalidCode => "The code is wrong, expired or was already used.".into(),
             Error::Unauthenticated(m) | Error::Forbidden(m) | Error::Conflict(m) => m.clone(),
             Error::NotFound(what) => format!("{what} not found."),
+            Error::MfaEnrollmentRequired => {
+                "MFA enrollment required: set up an authenticator app (POST /api/v1/me/mfa/totp) before anything else."
+                    .into()
+            }
+            Error::ReauthRequired => {
+                "This action needs a recent sign-in: confirm your password (and code) and try again.".into()
+            }
             Error::Integrity(_) => {
                 "A stored record failed its integrity check; it was not returned. \
                  An administrator should check the audit log and restore from backup."

@@ -16,6 +16,7 @@ pub mod error;
 pub mod identity;
 pub mod keys;
 pub mod ops;
+pub mod policy;
 pub mod service;
 pub mod store;
 pub mod telemetry;

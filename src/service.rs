@@ -25,9 +25,9 @@ pub struct Service {
     /// HMAC key binding CSRF tokens to a session or a pre-session cookie.
     pub csrf_key: SecretKey,
     /// Users by id with the users-table generation they were read at (see `identity::get_cached`).
-    pub user_cache: std::sync::RwLock<
-        std::collections::HashMap<crate::identity::UserId, (u64, Arc<crate::identity::User>)>,
-    >,
+    pub user_cache: std::sync::RwLock<UserCache>,
+    /// The security policy with the policy-table generation it was read at.
+    pub policy_cache: std::sync::RwLock<Option<(u64, crate::policy::SecurityPolicy)>>,
     /// The address actually bound (differs from `settings.listen` for port 0).
     bound: Option<std::net::SocketAddr>,
 }
@@ -76,6 +76,7 @@ impl Service {
             signer,
             csrf_key,
             user_cache: Default::default(),
+            policy_cache: Default::default(),
             bound,
         })
     }

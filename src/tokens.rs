@@ -24,6 +24,13 @@ pub struct Claims {
     pub jti: String,
     pub email: String,
     pub roles: Vec<String>,
+    /// Present (true) when the policy demands MFA the user has not set up:
+    /// the token opens MFA enrollment only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mfa_enroll: bool,
+    /// When the user last proved who they are (OIDC `auth_time`); refresh keeps it.
+    #[serde(default)]
+    pub auth_time: i64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -124,7 +131,13 @@ impl Signer {
     }
 
     /// Signs an access token for `user`; returns it with its expiry.
-    pub fn sign(&self, user: &User, now: Timestamp) -> Result<(String, Timestamp)> {
+    pub fn sign(
+        &self,
+        user: &User,
+        now: Timestamp,
+        mfa_enroll: bool,
+        auth_time: Timestamp,
+    ) -> Result<(String, Timestamp)> {
         let key = &self.keys[self.active];
         let claims = Claims {
             iss: self.issuer.clone(),
@@ -135,6 +148,8 @@ impl Signer {
             jti: hex::encode(crypto::random_bytes::<16>()?),
             email: user.email.as_str().to_string(),
             roles: vec![user.role.as_str().to_string()],
+            mfa_enroll,
+            auth_time,
         };
         let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": key.kid});
         let mut msg = crypto::b64url(&serde_json::to_vec(&header)?);

@@ -12,3 +12,4 @@ mod common;
 mod console;
 mod hardening;
 mod mfa;
+mod policy;

@@ -236,6 +236,31 @@ pub fn reset(svc: &Service, by: &Principal, src: &Source, user: &UserId) -> Resu
     tx.commit()
 }
 
+/// Checks a current TOTP code outside a sign-in (re-authentication): same
+/// window and replay rules. `Ok(false)` for a wrong or replayed code.
+pub fn check_code_now(
+    tx: &mut WriteTx<'_>,
+    user: &User,
+    code: &str,
+    now: Timestamp,
+) -> Result<bool> {
+    let mut s = state(tx, &user.id)?;
+    let Some(totp) = s.totp.clone() else {
+        return Ok(false);
+    };
+    match totp_for(&totp.secret, user.email.as_str())?.check(code.trim(), now.max(0) as u64) {
+        Some(step) if step > totp.last_step => {
+            s.totp = Some(TotpMethod {
+                last_step: step,
+                ..totp
+            });
+            tx.put(Table::Mfa, user.id.as_str().as_bytes(), &s)?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
 /// Opens a challenge after a correct password; the token grants nothing but
 /// completing this sign-in within 5 minutes.
 pub fn issue_challenge(tx: &mut WriteTx<'_>, user: &UserId, now: Timestamp) -> Result<String> {
@@ -259,7 +284,8 @@ fn challenge_gone() -> Error {
 
 /// Accepted: the user, the method used and, for a recovery code, how many remain.
 /// Refused: the user if the challenge named one, and the precise reason for the audit log.
-pub type Verdict = std::result::Result<(User, &'static str, Option<usize>), (Option<User>, &'static str)>;
+pub type Verdict =
+    std::result::Result<(User, &'static str, Option<usize>), (Option<User>, &'static str)>;
 
 /// Checks the second factor for a challenge. On success the challenge is
 /// spent (inside `tx`) and the user returned; on failure the attempt counts
@@ -270,8 +296,7 @@ pub fn verify(
     method: &str,
     code: &str,
     now: Timestamp,
-) -> Result<Verdict>
-{
+) -> Result<Verdict> {
     let key = crypto::sha256(mfa_token.as_bytes());
     let Some(ch) = tx.get::<Challenge>(Table::MfaChallenges, &key)? else {
         return Ok(Err((None, "unknown_mfa_token")));

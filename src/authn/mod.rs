@@ -218,12 +218,18 @@ fn finish_login(
     let before = user.clone();
     user.last_login_at = Some(now);
     identity::save(svc, tx, &before, &user)?;
+    let policy = crate::policy::current(svc)?;
+    // Must have MFA, has none: signed in for enrollment only.
+    let enroll_only = policy.mfa_required_for(&user) && !mfa::required(tx, &user.id)?;
     let grant = match channel {
         Channel::Browser => {
-            let (token, hash) = session::create(tx, &user.id, now, src)?;
+            if policy.session.single_session {
+                session::end_all_for_user(tx, &user.id)?;
+            }
+            let (token, hash) = session::create(tx, &user.id, now, src, enroll_only)?;
             Grant::Session { token, hash }
         }
-        Channel::Api => Grant::Tokens(issue_pair(svc, tx, &user, None)?),
+        Channel::Api => Grant::Tokens(issue_pair(svc, tx, &user, None, enroll_only)?),
     };
     audit::record(
         tx,
@@ -232,7 +238,7 @@ fn finish_login(
         NewEvent::new("auth.login", Outcome::Success)
             .actor(user.email.as_str(), Some(user.id.as_str().into()))
             .target(user.id.as_str())
-            .details(serde_json::json!({"channel": channel_name, "mfa": mfa_used})),
+            .details(serde_json::json!({"channel": channel_name, "mfa": mfa_used, "enroll_only": enroll_only})),
     )?;
     Ok((user, grant))
 }
@@ -242,9 +248,10 @@ fn issue_pair(
     tx: &mut crate::store::WriteTx<'_>,
     user: &User,
     family: Option<String>,
+    enroll_only: bool,
 ) -> Result<TokenPair> {
     let now = svc.now();
-    let (access, exp) = svc.signer.sign(user, now)?;
+    let (access, exp) = svc.signer.sign(user, now, enroll_only, now)?;
     let refresh = refresh::issue(
         tx,
         &user.id,
@@ -262,9 +269,11 @@ fn issue_pair(
 
 /// Exchanges a refresh token for a new pair (see `refresh::rotate`).
 pub fn refresh_tokens(svc: &Service, token: &str, src: &Source) -> Result<TokenPair> {
-    let (user, next_refresh) = refresh::rotate(svc, token, src)?;
+    let (user, next_refresh, auth_time) = refresh::rotate(svc, token, src)?;
     let now = svc.now();
-    let (access, exp) = svc.signer.sign(&user, now)?;
+    let enroll_only = crate::policy::current(svc)?.mfa_required_for(&user)
+        && !mfa::required(&svc.store.read()?, &user.id)?;
+    let (access, exp) = svc.signer.sign(&user, now, enroll_only, auth_time)?;
     Ok(TokenPair {
         access_token: access,
         refresh_token: next_refresh,
@@ -431,6 +440,82 @@ pub async fn recover(svc: &Service, token: &str, pw: Password, src: &Source) -> 
     lockout::clear(&mut tx, &user_id)?;
     tx.commit()?;
     Ok(after)
+}
+
+/// Confirms the signed-in user again (password, and a code when they have
+/// TOTP) before a sensitive action; refreshes the session's `auth_at`.
+/// Failures count towards the lockout.
+pub async fn reauthenticate(
+    svc: &Service,
+    user: &User,
+    session_hash: &[u8],
+    pw: &Password,
+    code: Option<&str>,
+    src: &Source,
+) -> Result<()> {
+    let pw_ok = svc.hasher.verify(pw, user.password_hash.as_deref()).await?;
+    let now = svc.now();
+    let mut tx = svc.store.write()?;
+    let has_totp = mfa::required(&tx, &user.id)?;
+    let locked = lockout::locked_until(&tx, &user.id, now)?.is_some();
+    let code_ok = !has_totp || mfa::check_code_now(&mut tx, user, code.unwrap_or(""), now)?;
+    let reason = if locked {
+        Some("account_locked")
+    } else if !pw_ok {
+        Some("wrong_password")
+    } else if !code_ok {
+        Some("wrong_code")
+    } else {
+        None
+    };
+    let mut ev = NewEvent::new(
+        "auth.reauth",
+        if reason.is_some() {
+            Outcome::Failure
+        } else {
+            Outcome::Success
+        },
+    )
+    .actor(user.email.as_str(), Some(user.id.as_str().into()))
+    .target(user.id.as_str());
+    if let Some(r) = reason {
+        ev = ev.details(serde_json::json!({"reason": r}));
+        if r != "account_locked" {
+            note_failure(svc, &mut tx, user, now, src)?;
+        }
+    } else {
+        session::refresh_auth(&mut tx, session_hash, now, false)?;
+    }
+    audit::record(&mut tx, now, src, ev)?;
+    tx.commit()?;
+    match reason {
+        None => Ok(()),
+        Some("wrong_code") => Err(Error::InvalidCode),
+        Some(_) => Err(Error::invalid("password", "is not your current password")),
+    }
+}
+
+/// An administrator ends every session of a user (audited).
+pub fn end_user_sessions(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    user: &UserId,
+) -> Result<usize> {
+    let mut tx = svc.store.write()?;
+    identity::get(&tx, user)?;
+    let n = session::end_all_for_user(&mut tx, user)?;
+    refresh::revoke_all_for_user(&mut tx, user)?;
+    audit::record(
+        &mut tx,
+        svc.now(),
+        src,
+        by.event("session.end_all", Outcome::Success)
+            .target(user.as_str())
+            .details(serde_json::json!({"ended": n})),
+    )?;
+    tx.commit()?;
+    Ok(n)
 }
 
 /// Checks that `pw` is the user's current password (for changing it).

@@ -73,7 +73,7 @@ pub fn issue(
 
 /// Spends `token` and returns its user with a fresh token of the same family.
 /// Reuse of a spent token revokes the family and is audited.
-pub fn rotate(svc: &Service, token: &str, src: &Source) -> Result<(User, String)> {
+pub fn rotate(svc: &Service, token: &str, src: &Source) -> Result<(User, String, Timestamp)> {
     let now = svc.now();
     let hash = crypto::sha256(token.as_bytes());
     let mut tx = svc.store.write()?;
@@ -145,7 +145,7 @@ pub fn rotate(svc: &Service, token: &str, src: &Source) -> Result<(User, String)
             .actor(user.email.as_str(), Some(user.id.as_str().into())),
     )?;
     tx.commit()?;
-    Ok((user, next))
+    Ok((user, next, fam.created_at))
 }
 
 /// Revokes every refresh-token family of a user (password change, disable, delete).

@@ -23,6 +23,10 @@ pub struct Session {
     pub auth_at: Timestamp,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// Signed in, but the policy demands a second factor first: only
+    /// enrollment pages open.
+    #[serde(default)]
+    pub enroll_only: bool,
 }
 
 pub fn hash_token(token: &str) -> [u8; 32] {
@@ -42,6 +46,7 @@ pub fn create(
     user: &UserId,
     now: Timestamp,
     src: &Source,
+    enroll_only: bool,
 ) -> Result<(String, [u8; 32])> {
     let token = format!("ghs_{}", crypto::random_token()?);
     let hash = hash_token(&token);
@@ -55,6 +60,7 @@ pub fn create(
             .user_agent
             .as_ref()
             .map(|u| u.chars().take(256).collect()),
+        enroll_only,
     };
     tx.put(Table::Sessions, &hash, &s)?;
     tx.put(Table::SessionsByUser, &by_user_key(user, &hash), &true)?;
@@ -73,7 +79,7 @@ pub fn lookup(svc: &Service, token: &str) -> Result<Option<([u8; 32], Session, U
     let Some(s) = r.get::<Session>(Table::Sessions, &hash)? else {
         return Ok(None);
     };
-    let cfg = &svc.settings.session;
+    let cfg = crate::policy::current(svc)?.session;
     if now - s.last_seen > cfg.idle_timeout_secs || now - s.created_at > cfg.absolute_lifetime_secs
     {
         drop(r);
@@ -96,6 +102,24 @@ pub fn lookup(svc: &Service, token: &str) -> Result<Option<([u8; 32], Session, U
         return Ok(Some((hash, s2, user)));
     }
     Ok(Some((hash, s, user)))
+}
+
+/// Marks a session as fully signed in (second factor enrolled) and/or
+/// re-authenticated now.
+pub fn refresh_auth(
+    tx: &mut WriteTx<'_>,
+    hash: &[u8],
+    now: Timestamp,
+    enrolled: bool,
+) -> Result<()> {
+    if let Some(mut s) = tx.get::<Session>(Table::Sessions, hash)? {
+        s.auth_at = now;
+        if enrolled {
+            s.enroll_only = false;
+        }
+        tx.put(Table::Sessions, hash, &s)?;
+    }
+    Ok(())
 }
 
 pub fn end(tx: &mut WriteTx<'_>, user: &UserId, hash: &[u8]) -> Result<bool> {

@@ -40,6 +40,7 @@ pub enum Table {
     Lockouts,
     Mfa,
     MfaChallenges,
+    Policy,
 }
 
 impl Table {
@@ -57,6 +58,7 @@ impl Table {
         Table::Lockouts,
         Table::Mfa,
         Table::MfaChallenges,
+        Table::Policy,
     ];
 
     pub fn name(self) -> &'static str {
@@ -74,6 +76,7 @@ impl Table {
             Table::Lockouts => "lockouts",
             Table::Mfa => "mfa",
             Table::MfaChallenges => "mfa_challenges",
+            Table::Policy => "policy",
         }
     }
 

@@ -35,6 +35,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::post().to(recovery_regenerate),
             )
             .route("/users/{id}/mfa/reset", web::post().to(mfa_reset))
+            .route("/users/{id}/sessions/end", web::post().to(end_sessions))
+            .route("/settings/security", web::get().to(get_security))
+            .route("/settings/security", web::put().to(put_security))
             .route("/me", web::get().to(me))
             .route("/users", web::get().to(list_users))
             .route("/users", web::post().to(create_user))
@@ -67,6 +70,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         recovery_regenerate,
         mfa_remove,
         mfa_reset,
+        end_sessions,
+        get_security,
+        put_security,
         me,
         list_users,
         create_user,
@@ -87,6 +93,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         CodeRequest,
         RecoveryCodes,
         authn::mfa::MfaSummary,
+        crate::policy::SecurityPolicy,
+        crate::policy::MfaPolicy,
+        crate::policy::SessionPolicy,
+        crate::policy::MfaMode,
         ErrorBody,
         ErrorDetail,
         LoginRequest,
@@ -228,6 +238,7 @@ pub struct TotpEnrollment {
 /// Start enrolling an authenticator app; active after `/confirm`.
 #[utoipa::path(post, path = "/api/v1/me/mfa/totp", responses((status = 200, body = TotpEnrollment)))]
 async fn totp_start(st: web::Data<AppState>, caller: ApiCaller) -> ApiResult {
+    caller.require_recent_auth(&st.svc)?;
     let (secret, otpauth_uri) = authn::mfa::start_totp(&st.svc, caller.user()?)?;
     Ok(HttpResponse::Ok().json(TotpEnrollment {
         secret,
@@ -268,6 +279,7 @@ async fn recovery_regenerate(
     st: web::Data<AppState>,
     caller: ApiCaller,
 ) -> ApiResult {
+    caller.require_recent_auth(&st.svc)?;
     let codes = authn::mfa::regenerate_recovery(&st.svc, caller.user()?, &source(&req))?;
     Ok(HttpResponse::Ok().json(RecoveryCodes {
         recovery_codes: codes,
@@ -283,10 +295,58 @@ async fn mfa_remove(
     caller: ApiCaller,
     body: web::Json<PasswordRequest>,
 ) -> ApiResult {
+    caller.require_recent_auth(&st.svc)?;
     let user = caller.user()?;
     authn::confirm_password(&st.svc, user, &body.password).await?;
     authn::mfa::reset(&st.svc, &caller.principal, &source(&req), &user.id)?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// End every session and refresh token of a user (admin).
+#[utoipa::path(post, path = "/api/v1/users/{id}/sessions/end", params(("id" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody)))]
+async fn end_sessions(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    id: web::Path<String>,
+) -> ApiResult {
+    let src = source(&req);
+    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, &src)?;
+    authn::end_user_sessions(&st.svc, &caller.principal, &src, &UserId::parse(&id)?)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The security policy: MFA requirement and sessions.
+#[utoipa::path(get, path = "/api/v1/settings/security", responses((status = 200, body = crate::policy::SecurityPolicy)))]
+async fn get_security(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller) -> ApiResult {
+    access::authorize(
+        &st.svc,
+        &caller.principal,
+        Permission::ManageSecurity,
+        &source(&req),
+    )?;
+    Ok(HttpResponse::Ok().json(crate::policy::current(&st.svc)?))
+}
+
+/// Replace the security policy (needs a recent sign-in; audited).
+#[utoipa::path(put, path = "/api/v1/settings/security", request_body = crate::policy::SecurityPolicy,
+    responses((status = 200, body = crate::policy::SecurityPolicy), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn put_security(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    body: web::Json<crate::policy::SecurityPolicy>,
+) -> ApiResult {
+    let src = source(&req);
+    access::authorize(&st.svc, &caller.principal, Permission::ManageSecurity, &src)?;
+    caller.require_recent_auth(&st.svc)?;
+    Ok(HttpResponse::Ok().json(crate::policy::update(
+        &st.svc,
+        &caller.principal,
+        &src,
+        body.into_inner(),
+    )?))
 }
 
 /// Reset a user's second factors (admin); they enroll again.
@@ -721,6 +781,7 @@ pub struct RotateResponse {
 async fn rotate_keys(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller) -> ApiResult {
     let src = source(&req);
     access::authorize(&st.svc, &caller.principal, Permission::ManageKeys, &src)?;
+    caller.require_recent_auth(&st.svc)?;
     let v = start_rotation(&st, caller.principal.clone(), src)?;
     Ok(HttpResponse::Accepted().json(RotateResponse {
         new_version: v,

@@ -118,6 +118,9 @@ pub struct ConsoleUser {
     pub user: identity::User,
     pub session_hash: [u8; 32],
     pub csrf: String,
+    /// When this session last proved the user's identity.
+    pub auth_at: crate::clock::Timestamp,
+    pub enroll_only: bool,
 }
 
 impl ConsoleUser {
@@ -140,11 +143,11 @@ fn session_from(
     req: &HttpRequest,
     svc: &Service,
     tls: bool,
-) -> Result<Option<([u8; 32], identity::User)>, Error> {
+) -> Result<Option<([u8; 32], session::Session, identity::User)>, Error> {
     let Some(c) = req.cookie(session_cookie_name(tls)) else {
         return Ok(None);
     };
-    Ok(session::lookup(svc, c.value())?.map(|(h, _, u)| (h, u)))
+    session::lookup(svc, c.value())
 }
 
 impl FromRequest for ConsoleUser {
@@ -155,12 +158,22 @@ impl FromRequest for ConsoleUser {
         ready(
             (|| {
                 let st = state(req)?;
-                let (hash, user) = session_from(req, &st.svc, st.tls)?
+                let (hash, sess, user) = session_from(req, &st.svc, st.tls)?
                     .ok_or_else(|| Error::Unauthenticated("Sign in to continue.".into()))?;
+                // Until the required second factor is set up, only enrollment opens.
+                if sess.enroll_only
+                    && !(req.path().starts_with("/admin/account/mfa")
+                        || req.path() == "/logout"
+                        || req.path() == "/admin/reauth")
+                {
+                    return Err(Error::MfaEnrollmentRequired);
+                }
                 Ok(ConsoleUser {
                     csrf: csrf_for_session(&st.svc, &hash),
                     user,
                     session_hash: hash,
+                    auth_at: sess.auth_at,
+                    enroll_only: sess.enroll_only,
                 })
             })()
             .map_err(PageError),
@@ -172,6 +185,28 @@ impl FromRequest for ConsoleUser {
 /// must then carry `X-CSRF-Token` on state-changing methods.
 pub struct ApiCaller {
     pub principal: Principal,
+    /// When the caller last proved who they are (token `auth_time`, or the session's).
+    pub auth_at: crate::clock::Timestamp,
+}
+
+/// Sensitive actions need an authentication newer than the policy's window.
+pub fn require_recent_auth(svc: &Service, auth_at: crate::clock::Timestamp) -> Result<(), Error> {
+    let window = crate::policy::current(svc)?.session.reauth_window_secs;
+    if svc.now() - auth_at > window {
+        return Err(Error::ReauthRequired);
+    }
+    Ok(())
+}
+
+impl ApiCaller {
+    pub fn require_recent_auth(&self, svc: &Service) -> Result<(), Error> {
+        require_recent_auth(svc, self.auth_at)
+    }
+}
+
+/// Callers signed in for MFA enrollment only may reach these.
+fn enrollment_path(path: &str) -> bool {
+    path.starts_with("/api/v1/me/mfa") || path == "/api/v1/me"
 }
 
 impl ApiCaller {
@@ -212,16 +247,28 @@ fn api_caller(req: &HttpRequest) -> Result<ApiCaller, Error> {
                 ));
             }
         };
+        if claims.mfa_enroll && !enrollment_path(req.path()) {
+            return Err(Error::MfaEnrollmentRequired);
+        }
+        let auth_at = if claims.auth_time > 0 {
+            claims.auth_time
+        } else {
+            claims.iat
+        };
         return Ok(ApiCaller {
             principal: Principal::User {
                 user,
                 session: None,
             },
+            auth_at,
         });
     }
-    let (hash, user) = session_from(req, svc, st.tls)?.ok_or_else(|| {
+    let (hash, sess, user) = session_from(req, svc, st.tls)?.ok_or_else(|| {
         Error::Unauthenticated("Authentication required: send a bearer token.".into())
     })?;
+    if sess.enroll_only && !enrollment_path(req.path()) {
+        return Err(Error::MfaEnrollmentRequired);
+    }
     if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         let sent = req
             .headers()
@@ -239,5 +286,6 @@ fn api_caller(req: &HttpRequest) -> Result<ApiCaller, Error> {
             user: std::sync::Arc::new(user),
             session: Some(hash),
         },
+        auth_at: sess.auth_at,
     })
 }

@@ -61,6 +61,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(user_mfa_reset),
         )
         .route(
+            "/admin/users/{id}/sessions/end",
+            web::post().to(user_end_sessions),
+        )
+        .route(
+            "/admin/account/mfa/required",
+            web::get().to(mfa_required_page),
+        )
+        .route("/admin/reauth", web::get().to(reauth_page))
+        .route("/admin/reauth", web::post().to(reauth_post))
+        .route("/admin/settings/security", web::get().to(settings_page))
+        .route("/admin/settings/security", web::post().to(settings_post))
+        .route(
             "/admin/account/sessions/end-others",
             web::post().to(end_other_sessions),
         )
@@ -127,6 +139,8 @@ fn notice_text(code: Option<&str>) -> Option<String> {
             "rotated" => "A new data key is active. Records are being re-sealed in the background.",
             "recovered" => "Password set. Sign in with it now.",
             "unlocked" => "Account unlocked.",
+            "saved" => "Security settings saved.",
+            "sessions_ended" => "All of the user's sessions and tokens have ended.",
             "mfa_expired" => "The sign-in step expired; sign in again.",
             "recovery_used" => "You signed in with a recovery code; it no longer works. Check how many remain below.",
             "mfa_on" => "Authenticator app active.",
@@ -1209,6 +1223,9 @@ fn enroll_page(
 
 async fn totp_start(st: web::Data<AppState>, u: ConsoleUser, f: web::Form<CsrfForm>) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
+    if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
+        return Ok(r);
+    }
     authn::mfa::start_totp(&st.svc, &u.user)?;
     Ok(redirect("/admin/account/mfa/totp"))
 }
@@ -1233,7 +1250,14 @@ async fn totp_confirm(
     f: web::Form<CodeForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    match authn::mfa::confirm_totp(&st.svc, &u.user, &f.code, &source(&req)) {
+    let result = authn::mfa::confirm_totp(&st.svc, &u.user, &f.code, &source(&req));
+    if result.is_ok() {
+        // Enrolled: this session is now a full one.
+        let mut tx = st.svc.store.write()?;
+        session::refresh_auth(&mut tx, &u.session_hash, st.svc.now(), true)?;
+        tx.commit()?;
+    }
+    match result {
         Ok(codes) if codes.is_empty() => Ok(redirect("/admin/account?notice=mfa_on")),
         Ok(codes) => render(
             StatusCode::OK,
@@ -1257,6 +1281,9 @@ async fn recovery_new(
     f: web::Form<CsrfForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
+    if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
+        return Ok(r);
+    }
     let codes = authn::mfa::regenerate_recovery(&st.svc, &u.user, &source(&req))?;
     render(
         StatusCode::OK,
@@ -1280,6 +1307,9 @@ async fn mfa_remove(
     f: web::Form<RemoveMfaForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
+    if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
+        return Ok(r);
+    }
     match authn::confirm_password(&st.svc, &u.user, &f.current_password).await {
         Ok(()) => {
             authn::mfa::reset(&st.svc, &u.principal(), &source(&req), &u.user.id)?;
@@ -1306,6 +1336,237 @@ async fn user_mfa_reset(
     authn::mfa::reset(&st.svc, &u.principal(), &source(&req), &uid)?;
     Ok(redirect(&format!(
         "/admin/users/{}?notice=mfa_reset",
+        uid.as_str()
+    )))
+}
+
+// ---------------------------------------------------------------- policy, re-authentication
+
+/// Sends the user to confirm who they are when the last proof is older than
+/// the policy's window; `rd` is where to come back to.
+fn reauth_gate(st: &AppState, u: &ConsoleUser, rd: &str) -> Result<Option<HttpResponse>, Error> {
+    match wauth::require_recent_auth(&st.svc, u.auth_at) {
+        Ok(()) => Ok(None),
+        Err(Error::ReauthRequired) => Ok(Some(redirect(&format!("/admin/reauth?rd={}", enc(rd))))),
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "mfa_required.html")]
+struct MfaRequiredPage {
+    nav: Nav,
+}
+
+async fn mfa_required_page(u: ConsoleUser) -> PageResult {
+    render(
+        StatusCode::OK,
+        &MfaRequiredPage {
+            nav: nav(&u, "account"),
+        },
+    )
+}
+
+#[derive(Template)]
+#[template(path = "reauth.html")]
+struct ReauthPage {
+    nav: Nav,
+    rd: String,
+    needs_code: bool,
+    error: Option<String>,
+}
+
+async fn reauth_page(
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    q: web::Query<LoginQuery>,
+) -> PageResult {
+    let needs_code = authn::mfa::required(&st.svc.store.read()?, &u.user.id)?;
+    render(
+        StatusCode::OK,
+        &ReauthPage {
+            nav: nav(&u, "account"),
+            rd: safe_rd(q.rd.as_deref()),
+            needs_code,
+            error: None,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct ReauthForm {
+    password: Password,
+    code: Option<String>,
+    csrf_token: String,
+    rd: Option<String>,
+}
+
+async fn reauth_post(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<ReauthForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    let rd = safe_rd(f.rd.as_deref());
+    match authn::reauthenticate(
+        &st.svc,
+        &u.user,
+        &u.session_hash,
+        &f.password,
+        f.code.as_deref(),
+        &source(&req),
+    )
+    .await
+    {
+        Ok(()) => Ok(redirect(&rd)),
+        Err(e @ (Error::Invalid { .. } | Error::InvalidCode)) => {
+            let needs_code = authn::mfa::required(&st.svc.store.read()?, &u.user.id)?;
+            let p = ReauthPage {
+                nav: nav(&u, "account"),
+                rd,
+                needs_code,
+                error: Some(e.public_message()),
+            };
+            render(StatusCode::UNAUTHORIZED, &p)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "settings_security.html")]
+struct SettingsPage {
+    nav: Nav,
+    p: crate::policy::SecurityPolicy,
+    mode: &'static str,
+    role_admin: bool,
+    role_user: bool,
+    role_owner: bool,
+    idle_minutes: i64,
+    absolute_hours: i64,
+    reauth_minutes: i64,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+fn settings_view(
+    u: &ConsoleUser,
+    p: crate::policy::SecurityPolicy,
+    notice: Option<String>,
+    error: Option<String>,
+) -> SettingsPage {
+    use crate::policy::MfaMode;
+    SettingsPage {
+        nav: nav(u, "settings"),
+        mode: match p.mfa.mode {
+            MfaMode::Off => "off",
+            MfaMode::All => "all",
+            MfaMode::Roles => "roles",
+        },
+        role_admin: p.mfa.roles.contains(&Role::Admin),
+        role_user: p.mfa.roles.contains(&Role::User),
+        role_owner: p.mfa.roles.contains(&Role::Owner),
+        idle_minutes: p.session.idle_timeout_secs / 60,
+        absolute_hours: p.session.absolute_lifetime_secs / 3600,
+        reauth_minutes: p.session.reauth_window_secs / 60,
+        p,
+        notice,
+        error,
+    }
+}
+
+async fn settings_page(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    q: web::Query<Notice>,
+) -> PageResult {
+    require(&st, &req, &u, Permission::ManageSecurity)?;
+    let p = crate::policy::current(&st.svc)?;
+    render(
+        StatusCode::OK,
+        &settings_view(&u, p, notice_text(q.notice.as_deref()), None),
+    )
+}
+
+#[derive(Deserialize)]
+struct SettingsForm {
+    mfa_mode: String,
+    role_admin: Option<String>,
+    role_user: Option<String>,
+    role_owner: Option<String>,
+    idle_minutes: i64,
+    absolute_hours: i64,
+    reauth_minutes: i64,
+    single_session: Option<String>,
+    csrf_token: String,
+}
+
+async fn settings_post(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<SettingsForm>,
+) -> PageResult {
+    use crate::policy::{MfaMode, MfaPolicy, SecurityPolicy, SessionPolicy};
+    u.check_csrf(&f.csrf_token)?;
+    require(&st, &req, &u, Permission::ManageSecurity)?;
+    if let Some(r) = reauth_gate(&st, &u, "/admin/settings/security")? {
+        return Ok(r);
+    }
+    let mode = match f.mfa_mode.as_str() {
+        "off" => MfaMode::Off,
+        "all" => MfaMode::All,
+        "roles" => MfaMode::Roles,
+        _ => return Err(Error::invalid("mfa_mode", "must be off, all or roles").into()),
+    };
+    let mut roles = Vec::new();
+    for (on, role) in [
+        (&f.role_owner, Role::Owner),
+        (&f.role_admin, Role::Admin),
+        (&f.role_user, Role::User),
+    ] {
+        if on.is_some() {
+            roles.push(role);
+        }
+    }
+    let next = SecurityPolicy {
+        mfa: MfaPolicy {
+            mode,
+            roles,
+            methods: vec!["totp".into()],
+        },
+        session: SessionPolicy {
+            idle_timeout_secs: f.idle_minutes.saturating_mul(60),
+            absolute_lifetime_secs: f.absolute_hours.saturating_mul(3600),
+            reauth_window_secs: f.reauth_minutes.saturating_mul(60),
+            single_session: f.single_session.is_some(),
+        },
+    };
+    match crate::policy::update(&st.svc, &u.principal(), &source(&req), next.clone()) {
+        Ok(_) => Ok(redirect("/admin/settings/security?notice=saved")),
+        Err(e @ Error::Invalid { .. }) => render(
+            StatusCode::BAD_REQUEST,
+            &settings_view(&u, next, None, Some(e.public_message())),
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn user_end_sessions(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    require(&st, &req, &u, Permission::ManageUsers)?;
+    let uid = UserId::parse(&id)?;
+    authn::end_user_sessions(&st.svc, &u.principal(), &source(&req), &uid)?;
+    Ok(redirect(&format!(
+        "/admin/users/{}?notice=sessions_ended",
         uid.as_str()
     )))
 }
@@ -1503,6 +1764,9 @@ async fn keys_rotate(
     f: web::Form<CsrfForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
+    if let Some(r) = reauth_gate(&st, &u, "/admin/keys")? {
+        return Ok(r);
+    }
     require(&st, &req, &u, Permission::ManageKeys)?;
     crate::web::api::start_rotation(&st, u.principal(), source(&req))?;
     Ok(redirect("/admin/keys?notice=rotated"))

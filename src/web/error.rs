@@ -16,7 +16,9 @@ fn status_of(e: &Error) -> StatusCode {
         Error::InvalidCredentials | Error::InvalidCode | Error::Unauthenticated(_) => {
             StatusCode::UNAUTHORIZED
         }
-        Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::Forbidden(_) | Error::MfaEnrollmentRequired | Error::ReauthRequired => {
+            StatusCode::FORBIDDEN
+        }
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::Integrity(_) | Error::Storage(_) | Error::Internal(_) => {
@@ -111,15 +113,23 @@ impl std::fmt::Display for PageError {
 impl ResponseError for PageError {
     fn status_code(&self) -> StatusCode {
         match self.0 {
-            Error::Unauthenticated(_) => StatusCode::SEE_OTHER,
+            Error::Unauthenticated(_) | Error::MfaEnrollmentRequired | Error::ReauthRequired => {
+                StatusCode::SEE_OTHER
+            }
             _ => status_of(&self.0),
         }
     }
     fn error_response(&self) -> HttpResponse {
         log(&self.0);
-        if let Error::Unauthenticated(_) = self.0 {
+        let to = match self.0 {
+            Error::Unauthenticated(_) => Some("/login"),
+            Error::MfaEnrollmentRequired => Some("/admin/account/mfa/required"),
+            Error::ReauthRequired => Some("/admin/reauth"),
+            _ => None,
+        };
+        if let Some(to) = to {
             return HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, "/login"))
+                .insert_header((header::LOCATION, to))
                 .finish();
         }
         html_error(self.status_code(), &self.0.public_message())
