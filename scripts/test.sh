@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine: installs what the tests
 # need if missing (Chromium, fonts, Node.js and playwright-core for the browser
-# test, openssl and curl for the TLS test, oathtool as the authenticator app),
+# test, openssl and curl for the TLS test, oathtool as the authenticator app,
+# a Python venv with aiosmtpd as the SMTP server),
 # then runs formatting, lints, the layering check, every test, and the static
 # build check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 apt_need=()
 [ -x /usr/bin/chromium ] || apt_need+=(chromium)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || apt_need+=(fonts-dejavu-core)
@@ -17,9 +19,15 @@ command -v curl >/dev/null || apt_need+=(curl)
 command -v oathtool >/dev/null || apt_need+=(oathtool)
 if [ ${#apt_need[@]} -gt 0 ]; then
   echo "== installing: ${apt_need[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${apt_need[@]}" >/dev/null
+fi
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import aiosmtpd" 2>/dev/null; then
+  echo "== python venv (aiosmtpd, the SMTP peer)"
+  python3 -m venv .venv 2>/dev/null || {
+    $SUDO apt-get install -y -qq python3-venv >/dev/null && python3 -m venv .venv
+  }
+  .venv/bin/pip install -q aiosmtpd
 fi
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   echo "== npm ci (tests/browser)"

@@ -30,6 +30,116 @@ pub struct Settings {
     pub lockout: LockoutSettings,
     pub rate_limit: RateLimitSettings,
     pub network: NetworkSettings,
+    pub smtp: SmtpSettings,
+    pub sms: SmsSettings,
+}
+
+/// A secret in the configuration: never printed (`config check` shows
+/// `********`), never logged.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "\"********\""
+        })
+    }
+}
+
+impl Serialize for SecretString {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        // Masked, so printing or snapshotting the settings never shows it; a
+        // hash of it still lets a change be noticed.
+        if self.0.is_empty() {
+            s.serialize_str("")
+        } else {
+            let h = crate::crypto::sha256(self.0.as_bytes());
+            s.serialize_str(&format!("******** (sha256 {})", hex::encode(&h[..4])))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretString {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d).map(SecretString)
+    }
+}
+
+/// Outgoing mail for e-mail codes. Empty `host` turns e-mail codes off.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    /// `starttls`, `implicit` (TLS from the first byte) or `danger_plaintext`.
+    pub tls: String,
+    pub username: String,
+    pub password: SecretString,
+    /// Sender, e.g. `Gatehouse <gatehouse@example.com>`.
+    pub from: String,
+    /// An extra CA certificate (PEM) to trust for the SMTP server, besides the system's.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        SmtpSettings {
+            host: String::new(),
+            port: 587,
+            tls: "starttls".into(),
+            username: String::new(),
+            password: SecretString::default(),
+            from: "Gatehouse <gatehouse@localhost>".into(),
+            ca_file: None,
+        }
+    }
+}
+
+/// An HTTP SMS gateway for SMS codes. Empty `url` turns SMS codes off. The
+/// default fields are Twilio's (`To`, `From`, `Body`); `{to}` and `{code}` are
+/// replaced in every field value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsSettings {
+    pub url: String,
+    pub method: String,
+    /// `form` (application/x-www-form-urlencoded) or `json`.
+    pub format: String,
+    pub fields: std::collections::BTreeMap<String, String>,
+    /// `none`, `basic` (username + secret) or `bearer` (secret).
+    pub auth: String,
+    pub username: String,
+    pub secret: SecretString,
+}
+
+impl Default for SmsSettings {
+    fn default() -> Self {
+        let mut fields = std::collections::BTreeMap::new();
+        fields.insert("To".into(), "{to}".into());
+        fields.insert("From".into(), String::new());
+        fields.insert("Body".into(), "Your Gatehouse code is {code}".into());
+        SmsSettings {
+            url: String::new(),
+            method: "POST".into(),
+            format: "form".into(),
+            fields,
+            auth: "basic".into(),
+            username: String::new(),
+            secret: SecretString::default(),
+        }
+    }
 }
 
 /// Per-account lockout after repeated failed sign-ins.
@@ -137,6 +247,8 @@ impl Default for Settings {
             lockout: LockoutSettings::default(),
             rate_limit: RateLimitSettings::default(),
             network: NetworkSettings::default(),
+            smtp: SmtpSettings::default(),
+            sms: SmsSettings::default(),
         }
     }
 }
@@ -237,6 +349,19 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
         "GATEHOUSE_NETWORK_TRUSTED_PROXIES",
         "network.trusted_proxies",
     ),
+    ("GATEHOUSE_SMTP_HOST", "smtp.host"),
+    ("GATEHOUSE_SMTP_PORT", "smtp.port"),
+    ("GATEHOUSE_SMTP_TLS", "smtp.tls"),
+    ("GATEHOUSE_SMTP_USERNAME", "smtp.username"),
+    ("GATEHOUSE_SMTP_PASSWORD", "smtp.password"),
+    ("GATEHOUSE_SMTP_FROM", "smtp.from"),
+    ("GATEHOUSE_SMTP_CA_FILE", "smtp.ca_file"),
+    ("GATEHOUSE_SMS_URL", "sms.url"),
+    ("GATEHOUSE_SMS_METHOD", "sms.method"),
+    ("GATEHOUSE_SMS_FORMAT", "sms.format"),
+    ("GATEHOUSE_SMS_AUTH", "sms.auth"),
+    ("GATEHOUSE_SMS_USERNAME", "sms.username"),
+    ("GATEHOUSE_SMS_SECRET", "sms.secret"),
 ];
 
 /// Variables read elsewhere (CLI, first start) that are not settings keys.
@@ -344,6 +469,34 @@ impl Settings {
             ));
         }
         self.trusted_proxies()?;
+        if !matches!(
+            self.smtp.tls.as_str(),
+            "starttls" | "implicit" | "danger_plaintext"
+        ) {
+            return Err(Error::invalid(
+                "smtp.tls",
+                "must be starttls, implicit or danger_plaintext",
+            ));
+        }
+        if !self.smtp.host.is_empty() && self.smtp.from.parse::<lettre::message::Mailbox>().is_err()
+        {
+            return Err(Error::invalid(
+                "smtp.from",
+                "must be an address like Gatehouse <gatehouse@example.com>",
+            ));
+        }
+        if !matches!(self.sms.format.as_str(), "form" | "json") {
+            return Err(Error::invalid("sms.format", "must be form or json"));
+        }
+        if !matches!(self.sms.auth.as_str(), "none" | "basic" | "bearer") {
+            return Err(Error::invalid("sms.auth", "must be none, basic or bearer"));
+        }
+        if !(self.sms.url.is_empty()
+            || self.sms.url.starts_with("https://")
+            || self.sms.url.starts_with("http://"))
+        {
+            return Err(Error::invalid("sms.url", "must be an http(s) URL"));
+        }
         if let Some(u) = &self.public_url
             && !(u.starts_with("http://") || u.starts_with("https://"))
         {
@@ -469,6 +622,20 @@ mod tests {
         assert_eq!(s.session.idle_timeout_secs, 60);
         let e = Settings::load(None, env(&[("GATEHOUSE_LISTNE", "x")])).unwrap_err();
         assert!(e.to_string().contains("GATEHOUSE_LISTNE"));
+    }
+
+    #[test]
+    fn secrets_are_masked_when_printed() {
+        let s = Settings::load(
+            None,
+            env(&[("GATEHOUSE_SMTP_PASSWORD", "hunter2-very-secret")]),
+        )
+        .unwrap();
+        assert_eq!(s.smtp.password.expose(), "hunter2-very-secret");
+        let shown = s.to_masked_toml();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("********"));
+        assert!(!format!("{s:?}").contains("hunter2"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod crypto;
 pub mod error;
 pub mod identity;
 pub mod keys;
+pub mod notify;
 pub mod ops;
 pub mod policy;
 pub mod service;

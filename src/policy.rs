@@ -29,7 +29,7 @@ pub struct MfaPolicy {
     pub mode: MfaMode,
     /// Roles that must use MFA when `mode` is `roles`.
     pub roles: Vec<Role>,
-    /// Second factors users may enroll. Today: `totp` (recovery codes come with it).
+    /// Second factors users may enroll: `totp`, `email`, `sms` (recovery codes come with any).
     pub methods: Vec<String>,
 }
 
@@ -51,7 +51,7 @@ pub struct SecurityPolicy {
     pub session: SessionPolicy,
 }
 
-pub const METHODS: &[&str] = &["totp"];
+pub const METHODS: &[&str] = &["totp", "email", "sms"];
 const KEY: &[u8] = b"security";
 
 impl SecurityPolicy {
@@ -111,9 +111,7 @@ impl SecurityPolicy {
         {
             return Err(Error::invalid(
                 "mfa.methods",
-                format!(
-                    "{m:?} is not available (e-mail and SMS codes are not built yet); use \"totp\""
-                ),
+                format!("{m:?} is not a method; use totp, email or sms"),
             ));
         }
         if self.mfa.mode == MfaMode::Roles && self.mfa.roles.is_empty() {
@@ -154,6 +152,25 @@ pub fn update(
     next: SecurityPolicy,
 ) -> Result<SecurityPolicy> {
     next.validate()?;
+    for (m, ok, what) in [
+        (
+            "email",
+            crate::notify::email_configured(&svc.settings.smtp),
+            "[smtp] host",
+        ),
+        (
+            "sms",
+            crate::notify::sms_configured(&svc.settings.sms),
+            "[sms] url",
+        ),
+    ] {
+        if next.mfa.methods.iter().any(|x| x == m) && !ok {
+            return Err(Error::invalid(
+                "mfa.methods",
+                format!("{m} codes need {what} in the configuration first"),
+            ));
+        }
+    }
     let before = current(svc)?;
     let mut changed = Vec::new();
     if before.mfa != next.mfa {

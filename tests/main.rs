@@ -8,6 +8,7 @@
 mod api;
 mod attacks;
 mod cli;
+mod codes;
 mod common;
 mod console;
 mod hardening;

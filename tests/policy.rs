@@ -211,7 +211,7 @@ async fn mfa_for_chosen_roles_only_and_policy_changes_are_checked_and_audited() 
         body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("not available"),
+            .contains("[sms] url"),
         "{body}"
     );
     assert_eq!(
@@ -445,12 +445,14 @@ async fn the_settings_page_saves_the_policy() {
         .await
         .unwrap();
     assert!(
-        html.contains("not available yet") && html.contains("Single sign-on is not configured")
+        html.contains("needs [smtp] in the configuration")
+            && html.contains("Single sign-on is not configured")
     );
     let r = c
         .post(app.url("/admin/settings/security"))
         .form(&[
             ("mfa_mode", "roles"),
+            ("method_totp", "on"),
             ("role_admin", "on"),
             ("idle_minutes", "20"),
             ("absolute_hours", "8"),
@@ -468,6 +470,7 @@ async fn the_settings_page_saves_the_policy() {
         .post(app.url("/admin/settings/security"))
         .form(&[
             ("mfa_mode", "off"),
+            ("method_totp", "on"),
             ("idle_minutes", "0"),
             ("absolute_hours", "8"),
             ("reauth_minutes", "5"),

@@ -1,7 +1,7 @@
 //! Second factors: authenticator apps (TOTP, RFC 6238) and one-time recovery
 //! codes, plus the short-lived challenge that sits between a correct password
 //! and a completed sign-in. A TOTP step accepted once is never accepted again.
-//! Not here yet: e-mail and SMS codes, MFA policy (see the issue notes).
+//! E-mail and SMS codes: 6 digits, 10 minutes, single use, resend throttled.
 
 use serde::{Deserialize, Serialize};
 use totp_rs::{Builder, Secret, Totp};
@@ -25,6 +25,30 @@ struct MfaState {
     pending_totp: Option<PendingTotp>,
     /// SHA-256 (hex) of each unused recovery code.
     recovery: Vec<String>,
+    #[serde(default)]
+    email: Option<Timestamp>,
+    #[serde(default)]
+    sms: Option<SmsMethod>,
+    /// An e-mail or SMS enrollment waiting for its code.
+    #[serde(default)]
+    pending_code: Option<SentCode>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SmsMethod {
+    phone: String,
+    created_at: Timestamp,
+}
+
+/// A code sent by e-mail or SMS (records are sealed, so the code is stored as is).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SentCode {
+    method: String,
+    code: String,
+    /// The phone number an SMS enrollment is for.
+    phone: Option<String>,
+    expires_at: Timestamp,
+    sent_at: Timestamp,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,6 +69,9 @@ struct PendingTotp {
 struct Challenge {
     user_id: UserId,
     expires_at: Timestamp,
+    /// The e-mail or SMS code sent for this sign-in, if one was asked for.
+    #[serde(default)]
+    code: Option<SentCode>,
 }
 
 /// What a user has set up, for listing.
@@ -52,6 +79,9 @@ struct Challenge {
 pub struct MfaSummary {
     pub totp: bool,
     pub totp_since: Option<Timestamp>,
+    pub email: bool,
+    /// The SMS number, masked.
+    pub sms: Option<String>,
     pub recovery_codes_remaining: usize,
     pub methods: Vec<&'static str>,
 }
@@ -97,13 +127,21 @@ pub fn summary(r: &impl Reader, user: &UserId) -> Result<MfaSummary> {
     let mut methods = Vec::new();
     if s.totp.is_some() {
         methods.push("totp");
-        if !s.recovery.is_empty() {
-            methods.push("recovery_code");
-        }
+    }
+    if s.email.is_some() {
+        methods.push("email");
+    }
+    if s.sms.is_some() {
+        methods.push("sms");
+    }
+    if !methods.is_empty() && !s.recovery.is_empty() {
+        methods.push("recovery_code");
     }
     Ok(MfaSummary {
         totp: s.totp.is_some(),
         totp_since: s.totp.as_ref().map(|t| t.created_at),
+        email: s.email.is_some(),
+        sms: s.sms.as_ref().map(|m| mask_phone(&m.phone)),
         recovery_codes_remaining: s.recovery.len(),
         methods,
     })
@@ -111,7 +149,8 @@ pub fn summary(r: &impl Reader, user: &UserId) -> Result<MfaSummary> {
 
 /// True when signing in needs a second factor.
 pub fn required(r: &impl Reader, user: &UserId) -> Result<bool> {
-    Ok(state(r, user)?.totp.is_some())
+    let s = state(r, user)?;
+    Ok(s.totp.is_some() || s.email.is_some() || s.sms.is_some())
 }
 
 /// Starts enrolling an authenticator app: a fresh 160-bit secret, active only
@@ -199,8 +238,8 @@ pub fn confirm_totp(svc: &Service, user: &User, code: &str, src: &Source) -> Res
 pub fn regenerate_recovery(svc: &Service, user: &User, src: &Source) -> Result<Vec<String>> {
     let mut tx = svc.store.write()?;
     let mut s = state(&tx, &user.id)?;
-    if s.totp.is_none() {
-        return Err(Error::Conflict("Set up an authenticator app first.".into()));
+    if s.totp.is_none() && s.email.is_none() && s.sms.is_none() {
+        return Err(Error::Conflict("Set up a second factor first.".into()));
     }
     let (codes, hashed) = new_recovery_codes()?;
     s.recovery = hashed;
@@ -261,6 +300,266 @@ pub fn check_code_now(
     }
 }
 
+pub const CODE_TTL_SECS: i64 = 600;
+pub const RESEND_AFTER_SECS: i64 = 30;
+
+fn six_digits() -> Result<String> {
+    loop {
+        let n = u32::from_be_bytes(crypto::random_bytes::<4>()?);
+        // Rejection sampling keeps every code equally likely.
+        if n < 4_294_000_000 {
+            return Ok(format!("{:06}", n % 1_000_000));
+        }
+    }
+}
+
+fn parse_phone(raw: &str) -> Result<String> {
+    let p: String = raw
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))
+        .collect();
+    let digits = p.strip_prefix('+').unwrap_or("");
+    if digits.len() < 8 || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::invalid(
+            "phone",
+            "use the international format, e.g. +4915112345678",
+        ));
+    }
+    Ok(p)
+}
+
+fn mask_phone(p: &str) -> String {
+    let keep = p.len().saturating_sub(3);
+    format!("{}{}", "•".repeat(keep.min(8)), &p[keep..])
+}
+
+/// The method may be used: allowed by the policy and deliverable.
+fn method_allowed(svc: &Service, method: &str) -> Result<()> {
+    let policy = crate::policy::current(svc)?;
+    if !policy.mfa.methods.iter().any(|m| m == method) {
+        return Err(Error::Forbidden(format!(
+            "The security policy does not allow the {method} method."
+        )));
+    }
+    let configured = match method {
+        "email" => crate::notify::email_configured(&svc.settings.smtp),
+        "sms" => crate::notify::sms_configured(&svc.settings.sms),
+        _ => true,
+    };
+    if !configured {
+        return Err(Error::Conflict(format!(
+            "The {method} method is not configured on this server."
+        )));
+    }
+    Ok(())
+}
+
+async fn deliver(
+    svc: &Service,
+    method: &str,
+    user: &User,
+    phone: Option<&str>,
+    code: &str,
+) -> Result<()> {
+    match method {
+        "email" => {
+            let body = format!(
+                "Your Gatehouse code is {code}\n\nIt works once, for 10 minutes. If you did not try to sign in, \
+                 change your password and tell your administrator."
+            );
+            crate::notify::send_email(
+                &svc.settings.smtp,
+                user.email.as_str(),
+                "Your Gatehouse code",
+                &body,
+            )
+            .await
+        }
+        "sms" => crate::notify::send_sms(&svc.settings.sms, phone.unwrap_or_default(), code).await,
+        _ => Err(Error::invalid("method", "must be email or sms")),
+    }
+}
+
+fn throttle(sent: Option<&SentCode>, method: &str, now: Timestamp) -> Result<()> {
+    if let Some(c) = sent
+        && c.method == method
+        && now - c.sent_at < RESEND_AFTER_SECS
+    {
+        return Err(Error::Conflict(format!(
+            "A code was just sent; wait {} s before asking for another.",
+            RESEND_AFTER_SECS - (now - c.sent_at)
+        )));
+    }
+    Ok(())
+}
+
+/// Starts enrolling e-mail or SMS codes: sends a code to the account's
+/// e-mail address, or to `phone`.
+pub async fn start_code_enrollment(
+    svc: &Service,
+    user: &User,
+    method: &str,
+    phone: Option<&str>,
+) -> Result<()> {
+    if !matches!(method, "email" | "sms") {
+        return Err(Error::invalid("method", "must be email or sms"));
+    }
+    method_allowed(svc, method)?;
+    let phone = match method {
+        "sms" => Some(parse_phone(phone.unwrap_or(""))?),
+        _ => None,
+    };
+    let now = svc.now();
+    let code = six_digits()?;
+    {
+        let mut tx = svc.store.write()?;
+        let mut s = state(&tx, &user.id)?;
+        throttle(s.pending_code.as_ref(), method, now)?;
+        s.pending_code = Some(SentCode {
+            method: method.into(),
+            code: code.clone(),
+            phone: phone.clone(),
+            expires_at: now + CODE_TTL_SECS,
+            sent_at: now,
+        });
+        tx.put(Table::Mfa, user.id.as_str().as_bytes(), &s)?;
+        tx.commit()?;
+    }
+    deliver(svc, method, user, phone.as_deref(), &code).await
+}
+
+/// Activates e-mail or SMS codes with the code that was sent; returns new
+/// recovery codes (shown once) when the user had none.
+pub fn confirm_code_enrollment(
+    svc: &Service,
+    user: &User,
+    method: &str,
+    code: &str,
+    src: &Source,
+) -> Result<Vec<String>> {
+    let now = svc.now();
+    let mut tx = svc.store.write()?;
+    let mut s = state(&tx, &user.id)?;
+    let pending = s
+        .pending_code
+        .clone()
+        .filter(|p| p.method == method && p.expires_at > now)
+        .ok_or_else(|| {
+            Error::invalid(
+                "code",
+                "no code is waiting for this method (or it expired); send a new one",
+            )
+        })?;
+    if !crypto::ct_eq(pending.code.as_bytes(), code.trim().as_bytes()) {
+        return Err(Error::invalid("code", "is not the code that was sent"));
+    }
+    match method {
+        "email" => s.email = Some(now),
+        _ => {
+            s.sms = Some(SmsMethod {
+                phone: pending.phone.clone().unwrap_or_default(),
+                created_at: now,
+            })
+        }
+    }
+    s.pending_code = None;
+    let mut shown = Vec::new();
+    if s.recovery.is_empty() {
+        let (codes, hashed) = new_recovery_codes()?;
+        shown = codes;
+        s.recovery = hashed;
+    }
+    tx.put(Table::Mfa, user.id.as_str().as_bytes(), &s)?;
+    let action = if method == "email" {
+        "mfa.email_enrolled"
+    } else {
+        "mfa.sms_enrolled"
+    };
+    audit::record(
+        &mut tx,
+        now,
+        src,
+        NewEvent::new(action, Outcome::Success)
+            .actor(user.email.as_str(), Some(user.id.as_str().into()))
+            .target(user.id.as_str()),
+    )?;
+    tx.commit()?;
+    Ok(shown)
+}
+
+/// During sign-in: sends a fresh e-mail or SMS code for the challenge.
+pub async fn send_challenge_code(
+    svc: &Service,
+    mfa_token: &str,
+    method: &str,
+    src: &Source,
+) -> Result<()> {
+    let now = svc.now();
+    let key = crypto::sha256(mfa_token.as_bytes());
+    let code = six_digits()?;
+    let (user, phone) = {
+        let mut tx = svc.store.write()?;
+        let mut ch: Challenge = tx
+            .get::<Challenge>(Table::MfaChallenges, &key)?
+            .filter(|c| c.expires_at > now)
+            .ok_or_else(challenge_gone)?;
+        let user = identity::get(&tx, &ch.user_id)?;
+        let s = state(&tx, &user.id)?;
+        let phone = match method {
+            "email" if s.email.is_some() => None,
+            "sms" if s.sms.is_some() => s.sms.as_ref().map(|m| m.phone.clone()),
+            _ => {
+                return Err(Error::invalid(
+                    "method",
+                    "is not one of your sign-in methods",
+                ));
+            }
+        };
+        method_allowed(svc, method)?;
+        throttle(ch.code.as_ref(), method, now)?;
+        ch.code = Some(SentCode {
+            method: method.into(),
+            code: code.clone(),
+            phone: None,
+            expires_at: now + CODE_TTL_SECS,
+            sent_at: now,
+        });
+        tx.put(Table::MfaChallenges, &key, &ch)?;
+        audit::record(
+            &mut tx,
+            now,
+            src,
+            NewEvent::new("mfa.code_sent", Outcome::Success)
+                .actor(user.email.as_str(), Some(user.id.as_str().into()))
+                .target(user.id.as_str())
+                .details(serde_json::json!({"method": method})),
+        )?;
+        tx.commit()?;
+        (user, phone)
+    };
+    deliver(svc, method, &user, phone.as_deref(), &code).await
+}
+
+/// Methods users may enroll now: allowed by the policy and deliverable here.
+pub fn available_methods(svc: &Service) -> Result<Vec<&'static str>> {
+    let policy = crate::policy::current(svc)?;
+    Ok(crate::policy::METHODS
+        .iter()
+        .copied()
+        .filter(|m| policy.mfa.methods.iter().any(|x| x == m) && method_allowed(svc, m).is_ok())
+        .collect())
+}
+
+/// The second factors a pending sign-in may use (for the code page).
+pub fn challenge_methods(svc: &Service, mfa_token: &str) -> Result<Vec<&'static str>> {
+    let r = svc.store.read()?;
+    let ch: Challenge = r
+        .get::<Challenge>(Table::MfaChallenges, &crypto::sha256(mfa_token.as_bytes()))?
+        .filter(|c| c.expires_at > svc.now())
+        .ok_or_else(challenge_gone)?;
+    Ok(summary(&r, &ch.user_id)?.methods)
+}
+
 /// Opens a challenge after a correct password; the token grants nothing but
 /// completing this sign-in within 5 minutes.
 pub fn issue_challenge(tx: &mut WriteTx<'_>, user: &UserId, now: Timestamp) -> Result<String> {
@@ -271,6 +570,7 @@ pub fn issue_challenge(tx: &mut WriteTx<'_>, user: &UserId, now: Timestamp) -> R
         &Challenge {
             user_id: user.clone(),
             expires_at: now + CHALLENGE_TTL_SECS,
+            code: None,
         },
     )?;
     Ok(token)
@@ -313,23 +613,40 @@ pub fn verify(
         return Ok(Err((Some(user), "account_locked")));
     }
     let mut s = state(tx, &user.id)?;
-    let Some(totp) = s.totp.clone() else {
-        return Ok(Err((Some(user), "no_mfa_method")));
-    };
-    let outcome = match method {
-        "totp" => match totp_for(&totp.secret, user.email.as_str())?
-            .check(code.trim(), now.max(0) as u64)
-        {
-            Some(step) if step <= totp.last_step => Err("replayed_code"),
-            Some(step) => {
-                s.totp = Some(TotpMethod {
-                    last_step: step,
-                    ..totp
-                });
-                Ok(("totp", None))
-            }
-            None => Err("wrong_code"),
+    let outcome: std::result::Result<(&'static str, Option<usize>), &'static str> = match method {
+        "totp" => match s.totp.clone() {
+            None => Err("method_not_enrolled"),
+            Some(totp) => match totp_for(&totp.secret, user.email.as_str())?
+                .check(code.trim(), now.max(0) as u64)
+            {
+                Some(step) if step <= totp.last_step => Err("replayed_code"),
+                Some(step) => {
+                    s.totp = Some(TotpMethod {
+                        last_step: step,
+                        ..totp
+                    });
+                    Ok(("totp", None))
+                }
+                None => Err("wrong_code"),
+            },
         },
+        "email" | "sms" => {
+            let enrolled = if method == "email" {
+                s.email.is_some()
+            } else {
+                s.sms.is_some()
+            };
+            let used: &'static str = if method == "email" { "email" } else { "sms" };
+            match ch.code.as_ref().filter(|c| c.method == method) {
+                _ if !enrolled => Err("method_not_enrolled"),
+                None => Err("no_code_sent"),
+                Some(c) if c.expires_at <= now => Err("expired_code"),
+                Some(c) if crypto::ct_eq(c.code.as_bytes(), code.trim().as_bytes()) => {
+                    Ok((used, None))
+                }
+                Some(_) => Err("wrong_code"),
+            }
+        }
         "recovery_code" => {
             let h = hash_code(code);
             match s
@@ -347,13 +664,14 @@ pub fn verify(
         _ => {
             return Err(Error::invalid(
                 "method",
-                "must be \"totp\" or \"recovery_code\"",
+                "must be totp, email, sms or recovery_code",
             ));
         }
     };
     match outcome {
         Ok((m, remaining)) => {
             tx.put(Table::Mfa, user.id.as_str().as_bytes(), &s)?;
+            // Single use: the challenge (and any code sent for it) is spent.
             tx.delete(Table::MfaChallenges, &key)?;
             Ok(Ok((user, m, remaining)))
         }

@@ -183,7 +183,7 @@ pub fn complete_mfa(
                     .target(u.id.as_str());
                 if matches!(
                     reason,
-                    "wrong_code" | "replayed_code" | "wrong_recovery_code"
+                    "wrong_code" | "replayed_code" | "wrong_recovery_code" | "expired_code"
                 ) {
                     note_failure(svc, &mut tx, u, now, src)?;
                 }

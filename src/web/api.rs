@@ -26,6 +26,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/auth/login", web::post().to(login))
             .route("/auth/refresh", web::post().to(refresh))
             .route("/auth/mfa", web::post().to(mfa_complete))
+            .route("/auth/mfa/send", web::post().to(mfa_send))
+            .route("/me/mfa/email", web::post().to(email_start))
+            .route("/me/mfa/email/confirm", web::post().to(email_confirm))
+            .route("/me/mfa/sms", web::post().to(sms_start))
+            .route("/me/mfa/sms/confirm", web::post().to(sms_confirm))
             .route("/me/mfa", web::get().to(my_mfa))
             .route("/me/mfa", web::delete().to(mfa_remove))
             .route("/me/mfa/totp", web::post().to(totp_start))
@@ -64,6 +69,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         login,
         refresh,
         mfa_complete,
+        mfa_send,
+        email_start,
+        email_confirm,
+        sms_start,
+        sms_confirm,
         my_mfa,
         totp_start,
         totp_confirm,
@@ -88,6 +98,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     ),
     components(schemas(
         MfaRequired,
+        SendCodeRequest,
+        PhoneRequest,
+        Sent,
         MfaRequest,
         TotpEnrollment,
         CodeRequest,
@@ -217,6 +230,107 @@ async fn mfa_complete(
         })),
         _ => Err(Error::internal("unexpected grant on the API channel").into()),
     }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SendCodeRequest {
+    pub mfa_token: String,
+    /// `email` or `sms`.
+    pub method: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Sent {
+    pub sent: bool,
+    /// Seconds the code stays valid.
+    pub expires_in: i64,
+}
+
+fn sent() -> HttpResponse {
+    HttpResponse::Accepted().json(Sent {
+        sent: true,
+        expires_in: authn::mfa::CODE_TTL_SECS,
+    })
+}
+
+/// During sign-in: send an e-mail or SMS code for the `mfa_token` (at most one per 30 s).
+#[utoipa::path(post, path = "/api/v1/auth/mfa/send", request_body = SendCodeRequest,
+    responses((status = 202, body = Sent), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody, description = "sent too recently")))]
+async fn mfa_send(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    body: web::Json<SendCodeRequest>,
+) -> ApiResult {
+    authn::mfa::send_challenge_code(&st.svc, &body.mfa_token, &body.method, &source(&req)).await?;
+    Ok(sent())
+}
+
+/// Start e-mail codes: a code goes to the account's address; confirm it.
+#[utoipa::path(post, path = "/api/v1/me/mfa/email", responses((status = 202, body = Sent)))]
+async fn email_start(st: web::Data<AppState>, caller: ApiCaller) -> ApiResult {
+    caller.require_recent_auth(&st.svc)?;
+    authn::mfa::start_code_enrollment(&st.svc, caller.user()?, "email", None).await?;
+    Ok(sent())
+}
+
+/// Activate e-mail codes with the code that was sent.
+#[utoipa::path(post, path = "/api/v1/me/mfa/email/confirm", request_body = CodeRequest,
+    responses((status = 200, body = RecoveryCodes), (status = 400, body = ErrorBody)))]
+async fn email_confirm(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    body: web::Json<CodeRequest>,
+) -> ApiResult {
+    let codes = authn::mfa::confirm_code_enrollment(
+        &st.svc,
+        caller.user()?,
+        "email",
+        &body.code,
+        &source(&req),
+    )?;
+    Ok(HttpResponse::Ok().json(RecoveryCodes {
+        recovery_codes: codes,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PhoneRequest {
+    /// International format, e.g. +4915112345678.
+    pub phone: String,
+}
+
+/// Start SMS codes: a code goes to `phone`; confirm it.
+#[utoipa::path(post, path = "/api/v1/me/mfa/sms", request_body = PhoneRequest, responses((status = 202, body = Sent)))]
+async fn sms_start(
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    body: web::Json<PhoneRequest>,
+) -> ApiResult {
+    caller.require_recent_auth(&st.svc)?;
+    authn::mfa::start_code_enrollment(&st.svc, caller.user()?, "sms", Some(&body.phone)).await?;
+    Ok(sent())
+}
+
+/// Activate SMS codes with the code that was sent.
+#[utoipa::path(post, path = "/api/v1/me/mfa/sms/confirm", request_body = CodeRequest,
+    responses((status = 200, body = RecoveryCodes), (status = 400, body = ErrorBody)))]
+async fn sms_confirm(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    body: web::Json<CodeRequest>,
+) -> ApiResult {
+    let codes = authn::mfa::confirm_code_enrollment(
+        &st.svc,
+        caller.user()?,
+        "sms",
+        &body.code,
+        &source(&req),
+    )?;
+    Ok(HttpResponse::Ok().json(RecoveryCodes {
+        recovery_codes: codes,
+    }))
 }
 
 /// The caller's second factors.

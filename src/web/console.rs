@@ -28,6 +28,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/login", web::post().to(login_post))
         .route("/login/mfa", web::get().to(mfa_page))
         .route("/login/mfa", web::post().to(mfa_post))
+        .route("/login/mfa/send", web::post().to(mfa_send))
         .route("/logout", web::post().to(logout))
         .route("/setup", web::get().to(setup_page))
         .route("/setup", web::post().to(setup_post))
@@ -55,6 +56,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(totp_confirm),
         )
         .route("/admin/account/mfa/recovery", web::post().to(recovery_new))
+        .route("/admin/account/mfa/email", web::post().to(code_start_email))
+        .route("/admin/account/mfa/sms", web::post().to(code_start_sms))
+        .route(
+            "/admin/account/mfa/code/confirm",
+            web::post().to(code_confirm),
+        )
         .route("/admin/account/mfa/remove", web::post().to(mfa_remove))
         .route(
             "/admin/users/{id}/mfa/reset",
@@ -143,7 +150,7 @@ fn notice_text(code: Option<&str>) -> Option<String> {
             "sessions_ended" => "All of the user's sessions and tokens have ended.",
             "mfa_expired" => "The sign-in step expired; sign in again.",
             "recovery_used" => "You signed in with a recovery code; it no longer works. Check how many remain below.",
-            "mfa_on" => "Authenticator app active.",
+            "mfa_on" => "Second factor active.",
             "mfa_off" => "Two-factor authentication removed.",
             "mfa_reset" => "The user's second factors were reset; they enroll again.",
             _ => return None,
@@ -311,6 +318,112 @@ struct MfaPage {
     csrf: String,
     rd: String,
     error: Option<String>,
+    notice: Option<String>,
+    options: Vec<MethodOption>,
+    /// Methods that send a code on request (e-mail, SMS).
+    sendable: Vec<MethodOption>,
+}
+
+pub struct MethodOption {
+    pub value: &'static str,
+    pub label: &'static str,
+    pub selected: bool,
+}
+
+fn mfa_view(
+    req: &HttpRequest,
+    st: &AppState,
+    rd: String,
+    error: Option<String>,
+    notice: Option<String>,
+    selected: &str,
+) -> Result<(MfaPage, Option<actix_web::cookie::Cookie<'static>>), Error> {
+    let methods = match req.cookie(MFA_COOKIE) {
+        Some(c) => authn::mfa::challenge_methods(&st.svc, c.value()).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let (pre, cookie) = wauth::pre_cookie(req)?;
+    let selected = if methods.contains(&selected) {
+        selected
+    } else {
+        methods.first().copied().unwrap_or("totp")
+    };
+    let label = |m: &str| match m {
+        "totp" => "Authenticator app",
+        "email" => "E-mail code",
+        "sms" => "SMS code",
+        _ => "Recovery code",
+    };
+    let options: Vec<MethodOption> = methods
+        .iter()
+        .map(|m| MethodOption {
+            value: m,
+            label: label(m),
+            selected: *m == selected,
+        })
+        .collect();
+    let sendable = methods
+        .iter()
+        .filter(|m| matches!(**m, "email" | "sms"))
+        .map(|m| MethodOption {
+            value: m,
+            label: if *m == "email" { "e-mail" } else { "SMS" },
+            selected: false,
+        })
+        .collect();
+    Ok((
+        MfaPage {
+            csrf: wauth::csrf_for_pre(&st.svc, &pre),
+            rd,
+            error,
+            notice,
+            options,
+            sendable,
+        },
+        cookie,
+    ))
+}
+
+#[derive(Deserialize)]
+struct SendForm {
+    method: String,
+    csrf_token: String,
+    rd: Option<String>,
+}
+
+async fn mfa_send(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    form: web::Form<SendForm>,
+) -> PageResult {
+    wauth::check_pre_csrf(&req, &st.svc, &form.csrf_token)?;
+    let Some(token) = req.cookie(MFA_COOKIE) else {
+        return Ok(redirect("/login"));
+    };
+    let rd = safe_rd(form.rd.as_deref());
+    let (notice, error) =
+        match authn::mfa::send_challenge_code(&st.svc, token.value(), &form.method, &source(&req))
+            .await
+        {
+            Ok(()) => (
+                Some(format!(
+                    "A code was sent by {}. It works once, for 10 minutes.",
+                    if form.method == "sms" {
+                        "SMS"
+                    } else {
+                        "e-mail"
+                    }
+                )),
+                None,
+            ),
+            Err(e @ (Error::Conflict(_) | Error::Invalid { .. } | Error::Forbidden(_))) => {
+                (None, Some(e.public_message()))
+            }
+            Err(Error::Unauthenticated(_)) => return Ok(redirect("/login?notice=mfa_expired")),
+            Err(e) => return Err(e.into()),
+        };
+    let (page, cookie) = mfa_view(&req, &st, rd, error, notice, &form.method)?;
+    Ok(with_pre_cookie(render(StatusCode::OK, &page)?, cookie))
 }
 
 async fn mfa_page(
@@ -321,12 +434,7 @@ async fn mfa_page(
     if req.cookie(MFA_COOKIE).is_none() {
         return Ok(redirect("/login"));
     }
-    let (pre, cookie) = wauth::pre_cookie(&req)?;
-    let page = MfaPage {
-        csrf: wauth::csrf_for_pre(&st.svc, &pre),
-        rd: safe_rd(q.rd.as_deref()),
-        error: None,
-    };
+    let (page, cookie) = mfa_view(&req, &st, safe_rd(q.rd.as_deref()), None, None, "totp")?;
     Ok(with_pre_cookie(render(StatusCode::OK, &page)?, cookie))
 }
 
@@ -373,12 +481,14 @@ async fn mfa_post(
         }
         Ok(_) => Err(Error::internal("unexpected grant on the browser channel").into()),
         Err(Error::InvalidCode | Error::Invalid { .. }) => {
-            let (pre, cookie) = wauth::pre_cookie(&req)?;
-            let page = MfaPage {
-                csrf: wauth::csrf_for_pre(&st.svc, &pre),
+            let (page, cookie) = mfa_view(
+                &req,
+                &st,
                 rd,
-                error: Some(Error::InvalidCode.public_message()),
-            };
+                Some(Error::InvalidCode.public_message()),
+                None,
+                method,
+            )?;
             Ok(with_pre_cookie(
                 render(StatusCode::UNAUTHORIZED, &page)?,
                 cookie,
@@ -1051,6 +1161,8 @@ pub struct SessionRow {
 struct AccountPage {
     nav: Nav,
     me: UserRow,
+    can_email: bool,
+    can_sms: bool,
     mfa: authn::mfa::MfaSummary,
     mfa_since: String,
     sessions: Vec<SessionRow>,
@@ -1067,6 +1179,7 @@ fn account_page(
     let r = st.svc.store.read()?;
     let list = session::list_for_user(&r, &u.user.id)?;
     let mfa = authn::mfa::summary(&r, &u.user.id)?;
+    let available = authn::mfa::available_methods(&st.svc)?;
     let mfa_since = mfa.totp_since.map(rfc3339).unwrap_or_default();
     let sessions = list
         .iter()
@@ -1084,6 +1197,8 @@ fn account_page(
         me: UserRow::from(&u.user),
         mfa,
         mfa_since,
+        can_email: available.contains(&"email"),
+        can_sms: available.contains(&"sms"),
         sessions,
         notice,
         error,
@@ -1274,6 +1389,120 @@ async fn totp_confirm(
     }
 }
 
+#[derive(Template)]
+#[template(path = "mfa_code.html")]
+struct CodeConfirmPage {
+    nav: Nav,
+    method: &'static str,
+    target: String,
+    error: Option<String>,
+}
+
+async fn code_start_email(
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
+        return Ok(r);
+    }
+    code_started(&st, &u, "email", None).await
+}
+
+#[derive(Deserialize)]
+struct PhoneForm {
+    phone: String,
+    csrf_token: String,
+}
+
+async fn code_start_sms(
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<PhoneForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
+        return Ok(r);
+    }
+    code_started(&st, &u, "sms", Some(&f.phone)).await
+}
+
+async fn code_started(
+    st: &AppState,
+    u: &ConsoleUser,
+    method: &'static str,
+    phone: Option<&str>,
+) -> PageResult {
+    match authn::mfa::start_code_enrollment(&st.svc, &u.user, method, phone).await {
+        Ok(()) => {
+            let target = phone
+                .map(str::to_string)
+                .unwrap_or_else(|| u.user.email.as_str().to_string());
+            render(
+                StatusCode::OK,
+                &CodeConfirmPage {
+                    nav: nav(u, "account"),
+                    method,
+                    target,
+                    error: None,
+                },
+            )
+        }
+        Err(e @ (Error::Invalid { .. } | Error::Conflict(_) | Error::Forbidden(_))) => render(
+            StatusCode::BAD_REQUEST,
+            &account_page(st, u, None, Some(e.public_message()))?,
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct CodeConfirmForm {
+    method: String,
+    target: Option<String>,
+    code: String,
+    csrf_token: String,
+}
+
+async fn code_confirm(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<CodeConfirmForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    let method: &'static str = if f.method == "sms" { "sms" } else { "email" };
+    match authn::mfa::confirm_code_enrollment(&st.svc, &u.user, method, &f.code, &source(&req)) {
+        Ok(codes) => {
+            let mut tx = st.svc.store.write()?;
+            session::refresh_auth(&mut tx, &u.session_hash, st.svc.now(), true)?;
+            tx.commit()?;
+            if codes.is_empty() {
+                Ok(redirect("/admin/account?notice=mfa_on"))
+            } else {
+                render(
+                    StatusCode::OK,
+                    &CodesPage {
+                        nav: nav(&u, "account"),
+                        codes,
+                    },
+                )
+            }
+        }
+        Err(e @ Error::Invalid { .. }) => {
+            let p = CodeConfirmPage {
+                nav: nav(&u, "account"),
+                method,
+                target: f.target.clone().unwrap_or_default(),
+                error: Some(e.public_message()),
+            };
+            render(StatusCode::BAD_REQUEST, &p)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn recovery_new(
     req: HttpRequest,
     st: web::Data<AppState>,
@@ -1446,11 +1675,17 @@ struct SettingsPage {
     idle_minutes: i64,
     absolute_hours: i64,
     reauth_minutes: i64,
+    method_totp: bool,
+    method_email: bool,
+    method_sms: bool,
+    email_ready: bool,
+    sms_ready: bool,
     notice: Option<String>,
     error: Option<String>,
 }
 
 fn settings_view(
+    st: &AppState,
     u: &ConsoleUser,
     p: crate::policy::SecurityPolicy,
     notice: Option<String>,
@@ -1470,6 +1705,11 @@ fn settings_view(
         idle_minutes: p.session.idle_timeout_secs / 60,
         absolute_hours: p.session.absolute_lifetime_secs / 3600,
         reauth_minutes: p.session.reauth_window_secs / 60,
+        method_totp: p.mfa.methods.iter().any(|m| m == "totp"),
+        method_email: p.mfa.methods.iter().any(|m| m == "email"),
+        method_sms: p.mfa.methods.iter().any(|m| m == "sms"),
+        email_ready: crate::notify::email_configured(&st.svc.settings.smtp),
+        sms_ready: crate::notify::sms_configured(&st.svc.settings.sms),
         p,
         notice,
         error,
@@ -1486,7 +1726,7 @@ async fn settings_page(
     let p = crate::policy::current(&st.svc)?;
     render(
         StatusCode::OK,
-        &settings_view(&u, p, notice_text(q.notice.as_deref()), None),
+        &settings_view(&st, &u, p, notice_text(q.notice.as_deref()), None),
     )
 }
 
@@ -1500,6 +1740,9 @@ struct SettingsForm {
     absolute_hours: i64,
     reauth_minutes: i64,
     single_session: Option<String>,
+    method_totp: Option<String>,
+    method_email: Option<String>,
+    method_sms: Option<String>,
     csrf_token: String,
 }
 
@@ -1535,7 +1778,15 @@ async fn settings_post(
         mfa: MfaPolicy {
             mode,
             roles,
-            methods: vec!["totp".into()],
+            methods: [
+                ("totp", &f.method_totp),
+                ("email", &f.method_email),
+                ("sms", &f.method_sms),
+            ]
+            .into_iter()
+            .filter(|(_, on)| on.is_some())
+            .map(|(m, _)| m.to_string())
+            .collect(),
         },
         session: SessionPolicy {
             idle_timeout_secs: f.idle_minutes.saturating_mul(60),
@@ -1548,7 +1799,7 @@ async fn settings_post(
         Ok(_) => Ok(redirect("/admin/settings/security?notice=saved")),
         Err(e @ Error::Invalid { .. }) => render(
             StatusCode::BAD_REQUEST,
-            &settings_view(&u, next, None, Some(e.public_message())),
+            &settings_view(&st, &u, next, None, Some(e.public_message())),
         ),
         Err(e) => Err(e.into()),
     }
