@@ -482,3 +482,68 @@ async fn the_settings_page_saves_the_policy() {
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("idle_timeout_secs"));
 }
+
+#[actix_web::test]
+async fn the_last_required_factor_cannot_be_removed() {
+    let app = spawn().await;
+    let token = app.owner_token().await;
+    let c = plain();
+    let e: Value = c
+        .post(app.url("/api/v1/me/mfa/totp"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = e["secret"].as_str().unwrap().to_string();
+    let r = c
+        .post(app.url("/api/v1/me/mfa/totp/confirm"))
+        .bearer_auth(&token)
+        .json(&json!({"code": oathtool(&secret, app.clock.now())}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(put_policy(&app, &token, policy("all", &[])).await.0, 200);
+    let r = c
+        .delete(app.url("/api/v1/me/mfa/methods/totp"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let r = c
+        .delete(app.url("/api/v1/me/mfa"))
+        .bearer_auth(&token)
+        .json(&json!({"password": OWNER_PW}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409, "nor all at once");
+    assert_eq!(
+        c.delete(app.url("/api/v1/me/mfa/methods/sms"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(put_policy(&app, &token, policy("off", &[])).await.0, 200);
+    assert_eq!(
+        c.delete(app.url("/api/v1/me/mfa/methods/totp"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    let step = app.api_login(OWNER, OWNER_PW).await;
+    assert!(
+        step["access_token"].is_string(),
+        "no second factor any more"
+    );
+}

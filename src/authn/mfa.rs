@@ -256,12 +256,57 @@ pub fn regenerate_recovery(svc: &Service, user: &User, src: &Source) -> Result<V
     Ok(codes)
 }
 
+/// Removes one of the user's own methods (`totp`, `email`, `sms`). Removing
+/// the last one is refused while the policy requires MFA for them.
+pub fn remove_method(svc: &Service, user: &User, method: &str, src: &Source) -> Result<()> {
+    let mut tx = svc.store.write()?;
+    let mut s = state(&tx, &user.id)?;
+    let had = match method {
+        "totp" => s.totp.take().is_some(),
+        "email" => s.email.take().is_some(),
+        "sms" => s.sms.take().is_some(),
+        _ => return Err(Error::invalid("method", "must be totp, email or sms")),
+    };
+    if !had {
+        return Err(Error::NotFound("method"));
+    }
+    let none_left = s.totp.is_none() && s.email.is_none() && s.sms.is_none();
+    if none_left && crate::policy::current(svc)?.mfa_required_for(user) {
+        return Err(Error::Conflict(
+            "This is your last second factor and the security policy requires one: add another first.".into(),
+        ));
+    }
+    if none_left {
+        s.recovery.clear();
+    }
+    tx.put(Table::Mfa, user.id.as_str().as_bytes(), &s)?;
+    audit::record(
+        &mut tx,
+        svc.now(),
+        src,
+        NewEvent::new("mfa.method_removed", Outcome::Success)
+            .actor(user.email.as_str(), Some(user.id.as_str().into()))
+            .target(user.id.as_str())
+            .details(serde_json::json!({"method": method})),
+    )?;
+    tx.commit()
+}
+
 /// Removes every second factor of `user` (their own choice, or an admin's reset).
 pub fn reset(svc: &Service, by: &Principal, src: &Source, user: &UserId) -> Result<()> {
     let mut tx = svc.store.write()?;
     identity::get(&tx, user)?;
     tx.delete(Table::Mfa, user.as_str().as_bytes())?;
     let own = by.user_id() == Some(user);
+    if own
+        && let Some(u) = by.user()
+        && crate::policy::current(svc)?.mfa_required_for(u)
+    {
+        return Err(Error::Conflict(
+            "The security policy requires a second factor for you; you cannot remove all of them."
+                .into(),
+        ));
+    }
     audit::record(
         &mut tx,
         svc.now(),

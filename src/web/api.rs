@@ -31,6 +31,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/me/mfa/email/confirm", web::post().to(email_confirm))
             .route("/me/mfa/sms", web::post().to(sms_start))
             .route("/me/mfa/sms/confirm", web::post().to(sms_confirm))
+            .route("/me/mfa/methods/{method}", web::delete().to(method_remove))
             .route("/me/mfa", web::get().to(my_mfa))
             .route("/me/mfa", web::delete().to(mfa_remove))
             .route("/me/mfa/totp", web::post().to(totp_start))
@@ -74,6 +75,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         email_confirm,
         sms_start,
         sms_confirm,
+        method_remove,
         my_mfa,
         totp_start,
         totp_confirm,
@@ -331,6 +333,21 @@ async fn sms_confirm(
     Ok(HttpResponse::Ok().json(RecoveryCodes {
         recovery_codes: codes,
     }))
+}
+
+/// Remove one of the caller's methods (`totp`, `email`, `sms`); the last one
+/// cannot go while the policy requires MFA.
+#[utoipa::path(delete, path = "/api/v1/me/mfa/methods/{method}", params(("method" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn method_remove(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    method: web::Path<String>,
+) -> ApiResult {
+    caller.require_recent_auth(&st.svc)?;
+    authn::mfa::remove_method(&st.svc, caller.user()?, &method, &source(&req))?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// The caller's second factors.
