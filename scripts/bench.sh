@@ -3,7 +3,9 @@
 # baseline measured in the same run. Needs wrk (installed if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+for t in wrk oathtool; do
+  command -v $t >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $t >/dev/null; }
+done
 bin=target/x86_64-unknown-linux-gnu/release/gatehouse
 [ -x "$bin" ] || scripts/static-build.sh >/dev/null
 baseline=$(cargo bench --bench raw --locked 2>/dev/null | tail -1)
