@@ -104,9 +104,13 @@ with tempfile.TemporaryDirectory() as d:
         h = {"content-type": "application/json"}
         if tok:
             h["authorization"] = f"Bearer {tok}"
-        conn.request(method, path, json.dumps(body or {}), h)
-        r = conn.getresponse()
-        return r.status, json.loads(r.read() or b"null")
+        # A fresh connection: the rounds below idle longer than the server's keep-alive.
+        c = http.client.HTTPConnection("127.0.0.1", port)
+        c.request(method, path, json.dumps(body or {}), h)
+        r = c.getresponse()
+        out = r.status, json.loads(r.read() or b"null")
+        c.close()
+        return out
     api("POST", "/api/v1/users", {"email": "totp@example.com", "password": PW}, owner_token)
     _, t = api("POST", "/api/v1/auth/login", {"email": "totp@example.com", "password": PW})
     _, enr = api("POST", "/api/v1/me/mfa/totp", None, t["access_token"])
