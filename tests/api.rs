@@ -501,6 +501,13 @@ async fn sign_ins_are_audited_with_the_precise_reason() {
         reasons,
         ["malformed_email", "wrong_password", "unknown_user"]
     );
+    // The raw text of a malformed e-mail field is not stored (it may be a password).
+    assert_eq!(failures[0]["actor"], "(malformed e-mail)");
+    assert!(
+        !serde_json::to_string(&failures)
+            .unwrap()
+            .contains("not-an-email")
+    );
     assert!(failures.iter().all(|e| e["source_ip"] == "127.0.0.1"));
     let ok = app.audit(&token, "action=auth.login&outcome=success").await;
     assert_eq!(ok.len(), 1);

@@ -85,8 +85,14 @@ pub async fn login(
         "api"
     };
     if let Some(reason) = reason {
+        // Only a well-formed address is recorded: people sometimes type their
+        // password into the e-mail field, and that must not land in the log.
+        let actor = match &parsed {
+            Some(e) => e.as_str().to_string(),
+            None => "(malformed e-mail)".to_string(),
+        };
         let mut ev = NewEvent::new("auth.login", Outcome::Failure)
-            .actor(email.chars().take(254).collect::<String>(), None)
+            .actor(actor, None)
             .details(serde_json::json!({"reason": reason, "channel": channel_name}));
         if let Some(u) = &user {
             ev = ev.target(u.id.as_str());
