@@ -614,3 +614,163 @@ async fn the_sms_gateway_can_take_json_with_a_bearer_token() {
     assert_eq!(v["to"], "+15551234567");
     assert!(v["text"].as_str().unwrap().starts_with("Code: "));
 }
+
+#[actix_web::test]
+async fn with_only_sms_the_console_asks_for_an_sms_code_to_reauthenticate() {
+    let (url, seen) = sms_gateway().await;
+    let app = spawn_with(move |s| {
+        s.sms.url = url;
+        s.sms.auth = "none".into();
+    })
+    .await;
+    let token = app.owner_token().await;
+    assert_eq!(allow(&app, &token, &["sms"]).await.0, 200);
+    assert_eq!(
+        post(
+            &app,
+            "/api/v1/me/mfa/sms",
+            Some(&token),
+            json!({"phone": "+15551234567"})
+        )
+        .await
+        .0,
+        202
+    );
+    let last_code = || code_in(&form_field(&seen.lock().unwrap().last().unwrap().3, "Body"));
+    assert_eq!(
+        post(
+            &app,
+            "/api/v1/me/mfa/sms/confirm",
+            Some(&token),
+            json!({"code": last_code()})
+        )
+        .await
+        .0,
+        200
+    );
+
+    // Browser sign-in through the SMS step.
+    let b = browser();
+    let page = b
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = b
+        .post(app.url("/login"))
+        .form(&[
+            ("email", OWNER),
+            ("password", OWNER_PW),
+            ("csrf_token", &csrf_from(&page)),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let page = b
+        .get(app.url("/login/mfa"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"send-sms\""));
+    let page = b
+        .post(app.url("/login/mfa/send"))
+        .form(&[("method", "sms"), ("csrf_token", &csrf_from(&page))])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("A code was sent by SMS"), "{page}");
+    let r = b
+        .post(app.url("/login/mfa"))
+        .form(&[
+            ("code", last_code().as_str()),
+            ("method", "sms"),
+            ("csrf_token", &csrf_from(&page)),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let html = b
+        .get(app.url("/admin/account"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_from(&html);
+
+    // Ten minutes on, a sensitive action asks again, and a password alone is not enough.
+    app.clock.advance(11 * 60);
+    let r = b
+        .post(app.url("/admin/keys/rotate"))
+        .form(&[("csrf_token", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/admin/reauth?rd=%2Fadmin%2Fkeys");
+    let page = b
+        .get(app.url("/admin/reauth?rd=/admin/keys"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"reauth-send-sms\""));
+    let r = b
+        .post(app.url("/admin/reauth"))
+        .form(&[
+            ("password", OWNER_PW),
+            ("method", "sms"),
+            ("code", "000000"),
+            ("csrf_token", &csrf),
+            ("rd", "/admin/keys"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = b
+        .post(app.url("/admin/reauth/send"))
+        .form(&[
+            ("method", "sms"),
+            ("csrf_token", &csrf),
+            ("rd", "/admin/keys"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = b
+        .post(app.url("/admin/reauth"))
+        .form(&[
+            ("password", OWNER_PW),
+            ("method", "sms"),
+            ("code", last_code().as_str()),
+            ("csrf_token", &csrf),
+            ("rd", "/admin/keys"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/admin/keys");
+    let r = b
+        .post(app.url("/admin/keys/rotate"))
+        .form(&[("csrf_token", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/admin/keys?notice=rotated");
+}

@@ -32,6 +32,9 @@ struct MfaState {
     /// An e-mail or SMS enrollment waiting for its code.
     #[serde(default)]
     pending_code: Option<SentCode>,
+    /// An e-mail or SMS code sent to confirm a sensitive action.
+    #[serde(default)]
+    reauth_code: Option<SentCode>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -320,29 +323,94 @@ pub fn reset(svc: &Service, by: &Principal, src: &Source, user: &UserId) -> Resu
     tx.commit()
 }
 
-/// Checks a current TOTP code outside a sign-in (re-authentication): same
-/// window and replay rules. `Ok(false)` for a wrong or replayed code.
+/// Checks a second factor outside a sign-in (re-authentication): a TOTP code
+/// (same window and replay rules), the e-mail/SMS code sent by
+/// `send_reauth_code`, or a recovery code. Each works once. `Ok(false)` when wrong.
 pub fn check_code_now(
     tx: &mut WriteTx<'_>,
     user: &User,
+    method: &str,
     code: &str,
     now: Timestamp,
 ) -> Result<bool> {
     let mut s = state(tx, &user.id)?;
-    let Some(totp) = s.totp.clone() else {
-        return Ok(false);
-    };
-    match totp_for(&totp.secret, user.email.as_str())?.check(code.trim(), now.max(0) as u64) {
-        Some(step) if step > totp.last_step => {
-            s.totp = Some(TotpMethod {
-                last_step: step,
-                ..totp
-            });
-            tx.put(Table::Mfa, user.id.as_str().as_bytes(), &s)?;
-            Ok(true)
+    let ok = match method {
+        "totp" => match s.totp.clone() {
+            Some(totp) => match totp_for(&totp.secret, user.email.as_str())?
+                .check(code.trim(), now.max(0) as u64)
+            {
+                Some(step) if step > totp.last_step => {
+                    s.totp = Some(TotpMethod {
+                        last_step: step,
+                        ..totp
+                    });
+                    true
+                }
+                _ => false,
+            },
+            None => false,
+        },
+        "email" | "sms" => match s.reauth_code.take() {
+            Some(c)
+                if c.method == method
+                    && c.expires_at > now
+                    && crypto::ct_eq(c.code.as_bytes(), code.trim().as_bytes()) =>
+            {
+                true
+            }
+            other => {
+                s.reauth_code = other;
+                false
+            }
+        },
+        "recovery_code" => {
+            let h = hash_code(code);
+            match s
+                .recovery
+                .iter()
+                .position(|c| crypto::ct_eq(c.as_bytes(), h.as_bytes()))
+            {
+                Some(i) => {
+                    s.recovery.remove(i);
+                    true
+                }
+                None => false,
+            }
         }
-        _ => Ok(false),
+        _ => false,
+    };
+    if ok {
+        tx.put(Table::Mfa, user.id.as_str().as_bytes(), &s)?;
     }
+    Ok(ok)
+}
+
+/// Sends an e-mail or SMS code to confirm a sensitive action (one per 30 s).
+pub async fn send_reauth_code(svc: &Service, user: &User, method: &str) -> Result<()> {
+    let now = svc.now();
+    let code = six_digits()?;
+    let phone = {
+        let mut tx = svc.store.write()?;
+        let mut s = state(&tx, &user.id)?;
+        let phone = match method {
+            "email" if s.email.is_some() => None,
+            "sms" if s.sms.is_some() => s.sms.as_ref().map(|m| m.phone.clone()),
+            _ => return Err(Error::invalid("method", "is not one of your methods")),
+        };
+        method_allowed(svc, method)?;
+        throttle(s.reauth_code.as_ref(), method, now)?;
+        s.reauth_code = Some(SentCode {
+            method: method.into(),
+            code: code.clone(),
+            phone: None,
+            expires_at: now + CODE_TTL_SECS,
+            sent_at: now,
+        });
+        tx.put(Table::Mfa, user.id.as_str().as_bytes(), &s)?;
+        tx.commit()?;
+        phone
+    };
+    deliver(svc, method, user, phone.as_deref(), &code).await
 }
 
 pub const CODE_TTL_SECS: i64 = 600;

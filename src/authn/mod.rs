@@ -456,15 +456,21 @@ pub async fn reauthenticate(
     user: &User,
     session_hash: &[u8],
     pw: &Password,
+    method: Option<&str>,
     code: Option<&str>,
     src: &Source,
 ) -> Result<()> {
     let pw_ok = svc.hasher.verify(pw, user.password_hash.as_deref()).await?;
     let now = svc.now();
     let mut tx = svc.store.write()?;
-    let has_totp = mfa::required(&tx, &user.id)?;
+    let methods = mfa::summary(&tx, &user.id)?.methods;
     let locked = lockout::locked_until(&tx, &user.id, now)?.is_some();
-    let code_ok = !has_totp || mfa::check_code_now(&mut tx, user, code.unwrap_or(""), now)?;
+    // With any second factor enrolled, one of them is part of the proof.
+    let method = method.or(methods.first().copied()).unwrap_or("totp");
+    let code_ok = methods.is_empty()
+        || (methods.contains(&method)
+            && pw_ok
+            && mfa::check_code_now(&mut tx, user, method, code.unwrap_or(""), now)?);
     let reason = if locked {
         Some("account_locked")
     } else if !pw_ok {
@@ -474,24 +480,22 @@ pub async fn reauthenticate(
     } else {
         None
     };
-    let mut ev = NewEvent::new(
-        "auth.reauth",
-        if reason.is_some() {
-            Outcome::Failure
-        } else {
-            Outcome::Success
-        },
-    )
-    .actor(user.email.as_str(), Some(user.id.as_str().into()))
-    .target(user.id.as_str());
+    let mut ev = NewEvent::new("auth.reauth", if reason.is_some() { Outcome::Failure } else { Outcome::Success })
+        .actor(user.email.as_str(), Some(user.id.as_str().into()))
+        .target(user.id.as_str())
+        .details(serde_json::json!({"reason": reason, "method": if methods.is_empty() { None } else { Some(method) }}));
     if let Some(r) = reason {
-        ev = ev.details(serde_json::json!({"reason": r}));
         if r != "account_locked" {
             note_failure(svc, &mut tx, user, now, src)?;
         }
     } else {
         session::refresh_auth(&mut tx, session_hash, now, false)?;
     }
+    ev.outcome = if reason.is_some() {
+        Outcome::Failure
+    } else {
+        Outcome::Success
+    };
     audit::record(&mut tx, now, src, ev)?;
     tx.commit()?;
     match reason {

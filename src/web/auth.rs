@@ -164,7 +164,7 @@ impl FromRequest for ConsoleUser {
                 if sess.enroll_only
                     && !(req.path().starts_with("/admin/account/mfa")
                         || req.path() == "/logout"
-                        || req.path() == "/admin/reauth")
+                        || req.path().starts_with("/admin/reauth"))
                 {
                     return Err(Error::MfaEnrollmentRequired);
                 }

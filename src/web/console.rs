@@ -77,6 +77,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/admin/reauth", web::get().to(reauth_page))
         .route("/admin/reauth", web::post().to(reauth_post))
+        .route("/admin/reauth/send", web::post().to(reauth_send))
         .route("/admin/settings/security", web::get().to(settings_page))
         .route("/admin/settings/security", web::post().to(settings_post))
         .route(
@@ -1601,8 +1602,57 @@ async fn mfa_required_page(u: ConsoleUser) -> PageResult {
 struct ReauthPage {
     nav: Nav,
     rd: String,
-    needs_code: bool,
+    options: Vec<MethodOption>,
+    sendable: Vec<MethodOption>,
+    notice: Option<String>,
     error: Option<String>,
+}
+
+fn reauth_view(
+    st: &AppState,
+    u: &ConsoleUser,
+    rd: String,
+    selected: &str,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Result<ReauthPage, Error> {
+    let methods = authn::mfa::summary(&st.svc.store.read()?, &u.user.id)?.methods;
+    let selected = if methods.contains(&selected) {
+        selected
+    } else {
+        methods.first().copied().unwrap_or("")
+    };
+    let label = |m: &str| match m {
+        "totp" => "Authenticator app",
+        "email" => "E-mail code",
+        "sms" => "SMS code",
+        _ => "Recovery code",
+    };
+    let options = methods
+        .iter()
+        .map(|m| MethodOption {
+            value: m,
+            label: label(m),
+            selected: *m == selected,
+        })
+        .collect();
+    let sendable = methods
+        .iter()
+        .filter(|m| matches!(**m, "email" | "sms"))
+        .map(|m| MethodOption {
+            value: m,
+            label: if *m == "email" { "e-mail" } else { "SMS" },
+            selected: false,
+        })
+        .collect();
+    Ok(ReauthPage {
+        nav: nav(u, "account"),
+        rd,
+        options,
+        sendable,
+        notice,
+        error,
+    })
 }
 
 async fn reauth_page(
@@ -1610,21 +1660,16 @@ async fn reauth_page(
     u: ConsoleUser,
     q: web::Query<LoginQuery>,
 ) -> PageResult {
-    let needs_code = authn::mfa::required(&st.svc.store.read()?, &u.user.id)?;
     render(
         StatusCode::OK,
-        &ReauthPage {
-            nav: nav(&u, "account"),
-            rd: safe_rd(q.rd.as_deref()),
-            needs_code,
-            error: None,
-        },
+        &reauth_view(&st, &u, safe_rd(q.rd.as_deref()), "totp", None, None)?,
     )
 }
 
 #[derive(Deserialize)]
 struct ReauthForm {
     password: Password,
+    method: Option<String>,
     code: Option<String>,
     csrf_token: String,
     rd: Option<String>,
@@ -1638,11 +1683,13 @@ async fn reauth_post(
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     let rd = safe_rd(f.rd.as_deref());
+    let method = f.method.as_deref();
     match authn::reauthenticate(
         &st.svc,
         &u.user,
         &u.session_hash,
         &f.password,
+        method,
         f.code.as_deref(),
         &source(&req),
     )
@@ -1650,17 +1697,44 @@ async fn reauth_post(
     {
         Ok(()) => Ok(redirect(&rd)),
         Err(e @ (Error::Invalid { .. } | Error::InvalidCode)) => {
-            let needs_code = authn::mfa::required(&st.svc.store.read()?, &u.user.id)?;
-            let p = ReauthPage {
-                nav: nav(&u, "account"),
+            let p = reauth_view(
+                &st,
+                &u,
                 rd,
-                needs_code,
-                error: Some(e.public_message()),
-            };
+                method.unwrap_or("totp"),
+                None,
+                Some(e.public_message()),
+            )?;
             render(StatusCode::UNAUTHORIZED, &p)
         }
         Err(e) => Err(e.into()),
     }
+}
+
+async fn reauth_send(
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<SendForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    let rd = safe_rd(f.rd.as_deref());
+    let (notice, error) = match authn::mfa::send_reauth_code(&st.svc, &u.user, &f.method).await {
+        Ok(()) => (
+            Some(format!(
+                "A code was sent by {}.",
+                if f.method == "sms" { "SMS" } else { "e-mail" }
+            )),
+            None,
+        ),
+        Err(e @ (Error::Conflict(_) | Error::Invalid { .. } | Error::Forbidden(_))) => {
+            (None, Some(e.public_message()))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    render(
+        StatusCode::OK,
+        &reauth_view(&st, &u, rd, &f.method, notice, error)?,
+    )
 }
 
 #[derive(Template)]
