@@ -173,32 +173,6 @@ fn code_in(text: &str) -> String {
     text[i..i + 6].to_string()
 }
 
-async fn post(app: &TestApp, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-    let mut r = plain().post(app.url(path)).json(&body);
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    let r = r.send().await.unwrap();
-    let s = r.status().as_u16();
-    (s, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn allow(app: &TestApp, token: &str, methods: &[&str]) -> (u16, Value) {
-    let body = json!({
-        "mfa": {"mode": "off", "roles": [], "methods": methods},
-        "session": {"idle_timeout_secs": 1800, "absolute_lifetime_secs": 43200, "reauth_window_secs": 600, "single_session": false}
-    });
-    let r = plain()
-        .put(app.url("/api/v1/settings/security"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let s = r.status().as_u16();
-    (s, r.json().await.unwrap_or(Value::Null))
-}
-
 #[actix_web::test]
 async fn email_codes_are_delivered_over_starttls_with_auth_and_work_once() {
     let smtp = start_smtp();
@@ -214,7 +188,12 @@ async fn email_codes_are_delivered_over_starttls_with_auth_and_work_once() {
     })
     .await;
     let token = app.owner_token().await;
-    assert_eq!(allow(&app, &token, &["totp", "email"]).await.0, 200);
+    assert_eq!(
+        put_policy(&app, &token, policy_with("off", &[], &["totp", "email"]))
+            .await
+            .0,
+        200
+    );
     let (s, body) = post(&app, "/api/v1/me/mfa/email", Some(&token), json!({})).await;
     assert_eq!(s, 202, "{body}");
     let msg = smtp.last_message(1);
@@ -389,7 +368,12 @@ async fn a_wrong_smtp_password_fails_delivery_with_a_clear_answer() {
     })
     .await;
     let token = app.owner_token().await;
-    assert_eq!(allow(&app, &token, &["email"]).await.0, 200);
+    assert_eq!(
+        put_policy(&app, &token, policy_with("off", &[], &["email"]))
+            .await
+            .0,
+        200
+    );
     let (s, body) = post(&app, "/api/v1/me/mfa/email", Some(&token), json!({})).await;
     assert_eq!(s, 409);
     assert!(
@@ -478,7 +462,7 @@ async fn sms_codes_go_through_the_gateway_as_configured() {
     })
     .await;
     let token = app.owner_token().await;
-    let (s, body) = allow(&app, &token, &["email"]).await;
+    let (s, body) = put_policy(&app, &token, policy_with("off", &[], &["email"])).await;
     assert_eq!(s, 400, "e-mail needs [smtp] first");
     assert!(
         body["error"]["message"]
@@ -486,7 +470,12 @@ async fn sms_codes_go_through_the_gateway_as_configured() {
             .unwrap()
             .contains("[smtp]")
     );
-    assert_eq!(allow(&app, &token, &["sms"]).await.0, 200);
+    assert_eq!(
+        put_policy(&app, &token, policy_with("off", &[], &["sms"]))
+            .await
+            .0,
+        200
+    );
     let (s, _) = post(
         &app,
         "/api/v1/me/mfa/sms",
@@ -595,7 +584,12 @@ async fn the_sms_gateway_can_take_json_with_a_bearer_token() {
     })
     .await;
     let token = app.owner_token().await;
-    assert_eq!(allow(&app, &token, &["sms"]).await.0, 200);
+    assert_eq!(
+        put_policy(&app, &token, policy_with("off", &[], &["sms"]))
+            .await
+            .0,
+        200
+    );
     assert_eq!(
         post(
             &app,
@@ -624,7 +618,12 @@ async fn with_only_sms_the_console_asks_for_an_sms_code_to_reauthenticate() {
     })
     .await;
     let token = app.owner_token().await;
-    assert_eq!(allow(&app, &token, &["sms"]).await.0, 200);
+    assert_eq!(
+        put_policy(&app, &token, policy_with("off", &[], &["sms"]))
+            .await
+            .0,
+        200
+    );
     assert_eq!(
         post(
             &app,

@@ -232,3 +232,39 @@ impl TestApp {
         v["events"].as_array().unwrap().clone()
     }
 }
+
+/// POST a JSON body (with an optional bearer token); the status and the JSON answer.
+pub async fn post(app: &TestApp, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+    let mut r = plain().post(app.url(path)).json(&body);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// A security policy with default session settings.
+pub fn policy_with(mode: &str, roles: &[&str], methods: &[&str]) -> Value {
+    serde_json::json!({
+        "mfa": {"mode": mode, "roles": roles, "methods": methods},
+        "session": {"idle_timeout_secs": 1800, "absolute_lifetime_secs": 43200, "reauth_window_secs": 600, "single_session": false}
+    })
+}
+
+/// A TOTP-only policy.
+pub fn policy(mode: &str, roles: &[&str]) -> Value {
+    policy_with(mode, roles, &["totp"])
+}
+
+pub async fn put_policy(app: &TestApp, token: &str, policy: Value) -> (u16, Value) {
+    let r = plain()
+        .put(app.url("/api/v1/settings/security"))
+        .bearer_auth(token)
+        .json(&policy)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}

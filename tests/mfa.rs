@@ -18,16 +18,6 @@ pub fn oathtool(secret: &str, at: i64) -> String {
     String::from_utf8(o.stdout).unwrap().trim().to_string()
 }
 
-async fn post(app: &TestApp, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-    let mut r = plain().post(app.url(path)).json(&body);
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    let r = r.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 /// Enrolls TOTP for the owner over the API; returns (secret, recovery codes).
 async fn enroll(app: &TestApp, token: &str) -> (String, Vec<String>) {
     let (s, body) = post(app, "/api/v1/me/mfa/totp", Some(token), json!({})).await;

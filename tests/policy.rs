@@ -8,25 +8,6 @@ use crate::common::*;
 use crate::mfa::oathtool;
 use gatehouse::clock::Clock;
 
-async fn put_policy(app: &TestApp, token: &str, policy: Value) -> (u16, Value) {
-    let r = plain()
-        .put(app.url("/api/v1/settings/security"))
-        .bearer_auth(token)
-        .json(&policy)
-        .send()
-        .await
-        .unwrap();
-    let s = r.status().as_u16();
-    (s, r.json().await.unwrap_or(Value::Null))
-}
-
-fn policy(mode: &str, roles: &[&str]) -> Value {
-    json!({
-        "mfa": {"mode": mode, "roles": roles, "methods": ["totp"]},
-        "session": {"idle_timeout_secs": 1800, "absolute_lifetime_secs": 43200, "reauth_window_secs": 600, "single_session": false}
-    })
-}
-
 #[actix_web::test]
 async fn required_mfa_confines_a_new_sign_in_to_enrollment() {
     let app = spawn().await;

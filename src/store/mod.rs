@@ -259,6 +259,15 @@ impl Store {
             .map_err(|e| Error::Integrity(format!("{}: undecodable record: {e}", t.name())))
     }
 
+    /// The data-key version new writes are sealed under (no table scan).
+    pub fn active_key_version(&self) -> Result<u32> {
+        Ok(self
+            .keyring
+            .read()
+            .map_err(|_| Error::internal("keyring lock poisoned"))?
+            .active_version())
+    }
+
     /// Key versions with the number of records each still seals.
     pub fn key_status(&self) -> Result<Vec<KeyVersionStatus>> {
         let (versions, active) = {

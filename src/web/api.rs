@@ -583,10 +583,14 @@ pub struct UserList {
 }
 
 impl UserDto {
-    fn with_lock(mut self, st: &AppState) -> Result<Self, Error> {
+    /// The DTO with the user's lock state, read through an open transaction.
+    fn with_lock(
+        mut self,
+        r: &impl crate::store::Reader,
+        now: crate::clock::Timestamp,
+    ) -> Result<Self, Error> {
         let uid = UserId::parse(&self.id)?;
-        self.locked_until =
-            authn::lockout::locked_until(&st.svc.store.read()?, &uid, st.svc.now())?.map(rfc3339);
+        self.locked_until = authn::lockout::locked_until(r, &uid, now)?.map(rfc3339);
         Ok(self)
     }
 }
@@ -606,16 +610,14 @@ async fn list_users(
         &source(&req),
     )?;
     let (page, per) = paging(q.page, q.per_page)?;
-    let (users, total) = identity::list(
-        &st.svc.store.read()?,
-        q.q.as_deref().unwrap_or(""),
-        (page - 1) * per,
-        per,
-    )?;
+    // One snapshot for the page and every user's lock state.
+    let r = st.svc.store.read()?;
+    let now = st.svc.now();
+    let (users, total) = identity::list(&r, q.q.as_deref().unwrap_or(""), (page - 1) * per, per)?;
     Ok(HttpResponse::Ok().json(UserList {
         users: users
             .iter()
-            .map(|u| UserDto::from(u).with_lock(&st))
+            .map(|u| UserDto::from(u).with_lock(&r, now))
             .collect::<Result<_, _>>()?,
         total,
         page,
@@ -676,7 +678,8 @@ async fn get_user(
         &source(&req),
     )?;
     let user = identity::get(&st.svc.store.read()?, &UserId::parse(&id)?)?;
-    Ok(HttpResponse::Ok().json(UserDto::from(&user).with_lock(&st)?))
+    Ok(HttpResponse::Ok()
+        .json(UserDto::from(&user).with_lock(&st.svc.store.read()?, st.svc.now())?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -708,7 +711,8 @@ async fn update_user(
         disabled: b.disabled,
     };
     let user = identity::update(&st.svc, &caller.principal, &src, &UserId::parse(&id)?, up)?;
-    Ok(HttpResponse::Ok().json(UserDto::from(&user).with_lock(&st)?))
+    Ok(HttpResponse::Ok()
+        .json(UserDto::from(&user).with_lock(&st.svc.store.read()?, st.svc.now())?))
 }
 
 async fn set_disabled(
@@ -725,7 +729,8 @@ async fn set_disabled(
         ..Default::default()
     };
     let user = identity::update(&st.svc, &caller.principal, &src, &UserId::parse(id)?, up)?;
-    Ok(HttpResponse::Ok().json(UserDto::from(&user).with_lock(&st)?))
+    Ok(HttpResponse::Ok()
+        .json(UserDto::from(&user).with_lock(&st.svc.store.read()?, st.svc.now())?))
 }
 
 /// Disable a user: their sessions and refresh tokens end at once.
@@ -785,7 +790,8 @@ async fn unlock_user(
     let uid = UserId::parse(&id)?;
     authn::lockout::unlock(&st.svc, &caller.principal, &src, &uid)?;
     let user = identity::get(&st.svc.store.read()?, &uid)?;
-    Ok(HttpResponse::Ok().json(UserDto::from(&user).with_lock(&st)?))
+    Ok(HttpResponse::Ok()
+        .json(UserDto::from(&user).with_lock(&st.svc.store.read()?, st.svc.now())?))
 }
 
 /// Set a new password for a user (ends their sessions and refresh tokens).

@@ -331,23 +331,15 @@ pub struct MethodOption {
     pub selected: bool,
 }
 
-fn mfa_view(
-    req: &HttpRequest,
-    st: &AppState,
-    rd: String,
-    error: Option<String>,
-    notice: Option<String>,
+/// The method picker and the "send a code" buttons for a list of methods.
+fn method_options(
+    methods: &[&'static str],
     selected: &str,
-) -> Result<(MfaPage, Option<actix_web::cookie::Cookie<'static>>), Error> {
-    let methods = match req.cookie(MFA_COOKIE) {
-        Some(c) => authn::mfa::challenge_methods(&st.svc, c.value()).unwrap_or_default(),
-        None => Vec::new(),
-    };
-    let (pre, cookie) = wauth::pre_cookie(req)?;
+) -> (Vec<MethodOption>, Vec<MethodOption>) {
     let selected = if methods.contains(&selected) {
         selected
     } else {
-        methods.first().copied().unwrap_or("totp")
+        methods.first().copied().unwrap_or("")
     };
     let label = |m: &str| match m {
         "totp" => "Authenticator app",
@@ -355,7 +347,7 @@ fn mfa_view(
         "sms" => "SMS code",
         _ => "Recovery code",
     };
-    let options: Vec<MethodOption> = methods
+    let options = methods
         .iter()
         .map(|m| MethodOption {
             value: m,
@@ -372,6 +364,23 @@ fn mfa_view(
             selected: false,
         })
         .collect();
+    (options, sendable)
+}
+
+fn mfa_view(
+    req: &HttpRequest,
+    st: &AppState,
+    rd: String,
+    error: Option<String>,
+    notice: Option<String>,
+    selected: &str,
+) -> Result<(MfaPage, Option<actix_web::cookie::Cookie<'static>>), Error> {
+    let methods = match req.cookie(MFA_COOKIE) {
+        Some(c) => authn::mfa::challenge_methods(&st.svc, c.value()).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let (pre, cookie) = wauth::pre_cookie(req)?;
+    let (options, sendable) = method_options(&methods, selected);
     Ok((
         MfaPage {
             csrf: wauth::csrf_for_pre(&st.svc, &pre),
@@ -778,11 +787,7 @@ async fn dashboard(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser) ->
         ..Default::default()
     };
     let (failed_rows, _) = audit::query(&r, &failed, 0, 10_000)?;
-    let key_version = keys::status(&st.svc)?
-        .iter()
-        .find(|k| k.active)
-        .map(|k| k.version)
-        .unwrap_or(0);
+    let key_version = st.svc.store.active_key_version()?;
     let page = DashboardPage {
         nav: nav(&u, "dashboard"),
         users_total: total,
@@ -1617,34 +1622,7 @@ fn reauth_view(
     error: Option<String>,
 ) -> Result<ReauthPage, Error> {
     let methods = authn::mfa::summary(&st.svc.store.read()?, &u.user.id)?.methods;
-    let selected = if methods.contains(&selected) {
-        selected
-    } else {
-        methods.first().copied().unwrap_or("")
-    };
-    let label = |m: &str| match m {
-        "totp" => "Authenticator app",
-        "email" => "E-mail code",
-        "sms" => "SMS code",
-        _ => "Recovery code",
-    };
-    let options = methods
-        .iter()
-        .map(|m| MethodOption {
-            value: m,
-            label: label(m),
-            selected: *m == selected,
-        })
-        .collect();
-    let sendable = methods
-        .iter()
-        .filter(|m| matches!(**m, "email" | "sms"))
-        .map(|m| MethodOption {
-            value: m,
-            label: if *m == "email" { "e-mail" } else { "SMS" },
-            selected: false,
-        })
-        .collect();
+    let (options, sendable) = method_options(&methods, selected);
     Ok(ReauthPage {
         nav: nav(u, "account"),
         rd,
