@@ -25,7 +25,9 @@ fi
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import aiosmtpd" 2>/dev/null; then
   echo "== python venv (aiosmtpd, the SMTP peer)"
   python3 -m venv .venv 2>/dev/null || {
-    $SUDO apt-get install -y -qq python3-venv >/dev/null && python3 -m venv .venv
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv .venv
   }
   .venv/bin/pip install -q aiosmtpd
 fi
