@@ -649,25 +649,7 @@ async fn with_only_sms_the_console_asks_for_an_sms_code_to_reauthenticate() {
     );
 
     // Browser sign-in through the SMS step.
-    let b = browser();
-    let page = b
-        .get(app.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let r = b
-        .post(app.url("/login"))
-        .form(&[
-            ("email", OWNER),
-            ("password", OWNER_PW),
-            ("csrf_token", &csrf_from(&page)),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let (b, r) = app.password_step(OWNER, OWNER_PW).await;
     assert_eq!(r.status(), 303);
     let page = b
         .get(app.url("/login/mfa"))

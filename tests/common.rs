@@ -120,8 +120,13 @@ impl TestApp {
         c
     }
 
-    /// Signs in through the /login form; returns the browser and the console's CSRF token.
-    pub async fn browser_login(&self, email: &str, pw: &str) -> (reqwest::Client, String) {
+    /// Submits the /login form in a fresh browser; returns it and the answer
+    /// (a redirect to /admin, or to /login/mfa when a second factor is due).
+    pub async fn password_step(
+        &self,
+        email: &str,
+        pw: &str,
+    ) -> (reqwest::Client, reqwest::Response) {
         let c = browser();
         let html = c
             .get(self.url("/login"))
@@ -141,6 +146,12 @@ impl TestApp {
             .send()
             .await
             .unwrap();
+        (c, r)
+    }
+
+    /// Signs in through the /login form; returns the browser and the console's CSRF token.
+    pub async fn browser_login(&self, email: &str, pw: &str) -> (reqwest::Client, String) {
+        let (c, r) = self.password_step(email, pw).await;
         assert_eq!(r.status(), 303, "login failed");
         assert_eq!(r.headers()["location"], "/admin");
         let html = c

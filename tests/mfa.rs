@@ -370,25 +370,7 @@ async fn browser_enrolls_through_the_pages_and_signs_in_with_a_code() {
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("id=\"recovery-codes\""));
     // Sign in again: password, then the code page; no session before the code.
-    let b = browser();
-    let page = b
-        .get(app.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let r = b
-        .post(app.url("/login"))
-        .form(&[
-            ("email", OWNER),
-            ("password", OWNER_PW),
-            ("csrf_token", &csrf_from(&page)),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let (b, r) = app.password_step(OWNER, OWNER_PW).await;
     assert_eq!(r.status(), 303);
     assert!(
         r.headers()["location"]

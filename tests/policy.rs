@@ -109,24 +109,9 @@ async fn required_mfa_confines_a_new_sign_in_to_enrollment() {
 
     // Browser: a user without MFA lands on the enrollment page and nothing else opens.
     app.create_user(&token, "mia@example.com", "admin").await;
-    let b = browser();
-    let page = b
-        .get(app.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    b.post(app.url("/login"))
-        .form(&[
-            ("email", "mia@example.com"),
-            ("password", "amber-meadow-river-77"),
-            ("csrf_token", &csrf_from(&page)),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let (b, _) = app
+        .password_step("mia@example.com", "amber-meadow-river-77")
+        .await;
     for p in ["/admin", "/admin/users", "/admin/audit", "/admin/account"] {
         let r = b.get(app.url(p)).send().await.unwrap();
         assert_eq!(r.status(), 303, "{p}");
