@@ -52,6 +52,9 @@ pub struct Event {
     pub user_agent: Option<String>,
     #[schema(value_type = Object)]
     pub details: serde_json::Value,
+    /// The workspace the event belongs to, if any (workspace admins see these).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -65,6 +68,7 @@ pub struct NewEvent {
     pub target: Option<String>,
     pub outcome: Outcome,
     pub details: serde_json::Value,
+    pub workspace: Option<String>,
 }
 
 impl NewEvent {
@@ -76,7 +80,12 @@ impl NewEvent {
             target: None,
             outcome,
             details: serde_json::Value::Null,
+            workspace: None,
         }
+    }
+    pub fn workspace(mut self, ws: Option<&str>) -> Self {
+        self.workspace = ws.map(str::to_string);
+        self
     }
     pub fn actor(mut self, name: impl Into<String>, id: Option<String>) -> Self {
         self.actor = name.into();
@@ -126,6 +135,7 @@ pub fn record(tx: &mut WriteTx<'_>, now: Timestamp, src: &Source, ev: NewEvent) 
         source_ip: src.ip.clone(),
         user_agent: src.user_agent.clone(),
         details: ev.details,
+        workspace: ev.workspace,
         prev_hash: if head.hash.is_empty() {
             GENESIS.into()
         } else {
@@ -158,6 +168,8 @@ pub struct Filter {
     pub since: Option<String>,
     /// Latest time (RFC 3339 or Unix seconds).
     pub until: Option<String>,
+    /// Only events of this workspace (required for workspace admins).
+    pub workspace: Option<String>,
 }
 
 impl Filter {
@@ -182,6 +194,11 @@ impl Filter {
         }
         if let Some(o) = self.outcome.as_deref().filter(|s| !s.is_empty())
             && e.outcome.as_str() != o
+        {
+            return false;
+        }
+        if let Some(w) = self.workspace.as_deref().filter(|s| !s.is_empty())
+            && e.workspace.as_deref() != Some(w)
         {
             return false;
         }

@@ -222,6 +222,8 @@ pub struct TokenSettings {
     pub access_ttl_secs: i64,
     pub refresh_ttl_secs: i64,
     pub audience: String,
+    /// Access-token signing keys rotate when the active one is this old (0: never).
+    pub signing_key_rotation_days: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -281,6 +283,7 @@ impl Default for TokenSettings {
             access_ttl_secs: 15 * 60,
             refresh_ttl_secs: 7 * 24 * 3600,
             audience: "gatehouse".into(),
+            signing_key_rotation_days: 90,
         }
     }
 }
@@ -334,6 +337,10 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
         "tokens.refresh_ttl_secs",
     ),
     ("GATEHOUSE_TOKENS_AUDIENCE", "tokens.audience"),
+    (
+        "GATEHOUSE_TOKENS_SIGNING_KEY_ROTATION_DAYS",
+        "tokens.signing_key_rotation_days",
+    ),
     ("GATEHOUSE_LIMITS_JSON_BODY_BYTES", "limits.json_body_bytes"),
     ("GATEHOUSE_LIMITS_FORM_BODY_BYTES", "limits.form_body_bytes"),
     ("GATEHOUSE_LOCKOUT_MAX_FAILURES", "lockout.max_failures"),

@@ -481,6 +481,7 @@ pub fn delete(svc: &Service, by: &Principal, src: &Source, id: &UserId) -> Resul
     tx.delete(Table::Users, id.as_str().as_bytes())?;
     crate::authn::session::end_all_for_user(&mut tx, id)?;
     crate::authn::refresh::revoke_all_for_user(&mut tx, id)?;
+    crate::access::workspaces::forget_user(&mut tx, id)?;
     audit::record(
         &mut tx,
         now,

@@ -21,13 +21,20 @@ pub struct Service {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub hasher: Hasher,
-    pub signer: Signer,
+    /// Swapped whole when the signing key rotates; see `signer()`.
+    signer: std::sync::RwLock<Arc<Signer>>,
     /// HMAC key binding CSRF tokens to a session or a pre-session cookie.
     pub csrf_key: SecretKey,
     /// Users by id with the users-table generation they were read at (see `identity::get_cached`).
     pub user_cache: std::sync::RwLock<UserCache>,
     /// The security policy with the policy-table generation it was read at.
     pub policy_cache: std::sync::RwLock<Option<(u64, crate::policy::SecurityPolicy)>>,
+    /// The access tables as one in-memory view (see `access::snapshot`).
+    pub access_cache: std::sync::RwLock<Option<Arc<crate::access::Snapshot>>>,
+    /// Revoked access-token ids with the table generation they were read at.
+    pub revoked_cache: std::sync::RwLock<(u64, std::collections::HashSet<String>)>,
+    /// API-key uses not yet written (see `access::credentials::flush_usage`).
+    pub key_usage: std::sync::Mutex<crate::access::credentials::UsageCache>,
     /// The address actually bound (differs from `settings.listen` for port 0).
     bound: Option<std::net::SocketAddr>,
 }
@@ -73,12 +80,64 @@ impl Service {
             store,
             clock,
             hasher,
-            signer,
+            signer: std::sync::RwLock::new(Arc::new(signer)),
             csrf_key,
             user_cache: Default::default(),
             policy_cache: Default::default(),
+            access_cache: Default::default(),
+            revoked_cache: std::sync::RwLock::new((u64::MAX, Default::default())),
+            key_usage: Default::default(),
             bound,
         })
+    }
+
+    /// The current token signer (cheap: one reference-count increment).
+    pub fn signer(&self) -> Arc<Signer> {
+        match self.signer.read() {
+            Ok(s) => s.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Rotates the access-token signing key: a new key signs from now on, the
+    /// previous one stays in the JWKS until its last token has expired.
+    pub fn rotate_signing_key(
+        &self,
+        by: &crate::access::Principal,
+        src: &crate::audit::Source,
+        reason: &'static str,
+    ) -> Result<String> {
+        let now = self.now();
+        let current = self.signer();
+        let mut tx = self.store.write()?;
+        let (next, kid) = current.rotate(&mut tx, now)?;
+        crate::audit::record(
+            &mut tx,
+            now,
+            src,
+            by.event("signing_key.rotate", crate::audit::Outcome::Success)
+                .target(kid.clone())
+                .details(serde_json::json!({"reason": reason, "previous": current.active_kid()})),
+        )?;
+        tx.commit()?;
+        if let Ok(mut s) = self.signer.write() {
+            *s = Arc::new(next);
+        }
+        Ok(kid)
+    }
+
+    /// Rotates when the active key is older than the configured period.
+    pub fn rotate_signing_key_if_due(&self) -> Result<Option<String>> {
+        let days = self.settings.tokens.signing_key_rotation_days;
+        if days == 0 || self.now() - self.signer().active_created_at() < days as i64 * 86_400 {
+            return Ok(None);
+        }
+        self.rotate_signing_key(
+            &crate::access::Principal::Local("system"),
+            &crate::audit::Source::default(),
+            "schedule",
+        )
+        .map(Some)
     }
 
     pub fn now(&self) -> Timestamp {

@@ -22,8 +22,18 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub email: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// Client-credentials tokens: the service account, its workspace and the
+    /// granted scopes (space-separated catalogue names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     /// Present (true) when the policy demands MFA the user has not set up:
     /// the token opens MFA enrollment only.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -38,6 +48,10 @@ struct StoredKey {
     kid: String,
     pkcs8: String,
     created_at: Timestamp,
+    /// Set when a newer key took over: kept in the JWKS until then, so tokens
+    /// it signed stay verifiable until they expire.
+    #[serde(default)]
+    retire_at: Option<Timestamp>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -57,6 +71,7 @@ struct LoadedKey {
 pub struct Signer {
     keys: Vec<LoadedKey>,
     active: usize,
+    active_created_at: Timestamp,
     issuer: String,
     audience: String,
     ttl: i64,
@@ -94,24 +109,16 @@ impl Signer {
         let stored = match tx.get::<StoredKeys>(Table::Secrets, SECRET_KEY)? {
             Some(s) => s,
             None => {
-                let pair = KeyPair::generate(KeySize::Rsa2048)
-                    .map_err(|_| Error::internal("RSA key generation failed"))?;
-                let der = pair
-                    .as_der()
-                    .map_err(|_| Error::internal("RSA key export failed"))?;
-                let kid = hex::encode(&crypto::sha256(pair.public_key().as_ref())[..8]);
-                let s = StoredKeys {
-                    active: kid.clone(),
-                    keys: vec![StoredKey {
-                        kid,
-                        pkcs8: crypto::b64url(der.as_ref()),
-                        created_at: now,
-                    }],
-                };
+                let mut s = StoredKeys::default();
+                add_key(&mut s, now)?;
                 tx.put(Table::Secrets, SECRET_KEY, &s)?;
                 s
             }
         };
+        Signer::from_stored(&stored, issuer, audience, ttl)
+    }
+
+    fn from_stored(stored: &StoredKeys, issuer: String, audience: String, ttl: i64) -> Result<Signer> {
         let keys = stored.keys.iter().map(load).collect::<Result<Vec<_>>>()?;
         let active = keys
             .iter()
@@ -120,10 +127,70 @@ impl Signer {
         Ok(Signer {
             keys,
             active,
+            active_created_at: stored.keys[active].created_at,
             issuer,
             audience,
             ttl,
         })
+    }
+
+    /// Makes a new key the active one, keeps the previous one published until
+    /// its last token expires, and drops keys past that point. Returns the
+    /// new signer (the caller swaps it in after committing).
+    pub fn rotate(&self, tx: &mut WriteTx<'_>, now: Timestamp) -> Result<(Signer, String)> {
+        let mut stored: StoredKeys = tx
+            .get(Table::Secrets, SECRET_KEY)?
+            .ok_or_else(|| Error::Integrity("signing keys missing".into()))?;
+        let retire = now + self.ttl;
+        for k in &mut stored.keys {
+            if k.retire_at.is_none() {
+                k.retire_at = Some(retire);
+            }
+        }
+        stored.keys.retain(|k| k.retire_at.is_none_or(|r| r > now));
+        let kid = add_key(&mut stored, now)?;
+        tx.put(Table::Secrets, SECRET_KEY, &stored)?;
+        let s = Signer::from_stored(&stored, self.issuer.clone(), self.audience.clone(), self.ttl)?;
+        Ok((s, kid))
+    }
+
+    /// When the active key was made (for scheduled rotation).
+    pub fn active_created_at(&self) -> Timestamp {
+        self.active_created_at
+    }
+
+    pub fn active_kid(&self) -> &str {
+        &self.keys[self.active].kid
+    }
+
+    pub fn ttl(&self) -> i64 {
+        self.ttl
+    }
+
+    /// Signs a client-credentials token for a service account.
+    pub fn sign_client(
+        &self,
+        client_id: &str,
+        workspace: Option<&str>,
+        scope: String,
+        now: Timestamp,
+    ) -> Result<(String, Timestamp)> {
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            sub: client_id.to_string(),
+            aud: self.audience.clone(),
+            iat: now,
+            exp: now + self.ttl,
+            jti: hex::encode(crypto::random_bytes::<16>()?),
+            email: String::new(),
+            roles: Vec::new(),
+            client_id: Some(client_id.to_string()),
+            workspace: workspace.map(str::to_string),
+            scope: Some(scope),
+            mfa_enroll: false,
+            auth_time: now,
+        };
+        self.sign_claims(&claims)
     }
 
     pub fn issuer(&self) -> &str {
@@ -138,7 +205,6 @@ impl Signer {
         mfa_enroll: bool,
         auth_time: Timestamp,
     ) -> Result<(String, Timestamp)> {
-        let key = &self.keys[self.active];
         let claims = Claims {
             iss: self.issuer.clone(),
             sub: user.id.as_str().to_string(),
@@ -148,13 +214,21 @@ impl Signer {
             jti: hex::encode(crypto::random_bytes::<16>()?),
             email: user.email.as_str().to_string(),
             roles: vec![user.role.as_str().to_string()],
+            client_id: None,
+            workspace: None,
+            scope: None,
             mfa_enroll,
             auth_time,
         };
+        self.sign_claims(&claims)
+    }
+
+    fn sign_claims(&self, claims: &Claims) -> Result<(String, Timestamp)> {
+        let key = &self.keys[self.active];
         let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": key.kid});
         let mut msg = crypto::b64url(&serde_json::to_vec(&header)?);
         msg.push('.');
-        msg.push_str(&crypto::b64url(&serde_json::to_vec(&claims)?));
+        msg.push_str(&crypto::b64url(&serde_json::to_vec(claims)?));
         let mut sig = vec![0u8; key.pair.public_modulus_len()];
         let rng = aws_lc_rs::rand::SystemRandom::new();
         key.pair
@@ -220,6 +294,23 @@ impl Signer {
     pub fn public_key_der(&self) -> Vec<u8> {
         self.keys[self.active].pair.public_key().as_ref().to_vec()
     }
+}
+
+fn add_key(s: &mut StoredKeys, now: Timestamp) -> Result<String> {
+    let pair = KeyPair::generate(KeySize::Rsa2048)
+        .map_err(|_| Error::internal("RSA key generation failed"))?;
+    let der = pair
+        .as_der()
+        .map_err(|_| Error::internal("RSA key export failed"))?;
+    let kid = hex::encode(&crypto::sha256(pair.public_key().as_ref())[..8]);
+    s.active = kid.clone();
+    s.keys.push(StoredKey {
+        kid: kid.clone(),
+        pkcs8: crypto::b64url(der.as_ref()),
+        created_at: now,
+        retire_at: None,
+    });
+    Ok(kid)
 }
 
 pub fn signing_key_count(r: &impl Reader) -> Result<usize> {

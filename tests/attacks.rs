@@ -47,7 +47,7 @@ async fn forged_jwts_are_refused() {
     assert_eq!(me_status(&app, &format!("{none_header}.{body}")).await, 401);
 
     // HS256 keyed with our own public key (the classic algorithm confusion).
-    let public_der = app.svc.signer.public_key_der();
+    let public_der = app.svc.signer().public_key_der();
     let mut h = Header::new(jsonwebtoken::Algorithm::HS256);
     h.kid = Some(kid.clone());
     let hs = jsonwebtoken::encode(&h, &claims, &EncodingKey::from_secret(&public_der)).unwrap();

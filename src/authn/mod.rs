@@ -257,7 +257,7 @@ fn issue_pair(
     enroll_only: bool,
 ) -> Result<TokenPair> {
     let now = svc.now();
-    let (access, exp) = svc.signer.sign(user, now, enroll_only, now)?;
+    let (access, exp) = svc.signer().sign(user, now, enroll_only, now)?;
     let refresh = refresh::issue(
         tx,
         &user.id,
@@ -279,7 +279,7 @@ pub fn refresh_tokens(svc: &Service, token: &str, src: &Source) -> Result<TokenP
     let now = svc.now();
     let enroll_only = crate::policy::current(svc)?.mfa_required_for(&user)
         && !mfa::required(&svc.store.read()?, &user.id)?;
-    let (access, exp) = svc.signer.sign(&user, now, enroll_only, auth_time)?;
+    let (access, exp) = svc.signer().sign(&user, now, enroll_only, auth_time)?;
     Ok(TokenPair {
         access_token: access,
         refresh_token: next_refresh,

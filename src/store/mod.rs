@@ -41,6 +41,17 @@ pub enum Table {
     Mfa,
     MfaChallenges,
     Policy,
+    Workspaces,
+    Members,
+    Roles,
+    Groups,
+    ServiceAccounts,
+    ApiApps,
+    ApiKeys,
+    ApiKeysByApp,
+    WidgetKeys,
+    RevokedTokens,
+    KeyUsage,
 }
 
 impl Table {
@@ -59,6 +70,17 @@ impl Table {
         Table::Mfa,
         Table::MfaChallenges,
         Table::Policy,
+        Table::Workspaces,
+        Table::Members,
+        Table::Roles,
+        Table::Groups,
+        Table::ServiceAccounts,
+        Table::ApiApps,
+        Table::ApiKeys,
+        Table::ApiKeysByApp,
+        Table::WidgetKeys,
+        Table::RevokedTokens,
+        Table::KeyUsage,
     ];
 
     pub fn name(self) -> &'static str {
@@ -77,6 +99,17 @@ impl Table {
             Table::Mfa => "mfa",
             Table::MfaChallenges => "mfa_challenges",
             Table::Policy => "policy",
+            Table::Workspaces => "workspaces",
+            Table::Members => "members",
+            Table::Roles => "roles",
+            Table::Groups => "groups",
+            Table::ServiceAccounts => "service_accounts",
+            Table::ApiApps => "api_apps",
+            Table::ApiKeys => "api_keys",
+            Table::ApiKeysByApp => "api_keys_by_app",
+            Table::WidgetKeys => "widget_keys",
+            Table::RevokedTokens => "revoked_tokens",
+            Table::KeyUsage => "key_usage",
         }
     }
 
@@ -84,7 +117,7 @@ impl Table {
     pub fn sealed(self) -> bool {
         !matches!(
             self,
-            Table::Meta | Table::UsersByEmail | Table::SessionsByUser
+            Table::Meta | Table::UsersByEmail | Table::SessionsByUser | Table::ApiKeysByApp
         )
     }
 

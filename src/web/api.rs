@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use crate::access::{self, Permission};
+use crate::access::{self, Permission, Resource};
 use crate::audit;
 use crate::authn::{self, Channel, Grant, TokenPair, password::Password};
 use crate::clock::rfc3339;
@@ -443,7 +443,7 @@ async fn end_sessions(
     id: web::Path<String>,
 ) -> ApiResult {
     let src = source(&req);
-    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, &src)?;
+    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, Resource::Platform, &src)?;
     authn::end_user_sessions(&st.svc, &caller.principal, &src, &UserId::parse(&id)?)?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -451,11 +451,7 @@ async fn end_sessions(
 /// The security policy: MFA requirement and sessions.
 #[utoipa::path(get, path = "/api/v1/settings/security", responses((status = 200, body = crate::policy::SecurityPolicy)))]
 async fn get_security(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller) -> ApiResult {
-    access::authorize(
-        &st.svc,
-        &caller.principal,
-        Permission::ManageSecurity,
-        &source(&req),
+    access::authorize(&st.svc, &caller.principal, Permission::ManageSecurity, Resource::Platform, &source(&req),
     )?;
     Ok(HttpResponse::Ok().json(crate::policy::current(&st.svc)?))
 }
@@ -470,7 +466,7 @@ async fn put_security(
     body: web::Json<crate::policy::SecurityPolicy>,
 ) -> ApiResult {
     let src = source(&req);
-    access::authorize(&st.svc, &caller.principal, Permission::ManageSecurity, &src)?;
+    access::authorize(&st.svc, &caller.principal, Permission::ManageSecurity, Resource::Platform, &src)?;
     caller.require_recent_auth(&st.svc)?;
     Ok(HttpResponse::Ok().json(crate::policy::update(
         &st.svc,
@@ -490,7 +486,7 @@ async fn mfa_reset(
     id: web::Path<String>,
 ) -> ApiResult {
     let src = source(&req);
-    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, &src)?;
+    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, Resource::Platform, &src)?;
     authn::mfa::reset(&st.svc, &caller.principal, &src, &UserId::parse(&id)?)?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -603,11 +599,7 @@ async fn list_users(
     caller: ApiCaller,
     q: web::Query<ListQuery>,
 ) -> ApiResult {
-    access::authorize(
-        &st.svc,
-        &caller.principal,
-        Permission::ManageUsers,
-        &source(&req),
+    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, Resource::Platform, &source(&req),
     )?;
     let (page, per) = paging(q.page, q.per_page)?;
     // One snapshot for the page and every user's lock state.
@@ -645,7 +637,7 @@ async fn create_user(
     body: web::Json<CreateUserRequest>,
 ) -> ApiResult {
     let src = source(&req);
-    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, &src)?;
+    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, Resource::Platform, &src)?;
     let body = body.into_inner();
     let new = NewUser {
         email: Email::parse(&body.email)?,
@@ -671,11 +663,7 @@ async fn get_user(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    access::authorize(
-        &st.svc,
-        &caller.principal,
-        Permission::ManageUsers,
-        &source(&req),
+    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, Resource::Platform, &source(&req),
     )?;
     let user = identity::get(&st.svc.store.read()?, &UserId::parse(&id)?)?;
     Ok(HttpResponse::Ok()
@@ -702,7 +690,7 @@ async fn update_user(
     body: web::Json<UpdateUserRequest>,
 ) -> ApiResult {
     let src = source(&req);
-    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, &src)?;
+    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, Resource::Platform, &src)?;
     let b = body.into_inner();
     let up = UserUpdate {
         name: b.name,
@@ -723,7 +711,7 @@ async fn set_disabled(
     disabled: bool,
 ) -> ApiResult {
     let src = source(&req);
-    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, &src)?;
+    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, Resource::Platform, &src)?;
     let up = UserUpdate {
         disabled: Some(disabled),
         ..Default::default()
@@ -765,7 +753,7 @@ async fn delete_user(
     id: web::Path<String>,
 ) -> ApiResult {
     let src = source(&req);
-    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, &src)?;
+    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, Resource::Platform, &src)?;
     identity::delete(&st.svc, &caller.principal, &src, &UserId::parse(&id)?)?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -786,7 +774,7 @@ async fn unlock_user(
     id: web::Path<String>,
 ) -> ApiResult {
     let src = source(&req);
-    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, &src)?;
+    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, Resource::Platform, &src)?;
     let uid = UserId::parse(&id)?;
     authn::lockout::unlock(&st.svc, &caller.principal, &src, &uid)?;
     let user = identity::get(&st.svc.store.read()?, &uid)?;
@@ -805,7 +793,7 @@ async fn reset_password(
     body: web::Json<PasswordRequest>,
 ) -> ApiResult {
     let src = source(&req);
-    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, &src)?;
+    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, Resource::Platform, &src)?;
     let uid = UserId::parse(&id)?;
     identity::set_password(
         &st.svc,
@@ -828,6 +816,8 @@ pub struct AuditQuery {
     pub outcome: Option<String>,
     pub since: Option<String>,
     pub until: Option<String>,
+    /// A workspace id: its events only (what workspace admins may read).
+    pub workspace: Option<String>,
     pub page: Option<usize>,
     pub per_page: Option<usize>,
 }
@@ -849,12 +839,11 @@ async fn audit_log(
     caller: ApiCaller,
     q: web::Query<AuditQuery>,
 ) -> ApiResult {
-    access::authorize(
-        &st.svc,
-        &caller.principal,
-        Permission::ReadAudit,
-        &source(&req),
-    )?;
+    let res = match q.workspace.as_deref().filter(|w| !w.is_empty()) {
+        Some(w) => Resource::Workspace(access::parse_id("ws_", w, "workspace")?),
+        None => Resource::Platform,
+    };
+    access::authorize(&st.svc, &caller.principal, Permission::ReadAudit, res, &source(&req))?;
     let (page, per) = paging(q.page, q.per_page)?;
     let q = q.into_inner();
     let filter = audit::Filter {
@@ -863,6 +852,7 @@ async fn audit_log(
         outcome: q.outcome,
         since: q.since,
         until: q.until,
+        workspace: q.workspace,
     };
     let (events, more) = audit::query(&st.svc.store.read()?, &filter, (page - 1) * per, per)?;
     Ok(HttpResponse::Ok().json(AuditPage {
@@ -896,11 +886,7 @@ impl From<&KeyVersionStatus> for KeyDto {
 /// Data-key versions and the records each still seals.
 #[utoipa::path(get, path = "/api/v1/keys", responses((status = 200, body = [KeyDto])))]
 async fn key_status(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller) -> ApiResult {
-    access::authorize(
-        &st.svc,
-        &caller.principal,
-        Permission::ManageKeys,
-        &source(&req),
+    access::authorize(&st.svc, &caller.principal, Permission::ManageKeys, Resource::Platform, &source(&req),
     )?;
     let list: Vec<KeyDto> = keys::status(&st.svc)?.iter().map(KeyDto::from).collect();
     Ok(HttpResponse::Ok().json(list))
@@ -917,7 +903,7 @@ pub struct RotateResponse {
 #[utoipa::path(post, path = "/api/v1/keys/rotate", responses((status = 202, body = RotateResponse)))]
 async fn rotate_keys(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller) -> ApiResult {
     let src = source(&req);
-    access::authorize(&st.svc, &caller.principal, Permission::ManageKeys, &src)?;
+    access::authorize(&st.svc, &caller.principal, Permission::ManageKeys, Resource::Platform, &src)?;
     caller.require_recent_auth(&st.svc)?;
     let v = start_rotation(&st, caller.principal.clone(), src)?;
     Ok(HttpResponse::Accepted().json(RotateResponse {

@@ -9,7 +9,7 @@ use actix_web::dev::Payload;
 use actix_web::http::Method;
 use actix_web::{FromRequest, HttpRequest, web};
 
-use crate::access::Principal;
+use crate::access::{self, Principal};
 use crate::audit::Source;
 use crate::authn::session;
 use crate::crypto;
@@ -183,6 +183,75 @@ impl FromRequest for ConsoleUser {
 
 /// An API caller: `Authorization: Bearer <JWT>`, or a session cookie — which
 /// must then carry `X-CSRF-Token` on state-changing methods.
+/// Who a bearer credential (access token, API key or widget key) stands for.
+pub struct Bearer {
+    pub principal: Principal,
+    pub auth_at: crate::clock::Timestamp,
+    pub mfa_enroll: bool,
+    /// The verified token's claims (absent for keys).
+    pub claims: Option<std::sync::Arc<crate::tokens::Claims>>,
+}
+
+/// Checks a bearer credential: API and widget keys by hash, tokens by
+/// signature (cached), then revocation and whether its user or service
+/// account still exists and is enabled.
+pub fn bearer_principal(
+    st: &AppState,
+    raw: &str,
+    ip: Option<std::net::IpAddr>,
+    src: &Source,
+) -> Result<Bearer, Error> {
+    let svc = &st.svc;
+    if raw.starts_with("gh") && !raw.contains('.') {
+        return Ok(Bearer {
+            principal: access::credentials::principal_from_key(svc, raw, ip)?,
+            auth_at: 0,
+            mfa_enroll: false,
+            claims: None,
+        });
+    }
+    let claims = st.verify_bearer(raw)?;
+    if access::credentials::is_revoked(svc, &claims.jti)? {
+        return Err(Error::Unauthenticated("The access token was revoked.".into()));
+    }
+    let principal = match &claims.client_id {
+        Some(cid) => access::credentials::principal_from_client_token(
+            svc,
+            cid,
+            claims.scope.as_deref().unwrap_or(""),
+            claims.exp,
+            ip,
+            src,
+        )?,
+        None => {
+            let uid = identity::UserId::parse(&claims.sub)
+                .map_err(|_| Error::Unauthenticated("Invalid access token.".into()))?;
+            match identity::get_cached(svc, &uid) {
+                Ok(u) if !u.disabled => Principal::User {
+                    user: u,
+                    session: None,
+                },
+                _ => {
+                    return Err(Error::Unauthenticated(
+                        "The token's user is disabled or deleted.".into(),
+                    ));
+                }
+            }
+        }
+    };
+    let auth_at = if claims.auth_time > 0 {
+        claims.auth_time
+    } else {
+        claims.iat
+    };
+    Ok(Bearer {
+        principal,
+        auth_at,
+        mfa_enroll: claims.mfa_enroll,
+        claims: Some(claims),
+    })
+}
+
 pub struct ApiCaller {
     pub principal: Principal,
     /// When the caller last proved who they are (token `auth_time`, or the session's).
@@ -211,9 +280,11 @@ fn enrollment_path(path: &str) -> bool {
 
 impl ApiCaller {
     pub fn user(&self) -> Result<&identity::User, Error> {
-        self.principal
-            .user()
-            .ok_or_else(|| Error::internal("API caller without a user"))
+        self.principal.user().ok_or_else(|| {
+            Error::Forbidden(
+                "This endpoint is for users; service accounts and API keys cannot call it.".into(),
+            )
+        })
     }
 }
 
@@ -234,33 +305,17 @@ fn api_caller(req: &HttpRequest) -> Result<ApiCaller, Error> {
             .to_str()
             .map_err(|_| Error::Unauthenticated("Malformed Authorization header.".into()))?;
         let token = v.strip_prefix("Bearer ").ok_or_else(|| {
-            Error::Unauthenticated("Use `Authorization: Bearer <access token>`.".into())
+            Error::Unauthenticated(
+                "Use `Authorization: Bearer <access token or API key>`.".into(),
+            )
         })?;
-        let claims = st.verify_bearer(token.trim())?;
-        let uid = identity::UserId::parse(&claims.sub)
-            .map_err(|_| Error::Unauthenticated("Invalid access token.".into()))?;
-        let user = match identity::get_cached(svc, &uid) {
-            Ok(u) if !u.disabled => u,
-            _ => {
-                return Err(Error::Unauthenticated(
-                    "The token's user is disabled or deleted.".into(),
-                ));
-            }
-        };
-        if claims.mfa_enroll && !enrollment_path(req.path()) {
+        let b = bearer_principal(st, token.trim(), st.limits.client_ip(req), &source(req))?;
+        if b.mfa_enroll && !enrollment_path(req.path()) {
             return Err(Error::MfaEnrollmentRequired);
         }
-        let auth_at = if claims.auth_time > 0 {
-            claims.auth_time
-        } else {
-            claims.iat
-        };
         return Ok(ApiCaller {
-            principal: Principal::User {
-                user,
-                session: None,
-            },
-            auth_at,
+            principal: b.principal,
+            auth_at: b.auth_at,
         });
     }
     let (hash, sess, user) = session_from(req, svc, st.tls)?.ok_or_else(|| {

@@ -183,7 +183,9 @@ fn require(
     u: &ConsoleUser,
     p: Permission,
 ) -> Result<(), PageError> {
-    access::authorize(&st.svc, &u.principal(), p, &source(req)).map_err(PageError)
+    access::authorize(&st.svc, &u.principal(), p, access::Resource::Platform, &source(req))
+        .map(|_| ())
+        .map_err(PageError)
 }
 
 #[derive(Deserialize)]
@@ -1936,6 +1938,7 @@ async fn audit_page(
         outcome: q.outcome.clone(),
         since: q.since.clone(),
         until: q.until.clone(),
+        workspace: None,
     };
     let page = q.page.unwrap_or(1).max(1);
     let (rows, more, error) = match audit::query(

@@ -77,7 +77,7 @@ impl AppState {
         {
             return Ok(c.clone());
         }
-        let claims = Arc::new(self.svc.signer.verify(token, now)?);
+        let claims = Arc::new(self.svc.signer().verify(token, now)?);
         if let Ok(mut cache) = self.verified.write() {
             if cache.len() >= TOKEN_CACHE_MAX {
                 cache.retain(|_, (_, exp)| *exp > now);

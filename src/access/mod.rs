@@ -1,0 +1,533 @@
+//! Who is acting and what they may do: principals (users, service accounts,
+//! API keys, widget keys, local operators), resources, and the one
+//! `authorize` check that the console, the API and the protocol endpoints all
+//! use. It does not authenticate users (that is `authn`); it decides, and
+//! audits every denial.
+
+pub mod catalogue;
+pub mod credentials;
+pub mod workspaces;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+pub use catalogue::{BuiltinRole, PermSet, Permission};
+
+use crate::audit::{self, NewEvent, Outcome, Source};
+use crate::crypto;
+use crate::error::{Error, Result};
+use crate::identity::{User, UserId};
+use crate::service::Service;
+use crate::store::{Reader, Table};
+
+/// What kind of programmatic credential a client principal presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientKind {
+    ServiceAccount,
+    ApiKey,
+    WidgetKey,
+}
+
+/// A non-human caller, with what its credential grants right now.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub kind: ClientKind,
+    /// The service account's `client_id`, the API key's id or the widget key's id.
+    pub id: String,
+    pub name: String,
+    /// `None`: a platform-level service account.
+    pub workspace: Option<String>,
+    pub scopes: PermSet,
+    /// The API app of an API key.
+    pub app: Option<String>,
+    /// Widget keys: the one bot and the web origins allowed.
+    pub bot: Option<String>,
+    pub origins: Vec<String>,
+    /// Expiry of the credential presented (token or key), if any.
+    pub exp: Option<i64>,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// A signed-in user; `session` is the hash of the browser session id, if any.
+    User {
+        user: Arc<User>,
+        session: Option<[u8; 32]>,
+    },
+    Client(Arc<Client>),
+    /// A local operator with access to the data directory (CLI, control socket).
+    Local(&'static str),
+}
+
+/// What a permission is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource<'a> {
+    /// The whole platform (global users, keys, policy, every workspace).
+    Platform,
+    /// Whichever workspace grants it: used when the caller names none.
+    Any,
+    Workspace(&'a str),
+    /// One bot (agent) in a workspace: what widget keys are bound to.
+    Bot { workspace: &'a str, bot: &'a str },
+}
+
+impl<'a> Resource<'a> {
+    /// `ws_…`, `ws_…/anything`, or `ws_…/bots/{bot}[/…]`.
+    pub fn parse(s: &'a str) -> Result<Resource<'a>> {
+        let s = s.trim().trim_start_matches('/');
+        let mut parts = s.split('/');
+        let ws = parts.next().unwrap_or("");
+        if !valid_id("ws_", ws) {
+            return Err(Error::invalid(
+                "resource",
+                "must start with a workspace id: ws_… or ws_…/bots/{bot_id}",
+            ));
+        }
+        match (parts.next(), parts.next()) {
+            (Some("bots"), Some(bot)) if !bot.is_empty() => Ok(Resource::Bot { workspace: ws, bot }),
+            _ => Ok(Resource::Workspace(ws)),
+        }
+    }
+    pub fn workspace(&self) -> Option<&'a str> {
+        match self {
+            Resource::Workspace(w) | Resource::Bot { workspace: w, .. } => Some(w),
+            _ => None,
+        }
+    }
+}
+
+/// The answer of a check, with a reason code safe to show the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allow: bool,
+    pub reason: &'static str,
+    /// The workspace the permission was found in (for identity headers).
+    pub workspace: Option<String>,
+}
+
+impl Decision {
+    fn allow(reason: &'static str, ws: Option<&str>) -> Decision {
+        Decision {
+            allow: true,
+            reason,
+            workspace: ws.map(str::to_string),
+        }
+    }
+    fn deny(reason: &'static str) -> Decision {
+        Decision {
+            allow: false,
+            reason,
+            workspace: None,
+        }
+    }
+}
+
+impl Principal {
+    pub fn user(&self) -> Option<&User> {
+        match self {
+            Principal::User { user, .. } => Some(user),
+            _ => None,
+        }
+    }
+    pub fn user_id(&self) -> Option<&UserId> {
+        self.user().map(|u| &u.id)
+    }
+    pub fn client(&self) -> Option<&Client> {
+        match self {
+            Principal::Client(c) => Some(c),
+            _ => None,
+        }
+    }
+    /// Platform admins: local operators and owner/admin users.
+    pub fn is_platform_admin(&self) -> bool {
+        match self {
+            Principal::Local(_) => true,
+            Principal::User { user, .. } => user.is_admin() && !user.disabled,
+            Principal::Client(_) => false,
+        }
+    }
+    /// An audit event with this principal as the actor.
+    pub fn event(&self, action: &'static str, outcome: Outcome) -> NewEvent {
+        match self {
+            Principal::User { user, .. } => NewEvent::new(action, outcome)
+                .actor(user.email.as_str(), Some(user.id.as_str().to_string())),
+            Principal::Client(c) => NewEvent::new(action, outcome)
+                .actor(format!("{} ({})", c.name, c.id), Some(c.id.clone()))
+                .workspace(c.workspace.as_deref()),
+            Principal::Local(who) => NewEvent::new(action, outcome).actor(*who, None),
+        }
+    }
+}
+
+/// Decides without side effects. Users: platform admins hold everything;
+/// others hold what their roles (directly and through groups) grant in the
+/// workspace. Clients: their scopes, inside their own workspace only.
+pub fn decide(svc: &Service, who: &Principal, p: Permission, res: Resource<'_>) -> Result<Decision> {
+    Ok(match who {
+        Principal::Local(_) => Decision::allow("local_operator", res.workspace()),
+        Principal::User { user, .. } => {
+            if user.disabled {
+                return Ok(Decision::deny("user_disabled"));
+            }
+            if user.is_admin() {
+                return Ok(Decision::allow("platform_admin", res.workspace()));
+            }
+            if p.platform_only() || res == Resource::Platform {
+                return Ok(Decision::deny("platform_admin_required"));
+            }
+            let snap = snapshot(svc)?;
+            let grants = snap.user_grants.get(&user.id);
+            let held = |ws: &str| {
+                grants.and_then(|g| g.iter().find(|(w, _, _)| w == ws)).map(|(_, set, _)| *set)
+            };
+            match res.workspace() {
+                Some(ws) => match held(ws) {
+                    None => Decision::deny("not_a_member"),
+                    Some(set) if set.contains(p) => Decision::allow("role_grants", Some(ws)),
+                    Some(_) => Decision::deny("permission_missing"),
+                },
+                None => match grants.and_then(|g| g.iter().find(|(_, set, _)| set.contains(p))) {
+                    Some((ws, _, _)) => Decision::allow("role_grants", Some(ws)),
+                    None => Decision::deny("permission_missing"),
+                },
+            }
+        }
+        Principal::Client(c) => decide_client(c, p, res),
+    })
+}
+
+fn decide_client(c: &Client, p: Permission, res: Resource<'_>) -> Decision {
+    if !c.scopes.contains(p) {
+        return Decision::deny("scope_missing");
+    }
+    if c.kind == ClientKind::WidgetKey {
+        return match (res, c.bot.as_deref()) {
+            (Resource::Bot { workspace, bot }, Some(mine))
+                if Some(workspace) == c.workspace.as_deref() && bot == mine =>
+            {
+                Decision::allow("scope_granted", Some(workspace))
+            }
+            _ => Decision::deny("widget_key_bot_only"),
+        };
+    }
+    match (&c.workspace, res) {
+        (None, _) => Decision::allow("scope_granted", res.workspace()),
+        (Some(_), Resource::Platform) => Decision::deny("platform_admin_required"),
+        (Some(mine), Resource::Any) => Decision::allow("scope_granted", Some(mine)),
+        (Some(mine), r) if r.workspace() == Some(mine.as_str()) => {
+            Decision::allow("scope_granted", Some(mine))
+        }
+        _ => Decision::deny("wrong_workspace"),
+    }
+}
+
+/// The single permission check. A denial is audited and answered `Forbidden`.
+pub fn authorize(
+    svc: &Service,
+    who: &Principal,
+    p: Permission,
+    res: Resource<'_>,
+    src: &Source,
+) -> Result<Decision> {
+    let d = decide(svc, who, p, res)?;
+    if d.allow {
+        return Ok(d);
+    }
+    audit_denial(svc, who, p, res, d.reason, src)?;
+    Err(Error::Forbidden(format!(
+        "You do not have the {} permission here ({}).",
+        p.as_str(),
+        d.reason
+    )))
+}
+
+/// Records a refused check in the audit log.
+pub fn audit_denial(
+    svc: &Service,
+    who: &Principal,
+    p: Permission,
+    res: Resource<'_>,
+    reason: &str,
+    src: &Source,
+) -> Result<()> {
+    let mut tx = svc.store.write()?;
+    audit::record(
+        &mut tx,
+        svc.now(),
+        src,
+        who.event("access.denied", Outcome::Denied)
+            .workspace(res.workspace())
+            .details(serde_json::json!({"permission": p.as_str(), "reason": reason, "resource": resource_name(res)})),
+    )?;
+    tx.commit()
+}
+
+fn resource_name(r: Resource<'_>) -> String {
+    match r {
+        Resource::Platform => "platform".into(),
+        Resource::Any => "any".into(),
+        Resource::Workspace(w) => w.to_string(),
+        Resource::Bot { workspace, bot } => format!("{workspace}/bots/{bot}"),
+    }
+}
+
+/// What `who` holds in `ws` (`None`: platform-wide); used to refuse granting
+/// more than one holds (scope escalation).
+pub fn held_permissions(svc: &Service, who: &Principal, ws: Option<&str>) -> Result<PermSet> {
+    if who.is_platform_admin() {
+        return Ok(PermSet::all());
+    }
+    match who {
+        Principal::Client(c) => Ok(match (&c.workspace, ws) {
+            (None, _) => c.scopes,
+            (Some(mine), Some(w)) if mine == w && c.kind != ClientKind::WidgetKey => c.scopes,
+            _ => PermSet::EMPTY,
+        }),
+        Principal::User { user, .. } => {
+            let snap = snapshot(svc)?;
+            Ok(ws
+                .and_then(|w| {
+                    snap.user_grants
+                        .get(&user.id)?
+                        .iter()
+                        .find(|(x, _, _)| x == w)
+                        .map(|(_, s, _)| *s)
+                })
+                .unwrap_or(PermSet::EMPTY))
+        }
+        Principal::Local(_) => Ok(PermSet::all()),
+    }
+}
+
+/// Refuses to grant `wanted` unless `who` holds all of it in `ws`.
+pub fn check_grantable(
+    svc: &Service,
+    who: &Principal,
+    ws: Option<&str>,
+    wanted: PermSet,
+) -> Result<()> {
+    if ws.is_some()
+        && let Some(p) = wanted.iter().find(|p| p.platform_only())
+    {
+        return Err(Error::invalid(
+            "scopes",
+            format!("{} is a platform permission and cannot be granted inside a workspace", p.as_str()),
+        ));
+    }
+    let held = held_permissions(svc, who, ws)?;
+    let extra: Vec<&str> = wanted.iter().filter(|p| !held.contains(*p)).map(|p| p.as_str()).collect();
+    if !extra.is_empty() {
+        return Err(Error::Forbidden(format!(
+            "You cannot grant permissions you do not hold yourself: {}.",
+            extra.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Workspaces `who` may act in with `p` (platform admins: all of them).
+pub fn workspaces_with(svc: &Service, who: &Principal, p: Permission) -> Result<Vec<String>> {
+    let snap = snapshot(svc)?;
+    if who.is_platform_admin() {
+        return Ok(snap.workspaces.keys().cloned().collect());
+    }
+    Ok(match who {
+        Principal::User { user, .. } => snap
+            .user_grants
+            .get(&user.id)
+            .map(|g| {
+                g.iter()
+                    .filter(|(_, s, _)| s.contains(p))
+                    .map(|(w, _, _)| w.clone())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Principal::Client(c) => match &c.workspace {
+            Some(w) if c.scopes.contains(p) => vec![w.clone()],
+            None if c.scopes.contains(p) => snap.workspaces.keys().cloned().collect(),
+            _ => Vec::new(),
+        },
+        Principal::Local(_) => snap.workspaces.keys().cloned().collect(),
+    })
+}
+
+/// Picks the workspace for a create: the one named, or the caller's only
+/// workspace where it holds `p`. Platform admins must name one.
+pub fn resolve_workspace(
+    svc: &Service,
+    who: &Principal,
+    p: Permission,
+    named: Option<&str>,
+) -> Result<String> {
+    if let Some(w) = named.filter(|w| !w.is_empty()) {
+        if !valid_id("ws_", w) {
+            return Err(Error::NotFound("workspace"));
+        }
+        return Ok(w.to_string());
+    }
+    if let Some(Client { workspace: Some(w), .. }) = who.client() {
+        return Ok(w.clone());
+    }
+    let mine = if who.is_platform_admin() {
+        Vec::new()
+    } else {
+        workspaces_with(svc, who, p)?
+    };
+    match mine.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => Err(Error::invalid("workspace", "name the workspace (its id, ws_…)")),
+    }
+}
+
+// ---- identifiers ----
+
+/// `prefix` + 20 hex characters.
+pub fn new_id(prefix: &str) -> Result<String> {
+    Ok(format!("{prefix}{}", hex::encode(crypto::random_bytes::<10>()?)))
+}
+
+pub fn valid_id(prefix: &str, s: &str) -> bool {
+    s.len() == prefix.len() + 20
+        && s.starts_with(prefix)
+        && s[prefix.len()..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Parses an id from a URL path; anything malformed is simply not found.
+pub fn parse_id<'a>(prefix: &str, s: &'a str, what: &'static str) -> Result<&'a str> {
+    if valid_id(prefix, s) { Ok(s) } else { Err(Error::NotFound(what)) }
+}
+
+// ---- the in-memory view of the access tables ----
+
+/// Everything `decide` needs, rebuilt when any access table changes (each
+/// committed write bumps the table's generation), so a removed role, member,
+/// service account or app is refused on the very next check.
+pub struct Snapshot {
+    generation: u64,
+    pub workspaces: std::collections::BTreeMap<String, workspaces::Workspace>,
+    /// User → (workspace, permissions, role ids) for each workspace they are in.
+    pub user_grants: HashMap<UserId, Vec<(String, PermSet, Vec<String>)>>,
+    pub roles: HashMap<String, workspaces::CustomRole>,
+    pub service_accounts: HashMap<String, credentials::ServiceAccount>,
+    pub apps: HashMap<String, credentials::ApiApp>,
+}
+
+const SNAPSHOT_TABLES: [Table; 6] = [
+    Table::Workspaces,
+    Table::Members,
+    Table::Roles,
+    Table::Groups,
+    Table::ServiceAccounts,
+    Table::ApiApps,
+];
+
+fn generation(svc: &Service) -> u64 {
+    SNAPSHOT_TABLES
+        .iter()
+        .map(|t| svc.store.generation(*t))
+        .fold(0u64, |a, g| a.wrapping_add(g))
+}
+
+pub fn snapshot(svc: &Service) -> Result<Arc<Snapshot>> {
+    let g = generation(svc);
+    if let Ok(c) = svc.access_cache.read()
+        && let Some(s) = c.as_ref()
+        && s.generation == g
+    {
+        return Ok(s.clone());
+    }
+    let snap = Arc::new(build_snapshot(&svc.store.read()?, g)?);
+    if let Ok(mut c) = svc.access_cache.write() {
+        *c = Some(snap.clone());
+    }
+    Ok(snap)
+}
+
+fn build_snapshot(r: &impl Reader, generation: u64) -> Result<Snapshot> {
+    let workspaces: std::collections::BTreeMap<String, workspaces::Workspace> = r
+        .scan::<workspaces::Workspace>(Table::Workspaces, b"")?
+        .into_iter()
+        .map(|(_, w)| (w.id.clone(), w))
+        .collect();
+    let roles: HashMap<String, workspaces::CustomRole> = r
+        .scan::<workspaces::CustomRole>(Table::Roles, b"")?
+        .into_iter()
+        .map(|(_, x)| (x.id.clone(), x))
+        .collect();
+    let role_perms = |id: &str| -> PermSet {
+        match BuiltinRole::parse(id) {
+            Some(BuiltinRole::PlatformAdmin) => PermSet::workspace_all(),
+            Some(b) => b.permissions(),
+            None => roles.get(id).map(|r| r.permission_set()).unwrap_or_default(),
+        }
+    };
+    let mut user_grants: HashMap<UserId, Vec<(String, PermSet, Vec<String>)>> = HashMap::new();
+    let mut add = |user: &UserId, ws: &str, role_ids: &[String]| {
+        let entry = user_grants.entry(user.clone()).or_default();
+        let idx = match entry.iter().position(|(w, _, _)| w == ws) {
+            Some(i) => i,
+            None => {
+                entry.push((ws.to_string(), PermSet::EMPTY, Vec::new()));
+                entry.len() - 1
+            }
+        };
+        for id in role_ids {
+            entry[idx].1 = entry[idx].1.union(role_perms(id));
+            if !entry[idx].2.contains(id) {
+                entry[idx].2.push(id.clone());
+            }
+        }
+    };
+    for (_, m) in r.scan::<workspaces::Membership>(Table::Members, b"")? {
+        if workspaces.contains_key(&m.workspace) {
+            add(&m.user, &m.workspace, &m.roles);
+        }
+    }
+    for (_, g) in r.scan::<workspaces::Group>(Table::Groups, b"")? {
+        for u in &g.members {
+            add(u, &g.workspace, &g.roles);
+        }
+    }
+    let service_accounts = r
+        .scan::<credentials::ServiceAccount>(Table::ServiceAccounts, b"")?
+        .into_iter()
+        .map(|(_, s)| (s.id.clone(), s))
+        .collect();
+    let apps = r
+        .scan::<credentials::ApiApp>(Table::ApiApps, b"")?
+        .into_iter()
+        .map(|(_, a)| (a.id.clone(), a))
+        .collect();
+    Ok(Snapshot {
+        generation,
+        workspaces,
+        user_grants,
+        roles,
+        service_accounts,
+        apps,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_parse_to_a_workspace_or_a_bot() {
+        let ws = "ws_0123456789abcdef0123";
+        assert_eq!(Resource::parse(ws).ok(), Some(Resource::Workspace(ws)));
+        let bot = format!("{ws}/bots/b1/chat");
+        assert_eq!(
+            Resource::parse(&bot).ok(),
+            Some(Resource::Bot { workspace: ws, bot: "b1" })
+        );
+        assert!(Resource::parse("ws_nothex").is_err());
+        assert!(Resource::parse("").is_err());
+    }
+}

@@ -1,0 +1,544 @@
+//! Workspaces (tenants), their members, custom roles and groups. Every change
+//! is authorized against the workspace it touches and audited with it.
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    BuiltinRole, PermSet, Permission, Principal, Resource, authorize, check_grantable, new_id,
+    parse_id, snapshot,
+};
+use crate::audit::{self, Outcome, Source};
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::identity::{self, UserId};
+use crate::service::Service;
+use crate::store::{Reader, Table, WriteTx};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Membership {
+    pub workspace: String,
+    pub user: UserId,
+    pub roles: Vec<String>,
+    pub added_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CustomRole {
+    pub id: String,
+    pub workspace: String,
+    pub name: String,
+    pub description: String,
+    pub permissions: Vec<String>,
+    pub created_at: Timestamp,
+}
+
+impl CustomRole {
+    pub fn permission_set(&self) -> PermSet {
+        PermSet::parse_names("permissions", &self.permissions).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Group {
+    pub id: String,
+    pub workspace: String,
+    pub name: String,
+    pub roles: Vec<String>,
+    pub members: Vec<UserId>,
+    pub created_at: Timestamp,
+}
+
+fn clean_name(field: &'static str, raw: &str) -> Result<String> {
+    let n = raw.trim();
+    if n.is_empty() || n.chars().count() > 100 {
+        return Err(Error::invalid(field, "must be 1 to 100 characters"));
+    }
+    if n.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "must not contain control characters"));
+    }
+    Ok(n.to_string())
+}
+
+fn record(
+    tx: &mut WriteTx<'_>,
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    action: &'static str,
+    ws: &str,
+    target: &str,
+    details: serde_json::Value,
+) -> Result<()> {
+    audit::record(
+        tx,
+        svc.now(),
+        src,
+        by.event(action, Outcome::Success)
+            .workspace(Some(ws))
+            .target(target)
+            .details(details),
+    )?;
+    Ok(())
+}
+
+pub fn get(r: &impl Reader, id: &str) -> Result<Workspace> {
+    let id = parse_id("ws_", id, "workspace")?;
+    r.get(Table::Workspaces, id.as_bytes())?
+        .ok_or(Error::NotFound("workspace"))
+}
+
+/// Workspaces `by` belongs to (platform admins: all).
+pub fn list(svc: &Service, by: &Principal) -> Result<Vec<Workspace>> {
+    let snap = snapshot(svc)?;
+    let all = by.is_platform_admin();
+    let mine: Vec<String> = match by {
+        Principal::User { user, .. } => snap
+            .user_grants
+            .get(&user.id)
+            .map(|g| g.iter().map(|(w, _, _)| w.clone()).collect())
+            .unwrap_or_default(),
+        Principal::Client(c) => c.workspace.iter().cloned().collect(),
+        Principal::Local(_) => Vec::new(),
+    };
+    let mut out: Vec<Workspace> = snap
+        .workspaces
+        .values()
+        .filter(|w| all || mine.contains(&w.id) || by.client().is_some_and(|c| c.workspace.is_none()))
+        .cloned()
+        .collect();
+    out.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    Ok(out)
+}
+
+/// Fetches one workspace `by` may see.
+pub fn show(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<Workspace> {
+    let w = get(&svc.store.read()?, id)?;
+    // Any member may see the workspace itself; the check below audits strangers.
+    let snap = snapshot(svc)?;
+    let member = by.user_id().is_some_and(|u| {
+        snap.user_grants
+            .get(u)
+            .is_some_and(|g| g.iter().any(|(x, _, _)| *x == w.id))
+    });
+    if !member {
+        authorize(svc, by, Permission::ReadAgents, Resource::Workspace(&w.id), src)
+            .or_else(|_| authorize(svc, by, Permission::ManageUsers, Resource::Workspace(&w.id), src))?;
+    }
+    Ok(w)
+}
+
+pub fn create(svc: &Service, by: &Principal, src: &Source, name: &str) -> Result<Workspace> {
+    authorize(svc, by, Permission::ManageWorkspaces, Resource::Platform, src)?;
+    let w = Workspace {
+        id: new_id("ws_")?,
+        name: clean_name("name", name)?,
+        created_at: svc.now(),
+    };
+    let mut tx = svc.store.write()?;
+    if tx
+        .scan::<Workspace>(Table::Workspaces, b"")?
+        .iter()
+        .any(|(_, x)| x.name.eq_ignore_ascii_case(&w.name))
+    {
+        return Err(Error::Conflict("A workspace with this name already exists.".into()));
+    }
+    tx.put(Table::Workspaces, w.id.as_bytes(), &w)?;
+    record(&mut tx, svc, by, src, "workspace.create", &w.id, &w.id, serde_json::json!({"name": w.name}))?;
+    tx.commit()?;
+    Ok(w)
+}
+
+pub fn rename(svc: &Service, by: &Principal, src: &Source, id: &str, name: &str) -> Result<Workspace> {
+    let id = parse_id("ws_", id, "workspace")?;
+    authorize(svc, by, Permission::ManageUsers, Resource::Workspace(id), src)?;
+    let name = clean_name("name", name)?;
+    let mut tx = svc.store.write()?;
+    let mut w = get(&tx, id)?;
+    let old = std::mem::replace(&mut w.name, name);
+    tx.put(Table::Workspaces, w.id.as_bytes(), &w)?;
+    record(&mut tx, svc, by, src, "workspace.rename", id, id, serde_json::json!({"from": old, "to": w.name}))?;
+    tx.commit()?;
+    Ok(w)
+}
+
+/// Deletes a workspace and everything that belongs to it: members, roles,
+/// groups, service accounts, API apps and their keys, widget keys.
+pub fn delete(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<()> {
+    let id = parse_id("ws_", id, "workspace")?;
+    authorize(svc, by, Permission::ManageWorkspaces, Resource::Platform, src)?;
+    let mut tx = svc.store.write()?;
+    let w = get(&tx, id)?;
+    let mut prefix = id.as_bytes().to_vec();
+    prefix.push(0);
+    for (k, _) in tx.scan::<Membership>(Table::Members, &prefix)? {
+        tx.delete(Table::Members, &k)?;
+    }
+    for (k, r) in tx.scan::<CustomRole>(Table::Roles, b"")? {
+        if r.workspace == id {
+            tx.delete(Table::Roles, &k)?;
+        }
+    }
+    for (k, g) in tx.scan::<Group>(Table::Groups, b"")? {
+        if g.workspace == id {
+            tx.delete(Table::Groups, &k)?;
+        }
+    }
+    let removed = super::credentials::delete_all_in_workspace(&mut tx, id)?;
+    tx.delete(Table::Workspaces, id.as_bytes())?;
+    record(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "workspace.delete",
+        id,
+        id,
+        serde_json::json!({"name": w.name, "credentials_removed": removed}),
+    )?;
+    tx.commit()
+}
+
+// ---- members ----
+
+fn member_key(ws: &str, user: &UserId) -> Vec<u8> {
+    let mut k = ws.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(user.as_str().as_bytes());
+    k
+}
+
+/// Checks role ids exist for `ws` and that `by` may grant what they hold.
+fn check_roles(svc: &Service, r: &impl Reader, by: &Principal, ws: &str, roles: &[String]) -> Result<Vec<String>> {
+    if roles.is_empty() {
+        return Err(Error::invalid("roles", "give at least one role (e.g. \"user\")"));
+    }
+    let mut out = Vec::new();
+    let mut perms = PermSet::EMPTY;
+    for id in roles {
+        let id = id.trim();
+        let set = match BuiltinRole::parse(id) {
+            Some(BuiltinRole::PlatformAdmin) => {
+                return Err(Error::invalid(
+                    "roles",
+                    "platform_admin is not a workspace role; make the user an admin instead",
+                ));
+            }
+            Some(b) => b.permissions(),
+            None => {
+                let r: Option<CustomRole> = if super::valid_id("rol_", id) {
+                    r.get(Table::Roles, id.as_bytes())?
+                } else {
+                    None
+                };
+                match r {
+                    Some(r) if r.workspace == ws => r.permission_set(),
+                    _ => {
+                        return Err(Error::invalid(
+                            "roles",
+                            format!("unknown role \"{id}\" in this workspace; GET /api/v1/roles lists them"),
+                        ));
+                    }
+                }
+            }
+        };
+        perms = perms.union(set);
+        if !out.iter().any(|x: &String| x == id) {
+            out.push(id.to_string());
+        }
+    }
+    check_grantable(svc, by, Some(ws), perms)?;
+    Ok(out)
+}
+
+pub fn members(svc: &Service, by: &Principal, src: &Source, ws: &str) -> Result<Vec<Membership>> {
+    let ws = parse_id("ws_", ws, "workspace")?;
+    authorize(svc, by, Permission::ManageUsers, Resource::Workspace(ws), src)?;
+    let r = svc.store.read()?;
+    get(&r, ws)?;
+    let mut prefix = ws.as_bytes().to_vec();
+    prefix.push(0);
+    Ok(r.scan::<Membership>(Table::Members, &prefix)?.into_iter().map(|(_, m)| m).collect())
+}
+
+/// Adds a user to a workspace or replaces their roles there.
+pub fn set_member(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    ws: &str,
+    user: &UserId,
+    roles: &[String],
+) -> Result<Membership> {
+    let ws = parse_id("ws_", ws, "workspace")?;
+    authorize(svc, by, Permission::ManageUsers, Resource::Workspace(ws), src)?;
+    let mut tx = svc.store.write()?;
+    get(&tx, ws)?;
+    let u = identity::get(&tx, user)?;
+    let roles = check_roles(svc, &tx, by, ws, roles)?;
+    let key = member_key(ws, user);
+    let before: Option<Membership> = tx.get(Table::Members, &key)?;
+    let m = Membership {
+        workspace: ws.to_string(),
+        user: user.clone(),
+        roles,
+        added_at: before.as_ref().map(|b| b.added_at).unwrap_or(svc.now()),
+    };
+    tx.put(Table::Members, &key, &m)?;
+    record(
+        &mut tx,
+        svc,
+        by,
+        src,
+        if before.is_some() { "member.update" } else { "member.add" },
+        ws,
+        user.as_str(),
+        serde_json::json!({"email": u.email.as_str(), "roles": m.roles, "previous": before.map(|b| b.roles)}),
+    )?;
+    tx.commit()?;
+    Ok(m)
+}
+
+pub fn remove_member(svc: &Service, by: &Principal, src: &Source, ws: &str, user: &UserId) -> Result<()> {
+    let ws = parse_id("ws_", ws, "workspace")?;
+    authorize(svc, by, Permission::ManageUsers, Resource::Workspace(ws), src)?;
+    let mut tx = svc.store.write()?;
+    if !tx.delete(Table::Members, &member_key(ws, user))? {
+        return Err(Error::NotFound("member"));
+    }
+    for (k, mut g) in tx.scan::<Group>(Table::Groups, b"")? {
+        if g.workspace == ws && g.members.contains(user) {
+            g.members.retain(|m| m != user);
+            tx.put(Table::Groups, &k, &g)?;
+        }
+    }
+    record(&mut tx, svc, by, src, "member.remove", ws, user.as_str(), serde_json::Value::Null)?;
+    tx.commit()
+}
+
+/// Called when a user is deleted: drops their memberships and group seats.
+pub fn forget_user(tx: &mut WriteTx<'_>, user: &UserId) -> Result<()> {
+    for (k, m) in tx.scan::<Membership>(Table::Members, b"")? {
+        if &m.user == user {
+            tx.delete(Table::Members, &k)?;
+        }
+    }
+    for (k, mut g) in tx.scan::<Group>(Table::Groups, b"")? {
+        if g.members.contains(user) {
+            g.members.retain(|m| m != user);
+            tx.put(Table::Groups, &k, &g)?;
+        }
+    }
+    Ok(())
+}
+
+// ---- custom roles ----
+
+/// Built-in roles, then the custom roles of the workspaces `by` administers.
+pub fn roles(svc: &Service, by: &Principal, ws: Option<&str>) -> Result<Vec<CustomRole>> {
+    let visible = super::workspaces_with(svc, by, Permission::ManageUsers)?;
+    let snap = snapshot(svc)?;
+    let mut out: Vec<CustomRole> = snap
+        .roles
+        .values()
+        .filter(|r| visible.contains(&r.workspace) && ws.is_none_or(|w| w == r.workspace))
+        .cloned()
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+pub fn create_role(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    ws: &str,
+    name: &str,
+    description: &str,
+    permissions: &[String],
+) -> Result<CustomRole> {
+    let ws = parse_id("ws_", ws, "workspace")?;
+    authorize(svc, by, Permission::ManageUsers, Resource::Workspace(ws), src)?;
+    let set = PermSet::parse_names("permissions", permissions)?;
+    if set.is_empty() {
+        return Err(Error::invalid("permissions", "give at least one permission from the catalogue"));
+    }
+    check_grantable(svc, by, Some(ws), set)?;
+    let r = CustomRole {
+        id: new_id("rol_")?,
+        workspace: ws.to_string(),
+        name: clean_name("name", name)?,
+        description: description.trim().chars().take(500).collect(),
+        permissions: set.names(),
+        created_at: svc.now(),
+    };
+    let mut tx = svc.store.write()?;
+    get(&tx, ws)?;
+    tx.put(Table::Roles, r.id.as_bytes(), &r)?;
+    record(&mut tx, svc, by, src, "role.create", ws, &r.id, serde_json::json!({"name": r.name, "permissions": r.permissions}))?;
+    tx.commit()?;
+    Ok(r)
+}
+
+pub fn get_role(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<CustomRole> {
+    let id = parse_id("rol_", id, "role")?;
+    let r: CustomRole = svc.store.read()?.get(Table::Roles, id.as_bytes())?.ok_or(Error::NotFound("role"))?;
+    authorize(svc, by, Permission::ManageUsers, Resource::Workspace(&r.workspace), src)?;
+    Ok(r)
+}
+
+/// Changes a role's name or permissions; members holding it get the change at once.
+pub fn update_role(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    id: &str,
+    name: Option<&str>,
+    permissions: Option<&[String]>,
+) -> Result<CustomRole> {
+    let mut r = get_role(svc, by, src, id)?;
+    if let Some(n) = name {
+        r.name = clean_name("name", n)?;
+    }
+    if let Some(p) = permissions {
+        let set = PermSet::parse_names("permissions", p)?;
+        check_grantable(svc, by, Some(&r.workspace), set)?;
+        r.permissions = set.names();
+    }
+    let mut tx = svc.store.write()?;
+    tx.put(Table::Roles, r.id.as_bytes(), &r)?;
+    record(&mut tx, svc, by, src, "role.update", &r.workspace.clone(), &r.id, serde_json::json!({"name": r.name, "permissions": r.permissions}))?;
+    tx.commit()?;
+    Ok(r)
+}
+
+/// Deletes a role and takes it from every member and group that had it.
+pub fn delete_role(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<()> {
+    let r = get_role(svc, by, src, id)?;
+    let mut tx = svc.store.write()?;
+    let mut prefix = r.workspace.as_bytes().to_vec();
+    prefix.push(0);
+    for (k, mut m) in tx.scan::<Membership>(Table::Members, &prefix)? {
+        if m.roles.contains(&r.id) {
+            m.roles.retain(|x| *x != r.id);
+            tx.put(Table::Members, &k, &m)?;
+        }
+    }
+    for (k, mut g) in tx.scan::<Group>(Table::Groups, b"")? {
+        if g.roles.contains(&r.id) {
+            g.roles.retain(|x| *x != r.id);
+            tx.put(Table::Groups, &k, &g)?;
+        }
+    }
+    tx.delete(Table::Roles, r.id.as_bytes())?;
+    record(&mut tx, svc, by, src, "role.delete", &r.workspace, &r.id, serde_json::json!({"name": r.name}))?;
+    tx.commit()
+}
+
+// ---- groups ----
+
+pub fn groups(svc: &Service, by: &Principal, ws: Option<&str>) -> Result<Vec<Group>> {
+    let visible = super::workspaces_with(svc, by, Permission::ManageUsers)?;
+    let mut out: Vec<Group> = svc
+        .store
+        .read()?
+        .scan::<Group>(Table::Groups, b"")?
+        .into_iter()
+        .map(|(_, g)| g)
+        .filter(|g| visible.contains(&g.workspace) && ws.is_none_or(|w| w == g.workspace))
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+pub fn get_group(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<Group> {
+    let id = parse_id("grp_", id, "group")?;
+    let g: Group = svc.store.read()?.get(Table::Groups, id.as_bytes())?.ok_or(Error::NotFound("group"))?;
+    authorize(svc, by, Permission::ManageUsers, Resource::Workspace(&g.workspace), src)?;
+    Ok(g)
+}
+
+/// Members of a group must be members of its workspace.
+fn check_group_members(r: &impl Reader, ws: &str, members: &[UserId]) -> Result<Vec<UserId>> {
+    let mut out: Vec<UserId> = Vec::new();
+    for u in members {
+        if r.get::<Membership>(Table::Members, &member_key(ws, u))?.is_none() {
+            return Err(Error::invalid(
+                "members",
+                format!("{} is not a member of this workspace; add them first", u.as_str()),
+            ));
+        }
+        if !out.contains(u) {
+            out.push(u.clone());
+        }
+    }
+    Ok(out)
+}
+
+pub fn save_group(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    existing: Option<&str>,
+    ws: &str,
+    name: Option<&str>,
+    roles: Option<&[String]>,
+    members: Option<&[UserId]>,
+) -> Result<Group> {
+    let mut g = match existing {
+        Some(id) => get_group(svc, by, src, id)?,
+        None => {
+            let ws = parse_id("ws_", ws, "workspace")?;
+            authorize(svc, by, Permission::ManageUsers, Resource::Workspace(ws), src)?;
+            Group {
+                id: new_id("grp_")?,
+                workspace: ws.to_string(),
+                name: String::new(),
+                roles: Vec::new(),
+                members: Vec::new(),
+                created_at: svc.now(),
+            }
+        }
+    };
+    if let Some(n) = name {
+        g.name = clean_name("name", n)?;
+    } else if existing.is_none() {
+        return Err(Error::invalid("name", "is required"));
+    }
+    let mut tx = svc.store.write()?;
+    get(&tx, &g.workspace)?;
+    if let Some(r) = roles {
+        g.roles = if r.is_empty() { Vec::new() } else { check_roles(svc, &tx, by, &g.workspace, r)? };
+    }
+    if let Some(m) = members {
+        g.members = check_group_members(&tx, &g.workspace, m)?;
+    }
+    tx.put(Table::Groups, g.id.as_bytes(), &g)?;
+    let ws = g.workspace.clone();
+    record(
+        &mut tx,
+        svc,
+        by,
+        src,
+        if existing.is_some() { "group.update" } else { "group.create" },
+        &ws,
+        &g.id,
+        serde_json::json!({"name": g.name, "roles": g.roles, "members": g.members.len()}),
+    )?;
+    tx.commit()?;
+    Ok(g)
+}
+
+pub fn delete_group(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<()> {
+    let g = get_group(svc, by, src, id)?;
+    let mut tx = svc.store.write()?;
+    tx.delete(Table::Groups, g.id.as_bytes())?;
+    record(&mut tx, svc, by, src, "group.delete", &g.workspace, &g.id, serde_json::json!({"name": g.name}))?;
+    tx.commit()
+}
