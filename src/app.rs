@@ -86,7 +86,11 @@ impl Application {
             );
             Some(link)
         };
+        if let Some(kid) = svc.rotate_signing_key_if_due()? {
+            tracing::info!(%kid, "access-token signing key rotated (schedule)");
+        }
         let server = crate::web::server(svc.clone(), listener, tls)?;
+        spawn_housekeeping(svc.clone());
         tracing::info!(%addr, data = %svc.store.dir().display(), "gatehouse listening");
         println!("Gatehouse listening on {}", svc.public_url());
         Ok(Application {
@@ -113,10 +117,44 @@ impl Application {
     /// Serves until SIGTERM/SIGINT, letting requests in flight finish.
     pub async fn run(self) -> Result<()> {
         let r = self.server.await;
+        if let Err(e) = crate::access::credentials::flush_usage(&self.svc) {
+            tracing::warn!(error = %e, "could not record API-key last use at shutdown");
+        }
         let _ = std::fs::remove_file(&self.socket);
         tracing::info!("gatehouse stopped");
         r.map_err(Error::from)
     }
+}
+
+/// Periodic work: API-key last-use times are written every 30 s; the
+/// signing key is checked for its scheduled rotation every hour.
+fn spawn_housekeeping(svc: Arc<Service>) {
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(std::time::Duration::from_secs(30));
+        let mut n: u64 = 0;
+        loop {
+            tick.tick().await;
+            n += 1;
+            let s = svc.clone();
+            let _ = actix_web::rt::task::spawn_blocking(move || {
+                if let Err(e) = crate::access::credentials::flush_usage(&s) {
+                    tracing::warn!(error = %e, "could not record API-key last use");
+                }
+                if n.is_multiple_of(120) {
+                    match s.rotate_signing_key_if_due() {
+                        Ok(Some(kid)) => {
+                            tracing::info!(%kid, "access-token signing key rotated (schedule)")
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::error!(error = %e, "scheduled signing-key rotation failed")
+                        }
+                    }
+                }
+            })
+            .await;
+        }
+    });
 }
 
 async fn bootstrap_owner(svc: &Service, b: &Bootstrap) -> Result<()> {

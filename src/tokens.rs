@@ -118,7 +118,12 @@ impl Signer {
         Signer::from_stored(&stored, issuer, audience, ttl)
     }
 
-    fn from_stored(stored: &StoredKeys, issuer: String, audience: String, ttl: i64) -> Result<Signer> {
+    fn from_stored(
+        stored: &StoredKeys,
+        issuer: String,
+        audience: String,
+        ttl: i64,
+    ) -> Result<Signer> {
         let keys = stored.keys.iter().map(load).collect::<Result<Vec<_>>>()?;
         let active = keys
             .iter()
@@ -150,7 +155,12 @@ impl Signer {
         stored.keys.retain(|k| k.retire_at.is_none_or(|r| r > now));
         let kid = add_key(&mut stored, now)?;
         tx.put(Table::Secrets, SECRET_KEY, &stored)?;
-        let s = Signer::from_stored(&stored, self.issuer.clone(), self.audience.clone(), self.ttl)?;
+        let s = Signer::from_stored(
+            &stored,
+            self.issuer.clone(),
+            self.audience.clone(),
+            self.ttl,
+        )?;
         Ok((s, kid))
     }
 

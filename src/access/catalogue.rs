@@ -39,31 +39,136 @@ pub enum Permission {
 
 /// Name, description, platform-only.
 const ENTRIES: &[(Permission, &str, &str, bool)] = &[
-    (Permission::ViewConsole, "console:view", "Open the platform administration console", true),
-    (Permission::ManageUsers, "admin:users", "Manage users, members, groups and roles", false),
-    (Permission::ManageWorkspaces, "admin:workspaces", "Create, rename and delete workspaces", true),
-    (Permission::ManageCredentials, "admin:credentials", "Manage service accounts, API apps, API keys and widget keys", false),
-    (Permission::ReadAudit, "read:audit", "Read the audit log", false),
-    (Permission::ManageKeys, "manage:keys", "Rotate encryption and signing keys", true),
-    (Permission::ManageSecurity, "manage:security", "Change the security policy", true),
-    (Permission::IntrospectCredentials, "introspect:credentials", "Introspect and revoke tokens and API keys", false),
+    (
+        Permission::ViewConsole,
+        "console:view",
+        "Open the platform administration console",
+        true,
+    ),
+    (
+        Permission::ManageUsers,
+        "admin:users",
+        "Manage users, members, groups and roles",
+        false,
+    ),
+    (
+        Permission::ManageWorkspaces,
+        "admin:workspaces",
+        "Create, rename and delete workspaces",
+        true,
+    ),
+    (
+        Permission::ManageCredentials,
+        "admin:credentials",
+        "Manage service accounts, API apps, API keys and widget keys",
+        false,
+    ),
+    (
+        Permission::ReadAudit,
+        "read:audit",
+        "Read the audit log",
+        false,
+    ),
+    (
+        Permission::ManageKeys,
+        "manage:keys",
+        "Rotate encryption and signing keys",
+        true,
+    ),
+    (
+        Permission::ManageSecurity,
+        "manage:security",
+        "Change the security policy",
+        true,
+    ),
+    (
+        Permission::IntrospectCredentials,
+        "introspect:credentials",
+        "Introspect and revoke tokens and API keys",
+        false,
+    ),
     (Permission::ReadAgents, "read:agents", "See agents", false),
-    (Permission::WriteAgents, "write:agents", "Create and modify agents", false),
-    (Permission::UseAgents, "use:agents", "Use (chat with) deployed agents", false),
-    (Permission::ReadConversations, "read:conversations", "Read conversations", false),
-    (Permission::ReadAnalytics, "read:analytics", "Read analytics and reports", false),
+    (
+        Permission::WriteAgents,
+        "write:agents",
+        "Create and modify agents",
+        false,
+    ),
+    (
+        Permission::UseAgents,
+        "use:agents",
+        "Use (chat with) deployed agents",
+        false,
+    ),
+    (
+        Permission::ReadConversations,
+        "read:conversations",
+        "Read conversations",
+        false,
+    ),
+    (
+        Permission::ReadAnalytics,
+        "read:analytics",
+        "Read analytics and reports",
+        false,
+    ),
     (Permission::DeployTool, "deploy:tool", "Deploy tools", false),
-    (Permission::UndeployTool, "undeploy:tool", "Undeploy tools", false),
-    (Permission::DeployModel, "deploy:model", "Deploy models", false),
-    (Permission::UndeployModel, "undeploy:model", "Undeploy models", false),
-    (Permission::ImportModel, "import:model", "Import models", false),
-    (Permission::ExportModel, "export:model", "Export models", false),
+    (
+        Permission::UndeployTool,
+        "undeploy:tool",
+        "Undeploy tools",
+        false,
+    ),
+    (
+        Permission::DeployModel,
+        "deploy:model",
+        "Deploy models",
+        false,
+    ),
+    (
+        Permission::UndeployModel,
+        "undeploy:model",
+        "Undeploy models",
+        false,
+    ),
+    (
+        Permission::ImportModel,
+        "import:model",
+        "Import models",
+        false,
+    ),
+    (
+        Permission::ExportModel,
+        "export:model",
+        "Export models",
+        false,
+    ),
     (Permission::ImportTool, "import:tool", "Import tools", false),
     (Permission::ExportTool, "export:tool", "Export tools", false),
-    (Permission::DeployGuardrails, "deploy:guardrails", "Deploy guardrails", false),
-    (Permission::UndeployGuardrails, "undeploy:guardrails", "Undeploy guardrails", false),
-    (Permission::ReadConnections, "read:connections", "View connections", false),
-    (Permission::ManageConnections, "manage:connections", "Manage connections", false),
+    (
+        Permission::DeployGuardrails,
+        "deploy:guardrails",
+        "Deploy guardrails",
+        false,
+    ),
+    (
+        Permission::UndeployGuardrails,
+        "undeploy:guardrails",
+        "Undeploy guardrails",
+        false,
+    ),
+    (
+        Permission::ReadConnections,
+        "read:connections",
+        "View connections",
+        false,
+    ),
+    (
+        Permission::ManageConnections,
+        "manage:connections",
+        "Manage connections",
+        false,
+    ),
 ];
 
 impl Permission {
@@ -126,7 +231,10 @@ impl PermSet {
     }
     /// Space-separated, as OAuth `scope` values are.
     pub fn to_scope_string(self) -> String {
-        self.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(" ")
+        self.iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
     /// Parses catalogue names; an unknown name is an error that names it.
     pub fn parse_names<S: AsRef<str>>(field: &'static str, names: &[S]) -> Result<PermSet> {
@@ -136,7 +244,9 @@ impl PermSet {
             let p = Permission::parse(n).ok_or_else(|| {
                 Error::invalid(
                     field,
-                    format!("unknown permission \"{n}\"; GET /api/v1/permissions lists the catalogue"),
+                    format!(
+                        "unknown permission \"{n}\"; GET /api/v1/permissions lists the catalogue"
+                    ),
                 )
             })?;
             set.insert(p);

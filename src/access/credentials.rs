@@ -63,8 +63,13 @@ pub fn generate_secret(prefix: &str) -> Result<String> {
 pub fn well_formed(prefix: &str, s: &str) -> bool {
     s.len() == prefix.len() + RANDOM_LEN + CHECK_LEN
         && s.starts_with(prefix)
-        && s.bytes().skip(prefix.len()).all(|b| b.is_ascii_alphanumeric())
-        && crypto::ct_eq(&checksum(&s[..prefix.len() + RANDOM_LEN]), &s.as_bytes()[prefix.len() + RANDOM_LEN..])
+        && s.bytes()
+            .skip(prefix.len())
+            .all(|b| b.is_ascii_alphanumeric())
+        && crypto::ct_eq(
+            &checksum(&s[..prefix.len() + RANDOM_LEN]),
+            &s.as_bytes()[prefix.len() + RANDOM_LEN..],
+        )
 }
 
 fn hint(secret: &str) -> String {
@@ -74,11 +79,15 @@ fn hint(secret: &str) -> String {
 fn clean_name(raw: &str) -> Result<String> {
     let n = raw.trim();
     if n.is_empty() || n.chars().count() > 100 || n.chars().any(char::is_control) {
-        return Err(Error::invalid("name", "must be 1 to 100 characters, no control characters"));
+        return Err(Error::invalid(
+            "name",
+            "must be 1 to 100 characters, no control characters",
+        ));
     }
     Ok(n.to_string())
 }
 
+#[allow(clippy::too_many_arguments)] // one audit record's parts, named at each call
 fn event(
     tx: &mut WriteTx<'_>,
     svc: &Service,
@@ -93,7 +102,10 @@ fn event(
         tx,
         svc.now(),
         src,
-        by.event(action, Outcome::Success).workspace(ws).target(target).details(details),
+        by.event(action, Outcome::Success)
+            .workspace(ws)
+            .target(target)
+            .details(details),
     )?;
     Ok(())
 }
@@ -170,7 +182,12 @@ fn parse_allowlist(list: &[String]) -> Result<Vec<String>> {
                 .parse::<ipnet::IpNet>()
                 .or_else(|_| c.parse::<IpAddr>().map(ipnet::IpNet::from))
                 .map_err(|_| {
-                    Error::invalid("ip_allowlist", format!("\"{c}\" is not an IPv4/IPv6 CIDR such as 10.0.0.0/8 or 2001:db8::/32"))
+                    Error::invalid(
+                        "ip_allowlist",
+                        format!(
+                            "\"{c}\" is not an IPv4/IPv6 CIDR such as 10.0.0.0/8 or 2001:db8::/32"
+                        ),
+                    )
                 })?;
             Ok(net.trunc().to_string())
         })
@@ -193,7 +210,13 @@ pub fn create_service_account(
     src: &Source,
     n: NewServiceAccount<'_>,
 ) -> Result<(ServiceAccount, String)> {
-    authorize(svc, by, Permission::ManageCredentials, res(n.workspace), src)?;
+    authorize(
+        svc,
+        by,
+        Permission::ManageCredentials,
+        res(n.workspace),
+        src,
+    )?;
     let scopes = PermSet::parse_names("scopes", n.scopes)?;
     check_grantable(svc, by, n.workspace, scopes)?;
     let secret = generate_secret(CLIENT_SECRET_PREFIX)?;
@@ -202,7 +225,13 @@ pub fn create_service_account(
         id: new_id("sa_")?,
         workspace: n.workspace.map(str::to_string),
         name: clean_name(n.name)?,
-        description: n.description.unwrap_or("").trim().chars().take(500).collect(),
+        description: n
+            .description
+            .unwrap_or("")
+            .trim()
+            .chars()
+            .take(500)
+            .collect(),
         scopes: scopes.names(),
         ip_allowlist: parse_allowlist(n.ip_allowlist)?,
         ip_mode: n.ip_mode,
@@ -213,8 +242,16 @@ pub fn create_service_account(
     let mut tx = svc.store.write()?;
     check_workspace(&tx, n.workspace)?;
     tx.put(Table::ServiceAccounts, sa.id.as_bytes(), &sa)?;
-    event(&mut tx, svc, by, src, "service_account.create", n.workspace, &sa.id,
-        serde_json::json!({"name": sa.name, "scopes": sa.scopes, "ip_allowlist": sa.ip_allowlist, "ip_mode": sa.ip_mode}))?;
+    event(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "service_account.create",
+        n.workspace,
+        &sa.id,
+        serde_json::json!({"name": sa.name, "scopes": sa.scopes, "ip_allowlist": sa.ip_allowlist, "ip_mode": sa.ip_mode}),
+    )?;
     tx.commit()?;
     Ok((sa, secret))
 }
@@ -236,10 +273,25 @@ pub fn service_accounts(svc: &Service, by: &Principal) -> Result<Vec<ServiceAcco
     Ok(out)
 }
 
-pub fn get_service_account(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<ServiceAccount> {
+pub fn get_service_account(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    id: &str,
+) -> Result<ServiceAccount> {
     let id = parse_id("sa_", id, "service account")?;
-    let sa = snapshot(svc)?.service_accounts.get(id).cloned().ok_or(Error::NotFound("service account"))?;
-    authorize(svc, by, Permission::ManageCredentials, res(sa.workspace.as_deref()), src)?;
+    let sa = snapshot(svc)?
+        .service_accounts
+        .get(id)
+        .cloned()
+        .ok_or(Error::NotFound("service account"))?;
+    authorize(
+        svc,
+        by,
+        Permission::ManageCredentials,
+        res(sa.workspace.as_deref()),
+        src,
+    )?;
     Ok(sa)
 }
 
@@ -280,21 +332,43 @@ pub fn update_service_account(
     sa.updated_at = svc.now();
     let mut tx = svc.store.write()?;
     tx.put(Table::ServiceAccounts, sa.id.as_bytes(), &sa)?;
-    event(&mut tx, svc, by, src, "service_account.update", sa.workspace.as_deref(), &sa.id,
-        serde_json::json!({"name": sa.name, "scopes": sa.scopes, "ip_allowlist": sa.ip_allowlist, "ip_mode": sa.ip_mode}))?;
+    event(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "service_account.update",
+        sa.workspace.as_deref(),
+        &sa.id,
+        serde_json::json!({"name": sa.name, "scopes": sa.scopes, "ip_allowlist": sa.ip_allowlist, "ip_mode": sa.ip_mode}),
+    )?;
     tx.commit()?;
     Ok(sa)
 }
 
 /// Replaces the secret; the old one stops working at once. Returns the new one.
-pub fn rotate_service_account_secret(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<String> {
+pub fn rotate_service_account_secret(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    id: &str,
+) -> Result<String> {
     let mut sa = get_service_account(svc, by, src, id)?;
     let secret = generate_secret(CLIENT_SECRET_PREFIX)?;
     sa.secret_hash = hex::encode(crypto::sha256(secret.as_bytes()));
     sa.updated_at = svc.now();
     let mut tx = svc.store.write()?;
     tx.put(Table::ServiceAccounts, sa.id.as_bytes(), &sa)?;
-    event(&mut tx, svc, by, src, "service_account.secret_rotate", sa.workspace.as_deref(), &sa.id, serde_json::Value::Null)?;
+    event(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "service_account.secret_rotate",
+        sa.workspace.as_deref(),
+        &sa.id,
+        serde_json::Value::Null,
+    )?;
     tx.commit()?;
     Ok(secret)
 }
@@ -304,13 +378,27 @@ pub fn delete_service_account(svc: &Service, by: &Principal, src: &Source, id: &
     let sa = get_service_account(svc, by, src, id)?;
     let mut tx = svc.store.write()?;
     tx.delete(Table::ServiceAccounts, sa.id.as_bytes())?;
-    event(&mut tx, svc, by, src, "service_account.delete", sa.workspace.as_deref(), &sa.id, serde_json::json!({"name": sa.name}))?;
+    event(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "service_account.delete",
+        sa.workspace.as_deref(),
+        &sa.id,
+        serde_json::json!({"name": sa.name}),
+    )?;
     tx.commit()
 }
 
 /// Client authentication for the token, introspection and revocation
 /// endpoints. A wrong id or secret gets one answer; the reason is audited.
-pub fn authenticate_client(svc: &Service, client_id: &str, secret: &str, src: &Source) -> Result<ServiceAccount> {
+pub fn authenticate_client(
+    svc: &Service,
+    client_id: &str,
+    secret: &str,
+    src: &Source,
+) -> Result<ServiceAccount> {
     let fail = |reason: &str| -> Result<ServiceAccount> {
         let mut tx = svc.store.write()?;
         audit::record(
@@ -322,7 +410,9 @@ pub fn authenticate_client(svc: &Service, client_id: &str, secret: &str, src: &S
                 .details(serde_json::json!({"reason": reason})),
         )?;
         tx.commit()?;
-        Err(Error::Unauthenticated("Invalid client id or secret.".into()))
+        Err(Error::Unauthenticated(
+            "Invalid client id or secret.".into(),
+        ))
     };
     if !well_formed(CLIENT_SECRET_PREFIX, secret) {
         return fail("malformed_secret");
@@ -339,7 +429,12 @@ pub fn authenticate_client(svc: &Service, client_id: &str, secret: &str, src: &S
 }
 
 /// Applies an account's IP allowlist: `block` refuses, `warn` audits and lets through.
-pub fn check_ip(svc: &Service, sa: &ServiceAccount, ip: Option<IpAddr>, src: &Source) -> Result<()> {
+pub fn check_ip(
+    svc: &Service,
+    sa: &ServiceAccount,
+    ip: Option<IpAddr>,
+    src: &Source,
+) -> Result<()> {
     if sa.ip_allowed(ip) {
         return Ok(());
     }
@@ -351,7 +446,11 @@ pub fn check_ip(svc: &Service, sa: &ServiceAccount, ip: Option<IpAddr>, src: &So
         src,
         audit::NewEvent::new(
             "service_account.ip_not_allowed",
-            if block { Outcome::Denied } else { Outcome::Success },
+            if block {
+                Outcome::Denied
+            } else {
+                Outcome::Success
+            },
         )
         .actor(format!("{} ({})", sa.name, sa.id), Some(sa.id.clone()))
         .workspace(sa.workspace.as_deref())
@@ -375,8 +474,15 @@ pub fn grant_scopes(sa: &ServiceAccount, requested: Option<&str>) -> Result<Perm
         Some(r) => {
             let want = PermSet::parse_scope("scope", r)?;
             if !want.is_subset(granted) {
-                let extra: Vec<&str> = want.iter().filter(|p| !granted.contains(*p)).map(|p| p.as_str()).collect();
-                return Err(Error::Forbidden(format!("Scope not granted to this client: {}.", extra.join(" "))));
+                let extra: Vec<&str> = want
+                    .iter()
+                    .filter(|p| !granted.contains(*p))
+                    .map(|p| p.as_str())
+                    .collect();
+                return Err(Error::Forbidden(format!(
+                    "Scope not granted to this client: {}.",
+                    extra.join(" ")
+                )));
             }
             Ok(want)
         }
@@ -423,9 +529,22 @@ pub struct Usage {
 /// Last use of each key since the last flush (a write per check would cap throughput).
 pub type UsageCache = HashMap<String, Usage>;
 
-pub fn create_app(svc: &Service, by: &Principal, src: &Source, ws: &str, name: &str, scopes: &[String]) -> Result<ApiApp> {
+pub fn create_app(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    ws: &str,
+    name: &str,
+    scopes: &[String],
+) -> Result<ApiApp> {
     let ws = parse_id("ws_", ws, "workspace")?;
-    authorize(svc, by, Permission::ManageCredentials, Resource::Workspace(ws), src)?;
+    authorize(
+        svc,
+        by,
+        Permission::ManageCredentials,
+        Resource::Workspace(ws),
+        src,
+    )?;
     let set = PermSet::parse_names("scopes", scopes)?;
     check_grantable(svc, by, Some(ws), set)?;
     let now = svc.now();
@@ -440,7 +559,16 @@ pub fn create_app(svc: &Service, by: &Principal, src: &Source, ws: &str, name: &
     let mut tx = svc.store.write()?;
     check_workspace(&tx, Some(ws))?;
     tx.put(Table::ApiApps, app.id.as_bytes(), &app)?;
-    event(&mut tx, svc, by, src, "api_app.create", Some(ws), &app.id, serde_json::json!({"name": app.name, "scopes": app.scopes}))?;
+    event(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "api_app.create",
+        Some(ws),
+        &app.id,
+        serde_json::json!({"name": app.name, "scopes": app.scopes}),
+    )?;
     tx.commit()?;
     Ok(app)
 }
@@ -459,13 +587,30 @@ pub fn apps(svc: &Service, by: &Principal) -> Result<Vec<ApiApp>> {
 
 pub fn get_app(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<ApiApp> {
     let id = parse_id("app_", id, "API app")?;
-    let app = snapshot(svc)?.apps.get(id).cloned().ok_or(Error::NotFound("API app"))?;
-    authorize(svc, by, Permission::ManageCredentials, Resource::Workspace(&app.workspace), src)?;
+    let app = snapshot(svc)?
+        .apps
+        .get(id)
+        .cloned()
+        .ok_or(Error::NotFound("API app"))?;
+    authorize(
+        svc,
+        by,
+        Permission::ManageCredentials,
+        Resource::Workspace(&app.workspace),
+        src,
+    )?;
     Ok(app)
 }
 
 /// Renames or re-scopes an app; its keys carry the new scopes on the next check.
-pub fn update_app(svc: &Service, by: &Principal, src: &Source, id: &str, name: Option<&str>, scopes: Option<&[String]>) -> Result<ApiApp> {
+pub fn update_app(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    id: &str,
+    name: Option<&str>,
+    scopes: Option<&[String]>,
+) -> Result<ApiApp> {
     let mut app = get_app(svc, by, src, id)?;
     if let Some(n) = name {
         app.name = clean_name(n)?;
@@ -478,7 +623,16 @@ pub fn update_app(svc: &Service, by: &Principal, src: &Source, id: &str, name: O
     app.updated_at = svc.now();
     let mut tx = svc.store.write()?;
     tx.put(Table::ApiApps, app.id.as_bytes(), &app)?;
-    event(&mut tx, svc, by, src, "api_app.update", Some(&app.workspace), &app.id, serde_json::json!({"name": app.name, "scopes": app.scopes}))?;
+    event(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "api_app.update",
+        Some(&app.workspace),
+        &app.id,
+        serde_json::json!({"name": app.name, "scopes": app.scopes}),
+    )?;
     tx.commit()?;
     Ok(app)
 }
@@ -492,7 +646,7 @@ fn app_prefix(app: &str) -> Vec<u8> {
 fn remove_app_keys(tx: &mut WriteTx<'_>, app: &str) -> Result<usize> {
     let keys = tx.scan::<String>(Table::ApiKeysByApp, &app_prefix(app))?;
     for (k, hash) in &keys {
-        if let Some(h) = hex::decode(hash).ok() {
+        if let Ok(h) = hex::decode(hash) {
             tx.delete(Table::ApiKeys, &h)?;
         }
         tx.delete(Table::ApiKeysByApp, k)?;
@@ -506,7 +660,16 @@ pub fn delete_app(svc: &Service, by: &Principal, src: &Source, id: &str) -> Resu
     let mut tx = svc.store.write()?;
     let n = remove_app_keys(&mut tx, &app.id)?;
     tx.delete(Table::ApiApps, app.id.as_bytes())?;
-    event(&mut tx, svc, by, src, "api_app.delete", Some(&app.workspace), &app.id, serde_json::json!({"name": app.name, "keys_removed": n}))?;
+    event(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "api_app.delete",
+        Some(&app.workspace),
+        &app.id,
+        serde_json::json!({"name": app.name, "keys_removed": n}),
+    )?;
     tx.commit()
 }
 
@@ -544,8 +707,16 @@ pub fn create_key(
     let mut idx = app_prefix(&app.id);
     idx.extend_from_slice(key.id.as_bytes());
     tx.put(Table::ApiKeysByApp, &idx, &hex::encode(hash))?;
-    event(&mut tx, svc, by, src, "api_key.create", Some(&app.workspace), &key.id,
-        serde_json::json!({"app": app.id, "name": key.name, "expires_at": key.expires_at}))?;
+    event(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "api_key.create",
+        Some(&app.workspace),
+        &key.id,
+        serde_json::json!({"app": app.id, "name": key.name, "expires_at": key.expires_at}),
+    )?;
     tx.commit()?;
     Ok((key, secret))
 }
@@ -559,13 +730,20 @@ fn actor_name(by: &Principal) -> String {
 }
 
 /// The keys of an app (never their secrets), with their last use.
-pub fn keys(svc: &Service, by: &Principal, src: &Source, app_id: &str) -> Result<Vec<(ApiKey, Option<Usage>)>> {
+pub fn keys(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    app_id: &str,
+) -> Result<Vec<(ApiKey, Option<Usage>)>> {
     let app = get_app(svc, by, src, app_id)?;
     let r = svc.store.read()?;
     let pending = svc.key_usage.lock().map(|m| m.clone()).unwrap_or_default();
     let mut out = Vec::new();
     for (_, hash) in r.scan::<String>(Table::ApiKeysByApp, &app_prefix(&app.id))? {
-        let Some(h) = hex::decode(&hash).ok() else { continue };
+        let Ok(h) = hex::decode(&hash) else {
+            continue;
+        };
         if let Some(k) = r.get::<ApiKey>(Table::ApiKeys, &h)? {
             let used = match pending.get(&k.id) {
                 Some(u) => Some(*u),
@@ -579,19 +757,36 @@ pub fn keys(svc: &Service, by: &Principal, src: &Source, app_id: &str) -> Result
 }
 
 /// Deletes a key; it is refused on the very next check.
-pub fn delete_key(svc: &Service, by: &Principal, src: &Source, app_id: &str, key_id: &str) -> Result<()> {
+pub fn delete_key(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    app_id: &str,
+    key_id: &str,
+) -> Result<()> {
     let app = get_app(svc, by, src, app_id)?;
     let key_id = parse_id("key_", key_id, "API key")?;
     let mut idx = app_prefix(&app.id);
     idx.extend_from_slice(key_id.as_bytes());
     let mut tx = svc.store.write()?;
-    let hash: String = tx.get(Table::ApiKeysByApp, &idx)?.ok_or(Error::NotFound("API key"))?;
-    if let Some(h) = hex::decode(&hash).ok() {
+    let hash: String = tx
+        .get(Table::ApiKeysByApp, &idx)?
+        .ok_or(Error::NotFound("API key"))?;
+    if let Ok(h) = hex::decode(&hash) {
         tx.delete(Table::ApiKeys, &h)?;
     }
     tx.delete(Table::ApiKeysByApp, &idx)?;
     tx.delete(Table::KeyUsage, key_id.as_bytes())?;
-    event(&mut tx, svc, by, src, "api_key.delete", Some(&app.workspace), key_id, serde_json::json!({"app": app.id}))?;
+    event(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "api_key.delete",
+        Some(&app.workspace),
+        key_id,
+        serde_json::json!({"app": app.id}),
+    )?;
     tx.commit()
 }
 
@@ -610,16 +805,29 @@ pub struct WidgetKey {
 
 fn parse_origin(o: &str) -> Result<String> {
     let o = o.trim().trim_end_matches('/');
-    let bad = || Error::invalid("origins", format!("\"{o}\" is not a web origin such as https://shop.example.com"));
+    let bad = || {
+        Error::invalid(
+            "origins",
+            format!("\"{o}\" is not a web origin such as https://shop.example.com"),
+        )
+    };
     let (scheme, rest) = o.split_once("://").ok_or_else(bad)?;
-    if !matches!(scheme, "https" | "http") || rest.is_empty() || rest.contains('/') || rest.contains('@') || rest.contains(char::is_whitespace) {
+    if !matches!(scheme, "https" | "http")
+        || rest.is_empty()
+        || rest.contains('/')
+        || rest.contains('@')
+        || rest.contains(char::is_whitespace)
+    {
         return Err(bad());
     }
     Ok(o.to_ascii_lowercase())
 }
 
 fn valid_bot(b: &str) -> bool {
-    !b.is_empty() && b.len() <= 100 && b.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+    !b.is_empty()
+        && b.len() <= 100
+        && b.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
 pub fn create_widget_key(
@@ -632,13 +840,30 @@ pub fn create_widget_key(
     origins: &[String],
 ) -> Result<(WidgetKey, String)> {
     let ws = parse_id("ws_", ws, "workspace")?;
-    authorize(svc, by, Permission::ManageCredentials, Resource::Workspace(ws), src)?;
-    check_grantable(svc, by, Some(ws), [Permission::UseAgents].into_iter().collect())?;
+    authorize(
+        svc,
+        by,
+        Permission::ManageCredentials,
+        Resource::Workspace(ws),
+        src,
+    )?;
+    check_grantable(
+        svc,
+        by,
+        Some(ws),
+        [Permission::UseAgents].into_iter().collect(),
+    )?;
     if !valid_bot(bot.trim()) {
-        return Err(Error::invalid("bot", "must be the bot's id: letters, digits, - _ . (up to 100)"));
+        return Err(Error::invalid(
+            "bot",
+            "must be the bot's id: letters, digits, - _ . (up to 100)",
+        ));
     }
     if origins.is_empty() {
-        return Err(Error::invalid("origins", "give at least one web origin the widget runs on"));
+        return Err(Error::invalid(
+            "origins",
+            "give at least one web origin the widget runs on",
+        ));
     }
     let secret = generate_secret(WIDGET_KEY_PREFIX)?;
     let w = WidgetKey {
@@ -646,14 +871,26 @@ pub fn create_widget_key(
         workspace: ws.to_string(),
         name: clean_name(name)?,
         bot: bot.trim().to_string(),
-        origins: origins.iter().map(|o| parse_origin(o)).collect::<Result<_>>()?,
+        origins: origins
+            .iter()
+            .map(|o| parse_origin(o))
+            .collect::<Result<_>>()?,
         hint: hint(&secret),
         created_at: svc.now(),
     };
     let mut tx = svc.store.write()?;
     check_workspace(&tx, Some(ws))?;
     tx.put(Table::WidgetKeys, &crypto::sha256(secret.as_bytes()), &w)?;
-    event(&mut tx, svc, by, src, "widget_key.create", Some(ws), &w.id, serde_json::json!({"name": w.name, "bot": w.bot, "origins": w.origins}))?;
+    event(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "widget_key.create",
+        Some(ws),
+        &w.id,
+        serde_json::json!({"name": w.name, "bot": w.bot, "origins": w.origins}),
+    )?;
     tx.commit()?;
     Ok((w, secret))
 }
@@ -681,10 +918,25 @@ pub fn delete_widget_key(svc: &Service, by: &Principal, src: &Source, id: &str) 
         .into_iter()
         .find(|(_, w)| w.id == id)
         .ok_or(Error::NotFound("widget key"))?;
-    authorize(svc, by, Permission::ManageCredentials, Resource::Workspace(&w.workspace), src)?;
+    authorize(
+        svc,
+        by,
+        Permission::ManageCredentials,
+        Resource::Workspace(&w.workspace),
+        src,
+    )?;
     let mut tx = svc.store.write()?;
     tx.delete(Table::WidgetKeys, &k)?;
-    event(&mut tx, svc, by, src, "widget_key.delete", Some(&w.workspace), &w.id, serde_json::json!({"name": w.name, "bot": w.bot}))?;
+    event(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "widget_key.delete",
+        Some(&w.workspace),
+        &w.id,
+        serde_json::json!({"name": w.name, "bot": w.bot}),
+    )?;
     tx.commit()
 }
 
@@ -765,7 +1017,11 @@ pub fn principal_from_key(svc: &Service, raw: &str, ip: Option<IpAddr>) -> Resul
     Ok(Principal::Client(Arc::new(Client {
         kind: ClientKind::ApiKey,
         id: key.id,
-        name: if key.name.is_empty() { app.name.clone() } else { format!("{} / {}", app.name, key.name) },
+        name: if key.name.is_empty() {
+            app.name.clone()
+        } else {
+            format!("{} / {}", app.name, key.name)
+        },
         workspace: Some(app.workspace.clone()),
         scopes: app.scope_set(),
         app: Some(app.id.clone()),
@@ -791,7 +1047,9 @@ pub fn principal_from_client_token(
         .get(client_id)
         .ok_or_else(|| Error::Unauthenticated("The token's service account was deleted.".into()))?;
     check_ip(svc, sa, ip, src)?;
-    let scopes = PermSet::parse_scope("scope", scope).unwrap_or_default().intersect(sa.scope_set());
+    let scopes = PermSet::parse_scope("scope", scope)
+        .unwrap_or_default()
+        .intersect(sa.scope_set());
     Ok(Principal::Client(Arc::new(Client {
         kind: ClientKind::ServiceAccount,
         id: sa.id.clone(),
@@ -818,13 +1076,28 @@ pub fn revoke_key(svc: &Service, by: &Principal, src: &Source, raw: &str) -> Res
     let Some(key) = svc.store.read()?.get::<ApiKey>(Table::ApiKeys, &hash)? else {
         return Ok(false);
     };
-    authorize(svc, by, Permission::IntrospectCredentials, Resource::Workspace(&key.workspace), src)?;
+    authorize(
+        svc,
+        by,
+        Permission::IntrospectCredentials,
+        Resource::Workspace(&key.workspace),
+        src,
+    )?;
     let mut idx = app_prefix(&key.app);
     idx.extend_from_slice(key.id.as_bytes());
     let mut tx = svc.store.write()?;
     tx.delete(Table::ApiKeys, &hash)?;
     tx.delete(Table::ApiKeysByApp, &idx)?;
-    event(&mut tx, svc, by, src, "api_key.revoke", Some(&key.workspace), &key.id, serde_json::json!({"app": key.app}))?;
+    event(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "api_key.revoke",
+        Some(&key.workspace),
+        &key.id,
+        serde_json::json!({"app": key.app}),
+    )?;
     tx.commit()?;
     Ok(true)
 }
@@ -894,7 +1167,10 @@ mod tests {
         assert!(well_formed(API_KEY_PREFIX, &k));
         let mut typo = k.clone().into_bytes();
         typo[10] = if typo[10] == b'a' { b'b' } else { b'a' };
-        assert!(!well_formed(API_KEY_PREFIX, &String::from_utf8(typo).unwrap_or_default()));
+        assert!(!well_formed(
+            API_KEY_PREFIX,
+            &String::from_utf8(typo).unwrap_or_default()
+        ));
         assert!(!well_formed(WIDGET_KEY_PREFIX, &k));
     }
 
@@ -906,7 +1182,8 @@ mod tests {
             name: "x".into(),
             description: String::new(),
             scopes: vec![],
-            ip_allowlist: parse_allowlist(&["10.1.0.0/16".into(), "2001:db8::/32".into()]).unwrap_or_default(),
+            ip_allowlist: parse_allowlist(&["10.1.0.0/16".into(), "2001:db8::/32".into()])
+                .unwrap_or_default(),
             ip_mode: IpMode::Block,
             secret_hash: String::new(),
             created_at: 0,

@@ -72,7 +72,10 @@ pub enum Resource<'a> {
     Any,
     Workspace(&'a str),
     /// One bot (agent) in a workspace: what widget keys are bound to.
-    Bot { workspace: &'a str, bot: &'a str },
+    Bot {
+        workspace: &'a str,
+        bot: &'a str,
+    },
 }
 
 impl<'a> Resource<'a> {
@@ -88,7 +91,9 @@ impl<'a> Resource<'a> {
             ));
         }
         match (parts.next(), parts.next()) {
-            (Some("bots"), Some(bot)) if !bot.is_empty() => Ok(Resource::Bot { workspace: ws, bot }),
+            (Some("bots"), Some(bot)) if !bot.is_empty() => {
+                Ok(Resource::Bot { workspace: ws, bot })
+            }
             _ => Ok(Resource::Workspace(ws)),
         }
     }
@@ -166,7 +171,12 @@ impl Principal {
 /// Decides without side effects. Users: platform admins hold everything;
 /// others hold what their roles (directly and through groups) grant in the
 /// workspace. Clients: their scopes, inside their own workspace only.
-pub fn decide(svc: &Service, who: &Principal, p: Permission, res: Resource<'_>) -> Result<Decision> {
+pub fn decide(
+    svc: &Service,
+    who: &Principal,
+    p: Permission,
+    res: Resource<'_>,
+) -> Result<Decision> {
     Ok(match who {
         Principal::Local(_) => Decision::allow("local_operator", res.workspace()),
         Principal::User { user, .. } => {
@@ -182,7 +192,9 @@ pub fn decide(svc: &Service, who: &Principal, p: Permission, res: Resource<'_>) 
             let snap = snapshot(svc)?;
             let grants = snap.user_grants.get(&user.id);
             let held = |ws: &str| {
-                grants.and_then(|g| g.iter().find(|(w, _, _)| w == ws)).map(|(_, set, _)| *set)
+                grants
+                    .and_then(|g| g.iter().find(|(w, _, _)| w == ws))
+                    .map(|(_, set, _)| *set)
             };
             match res.workspace() {
                 Some(ws) => match held(ws) {
@@ -315,11 +327,18 @@ pub fn check_grantable(
     {
         return Err(Error::invalid(
             "scopes",
-            format!("{} is a platform permission and cannot be granted inside a workspace", p.as_str()),
+            format!(
+                "{} is a platform permission and cannot be granted inside a workspace",
+                p.as_str()
+            ),
         ));
     }
     let held = held_permissions(svc, who, ws)?;
-    let extra: Vec<&str> = wanted.iter().filter(|p| !held.contains(*p)).map(|p| p.as_str()).collect();
+    let extra: Vec<&str> = wanted
+        .iter()
+        .filter(|p| !held.contains(*p))
+        .map(|p| p.as_str())
+        .collect();
     if !extra.is_empty() {
         return Err(Error::Forbidden(format!(
             "You cannot grant permissions you do not hold yourself: {}.",
@@ -369,7 +388,10 @@ pub fn resolve_workspace(
         }
         return Ok(w.to_string());
     }
-    if let Some(Client { workspace: Some(w), .. }) = who.client() {
+    if let Some(Client {
+        workspace: Some(w), ..
+    }) = who.client()
+    {
         return Ok(w.clone());
     }
     let mine = if who.is_platform_admin() {
@@ -379,7 +401,10 @@ pub fn resolve_workspace(
     };
     match mine.as_slice() {
         [one] => Ok(one.clone()),
-        _ => Err(Error::invalid("workspace", "name the workspace (its id, ws_…)")),
+        _ => Err(Error::invalid(
+            "workspace",
+            "name the workspace (its id, ws_…)",
+        )),
     }
 }
 
@@ -387,7 +412,10 @@ pub fn resolve_workspace(
 
 /// `prefix` + 20 hex characters.
 pub fn new_id(prefix: &str) -> Result<String> {
-    Ok(format!("{prefix}{}", hex::encode(crypto::random_bytes::<10>()?)))
+    Ok(format!(
+        "{prefix}{}",
+        hex::encode(crypto::random_bytes::<10>()?)
+    ))
 }
 
 pub fn valid_id(prefix: &str, s: &str) -> bool {
@@ -400,7 +428,11 @@ pub fn valid_id(prefix: &str, s: &str) -> bool {
 
 /// Parses an id from a URL path; anything malformed is simply not found.
 pub fn parse_id<'a>(prefix: &str, s: &'a str, what: &'static str) -> Result<&'a str> {
-    if valid_id(prefix, s) { Ok(s) } else { Err(Error::NotFound(what)) }
+    if valid_id(prefix, s) {
+        Ok(s)
+    } else {
+        Err(Error::NotFound(what))
+    }
 }
 
 // ---- the in-memory view of the access tables ----
@@ -464,7 +496,10 @@ fn build_snapshot(r: &impl Reader, generation: u64) -> Result<Snapshot> {
         match BuiltinRole::parse(id) {
             Some(BuiltinRole::PlatformAdmin) => PermSet::workspace_all(),
             Some(b) => b.permissions(),
-            None => roles.get(id).map(|r| r.permission_set()).unwrap_or_default(),
+            None => roles
+                .get(id)
+                .map(|r| r.permission_set())
+                .unwrap_or_default(),
         }
     };
     let mut user_grants: HashMap<UserId, Vec<(String, PermSet, Vec<String>)>> = HashMap::new();
@@ -525,7 +560,10 @@ mod tests {
         let bot = format!("{ws}/bots/b1/chat");
         assert_eq!(
             Resource::parse(&bot).ok(),
-            Some(Resource::Bot { workspace: ws, bot: "b1" })
+            Some(Resource::Bot {
+                workspace: ws,
+                bot: "b1"
+            })
         );
         assert!(Resource::parse("ws_nothex").is_err());
         assert!(Resource::parse("").is_err());

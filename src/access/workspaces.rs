@@ -66,6 +66,7 @@ fn clean_name(field: &'static str, raw: &str) -> Result<String> {
     Ok(n.to_string())
 }
 
+#[allow(clippy::too_many_arguments)] // one audit record's parts, named at each call
 fn record(
     tx: &mut WriteTx<'_>,
     svc: &Service,
@@ -110,10 +111,12 @@ pub fn list(svc: &Service, by: &Principal) -> Result<Vec<Workspace>> {
     let mut out: Vec<Workspace> = snap
         .workspaces
         .values()
-        .filter(|w| all || mine.contains(&w.id) || by.client().is_some_and(|c| c.workspace.is_none()))
+        .filter(|w| {
+            all || mine.contains(&w.id) || by.client().is_some_and(|c| c.workspace.is_none())
+        })
         .cloned()
         .collect();
-    out.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    out.sort_by_key(|w| w.name.to_lowercase());
     Ok(out)
 }
 
@@ -128,14 +131,34 @@ pub fn show(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<Wor
             .is_some_and(|g| g.iter().any(|(x, _, _)| *x == w.id))
     });
     if !member {
-        authorize(svc, by, Permission::ReadAgents, Resource::Workspace(&w.id), src)
-            .or_else(|_| authorize(svc, by, Permission::ManageUsers, Resource::Workspace(&w.id), src))?;
+        authorize(
+            svc,
+            by,
+            Permission::ReadAgents,
+            Resource::Workspace(&w.id),
+            src,
+        )
+        .or_else(|_| {
+            authorize(
+                svc,
+                by,
+                Permission::ManageUsers,
+                Resource::Workspace(&w.id),
+                src,
+            )
+        })?;
     }
     Ok(w)
 }
 
 pub fn create(svc: &Service, by: &Principal, src: &Source, name: &str) -> Result<Workspace> {
-    authorize(svc, by, Permission::ManageWorkspaces, Resource::Platform, src)?;
+    authorize(
+        svc,
+        by,
+        Permission::ManageWorkspaces,
+        Resource::Platform,
+        src,
+    )?;
     let w = Workspace {
         id: new_id("ws_")?,
         name: clean_name("name", name)?,
@@ -147,23 +170,55 @@ pub fn create(svc: &Service, by: &Principal, src: &Source, name: &str) -> Result
         .iter()
         .any(|(_, x)| x.name.eq_ignore_ascii_case(&w.name))
     {
-        return Err(Error::Conflict("A workspace with this name already exists.".into()));
+        return Err(Error::Conflict(
+            "A workspace with this name already exists.".into(),
+        ));
     }
     tx.put(Table::Workspaces, w.id.as_bytes(), &w)?;
-    record(&mut tx, svc, by, src, "workspace.create", &w.id, &w.id, serde_json::json!({"name": w.name}))?;
+    record(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "workspace.create",
+        &w.id,
+        &w.id,
+        serde_json::json!({"name": w.name}),
+    )?;
     tx.commit()?;
     Ok(w)
 }
 
-pub fn rename(svc: &Service, by: &Principal, src: &Source, id: &str, name: &str) -> Result<Workspace> {
+pub fn rename(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    id: &str,
+    name: &str,
+) -> Result<Workspace> {
     let id = parse_id("ws_", id, "workspace")?;
-    authorize(svc, by, Permission::ManageUsers, Resource::Workspace(id), src)?;
+    authorize(
+        svc,
+        by,
+        Permission::ManageUsers,
+        Resource::Workspace(id),
+        src,
+    )?;
     let name = clean_name("name", name)?;
     let mut tx = svc.store.write()?;
     let mut w = get(&tx, id)?;
     let old = std::mem::replace(&mut w.name, name);
     tx.put(Table::Workspaces, w.id.as_bytes(), &w)?;
-    record(&mut tx, svc, by, src, "workspace.rename", id, id, serde_json::json!({"from": old, "to": w.name}))?;
+    record(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "workspace.rename",
+        id,
+        id,
+        serde_json::json!({"from": old, "to": w.name}),
+    )?;
     tx.commit()?;
     Ok(w)
 }
@@ -172,7 +227,13 @@ pub fn rename(svc: &Service, by: &Principal, src: &Source, id: &str, name: &str)
 /// groups, service accounts, API apps and their keys, widget keys.
 pub fn delete(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<()> {
     let id = parse_id("ws_", id, "workspace")?;
-    authorize(svc, by, Permission::ManageWorkspaces, Resource::Platform, src)?;
+    authorize(
+        svc,
+        by,
+        Permission::ManageWorkspaces,
+        Resource::Platform,
+        src,
+    )?;
     let mut tx = svc.store.write()?;
     let w = get(&tx, id)?;
     let mut prefix = id.as_bytes().to_vec();
@@ -215,9 +276,18 @@ fn member_key(ws: &str, user: &UserId) -> Vec<u8> {
 }
 
 /// Checks role ids exist for `ws` and that `by` may grant what they hold.
-fn check_roles(svc: &Service, r: &impl Reader, by: &Principal, ws: &str, roles: &[String]) -> Result<Vec<String>> {
+fn check_roles(
+    svc: &Service,
+    r: &impl Reader,
+    by: &Principal,
+    ws: &str,
+    roles: &[String],
+) -> Result<Vec<String>> {
     if roles.is_empty() {
-        return Err(Error::invalid("roles", "give at least one role (e.g. \"user\")"));
+        return Err(Error::invalid(
+            "roles",
+            "give at least one role (e.g. \"user\")",
+        ));
     }
     let mut out = Vec::new();
     let mut perms = PermSet::EMPTY;
@@ -242,7 +312,9 @@ fn check_roles(svc: &Service, r: &impl Reader, by: &Principal, ws: &str, roles: 
                     _ => {
                         return Err(Error::invalid(
                             "roles",
-                            format!("unknown role \"{id}\" in this workspace; GET /api/v1/roles lists them"),
+                            format!(
+                                "unknown role \"{id}\" in this workspace; GET /api/v1/roles lists them"
+                            ),
                         ));
                     }
                 }
@@ -259,12 +331,21 @@ fn check_roles(svc: &Service, r: &impl Reader, by: &Principal, ws: &str, roles: 
 
 pub fn members(svc: &Service, by: &Principal, src: &Source, ws: &str) -> Result<Vec<Membership>> {
     let ws = parse_id("ws_", ws, "workspace")?;
-    authorize(svc, by, Permission::ManageUsers, Resource::Workspace(ws), src)?;
+    authorize(
+        svc,
+        by,
+        Permission::ManageUsers,
+        Resource::Workspace(ws),
+        src,
+    )?;
     let r = svc.store.read()?;
     get(&r, ws)?;
     let mut prefix = ws.as_bytes().to_vec();
     prefix.push(0);
-    Ok(r.scan::<Membership>(Table::Members, &prefix)?.into_iter().map(|(_, m)| m).collect())
+    Ok(r.scan::<Membership>(Table::Members, &prefix)?
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect())
 }
 
 /// Adds a user to a workspace or replaces their roles there.
@@ -277,7 +358,13 @@ pub fn set_member(
     roles: &[String],
 ) -> Result<Membership> {
     let ws = parse_id("ws_", ws, "workspace")?;
-    authorize(svc, by, Permission::ManageUsers, Resource::Workspace(ws), src)?;
+    authorize(
+        svc,
+        by,
+        Permission::ManageUsers,
+        Resource::Workspace(ws),
+        src,
+    )?;
     let mut tx = svc.store.write()?;
     get(&tx, ws)?;
     let u = identity::get(&tx, user)?;
@@ -296,7 +383,11 @@ pub fn set_member(
         svc,
         by,
         src,
-        if before.is_some() { "member.update" } else { "member.add" },
+        if before.is_some() {
+            "member.update"
+        } else {
+            "member.add"
+        },
         ws,
         user.as_str(),
         serde_json::json!({"email": u.email.as_str(), "roles": m.roles, "previous": before.map(|b| b.roles)}),
@@ -305,9 +396,21 @@ pub fn set_member(
     Ok(m)
 }
 
-pub fn remove_member(svc: &Service, by: &Principal, src: &Source, ws: &str, user: &UserId) -> Result<()> {
+pub fn remove_member(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    ws: &str,
+    user: &UserId,
+) -> Result<()> {
     let ws = parse_id("ws_", ws, "workspace")?;
-    authorize(svc, by, Permission::ManageUsers, Resource::Workspace(ws), src)?;
+    authorize(
+        svc,
+        by,
+        Permission::ManageUsers,
+        Resource::Workspace(ws),
+        src,
+    )?;
     let mut tx = svc.store.write()?;
     if !tx.delete(Table::Members, &member_key(ws, user))? {
         return Err(Error::NotFound("member"));
@@ -318,7 +421,16 @@ pub fn remove_member(svc: &Service, by: &Principal, src: &Source, ws: &str, user
             tx.put(Table::Groups, &k, &g)?;
         }
     }
-    record(&mut tx, svc, by, src, "member.remove", ws, user.as_str(), serde_json::Value::Null)?;
+    record(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "member.remove",
+        ws,
+        user.as_str(),
+        serde_json::Value::Null,
+    )?;
     tx.commit()
 }
 
@@ -364,10 +476,19 @@ pub fn create_role(
     permissions: &[String],
 ) -> Result<CustomRole> {
     let ws = parse_id("ws_", ws, "workspace")?;
-    authorize(svc, by, Permission::ManageUsers, Resource::Workspace(ws), src)?;
+    authorize(
+        svc,
+        by,
+        Permission::ManageUsers,
+        Resource::Workspace(ws),
+        src,
+    )?;
     let set = PermSet::parse_names("permissions", permissions)?;
     if set.is_empty() {
-        return Err(Error::invalid("permissions", "give at least one permission from the catalogue"));
+        return Err(Error::invalid(
+            "permissions",
+            "give at least one permission from the catalogue",
+        ));
     }
     check_grantable(svc, by, Some(ws), set)?;
     let r = CustomRole {
@@ -381,15 +502,34 @@ pub fn create_role(
     let mut tx = svc.store.write()?;
     get(&tx, ws)?;
     tx.put(Table::Roles, r.id.as_bytes(), &r)?;
-    record(&mut tx, svc, by, src, "role.create", ws, &r.id, serde_json::json!({"name": r.name, "permissions": r.permissions}))?;
+    record(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "role.create",
+        ws,
+        &r.id,
+        serde_json::json!({"name": r.name, "permissions": r.permissions}),
+    )?;
     tx.commit()?;
     Ok(r)
 }
 
 pub fn get_role(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<CustomRole> {
     let id = parse_id("rol_", id, "role")?;
-    let r: CustomRole = svc.store.read()?.get(Table::Roles, id.as_bytes())?.ok_or(Error::NotFound("role"))?;
-    authorize(svc, by, Permission::ManageUsers, Resource::Workspace(&r.workspace), src)?;
+    let r: CustomRole = svc
+        .store
+        .read()?
+        .get(Table::Roles, id.as_bytes())?
+        .ok_or(Error::NotFound("role"))?;
+    authorize(
+        svc,
+        by,
+        Permission::ManageUsers,
+        Resource::Workspace(&r.workspace),
+        src,
+    )?;
     Ok(r)
 }
 
@@ -413,7 +553,16 @@ pub fn update_role(
     }
     let mut tx = svc.store.write()?;
     tx.put(Table::Roles, r.id.as_bytes(), &r)?;
-    record(&mut tx, svc, by, src, "role.update", &r.workspace.clone(), &r.id, serde_json::json!({"name": r.name, "permissions": r.permissions}))?;
+    record(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "role.update",
+        &r.workspace.clone(),
+        &r.id,
+        serde_json::json!({"name": r.name, "permissions": r.permissions}),
+    )?;
     tx.commit()?;
     Ok(r)
 }
@@ -437,7 +586,16 @@ pub fn delete_role(svc: &Service, by: &Principal, src: &Source, id: &str) -> Res
         }
     }
     tx.delete(Table::Roles, r.id.as_bytes())?;
-    record(&mut tx, svc, by, src, "role.delete", &r.workspace, &r.id, serde_json::json!({"name": r.name}))?;
+    record(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "role.delete",
+        &r.workspace,
+        &r.id,
+        serde_json::json!({"name": r.name}),
+    )?;
     tx.commit()
 }
 
@@ -459,8 +617,18 @@ pub fn groups(svc: &Service, by: &Principal, ws: Option<&str>) -> Result<Vec<Gro
 
 pub fn get_group(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<Group> {
     let id = parse_id("grp_", id, "group")?;
-    let g: Group = svc.store.read()?.get(Table::Groups, id.as_bytes())?.ok_or(Error::NotFound("group"))?;
-    authorize(svc, by, Permission::ManageUsers, Resource::Workspace(&g.workspace), src)?;
+    let g: Group = svc
+        .store
+        .read()?
+        .get(Table::Groups, id.as_bytes())?
+        .ok_or(Error::NotFound("group"))?;
+    authorize(
+        svc,
+        by,
+        Permission::ManageUsers,
+        Resource::Workspace(&g.workspace),
+        src,
+    )?;
     Ok(g)
 }
 
@@ -468,10 +636,15 @@ pub fn get_group(svc: &Service, by: &Principal, src: &Source, id: &str) -> Resul
 fn check_group_members(r: &impl Reader, ws: &str, members: &[UserId]) -> Result<Vec<UserId>> {
     let mut out: Vec<UserId> = Vec::new();
     for u in members {
-        if r.get::<Membership>(Table::Members, &member_key(ws, u))?.is_none() {
+        if r.get::<Membership>(Table::Members, &member_key(ws, u))?
+            .is_none()
+        {
             return Err(Error::invalid(
                 "members",
-                format!("{} is not a member of this workspace; add them first", u.as_str()),
+                format!(
+                    "{} is not a member of this workspace; add them first",
+                    u.as_str()
+                ),
             ));
         }
         if !out.contains(u) {
@@ -481,6 +654,7 @@ fn check_group_members(r: &impl Reader, ws: &str, members: &[UserId]) -> Result<
     Ok(out)
 }
 
+#[allow(clippy::too_many_arguments)] // create and update share one validation path
 pub fn save_group(
     svc: &Service,
     by: &Principal,
@@ -495,7 +669,13 @@ pub fn save_group(
         Some(id) => get_group(svc, by, src, id)?,
         None => {
             let ws = parse_id("ws_", ws, "workspace")?;
-            authorize(svc, by, Permission::ManageUsers, Resource::Workspace(ws), src)?;
+            authorize(
+                svc,
+                by,
+                Permission::ManageUsers,
+                Resource::Workspace(ws),
+                src,
+            )?;
             Group {
                 id: new_id("grp_")?,
                 workspace: ws.to_string(),
@@ -514,7 +694,11 @@ pub fn save_group(
     let mut tx = svc.store.write()?;
     get(&tx, &g.workspace)?;
     if let Some(r) = roles {
-        g.roles = if r.is_empty() { Vec::new() } else { check_roles(svc, &tx, by, &g.workspace, r)? };
+        g.roles = if r.is_empty() {
+            Vec::new()
+        } else {
+            check_roles(svc, &tx, by, &g.workspace, r)?
+        };
     }
     if let Some(m) = members {
         g.members = check_group_members(&tx, &g.workspace, m)?;
@@ -526,7 +710,11 @@ pub fn save_group(
         svc,
         by,
         src,
-        if existing.is_some() { "group.update" } else { "group.create" },
+        if existing.is_some() {
+            "group.update"
+        } else {
+            "group.create"
+        },
         &ws,
         &g.id,
         serde_json::json!({"name": g.name, "roles": g.roles, "members": g.members.len()}),
@@ -539,6 +727,15 @@ pub fn delete_group(svc: &Service, by: &Principal, src: &Source, id: &str) -> Re
     let g = get_group(svc, by, src, id)?;
     let mut tx = svc.store.write()?;
     tx.delete(Table::Groups, g.id.as_bytes())?;
-    record(&mut tx, svc, by, src, "group.delete", &g.workspace, &g.id, serde_json::json!({"name": g.name}))?;
+    record(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "group.delete",
+        &g.workspace,
+        &g.id,
+        serde_json::json!({"name": g.name}),
+    )?;
     tx.commit()
 }

@@ -160,3 +160,39 @@ pub fn revoke_all_for_user(tx: &mut WriteTx<'_>, user: &UserId) -> Result<usize>
     }
     Ok(n)
 }
+
+/// RFC 7009 revocation of a refresh token: revokes its whole family when
+/// `may_revoke` accepts the token's user. Unknown tokens are not an error.
+pub fn revoke_token(
+    svc: &Service,
+    by: &crate::access::Principal,
+    src: &Source,
+    token: &str,
+    may_revoke: &dyn Fn(&UserId) -> Result<bool>,
+) -> Result<bool> {
+    let hash = crypto::sha256(token.as_bytes());
+    let mut tx = svc.store.write()?;
+    let Some(rec) = tx.get::<RefreshToken>(Table::RefreshTokens, &hash)? else {
+        return Ok(false);
+    };
+    if !may_revoke(&rec.user_id)? {
+        return Err(Error::Forbidden(
+            "The caller may not revoke this user's tokens.".into(),
+        ));
+    }
+    let Some(mut fam) = tx.get::<Family>(Table::RefreshFamilies, rec.family.as_bytes())? else {
+        return Ok(false);
+    };
+    fam.revoked = true;
+    tx.put(Table::RefreshFamilies, rec.family.as_bytes(), &fam)?;
+    audit::record(
+        &mut tx,
+        svc.now(),
+        src,
+        by.event("token.revoke", Outcome::Success)
+            .target(rec.user_id.as_str())
+            .details(serde_json::json!({"kind": "refresh_token", "family": rec.family})),
+    )?;
+    tx.commit()?;
+    Ok(true)
+}

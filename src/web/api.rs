@@ -56,7 +56,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/users/{id}/unlock", web::post().to(unlock_user))
             .route("/audit", web::get().to(audit_log))
             .route("/keys", web::get().to(key_status))
-            .route("/keys/rotate", web::post().to(rotate_keys)),
+            .route("/keys/rotate", web::post().to(rotate_keys))
+            .configure(super::api_access::routes),
     );
 }
 
@@ -132,9 +133,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 struct ApiDoc;
 
 async fn openapi() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(ApiDoc::openapi().to_json().unwrap_or_default())
+    HttpResponse::Ok().content_type("application/json").body({
+        let mut doc = ApiDoc::openapi();
+        doc.merge(super::api_access::openapi_doc());
+        doc.to_json().unwrap_or_default()
+    })
 }
 
 /// Every error: `{"error": {"code": "snake_case", "message": "what to do"}}`.
@@ -443,7 +446,13 @@ async fn end_sessions(
     id: web::Path<String>,
 ) -> ApiResult {
     let src = source(&req);
-    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, Resource::Platform, &src)?;
+    access::authorize(
+        &st.svc,
+        &caller.principal,
+        Permission::ManageUsers,
+        Resource::Platform,
+        &src,
+    )?;
     authn::end_user_sessions(&st.svc, &caller.principal, &src, &UserId::parse(&id)?)?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -451,7 +460,12 @@ async fn end_sessions(
 /// The security policy: MFA requirement and sessions.
 #[utoipa::path(get, path = "/api/v1/settings/security", responses((status = 200, body = crate::policy::SecurityPolicy)))]
 async fn get_security(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller) -> ApiResult {
-    access::authorize(&st.svc, &caller.principal, Permission::ManageSecurity, Resource::Platform, &source(&req),
+    access::authorize(
+        &st.svc,
+        &caller.principal,
+        Permission::ManageSecurity,
+        Resource::Platform,
+        &source(&req),
     )?;
     Ok(HttpResponse::Ok().json(crate::policy::current(&st.svc)?))
 }
@@ -466,7 +480,13 @@ async fn put_security(
     body: web::Json<crate::policy::SecurityPolicy>,
 ) -> ApiResult {
     let src = source(&req);
-    access::authorize(&st.svc, &caller.principal, Permission::ManageSecurity, Resource::Platform, &src)?;
+    access::authorize(
+        &st.svc,
+        &caller.principal,
+        Permission::ManageSecurity,
+        Resource::Platform,
+        &src,
+    )?;
     caller.require_recent_auth(&st.svc)?;
     Ok(HttpResponse::Ok().json(crate::policy::update(
         &st.svc,
@@ -486,7 +506,13 @@ async fn mfa_reset(
     id: web::Path<String>,
 ) -> ApiResult {
     let src = source(&req);
-    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, Resource::Platform, &src)?;
+    access::authorize(
+        &st.svc,
+        &caller.principal,
+        Permission::ManageUsers,
+        Resource::Platform,
+        &src,
+    )?;
     authn::mfa::reset(&st.svc, &caller.principal, &src, &UserId::parse(&id)?)?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -599,7 +625,12 @@ async fn list_users(
     caller: ApiCaller,
     q: web::Query<ListQuery>,
 ) -> ApiResult {
-    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, Resource::Platform, &source(&req),
+    access::authorize(
+        &st.svc,
+        &caller.principal,
+        Permission::ManageUsers,
+        Resource::Platform,
+        &source(&req),
     )?;
     let (page, per) = paging(q.page, q.per_page)?;
     // One snapshot for the page and every user's lock state.
@@ -637,7 +668,13 @@ async fn create_user(
     body: web::Json<CreateUserRequest>,
 ) -> ApiResult {
     let src = source(&req);
-    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, Resource::Platform, &src)?;
+    access::authorize(
+        &st.svc,
+        &caller.principal,
+        Permission::ManageUsers,
+        Resource::Platform,
+        &src,
+    )?;
     let body = body.into_inner();
     let new = NewUser {
         email: Email::parse(&body.email)?,
@@ -663,7 +700,12 @@ async fn get_user(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, Resource::Platform, &source(&req),
+    access::authorize(
+        &st.svc,
+        &caller.principal,
+        Permission::ManageUsers,
+        Resource::Platform,
+        &source(&req),
     )?;
     let user = identity::get(&st.svc.store.read()?, &UserId::parse(&id)?)?;
     Ok(HttpResponse::Ok()
@@ -690,7 +732,13 @@ async fn update_user(
     body: web::Json<UpdateUserRequest>,
 ) -> ApiResult {
     let src = source(&req);
-    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, Resource::Platform, &src)?;
+    access::authorize(
+        &st.svc,
+        &caller.principal,
+        Permission::ManageUsers,
+        Resource::Platform,
+        &src,
+    )?;
     let b = body.into_inner();
     let up = UserUpdate {
         name: b.name,
@@ -711,7 +759,13 @@ async fn set_disabled(
     disabled: bool,
 ) -> ApiResult {
     let src = source(&req);
-    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, Resource::Platform, &src)?;
+    access::authorize(
+        &st.svc,
+        &caller.principal,
+        Permission::ManageUsers,
+        Resource::Platform,
+        &src,
+    )?;
     let up = UserUpdate {
         disabled: Some(disabled),
         ..Default::default()
@@ -753,7 +807,13 @@ async fn delete_user(
     id: web::Path<String>,
 ) -> ApiResult {
     let src = source(&req);
-    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, Resource::Platform, &src)?;
+    access::authorize(
+        &st.svc,
+        &caller.principal,
+        Permission::ManageUsers,
+        Resource::Platform,
+        &src,
+    )?;
     identity::delete(&st.svc, &caller.principal, &src, &UserId::parse(&id)?)?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -774,7 +834,13 @@ async fn unlock_user(
     id: web::Path<String>,
 ) -> ApiResult {
     let src = source(&req);
-    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, Resource::Platform, &src)?;
+    access::authorize(
+        &st.svc,
+        &caller.principal,
+        Permission::ManageUsers,
+        Resource::Platform,
+        &src,
+    )?;
     let uid = UserId::parse(&id)?;
     authn::lockout::unlock(&st.svc, &caller.principal, &src, &uid)?;
     let user = identity::get(&st.svc.store.read()?, &uid)?;
@@ -793,7 +859,13 @@ async fn reset_password(
     body: web::Json<PasswordRequest>,
 ) -> ApiResult {
     let src = source(&req);
-    access::authorize(&st.svc, &caller.principal, Permission::ManageUsers, Resource::Platform, &src)?;
+    access::authorize(
+        &st.svc,
+        &caller.principal,
+        Permission::ManageUsers,
+        Resource::Platform,
+        &src,
+    )?;
     let uid = UserId::parse(&id)?;
     identity::set_password(
         &st.svc,
@@ -843,7 +915,13 @@ async fn audit_log(
         Some(w) => Resource::Workspace(access::parse_id("ws_", w, "workspace")?),
         None => Resource::Platform,
     };
-    access::authorize(&st.svc, &caller.principal, Permission::ReadAudit, res, &source(&req))?;
+    access::authorize(
+        &st.svc,
+        &caller.principal,
+        Permission::ReadAudit,
+        res,
+        &source(&req),
+    )?;
     let (page, per) = paging(q.page, q.per_page)?;
     let q = q.into_inner();
     let filter = audit::Filter {
@@ -886,7 +964,12 @@ impl From<&KeyVersionStatus> for KeyDto {
 /// Data-key versions and the records each still seals.
 #[utoipa::path(get, path = "/api/v1/keys", responses((status = 200, body = [KeyDto])))]
 async fn key_status(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller) -> ApiResult {
-    access::authorize(&st.svc, &caller.principal, Permission::ManageKeys, Resource::Platform, &source(&req),
+    access::authorize(
+        &st.svc,
+        &caller.principal,
+        Permission::ManageKeys,
+        Resource::Platform,
+        &source(&req),
     )?;
     let list: Vec<KeyDto> = keys::status(&st.svc)?.iter().map(KeyDto::from).collect();
     Ok(HttpResponse::Ok().json(list))
@@ -903,7 +986,13 @@ pub struct RotateResponse {
 #[utoipa::path(post, path = "/api/v1/keys/rotate", responses((status = 202, body = RotateResponse)))]
 async fn rotate_keys(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller) -> ApiResult {
     let src = source(&req);
-    access::authorize(&st.svc, &caller.principal, Permission::ManageKeys, Resource::Platform, &src)?;
+    access::authorize(
+        &st.svc,
+        &caller.principal,
+        Permission::ManageKeys,
+        Resource::Platform,
+        &src,
+    )?;
     caller.require_recent_auth(&st.svc)?;
     let v = start_rotation(&st, caller.principal.clone(), src)?;
     Ok(HttpResponse::Accepted().json(RotateResponse {

@@ -212,7 +212,9 @@ pub fn bearer_principal(
     }
     let claims = st.verify_bearer(raw)?;
     if access::credentials::is_revoked(svc, &claims.jti)? {
-        return Err(Error::Unauthenticated("The access token was revoked.".into()));
+        return Err(Error::Unauthenticated(
+            "The access token was revoked.".into(),
+        ));
     }
     let principal = match &claims.client_id {
         Some(cid) => access::credentials::principal_from_client_token(
@@ -305,9 +307,7 @@ fn api_caller(req: &HttpRequest) -> Result<ApiCaller, Error> {
             .to_str()
             .map_err(|_| Error::Unauthenticated("Malformed Authorization header.".into()))?;
         let token = v.strip_prefix("Bearer ").ok_or_else(|| {
-            Error::Unauthenticated(
-                "Use `Authorization: Bearer <access token or API key>`.".into(),
-            )
+            Error::Unauthenticated("Use `Authorization: Bearer <access token or API key>`.".into())
         })?;
         let b = bearer_principal(st, token.trim(), st.limits.client_ip(req), &source(req))?;
         if b.mfa_enroll && !enrollment_path(req.path()) {

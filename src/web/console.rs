@@ -183,9 +183,15 @@ fn require(
     u: &ConsoleUser,
     p: Permission,
 ) -> Result<(), PageError> {
-    access::authorize(&st.svc, &u.principal(), p, access::Resource::Platform, &source(req))
-        .map(|_| ())
-        .map_err(PageError)
+    access::authorize(
+        &st.svc,
+        &u.principal(),
+        p,
+        access::Resource::Platform,
+        &source(req),
+    )
+    .map(|_| ())
+    .map_err(PageError)
 }
 
 #[derive(Deserialize)]

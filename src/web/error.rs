@@ -10,7 +10,7 @@ use askama::Template;
 
 use crate::error::Error;
 
-fn status_of(e: &Error) -> StatusCode {
+pub fn status_of(e: &Error) -> StatusCode {
     match e {
         Error::Invalid { .. } => StatusCode::BAD_REQUEST,
         Error::InvalidCredentials | Error::InvalidCode | Error::Unauthenticated(_) => {

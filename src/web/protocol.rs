@@ -1,14 +1,33 @@
-//! Protocol endpoints other services read: the JWK Set and OpenID discovery.
+//! Protocol endpoints other services and proxies call: the JWK Set, OpenID
+//! discovery, `POST /oauth2/token` (client credentials), `/oauth2/introspect`
+//! (RFC 7662), `/oauth2/revoke` (RFC 7009) and `GET /auth/verify` (forward
+//! auth for nginx `auth_request`, Traefik ForwardAuth, Caddy `forward_auth`).
+//! OAuth endpoints answer errors the OAuth way: `{"error", "error_description"}`.
 
-use actix_web::{HttpResponse, web};
+use std::net::IpAddr;
 
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use crate::access::credentials as creds;
+use crate::access::{self, ClientKind, Decision, PermSet, Permission, Principal, Resource};
+use crate::audit::Source;
+use crate::error::Error;
 use crate::web::AppState;
+use crate::web::auth::{bearer_principal, session_cookie_name, source};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/oauth2/jwks", web::get().to(jwks)).route(
-        "/.well-known/openid-configuration",
-        web::get().to(discovery),
-    );
+    cfg.route("/oauth2/jwks", web::get().to(jwks))
+        .route(
+            "/.well-known/openid-configuration",
+            web::get().to(discovery),
+        )
+        .route("/oauth2/token", web::post().to(token))
+        .route("/oauth2/introspect", web::post().to(introspect))
+        .route("/oauth2/revoke", web::post().to(revoke))
+        .route("/auth/verify", web::get().to(verify))
+        .route("/auth/verify", web::head().to(verify));
 }
 
 async fn jwks(st: web::Data<AppState>) -> HttpResponse {
@@ -22,7 +41,707 @@ async fn discovery(st: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({
         "issuer": st.svc.signer().issuer(),
         "jwks_uri": format!("{base}/oauth2/jwks"),
+        "token_endpoint": format!("{base}/oauth2/token"),
+        "introspection_endpoint": format!("{base}/oauth2/introspect"),
+        "revocation_endpoint": format!("{base}/oauth2/revoke"),
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "scopes_supported": Permission::all().map(|p| p.as_str()).collect::<Vec<_>>(),
         "id_token_signing_alg_values_supported": ["RS256"],
-        "token_endpoint": format!("{base}/api/v1/auth/login"),
     }))
+}
+
+fn oauth_error(status: StatusCode, code: &str, description: &str) -> HttpResponse {
+    let mut b = HttpResponse::build(status);
+    b.insert_header((header::CACHE_CONTROL, "no-store"));
+    if status == StatusCode::UNAUTHORIZED {
+        b.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"gatehouse\""));
+    }
+    b.json(serde_json::json!({"error": code, "error_description": description}))
+}
+
+fn oauth_from(e: Error) -> HttpResponse {
+    match e {
+        Error::Unauthenticated(m) => oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", &m),
+        Error::Forbidden(m) => oauth_error(StatusCode::FORBIDDEN, "access_denied", &m),
+        Error::Invalid { field, message } => oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            &format!("{field}: {message}"),
+        ),
+        other => {
+            tracing::error!(error = %other, "oauth endpoint failed");
+            oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                &other.public_message(),
+            )
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct OAuthForm {
+    grant_type: Option<String>,
+    scope: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    token: Option<String>,
+}
+
+/// `client_secret_basic` or `client_secret_post` (RFC 6749 §2.3.1).
+fn client_credentials(req: &HttpRequest, form: &OAuthForm) -> Option<(String, String)> {
+    if let Some(v) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        && let Some(b64) = v.strip_prefix("Basic ")
+    {
+        use base64::Engine;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .ok()?;
+        let s = String::from_utf8(raw).ok()?;
+        let (id, secret) = s.split_once(':')?;
+        return Some((id.to_string(), secret.to_string()));
+    }
+    Some((form.client_id.clone()?, form.client_secret.clone()?))
+}
+
+/// `grant_type=client_credentials`: a 15-minute RS256 token with exactly the
+/// granted scopes (or the requested subset).
+async fn token(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    form: web::Form<OAuthForm>,
+) -> HttpResponse {
+    let src = source(&req);
+    match form.grant_type.as_deref() {
+        Some("client_credentials") => {}
+        Some(_) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "Only grant_type=client_credentials is served here; users sign in at /login or /api/v1/auth/login.",
+            );
+        }
+        None => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "grant_type is required.",
+            );
+        }
+    }
+    let Some((id, secret)) = client_credentials(&req, &form) else {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Authenticate with HTTP Basic (client_id:client_secret) or client_id and client_secret form fields.",
+        );
+    };
+    let sa = match creds::authenticate_client(&st.svc, &id, &secret, &src) {
+        Ok(sa) => sa,
+        Err(e) => return oauth_from(e),
+    };
+    if let Err(e) = creds::check_ip(&st.svc, &sa, st.limits.client_ip(&req), &src) {
+        return oauth_from(e);
+    }
+    let scopes = match creds::grant_scopes(&sa, form.scope.as_deref()) {
+        Ok(s) => s,
+        Err(Error::Forbidden(m)) | Err(Error::Invalid { message: m, .. }) => {
+            return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", &m);
+        }
+        Err(e) => return oauth_from(e),
+    };
+    let scope = scopes.to_scope_string();
+    let signer = st.svc.signer();
+    match signer.sign_client(&sa.id, sa.workspace.as_deref(), scope.clone(), st.svc.now()) {
+        Ok((tok, _)) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(serde_json::json!({
+                "access_token": tok,
+                "token_type": "Bearer",
+                "expires_in": signer.ttl(),
+                "scope": scope,
+            })),
+        Err(e) => oauth_from(e),
+    }
+}
+
+/// Who calls introspection or revocation: a service account (Basic or form
+/// credentials) or a bearer credential; it needs `introspect:credentials`.
+fn endpoint_caller(
+    req: &HttpRequest,
+    st: &AppState,
+    form: &OAuthForm,
+    src: &Source,
+) -> Result<Principal, Error> {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let p = match bearer {
+        Some(b) => bearer_principal(st, b.trim(), st.limits.client_ip(req), src)?.principal,
+        None => {
+            let (id, secret) = client_credentials(req, form).ok_or_else(|| {
+                Error::Unauthenticated(
+                    "Authenticate with HTTP Basic (client_id:client_secret) or a bearer token."
+                        .into(),
+                )
+            })?;
+            let sa = creds::authenticate_client(&st.svc, &id, &secret, src)?;
+            creds::check_ip(&st.svc, &sa, st.limits.client_ip(req), src)?;
+            creds::principal_from_client_token(
+                &st.svc,
+                &sa.id,
+                &sa.scopes.join(" "),
+                i64::MAX,
+                None,
+                src,
+            )?
+        }
+    };
+    let d = access::decide(
+        &st.svc,
+        &p,
+        Permission::IntrospectCredentials,
+        Resource::Any,
+    )?;
+    if !d.allow {
+        access::audit_denial(
+            &st.svc,
+            &p,
+            Permission::IntrospectCredentials,
+            Resource::Any,
+            d.reason,
+            src,
+        )?;
+        return Err(Error::Forbidden(
+            "The caller lacks introspect:credentials.".into(),
+        ));
+    }
+    Ok(p)
+}
+
+/// Permissions and roles of `p` in `ws` (or across its workspaces).
+pub fn effective(
+    st: &AppState,
+    p: &Principal,
+    ws: Option<&str>,
+) -> Result<(PermSet, Option<String>, Vec<String>), Error> {
+    Ok(match p {
+        Principal::User { user, .. } if user.is_admin() => (
+            PermSet::all(),
+            ws.map(str::to_string),
+            vec!["platform_admin".into()],
+        ),
+        Principal::User { user, .. } => {
+            let snap = access::snapshot(&st.svc)?;
+            let grants = snap.user_grants.get(&user.id).cloned().unwrap_or_default();
+            match ws {
+                Some(w) => match grants.iter().find(|(x, _, _)| x == w) {
+                    Some((w, set, roles)) => (*set, Some(w.clone()), roles.clone()),
+                    None => (PermSet::EMPTY, Some(w.to_string()), Vec::new()),
+                },
+                None => {
+                    let set = grants
+                        .iter()
+                        .fold(PermSet::EMPTY, |a, (_, s, _)| a.union(*s));
+                    let only = match grants.as_slice() {
+                        [(w, _, _)] => Some(w.clone()),
+                        _ => None,
+                    };
+                    let roles = grants.iter().flat_map(|(_, _, r)| r.clone()).collect();
+                    (set, only, roles)
+                }
+            }
+        }
+        Principal::Client(c) => (c.scopes, c.workspace.clone(), Vec::new()),
+        Principal::Local(_) => (PermSet::all(), None, Vec::new()),
+    })
+}
+
+/// Where a workspace-bound caller may look: `None` = everywhere.
+fn caller_workspaces(st: &AppState, caller: &Principal) -> Result<Option<Vec<String>>, Error> {
+    if caller.is_platform_admin() || caller.client().is_some_and(|c| c.workspace.is_none()) {
+        return Ok(None);
+    }
+    access::workspaces_with(&st.svc, caller, Permission::IntrospectCredentials).map(Some)
+}
+
+/// RFC 7662 for access tokens, API keys and widget keys. Anything invalid,
+/// expired, revoked, deleted, or outside the caller's workspace is `{"active": false}`.
+async fn introspect(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    form: web::Form<OAuthForm>,
+) -> HttpResponse {
+    let src = source(&req);
+    let caller = match endpoint_caller(&req, &st, &form, &src) {
+        Ok(c) => c,
+        Err(e) => return oauth_from(e),
+    };
+    let inactive = || {
+        HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(serde_json::json!({"active": false}))
+    };
+    let Some(tok) = form
+        .token
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "token is required.",
+        );
+    };
+    let b = match bearer_principal(&st, tok, None, &src) {
+        Ok(b) if !b.mfa_enroll => b,
+        Ok(_) | Err(Error::Unauthenticated(_)) | Err(Error::Forbidden(_)) => return inactive(),
+        Err(e) => return oauth_from(e),
+    };
+    let visible = match caller_workspaces(&st, &caller) {
+        Ok(v) => v,
+        Err(e) => return oauth_from(e),
+    };
+    // A workspace-bound caller sees credentials of its own workspace(s) only;
+    // a user token is answered for the caller's workspace the user belongs to.
+    let ws: Option<String> = match (&visible, &b.principal) {
+        (None, _) => None,
+        (Some(v), Principal::User { .. }) => {
+            let mine = v.iter().find(|w| {
+                access::decide(
+                    &st.svc,
+                    &b.principal,
+                    Permission::UseAgents,
+                    Resource::Workspace(w),
+                )
+                .map(|d| d.reason != "not_a_member")
+                .unwrap_or(false)
+            });
+            match mine {
+                Some(w) => Some(w.clone()),
+                None => return inactive(),
+            }
+        }
+        (Some(v), Principal::Client(c)) => match &c.workspace {
+            Some(w) if v.contains(w) => Some(w.clone()),
+            _ => return inactive(),
+        },
+        (Some(_), Principal::Local(_)) => return inactive(),
+    };
+    let (scopes, workspace, _roles) = match effective(&st, &b.principal, ws.as_deref()) {
+        Ok(x) => x,
+        Err(e) => return oauth_from(e),
+    };
+    let mut out = serde_json::json!({
+        "active": true,
+        "scope": scopes.to_scope_string(),
+        "workspace": workspace,
+    });
+    let o = out.as_object_mut();
+    if let Some(o) = o {
+        match (&b.principal, &b.claims) {
+            (Principal::User { user, .. }, Some(c)) => {
+                o.insert("sub".into(), user.id.as_str().into());
+                o.insert("username".into(), user.email.as_str().into());
+                o.insert("token_type".into(), "access_token".into());
+                o.insert("exp".into(), c.exp.into());
+                o.insert("iat".into(), c.iat.into());
+                o.insert("iss".into(), c.iss.clone().into());
+                o.insert("aud".into(), c.aud.clone().into());
+                o.insert("client_id".into(), "gatehouse".into());
+            }
+            (Principal::Client(c), claims) => {
+                o.insert("sub".into(), c.id.clone().into());
+                o.insert(
+                    "client_id".into(),
+                    c.app.clone().unwrap_or_else(|| c.id.clone()).into(),
+                );
+                o.insert(
+                    "token_type".into(),
+                    match c.kind {
+                        ClientKind::ServiceAccount => "access_token",
+                        ClientKind::ApiKey => "api_key",
+                        ClientKind::WidgetKey => "widget_key",
+                    }
+                    .into(),
+                );
+                if let Some(e) = claims.as_ref().map(|c| c.exp).or(c.exp) {
+                    o.insert("exp".into(), e.into());
+                }
+                if let Some(b) = &c.bot {
+                    o.insert("bot".into(), b.clone().into());
+                    o.insert("origins".into(), c.origins.clone().into());
+                }
+            }
+            _ => {}
+        }
+    }
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(out)
+}
+
+/// RFC 7009: revokes an access token (until it would expire), a refresh
+/// token (its whole family) or an API key (deleted). Unknown tokens answer
+/// 200 too, as the RFC says.
+async fn revoke(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    form: web::Form<OAuthForm>,
+) -> HttpResponse {
+    let src = source(&req);
+    let caller = match endpoint_caller(&req, &st, &form, &src) {
+        Ok(c) => c,
+        Err(e) => return oauth_from(e),
+    };
+    let Some(tok) = form
+        .token
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "token is required.",
+        );
+    };
+    let result = if tok.starts_with(creds::API_KEY_PREFIX) {
+        creds::revoke_key(&st.svc, &caller, &src, tok).map(|_| ())
+    } else if tok.contains('.') {
+        revoke_access_token(&st, &caller, &src, tok)
+    } else {
+        let may = |u: &crate::identity::UserId| -> Result<bool, Error> {
+            if caller_workspaces(&st, &caller)?.is_none() {
+                return Ok(true);
+            }
+            // A workspace-bound caller may revoke for members of its workspaces.
+            let user = crate::identity::get_cached(&st.svc, u)?;
+            let p = Principal::User {
+                user,
+                session: None,
+            };
+            Ok(
+                access::workspaces_with(&st.svc, &caller, Permission::IntrospectCredentials)?
+                    .iter()
+                    .any(|w| {
+                        access::decide(&st.svc, &p, Permission::UseAgents, Resource::Workspace(w))
+                            .is_ok_and(|d| d.reason != "not_a_member")
+                    }),
+            )
+        };
+        crate::authn::refresh::revoke_token(&st.svc, &caller, &src, tok, &may).map(|_| ())
+    };
+    match result {
+        Ok(()) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish(),
+        Err(e) => oauth_from(e),
+    }
+}
+
+fn revoke_access_token(
+    st: &AppState,
+    caller: &Principal,
+    src: &Source,
+    tok: &str,
+) -> Result<(), Error> {
+    let Ok(claims) = st.verify_bearer(tok) else {
+        return Ok(());
+    };
+    let res = match &claims.workspace {
+        Some(w) => Resource::Workspace(w),
+        None if claims.client_id.is_none() => Resource::Any,
+        None => Resource::Platform,
+    };
+    let own = caller
+        .client()
+        .is_some_and(|c| Some(&c.id) == claims.client_id.as_ref());
+    if !own {
+        access::authorize(&st.svc, caller, Permission::IntrospectCredentials, res, src)?;
+    }
+    let now = st.svc.now();
+    let mut tx = st.svc.store.write()?;
+    creds::revoke_jti(&mut tx, &claims.jti, claims.exp, now)?;
+    crate::audit::record(
+        &mut tx,
+        now,
+        src,
+        caller
+            .event("token.revoke", crate::audit::Outcome::Success)
+            .target(claims.sub.clone())
+            .workspace(claims.workspace.as_deref()),
+    )?;
+    tx.commit()
+}
+
+/// The answer about one presented credential, shared by `/auth/verify` and
+/// `POST /api/v1/authorize`.
+pub struct Checked {
+    pub allow: bool,
+    pub reason: &'static str,
+    pub sub: Option<String>,
+    pub workspace: Option<String>,
+    pub principal: Option<Principal>,
+}
+
+impl Checked {
+    fn no(reason: &'static str) -> Checked {
+        Checked {
+            allow: false,
+            reason,
+            sub: None,
+            workspace: None,
+            principal: None,
+        }
+    }
+}
+
+fn sub_of(p: &Principal) -> Option<String> {
+    match p {
+        Principal::User { user, .. } => Some(user.id.as_str().to_string()),
+        Principal::Client(c) => Some(c.id.clone()),
+        Principal::Local(_) => None,
+    }
+}
+
+/// Authenticates `raw` and decides `perm` on `res`; denials are audited.
+pub fn check_credential(
+    st: &AppState,
+    raw: &str,
+    perm: Permission,
+    res: Resource<'_>,
+    ip: Option<IpAddr>,
+    origin: Option<&str>,
+    src: &Source,
+) -> Result<Checked, Error> {
+    let b = match bearer_principal(st, raw.trim(), ip, src) {
+        Ok(b) => b,
+        Err(Error::Unauthenticated(_)) => return Ok(Checked::no("invalid_credential")),
+        Err(Error::Forbidden(_)) => return Ok(Checked::no("ip_not_allowed")),
+        Err(e) => return Err(e),
+    };
+    if b.mfa_enroll {
+        return Ok(Checked::no("mfa_enrollment_required"));
+    }
+    decide_for(st, b.principal, perm, res, origin, src)
+}
+
+fn decide_for(
+    st: &AppState,
+    p: Principal,
+    perm: Permission,
+    res: Resource<'_>,
+    origin: Option<&str>,
+    src: &Source,
+) -> Result<Checked, Error> {
+    if let Some(c) = p.client()
+        && c.kind == ClientKind::WidgetKey
+    {
+        let o = origin.map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase());
+        if !o.is_some_and(|o| c.origins.contains(&o)) {
+            access::audit_denial(&st.svc, &p, perm, res, "origin_not_allowed", src)?;
+            return Ok(Checked::no("origin_not_allowed"));
+        }
+    }
+    let d: Decision = access::decide(&st.svc, &p, perm, res)?;
+    if !d.allow {
+        access::audit_denial(&st.svc, &p, perm, res, d.reason, src)?;
+    }
+    Ok(Checked {
+        allow: d.allow,
+        reason: d.reason,
+        sub: sub_of(&p),
+        workspace: d.workspace,
+        principal: Some(p),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct VerifyQuery {
+    /// A catalogue permission the request needs.
+    scope: Option<String>,
+    /// Or a role id (built-in or custom) the user must hold.
+    role: Option<String>,
+    workspace: Option<String>,
+    bot: Option<String>,
+}
+
+fn header_str<'a>(req: &'a HttpRequest, names: &[&str]) -> Option<&'a str> {
+    names
+        .iter()
+        .find_map(|n| req.headers().get(*n).and_then(|v| v.to_str().ok()))
+        .filter(|s| !s.is_empty())
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Forward auth. 200 with identity headers; 401 when no valid credential
+/// (with `Location: /login?rd=…` for the proxy to redirect browsers to);
+/// 403 when the credential lacks the scope or role.
+async fn verify(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    q: web::Query<VerifyQuery>,
+) -> HttpResponse {
+    match verify_inner(&req, &st, &q) {
+        Ok(r) => r,
+        Err(e) => crate::web::error::json_error(
+            crate::web::error::status_of(&e),
+            e.code(),
+            &e.public_message(),
+        ),
+    }
+}
+
+fn unauthorized(req: &HttpRequest, st: &AppState, why: &str) -> HttpResponse {
+    let uri = header_str(req, &["x-original-uri", "x-forwarded-uri"]).unwrap_or("/");
+    let rd = if uri.starts_with('/') && !uri.starts_with("//") {
+        uri
+    } else {
+        "/"
+    };
+    let login = format!("{}/login?rd={}", st.svc.public_url(), percent_encode(rd));
+    let browser = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let mut b = HttpResponse::Unauthorized();
+    b.insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"gatehouse\""));
+    if browser {
+        b.insert_header((header::LOCATION, login.clone()));
+    }
+    b.json(serde_json::json!({"error": {"code": "unauthenticated", "message": why}, "login_url": login}))
+}
+
+fn verify_inner(req: &HttpRequest, st: &AppState, q: &VerifyQuery) -> Result<HttpResponse, Error> {
+    let src = source(req);
+    let ip = st.limits.client_ip(req);
+    let principal = if let Some(h) = req.headers().get(header::AUTHORIZATION) {
+        let Some(raw) = h.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) else {
+            return Ok(unauthorized(
+                req,
+                st,
+                "Use `Authorization: Bearer <access token or API key>`.",
+            ));
+        };
+        match bearer_principal(st, raw.trim(), ip, &src) {
+            Ok(b) if !b.mfa_enroll => b.principal,
+            Ok(_) => return Ok(unauthorized(req, st, "Finish MFA enrollment first.")),
+            Err(Error::Unauthenticated(m)) => return Ok(unauthorized(req, st, &m)),
+            Err(e) => return Err(e),
+        }
+    } else if let Some(c) = req.cookie(session_cookie_name(st.tls)) {
+        match crate::authn::session::lookup(&st.svc, c.value())? {
+            Some((hash, s, user)) if !s.enroll_only => Principal::User {
+                user: std::sync::Arc::new(user),
+                session: Some(hash),
+            },
+            _ => {
+                return Ok(unauthorized(
+                    req,
+                    st,
+                    "Your session has ended; sign in again.",
+                ));
+            }
+        }
+    } else {
+        return Ok(unauthorized(
+            req,
+            st,
+            "Sign in, or send a bearer token or API key.",
+        ));
+    };
+    let ws = q.workspace.as_deref().filter(|w| !w.is_empty());
+    let res = match (ws, q.bot.as_deref().filter(|b| !b.is_empty())) {
+        (Some(w), Some(bot)) => Resource::Bot {
+            workspace: access::parse_id("ws_", w, "workspace")?,
+            bot,
+        },
+        (Some(w), None) => Resource::Workspace(access::parse_id("ws_", w, "workspace")?),
+        (None, _) => Resource::Any,
+    };
+    let origin = header_str(req, &["origin"]);
+    let mut decided_ws = res.workspace().map(str::to_string);
+    if let Some(scope) = q.scope.as_deref().filter(|s| !s.is_empty()) {
+        let perm = Permission::parse(scope.trim()).ok_or_else(|| {
+            Error::invalid(
+                "scope",
+                "unknown permission; GET /api/v1/permissions lists the catalogue",
+            )
+        })?;
+        let c = decide_for(st, principal.clone(), perm, res, origin, &src)?;
+        if !c.allow {
+            return Ok(forbidden(c.reason));
+        }
+        decided_ws = c.workspace;
+    } else if let Some(c) = principal.client()
+        && c.kind == ClientKind::WidgetKey
+    {
+        // A widget key is good for its bot's chat scope only.
+        return Ok(forbidden("widget_key_bot_only"));
+    }
+    let (perms, eff_ws, roles) = effective(st, &principal, decided_ws.as_deref())?;
+    if let Some(role) = q.role.as_deref().filter(|r| !r.is_empty()) {
+        let ok = principal.is_platform_admin() || roles.iter().any(|r| r == role.trim());
+        if !ok {
+            access::audit_denial(
+                &st.svc,
+                &principal,
+                Permission::UseAgents,
+                res,
+                "role_missing",
+                &src,
+            )?;
+            return Ok(forbidden("role_missing"));
+        }
+    }
+    let mut b = HttpResponse::Ok();
+    b.insert_header((header::CACHE_CONTROL, "no-store"));
+    let mut set = |name: &'static str, v: &str| {
+        if let Ok(hv) = header::HeaderValue::from_str(v) {
+            b.insert_header((name, hv));
+        }
+    };
+    match &principal {
+        Principal::User { user, .. } => {
+            set("x-gatehouse-user", user.id.as_str());
+            set("x-gatehouse-email", user.email.as_str());
+        }
+        Principal::Client(c) => set("x-gatehouse-user", &c.id),
+        Principal::Local(_) => {}
+    }
+    if let Some(w) = eff_ws.as_deref() {
+        set("x-gatehouse-workspace", w);
+    }
+    set("x-gatehouse-roles", &roles.join(","));
+    set("x-gatehouse-scopes", &perms.to_scope_string());
+    Ok(b.finish())
+}
+
+fn forbidden(reason: &str) -> HttpResponse {
+    crate::web::error::json_error(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        &format!("The credential does not allow this ({reason})."),
+    )
 }
