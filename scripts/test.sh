@@ -2,6 +2,7 @@
 # The whole test suite, from a fresh Debian machine: installs what the tests
 # need if missing (Chromium, fonts, Node.js and playwright-core for the browser
 # test, openssl and curl for the TLS test, oathtool as the authenticator app,
+# nginx in front of /auth/verify,
 # a Python venv with aiosmtpd as the SMTP server),
 # then runs formatting, lints, the layering check, every test, and the static
 # build check.
@@ -17,6 +18,7 @@ command -v npm >/dev/null || apt_need+=(npm)
 command -v openssl >/dev/null || apt_need+=(openssl)
 command -v curl >/dev/null || apt_need+=(curl)
 command -v oathtool >/dev/null || apt_need+=(oathtool)
+[ -x /usr/sbin/nginx ] || apt_need+=(nginx)
 if [ ${#apt_need[@]} -gt 0 ]; then
   echo "== installing: ${apt_need[*]}"
   $SUDO apt-get update -qq

@@ -12,6 +12,7 @@ mod cli;
 mod codes;
 mod common;
 mod console;
+mod forward_auth;
 mod hardening;
 mod mfa;
 mod policy;
