@@ -18,6 +18,13 @@ fn main() {
     let hasher = Hasher::new(&PasswordSettings::default()).unwrap();
     // `raw argon2 N`: only N raw hashes, printing the median in ms (for interleaving).
     let args: Vec<String> = std::env::args().collect();
+    // `raw seed DIR KEYS SAS`: fills a stopped server's data directory with API
+    // keys and service accounts for the memory figure; prints one key and one
+    // service account's credentials as JSON.
+    if args.get(1).map(String::as_str) == Some("seed") {
+        seed(&args[2], args[3].parse().unwrap(), args[4].parse().unwrap());
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "argon2") {
         let n: usize = args.get(i + 1).and_then(|s| s.parse().ok()).unwrap_or(5);
         let mut v = Vec::new();
@@ -50,6 +57,22 @@ fn main() {
         pooled.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let pair = KeyPair::generate(KeySize::Rsa2048).unwrap();
+    // The same signing on both cores, as the server signs on two workers.
+    let n2 = 2000;
+    let t2 = Instant::now();
+    std::thread::scope(|sc| {
+        for _ in 0..2 {
+            sc.spawn(|| {
+                let rng = aws_lc_rs::rand::SystemRandom::new();
+                let mut sig = vec![0u8; pair.public_modulus_len()];
+                for i in 0..n2 / 2 {
+                    pair.sign(&RSA_PKCS1_SHA256, &rng, format!("m {i}").as_bytes(), &mut sig)
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let signs_per_sec_2 = n2 as f64 / t2.elapsed().as_secs_f64();
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let mut sig = vec![0u8; pair.public_modulus_len()];
     let n = 2000;
@@ -65,9 +88,77 @@ fn main() {
     }
     let signs_per_sec = n as f64 / t.elapsed().as_secs_f64();
     println!(
-        "{{\"argon2_ms_median\": {:.3}, \"argon2_pool_verify_ms_median\": {:.3}, \"rs256_signs_per_sec\": {:.0}}}",
+        "{{\"argon2_ms_median\": {:.3}, \"argon2_pool_verify_ms_median\": {:.3}, \"rs256_signs_per_sec\": {:.0}, \"rs256_signs_per_sec_2_threads\": {:.0}}}",
         median(argon),
         median(pooled),
-        signs_per_sec
+        signs_per_sec,
+        signs_per_sec_2
     );
+}
+
+#[allow(clippy::unwrap_used)]
+fn seed(dir: &str, keys: usize, sas: usize) {
+    use gatehouse::access::credentials::{self as creds, ApiKey, NewServiceAccount};
+    use gatehouse::access::Principal;
+    use gatehouse::store::Table;
+    let settings = gatehouse::config::Settings {
+        data_dir: dir.into(),
+        ..Default::default()
+    };
+    let svc = gatehouse::service::Service::open(
+        settings,
+        std::sync::Arc::new(gatehouse::clock::SystemClock),
+    )
+    .unwrap();
+    let by = Principal::Local("bench");
+    let src = gatehouse::audit::Source::default();
+    let ws = gatehouse::access::workspaces::create(&svc, &by, &src, "bench").unwrap();
+    let scopes = vec!["read:agents".to_string(), "introspect:credentials".to_string()];
+    let app = creds::create_app(&svc, &by, &src, &ws.id, "bench", &scopes[..1]).unwrap();
+    let (_, first_key) = creds::create_key(&svc, &by, &src, &app.id, Some("first"), None).unwrap();
+    // The rest in batches, straight into the tables (10k commits per figure would take minutes).
+    let now = svc.now();
+    for chunk in 0..keys.div_ceil(10_000) {
+        let mut tx = svc.store.write().unwrap();
+        for i in 0..10_000.min(keys - chunk * 10_000) {
+            let secret = creds::generate_secret(creds::API_KEY_PREFIX).unwrap();
+            let k = ApiKey {
+                id: gatehouse::access::new_id("key_").unwrap(),
+                app: app.id.clone(),
+                workspace: ws.id.clone(),
+                name: format!("k{i}"),
+                hint: secret[..8].to_string(),
+                created_at: now,
+                expires_at: None,
+                created_by: "bench".into(),
+            };
+            let hash = gatehouse::crypto::sha256(secret.as_bytes());
+            tx.put(Table::ApiKeys, &hash, &k).unwrap();
+            let mut idx = app.id.as_bytes().to_vec();
+            idx.push(0);
+            idx.extend_from_slice(k.id.as_bytes());
+            tx.put(Table::ApiKeysByApp, &idx, &hex::encode(hash)).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let mut first_sa = None;
+    for i in 0..sas {
+        let (sa, secret) = creds::create_service_account(
+            &svc,
+            &by,
+            &src,
+            NewServiceAccount {
+                workspace: None,
+                name: &format!("sa{i}"),
+                description: None,
+                scopes: &scopes,
+                ip_allowlist: &[],
+                ip_mode: Default::default(),
+            },
+        )
+        .unwrap();
+        first_sa.get_or_insert((sa.id, secret));
+    }
+    let (id, secret) = first_sa.unwrap();
+    println!("{{\"key\": \"{first_key}\", \"client_id\": \"{id}\", \"client_secret\": \"{secret}\"}}");
 }
