@@ -66,8 +66,13 @@ fn main() {
                 let rng = aws_lc_rs::rand::SystemRandom::new();
                 let mut sig = vec![0u8; pair.public_modulus_len()];
                 for i in 0..n2 / 2 {
-                    pair.sign(&RSA_PKCS1_SHA256, &rng, format!("m {i}").as_bytes(), &mut sig)
-                        .unwrap();
+                    pair.sign(
+                        &RSA_PKCS1_SHA256,
+                        &rng,
+                        format!("m {i}").as_bytes(),
+                        &mut sig,
+                    )
+                    .unwrap();
                 }
             });
         }
@@ -98,8 +103,8 @@ fn main() {
 
 #[allow(clippy::unwrap_used)]
 fn seed(dir: &str, keys: usize, sas: usize) {
-    use gatehouse::access::credentials::{self as creds, ApiKey, NewServiceAccount};
     use gatehouse::access::Principal;
+    use gatehouse::access::credentials::{self as creds, ApiKey, NewServiceAccount};
     use gatehouse::store::Table;
     let settings = gatehouse::config::Settings {
         data_dir: dir.into(),
@@ -113,7 +118,10 @@ fn seed(dir: &str, keys: usize, sas: usize) {
     let by = Principal::Local("bench");
     let src = gatehouse::audit::Source::default();
     let ws = gatehouse::access::workspaces::create(&svc, &by, &src, "bench").unwrap();
-    let scopes = vec!["read:agents".to_string(), "introspect:credentials".to_string()];
+    let scopes = vec![
+        "read:agents".to_string(),
+        "introspect:credentials".to_string(),
+    ];
     let app = creds::create_app(&svc, &by, &src, &ws.id, "bench", &scopes[..1]).unwrap();
     let (_, first_key) = creds::create_key(&svc, &by, &src, &app.id, Some("first"), None).unwrap();
     // The rest in batches, straight into the tables (10k commits per figure would take minutes).
@@ -137,7 +145,8 @@ fn seed(dir: &str, keys: usize, sas: usize) {
             let mut idx = app.id.as_bytes().to_vec();
             idx.push(0);
             idx.extend_from_slice(k.id.as_bytes());
-            tx.put(Table::ApiKeysByApp, &idx, &hex::encode(hash)).unwrap();
+            tx.put(Table::ApiKeysByApp, &idx, &hex::encode(hash))
+                .unwrap();
         }
         tx.commit().unwrap();
     }
@@ -160,5 +169,7 @@ fn seed(dir: &str, keys: usize, sas: usize) {
         first_sa.get_or_insert((sa.id, secret));
     }
     let (id, secret) = first_sa.unwrap();
-    println!("{{\"key\": \"{first_key}\", \"client_id\": \"{id}\", \"client_secret\": \"{secret}\"}}");
+    println!(
+        "{{\"key\": \"{first_key}\", \"client_id\": \"{id}\", \"client_secret\": \"{secret}\"}}"
+    );
 }

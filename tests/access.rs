@@ -1227,3 +1227,75 @@ pub fn flip_last(s: &str) -> String {
     b[i] = if b[i] == b'A' { b'B' } else { b'A' };
     String::from_utf8(b).unwrap()
 }
+
+#[actix_web::test]
+async fn console_workspace_pages_keep_to_the_same_boundaries() {
+    let app = spawn().await;
+    let w = world(&app).await;
+    let (client, _) = app
+        .browser_login("wa@example.com", "amber-meadow-river-77")
+        .await;
+    let page = client
+        .get(app.url("/admin/workspaces"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Alpha") && !page.contains("Beta"), "{page}");
+    assert!(
+        !page.contains("create-workspace"),
+        "only platform admins create workspaces"
+    );
+    let r = client
+        .get(app.url(&format!("/admin/workspaces/{}", w.ws_b)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let html = client
+        .get(app.url(&format!("/admin/workspaces/{}", w.ws_a)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("dev@example.com") && html.contains("create-app"));
+    // A form posted at Beta with Alpha's admin session is refused (CSRF token valid, permission not).
+    let csrf = csrf_from(&html);
+    let r = client
+        .post(app.url(&format!("/admin/workspaces/{}/apps", w.ws_b)))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("name", "sneaky"),
+            ("scope", "read:agents"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // Without the CSRF token nothing happens in Alpha either.
+    let r = client
+        .post(app.url(&format!("/admin/workspaces/{}/apps", w.ws_a)))
+        .form(&[("name", "no-token"), ("scope", "read:agents")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = client
+        .post(app.url(&format!("/admin/workspaces/{}/apps", w.ws_a)))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("name", "two scopes"),
+            ("scope", "read:agents"),
+            ("scope", "read:analytics"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let apps = ok(&app, Method::GET, "/api/v1/api-apps", &w.wa, None).await;
+    assert_eq!(apps[0]["scopes"], json!(["read:agents", "read:analytics"]));
+}

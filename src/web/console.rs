@@ -20,7 +20,7 @@ use crate::web::AppState;
 use crate::web::auth::{self as wauth, ConsoleUser, source};
 use crate::web::error::{PageError, html_error};
 
-type PageResult = Result<HttpResponse, PageError>;
+pub(crate) type PageResult = Result<HttpResponse, PageError>;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(root))
@@ -94,7 +94,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/keys/rotate", web::post().to(keys_rotate));
 }
 
-fn render<T: Template>(status: StatusCode, t: &T) -> PageResult {
+pub(crate) fn render<T: Template>(status: StatusCode, t: &T) -> PageResult {
     let body = t
         .render()
         .map_err(|e| Error::internal(format!("template: {e}")))?;
@@ -103,7 +103,7 @@ fn render<T: Template>(status: StatusCode, t: &T) -> PageResult {
         .body(body))
 }
 
-fn redirect(to: &str) -> HttpResponse {
+pub(crate) fn redirect(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, to.to_string()))
         .finish()
@@ -167,7 +167,7 @@ pub struct Nav {
     pub section: &'static str,
 }
 
-fn nav(u: &ConsoleUser, section: &'static str) -> Nav {
+pub(crate) fn nav(u: &ConsoleUser, section: &'static str) -> Nav {
     Nav {
         email: u.user.email.as_str().into(),
         is_admin: u.user.is_admin(),
@@ -522,8 +522,8 @@ async fn mfa_post(
 }
 
 #[derive(Deserialize)]
-struct CsrfForm {
-    csrf_token: String,
+pub(crate) struct CsrfForm {
+    pub csrf_token: String,
 }
 
 async fn logout(
@@ -1050,13 +1050,13 @@ async fn user_enable(
 
 #[derive(Template)]
 #[template(path = "confirm.html")]
-struct ConfirmPage {
-    nav: Nav,
-    title: String,
-    message: String,
-    action: String,
-    button: String,
-    cancel: String,
+pub(crate) struct ConfirmPage {
+    pub nav: Nav,
+    pub title: String,
+    pub message: String,
+    pub action: String,
+    pub button: String,
+    pub cancel: String,
 }
 
 async fn user_unlock(

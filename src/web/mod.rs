@@ -7,6 +7,7 @@ pub mod api;
 pub mod api_access;
 pub mod auth;
 pub mod console;
+pub mod console_access;
 pub mod error;
 pub mod limits;
 pub mod protocol;
@@ -255,6 +256,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, settings: &Settings) {
     .route("/favicon.ico", web::get().to(favicon));
     protocol::routes(cfg);
     api::routes(cfg);
+    console_access::routes(cfg);
     console::routes(cfg);
 }
 

@@ -76,6 +76,35 @@ try {
   }
   await shot("audit");
 
+  step("workspace: create, add a member, an API app and a key shown once");
+  await page.goto(`${base}/admin/workspaces`);
+  await page.fill("#create-workspace input[name=name]", "Support");
+  await Promise.all([page.waitForURL(/\/admin\/workspaces\/ws_/), page.click("#create-workspace button[type=submit]")]);
+  await page.fill("#add-member input[name=email]", "heidi@example.com");
+  await page.selectOption("#add-member select[name=role]", "analyst");
+  await Promise.all([page.waitForNavigation(), page.click("#add-member button[type=submit]")]);
+  await expectText("heidi@example.com");
+  await page.fill("#create-app input[name=name]", "ci");
+  await page.check('#create-app input[value="read:agents"]');
+  await page.check('#create-app input[value="deploy:model"]');
+  await Promise.all([page.waitForNavigation(), page.click("#create-app button[type=submit]")]);
+  await expectText("read:agents deploy:model");
+  await Promise.all([page.waitForNavigation(), page.click(".new-key button[type=submit]")]);
+  const key = (await page.locator("#secret-value").textContent()).trim();
+  if (!/^ghk_[0-9A-Za-z]{49}$/.test(key)) throw new Error(`no API key shown: ${key}`);
+  await shot("workspace-key");
+  const verify = await fetch(`${base}/auth/verify?scope=deploy:model`, { headers: { authorization: `Bearer ${key}` } });
+  if (verify.status !== 200) throw new Error(`the new key does not verify: ${verify.status}`);
+  await page.reload();
+  if ((await page.content()).includes(key)) throw new Error("the key is shown again after reload");
+  step("deleting a key just used warns first");
+  await page.click("table.keys a:has-text('Delete')");
+  await expectText("used in the last 24 hours");
+  await shot("key-delete-confirm");
+  await Promise.all([page.waitForNavigation(), page.click("#confirm")]);
+  const after = await fetch(`${base}/auth/verify?scope=deploy:model`, { headers: { authorization: `Bearer ${key}` } });
+  if (after.status !== 401) throw new Error(`a deleted key still verifies: ${after.status}`);
+
   step("enroll an authenticator app");
   await page.goto(`${base}/admin/account`);
   await Promise.all([page.waitForURL(/\/mfa\/totp$/), page.click("#setup-totp")]);
