@@ -35,6 +35,8 @@ pub struct Service {
     pub revoked_cache: std::sync::RwLock<(u64, std::collections::HashSet<String>)>,
     /// API-key uses not yet written (see `access::credentials::flush_usage`).
     pub key_usage: std::sync::Mutex<crate::access::credentials::UsageCache>,
+    /// API keys by hash (see `access::credentials::principal_from_key`).
+    pub key_cache: std::sync::RwLock<crate::access::credentials::KeyCache>,
     /// The address actually bound (differs from `settings.listen` for port 0).
     bound: Option<std::net::SocketAddr>,
 }
@@ -87,6 +89,7 @@ impl Service {
             access_cache: Default::default(),
             revoked_cache: std::sync::RwLock::new((u64::MAX, Default::default())),
             key_usage: Default::default(),
+            key_cache: Default::default(),
             bound,
         })
     }

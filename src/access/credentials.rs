@@ -1001,11 +1001,7 @@ pub fn principal_from_key(svc: &Service, raw: &str, ip: Option<IpAddr>) -> Resul
             "Malformed API key: it must be ghk_ followed by 49 letters and digits, and its checksum must match (a typo?).".into(),
         ));
     }
-    let key: ApiKey = svc
-        .store
-        .read()?
-        .get(Table::ApiKeys, &crypto::sha256(raw.as_bytes()))?
-        .ok_or_else(bad_key)?;
+    let key = cached_key(svc, crypto::sha256(raw.as_bytes()))?.ok_or_else(bad_key)?;
     if key.expires_at.is_some_and(|e| e <= now) {
         return Err(bad_key());
     }
@@ -1016,7 +1012,7 @@ pub fn principal_from_key(svc: &Service, raw: &str, ip: Option<IpAddr>) -> Resul
     }
     Ok(Principal::Client(Arc::new(Client {
         kind: ClientKind::ApiKey,
-        id: key.id,
+        id: key.id.clone(),
         name: if key.name.is_empty() {
             app.name.clone()
         } else {
@@ -1029,6 +1025,33 @@ pub fn principal_from_key(svc: &Service, raw: &str, ip: Option<IpAddr>) -> Resul
         origins: Vec::new(),
         exp: key.expires_at,
     })))
+}
+
+/// Keys already read, keyed by hash, valid while the keys table's generation
+/// is unchanged: any committed create or delete invalidates them all, so a
+/// deleted key is refused on the very next check.
+pub type KeyCache = HashMap<[u8; 32], (u64, Arc<ApiKey>)>;
+const KEY_CACHE_MAX: usize = 100_000;
+
+fn cached_key(svc: &Service, hash: [u8; 32]) -> Result<Option<Arc<ApiKey>>> {
+    let g = svc.store.generation(Table::ApiKeys);
+    if let Ok(c) = svc.key_cache.read()
+        && let Some((kg, k)) = c.get(&hash)
+        && *kg == g
+    {
+        return Ok(Some(k.clone()));
+    }
+    let Some(k) = svc.store.read()?.get::<ApiKey>(Table::ApiKeys, &hash)? else {
+        return Ok(None);
+    };
+    let k = Arc::new(k);
+    if let Ok(mut c) = svc.key_cache.write() {
+        if c.len() >= KEY_CACHE_MAX {
+            c.clear();
+        }
+        c.insert(hash, (g, k.clone()));
+    }
+    Ok(Some(k))
 }
 
 /// A service account's access token → the client, with the token's scopes
