@@ -953,6 +953,33 @@ async fn introspection_revocation_and_the_one_answer_endpoint() {
     )
     .await;
     assert_eq!(s, 401);
+    // User access tokens: Alpha's checker may revoke a member's, not the owner's.
+    let (s, _) = form(
+        &app,
+        "/oauth2/revoke",
+        Some((&aid, &asecret)),
+        None,
+        &[("token", &w.owner)],
+    )
+    .await;
+    assert_eq!(s, 403);
+    assert_eq!(verify(&app, &w.owner, "").await.status(), 200);
+    let (s, _) = form(
+        &app,
+        "/oauth2/revoke",
+        Some((&aid, &asecret)),
+        None,
+        &[("token", &w.dev)],
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(verify(&app, &w.dev, "").await.status(), 401);
+    // A platform-level credential is answered for a platform-level caller without a resource.
+    let v = ask(ptoken.clone(), "introspect:credentials", None).await;
+    assert_eq!(
+        (v["allow"].as_bool(), v["reason"].as_str()),
+        (Some(true), Some("scope_granted"))
+    );
 }
 
 #[actix_web::test]

@@ -348,6 +348,15 @@ pub fn check_grantable(
     Ok(())
 }
 
+/// Whether `user` is a member of `ws` (directly or through a group); platform
+/// admins who are not members are not.
+pub fn is_member(svc: &Service, user: &UserId, ws: &str) -> Result<bool> {
+    Ok(snapshot(svc)?
+        .user_grants
+        .get(user)
+        .is_some_and(|g| g.iter().any(|(w, _, _)| w == ws)))
+}
+
 /// Workspaces `who` may act in with `p` (platform admins: all of them).
 pub fn workspaces_with(svc: &Service, who: &Principal, p: Permission) -> Result<Vec<String>> {
     let snap = snapshot(svc)?;

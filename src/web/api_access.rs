@@ -1199,21 +1199,29 @@ async fn authorize(
         body.origin.as_deref(),
         &src,
     )?;
-    let (allow, reason) = match &d.workspace {
-        Some(w)
-            if d.allow
-                && access::decide(
-                    &st.svc,
-                    &caller.principal,
-                    Permission::IntrospectCredentials,
-                    Resource::Workspace(w),
-                )?
-                .allow =>
-        {
-            (true, d.reason.to_string())
+    // A workspace-bound caller gets answers about its own workspace only.
+    let visible = match &d.workspace {
+        Some(w) => {
+            access::decide(
+                &st.svc,
+                &caller.principal,
+                Permission::IntrospectCredentials,
+                Resource::Workspace(w),
+            )?
+            .allow
         }
-        _ if d.allow => (false, "wrong_workspace".to_string()),
-        _ => (false, d.reason.to_string()),
+        None => {
+            caller.principal.is_platform_admin()
+                || caller
+                    .principal
+                    .client()
+                    .is_some_and(|c| c.workspace.is_none())
+        }
+    };
+    let (allow, reason) = match (d.allow, visible) {
+        (true, true) => (true, d.reason.to_string()),
+        (true, false) => (false, "wrong_workspace".to_string()),
+        (false, _) => (false, d.reason.to_string()),
     };
     Ok(HttpResponse::Ok().json(AuthorizeResponse {
         allow,

@@ -418,25 +418,7 @@ async fn revoke(
     } else if tok.contains('.') {
         revoke_access_token(&st, &caller, &src, tok)
     } else {
-        let may = |u: &crate::identity::UserId| -> Result<bool, Error> {
-            if caller_workspaces(&st, &caller)?.is_none() {
-                return Ok(true);
-            }
-            // A workspace-bound caller may revoke for members of its workspaces.
-            let user = crate::identity::get_cached(&st.svc, u)?;
-            let p = Principal::User {
-                user,
-                session: None,
-            };
-            Ok(
-                access::workspaces_with(&st.svc, &caller, Permission::IntrospectCredentials)?
-                    .iter()
-                    .any(|w| {
-                        access::decide(&st.svc, &p, Permission::UseAgents, Resource::Workspace(w))
-                            .is_ok_and(|d| d.reason != "not_a_member")
-                    }),
-            )
-        };
+        let may = |u: &crate::identity::UserId| may_revoke_for(&st, &caller, u);
         crate::authn::refresh::revoke_token(&st.svc, &caller, &src, tok, &may).map(|_| ())
     };
     match result {
@@ -445,6 +427,24 @@ async fn revoke(
             .finish(),
         Err(e) => oauth_from(e),
     }
+}
+
+/// Platform-level callers may revoke any user's tokens; a workspace-bound
+/// caller only those of members of its workspaces.
+fn may_revoke_for(
+    st: &AppState,
+    caller: &Principal,
+    u: &crate::identity::UserId,
+) -> Result<bool, Error> {
+    if caller_workspaces(st, caller)?.is_none() {
+        return Ok(true);
+    }
+    for w in access::workspaces_with(&st.svc, caller, Permission::IntrospectCredentials)? {
+        if access::is_member(&st.svc, u, &w)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn revoke_access_token(
@@ -466,6 +466,14 @@ fn revoke_access_token(
         .is_some_and(|c| Some(&c.id) == claims.client_id.as_ref());
     if !own {
         access::authorize(&st.svc, caller, Permission::IntrospectCredentials, res, src)?;
+    }
+    if claims.client_id.is_none() {
+        let uid = crate::identity::UserId::parse(&claims.sub)?;
+        if !may_revoke_for(st, caller, &uid)? {
+            return Err(Error::Forbidden(
+                "The caller may not revoke this user's tokens.".into(),
+            ));
+        }
     }
     let now = st.svc.now();
     let mut tx = st.svc.store.write()?;
