@@ -258,24 +258,15 @@ pub fn get(r: &impl Reader, id: &UserId) -> Result<User> {
 /// table invalidates every cached entry, so a disabled or deleted user is
 /// refused on the very next check.
 pub fn get_cached(svc: &Service, id: &UserId) -> Result<std::sync::Arc<User>> {
-    let generation = svc.store.generation(Table::Users);
-    if let Ok(cache) = svc.user_cache.read()
-        && let Some((g, u)) = cache.get(id)
-        && *g == generation
-    {
-        return Ok(u.clone());
-    }
-    let user = std::sync::Arc::new(get(&svc.store.read()?, id)?);
-    if let Ok(mut cache) = svc.user_cache.write() {
-        if cache.len() >= USER_CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(id.clone(), (generation, user.clone()));
-    }
-    Ok(user)
+    svc.user_cache
+        .get_or_load(&svc.store, id, |r| {
+            r.get(Table::Users, id.as_str().as_bytes())
+        })?
+        .ok_or(Error::NotFound("user"))
 }
 
-const USER_CACHE_MAX: usize = 100_000;
+pub type UserCache = crate::store::TableCache<UserId, User>;
+pub const USER_CACHE_MAX: usize = 100_000;
 
 pub fn count(r: &impl Reader) -> Result<u64> {
     r.count(Table::Users)

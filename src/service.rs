@@ -12,10 +12,6 @@ use crate::error::{Error, Result};
 use crate::store::{Reader, Store, Table};
 use crate::tokens::Signer;
 
-/// User id → (users-table generation when read, the user).
-pub type UserCache =
-    std::collections::HashMap<crate::identity::UserId, (u64, Arc<crate::identity::User>)>;
-
 pub struct Service {
     pub settings: Settings,
     pub store: Store,
@@ -26,7 +22,7 @@ pub struct Service {
     /// HMAC key binding CSRF tokens to a session or a pre-session cookie.
     pub csrf_key: SecretKey,
     /// Users by id with the users-table generation they were read at (see `identity::get_cached`).
-    pub user_cache: std::sync::RwLock<UserCache>,
+    pub user_cache: crate::identity::UserCache,
     /// The security policy with the policy-table generation it was read at.
     pub policy_cache: std::sync::RwLock<Option<(u64, crate::policy::SecurityPolicy)>>,
     /// The access tables as one in-memory view (see `access::snapshot`).
@@ -36,7 +32,7 @@ pub struct Service {
     /// API-key uses not yet written (see `access::credentials::flush_usage`).
     pub key_usage: std::sync::Mutex<crate::access::credentials::UsageCache>,
     /// API keys by hash (see `access::credentials::principal_from_key`).
-    pub key_cache: std::sync::RwLock<crate::access::credentials::KeyCache>,
+    pub key_cache: crate::access::credentials::KeyCache,
     /// The address actually bound (differs from `settings.listen` for port 0).
     bound: Option<std::net::SocketAddr>,
 }
@@ -84,12 +80,18 @@ impl Service {
             hasher,
             signer: std::sync::RwLock::new(Arc::new(signer)),
             csrf_key,
-            user_cache: Default::default(),
+            user_cache: crate::store::TableCache::new(
+                Table::Users,
+                crate::identity::USER_CACHE_MAX,
+            ),
             policy_cache: Default::default(),
             access_cache: Default::default(),
             revoked_cache: std::sync::RwLock::new((u64::MAX, Default::default())),
             key_usage: Default::default(),
-            key_cache: Default::default(),
+            key_cache: crate::store::TableCache::new(
+                Table::ApiKeys,
+                crate::access::credentials::KEY_CACHE_MAX,
+            ),
             bound,
         })
     }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Client, ClientKind, PermSet, Permission, Principal, Resource, authorize, check_grantable,
-    new_id, parse_id, snapshot,
+    clean_name, new_id, parse_id, record_change, snapshot,
 };
 use crate::audit::{self, Outcome, Source};
 use crate::clock::Timestamp;
@@ -74,40 +74,6 @@ pub fn well_formed(prefix: &str, s: &str) -> bool {
 
 fn hint(secret: &str) -> String {
     format!("{}…{}", &secret[..4], &secret[secret.len() - 4..])
-}
-
-fn clean_name(raw: &str) -> Result<String> {
-    let n = raw.trim();
-    if n.is_empty() || n.chars().count() > 100 || n.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "name",
-            "must be 1 to 100 characters, no control characters",
-        ));
-    }
-    Ok(n.to_string())
-}
-
-#[allow(clippy::too_many_arguments)] // one audit record's parts, named at each call
-fn event(
-    tx: &mut WriteTx<'_>,
-    svc: &Service,
-    by: &Principal,
-    src: &Source,
-    action: &'static str,
-    ws: Option<&str>,
-    target: &str,
-    details: serde_json::Value,
-) -> Result<()> {
-    audit::record(
-        tx,
-        svc.now(),
-        src,
-        by.event(action, Outcome::Success)
-            .workspace(ws)
-            .target(target)
-            .details(details),
-    )?;
-    Ok(())
 }
 
 /// The workspace (or platform) a credential is managed in.
@@ -224,7 +190,7 @@ pub fn create_service_account(
     let sa = ServiceAccount {
         id: new_id("sa_")?,
         workspace: n.workspace.map(str::to_string),
-        name: clean_name(n.name)?,
+        name: clean_name("name", n.name)?,
         description: n
             .description
             .unwrap_or("")
@@ -242,7 +208,7 @@ pub fn create_service_account(
     let mut tx = svc.store.write()?;
     check_workspace(&tx, n.workspace)?;
     tx.put(Table::ServiceAccounts, sa.id.as_bytes(), &sa)?;
-    event(
+    record_change(
         &mut tx,
         svc,
         by,
@@ -313,7 +279,7 @@ pub fn update_service_account(
 ) -> Result<ServiceAccount> {
     let mut sa = get_service_account(svc, by, src, id)?;
     if let Some(n) = u.name {
-        sa.name = clean_name(n)?;
+        sa.name = clean_name("name", n)?;
     }
     if let Some(d) = u.description {
         sa.description = d.trim().chars().take(500).collect();
@@ -332,7 +298,7 @@ pub fn update_service_account(
     sa.updated_at = svc.now();
     let mut tx = svc.store.write()?;
     tx.put(Table::ServiceAccounts, sa.id.as_bytes(), &sa)?;
-    event(
+    record_change(
         &mut tx,
         svc,
         by,
@@ -359,7 +325,7 @@ pub fn rotate_service_account_secret(
     sa.updated_at = svc.now();
     let mut tx = svc.store.write()?;
     tx.put(Table::ServiceAccounts, sa.id.as_bytes(), &sa)?;
-    event(
+    record_change(
         &mut tx,
         svc,
         by,
@@ -378,7 +344,7 @@ pub fn delete_service_account(svc: &Service, by: &Principal, src: &Source, id: &
     let sa = get_service_account(svc, by, src, id)?;
     let mut tx = svc.store.write()?;
     tx.delete(Table::ServiceAccounts, sa.id.as_bytes())?;
-    event(
+    record_change(
         &mut tx,
         svc,
         by,
@@ -551,7 +517,7 @@ pub fn create_app(
     let app = ApiApp {
         id: new_id("app_")?,
         workspace: ws.to_string(),
-        name: clean_name(name)?,
+        name: clean_name("name", name)?,
         scopes: set.names(),
         created_at: now,
         updated_at: now,
@@ -559,7 +525,7 @@ pub fn create_app(
     let mut tx = svc.store.write()?;
     check_workspace(&tx, Some(ws))?;
     tx.put(Table::ApiApps, app.id.as_bytes(), &app)?;
-    event(
+    record_change(
         &mut tx,
         svc,
         by,
@@ -613,7 +579,7 @@ pub fn update_app(
 ) -> Result<ApiApp> {
     let mut app = get_app(svc, by, src, id)?;
     if let Some(n) = name {
-        app.name = clean_name(n)?;
+        app.name = clean_name("name", n)?;
     }
     if let Some(s) = scopes {
         let set = PermSet::parse_names("scopes", s)?;
@@ -623,13 +589,13 @@ pub fn update_app(
     app.updated_at = svc.now();
     let mut tx = svc.store.write()?;
     tx.put(Table::ApiApps, app.id.as_bytes(), &app)?;
-    event(
+    record_change(
         &mut tx,
         svc,
         by,
         src,
         "api_app.update",
-        Some(&app.workspace),
+        app.workspace.as_str(),
         &app.id,
         serde_json::json!({"name": app.name, "scopes": app.scopes}),
     )?;
@@ -660,13 +626,13 @@ pub fn delete_app(svc: &Service, by: &Principal, src: &Source, id: &str) -> Resu
     let mut tx = svc.store.write()?;
     let n = remove_app_keys(&mut tx, &app.id)?;
     tx.delete(Table::ApiApps, app.id.as_bytes())?;
-    event(
+    record_change(
         &mut tx,
         svc,
         by,
         src,
         "api_app.delete",
-        Some(&app.workspace),
+        app.workspace.as_str(),
         &app.id,
         serde_json::json!({"name": app.name, "keys_removed": n}),
     )?;
@@ -693,7 +659,7 @@ pub fn create_key(
         app: app.id.clone(),
         workspace: app.workspace.clone(),
         name: match name {
-            Some(n) if !n.trim().is_empty() => clean_name(n)?,
+            Some(n) if !n.trim().is_empty() => clean_name("name", n)?,
             _ => String::new(),
         },
         hint: hint(&secret),
@@ -707,13 +673,13 @@ pub fn create_key(
     let mut idx = app_prefix(&app.id);
     idx.extend_from_slice(key.id.as_bytes());
     tx.put(Table::ApiKeysByApp, &idx, &hex::encode(hash))?;
-    event(
+    record_change(
         &mut tx,
         svc,
         by,
         src,
         "api_key.create",
-        Some(&app.workspace),
+        app.workspace.as_str(),
         &key.id,
         serde_json::json!({"app": app.id, "name": key.name, "expires_at": key.expires_at}),
     )?;
@@ -777,13 +743,13 @@ pub fn delete_key(
     }
     tx.delete(Table::ApiKeysByApp, &idx)?;
     tx.delete(Table::KeyUsage, key_id.as_bytes())?;
-    event(
+    record_change(
         &mut tx,
         svc,
         by,
         src,
         "api_key.delete",
-        Some(&app.workspace),
+        app.workspace.as_str(),
         key_id,
         serde_json::json!({"app": app.id}),
     )?;
@@ -869,7 +835,7 @@ pub fn create_widget_key(
     let w = WidgetKey {
         id: new_id("wgt_")?,
         workspace: ws.to_string(),
-        name: clean_name(name)?,
+        name: clean_name("name", name)?,
         bot: bot.trim().to_string(),
         origins: origins
             .iter()
@@ -881,7 +847,7 @@ pub fn create_widget_key(
     let mut tx = svc.store.write()?;
     check_workspace(&tx, Some(ws))?;
     tx.put(Table::WidgetKeys, &crypto::sha256(secret.as_bytes()), &w)?;
-    event(
+    record_change(
         &mut tx,
         svc,
         by,
@@ -927,13 +893,13 @@ pub fn delete_widget_key(svc: &Service, by: &Principal, src: &Source, id: &str) 
     )?;
     let mut tx = svc.store.write()?;
     tx.delete(Table::WidgetKeys, &k)?;
-    event(
+    record_change(
         &mut tx,
         svc,
         by,
         src,
         "widget_key.delete",
-        Some(&w.workspace),
+        w.workspace.as_str(),
         &w.id,
         serde_json::json!({"name": w.name, "bot": w.bot}),
     )?;
@@ -1027,31 +993,14 @@ pub fn principal_from_key(svc: &Service, raw: &str, ip: Option<IpAddr>) -> Resul
     })))
 }
 
-/// Keys already read, keyed by hash, valid while the keys table's generation
-/// is unchanged: any committed create or delete invalidates them all, so a
-/// deleted key is refused on the very next check.
-pub type KeyCache = HashMap<[u8; 32], (u64, Arc<ApiKey>)>;
-const KEY_CACHE_MAX: usize = 100_000;
+/// API keys by hash (any committed create or delete invalidates them all,
+/// so a deleted key is refused on the very next check).
+pub type KeyCache = crate::store::TableCache<[u8; 32], ApiKey>;
+pub const KEY_CACHE_MAX: usize = 100_000;
 
 fn cached_key(svc: &Service, hash: [u8; 32]) -> Result<Option<Arc<ApiKey>>> {
-    let g = svc.store.generation(Table::ApiKeys);
-    if let Ok(c) = svc.key_cache.read()
-        && let Some((kg, k)) = c.get(&hash)
-        && *kg == g
-    {
-        return Ok(Some(k.clone()));
-    }
-    let Some(k) = svc.store.read()?.get::<ApiKey>(Table::ApiKeys, &hash)? else {
-        return Ok(None);
-    };
-    let k = Arc::new(k);
-    if let Ok(mut c) = svc.key_cache.write() {
-        if c.len() >= KEY_CACHE_MAX {
-            c.clear();
-        }
-        c.insert(hash, (g, k.clone()));
-    }
-    Ok(Some(k))
+    svc.key_cache
+        .get_or_load(&svc.store, &hash, |r| r.get(Table::ApiKeys, &hash))
 }
 
 /// A service account's access token → the client, with the token's scopes
@@ -1114,13 +1063,13 @@ pub fn revoke_key(svc: &Service, by: &Principal, src: &Source, raw: &str) -> Res
     let mut tx = svc.store.write()?;
     tx.delete(Table::ApiKeys, &hash)?;
     tx.delete(Table::ApiKeysByApp, &idx)?;
-    event(
+    record_change(
         &mut tx,
         svc,
         by,
         src,
         "api_key.revoke",
-        Some(&key.workspace),
+        key.workspace.as_str(),
         &key.id,
         serde_json::json!({"app": key.app}),
     )?;

@@ -155,6 +155,10 @@ impl Principal {
             Principal::Client(_) => false,
         }
     }
+    /// Not bound to a workspace: platform admins and platform-level service accounts.
+    pub fn is_platform_level(&self) -> bool {
+        self.is_platform_admin() || self.client().is_some_and(|c| c.workspace.is_none())
+    }
     /// An audit event with this principal as the actor.
     pub fn event(&self, action: &'static str, outcome: Outcome) -> NewEvent {
         match self {
@@ -383,6 +387,65 @@ pub fn workspaces_with(svc: &Service, who: &Principal, p: Permission) -> Result<
     })
 }
 
+/// Where `who` may look with `p`: `None` = everywhere (platform level),
+/// else the workspaces where it holds `p`.
+pub fn visible_workspaces(
+    svc: &Service,
+    who: &Principal,
+    p: Permission,
+) -> Result<Option<Vec<String>>> {
+    if who.is_platform_level() {
+        return Ok(None);
+    }
+    workspaces_with(svc, who, p).map(Some)
+}
+
+/// What `p` holds in `ws`, or across its workspaces when `ws` is `None`:
+/// permissions, the workspace they apply to (if one), and role ids.
+pub fn effective(
+    svc: &Service,
+    p: &Principal,
+    ws: Option<&str>,
+) -> Result<(PermSet, Option<String>, Vec<String>)> {
+    Ok(match p {
+        Principal::User { user, .. } if user.is_admin() => (
+            PermSet::all(),
+            ws.map(str::to_string),
+            vec![BuiltinRole::PlatformAdmin.id().into()],
+        ),
+        Principal::User { user, .. } => {
+            let snap = snapshot(svc)?;
+            let grants = snap
+                .user_grants
+                .get(&user.id)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            match ws {
+                Some(w) => match grants.iter().find(|(x, _, _)| x == w) {
+                    Some((w, set, roles)) => (*set, Some(w.clone()), roles.clone()),
+                    None => (PermSet::EMPTY, Some(w.to_string()), Vec::new()),
+                },
+                None => {
+                    let set = grants
+                        .iter()
+                        .fold(PermSet::EMPTY, |a, (_, s, _)| a.union(*s));
+                    let only = match grants {
+                        [(w, _, _)] => Some(w.clone()),
+                        _ => None,
+                    };
+                    let roles = grants
+                        .iter()
+                        .flat_map(|(_, _, r)| r.iter().cloned())
+                        .collect();
+                    (set, only, roles)
+                }
+            }
+        }
+        Principal::Client(c) => (c.scopes, c.workspace.clone(), Vec::new()),
+        Principal::Local(_) => (PermSet::all(), None, Vec::new()),
+    })
+}
+
 /// Picks the workspace for a create: the one named, or the caller's only
 /// workspace where it holds `p`. Platform admins must name one.
 pub fn resolve_workspace(
@@ -415,6 +478,44 @@ pub fn resolve_workspace(
             "name the workspace (its id, ws_…)",
         )),
     }
+}
+
+// ---- shared by workspaces and credentials ----
+
+/// A trimmed display name: 1 to 100 characters, no control characters.
+pub(crate) fn clean_name(field: &'static str, raw: &str) -> Result<String> {
+    let n = raw.trim();
+    if n.is_empty() || n.chars().count() > 100 {
+        return Err(Error::invalid(field, "must be 1 to 100 characters"));
+    }
+    if n.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "must not contain control characters"));
+    }
+    Ok(n.to_string())
+}
+
+/// Audits a successful change by `by` (in workspace `ws`, if any) inside `tx`.
+#[allow(clippy::too_many_arguments)] // one audit record's parts, named at each call
+pub(crate) fn record_change<'a>(
+    tx: &mut crate::store::WriteTx<'_>,
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    action: &'static str,
+    ws: impl Into<Option<&'a str>>,
+    target: &str,
+    details: serde_json::Value,
+) -> Result<()> {
+    audit::record(
+        tx,
+        svc.now(),
+        src,
+        by.event(action, Outcome::Success)
+            .workspace(ws.into())
+            .target(target)
+            .details(details),
+    )?;
+    Ok(())
 }
 
 // ---- identifiers ----

@@ -4,10 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BuiltinRole, PermSet, Permission, Principal, Resource, authorize, check_grantable, new_id,
-    parse_id, snapshot,
+    BuiltinRole, PermSet, Permission, Principal, Resource, authorize, check_grantable, clean_name,
+    new_id, parse_id, record_change, snapshot,
 };
-use crate::audit::{self, Outcome, Source};
+use crate::audit::Source;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::identity::{self, UserId};
@@ -53,40 +53,6 @@ pub struct Group {
     pub roles: Vec<String>,
     pub members: Vec<UserId>,
     pub created_at: Timestamp,
-}
-
-fn clean_name(field: &'static str, raw: &str) -> Result<String> {
-    let n = raw.trim();
-    if n.is_empty() || n.chars().count() > 100 {
-        return Err(Error::invalid(field, "must be 1 to 100 characters"));
-    }
-    if n.chars().any(char::is_control) {
-        return Err(Error::invalid(field, "must not contain control characters"));
-    }
-    Ok(n.to_string())
-}
-
-#[allow(clippy::too_many_arguments)] // one audit record's parts, named at each call
-fn record(
-    tx: &mut WriteTx<'_>,
-    svc: &Service,
-    by: &Principal,
-    src: &Source,
-    action: &'static str,
-    ws: &str,
-    target: &str,
-    details: serde_json::Value,
-) -> Result<()> {
-    audit::record(
-        tx,
-        svc.now(),
-        src,
-        by.event(action, Outcome::Success)
-            .workspace(Some(ws))
-            .target(target)
-            .details(details),
-    )?;
-    Ok(())
 }
 
 pub fn get(r: &impl Reader, id: &str) -> Result<Workspace> {
@@ -175,13 +141,13 @@ pub fn create(svc: &Service, by: &Principal, src: &Source, name: &str) -> Result
         ));
     }
     tx.put(Table::Workspaces, w.id.as_bytes(), &w)?;
-    record(
+    record_change(
         &mut tx,
         svc,
         by,
         src,
         "workspace.create",
-        &w.id,
+        w.id.as_str(),
         &w.id,
         serde_json::json!({"name": w.name}),
     )?;
@@ -209,7 +175,7 @@ pub fn rename(
     let mut w = get(&tx, id)?;
     let old = std::mem::replace(&mut w.name, name);
     tx.put(Table::Workspaces, w.id.as_bytes(), &w)?;
-    record(
+    record_change(
         &mut tx,
         svc,
         by,
@@ -253,7 +219,7 @@ pub fn delete(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<(
     }
     let removed = super::credentials::delete_all_in_workspace(&mut tx, id)?;
     tx.delete(Table::Workspaces, id.as_bytes())?;
-    record(
+    record_change(
         &mut tx,
         svc,
         by,
@@ -378,7 +344,7 @@ pub fn set_member(
         added_at: before.as_ref().map(|b| b.added_at).unwrap_or(svc.now()),
     };
     tx.put(Table::Members, &key, &m)?;
-    record(
+    record_change(
         &mut tx,
         svc,
         by,
@@ -421,7 +387,7 @@ pub fn remove_member(
             tx.put(Table::Groups, &k, &g)?;
         }
     }
-    record(
+    record_change(
         &mut tx,
         svc,
         by,
@@ -502,7 +468,7 @@ pub fn create_role(
     let mut tx = svc.store.write()?;
     get(&tx, ws)?;
     tx.put(Table::Roles, r.id.as_bytes(), &r)?;
-    record(
+    record_change(
         &mut tx,
         svc,
         by,
@@ -553,13 +519,13 @@ pub fn update_role(
     }
     let mut tx = svc.store.write()?;
     tx.put(Table::Roles, r.id.as_bytes(), &r)?;
-    record(
+    record_change(
         &mut tx,
         svc,
         by,
         src,
         "role.update",
-        &r.workspace.clone(),
+        r.workspace.as_str(),
         &r.id,
         serde_json::json!({"name": r.name, "permissions": r.permissions}),
     )?;
@@ -586,13 +552,13 @@ pub fn delete_role(svc: &Service, by: &Principal, src: &Source, id: &str) -> Res
         }
     }
     tx.delete(Table::Roles, r.id.as_bytes())?;
-    record(
+    record_change(
         &mut tx,
         svc,
         by,
         src,
         "role.delete",
-        &r.workspace,
+        r.workspace.as_str(),
         &r.id,
         serde_json::json!({"name": r.name}),
     )?;
@@ -704,8 +670,7 @@ pub fn save_group(
         g.members = check_group_members(&tx, &g.workspace, m)?;
     }
     tx.put(Table::Groups, g.id.as_bytes(), &g)?;
-    let ws = g.workspace.clone();
-    record(
+    record_change(
         &mut tx,
         svc,
         by,
@@ -715,7 +680,7 @@ pub fn save_group(
         } else {
             "group.create"
         },
-        &ws,
+        g.workspace.as_str(),
         &g.id,
         serde_json::json!({"name": g.name, "roles": g.roles, "members": g.members.len()}),
     )?;
@@ -727,13 +692,13 @@ pub fn delete_group(svc: &Service, by: &Principal, src: &Source, id: &str) -> Re
     let g = get_group(svc, by, src, id)?;
     let mut tx = svc.store.write()?;
     tx.delete(Table::Groups, g.id.as_bytes())?;
-    record(
+    record_change(
         &mut tx,
         svc,
         by,
         src,
         "group.delete",
-        &g.workspace,
+        g.workspace.as_str(),
         &g.id,
         serde_json::json!({"name": g.name}),
     )?;

@@ -506,6 +506,53 @@ fn parse_header(stored: &[u8]) -> Option<(u32, &[u8])> {
     Some((v, &stored[HEADER_LEN..]))
 }
 
+/// Records of one table kept in memory while that table's commit generation
+/// is unchanged: any committed write to the table invalidates every entry, so
+/// a deleted or changed record is never served from here.
+pub struct TableCache<K, V> {
+    table: Table,
+    max: usize,
+    map: RwLock<std::collections::HashMap<K, (u64, std::sync::Arc<V>)>>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone, V> TableCache<K, V> {
+    pub fn new(table: Table, max: usize) -> Self {
+        TableCache {
+            table,
+            max,
+            map: RwLock::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// The cached record, or `load` it (from a fresh read) and keep it.
+    pub fn get_or_load(
+        &self,
+        store: &Store,
+        key: &K,
+        load: impl FnOnce(&ReadTx<'_>) -> Result<Option<V>>,
+    ) -> Result<Option<std::sync::Arc<V>>> {
+        // Read the generation first: a commit racing the load makes the entry stale, never wrong.
+        let generation = store.generation(self.table);
+        if let Ok(m) = self.map.read()
+            && let Some((g, v)) = m.get(key)
+            && *g == generation
+        {
+            return Ok(Some(v.clone()));
+        }
+        let Some(v) = load(&store.read()?)? else {
+            return Ok(None);
+        };
+        let v = std::sync::Arc::new(v);
+        if let Ok(mut m) = self.map.write() {
+            if m.len() >= self.max {
+                m.clear();
+            }
+            m.insert(key.clone(), (generation, v.clone()));
+        }
+        Ok(Some(v))
+    }
+}
+
 /// Reading, shared by read and write transactions.
 pub trait Reader {
     fn get<T: DeserializeOwned>(&self, t: Table, key: &[u8]) -> Result<Option<T>>;

@@ -1210,13 +1210,7 @@ async fn authorize(
             )?
             .allow
         }
-        None => {
-            caller.principal.is_platform_admin()
-                || caller
-                    .principal
-                    .client()
-                    .is_some_and(|c| c.workspace.is_none())
-        }
+        None => caller.principal.is_platform_level(),
     };
     let (allow, reason) = match (d.allow, visible) {
         (true, true) => (true, d.reason.to_string()),

@@ -11,7 +11,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use crate::access::credentials as creds;
-use crate::access::{self, ClientKind, Decision, PermSet, Permission, Principal, Resource};
+use crate::access::{self, ClientKind, Decision, Permission, Principal, Resource};
 use crate::audit::Source;
 use crate::error::Error;
 use crate::web::AppState;
@@ -225,52 +225,6 @@ fn endpoint_caller(
     Ok(p)
 }
 
-/// Permissions and roles of `p` in `ws` (or across its workspaces).
-pub fn effective(
-    st: &AppState,
-    p: &Principal,
-    ws: Option<&str>,
-) -> Result<(PermSet, Option<String>, Vec<String>), Error> {
-    Ok(match p {
-        Principal::User { user, .. } if user.is_admin() => (
-            PermSet::all(),
-            ws.map(str::to_string),
-            vec!["platform_admin".into()],
-        ),
-        Principal::User { user, .. } => {
-            let snap = access::snapshot(&st.svc)?;
-            let grants = snap.user_grants.get(&user.id).cloned().unwrap_or_default();
-            match ws {
-                Some(w) => match grants.iter().find(|(x, _, _)| x == w) {
-                    Some((w, set, roles)) => (*set, Some(w.clone()), roles.clone()),
-                    None => (PermSet::EMPTY, Some(w.to_string()), Vec::new()),
-                },
-                None => {
-                    let set = grants
-                        .iter()
-                        .fold(PermSet::EMPTY, |a, (_, s, _)| a.union(*s));
-                    let only = match grants.as_slice() {
-                        [(w, _, _)] => Some(w.clone()),
-                        _ => None,
-                    };
-                    let roles = grants.iter().flat_map(|(_, _, r)| r.clone()).collect();
-                    (set, only, roles)
-                }
-            }
-        }
-        Principal::Client(c) => (c.scopes, c.workspace.clone(), Vec::new()),
-        Principal::Local(_) => (PermSet::all(), None, Vec::new()),
-    })
-}
-
-/// Where a workspace-bound caller may look: `None` = everywhere.
-fn caller_workspaces(st: &AppState, caller: &Principal) -> Result<Option<Vec<String>>, Error> {
-    if caller.is_platform_admin() || caller.client().is_some_and(|c| c.workspace.is_none()) {
-        return Ok(None);
-    }
-    access::workspaces_with(&st.svc, caller, Permission::IntrospectCredentials).map(Some)
-}
-
 /// RFC 7662 for access tokens, API keys and widget keys. Anything invalid,
 /// expired, revoked, deleted, or outside the caller's workspace is `{"active": false}`.
 async fn introspect(
@@ -305,24 +259,22 @@ async fn introspect(
         Ok(_) | Err(Error::Unauthenticated(_)) | Err(Error::Forbidden(_)) => return inactive(),
         Err(e) => return oauth_from(e),
     };
-    let visible = match caller_workspaces(&st, &caller) {
-        Ok(v) => v,
-        Err(e) => return oauth_from(e),
-    };
+    let visible =
+        match access::visible_workspaces(&st.svc, &caller, Permission::IntrospectCredentials) {
+            Ok(v) => v,
+            Err(e) => return oauth_from(e),
+        };
     // A workspace-bound caller sees credentials of its own workspace(s) only;
     // a user token is answered for the caller's workspace the user belongs to.
     let ws: Option<String> = match (&visible, &b.principal) {
         (None, _) => None,
         (Some(v), Principal::User { .. }) => {
+            let admin = b.principal.is_platform_admin();
             let mine = v.iter().find(|w| {
-                access::decide(
-                    &st.svc,
-                    &b.principal,
-                    Permission::UseAgents,
-                    Resource::Workspace(w),
-                )
-                .map(|d| d.reason != "not_a_member")
-                .unwrap_or(false)
+                admin
+                    || b.principal
+                        .user_id()
+                        .is_some_and(|u| access::is_member(&st.svc, u, w).unwrap_or(false))
             });
             match mine {
                 Some(w) => Some(w.clone()),
@@ -335,7 +287,8 @@ async fn introspect(
         },
         (Some(_), Principal::Local(_)) => return inactive(),
     };
-    let (scopes, workspace, _roles) = match effective(&st, &b.principal, ws.as_deref()) {
+    let (scopes, workspace, _roles) = match access::effective(&st.svc, &b.principal, ws.as_deref())
+    {
         Ok(x) => x,
         Err(e) => return oauth_from(e),
     };
@@ -436,15 +389,17 @@ fn may_revoke_for(
     caller: &Principal,
     u: &crate::identity::UserId,
 ) -> Result<bool, Error> {
-    if caller_workspaces(st, caller)?.is_none() {
-        return Ok(true);
-    }
-    for w in access::workspaces_with(&st.svc, caller, Permission::IntrospectCredentials)? {
-        if access::is_member(&st.svc, u, &w)? {
-            return Ok(true);
+    match access::visible_workspaces(&st.svc, caller, Permission::IntrospectCredentials)? {
+        None => Ok(true),
+        Some(ws) => {
+            for w in ws {
+                if access::is_member(&st.svc, u, &w)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
         }
     }
-    Ok(false)
 }
 
 fn revoke_access_token(
@@ -708,7 +663,7 @@ fn verify_inner(req: &HttpRequest, st: &AppState, q: &VerifyQuery) -> Result<Htt
         // A widget key is good for its bot's chat scope only.
         return Ok(forbidden("widget_key_bot_only"));
     }
-    let (perms, eff_ws, roles) = effective(st, &principal, decided_ws.as_deref())?;
+    let (perms, eff_ws, roles) = access::effective(&st.svc, &principal, decided_ws.as_deref())?;
     if let Some(role) = q.role.as_deref().filter(|r| !r.is_empty()) {
         let ok = principal.is_platform_admin() || roles.iter().any(|r| r == role.trim());
         if !ok {
