@@ -105,7 +105,6 @@ fn main() {
 fn seed(dir: &str, keys: usize, sas: usize) {
     use gatehouse::access::Principal;
     use gatehouse::access::credentials::{self as creds, ApiKey, NewServiceAccount};
-    use gatehouse::store::Table;
     let settings = gatehouse::config::Settings {
         data_dir: dir.into(),
         ..Default::default()
@@ -141,12 +140,7 @@ fn seed(dir: &str, keys: usize, sas: usize) {
                 created_by: "bench".into(),
             };
             let hash = gatehouse::crypto::sha256(secret.as_bytes());
-            tx.put(Table::ApiKeys, &hash, &k).unwrap();
-            let mut idx = app.id.as_bytes().to_vec();
-            idx.push(0);
-            idx.extend_from_slice(k.id.as_bytes());
-            tx.put(Table::ApiKeysByApp, &idx, &hex::encode(hash))
-                .unwrap();
+            creds::store_key(&mut tx, &hash, &k).unwrap();
         }
         tx.commit().unwrap();
     }

@@ -609,6 +609,23 @@ fn app_prefix(app: &str) -> Vec<u8> {
     p
 }
 
+/// The per-app index entry of a key: `app \0 key id` → hex SHA-256 of the key.
+fn key_index(app: &str, key_id: &str) -> Vec<u8> {
+    let mut idx = app_prefix(app);
+    idx.extend_from_slice(key_id.as_bytes());
+    idx
+}
+
+/// Stores a key record under its hash, with its per-app index entry.
+pub fn store_key(tx: &mut WriteTx<'_>, hash: &[u8; 32], key: &ApiKey) -> Result<()> {
+    tx.put(Table::ApiKeys, hash, key)?;
+    tx.put(
+        Table::ApiKeysByApp,
+        &key_index(&key.app, &key.id),
+        &hex::encode(hash),
+    )
+}
+
 fn remove_app_keys(tx: &mut WriteTx<'_>, app: &str) -> Result<usize> {
     let keys = tx.scan::<String>(Table::ApiKeysByApp, &app_prefix(app))?;
     for (k, hash) in &keys {
@@ -669,10 +686,7 @@ pub fn create_key(
     };
     let hash = crypto::sha256(secret.as_bytes());
     let mut tx = svc.store.write()?;
-    tx.put(Table::ApiKeys, &hash, &key)?;
-    let mut idx = app_prefix(&app.id);
-    idx.extend_from_slice(key.id.as_bytes());
-    tx.put(Table::ApiKeysByApp, &idx, &hex::encode(hash))?;
+    store_key(&mut tx, &hash, &key)?;
     record_change(
         &mut tx,
         svc,
@@ -732,8 +746,7 @@ pub fn delete_key(
 ) -> Result<()> {
     let app = get_app(svc, by, src, app_id)?;
     let key_id = parse_id("key_", key_id, "API key")?;
-    let mut idx = app_prefix(&app.id);
-    idx.extend_from_slice(key_id.as_bytes());
+    let idx = key_index(&app.id, key_id);
     let mut tx = svc.store.write()?;
     let hash: String = tx
         .get(Table::ApiKeysByApp, &idx)?
@@ -1058,8 +1071,7 @@ pub fn revoke_key(svc: &Service, by: &Principal, src: &Source, raw: &str) -> Res
         Resource::Workspace(&key.workspace),
         src,
     )?;
-    let mut idx = app_prefix(&key.app);
-    idx.extend_from_slice(key.id.as_bytes());
+    let idx = key_index(&key.app, &key.id);
     let mut tx = svc.store.write()?;
     tx.delete(Table::ApiKeys, &hash)?;
     tx.delete(Table::ApiKeysByApp, &idx)?;
