@@ -3,7 +3,8 @@
 # need if missing (Chromium, fonts, Node.js and playwright-core for the browser
 # test, openssl and curl for the TLS test, oathtool as the authenticator app,
 # nginx in front of /auth/verify,
-# a Python venv with aiosmtpd as the SMTP server),
+# a Python venv with aiosmtpd as the SMTP server, node oidc-provider as the
+# OpenID provider for SSO),
 # then runs formatting, lints, the layering check, every test, and the static
 # build check.
 set -euo pipefail
@@ -32,6 +33,10 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import aiosmtpd" 2>/dev/n
     python3 -m venv .venv
   }
   .venv/bin/pip install -q aiosmtpd
+fi
+if [ ! -d tests/peers/node_modules/oidc-provider ]; then
+  echo "== npm ci (tests/peers: oidc-provider, jose)"
+  (cd tests/peers && npm ci --no-audit --no-fund --silent)
 fi
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   echo "== npm ci (tests/browser)"

@@ -126,8 +126,9 @@ impl Application {
     }
 }
 
-/// Periodic work: API-key last-use times are written every 30 s; the
-/// signing key is checked for its scheduled rotation every hour.
+/// Periodic work: API-key last-use times are written every 30 s; SSO
+/// sign-ins that never came back are purged every 10 minutes; the signing
+/// key is checked for its scheduled rotation every hour.
 fn spawn_housekeeping(svc: Arc<Service>) {
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(std::time::Duration::from_secs(30));
@@ -139,6 +140,11 @@ fn spawn_housekeeping(svc: Arc<Service>) {
             let _ = actix_web::rt::task::spawn_blocking(move || {
                 if let Err(e) = crate::access::credentials::flush_usage(&s) {
                     tracing::warn!(error = %e, "could not record API-key last use");
+                }
+                if n.is_multiple_of(20)
+                    && let Err(e) = crate::sso::purge_expired(&s)
+                {
+                    tracing::warn!(error = %e, "could not purge expired SSO sign-ins");
                 }
                 if n.is_multiple_of(120) {
                     match s.rotate_signing_key_if_due() {

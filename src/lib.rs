@@ -1,6 +1,6 @@
 //! Gatehouse: sign-in, access control, encryption at rest and a tamper-evident
 //! audit log in one binary. Layers, top to bottom: `cli`/`app` → `web` →
-//! domain modules (`identity`, `authn`, `access`, `tokens`, `keys`, `audit`,
+//! domain modules (`identity`, `authn`, `access`, `tokens`, `keys`, `audit`, `sso`,
 //! `ops`) → `store` → `crypto`; `config`, `clock`, `error` are leaves.
 
 pub mod access;
@@ -19,6 +19,7 @@ pub mod notify;
 pub mod ops;
 pub mod policy;
 pub mod service;
+pub mod sso;
 pub mod store;
 pub mod telemetry;
 pub mod tokens;

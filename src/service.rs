@@ -33,6 +33,8 @@ pub struct Service {
     pub key_usage: std::sync::Mutex<crate::access::credentials::UsageCache>,
     /// API keys by hash (see `access::credentials::principal_from_key`).
     pub key_cache: crate::access::credentials::KeyCache,
+    /// OpenID provider metadata by connection (see `sso::oidc`).
+    pub oidc_metadata: crate::sso::oidc::MetadataCache,
     /// The address actually bound (differs from `settings.listen` for port 0).
     bound: Option<std::net::SocketAddr>,
 }
@@ -92,6 +94,7 @@ impl Service {
                 Table::ApiKeys,
                 crate::access::credentials::KEY_CACHE_MAX,
             ),
+            oidc_metadata: Default::default(),
             bound,
         })
     }

@@ -16,3 +16,4 @@ mod forward_auth;
 mod hardening;
 mod mfa;
 mod policy;
+mod sso;

@@ -106,6 +106,23 @@ pub async fn login(
         return Err(Error::InvalidCredentials);
     }
     let user = user.ok_or(Error::InvalidCredentials)?;
+    // The password was right, so saying why does not reveal the account.
+    if !crate::sso::password_allowed(&tx, &user)? {
+        audit::record(
+            &mut tx,
+            now,
+            src,
+            NewEvent::new("auth.login", Outcome::Denied)
+                .actor(user.email.as_str(), Some(user.id.as_str().into()))
+                .target(user.id.as_str())
+                .details(serde_json::json!({"reason": "sso_required", "channel": channel_name})),
+        )?;
+        tx.commit()?;
+        return Err(Error::Forbidden(
+            "Your organisation signs in with single sign-on: use the single sign-on button on the sign-in page."
+                .into(),
+        ));
+    }
     if mfa::required(&tx, &user.id)? {
         // Lockout is not cleared here: only a complete sign-in clears it, so a
         // known password cannot reset the count of wrong codes.
@@ -123,7 +140,7 @@ pub async fn login(
         tx.commit()?;
         return Ok((user, Grant::Mfa { mfa_token, methods }));
     }
-    let r = finish_login(svc, &mut tx, user, src, channel, None)?;
+    let r = finish_login(svc, &mut tx, user, src, channel, None, None)?;
     tx.commit()?;
     Ok(r)
 }
@@ -165,7 +182,7 @@ pub fn complete_mfa(
     let mut tx = svc.store.write()?;
     match mfa::verify(&mut tx, mfa_token, method, code, now)? {
         Ok((user, used, remaining)) => {
-            let (user, grant) = finish_login(svc, &mut tx, user, src, channel, Some(used))?;
+            let (user, grant) = finish_login(svc, &mut tx, user, src, channel, Some(used), None)?;
             if let Some(n) = remaining {
                 audit::record(
                     &mut tx,
@@ -204,6 +221,22 @@ pub fn complete_mfa(
     }
 }
 
+/// Starts a browser session for a user an identity provider vouched for
+/// (connection `sso`). The IdP handled their second factor, so Gatehouse's
+/// MFA policy does not confine the session to enrollment.
+pub fn sso_session(
+    svc: &Service,
+    tx: &mut WriteTx<'_>,
+    user: User,
+    src: &Source,
+    sso: &str,
+) -> Result<(User, String)> {
+    match finish_login(svc, tx, user, src, Channel::Browser, None, Some(sso))? {
+        (u, Grant::Session { token, .. }) => Ok((u, token)),
+        _ => Err(Error::internal("sso sign-in did not yield a session")),
+    }
+}
+
 /// The common end of every successful sign-in: clear the lockout, stamp the
 /// user, start a session or issue tokens, audit.
 fn finish_login(
@@ -213,6 +246,7 @@ fn finish_login(
     src: &Source,
     channel: Channel,
     mfa_used: Option<&str>,
+    sso: Option<&str>,
 ) -> Result<(User, Grant)> {
     let now = svc.now();
     let channel_name = if channel == Channel::Browser {
@@ -226,7 +260,8 @@ fn finish_login(
     identity::save(svc, tx, &before, &user)?;
     let policy = crate::policy::current(svc)?;
     // Must have MFA, has none: signed in for enrollment only.
-    let enroll_only = policy.mfa_required_for(&user) && !mfa::required(tx, &user.id)?;
+    let enroll_only =
+        sso.is_none() && policy.mfa_required_for(&user) && !mfa::required(tx, &user.id)?;
     let grant = match channel {
         Channel::Browser => {
             if policy.session.single_session {
@@ -244,7 +279,7 @@ fn finish_login(
         NewEvent::new("auth.login", Outcome::Success)
             .actor(user.email.as_str(), Some(user.id.as_str().into()))
             .target(user.id.as_str())
-            .details(serde_json::json!({"channel": channel_name, "mfa": mfa_used, "enroll_only": enroll_only})),
+            .details(serde_json::json!({"channel": channel_name, "mfa": mfa_used, "sso": sso, "enroll_only": enroll_only})),
     )?;
     Ok((user, grant))
 }

@@ -52,6 +52,9 @@ pub enum Table {
     WidgetKeys,
     RevokedTokens,
     KeyUsage,
+    SsoConnections,
+    SsoPending,
+    SsoLinks,
 }
 
 impl Table {
@@ -81,6 +84,9 @@ impl Table {
         Table::WidgetKeys,
         Table::RevokedTokens,
         Table::KeyUsage,
+        Table::SsoConnections,
+        Table::SsoPending,
+        Table::SsoLinks,
     ];
 
     pub fn name(self) -> &'static str {
@@ -110,6 +116,9 @@ impl Table {
             Table::WidgetKeys => "widget_keys",
             Table::RevokedTokens => "revoked_tokens",
             Table::KeyUsage => "key_usage",
+            Table::SsoConnections => "sso_connections",
+            Table::SsoPending => "sso_pending",
+            Table::SsoLinks => "sso_links",
         }
     }
 

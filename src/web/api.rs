@@ -57,7 +57,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/audit", web::get().to(audit_log))
             .route("/keys", web::get().to(key_status))
             .route("/keys/rotate", web::post().to(rotate_keys))
-            .configure(super::api_access::routes),
+            .configure(super::api_access::routes)
+            .configure(super::sso::api_routes),
     );
 }
 
@@ -136,6 +137,7 @@ async fn openapi() -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body({
         let mut doc = ApiDoc::openapi();
         doc.merge(super::api_access::openapi_doc());
+        doc.merge(super::sso::openapi_doc());
         doc.to_json().unwrap_or_default()
     })
 }

@@ -126,14 +126,14 @@ fn confirmed(pw: &Password, again: &Password) -> Result<(), Error> {
 }
 
 /// Only local paths: never an open redirect.
-fn safe_rd(rd: Option<&str>) -> String {
+pub(crate) fn safe_rd(rd: Option<&str>) -> String {
     match rd {
         Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_string(),
         _ => "/admin".to_string(),
     }
 }
 
-fn notice_text(code: Option<&str>) -> Option<String> {
+pub(crate) fn notice_text(code: Option<&str>) -> Option<String> {
     Some(
         match code? {
             "created" => "User created.",
@@ -154,6 +154,12 @@ fn notice_text(code: Option<&str>) -> Option<String> {
             "mfa_on" => "Second factor active.",
             "mfa_off" => "Two-factor authentication removed.",
             "mfa_reset" => "The user's second factors were reset; they enroll again.",
+            "sso_saved" => "Single sign-on settings saved.",
+            "sso_created" => "Connection created. Paste the redirect URI into the identity provider, then run Test connection.",
+            "sso_updated" => "Connection saved.",
+            "sso_deleted" => "Connection deleted.",
+            "tested" => "Test sign-in passed: the identity provider's answer is valid.",
+            "test_failed" => "Test sign-in failed; the reason is below.",
             _ => return None,
         }
         .to_string(),
@@ -177,7 +183,7 @@ pub(crate) fn nav(u: &ConsoleUser, section: &'static str) -> Nav {
 }
 
 /// Admin pages: authorize through the one check, with the request's source.
-fn require(
+pub(crate) fn require(
     st: &AppState,
     req: &HttpRequest,
     u: &ConsoleUser,
@@ -211,8 +217,34 @@ struct LoginPage {
     csrf: String,
     email: String,
     rd: String,
+    rd_enc: String,
     error: Option<String>,
     notice: Option<String>,
+    /// Enabled SSO connections: (id, name).
+    sso: Vec<(String, String)>,
+}
+
+fn login_view(
+    st: &AppState,
+    pre: &str,
+    email: String,
+    rd: String,
+    error: Option<String>,
+    notice: Option<String>,
+) -> Result<LoginPage, Error> {
+    let sso = crate::sso::sign_in_options(&st.svc)?
+        .into_iter()
+        .map(|(id, name, _)| (id, name))
+        .collect();
+    Ok(LoginPage {
+        csrf: wauth::csrf_for_pre(&st.svc, pre),
+        email,
+        rd_enc: enc(&rd),
+        rd,
+        error,
+        notice,
+        sso,
+    })
 }
 
 #[derive(Deserialize)]
@@ -237,13 +269,14 @@ async fn login_page(
     q: web::Query<LoginQuery>,
 ) -> PageResult {
     let (pre, cookie) = wauth::pre_cookie(&req)?;
-    let page = LoginPage {
-        csrf: wauth::csrf_for_pre(&st.svc, &pre),
-        email: String::new(),
-        rd: safe_rd(q.rd.as_deref()),
-        error: None,
-        notice: notice_text(q.notice.as_deref()),
-    };
+    let page = login_view(
+        &st,
+        &pre,
+        String::new(),
+        safe_rd(q.rd.as_deref()),
+        None,
+        notice_text(q.notice.as_deref()),
+    )?;
     Ok(with_pre_cookie(render(StatusCode::OK, &page)?, cookie))
 }
 
@@ -288,19 +321,22 @@ async fn login_post(
         Ok((_, Grant::Tokens(_))) => {
             Err(Error::internal("token grant on the browser channel").into())
         }
-        Err(Error::InvalidCredentials) => {
-            let (pre, cookie) = wauth::pre_cookie(&req)?;
-            let page = LoginPage {
-                csrf: wauth::csrf_for_pre(&st.svc, &pre),
-                email: form.email.chars().take(254).collect(),
-                rd: safe_rd(form.rd.as_deref()),
-                error: Some(Error::InvalidCredentials.public_message()),
-                notice: None,
+        Err(e @ (Error::InvalidCredentials | Error::Forbidden(_))) => {
+            let status = if matches!(e, Error::Forbidden(_)) {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::UNAUTHORIZED
             };
-            Ok(with_pre_cookie(
-                render(StatusCode::UNAUTHORIZED, &page)?,
-                cookie,
-            ))
+            let (pre, cookie) = wauth::pre_cookie(&req)?;
+            let page = login_view(
+                &st,
+                &pre,
+                form.email.chars().take(254).collect(),
+                safe_rd(form.rd.as_deref()),
+                Some(e.public_message()),
+                None,
+            )?;
+            Ok(with_pre_cookie(render(status, &page)?, cookie))
         }
         Err(e) => Err(e.into()),
     }
@@ -310,7 +346,13 @@ const MFA_COOKIE: &str = "gh_mfa";
 
 /// Ends whatever session the browser held (a fresh id at every sign-in) and
 /// sets the new session cookie.
-fn signed_in(req: &HttpRequest, st: &AppState, user: &User, token: String, rd: &str) -> PageResult {
+pub(crate) fn signed_in(
+    req: &HttpRequest,
+    st: &AppState,
+    user: &User,
+    token: String,
+    rd: &str,
+) -> PageResult {
     if let Some(old) = req.cookie(wauth::session_cookie_name(st.tls)) {
         let mut tx = st.svc.store.write()?;
         session::end(&mut tx, &user.id, &session::hash_token(old.value()))?;
@@ -1587,7 +1629,11 @@ async fn user_mfa_reset(
 
 /// Sends the user to confirm who they are when the last proof is older than
 /// the policy's window; `rd` is where to come back to.
-fn reauth_gate(st: &AppState, u: &ConsoleUser, rd: &str) -> Result<Option<HttpResponse>, Error> {
+pub(crate) fn reauth_gate(
+    st: &AppState,
+    u: &ConsoleUser,
+    rd: &str,
+) -> Result<Option<HttpResponse>, Error> {
     match wauth::require_recent_auth(&st.svc, u.auth_at) {
         Ok(()) => Ok(None),
         Err(Error::ReauthRequired) => Ok(Some(redirect(&format!("/admin/reauth?rd={}", enc(rd))))),
@@ -1727,6 +1773,7 @@ async fn reauth_send(
 #[template(path = "settings_security.html")]
 struct SettingsPage {
     nav: Nav,
+    mfa_scope: &'static str,
     p: crate::policy::SecurityPolicy,
     mode: &'static str,
     role_admin: bool,
@@ -1752,8 +1799,15 @@ fn settings_view(
     error: Option<String>,
 ) -> SettingsPage {
     use crate::policy::MfaMode;
+    let sso = st
+        .svc
+        .store
+        .read()
+        .and_then(|r| crate::sso::settings(&r))
+        .unwrap_or_default();
     SettingsPage {
         nav: nav(u, "settings"),
+        mfa_scope: crate::web::sso::mfa_scope(&sso),
         mode: match p.mfa.mode {
             MfaMode::Off => "off",
             MfaMode::All => "all",
@@ -1919,7 +1973,7 @@ struct AuditQuery {
     page: Option<usize>,
 }
 
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

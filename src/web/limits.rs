@@ -83,9 +83,11 @@ impl Limits {
 
 /// Endpoints that take a password or a code: rate-limited per client IP.
 pub fn is_auth_endpoint(req: &HttpRequest) -> bool {
-    req.method() == actix_web::http::Method::POST
-        && (req.path() == "/login"
-            || req.path().starts_with("/api/v1/auth/")
-            || req.path() == "/setup"
-            || req.path() == "/recover")
+    // Every SSO request costs a commit and a call to the IdP.
+    req.path().starts_with("/sso/")
+        || req.method() == actix_web::http::Method::POST
+            && (req.path() == "/login"
+                || req.path().starts_with("/api/v1/auth/")
+                || req.path() == "/setup"
+                || req.path() == "/recover")
 }

@@ -8,9 +8,11 @@ pub mod api_access;
 pub mod auth;
 pub mod console;
 pub mod console_access;
+pub mod console_sso;
 pub mod error;
 pub mod limits;
 pub mod protocol;
+pub mod sso;
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -255,8 +257,10 @@ pub fn routes(cfg: &mut web::ServiceConfig, settings: &Settings) {
     .service(web::scope("/static").route("/{path:.*}", web::get().to(asset)))
     .route("/favicon.ico", web::get().to(favicon));
     protocol::routes(cfg);
+    sso::routes(cfg);
     api::routes(cfg);
     console_access::routes(cfg);
+    console_sso::routes(cfg);
     console::routes(cfg);
 }
 

@@ -1,0 +1,1153 @@
+//! Single sign-on: connections to customers' identity providers, the SSO
+//! status (enabled, enforcement, test group, excluded users) with its rollout
+//! rules, sign-ins in flight, and turning a verified IdP identity into a
+//! Gatehouse user (linked by the IdP's subject, just-in-time by verified
+//! e-mail). Protocols live in submodules; only `oidc` is built so far.
+
+pub mod oidc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::access::Principal;
+use crate::audit::{self, NewEvent, Outcome, Source};
+use crate::clock::Timestamp;
+use crate::crypto;
+use crate::error::{Error, Result};
+use crate::identity::{self, Email, Role, User, UserId};
+use crate::service::Service;
+use crate::store::{Reader, Table, WriteTx};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    Saml,
+    Oidc,
+    Wsfed,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Saml => "saml",
+            Protocol::Oidc => "oidc",
+            Protocol::Wsfed => "wsfed",
+        }
+    }
+}
+
+/// A provider preset: labels, defaults and help in the IdP's own words.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Preset {
+    pub protocol: Protocol,
+    pub provider: &'static str,
+    pub label: &'static str,
+    /// The issuer every connection of this preset uses (Google), if fixed.
+    pub fixed_issuer: Option<&'static str>,
+    pub issuer_label: &'static str,
+    pub issuer_help: &'static str,
+    pub client_id_label: &'static str,
+    pub client_secret_label: &'static str,
+}
+
+pub const PRESETS: &[Preset] = &[
+    Preset {
+        protocol: Protocol::Oidc,
+        provider: "google",
+        label: "Google",
+        fixed_issuer: Some("https://accounts.google.com"),
+        issuer_label: "Issuer",
+        issuer_help: "Always https://accounts.google.com. Create an OAuth client ID of type \
+                      \"Web application\" in the Google Cloud console.",
+        client_id_label: "Client ID",
+        client_secret_label: "Client secret",
+    },
+    Preset {
+        protocol: Protocol::Oidc,
+        provider: "okta",
+        label: "Okta",
+        fixed_issuer: None,
+        issuer_label: "Issuer URI (authorization server)",
+        issuer_help: "From Security → API → Authorization Servers, e.g. \
+                      https://your-org.okta.com/oauth2/default. Create an OIDC \"Web Application\" app integration.",
+        client_id_label: "Client ID",
+        client_secret_label: "Client secret",
+    },
+    Preset {
+        protocol: Protocol::Oidc,
+        provider: "azure",
+        label: "Azure AD / Entra ID",
+        fixed_issuer: None,
+        issuer_label: "Issuer (OpenID Connect metadata document without /.well-known/…)",
+        issuer_help: "https://login.microsoftonline.com/{Directory (tenant) ID}/v2.0. Register an \
+                      application; add the redirect URI under Authentication → Web.",
+        client_id_label: "Application (client) ID",
+        client_secret_label: "Client secret value",
+    },
+    Preset {
+        protocol: Protocol::Oidc,
+        provider: "ping",
+        label: "Ping Identity",
+        fixed_issuer: None,
+        issuer_label: "Issuer",
+        issuer_help: "PingOne: https://auth.pingone.com/{environment ID}/as (Applications → \
+                      Configuration → Issuer).",
+        client_id_label: "Client ID",
+        client_secret_label: "Client secret",
+    },
+    Preset {
+        protocol: Protocol::Oidc,
+        provider: "other",
+        label: "Other OpenID provider",
+        fixed_issuer: None,
+        issuer_label: "Issuer URL",
+        issuer_help: "The provider's issuer; Gatehouse reads {issuer}/.well-known/openid-configuration.",
+        client_id_label: "Client ID",
+        client_secret_label: "Client secret",
+    },
+];
+
+pub fn preset(protocol: Protocol, provider: &str) -> Option<&'static Preset> {
+    PRESETS
+        .iter()
+        .find(|p| p.protocol == protocol && p.provider == provider)
+}
+
+/// IdP attribute value → Gatehouse role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleRule {
+    pub value: String,
+    pub role: Role,
+}
+
+/// The outcome of the last "Test connection" run.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TestResult {
+    pub at: Timestamp,
+    pub ok: bool,
+    /// The validation error in plain words, when it failed.
+    pub error: Option<String>,
+    /// What the IdP asserted (and the role it maps to), when it succeeded.
+    #[schema(value_type = Object)]
+    pub claims: serde_json::Value,
+    pub by: String,
+}
+
+/// A connection to one identity provider. Stored sealed as a whole (the
+/// client secret included); the secret never leaves the domain.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Connection {
+    pub id: String,
+    pub protocol: Protocol,
+    pub provider: String,
+    pub name: String,
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub scopes: Vec<String>,
+    /// Accept e-mail addresses the IdP does not mark as verified.
+    pub trust_unverified_email: bool,
+    /// Create a user at the first sign-in when none has the e-mail address.
+    pub jit: bool,
+    /// The claim holding groups or roles (e.g. `groups`).
+    pub role_attribute: String,
+    pub role_rules: Vec<RoleRule>,
+    pub default_role: Role,
+    pub last_test: Option<TestResult>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.id)
+            .field("protocol", &self.protocol)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// The role the IdP's attribute values map to (the highest matching rule).
+    pub fn mapped_role(&self, values: &[String]) -> Role {
+        let mut role = self.default_role;
+        for r in &self.role_rules {
+            if values.iter().any(|v| v == &r.value) && r.role == Role::Admin {
+                role = Role::Admin;
+            }
+        }
+        role
+    }
+    pub fn tested_ok(&self) -> bool {
+        self.last_test.as_ref().is_some_and(|t| t.ok)
+    }
+}
+
+/// What an admin sends to create or change a connection.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionInput {
+    /// Short slug used in the connection's URLs (`okta`, `google`, …); create only.
+    #[serde(default)]
+    pub id: Option<String>,
+    pub protocol: Protocol,
+    #[serde(default = "default_provider")]
+    pub provider: String,
+    pub name: String,
+    #[serde(default)]
+    pub issuer: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Left out on update: the stored secret is kept.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub trust_unverified_email: Option<bool>,
+    #[serde(default)]
+    pub jit: Option<bool>,
+    #[serde(default)]
+    pub role_attribute: Option<String>,
+    #[serde(default)]
+    pub role_rules: Option<Vec<RoleRule>>,
+    #[serde(default)]
+    pub default_role: Option<Role>,
+}
+
+fn default_provider() -> String {
+    "other".into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Enforcement {
+    /// Everyone may still sign in with e-mail and password.
+    Off,
+    /// Members of the test group must use SSO.
+    TestGroup,
+    /// Everyone but the SSO-excluded users must use SSO.
+    Enforced,
+}
+
+impl Enforcement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enforcement::Off => "off",
+            Enforcement::TestGroup => "test_group",
+            Enforcement::Enforced => "enforced",
+        }
+    }
+}
+
+/// The SSO status. The owner is always excluded (added on every write).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SsoSettings {
+    pub enabled: bool,
+    pub enforcement: Enforcement,
+    pub test_group: Vec<UserId>,
+    pub excluded_users: Vec<UserId>,
+}
+
+impl Default for SsoSettings {
+    fn default() -> Self {
+        SsoSettings {
+            enabled: false,
+            enforcement: Enforcement::Off,
+            test_group: Vec::new(),
+            excluded_users: Vec::new(),
+        }
+    }
+}
+
+/// Users are named by id or e-mail address.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SsoSettingsInput {
+    pub enabled: bool,
+    pub enforcement: Enforcement,
+    #[serde(default)]
+    pub test_group: Vec<String>,
+    #[serde(default)]
+    pub excluded_users: Vec<String>,
+}
+
+const SETTINGS_KEY: &[u8] = b"sso";
+/// How long a sign-in may stay at the IdP.
+pub const PENDING_TTL_SECS: i64 = 600;
+
+pub fn settings(r: &impl Reader) -> Result<SsoSettings> {
+    let mut s: SsoSettings = r.get(Table::Policy, SETTINGS_KEY)?.unwrap_or_default();
+    if let Some(owner) = r.get::<String>(Table::Meta, b"owner_id")?
+        && let Ok(id) = UserId::parse(&owner)
+        && !s.excluded_users.contains(&id)
+    {
+        s.excluded_users.insert(0, id);
+    }
+    Ok(s)
+}
+
+pub fn is_excluded(s: &SsoSettings, user: &User) -> bool {
+    user.role == Role::Owner || s.excluded_users.contains(&user.id)
+}
+
+/// Whether `user` may still sign in with e-mail and password.
+pub fn password_allowed(r: &impl Reader, user: &User) -> Result<bool> {
+    let s = settings(r)?;
+    if !s.enabled || is_excluded(&s, user) {
+        return Ok(true);
+    }
+    Ok(match s.enforcement {
+        Enforcement::Off => true,
+        Enforcement::TestGroup => !s.test_group.contains(&user.id),
+        Enforcement::Enforced => false,
+    })
+}
+
+fn resolve_user(svc: &Service, r: &impl Reader, who: &str, field: &'static str) -> Result<User> {
+    let who = who.trim();
+    let found = if who.starts_with("usr_") {
+        UserId::parse(who)
+            .ok()
+            .and_then(|id| identity::get(r, &id).ok())
+    } else {
+        match Email::parse(who) {
+            Ok(e) => identity::find_by_email(svc, r, &e)?,
+            Err(_) => None,
+        }
+    };
+    found.ok_or_else(|| {
+        Error::invalid(
+            field,
+            format!("{who:?} is not a user (give an id or e-mail)"),
+        )
+    })
+}
+
+/// Replaces the SSO status, after the rollout rules: enabling needs a
+/// connection and a second excluded admin besides the owner; enforcement
+/// needs a successful test sign-in through every connection. Returns the
+/// settings in force and warnings for the admin.
+pub fn update_settings(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    input: SsoSettingsInput,
+) -> Result<(SsoSettings, Vec<String>)> {
+    let mut tx = svc.store.write()?;
+    let resolve = |list: &[String], field| -> Result<Vec<User>> {
+        let mut out: Vec<User> = Vec::new();
+        for w in list {
+            let u = resolve_user(svc, &tx, w, field)?;
+            if !out.iter().any(|x| x.id == u.id) {
+                out.push(u);
+            }
+        }
+        Ok(out)
+    };
+    let excluded = resolve(&input.excluded_users, "excluded_users")?;
+    let test_group = resolve(&input.test_group, "test_group")?;
+    let mut next = SsoSettings {
+        enabled: input.enabled,
+        enforcement: input.enforcement,
+        test_group: test_group.iter().map(|u| u.id.clone()).collect(),
+        excluded_users: excluded
+            .iter()
+            .filter(|u| u.role != Role::Owner)
+            .map(|u| u.id.clone())
+            .collect(),
+    };
+    let connections = list_in(&tx)?;
+    if next.enabled {
+        if connections.is_empty() {
+            return Err(Error::invalid(
+                "enabled",
+                "add an SSO connection before enabling SSO",
+            ));
+        }
+        let admins = excluded
+            .iter()
+            .filter(|u| u.role == Role::Admin && !u.disabled)
+            .count();
+        if admins == 0 {
+            return Err(Error::invalid(
+                "excluded_users",
+                "enabling SSO needs at least one SSO-excluded admin besides the owner, so that \
+                 someone can still sign in with a password if the identity provider fails",
+            ));
+        }
+    }
+    if next.enforcement != Enforcement::Off {
+        if !next.enabled {
+            return Err(Error::invalid(
+                "enforcement",
+                "enable SSO before enforcing it",
+            ));
+        }
+        let untested: Vec<&str> = connections
+            .iter()
+            .filter(|c| !c.tested_ok())
+            .map(|c| c.id.as_str())
+            .collect();
+        if !untested.is_empty() {
+            return Err(Error::invalid(
+                "enforcement",
+                format!(
+                    "run a successful test sign-in (Test connection) through every connection first; \
+                     not yet: {}",
+                    untested.join(", ")
+                ),
+            ));
+        }
+        if next.enforcement == Enforcement::TestGroup && next.test_group.is_empty() {
+            return Err(Error::invalid(
+                "test_group",
+                "name at least one user who must use SSO",
+            ));
+        }
+    }
+    let before = settings(&tx)?;
+    let emails = |ids: &[UserId]| -> Vec<String> {
+        ids.iter()
+            .filter_map(|id| identity::get(&tx, id).ok())
+            .map(|u| u.email.as_str().to_string())
+            .collect()
+    };
+    let mut fallback: Vec<UserId> = before
+        .excluded_users
+        .iter()
+        .filter(|id| identity::get(&tx, id).is_ok_and(|u| u.role == Role::Owner))
+        .cloned()
+        .collect();
+    fallback.extend(next.excluded_users.iter().cloned());
+    let details = serde_json::json!({
+        "enabled": next.enabled,
+        "enforcement": next.enforcement.as_str(),
+        "test_group": emails(&next.test_group),
+        "excluded_users": emails(&next.excluded_users),
+        "before": {"enabled": before.enabled, "enforcement": before.enforcement.as_str()},
+    });
+    let mut warnings = Vec::new();
+    if next.enabled && next.enforcement != Enforcement::Off {
+        warnings.push(format!(
+            "Password sign-in now stops for {}. The fallback: SSO-excluded users ({}) keep \
+             signing in with e-mail and password at /login, and `gatehouse recover EMAIL` on the \
+             server resets the owner's password.",
+            if next.enforcement == Enforcement::Enforced {
+                "everyone who is not SSO-excluded"
+            } else {
+                "the test group"
+            },
+            emails(&fallback).join(", ")
+        ));
+    }
+    tx.put(Table::Policy, SETTINGS_KEY, &next)?;
+    let now = svc.now();
+    audit::record(
+        &mut tx,
+        now,
+        src,
+        by.event("sso.settings_change", Outcome::Success)
+            .details(details),
+    )?;
+    if before.enforcement != next.enforcement {
+        audit::record(
+            &mut tx,
+            now,
+            src,
+            by.event("sso.enforcement_change", Outcome::Success)
+                .details(serde_json::json!({"from": before.enforcement.as_str(), "to": next.enforcement.as_str()})),
+        )?;
+    }
+    tx.commit()?;
+    next = settings(&svc.store.read()?)?;
+    Ok((next, warnings))
+}
+
+// ---- connections ----
+
+fn valid_slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 40
+        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Parses a connection id from a URL path; anything malformed is not found.
+pub fn parse_id(s: &str) -> Result<&str> {
+    if valid_slug(s) {
+        Ok(s)
+    } else {
+        Err(Error::NotFound("connection"))
+    }
+}
+
+fn check_url(field: &'static str, raw: &str) -> Result<String> {
+    let u = raw.trim().trim_end_matches('/').to_string();
+    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+        .iter()
+        .any(|p| u.starts_with(p) && matches!(u.as_bytes().get(p.len()), None | Some(b':' | b'/')));
+    if !(u.starts_with("https://") || loopback) || u.len() > 500 || u.contains(char::is_whitespace)
+    {
+        return Err(Error::invalid(
+            field,
+            "must be an https:// URL (plain http only on loopback)",
+        ));
+    }
+    Ok(u)
+}
+
+fn build(
+    id: String,
+    input: ConnectionInput,
+    existing: Option<&Connection>,
+    now: Timestamp,
+) -> Result<Connection> {
+    if input.protocol != Protocol::Oidc {
+        return Err(Error::invalid(
+            "protocol",
+            format!(
+                "{} connections are not available in this version yet; use \"oidc\"",
+                if input.protocol == Protocol::Saml {
+                    "SAML"
+                } else {
+                    "WS-Federation"
+                }
+            ),
+        ));
+    }
+    if let Some(e) = existing
+        && e.protocol != input.protocol
+    {
+        return Err(Error::invalid(
+            "protocol",
+            "cannot change a connection's protocol; create a new connection",
+        ));
+    }
+    let p = preset(input.protocol, &input.provider).ok_or_else(|| {
+        Error::invalid(
+            "provider",
+            format!(
+                "unknown provider for {}; use one of: {}",
+                input.protocol.as_str(),
+                PRESETS
+                    .iter()
+                    .filter(|p| p.protocol == input.protocol)
+                    .map(|p| p.provider)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })?;
+    let name = crate::access::clean_name("name", &input.name)?;
+    let issuer = match (p.fixed_issuer, input.issuer.as_deref(), existing) {
+        (Some(fixed), _, _) => fixed.to_string(),
+        (None, Some(i), _) => check_url("issuer", i)?,
+        (None, None, Some(e)) => e.issuer.clone(),
+        (None, None, None) => return Err(Error::invalid("issuer", "is required")),
+    };
+    let client_id = match (input.client_id.as_deref(), existing) {
+        (Some(c), _) if !c.trim().is_empty() && c.len() <= 300 => c.trim().to_string(),
+        (Some(_), _) => {
+            return Err(Error::invalid(
+                "client_id",
+                "is required (at most 300 characters)",
+            ));
+        }
+        (None, Some(e)) => e.client_id.clone(),
+        (None, None) => return Err(Error::invalid("client_id", "is required")),
+    };
+    let client_secret = match (input.client_secret, existing) {
+        (Some(s), _) if !s.is_empty() && s.len() <= 1000 => s,
+        (Some(s), Some(e)) if s.is_empty() => e.client_secret.clone(),
+        (None, Some(e)) => e.client_secret.clone(),
+        _ => {
+            return Err(Error::invalid(
+                "client_secret",
+                "is required: Gatehouse is a confidential client",
+            ));
+        }
+    };
+    let mut scopes = input
+        .scopes
+        .or(existing.map(|e| e.scopes.clone()))
+        .unwrap_or_else(|| vec!["openid".into(), "email".into(), "profile".into()]);
+    scopes.retain(|s| !s.trim().is_empty());
+    if let Some(bad) = scopes
+        .iter()
+        .find(|s| s.len() > 100 || !s.bytes().all(|b| b.is_ascii_graphic() && b != b'"'))
+    {
+        return Err(Error::invalid(
+            "scopes",
+            format!("{bad:?} is not a valid scope"),
+        ));
+    }
+    if !scopes.iter().any(|s| s == "openid") {
+        scopes.insert(0, "openid".into());
+    }
+    let role_rules = input
+        .role_rules
+        .or(existing.map(|e| e.role_rules.clone()))
+        .unwrap_or_default();
+    if role_rules.iter().any(|r| r.role == Role::Owner) {
+        return Err(Error::invalid(
+            "role_rules",
+            "the owner role cannot be given by an IdP; map to \"admin\" or \"user\"",
+        ));
+    }
+    let default_role = input
+        .default_role
+        .or(existing.map(|e| e.default_role))
+        .unwrap_or(Role::User);
+    if default_role == Role::Owner {
+        return Err(Error::invalid(
+            "default_role",
+            "must be \"admin\" or \"user\"",
+        ));
+    }
+    let role_attribute = input
+        .role_attribute
+        .or(existing.map(|e| e.role_attribute.clone()))
+        .unwrap_or_else(|| "groups".into())
+        .trim()
+        .to_string();
+    // A changed identity provider must be tested again.
+    let last_test = existing
+        .filter(|e| e.issuer == issuer && e.client_id == client_id)
+        .and_then(|e| e.last_test.clone());
+    Ok(Connection {
+        id,
+        protocol: input.protocol,
+        provider: p.provider.to_string(),
+        name,
+        issuer,
+        client_id,
+        client_secret,
+        scopes,
+        trust_unverified_email: input
+            .trust_unverified_email
+            .or(existing.map(|e| e.trust_unverified_email))
+            .unwrap_or(false),
+        jit: input.jit.or(existing.map(|e| e.jit)).unwrap_or(true),
+        role_attribute,
+        role_rules,
+        default_role,
+        last_test,
+        created_at: existing.map(|e| e.created_at).unwrap_or(now),
+        updated_at: now,
+    })
+}
+
+fn list_in(r: &impl Reader) -> Result<Vec<Connection>> {
+    Ok(r.scan::<Connection>(Table::SsoConnections, b"")?
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect())
+}
+
+pub fn list(svc: &Service) -> Result<Vec<Connection>> {
+    list_in(&svc.store.read()?)
+}
+
+pub fn get(r: &impl Reader, id: &str) -> Result<Connection> {
+    r.get::<Connection>(Table::SsoConnections, id.as_bytes())?
+        .ok_or(Error::NotFound("connection"))
+}
+
+/// What changed, for the audit log (never the secret itself).
+fn change_details(c: &Connection, secret_changed: bool) -> serde_json::Value {
+    serde_json::json!({
+        "protocol": c.protocol.as_str(), "provider": c.provider, "name": c.name,
+        "issuer": c.issuer, "client_id": c.client_id, "scopes": c.scopes,
+        "jit": c.jit, "trust_unverified_email": c.trust_unverified_email,
+        "role_attribute": c.role_attribute, "role_rules": c.role_rules,
+        "default_role": c.default_role.as_str(), "client_secret_changed": secret_changed,
+    })
+}
+
+pub fn create(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    mut input: ConnectionInput,
+) -> Result<Connection> {
+    let id = input.id.take().unwrap_or_default();
+    if !valid_slug(&id) {
+        return Err(Error::invalid(
+            "id",
+            "must be 1–40 lower-case letters, digits or dashes, starting with a letter or digit (e.g. \"okta\")",
+        ));
+    }
+    let now = svc.now();
+    let c = build(id, input, None, now)?;
+    let mut tx = svc.store.write()?;
+    if tx
+        .get::<Connection>(Table::SsoConnections, c.id.as_bytes())?
+        .is_some()
+    {
+        return Err(Error::Conflict(format!(
+            "A connection with the id {:?} exists already.",
+            c.id
+        )));
+    }
+    tx.put(Table::SsoConnections, c.id.as_bytes(), &c)?;
+    audit::record(
+        &mut tx,
+        now,
+        src,
+        by.event("sso.connection_create", Outcome::Success)
+            .target(c.id.clone())
+            .details(change_details(&c, true)),
+    )?;
+    tx.commit()?;
+    Ok(c)
+}
+
+pub fn update(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    id: &str,
+    input: ConnectionInput,
+) -> Result<Connection> {
+    if input.id.as_deref().is_some_and(|i| i != id) {
+        return Err(Error::invalid(
+            "id",
+            "a connection's id cannot change; create a new connection",
+        ));
+    }
+    let now = svc.now();
+    let mut tx = svc.store.write()?;
+    let before = get(&tx, id)?;
+    let secret_changed = input
+        .client_secret
+        .as_deref()
+        .is_some_and(|s| !s.is_empty());
+    let c = build(id.to_string(), input, Some(&before), now)?;
+    tx.put(Table::SsoConnections, c.id.as_bytes(), &c)?;
+    audit::record(
+        &mut tx,
+        now,
+        src,
+        by.event("sso.connection_update", Outcome::Success)
+            .target(c.id.clone())
+            .details(change_details(&c, secret_changed)),
+    )?;
+    tx.commit()?;
+    oidc::forget_metadata(svc, id);
+    Ok(c)
+}
+
+pub fn delete(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<()> {
+    let mut tx = svc.store.write()?;
+    get(&tx, id)?;
+    if settings(&tx)?.enabled && list_in(&tx)?.len() == 1 {
+        return Err(Error::Conflict(
+            "This is the last SSO connection and SSO is enabled: disable SSO first.".into(),
+        ));
+    }
+    tx.delete(Table::SsoConnections, id.as_bytes())?;
+    for (k, _) in tx.scan::<String>(Table::SsoLinks, format!("{id}\0").as_bytes())? {
+        tx.delete(Table::SsoLinks, &k)?;
+    }
+    audit::record(
+        &mut tx,
+        svc.now(),
+        src,
+        by.event("sso.connection_delete", Outcome::Success)
+            .target(id.to_string()),
+    )?;
+    tx.commit()?;
+    oidc::forget_metadata(svc, id);
+    Ok(())
+}
+
+/// The values an admin pastes into the IdP for a connection id.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SpValues {
+    pub sp_entity_id: String,
+    pub acs_url: String,
+    pub acs_url_idp_initiated: String,
+    pub sp_metadata_url: String,
+    pub oidc_redirect_uri: String,
+    pub oidc_login_url: String,
+    pub wsfed_reply_url: String,
+}
+
+pub fn sp_values(svc: &Service, id: &str) -> SpValues {
+    let base = svc.public_url();
+    SpValues {
+        sp_entity_id: format!("{base}/sso/saml/{id}/metadata"),
+        acs_url: format!("{base}/sso/saml/{id}/acs"),
+        acs_url_idp_initiated: format!("{base}/sso/saml/{id}/acs"),
+        sp_metadata_url: format!("{base}/sso/saml/{id}/metadata"),
+        oidc_redirect_uri: format!("{base}/sso/oidc/{id}/callback"),
+        oidc_login_url: format!("{base}/sso/oidc/{id}/login"),
+        wsfed_reply_url: format!("{base}/sso/wsfed/{id}/callback"),
+    }
+}
+
+/// Connections offered on the sign-in page (none while SSO is disabled).
+pub fn sign_in_options(svc: &Service) -> Result<Vec<(String, String, Protocol)>> {
+    let r = svc.store.read()?;
+    if !settings(&r)?.enabled {
+        return Ok(Vec::new());
+    }
+    Ok(list_in(&r)?
+        .into_iter()
+        .map(|c| (c.id, c.name, c.protocol))
+        .collect())
+}
+
+// ---- sign-ins in flight ----
+
+/// A sign-in sent to the IdP, keyed by the SHA-256 of its `state`.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Pending {
+    pub connection: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    pub rd: String,
+    /// Set when an admin runs "Test connection": nobody is signed in.
+    pub test_by: Option<UserId>,
+    pub created_at: Timestamp,
+}
+
+fn save_pending(tx: &mut WriteTx<'_>, state: &str, p: &Pending) -> Result<()> {
+    tx.put(Table::SsoPending, &crypto::sha256(state.as_bytes()), p)
+}
+
+/// Takes (and deletes, committed at once) the pending sign-in of `state`:
+/// a state works once, whatever happens next.
+fn take_pending(svc: &Service, state: &str, connection: &str) -> Result<Pending, Failure> {
+    let key = crypto::sha256(state.as_bytes());
+    let mut tx = svc.store.write().map_err(Failure::internal)?;
+    let p = tx
+        .get::<Pending>(Table::SsoPending, &key)
+        .map_err(Failure::internal)?;
+    tx.delete(Table::SsoPending, &key)
+        .map_err(Failure::internal)?;
+    tx.commit().map_err(Failure::internal)?;
+    let p = p.ok_or_else(|| {
+        Failure::new(
+            "unknown_state",
+            "the sign-in was not started here, was already completed, or expired",
+        )
+    })?;
+    if p.connection != connection {
+        return Err(Failure::new(
+            "wrong_connection",
+            "the answer arrived at another connection's callback",
+        ));
+    }
+    if svc.now() - p.created_at > PENDING_TTL_SECS {
+        return Err(Failure::new(
+            "expired_state",
+            "the sign-in took longer than 10 minutes at the identity provider",
+        ));
+    }
+    Ok(p)
+}
+
+/// Deletes sign-ins that never came back.
+pub fn purge_expired(svc: &Service) -> Result<usize> {
+    let now = svc.now();
+    let mut tx = svc.store.write()?;
+    let old: Vec<Vec<u8>> = tx
+        .scan::<Pending>(Table::SsoPending, b"")?
+        .into_iter()
+        .filter(|(_, p)| now - p.created_at > PENDING_TTL_SECS)
+        .map(|(k, _)| k)
+        .collect();
+    for k in &old {
+        tx.delete(Table::SsoPending, k)?;
+    }
+    tx.commit()?;
+    Ok(old.len())
+}
+
+/// Why a sign-in through the IdP failed: a stable reason for the audit log
+/// and words for the admin's test page. Users see only a generic message.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Failure {
+        Failure {
+            reason,
+            message: message.into(),
+        }
+    }
+    fn internal(e: Error) -> Failure {
+        tracing::error!(error = %e, "sso: internal error");
+        Failure::new("internal_error", "internal error; see the server log")
+    }
+}
+
+/// What the IdP said about the user, after every check passed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Identity {
+    pub subject: String,
+    pub email: Option<String>,
+    pub email_verified: Option<bool>,
+    pub name: Option<String>,
+    /// Values of the connection's role attribute.
+    pub roles: Vec<String>,
+}
+
+/// How a finished IdP round trip ends.
+pub enum Finished {
+    /// A browser session for `user`.
+    SignedIn {
+        user: User,
+        token: String,
+        rd: String,
+    },
+    /// A test run by an admin: recorded on the connection, nobody signed in.
+    Tested { connection: String, ok: bool },
+}
+
+/// Records a failure: audit (the precise reason), and the test result when an
+/// admin was testing. Returns what the web layer shows.
+pub fn record_failure(
+    svc: &Service,
+    conn: &str,
+    pending: Option<&Pending>,
+    f: &Failure,
+    src: &Source,
+) -> Result<Option<Finished>> {
+    let now = svc.now();
+    let mut tx = svc.store.write()?;
+    let test_by = pending.and_then(|p| p.test_by.clone());
+    let by = match &test_by {
+        Some(id) => identity::get(&tx, id).ok(),
+        None => None,
+    };
+    audit::record(
+        &mut tx,
+        now,
+        src,
+        NewEvent::new(
+            if test_by.is_some() {
+                "sso.test"
+            } else {
+                "sso.login"
+            },
+            Outcome::Failure,
+        )
+        .actor(
+            by.as_ref()
+                .map(|u| u.email.as_str().to_string())
+                .unwrap_or_else(|| "anonymous".into()),
+            by.as_ref().map(|u| u.id.as_str().to_string()),
+        )
+        .target(conn.to_string())
+        .details(serde_json::json!({"reason": f.reason, "message": f.message})),
+    )?;
+    let out = if let (Some(u), Ok(mut c)) = (&by, get(&tx, conn)) {
+        c.last_test = Some(TestResult {
+            at: now,
+            ok: false,
+            error: Some(f.message.clone()),
+            claims: serde_json::Value::Null,
+            by: u.email.as_str().to_string(),
+        });
+        tx.put(Table::SsoConnections, c.id.as_bytes(), &c)?;
+        Some(Finished::Tested {
+            connection: conn.to_string(),
+            ok: false,
+        })
+    } else {
+        None
+    };
+    tx.commit()?;
+    Ok(out)
+}
+
+/// `connection \0 blind index of the subject`: some IdPs use the e-mail
+/// address as the subject, and none may appear in the file in the clear.
+fn link_key(svc: &Service, conn: &str, subject: &str) -> Result<Vec<u8>> {
+    let mut k = conn.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(
+        &svc.store
+            .blind_index("sso_subject", &format!("{conn}\0{subject}"))?,
+    );
+    Ok(k)
+}
+
+/// Ends a verified round trip: records a test, or finds / links / creates
+/// the user and starts their session. One transaction, audited.
+pub fn finish(
+    svc: &Service,
+    conn: &Connection,
+    pending: &Pending,
+    ident: Identity,
+    src: &Source,
+) -> Result<Result<Finished, Failure>> {
+    let now = svc.now();
+    let mut tx = svc.store.write()?;
+    let s = settings(&tx)?;
+    let mapped = conn.mapped_role(&ident.roles);
+    if let Some(tester) = &pending.test_by {
+        let by = identity::get(&tx, tester)?;
+        let mut c = get(&tx, &conn.id)?;
+        let claims = serde_json::json!({
+            "subject": ident.subject, "email": ident.email, "email_verified": ident.email_verified,
+            "name": ident.name, conn.role_attribute.clone(): ident.roles, "mapped_role": mapped.as_str(),
+        });
+        c.last_test = Some(TestResult {
+            at: now,
+            ok: true,
+            error: None,
+            claims: claims.clone(),
+            by: by.email.as_str().to_string(),
+        });
+        tx.put(Table::SsoConnections, c.id.as_bytes(), &c)?;
+        audit::record(
+            &mut tx,
+            now,
+            src,
+            NewEvent::new("sso.test", Outcome::Success)
+                .actor(by.email.as_str(), Some(by.id.as_str().into()))
+                .target(conn.id.clone())
+                .details(claims),
+        )?;
+        tx.commit()?;
+        return Ok(Ok(Finished::Tested {
+            connection: conn.id.clone(),
+            ok: true,
+        }));
+    }
+    if !s.enabled {
+        return Ok(Err(Failure::new(
+            "sso_disabled",
+            "single sign-on is disabled",
+        )));
+    }
+    let lk = link_key(svc, &conn.id, &ident.subject)?;
+    let linked = match tx.get::<String>(Table::SsoLinks, &lk)? {
+        Some(id) => UserId::parse(&id)
+            .ok()
+            .and_then(|id| identity::get(&tx, &id).ok()),
+        None => None,
+    };
+    let mut created = false;
+    let user = match linked {
+        Some(u) => u,
+        None => {
+            let Some(raw) = ident.email.as_deref() else {
+                return Ok(Err(Failure::new(
+                    "no_email",
+                    "the identity provider sent no e-mail address (request the email scope)",
+                )));
+            };
+            let Ok(email) = Email::parse(raw) else {
+                return Ok(Err(Failure::new(
+                    "malformed_email",
+                    "the identity provider's e-mail address does not parse",
+                )));
+            };
+            if ident.email_verified != Some(true) && !conn.trust_unverified_email {
+                return Ok(Err(Failure::new(
+                    "email_not_verified",
+                    "the identity provider does not say the e-mail address is verified",
+                )));
+            }
+            let user = match identity::find_by_email(svc, &tx, &email)? {
+                Some(u) => u,
+                None if conn.jit => {
+                    let u = User {
+                        id: UserId::generate()?,
+                        email,
+                        name: ident
+                            .name
+                            .clone()
+                            .unwrap_or_default()
+                            .chars()
+                            .filter(|c| !c.is_control())
+                            .take(200)
+                            .collect(),
+                        password_hash: None,
+                        role: mapped,
+                        disabled: false,
+                        created_at: now,
+                        updated_at: now,
+                        last_login_at: None,
+                    };
+                    identity::insert(svc, &mut tx, &u)?;
+                    created = true;
+                    audit::record(
+                        &mut tx,
+                        now,
+                        src,
+                        NewEvent::new("user.create", Outcome::Success)
+                            .actor(format!("sso:{}", conn.id), None)
+                            .target(u.id.as_str())
+                            .details(serde_json::json!({"email": u.email.as_str(), "role": u.role.as_str(), "via": "sso_jit"})),
+                    )?;
+                    u
+                }
+                None => {
+                    return Ok(Err(Failure::new(
+                        "no_account",
+                        "no Gatehouse user has this e-mail address and just-in-time provisioning is off",
+                    )));
+                }
+            };
+            if user.role == Role::Owner {
+                return Ok(Err(Failure::new(
+                    "owner_excluded",
+                    "the owner is SSO-excluded and signs in with e-mail and password only",
+                )));
+            }
+            tx.put(Table::SsoLinks, &lk, &user.id.as_str())?;
+            audit::record(
+                &mut tx,
+                now,
+                src,
+                NewEvent::new("sso.link", Outcome::Success)
+                    .actor(format!("sso:{}", conn.id), None)
+                    .target(user.id.as_str())
+                    .details(serde_json::json!({"connection": conn.id, "subject": ident.subject})),
+            )?;
+            user
+        }
+    };
+    if user.disabled {
+        return Ok(Err(Failure::new("user_disabled", "the user is disabled")));
+    }
+    if user.role == Role::Owner {
+        return Ok(Err(Failure::new(
+            "owner_excluded",
+            "the owner is SSO-excluded and signs in with e-mail and password only",
+        )));
+    }
+    let mut user = user;
+    if !created && !conn.role_rules.is_empty() && !is_excluded(&s, &user) && user.role != mapped {
+        let before = user.clone();
+        user.role = mapped;
+        user.updated_at = now;
+        identity::save(svc, &mut tx, &before, &user)?;
+        audit::record(
+            &mut tx,
+            now,
+            src,
+            NewEvent::new("user.update", Outcome::Success)
+                .actor(format!("sso:{}", conn.id), None)
+                .target(user.id.as_str())
+                .details(serde_json::json!({"role": {"from": before.role.as_str(), "to": mapped.as_str()}, "via": "sso_role_mapping"})),
+        )?;
+    }
+    let (user, token) = crate::authn::sso_session(svc, &mut tx, user, src, &conn.id)?;
+    tx.commit()?;
+    Ok(Ok(Finished::SignedIn {
+        user,
+        token,
+        rd: pending.rd.clone(),
+    }))
+}

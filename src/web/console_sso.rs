@@ -1,0 +1,494 @@
+//! Console pages for single sign-on (Settings → Security → SSO): the SSO
+//! status with enforcement, test group and excluded users; connections with
+//! the values to paste into the IdP, provider labels, and "Test connection",
+//! which runs a real sign-in through the IdP without signing anyone in.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::access::Permission;
+use crate::clock::rfc3339;
+use crate::error::Error;
+use crate::identity::Role;
+use crate::sso::{self, Connection, ConnectionInput, Protocol, RoleRule, SsoSettingsInput};
+use crate::web::AppState;
+use crate::web::auth::{ConsoleUser, source};
+use crate::web::console::{
+    ConfirmPage, CsrfForm, Nav, Notice, PageResult, nav, notice_text, reauth_gate, redirect,
+    render, require,
+};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/settings/sso", web::get().to(page))
+        .route("/admin/settings/sso", web::post().to(save_settings))
+        .route(
+            "/admin/settings/sso/connections",
+            web::post().to(create_connection),
+        )
+        .route("/admin/settings/sso/{id}", web::get().to(connection_page))
+        .route(
+            "/admin/settings/sso/{id}",
+            web::post().to(update_connection),
+        )
+        .route("/admin/settings/sso/{id}/test", web::post().to(test))
+        .route(
+            "/admin/settings/sso/{id}/delete",
+            web::get().to(delete_confirm),
+        )
+        .route("/admin/settings/sso/{id}/delete", web::post().to(delete));
+}
+
+struct Row {
+    id: String,
+    name: String,
+    protocol: &'static str,
+    provider: String,
+    tested: bool,
+    test_state: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "sso.html")]
+struct SsoPage {
+    nav: Nav,
+    notice: Option<String>,
+    error: Option<String>,
+    warnings: Vec<String>,
+    mfa_scope: &'static str,
+    connections: Vec<Row>,
+    enabled: bool,
+    enforcement: &'static str,
+    excluded: String,
+    test_group: String,
+    owner: String,
+    presets: Vec<&'static sso::Preset>,
+    base: String,
+}
+
+fn emails_text(
+    r: &impl crate::store::Reader,
+    ids: &[crate::identity::UserId],
+    skip_owner: bool,
+) -> String {
+    ids.iter()
+        .filter_map(|id| crate::identity::get(r, id).ok())
+        .filter(|u| !(skip_owner && u.role == Role::Owner))
+        .map(|u| u.email.as_str().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn sso_view(
+    st: &AppState,
+    u: &ConsoleUser,
+    notice: Option<String>,
+    error: Option<String>,
+    warnings: Vec<String>,
+) -> Result<SsoPage, Error> {
+    let r = st.svc.store.read()?;
+    let s = sso::settings(&r)?;
+    let owner = s
+        .excluded_users
+        .iter()
+        .filter_map(|id| crate::identity::get(&r, id).ok())
+        .find(|u| u.role == Role::Owner)
+        .map(|u| u.email.as_str().to_string())
+        .unwrap_or_default();
+    Ok(SsoPage {
+        nav: nav(u, "settings"),
+        notice,
+        error,
+        warnings,
+        mfa_scope: crate::web::sso::mfa_scope(&s),
+        connections: sso::list(&st.svc)?
+            .into_iter()
+            .map(|c| Row {
+                tested: c.tested_ok(),
+                test_state: match &c.last_test {
+                    None => "not tested",
+                    Some(t) if t.ok => "passed",
+                    Some(_) => "failed",
+                },
+                id: c.id,
+                name: c.name,
+                protocol: c.protocol.as_str(),
+                provider: c.provider,
+            })
+            .collect(),
+        enabled: s.enabled,
+        enforcement: s.enforcement.as_str(),
+        excluded: emails_text(&r, &s.excluded_users, true),
+        test_group: emails_text(&r, &s.test_group, false),
+        owner,
+        presets: sso::PRESETS
+            .iter()
+            .filter(|p| p.protocol == Protocol::Oidc)
+            .collect(),
+        base: st.svc.public_url(),
+    })
+}
+
+async fn page(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    q: web::Query<Notice>,
+) -> PageResult {
+    require(&st, &req, &u, Permission::ManageSecurity)?;
+    render(
+        StatusCode::OK,
+        &sso_view(&st, &u, notice_text(q.notice.as_deref()), None, Vec::new())?,
+    )
+}
+
+fn lines(s: &str) -> Vec<String> {
+    s.split(['\n', ',', ';'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct SettingsForm {
+    csrf_token: String,
+    enabled: Option<String>,
+    enforcement: String,
+    #[serde(default)]
+    excluded_users: String,
+    #[serde(default)]
+    test_group: String,
+}
+
+async fn save_settings(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<SettingsForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    require(&st, &req, &u, Permission::ManageSecurity)?;
+    if let Some(r) = reauth_gate(&st, &u, "/admin/settings/sso")? {
+        return Ok(r);
+    }
+    let enforcement = match f.enforcement.as_str() {
+        "off" => sso::Enforcement::Off,
+        "test_group" => sso::Enforcement::TestGroup,
+        "enforced" => sso::Enforcement::Enforced,
+        _ => {
+            return Err(
+                Error::invalid("enforcement", "must be off, test_group or enforced").into(),
+            );
+        }
+    };
+    let input = SsoSettingsInput {
+        enabled: f.enabled.is_some(),
+        enforcement,
+        test_group: lines(&f.test_group),
+        excluded_users: lines(&f.excluded_users),
+    };
+    match sso::update_settings(&st.svc, &u.principal(), &source(&req), input) {
+        Ok((_, warnings)) if warnings.is_empty() => {
+            Ok(redirect("/admin/settings/sso?notice=sso_saved"))
+        }
+        Ok((_, warnings)) => render(
+            StatusCode::OK,
+            &sso_view(&st, &u, notice_text(Some("sso_saved")), None, warnings)?,
+        ),
+        Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => render(
+            StatusCode::BAD_REQUEST,
+            &sso_view(&st, &u, None, Some(e.public_message()), Vec::new())?,
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct ConnectionForm {
+    csrf_token: String,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    protocol: Option<String>,
+    provider: String,
+    name: String,
+    #[serde(default)]
+    issuer: String,
+    client_id: String,
+    #[serde(default)]
+    client_secret: String,
+    #[serde(default)]
+    scopes: Option<String>,
+    #[serde(default)]
+    role_attribute: Option<String>,
+    #[serde(default)]
+    role_rules: Option<String>,
+    #[serde(default)]
+    default_role: Option<String>,
+    #[serde(default)]
+    jit: Option<String>,
+    #[serde(default)]
+    trust_unverified_email: Option<String>,
+}
+
+fn parse_rules(text: &str) -> Result<Vec<RoleRule>, Error> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (value, role) = l.rsplit_once('=').ok_or_else(|| {
+                Error::invalid(
+                    "role_rules",
+                    format!("{l:?}: write \"value = admin\" or \"value = user\""),
+                )
+            })?;
+            Ok(RoleRule {
+                value: value.trim().to_string(),
+                role: Role::parse(role.trim())?,
+            })
+        })
+        .collect()
+}
+
+impl ConnectionForm {
+    /// `edit`: the full form of the connection page (checkboxes mean off when absent).
+    fn input(&self, edit: bool) -> Result<ConnectionInput, Error> {
+        let protocol = match self.protocol.as_deref().unwrap_or("oidc") {
+            "oidc" => Protocol::Oidc,
+            "saml" => Protocol::Saml,
+            "wsfed" => Protocol::Wsfed,
+            _ => return Err(Error::invalid("protocol", "must be oidc, saml or wsfed")),
+        };
+        Ok(ConnectionInput {
+            id: self.id.clone(),
+            protocol,
+            provider: self.provider.clone(),
+            name: self.name.clone(),
+            issuer: Some(self.issuer.clone()).filter(|i| !i.trim().is_empty()),
+            client_id: Some(self.client_id.clone()),
+            client_secret: Some(self.client_secret.clone()),
+            scopes: self
+                .scopes
+                .as_ref()
+                .map(|s| s.split_whitespace().map(str::to_string).collect()),
+            trust_unverified_email: edit.then_some(self.trust_unverified_email.is_some()),
+            jit: edit.then_some(self.jit.is_some()),
+            role_attribute: self.role_attribute.clone(),
+            role_rules: self.role_rules.as_deref().map(parse_rules).transpose()?,
+            default_role: self.default_role.as_deref().map(Role::parse).transpose()?,
+        })
+    }
+}
+
+async fn create_connection(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<ConnectionForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    require(&st, &req, &u, Permission::ManageSecurity)?;
+    if let Some(r) = reauth_gate(&st, &u, "/admin/settings/sso")? {
+        return Ok(r);
+    }
+    match f
+        .input(false)
+        .and_then(|i| sso::create(&st.svc, &u.principal(), &source(&req), i))
+    {
+        Ok(c) => Ok(redirect(&format!(
+            "/admin/settings/sso/{}?notice=sso_created",
+            c.id
+        ))),
+        Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => render(
+            StatusCode::BAD_REQUEST,
+            &sso_view(&st, &u, None, Some(e.public_message()), Vec::new())?,
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "sso_connection.html")]
+struct ConnectionPage {
+    nav: Nav,
+    notice: Option<String>,
+    error: Option<String>,
+    c: Connection,
+    preset: &'static sso::Preset,
+    sp: sso::SpValues,
+    test_at: String,
+    claims: Vec<(String, String)>,
+    scopes: String,
+    rules: String,
+    default_role: &'static str,
+}
+
+fn connection_view(
+    st: &AppState,
+    u: &ConsoleUser,
+    c: Connection,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Result<ConnectionPage, Error> {
+    let preset = sso::preset(c.protocol, &c.provider)
+        .or_else(|| sso::preset(c.protocol, "other"))
+        .ok_or_else(|| Error::internal("no preset"))?;
+    let claims = match c.last_test.as_ref().map(|t| &t.claims) {
+        Some(serde_json::Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    match v {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    },
+                )
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(ConnectionPage {
+        nav: nav(u, "settings"),
+        notice,
+        error,
+        preset,
+        sp: sso::sp_values(&st.svc, &c.id),
+        test_at: c
+            .last_test
+            .as_ref()
+            .map(|t| rfc3339(t.at))
+            .unwrap_or_default(),
+        claims,
+        scopes: c.scopes.join(" "),
+        rules: c
+            .role_rules
+            .iter()
+            .map(|r| format!("{} = {}", r.value, r.role.as_str()))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        default_role: c.default_role.as_str(),
+        c,
+    })
+}
+
+async fn connection_page(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    q: web::Query<Notice>,
+) -> PageResult {
+    require(&st, &req, &u, Permission::ManageSecurity)?;
+    let c = sso::get(&st.svc.store.read()?, sso::parse_id(&id)?)?;
+    render(
+        StatusCode::OK,
+        &connection_view(&st, &u, c, notice_text(q.notice.as_deref()), None)?,
+    )
+}
+
+async fn update_connection(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    f: web::Form<ConnectionForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    require(&st, &req, &u, Permission::ManageSecurity)?;
+    let id = sso::parse_id(&id)?;
+    if let Some(r) = reauth_gate(&st, &u, &format!("/admin/settings/sso/{id}"))? {
+        return Ok(r);
+    }
+    let current = sso::get(&st.svc.store.read()?, id)?;
+    let mut input = f.input(true)?;
+    input.protocol = current.protocol;
+    match sso::update(&st.svc, &u.principal(), &source(&req), id, input) {
+        Ok(_) => Ok(redirect(&format!(
+            "/admin/settings/sso/{id}?notice=sso_updated"
+        ))),
+        Err(e @ Error::Invalid { .. }) => render(
+            StatusCode::BAD_REQUEST,
+            &connection_view(&st, &u, current, None, Some(e.public_message()))?,
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Starts a real sign-in through the IdP for the admin; the callback records
+/// the result on the connection and comes back to its page.
+async fn test(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    require(&st, &req, &u, Permission::ManageSecurity)?;
+    let id = sso::parse_id(&id)?;
+    let conn = sso::get(&st.svc.store.read()?, id)?;
+    match sso::oidc::start(&st.svc, id, "/admin", Some(&u.user)).await {
+        Ok((url, state)) => {
+            let mut resp = redirect(&url);
+            let _ = resp.add_cookie(&crate::web::sso::state_cookie(st.tls, state));
+            Ok(resp)
+        }
+        Err(e @ Error::Conflict(_)) => render(
+            StatusCode::BAD_GATEWAY,
+            &connection_view(&st, &u, conn, None, Some(e.public_message()))?,
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn delete_confirm(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+) -> PageResult {
+    require(&st, &req, &u, Permission::ManageSecurity)?;
+    let c = sso::get(&st.svc.store.read()?, sso::parse_id(&id)?)?;
+    render(
+        StatusCode::OK,
+        &ConfirmPage {
+            nav: nav(&u, "settings"),
+            title: format!("Delete the connection {}?", c.name),
+            message: "Users stop seeing it on the sign-in page and its links to Gatehouse \
+                      accounts are removed; the accounts themselves stay."
+                .into(),
+            action: format!("/admin/settings/sso/{}/delete", c.id),
+            button: "Delete connection".into(),
+            cancel: format!("/admin/settings/sso/{}", c.id),
+        },
+    )
+}
+
+async fn delete(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    require(&st, &req, &u, Permission::ManageSecurity)?;
+    let id = sso::parse_id(&id)?;
+    if let Some(r) = reauth_gate(&st, &u, &format!("/admin/settings/sso/{id}"))? {
+        return Ok(r);
+    }
+    match sso::delete(&st.svc, &u.principal(), &source(&req), id) {
+        Ok(()) => Ok(redirect("/admin/settings/sso?notice=sso_deleted")),
+        Err(e @ Error::Conflict(_)) => {
+            let c = sso::get(&st.svc.store.read()?, id)?;
+            render(
+                StatusCode::CONFLICT,
+                &connection_view(&st, &u, c, None, Some(e.public_message()))?,
+            )
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,390 @@
+//! Single sign-on over HTTP: `/api/v1/sso/*` (connections, presets, status
+//! and enforcement) and the browser endpoints `/sso/oidc/{id}/login` and
+//! `/sso/oidc/{id}/callback`. The sign-in in flight is bound to the browser
+//! by a short cookie holding its `state`.
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::access::{self, Permission, Resource};
+use crate::clock::Timestamp;
+use crate::error::Error;
+use crate::identity;
+use crate::sso::{self, Connection, Finished, Protocol};
+use crate::web::AppState;
+use crate::web::auth::{ApiCaller, source};
+use crate::web::error::{ApiError, PageError, html_error};
+
+type ApiResult = Result<HttpResponse, ApiError>;
+
+/// The cookie that binds a sign-in at the IdP to this browser.
+pub const STATE_COOKIE: &str = "gh_sso";
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        list_connections,
+        create_connection,
+        get_connection,
+        update_connection,
+        delete_connection,
+        presets,
+        get_settings,
+        put_settings
+    ),
+    components(schemas(
+        ConnectionDto,
+        sso::ConnectionInput,
+        sso::RoleRule,
+        sso::TestResult,
+        sso::SpValues,
+        sso::Preset,
+        sso::Protocol,
+        sso::Enforcement,
+        sso::SsoSettingsInput,
+        SettingsDto
+    ))
+)]
+struct SsoDoc;
+
+pub fn openapi_doc() -> utoipa::openapi::OpenApi {
+    <SsoDoc as utoipa::OpenApi>::openapi()
+}
+
+/// Under `/api/v1`.
+pub fn api_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/sso/connections", web::get().to(list_connections))
+        .route("/sso/connections", web::post().to(create_connection))
+        .route("/sso/connections/{id}", web::get().to(get_connection))
+        .route("/sso/connections/{id}", web::put().to(update_connection))
+        .route("/sso/connections/{id}", web::delete().to(delete_connection))
+        .route("/sso/presets", web::get().to(presets))
+        .route("/sso/settings", web::get().to(get_settings))
+        .route("/sso/settings", web::put().to(put_settings));
+}
+
+/// The browser endpoints.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/sso/oidc/{id}/login", web::get().to(oidc_login))
+        .route("/sso/oidc/{id}/callback", web::get().to(oidc_callback));
+}
+
+/// A connection as the API shows it: never the client secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionDto {
+    pub id: String,
+    pub protocol: Protocol,
+    pub provider: String,
+    pub name: String,
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret_set: bool,
+    pub scopes: Vec<String>,
+    pub trust_unverified_email: bool,
+    pub jit: bool,
+    pub role_attribute: String,
+    pub role_rules: Vec<sso::RoleRule>,
+    #[schema(value_type = String)]
+    pub default_role: identity::Role,
+    pub last_test: Option<sso::TestResult>,
+    /// The values to paste into the identity provider.
+    pub sp: sso::SpValues,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+pub fn connection_dto(st: &AppState, c: Connection) -> ConnectionDto {
+    ConnectionDto {
+        sp: sso::sp_values(&st.svc, &c.id),
+        id: c.id,
+        protocol: c.protocol,
+        provider: c.provider,
+        name: c.name,
+        issuer: c.issuer,
+        client_id: c.client_id,
+        client_secret_set: !c.client_secret.is_empty(),
+        scopes: c.scopes,
+        trust_unverified_email: c.trust_unverified_email,
+        jit: c.jit,
+        role_attribute: c.role_attribute,
+        role_rules: c.role_rules,
+        default_role: c.default_role,
+        last_test: c.last_test,
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+    }
+}
+
+fn require(req: &HttpRequest, st: &AppState, caller: &ApiCaller) -> Result<(), Error> {
+    access::authorize(
+        &st.svc,
+        &caller.principal,
+        Permission::ManageSecurity,
+        Resource::Platform,
+        &source(req),
+    )
+    .map(|_| ())
+}
+
+/// List SSO connections.
+#[utoipa::path(get, path = "/api/v1/sso/connections", responses((status = 200, body = [ConnectionDto])))]
+async fn list_connections(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+) -> ApiResult {
+    require(&req, &st, &caller)?;
+    let rows: Vec<ConnectionDto> = sso::list(&st.svc)?
+        .into_iter()
+        .map(|c| connection_dto(&st, c))
+        .collect();
+    Ok(HttpResponse::Ok().json(rows))
+}
+
+/// Create an SSO connection (needs a recent sign-in; audited).
+#[utoipa::path(post, path = "/api/v1/sso/connections", request_body = sso::ConnectionInput,
+    responses((status = 201, body = ConnectionDto), (status = 400, body = crate::web::api::ErrorBody)))]
+async fn create_connection(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    body: web::Json<sso::ConnectionInput>,
+) -> ApiResult {
+    require(&req, &st, &caller)?;
+    caller.require_recent_auth(&st.svc)?;
+    let c = sso::create(&st.svc, &caller.principal, &source(&req), body.into_inner())?;
+    Ok(HttpResponse::Created().json(connection_dto(&st, c)))
+}
+
+/// One connection, with the values to paste into the IdP and the last test.
+#[utoipa::path(get, path = "/api/v1/sso/connections/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = ConnectionDto), (status = 404, body = crate::web::api::ErrorBody)))]
+async fn get_connection(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    id: web::Path<String>,
+) -> ApiResult {
+    require(&req, &st, &caller)?;
+    let c = sso::get(&st.svc.store.read()?, sso::parse_id(&id)?)?;
+    Ok(HttpResponse::Ok().json(connection_dto(&st, c)))
+}
+
+/// Replace a connection's fields (an omitted client secret is kept).
+#[utoipa::path(put, path = "/api/v1/sso/connections/{id}", params(("id" = String, Path)), request_body = sso::ConnectionInput,
+    responses((status = 200, body = ConnectionDto), (status = 400, body = crate::web::api::ErrorBody)))]
+async fn update_connection(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    id: web::Path<String>,
+    body: web::Json<sso::ConnectionInput>,
+) -> ApiResult {
+    require(&req, &st, &caller)?;
+    caller.require_recent_auth(&st.svc)?;
+    let c = sso::update(
+        &st.svc,
+        &caller.principal,
+        &source(&req),
+        sso::parse_id(&id)?,
+        body.into_inner(),
+    )?;
+    Ok(HttpResponse::Ok().json(connection_dto(&st, c)))
+}
+
+/// Delete a connection (refused for the last one while SSO is enabled).
+#[utoipa::path(delete, path = "/api/v1/sso/connections/{id}", params(("id" = String, Path)),
+    responses((status = 204), (status = 409, body = crate::web::api::ErrorBody)))]
+async fn delete_connection(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    id: web::Path<String>,
+) -> ApiResult {
+    require(&req, &st, &caller)?;
+    caller.require_recent_auth(&st.svc)?;
+    sso::delete(
+        &st.svc,
+        &caller.principal,
+        &source(&req),
+        sso::parse_id(&id)?,
+    )?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Provider presets: labels and help in each IdP's words.
+#[utoipa::path(get, path = "/api/v1/sso/presets", responses((status = 200, body = [sso::Preset])))]
+async fn presets(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller) -> ApiResult {
+    require(&req, &st, &caller)?;
+    Ok(HttpResponse::Ok().json(sso::PRESETS))
+}
+
+/// The SSO status; the owner is always among the excluded users.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SettingsDto {
+    pub enabled: bool,
+    pub enforcement: sso::Enforcement,
+    /// User ids.
+    pub test_group: Vec<String>,
+    /// User ids; the owner is always one of them.
+    pub excluded_users: Vec<String>,
+    /// Id → e-mail address of every user named above.
+    pub emails: std::collections::BTreeMap<String, String>,
+    /// Who Gatehouse's own MFA policy applies to, in words.
+    pub mfa_scope: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+pub fn settings_dto(
+    st: &AppState,
+    s: sso::SsoSettings,
+    warnings: Vec<String>,
+) -> Result<SettingsDto, Error> {
+    let r = st.svc.store.read()?;
+    let mut emails = std::collections::BTreeMap::new();
+    for id in s.test_group.iter().chain(s.excluded_users.iter()) {
+        if let Ok(u) = identity::get(&r, id) {
+            emails.insert(id.as_str().to_string(), u.email.as_str().to_string());
+        }
+    }
+    Ok(SettingsDto {
+        mfa_scope: mfa_scope(&s).into(),
+        enabled: s.enabled,
+        enforcement: s.enforcement,
+        test_group: s
+            .test_group
+            .iter()
+            .map(|u| u.as_str().to_string())
+            .collect(),
+        excluded_users: s
+            .excluded_users
+            .iter()
+            .map(|u| u.as_str().to_string())
+            .collect(),
+        emails,
+        warnings,
+    })
+}
+
+/// Which MFA rule is in force, for the console and the API.
+pub fn mfa_scope(s: &sso::SsoSettings) -> &'static str {
+    if s.enabled {
+        "SSO is enabled: sign-ins through the identity provider use the IdP's own MFA; \
+         Gatehouse's MFA policy applies to password sign-ins (SSO-excluded users, and anyone \
+         still allowed a password)."
+    } else {
+        "SSO is disabled: Gatehouse's MFA policy applies to every user."
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/sso/settings", responses((status = 200, body = SettingsDto)))]
+async fn get_settings(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller) -> ApiResult {
+    require(&req, &st, &caller)?;
+    let s = sso::settings(&st.svc.store.read()?)?;
+    Ok(HttpResponse::Ok().json(settings_dto(&st, s, Vec::new())?))
+}
+
+/// Change the SSO status, enforcement, test group and excluded users (needs a
+/// recent sign-in; audited). Users are named by id or e-mail address.
+#[utoipa::path(put, path = "/api/v1/sso/settings", request_body = sso::SsoSettingsInput,
+    responses((status = 200, body = SettingsDto), (status = 400, body = crate::web::api::ErrorBody)))]
+async fn put_settings(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    body: web::Json<sso::SsoSettingsInput>,
+) -> ApiResult {
+    require(&req, &st, &caller)?;
+    caller.require_recent_auth(&st.svc)?;
+    let (s, warnings) =
+        sso::update_settings(&st.svc, &caller.principal, &source(&req), body.into_inner())?;
+    Ok(HttpResponse::Ok().json(settings_dto(&st, s, warnings)?))
+}
+
+// ---- browser endpoints ----
+
+pub fn state_cookie(tls: bool, value: String) -> Cookie<'static> {
+    Cookie::build(STATE_COOKIE, value)
+        .path("/sso")
+        .http_only(true)
+        .secure(tls)
+        // Lax: the IdP's redirect back is a top-level navigation from another site.
+        .same_site(SameSite::Lax)
+        .max_age(actix_web::cookie::time::Duration::seconds(
+            sso::PENDING_TTL_SECS,
+        ))
+        .finish()
+}
+
+/// Sends the browser to the IdP, bound to it by the state cookie.
+pub fn to_idp(st: &AppState, url: &str, state: String) -> HttpResponse {
+    let mut resp = HttpResponse::Found()
+        .insert_header((actix_web::http::header::LOCATION, url.to_string()))
+        .finish();
+    let _ = resp.add_cookie(&state_cookie(st.tls, state));
+    resp
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    rd: Option<String>,
+}
+
+async fn oidc_login(
+    st: web::Data<AppState>,
+    id: web::Path<String>,
+    q: web::Query<LoginQuery>,
+) -> Result<HttpResponse, PageError> {
+    let id = sso::parse_id(&id)?;
+    let rd = crate::web::console::safe_rd(q.rd.as_deref());
+    let (url, state) = sso::oidc::start(&st.svc, id, &rd, None).await?;
+    Ok(to_idp(&st, &url, state))
+}
+
+#[derive(Deserialize)]
+struct CallbackQuery {
+    state: Option<String>,
+    code: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+async fn oidc_callback(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    id: web::Path<String>,
+    q: web::Query<CallbackQuery>,
+) -> Result<HttpResponse, PageError> {
+    let id = sso::parse_id(&id)?;
+    let browser = req.cookie(STATE_COOKIE);
+    let cb = sso::oidc::Callback {
+        state: q.state.as_deref().unwrap_or(""),
+        browser_state: browser.as_ref().map(|c| c.value()),
+        code: q.code.as_deref(),
+        error: q.error.as_deref(),
+        error_description: q.error_description.as_deref(),
+    };
+    let outcome = sso::oidc::callback(&st.svc, id, cb, &source(&req)).await?;
+    let mut resp = match outcome {
+        Ok(Finished::SignedIn { user, token, rd }) => {
+            crate::web::console::signed_in(&req, &st, &user, token, &rd)?
+        }
+        Ok(Finished::Tested { connection, ok }) => crate::web::console::redirect(&format!(
+            "/admin/settings/sso/{connection}?notice={}",
+            if ok { "tested" } else { "test_failed" }
+        )),
+        Err(_) => html_error(
+            StatusCode::UNAUTHORIZED,
+            "Single sign-on did not complete. Start again from the sign-in page; if it keeps \
+             failing, your administrator can see the reason in the audit log.",
+        ),
+    };
+    let mut gone = state_cookie(st.tls, String::new());
+    gone.make_removal();
+    let _ = resp.add_cookie(&gone);
+    Ok(resp)
+}
