@@ -62,7 +62,11 @@ fn real_time(app: &TestApp) {
 fn attr(tag: &str, name: &str) -> Option<String> {
     let marker = format!("{name}=\"");
     let start = tag.find(&marker)? + marker.len();
-    Some(tag[start..start + tag[start..].find('"')?].replace("&amp;", "&"))
+    Some(
+        tag[start..start + tag[start..].find('"')?]
+            .replace("&#38;", "&")
+            .replace("&amp;", "&"),
+    )
 }
 
 /// The first form of a page: its action and fields (login and password filled in).
@@ -569,8 +573,9 @@ async fn sso_rollout_rules_test_sign_in_and_enforcement() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 303);
-    let idp = r.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    let idp = attr(&html[html.find("id=\"to-idp\"").unwrap()..], "href").unwrap();
     let back = through_idp(&admin, &idp, "bob", &app).await;
     let r = admin.get(&back).send().await.unwrap();
     assert_eq!(r.status(), 303);
@@ -657,4 +662,46 @@ async fn sso_rollout_rules_test_sign_in_and_enforcement() {
     assert_eq!(changes.len(), 2);
     assert_eq!(changes[0]["details"]["to"], "enforced");
     assert!(!events(&app, &token, "sso.test").await.is_empty());
+}
+
+/// Headless Chromium through the SSO pages and the provider's own pages
+/// (tests/browser/sso.mjs); the README's test command installs both.
+#[actix_web::test]
+async fn sso_pages_in_headless_chromium() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        root.join("node_modules/playwright-core").exists()
+            && std::path::Path::new("/usr/bin/chromium").exists(),
+        "the browser test needs chromium and playwright-core: run scripts/test.sh"
+    );
+    let app = common::spawn().await;
+    real_time(&app);
+    let op = start_op("real", &app.url("/sso/oidc/corp/callback"));
+    let token = app.owner_token().await;
+    app.create_user(&token, "admin2@example.com", "admin").await;
+    let shots = std::env::var("GATEHOUSE_SCREENSHOTS").unwrap_or_default();
+    let (base, issuer) = (app.base.clone(), op.issuer.clone());
+    let o = actix_web::rt::task::spawn_blocking(move || {
+        Command::new("node")
+            .current_dir(&root)
+            .args(["sso.mjs", &base, &issuer, &shots])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{out}");
+    // The walk-through really signed alice in through the provider.
+    let logins = events(&app, &token, "auth.login").await;
+    assert!(
+        logins
+            .iter()
+            .any(|e| e["actor"] == "alice@corp.example" && e["details"]["sso"] == "corp"),
+        "{out}"
+    );
 }

@@ -417,6 +417,13 @@ async fn update_connection(
     }
 }
 
+#[derive(Template)]
+#[template(path = "to_idp.html")]
+struct ToIdpPage {
+    url: String,
+    name: String,
+}
+
 /// Starts a real sign-in through the IdP for the admin; the callback records
 /// the result on the connection and comes back to its page.
 async fn test(
@@ -432,7 +439,15 @@ async fn test(
     let conn = sso::get(&st.svc.store.read()?, id)?;
     match sso::oidc::start(&st.svc, id, "/admin", Some(&u.user)).await {
         Ok((url, state)) => {
-            let mut resp = redirect(&url);
+            // Not a redirect: the CSP's form-action 'self' also covers where a
+            // form's answer redirects, so the browser moves on by itself.
+            let mut resp = render(
+                StatusCode::OK,
+                &ToIdpPage {
+                    url,
+                    name: conn.name.clone(),
+                },
+            )?;
             let _ = resp.add_cookie(&crate::web::sso::state_cookie(st.tls, state));
             Ok(resp)
         }
