@@ -412,7 +412,7 @@ async fn the_settings_page_saves_the_policy() {
         .unwrap();
     assert!(
         html.contains("needs [smtp] in the configuration")
-            && html.contains("Single sign-on is not configured")
+            && html.contains("SSO is disabled: Gatehouse&#39;s MFA policy applies to every user")
     );
     let r = c
         .post(app.url("/admin/settings/security"))

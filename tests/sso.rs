@@ -474,6 +474,15 @@ async fn oidc_id_token_attacks_are_refused() {
         let msg = last["details"]["message"].as_str().unwrap();
         assert!(msg.contains(words), "{m}: {msg}");
     }
+
+    // The provider rotates its signing key: Gatehouse reads the JWKS again
+    // once instead of refusing until its copy expires.
+    mode("rotated").await;
+    let c = browser();
+    let idp = sso_start(&app, &c, "corp").await;
+    let back = through_idp(&c, &idp, "eve", &app).await;
+    assert_eq!(c.get(&back).send().await.unwrap().status(), 303);
+    assert_eq!(me(&app, &c).await["email"], "eve@corp.example");
 }
 
 #[actix_web::test]
@@ -600,6 +609,17 @@ async fn sso_rollout_rules_test_sign_in_and_enforcement() {
     let (_, c) = get_json(&app, "/api/v1/sso/connections/corp", &token).await;
     assert_eq!(c["last_test"]["ok"], true, "{c}");
     assert_eq!(c["last_test"]["claims"]["email"], "bob@corp.example");
+
+    // The MFA settings page says which rule is in force.
+    let page = admin
+        .get(app.url("/admin/settings/security"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("SSO is enabled"), "{page}");
 
     // Test group: bob must use SSO, carl may still use his password.
     let (s, v) = enable(&app, &token, "test_group").await;

@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+    CoreAuthenticationFlow, CoreClient, CoreIdTokenVerifier, CoreJwsSigningAlgorithm,
+    CoreProviderMetadata,
 };
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
@@ -286,31 +287,17 @@ async fn verify(
     let id_token = token
         .id_token()
         .ok_or_else(|| Failure::new("no_id_token", "the token answer carries no ID token"))?;
-    let now = svc.now();
-    let clock = svc.clock.clone();
-    let verifier = client
-        .id_token_verifier()
-        .set_allowed_algs([
-            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
-            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
-            CoreJwsSigningAlgorithm::RsaSsaPssSha256,
-            CoreJwsSigningAlgorithm::EcdsaP256Sha256,
-            CoreJwsSigningAlgorithm::EcdsaP384Sha384,
-        ])
-        .set_time_fn(move || {
-            chrono::DateTime::<chrono::Utc>::from_timestamp(clock.now(), 0).unwrap_or_default()
-        })
-        .set_issue_time_verifier_fn(move |iat| {
-            if iat.timestamp() > now + 120 {
-                Err("issued in the future".into())
-            } else {
-                Ok(())
-            }
-        });
-    let claims = id_token
-        .claims(&verifier, &Nonce::new(pending.nonce.clone()))
-        .map_err(|e| Failure::new("id_token_invalid", format!("the ID token was refused: {e}")))?;
+    let nonce = Nonce::new(pending.nonce.clone());
+    let claims = match id_token.claims(&verifier(svc, &conn, &md), &nonce) {
+        // The provider may have rotated its keys since discovery: read its
+        // JWKS again once before refusing a signature.
+        Err(openidconnect::ClaimsVerificationError::SignatureVerification(_)) => {
+            let md = metadata(svc, &conn, &http, true).await?;
+            id_token.claims(&verifier(svc, &conn, &md), &nonce)
+        }
+        other => other,
+    }
+    .map_err(|e| Failure::new("id_token_invalid", format!("the ID token was refused: {e}")))?;
     // The signature covers exactly this string: read the claims the crate
     // does not model (the role attribute) from it.
     let raw = raw_claims(&id_token.to_string());
@@ -350,6 +337,41 @@ async fn verify(
         }
     }
     Ok((conn, ident))
+}
+
+/// ID-token checks: our client id as audience, the discovered issuer and
+/// JWKS, asymmetric signatures only, expiry by our clock, no `iat` from the future.
+fn verifier(
+    svc: &Service,
+    conn: &Connection,
+    md: &CoreProviderMetadata,
+) -> CoreIdTokenVerifier<'static> {
+    let clock = svc.clock.clone();
+    let now = svc.now();
+    CoreIdTokenVerifier::new_confidential_client(
+        ClientId::new(conn.client_id.clone()),
+        ClientSecret::new(conn.client_secret.clone()),
+        md.issuer().clone(),
+        md.jwks().clone(),
+    )
+    .set_allowed_algs([
+        CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+        CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+        CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+        CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+        CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+        CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+    ])
+    .set_time_fn(move || {
+        chrono::DateTime::<chrono::Utc>::from_timestamp(clock.now(), 0).unwrap_or_default()
+    })
+    .set_issue_time_verifier_fn(move |iat| {
+        if iat.timestamp() > now + 120 {
+            Err("issued in the future".into())
+        } else {
+            Ok(())
+        }
+    })
 }
 
 async fn userinfo(

@@ -8,7 +8,8 @@
 // (any password) and a consent form that an HTTP client can submit.
 // `hostile` is an attacker-controlled provider: discovery, JWKS, an authorize
 // endpoint that answers at once, and a token endpoint whose ID token is
-// broken in the way last set by `POST /mode` (JSON `{"mode": "..."}`).
+// broken in the way last set by `POST /mode` (JSON `{"mode": "..."}`), or
+// signed with a key it has just rotated to (`rotated`).
 // Either prints `ISSUER <url>` once it listens.
 import http from 'node:http';
 import crypto from 'node:crypto';
@@ -78,6 +79,7 @@ async function hostile() {
   const good = await generateKeyPair('RS256', { extractable: true });
   const other = await generateKeyPair('RS256', { extractable: true });
   const jwk = { ...(await exportJWK(good.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
+  const nextJwk = { ...(await exportJWK(other.publicKey)), kid: 'k2', alg: 'RS256', use: 'sig' };
   let mode = 'valid';
   const codes = new Map();
   let issuer;
@@ -103,7 +105,8 @@ async function hostile() {
         code_challenge_methods_supported: ['S256'],
       });
     }
-    if (url.pathname === '/jwks') return json(res, 200, { keys: [jwk] });
+    // `rotated`: the provider moved to its next key (the relying party's copy of the JWKS is stale).
+    if (url.pathname === '/jwks') return json(res, 200, { keys: [mode === 'rotated' ? nextJwk : jwk] });
     if (url.pathname === '/mode' && req.method === 'POST') {
       mode = JSON.parse(body).mode;
       return json(res, 200, { mode });
@@ -132,6 +135,8 @@ async function hostile() {
       if (mode === 'wrong_aud') claims.aud = 'someone-else';
       if (mode === 'expired') { claims.iat = now - 7200; claims.exp = now - 3600; }
       if (mode === 'unknown_key') key = other.privateKey;
+      let kid = 'k1';
+      if (mode === 'rotated') { key = other.privateKey; kid = 'k2'; }
       let idToken;
       if (mode === 'alg_none') {
         idToken = `${b64url(JSON.stringify({ alg: 'none', typ: 'JWT' }))}.${b64url(JSON.stringify(claims))}.`;
@@ -142,7 +147,7 @@ async function hostile() {
         const mac = crypto.createHmac('sha256', jwk.n).update(`${h}.${p}`).digest('base64url');
         idToken = `${h}.${p}.${mac}`;
       } else {
-        idToken = await new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).sign(key);
+        idToken = await new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid }).sign(key);
       }
       return json(res, 200, { access_token: crypto.randomBytes(16).toString('hex'), token_type: 'Bearer', expires_in: 300, id_token: idToken });
     }
