@@ -3,8 +3,8 @@
 # need if missing (Chromium, fonts, Node.js and playwright-core for the browser
 # test, openssl and curl for the TLS test, oathtool as the authenticator app,
 # nginx in front of /auth/verify,
-# a Python venv with aiosmtpd as the SMTP server, node oidc-provider as the
-# OpenID provider for SSO),
+# a Python venv with aiosmtpd as the SMTP server and pysaml2 (signing with
+# Debian's xmlsec1) as the SAML IdP, node oidc-provider as the OpenID provider),
 # then runs formatting, lints, the layering check, every test, and the static
 # build check.
 set -euo pipefail
@@ -20,19 +20,20 @@ command -v openssl >/dev/null || apt_need+=(openssl)
 command -v curl >/dev/null || apt_need+=(curl)
 command -v oathtool >/dev/null || apt_need+=(oathtool)
 [ -x /usr/sbin/nginx ] || apt_need+=(nginx)
+[ -x /usr/bin/xmlsec1 ] || apt_need+=(xmlsec1)
 if [ ${#apt_need[@]} -gt 0 ]; then
   echo "== installing: ${apt_need[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${apt_need[@]}" >/dev/null
 fi
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import aiosmtpd" 2>/dev/null; then
-  echo "== python venv (aiosmtpd, the SMTP peer)"
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import aiosmtpd, saml2" 2>/dev/null; then
+  echo "== python venv (aiosmtpd, the SMTP peer; pysaml2, the SAML IdP)"
   python3 -m venv .venv 2>/dev/null || {
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
     python3 -m venv .venv
   }
-  .venv/bin/pip install -q aiosmtpd
+  .venv/bin/pip install -q aiosmtpd pysaml2
 fi
 if [ ! -d tests/peers/node_modules/oidc-provider ]; then
   echo "== npm ci (tests/peers: oidc-provider, jose)"

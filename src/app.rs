@@ -127,7 +127,8 @@ impl Application {
 }
 
 /// Periodic work: API-key last-use times are written every 30 s; SSO
-/// sign-ins that never came back are purged every 10 minutes; the signing
+/// sign-ins that never came back and expired SAML assertion IDs are purged
+/// every 10 minutes; the signing
 /// key is checked for its scheduled rotation every hour.
 fn spawn_housekeeping(svc: Arc<Service>) {
     actix_web::rt::spawn(async move {
@@ -143,6 +144,7 @@ fn spawn_housekeeping(svc: Arc<Service>) {
                 }
                 if n.is_multiple_of(20)
                     && let Err(e) = crate::sso::purge_expired(&s)
+                        .and_then(|_| crate::sso::saml::purge_replay_cache(&s))
                 {
                     tracing::warn!(error = %e, "could not purge expired SSO sign-ins");
                 }

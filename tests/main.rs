@@ -16,4 +16,5 @@ mod forward_auth;
 mod hardening;
 mod mfa;
 mod policy;
+mod saml;
 mod sso;

@@ -511,11 +511,16 @@ async fn sso_rollout_rules_test_sign_in_and_enforcement() {
         &app,
         "/api/v1/sso/connections",
         Some(&token),
-        json!({"id": "s", "protocol": "saml", "name": "S"}),
+        json!({"id": "s", "protocol": "wsfed", "name": "S"}),
     )
     .await;
     assert_eq!(s, 400);
-    assert!(v["error"]["message"].as_str().unwrap().contains("SAML"));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("WS-Federation")
+    );
     let (s, _) = common::post(
         &app,
         "/api/v1/sso/connections",

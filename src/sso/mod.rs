@@ -2,9 +2,12 @@
 //! status (enabled, enforcement, test group, excluded users) with its rollout
 //! rules, sign-ins in flight, and turning a verified IdP identity into a
 //! Gatehouse user (linked by the IdP's subject, just-in-time by verified
-//! e-mail). Protocols live in submodules; only `oidc` is built so far.
+//! e-mail). Protocols live in submodules: `oidc`, and `saml` over our own
+//! `xmldsig`; WS-Federation is not built yet.
 
 pub mod oidc;
+pub mod saml;
+pub mod xmldsig;
 
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +50,9 @@ pub struct Preset {
     pub issuer_help: &'static str,
     pub client_id_label: &'static str,
     pub client_secret_label: &'static str,
+    /// SAML: the IdP's single sign-on URL and signing certificate, in its words.
+    pub sso_url_label: &'static str,
+    pub certificate_label: &'static str,
 }
 
 pub const PRESETS: &[Preset] = &[
@@ -60,6 +66,8 @@ pub const PRESETS: &[Preset] = &[
                       \"Web application\" in the Google Cloud console.",
         client_id_label: "Client ID",
         client_secret_label: "Client secret",
+        sso_url_label: "",
+        certificate_label: "",
     },
     Preset {
         protocol: Protocol::Oidc,
@@ -71,6 +79,8 @@ pub const PRESETS: &[Preset] = &[
                       https://your-org.okta.com/oauth2/default. Create an OIDC \"Web Application\" app integration.",
         client_id_label: "Client ID",
         client_secret_label: "Client secret",
+        sso_url_label: "",
+        certificate_label: "",
     },
     Preset {
         protocol: Protocol::Oidc,
@@ -82,6 +92,8 @@ pub const PRESETS: &[Preset] = &[
                       application; add the redirect URI under Authentication → Web.",
         client_id_label: "Application (client) ID",
         client_secret_label: "Client secret value",
+        sso_url_label: "",
+        certificate_label: "",
     },
     Preset {
         protocol: Protocol::Oidc,
@@ -93,6 +105,8 @@ pub const PRESETS: &[Preset] = &[
                       Configuration → Issuer).",
         client_id_label: "Client ID",
         client_secret_label: "Client secret",
+        sso_url_label: "",
+        certificate_label: "",
     },
     Preset {
         protocol: Protocol::Oidc,
@@ -103,8 +117,80 @@ pub const PRESETS: &[Preset] = &[
         issuer_help: "The provider's issuer; Gatehouse reads {issuer}/.well-known/openid-configuration.",
         client_id_label: "Client ID",
         client_secret_label: "Client secret",
+        sso_url_label: "",
+        certificate_label: "",
     },
+    saml_preset(
+        "okta",
+        "Okta",
+        "Identity Provider Issuer",
+        "Okta Single Sign-On URL",
+        "X.509 Certificate",
+        "Okta admin → Applications → your SAML app → Sign On → View SAML setup instructions.",
+    ),
+    saml_preset(
+        "onelogin",
+        "OneLogin",
+        "Issuer URL",
+        "SAML 2.0 Endpoint (HTTP)",
+        "X.509 Certificate",
+        "OneLogin → Applications → your app → SSO tab.",
+    ),
+    saml_preset(
+        "azure",
+        "Azure AD / Entra ID",
+        "Microsoft Entra Identifier",
+        "Login URL",
+        "Certificate (Base64)",
+        "Enterprise applications → your app → Single sign-on → Set up (section 3 and 4).",
+    ),
+    saml_preset(
+        "google",
+        "Google Workspace",
+        "Entity ID",
+        "SSO URL",
+        "Certificate",
+        "Admin console → Apps → Web and mobile apps → Add custom SAML app → Google IdP information.",
+    ),
+    saml_preset(
+        "ping",
+        "Ping Identity",
+        "Issuer",
+        "Single Signon Service",
+        "Signing Certificate",
+        "PingOne → Applications → your SAML app → Configuration.",
+    ),
+    saml_preset(
+        "other",
+        "Other SAML IdP",
+        "IdP entity ID (Issuer)",
+        "IdP single sign-on URL (HTTP-Redirect)",
+        "IdP signing certificate (PEM)",
+        "Or import the IdP's metadata from a URL or an uploaded XML file.",
+    ),
 ];
+
+const fn saml_preset(
+    provider: &'static str,
+    label: &'static str,
+    issuer_label: &'static str,
+    sso_url_label: &'static str,
+    certificate_label: &'static str,
+    help: &'static str,
+) -> Preset {
+    Preset {
+        protocol: Protocol::Saml,
+        provider,
+        label,
+        fixed_issuer: None,
+        issuer_label,
+        issuer_help: help,
+        client_id_label: "",
+        client_secret_label: "",
+        sso_url_label,
+        certificate_label,
+    }
+}
 
 pub fn preset(protocol: Protocol, provider: &str) -> Option<&'static Preset> {
     PRESETS
@@ -156,6 +242,24 @@ pub struct Connection {
     pub last_test: Option<TestResult>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// SAML: the IdP's HTTP-Redirect single sign-on URL.
+    #[serde(default)]
+    pub sso_url: String,
+    /// SAML: the IdP's signing certificates (PEM), newest tried first.
+    #[serde(default)]
+    pub certificates: Vec<String>,
+    /// SAML: accept unsolicited (IdP-initiated) responses.
+    #[serde(default)]
+    pub allow_idp_initiated: bool,
+    /// SAML: accept rsa-sha1 signatures and SHA-1 digests.
+    #[serde(default)]
+    pub allow_sha1: bool,
+    #[serde(default = "default_skew")]
+    pub clock_skew_secs: i64,
+}
+
+fn default_skew() -> i64 {
+    120
 }
 
 impl std::fmt::Debug for Connection {
@@ -213,6 +317,24 @@ pub struct ConnectionInput {
     pub role_rules: Option<Vec<RoleRule>>,
     #[serde(default)]
     pub default_role: Option<Role>,
+    /// SAML: the IdP's single sign-on URL (HTTP-Redirect binding).
+    #[serde(default)]
+    pub sso_url: Option<String>,
+    /// SAML: PEM certificates (up to 2 in the console forms, more here).
+    #[serde(default)]
+    pub certificates: Option<Vec<String>>,
+    /// SAML: fill issuer, SSO URL and certificates from the IdP's metadata.
+    #[serde(default)]
+    pub metadata_url: Option<String>,
+    #[serde(default)]
+    pub metadata_xml: Option<String>,
+    #[serde(default)]
+    pub allow_idp_initiated: Option<bool>,
+    #[serde(default)]
+    pub allow_sha1: Option<bool>,
+    /// SAML: tolerated clock difference (default 120 s).
+    #[serde(default)]
+    pub clock_skew_secs: Option<i64>,
 }
 
 fn default_provider() -> String {
@@ -483,7 +605,7 @@ pub fn parse_id(s: &str) -> Result<&str> {
     }
 }
 
-fn check_url(field: &'static str, raw: &str) -> Result<String> {
+pub(crate) fn check_url(field: &'static str, raw: &str) -> Result<String> {
     let u = raw.trim().trim_end_matches('/').to_string();
     let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
         .iter()
@@ -504,17 +626,10 @@ fn build(
     existing: Option<&Connection>,
     now: Timestamp,
 ) -> Result<Connection> {
-    if input.protocol != Protocol::Oidc {
+    if input.protocol == Protocol::Wsfed {
         return Err(Error::invalid(
             "protocol",
-            format!(
-                "{} connections are not available in this version yet; use \"oidc\"",
-                if input.protocol == Protocol::Saml {
-                    "SAML"
-                } else {
-                    "WS-Federation"
-                }
-            ),
+            "WS-Federation connections are not available in this version yet; use \"oidc\" or \"saml\"",
         ));
     }
     if let Some(e) = existing
@@ -541,50 +656,105 @@ fn build(
         )
     })?;
     let name = crate::access::clean_name("name", &input.name)?;
+    let saml = input.protocol == Protocol::Saml;
     let issuer = match (p.fixed_issuer, input.issuer.as_deref(), existing) {
         (Some(fixed), _, _) => fixed.to_string(),
-        (None, Some(i), _) => check_url("issuer", i)?,
-        (None, None, Some(e)) => e.issuer.clone(),
-        (None, None, None) => return Err(Error::invalid("issuer", "is required")),
-    };
-    let client_id = match (input.client_id.as_deref(), existing) {
-        (Some(c), _) if !c.trim().is_empty() && c.len() <= 300 => c.trim().to_string(),
-        (Some(_), _) => {
-            return Err(Error::invalid(
-                "client_id",
-                "is required (at most 300 characters)",
-            ));
+        (None, Some(i), _) if saml && !i.trim().is_empty() && i.len() <= 500 => {
+            i.trim().to_string()
         }
-        (None, Some(e)) => e.client_id.clone(),
-        (None, None) => return Err(Error::invalid("client_id", "is required")),
-    };
-    let client_secret = match (input.client_secret, existing) {
-        (Some(s), _) if !s.is_empty() && s.len() <= 1000 => s,
-        (Some(s), Some(e)) if s.is_empty() => e.client_secret.clone(),
-        (None, Some(e)) => e.client_secret.clone(),
+        (None, Some(i), _) if !saml => check_url("issuer", i)?,
+        (None, None, Some(e)) => e.issuer.clone(),
         _ => {
             return Err(Error::invalid(
-                "client_secret",
-                "is required: Gatehouse is a confidential client",
+                "issuer",
+                if saml {
+                    "is required: the IdP's entity ID (or import its metadata)"
+                } else {
+                    "is required"
+                },
             ));
         }
     };
-    let mut scopes = input
-        .scopes
-        .or(existing.map(|e| e.scopes.clone()))
-        .unwrap_or_else(|| vec!["openid".into(), "email".into(), "profile".into()]);
-    scopes.retain(|s| !s.trim().is_empty());
-    if let Some(bad) = scopes
-        .iter()
-        .find(|s| s.len() > 100 || !s.bytes().all(|b| b.is_ascii_graphic() && b != b'"'))
-    {
-        return Err(Error::invalid(
-            "scopes",
-            format!("{bad:?} is not a valid scope"),
-        ));
-    }
-    if !scopes.iter().any(|s| s == "openid") {
-        scopes.insert(0, "openid".into());
+    let (mut client_id, mut client_secret, mut scopes) = (String::new(), String::new(), Vec::new());
+    let (mut sso_url, mut certificates) = (String::new(), Vec::new());
+    if saml {
+        sso_url = match (input.sso_url.as_deref(), existing) {
+            (Some(u), _) if !u.trim().is_empty() => check_url("sso_url", u)?,
+            (_, Some(e)) => e.sso_url.clone(),
+            _ => {
+                return Err(Error::invalid(
+                    "sso_url",
+                    "is required: the IdP's single sign-on URL (or import its metadata)",
+                ));
+            }
+        };
+        certificates = input
+            .certificates
+            .filter(|c| !c.is_empty())
+            .or(existing.map(|e| e.certificates.clone()))
+            .unwrap_or_default();
+        certificates.retain(|c| !c.trim().is_empty());
+        if certificates.is_empty() || certificates.len() > 10 {
+            return Err(Error::invalid(
+                "certificates",
+                "give 1 to 10 IdP signing certificates (PEM), or import the IdP's metadata",
+            ));
+        }
+        let mut valid = 0;
+        for (i, pem) in certificates.iter().enumerate() {
+            let c = xmldsig::parse_certificate(pem).map_err(|m| {
+                Error::invalid("certificates", format!("certificate {}: {m}", i + 1))
+            })?;
+            if c.not_after > now {
+                valid += 1;
+            }
+        }
+        if valid == 0 {
+            return Err(Error::invalid(
+                "certificates",
+                "every certificate has expired; add the IdP's current signing certificate",
+            ));
+        }
+    } else {
+        client_id = match (input.client_id.as_deref(), existing) {
+            (Some(c), _) if !c.trim().is_empty() && c.len() <= 300 => c.trim().to_string(),
+            (Some(_), _) => {
+                return Err(Error::invalid(
+                    "client_id",
+                    "is required (at most 300 characters)",
+                ));
+            }
+            (None, Some(e)) => e.client_id.clone(),
+            (None, None) => return Err(Error::invalid("client_id", "is required")),
+        };
+        client_secret = match (input.client_secret, existing) {
+            (Some(s), _) if !s.is_empty() && s.len() <= 1000 => s,
+            (Some(s), Some(e)) if s.is_empty() => e.client_secret.clone(),
+            (None, Some(e)) => e.client_secret.clone(),
+            _ => {
+                return Err(Error::invalid(
+                    "client_secret",
+                    "is required: Gatehouse is a confidential client",
+                ));
+            }
+        };
+        scopes = input
+            .scopes
+            .or(existing.map(|e| e.scopes.clone()))
+            .unwrap_or_else(|| vec!["openid".into(), "email".into(), "profile".into()]);
+        scopes.retain(|s| !s.trim().is_empty());
+        if let Some(bad) = scopes
+            .iter()
+            .find(|s| s.len() > 100 || !s.bytes().all(|b| b.is_ascii_graphic() && b != b'"'))
+        {
+            return Err(Error::invalid(
+                "scopes",
+                format!("{bad:?} is not a valid scope"),
+            ));
+        }
+        if !scopes.iter().any(|s| s == "openid") {
+            scopes.insert(0, "openid".into());
+        }
     }
     let role_rules = input
         .role_rules
@@ -612,9 +782,24 @@ fn build(
         .unwrap_or_else(|| "groups".into())
         .trim()
         .to_string();
+    let clock_skew_secs = input
+        .clock_skew_secs
+        .or(existing.map(|e| e.clock_skew_secs))
+        .unwrap_or_else(default_skew);
+    if !(0..=600).contains(&clock_skew_secs) {
+        return Err(Error::invalid(
+            "clock_skew_secs",
+            "must be 0 to 600 seconds",
+        ));
+    }
     // A changed identity provider must be tested again.
     let last_test = existing
-        .filter(|e| e.issuer == issuer && e.client_id == client_id)
+        .filter(|e| {
+            e.issuer == issuer
+                && e.client_id == client_id
+                && e.sso_url == sso_url
+                && e.certificates == certificates
+        })
         .and_then(|e| e.last_test.clone());
     Ok(Connection {
         id,
@@ -636,6 +821,17 @@ fn build(
         last_test,
         created_at: existing.map(|e| e.created_at).unwrap_or(now),
         updated_at: now,
+        sso_url,
+        certificates,
+        allow_idp_initiated: input
+            .allow_idp_initiated
+            .or(existing.map(|e| e.allow_idp_initiated))
+            .unwrap_or(false),
+        allow_sha1: input
+            .allow_sha1
+            .or(existing.map(|e| e.allow_sha1))
+            .unwrap_or(false),
+        clock_skew_secs,
     })
 }
 
@@ -663,15 +859,21 @@ fn change_details(c: &Connection, secret_changed: bool) -> serde_json::Value {
         "jit": c.jit, "trust_unverified_email": c.trust_unverified_email,
         "role_attribute": c.role_attribute, "role_rules": c.role_rules,
         "default_role": c.default_role.as_str(), "client_secret_changed": secret_changed,
+        "sso_url": c.sso_url, "certificates": c.certificates.len(),
+        "allow_idp_initiated": c.allow_idp_initiated, "allow_sha1": c.allow_sha1,
+        "clock_skew_secs": c.clock_skew_secs,
     })
 }
 
-pub fn create(
+pub async fn create(
     svc: &Service,
     by: &Principal,
     src: &Source,
     mut input: ConnectionInput,
 ) -> Result<Connection> {
+    if input.protocol == Protocol::Saml {
+        saml::import_metadata(&mut input).await?;
+    }
     let id = input.id.take().unwrap_or_default();
     if !valid_slug(&id) {
         return Err(Error::invalid(
@@ -704,13 +906,16 @@ pub fn create(
     Ok(c)
 }
 
-pub fn update(
+pub async fn update(
     svc: &Service,
     by: &Principal,
     src: &Source,
     id: &str,
-    input: ConnectionInput,
+    mut input: ConnectionInput,
 ) -> Result<Connection> {
+    if input.protocol == Protocol::Saml {
+        saml::import_metadata(&mut input).await?;
+    }
     if input.id.as_deref().is_some_and(|i| i != id) {
         return Err(Error::invalid(
             "id",

@@ -55,6 +55,7 @@ pub enum Table {
     SsoConnections,
     SsoPending,
     SsoLinks,
+    SsoReplay,
 }
 
 impl Table {
@@ -87,6 +88,7 @@ impl Table {
         Table::SsoConnections,
         Table::SsoPending,
         Table::SsoLinks,
+        Table::SsoReplay,
     ];
 
     pub fn name(self) -> &'static str {
@@ -119,6 +121,7 @@ impl Table {
             Table::SsoConnections => "sso_connections",
             Table::SsoPending => "sso_pending",
             Table::SsoLinks => "sso_links",
+            Table::SsoReplay => "sso_replay",
         }
     }
 

@@ -220,8 +220,8 @@ struct LoginPage {
     rd_enc: String,
     error: Option<String>,
     notice: Option<String>,
-    /// Enabled SSO connections: (id, name).
-    sso: Vec<(String, String)>,
+    /// Enabled SSO connections: (id, name, protocol).
+    sso: Vec<(String, String, &'static str)>,
 }
 
 fn login_view(
@@ -234,7 +234,7 @@ fn login_view(
 ) -> Result<LoginPage, Error> {
     let sso = crate::sso::sign_in_options(&st.svc)?
         .into_iter()
-        .map(|(id, name, _)| (id, name))
+        .map(|(id, name, p)| (id, name, p.as_str()))
         .collect();
     Ok(LoginPage {
         csrf: wauth::csrf_for_pre(&st.svc, pre),

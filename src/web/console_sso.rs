@@ -122,10 +122,7 @@ fn sso_view(
         excluded: emails_text(&r, &s.excluded_users, true),
         test_group: emails_text(&r, &s.test_group, false),
         owner,
-        presets: sso::PRESETS
-            .iter()
-            .filter(|p| p.protocol == Protocol::Oidc)
-            .collect(),
+        presets: sso::PRESETS.iter().collect(),
         base: st.svc.public_url(),
     })
 }
@@ -216,6 +213,7 @@ struct ConnectionForm {
     name: String,
     #[serde(default)]
     issuer: String,
+    #[serde(default)]
     client_id: String,
     #[serde(default)]
     client_secret: String,
@@ -231,6 +229,20 @@ struct ConnectionForm {
     jit: Option<String>,
     #[serde(default)]
     trust_unverified_email: Option<String>,
+    #[serde(default)]
+    sso_url: String,
+    #[serde(default)]
+    certificate_1: String,
+    #[serde(default)]
+    certificate_2: String,
+    #[serde(default)]
+    metadata_url: String,
+    #[serde(default)]
+    metadata_xml: String,
+    #[serde(default)]
+    allow_idp_initiated: Option<String>,
+    #[serde(default)]
+    allow_sha1: Option<String>,
 }
 
 fn parse_rules(text: &str) -> Result<Vec<RoleRule>, Error> {
@@ -278,6 +290,20 @@ impl ConnectionForm {
             role_attribute: self.role_attribute.clone(),
             role_rules: self.role_rules.as_deref().map(parse_rules).transpose()?,
             default_role: self.default_role.as_deref().map(Role::parse).transpose()?,
+            sso_url: Some(self.sso_url.clone()).filter(|u| !u.trim().is_empty()),
+            certificates: Some(
+                [&self.certificate_1, &self.certificate_2]
+                    .into_iter()
+                    .filter(|c| !c.trim().is_empty())
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            )
+            .filter(|c| !c.is_empty()),
+            metadata_url: Some(self.metadata_url.clone()).filter(|u| !u.trim().is_empty()),
+            metadata_xml: Some(self.metadata_xml.clone()).filter(|u| !u.trim().is_empty()),
+            allow_idp_initiated: edit.then_some(self.allow_idp_initiated.is_some()),
+            allow_sha1: edit.then_some(self.allow_sha1.is_some()),
+            clock_skew_secs: None,
         })
     }
 }
@@ -293,10 +319,11 @@ async fn create_connection(
     if let Some(r) = reauth_gate(&st, &u, "/admin/settings/sso")? {
         return Ok(r);
     }
-    match f
-        .input(false)
-        .and_then(|i| sso::create(&st.svc, &u.principal(), &source(&req), i))
-    {
+    let created = match f.input(false) {
+        Ok(i) => sso::create(&st.svc, &u.principal(), &source(&req), i).await,
+        Err(e) => Err(e),
+    };
+    match created {
         Ok(c) => Ok(redirect(&format!(
             "/admin/settings/sso/{}?notice=sso_created",
             c.id
@@ -323,6 +350,8 @@ struct ConnectionPage {
     scopes: String,
     rules: String,
     default_role: &'static str,
+    saml: bool,
+    certs: Vec<crate::web::sso::CertificateDto>,
 }
 
 fn connection_view(
@@ -370,6 +399,8 @@ fn connection_view(
             .collect::<Vec<_>>()
             .join("\n"),
         default_role: c.default_role.as_str(),
+        saml: c.protocol == Protocol::Saml,
+        certs: crate::web::sso::certificate_dtos(st.svc.now(), &c.certificates),
         c,
     })
 }
@@ -405,7 +436,7 @@ async fn update_connection(
     let current = sso::get(&st.svc.store.read()?, id)?;
     let mut input = f.input(true)?;
     input.protocol = current.protocol;
-    match sso::update(&st.svc, &u.principal(), &source(&req), id, input) {
+    match sso::update(&st.svc, &u.principal(), &source(&req), id, input).await {
         Ok(_) => Ok(redirect(&format!(
             "/admin/settings/sso/{id}?notice=sso_updated"
         ))),
@@ -437,7 +468,13 @@ async fn test(
     require(&st, &req, &u, Permission::ManageSecurity)?;
     let id = sso::parse_id(&id)?;
     let conn = sso::get(&st.svc.store.read()?, id)?;
-    match sso::oidc::start(&st.svc, id, "/admin", Some(&u.user)).await {
+    let started = match conn.protocol {
+        Protocol::Oidc => sso::oidc::start(&st.svc, id, "/admin", Some(&u.user))
+            .await
+            .map(|(url, state)| (url, Some(state))),
+        _ => sso::saml::start(&st.svc, id, "/admin", Some(&u.user)).map(|url| (url, None)),
+    };
+    match started {
         Ok((url, state)) => {
             // Not a redirect: the CSP's form-action 'self' also covers where a
             // form's answer redirects, so the browser moves on by itself.
@@ -448,7 +485,9 @@ async fn test(
                     name: conn.name.clone(),
                 },
             )?;
-            let _ = resp.add_cookie(&crate::web::sso::state_cookie(st.tls, state));
+            if let Some(state) = state {
+                let _ = resp.add_cookie(&crate::web::sso::state_cookie(st.tls, state));
+            }
             Ok(resp)
         }
         Err(e @ Error::Conflict(_)) => render(

@@ -37,6 +37,7 @@ pub const STATE_COOKIE: &str = "gh_sso";
     ),
     components(schemas(
         ConnectionDto,
+        CertificateDto,
         sso::ConnectionInput,
         sso::RoleRule,
         sso::TestResult,
@@ -69,7 +70,19 @@ pub fn api_routes(cfg: &mut web::ServiceConfig) {
 /// The browser endpoints.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/sso/oidc/{id}/login", web::get().to(oidc_login))
-        .route("/sso/oidc/{id}/callback", web::get().to(oidc_callback));
+        .route("/sso/oidc/{id}/callback", web::get().to(oidc_callback))
+        .route("/sso/saml/{id}/metadata", web::get().to(saml_metadata))
+        .route("/sso/saml/{id}/login", web::get().to(saml_login))
+        .service(
+            web::resource("/sso/saml/{id}/acs")
+                // A signed response with its certificate and attributes outgrows the form limit.
+                .app_data(
+                    web::FormConfig::default()
+                        .limit(crate::sso::xmldsig::MAX_BYTES * 4 / 3 + 4096)
+                        .error_handler(|e, _| crate::web::error::payload_error(e.into(), false)),
+                )
+                .route(web::post().to(saml_acs)),
+        );
 }
 
 /// A connection as the API shows it: never the client secret.
@@ -90,14 +103,64 @@ pub struct ConnectionDto {
     #[schema(value_type = String)]
     pub default_role: identity::Role,
     pub last_test: Option<sso::TestResult>,
+    /// SAML: the IdP's single sign-on URL.
+    pub sso_url: String,
+    /// SAML: the IdP's signing certificates, with their validity.
+    pub certificates: Vec<CertificateDto>,
+    pub allow_idp_initiated: bool,
+    pub allow_sha1: bool,
+    pub clock_skew_secs: i64,
     /// The values to paste into the identity provider.
     pub sp: sso::SpValues,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
 
+/// An IdP certificate as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CertificateDto {
+    pub pem: String,
+    pub subject: String,
+    pub not_after: String,
+    /// Expired, or expiring within 30 days.
+    pub warning: Option<String>,
+}
+
+pub fn certificate_dtos(now: Timestamp, pems: &[String]) -> Vec<CertificateDto> {
+    pems.iter()
+        .map(|pem| match sso::xmldsig::parse_certificate(pem) {
+            Ok(c) => CertificateDto {
+                pem: pem.clone(),
+                subject: c.subject,
+                not_after: crate::clock::rfc3339(c.not_after),
+                warning: if c.not_after <= now {
+                    Some("expired: signatures by it are refused".into())
+                } else if c.not_after - now < 30 * 86_400 {
+                    Some(format!(
+                        "expires in {} days: add the IdP's next certificate",
+                        (c.not_after - now) / 86_400
+                    ))
+                } else {
+                    None
+                },
+            },
+            Err(m) => CertificateDto {
+                pem: pem.clone(),
+                subject: String::new(),
+                not_after: String::new(),
+                warning: Some(m),
+            },
+        })
+        .collect()
+}
+
 pub fn connection_dto(st: &AppState, c: Connection) -> ConnectionDto {
     ConnectionDto {
+        certificates: certificate_dtos(st.svc.now(), &c.certificates),
+        sso_url: c.sso_url,
+        allow_idp_initiated: c.allow_idp_initiated,
+        allow_sha1: c.allow_sha1,
+        clock_skew_secs: c.clock_skew_secs,
         sp: sso::sp_values(&st.svc, &c.id),
         id: c.id,
         protocol: c.protocol,
@@ -155,7 +218,7 @@ async fn create_connection(
 ) -> ApiResult {
     require(&req, &st, &caller)?;
     caller.require_recent_auth(&st.svc)?;
-    let c = sso::create(&st.svc, &caller.principal, &source(&req), body.into_inner())?;
+    let c = sso::create(&st.svc, &caller.principal, &source(&req), body.into_inner()).await?;
     Ok(HttpResponse::Created().json(connection_dto(&st, c)))
 }
 
@@ -191,7 +254,8 @@ async fn update_connection(
         &source(&req),
         sso::parse_id(&id)?,
         body.into_inner(),
-    )?;
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(connection_dto(&st, c)))
 }
 
@@ -369,9 +433,58 @@ async fn oidc_callback(
         error_description: q.error_description.as_deref(),
     };
     let outcome = sso::oidc::callback(&st.svc, id, cb, &source(&req)).await?;
-    let mut resp = match outcome {
+    let mut resp = finished(&req, &st, outcome)?;
+    let mut gone = state_cookie(st.tls, String::new());
+    gone.make_removal();
+    let _ = resp.add_cookie(&gone);
+    Ok(resp)
+}
+
+async fn saml_metadata(
+    st: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let id = sso::parse_id(&id)?;
+    let c = sso::get(&st.svc.store.read()?, id)?;
+    if c.protocol != Protocol::Saml {
+        return Err(Error::NotFound("connection").into());
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("application/samlmetadata+xml")
+        .body(sso::saml::sp_metadata(&st.svc, id)))
+}
+
+async fn saml_login(
+    st: web::Data<AppState>,
+    id: web::Path<String>,
+    q: web::Query<LoginQuery>,
+) -> Result<HttpResponse, PageError> {
+    let id = sso::parse_id(&id)?;
+    let rd = crate::web::console::safe_rd(q.rd.as_deref());
+    let url = sso::saml::start(&st.svc, id, &rd, None)?;
+    Ok(HttpResponse::Found()
+        .insert_header((actix_web::http::header::LOCATION, url))
+        .finish())
+}
+
+#[derive(Deserialize)]
+struct AcsForm {
+    #[serde(rename = "SAMLResponse")]
+    saml_response: String,
+    #[serde(rename = "RelayState")]
+    #[allow(dead_code)] // accepted, not used: the pending sign-in carries where to go
+    relay_state: Option<String>,
+}
+
+/// Where a finished IdP round trip leads the browser (OIDC, SAML alike).
+fn finished(
+    req: &HttpRequest,
+    st: &AppState,
+    outcome: std::result::Result<Finished, sso::Failure>,
+) -> Result<HttpResponse, PageError> {
+    Ok(match outcome {
         Ok(Finished::SignedIn { user, token, rd }) => {
-            crate::web::console::signed_in(&req, &st, &user, token, &rd)?
+            crate::web::console::signed_in(req, st, &user, token, &rd)?
         }
         Ok(Finished::Tested { connection, ok }) => crate::web::console::redirect(&format!(
             "/admin/settings/sso/{connection}?notice={}",
@@ -382,9 +495,16 @@ async fn oidc_callback(
             "Single sign-on did not complete. Start again from the sign-in page; if it keeps \
              failing, your administrator can see the reason in the audit log.",
         ),
-    };
-    let mut gone = state_cookie(st.tls, String::new());
-    gone.make_removal();
-    let _ = resp.add_cookie(&gone);
-    Ok(resp)
+    })
+}
+
+async fn saml_acs(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    id: web::Path<String>,
+    f: web::Form<AcsForm>,
+) -> Result<HttpResponse, PageError> {
+    let id = sso::parse_id(&id)?;
+    let outcome = sso::saml::acs(&st.svc, id, &f.saml_response, &source(&req))?;
+    finished(&req, &st, outcome)
 }
