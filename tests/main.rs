@@ -18,3 +18,4 @@ mod mfa;
 mod policy;
 mod saml;
 mod sso;
+mod wsfed;

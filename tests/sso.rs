@@ -506,12 +506,12 @@ async fn sso_rollout_rules_test_sign_in_and_enforcement() {
             .unwrap()
             .contains("connection")
     );
-    // Unsupported protocols are refused in words, not stored half-working.
+    // An unknown provider preset is refused in words.
     let (s, v) = common::post(
         &app,
         "/api/v1/sso/connections",
         Some(&token),
-        json!({"id": "s", "protocol": "wsfed", "name": "S"}),
+        json!({"id": "s", "protocol": "oidc", "provider": "nope", "name": "S"}),
     )
     .await;
     assert_eq!(s, 400);
@@ -519,7 +519,7 @@ async fn sso_rollout_rules_test_sign_in_and_enforcement() {
         v["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("WS-Federation")
+            .contains("unknown provider")
     );
     let (s, _) = common::post(
         &app,

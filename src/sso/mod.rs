@@ -2,11 +2,12 @@
 //! status (enabled, enforcement, test group, excluded users) with its rollout
 //! rules, sign-ins in flight, and turning a verified IdP identity into a
 //! Gatehouse user (linked by the IdP's subject, just-in-time by verified
-//! e-mail). Protocols live in submodules: `oidc`, and `saml` over our own
-//! `xmldsig`; WS-Federation is not built yet.
+//! e-mail). Protocols live in submodules: `oidc`, and `saml` and `wsfed`
+//! over our own `xmldsig`.
 
 pub mod oidc;
 pub mod saml;
+pub mod wsfed;
 pub mod xmldsig;
 
 use serde::{Deserialize, Serialize};
@@ -160,6 +161,19 @@ pub const PRESETS: &[Preset] = &[
         "Signing Certificate",
         "PingOne → Applications → your SAML app → Configuration.",
     ),
+    wsfed_preset(
+        "azure",
+        "Azure AD / ADFS",
+        "WS-Federation sign-on endpoint",
+        "ADFS: https://adfs.example.com/adfs/ls/ ; Entra ID: https://login.microsoftonline.com/{tenant}/wsfed. \
+         Or import the federation metadata (…/FederationMetadata/2007-06/FederationMetadata.xml).",
+    ),
+    wsfed_preset(
+        "other",
+        "Other WS-Federation IdP",
+        "Sign-on endpoint URL",
+        "Or import the IdP's federation metadata document from a URL or an uploaded file.",
+    ),
     saml_preset(
         "other",
         "Other SAML IdP",
@@ -169,6 +183,26 @@ pub const PRESETS: &[Preset] = &[
         "Or import the IdP's metadata from a URL or an uploaded XML file.",
     ),
 ];
+
+const fn wsfed_preset(
+    provider: &'static str,
+    label: &'static str,
+    sso_url_label: &'static str,
+    help: &'static str,
+) -> Preset {
+    Preset {
+        protocol: Protocol::Wsfed,
+        provider,
+        label,
+        fixed_issuer: None,
+        issuer_label: "Issuer (the IdP's entity ID)",
+        issuer_help: help,
+        client_id_label: "",
+        client_secret_label: "",
+        sso_url_label,
+        certificate_label: "Token-signing certificate (PEM)",
+    }
+}
 
 const fn saml_preset(
     provider: &'static str,
@@ -256,6 +290,9 @@ pub struct Connection {
     pub allow_sha1: bool,
     #[serde(default = "default_skew")]
     pub clock_skew_secs: i64,
+    /// WS-Federation: the realm (`wtrealm`) the assertions are for.
+    #[serde(default)]
+    pub realm: String,
 }
 
 fn default_skew() -> i64 {
@@ -335,6 +372,9 @@ pub struct ConnectionInput {
     /// SAML: tolerated clock difference (default 120 s).
     #[serde(default)]
     pub clock_skew_secs: Option<i64>,
+    /// WS-Federation: the realm (`wtrealm`); default `{public_url}/sso/wsfed/{id}`.
+    #[serde(default)]
+    pub realm: Option<String>,
 }
 
 fn default_provider() -> String {
@@ -626,12 +666,6 @@ fn build(
     existing: Option<&Connection>,
     now: Timestamp,
 ) -> Result<Connection> {
-    if input.protocol == Protocol::Wsfed {
-        return Err(Error::invalid(
-            "protocol",
-            "WS-Federation connections are not available in this version yet; use \"oidc\" or \"saml\"",
-        ));
-    }
     if let Some(e) = existing
         && e.protocol != input.protocol
     {
@@ -656,7 +690,8 @@ fn build(
         )
     })?;
     let name = crate::access::clean_name("name", &input.name)?;
-    let saml = input.protocol == Protocol::Saml;
+    // SAML and WS-Federation share the IdP fields: entity ID, sign-on URL, certificates.
+    let saml = input.protocol != Protocol::Oidc;
     let issuer = match (p.fixed_issuer, input.issuer.as_deref(), existing) {
         (Some(fixed), _, _) => fixed.to_string(),
         (None, Some(i), _) if saml && !i.trim().is_empty() && i.len() <= 500 => {
@@ -676,7 +711,23 @@ fn build(
         }
     };
     let (mut client_id, mut client_secret, mut scopes) = (String::new(), String::new(), Vec::new());
-    let (mut sso_url, mut certificates) = (String::new(), Vec::new());
+    let (mut sso_url, mut certificates, mut realm) = (String::new(), Vec::new(), String::new());
+    if input.protocol == Protocol::Wsfed {
+        realm = input
+            .realm
+            .clone()
+            .filter(|r| !r.trim().is_empty())
+            .or(existing.map(|e| e.realm.clone()))
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        if realm.is_empty() || realm.len() > 500 {
+            return Err(Error::invalid(
+                "realm",
+                "is required (at most 500 characters): the wtrealm the IdP knows Gatehouse by",
+            ));
+        }
+    }
     if saml {
         sso_url = match (input.sso_url.as_deref(), existing) {
             (Some(u), _) if !u.trim().is_empty() => check_url("sso_url", u)?,
@@ -799,6 +850,7 @@ fn build(
                 && e.client_id == client_id
                 && e.sso_url == sso_url
                 && e.certificates == certificates
+                && e.realm == realm
         })
         .and_then(|e| e.last_test.clone());
     Ok(Connection {
@@ -832,6 +884,7 @@ fn build(
             .or(existing.map(|e| e.allow_sha1))
             .unwrap_or(false),
         clock_skew_secs,
+        realm,
     })
 }
 
@@ -861,7 +914,7 @@ fn change_details(c: &Connection, secret_changed: bool) -> serde_json::Value {
         "default_role": c.default_role.as_str(), "client_secret_changed": secret_changed,
         "sso_url": c.sso_url, "certificates": c.certificates.len(),
         "allow_idp_initiated": c.allow_idp_initiated, "allow_sha1": c.allow_sha1,
-        "clock_skew_secs": c.clock_skew_secs,
+        "clock_skew_secs": c.clock_skew_secs, "realm": c.realm,
     })
 }
 
@@ -871,10 +924,16 @@ pub async fn create(
     src: &Source,
     mut input: ConnectionInput,
 ) -> Result<Connection> {
-    if input.protocol == Protocol::Saml {
+    if input.protocol != Protocol::Oidc {
         saml::import_metadata(&mut input).await?;
     }
     let id = input.id.take().unwrap_or_default();
+    if input.protocol == Protocol::Wsfed
+        && input.realm.as_deref().is_none_or(|r| r.trim().is_empty())
+        && valid_slug(&id)
+    {
+        input.realm = Some(wsfed::default_realm(svc, &id));
+    }
     if !valid_slug(&id) {
         return Err(Error::invalid(
             "id",
@@ -913,7 +972,7 @@ pub async fn update(
     id: &str,
     mut input: ConnectionInput,
 ) -> Result<Connection> {
-    if input.protocol == Protocol::Saml {
+    if input.protocol != Protocol::Oidc {
         saml::import_metadata(&mut input).await?;
     }
     if input.id.as_deref().is_some_and(|i| i != id) {

@@ -131,7 +131,7 @@ pub fn parse_idp_metadata(xml: &str) -> Result<IdpMetadata> {
     })
 }
 
-fn pem_of(b64: &str) -> String {
+pub(crate) fn pem_of(b64: &str) -> String {
     let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
     for chunk in b64.as_bytes().chunks(64) {
         out.push_str(&String::from_utf8_lossy(chunk));
@@ -141,8 +141,9 @@ fn pem_of(b64: &str) -> String {
     out
 }
 
-/// Fills the issuer, SSO URL and certificates of `input` from its metadata
-/// (the uploaded XML, or fetched from the URL) where they were not given.
+/// Fills the issuer, SSO URL and certificates of `input` from its SAML or
+/// WS-Federation metadata (the uploaded XML, or fetched from the URL) where
+/// they were not given.
 pub async fn import_metadata(input: &mut super::ConnectionInput) -> Result<()> {
     let xml = match (input.metadata_xml.take(), input.metadata_url.take()) {
         (Some(x), _) if !x.trim().is_empty() => x,
@@ -168,7 +169,11 @@ pub async fn import_metadata(input: &mut super::ConnectionInput) -> Result<()> {
         }
         _ => return Ok(()),
     };
-    let md = parse_idp_metadata(&xml)?;
+    let md = if input.protocol == Protocol::Wsfed {
+        super::wsfed::parse_federation_metadata(&xml)?
+    } else {
+        parse_idp_metadata(&xml)?
+    };
     if input.issuer.as_deref().is_none_or(|i| i.trim().is_empty()) {
         input.issuer = Some(md.entity_id);
     }
@@ -264,7 +269,7 @@ pub fn start(
     ))
 }
 
-fn child<'a, 'i>(
+pub(crate) fn child<'a, 'i>(
     n: Node<'a, 'i>,
     ns: &str,
     name: &str,
@@ -272,7 +277,10 @@ fn child<'a, 'i>(
     only_child(n, ns, name).map_err(|m| Failure::new("malformed_response", m))
 }
 
-fn time_attr(n: Node<'_, '_>, name: &str) -> std::result::Result<Option<Timestamp>, Failure> {
+pub(crate) fn time_attr(
+    n: Node<'_, '_>,
+    name: &str,
+) -> std::result::Result<Option<Timestamp>, Failure> {
     match n.attribute(name) {
         None => Ok(None),
         Some(v) => parse_time(v).map(Some).ok_or_else(|| {
@@ -468,6 +476,38 @@ fn consume(
         }
     }
 
+    saml2_assertion(
+        svc,
+        conn,
+        assertion,
+        &Expect {
+            audience: &sp.sp_entity_id,
+            recipient: Some(&sp.acs_url),
+            in_response_to,
+        },
+    )
+}
+
+/// What a SAML 2.0 assertion must be addressed to.
+pub(crate) struct Expect<'a> {
+    pub audience: &'a str,
+    /// The ACS (SAML) or reply URL (WS-Fed) the bearer confirmation names.
+    pub recipient: Option<&'a str>,
+    pub in_response_to: Option<&'a str>,
+}
+
+/// Checks a SAML 2.0 assertion whose signature (or its Response's) was
+/// verified: issuer, bearer confirmation, times, audience, replay; then reads
+/// the identity from NameID and attributes.
+pub(crate) fn saml2_assertion(
+    svc: &Service,
+    conn: &Connection,
+    assertion: Node<'_, '_>,
+    expect: &Expect<'_>,
+) -> std::result::Result<Identity, Failure> {
+    let malformed = |m: &str| Failure::new("malformed_response", m.to_string());
+    let now = svc.now();
+    let skew = conn.clock_skew_secs;
     // The assertion itself.
     let a_issuer = child(assertion, ASSERTION, "Issuer")?
         .map(|i| text_of(i).trim().to_string())
@@ -499,7 +539,9 @@ fn consume(
         .ok_or_else(|| malformed("no bearer SubjectConfirmation"))?;
     let scd = child(bearer, ASSERTION, "SubjectConfirmationData")?
         .ok_or_else(|| malformed("no SubjectConfirmationData"))?;
-    if scd.attribute("Recipient") != Some(sp.acs_url.as_str()) {
+    if let Some(r) = expect.recipient
+        && scd.attribute("Recipient") != Some(r)
+    {
         return Err(Failure::new(
             "wrong_recipient",
             format!(
@@ -508,7 +550,7 @@ fn consume(
             ),
         ));
     }
-    if scd.attribute("InResponseTo") != in_response_to {
+    if scd.attribute("InResponseTo") != expect.in_response_to {
         return Err(Failure::new(
             "in_response_to_mismatch",
             "the assertion's InResponseTo differs from the Response's",
@@ -549,12 +591,12 @@ fn consume(
                 .collect::<Vec<_>>()
         })
         .collect();
-    if !audiences.contains(&sp.sp_entity_id) {
+    if !audiences.iter().any(|a| a == expect.audience) {
         return Err(Failure::new(
             "wrong_audience",
             format!(
                 "the assertion is for {audiences:?}, not this SP ({})",
-                sp.sp_entity_id
+                expect.audience
             ),
         ));
     }
@@ -573,28 +615,55 @@ fn consume(
             .children()
             .filter(|c| c.is_element() && c.tag_name().name() == "Attribute")
         {
-            let values: Vec<String> = a
-                .children()
-                .filter(|c| c.is_element() && c.tag_name().name() == "AttributeValue")
-                .map(|v| text_of(v).trim().to_string())
-                .collect();
             // Either name may be what the admin maps (`Name` or `FriendlyName`).
-            for n in [a.attribute("Name"), a.attribute("FriendlyName")]
-                .into_iter()
-                .flatten()
-            {
-                attrs.push((n.to_string(), values.clone()));
-            }
+            let names = [a.attribute("Name"), a.attribute("FriendlyName")];
+            push_attribute(
+                &mut attrs,
+                a,
+                names.into_iter().flatten().map(str::to_string),
+            );
         }
     }
+    Ok(identity(
+        conn,
+        name_id_value,
+        name_id.attribute("Format") == Some(EMAIL_FORMAT),
+        &attrs,
+    ))
+}
+
+/// Records an attribute's values under each of its names.
+pub(crate) fn push_attribute(
+    attrs: &mut Vec<(String, Vec<String>)>,
+    a: Node<'_, '_>,
+    names: impl Iterator<Item = String>,
+) {
+    let values: Vec<String> = a
+        .children()
+        .filter(|c| c.is_element() && c.tag_name().name() == "AttributeValue")
+        .map(|v| text_of(v).trim().to_string())
+        .collect();
+    for n in names {
+        attrs.push((n, values.clone()));
+    }
+}
+
+/// The identity in a verified assertion: e-mail from an e-mail-format
+/// subject or the usual attributes, display name, and role values.
+pub(crate) fn identity(
+    conn: &Connection,
+    subject: String,
+    subject_is_email: bool,
+    attrs: &[(String, Vec<String>)],
+) -> Identity {
     let first = |names: &[&str]| {
         attrs
             .iter()
             .find(|(n, v)| names.iter().any(|x| x.eq_ignore_ascii_case(n)) && !v.is_empty())
             .map(|(_, v)| v[0].clone())
     };
-    let email = if name_id.attribute("Format") == Some(EMAIL_FORMAT) {
-        Some(name_id_value.clone())
+    let email = if subject_is_email {
+        Some(subject.clone())
     } else {
         first(EMAIL_ATTRS)
     };
@@ -603,18 +672,18 @@ fn consume(
         .find(|(n, _)| *n == conn.role_attribute)
         .map(|(_, v)| v.iter().take(200).cloned().collect())
         .unwrap_or_default();
-    Ok(Identity {
-        subject: name_id_value,
+    Identity {
+        subject,
         // SAML has no "verified" flag: an address the IdP signs is its word.
         email_verified: email.as_ref().map(|_| true),
         email,
         name: first(NAME_ATTRS),
         roles,
-    })
+    }
 }
 
 /// Records an assertion ID until it expires; a second use is a replay.
-fn remember_assertion(
+pub(crate) fn remember_assertion(
     svc: &Service,
     issuer: &str,
     id: &str,

@@ -243,6 +243,8 @@ struct ConnectionForm {
     allow_idp_initiated: Option<String>,
     #[serde(default)]
     allow_sha1: Option<String>,
+    #[serde(default)]
+    realm: String,
 }
 
 fn parse_rules(text: &str) -> Result<Vec<RoleRule>, Error> {
@@ -304,6 +306,7 @@ impl ConnectionForm {
             allow_idp_initiated: edit.then_some(self.allow_idp_initiated.is_some()),
             allow_sha1: edit.then_some(self.allow_sha1.is_some()),
             clock_skew_secs: None,
+            realm: Some(self.realm.clone()).filter(|r| !r.trim().is_empty()),
         })
     }
 }
@@ -351,6 +354,7 @@ struct ConnectionPage {
     rules: String,
     default_role: &'static str,
     saml: bool,
+    wsfed: bool,
     certs: Vec<crate::web::sso::CertificateDto>,
 }
 
@@ -399,7 +403,8 @@ fn connection_view(
             .collect::<Vec<_>>()
             .join("\n"),
         default_role: c.default_role.as_str(),
-        saml: c.protocol == Protocol::Saml,
+        saml: c.protocol != Protocol::Oidc,
+        wsfed: c.protocol == Protocol::Wsfed,
         certs: crate::web::sso::certificate_dtos(st.svc.now(), &c.certificates),
         c,
     })
@@ -472,7 +477,12 @@ async fn test(
         Protocol::Oidc => sso::oidc::start(&st.svc, id, "/admin", Some(&u.user))
             .await
             .map(|(url, state)| (url, Some(state))),
-        _ => sso::saml::start(&st.svc, id, "/admin", Some(&u.user)).map(|url| (url, None)),
+        Protocol::Saml => {
+            sso::saml::start(&st.svc, id, "/admin", Some(&u.user)).map(|url| (url, None))
+        }
+        Protocol::Wsfed => {
+            sso::wsfed::start(&st.svc, id, "/admin", Some(&u.user)).map(|url| (url, None))
+        }
     };
     match started {
         Ok((url, state)) => {

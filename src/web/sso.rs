@@ -73,6 +73,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/sso/oidc/{id}/callback", web::get().to(oidc_callback))
         .route("/sso/saml/{id}/metadata", web::get().to(saml_metadata))
         .route("/sso/saml/{id}/login", web::get().to(saml_login))
+        .route("/sso/wsfed/{id}/login", web::get().to(wsfed_login))
+        .service(
+            web::resource("/sso/wsfed/{id}/callback")
+                .app_data(
+                    web::FormConfig::default()
+                        .limit(crate::sso::xmldsig::MAX_BYTES + 4096)
+                        .error_handler(|e, _| crate::web::error::payload_error(e.into(), false)),
+                )
+                .route(web::post().to(wsfed_callback)),
+        )
         .service(
             web::resource("/sso/saml/{id}/acs")
                 // A signed response with its certificate and attributes outgrows the form limit.
@@ -110,6 +120,8 @@ pub struct ConnectionDto {
     pub allow_idp_initiated: bool,
     pub allow_sha1: bool,
     pub clock_skew_secs: i64,
+    /// WS-Federation: the realm (`wtrealm`).
+    pub realm: String,
     /// The values to paste into the identity provider.
     pub sp: sso::SpValues,
     pub created_at: Timestamp,
@@ -161,6 +173,7 @@ pub fn connection_dto(st: &AppState, c: Connection) -> ConnectionDto {
         allow_idp_initiated: c.allow_idp_initiated,
         allow_sha1: c.allow_sha1,
         clock_skew_secs: c.clock_skew_secs,
+        realm: c.realm,
         sp: sso::sp_values(&st.svc, &c.id),
         id: c.id,
         protocol: c.protocol,
@@ -506,5 +519,42 @@ async fn saml_acs(
 ) -> Result<HttpResponse, PageError> {
     let id = sso::parse_id(&id)?;
     let outcome = sso::saml::acs(&st.svc, id, &f.saml_response, &source(&req))?;
+    finished(&req, &st, outcome)
+}
+
+async fn wsfed_login(
+    st: web::Data<AppState>,
+    id: web::Path<String>,
+    q: web::Query<LoginQuery>,
+) -> Result<HttpResponse, PageError> {
+    let id = sso::parse_id(&id)?;
+    let rd = crate::web::console::safe_rd(q.rd.as_deref());
+    let url = sso::wsfed::start(&st.svc, id, &rd, None)?;
+    Ok(HttpResponse::Found()
+        .insert_header((actix_web::http::header::LOCATION, url))
+        .finish())
+}
+
+#[derive(Deserialize)]
+struct WsfedForm {
+    wa: String,
+    wresult: String,
+    #[serde(default)]
+    wctx: String,
+}
+
+async fn wsfed_callback(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    id: web::Path<String>,
+    f: web::Form<WsfedForm>,
+) -> Result<HttpResponse, PageError> {
+    let id = sso::parse_id(&id)?;
+    let answer = sso::wsfed::Answer {
+        wa: &f.wa,
+        wresult: &f.wresult,
+        wctx: &f.wctx,
+    };
+    let outcome = sso::wsfed::callback(&st.svc, id, answer, &source(&req))?;
     finished(&req, &st, outcome)
 }
