@@ -155,7 +155,7 @@ pub(crate) fn notice_text(code: Option<&str>) -> Option<String> {
             "mfa_off" => "Two-factor authentication removed.",
             "mfa_reset" => "The user's second factors were reset; they enroll again.",
             "sso_saved" => "Single sign-on settings saved.",
-            "sso_created" => "Connection created. Paste the redirect URI into the identity provider, then run Test connection.",
+            "sso_created" => "Connection created. Paste the values below into the identity provider, then run Test connection.",
             "sso_updated" => "Connection saved.",
             "sso_deleted" => "Connection deleted.",
             "tested" => "Test sign-in passed: the identity provider's answer is valid.",

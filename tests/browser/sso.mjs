@@ -6,7 +6,7 @@
 // the sign-in page → signed in as the IdP's user.
 // Any page error or console error (a CSP violation included) fails the run.
 // Usage: node sso.mjs BASE_URL ISSUER [SCREENSHOT_DIR]
-import { chromium } from "playwright-core";
+import { walk } from "./lib.mjs";
 
 const [base, issuer, shots] = process.argv.slice(2);
 if (!base || !issuer) {
@@ -14,24 +14,7 @@ if (!base || !issuer) {
   process.exit(2);
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"],
-});
-const problems = [];
-const step = (m) => console.log(`- ${m}`);
-try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("console", (m) => {
-    // The provider's own pages are not ours to judge.
-    if (m.type() === "error" && page.url().startsWith(base)) problems.push(`console: ${m.text()}`);
-  });
-  const shot = async (name) => { if (shots) await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true }); };
-  const expectText = async (text) => {
-    await page.getByText(text, { exact: false }).first().waitFor({ timeout: 5000 });
-  };
+await walk("sso", base, shots, async ({ page, step, shot, expectText, signInAsOwner }) => {
   // The provider's pages: its login form (any password), then consent.
   const atProvider = async (login) => {
     for (let i = 0; i < 4 && page.url().startsWith(issuer); i++) {
@@ -45,10 +28,7 @@ try {
   };
 
   step("sign in as the owner");
-  await page.goto(`${base}/login`);
-  await page.fill("input[name=email]", "owner@example.com");
-  await page.fill("input[name=password]", "violet-harbour-lantern-42");
-  await Promise.all([page.waitForURL(/\/admin$/), page.click("button[type=submit]")]);
+  await signInAsOwner();
 
   step("create a connection");
   await page.goto(`${base}/admin/settings/security`);
@@ -97,14 +77,4 @@ try {
   await page.locator(".who").filter({ hasText: "alice@corp.example" }).waitFor({ timeout: 10000 });
   if (!/\/admin$/.test(page.url())) throw new Error(`landed on ${page.url()}`);
   await shot("signed-in-through-sso");
-} catch (e) {
-  problems.push(e.stack || String(e));
-  if (shots) await (await browser.contexts()[0]?.pages()[0])?.screenshot({ path: `${shots}/sso-failure.png`, fullPage: true }).catch(() => {});
-} finally {
-  await browser.close();
-}
-if (problems.length) {
-  console.error(problems.join("\n"));
-  process.exit(1);
-}
-console.log("sso walk-through passed");
+});
