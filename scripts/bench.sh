@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Benchmarks (figures, not pass/fail): each result is a ratio against a
 # baseline measured in the same run. Needs wrk (installed if missing).
-# `scripts/bench.sh access` runs only the access-check figures (issue 5).
+# `scripts/bench.sh access` runs only the access-check figures (issue 5),
+# `scripts/bench.sh saml` only SAML verification vs raw RSA (issue 4; needs
+# the test venv with pysaml2, which scripts/test.sh creates).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for t in wrk oathtool; do
   command -v $t >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $t >/dev/null; }
 done
+if [ "${1:-}" = "saml" ]; then
+  cargo bench --bench raw --locked --no-run 2>/dev/null
+  exec python3 scripts/bench_saml.py "$(ls -t target/release/deps/raw-* | grep -v '\.d$' | head -1)"
+fi
 bin=target/x86_64-unknown-linux-gnu/release/gatehouse
 [ -x "$bin" ] || scripts/static-build.sh >/dev/null
 baseline=$(cargo bench --bench raw --locked 2>/dev/null | tail -1)
@@ -15,3 +21,4 @@ if [ "${1:-}" != "access" ]; then
   python3 scripts/bench.py "$bin" "$baseline" "$raw"
 fi
 python3 scripts/bench_access.py "$bin" "$baseline" "$raw"
+[ "${1:-}" = "access" ] || python3 scripts/bench_saml.py "$raw"

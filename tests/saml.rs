@@ -509,3 +509,66 @@ async fn saml_sign_in_from_the_sign_in_page_in_headless_chromium() {
     let tests = app.audit(&token, "action=sso.test").await;
     assert_eq!(tests[0]["outcome"], "success", "{out}");
 }
+
+/// Certificates: an expired one is refused with words, one expiring within 30
+/// days is accepted with a warning, and bad PEM says which certificate.
+/// (The test clock stands at 2027-01-15; the vectors are in tests/peers/certs.)
+#[actix_web::test]
+async fn idp_certificates_expired_expiring_and_malformed() {
+    let app = common::spawn().await;
+    let token = app.owner_token().await;
+    let certs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/certs");
+    let pem = |f: &str| std::fs::read_to_string(certs.join(f)).unwrap();
+    let body = |c: Vec<String>| {
+        json!({"id": "acme", "protocol": "saml", "name": "Acme", "issuer": "https://idp.example/entity",
+               "sso_url": "https://idp.example/sso", "certificates": c})
+    };
+    let (s, v) = common::post(
+        &app,
+        "/api/v1/sso/connections",
+        Some(&token),
+        body(vec![pem("expired-2026-01-01.pem")]),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("expired"),
+        "{v}"
+    );
+    let (s, v) = common::post(
+        &app,
+        "/api/v1/sso/connections",
+        Some(&token),
+        body(vec![
+            "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----".into(),
+        ]),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("certificate 1"),
+        "{v}"
+    );
+    let (s, v) = common::post(
+        &app,
+        "/api/v1/sso/connections",
+        Some(&token),
+        body(vec![
+            pem("expired-2026-01-01.pem"),
+            pem("valid-until-2027-01-25.pem"),
+        ]),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let warnings: Vec<String> = v["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["warning"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(warnings[0].starts_with("expired"), "{warnings:?}");
+    assert!(warnings[1].starts_with("expires in 9 days"), "{warnings:?}");
+}
