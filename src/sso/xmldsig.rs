@@ -88,6 +88,10 @@ fn ns_uri<'a>(n: Node<'a, '_>, prefix: Option<&str>) -> &'a str {
 }
 
 fn escape_text(s: &str, out: &mut String) {
+    if !s.bytes().any(|b| matches!(b, b'&' | b'<' | b'>' | b'\r')) {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -100,6 +104,13 @@ fn escape_text(s: &str, out: &mut String) {
 }
 
 fn escape_attr(s: &str, out: &mut String) {
+    if !s
+        .bytes()
+        .any(|b| matches!(b, b'&' | b'<' | b'"' | b'\t' | b'\n' | b'\r'))
+    {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -125,17 +136,17 @@ pub fn exc_c14n(
 ) -> String {
     let mut out = String::with_capacity(4096);
     // Namespaces rendered by output ancestors: (prefix, uri), innermost last.
-    let mut rendered: Vec<(Option<String>, String)> = Vec::new();
+    let mut rendered: Vec<(Option<&str>, &str)> = Vec::new();
     c14n_node(doc, apex, exclude, inclusive, &mut rendered, &mut out);
     out
 }
 
-fn c14n_node(
-    doc: &Document<'_>,
-    n: Node<'_, '_>,
+fn c14n_node<'a, 'i: 'a>(
+    doc: &'a Document<'i>,
+    n: Node<'a, 'i>,
     exclude: Option<Node<'_, '_>>,
-    inclusive: &[String],
-    rendered: &mut Vec<(Option<String>, String)>,
+    inclusive: &'a [String],
+    rendered: &mut Vec<(Option<&'a str>, &'a str)>,
     out: &mut String,
 ) {
     if exclude.is_some_and(|x| x == n) {
@@ -179,8 +190,8 @@ fn c14n_node(
                 let current = rendered
                     .iter()
                     .rev()
-                    .find(|(rp, _)| rp.as_deref() == p)
-                    .map(|(_, u)| u.as_str());
+                    .find(|(rp, _)| *rp == p)
+                    .map(|(_, u)| *u);
                 let needed = match (p, current) {
                     // An empty default namespace is declared only to undo one.
                     (None, None) => !uri.is_empty(),
@@ -191,7 +202,7 @@ fn c14n_node(
                     decls.push((p, uri));
                 }
             }
-            let mut attrs: Vec<(&str, &str, &str, String)> = n
+            let mut attrs: Vec<(&str, &str, &str, &str)> = n
                 .attributes()
                 .map(|a| {
                     let uri = match qname_of_attr(doc, &a).split_once(':') {
@@ -199,7 +210,7 @@ fn c14n_node(
                         Some(_) => a.namespace().unwrap_or(""),
                         None => "",
                     };
-                    (uri, a.name(), qname_of_attr(doc, &a), a.value().to_string())
+                    (uri, a.name(), qname_of_attr(doc, &a), a.value())
                 })
                 .collect();
             attrs.sort_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
@@ -217,7 +228,7 @@ fn c14n_node(
                 }
                 escape_attr(uri, out);
                 out.push('"');
-                rendered.push((p.map(str::to_string), uri.to_string()));
+                rendered.push((*p, uri));
             }
             for (_, _, q, v) in &attrs {
                 out.push(' ');
@@ -488,6 +499,74 @@ mod tests {
             c14n(r#"<e xmlns:k="urn:k" xmlns:u="urn:u">t&lt;</e>"#, &["k"]),
             r#"<e xmlns:k="urn:k">t&lt;</e>"#
         );
+    }
+
+    /// Expected outputs computed by libxml2 (lxml `method="c14n", exclusive=True`),
+    /// an independent implementation; the first is RFC 3741's own example (2.2).
+    const VECTORS: &[(&str, &str, &[&str], &str)] = &[
+        (
+            r#"<n0:local xmlns:n0="foo:bar" xmlns:n3="ftp://example.org"><n1:elem2 xmlns:n1="http://example.net" xml:lang="en"><n3:stuff xmlns:n3="ftp://example.org"/></n1:elem2></n0:local>"#,
+            "elem2",
+            &[],
+            r#"<n1:elem2 xmlns:n1="http://example.net" xml:lang="en"><n3:stuff xmlns:n3="ftp://example.org"></n3:stuff></n1:elem2>"#,
+        ),
+        (
+            r#"<n2:pdu xmlns:n1="http://example.com" xmlns:n2="http://foo.example" xml:lang="fr" xml:space="retain"><n1:elem2 xmlns:n1="http://example.net" xml:lang="en"><n3:stuff xmlns:n3="ftp://example.org"/></n1:elem2></n2:pdu>"#,
+            "elem2",
+            &[],
+            r#"<n1:elem2 xmlns:n1="http://example.net" xml:lang="en"><n3:stuff xmlns:n3="ftp://example.org"></n3:stuff></n1:elem2>"#,
+        ),
+        (
+            r#"<r xmlns="urn:d" xmlns:a="urn:a"><a:x b="1" a:c="2" xmlns:z="urn:z"><y xmlns=""><z:w/></y></a:x></r>"#,
+            "r",
+            &[],
+            r#"<r xmlns="urn:d"><a:x xmlns:a="urn:a" b="1" a:c="2"><y xmlns=""><z:w xmlns:z="urn:z"></z:w></y></a:x></r>"#,
+        ),
+        (
+            r#"<r xmlns="urn:d" xmlns:a="urn:a"><a:x b="1" a:c="2" xmlns:z="urn:z"><y xmlns=""><z:w/></y></a:x></r>"#,
+            "x",
+            &[],
+            r#"<a:x xmlns:a="urn:a" b="1" a:c="2"><y><z:w xmlns:z="urn:z"></z:w></y></a:x>"#,
+        ),
+        (
+            r#"<e xmlns:k="urn:k" xmlns:u="urn:u" xmlns="urn:def"><f k:a="&#x9;tab&#xA;nl&#xD;cr &amp; &lt; &gt; &quot;">t&#xD;&amp;&lt;&gt;"'<![CDATA[<cdata&>]]></f></e>"#,
+            "e",
+            &["u"],
+            r#"<e xmlns="urn:def" xmlns:u="urn:u"><f xmlns:k="urn:k" k:a="&#x9;tab&#xA;nl&#xD;cr &amp; &lt; > &quot;">t&#xD;&amp;&lt;&gt;"'&lt;cdata&amp;&gt;</f></e>"#,
+        ),
+        (
+            r#"<e xmlns:k="urn:k" xmlns:u="urn:u" xmlns="urn:def"><f><g/></f></e>"#,
+            "f",
+            &["#default", "k"],
+            r#"<f xmlns="urn:def" xmlns:k="urn:k"><g></g></f>"#,
+        ),
+        (
+            r#"<a:e xmlns:a="urn:a" xmlns:b="urn:b" b:z="1" a:z="2" z="3" b:a="4"><a:e2 xmlns:a="urn:a2"/></a:e>"#,
+            "e",
+            &[],
+            r#"<a:e xmlns:a="urn:a" xmlns:b="urn:b" z="3" a:z="2" b:a="4" b:z="1"><a:e2 xmlns:a="urn:a2"></a:e2></a:e>"#,
+        ),
+        (
+            r#"<s:Envelope xmlns:s="urn:s" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><s:Body><v xsi:type="xs:string" xmlns:xs="http://www.w3.org/2001/XMLSchema">x</v>
+  <w>  spaced  </w></s:Body></s:Envelope>"#,
+            "Body",
+            &[],
+            r#"<s:Body xmlns:s="urn:s"><v xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="xs:string">x</v>
+  <w>  spaced  </w></s:Body>"#,
+        ),
+    ];
+
+    #[test]
+    fn exclusive_c14n_matches_libxml2_vectors() {
+        for (xml, apex, inclusive, want) in VECTORS {
+            let doc = parse(xml).unwrap();
+            let node = doc
+                .descendants()
+                .find(|n| n.is_element() && n.tag_name().name() == *apex)
+                .unwrap();
+            let inc: Vec<String> = inclusive.iter().map(|s| s.to_string()).collect();
+            assert_eq!(exc_c14n(&doc, node, None, &inc), *want, "{xml}");
+        }
     }
 
     #[test]
