@@ -28,6 +28,15 @@ impl Drop for Idp {
 
 /// Starts pysaml2's IdP; `key_dir` shares a signing key, `entity` an entity ID.
 pub fn start_idp(sp_metadata_url: &str, key_dir: &Path, entity: Option<&str>) -> Idp {
+    start_idp_env(sp_metadata_url, key_dir, entity, &[])
+}
+
+pub fn start_idp_env(
+    sp_metadata_url: &str,
+    key_dir: &Path,
+    entity: Option<&str>,
+    env: &[(&str, &str)],
+) -> Idp {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let python = root.join(".venv/bin/python");
     assert!(
@@ -42,6 +51,7 @@ pub fn start_idp(sp_metadata_url: &str, key_dir: &Path, entity: Option<&str>) ->
         cmd.arg(e);
     }
     let mut child = cmd
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -109,6 +119,8 @@ pub async fn sign_in(app: &TestApp, c: &reqwest::Client, user: &str) -> reqwest:
         .form(&[
             ("SAMLRequest", value_of(&page, "SAMLRequest")),
             ("RelayState", String::new()),
+            ("SigAlg", value_of(&page, "SigAlg")),
+            ("Signature", value_of(&page, "Signature")),
             ("user", user.to_string()),
         ])
         .send()
@@ -571,4 +583,85 @@ async fn idp_certificates_expired_expiring_and_malformed() {
         .collect();
     assert!(warnings[0].starts_with("expired"), "{warnings:?}");
     assert!(warnings[1].starts_with("expires in 9 days"), "{warnings:?}");
+}
+
+/// Signed AuthnRequests: pysaml2 told to demand them refuses our unsigned
+/// request and a request whose signature was removed, and accepts the one
+/// signed with the key whose certificate the SP metadata now carries.
+#[actix_web::test]
+async fn saml_signed_authn_requests_verify_at_pysaml2() {
+    let app = common::spawn().await;
+    app.clock
+        .advance(gatehouse::clock::Clock::now(&gatehouse::clock::SystemClock) - common::T0);
+    let keys = tempfile::tempdir().unwrap();
+    let idp = start_idp_env(
+        &app.url("/sso/saml/acme/metadata"),
+        keys.path(),
+        None,
+        &[("WANT_SIGNED_REQUESTS", "1")],
+    );
+    let token = app.owner_token().await;
+    app.create_user(&token, "admin2@example.com", "admin").await;
+    let (s, c) = common::post(
+        &app,
+        "/api/v1/sso/connections",
+        Some(&token),
+        json!({"id": "acme", "protocol": "saml", "provider": "other", "name": "Acme SAML",
+               "metadata_url": format!("{}/metadata", idp.base)}),
+    )
+    .await;
+    assert_eq!(s, 201, "{c}");
+    let md = |app: &TestApp| {
+        let url = app.url("/sso/saml/acme/metadata");
+        async move { plain().get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    assert!(md(&app).await.contains("AuthnRequestsSigned=\"false\""));
+    let (s, _) = put_json(
+        &app,
+        "/api/v1/sso/settings",
+        &token,
+        json!({"enabled": true, "enforcement": "off", "excluded_users": ["admin2@example.com"]}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    // Unsigned: the IdP reads our metadata (no certificate) and refuses.
+    let c = browser();
+    let r = c.get(app.url("/sso/saml/acme/login")).send().await.unwrap();
+    let unsigned = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(!unsigned.contains("Signature="));
+    let r = c.get(&unsigned).send().await.unwrap();
+    assert_ne!(r.status(), 200, "pysaml2 accepted an unsigned request");
+
+    // Signing on: a fresh IdP reads the metadata with our certificate.
+    set_connection(&app, &token, json!({"sign_requests": true})).await;
+    let meta = md(&app).await;
+    assert!(
+        meta.contains("AuthnRequestsSigned=\"true\"") && meta.contains("X509Certificate"),
+        "{meta}"
+    );
+    let issuer = format!("{}/metadata", idp.base);
+    drop(idp);
+    let idp = start_idp_env(
+        &app.url("/sso/saml/acme/metadata"),
+        keys.path(),
+        Some(&issuer),
+        &[("WANT_SIGNED_REQUESTS", "1")],
+    );
+    set_connection(
+        &app,
+        &token,
+        json!({"sso_url": format!("{}/sso/redirect", idp.base)}),
+    )
+    .await;
+    let c = browser();
+    let r = sign_in(&app, &c, "alice").await;
+    assert_eq!(r.status(), 303, "{}", last_failure(&app, &token).await);
+    // The same request with its signature cut off is refused.
+    let r = c.get(app.url("/sso/saml/acme/login")).send().await.unwrap();
+    let signed = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(signed.contains("&SigAlg=") && signed.contains("&Signature="));
+    let cut = &signed[..signed.find("&Signature=").unwrap()];
+    assert_ne!(c.get(cut).send().await.unwrap().status(), 200);
+    let ok = c.get(&signed).send().await.unwrap();
+    assert_eq!(ok.status(), 200, "{}", ok.text().await.unwrap());
 }

@@ -293,6 +293,9 @@ pub struct Connection {
     /// WS-Federation: the realm (`wtrealm`) the assertions are for.
     #[serde(default)]
     pub realm: String,
+    /// SAML: sign AuthnRequests with the SP key (its certificate is in the SP metadata).
+    #[serde(default)]
+    pub sign_requests: bool,
 }
 
 fn default_skew() -> i64 {
@@ -375,6 +378,9 @@ pub struct ConnectionInput {
     /// WS-Federation: the realm (`wtrealm`); default `{public_url}/sso/wsfed/{id}`.
     #[serde(default)]
     pub realm: Option<String>,
+    /// SAML: sign AuthnRequests (the IdP reads the certificate from the SP metadata).
+    #[serde(default)]
+    pub sign_requests: Option<bool>,
 }
 
 fn default_provider() -> String {
@@ -885,6 +891,11 @@ fn build(
             .unwrap_or(false),
         clock_skew_secs,
         realm,
+        sign_requests: input
+            .sign_requests
+            .or(existing.map(|e| e.sign_requests))
+            .unwrap_or(false)
+            && input.protocol == Protocol::Saml,
     })
 }
 
@@ -914,7 +925,7 @@ fn change_details(c: &Connection, secret_changed: bool) -> serde_json::Value {
         "default_role": c.default_role.as_str(), "client_secret_changed": secret_changed,
         "sso_url": c.sso_url, "certificates": c.certificates.len(),
         "allow_idp_initiated": c.allow_idp_initiated, "allow_sha1": c.allow_sha1,
-        "clock_skew_secs": c.clock_skew_secs, "realm": c.realm,
+        "clock_skew_secs": c.clock_skew_secs, "realm": c.realm, "sign_requests": c.sign_requests,
     })
 }
 

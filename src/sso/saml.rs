@@ -1,5 +1,6 @@
 //! SAML 2.0 service provider: SP metadata, SP-initiated sign-in (an
-//! HTTP-Redirect AuthnRequest), IdP metadata import, and the HTTP-POST
+//! HTTP-Redirect AuthnRequest, signed with the SP's own key on connections
+//! that ask for it), IdP metadata import, and the HTTP-POST
 //! assertion consumer service for SP- and IdP-initiated responses. Checks:
 //! the signature (`xmldsig`) on the Response and/or the one Assertion, which
 //! must cover the assertion used; Issuer, Destination, Recipient, Audience,
@@ -49,13 +50,25 @@ fn xml_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The SP metadata document to upload to the IdP.
-pub fn sp_metadata(svc: &Service, id: &str) -> String {
-    let sp = super::sp_values(svc, id);
-    format!(
+/// The SP metadata document to upload to the IdP (with the request-signing
+/// certificate when the connection signs its AuthnRequests).
+pub fn sp_metadata(svc: &Service, conn: &Connection) -> Result<String> {
+    let sp = super::sp_values(svc, &conn.id);
+    let key = if conn.sign_requests {
+        let (_, cert) = sp_signing_key(svc)?;
+        let b64: String = cert.lines().filter(|l| !l.starts_with("-----")).collect();
+        format!(
+            r#"
+    <md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="{}"><ds:X509Data><ds:X509Certificate>{b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"#,
+            xmldsig::DSIG
+        )
+    } else {
+        String::new()
+    };
+    Ok(format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <md:EntityDescriptor xmlns:md="{METADATA}" entityID="{entity}">
-  <md:SPSSODescriptor AuthnRequestsSigned="false" WantAssertionsSigned="true" protocolSupportEnumeration="{PROTOCOL}">
+  <md:SPSSODescriptor AuthnRequestsSigned="{signed}" WantAssertionsSigned="true" protocolSupportEnumeration="{PROTOCOL}">{key}
     <md:NameIDFormat>{EMAIL_FORMAT}</md:NameIDFormat>
     <md:AssertionConsumerService Binding="{POST_BINDING}" Location="{acs}" index="0" isDefault="true"/>
   </md:SPSSODescriptor>
@@ -63,7 +76,92 @@ pub fn sp_metadata(svc: &Service, id: &str) -> String {
 "#,
         entity = xml_escape(&sp.sp_entity_id),
         acs = xml_escape(&sp.acs_url),
+        signed = conn.sign_requests,
+    ))
+}
+
+const SP_KEY: &[u8] = b"saml_sp_signing_key";
+const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredSpKey {
+    /// PKCS#8, base64url (sealed with the secrets table).
+    pkcs8: String,
+    cert_pem: String,
+}
+
+/// The SP's AuthnRequest signing key (RSA-2048, PKCS#8) and its self-signed
+/// certificate, created at first use and kept sealed in the secrets table.
+pub fn sp_signing_key(svc: &Service) -> Result<(Vec<u8>, String)> {
+    let decode = |k: StoredSpKey| -> Result<(Vec<u8>, String)> {
+        let der =
+            crypto::b64url_decode(&k.pkcs8).ok_or_else(|| Error::Integrity("SP key".into()))?;
+        Ok((der, k.cert_pem))
+    };
+    if let Some(k) = svc
+        .store
+        .read()?
+        .get::<StoredSpKey>(Table::Secrets, SP_KEY)?
+    {
+        return decode(k);
+    }
+    let mut tx = svc.store.write()?;
+    if let Some(k) = tx.get::<StoredSpKey>(Table::Secrets, SP_KEY)? {
+        return decode(k);
+    }
+    use aws_lc_rs::encoding::AsDer;
+    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+        .map_err(|e| Error::internal(format!("SP key: {e}")))?;
+    let der = pair
+        .as_der()
+        .map_err(|e| Error::internal(format!("SP key: {e}")))?
+        .as_ref()
+        .to_vec();
+    let signer = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+        &rustls::pki_types::PrivatePkcs8KeyDer::from(der.as_slice()),
+        &rcgen::PKCS_RSA_SHA256,
     )
+    .map_err(|e| Error::internal(format!("SP key: {e}")))?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
+        .map_err(|e| Error::internal(format!("SP certificate: {e}")))?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Gatehouse SAML service provider");
+    let at = |t: Timestamp| {
+        time::OffsetDateTime::from_unix_timestamp(t)
+            .map_err(|e| Error::internal(format!("SP certificate time: {e}")))
+    };
+    let now = svc.now();
+    params.not_before = at(now - 86_400)?;
+    params.not_after = at(now + 10 * 365 * 86_400)?;
+    let cert = params
+        .self_signed(&signer)
+        .map_err(|e| Error::internal(format!("SP certificate: {e}")))?;
+    let stored = StoredSpKey {
+        pkcs8: crypto::b64url(&der),
+        cert_pem: cert.pem(),
+    };
+    tx.put(Table::Secrets, SP_KEY, &stored)?;
+    tx.commit()?;
+    decode(stored)
+}
+
+/// Signs an HTTP-Redirect query (`SAMLRequest=…&SigAlg=…`) with RSA-SHA256.
+fn sign_query(svc: &Service, query: &str) -> Result<String> {
+    use base64::Engine;
+    let (der, _) = sp_signing_key(svc)?;
+    let key = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&der)
+        .map_err(|e| Error::internal(format!("SP key: {e}")))?;
+    let mut sig = vec![0u8; key.public_modulus_len()];
+    key.sign(
+        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        query.as_bytes(),
+        &mut sig,
+    )
+    .map_err(|e| Error::internal(format!("signing the AuthnRequest: {e}")))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(sig))
 }
 
 /// What IdP metadata says: entity ID, HTTP-Redirect SSO URL, signing certificates.
@@ -262,11 +360,14 @@ pub fn start(
     super::save_pending(&mut tx, &request_id, &pending)?;
     tx.commit()?;
     let sep = if conn.sso_url.contains('?') { '&' } else { '?' };
-    Ok(format!(
-        "{}{sep}SAMLRequest={}",
-        conn.sso_url,
-        pct(&deflate_b64(&xml)?)
-    ))
+    let mut query = format!("SAMLRequest={}", pct(&deflate_b64(&xml)?));
+    if conn.sign_requests {
+        // The HTTP-Redirect binding signs the query string itself.
+        query.push_str(&format!("&SigAlg={}", pct(RSA_SHA256)));
+        let sig = sign_query(svc, &query)?;
+        query.push_str(&format!("&Signature={}", pct(&sig)));
+    }
+    Ok(format!("{}{sep}{query}", conn.sso_url))
 }
 
 pub(crate) fn child<'a, 'i>(

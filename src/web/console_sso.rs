@@ -245,6 +245,8 @@ struct ConnectionForm {
     allow_sha1: Option<String>,
     #[serde(default)]
     realm: String,
+    #[serde(default)]
+    sign_requests: Option<String>,
 }
 
 fn parse_rules(text: &str) -> Result<Vec<RoleRule>, Error> {
@@ -307,6 +309,7 @@ impl ConnectionForm {
             allow_sha1: edit.then_some(self.allow_sha1.is_some()),
             clock_skew_secs: None,
             realm: Some(self.realm.clone()).filter(|r| !r.trim().is_empty()),
+            sign_requests: edit.then_some(self.sign_requests.is_some()),
         })
     }
 }

@@ -119,6 +119,8 @@ pub struct ConnectionDto {
     pub certificates: Vec<CertificateDto>,
     pub allow_idp_initiated: bool,
     pub allow_sha1: bool,
+    /// SAML: AuthnRequests are signed (the certificate is in the SP metadata).
+    pub sign_requests: bool,
     pub clock_skew_secs: i64,
     /// WS-Federation: the realm (`wtrealm`).
     pub realm: String,
@@ -172,6 +174,7 @@ pub fn connection_dto(st: &AppState, c: Connection) -> ConnectionDto {
         sso_url: c.sso_url,
         allow_idp_initiated: c.allow_idp_initiated,
         allow_sha1: c.allow_sha1,
+        sign_requests: c.sign_requests,
         clock_skew_secs: c.clock_skew_secs,
         realm: c.realm,
         sp: sso::sp_values(&st.svc, &c.id),
@@ -464,7 +467,7 @@ async fn saml_metadata(
     }
     Ok(HttpResponse::Ok()
         .content_type("application/samlmetadata+xml")
-        .body(sso::saml::sp_metadata(&st.svc, id)))
+        .body(sso::saml::sp_metadata(&st.svc, &c)?))
 }
 
 async fn saml_login(

@@ -13,6 +13,8 @@ can sign with the first one's key under its entity ID. Prints `IDP <base url>` o
   GET  /raw?user=U[&in_response_to=ID]   the base64 SAMLResponse only (for tampering tests)
   POST /mode                  JSON {"alg": "sha256"|"sha1", "sign": "both"|"assertion"|"response"}
 The SP's metadata is read from SP_METADATA_URL at the first request that needs it.
+With WANT_SIGNED_REQUESTS=1 in the environment, AuthnRequests must carry a valid
+HTTP-Redirect signature by the certificate in the SP's metadata.
 """
 import base64
 import datetime
@@ -76,6 +78,7 @@ def config(sp_metadata):
         "service": {"idp": {
             "endpoints": {"single_sign_on_service": [(f"{base}/sso/redirect", BINDING_HTTP_REDIRECT)]},
             "name_id_format": [NAMEID_FORMAT_EMAILADDRESS],
+            "want_authn_requests_signed": os.environ.get("WANT_SIGNED_REQUESTS") == "1",
             "policy": {"default": {"lifetime": {"minutes": 5}, "attribute_restrictions": None,
                                    "name_form": "urn:oasis:names:tc:SAML:2.0:attrname-format:basic"}},
         }},
@@ -151,12 +154,18 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(200, create_metadata_string(None, config=config(None)).decode(),
                                   "application/samlmetadata+xml")
             if url.path == "/sso/redirect":
-                req = idp().parse_authn_request(q["SAMLRequest"], BINDING_HTTP_REDIRECT)
+                req = idp().parse_authn_request(q["SAMLRequest"], BINDING_HTTP_REDIRECT,
+                                                relay_state=q.get("RelayState"), sigalg=q.get("SigAlg"),
+                                                signature=q.get("Signature"))
+                if req is None:
+                    return self.reply(400, "idp error: the AuthnRequest was refused", "text/plain")
                 return self.reply(200, (
                     '<!doctype html><html><body><h1>Test IdP</h1>'
                     '<form method="post" action="/sso/login">'
                     f'<input type="hidden" name="SAMLRequest" value="{html.escape(q["SAMLRequest"])}">'
                     f'<input type="hidden" name="RelayState" value="{html.escape(q.get("RelayState", ""))}">'
+                    f'<input type="hidden" name="SigAlg" value="{html.escape(q.get("SigAlg", ""))}">'
+                    f'<input type="hidden" name="Signature" value="{html.escape(q.get("Signature", ""))}">'
                     f'<label>User <input name="user" value=""></label> <span>request {html.escape(req.message.id)}</span>'
                     '<button type="submit">Sign in</button></form></body></html>'))
             if url.path == "/initiate":
@@ -178,7 +187,10 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(200, json.dumps(mode), "application/json")
             if url.path == "/sso/login":
                 f = dict(urllib.parse.parse_qsl(body))
-                req = idp().parse_authn_request(f["SAMLRequest"], BINDING_HTTP_REDIRECT).message
+                req = idp().parse_authn_request(f["SAMLRequest"], BINDING_HTTP_REDIRECT,
+                                                relay_state=f.get("RelayState") or None,
+                                                sigalg=f.get("SigAlg") or None,
+                                                signature=f.get("Signature") or None).message
                 args = idp().response_args(req, [BINDING_HTTP_POST])
                 saml = response(f["user"], req.id, args["destination"], args["sp_entity_id"])
                 return self.reply(200, post_form(args["destination"], saml, f.get("RelayState")))
