@@ -1,6 +1,8 @@
 // Gatehouse console enhancements in the htmx style: elements with hx-get or
 // hx-post fetch HTML and swap it into hx-target (hx-swap: innerHTML, the
 // default, or outerHTML). hx-trigger names the event (input is debounced).
+// A file input with data-fill="#id" reads the chosen file into that textarea
+// (IdP metadata uploaded from an air-gapped admin's disk).
 // Every page also works without this script, as plain forms and links.
 (function () {
   "use strict";
@@ -64,7 +66,17 @@
     }
   }
 
+  function fill(input) {
+    input.addEventListener("change", function () {
+      var target = document.querySelector(input.getAttribute("data-fill"));
+      var file = input.files && input.files[0];
+      if (!target || !file) return;
+      file.text().then(function (text) { target.value = text; });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[hx-get],[hx-post]").forEach(wire);
+    document.querySelectorAll("input[type=file][data-fill]").forEach(fill);
   });
 })();

@@ -159,6 +159,7 @@ async fn wsfed_sign_in_and_refusals() {
     assert_eq!(s, 201, "{c}");
     assert_eq!(c["issuer"], format!("{}/wsfed", idp.base));
     assert_eq!(c["sso_url"], format!("{}/wsfed", idp.base));
+    assert_eq!(c["sign_on_url"], format!("{}/wsfed", idp.base));
     assert_eq!(c["realm"], app.url("/sso/wsfed/adfs"));
     assert_eq!(
         c["sp"]["wsfed_reply_url"],

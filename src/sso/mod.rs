@@ -357,8 +357,9 @@ pub struct ConnectionInput {
     pub role_rules: Option<Vec<RoleRule>>,
     #[serde(default)]
     pub default_role: Option<Role>,
-    /// SAML: the IdP's single sign-on URL (HTTP-Redirect binding).
-    #[serde(default)]
+    /// SAML: the IdP's single sign-on URL (HTTP-Redirect binding); for
+    /// WS-Federation the sign-on endpoint, also accepted as `sign_on_url`.
+    #[serde(default, alias = "sign_on_url")]
     pub sso_url: Option<String>,
     /// SAML: PEM certificates (up to 2 in the console forms, more here).
     #[serde(default)]

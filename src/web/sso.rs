@@ -113,8 +113,11 @@ pub struct ConnectionDto {
     #[schema(value_type = String)]
     pub default_role: identity::Role,
     pub last_test: Option<sso::TestResult>,
-    /// SAML: the IdP's single sign-on URL.
+    /// SAML: the IdP's single sign-on URL (WS-Federation: its sign-on endpoint).
     pub sso_url: String,
+    /// WS-Federation: the sign-on endpoint (the same as `sso_url`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sign_on_url: Option<String>,
     /// SAML: the IdP's signing certificates, with their validity.
     pub certificates: Vec<CertificateDto>,
     pub allow_idp_initiated: bool,
@@ -171,6 +174,7 @@ pub fn certificate_dtos(now: Timestamp, pems: &[String]) -> Vec<CertificateDto> 
 pub fn connection_dto(st: &AppState, c: Connection) -> ConnectionDto {
     ConnectionDto {
         certificates: certificate_dtos(st.svc.now(), &c.certificates),
+        sign_on_url: (c.protocol == Protocol::Wsfed).then(|| c.sso_url.clone()),
         sso_url: c.sso_url,
         allow_idp_initiated: c.allow_idp_initiated,
         allow_sha1: c.allow_sha1,

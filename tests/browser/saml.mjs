@@ -1,9 +1,12 @@
 // Walks single sign-on with SAML 2.0 in headless Chromium, against pysaml2's
 // IdP (started by the Rust test): sign in as the owner → create a SAML
-// connection from the IdP's metadata URL → Test connection through the IdP's
+// connection from the IdP's metadata file (read into the form by app.js) → Test connection through the IdP's
 // login page and its auto-submitting POST → enable SSO → sign out → "Sign in
 // with Acme SAML" on the real sign-in page → signed in as the IdP's user.
 // Usage: node saml.mjs BASE_URL IDP_URL [SCREENSHOT_DIR]
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { walk } from "./lib.mjs";
 
 const [base, idp, shots] = process.argv.slice(2);
@@ -23,13 +26,16 @@ await walk("saml", base, shots, async ({ page, step, shot, expectText, signInAsO
   step("sign in as the owner");
   await signInAsOwner();
 
-  step("create a SAML connection from the IdP's metadata");
+  step("create a SAML connection from the IdP's metadata file (air-gapped upload)");
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "gh-md-")), "idp-metadata.xml");
+  fs.writeFileSync(file, await (await fetch(`${idp}/metadata`)).text());
   await page.goto(`${base}/admin/settings/sso`);
   await page.selectOption("#new-connection select[name=protocol]", "saml");
   await page.selectOption("#new-connection select[name=provider]", "okta");
   await page.fill("#new-connection input[name=id]", "acme");
   await page.fill("#new-connection input[name=name]", "Acme SAML");
-  await page.fill("#new-connection input[name=metadata_url]", `${idp}/metadata`);
+  await page.setInputFiles("#metadata-file", file);
+  await page.waitForFunction(() => document.querySelector("#metadata-xml").value.includes("EntityDescriptor"));
   await Promise.all([page.waitForURL(/\/admin\/settings\/sso\/acme/), page.click("#new-connection button[type=submit]")]);
   await expectText("Connection created.");
   const acs = (await page.locator("#acs-url").textContent()).trim();
