@@ -120,13 +120,17 @@ impl Application {
         if let Err(e) = crate::access::credentials::flush_usage(&self.svc) {
             tracing::warn!(error = %e, "could not record API-key last use at shutdown");
         }
+        if let Err(e) = self.svc.save_rate_limits() {
+            tracing::warn!(error = %e, "could not save the rate-limit buckets at shutdown");
+        }
         let _ = std::fs::remove_file(&self.socket);
         tracing::info!("gatehouse stopped");
         r.map_err(Error::from)
     }
 }
 
-/// Periodic work: API-key last-use times are written every 30 s; SSO
+/// Periodic work: API-key last-use times and the rate-limit buckets are
+/// written every 30 s; SSO
 /// sign-ins that never came back and expired SAML assertion IDs are purged
 /// every 10 minutes; the signing
 /// key is checked for its scheduled rotation every hour.
@@ -141,6 +145,9 @@ fn spawn_housekeeping(svc: Arc<Service>) {
             let _ = actix_web::rt::task::spawn_blocking(move || {
                 if let Err(e) = crate::access::credentials::flush_usage(&s) {
                     tracing::warn!(error = %e, "could not record API-key last use");
+                }
+                if let Err(e) = s.save_rate_limits() {
+                    tracing::warn!(error = %e, "could not save the rate-limit buckets");
                 }
                 if n.is_multiple_of(20)
                     && let Err(e) = crate::sso::purge_expired(&s)

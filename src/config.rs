@@ -173,6 +173,10 @@ pub struct RateLimitSettings {
     pub auth_per_minute: u32,
     /// Requests allowed at once before the rate applies.
     pub auth_burst: u32,
+    /// Failed client authentications per minute per client IP at /oauth2/token,
+    /// /oauth2/introspect and /oauth2/revoke (successful calls are not counted).
+    pub client_auth_failures_per_minute: u32,
+    pub client_auth_failures_burst: u32,
 }
 
 impl Default for RateLimitSettings {
@@ -180,6 +184,8 @@ impl Default for RateLimitSettings {
         RateLimitSettings {
             auth_per_minute: 60,
             auth_burst: 20,
+            client_auth_failures_per_minute: 10,
+            client_auth_failures_burst: 20,
         }
     }
 }
@@ -352,6 +358,14 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
         "rate_limit.auth_per_minute",
     ),
     ("GATEHOUSE_RATE_LIMIT_AUTH_BURST", "rate_limit.auth_burst"),
+    (
+        "GATEHOUSE_RATE_LIMIT_CLIENT_AUTH_FAILURES_PER_MINUTE",
+        "rate_limit.client_auth_failures_per_minute",
+    ),
+    (
+        "GATEHOUSE_RATE_LIMIT_CLIENT_AUTH_FAILURES_BURST",
+        "rate_limit.client_auth_failures_burst",
+    ),
     (
         "GATEHOUSE_NETWORK_TRUSTED_PROXIES",
         "network.trusted_proxies",

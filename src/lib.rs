@@ -18,6 +18,7 @@ pub mod keys;
 pub mod notify;
 pub mod ops;
 pub mod policy;
+pub mod ratelimit;
 pub mod service;
 pub mod sso;
 pub mod store;

@@ -33,6 +33,10 @@ pub struct Service {
     pub key_usage: std::sync::Mutex<crate::access::credentials::UsageCache>,
     /// API keys by hash (see `access::credentials::principal_from_key`).
     pub key_cache: crate::access::credentials::KeyCache,
+    /// Per-IP buckets of the sign-in endpoints (see `ratelimit`).
+    pub auth_buckets: crate::ratelimit::Buckets,
+    /// Per-IP buckets of failed client authentications at /oauth2/*.
+    pub client_auth_buckets: crate::ratelimit::Buckets,
     /// OpenID provider metadata by connection (see `sso::oidc`).
     pub oidc_metadata: crate::sso::oidc::MetadataCache,
     /// The address actually bound (differs from `settings.listen` for port 0).
@@ -75,6 +79,19 @@ impl Service {
         };
         record_config_change(&mut tx, &settings, now)?;
         tx.commit()?;
+        let rl = &settings.rate_limit;
+        let auth_buckets =
+            crate::ratelimit::Buckets::new(b"rate_limit/auth", rl.auth_per_minute, rl.auth_burst);
+        let client_auth_buckets = crate::ratelimit::Buckets::new(
+            b"rate_limit/client_auth_failures",
+            rl.client_auth_failures_per_minute,
+            rl.client_auth_failures_burst,
+        );
+        {
+            let r = store.read()?;
+            auth_buckets.load(&r, now)?;
+            client_auth_buckets.load(&r, now)?;
+        }
         Ok(Service {
             settings,
             store,
@@ -95,6 +112,8 @@ impl Service {
                 crate::access::credentials::KEY_CACHE_MAX,
             ),
             oidc_metadata: Default::default(),
+            auth_buckets,
+            client_auth_buckets,
             bound,
         })
     }
@@ -146,6 +165,18 @@ impl Service {
             "schedule",
         )
         .map(Some)
+    }
+
+    /// Writes the rate-limit buckets that changed (every 30 s, and at shutdown).
+    pub fn save_rate_limits(&self) -> Result<()> {
+        let now = self.now();
+        let mut tx = self.store.write()?;
+        let a = self.auth_buckets.save(&mut tx, now)?;
+        let b = self.client_auth_buckets.save(&mut tx, now)?;
+        if a || b {
+            tx.commit()?;
+        }
+        Ok(())
     }
 
     pub fn now(&self) -> Timestamp {

@@ -1326,3 +1326,77 @@ async fn console_workspace_pages_keep_to_the_same_boundaries() {
     let apps = ok(&app, Method::GET, "/api/v1/api-apps", &w.wa, None).await;
     assert_eq!(apps[0]["scopes"], json!(["read:agents", "read:analytics"]));
 }
+
+/// Failed client authentications at /oauth2/* are limited per address
+/// (successful calls are not counted); the limit comes back with time.
+#[actix_web::test]
+async fn failed_client_authentication_is_rate_limited_per_address() {
+    let app = crate::common::spawn_with(|s| {
+        s.rate_limit.client_auth_failures_per_minute = 6;
+        s.rate_limit.client_auth_failures_burst = 3;
+    })
+    .await;
+    let owner = app.owner_token().await;
+    let (id, secret) = service_account(
+        &app,
+        &owner,
+        json!({"name": "indexer", "scopes": ["read:agents"]}),
+    )
+    .await;
+    // Successes never count.
+    for _ in 0..10 {
+        assert_eq!(client_token(&app, &id, &secret, None).await.0, 200);
+    }
+    for _ in 0..3 {
+        let (s, e) = client_token(&app, &id, "ghc_wrong", None).await;
+        assert_eq!((s, e["error"].as_str()), (401, Some("invalid_client")));
+    }
+    // Now even the right secret waits, at every OAuth endpoint.
+    let r = plain()
+        .post(app.url("/oauth2/token"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=10).contains(&wait), "{wait}");
+    let (s, _) = form(
+        &app,
+        "/oauth2/introspect",
+        Some((&id, &secret)),
+        None,
+        &[("token", "x")],
+    )
+    .await;
+    assert_eq!(s, 429);
+    let (s, _) = form(
+        &app,
+        "/oauth2/revoke",
+        Some((&id, &secret)),
+        None,
+        &[("token", "x")],
+    )
+    .await;
+    assert_eq!(s, 429);
+    // Sign-in endpoints have their own buckets.
+    assert_eq!(
+        crate::common::post(
+            &app,
+            "/api/v1/auth/login",
+            None,
+            json!({"email": OWNER, "password": OWNER_PW})
+        )
+        .await
+        .0,
+        200
+    );
+    // One failure's worth comes back every 10 s.
+    app.clock.advance(wait as i64);
+    assert_eq!(client_token(&app, &id, &secret, None).await.0, 200);
+}

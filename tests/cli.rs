@@ -501,3 +501,39 @@ fn serves_https_from_certificate_files_with_secure_cookies() {
         text(&o)
     );
 }
+
+/// The sign-in rate limit survives a restart: the buckets are saved at a
+/// graceful stop and read back at start.
+#[actix_web::test]
+async fn the_sign_in_rate_limit_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let env = [
+        ("GATEHOUSE_RATE_LIMIT_AUTH_PER_MINUTE", "1"),
+        ("GATEHOUSE_RATE_LIMIT_AUTH_BURST", "2"),
+    ];
+    let attempt = |s: &Server| {
+        let url = s.url("/api/v1/auth/login");
+        async move {
+            crate::common::plain()
+                .post(url)
+                .json(&serde_json::json!({"email": "x@example.com", "password": "wrong-password-000"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let s = Server::start(&data, &env);
+    assert_eq!(attempt(&s).await, 401);
+    assert_eq!(attempt(&s).await, 401);
+    assert_eq!(attempt(&s).await, 429);
+    s.stop();
+    let s = Server::start(&data, &env);
+    assert_eq!(
+        attempt(&s).await,
+        429,
+        "a restart handed out a fresh allowance"
+    );
+}

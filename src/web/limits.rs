@@ -1,50 +1,36 @@
 //! Request-edge protections: the client IP (X-Forwarded-For believed only from
-//! trusted proxies) and per-IP token buckets on the sign-in endpoints, answered
-//! with 429 and `Retry-After`. Per-account lockout is `authn::lockout`.
+//! trusted proxies) and the per-IP buckets (`ratelimit`) on the sign-in
+//! endpoints and on failed OAuth client authentication, answered with 429 and
+//! `Retry-After`. Per-account lockout is `authn::lockout`.
 
 use std::net::IpAddr;
-use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use actix_web::HttpRequest;
-use governor::clock::{Clock, DefaultClock};
-use governor::state::keyed::HashMapStateStore;
-use governor::{Quota, RateLimiter};
 use ipnet::IpNet;
 
 use crate::config::Settings;
 use crate::error::Result;
+use crate::service::Service;
 
-type Limiter = RateLimiter<IpAddr, HashMapStateStore<IpAddr>, DefaultClock>;
-
+/// The client-address side of the per-IP limits; the buckets themselves are
+/// the service's (`ratelimit`), so they are saved and survive a restart.
 pub struct Limits {
     trusted: Vec<IpNet>,
-    auth: Limiter,
-    clock: DefaultClock,
-    checks: AtomicU64,
+    svc: Arc<Service>,
 }
 
 impl Limits {
-    pub fn new(s: &Settings) -> Result<Limits> {
-        let per_minute = NonZeroU32::new(s.rate_limit.auth_per_minute).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(s.rate_limit.auth_burst).unwrap_or(NonZeroU32::MIN);
-        let clock = DefaultClock::default();
+    pub fn new(s: &Settings, svc: Arc<Service>) -> Result<Limits> {
         Ok(Limits {
             trusted: s.trusted_proxies()?,
-            auth: RateLimiter::new(
-                Quota::per_minute(per_minute).allow_burst(burst),
-                HashMapStateStore::default(),
-                clock.clone(),
-            ),
-            clock,
-            checks: AtomicU64::new(0),
+            svc,
         })
     }
 
     fn trusted(&self, ip: &IpAddr) -> bool {
         self.trusted.iter().any(|n| n.contains(ip))
     }
-
     /// The caller's address: the peer, unless the peer is a trusted proxy — then
     /// the right-most address in X-Forwarded-For that is not a trusted proxy.
     pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
@@ -72,12 +58,17 @@ impl Limits {
 
     /// `Err(seconds to wait)` when `ip` is over the sign-in rate.
     pub fn check_auth(&self, ip: IpAddr) -> std::result::Result<(), u64> {
-        if self.checks.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
-            self.auth.retain_recent();
-        }
-        self.auth
-            .check_key(&ip)
-            .map_err(|not_until| not_until.wait_time_from(self.clock.now()).as_secs().max(1))
+        self.svc.auth_buckets.take(ip, self.svc.now())
+    }
+
+    /// `Some(seconds to wait)` while `ip` has used up its failed client authentications.
+    pub fn client_auth_blocked(&self, ip: IpAddr) -> Option<u64> {
+        self.svc.client_auth_buckets.exhausted(ip, self.svc.now())
+    }
+
+    /// Counts a failed client authentication from `ip`.
+    pub fn client_auth_failed(&self, ip: IpAddr) {
+        let _ = self.svc.client_auth_buckets.take(ip, self.svc.now());
     }
 }
 

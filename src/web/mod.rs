@@ -55,14 +55,14 @@ pub struct AppState {
 impl AppState {
     pub fn new(svc: Arc<Service>, tls: bool) -> Result<Self> {
         let prefix = hex::encode(crate::crypto::random_bytes::<4>().unwrap_or_default());
-        let svc_settings = svc.settings.clone();
+        let limits = limits::Limits::new(&svc.settings, svc.clone())?;
         Ok(AppState {
             svc,
             tls,
             verified: RwLock::new(HashMap::new()),
             request_prefix: prefix,
             request_counter: AtomicU64::new(0),
-            limits: limits::Limits::new(&svc_settings)?,
+            limits,
         })
     }
 

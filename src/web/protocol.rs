@@ -60,6 +60,35 @@ fn oauth_error(status: StatusCode, code: &str, description: &str) -> HttpRespons
     b.json(serde_json::json!({"error": code, "error_description": description}))
 }
 
+/// 429 while the caller's address has used up its failed client
+/// authentications (successful calls are never counted).
+fn client_auth_limited(req: &HttpRequest, st: &AppState) -> Option<HttpResponse> {
+    let ip = st.limits.client_ip(req)?;
+    let wait = st.limits.client_auth_blocked(ip)?;
+    tracing::warn!(%ip, wait, "oauth client-authentication failure limit");
+    let mut resp = oauth_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "temporarily_unavailable",
+        &format!(
+            "Too many failed client authentications from your address; try again in {wait} s."
+        ),
+    );
+    if let Ok(v) = header::HeaderValue::from_str(&wait.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    Some(resp)
+}
+
+/// The error answer, counting a failed client authentication against the address.
+fn oauth_failure(req: &HttpRequest, st: &AppState, e: Error) -> HttpResponse {
+    if matches!(e, Error::Unauthenticated(_))
+        && let Some(ip) = st.limits.client_ip(req)
+    {
+        st.limits.client_auth_failed(ip);
+    }
+    oauth_from(e)
+}
+
 fn oauth_from(e: Error) -> HttpResponse {
     match e {
         Error::Unauthenticated(m) => oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", &m),
@@ -115,6 +144,9 @@ async fn token(
     st: web::Data<AppState>,
     form: web::Form<OAuthForm>,
 ) -> HttpResponse {
+    if let Some(r) = client_auth_limited(&req, &st) {
+        return r;
+    }
     let src = source(&req);
     match form.grant_type.as_deref() {
         Some("client_credentials") => {}
@@ -142,7 +174,7 @@ async fn token(
     };
     let sa = match creds::authenticate_client(&st.svc, &id, &secret, &src) {
         Ok(sa) => sa,
-        Err(e) => return oauth_from(e),
+        Err(e) => return oauth_failure(&req, &st, e),
     };
     if let Err(e) = creds::check_ip(&st.svc, &sa, st.limits.client_ip(&req), &src) {
         return oauth_from(e);
@@ -233,9 +265,12 @@ async fn introspect(
     form: web::Form<OAuthForm>,
 ) -> HttpResponse {
     let src = source(&req);
+    if let Some(r) = client_auth_limited(&req, &st) {
+        return r;
+    }
     let caller = match endpoint_caller(&req, &st, &form, &src) {
         Ok(c) => c,
-        Err(e) => return oauth_from(e),
+        Err(e) => return oauth_failure(&req, &st, e),
     };
     let inactive = || {
         HttpResponse::Ok()
@@ -350,9 +385,12 @@ async fn revoke(
     form: web::Form<OAuthForm>,
 ) -> HttpResponse {
     let src = source(&req);
+    if let Some(r) = client_auth_limited(&req, &st) {
+        return r;
+    }
     let caller = match endpoint_caller(&req, &st, &form, &src) {
         Ok(c) => c,
-        Err(e) => return oauth_from(e),
+        Err(e) => return oauth_failure(&req, &st, e),
     };
     let Some(tok) = form
         .token

@@ -1,0 +1,158 @@
+//! Per-client-address token buckets (GCRA) over the service clock: the
+//! sign-in endpoints, and failed client authentications at the OAuth
+//! endpoints. The buckets are saved (sealed: they hold IP addresses) every
+//! 30 s and at shutdown and read back at start, so a restart does not hand a
+//! guesser a fresh allowance; a crash loses at most the last 30 s of counts.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use crate::clock::Timestamp;
+use crate::error::Result;
+use crate::store::{Reader, Table, WriteTx};
+
+/// Above this many addresses, buckets that are full again are dropped.
+const PRUNE_AT: usize = 100_000;
+
+pub struct Buckets {
+    key: &'static [u8],
+    /// One token comes back every `interval_ms`; `burst` tokens at most.
+    interval_ms: i64,
+    capacity_ms: i64,
+    /// Address → theoretical arrival time (ms): the bucket is full once it is past.
+    tat: Mutex<HashMap<IpAddr, i64>>,
+    dirty: AtomicBool,
+    /// The latest time seen: the buckets' time never runs backwards (a clock
+    /// stepped back must not turn used tokens into a long lock-out).
+    latest_ms: AtomicI64,
+}
+
+impl Buckets {
+    /// `per_minute` tokens a minute, `burst` at once; `key` names the saved state.
+    pub fn new(key: &'static [u8], per_minute: u32, burst: u32) -> Buckets {
+        let interval_ms = 60_000 / i64::from(per_minute.max(1));
+        Buckets {
+            key,
+            interval_ms: interval_ms.max(1),
+            capacity_ms: interval_ms.max(1) * i64::from(burst.max(1)),
+            tat: Mutex::new(HashMap::new()),
+            dirty: AtomicBool::new(false),
+            latest_ms: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    fn monotonic_ms(&self, now: Timestamp) -> i64 {
+        let ms = now.saturating_mul(1000);
+        self.latest_ms.fetch_max(ms, Ordering::AcqRel).max(ms)
+    }
+
+    fn wait_secs(&self, next_tat: i64, now_ms: i64) -> Option<u64> {
+        let over = next_tat - now_ms - self.capacity_ms;
+        (over > 0).then(|| ((over + 999) / 1000).max(1) as u64)
+    }
+
+    /// Takes a token for `ip`; `Err(seconds to wait)` when none is left.
+    pub fn take(&self, ip: IpAddr, now: Timestamp) -> std::result::Result<(), u64> {
+        let now_ms = self.monotonic_ms(now);
+        let Ok(mut m) = self.tat.lock() else {
+            return Ok(());
+        };
+        if m.len() >= PRUNE_AT {
+            m.retain(|_, t| *t > now_ms);
+        }
+        let next = m.get(&ip).copied().unwrap_or(now_ms).max(now_ms) + self.interval_ms;
+        if let Some(wait) = self.wait_secs(next, now_ms) {
+            return Err(wait);
+        }
+        m.insert(ip, next);
+        self.dirty.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// `Some(seconds to wait)` when `ip` has no token left (none is taken).
+    pub fn exhausted(&self, ip: IpAddr, now: Timestamp) -> Option<u64> {
+        let now_ms = self.monotonic_ms(now);
+        let m = self.tat.lock().ok()?;
+        let next = m.get(&ip).copied()?.max(now_ms) + self.interval_ms;
+        self.wait_secs(next, now_ms)
+    }
+
+    /// Writes the buckets that are not full (when anything changed).
+    pub fn save(&self, tx: &mut WriteTx<'_>, now: Timestamp) -> Result<bool> {
+        if !self.dirty.swap(false, Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let now_ms = now.saturating_mul(1000);
+        let state: Vec<(String, i64)> = match self.tat.lock() {
+            Ok(mut m) => {
+                m.retain(|_, t| *t > now_ms);
+                m.iter().map(|(ip, t)| (ip.to_string(), *t)).collect()
+            }
+            Err(_) => return Ok(false),
+        };
+        tx.put(Table::Secrets, self.key, &state)?;
+        Ok(true)
+    }
+
+    /// Reads the saved buckets (those still not full).
+    pub fn load(&self, r: &impl Reader, now: Timestamp) -> Result<()> {
+        let now_ms = now.saturating_mul(1000);
+        let saved: Vec<(String, i64)> = r.get(Table::Secrets, self.key)?.unwrap_or_default();
+        if let Ok(mut m) = self.tat.lock() {
+            for (ip, t) in saved {
+                if let Ok(ip) = ip.parse::<IpAddr>()
+                    && t > now_ms
+                {
+                    m.insert(ip, t);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_allows_its_burst_refills_with_time_and_survives_a_restart() {
+        let b = Buckets::new(b"t", 6, 3);
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let other: IpAddr = "192.0.2.8".parse().unwrap();
+        for _ in 0..3 {
+            assert_eq!(b.take(ip, 100), Ok(()));
+        }
+        assert_eq!(b.exhausted(ip, 100), Some(10));
+        assert_eq!(b.take(ip, 100), Err(10));
+        assert_eq!(
+            b.take(other, 100),
+            Ok(()),
+            "each address has its own bucket"
+        );
+        // One token comes back every 10 s.
+        assert_eq!(b.take(ip, 110), Ok(()));
+        assert!(b.take(ip, 110).is_err());
+        // A clock stepped back neither refills nor locks out: time holds still.
+        assert_eq!(b.take(other, 50), Ok(()));
+        assert_eq!(b.exhausted(ip, 50), Some(10));
+
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = crate::store::Store::open(dir.path(), 110).unwrap();
+            let mut tx = store.write().unwrap();
+            assert!(b.save(&mut tx, 110).unwrap());
+            tx.commit().unwrap();
+        }
+        let store = crate::store::Store::open(dir.path(), 111).unwrap();
+        let again = Buckets::new(b"t", 6, 3);
+        again.load(&store.read().unwrap(), 111).unwrap();
+        assert!(
+            again.take(ip, 111).is_err(),
+            "a restart does not refill the bucket"
+        );
+        assert_eq!(again.take(ip, 200), Ok(()));
+    }
+}
