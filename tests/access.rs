@@ -1400,3 +1400,154 @@ async fn failed_client_authentication_is_rate_limited_per_address() {
     app.clock.advance(wait as i64);
     assert_eq!(client_token(&app, &id, &secret, None).await.0, 200);
 }
+
+/// `/auth/verify` reuses allowed answers for bearer credentials, and every
+/// change they depend on still bites on the very next check: a narrowed app,
+/// a disabled user, a revoked token, a narrowed service account, a deleted key;
+/// and a reused answer still records the key's last use.
+#[actix_web::test]
+async fn reused_verify_answers_follow_every_change() {
+    let app = spawn().await;
+    let w = world(&app).await;
+    let q = format!("scope=read:agents&workspace={}", w.ws_a);
+    let a = ok(
+        &app,
+        Method::POST,
+        "/api/v1/api-apps",
+        &w.wa,
+        Some(json!({"name": "ci", "scopes": ["read:agents"]})),
+    )
+    .await;
+    let app_id = a["id"].as_str().unwrap().to_string();
+    let k = ok(
+        &app,
+        Method::POST,
+        &format!("/api/v1/api-apps/{app_id}/keys"),
+        &w.wa,
+        Some(json!({"name": "runner"})),
+    )
+    .await;
+    let key = k["key"].as_str().unwrap().to_string();
+    for _ in 0..3 {
+        let r = verify(&app, &key, &q).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-gatehouse-scopes"], "read:agents");
+    }
+    // Last use recorded from the reused answers too (written at the next flush).
+    app.clock.advance(60);
+    assert_eq!(verify(&app, &key, &q).await.status(), 200);
+    gatehouse::access::credentials::flush_usage(&app.svc).unwrap();
+    let keys = ok(
+        &app,
+        Method::GET,
+        &format!("/api/v1/api-apps/{app_id}/keys"),
+        &w.wa,
+        None,
+    )
+    .await;
+    assert!(keys[0]["last_used_at"].is_string(), "{keys}");
+    ok(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/api-apps/{app_id}"),
+        &w.wa,
+        Some(json!({"scopes": ["read:analytics"]})),
+    )
+    .await;
+    assert_eq!(verify(&app, &key, &q).await.status(), 403, "narrowed app");
+
+    // A user's token: reused, then the user is disabled.
+    let dq = format!("scope=write:agents&workspace={}", w.ws_a);
+    assert_eq!(verify(&app, &w.dev, &dq).await.status(), 200);
+    assert_eq!(verify(&app, &w.dev, &dq).await.status(), 200);
+    let r = plain()
+        .post(app.url(&format!("/api/v1/users/{}/disable", w.dev_id)))
+        .bearer_auth(&w.owner)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    assert_eq!(
+        verify(&app, &w.dev, &dq).await.status(),
+        401,
+        "disabled user"
+    );
+
+    // The workspace admin's token: reused, then revoked.
+    assert_eq!(verify(&app, &w.wa, &q).await.status(), 200);
+    assert_eq!(verify(&app, &w.wa, &q).await.status(), 200);
+    let (id, secret) = service_account(
+        &app,
+        &w.owner,
+        json!({"name": "checker", "scopes": ["introspect:credentials", "read:agents"]}),
+    )
+    .await;
+    let (s, _) = form(
+        &app,
+        "/oauth2/revoke",
+        Some((&id, &secret)),
+        None,
+        &[("token", &w.wa)],
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(verify(&app, &w.wa, &q).await.status(), 401, "revoked token");
+
+    // A service account's token: reused, then its scopes narrowed.
+    let (t_s, t) = client_token(&app, &id, &secret, None).await;
+    assert_eq!(t_s, 200);
+    let sa_token = t["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        verify(&app, &sa_token, "scope=read:agents").await.status(),
+        200
+    );
+    assert_eq!(
+        verify(&app, &sa_token, "scope=read:agents").await.status(),
+        200
+    );
+    ok(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/service-accounts/{id}"),
+        &w.owner,
+        Some(json!({"scopes": ["introspect:credentials"]})),
+    )
+    .await;
+    assert_eq!(
+        verify(&app, &sa_token, "scope=read:agents").await.status(),
+        403,
+        "narrowed service account"
+    );
+
+    // The key again, with a scope it has, then deleted.
+    let aq = format!("scope=read:analytics&workspace={}", w.ws_a);
+    assert_eq!(verify(&app, &key, &aq).await.status(), 200);
+    let r = plain()
+        .delete(app.url(&format!(
+            "/api/v1/api-apps/{app_id}/keys/{}",
+            k["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&w.owner)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    assert_eq!(verify(&app, &key, &aq).await.status(), 401, "deleted key");
+    // Expiry is checked on reuse too: a token past its lifetime.
+    let (_, t) = client_token(&app, &id, &secret, None).await;
+    let short = t["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        verify(&app, &short, "scope=introspect:credentials")
+            .await
+            .status(),
+        200
+    );
+    app.clock.advance(901);
+    assert_eq!(
+        verify(&app, &short, "scope=introspect:credentials")
+            .await
+            .status(),
+        401,
+        "expired token"
+    );
+}

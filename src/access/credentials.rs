@@ -1006,6 +1006,13 @@ pub fn principal_from_key(svc: &Service, raw: &str, ip: Option<IpAddr>) -> Resul
     })))
 }
 
+/// Records a use of API key `id` (buffered; written every 30 s).
+pub fn note_key_use(svc: &Service, id: &str, ip: Option<IpAddr>) {
+    if let Ok(mut m) = svc.key_usage.lock() {
+        m.insert(id.to_string(), Usage { at: svc.now(), ip });
+    }
+}
+
 /// API keys by hash (any committed create or delete invalidates them all,
 /// so a deleted key is refused on the very next check).
 pub type KeyCache = crate::store::TableCache<[u8; 32], ApiKey>;

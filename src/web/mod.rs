@@ -13,6 +13,7 @@ pub mod error;
 pub mod limits;
 pub mod protocol;
 pub mod sso;
+pub mod verify_cache;
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -50,6 +51,8 @@ pub struct AppState {
     request_prefix: String,
     request_counter: AtomicU64,
     pub limits: limits::Limits,
+    /// Allowed `/auth/verify` answers for bearer credentials (see `verify_cache`).
+    pub verify_cache: verify_cache::VerifyCache,
 }
 
 impl AppState {
@@ -63,6 +66,7 @@ impl AppState {
             request_prefix: prefix,
             request_counter: AtomicU64::new(0),
             limits,
+            verify_cache: Default::default(),
         })
     }
 

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::access::credentials as creds;
 use crate::access::{self, ClientKind, Decision, Permission, Principal, Resource};
 use crate::audit::Source;
+use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::web::AppState;
 use crate::web::auth::{bearer_principal, session_cookie_name, source};
@@ -635,8 +636,38 @@ fn unauthorized(req: &HttpRequest, st: &AppState, why: &str) -> HttpResponse {
 }
 
 fn verify_inner(req: &HttpRequest, st: &AppState, q: &VerifyQuery) -> Result<HttpResponse, Error> {
+    // Read before anything is computed: a commit racing this check makes the
+    // answer stale in the cache, never wrong.
+    let generation = crate::web::verify_cache::generation(&st.svc);
+    let now = st.svc.now();
+    let cache_key = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|b| {
+            crate::web::verify_cache::key(
+                b.trim(),
+                req.query_string(),
+                header_str(req, &["origin"]),
+            )
+        });
+    if let Some(k) = &cache_key
+        && let Some((headers, api_key)) = st.verify_cache.get(k, generation, now)
+    {
+        if let Some(id) = api_key {
+            creds::note_key_use(&st.svc, &id, st.limits.client_ip(req));
+        }
+        let mut b = HttpResponse::Ok();
+        b.insert_header((header::CACHE_CONTROL, "no-store"));
+        for (n, v) in headers.iter() {
+            b.insert_header((n.clone(), v.clone()));
+        }
+        return Ok(b.finish());
+    }
     let src = source(req);
     let ip = st.limits.client_ip(req);
+    let mut cacheable: Option<(Timestamp, Option<String>)> = None;
     let principal = if let Some(h) = req.headers().get(header::AUTHORIZATION) {
         let Some(raw) = h.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) else {
             return Ok(unauthorized(
@@ -646,7 +677,10 @@ fn verify_inner(req: &HttpRequest, st: &AppState, q: &VerifyQuery) -> Result<Htt
             ));
         };
         match bearer_principal(st, raw.trim(), ip, &src) {
-            Ok(b) if !b.mfa_enroll => b.principal,
+            Ok(b) if !b.mfa_enroll => {
+                cacheable = cacheable_until(st, &b);
+                b.principal
+            }
             Ok(_) => return Ok(unauthorized(req, st, "Finish MFA enrollment first.")),
             Err(Error::Unauthenticated(m)) => return Ok(unauthorized(req, st, &m)),
             Err(e) => return Err(e),
@@ -716,11 +750,10 @@ fn verify_inner(req: &HttpRequest, st: &AppState, q: &VerifyQuery) -> Result<Htt
             return Ok(forbidden("role_missing"));
         }
     }
-    let mut b = HttpResponse::Ok();
-    b.insert_header((header::CACHE_CONTROL, "no-store"));
+    let mut headers: Vec<(header::HeaderName, header::HeaderValue)> = Vec::with_capacity(5);
     let mut set = |name: &'static str, v: &str| {
         if let Ok(hv) = header::HeaderValue::from_str(v) {
-            b.insert_header((name, hv));
+            headers.push((header::HeaderName::from_static(name), hv));
         }
     };
     match &principal {
@@ -736,7 +769,39 @@ fn verify_inner(req: &HttpRequest, st: &AppState, q: &VerifyQuery) -> Result<Htt
     }
     set("x-gatehouse-roles", &roles.join(","));
     set("x-gatehouse-scopes", &perms.to_scope_string());
+    let mut b = HttpResponse::Ok();
+    b.insert_header((header::CACHE_CONTROL, "no-store"));
+    for (n, v) in &headers {
+        b.insert_header((n.clone(), v.clone()));
+    }
+    if let (Some(k), Some((exp, api_key))) = (cache_key, cacheable) {
+        st.verify_cache.put(k, generation, exp, headers, api_key);
+    }
     Ok(b.finish())
+}
+
+/// Until when an allowed answer for this bearer credential may be reused,
+/// and the API key whose use a reuse records; `None` when the answer
+/// depends on the caller's address or origin.
+fn cacheable_until(
+    st: &AppState,
+    b: &crate::web::auth::Bearer,
+) -> Option<(Timestamp, Option<String>)> {
+    match &b.principal {
+        Principal::User { .. } => b.claims.as_ref().map(|c| (c.exp, None)),
+        Principal::Client(c) => match c.kind {
+            ClientKind::ApiKey => Some((c.exp.unwrap_or(Timestamp::MAX), Some(c.id.clone()))),
+            ClientKind::ServiceAccount => {
+                let snap = access::snapshot(&st.svc).ok()?;
+                let sa = snap.service_accounts.get(&c.id)?;
+                sa.ip_allowlist
+                    .is_empty()
+                    .then(|| (c.exp.unwrap_or(Timestamp::MAX), None))
+            }
+            ClientKind::WidgetKey => None,
+        },
+        Principal::Local(_) => None,
+    }
 }
 
 fn forbidden(reason: &str) -> HttpResponse {
