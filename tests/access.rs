@@ -1551,3 +1551,87 @@ async fn reused_verify_answers_follow_every_change() {
         "expired token"
     );
 }
+
+/// A new secret made in the console is shown once on a page reached by a
+/// redirect (a reload never re-posts the form), only to the session that
+/// made it.
+#[actix_web::test]
+async fn console_secrets_are_shown_once_after_a_redirect() {
+    let app = spawn().await;
+    let w = world(&app).await;
+    let (client, _) = app
+        .browser_login("wa@example.com", "amber-meadow-river-77")
+        .await;
+    let ws = app.url(&format!("/admin/workspaces/{}", w.ws_a));
+    let html = client.get(&ws).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_from(&html);
+    let r = client
+        .post(app.url(&format!("/admin/workspaces/{}/service-accounts", w.ws_a)))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("name", "nightly"),
+            ("scope", "read:agents"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(to.contains("?shown="), "{to}");
+    let page = client
+        .get(app.url(&to))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let marker = "id=\"secret-value\">";
+    let at = page.find(marker).expect("the secret is shown") + marker.len();
+    let secret = &page[at..at + page[at..].find('<').unwrap()];
+    assert!(secret.starts_with("ghc_"), "{secret}");
+    // A reload shows nothing.
+    let again = client
+        .get(app.url(&to))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!again.contains(secret) && !again.contains(marker));
+    // Another session with the link of a fresh secret gets nothing (and does
+    // not spend it); the session that made it still sees it.
+    let r = client
+        .post(app.url(&format!("/admin/workspaces/{}/service-accounts", w.ws_a)))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("name", "weekly"),
+            ("scope", "read:agents"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let to2 = r.headers()["location"].to_str().unwrap().to_string();
+    let (other, _) = app
+        .browser_login("wa@example.com", "amber-meadow-river-77")
+        .await;
+    let theirs = other
+        .get(app.url(&to2))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!theirs.contains(marker));
+    let mine = client
+        .get(app.url(&to2))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(mine.contains(marker));
+}

@@ -245,16 +245,29 @@ fn page(
     })
 }
 
+#[derive(Deserialize)]
+struct ShowQuery {
+    /// The one-time handle of a secret just made (see `after`).
+    shown: Option<String>,
+}
+
 async fn show(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
     id: web::Path<String>,
+    q: web::Query<ShowQuery>,
 ) -> PageResult {
-    render(StatusCode::OK, &page(&st, &req, &u, &id)?)
+    let mut p = page(&st, &req, &u, &id)?;
+    if let Some(h) = q.shown.as_deref() {
+        p.secret = st.secrets_once.take(&u.session_hash, h, st.svc.now());
+    }
+    render(StatusCode::OK, &p)
 }
 
-/// Re-renders the workspace page with an error, or with a secret shown once.
+/// Redirects to the workspace page (a new secret rides along once, held in
+/// memory for this session only, so a reload never re-posts the form and the
+/// secret is never shown twice), or re-renders it with an error.
 fn after(
     st: &AppState,
     req: &HttpRequest,
@@ -265,9 +278,8 @@ fn after(
     match r {
         Ok(None) => Ok(redirect(&format!("/admin/workspaces/{id}"))),
         Ok(Some(secret)) => {
-            let mut p = page(st, req, u, id)?;
-            p.secret = Some(secret);
-            render(StatusCode::OK, &p)
+            let handle = st.secrets_once.put(&u.session_hash, secret, st.svc.now())?;
+            Ok(redirect(&format!("/admin/workspaces/{id}?shown={handle}")))
         }
         Err(e @ (Error::Invalid { .. } | Error::Conflict(_) | Error::NotFound(_))) => {
             let mut p = page(st, req, u, id)?;

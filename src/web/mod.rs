@@ -53,6 +53,53 @@ pub struct AppState {
     pub limits: limits::Limits,
     /// Allowed `/auth/verify` answers for bearer credentials (see `verify_cache`).
     pub verify_cache: verify_cache::VerifyCache,
+    /// New secrets on their way to the page that shows them once.
+    pub secrets_once: SecretsOnce,
+}
+
+/// A secret just created (an API key, a client secret) handed from the POST
+/// that made it to the GET that shows it: in memory only, for the session
+/// that made it, for 5 minutes, and taken on first display.
+#[derive(Default)]
+pub struct SecretsOnce {
+    map: std::sync::Mutex<HashMap<[u8; 32], (Timestamp, (String, String))>>,
+}
+
+impl SecretsOnce {
+    const TTL_SECS: Timestamp = 300;
+
+    fn slot(session: &[u8; 32], handle: &str) -> [u8; 32] {
+        let mut d = session.to_vec();
+        d.extend_from_slice(handle.as_bytes());
+        crate::crypto::sha256(&d)
+    }
+
+    /// Keeps `(label, secret)`; returns the handle for the page's URL.
+    pub fn put(
+        &self,
+        session: &[u8; 32],
+        value: (String, String),
+        now: Timestamp,
+    ) -> Result<String> {
+        let handle = crate::crypto::random_token()?;
+        if let Ok(mut m) = self.map.lock() {
+            m.retain(|_, (at, _)| now - *at < Self::TTL_SECS);
+            m.insert(Self::slot(session, &handle), (now, value));
+        }
+        Ok(handle)
+    }
+
+    /// The secret for this session and handle, once.
+    pub fn take(
+        &self,
+        session: &[u8; 32],
+        handle: &str,
+        now: Timestamp,
+    ) -> Option<(String, String)> {
+        let mut m = self.map.lock().ok()?;
+        let (at, v) = m.remove(&Self::slot(session, handle))?;
+        (now - at < Self::TTL_SECS).then_some(v)
+    }
 }
 
 impl AppState {
@@ -67,6 +114,7 @@ impl AppState {
             request_counter: AtomicU64::new(0),
             limits,
             verify_cache: Default::default(),
+            secrets_once: Default::default(),
         })
     }
 
