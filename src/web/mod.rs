@@ -62,8 +62,11 @@ pub struct AppState {
 /// that made it, for 5 minutes, and taken on first display.
 #[derive(Default)]
 pub struct SecretsOnce {
-    map: std::sync::Mutex<HashMap<[u8; 32], (Timestamp, (String, String))>>,
+    map: std::sync::Mutex<HashMap<[u8; 32], (Timestamp, LabelledSecret)>>,
 }
+
+/// What the copy-once panel shows: a label and the secret.
+type LabelledSecret = (String, String);
 
 impl SecretsOnce {
     const TTL_SECS: Timestamp = 300;

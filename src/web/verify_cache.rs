@@ -39,10 +39,13 @@ pub fn generation(svc: &Service) -> u64 {
     TABLES.iter().map(|t| svc.store.generation(*t)).sum()
 }
 
+/// The identity headers of an allowed answer.
+pub type Headers = Arc<Vec<(HeaderName, HeaderValue)>>;
+
 pub struct Entry {
     generation: u64,
     exp: Timestamp,
-    pub headers: Arc<Vec<(HeaderName, HeaderValue)>>,
+    pub headers: Headers,
     /// The API key whose last use a hit records.
     pub api_key: Option<String>,
 }
@@ -69,7 +72,7 @@ impl VerifyCache {
         key: &[u8; 32],
         generation: u64,
         now: Timestamp,
-    ) -> Option<(Arc<Vec<(HeaderName, HeaderValue)>>, Option<String>)> {
+    ) -> Option<(Headers, Option<String>)> {
         let m = self.map.read().ok()?;
         let e = m.get(key)?;
         (e.generation == generation && now < e.exp).then(|| (e.headers.clone(), e.api_key.clone()))
