@@ -1635,3 +1635,98 @@ async fn console_secrets_are_shown_once_after_a_redirect() {
         .unwrap();
     assert!(mine.contains(marker));
 }
+
+/// Reused introspection answers follow every change too: a deleted key, a
+/// disabled user and a caller that lost `introspect:credentials`.
+#[actix_web::test]
+async fn reused_introspection_answers_follow_every_change() {
+    let app = spawn().await;
+    let w = world(&app).await;
+    let (id, secret) = service_account(
+        &app,
+        &w.owner,
+        json!({"name": "gateway", "scopes": ["introspect:credentials"]}),
+    )
+    .await;
+    let a = ok(
+        &app,
+        Method::POST,
+        "/api/v1/api-apps",
+        &w.wa,
+        Some(json!({"name": "ci", "scopes": ["read:agents"]})),
+    )
+    .await;
+    let app_id = a["id"].as_str().unwrap().to_string();
+    let k = ok(
+        &app,
+        Method::POST,
+        &format!("/api/v1/api-apps/{app_id}/keys"),
+        &w.wa,
+        Some(json!({"name": "runner"})),
+    )
+    .await;
+    let key = k["key"].as_str().unwrap().to_string();
+    let ask = |t: String| {
+        let (app, id, secret) = (&app, id.clone(), secret.clone());
+        async move {
+            form(
+                app,
+                "/oauth2/introspect",
+                Some((&id, &secret)),
+                None,
+                &[("token", &t)],
+            )
+            .await
+        }
+    };
+    for _ in 0..3 {
+        let (s, v) = ask(key.clone()).await;
+        assert_eq!((s, v["active"].as_bool()), (200, Some(true)), "{v}");
+        assert_eq!(v["token_type"], "api_key");
+    }
+    // A wrong caller secret is still refused (the reuse is per caller credential).
+    let (s, _) = form(
+        &app,
+        "/oauth2/introspect",
+        Some((&id, "ghc_wrong")),
+        None,
+        &[("token", &key)],
+    )
+    .await;
+    assert_eq!(s, 401);
+    let r = plain()
+        .delete(app.url(&format!(
+            "/api/v1/api-apps/{app_id}/keys/{}",
+            k["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&w.owner)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    assert_eq!(ask(key.clone()).await.1["active"], false, "deleted key");
+    for _ in 0..2 {
+        assert_eq!(ask(w.dev.clone()).await.1["active"], true);
+    }
+    plain()
+        .post(app.url(&format!("/api/v1/users/{}/disable", w.dev_id)))
+        .bearer_auth(&w.owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ask(w.dev.clone()).await.1["active"], false, "disabled user");
+    assert_eq!(ask(w.wa.clone()).await.1["active"], true);
+    ok(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/service-accounts/{id}"),
+        &w.owner,
+        Some(json!({"scopes": ["read:agents"]})),
+    )
+    .await;
+    assert_eq!(
+        ask(w.wa.clone()).await.0,
+        403,
+        "the caller lost introspect:credentials"
+    );
+}

@@ -53,6 +53,8 @@ pub struct AppState {
     pub limits: limits::Limits,
     /// Allowed `/auth/verify` answers for bearer credentials (see `verify_cache`).
     pub verify_cache: verify_cache::VerifyCache,
+    /// Active `/oauth2/introspect` answers (see `verify_cache`).
+    pub introspect_cache: verify_cache::VerifyCache,
     /// New secrets on their way to the page that shows them once.
     pub secrets_once: SecretsOnce,
 }
@@ -117,6 +119,7 @@ impl AppState {
             request_counter: AtomicU64::new(0),
             limits,
             verify_cache: Default::default(),
+            introspect_cache: Default::default(),
             secrets_once: Default::default(),
         })
     }

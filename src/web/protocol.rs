@@ -265,6 +265,31 @@ async fn introspect(
     st: web::Data<AppState>,
     form: web::Form<OAuthForm>,
 ) -> HttpResponse {
+    // Active answers are reused for the same caller credential and token
+    // while nothing they depend on changed (see `verify_cache`).
+    let generation = crate::web::verify_cache::generation(&st.svc);
+    let now = st.svc.now();
+    let cache_key = match (
+        form.token.as_deref().map(str::trim),
+        caller_auth(&req, &form),
+    ) {
+        (Some(t), Some(a)) if !t.is_empty() => Some(crate::web::verify_cache::key(&a, t, None)),
+        _ => None,
+    };
+    if let Some(k) = &cache_key
+        && let Some(e) = st.introspect_cache.get(k, generation, now)
+        && let Some(body) = &e.body
+    {
+        if let Some(id) = &e.api_key
+            && e.note_due(now)
+        {
+            creds::note_key_use(&st.svc, id, None);
+        }
+        return HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .content_type("application/json")
+            .body(body.clone());
+    }
     let src = source(&req);
     if let Some(r) = client_auth_limited(&req, &st) {
         return r;
@@ -372,9 +397,72 @@ async fn introspect(
             _ => {}
         }
     }
+    let body = match serde_json::to_vec(&out) {
+        Ok(b) => actix_web::web::Bytes::from(b),
+        Err(e) => return oauth_from(e.into()),
+    };
+    if let (Some(k), Some(caller_exp)) = (cache_key, caller_cacheable_until(&st, &caller)) {
+        let (subject_exp, api_key) = match (&b.principal, &b.claims) {
+            (_, Some(c)) => (c.exp, None),
+            (Principal::Client(c), None) => (
+                c.exp.unwrap_or(Timestamp::MAX),
+                (c.kind == ClientKind::ApiKey).then(|| c.id.clone()),
+            ),
+            _ => (now, None),
+        };
+        st.introspect_cache.put(
+            k,
+            generation,
+            crate::web::verify_cache::Answer {
+                exp: subject_exp.min(caller_exp),
+                headers: Vec::new(),
+                body: Some(body.clone()),
+                api_key,
+            },
+        );
+    }
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(out)
+        .content_type("application/json")
+        .body(body)
+}
+
+/// The caller's credential as sent (Authorization header or form fields),
+/// to key reused introspection answers.
+fn caller_auth(req: &HttpRequest, form: &OAuthForm) -> Option<String> {
+    if let Some(v) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        return Some(v.to_string());
+    }
+    Some(format!(
+        "form\0{}\0{}",
+        form.client_id.as_deref()?,
+        form.client_secret.as_deref()?
+    ))
+}
+
+/// Until when answers to this introspection caller may be reused: only
+/// clients (service accounts, API keys) whose access does not depend on
+/// their address.
+fn caller_cacheable_until(st: &AppState, caller: &Principal) -> Option<Timestamp> {
+    let Principal::Client(c) = caller else {
+        return None;
+    };
+    match c.kind {
+        ClientKind::ApiKey => Some(c.exp.unwrap_or(Timestamp::MAX)),
+        ClientKind::ServiceAccount => {
+            let snap = access::snapshot(&st.svc).ok()?;
+            snap.service_accounts
+                .get(&c.id)?
+                .ip_allowlist
+                .is_empty()
+                .then(|| c.exp.unwrap_or(Timestamp::MAX))
+        }
+        ClientKind::WidgetKey => None,
+    }
 }
 
 /// RFC 7009: revokes an access token (until it would expire), a refresh
@@ -653,14 +741,16 @@ fn verify_inner(req: &HttpRequest, st: &AppState, q: &VerifyQuery) -> Result<Htt
             )
         });
     if let Some(k) = &cache_key
-        && let Some((headers, api_key)) = st.verify_cache.get(k, generation, now)
+        && let Some(e) = st.verify_cache.get(k, generation, now)
     {
-        if let Some(id) = api_key {
-            creds::note_key_use(&st.svc, &id, st.limits.client_ip(req));
+        if let Some(id) = &e.api_key
+            && e.note_due(now)
+        {
+            creds::note_key_use(&st.svc, id, st.limits.client_ip(req));
         }
         let mut b = HttpResponse::Ok();
         b.insert_header((header::CACHE_CONTROL, "no-store"));
-        for (n, v) in headers.iter() {
+        for (n, v) in &e.headers {
             b.insert_header((n.clone(), v.clone()));
         }
         return Ok(b.finish());
@@ -775,7 +865,16 @@ fn verify_inner(req: &HttpRequest, st: &AppState, q: &VerifyQuery) -> Result<Htt
         b.insert_header((n.clone(), v.clone()));
     }
     if let (Some(k), Some((exp, api_key))) = (cache_key, cacheable) {
-        st.verify_cache.put(k, generation, exp, headers, api_key);
+        st.verify_cache.put(
+            k,
+            generation,
+            crate::web::verify_cache::Answer {
+                exp,
+                headers,
+                body: None,
+                api_key,
+            },
+        );
     }
     Ok(b.finish())
 }

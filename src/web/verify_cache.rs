@@ -1,4 +1,5 @@
-//! Answers of `GET /auth/verify` for bearer credentials, reused while nothing
+//! Answers of `GET /auth/verify` for bearer credentials (and of
+//! `POST /oauth2/introspect` for active credentials), reused while nothing
 //! they depend on has changed: keyed by SHA-256 of the credential, the query
 //! and the Origin header; an entry is good while the commit generations of
 //! the identity, revocation and access tables are the ones it was computed
@@ -9,6 +10,7 @@
 //! refused on the very next check, as without the cache.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -40,19 +42,38 @@ pub fn generation(svc: &Service) -> u64 {
 }
 
 /// The identity headers of an allowed answer.
-pub type Headers = Arc<Vec<(HeaderName, HeaderValue)>>;
+pub type Headers = Vec<(HeaderName, HeaderValue)>;
 
 pub struct Entry {
     generation: u64,
     exp: Timestamp,
+    /// `/auth/verify`: the identity headers.
     pub headers: Headers,
-    /// The API key whose last use a hit records.
+    /// `/oauth2/introspect`: the JSON answer.
+    pub body: Option<actix_web::web::Bytes>,
+    /// The API key whose last use a hit records, at most once a second.
+    pub api_key: Option<String>,
+    noted: AtomicI64,
+}
+
+impl Entry {
+    /// Whether a hit at `now` should record the key's use (once a second).
+    pub fn note_due(&self, now: Timestamp) -> bool {
+        self.noted.swap(now, Ordering::Relaxed) != now
+    }
+}
+
+/// An answer to keep: its headers or JSON body, until when, and its API key.
+pub struct Answer {
+    pub exp: Timestamp,
+    pub headers: Headers,
+    pub body: Option<actix_web::web::Bytes>,
     pub api_key: Option<String>,
 }
 
 #[derive(Default)]
 pub struct VerifyCache {
-    map: RwLock<HashMap<[u8; 32], Entry>>,
+    map: RwLock<HashMap<[u8; 32], Arc<Entry>>>,
 }
 
 pub fn key(credential: &str, query: &str, origin: Option<&str>) -> [u8; 32] {
@@ -67,37 +88,27 @@ pub fn key(credential: &str, query: &str, origin: Option<&str>) -> [u8; 32] {
 
 impl VerifyCache {
     /// The kept answer, if it is still good at `generation` and `now`.
-    pub fn get(
-        &self,
-        key: &[u8; 32],
-        generation: u64,
-        now: Timestamp,
-    ) -> Option<(Headers, Option<String>)> {
+    pub fn get(&self, key: &[u8; 32], generation: u64, now: Timestamp) -> Option<Arc<Entry>> {
         let m = self.map.read().ok()?;
         let e = m.get(key)?;
-        (e.generation == generation && now < e.exp).then(|| (e.headers.clone(), e.api_key.clone()))
+        (e.generation == generation && now < e.exp).then(|| e.clone())
     }
 
-    pub fn put(
-        &self,
-        key: [u8; 32],
-        generation: u64,
-        exp: Timestamp,
-        headers: Vec<(HeaderName, HeaderValue)>,
-        api_key: Option<String>,
-    ) {
+    pub fn put(&self, key: [u8; 32], generation: u64, a: Answer) {
         if let Ok(mut m) = self.map.write() {
             if m.len() >= MAX_ENTRIES {
                 m.clear();
             }
             m.insert(
                 key,
-                Entry {
+                Arc::new(Entry {
                     generation,
-                    exp,
-                    headers: Arc::new(headers),
-                    api_key,
-                },
+                    exp: a.exp,
+                    headers: a.headers,
+                    body: a.body,
+                    api_key: a.api_key,
+                    noted: AtomicI64::new(Timestamp::MIN),
+                }),
             );
         }
     }
