@@ -74,7 +74,10 @@ impl Hasher {
     pub async fn hash(&self, pw: Password) -> Result<String> {
         let _permit = self.permits.acquire().await.map_err(Error::internal)?;
         let params = self.params.clone();
-        tokio::task::spawn_blocking(move || hash_blocking(&params, pw.expose().as_bytes()))
+        tokio::task::spawn_blocking(move || {
+            below_request_threads();
+            hash_blocking(&params, pw.expose().as_bytes())
+        })
             .await
             .map_err(Error::internal)?
     }
@@ -89,6 +92,7 @@ impl Hasher {
         };
         let pw = pw.clone();
         let ok = tokio::task::spawn_blocking(move || -> bool {
+            below_request_threads();
             let Ok(parsed) = PasswordHash::new(&target) else {
                 return false;
             };
@@ -105,6 +109,26 @@ impl Hasher {
     pub fn hash_now(&self, pw: &[u8]) -> Result<String> {
         hash_blocking(&self.params, pw)
     }
+}
+
+/// Runs the calling (blocking-pool) thread at nice 10, once per thread: under
+/// a flood of sign-ins the scheduler then prefers the request workers, so
+/// token checks keep their latency while Argon2 uses whatever CPU is left.
+/// (Raising a thread's priority again needs privileges, so it stays lowered;
+/// the pool's other occasional tasks are background work too.)
+fn below_request_threads() {
+    thread_local! {
+        static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    LOWERED.with(|l| {
+        if !l.get() {
+            l.set(true);
+            let tid = rustix::thread::gettid();
+            if let Err(e) = rustix::process::setpriority_process(Some(tid), 10) {
+                tracing::debug!(error = %e, "could not lower the Argon2 thread's priority");
+            }
+        }
+    });
 }
 
 fn hash_blocking(params: &Params, pw: &[u8]) -> Result<String> {
