@@ -78,8 +78,8 @@ impl Hasher {
             below_request_threads();
             hash_blocking(&params, pw.expose().as_bytes())
         })
-            .await
-            .map_err(Error::internal)?
+        .await
+        .map_err(Error::internal)?
     }
 
     /// True if `pw` matches `phc`. With `None` (unknown user, or no password
