@@ -314,7 +314,7 @@ pub struct NewUser {
     pub role: Role,
 }
 
-fn clean_name(name: &str) -> Result<String> {
+pub(crate) fn clean_name(name: &str) -> Result<String> {
     let n = name.trim();
     if n.chars().count() > 200 || n.chars().any(|c| c.is_control()) {
         return Err(Error::invalid(

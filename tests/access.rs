@@ -1730,3 +1730,100 @@ async fn reused_introspection_answers_follow_every_change() {
         "the caller lost introspect:credentials"
     );
 }
+
+/// A workspace admin creates users into their own workspace only, as plain
+/// users; the user signs in at once, and the admin sees the records.
+#[actix_web::test]
+async fn a_workspace_admin_creates_users_in_their_workspace() {
+    let app = spawn().await;
+    let w = world(&app).await;
+    let body = |email: &str, roles: &[&str]| json!({"email": email, "name": "New Person", "password": "quartz-lagoon-meadow-8", "roles": roles});
+    let (s, v) = crate::common::post(
+        &app,
+        &format!("/api/v1/workspaces/{}/users", w.ws_a),
+        Some(&w.wa),
+        body("new@example.com", &["analyst"]),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["roles"], json!(["analyst"]));
+    let t = app
+        .api_login("new@example.com", "quartz-lagoon-meadow-8")
+        .await;
+    let me: Value = plain()
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(t["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["role"], "user");
+    // Not in another workspace, not twice, not with a weak password, not by a developer.
+    let (s, _) = crate::common::post(
+        &app,
+        &format!("/api/v1/workspaces/{}/users", w.ws_b),
+        Some(&w.wa),
+        body("b@example.com", &["user"]),
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _) = crate::common::post(
+        &app,
+        &format!("/api/v1/workspaces/{}/users", w.ws_a),
+        Some(&w.wa),
+        body("new@example.com", &["user"]),
+    )
+    .await;
+    assert_eq!(s, 409);
+    let (s, v) = crate::common::post(
+        &app,
+        &format!("/api/v1/workspaces/{}/users", w.ws_a),
+        Some(&w.wa),
+        json!({"email": "weak@example.com", "password": "short", "roles": ["user"]}),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    let (s, _) = crate::common::post(
+        &app,
+        &format!("/api/v1/workspaces/{}/users", w.ws_a),
+        Some(&w.dev),
+        body("d@example.com", &["user"]),
+    )
+    .await;
+    assert_eq!(s, 403);
+    // The records are the workspace's, so its admin sees them.
+    let events = app
+        .audit(&w.wa, &format!("workspace={}&action=user.create", w.ws_a))
+        .await;
+    assert!(
+        events.iter().any(
+            |e| e["details"]["email"] == "new@example.com" && e["workspace"] == w.ws_a.as_str()
+        ),
+        "{events:?}"
+    );
+
+    // The console form does the same.
+    let (client, _) = app
+        .browser_login("wa@example.com", "amber-meadow-river-77")
+        .await;
+    let ws = app.url(&format!("/admin/workspaces/{}", w.ws_a));
+    let html = client.get(&ws).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("create-member"));
+    let r = client
+        .post(app.url(&format!("/admin/workspaces/{}/users", w.ws_a)))
+        .form(&[
+            ("csrf_token", csrf_from(&html).as_str()),
+            ("email", "form@example.com"),
+            ("name", "Form Person"),
+            ("password", "quartz-lagoon-meadow-8"),
+            ("role", "user"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let html = client.get(&ws).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("form@example.com"));
+}

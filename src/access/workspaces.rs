@@ -315,6 +315,96 @@ pub fn members(svc: &Service, by: &Principal, src: &Source, ws: &str) -> Result<
 }
 
 /// Adds a user to a workspace or replaces their roles there.
+/// Creates a new user straight into workspace `ws` (a workspace admin's way
+/// to add people): platform role `user` only, with the given workspace
+/// roles. The user, the membership and both audit records are written in one
+/// transaction, the records tagged with the workspace so its admins see them.
+pub async fn create_member(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    ws: &str,
+    new: identity::NewUser,
+    roles: &[String],
+) -> Result<(identity::User, Membership)> {
+    let ws = parse_id("ws_", ws, "workspace")?;
+    authorize(
+        svc,
+        by,
+        Permission::ManageUsers,
+        Resource::Workspace(ws),
+        src,
+    )?;
+    if new.role != identity::Role::User {
+        return Err(Error::Forbidden(
+            "Users created in a workspace get the platform role \"user\"; a platform admin makes admins."
+                .into(),
+        ));
+    }
+    let name = identity::clean_name(&new.name)?;
+    identity::check_password_policy(
+        new.password.expose(),
+        &new.email,
+        svc.settings.password.min_length,
+    )?;
+    let roles = {
+        let r = svc.store.read()?;
+        get(&r, ws)?;
+        if identity::find_by_email(svc, &r, &new.email)?.is_some() {
+            return Err(Error::Conflict(
+                "A user with this e-mail address exists already: add them as a member instead."
+                    .into(),
+            ));
+        }
+        check_roles(svc, &r, by, ws, roles)?
+    };
+    let hash = svc.hasher.hash(new.password).await?;
+    let now = svc.now();
+    let user = identity::User {
+        id: UserId::generate()?,
+        email: new.email,
+        name,
+        password_hash: Some(hash),
+        role: identity::Role::User,
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+        last_login_at: None,
+    };
+    let mut tx = svc.store.write()?;
+    get(&tx, ws)?;
+    identity::insert(svc, &mut tx, &user)?;
+    let m = Membership {
+        workspace: ws.to_string(),
+        user: user.id.clone(),
+        roles,
+        added_at: now,
+    };
+    tx.put(Table::Members, &member_key(ws, &user.id), &m)?;
+    record_change(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "user.create",
+        ws,
+        user.id.as_str(),
+        serde_json::json!({"email": user.email.as_str(), "role": "user", "via": "workspace"}),
+    )?;
+    record_change(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "member.add",
+        ws,
+        user.id.as_str(),
+        serde_json::json!({"email": user.email.as_str(), "roles": m.roles, "previous": null}),
+    )?;
+    tx.commit()?;
+    Ok((user, m))
+}
+
 pub fn set_member(
     svc: &Service,
     by: &Principal,

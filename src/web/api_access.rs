@@ -30,6 +30,7 @@ type ApiResult = Result<HttpResponse, ApiError>;
         delete_workspace,
         list_members,
         add_member,
+        create_member,
         put_member,
         remove_member,
         list_roles,
@@ -68,6 +69,7 @@ type ApiResult = Result<HttpResponse, ApiError>;
         NameRequest,
         MemberDto,
         AddMemberRequest,
+        CreateMemberRequest,
         RolesRequest,
         RoleDto,
         CreateRoleRequest,
@@ -107,6 +109,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/workspaces/{id}", web::delete().to(delete_workspace))
         .route("/workspaces/{id}/members", web::get().to(list_members))
         .route("/workspaces/{id}/members", web::post().to(add_member))
+        .route("/workspaces/{id}/users", web::post().to(create_member))
         .route("/workspaces/{id}/members/{user}", web::put().to(put_member))
         .route(
             "/workspaces/{id}/members/{user}",
@@ -334,6 +337,47 @@ async fn add_member(
         &uid,
         &body.roles,
     )?;
+    Ok(HttpResponse::Created().json(member_dto(&st, m)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateMemberRequest {
+    pub email: String,
+    #[serde(default)]
+    pub name: String,
+    #[schema(value_type = String)]
+    pub password: crate::authn::password::Password,
+    /// Workspace role ids, as for members.
+    pub roles: Vec<String>,
+}
+
+/// Create a new user (platform role `user`) as a member of this workspace
+/// (workspace admins may; audited in the workspace).
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/users", request_body = CreateMemberRequest,
+    responses((status = 201, body = MemberDto), (status = 409, body = crate::web::api::ErrorBody)))]
+async fn create_member(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    id: web::Path<String>,
+    body: web::Json<CreateMemberRequest>,
+) -> ApiResult {
+    let body = body.into_inner();
+    let (_, m) = wss::create_member(
+        &st.svc,
+        &caller.principal,
+        &source(&req),
+        &id,
+        identity::NewUser {
+            email: Email::parse(&body.email)?,
+            name: body.name,
+            password: body.password,
+            role: identity::Role::User,
+        },
+        &body.roles,
+    )
+    .await?;
     Ok(HttpResponse::Created().json(member_dto(&st, m)))
 }
 

@@ -28,6 +28,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/admin/workspaces/{id}/delete", web::post().to(delete))
         .route("/admin/workspaces/{id}/members", web::post().to(add_member))
+        .route(
+            "/admin/workspaces/{id}/users",
+            web::post().to(create_member),
+        )
         .route("/admin/workspaces/{id}/apps", web::post().to(create_app))
         .route(
             "/admin/workspaces/{id}/apps/{app}/keys",
@@ -295,6 +299,47 @@ struct MemberForm {
     csrf_token: String,
     email: String,
     role: String,
+}
+
+#[derive(Deserialize)]
+struct NewMemberForm {
+    csrf_token: String,
+    email: String,
+    #[serde(default)]
+    name: String,
+    password: crate::authn::password::Password,
+    role: String,
+}
+
+/// A workspace admin creates a new user straight into the workspace.
+async fn create_member(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    f: web::Form<NewMemberForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    let f = f.into_inner();
+    let r = match Email::parse(&f.email) {
+        Ok(email) => wss::create_member(
+            &st.svc,
+            &u.principal(),
+            &source(&req),
+            &id,
+            identity::NewUser {
+                email,
+                name: f.name,
+                password: f.password,
+                role: identity::Role::User,
+            },
+            std::slice::from_ref(&f.role),
+        )
+        .await
+        .map(|_| None),
+        Err(e) => Err(e),
+    };
+    after(&st, &req, &u, &id, r)
 }
 
 async fn add_member(
