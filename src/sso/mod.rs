@@ -1078,6 +1078,41 @@ pub fn sign_in_options(svc: &Service) -> Result<Vec<(String, String, Protocol)>>
 
 // ---- sign-ins in flight ----
 
+/// The connection a sign-in starts through: it must exist with `protocol`,
+/// and SSO must be enabled unless an admin is testing it.
+pub(crate) fn startable(
+    svc: &Service,
+    id: &str,
+    protocol: Protocol,
+    testing: bool,
+) -> Result<Connection> {
+    let r = svc.store.read()?;
+    let conn = get(&r, id)?;
+    if conn.protocol != protocol {
+        return Err(Error::NotFound("connection"));
+    }
+    if !testing && !settings(&r)?.enabled {
+        return Err(Error::Forbidden(
+            "Single sign-on is not enabled; sign in with your e-mail and password.".into(),
+        ));
+    }
+    Ok(conn)
+}
+
+/// Percent-encodes all but RFC 3986's unreserved characters: the query
+/// values sent to an IdP (a signed SAML query is verified exactly as sent).
+pub(crate) fn pct(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// A sign-in sent to the IdP, keyed by the SHA-256 of its `state`.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Pending {

@@ -125,15 +125,7 @@ pub async fn start(
     rd: &str,
     test_by: Option<&crate::identity::User>,
 ) -> Result<(String, String)> {
-    let conn = super::get(&svc.store.read()?, id)?;
-    if conn.protocol != Protocol::Oidc {
-        return Err(Error::NotFound("connection"));
-    }
-    if test_by.is_none() && !super::settings(&svc.store.read()?)?.enabled {
-        return Err(Error::Forbidden(
-            "Single sign-on is not enabled; sign in with your e-mail and password.".into(),
-        ));
-    }
+    let conn = super::startable(svc, id, Protocol::Oidc, test_by.is_some())?;
     let http = http_client()?;
     let md = metadata(svc, &conn, &http, false).await.map_err(|f| {
         Error::Conflict(format!(

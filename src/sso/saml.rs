@@ -307,18 +307,6 @@ fn deflate_b64(xml: &str) -> Result<String> {
         .map_err(|e| Error::internal(format!("deflate: {e}")))
 }
 
-fn pct(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// Starts an SP-initiated sign-in (or an admin's test): the IdP URL with a
 /// deflated AuthnRequest whose ID the answer must carry as InResponseTo.
 pub fn start(
@@ -327,17 +315,7 @@ pub fn start(
     rd: &str,
     test_by: Option<&crate::identity::User>,
 ) -> Result<String> {
-    let r = svc.store.read()?;
-    let conn = super::get(&r, id)?;
-    if conn.protocol != Protocol::Saml {
-        return Err(Error::NotFound("connection"));
-    }
-    if test_by.is_none() && !super::settings(&r)?.enabled {
-        return Err(Error::Forbidden(
-            "Single sign-on is not enabled; sign in with your e-mail and password.".into(),
-        ));
-    }
-    drop(r);
+    let conn = super::startable(svc, id, Protocol::Saml, test_by.is_some())?;
     let sp = super::sp_values(svc, id);
     let request_id = format!("_{}", hex::encode(crypto::random_bytes::<20>()?));
     let now = svc.now();
@@ -360,12 +338,12 @@ pub fn start(
     super::save_pending(&mut tx, &request_id, &pending)?;
     tx.commit()?;
     let sep = if conn.sso_url.contains('?') { '&' } else { '?' };
-    let mut query = format!("SAMLRequest={}", pct(&deflate_b64(&xml)?));
+    let mut query = format!("SAMLRequest={}", super::pct(&deflate_b64(&xml)?));
     if conn.sign_requests {
         // The HTTP-Redirect binding signs the query string itself.
-        query.push_str(&format!("&SigAlg={}", pct(RSA_SHA256)));
+        query.push_str(&format!("&SigAlg={}", super::pct(RSA_SHA256)));
         let sig = sign_query(svc, &query)?;
-        query.push_str(&format!("&Signature={}", pct(&sig)));
+        query.push_str(&format!("&Signature={}", super::pct(&sig)));
     }
     Ok(format!("{}{sep}{query}", conn.sso_url))
 }

@@ -77,18 +77,6 @@ pub fn parse_federation_metadata(xml: &str) -> Result<saml::IdpMetadata> {
     })
 }
 
-fn pct(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// Starts a sign-in (or an admin's test): the IdP URL with `wa=wsignin1.0`;
 /// `wctx` carries the single-use state the answer must bring back.
 pub fn start(
@@ -97,17 +85,7 @@ pub fn start(
     rd: &str,
     test_by: Option<&crate::identity::User>,
 ) -> Result<String> {
-    let r = svc.store.read()?;
-    let conn = super::get(&r, id)?;
-    if conn.protocol != Protocol::Wsfed {
-        return Err(Error::NotFound("connection"));
-    }
-    if test_by.is_none() && !super::settings(&r)?.enabled {
-        return Err(Error::Forbidden(
-            "Single sign-on is not enabled; sign in with your e-mail and password.".into(),
-        ));
-    }
-    drop(r);
+    let conn = super::startable(svc, id, Protocol::Wsfed, test_by.is_some())?;
     let state = crypto::random_token()?;
     let pending = Pending {
         connection: conn.id.clone(),
@@ -124,9 +102,9 @@ pub fn start(
     Ok(format!(
         "{}{sep}wa=wsignin1.0&wtrealm={}&wreply={}&wctx={}",
         conn.sso_url,
-        pct(&conn.realm),
-        pct(&super::sp_values(svc, id).wsfed_reply_url),
-        pct(&state)
+        super::pct(&conn.realm),
+        super::pct(&super::sp_values(svc, id).wsfed_reply_url),
+        super::pct(&state)
     ))
 }
 
