@@ -332,55 +332,37 @@ impl Connection {
 #[serde(deny_unknown_fields)]
 pub struct ConnectionInput {
     /// Short slug used in the connection's URLs (`okta`, `google`, …); create only.
-    #[serde(default)]
     pub id: Option<String>,
     pub protocol: Protocol,
     #[serde(default = "default_provider")]
     pub provider: String,
     pub name: String,
-    #[serde(default)]
     pub issuer: Option<String>,
-    #[serde(default)]
     pub client_id: Option<String>,
     /// Left out on update: the stored secret is kept.
-    #[serde(default)]
     pub client_secret: Option<String>,
-    #[serde(default)]
     pub scopes: Option<Vec<String>>,
-    #[serde(default)]
     pub trust_unverified_email: Option<bool>,
-    #[serde(default)]
     pub jit: Option<bool>,
-    #[serde(default)]
     pub role_attribute: Option<String>,
-    #[serde(default)]
     pub role_rules: Option<Vec<RoleRule>>,
-    #[serde(default)]
     pub default_role: Option<Role>,
     /// SAML: the IdP's single sign-on URL (HTTP-Redirect binding); for
     /// WS-Federation the sign-on endpoint, also accepted as `sign_on_url`.
-    #[serde(default, alias = "sign_on_url")]
+    #[serde(alias = "sign_on_url")]
     pub sso_url: Option<String>,
     /// SAML: PEM certificates (up to 2 in the console forms, more here).
-    #[serde(default)]
     pub certificates: Option<Vec<String>>,
     /// SAML: fill issuer, SSO URL and certificates from the IdP's metadata.
-    #[serde(default)]
     pub metadata_url: Option<String>,
-    #[serde(default)]
     pub metadata_xml: Option<String>,
-    #[serde(default)]
     pub allow_idp_initiated: Option<bool>,
-    #[serde(default)]
     pub allow_sha1: Option<bool>,
     /// SAML: tolerated clock difference (default 120 s).
-    #[serde(default)]
     pub clock_skew_secs: Option<i64>,
     /// WS-Federation: the realm (`wtrealm`); default `{public_url}/sso/wsfed/{id}`.
-    #[serde(default)]
     pub realm: Option<String>,
     /// SAML: sign AuthnRequests (the IdP reads the certificate from the SP metadata).
-    #[serde(default)]
     pub sign_requests: Option<bool>,
 }
 

@@ -645,40 +645,14 @@ pub(crate) fn saml2_assertion(
     }
     let conditions = child(assertion, ASSERTION, "Conditions")?
         .ok_or_else(|| malformed("the assertion has no Conditions"))?;
-    if let Some(nb) = time_attr(conditions, "NotBefore")?
-        && now + skew < nb
-    {
-        return Err(Failure::new(
-            "not_yet_valid",
-            format!("the assertion is valid only from {}", rfc3339(nb)),
-        ));
-    }
-    let until = time_attr(conditions, "NotOnOrAfter")?.unwrap_or(scd_until);
-    if now >= until + skew {
-        return Err(Failure::new(
-            "expired",
-            format!("the assertion expired at {}", rfc3339(until)),
-        ));
-    }
-    let audiences: Vec<String> = conditions
-        .children()
-        .filter(|c| c.is_element() && c.tag_name().name() == "AudienceRestriction")
-        .flat_map(|r| {
-            r.children()
-                .filter(|c| c.is_element() && c.tag_name().name() == "Audience")
-                .map(|a| text_of(a).trim().to_string())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    if !audiences.iter().any(|a| a == expect.audience) {
-        return Err(Failure::new(
-            "wrong_audience",
-            format!(
-                "the assertion is for {audiences:?}, not this SP ({})",
-                expect.audience
-            ),
-        ));
-    }
+    let until = check_conditions(
+        conditions,
+        "AudienceRestriction",
+        expect.audience,
+        Some(scd_until),
+        now,
+        skew,
+    )?;
     let assertion_id = assertion
         .attribute("ID")
         .ok_or_else(|| malformed("the assertion has no ID"))?;
@@ -709,6 +683,55 @@ pub(crate) fn saml2_assertion(
         name_id.attribute("Format") == Some(EMAIL_FORMAT),
         &attrs,
     ))
+}
+
+/// Checks `<Conditions>` (SAML 2.0, or SAML 1.1 with `restriction` =
+/// `AudienceRestrictionCondition`): NotBefore and NotOnOrAfter with `skew`
+/// (`fallback_until` when NotOnOrAfter is absent; without one it is
+/// required), and `audience` among the Audience values. Returns the end of
+/// validity.
+pub(crate) fn check_conditions(
+    conditions: Node<'_, '_>,
+    restriction: &str,
+    audience: &str,
+    fallback_until: Option<Timestamp>,
+    now: Timestamp,
+    skew: i64,
+) -> std::result::Result<Timestamp, Failure> {
+    if let Some(nb) = time_attr(conditions, "NotBefore")?
+        && now + skew < nb
+    {
+        return Err(Failure::new(
+            "not_yet_valid",
+            format!("the assertion is valid only from {}", rfc3339(nb)),
+        ));
+    }
+    let until = time_attr(conditions, "NotOnOrAfter")?
+        .or(fallback_until)
+        .ok_or_else(|| Failure::new("malformed_response", "the Conditions have no NotOnOrAfter"))?;
+    if now >= until + skew {
+        return Err(Failure::new(
+            "expired",
+            format!("the assertion expired at {}", rfc3339(until)),
+        ));
+    }
+    let audiences: Vec<String> = conditions
+        .children()
+        .filter(|c| c.is_element() && c.tag_name().name() == restriction)
+        .flat_map(|r| {
+            r.children()
+                .filter(|c| c.is_element() && c.tag_name().name() == "Audience")
+                .map(|a| text_of(a).trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if !audiences.iter().any(|a| a == audience) {
+        return Err(Failure::new(
+            "wrong_audience",
+            format!("the assertion is for {audiences:?}, not this SP ({audience})"),
+        ));
+    }
+    Ok(until)
 }
 
 /// Records an attribute's values under each of its names.

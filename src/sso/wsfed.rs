@@ -6,7 +6,7 @@
 
 use roxmltree::Node;
 
-use super::saml::{self, Expect, child, push_attribute, time_attr};
+use super::saml::{self, Expect, child, push_attribute};
 use super::xmldsig::{self, text_of};
 use super::{Connection, Failure, Finished, Identity, Pending, Protocol};
 use crate::audit::Source;
@@ -284,41 +284,14 @@ fn saml11_assertion(
     }
     let conditions = child(assertion, SAML1, "Conditions")?
         .ok_or_else(|| malformed("the assertion has no Conditions"))?;
-    if let Some(nb) = time_attr(conditions, "NotBefore")?
-        && now + skew < nb
-    {
-        return Err(Failure::new(
-            "not_yet_valid",
-            format!("the assertion is valid only from {}", rfc3339(nb)),
-        ));
-    }
-    let until = time_attr(conditions, "NotOnOrAfter")?
-        .ok_or_else(|| malformed("the Conditions have no NotOnOrAfter"))?;
-    if now >= until + skew {
-        return Err(Failure::new(
-            "expired",
-            format!("the assertion expired at {}", rfc3339(until)),
-        ));
-    }
-    let audiences: Vec<String> = conditions
-        .children()
-        .filter(|c| c.is_element() && c.tag_name().name() == "AudienceRestrictionCondition")
-        .flat_map(|r| {
-            r.children()
-                .filter(|c| c.is_element() && c.tag_name().name() == "Audience")
-                .map(|a| text_of(a).trim().to_string())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    if !audiences.contains(&conn.realm) {
-        return Err(Failure::new(
-            "wrong_audience",
-            format!(
-                "the assertion is for {audiences:?}, not this realm ({})",
-                conn.realm
-            ),
-        ));
-    }
+    let until = saml::check_conditions(
+        conditions,
+        "AudienceRestrictionCondition",
+        &conn.realm,
+        None,
+        now,
+        skew,
+    )?;
     let statement = child(assertion, SAML1, "AttributeStatement")?
         .ok_or_else(|| malformed("the assertion has no AttributeStatement"))?;
     let subject = child(statement, SAML1, "Subject")?

@@ -404,11 +404,16 @@ pub fn state_cookie(tls: bool, value: String) -> Cookie<'static> {
         .finish()
 }
 
+/// Sends the browser to the IdP.
+fn found(url: String) -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header((actix_web::http::header::LOCATION, url))
+        .finish()
+}
+
 /// Sends the browser to the IdP, bound to it by the state cookie.
 pub fn to_idp(st: &AppState, url: &str, state: String) -> HttpResponse {
-    let mut resp = HttpResponse::Found()
-        .insert_header((actix_web::http::header::LOCATION, url.to_string()))
-        .finish();
+    let mut resp = found(url.to_string());
     let _ = resp.add_cookie(&state_cookie(st.tls, state));
     resp
 }
@@ -481,10 +486,7 @@ async fn saml_login(
 ) -> Result<HttpResponse, PageError> {
     let id = sso::parse_id(&id)?;
     let rd = crate::web::console::safe_rd(q.rd.as_deref());
-    let url = sso::saml::start(&st.svc, id, &rd, None)?;
-    Ok(HttpResponse::Found()
-        .insert_header((actix_web::http::header::LOCATION, url))
-        .finish())
+    Ok(found(sso::saml::start(&st.svc, id, &rd, None)?))
 }
 
 #[derive(Deserialize)]
@@ -536,10 +538,7 @@ async fn wsfed_login(
 ) -> Result<HttpResponse, PageError> {
     let id = sso::parse_id(&id)?;
     let rd = crate::web::console::safe_rd(q.rd.as_deref());
-    let url = sso::wsfed::start(&st.svc, id, &rd, None)?;
-    Ok(HttpResponse::Found()
-        .insert_header((actix_web::http::header::LOCATION, url))
-        .finish())
+    Ok(found(sso::wsfed::start(&st.svc, id, &rd, None)?))
 }
 
 #[derive(Deserialize)]
