@@ -279,3 +279,40 @@ pub async fn put_policy(app: &TestApp, token: &str, policy: Value) -> (u16, Valu
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }
+
+/// A third-party peer (an IdP on loopback) started by a test; killed when dropped.
+pub struct Peer {
+    child: std::process::Child,
+    /// What it printed after its `prefix`: the URL it listens at.
+    pub url: String,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `cmd` and waits for its `PREFIX url` line; `what` says what is
+/// missing when it exits first.
+pub fn spawn_peer(mut cmd: std::process::Command, prefix: &str, what: &str) -> Peer {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("{what}: exited before listening"))
+            .unwrap();
+        if let Some(u) = line.strip_prefix(prefix) {
+            break u.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Peer { child, url }
+}

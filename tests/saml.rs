@@ -5,25 +5,18 @@
 //! assertions, wrong audience / recipient / destination, replay, a forged
 //! InResponseTo, comment injection in the NameID and a DTD.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::{Value, json};
 
 use crate::common::{self, TestApp, browser, plain};
 use crate::sso::{get_json, put_json};
 
+/// pysaml2's IdP process (its base URL), stopped when dropped.
 pub struct Idp {
-    child: Child,
+    _peer: common::Peer,
     pub base: String,
-}
-
-impl Drop for Idp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Starts pysaml2's IdP; `key_dir` shares a signing key, `entity` an entity ID.
@@ -50,24 +43,16 @@ pub fn start_idp_env(
     if let Some(e) = entity {
         cmd.arg(e);
     }
-    let mut child = cmd
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("the SAML IdP exited before listening (pysaml2 and xmlsec1 installed?)")
-            .unwrap();
-        if let Some(b) = line.strip_prefix("IDP ") {
-            break b.to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Idp { child, base }
+    cmd.envs(env.iter().copied());
+    let peer = common::spawn_peer(
+        cmd,
+        "IDP ",
+        "the SAML IdP (pysaml2 and xmlsec1, which the test command installs)",
+    );
+    Idp {
+        base: peer.url.clone(),
+        _peer: peer,
+    }
 }
 
 fn value_of(html: &str, name: &str) -> String {

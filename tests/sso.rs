@@ -4,8 +4,7 @@
 //! broken on purpose. Also the rollout rules: excluded users, test sign-in
 //! before enforcement, password sign-in stopped only under enforcement.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use gatehouse::clock::Clock;
 use serde_json::{Value, json};
@@ -15,41 +14,28 @@ use crate::common::{self, OWNER, OWNER_PW, TestApp, browser, plain};
 const SECRET: &str = "op-client-secret-for-tests-only";
 
 /// A provider process, killed when dropped.
+/// An OpenID provider process (its issuer URL), stopped when dropped.
 pub struct Op {
-    child: Child,
+    _peer: common::Peer,
     pub issuer: String,
 }
 
-impl Drop for Op {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 pub fn start_op(kind: &str, redirect_uri: &str) -> Op {
-    let mut child = Command::new("node")
-        .arg("oidc_op.mjs")
+    let mut cmd = Command::new("node");
+    cmd.arg("oidc_op.mjs")
         .arg(kind)
         .arg(redirect_uri)
         .arg(SECRET)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("node (the test command installs it)");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let issuer = loop {
-        let line = lines
-            .next()
-            .expect("the OpenID provider exited before listening (npm ci in tests/peers?)")
-            .unwrap();
-        if let Some(i) = line.strip_prefix("ISSUER ") {
-            break i.to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Op { child, issuer }
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers"));
+    let peer = common::spawn_peer(
+        cmd,
+        "ISSUER ",
+        "the OpenID provider (node and npm ci in tests/peers, which the test command installs)",
+    );
+    Op {
+        issuer: peer.url.clone(),
+        _peer: peer,
+    }
 }
 
 /// The provider signs with the real time: move the test clock there.

@@ -4,46 +4,32 @@
 //! the IdP's form, and refusals of a tampered, unsigned, replayed, expired or
 //! foreign-realm token.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::{Value, json};
 
 use crate::common::{self, TestApp, browser, plain};
 use crate::sso::put_json;
 
+/// The WS-Fed IdP process (its base URL), stopped when dropped.
 pub struct WsfedIdp {
-    child: Child,
+    _peer: common::Peer,
     pub base: String,
 }
 
-impl Drop for WsfedIdp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 pub fn start_wsfed() -> WsfedIdp {
-    let mut child = Command::new("node")
-        .arg("wsfed_idp.mjs")
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("node (the test command installs it)");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("the WS-Fed IdP exited before listening (npm ci in tests/peers?)")
-            .unwrap();
-        if let Some(b) = line.strip_prefix("WSFED ") {
-            break b.to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    WsfedIdp { child, base }
+    let mut cmd = Command::new("node");
+    cmd.arg("wsfed_idp.mjs")
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers"));
+    let peer = common::spawn_peer(
+        cmd,
+        "WSFED ",
+        "the WS-Fed IdP (node and npm ci in tests/peers, which the test command installs)",
+    );
+    WsfedIdp {
+        base: peer.url.clone(),
+        _peer: peer,
+    }
 }
 
 fn hidden(html: &str, name: &str) -> String {
