@@ -1325,6 +1325,113 @@ async fn console_workspace_pages_keep_to_the_same_boundaries() {
     assert_eq!(r.status(), 303);
     let apps = ok(&app, Method::GET, "/api/v1/api-apps", &w.wa, None).await;
     assert_eq!(apps[0]["scopes"], json!(["read:agents", "read:analytics"]));
+
+    // Beta's role and service account, reached through Alpha's page URLs
+    // (the workspace in the path is not what decides): each refused, nothing changed.
+    let role_b = ok(
+        &app,
+        Method::POST,
+        "/api/v1/roles",
+        &w.owner,
+        Some(json!({"workspace": w.ws_b, "name": "B role", "permissions": ["read:agents"]})),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (sa_b, _) = service_account(
+        &app,
+        &w.owner,
+        json!({"workspace": w.ws_b, "name": "b-sa", "scopes": ["read:agents"]}),
+    )
+    .await;
+    let posts = [
+        (
+            format!("/admin/workspaces/{}/roles/{role_b}", w.ws_a),
+            vec![("name", "taken"), ("permission", "admin:users")],
+        ),
+        (
+            format!("/admin/workspaces/{}/roles/{role_b}/delete", w.ws_a),
+            vec![],
+        ),
+        (
+            format!("/admin/workspaces/{}/service-accounts/{sa_b}", w.ws_a),
+            vec![
+                ("name", "taken"),
+                ("scope", "read:agents"),
+                ("ip_mode", "warn"),
+            ],
+        ),
+        (
+            format!(
+                "/admin/workspaces/{}/service-accounts/{sa_b}/secret",
+                w.ws_a
+            ),
+            vec![],
+        ),
+        (
+            format!(
+                "/admin/workspaces/{}/service-accounts/{sa_b}/delete",
+                w.ws_a
+            ),
+            vec![],
+        ),
+        (
+            format!("/admin/workspaces/{}/roles", w.ws_b),
+            vec![("name", "in B"), ("permission", "read:agents")],
+        ),
+        (
+            format!("/admin/workspaces/{}/widget-keys", w.ws_b),
+            vec![
+                ("name", "w"),
+                ("bot", "b1"),
+                ("origins", "https://x.example"),
+            ],
+        ),
+    ];
+    for (path, mut fields) in posts {
+        fields.push(("csrf_token", csrf.as_str()));
+        let r = client
+            .post(app.url(&path))
+            .form(&fields)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+    }
+    let role = ok(
+        &app,
+        Method::GET,
+        &format!("/api/v1/roles/{role_b}"),
+        &w.owner,
+        None,
+    )
+    .await;
+    assert_eq!(role["name"], "B role");
+    let sa = ok(
+        &app,
+        Method::GET,
+        &format!("/api/v1/service-accounts/{sa_b}"),
+        &w.owner,
+        None,
+    )
+    .await;
+    assert_eq!(sa["ip_mode"], "block");
+    let roles = ok(&app, Method::GET, "/api/v1/roles", &w.owner, None).await;
+    let custom = roles
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["builtin"] == false)
+        .count();
+    assert_eq!(custom, 1, "no role was made in Beta: {roles}");
+    // An unknown kind of thing to delete is a 404, not a guess.
+    let r = client
+        .get(app.url(&format!("/admin/workspaces/{}/users/x/delete", w.ws_a)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
 }
 
 /// Failed client authentications at /oauth2/* are limited per address
@@ -1826,4 +1933,59 @@ async fn a_workspace_admin_creates_users_in_their_workspace() {
     assert_eq!(r.status(), 303);
     let html = client.get(&ws).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("form@example.com"));
+}
+
+/// Headless Chromium through one workspace's access-control pages
+/// (tests/browser/access.mjs): rename, members, custom roles, groups, app
+/// scopes, service-account edits and secrets, widget keys, and every
+/// deletion after its confirmation. The README's test command installs
+/// Chromium and playwright-core.
+#[actix_web::test]
+async fn workspace_access_pages_in_headless_chromium() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        root.join("node_modules/playwright-core").exists()
+            && std::path::Path::new("/usr/bin/chromium").exists(),
+        "the browser test needs chromium and playwright-core: run scripts/test.sh"
+    );
+    let app = spawn().await;
+    let token = app.owner_token().await;
+    let shots = std::env::var("GATEHOUSE_SCREENSHOTS").unwrap_or_default();
+    let base = app.base.clone();
+    let o = actix_web::rt::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .current_dir(&root)
+            .args(["access.mjs", &base, &shots])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{out}");
+    // Each change the pages made went through the audited access functions.
+    for action in [
+        "workspace.rename",
+        "role.create",
+        "role.update",
+        "role.delete",
+        "group.create",
+        "group.update",
+        "group.delete",
+        "api_app.update",
+        "api_app.delete",
+        "service_account.update",
+        "service_account.secret_rotate",
+        "service_account.delete",
+        "widget_key.create",
+        "widget_key.delete",
+        "member.remove",
+    ] {
+        let ev = app.audit(&token, &format!("action={action}&limit=5")).await;
+        assert!(!ev.is_empty(), "no {action} event\n{out}");
+    }
 }
