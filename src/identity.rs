@@ -148,7 +148,6 @@ pub struct User {
     pub disabled: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
-    pub last_login_at: Option<Timestamp>,
 }
 
 impl std::fmt::Debug for User {
@@ -266,6 +265,17 @@ pub fn get_cached(svc: &Service, id: &UserId) -> Result<std::sync::Arc<User>> {
 }
 
 pub type UserCache = crate::store::TableCache<UserId, User>;
+
+/// When the user last signed in. Kept in its own table, not in the user
+/// record: a sign-in must not count as a change to the identity, which would
+/// throw away every cached user and every reused access answer.
+pub fn last_sign_in(r: &impl Reader, id: &UserId) -> Result<Option<Timestamp>> {
+    r.get(Table::LastSignIns, id.as_str().as_bytes())
+}
+
+pub fn stamp_sign_in(tx: &mut WriteTx<'_>, id: &UserId, at: Timestamp) -> Result<()> {
+    tx.put(Table::LastSignIns, id.as_str().as_bytes(), &at)
+}
 pub const USER_CACHE_MAX: usize = 100_000;
 
 pub fn count(r: &impl Reader) -> Result<u64> {
@@ -349,7 +359,6 @@ pub async fn create(svc: &Service, by: &Principal, src: &Source, new: NewUser) -
         disabled: false,
         created_at: now,
         updated_at: now,
-        last_login_at: None,
     };
     let mut tx = svc.store.write()?;
     insert(svc, &mut tx, &user)?;
@@ -470,6 +479,7 @@ pub fn delete(svc: &Service, by: &Principal, src: &Source, id: &UserId) -> Resul
     }
     tx.delete(Table::UsersByEmail, &email_index(svc, &user.email)?)?;
     tx.delete(Table::Users, id.as_str().as_bytes())?;
+    tx.delete(Table::LastSignIns, id.as_str().as_bytes())?;
     crate::authn::session::end_all_for_user(&mut tx, id)?;
     crate::authn::refresh::revoke_all_for_user(&mut tx, id)?;
     crate::access::workspaces::forget_user(&mut tx, id)?;

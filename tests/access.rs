@@ -1989,3 +1989,67 @@ async fn workspace_access_pages_in_headless_chromium() {
         assert!(!ev.is_empty(), "no {action} event\n{out}");
     }
 }
+
+/// A sign-in is recorded (API and console show it) without counting as a
+/// change to the identity: the generation that reused `/auth/verify` and
+/// introspection answers depend on stays put, so a login flood does not
+/// throw every reused answer away. Disabling a user still moves it.
+#[actix_web::test]
+async fn a_sign_in_is_recorded_without_invalidating_reused_answers() {
+    let app = spawn().await;
+    let owner = app.owner_token().await;
+    let u = app.create_user(&owner, "sam@example.com", "user").await;
+    let id = u["id"].as_str().unwrap().to_string();
+    assert_eq!(u["last_login_at"], Value::Null);
+    let before = gatehouse::web::verify_cache::generation(&app.svc);
+    app.clock.advance(5);
+    let t = app
+        .api_login("sam@example.com", "amber-meadow-river-77")
+        .await;
+    assert!(t["access_token"].is_string(), "{t}");
+    assert_eq!(
+        gatehouse::web::verify_cache::generation(&app.svc),
+        before,
+        "a sign-in changed the identity generation"
+    );
+    let got = ok(
+        &app,
+        Method::GET,
+        &format!("/api/v1/users/{id}"),
+        &owner,
+        None,
+    )
+    .await;
+    let me = ok(
+        &app,
+        Method::GET,
+        "/api/v1/me",
+        t["access_token"].as_str().unwrap(),
+        None,
+    )
+    .await;
+    let at = got["last_login_at"]
+        .as_str()
+        .expect("last sign-in recorded")
+        .to_string();
+    assert_eq!(me["last_login_at"], at.as_str());
+    let (c, _) = app.browser_login(OWNER, OWNER_PW).await;
+    let page = c
+        .get(app.url(&format!("/admin/users/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(&at), "the user page shows the last sign-in");
+    ok(
+        &app,
+        Method::POST,
+        &format!("/api/v1/users/{id}/disable"),
+        &owner,
+        None,
+    )
+    .await;
+    assert_ne!(gatehouse::web::verify_cache::generation(&app.svc), before);
+}

@@ -369,7 +369,6 @@ pub async fn create_member(
         disabled: false,
         created_at: now,
         updated_at: now,
-        last_login_at: None,
     };
     let mut tx = svc.store.write()?;
     get(&tx, ws)?;

@@ -242,7 +242,7 @@ pub fn sso_session(
 fn finish_login(
     svc: &Service,
     tx: &mut WriteTx<'_>,
-    mut user: User,
+    user: User,
     src: &Source,
     channel: Channel,
     mfa_used: Option<&str>,
@@ -255,9 +255,7 @@ fn finish_login(
         "api"
     };
     lockout::clear(tx, &user.id)?;
-    let before = user.clone();
-    user.last_login_at = Some(now);
-    identity::save(svc, tx, &before, &user)?;
+    identity::stamp_sign_in(tx, &user.id, now)?;
     let policy = crate::policy::current(svc)?;
     // Must have MFA, has none: signed in for enrollment only.
     let enroll_only =
@@ -417,7 +415,6 @@ pub async fn create_owner(
         disabled: false,
         created_at: now,
         updated_at: now,
-        last_login_at: None,
     };
     identity::insert(svc, &mut tx, &user)?;
     audit::record(

@@ -1370,7 +1370,6 @@ pub fn finish(
                         disabled: false,
                         created_at: now,
                         updated_at: now,
-                        last_login_at: None,
                     };
                     identity::insert(svc, &mut tx, &u)?;
                     created = true;

@@ -56,6 +56,7 @@ pub enum Table {
     SsoPending,
     SsoLinks,
     SsoReplay,
+    LastSignIns,
 }
 
 impl Table {
@@ -89,6 +90,7 @@ impl Table {
         Table::SsoPending,
         Table::SsoLinks,
         Table::SsoReplay,
+        Table::LastSignIns,
     ];
 
     pub fn name(self) -> &'static str {
@@ -122,6 +124,7 @@ impl Table {
             Table::SsoPending => "sso_pending",
             Table::SsoLinks => "sso_links",
             Table::SsoReplay => "sso_replay",
+            Table::LastSignIns => "last_sign_ins",
         }
     }
 

@@ -563,7 +563,7 @@ impl From<&User> for UserDto {
             disabled: u.disabled,
             created_at: rfc3339(u.created_at),
             updated_at: rfc3339(u.updated_at),
-            last_login_at: u.last_login_at.map(rfc3339),
+            last_login_at: None,
             locked_until: None,
         }
     }
@@ -572,8 +572,9 @@ impl From<&User> for UserDto {
 /// The caller (bearer token or session cookie).
 #[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = UserDto), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn me(caller: ApiCaller) -> ApiResult {
-    Ok(HttpResponse::Ok().json(UserDto::from(caller.user()?)))
+async fn me(st: web::Data<AppState>, caller: ApiCaller) -> ApiResult {
+    let dto = UserDto::from(caller.user()?).with_state(&st.svc.store.read()?, st.svc.now())?;
+    Ok(HttpResponse::Ok().json(dto))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -607,14 +608,16 @@ pub struct UserList {
 }
 
 impl UserDto {
-    /// The DTO with the user's lock state, read through an open transaction.
-    fn with_lock(
+    /// The DTO with the user's lock state and last sign-in, read through an
+    /// open transaction.
+    fn with_state(
         mut self,
         r: &impl crate::store::Reader,
         now: crate::clock::Timestamp,
     ) -> Result<Self, Error> {
         let uid = UserId::parse(&self.id)?;
         self.locked_until = authn::lockout::locked_until(r, &uid, now)?.map(rfc3339);
+        self.last_login_at = identity::last_sign_in(r, &uid)?.map(rfc3339);
         Ok(self)
     }
 }
@@ -642,7 +645,7 @@ async fn list_users(
     Ok(HttpResponse::Ok().json(UserList {
         users: users
             .iter()
-            .map(|u| UserDto::from(u).with_lock(&r, now))
+            .map(|u| UserDto::from(u).with_state(&r, now))
             .collect::<Result<_, _>>()?,
         total,
         page,
@@ -711,7 +714,7 @@ async fn get_user(
     )?;
     let user = identity::get(&st.svc.store.read()?, &UserId::parse(&id)?)?;
     Ok(HttpResponse::Ok()
-        .json(UserDto::from(&user).with_lock(&st.svc.store.read()?, st.svc.now())?))
+        .json(UserDto::from(&user).with_state(&st.svc.store.read()?, st.svc.now())?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -750,7 +753,7 @@ async fn update_user(
     };
     let user = identity::update(&st.svc, &caller.principal, &src, &UserId::parse(&id)?, up)?;
     Ok(HttpResponse::Ok()
-        .json(UserDto::from(&user).with_lock(&st.svc.store.read()?, st.svc.now())?))
+        .json(UserDto::from(&user).with_state(&st.svc.store.read()?, st.svc.now())?))
 }
 
 async fn set_disabled(
@@ -774,7 +777,7 @@ async fn set_disabled(
     };
     let user = identity::update(&st.svc, &caller.principal, &src, &UserId::parse(id)?, up)?;
     Ok(HttpResponse::Ok()
-        .json(UserDto::from(&user).with_lock(&st.svc.store.read()?, st.svc.now())?))
+        .json(UserDto::from(&user).with_state(&st.svc.store.read()?, st.svc.now())?))
 }
 
 /// Disable a user: their sessions and refresh tokens end at once.
@@ -847,7 +850,7 @@ async fn unlock_user(
     authn::lockout::unlock(&st.svc, &caller.principal, &src, &uid)?;
     let user = identity::get(&st.svc.store.read()?, &uid)?;
     Ok(HttpResponse::Ok()
-        .json(UserDto::from(&user).with_lock(&st.svc.store.read()?, st.svc.now())?))
+        .json(UserDto::from(&user).with_state(&st.svc.store.read()?, st.svc.now())?))
 }
 
 /// Set a new password for a user (ends their sessions and refresh tokens).

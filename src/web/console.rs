@@ -754,8 +754,9 @@ pub struct UserRow {
     pub last_login: String,
 }
 
-impl From<&User> for UserRow {
-    fn from(u: &User) -> Self {
+impl UserRow {
+    /// A user's row, with their last sign-in (kept apart from the record).
+    fn new(u: &User, last_sign_in: Option<crate::clock::Timestamp>) -> Self {
         UserRow {
             id: u.id.as_str().into(),
             email: u.email.as_str().into(),
@@ -764,10 +765,7 @@ impl From<&User> for UserRow {
             disabled: u.disabled,
             is_owner: u.role == Role::Owner,
             created: rfc3339(u.created_at),
-            last_login: u
-                .last_login_at
-                .map(rfc3339)
-                .unwrap_or_else(|| "never".into()),
+            last_login: last_sign_in.map(rfc3339).unwrap_or_else(|| "never".into()),
         }
     }
 }
@@ -894,9 +892,14 @@ fn users_view(
     page: usize,
 ) -> Result<(Vec<UserRow>, usize, usize, usize), Error> {
     let page = page.max(1);
-    let (list, total) = identity::list(&st.svc.store.read()?, q, (page - 1) * PER_PAGE, PER_PAGE)?;
+    let r = st.svc.store.read()?;
+    let (list, total) = identity::list(&r, q, (page - 1) * PER_PAGE, PER_PAGE)?;
     let pages = total.div_ceil(PER_PAGE).max(1);
-    Ok((list.iter().map(UserRow::from).collect(), total, page, pages))
+    let rows = list
+        .iter()
+        .map(|u| Ok(UserRow::new(u, identity::last_sign_in(&r, &u.id)?)))
+        .collect::<Result<_, Error>>()?;
+    Ok((rows, total, page, pages))
 }
 
 async fn users(
@@ -1016,7 +1019,7 @@ fn user_page(
     let locked_until = authn::lockout::locked_until(&r, id, st.svc.now())?.map(rfc3339);
     Ok(UserPage {
         nav: nav(u, "users"),
-        u: UserRow::from(&target),
+        u: UserRow::new(&target, identity::last_sign_in(&r, id)?),
         notice,
         error,
         sessions,
@@ -1250,7 +1253,10 @@ fn account_page(
         .collect();
     Ok(AccountPage {
         nav: nav(u, "account"),
-        me: UserRow::from(&u.user),
+        me: UserRow::new(
+            &u.user,
+            identity::last_sign_in(&st.svc.store.read()?, &u.user.id)?,
+        ),
         mfa,
         mfa_since,
         can_email: available.contains(&"email"),
