@@ -755,3 +755,78 @@ async fn with_only_sms_the_console_asks_for_an_sms_code_to_reauthenticate() {
         .unwrap();
     assert_eq!(r.headers()["location"], "/admin/keys?notice=rotated");
 }
+
+/// Headless Chromium through the e-mail and SMS code pages
+/// (tests/browser/codes.mjs): enrollment of both with the codes really
+/// delivered (aiosmtpd here, an HTTP gateway run by the script), then a
+/// sign-in with each, and a used code refused. The README's test command
+/// installs Chromium, playwright-core and the venv.
+#[actix_web::test]
+async fn code_pages_in_headless_chromium() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        root.join("node_modules/playwright-core").exists()
+            && Path::new("/usr/bin/chromium").exists(),
+        "the browser test needs chromium and playwright-core: run scripts/test.sh"
+    );
+    let smtp = start_smtp();
+    let sms_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (port, ca) = (smtp.port, smtp.ca.clone());
+    let app = spawn_with(move |s| {
+        s.smtp.host = "127.0.0.1".into();
+        s.smtp.port = port;
+        s.smtp.tls = "starttls".into();
+        s.smtp.username = "gatehouse".into();
+        s.smtp.password = serde_json::from_value(json!("smtp-secret-1")).unwrap();
+        s.smtp.ca_file = Some(ca);
+        s.sms.url = format!("http://127.0.0.1:{sms_port}/2010-04-01/Accounts/AC123/Messages.json");
+        s.sms.username = "AC123".into();
+        s.sms.secret = serde_json::from_value(json!("twilio-token")).unwrap();
+    })
+    .await;
+    let token = app.owner_token().await;
+    assert_eq!(
+        put_policy(
+            &app,
+            &token,
+            policy_with("off", &[], &["totp", "email", "sms"])
+        )
+        .await
+        .0,
+        200
+    );
+    let shots = std::env::var("GATEHOUSE_SCREENSHOTS").unwrap_or_default();
+    let (base, inbox) = (app.base.clone(), smtp.inbox.clone());
+    let o = actix_web::rt::task::spawn_blocking(move || {
+        Command::new("node")
+            .current_dir(&root)
+            .args([
+                "codes.mjs",
+                &base,
+                inbox.to_str().unwrap(),
+                &sms_port.to_string(),
+                &shots,
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{out}");
+    let logins = app.audit(&token, "action=auth.login&limit=10").await;
+    for m in ["email", "sms"] {
+        assert!(
+            logins.iter().any(|e| e["details"]["mfa"] == m),
+            "no sign-in with {m}: {out}"
+        );
+    }
+}
