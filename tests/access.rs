@@ -1970,6 +1970,7 @@ async fn workspace_access_pages_in_headless_chromium() {
     // Each change the pages made went through the audited access functions.
     for action in [
         "workspace.rename",
+        "workspace.session_limits",
         "role.create",
         "role.update",
         "role.delete",
@@ -2052,4 +2053,101 @@ async fn a_sign_in_is_recorded_without_invalidating_reused_answers() {
     )
     .await;
     assert_ne!(gatehouse::web::verify_cache::generation(&app.svc), before);
+}
+
+/// A workspace's own session limits shorten its members' sessions (only
+/// theirs); its admin sets them, nobody else does; bad values get a message.
+#[actix_web::test]
+async fn workspace_session_limits_shorten_their_members_sessions() {
+    let app = spawn().await;
+    let w = world(&app).await;
+    app.create_user(&w.owner, "out@example.com", "user").await;
+    let path = format!("/api/v1/workspaces/{}/session-limits", w.ws_a);
+    let (s, v) = call(
+        &app,
+        Method::PUT,
+        &path,
+        &w.wa,
+        Some(json!({"idle_timeout_secs": 10})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at least 60"),
+        "{v}"
+    );
+    let (s, _) = call(
+        &app,
+        Method::PUT,
+        &path,
+        &w.dev,
+        Some(json!({"idle_timeout_secs": 300})),
+    )
+    .await;
+    assert_eq!(s, 403, "a developer does not set them");
+    let other = format!("/api/v1/workspaces/{}/session-limits", w.ws_b);
+    let (s, _) = call(
+        &app,
+        Method::PUT,
+        &other,
+        &w.wa,
+        Some(json!({"idle_timeout_secs": 300})),
+    )
+    .await;
+    assert_eq!(s, 403, "Alpha's admin does not set Beta's");
+    let v = ok(
+        &app,
+        Method::PUT,
+        &path,
+        &w.wa,
+        Some(json!({"idle_timeout_secs": 300, "absolute_lifetime_secs": null})),
+    )
+    .await;
+    assert_eq!(v["session"]["idle_timeout_secs"], 300);
+
+    let (member, _) = app
+        .browser_login("dev@example.com", "amber-meadow-river-77")
+        .await;
+    let (outsider, _) = app
+        .browser_login("out@example.com", "amber-meadow-river-77")
+        .await;
+    let me = |c: reqwest::Client| {
+        let url = app.url("/api/v1/me");
+        async move { c.get(url).send().await.unwrap().status().as_u16() }
+    };
+    app.clock.advance(200);
+    assert_eq!(me(member.clone()).await, 200);
+    app.clock.advance(301);
+    assert_eq!(me(member.clone()).await, 401, "idle past Alpha's 5 minutes");
+    assert_eq!(
+        me(outsider.clone()).await,
+        200,
+        "the installation's 30 minutes still hold"
+    );
+
+    // Cleared: the installation's limits again.
+    ok(
+        &app,
+        Method::PUT,
+        &path,
+        &w.wa,
+        Some(json!({"idle_timeout_secs": null, "absolute_lifetime_secs": null})),
+    )
+    .await;
+    let (member, _) = app
+        .browser_login("dev@example.com", "amber-meadow-river-77")
+        .await;
+    app.clock.advance(400);
+    assert_eq!(me(member).await, 200);
+    let owner = app.api_login(OWNER, OWNER_PW).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ev = app
+        .audit(&owner, "action=workspace.session_limits&limit=5")
+        .await;
+    assert_eq!(ev.len(), 2, "{ev:?}");
 }

@@ -576,6 +576,26 @@ fn generation(svc: &Service) -> u64 {
         .fold(0u64, |a, g| a.wrapping_add(g))
 }
 
+/// The session limits (idle, absolute, in seconds) for `user`: the
+/// installation's, shortened by those of any workspace the user belongs to
+/// (directly or through a group).
+pub fn session_limits(
+    svc: &Service,
+    user: &UserId,
+    idle: i64,
+    absolute: i64,
+) -> Result<(i64, i64)> {
+    let snap = snapshot(svc)?;
+    let (mut idle, mut absolute) = (idle, absolute);
+    for (ws, _, _) in snap.user_grants.get(user).into_iter().flatten() {
+        if let Some(w) = snap.workspaces.get(ws) {
+            idle = idle.min(w.session.idle_timeout_secs.unwrap_or(i64::MAX));
+            absolute = absolute.min(w.session.absolute_lifetime_secs.unwrap_or(i64::MAX));
+        }
+    }
+    Ok((idle, absolute))
+}
+
 pub fn snapshot(svc: &Service) -> Result<Arc<Snapshot>> {
     let g = generation(svc);
     if let Ok(c) = svc.access_cache.read()

@@ -19,6 +19,47 @@ pub struct Workspace {
     pub id: String,
     pub name: String,
     pub created_at: Timestamp,
+    /// Shorter session limits for this workspace's members (None: the
+    /// installation's). A member of several workspaces gets the shortest.
+    #[serde(default)]
+    pub session: SessionLimits,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SessionLimits {
+    /// Idle timeout in seconds (at least 60).
+    pub idle_timeout_secs: Option<i64>,
+    /// Absolute lifetime in seconds (at most 30 days).
+    pub absolute_lifetime_secs: Option<i64>,
+}
+
+impl SessionLimits {
+    fn check(self) -> Result<SessionLimits> {
+        if self.idle_timeout_secs.is_some_and(|i| i < 60) {
+            return Err(Error::invalid(
+                "idle_timeout_secs",
+                "must be at least 60 seconds, or null for the installation's",
+            ));
+        }
+        if self
+            .absolute_lifetime_secs
+            .is_some_and(|a| !(60..=30 * 86_400).contains(&a))
+        {
+            return Err(Error::invalid(
+                "absolute_lifetime_secs",
+                "must be between 60 seconds and 30 days, or null for the installation's",
+            ));
+        }
+        if let (Some(i), Some(a)) = (self.idle_timeout_secs, self.absolute_lifetime_secs)
+            && i > a
+        {
+            return Err(Error::invalid(
+                "idle_timeout_secs",
+                "must not be above absolute_lifetime_secs",
+            ));
+        }
+        Ok(self)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,6 +170,7 @@ pub fn create(svc: &Service, by: &Principal, src: &Source, name: &str) -> Result
         id: new_id("ws_")?,
         name: clean_name("name", name)?,
         created_at: svc.now(),
+        session: SessionLimits::default(),
     };
     let mut tx = svc.store.write()?;
     if tx
@@ -184,6 +226,42 @@ pub fn rename(
         id,
         id,
         serde_json::json!({"from": old, "to": w.name}),
+    )?;
+    tx.commit()?;
+    Ok(w)
+}
+
+/// Sets (or with `None`s clears) the workspace's own session limits. They
+/// can only shorten the installation's: the shortest of both applies.
+pub fn set_session_limits(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    id: &str,
+    limits: SessionLimits,
+) -> Result<Workspace> {
+    let id = parse_id("ws_", id, "workspace")?;
+    authorize(
+        svc,
+        by,
+        Permission::ManageUsers,
+        Resource::Workspace(id),
+        src,
+    )?;
+    let limits = limits.check()?;
+    let mut tx = svc.store.write()?;
+    let mut w = get(&tx, id)?;
+    let old = std::mem::replace(&mut w.session, limits);
+    tx.put(Table::Workspaces, w.id.as_bytes(), &w)?;
+    record_change(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "workspace.session_limits",
+        id,
+        id,
+        serde_json::json!({"from": old, "to": w.session}),
     )?;
     tx.commit()?;
     Ok(w)

@@ -80,8 +80,13 @@ pub fn lookup(svc: &Service, token: &str) -> Result<Option<([u8; 32], Session, U
         return Ok(None);
     };
     let cfg = crate::policy::current(svc)?.session;
-    if now - s.last_seen > cfg.idle_timeout_secs || now - s.created_at > cfg.absolute_lifetime_secs
-    {
+    let (idle, absolute) = crate::access::session_limits(
+        svc,
+        &s.user_id,
+        cfg.idle_timeout_secs,
+        cfg.absolute_lifetime_secs,
+    )?;
+    if now - s.last_seen > idle || now - s.created_at > absolute {
         drop(r);
         let mut tx = svc.store.write()?;
         end(&mut tx, &s.user_id, &hash)?;

@@ -27,6 +27,7 @@ type ApiResult = Result<HttpResponse, ApiError>;
         create_workspace,
         get_workspace,
         rename_workspace,
+        put_session_limits,
         delete_workspace,
         list_members,
         add_member,
@@ -66,6 +67,7 @@ type ApiResult = Result<HttpResponse, ApiError>;
     components(schemas(
         PermissionDto,
         WorkspaceDto,
+        wss::SessionLimits,
         NameRequest,
         MemberDto,
         AddMemberRequest,
@@ -107,6 +109,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/workspaces/{id}", web::get().to(get_workspace))
         .route("/workspaces/{id}", web::patch().to(rename_workspace))
         .route("/workspaces/{id}", web::delete().to(delete_workspace))
+        .route(
+            "/workspaces/{id}/session-limits",
+            web::put().to(put_session_limits),
+        )
         .route("/workspaces/{id}/members", web::get().to(list_members))
         .route("/workspaces/{id}/members", web::post().to(add_member))
         .route("/workspaces/{id}/users", web::post().to(create_member))
@@ -181,6 +187,8 @@ pub struct WorkspaceDto {
     pub id: String,
     pub name: String,
     pub created_at: String,
+    /// The workspace's own session limits (null: the installation's).
+    pub session: wss::SessionLimits,
 }
 
 impl From<wss::Workspace> for WorkspaceDto {
@@ -189,6 +197,7 @@ impl From<wss::Workspace> for WorkspaceDto {
             id: w.id,
             name: w.name,
             created_at: ts(w.created_at),
+            session: w.session,
         }
     }
 }
@@ -239,6 +248,21 @@ async fn rename_workspace(
     body: web::Json<NameRequest>,
 ) -> ApiResult {
     let w = wss::rename(&st.svc, &caller.principal, &source(&req), &id, &body.name)?;
+    Ok(HttpResponse::Ok().json(WorkspaceDto::from(w)))
+}
+
+/// Sets the workspace's own session limits (`null` for the installation's);
+/// they only shorten: a member gets the shortest of the installation's and
+/// every workspace they belong to.
+#[utoipa::path(put, path = "/api/v1/workspaces/{id}/session-limits", request_body = wss::SessionLimits, responses((status = 200, body = WorkspaceDto)))]
+async fn put_session_limits(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    id: web::Path<String>,
+    body: web::Json<wss::SessionLimits>,
+) -> ApiResult {
+    let w = wss::set_session_limits(&st.svc, &caller.principal, &source(&req), &id, *body)?;
     Ok(HttpResponse::Ok().json(WorkspaceDto::from(w)))
 }
 

@@ -26,6 +26,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/workspaces/{id}", web::get().to(show))
         .route("/admin/workspaces/{id}/rename", web::post().to(rename))
         .route(
+            "/admin/workspaces/{id}/session",
+            web::post().to(session_limits),
+        )
+        .route(
             "/admin/workspaces/{id}/delete",
             web::get().to(delete_confirm),
         )
@@ -241,6 +245,12 @@ struct WorkspacePage {
     can_users: bool,
     can_credentials: bool,
     can_delete: bool,
+    /// The workspace's own session limits as typed ("" for the installation's).
+    idle_minutes: String,
+    absolute_hours: String,
+    /// The installation's, for comparison.
+    default_idle_minutes: i64,
+    default_absolute_hours: i64,
     /// A secret just made: shown this once.
     secret: Option<(String, String)>,
     error: Option<String>,
@@ -397,9 +407,22 @@ fn page(
             })
             .collect();
     }
+    let installation = crate::policy::current(&st.svc)?.session;
     Ok(WorkspacePage {
         nav: nav(u, "workspaces"),
         can_delete: p.is_platform_admin(),
+        idle_minutes: ws
+            .session
+            .idle_timeout_secs
+            .map(|s| (s / 60).to_string())
+            .unwrap_or_default(),
+        absolute_hours: ws
+            .session
+            .absolute_lifetime_secs
+            .map(|s| (s / 3600).to_string())
+            .unwrap_or_default(),
+        default_idle_minutes: installation.idle_timeout_secs / 60,
+        default_absolute_hours: installation.absolute_lifetime_secs / 3600,
         ws,
         members,
         custom_roles,
@@ -596,6 +619,43 @@ async fn rename(
 ) -> PageResult {
     let f = Fields::new(body, &u)?;
     let r = wss::rename(&st.svc, &u.principal(), &source(&req), &id, f.one("name")).map(|_| None);
+    after(&st, &req, &u, &id, r)
+}
+
+/// Blank for the installation's value, else a whole number of `unit` seconds.
+fn limit(f: &Fields, field: &'static str, unit: i64) -> Result<Option<i64>, Error> {
+    match f.one(field).trim() {
+        "" => Ok(None),
+        v => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(|n| Some(n.saturating_mul(unit)))
+            .ok_or_else(|| {
+                Error::invalid(
+                    field,
+                    "give a whole number, or leave it empty for the installation's",
+                )
+            }),
+    }
+}
+
+async fn session_limits(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    body: web::Form<Vec<(String, String)>>,
+) -> PageResult {
+    let f = Fields::new(body, &u)?;
+    let r = (|| {
+        let limits = wss::SessionLimits {
+            idle_timeout_secs: limit(&f, "idle_minutes", 60)?,
+            absolute_lifetime_secs: limit(&f, "absolute_hours", 3600)?,
+        };
+        wss::set_session_limits(&st.svc, &u.principal(), &source(&req), &id, limits)
+    })()
+    .map(|_| None);
     after(&st, &req, &u, &id, r)
 }
 

@@ -51,6 +51,9 @@ await walk("access", base, shots, async ({ page, step, shot, expectText, expectC
   await page.fill("#rename input[name=name]", "Agents team");
   await submit("#rename");
   await page.locator("h1", { hasText: "Agents team" }).waitFor();
+  await page.fill("#session-limits input[name=idle_minutes]", "20");
+  await submit("#session-limits");
+  expectEq("the workspace's idle limit", await page.inputValue("#session-limits input[name=idle_minutes]"), "20");
 
   step("create a user into the workspace");
   await page.fill("#create-member input[name=email]", "dana@example.com");
