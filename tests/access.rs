@@ -1791,6 +1791,37 @@ async fn reused_introspection_answers_follow_every_change() {
         assert_eq!((s, v["active"].as_bool()), (200, Some(true)), "{v}");
         assert_eq!(v["token_type"], "api_key");
     }
+    // Form fields in the body instead of Basic: the same answer, reused per
+    // those bytes; a JSON body gets an OAuth error that says what to send.
+    let body = format!("client_id={id}&client_secret={secret}&token={key}");
+    for _ in 0..2 {
+        let r = plain()
+            .post(app.url("/oauth2/introspect"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["active"], true, "{v}");
+    }
+    let r = plain()
+        .post(app.url("/oauth2/introspect"))
+        .basic_auth(&id, Some(&secret))
+        .json(&json!({"token": key}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "invalid_request");
+    assert!(
+        v["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("x-www-form-urlencoded"),
+        "{v}"
+    );
     // A wrong caller secret is still refused (the reuse is per caller credential).
     let (s, _) = form(
         &app,

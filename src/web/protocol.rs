@@ -260,22 +260,18 @@ fn endpoint_caller(
 
 /// RFC 7662 for access tokens, API keys and widget keys. Anything invalid,
 /// expired, revoked, deleted, or outside the caller's workspace is `{"active": false}`.
-async fn introspect(
-    req: HttpRequest,
-    st: web::Data<AppState>,
-    form: web::Form<OAuthForm>,
-) -> HttpResponse {
+async fn introspect(req: HttpRequest, st: web::Data<AppState>, raw: web::Bytes) -> HttpResponse {
     // Active answers are reused for the same caller credential and token
-    // while nothing they depend on changed (see `verify_cache`).
+    // while nothing they depend on changed (see `verify_cache`). The key is
+    // the raw Authorization header and body: the same bytes always parse to
+    // the same caller and token, and a hit parses nothing.
     let generation = crate::web::verify_cache::generation(&st.svc);
     let now = st.svc.now();
-    let cache_key = match (
-        form.token.as_deref().map(str::trim),
-        caller_auth(&req, &form),
-    ) {
-        (Some(t), Some(a)) if !t.is_empty() => Some(crate::web::verify_cache::key(&a, t, None)),
-        _ => None,
-    };
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map_or(&b""[..], |v| v.as_bytes());
+    let cache_key = (!raw.is_empty()).then(|| crate::web::verify_cache::key_of(&[auth, &raw]));
     if let Some(k) = &cache_key
         && let Some(e) = st.introspect_cache.get(k, generation, now)
         && let Some(body) = &e.body
@@ -290,6 +286,10 @@ async fn introspect(
             .content_type("application/json")
             .body(body.clone());
     }
+    let form = match oauth_form(&req, &st, &raw) {
+        Ok(f) => f,
+        Err((status, why)) => return oauth_error(status, "invalid_request", why),
+    };
     let src = source(&req);
     if let Some(r) = client_auth_limited(&req, &st) {
         return r;
@@ -429,19 +429,42 @@ async fn introspect(
 
 /// The caller's credential as sent (Authorization header or form fields),
 /// to key reused introspection answers.
-fn caller_auth(req: &HttpRequest, form: &OAuthForm) -> Option<String> {
-    if let Some(v) = req
+/// The form of an OAuth endpoint read from its raw body, or the status and
+/// the message that says what to fix.
+fn oauth_form(
+    req: &HttpRequest,
+    st: &AppState,
+    raw: &[u8],
+) -> Result<OAuthForm, (StatusCode, &'static str)> {
+    let form_type = req
         .headers()
-        .get(header::AUTHORIZATION)
+        .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-    {
-        return Some(v.to_string());
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !form_type {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "Send the parameters as application/x-www-form-urlencoded.",
+        ));
     }
-    Some(format!(
-        "form\0{}\0{}",
-        form.client_id.as_deref()?,
-        form.client_secret.as_deref()?
-    ))
+    if raw.len() > st.svc.settings.limits.form_body_bytes {
+        return Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The request body is larger than the limit.",
+        ));
+    }
+    std::str::from_utf8(raw)
+        .ok()
+        .and_then(|s| web::Query::<OAuthForm>::from_query(s).ok())
+        .map(web::Query::into_inner)
+        .ok_or((
+            StatusCode::BAD_REQUEST,
+            "The form is malformed: send token=…, percent-encoded.",
+        ))
 }
 
 /// Until when answers to this introspection caller may be reused: only

@@ -77,12 +77,21 @@ pub struct VerifyCache {
 }
 
 pub fn key(credential: &str, query: &str, origin: Option<&str>) -> [u8; 32] {
-    let mut d = Vec::with_capacity(credential.len() + query.len() + 64);
-    d.extend_from_slice(credential.as_bytes());
-    d.push(0);
-    d.extend_from_slice(query.as_bytes());
-    d.push(0);
-    d.extend_from_slice(origin.unwrap_or("").as_bytes());
+    key_of(&[
+        credential.as_bytes(),
+        query.as_bytes(),
+        origin.unwrap_or("").as_bytes(),
+    ])
+}
+
+/// SHA-256 over the parts, each followed by a length, so no two different
+/// lists of parts share a key.
+pub fn key_of(parts: &[&[u8]]) -> [u8; 32] {
+    let mut d = Vec::with_capacity(parts.iter().map(|p| p.len() + 8).sum());
+    for p in parts {
+        d.extend_from_slice(p);
+        d.extend_from_slice(&(p.len() as u64).to_le_bytes());
+    }
     crate::crypto::sha256(&d)
 }
 
