@@ -1,4 +1,6 @@
--- wrk script: a flood of password sign-ins (wrong password: full Argon2 work).
+-- wrk script: a flood of password sign-ins for an unknown e-mail address:
+-- the full Argon2 work (against the dummy hash, as for a wrong password),
+-- without growing any account's lockout state.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"email":"owner@example.com","password":"wrong-password-flood"}'
+wrk.body = '{"email":"nobody@example.com","password":"wrong-password-flood"}'

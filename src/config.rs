@@ -473,6 +473,12 @@ impl Settings {
             return Err(Error::invalid("tokens", "lifetimes must be positive"));
         }
         let l = &self.lockout;
+        if l.max_failures > 100 {
+            return Err(Error::invalid(
+                "lockout.max_failures",
+                "must be at most 100 (each account keeps its failure times until the window passes)",
+            ));
+        }
         if l.max_failures == 0
             || l.window_secs <= 0
             || l.lock_secs <= 0
@@ -643,6 +649,15 @@ mod tests {
         assert_eq!(s.session.idle_timeout_secs, 60);
         let e = Settings::load(None, env(&[("GATEHOUSE_LISTNE", "x")])).unwrap_err();
         assert!(e.to_string().contains("GATEHOUSE_LISTNE"));
+    }
+
+    #[test]
+    fn lockout_failures_are_bounded() {
+        let e = Settings::load(None, env(&[("GATEHOUSE_LOCKOUT_MAX_FAILURES", "1000")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at most 100"), "{e}");
+        assert!(Settings::load(None, env(&[("GATEHOUSE_LOCKOUT_MAX_FAILURES", "100")])).is_ok());
     }
 
     #[test]

@@ -9,6 +9,8 @@ pub mod password;
 pub mod refresh;
 pub mod session;
 
+use std::sync::Arc;
+
 use crate::access::Principal;
 use crate::audit::{self, NewEvent, Outcome, Source};
 use crate::error::{Error, Result};
@@ -47,8 +49,12 @@ pub enum Channel {
 
 /// Checks e-mail and password. Unknown, malformed and disabled accounts take
 /// the same Argon2 time as a wrong password and get the same answer.
+///
+/// The outcome is written (a durable commit: audit, lockout, session) on the
+/// blocking pool, not on the request worker: under a flood of sign-ins the
+/// workers then never wait on an fsync, and token checks keep their latency.
 pub async fn login(
-    svc: &Service,
+    svc: &Arc<Service>,
     email: &str,
     pw: &Password,
     src: &Source,
@@ -63,6 +69,21 @@ pub async fn login(
         .hasher
         .verify(pw, user.as_ref().and_then(|u| u.password_hash.as_deref()))
         .await?;
+    let (svc, src) = (svc.clone(), src.clone());
+    tokio::task::spawn_blocking(move || record_login(&svc, parsed, user, ok, &src, channel))
+        .await
+        .map_err(Error::internal)?
+}
+
+/// The second half of `login`: the password check's outcome, recorded.
+fn record_login(
+    svc: &Service,
+    parsed: Option<Email>,
+    user: Option<User>,
+    ok: bool,
+    src: &Source,
+    channel: Channel,
+) -> Result<(User, Grant)> {
     let now = svc.now();
     let mut tx = svc.store.write()?;
     // Checked after the hash so a locked account costs the same time.
