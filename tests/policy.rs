@@ -263,6 +263,44 @@ async fn sensitive_actions_need_a_recent_sign_in() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    // Creating API credentials is sensitive too (a service account, a key,
+    // a widget key, a new client secret); reading them is not.
+    let ws = crate::access::call(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/workspaces",
+        t,
+        Some(json!({"name": "Ops"})),
+    )
+    .await;
+    assert_eq!(ws.0, 201, "{}", ws.1);
+    let ws = ws.1["id"].as_str().unwrap().to_string();
+    for (path, body) in [
+        (
+            "/api/v1/service-accounts",
+            json!({"workspace": ws, "name": "ci", "scopes": ["read:agents"]}),
+        ),
+        (
+            "/api/v1/widget-keys",
+            json!({"workspace": ws, "name": "w", "bot": "b1", "origins": ["https://x.example"]}),
+        ),
+    ] {
+        let (s, v) = crate::access::call(&app, reqwest::Method::POST, path, t, Some(body)).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (403, Some("reauthentication_required")),
+            "{path}"
+        );
+    }
+    let (s, _) = crate::access::call(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/service-accounts",
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
     let t = app.api_login(OWNER, OWNER_PW).await["access_token"]
         .as_str()
         .unwrap()
@@ -280,6 +318,21 @@ async fn sensitive_actions_need_a_recent_sign_in() {
         .unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/admin/reauth?rd=%2Fadmin%2Fkeys");
+    let r = c
+        .post(app.url(&format!("/admin/workspaces/{ws}/service-accounts")))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("name", "late"),
+            ("scope", "read:agents"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        format!("/admin/reauth?rd=%2Fadmin%2Fworkspaces%2F{ws}").as_str()
+    );
     let r = c
         .post(app.url("/admin/reauth"))
         .form(&[

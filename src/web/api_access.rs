@@ -801,6 +801,8 @@ async fn create_sa(
     caller: ApiCaller,
     body: web::Json<CreateServiceAccountRequest>,
 ) -> ApiResult {
+    // Creating a credential is sensitive: it needs a recent sign-in.
+    caller.require_recent_auth(&st.svc)?;
     let ws = match body.workspace.as_deref().filter(|w| !w.is_empty()) {
         None if caller.principal.is_platform_admin() => None,
         named => Some(access::resolve_workspace(
@@ -881,6 +883,8 @@ async fn rotate_sa_secret(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
+    // Creating a credential is sensitive: it needs a recent sign-in.
+    caller.require_recent_auth(&st.svc)?;
     let secret =
         creds::rotate_service_account_secret(&st.svc, &caller.principal, &source(&req), &id)?;
     let sa = creds::get_service_account(&st.svc, &caller.principal, &source(&req), &id)?;
@@ -1067,6 +1071,8 @@ async fn create_key(
     id: web::Path<String>,
     body: Option<web::Json<CreateKeyRequest>>,
 ) -> ApiResult {
+    // Creating a credential is sensitive: it needs a recent sign-in.
+    caller.require_recent_auth(&st.svc)?;
     let (name, expires) = match &body {
         Some(b) => (
             b.name.clone(),
@@ -1161,6 +1167,8 @@ async fn create_widget(
     caller: ApiCaller,
     body: web::Json<CreateWidgetKeyRequest>,
 ) -> ApiResult {
+    // Creating a credential is sensitive: it needs a recent sign-in.
+    caller.require_recent_auth(&st.svc)?;
     let ws = access::resolve_workspace(
         &st.svc,
         &caller.principal,

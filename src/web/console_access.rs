@@ -783,6 +783,10 @@ async fn create_sa(
     body: web::Form<Vec<(String, String)>>,
 ) -> PageResult {
     let f = Fields::new(body, &u)?;
+    if let Some(r) = crate::web::console::reauth_gate(&st, &u, &format!("/admin/workspaces/{id}"))?
+    {
+        return Ok(r);
+    }
     let r = f.ip_mode().and_then(|ip_mode| {
         creds::create_service_account(
             &st.svc,
@@ -869,6 +873,10 @@ async fn sa_secret(
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     let (id, item) = path.into_inner();
+    if let Some(r) = crate::web::console::reauth_gate(&st, &u, &format!("/admin/workspaces/{id}"))?
+    {
+        return Ok(r);
+    }
     let r = creds::rotate_service_account_secret(&st.svc, &u.principal(), &source(&req), &item)
         .map(|secret| Some((format!("New client secret for {item}"), secret)));
     after(&st, &req, &u, &id, r)
@@ -882,6 +890,10 @@ async fn create_widget(
     body: web::Form<Vec<(String, String)>>,
 ) -> PageResult {
     let f = Fields::new(body, &u)?;
+    if let Some(r) = crate::web::console::reauth_gate(&st, &u, &format!("/admin/workspaces/{id}"))?
+    {
+        return Ok(r);
+    }
     let r = creds::create_widget_key(
         &st.svc,
         &u.principal(),
@@ -1045,6 +1057,10 @@ async fn create_key(
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     let (id, app) = path.into_inner();
+    if let Some(r) = crate::web::console::reauth_gate(&st, &u, &format!("/admin/workspaces/{id}"))?
+    {
+        return Ok(r);
+    }
     let r = creds::create_key(
         &st.svc,
         &u.principal(),
