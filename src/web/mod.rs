@@ -67,8 +67,9 @@ pub struct SecretsOnce {
     map: std::sync::Mutex<HashMap<[u8; 32], (Timestamp, LabelledSecret)>>,
 }
 
-/// What the copy-once panel shows: a label and the secret.
-type LabelledSecret = (String, String);
+/// What the copy-once panel shows: a label and the secret (wiped when the
+/// entry is taken, expires or is dropped).
+type LabelledSecret = (String, zeroize::Zeroizing<String>);
 
 impl SecretsOnce {
     const TTL_SECS: Timestamp = 300;
@@ -89,7 +90,10 @@ impl SecretsOnce {
         let handle = crate::crypto::random_token()?;
         if let Ok(mut m) = self.map.lock() {
             m.retain(|_, (at, _)| now - *at < Self::TTL_SECS);
-            m.insert(Self::slot(session, &handle), (now, value));
+            m.insert(
+                Self::slot(session, &handle),
+                (now, (value.0, zeroize::Zeroizing::new(value.1))),
+            );
         }
         Ok(handle)
     }
@@ -102,8 +106,8 @@ impl SecretsOnce {
         now: Timestamp,
     ) -> Option<(String, String)> {
         let mut m = self.map.lock().ok()?;
-        let (at, v) = m.remove(&Self::slot(session, handle))?;
-        (now - at < Self::TTL_SECS).then_some(v)
+        let (at, (label, secret)) = m.remove(&Self::slot(session, handle))?;
+        (now - at < Self::TTL_SECS).then(|| (label, secret.to_string()))
     }
 }
 
