@@ -49,9 +49,11 @@ def rss_mib(pid):
 with tempfile.TemporaryDirectory() as d:
     data, port = os.path.join(d, "data"), free_port()
     pwf = os.path.join(d, "pw"); open(pwf, "w").write(PW)
-    # Rate limits lifted: the flood below must reach Argon2.
+    # Rate limits lifted: the flood below must reach Argon2. The lockout at its
+    # highest (100): the wrong-password rounds (5 between sign-ins) never lock.
     boot = {"GATEHOUSE_BOOTSTRAP_ADMIN_EMAIL": OWNER, "GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD_FILE": pwf,
-            "GATEHOUSE_RATE_LIMIT_AUTH_BURST": "1000000", "GATEHOUSE_RATE_LIMIT_AUTH_PER_MINUTE": "1000000"}
+            "GATEHOUSE_RATE_LIMIT_AUTH_BURST": "1000000", "GATEHOUSE_RATE_LIMIT_AUTH_PER_MINUTE": "1000000",
+            "GATEHOUSE_LOCKOUT_MAX_FAILURES": "100"}
     p, first_ms = start(data, port, boot)
     p.terminate(); p.wait()
     restarts = []

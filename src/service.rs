@@ -23,6 +23,12 @@ pub struct Service {
     pub csrf_key: SecretKey,
     /// Users by id with the users-table generation they were read at (see `identity::get_cached`).
     pub user_cache: crate::identity::UserCache,
+    /// Last sign-ins and lock ends by user, absent ones included, with their
+    /// tables' generations (see `authn::sign_in_state`).
+    pub sign_in_cache:
+        crate::store::TableCache<crate::identity::UserId, Option<crate::clock::Timestamp>>,
+    pub lock_cache:
+        crate::store::TableCache<crate::identity::UserId, Option<crate::clock::Timestamp>>,
     /// The security policy with the policy-table generation it was read at.
     pub policy_cache: std::sync::RwLock<Option<(u64, crate::policy::SecurityPolicy)>>,
     /// The access tables as one in-memory view (see `access::snapshot`).
@@ -101,6 +107,14 @@ impl Service {
             csrf_key,
             user_cache: crate::store::TableCache::new(
                 Table::Users,
+                crate::identity::USER_CACHE_MAX,
+            ),
+            sign_in_cache: crate::store::TableCache::new(
+                Table::LastSignIns,
+                crate::identity::USER_CACHE_MAX,
+            ),
+            lock_cache: crate::store::TableCache::new(
+                Table::Lockouts,
                 crate::identity::USER_CACHE_MAX,
             ),
             policy_cache: Default::default(),

@@ -1973,31 +1973,9 @@ async fn a_workspace_admin_creates_users_in_their_workspace() {
 /// Chromium and playwright-core.
 #[actix_web::test]
 async fn workspace_access_pages_in_headless_chromium() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        root.join("node_modules/playwright-core").exists()
-            && std::path::Path::new("/usr/bin/chromium").exists(),
-        "the browser test needs chromium and playwright-core: run scripts/test.sh"
-    );
     let app = spawn().await;
     let token = app.owner_token().await;
-    let shots = std::env::var("GATEHOUSE_SCREENSHOTS").unwrap_or_default();
-    let base = app.base.clone();
-    let o = actix_web::rt::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .current_dir(&root)
-            .args(["access.mjs", &base, &shots])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let out = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "{out}");
+    let out = chromium_walk_async("access.mjs", vec![app.base.clone()]).await;
     // Each change the pages made went through the audited access functions.
     for action in [
         "workspace.rename",
@@ -2065,6 +2043,25 @@ async fn a_sign_in_is_recorded_without_invalidating_reused_answers() {
         .expect("last sign-in recorded")
         .to_string();
     assert_eq!(me["last_login_at"], at.as_str());
+    assert_eq!(me["locked_until"], Value::Null);
+    // /me answers from memory, yet follows a new sign-in and a lock at once.
+    let tok = t["access_token"].as_str().unwrap().to_string();
+    app.clock.advance(60);
+    app.api_login("sam@example.com", "amber-meadow-river-77")
+        .await;
+    let me2 = ok(&app, Method::GET, "/api/v1/me", &tok, None).await;
+    assert_ne!(me2["last_login_at"], me["last_login_at"], "{me2}");
+    for _ in 0..5 {
+        let r = plain()
+            .post(app.url("/api/v1/auth/login"))
+            .json(&json!({"email": "sam@example.com", "password": "wrong-password-000"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let me3 = ok(&app, Method::GET, "/api/v1/me", &tok, None).await;
+    assert!(me3["locked_until"].is_string(), "{me3}");
     let (c, _) = app.browser_login(OWNER, OWNER_PW).await;
     let page = c
         .get(app.url(&format!("/admin/users/{id}")))
@@ -2074,7 +2071,11 @@ async fn a_sign_in_is_recorded_without_invalidating_reused_answers() {
         .text()
         .await
         .unwrap();
-    assert!(page.contains(&at), "the user page shows the last sign-in");
+    let latest = me2["last_login_at"].as_str().unwrap();
+    assert!(
+        page.contains(latest),
+        "the user page shows the last sign-in"
+    );
     ok(
         &app,
         Method::POST,

@@ -383,22 +383,10 @@ fn audit_verify_finds_the_first_broken_link() {
 /// test command installs both.
 #[test]
 fn console_walkthrough_in_headless_chromium() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        root.join("node_modules/playwright-core").exists()
-            && Path::new("/usr/bin/chromium").exists(),
-        "the browser test needs chromium and playwright-core: run scripts/test.sh, which installs them"
-    );
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("data"), &[]);
     let link = s.setup_link.clone().unwrap();
-    let shots = std::env::var("GATEHOUSE_SCREENSHOTS").unwrap_or_default();
-    let o = Command::new("node")
-        .current_dir(&root)
-        .args(["console.mjs", &s.base, &link, &shots])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
+    crate::common::chromium_walk("console.mjs", &[&s.base, &link]);
 }
 
 #[test]

@@ -763,12 +763,6 @@ async fn with_only_sms_the_console_asks_for_an_sms_code_to_reauthenticate() {
 /// installs Chromium, playwright-core and the venv.
 #[actix_web::test]
 async fn code_pages_in_headless_chromium() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        root.join("node_modules/playwright-core").exists()
-            && Path::new("/usr/bin/chromium").exists(),
-        "the browser test needs chromium and playwright-core: run scripts/test.sh"
-    );
     let smtp = start_smtp();
     let sms_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -799,29 +793,12 @@ async fn code_pages_in_headless_chromium() {
         .0,
         200
     );
-    let shots = std::env::var("GATEHOUSE_SCREENSHOTS").unwrap_or_default();
-    let (base, inbox) = (app.base.clone(), smtp.inbox.clone());
-    let o = actix_web::rt::task::spawn_blocking(move || {
-        Command::new("node")
-            .current_dir(&root)
-            .args([
-                "codes.mjs",
-                &base,
-                inbox.to_str().unwrap(),
-                &sms_port.to_string(),
-                &shots,
-            ])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let out = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "{out}");
+    let inbox = smtp.inbox.to_str().unwrap().to_string();
+    let out = chromium_walk_async(
+        "codes.mjs",
+        vec![app.base.clone(), inbox, sms_port.to_string()],
+    )
+    .await;
     let logins = app.audit(&token, "action=auth.login&limit=10").await;
     for m in ["email", "sms"] {
         assert!(

@@ -316,3 +316,43 @@ pub fn spawn_peer(mut cmd: std::process::Command, prefix: &str, what: &str) -> P
     std::thread::spawn(move || for _ in lines {});
     Peer { child, url }
 }
+
+/// Runs a headless-Chromium walk-through: `node tests/browser/SCRIPT ARGS…
+/// SCREENSHOT_DIR` (the directory from `GATEHOUSE_SCREENSHOTS`, or empty).
+/// Fails the test with the script's output unless it passed; returns the
+/// output. Needs Debian's chromium and `npm ci` in tests/browser, which the
+/// README's test command installs.
+pub fn chromium_walk(script: &str, args: &[&str]) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        root.join("node_modules/playwright-core").exists()
+            && std::path::Path::new("/usr/bin/chromium").exists(),
+        "the browser test needs chromium and playwright-core: run scripts/test.sh, which installs them"
+    );
+    let shots = std::env::var("GATEHOUSE_SCREENSHOTS").unwrap_or_default();
+    let o = std::process::Command::new("node")
+        .current_dir(&root)
+        .arg(script)
+        .args(args)
+        .arg(&shots)
+        .output()
+        .unwrap();
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{script}:\n{out}");
+    out
+}
+
+/// `chromium_walk` from an async test: off the runtime, so the server the
+/// script talks to keeps serving.
+pub async fn chromium_walk_async(script: &'static str, args: Vec<String>) -> String {
+    actix_web::rt::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        chromium_walk(script, &args)
+    })
+    .await
+    .unwrap()
+}

@@ -466,12 +466,6 @@ async fn saml_attacks_are_refused() {
 /// (tests/browser/saml.mjs); the README's test command installs both.
 #[actix_web::test]
 async fn saml_sign_in_from_the_sign_in_page_in_headless_chromium() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        root.join("node_modules/playwright-core").exists()
-            && Path::new("/usr/bin/chromium").exists(),
-        "the browser test needs chromium and playwright-core: run scripts/test.sh"
-    );
     let app = common::spawn().await;
     app.clock
         .advance(gatehouse::clock::Clock::now(&gatehouse::clock::SystemClock) - common::T0);
@@ -479,23 +473,8 @@ async fn saml_sign_in_from_the_sign_in_page_in_headless_chromium() {
     let idp = start_idp(&app.url("/sso/saml/acme/metadata"), keys.path(), None);
     let token = app.owner_token().await;
     app.create_user(&token, "admin2@example.com", "admin").await;
-    let shots = std::env::var("GATEHOUSE_SCREENSHOTS").unwrap_or_default();
-    let (base, idp_base) = (app.base.clone(), idp.base.clone());
-    let o = actix_web::rt::task::spawn_blocking(move || {
-        Command::new("node")
-            .current_dir(&root)
-            .args(["saml.mjs", &base, &idp_base, &shots])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let out = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "{out}");
+    let out =
+        common::chromium_walk_async("saml.mjs", vec![app.base.clone(), idp.base.clone()]).await;
     let logins = app.audit(&token, "action=auth.login&limit=20").await;
     assert!(
         logins

@@ -679,34 +679,13 @@ async fn sso_rollout_rules_test_sign_in_and_enforcement() {
 /// (tests/browser/sso.mjs); the README's test command installs both.
 #[actix_web::test]
 async fn sso_pages_in_headless_chromium() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        root.join("node_modules/playwright-core").exists()
-            && std::path::Path::new("/usr/bin/chromium").exists(),
-        "the browser test needs chromium and playwright-core: run scripts/test.sh"
-    );
     let app = common::spawn().await;
     real_time(&app);
     let op = start_op("real", &app.url("/sso/oidc/corp/callback"));
     let token = app.owner_token().await;
     app.create_user(&token, "admin2@example.com", "admin").await;
-    let shots = std::env::var("GATEHOUSE_SCREENSHOTS").unwrap_or_default();
-    let (base, issuer) = (app.base.clone(), op.issuer.clone());
-    let o = actix_web::rt::task::spawn_blocking(move || {
-        Command::new("node")
-            .current_dir(&root)
-            .args(["sso.mjs", &base, &issuer, &shots])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let out = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "{out}");
+    let out =
+        common::chromium_walk_async("sso.mjs", vec![app.base.clone(), op.issuer.clone()]).await;
     // The walk-through really signed alice in through the provider.
     let logins = events(&app, &token, "auth.login").await;
     assert!(

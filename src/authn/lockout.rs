@@ -25,10 +25,14 @@ pub struct LockState {
 
 /// When the account is locked, until when.
 pub fn locked_until(r: &impl Reader, user: &UserId, now: Timestamp) -> Result<Option<Timestamp>> {
+    Ok(lock_end(r, user)?.filter(|t| *t > now))
+}
+
+/// The end of the account's last lock, past or not.
+pub fn lock_end(r: &impl Reader, user: &UserId) -> Result<Option<Timestamp>> {
     Ok(
         r.get::<LockState>(Table::Lockouts, user.as_str().as_bytes())?
-            .and_then(|s| s.locked_until)
-            .filter(|t| *t > now),
+            .and_then(|s| s.locked_until),
     )
 }
 

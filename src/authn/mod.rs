@@ -47,6 +47,29 @@ pub enum Channel {
     Api,
 }
 
+/// The user's last sign-in and, if locked at `now`, until when: from memory
+/// while neither table has committed a change (an absent record is kept
+/// too), so `/api/v1/me` costs no store read.
+pub fn sign_in_state(
+    svc: &Service,
+    id: &UserId,
+    now: crate::clock::Timestamp,
+) -> Result<(
+    Option<crate::clock::Timestamp>,
+    Option<crate::clock::Timestamp>,
+)> {
+    let last = svc
+        .sign_in_cache
+        .get_or_load(&svc.store, id, |r| identity::last_sign_in(r, id).map(Some))?
+        .and_then(|v| *v);
+    let locked = svc
+        .lock_cache
+        .get_or_load(&svc.store, id, |r| lockout::lock_end(r, id).map(Some))?
+        .and_then(|v| *v)
+        .filter(|t| *t > now);
+    Ok((last, locked))
+}
+
 /// Checks e-mail and password. Unknown, malformed and disabled accounts take
 /// the same Argon2 time as a wrong password and get the same answer.
 ///

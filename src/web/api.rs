@@ -573,7 +573,11 @@ impl From<&User> for UserDto {
 #[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = UserDto), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn me(st: web::Data<AppState>, caller: ApiCaller) -> ApiResult {
-    let dto = UserDto::from(caller.user()?).with_state(&st.svc.store.read()?, st.svc.now())?;
+    let user = caller.user()?;
+    let (last, locked) = authn::sign_in_state(&st.svc, &user.id, st.svc.now())?;
+    let mut dto = UserDto::from(user);
+    dto.last_login_at = last.map(rfc3339);
+    dto.locked_until = locked.map(rfc3339);
     Ok(HttpResponse::Ok().json(dto))
 }
 
