@@ -265,6 +265,7 @@ pub fn get_cached(svc: &Service, id: &UserId) -> Result<std::sync::Arc<User>> {
 }
 
 pub type UserCache = crate::store::TableCache<UserId, User>;
+pub const USER_CACHE_MAX: usize = 100_000;
 
 /// When the user last signed in. Kept in its own table, not in the user
 /// record: a sign-in must not count as a change to the identity, which would
@@ -276,7 +277,6 @@ pub fn last_sign_in(r: &impl Reader, id: &UserId) -> Result<Option<Timestamp>> {
 pub fn stamp_sign_in(tx: &mut WriteTx<'_>, id: &UserId, at: Timestamp) -> Result<()> {
     tx.put(Table::LastSignIns, id.as_str().as_bytes(), &at)
 }
-pub const USER_CACHE_MAX: usize = 100_000;
 
 pub fn count(r: &impl Reader) -> Result<u64> {
     r.count(Table::Users)

@@ -1805,6 +1805,15 @@ async fn reused_introspection_answers_follow_every_change() {
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["active"], true, "{v}");
     }
+    // The same bytes sent as another content type are not served the reused answer.
+    let r = plain()
+        .post(app.url("/oauth2/introspect"))
+        .header("content-type", "text/plain")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
     let r = plain()
         .post(app.url("/oauth2/introspect"))
         .basic_auth(&id, Some(&secret))

@@ -263,15 +263,14 @@ fn endpoint_caller(
 async fn introspect(req: HttpRequest, st: web::Data<AppState>, raw: web::Bytes) -> HttpResponse {
     // Active answers are reused for the same caller credential and token
     // while nothing they depend on changed (see `verify_cache`). The key is
-    // the raw Authorization header and body: the same bytes always parse to
-    // the same caller and token, and a hit parses nothing.
+    // the raw Authorization and Content-Type headers and body: the same bytes
+    // always parse to the same caller and token, and a hit parses nothing.
     let generation = crate::web::verify_cache::generation(&st.svc);
     let now = st.svc.now();
-    let auth = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map_or(&b""[..], |v| v.as_bytes());
-    let cache_key = (!raw.is_empty()).then(|| crate::web::verify_cache::key_of(&[auth, &raw]));
+    let h = |n| req.headers().get(n).map_or(&b""[..], |v| v.as_bytes());
+    let (auth, kind) = (h(header::AUTHORIZATION), h(header::CONTENT_TYPE));
+    let cache_key =
+        (!raw.is_empty()).then(|| crate::web::verify_cache::key_of(&[auth, kind, &raw]));
     if let Some(k) = &cache_key
         && let Some(e) = st.introspect_cache.get(k, generation, now)
         && let Some(body) = &e.body
@@ -427,8 +426,6 @@ async fn introspect(req: HttpRequest, st: web::Data<AppState>, raw: web::Bytes) 
         .body(body)
 }
 
-/// The caller's credential as sent (Authorization header or form fields),
-/// to key reused introspection answers.
 /// The form of an OAuth endpoint read from its raw body, or the status and
 /// the message that says what to fix.
 fn oauth_form(
