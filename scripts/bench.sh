@@ -9,6 +9,10 @@ cd "$(dirname "$0")/.."
 for t in wrk oathtool; do
   command -v $t >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $t >/dev/null; }
 done
+# oha: fixed-rate latency (p99 without the flat-out load generator's own
+# scheduling in it); from crates.io, built once.
+command -v oha >/dev/null || [ -x "$HOME/.cargo/bin/oha" ] || cargo install oha --locked --quiet
+export PATH="$HOME/.cargo/bin:$PATH"
 if [ "${1:-}" = "saml" ]; then
   cargo bench --bench raw --locked --no-run 2>/dev/null
   exec python3 scripts/bench_saml.py "$(ls -t target/release/deps/raw-* | grep -v '\.d$' | head -1)"
