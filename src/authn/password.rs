@@ -1,5 +1,6 @@
-//! Password hashing with Argon2id on a bounded blocking pool, so a flood of
-//! sign-ins never starves the async workers; and the `Password` secret type.
+//! Password hashing with Argon2id on a few dedicated threads below the
+//! request workers' priority, so a flood of sign-ins never starves the async
+//! workers or token checks; and the `Password` secret type.
 
 use std::sync::{Arc, Mutex};
 
@@ -7,7 +8,6 @@ use argon2::password_hash::PasswordHasher;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use serde::Deserialize;
-use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
 use crate::config::PasswordSettings;
@@ -39,13 +39,18 @@ impl std::fmt::Debug for Password {
     }
 }
 
+/// Work for the Argon2 threads: a closure given the thread's own working memory.
+type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+
 pub struct Hasher {
     params: Params,
-    permits: Arc<Semaphore>,
-    /// Argon2 working memory, one buffer per permit, reused: a fresh 19 MiB
-    /// per check costs thousands of page faults and, when freed, TLB
-    /// shoot-downs that interrupt the request workers on the other cores.
-    memory: Arc<Mutex<Vec<Vec<Block>>>>,
+    /// To the Argon2 threads (one per permitted concurrent hash): dedicated
+    /// threads running below the request workers, each with its own working
+    /// memory, reused. Nothing else runs at their priority, so no lock is
+    /// ever held by a lowered thread; and a fresh 19 MiB per check would cost
+    /// thousands of page faults and, when freed, TLB shoot-downs that
+    /// interrupt the request workers on the other cores.
+    jobs: std::sync::mpsc::Sender<Job>,
     /// A real hash of a random password: unknown users are checked against it
     /// so they cost the same time as a wrong password.
     dummy: String,
@@ -70,39 +75,43 @@ impl Hasher {
         let dummy = hash_blocking(&params, crypto::random_token()?.as_bytes())?;
         Ok(Hasher {
             params,
-            permits: Arc::new(Semaphore::new(n)),
-            memory: Arc::default(),
+            jobs: start_threads(n)?,
             dummy,
         })
     }
 
+    /// Runs `f` on an Argon2 thread (queued while all are busy).
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move |memory| {
+                let _ = tx.send(f(memory));
+            }))
+            .map_err(|_| Error::internal("the Argon2 threads have stopped"))?;
+        rx.await
+            .map_err(|_| Error::internal("an Argon2 computation failed"))
+    }
+
     pub async fn hash(&self, pw: Password) -> Result<String> {
-        let _permit = self.permits.acquire().await.map_err(Error::internal)?;
         let params = self.params.clone();
-        tokio::task::spawn_blocking(move || {
-            below_request_threads();
-            hash_blocking(&params, pw.expose().as_bytes())
-        })
-        .await
-        .map_err(Error::internal)?
+        self.run(move |_| hash_blocking(&params, pw.expose().as_bytes()))
+            .await?
     }
 
     /// True if `pw` matches `phc`. With `None` (unknown user, or no password
     /// set) a dummy hash is checked and the answer is false.
     pub async fn verify(&self, pw: &Password, phc: Option<&str>) -> Result<bool> {
-        let _permit = self.permits.acquire().await.map_err(Error::internal)?;
         let (target, real) = match phc {
             Some(h) => (h.to_string(), true),
             None => (self.dummy.clone(), false),
         };
         let pw = pw.clone();
-        let memory = self.memory.clone();
-        let ok = tokio::task::spawn_blocking(move || -> bool {
-            below_request_threads();
-            verify_blocking(&memory, pw.expose().as_bytes(), &target)
-        })
-        .await
-        .map_err(Error::internal)?;
+        let ok = self
+            .run(move |memory| verify_blocking(memory, pw.expose().as_bytes(), &target))
+            .await?;
         Ok(ok && real)
     }
 
@@ -112,32 +121,52 @@ impl Hasher {
     }
 }
 
-/// Runs the calling (blocking-pool) thread at nice 19, once per thread: under
-/// a flood of sign-ins the scheduler then prefers the request workers (a
-/// nice-19 thread weighs 15 against a request thread's 1024; nice 10, 110,
-/// still let /me's p99 double), so token checks keep their latency while
-/// Argon2 uses whatever CPU is left.
-/// (Raising a thread's priority again needs privileges, so it stays lowered;
-/// the pool's other occasional tasks are background work too.)
-fn below_request_threads() {
-    thread_local! {
-        static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+/// `n` Argon2 threads taking jobs from one queue; they end when the hasher
+/// (the queue's sender) is dropped. A job that panics is caught, so the
+/// thread keeps serving (its caller gets an error).
+fn start_threads(n: usize) -> Result<std::sync::mpsc::Sender<Job>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    let rx = Arc::new(Mutex::new(rx));
+    for i in 0..n.max(1) {
+        let rx = rx.clone();
+        std::thread::Builder::new()
+            .name(format!("argon2-{i}"))
+            .spawn(move || {
+                below_request_threads();
+                let mut memory: Vec<Block> = Vec::new();
+                loop {
+                    let job = match rx.lock() {
+                        Ok(r) => match r.recv() {
+                            Ok(j) => j,
+                            Err(_) => return,
+                        },
+                        Err(_) => return,
+                    };
+                    let _ =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut memory)));
+                }
+            })
+            .map_err(|e| Error::internal(format!("cannot start an Argon2 thread: {e}")))?;
     }
-    LOWERED.with(|l| {
-        if !l.get() {
-            l.set(true);
-            let tid = rustix::thread::gettid();
-            if let Err(e) = rustix::process::setpriority_process(Some(tid), 19) {
-                tracing::debug!(error = %e, "could not lower the Argon2 thread's priority");
-            }
-        }
-    });
+    Ok(tx)
 }
 
-/// Checks `pw` against a PHC string with working memory from `pool` (the
+/// Runs the calling (Argon2) thread at nice 19: under a flood of sign-ins
+/// the scheduler then prefers the request workers (a nice-19 thread weighs
+/// 15 against a request thread's 1024; nice 10, 110, still let /me's p99
+/// double), so token checks keep their latency while Argon2 uses whatever
+/// CPU is left. Only the dedicated Argon2 threads are lowered.
+fn below_request_threads() {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), 19) {
+        tracing::debug!(error = %e, "could not lower the Argon2 thread's priority");
+    }
+}
+
+/// Checks `pw` against a PHC string with the thread's working memory (the
 /// argon2 crate's own verification, minus the allocation): same algorithm,
 /// version, parameters and salt, constant-time comparison of the output.
-fn verify_blocking(pool: &Mutex<Vec<Vec<Block>>>, pw: &[u8], phc: &str) -> bool {
+fn verify_blocking(mem: &mut Vec<Block>, pw: &[u8], phc: &str) -> bool {
     let Ok(h) = PasswordHash::new(phc) else {
         return false;
     };
@@ -154,26 +183,17 @@ fn verify_blocking(pool: &Mutex<Vec<Vec<Block>>>, pw: &[u8], phc: &str) -> bool 
         return false;
     };
     let blocks = params.block_count();
-    // A buffer too small for this hash's cost (an older or imported hash) is
-    // replaced. Between checks a buffer holds the last check's blocks (never
-    // the password); the next check overwrites them.
-    let mut mem = pool
-        .lock()
-        .ok()
-        .and_then(|mut p| p.pop())
-        .unwrap_or_default();
+    // Grown for a hash of higher cost (an older or imported one). Between
+    // checks the memory holds the last check's blocks (never the password);
+    // the next check overwrites them.
     if mem.len() < blocks {
-        mem = vec![Block::default(); blocks];
+        *mem = vec![Block::default(); blocks];
     }
     let mut out = vec![0u8; expected.len()];
-    let ok = Argon2::new(alg, version, params)
+    Argon2::new(alg, version, params)
         .hash_password_into_with_memory(pw, salt, &mut out, &mut mem[..blocks])
         .is_ok()
-        && crypto::ct_eq(&out, expected.as_bytes());
-    if let Ok(mut p) = pool.lock() {
-        p.push(mem);
-    }
-    ok
+        && crypto::ct_eq(&out, expected.as_bytes())
 }
 
 fn hash_blocking(params: &Params, pw: &[u8]) -> Result<String> {
@@ -243,10 +263,6 @@ mod tests {
         assert!(
             !h.verify(&right, None).await.unwrap(),
             "the dummy never says yes"
-        );
-        assert!(
-            h.memory.lock().unwrap().len() <= 2,
-            "at most one buffer per permit"
         );
     }
 }
