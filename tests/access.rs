@@ -1512,29 +1512,36 @@ async fn failed_client_authentication_is_rate_limited_per_address() {
 /// change they depend on still bites on the very next check: a narrowed app,
 /// a disabled user, a revoked token, a narrowed service account, a deleted key;
 /// and a reused answer still records the key's last use.
-#[actix_web::test]
-async fn reused_verify_answers_follow_every_change() {
-    let app = spawn().await;
-    let w = world(&app).await;
-    let q = format!("scope=read:agents&workspace={}", w.ws_a);
+/// An API app "ci" (read:agents) made with `token`, and its key "runner":
+/// (app id, key id, key).
+async fn ci_key(app: &TestApp, token: &str) -> (String, String, String) {
     let a = ok(
-        &app,
+        app,
         Method::POST,
         "/api/v1/api-apps",
-        &w.wa,
+        token,
         Some(json!({"name": "ci", "scopes": ["read:agents"]})),
     )
     .await;
     let app_id = a["id"].as_str().unwrap().to_string();
     let k = ok(
-        &app,
+        app,
         Method::POST,
         &format!("/api/v1/api-apps/{app_id}/keys"),
-        &w.wa,
+        token,
         Some(json!({"name": "runner"})),
     )
     .await;
-    let key = k["key"].as_str().unwrap().to_string();
+    let id = k["id"].as_str().unwrap().to_string();
+    (app_id, id, k["key"].as_str().unwrap().to_string())
+}
+
+#[actix_web::test]
+async fn reused_verify_answers_follow_every_change() {
+    let app = spawn().await;
+    let w = world(&app).await;
+    let q = format!("scope=read:agents&workspace={}", w.ws_a);
+    let (app_id, key_id, key) = ci_key(&app, &w.wa).await;
     for _ in 0..3 {
         let r = verify(&app, &key, &q).await;
         assert_eq!(r.status(), 200);
@@ -1630,10 +1637,7 @@ async fn reused_verify_answers_follow_every_change() {
     let aq = format!("scope=read:analytics&workspace={}", w.ws_a);
     assert_eq!(verify(&app, &key, &aq).await.status(), 200);
     let r = plain()
-        .delete(app.url(&format!(
-            "/api/v1/api-apps/{app_id}/keys/{}",
-            k["id"].as_str().unwrap()
-        )))
+        .delete(app.url(&format!("/api/v1/api-apps/{app_id}/keys/{key_id}")))
         .bearer_auth(&w.owner)
         .send()
         .await
@@ -1755,24 +1759,7 @@ async fn reused_introspection_answers_follow_every_change() {
         json!({"name": "gateway", "scopes": ["introspect:credentials"]}),
     )
     .await;
-    let a = ok(
-        &app,
-        Method::POST,
-        "/api/v1/api-apps",
-        &w.wa,
-        Some(json!({"name": "ci", "scopes": ["read:agents"]})),
-    )
-    .await;
-    let app_id = a["id"].as_str().unwrap().to_string();
-    let k = ok(
-        &app,
-        Method::POST,
-        &format!("/api/v1/api-apps/{app_id}/keys"),
-        &w.wa,
-        Some(json!({"name": "runner"})),
-    )
-    .await;
-    let key = k["key"].as_str().unwrap().to_string();
+    let (app_id, key_id, key) = ci_key(&app, &w.wa).await;
     let ask = |t: String| {
         let (app, id, secret) = (&app, id.clone(), secret.clone());
         async move {
@@ -1842,10 +1829,7 @@ async fn reused_introspection_answers_follow_every_change() {
     .await;
     assert_eq!(s, 401);
     let r = plain()
-        .delete(app.url(&format!(
-            "/api/v1/api-apps/{app_id}/keys/{}",
-            k["id"].as_str().unwrap()
-        )))
+        .delete(app.url(&format!("/api/v1/api-apps/{app_id}/keys/{key_id}")))
         .bearer_auth(&w.owner)
         .send()
         .await

@@ -204,31 +204,11 @@ pub fn rename(
     id: &str,
     name: &str,
 ) -> Result<Workspace> {
-    let id = parse_id("ws_", id, "workspace")?;
-    authorize(
-        svc,
-        by,
-        Permission::ManageUsers,
-        Resource::Workspace(id),
-        src,
-    )?;
-    let name = clean_name("name", name)?;
-    let mut tx = svc.store.write()?;
-    let mut w = get(&tx, id)?;
-    let old = std::mem::replace(&mut w.name, name);
-    tx.put(Table::Workspaces, w.id.as_bytes(), &w)?;
-    record_change(
-        &mut tx,
-        svc,
-        by,
-        src,
-        "workspace.rename",
-        id,
-        id,
-        serde_json::json!({"from": old, "to": w.name}),
-    )?;
-    tx.commit()?;
-    Ok(w)
+    update(svc, by, src, id, "workspace.rename", |w| {
+        let name = clean_name("name", name)?;
+        let old = std::mem::replace(&mut w.name, name);
+        Ok(serde_json::json!({"from": old, "to": w.name}))
+    })
 }
 
 /// Sets (or with `None`s clears) the workspace's own session limits. They
@@ -240,6 +220,24 @@ pub fn set_session_limits(
     id: &str,
     limits: SessionLimits,
 ) -> Result<Workspace> {
+    update(svc, by, src, id, "workspace.session_limits", |w| {
+        let limits = limits.check()?;
+        let old = std::mem::replace(&mut w.session, limits);
+        Ok(serde_json::json!({"from": old, "to": w.session}))
+    })
+}
+
+/// One change to a workspace by its admin: `change` edits the record (or
+/// refuses) and says what changed; the record and its audit event are
+/// written in one transaction.
+fn update(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    id: &str,
+    action: &'static str,
+    change: impl FnOnce(&mut Workspace) -> Result<serde_json::Value>,
+) -> Result<Workspace> {
     let id = parse_id("ws_", id, "workspace")?;
     authorize(
         svc,
@@ -248,21 +246,11 @@ pub fn set_session_limits(
         Resource::Workspace(id),
         src,
     )?;
-    let limits = limits.check()?;
     let mut tx = svc.store.write()?;
     let mut w = get(&tx, id)?;
-    let old = std::mem::replace(&mut w.session, limits);
+    let details = change(&mut w)?;
     tx.put(Table::Workspaces, w.id.as_bytes(), &w)?;
-    record_change(
-        &mut tx,
-        svc,
-        by,
-        src,
-        "workspace.session_limits",
-        id,
-        id,
-        serde_json::json!({"from": old, "to": w.session}),
-    )?;
+    record_change(&mut tx, svc, by, src, action, id, id, details)?;
     tx.commit()?;
     Ok(w)
 }

@@ -565,6 +565,16 @@ async fn add_member(
     after(&st, &req, &u, &id, r)
 }
 
+/// Creating a credential needs a recent sign-in: else the Confirm-it's-you
+/// page, which comes back to this workspace.
+fn fresh_sign_in(
+    st: &AppState,
+    u: &ConsoleUser,
+    id: &str,
+) -> Result<Option<actix_web::HttpResponse>, Error> {
+    crate::web::console::reauth_gate(st, u, &format!("/admin/workspaces/{id}"))
+}
+
 /// A posted form with repeated fields (`scope=a&scope=b`), kept as pairs.
 struct Fields(Vec<(String, String)>);
 
@@ -783,8 +793,7 @@ async fn create_sa(
     body: web::Form<Vec<(String, String)>>,
 ) -> PageResult {
     let f = Fields::new(body, &u)?;
-    if let Some(r) = crate::web::console::reauth_gate(&st, &u, &format!("/admin/workspaces/{id}"))?
-    {
+    if let Some(r) = fresh_sign_in(&st, &u, &id)? {
         return Ok(r);
     }
     let r = f.ip_mode().and_then(|ip_mode| {
@@ -873,8 +882,7 @@ async fn sa_secret(
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     let (id, item) = path.into_inner();
-    if let Some(r) = crate::web::console::reauth_gate(&st, &u, &format!("/admin/workspaces/{id}"))?
-    {
+    if let Some(r) = fresh_sign_in(&st, &u, &id)? {
         return Ok(r);
     }
     let r = creds::rotate_service_account_secret(&st.svc, &u.principal(), &source(&req), &item)
@@ -890,8 +898,7 @@ async fn create_widget(
     body: web::Form<Vec<(String, String)>>,
 ) -> PageResult {
     let f = Fields::new(body, &u)?;
-    if let Some(r) = crate::web::console::reauth_gate(&st, &u, &format!("/admin/workspaces/{id}"))?
-    {
+    if let Some(r) = fresh_sign_in(&st, &u, &id)? {
         return Ok(r);
     }
     let r = creds::create_widget_key(
@@ -1057,8 +1064,7 @@ async fn create_key(
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     let (id, app) = path.into_inner();
-    if let Some(r) = crate::web::console::reauth_gate(&st, &u, &format!("/admin/workspaces/{id}"))?
-    {
+    if let Some(r) = fresh_sign_in(&st, &u, &id)? {
         return Ok(r);
     }
     let r = creds::create_key(
