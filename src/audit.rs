@@ -55,6 +55,10 @@ pub struct Event {
     /// The workspace the event belongs to, if any (workspace admins see these).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace: Option<String>,
+    /// Written with a sealed chain head (see `SEALED_HEAD_KEY`): once an
+    /// event says so, a log without a matching sealed head was cut.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub head_sealed: bool,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -109,6 +113,15 @@ struct Head {
 }
 
 const HEAD_KEY: &[u8] = b"audit_head";
+/// The chain head again, sealed (in the sealed `secrets` table, so only the
+/// master key can write it) and rewritten in the same transaction as every
+/// event: the plain head in `meta` can be rewound by anyone who can write the
+/// file, this one cannot be forged. A cut of the newest events then shows as
+/// a sealed head past the log's end, and deleting the sealed head too shows
+/// as events that say one was kept. Not detected: putting back an older copy
+/// of the whole file (or of the sealed head together with a matching cut) —
+/// the log's copies outside this file (exports, SIEM) are the check for that.
+const SEALED_HEAD_KEY: &[u8] = b"audit_head_sealed";
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 fn chain_hash(e: &Event) -> Result<String> {
@@ -122,7 +135,25 @@ fn chain_hash(e: &Event) -> Result<String> {
 
 /// Appends an event inside `tx`; it exists only if `tx` commits.
 pub fn record(tx: &mut WriteTx<'_>, now: Timestamp, src: &Source, ev: NewEvent) -> Result<u64> {
-    let head: Head = tx.get(Table::Meta, HEAD_KEY)?.unwrap_or_default();
+    let plain: Head = tx.get(Table::Meta, HEAD_KEY)?.unwrap_or_default();
+    // The sealed head is the authority: after a cut with a rewound plain
+    // head, new events continue after the sealed one, so the gap stays
+    // visible. A sealed head that is gone (or forged) while the newest event
+    // says one was kept is left gone, so `verify` keeps reporting it; a log
+    // from before sealed heads starts one.
+    let (head, seal) = match tx.get::<Head>(Table::Secrets, SEALED_HEAD_KEY) {
+        Ok(Some(h)) => (h, true),
+        Ok(None) if plain.seq == 0 => (plain, true),
+        Ok(None) => {
+            let last: Option<Event> = tx
+                .get(Table::Audit, &plain.seq.to_be_bytes())
+                .unwrap_or(None);
+            let lost = last.is_none_or(|e| e.head_sealed);
+            (plain, !lost)
+        }
+        Err(Error::Integrity(_)) => (plain, false),
+        Err(e) => return Err(e),
+    };
     let id = head.seq + 1;
     let mut e = Event {
         id,
@@ -136,6 +167,7 @@ pub fn record(tx: &mut WriteTx<'_>, now: Timestamp, src: &Source, ev: NewEvent) 
         user_agent: src.user_agent.clone(),
         details: ev.details,
         workspace: ev.workspace,
+        head_sealed: true,
         prev_hash: if head.hash.is_empty() {
             GENESIS.into()
         } else {
@@ -145,14 +177,14 @@ pub fn record(tx: &mut WriteTx<'_>, now: Timestamp, src: &Source, ev: NewEvent) 
     };
     e.hash = chain_hash(&e)?;
     tx.put(Table::Audit, &id.to_be_bytes(), &e)?;
-    tx.put(
-        Table::Meta,
-        HEAD_KEY,
-        &Head {
-            seq: id,
-            hash: e.hash.clone(),
-        },
-    )?;
+    let head = Head {
+        seq: id,
+        hash: e.hash,
+    };
+    tx.put(Table::Meta, HEAD_KEY, &head)?;
+    if seal {
+        tx.put(Table::Secrets, SEALED_HEAD_KEY, &head)?;
+    }
     Ok(id)
 }
 
@@ -164,9 +196,9 @@ pub struct Filter {
     pub action: Option<String>,
     /// success, failure or denied.
     pub outcome: Option<String>,
-    /// Earliest time (RFC 3339 or Unix seconds).
+    /// Earliest time (RFC 3339, e.g. 2026-01-31T12:00:00Z).
     pub since: Option<String>,
-    /// Latest time (RFC 3339 or Unix seconds).
+    /// Latest time (RFC 3339).
     pub until: Option<String>,
     /// Only events of this workspace (required for workspace admins).
     pub workspace: Option<String>,
@@ -218,7 +250,10 @@ pub fn query(
         match s.as_deref().filter(|s| !s.is_empty()) {
             None => Ok(None),
             Some(v) => crate::clock::parse_time(v).map(Some).ok_or_else(|| {
-                Error::invalid(field, "use RFC 3339 (2026-01-31T12:00:00Z) or Unix seconds")
+                Error::invalid(
+                    field,
+                    "use an RFC 3339 date and time such as 2026-01-31T12:00:00Z",
+                )
             }),
         }
     };
@@ -252,12 +287,20 @@ pub fn query(
     Ok((out, more))
 }
 
-/// Walks the whole chain. `Ok(n)` when every link holds; otherwise the first
-/// broken link, in words.
+/// Walks the whole chain. `Ok(n)` when every link holds and the log ends
+/// where its sealed head says; otherwise the first broken link, in words.
 pub fn verify(r: &impl Reader) -> Result<Result<u64, String>> {
     let head: Head = r.get(Table::Meta, HEAD_KEY)?.unwrap_or_default();
+    let sealed: Option<Head> = match r.get(Table::Secrets, SEALED_HEAD_KEY) {
+        Ok(h) => h,
+        Err(Error::Integrity(m)) => {
+            return Ok(Err(format!("the sealed chain head failed to open: {m}")));
+        }
+        Err(e) => return Err(e),
+    };
     let mut prev = GENESIS.to_string();
     let mut n = 0u64;
+    let mut any_sealed = false;
     let events = match r.scan::<Event>(Table::Audit, b"") {
         Ok(ev) => ev,
         Err(Error::Integrity(m)) => return Ok(Err(format!("an event failed to open: {m}"))),
@@ -265,10 +308,16 @@ pub fn verify(r: &impl Reader) -> Result<Result<u64, String>> {
     };
     for (expected_id, (key, e)) in (1u64..).zip(events) {
         if key != e.id.to_be_bytes() || e.id != expected_id {
-            return Ok(Err(format!(
-                "event {expected_id} is missing (found {} next)",
-                e.id
-            )));
+            return Ok(Err(if e.id > expected_id + 1 {
+                format!(
+                    "event {expected_id} is missing (found {} next): events {expected_id} to {} \
+                     were cut out or the log was truncated before later writes",
+                    e.id,
+                    e.id - 1
+                )
+            } else {
+                format!("event {expected_id} is missing (found {} next)", e.id)
+            }));
         }
         if e.prev_hash != prev {
             return Ok(Err(format!(
@@ -281,7 +330,30 @@ pub fn verify(r: &impl Reader) -> Result<Result<u64, String>> {
             return Ok(Err(format!("event {} was altered (hash mismatch)", e.id)));
         }
         prev = e.hash.clone();
+        any_sealed |= e.head_sealed;
         n += 1;
+    }
+    match &sealed {
+        Some(s) if s.seq > n => {
+            return Ok(Err(format!(
+                "the log was truncated: it ends at event {n} but its sealed head says event {}",
+                s.seq
+            )));
+        }
+        Some(s) if s.seq != n || s.hash != prev => {
+            return Ok(Err(format!(
+                "the log ends at event {n} but its sealed head says event {} (the log was \
+                 truncated and rewritten, or the head was replaced)",
+                s.seq
+            )));
+        }
+        None if any_sealed => {
+            return Ok(Err(format!(
+                "the sealed chain head is missing although the events say one was kept: \
+                 the log was probably truncated (it now ends at event {n})"
+            )));
+        }
+        _ => {}
     }
     if head.seq != n || (n > 0 && head.hash != prev) {
         return Ok(Err(format!(

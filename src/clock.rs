@@ -54,12 +54,13 @@ pub fn rfc3339(ts: Timestamp) -> String {
         .unwrap_or_else(|| ts.to_string())
 }
 
-/// Parses RFC 3339 or a bare Unix timestamp.
+/// Parses an RFC 3339 date and time (`2026-01-31T12:00:00Z`, or with an
+/// offset). Nothing else: a bare number is refused, since `3600` could be
+/// meant as a duration and would silently become a moment in 1970. The
+/// result lies within years 0000-9999, so adding a bounded duration to it
+/// cannot overflow.
 pub fn parse_time(s: &str) -> Option<Timestamp> {
-    if let Ok(n) = s.parse::<i64>() {
-        return Some(n);
-    }
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+    time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
         .ok()
         .map(|t| t.unix_timestamp())
 }
@@ -81,5 +82,26 @@ mod tests {
         let s = rfc3339(1_700_000_000);
         assert_eq!(s, "2023-11-14T22:13:20Z");
         assert_eq!(parse_time(&s), Some(1_700_000_000));
+        assert_eq!(parse_time("2023-11-14T23:13:20+01:00"), Some(1_700_000_000));
+    }
+
+    #[test]
+    fn only_rfc3339_is_a_time() {
+        for bad in [
+            "1700000000",
+            "3600",
+            "-1",
+            "9223372036854775807",
+            "99999999999999999999",
+            "2023-11-14",
+            "2023-11-14 22:13:20",
+            "2023-11-14T22:13:20",
+            "10000-01-01T00:00:00Z",
+            "2023-13-01T00:00:00Z",
+            "yesterday",
+            "",
+        ] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
     }
 }

@@ -469,6 +469,22 @@ impl Settings {
                 "idle_timeout_secs must be positive and not above absolute_lifetime_secs",
             ));
         }
+        // Upper bounds keep every `now + duration` far from overflowing and
+        // catch a value given in the wrong unit (milliseconds, say).
+        for (field, v, max, what) in [
+            ("session.absolute_lifetime_secs", s.absolute_lifetime_secs, MONTH, "30 days"),
+            ("tokens.access_ttl_secs", self.tokens.access_ttl_secs, DAY, "1 day"),
+            ("tokens.refresh_ttl_secs", self.tokens.refresh_ttl_secs, 90 * DAY, "90 days"),
+            ("lockout.window_secs", self.lockout.window_secs, MONTH, "30 days"),
+            ("lockout.max_lock_secs", self.lockout.max_lock_secs, MONTH, "30 days"),
+        ] {
+            if v > max {
+                return Err(Error::invalid(
+                    field,
+                    format!("must be at most {max} seconds ({what}); the value is in seconds"),
+                ));
+            }
+        }
         if self.tokens.access_ttl_secs <= 0 || self.tokens.refresh_ttl_secs <= 0 {
             return Err(Error::invalid("tokens", "lifetimes must be positive"));
         }
@@ -584,6 +600,9 @@ impl Settings {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
     }
 }
+
+const DAY: i64 = 86_400;
+const MONTH: i64 = 30 * DAY;
 
 fn env_value(raw: &str) -> toml::Value {
     if let Ok(b) = raw.parse::<bool>() {

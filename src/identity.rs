@@ -452,6 +452,7 @@ pub fn update(
     if after.disabled {
         crate::authn::session::end_all_for_user(&mut tx, id)?;
         crate::authn::refresh::revoke_all_for_user(&mut tx, id)?;
+        crate::tokens::end_user_tokens(&mut tx, id, now)?;
     }
     audit::record(
         &mut tx,
@@ -482,6 +483,7 @@ pub fn delete(svc: &Service, by: &Principal, src: &Source, id: &UserId) -> Resul
     tx.delete(Table::LastSignIns, id.as_str().as_bytes())?;
     crate::authn::session::end_all_for_user(&mut tx, id)?;
     crate::authn::refresh::revoke_all_for_user(&mut tx, id)?;
+    crate::tokens::end_user_tokens(&mut tx, id, now)?;
     crate::access::workspaces::forget_user(&mut tx, id)?;
     audit::record(
         &mut tx,
@@ -494,8 +496,9 @@ pub fn delete(svc: &Service, by: &Principal, src: &Source, id: &UserId) -> Resul
     tx.commit()
 }
 
-/// Sets a new password (policy-checked, hashed) and ends the user's sessions
-/// and refresh tokens, except the session `keep` (the one making the change).
+/// Sets a new password (policy-checked, hashed) and ends the user's sessions,
+/// refresh tokens and access tokens, except the session `keep` (the one
+/// making the change).
 pub async fn set_password(
     svc: &Service,
     by: &Principal,
@@ -517,6 +520,7 @@ pub async fn set_password(
     save(svc, &mut tx, &before, &after)?;
     crate::authn::session::end_all_for_user_except(&mut tx, id, keep)?;
     crate::authn::refresh::revoke_all_for_user(&mut tx, id)?;
+    crate::tokens::end_user_tokens(&mut tx, id, now)?;
     crate::authn::lockout::clear(&mut tx, id)?;
     audit::record(
         &mut tx,

@@ -94,10 +94,10 @@ impl SecurityPolicy {
                 "must be at most 30 days",
             ));
         }
-        if s.reauth_window_secs < 60 {
+        if !(60..=86_400).contains(&s.reauth_window_secs) {
             return Err(Error::invalid(
                 "session.reauth_window_secs",
-                "must be at least 60",
+                "must be between 60 seconds and 1 day",
             ));
         }
         if self.mfa.methods.is_empty() {
@@ -171,7 +171,9 @@ pub fn update(
             ));
         }
     }
-    let before = current(svc)?;
+    let now = svc.now();
+    let mut tx = svc.store.write()?;
+    let before = stored(&tx)?.unwrap_or_else(|| SecurityPolicy::defaults(&svc.settings));
     let mut changed = Vec::new();
     if before.mfa != next.mfa {
         changed.push("mfa");
@@ -179,17 +181,45 @@ pub fn update(
     if before.session != next.session {
         changed.push("session");
     }
-    let mut tx = svc.store.write()?;
     tx.put(Table::Policy, KEY, &next)?;
+    let confined = if before.mfa != next.mfa {
+        confine_newly_required(&mut tx, &before, &next, now)?
+    } else {
+        0
+    };
     audit::record(
         &mut tx,
-        svc.now(),
+        now,
         src,
         by.event("settings.security_change", Outcome::Success)
-            .details(serde_json::json!({"changed": changed, "before": before, "after": next})),
+            .details(serde_json::json!({"changed": changed, "before": before, "after": next, "users_confined": confined})),
     )?;
     tx.commit()?;
     Ok(next)
+}
+
+/// Users the new policy confines — MFA becomes required for them and they
+/// have no second factor — lose what they held under the old one: their
+/// access tokens end (a refresh yields an enrollment-only token) and their
+/// password sessions open enrollment only. Returns how many users.
+fn confine_newly_required(
+    tx: &mut crate::store::WriteTx<'_>,
+    before: &SecurityPolicy,
+    next: &SecurityPolicy,
+    now: crate::clock::Timestamp,
+) -> Result<usize> {
+    let mut n = 0;
+    for (_, u) in tx.scan::<User>(Table::Users, b"usr_")? {
+        if next.mfa_required_for(&u)
+            && !before.mfa_required_for(&u)
+            && !crate::authn::mfa::required(tx, &u.id)?
+        {
+            crate::tokens::end_user_tokens(tx, &u.id, now)?;
+            crate::authn::session::confine_to_enrollment(tx, &u.id)?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 pub fn stored(r: &impl Reader) -> Result<Option<SecurityPolicy>> {

@@ -29,6 +29,10 @@ pub struct Service {
         crate::store::TableCache<crate::identity::UserId, Option<crate::clock::Timestamp>>,
     pub lock_cache:
         crate::store::TableCache<crate::identity::UserId, Option<crate::clock::Timestamp>>,
+    /// Sessions' last activity between `last_seen` writes (see `authn::session::Activity`).
+    pub session_activity: crate::authn::session::Activity,
+    /// Users' tokens-valid-after marks, absent ones included (see `tokens::valid_after_cached`).
+    pub valid_after_cache: crate::tokens::ValidAfterCache,
     /// The security policy with the policy-table generation it was read at.
     pub policy_cache: std::sync::RwLock<Option<(u64, crate::policy::SecurityPolicy)>>,
     /// The access tables as one in-memory view (see `access::snapshot`).
@@ -115,6 +119,11 @@ impl Service {
             ),
             lock_cache: crate::store::TableCache::new(
                 Table::Lockouts,
+                crate::identity::USER_CACHE_MAX,
+            ),
+            session_activity: crate::authn::session::Activity::new(now),
+            valid_after_cache: crate::store::TableCache::new(
+                Table::TokensValidAfter,
                 crate::identity::USER_CACHE_MAX,
             ),
             policy_cache: Default::default(),

@@ -41,6 +41,65 @@ pub struct Claims {
     /// When the user last proved who they are (OIDC `auth_time`); refresh keeps it.
     #[serde(default)]
     pub auth_time: i64,
+    /// The user's tokens-valid-after epoch when this token was signed (see
+    /// `ValidAfter`): a token whose epoch is below the user's current one
+    /// was ended. Absent (0) in tokens signed before this claim existed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tva: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A user's "tokens valid after" mark: every access token signed for the
+/// user before `at` (more exactly: carrying an epoch below `epoch`) is
+/// refused. Moved by a password change or reset, ending the user's sessions,
+/// disabling, an MFA reset and a policy change that confines the user. An
+/// epoch rather than a bare time, so a token signed in the same second as
+/// the cut is still told apart from one signed just after it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidAfter {
+    pub at: Timestamp,
+    pub epoch: u64,
+}
+
+pub type ValidAfterCache = crate::store::TableCache<crate::identity::UserId, ValidAfter>;
+
+/// The mark in `r` (a sign-in's write transaction reads it here, so the token
+/// it signs carries the epoch current in that transaction).
+pub fn valid_after(r: &impl Reader, user: &crate::identity::UserId) -> Result<ValidAfter> {
+    Ok(r.get::<ValidAfter>(Table::TokensValidAfter, user.as_str().as_bytes())?
+        .unwrap_or_default())
+}
+
+/// The mark through the service's cache (no store read on the hot path while
+/// the table has not committed a change; absent marks are kept too).
+pub fn valid_after_cached(
+    svc: &crate::service::Service,
+    user: &crate::identity::UserId,
+) -> Result<ValidAfter> {
+    Ok(svc
+        .valid_after_cache
+        .get_or_load(&svc.store, user, |r| valid_after(r, user).map(Some))?
+        .map(|v| *v)
+        .unwrap_or_default())
+}
+
+/// Ends every access token signed for `user` so far, in `tx`. The table is
+/// one of the reused answers' dependencies (`web::verify_cache`), so the next
+/// check of any such token is refused.
+pub fn end_user_tokens(
+    tx: &mut WriteTx<'_>,
+    user: &crate::identity::UserId,
+    now: Timestamp,
+) -> Result<()> {
+    let cur = valid_after(tx, user)?;
+    let next = ValidAfter {
+        at: now,
+        epoch: cur.epoch.saturating_add(1),
+    };
+    tx.put(Table::TokensValidAfter, user.as_str().as_bytes(), &next)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -199,6 +258,7 @@ impl Signer {
             scope: Some(scope),
             mfa_enroll: false,
             auth_time: now,
+            tva: 0,
         };
         self.sign_claims(&claims)
     }
@@ -207,13 +267,15 @@ impl Signer {
         &self.issuer
     }
 
-    /// Signs an access token for `user`; returns it with its expiry.
+    /// Signs an access token for `user` carrying its tokens-valid-after
+    /// `epoch` (read in the transaction that issues it); returns it with its expiry.
     pub fn sign(
         &self,
         user: &User,
         now: Timestamp,
         mfa_enroll: bool,
         auth_time: Timestamp,
+        epoch: u64,
     ) -> Result<(String, Timestamp)> {
         let claims = Claims {
             iss: self.issuer.clone(),
@@ -229,6 +291,7 @@ impl Signer {
             scope: None,
             mfa_enroll,
             auth_time,
+            tva: epoch,
         };
         self.sign_claims(&claims)
     }

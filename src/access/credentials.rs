@@ -26,6 +26,8 @@ pub const CLIENT_SECRET_PREFIX: &str = "ghc_";
 pub const WIDGET_KEY_PREFIX: &str = "ghw_";
 const RANDOM_LEN: usize = 43;
 const CHECK_LEN: usize = 6;
+/// The furthest an API key's expiry may lie ahead.
+const MAX_KEY_LIFETIME_SECS: i64 = 10 * 366 * 86_400;
 const B62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 fn base62_u32(mut v: u32) -> [u8; CHECK_LEN] {
@@ -669,6 +671,12 @@ pub fn create_key(
     let now = svc.now();
     if expires_at.is_some_and(|e| e <= now) {
         return Err(Error::invalid("expires_at", "must be in the future"));
+    }
+    if expires_at.is_some_and(|e| e > now.saturating_add(MAX_KEY_LIFETIME_SECS)) {
+        return Err(Error::invalid(
+            "expires_at",
+            "must be at most 10 years ahead; leave it out for a key that does not expire",
+        ));
     }
     let secret = generate_secret(API_KEY_PREFIX)?;
     let key = ApiKey {

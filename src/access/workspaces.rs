@@ -35,10 +35,13 @@ pub struct SessionLimits {
 
 impl SessionLimits {
     fn check(self) -> Result<SessionLimits> {
-        if self.idle_timeout_secs.is_some_and(|i| i < 60) {
+        if self
+            .idle_timeout_secs
+            .is_some_and(|i| !(60..=30 * 86_400).contains(&i))
+        {
             return Err(Error::invalid(
                 "idle_timeout_secs",
-                "must be at least 60 seconds, or null for the installation's",
+                "must be between 60 seconds and 30 days, or null for the installation's",
             ));
         }
         if self

@@ -301,6 +301,10 @@ pub fn reset(svc: &Service, by: &Principal, src: &Source, user: &UserId) -> Resu
     identity::get(&tx, user)?;
     tx.delete(Table::Mfa, user.as_str().as_bytes())?;
     let own = by.user_id() == Some(user);
+    if !own {
+        // Whoever held the old factors may hold tokens signed with them.
+        crate::tokens::end_user_tokens(&mut tx, user, svc.now())?;
+    }
     if own
         && let Some(u) = by.user()
         && crate::policy::current(svc)?.mfa_required_for(u)

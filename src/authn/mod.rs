@@ -309,7 +309,8 @@ fn finish_login(
             if policy.session.single_session {
                 session::end_all_for_user(tx, &user.id)?;
             }
-            let (token, hash) = session::create(tx, &user.id, now, src, enroll_only)?;
+            let (token, hash) =
+                session::create(tx, &user.id, now, src, enroll_only, sso.is_some())?;
             Grant::Session { token, hash }
         }
         Channel::Api => Grant::Tokens(issue_pair(svc, tx, &user, None, enroll_only)?),
@@ -334,7 +335,8 @@ fn issue_pair(
     enroll_only: bool,
 ) -> Result<TokenPair> {
     let now = svc.now();
-    let (access, exp) = svc.signer().sign(user, now, enroll_only, now)?;
+    let epoch = crate::tokens::valid_after(tx, &user.id)?.epoch;
+    let (access, exp) = svc.signer().sign(user, now, enroll_only, now, epoch)?;
     let refresh = refresh::issue(
         tx,
         &user.id,
@@ -352,11 +354,14 @@ fn issue_pair(
 
 /// Exchanges a refresh token for a new pair (see `refresh::rotate`).
 pub fn refresh_tokens(svc: &Service, token: &str, src: &Source) -> Result<TokenPair> {
-    let (user, next_refresh, auth_time) = refresh::rotate(svc, token, src)?;
+    let r = refresh::rotate(svc, token, src)?;
+    let (user, next_refresh, auth_time) = (r.user, r.token, r.auth_time);
     let now = svc.now();
     let enroll_only = crate::policy::current(svc)?.mfa_required_for(&user)
         && !mfa::required(&svc.store.read()?, &user.id)?;
-    let (access, exp) = svc.signer().sign(&user, now, enroll_only, auth_time)?;
+    let (access, exp) = svc
+        .signer()
+        .sign(&user, now, enroll_only, auth_time, r.epoch)?;
     Ok(TokenPair {
         access_token: access,
         refresh_token: next_refresh,
@@ -581,7 +586,36 @@ pub async fn reauthenticate(
     }
 }
 
-/// An administrator ends every session of a user (audited).
+/// The user's own "end all other sessions": every other browser session,
+/// every refresh-token family and every access token end (audited).
+pub fn end_other_sessions(
+    svc: &Service,
+    by: &Principal,
+    keep: &[u8],
+    src: &Source,
+) -> Result<usize> {
+    let user = by
+        .user_id()
+        .ok_or_else(|| Error::Forbidden("Only a signed-in user ends their sessions.".into()))?;
+    let now = svc.now();
+    let mut tx = svc.store.write()?;
+    let n = session::end_all_for_user_except(&mut tx, user, Some(keep))?;
+    refresh::revoke_all_for_user(&mut tx, user)?;
+    crate::tokens::end_user_tokens(&mut tx, user, now)?;
+    audit::record(
+        &mut tx,
+        now,
+        src,
+        by.event("session.end_others", Outcome::Success)
+            .target(user.as_str())
+            .details(serde_json::json!({"ended": n, "tokens_ended": true})),
+    )?;
+    tx.commit()?;
+    Ok(n)
+}
+
+/// Every session, refresh-token family and access token of a user end
+/// (an administrator's "end sessions", or the user's own over the API).
 pub fn end_user_sessions(
     svc: &Service,
     by: &Principal,
@@ -592,6 +626,7 @@ pub fn end_user_sessions(
     identity::get(&tx, user)?;
     let n = session::end_all_for_user(&mut tx, user)?;
     refresh::revoke_all_for_user(&mut tx, user)?;
+    crate::tokens::end_user_tokens(&mut tx, user, svc.now())?;
     audit::record(
         &mut tx,
         svc.now(),

@@ -60,7 +60,7 @@ pub fn issue(
     let rec = RefreshToken {
         family,
         user_id: user.clone(),
-        expires_at: now + ttl,
+        expires_at: now.saturating_add(ttl),
         used: false,
     };
     tx.put(
@@ -71,9 +71,30 @@ pub fn issue(
     Ok(token)
 }
 
+/// What a rotation yields.
+pub struct Rotated {
+    pub user: User,
+    /// The next refresh token of the family.
+    pub token: String,
+    /// When the family's sign-in happened (the access token's `auth_time`).
+    pub auth_time: Timestamp,
+    /// The user's tokens-valid-after epoch read in the rotation's transaction.
+    pub epoch: u64,
+}
+
+/// The moment a family ends, whatever its rotations: the configured refresh
+/// lifetime from the sign-in that started it, shortened by the session
+/// lifetime of any workspace the user belongs to.
+fn family_end(svc: &Service, fam: &Family) -> Result<Timestamp> {
+    let ttl = svc.settings.tokens.refresh_ttl_secs;
+    let (_, absolute) = crate::access::session_limits(svc, &fam.user_id, ttl, ttl)?;
+    Ok(fam.created_at.saturating_add(absolute.min(ttl)))
+}
+
 /// Spends `token` and returns its user with a fresh token of the same family.
-/// Reuse of a spent token revokes the family and is audited.
-pub fn rotate(svc: &Service, token: &str, src: &Source) -> Result<(User, String, Timestamp)> {
+/// Reuse of a spent token revokes the family and is audited. A family lives
+/// at most its absolute lifetime (`family_end`): rotation never extends it.
+pub fn rotate(svc: &Service, token: &str, src: &Source) -> Result<Rotated> {
     let now = svc.now();
     let hash = crypto::sha256(token.as_bytes());
     let mut tx = svc.store.write()?;
@@ -107,10 +128,13 @@ pub fn rotate(svc: &Service, token: &str, src: &Source) -> Result<(User, String,
         tx.commit()?;
         return Err(invalid());
     }
+    let end = family_end(svc, &fam)?;
     let reason = if fam.revoked {
         Some("family_revoked")
     } else if rec.expires_at <= now {
         Some("expired")
+    } else if end <= now {
+        Some("family_lifetime_over")
     } else {
         None
     };
@@ -135,8 +159,9 @@ pub fn rotate(svc: &Service, token: &str, src: &Source) -> Result<(User, String,
         &rec.user_id,
         Some(rec.family.clone()),
         now,
-        svc.settings.tokens.refresh_ttl_secs,
+        svc.settings.tokens.refresh_ttl_secs.min(end - now),
     )?;
+    let epoch = crate::tokens::valid_after(&tx, &rec.user_id)?.epoch;
     audit::record(
         &mut tx,
         now,
@@ -145,7 +170,12 @@ pub fn rotate(svc: &Service, token: &str, src: &Source) -> Result<(User, String,
             .actor(user.email.as_str(), Some(user.id.as_str().into())),
     )?;
     tx.commit()?;
-    Ok((user, next, fam.created_at))
+    Ok(Rotated {
+        user,
+        token: next,
+        auth_time: fam.created_at,
+        epoch,
+    })
 }
 
 /// Revokes every refresh-token family of a user (password change, disable, delete).

@@ -14,6 +14,58 @@ use crate::store::{Reader, Table, WriteTx};
 /// Do not write `last_seen` more often than this: no durable commit per request.
 const TOUCH_EVERY_SECS: i64 = 60;
 
+/// Sessions' real last activity, kept in memory between the writes that
+/// `TOUCH_EVERY_SECS` spares, so the idle timeout counts from the last
+/// request and never from the last write. Complete for every request served
+/// since `since` (process start, or the last time the map was emptied): a
+/// stored `last_seen` at or after `since` with no entry here is exact; an
+/// older one may lag the truth by up to `TOUCH_EVERY_SECS`, and the idle
+/// check then grants that slack rather than end a session early.
+pub struct Activity {
+    inner: std::sync::Mutex<ActivityMap>,
+}
+
+struct ActivityMap {
+    since: Timestamp,
+    seen: std::collections::HashMap<[u8; 32], Timestamp>,
+}
+
+const ACTIVITY_MAX: usize = 100_000;
+
+impl Activity {
+    pub fn new(now: Timestamp) -> Activity {
+        Activity {
+            inner: std::sync::Mutex::new(ActivityMap {
+                since: now,
+                seen: std::collections::HashMap::new(),
+            }),
+        }
+    }
+
+    /// The last activity of session `hash` whose stored `last_seen` is
+    /// `stored`, and the slack the idle check must allow.
+    fn last(&self, hash: &[u8; 32], stored: Timestamp) -> (Timestamp, i64) {
+        let Ok(m) = self.inner.lock() else {
+            return (stored, TOUCH_EVERY_SECS);
+        };
+        match m.seen.get(hash) {
+            Some(t) => (stored.max(*t), 0),
+            None if stored >= m.since => (stored, 0),
+            None => (stored, TOUCH_EVERY_SECS),
+        }
+    }
+
+    fn note(&self, hash: [u8; 32], now: Timestamp) {
+        if let Ok(mut m) = self.inner.lock() {
+            if m.seen.len() >= ACTIVITY_MAX && !m.seen.contains_key(&hash) {
+                m.seen.clear();
+                m.since = now;
+            }
+            m.seen.insert(hash, now);
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
     pub user_id: UserId,
@@ -27,6 +79,10 @@ pub struct Session {
     /// enrollment pages open.
     #[serde(default)]
     pub enroll_only: bool,
+    /// Started by a single sign-on: the identity provider handled the second
+    /// factor, so Gatehouse's MFA policy does not confine it.
+    #[serde(default)]
+    pub sso: bool,
 }
 
 pub fn hash_token(token: &str) -> [u8; 32] {
@@ -47,6 +103,7 @@ pub fn create(
     now: Timestamp,
     src: &Source,
     enroll_only: bool,
+    sso: bool,
 ) -> Result<(String, [u8; 32])> {
     let token = format!("ghs_{}", crypto::random_token()?);
     let hash = hash_token(&token);
@@ -61,6 +118,7 @@ pub fn create(
             .as_ref()
             .map(|u| u.chars().take(256).collect()),
         enroll_only,
+        sso,
     };
     tx.put(Table::Sessions, &hash, &s)?;
     tx.put(Table::SessionsByUser, &by_user_key(user, &hash), &true)?;
@@ -86,7 +144,8 @@ pub fn lookup(svc: &Service, token: &str) -> Result<Option<([u8; 32], Session, U
         cfg.idle_timeout_secs,
         cfg.absolute_lifetime_secs,
     )?;
-    if now - s.last_seen > idle || now - s.created_at > absolute {
+    let (last, slack) = svc.session_activity.last(&hash, s.last_seen);
+    if now - last > idle.saturating_add(slack) || now - s.created_at > absolute {
         drop(r);
         let mut tx = svc.store.write()?;
         end(&mut tx, &s.user_id, &hash)?;
@@ -98,6 +157,7 @@ pub fn lookup(svc: &Service, token: &str) -> Result<Option<([u8; 32], Session, U
         _ => return Ok(None),
     };
     drop(r);
+    svc.session_activity.note(hash, now);
     if now - s.last_seen >= TOUCH_EVERY_SECS {
         let mut tx = svc.store.write()?;
         let mut s2 = s.clone();
@@ -127,9 +187,34 @@ pub fn refresh_auth(
     Ok(())
 }
 
+/// A policy change now demands a second factor `user` has not set up: their
+/// password sessions open MFA enrollment only from the next request on
+/// (single sign-on sessions are the identity provider's business). Returns
+/// how many sessions were confined.
+pub fn confine_to_enrollment(tx: &mut WriteTx<'_>, user: &UserId) -> Result<usize> {
+    let mut n = 0;
+    for (hash, mut s) in list_for_user(tx, user)? {
+        if s.sso || s.enroll_only {
+            continue;
+        }
+        s.enroll_only = true;
+        tx.put(Table::Sessions, &hash, &s)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Ends session `hash` if it is one of `user`'s; `false` (nothing changed)
+/// when it is unknown or another user's, so no caller can end a session it
+/// does not own by naming its hash.
 pub fn end(tx: &mut WriteTx<'_>, user: &UserId, hash: &[u8]) -> Result<bool> {
-    tx.delete(Table::SessionsByUser, &by_user_key(user, hash))?;
-    tx.delete(Table::Sessions, hash)
+    match tx.get::<Session>(Table::Sessions, hash)? {
+        Some(s) if &s.user_id == user => {
+            tx.delete(Table::SessionsByUser, &by_user_key(user, hash))?;
+            tx.delete(Table::Sessions, hash)
+        }
+        _ => Ok(false),
+    }
 }
 
 pub fn list_for_user(r: &impl Reader, user: &UserId) -> Result<Vec<([u8; 32], Session)>> {

@@ -57,6 +57,7 @@ pub enum Table {
     SsoLinks,
     SsoReplay,
     LastSignIns,
+    TokensValidAfter,
 }
 
 impl Table {
@@ -91,6 +92,7 @@ impl Table {
         Table::SsoLinks,
         Table::SsoReplay,
         Table::LastSignIns,
+        Table::TokensValidAfter,
     ];
 
     pub fn name(self) -> &'static str {
@@ -125,6 +127,7 @@ impl Table {
             Table::SsoLinks => "sso_links",
             Table::SsoReplay => "sso_replay",
             Table::LastSignIns => "last_sign_ins",
+            Table::TokensValidAfter => "tokens_valid_after",
         }
     }
 

@@ -438,7 +438,8 @@ async fn mfa_remove(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// End every session and refresh token of a user (admin).
+/// End every session, refresh token and access token of a user (an admin,
+/// or the user themselves — the calling token ends too).
 #[utoipa::path(post, path = "/api/v1/users/{id}/sessions/end", params(("id" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorBody)))]
 async fn end_sessions(
@@ -448,14 +449,17 @@ async fn end_sessions(
     id: web::Path<String>,
 ) -> ApiResult {
     let src = source(&req);
-    access::authorize(
-        &st.svc,
-        &caller.principal,
-        Permission::ManageUsers,
-        Resource::Platform,
-        &src,
-    )?;
-    authn::end_user_sessions(&st.svc, &caller.principal, &src, &UserId::parse(&id)?)?;
+    let uid = UserId::parse(&id)?;
+    if caller.principal.user_id() != Some(&uid) {
+        access::authorize(
+            &st.svc,
+            &caller.principal,
+            Permission::ManageUsers,
+            Resource::Platform,
+            &src,
+        )?;
+    }
+    authn::end_user_sessions(&st.svc, &caller.principal, &src, &uid)?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -784,7 +788,7 @@ async fn set_disabled(
         .json(UserDto::from(&user).with_state(&st.svc.store.read()?, st.svc.now())?))
 }
 
-/// Disable a user: their sessions and refresh tokens end at once.
+/// Disable a user: their sessions, refresh and access tokens end at once.
 #[utoipa::path(post, path = "/api/v1/users/{id}/disable", params(("id" = String, Path)), responses((status = 200, body = UserDto)))]
 async fn disable_user(
     req: HttpRequest,
@@ -857,7 +861,7 @@ async fn unlock_user(
         .json(UserDto::from(&user).with_state(&st.svc.store.read()?, st.svc.now())?))
 }
 
-/// Set a new password for a user (ends their sessions and refresh tokens).
+/// Set a new password for a user (ends their sessions, refresh and access tokens).
 #[utoipa::path(post, path = "/api/v1/users/{id}/password", params(("id" = String, Path)), request_body = PasswordRequest,
     responses((status = 204), (status = 400, body = ErrorBody)))]
 async fn reset_password(

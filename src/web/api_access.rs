@@ -1043,7 +1043,7 @@ pub(crate) fn key_dto(
 #[derive(Deserialize, ToSchema)]
 pub struct CreateKeyRequest {
     pub name: Option<String>,
-    /// RFC 3339 or Unix seconds; absent: never expires.
+    /// RFC 3339 (e.g. 2027-01-31T12:00:00Z), at most 10 years ahead; absent: never expires.
     pub expires_at: Option<String>,
 }
 
@@ -1080,7 +1080,7 @@ async fn create_key(
                 Some(s) => Some(crate::clock::parse_time(s).ok_or_else(|| {
                     Error::invalid(
                         "expires_at",
-                        "use RFC 3339 (2027-01-31T12:00:00Z) or Unix seconds",
+                        "use an RFC 3339 date and time such as 2027-01-31T12:00:00Z",
                     )
                 })?),
                 None => None,

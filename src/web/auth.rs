@@ -181,32 +181,43 @@ impl FromRequest for ConsoleUser {
     }
 }
 
-/// An API caller: `Authorization: Bearer <JWT>`, or a session cookie — which
-/// must then carry `X-CSRF-Token` on state-changing methods.
 /// Who a bearer credential (access token, API key or widget key) stands for.
 pub struct Bearer {
     pub principal: Principal,
     pub auth_at: crate::clock::Timestamp,
-    pub mfa_enroll: bool,
     /// The verified token's claims (absent for keys).
     pub claims: Option<std::sync::Arc<crate::tokens::Claims>>,
 }
 
+/// What a bearer credential is being accepted for. A token signed for MFA
+/// enrollment only (the policy demands a factor the user has not set up) is
+/// accepted for `Enrollment` and refused for everything else with
+/// `Error::MfaEnrollmentRequired`: every caller of `bearer_principal` says
+/// which it needs, so no endpoint can take such a token for a full one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Anything the principal's permissions allow.
+    Full,
+    /// The MFA enrollment endpoints and `/api/v1/me` only.
+    Enrollment,
+}
+
 /// Checks a bearer credential: API and widget keys by hash, tokens by
-/// signature (cached), then revocation and whether its user or service
-/// account still exists and is enabled.
+/// signature (cached), then revocation, the user's tokens-valid-after mark,
+/// whether its user or service account still exists and is enabled, and
+/// whether the token may serve `purpose`.
 pub fn bearer_principal(
     st: &AppState,
     raw: &str,
     ip: Option<std::net::IpAddr>,
     src: &Source,
+    purpose: Purpose,
 ) -> Result<Bearer, Error> {
     let svc = &st.svc;
     if raw.starts_with("gh") && !raw.contains('.') {
         return Ok(Bearer {
             principal: access::credentials::principal_from_key(svc, raw, ip)?,
             auth_at: 0,
-            mfa_enroll: false,
             claims: None,
         });
     }
@@ -228,19 +239,30 @@ pub fn bearer_principal(
         None => {
             let uid = identity::UserId::parse(&claims.sub)
                 .map_err(|_| Error::Unauthenticated("Invalid access token.".into()))?;
-            match identity::get_cached(svc, &uid) {
-                Ok(u) if !u.disabled => Principal::User {
-                    user: u,
-                    session: None,
-                },
+            let user = match identity::get_cached(svc, &uid) {
+                Ok(u) if !u.disabled => u,
                 _ => {
                     return Err(Error::Unauthenticated(
                         "The token's user is disabled or deleted.".into(),
                     ));
                 }
+            };
+            if claims.tva < crate::tokens::valid_after_cached(svc, &uid)?.epoch {
+                return Err(Error::Unauthenticated(
+                    "The access token has ended (password changed, sessions ended or access \
+                     changed); sign in again."
+                        .into(),
+                ));
+            }
+            Principal::User {
+                user,
+                session: None,
             }
         }
     };
+    if claims.mfa_enroll && purpose != Purpose::Enrollment {
+        return Err(Error::MfaEnrollmentRequired);
+    }
     let auth_at = if claims.auth_time > 0 {
         claims.auth_time
     } else {
@@ -249,11 +271,12 @@ pub fn bearer_principal(
     Ok(Bearer {
         principal,
         auth_at,
-        mfa_enroll: claims.mfa_enroll,
         claims: Some(claims),
     })
 }
 
+/// An API caller: `Authorization: Bearer <JWT>`, or a session cookie — which
+/// must then carry `X-CSRF-Token` on state-changing methods.
 pub struct ApiCaller {
     pub principal: Principal,
     /// When the caller last proved who they are (token `auth_time`, or the session's).
@@ -316,10 +339,18 @@ fn api_caller(req: &HttpRequest) -> Result<ApiCaller, Error> {
         let token = v.strip_prefix("Bearer ").ok_or_else(|| {
             Error::Unauthenticated("Use `Authorization: Bearer <access token or API key>`.".into())
         })?;
-        let b = bearer_principal(st, token.trim(), st.limits.client_ip(req), &source(req))?;
-        if b.mfa_enroll && !enrollment_path(req.path()) {
-            return Err(Error::MfaEnrollmentRequired);
-        }
+        let purpose = if enrollment_path(req.path()) {
+            Purpose::Enrollment
+        } else {
+            Purpose::Full
+        };
+        let b = bearer_principal(
+            st,
+            token.trim(),
+            st.limits.client_ip(req),
+            &source(req),
+            purpose,
+        )?;
         return Ok(ApiCaller {
             principal: b.principal,
             auth_at: b.auth_at,

@@ -138,12 +138,12 @@ pub(crate) fn notice_text(code: Option<&str>) -> Option<String> {
         match code? {
             "created" => "User created.",
             "deleted" => "User deleted.",
-            "disabled" => "User disabled; their sessions have ended.",
+            "disabled" => "User disabled; their sessions and tokens have ended.",
             "enabled" => "User enabled.",
             "password" => "Password changed.",
-            "reset" => "Password reset; the user's sessions have ended.",
+            "reset" => "Password reset; the user's sessions and tokens have ended.",
             "ended" => "Session ended.",
-            "ended_others" => "All your other sessions have ended.",
+            "ended_others" => "All your other sessions and your access tokens have ended.",
             "rotated" => "A new data key is active. Records are being re-sealed in the background.",
             "recovered" => "Password set. Sign in with it now.",
             "unlocked" => "Account unlocked.",
@@ -1335,17 +1335,7 @@ async fn end_other_sessions(
     f: web::Form<CsrfForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    let mut tx = st.svc.store.write()?;
-    let n = session::end_all_for_user_except(&mut tx, &u.user.id, Some(&u.session_hash))?;
-    audit::record(
-        &mut tx,
-        st.svc.now(),
-        &source(&req),
-        u.principal()
-            .event("session.end_others", audit::Outcome::Success)
-            .details(serde_json::json!({"ended": n})),
-    )?;
-    tx.commit()?;
+    authn::end_other_sessions(&st.svc, &u.principal(), &u.session_hash, &source(&req))?;
     Ok(redirect("/admin/account?notice=ended_others"))
 }
 

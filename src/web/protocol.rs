@@ -16,7 +16,7 @@ use crate::audit::Source;
 use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::web::AppState;
-use crate::web::auth::{bearer_principal, session_cookie_name, source};
+use crate::web::auth::{Purpose, bearer_principal, session_cookie_name, source};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/oauth2/jwks", web::get().to(jwks))
@@ -94,6 +94,9 @@ fn oauth_from(e: Error) -> HttpResponse {
     match e {
         Error::Unauthenticated(m) => oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", &m),
         Error::Forbidden(m) => oauth_error(StatusCode::FORBIDDEN, "access_denied", &m),
+        e @ Error::MfaEnrollmentRequired => {
+            oauth_error(StatusCode::FORBIDDEN, "access_denied", &e.public_message())
+        }
         Error::Invalid { field, message } => oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
@@ -216,7 +219,12 @@ fn endpoint_caller(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let p = match bearer {
-        Some(b) => bearer_principal(st, b.trim(), st.limits.client_ip(req), src)?.principal,
+        // The caller's own credential must be a full one: a token signed
+        // for MFA enrollment opens nothing else, these endpoints included.
+        Some(b) => {
+            bearer_principal(st, b.trim(), st.limits.client_ip(req), src, Purpose::Full)?
+                .principal
+        }
         None => {
             let (id, secret) = client_credentials(req, form).ok_or_else(|| {
                 Error::Unauthenticated(
@@ -314,9 +322,11 @@ async fn introspect(req: HttpRequest, st: web::Data<AppState>, raw: web::Bytes) 
             "token is required.",
         );
     };
-    let b = match bearer_principal(&st, tok, None, &src) {
-        Ok(b) if !b.mfa_enroll => b,
-        Ok(_) | Err(Error::Unauthenticated(_)) | Err(Error::Forbidden(_)) => return inactive(),
+    let b = match bearer_principal(&st, tok, None, &src, Purpose::Full) {
+        Ok(b) => b,
+        Err(Error::Unauthenticated(_) | Error::Forbidden(_) | Error::MfaEnrollmentRequired) => {
+            return inactive();
+        }
         Err(e) => return oauth_from(e),
     };
     let visible =
@@ -632,15 +642,13 @@ pub fn check_credential(
     origin: Option<&str>,
     src: &Source,
 ) -> Result<Checked, Error> {
-    let b = match bearer_principal(st, raw.trim(), ip, src) {
+    let b = match bearer_principal(st, raw.trim(), ip, src, Purpose::Full) {
         Ok(b) => b,
         Err(Error::Unauthenticated(_)) => return Ok(Checked::no("invalid_credential")),
         Err(Error::Forbidden(_)) => return Ok(Checked::no("ip_not_allowed")),
+        Err(Error::MfaEnrollmentRequired) => return Ok(Checked::no("mfa_enrollment_required")),
         Err(e) => return Err(e),
     };
-    if b.mfa_enroll {
-        return Ok(Checked::no("mfa_enrollment_required"));
-    }
     decide_for(st, b.principal, perm, res, origin, src)
 }
 
@@ -786,12 +794,14 @@ fn verify_inner(req: &HttpRequest, st: &AppState, q: &VerifyQuery) -> Result<Htt
                 "Use `Authorization: Bearer <access token or API key>`.",
             ));
         };
-        match bearer_principal(st, raw.trim(), ip, &src) {
-            Ok(b) if !b.mfa_enroll => {
+        match bearer_principal(st, raw.trim(), ip, &src, Purpose::Full) {
+            Ok(b) => {
                 cacheable = cacheable_until(st, &b);
                 b.principal
             }
-            Ok(_) => return Ok(unauthorized(req, st, "Finish MFA enrollment first.")),
+            Err(Error::MfaEnrollmentRequired) => {
+                return Ok(unauthorized(req, st, "Finish MFA enrollment first."));
+            }
             Err(Error::Unauthenticated(m)) => return Ok(unauthorized(req, st, &m)),
             Err(e) => return Err(e),
         }

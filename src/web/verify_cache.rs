@@ -24,6 +24,7 @@ const MAX_ENTRIES: usize = 50_000;
 /// Every table an allowed answer depends on.
 const TABLES: &[Table] = &[
     Table::Users,
+    Table::TokensValidAfter,
     Table::RevokedTokens,
     Table::Workspaces,
     Table::Members,
