@@ -472,11 +472,36 @@ impl Settings {
         // Upper bounds keep every `now + duration` far from overflowing and
         // catch a value given in the wrong unit (milliseconds, say).
         for (field, v, max, what) in [
-            ("session.absolute_lifetime_secs", s.absolute_lifetime_secs, MONTH, "30 days"),
-            ("tokens.access_ttl_secs", self.tokens.access_ttl_secs, DAY, "1 day"),
-            ("tokens.refresh_ttl_secs", self.tokens.refresh_ttl_secs, 90 * DAY, "90 days"),
-            ("lockout.window_secs", self.lockout.window_secs, MONTH, "30 days"),
-            ("lockout.max_lock_secs", self.lockout.max_lock_secs, MONTH, "30 days"),
+            (
+                "session.absolute_lifetime_secs",
+                s.absolute_lifetime_secs,
+                MONTH,
+                "30 days",
+            ),
+            (
+                "tokens.access_ttl_secs",
+                self.tokens.access_ttl_secs,
+                DAY,
+                "1 day",
+            ),
+            (
+                "tokens.refresh_ttl_secs",
+                self.tokens.refresh_ttl_secs,
+                90 * DAY,
+                "90 days",
+            ),
+            (
+                "lockout.window_secs",
+                self.lockout.window_secs,
+                MONTH,
+                "30 days",
+            ),
+            (
+                "lockout.max_lock_secs",
+                self.lockout.max_lock_secs,
+                MONTH,
+                "30 days",
+            ),
         ] {
             if v > max {
                 return Err(Error::invalid(

@@ -183,7 +183,7 @@ pub fn update(
     }
     tx.put(Table::Policy, KEY, &next)?;
     let confined = if before.mfa != next.mfa {
-        confine_newly_required(&mut tx, &before, &next, now)?
+        confine_newly_required(&mut tx, &before, &next, by.user_id(), now)?
     } else {
         0
     };
@@ -201,16 +201,21 @@ pub fn update(
 /// Users the new policy confines — MFA becomes required for them and they
 /// have no second factor — lose what they held under the old one: their
 /// access tokens end (a refresh yields an enrollment-only token) and their
-/// password sessions open enrollment only. Returns how many users.
+/// password sessions open enrollment only. The administrator making the
+/// change (who has just re-authenticated to make it) keeps the session or
+/// token they made it with; their next sign-in is confined like everyone's.
+/// Returns how many users.
 fn confine_newly_required(
     tx: &mut crate::store::WriteTx<'_>,
     before: &SecurityPolicy,
     next: &SecurityPolicy,
+    actor: Option<&crate::identity::UserId>,
     now: crate::clock::Timestamp,
 ) -> Result<usize> {
     let mut n = 0;
     for (_, u) in tx.scan::<User>(Table::Users, b"usr_")? {
-        if next.mfa_required_for(&u)
+        if Some(&u.id) != actor
+            && next.mfa_required_for(&u)
             && !before.mfa_required_for(&u)
             && !crate::authn::mfa::required(tx, &u.id)?
         {

@@ -69,8 +69,10 @@ pub type ValidAfterCache = crate::store::TableCache<crate::identity::UserId, Val
 /// The mark in `r` (a sign-in's write transaction reads it here, so the token
 /// it signs carries the epoch current in that transaction).
 pub fn valid_after(r: &impl Reader, user: &crate::identity::UserId) -> Result<ValidAfter> {
-    Ok(r.get::<ValidAfter>(Table::TokensValidAfter, user.as_str().as_bytes())?
-        .unwrap_or_default())
+    Ok(
+        r.get::<ValidAfter>(Table::TokensValidAfter, user.as_str().as_bytes())?
+            .unwrap_or_default(),
+    )
 }
 
 /// The mark through the service's cache (no store read on the hot path while

@@ -527,7 +527,7 @@ async fn api_keys_are_shown_once_checked_by_checksum_and_die_on_delete() {
         Method::POST,
         &format!("/api/v1/api-apps/{app_id}/keys"),
         &w.wa,
-        Some(json!({"expires_at": (T0 + 60).to_string()})),
+        Some(json!({"expires_at": gatehouse::clock::rfc3339(T0 + 60)})),
     )
     .await;
     let key2 = k2["key"].as_str().unwrap().to_string();

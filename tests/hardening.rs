@@ -107,6 +107,21 @@ async fn a_locked_owner_recovers_with_the_recovery_link_and_the_console_unlocks(
     .await
     .unwrap();
     assert_eq!(attempt(&app, OWNER, "fresh-willow-canyon-6").await.0, 200);
+    // The recovery ended the access token issued before it (issue 11, finding 6).
+    assert_eq!(
+        plain()
+            .get(app.url("/api/v1/me"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let token = app.api_login(OWNER, "fresh-willow-canyon-6").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // The console shows a lock on the user page and lifts it.
     let u = app.create_user(&token, "judy@example.com", "user").await;

@@ -96,7 +96,9 @@ async fn access_tokens_end_with_every_credential_or_access_change() {
     .await;
     assert_eq!(s, 204, "{v}");
     assert!(!token_alive(&app, &basic, &t).await, "reset ends the token");
-    let fresh = tok(&app.api_login("lee@example.com", "copper-violet-stream-31").await);
+    let fresh = tok(&app
+        .api_login("lee@example.com", "copper-violet-stream-31")
+        .await);
     assert!(
         token_alive(&app, &basic, &fresh).await,
         "a sign-in in the same second after the reset works"
@@ -116,7 +118,9 @@ async fn access_tokens_end_with_every_credential_or_access_change() {
     assert!(!token_alive(&app, &basic, &fresh).await);
 
     // Disabled, then enabled again: the old token stays dead.
-    let t = tok(&app.api_login("lee@example.com", "copper-violet-stream-31").await);
+    let t = tok(&app
+        .api_login("lee@example.com", "copper-violet-stream-31")
+        .await);
     assert!(token_alive(&app, &basic, &t).await);
     for action in ["disable", "enable"] {
         let (s, v) = call(
@@ -132,7 +136,9 @@ async fn access_tokens_end_with_every_credential_or_access_change() {
     assert!(!token_alive(&app, &basic, &t).await, "disable ended it");
 
     // An MFA reset by an admin.
-    let t = tok(&app.api_login("lee@example.com", "copper-violet-stream-31").await);
+    let t = tok(&app
+        .api_login("lee@example.com", "copper-violet-stream-31")
+        .await);
     assert!(token_alive(&app, &basic, &t).await);
     let (s, v) = call(
         &app,
@@ -172,7 +178,10 @@ async fn ending_ones_own_sessions_ends_the_current_token_too() {
     )
     .await;
     assert_eq!(s, 204, "{v}");
-    assert!(!token_alive(&app, &basic, &t).await, "the caller's own token");
+    assert!(
+        !token_alive(&app, &basic, &t).await,
+        "the caller's own token"
+    );
     assert!(!token_alive(&app, &basic, &other).await);
     // Someone else's: still an admin's business.
     let (s, _) = call(
@@ -214,7 +223,12 @@ async fn ending_ones_own_sessions_ends_the_current_token_too() {
         .await
         .unwrap();
     assert_eq!(page.status(), 200, "the current session stays");
-    assert!(page.text().await.unwrap().contains("access tokens have ended"));
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("access tokens have ended")
+    );
 }
 
 /// A recovery link (the way back `gatehouse recover` prints) ends the
@@ -282,7 +296,10 @@ async fn a_policy_that_confines_users_reaches_their_tokens_and_sessions() {
     .await;
     assert_eq!(s, 200, "{r}");
     let (s, e) = call(&app, Method::GET, "/api/v1/users", &tok(&r), None).await;
-    assert_eq!((s, e["error"]["code"].as_str()), (403, Some("mfa_enrollment_required")));
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (403, Some("mfa_enrollment_required"))
+    );
     // The browser session opens enrolment only.
     let r = c.get(app.url("/admin/users")).send().await.unwrap();
     assert_eq!(r.status(), 303);
@@ -310,7 +327,12 @@ async fn an_enrolment_only_token_cannot_call_introspection_or_revocation() {
     app.create_user(&owner, "lee@example.com", "admin").await;
     app.create_user(&owner, "una@example.com", "user").await;
     let una = app.api_login("una@example.com", PW).await;
-    assert_eq!(put_policy(&app, &owner, policy("roles", &["admin"])).await.0, 200);
+    assert_eq!(
+        put_policy(&app, &owner, policy("roles", &["admin"]))
+            .await
+            .0,
+        200
+    );
     let lee = tok(&app.api_login("lee@example.com", PW).await);
     assert_eq!(
         status(&app, Method::GET, "/api/v1/me", &lee).await,
@@ -320,7 +342,10 @@ async fn an_enrolment_only_token_cannot_call_introspection_or_revocation() {
     for (path, field) in [
         ("/oauth2/introspect", tok(&una)),
         ("/oauth2/revoke", tok(&una)),
-        ("/oauth2/revoke", una["refresh_token"].as_str().unwrap().to_string()),
+        (
+            "/oauth2/revoke",
+            una["refresh_token"].as_str().unwrap().to_string(),
+        ),
     ] {
         let r = plain()
             .post(app.url(path))
@@ -335,7 +360,10 @@ async fn an_enrolment_only_token_cannot_call_introspection_or_revocation() {
         assert_eq!(body["error"], "access_denied", "{body}");
     }
     // Una's tokens survived the attempts.
-    assert_eq!(status(&app, Method::GET, "/api/v1/me", &tok(&una)).await, 200);
+    assert_eq!(
+        status(&app, Method::GET, "/api/v1/me", &tok(&una)).await,
+        200
+    );
     let (s, _) = post(
         &app,
         "/api/v1/auth/refresh",
@@ -437,7 +465,11 @@ async fn a_user_cannot_end_another_users_session() {
     assert_eq!(r.status(), 200, "Bob is still signed in");
     // Amy's own session list and session still work.
     assert_eq!(
-        amy.get(app.url("/admin/account")).send().await.unwrap().status(),
+        amy.get(app.url("/admin/account"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
         200
     );
 }
@@ -680,7 +712,10 @@ async fn time_values_are_rfc3339_or_carry_a_unit_and_absurd_ones_are_refused() {
         .await;
         assert_eq!(s, 400, "{bad}: {v}");
         assert!(
-            v["error"]["message"].as_str().unwrap().contains("expires_at"),
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("expires_at"),
             "{v}"
         );
     }
@@ -696,10 +731,25 @@ async fn time_values_are_rfc3339_or_carry_a_unit_and_absurd_ones_are_refused() {
     assert_eq!(s, 201, "{v}");
 
     // Audit filters.
-    for q in ["since=1800000000", "until=0", "since=2026-01-31", "until=9223372036854775807"] {
-        let (s, v) = call(&app, Method::GET, &format!("/api/v1/audit?{q}"), &w.owner, None).await;
+    for q in [
+        "since=1800000000",
+        "until=0",
+        "since=2026-01-31",
+        "until=9223372036854775807",
+    ] {
+        let (s, v) = call(
+            &app,
+            Method::GET,
+            &format!("/api/v1/audit?{q}"),
+            &w.owner,
+            None,
+        )
+        .await;
         assert_eq!(s, 400, "{q}: {v}");
-        assert!(v["error"]["message"].as_str().unwrap().contains("RFC 3339"), "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("RFC 3339"),
+            "{v}"
+        );
     }
     let (s, _) = call(
         &app,
@@ -745,7 +795,10 @@ fn configured_durations_are_bounded() {
     for (k, v) in [
         ("GATEHOUSE_TOKENS_ACCESS_TTL_SECS", "9223372036854775807"),
         ("GATEHOUSE_TOKENS_REFRESH_TTL_SECS", "9223372036854775807"),
-        ("GATEHOUSE_SESSION_ABSOLUTE_LIFETIME_SECS", "9223372036854775807"),
+        (
+            "GATEHOUSE_SESSION_ABSOLUTE_LIFETIME_SECS",
+            "9223372036854775807",
+        ),
         ("GATEHOUSE_LOCKOUT_MAX_LOCK_SECS", "9223372036854775807"),
         ("GATEHOUSE_LOCKOUT_WINDOW_SECS", "9223372036854775807"),
         ("GATEHOUSE_TOKENS_ACCESS_TTL_SECS", "900000"),
@@ -756,5 +809,8 @@ fn configured_durations_are_bounded() {
             .to_string();
         assert!(e.contains("at most"), "{k}: {e}");
     }
-    assert!(gatehouse::config::Settings::load(None, env("GATEHOUSE_TOKENS_ACCESS_TTL_SECS", "3600")).is_ok());
+    assert!(
+        gatehouse::config::Settings::load(None, env("GATEHOUSE_TOKENS_ACCESS_TTL_SECS", "3600"))
+            .is_ok()
+    );
 }

@@ -41,7 +41,7 @@ impl SessionLimits {
         {
             return Err(Error::invalid(
                 "idle_timeout_secs",
-                "must be between 60 seconds and 30 days, or null for the installation's",
+                "must be at least 60 seconds and at most 30 days, or null for the installation's",
             ));
         }
         if self

@@ -831,7 +831,7 @@ async fn dashboard(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser) ->
     let failed = audit::Filter {
         action: Some("auth.login".into()),
         outcome: Some("failure".into()),
-        since: Some(since.to_string()),
+        since: Some(crate::clock::rfc3339(since)),
         ..Default::default()
     };
     let (failed_rows, _) = audit::query(&r, &failed, 0, 10_000)?;

@@ -222,8 +222,7 @@ fn endpoint_caller(
         // The caller's own credential must be a full one: a token signed
         // for MFA enrollment opens nothing else, these endpoints included.
         Some(b) => {
-            bearer_principal(st, b.trim(), st.limits.client_ip(req), src, Purpose::Full)?
-                .principal
+            bearer_principal(st, b.trim(), st.limits.client_ip(req), src, Purpose::Full)?.principal
         }
         None => {
             let (id, secret) = client_credentials(req, form).ok_or_else(|| {
