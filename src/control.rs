@@ -200,7 +200,11 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(left, [std::ffi::OsString::from(SOCKET_FILE)], "no helper folder left");
+        assert_eq!(
+            left,
+            [std::ffi::OsString::from(SOCKET_FILE)],
+            "no helper folder left"
+        );
         let client = tokio::net::UnixStream::connect(&path).await.unwrap();
         let (server, _) = listener.accept().await.unwrap();
         let me = rustix::process::getuid().as_raw();

@@ -1291,8 +1291,15 @@ async fn account_password(
     u.check_csrf(&f.csrf_token)?;
     let f = f.into_inner();
     let result = async {
-        authn::confirm_password(&st.svc, &u.user, &f.current_password).await?;
         confirmed(&f.password, &f.password_confirm)?;
+        authn::confirm_password(
+            &st.svc,
+            &u.user,
+            &f.current_password,
+            "password_change",
+            &source(&req),
+        )
+        .await?;
         let by = u.principal();
         identity::set_password(
             &st.svc,
@@ -1588,6 +1595,8 @@ async fn recovery_new(
 #[derive(Deserialize)]
 struct RemoveMfaForm {
     current_password: Password,
+    method: Option<String>,
+    code: Option<String>,
     csrf_token: String,
 }
 
@@ -1601,12 +1610,19 @@ async fn mfa_remove(
     if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
         return Ok(r);
     }
-    match authn::confirm_password(&st.svc, &u.user, &f.current_password).await {
-        Ok(()) => {
-            authn::mfa::reset(&st.svc, &u.principal(), &source(&req), &u.user.id)?;
-            Ok(redirect("/admin/account?notice=mfa_off"))
-        }
-        Err(e @ Error::Invalid { .. }) => render(
+    let proof = authn::Proof {
+        password: &f.current_password,
+        method: f.method.as_deref(),
+        code: f.code.as_deref(),
+    };
+    match authn::mfa::remove_all_own(&st.svc, &u.principal(), &proof, &source(&req)).await {
+        Ok(()) => Ok(redirect("/admin/account?notice=mfa_off")),
+        Err(
+            e @ (Error::Invalid { .. }
+            | Error::InvalidCode
+            | Error::Conflict(_)
+            | Error::Forbidden(_)),
+        ) => render(
             StatusCode::BAD_REQUEST,
             &account_page(&st, &u, None, Some(e.public_message()))?,
         ),
@@ -1734,7 +1750,7 @@ async fn reauth_post(
     .await
     {
         Ok(()) => Ok(redirect(&rd)),
-        Err(e @ (Error::Invalid { .. } | Error::InvalidCode)) => {
+        Err(e @ (Error::Invalid { .. } | Error::InvalidCode | Error::Forbidden(_))) => {
             let p = reauth_view(
                 &st,
                 &u,
