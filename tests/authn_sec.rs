@@ -392,21 +392,33 @@ async fn a_locked_account_spends_no_recovery_code_on_a_refused_reauthentication(
 
 // ------------------------------------------------------------------ 15
 
+type Bodies = Arc<std::sync::Mutex<Vec<String>>>;
+
 /// An SMS gateway on loopback that fails while `failing` is set; counts deliveries.
 async fn flaky_gateway() -> (String, Arc<AtomicBool>, Arc<AtomicUsize>) {
+    let (url, failing, delivered, _) = flaky_gateway_with_bodies().await;
+    (url, failing, delivered)
+}
+
+/// `flaky_gateway`, also keeping each delivered request body.
+async fn flaky_gateway_with_bodies() -> (String, Arc<AtomicBool>, Arc<AtomicUsize>, Bodies) {
     use actix_web::{App, HttpResponse, HttpServer, web};
     let failing = Arc::new(AtomicBool::new(false));
     let delivered = Arc::new(AtomicUsize::new(0));
-    let (f2, d2) = (failing.clone(), delivered.clone());
+    let bodies: Bodies = Arc::default();
+    let (f2, d2, b2) = (failing.clone(), delivered.clone(), bodies.clone());
     let srv = HttpServer::new(move || {
-        let (f, d) = (f2.clone(), d2.clone());
-        App::new().default_service(web::to(move || {
-            let (f, d) = (f.clone(), d.clone());
+        let (f, d, b) = (f2.clone(), d2.clone(), b2.clone());
+        App::new().default_service(web::to(move |body: web::Bytes| {
+            let (f, d, b) = (f.clone(), d.clone(), b.clone());
             async move {
                 if f.load(Ordering::SeqCst) {
                     HttpResponse::ServiceUnavailable().finish()
                 } else {
                     d.fetch_add(1, Ordering::SeqCst);
+                    b.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&body).into_owned());
                     HttpResponse::Created().json(json!({"sid": "SM1"}))
                 }
             }
@@ -421,7 +433,74 @@ async fn flaky_gateway() -> (String, Arc<AtomicBool>, Arc<AtomicUsize>) {
         format!("http://127.0.0.1:{port}/2010-04-01/Accounts/AC1/Messages.json?key=gw-key-123"),
         failing,
         delivered,
+        bodies,
     )
+}
+
+/// The six-digit code in the last SMS the gateway received.
+fn last_sms_code(bodies: &Bodies) -> String {
+    let body = bodies.lock().unwrap().last().unwrap().clone();
+    let i = body.find("code+is+").unwrap() + "code+is+".len();
+    body[i..i + 6].to_string()
+}
+
+#[actix_web::test]
+async fn an_sms_only_user_proves_a_current_factor_with_a_code_sent_for_it() {
+    let (url, _, _, bodies) = flaky_gateway_with_bodies().await;
+    let app = spawn_with(move |s| {
+        s.sms.url = url;
+        s.sms.username = "AC1".into();
+        s.sms.secret = serde_json::from_value(json!("twilio-token")).unwrap();
+    })
+    .await;
+    let token = app.owner_token().await;
+    assert_eq!(
+        put_policy(&app, &token, policy_with("off", &[], &["sms"]))
+            .await
+            .0,
+        200
+    );
+    let (s, _) = post(
+        &app,
+        "/api/v1/me/mfa/sms",
+        Some(&token),
+        json!({"phone": "+4915112345678"}),
+    )
+    .await;
+    assert_eq!(s, 202);
+    let (s, _) = post(
+        &app,
+        "/api/v1/me/mfa/sms/confirm",
+        Some(&token),
+        json!({"code": last_sms_code(&bodies)}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    // A second SMS enrollment (another phone) is refused too: remove first.
+    let (s, _) = post(
+        &app,
+        "/api/v1/me/mfa/sms",
+        Some(&token),
+        json!({"phone": "+4915199999999"}),
+    )
+    .await;
+    assert_eq!(s, 409);
+    let (s, _) = post(
+        &app,
+        "/api/v1/me/mfa/code",
+        Some(&token),
+        json!({"method": "sms"}),
+    )
+    .await;
+    assert_eq!(s, 202);
+    let (s, body) = delete(
+        &app,
+        "/api/v1/me/mfa/methods/sms",
+        &token,
+        json!({"password": OWNER_PW, "method": "sms", "code": last_sms_code(&bodies)}),
+    )
+    .await;
+    assert_eq!(s, 204, "{body}");
 }
 
 async fn sign_in_step(app: &TestApp) -> String {

@@ -32,6 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/me/mfa/sms", web::post().to(sms_start))
             .route("/me/mfa/sms/confirm", web::post().to(sms_confirm))
             .route("/me/mfa/methods/{method}", web::delete().to(method_remove))
+            .route("/me/mfa/code", web::post().to(proof_code_send))
             .route("/me/mfa", web::get().to(my_mfa))
             .route("/me/mfa", web::delete().to(mfa_remove))
             .route("/me/mfa/totp", web::post().to(totp_start))
@@ -78,6 +79,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         sms_start,
         sms_confirm,
         method_remove,
+        proof_code_send,
         my_mfa,
         totp_start,
         totp_confirm,
@@ -105,6 +107,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         SendCodeRequest,
         PhoneRequest,
         ProofRequest,
+        MethodRequest,
         Sent,
         MfaRequest,
         TotpEnrollment,
@@ -361,6 +364,25 @@ impl ProofRequest {
             code: self.code.as_deref(),
         }
     }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct MethodRequest {
+    /// `email` or `sms`.
+    pub method: String,
+}
+
+/// Send an e-mail or SMS code to prove a current factor (for removing
+/// factors); at most one per 30 s and a daily number per method.
+#[utoipa::path(post, path = "/api/v1/me/mfa/code", request_body = MethodRequest,
+    responses((status = 202, body = Sent), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody, description = "sent too recently or the daily limit is reached")))]
+async fn proof_code_send(
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    body: web::Json<MethodRequest>,
+) -> ApiResult {
+    authn::mfa::send_reauth_code(&st.svc, caller.user()?, &body.method).await?;
+    Ok(sent())
 }
 
 /// Remove one of the caller's methods (`totp`, `email`, `sms`), with the

@@ -63,6 +63,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(code_confirm),
         )
         .route("/admin/account/mfa/remove", web::post().to(mfa_remove))
+        .route("/admin/account/mfa/code", web::post().to(proof_code_send))
         .route(
             "/admin/users/{id}/mfa/reset",
             web::post().to(user_mfa_reset),
@@ -1628,6 +1629,29 @@ async fn mfa_remove(
         ),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Sends an e-mail or SMS code for the removal form (the proof of a current factor).
+async fn proof_code_send(
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<SendForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    let (notice, error) = match authn::mfa::send_reauth_code(&st.svc, &u.user, &f.method).await {
+        Ok(()) => (
+            Some(format!(
+                "A code was sent by {}; enter it below to remove two-factor.",
+                if f.method == "sms" { "SMS" } else { "e-mail" }
+            )),
+            None,
+        ),
+        Err(e @ (Error::Conflict(_) | Error::Invalid { .. } | Error::Forbidden(_))) => {
+            (None, Some(e.public_message()))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    render(StatusCode::OK, &account_page(&st, &u, notice, error)?)
 }
 
 async fn user_mfa_reset(

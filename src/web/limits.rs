@@ -102,8 +102,10 @@ pub fn is_auth_endpoint(req: &HttpRequest) -> bool {
                 | "/admin/account/mfa/code/confirm"
                 | "/admin/account/mfa/email"
                 | "/admin/account/mfa/sms"
+                | "/admin/account/mfa/code"
                 | "/api/v1/me/mfa/email"
                 | "/api/v1/me/mfa/sms"
+                | "/api/v1/me/mfa/code"
         ) || path.starts_with("/api/v1/auth/")
             || path.starts_with("/api/v1/me/mfa/") && path.ends_with("/confirm"))
 }
@@ -131,6 +133,8 @@ mod tests {
             (Method::POST, "/api/v1/me/mfa/totp/confirm"),
             (Method::POST, "/api/v1/me/mfa/email/confirm"),
             (Method::POST, "/api/v1/me/mfa/sms/confirm"),
+            (Method::POST, "/api/v1/me/mfa/code"),
+            (Method::POST, "/admin/account/mfa/code"),
             (Method::DELETE, "/api/v1/me/mfa"),
             (Method::DELETE, "/api/v1/me/mfa/methods/totp"),
         ] {
