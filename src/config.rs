@@ -60,14 +60,15 @@ impl std::fmt::Debug for SecretString {
 
 impl Serialize for SecretString {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        // Masked, so printing or snapshotting the settings never shows it; a
-        // hash of it still lets a change be noticed.
-        if self.0.is_empty() {
-            s.serialize_str("")
+        // Masked, so printing or snapshotting the settings never shows it,
+        // nor anything that confirms a guess (an unkeyed hash would): only
+        // whether it is set. Changes are noticed by a keyed fingerprint in
+        // the configuration snapshot (`service::record_config_change`).
+        s.serialize_str(if self.0.is_empty() {
+            ""
         } else {
-            let h = crate::crypto::sha256(self.0.as_bytes());
-            s.serialize_str(&format!("******** (sha256 {})", hex::encode(&h[..4])))
-        }
+            "******** (set)"
+        })
     }
 }
 
@@ -91,6 +92,16 @@ pub struct SmtpSettings {
     pub from: String,
     /// An extra CA certificate (PEM) to trust for the SMTP server, besides the system's.
     pub ca_file: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Every secret in the settings, by its key (for keyed change fingerprints).
+    pub fn secrets(&self) -> [(&'static str, &SecretString); 2] {
+        [
+            ("smtp.password", &self.smtp.password),
+            ("sms.secret", &self.sms.secret),
+        ]
+    }
 }
 
 impl Default for SmtpSettings {
@@ -177,6 +188,12 @@ pub struct RateLimitSettings {
     /// /oauth2/introspect and /oauth2/revoke (successful calls are not counted).
     pub client_auth_failures_per_minute: u32,
     pub client_auth_failures_burst: u32,
+    /// IPv6 clients share one bucket per network of this many bits (1–128;
+    /// 64 by default, since one host is routinely given a whole /64).
+    pub ipv6_prefix: u8,
+    /// E-mail or SMS codes sent to one user per method in 24 hours (sign-in,
+    /// enrollment and re-authentication together); at most one per 30 s.
+    pub codes_per_day: u32,
 }
 
 impl Default for RateLimitSettings {
@@ -186,6 +203,8 @@ impl Default for RateLimitSettings {
             auth_burst: 20,
             client_auth_failures_per_minute: 10,
             client_auth_failures_burst: 20,
+            ipv6_prefix: crate::ratelimit::IPV6_PREFIX,
+            codes_per_day: 20,
         }
     }
 }
@@ -366,6 +385,11 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
         "GATEHOUSE_RATE_LIMIT_CLIENT_AUTH_FAILURES_BURST",
         "rate_limit.client_auth_failures_burst",
     ),
+    ("GATEHOUSE_RATE_LIMIT_IPV6_PREFIX", "rate_limit.ipv6_prefix"),
+    (
+        "GATEHOUSE_RATE_LIMIT_CODES_PER_DAY",
+        "rate_limit.codes_per_day",
+    ),
     (
         "GATEHOUSE_NETWORK_TRUSTED_PROXIES",
         "network.trusted_proxies",
@@ -536,6 +560,18 @@ impl Settings {
                 "auth_per_minute and auth_burst must be at least 1",
             ));
         }
+        if !(1..=128).contains(&self.rate_limit.ipv6_prefix) {
+            return Err(Error::invalid(
+                "rate_limit.ipv6_prefix",
+                "must be between 1 and 128 bits (64 groups one IPv6 host's usual /64)",
+            ));
+        }
+        if self.rate_limit.codes_per_day == 0 {
+            return Err(Error::invalid(
+                "rate_limit.codes_per_day",
+                "must be at least 1 (e-mail and SMS codes would never be sent)",
+            ));
+        }
         self.trusted_proxies()?;
         if !matches!(
             self.smtp.tls.as_str(),
@@ -667,6 +703,42 @@ mod tests {
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn printed_settings_say_a_secret_is_set_and_confirm_no_guess() {
+        let s = Settings::load(
+            None,
+            env(&[
+                ("GATEHOUSE_SMTP_PASSWORD", "hunter2-smtp"),
+                ("GATEHOUSE_SMS_SECRET", "gw-secret"),
+            ]),
+        )
+        .unwrap();
+        let printed = toml::to_string(&s).unwrap();
+        let h = hex::encode(&crate::crypto::sha256(b"hunter2-smtp")[..4]);
+        assert!(!printed.contains(&h), "{printed}");
+        assert!(!printed.contains("sha256"));
+        assert!(!printed.contains("hunter2") && !printed.contains("gw-secret"));
+        assert_eq!(printed.matches("******** (set)").count(), 2, "{printed}");
+    }
+
+    #[test]
+    fn ipv6_prefix_and_daily_code_cap_are_bounded() {
+        let s = Settings::load(None, env(&[])).unwrap();
+        assert_eq!(
+            (s.rate_limit.ipv6_prefix, s.rate_limit.codes_per_day),
+            (64, 20)
+        );
+        for (k, v) in [
+            ("GATEHOUSE_RATE_LIMIT_IPV6_PREFIX", "0"),
+            ("GATEHOUSE_RATE_LIMIT_IPV6_PREFIX", "129"),
+            ("GATEHOUSE_RATE_LIMIT_CODES_PER_DAY", "0"),
+        ] {
+            assert!(Settings::load(None, env(&[(k, v)])).is_err(), "{k}={v}");
+        }
+        let s = Settings::load(None, env(&[("GATEHOUSE_RATE_LIMIT_IPV6_PREFIX", "56")])).unwrap();
+        assert_eq!(s.rate_limit.ipv6_prefix, 56);
     }
 
     #[test]

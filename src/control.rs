@@ -30,17 +30,31 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 
 /// Binds the socket (replacing a stale file: we hold the database lock, so no
 /// other server can be behind it) and serves commands until the runtime stops.
+///
+/// The socket is bound inside a fresh owner-only (0700) directory, made 0600
+/// there and only then renamed into place, so there is no moment at which
+/// another user could connect; the umask (process-wide) is left alone.
+/// Every connection's peer must run as the server's own user (SO_PEERCRED).
 pub fn start(svc: Arc<Service>) -> Result<PathBuf> {
     let path = socket_path(svc.store.dir());
-    let _ = std::fs::remove_file(&path);
-    let listener = tokio::net::UnixListener::bind(&path)
-        .map_err(|e| Error::Storage(format!("cannot bind {}: {e}", path.display())))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    let listener = bind_private(&path)?;
+    let own_uid = rustix::process::getuid().as_raw();
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            if let Err(refused) = peer_allowed(&stream, own_uid) {
+                tracing::warn!(%refused, "control socket connection refused");
+                tokio::spawn(async move {
+                    let mut stream = stream;
+                    let r = Reply::Error { message: refused };
+                    if let Ok(line) = serde_json::to_string(&r) {
+                        let _ = stream.write_all(format!("{line}\n").as_bytes()).await;
+                    }
+                });
+                continue;
+            }
             let svc = svc.clone();
             tokio::spawn(async move {
                 if let Err(e) = handle(svc, stream).await {
@@ -50,6 +64,44 @@ pub fn start(svc: Arc<Service>) -> Result<PathBuf> {
         }
     });
     Ok(path)
+}
+
+/// Binds `path` without a window: in a new 0700 directory beside it, chmod
+/// 0600, then renamed over any stale socket.
+fn bind_private(path: &Path) -> Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::DirBuilderExt;
+    let parent = path
+        .parent()
+        .ok_or_else(|| Error::Storage(format!("{} has no folder", path.display())))?;
+    let nonce = hex::encode(crate::crypto::random_bytes::<6>()?);
+    let private = parent.join(format!(".control-{nonce}"));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .map_err(|e| Error::Storage(format!("cannot create {}: {e}", private.display())))?;
+    let inner = private.join(SOCKET_FILE);
+    let bound = tokio::net::UnixListener::bind(&inner)
+        .map_err(|e| Error::Storage(format!("cannot bind {}: {e}", path.display())))
+        .and_then(|l| {
+            std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o600))?;
+            std::fs::rename(&inner, path)?;
+            Ok(l)
+        });
+    let _ = std::fs::remove_file(&inner);
+    let _ = std::fs::remove_dir(&private);
+    bound
+}
+
+/// The peer must be this server's own user; root is not let in either.
+fn peer_allowed(stream: &tokio::net::UnixStream, own_uid: u32) -> std::result::Result<(), String> {
+    match stream.peer_cred() {
+        Ok(c) if c.uid() == own_uid => Ok(()),
+        Ok(c) => Err(format!(
+            "the control socket serves only uid {own_uid} (the server's user); this peer is uid {}",
+            c.uid()
+        )),
+        Err(e) => Err(format!("cannot read the peer's credentials: {e}")),
+    }
 }
 
 async fn handle(svc: Arc<Service>, stream: tokio::net::UnixStream) -> Result<()> {
@@ -130,4 +182,35 @@ pub fn call(
 /// True when a server answers on the data directory's socket.
 pub fn server_running(data_dir: &Path) -> bool {
     std::os::unix::net::UnixStream::connect(socket_path(data_dir)).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_socket_is_owner_only_when_it_appears_and_others_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SOCKET_FILE);
+        std::fs::write(&path, b"stale").unwrap();
+        let listener = bind_private(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            left,
+            [std::ffi::OsString::from(SOCKET_FILE)],
+            "no helper folder left"
+        );
+        let client = tokio::net::UnixStream::connect(&path).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let me = rustix::process::getuid().as_raw();
+        assert!(peer_allowed(&server, me).is_ok());
+        let refused = peer_allowed(&server, me.wrapping_add(1)).unwrap_err();
+        assert!(refused.contains(&format!("uid {me}")), "{refused}");
+        drop(client);
+    }
 }

@@ -95,7 +95,7 @@ pub async fn send_sms(cfg: &SmsSettings, to: &str, code: &str) -> Result<()> {
         .timeout(Duration::from_secs(15))
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .map_err(|e| delivery("SMS", e))?;
+        .map_err(|e| delivery("SMS", e.without_url()))?;
     let mut req = client.request(method, &cfg.url);
     req = if cfg.format == "json" {
         req.json(&fields)
@@ -107,7 +107,11 @@ pub async fn send_sms(cfg: &SmsSettings, to: &str, code: &str) -> Result<()> {
         "bearer" => req.bearer_auth(cfg.secret.expose()),
         _ => req,
     };
-    let resp = req.send().await.map_err(|e| delivery("SMS", e))?;
+    // Without the URL: gateways put account ids and keys in it.
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| delivery("SMS", e.without_url()))?;
     if !resp.status().is_success() {
         return Err(delivery(
             "SMS",

@@ -27,6 +27,30 @@ pub struct Buckets {
     /// The latest time seen: the buckets' time never runs backwards (a clock
     /// stepped back must not turn used tokens into a long lock-out).
     latest_ms: AtomicI64,
+    /// IPv6 addresses share the bucket of their network of this many bits:
+    /// one host is routinely given a whole /64, so per-address buckets
+    /// would be unlimited.
+    ipv6_prefix: u8,
+}
+
+/// The default network size IPv6 addresses are aggregated by.
+pub const IPV6_PREFIX: u8 = 64;
+
+/// The address a bucket is kept for: IPv4 as is (also when mapped into
+/// IPv6), IPv6 cut to its first `prefix` bits.
+pub fn bucket_addr(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u128::from(v6);
+                let keep = u32::from(prefix.min(128));
+                let mask = u128::MAX.checked_shl(128 - keep).unwrap_or(0);
+                IpAddr::V6(std::net::Ipv6Addr::from(bits & mask))
+            }
+        },
+    }
 }
 
 impl Buckets {
@@ -40,7 +64,14 @@ impl Buckets {
             tat: Mutex::new(HashMap::new()),
             dirty: AtomicBool::new(false),
             latest_ms: AtomicI64::new(i64::MIN),
+            ipv6_prefix: IPV6_PREFIX,
         }
+    }
+
+    /// Aggregates IPv6 addresses by networks of `prefix` bits (1–128).
+    pub fn with_ipv6_prefix(mut self, prefix: u8) -> Buckets {
+        self.ipv6_prefix = prefix.clamp(1, 128);
+        self
     }
 
     fn monotonic_ms(&self, now: Timestamp) -> i64 {
@@ -55,6 +86,7 @@ impl Buckets {
 
     /// Takes a token for `ip`; `Err(seconds to wait)` when none is left.
     pub fn take(&self, ip: IpAddr, now: Timestamp) -> std::result::Result<(), u64> {
+        let ip = bucket_addr(ip, self.ipv6_prefix);
         let now_ms = self.monotonic_ms(now);
         let Ok(mut m) = self.tat.lock() else {
             return Ok(());
@@ -73,6 +105,7 @@ impl Buckets {
 
     /// `Some(seconds to wait)` when `ip` has no token left (none is taken).
     pub fn exhausted(&self, ip: IpAddr, now: Timestamp) -> Option<u64> {
+        let ip = bucket_addr(ip, self.ipv6_prefix);
         let now_ms = self.monotonic_ms(now);
         let m = self.tat.lock().ok()?;
         let next = m.get(&ip).copied()?.max(now_ms) + self.interval_ms;
@@ -116,6 +149,27 @@ impl Buckets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_addresses_share_the_bucket_of_their_network() {
+        let b = Buckets::new(b"t", 6, 2);
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let same_64: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:fffe".parse().unwrap();
+        let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(b.take(a, 100), Ok(()));
+        assert_eq!(b.take(same_64, 100), Ok(()));
+        assert!(b.take(same_64, 100).is_err(), "one /64, one bucket");
+        assert_eq!(b.take(other_64, 100), Ok(()));
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(
+            bucket_addr(mapped, 64),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
+        let wide = Buckets::new(b"t", 6, 1).with_ipv6_prefix(48);
+        assert_eq!(wide.take(a, 100), Ok(()));
+        assert!(wide.take(other_64, 100).is_err(), "a /48 when configured");
+        assert_eq!(bucket_addr(a, 128), a);
+    }
 
     #[test]
     fn a_bucket_allows_its_burst_refills_with_time_and_survives_a_restart() {

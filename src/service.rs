@@ -91,12 +91,14 @@ impl Service {
         tx.commit()?;
         let rl = &settings.rate_limit;
         let auth_buckets =
-            crate::ratelimit::Buckets::new(b"rate_limit/auth", rl.auth_per_minute, rl.auth_burst);
+            crate::ratelimit::Buckets::new(b"rate_limit/auth", rl.auth_per_minute, rl.auth_burst)
+                .with_ipv6_prefix(rl.ipv6_prefix);
         let client_auth_buckets = crate::ratelimit::Buckets::new(
             b"rate_limit/client_auth_failures",
             rl.client_auth_failures_per_minute,
             rl.client_auth_failures_burst,
-        );
+        )
+        .with_ipv6_prefix(rl.ipv6_prefix);
         {
             let r = store.read()?;
             auth_buckets.load(&r, now)?;
@@ -219,7 +221,18 @@ fn record_config_change(
     settings: &Settings,
     now: Timestamp,
 ) -> Result<()> {
-    let current = flatten(&serde_json::to_value(settings)?);
+    let mut current = flatten(&serde_json::to_value(settings)?);
+    // A secret's change is noticed through a fingerprint keyed by the index
+    // key: nothing in the snapshot confirms a guessed secret offline.
+    for (key, secret) in settings.secrets() {
+        if !secret.is_empty() {
+            let mac = tx.blind_index("config_secret", &format!("{key}\0{}", secret.expose()))?;
+            current.insert(
+                format!("{key}.fingerprint"),
+                serde_json::Value::String(hex::encode(&mac[..8])),
+            );
+        }
+    }
     let previous: Option<std::collections::BTreeMap<String, serde_json::Value>> =
         tx.get(Table::Meta, b"config_snapshot")?;
     let changed: Vec<String> = match &previous {

@@ -8,6 +8,7 @@
 mod access;
 mod api;
 mod attacks;
+mod authn_sec;
 mod cli;
 mod codes;
 mod common;

@@ -529,6 +529,7 @@ async fn the_last_required_factor_cannot_be_removed() {
     let r = c
         .delete(app.url("/api/v1/me/mfa/methods/totp"))
         .bearer_auth(&token)
+        .json(&json!({"password": OWNER_PW}))
         .send()
         .await
         .unwrap();
@@ -544,6 +545,7 @@ async fn the_last_required_factor_cannot_be_removed() {
     assert_eq!(
         c.delete(app.url("/api/v1/me/mfa/methods/sms"))
             .bearer_auth(&token)
+            .json(&json!({"password": OWNER_PW}))
             .send()
             .await
             .unwrap()
@@ -551,9 +553,12 @@ async fn the_last_required_factor_cannot_be_removed() {
         404
     );
     assert_eq!(put_policy(&app, &token, policy("off", &[])).await.0, 200);
+    // Removing a factor takes the password and a current code (issue 11, finding 20).
+    app.clock.advance(30);
     assert_eq!(
         c.delete(app.url("/api/v1/me/mfa/methods/totp"))
             .bearer_auth(&token)
+            .json(&json!({"password": OWNER_PW, "code": oathtool(&secret, app.clock.now())}))
             .send()
             .await
             .unwrap()

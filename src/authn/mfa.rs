@@ -23,7 +23,8 @@ const ENROLL_TTL_SECS: i64 = 900;
 struct MfaState {
     totp: Option<TotpMethod>,
     pending_totp: Option<PendingTotp>,
-    /// SHA-256 (hex) of each unused recovery code.
+    /// Each unused recovery code: `k1:` + HMAC-SHA256 (hex) under the index
+    /// key (see `keyed_code_hash`), or, from before, its bare SHA-256 (hex).
     recovery: Vec<String>,
     #[serde(default)]
     email: Option<Timestamp>,
@@ -35,6 +36,21 @@ struct MfaState {
     /// An e-mail or SMS code sent to confirm a sensitive action.
     #[serde(default)]
     reauth_code: Option<SentCode>,
+    /// E-mail and SMS codes sent in the last 24 hours: the per-user throttle
+    /// and daily cap, whichever sign-in step (mfa_token) asked for them.
+    #[serde(default)]
+    sends: Vec<SendRecord>,
+}
+
+/// One code sent (or being sent) to the user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SendRecord {
+    method: String,
+    /// `sign_in`, `enroll` or `reauth`: each has its own 30-second throttle.
+    purpose: String,
+    at: Timestamp,
+    /// Names the reservation, so a failed delivery can give it back.
+    id: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,7 +67,9 @@ struct SentCode {
     /// The phone number an SMS enrollment is for.
     phone: Option<String>,
     expires_at: Timestamp,
-    sent_at: Timestamp,
+    /// Wrong codes tried against it; an enrollment code burns after `MAX_CODE_ATTEMPTS`.
+    #[serde(default)]
+    attempts: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,6 +84,9 @@ struct TotpMethod {
 struct PendingTotp {
     secret: String,
     created_at: Timestamp,
+    /// Wrong codes tried; the enrollment is dropped after `MAX_CODE_ATTEMPTS`.
+    #[serde(default)]
+    attempts: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -105,23 +126,65 @@ fn totp_for(secret_b32: &str, account: &str) -> Result<Totp> {
         .map_err(|e| Error::internal(format!("totp: {e}")))
 }
 
-fn hash_code(code: &str) -> String {
-    let normal: String = code
-        .chars()
+/// A recovery code as typed: letters and digits only, lower case.
+fn normal_code(code: &str) -> String {
+    code.chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .collect::<String>()
-        .to_lowercase();
-    hex::encode(crypto::sha256(normal.as_bytes()))
+        .to_lowercase()
 }
 
-fn new_recovery_codes() -> Result<(Vec<String>, Vec<String>)> {
+/// How recovery codes were stored before they were keyed: unsalted SHA-256
+/// (hex). Still accepted, so existing codes keep working until replaced.
+fn legacy_code_hash(code: &str) -> String {
+    hex::encode(crypto::sha256(normal_code(code).as_bytes()))
+}
+
+const KEYED_PREFIX: &str = "k1:";
+
+/// A recovery code as stored: HMAC-SHA256 under the installation's index
+/// key, bound to the user, so a copy of the records confirms no guess offline.
+fn keyed_code_hash(tx: &WriteTx<'_>, user: &UserId, code: &str) -> Result<String> {
+    let mac = tx.blind_index(
+        "recovery_code",
+        &format!("{}\0{}", user.as_str(), normal_code(code)),
+    )?;
+    Ok(format!("{KEYED_PREFIX}{}", hex::encode(mac)))
+}
+
+/// The position of `code` among the user's stored recovery codes.
+fn find_recovery(
+    tx: &WriteTx<'_>,
+    user: &UserId,
+    stored: &[String],
+    code: &str,
+) -> Result<Option<usize>> {
+    let keyed = keyed_code_hash(tx, user, code)?;
+    let legacy = legacy_code_hash(code);
+    Ok(stored.iter().position(|c| {
+        let want = if c.starts_with(KEYED_PREFIX) {
+            &keyed
+        } else {
+            &legacy
+        };
+        crypto::ct_eq(c.as_bytes(), want.as_bytes())
+    }))
+}
+
+/// Ten fresh codes of 80 random bits each (16 base32 characters, shown as
+/// four groups), and their keyed hashes.
+fn new_recovery_codes(tx: &WriteTx<'_>, user: &UserId) -> Result<(Vec<String>, Vec<String>)> {
     let mut shown = Vec::new();
+    let mut hashed = Vec::new();
     for _ in 0..RECOVERY_CODES {
-        let b = crypto::random_bytes::<5>()?;
-        let h = hex::encode(b);
-        shown.push(format!("{}-{}", &h[..5], &h[5..]));
+        let b32 = Secret::from(crypto::random_bytes::<10>()?.to_vec())
+            .to_base32()
+            .to_lowercase();
+        let groups: Vec<&str> = (0..4).filter_map(|i| b32.get(i * 4..i * 4 + 4)).collect();
+        let code = groups.join("-");
+        hashed.push(keyed_code_hash(tx, user, &code)?);
+        shown.push(code);
     }
-    let hashed = shown.iter().map(|c| hash_code(c)).collect();
     Ok((shown, hashed))
 }
 
@@ -165,9 +228,11 @@ pub fn start_totp(svc: &Service, user: &User) -> Result<(String, String)> {
         .map_err(|e| Error::internal(format!("totp url: {e}")))?;
     let mut tx = svc.store.write()?;
     let mut s = state(&tx, &user.id)?;
+    not_enrolled_yet(&s, "totp")?;
     s.pending_totp = Some(PendingTotp {
         secret: secret.clone(),
         created_at: svc.now(),
+        attempts: 0,
     });
     tx.put(Table::Mfa, user.id.as_str().as_bytes(), &s)?;
     tx.commit()?;
@@ -194,6 +259,7 @@ pub fn confirm_totp(svc: &Service, user: &User, code: &str, src: &Source) -> Res
     let now = svc.now();
     let mut tx = svc.store.write()?;
     let mut s = state(&tx, &user.id)?;
+    not_enrolled_yet(&s, "totp")?;
     let pending = s
         .pending_totp
         .clone()
@@ -204,14 +270,28 @@ pub fn confirm_totp(svc: &Service, user: &User, code: &str, src: &Source) -> Res
                 "no authenticator enrollment is in progress; start again",
             )
         })?;
-    let step = totp_for(&pending.secret, user.email.as_str())?
-        .check(code.trim(), now.max(0) as u64)
-        .ok_or_else(|| {
+    let Some(step) =
+        totp_for(&pending.secret, user.email.as_str())?.check(code.trim(), now.max(0) as u64)
+    else {
+        // Counted per enrollment: guessing burns it.
+        let attempts = pending.attempts + 1;
+        let burnt = attempts >= MAX_CODE_ATTEMPTS;
+        s.pending_totp = (!burnt).then_some(PendingTotp {
+            attempts,
+            ..pending
+        });
+        tx.put(Table::Mfa, user.id.as_str().as_bytes(), &s)?;
+        enrollment_failure(&mut tx, user, "totp", burnt, now, src)?;
+        tx.commit()?;
+        return Err(if burnt {
+            too_many_attempts()
+        } else {
             Error::invalid(
                 "code",
                 "is not the current code of the authenticator app; check the device's clock",
             )
-        })?;
+        });
+    };
     s.totp = Some(TotpMethod {
         secret: pending.secret,
         created_at: now,
@@ -220,7 +300,7 @@ pub fn confirm_totp(svc: &Service, user: &User, code: &str, src: &Source) -> Res
     s.pending_totp = None;
     let mut shown = Vec::new();
     if s.recovery.is_empty() {
-        let (codes, hashed) = new_recovery_codes()?;
+        let (codes, hashed) = new_recovery_codes(&tx, &user.id)?;
         shown = codes;
         s.recovery = hashed;
     }
@@ -244,7 +324,7 @@ pub fn regenerate_recovery(svc: &Service, user: &User, src: &Source) -> Result<V
     if s.totp.is_none() && s.email.is_none() && s.sms.is_none() {
         return Err(Error::Conflict("Set up a second factor first.".into()));
     }
-    let (codes, hashed) = new_recovery_codes()?;
+    let (codes, hashed) = new_recovery_codes(&tx, &user.id)?;
     s.recovery = hashed;
     tx.put(Table::Mfa, user.id.as_str().as_bytes(), &s)?;
     audit::record(
@@ -259,27 +339,38 @@ pub fn regenerate_recovery(svc: &Service, user: &User, src: &Source) -> Result<V
     Ok(codes)
 }
 
-/// Removes one of the user's own methods (`totp`, `email`, `sms`). Removing
-/// the last one is refused while the policy requires MFA for them.
-pub fn remove_method(svc: &Service, user: &User, method: &str, src: &Source) -> Result<()> {
+/// Removes one of the user's own methods (`totp`, `email`, `sms`) once they
+/// proved it is them: password and a current second factor (`authn::confirm`).
+/// Removing the last one is refused while the policy requires MFA for them;
+/// it also ends the recovery codes.
+pub async fn remove_method(
+    svc: &Service,
+    user: &User,
+    method: &str,
+    proof: &super::Proof<'_>,
+    src: &Source,
+) -> Result<()> {
+    // The refusals that need no proof come first, so they spend no code.
+    removable(svc, user, &state(&svc.store.read()?, &user.id)?, method)?;
+    super::confirm(
+        svc,
+        user,
+        proof,
+        super::Need::PasswordAndFactor,
+        "mfa.remove_method",
+        None,
+        src,
+    )
+    .await?;
     let mut tx = svc.store.write()?;
     let mut s = state(&tx, &user.id)?;
-    let had = match method {
-        "totp" => s.totp.take().is_some(),
-        "email" => s.email.take().is_some(),
-        "sms" => s.sms.take().is_some(),
-        _ => return Err(Error::invalid("method", "must be totp, email or sms")),
-    };
-    if !had {
-        return Err(Error::NotFound("method"));
+    removable(svc, user, &s, method)?;
+    match method {
+        "totp" => s.totp = None,
+        "email" => s.email = None,
+        _ => s.sms = None,
     }
-    let none_left = s.totp.is_none() && s.email.is_none() && s.sms.is_none();
-    if none_left && crate::policy::current(svc)?.mfa_required_for(user) {
-        return Err(Error::Conflict(
-            "This is your last second factor and the security policy requires one: add another first.".into(),
-        ));
-    }
-    if none_left {
+    if s.totp.is_none() && s.email.is_none() && s.sms.is_none() {
         s.recovery.clear();
     }
     tx.put(Table::Mfa, user.id.as_str().as_bytes(), &s)?;
@@ -295,11 +386,95 @@ pub fn remove_method(svc: &Service, user: &User, method: &str, src: &Source) -> 
     tx.commit()
 }
 
+/// Why `method` cannot be removed from `s`, if it cannot.
+fn removable(svc: &Service, user: &User, s: &MfaState, method: &str) -> Result<()> {
+    let had = match method {
+        "totp" => s.totp.is_some(),
+        "email" => s.email.is_some(),
+        "sms" => s.sms.is_some(),
+        _ => return Err(Error::invalid("method", "must be totp, email or sms")),
+    };
+    if !had {
+        return Err(Error::NotFound("method"));
+    }
+    let left = [
+        s.totp.is_some() && method != "totp",
+        s.email.is_some() && method != "email",
+        s.sms.is_some() && method != "sms",
+    ];
+    if !left.contains(&true) && crate::policy::current(svc)?.mfa_required_for(user) {
+        return Err(Error::Conflict(
+            "This is your last second factor and the security policy requires one: add another first.".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The user removes all of their own second factors, once they proved it is
+/// them: password and a current second factor (`authn::confirm`).
+pub async fn remove_all_own(
+    svc: &Service,
+    by: &Principal,
+    proof: &super::Proof<'_>,
+    src: &Source,
+) -> Result<()> {
+    let user = by
+        .user()
+        .ok_or_else(|| Error::Forbidden("Only a user removes their own second factors.".into()))?;
+    if crate::policy::current(svc)?.mfa_required_for(user) {
+        return Err(own_reset_refused());
+    }
+    super::confirm(
+        svc,
+        user,
+        proof,
+        super::Need::PasswordAndFactor,
+        "mfa.remove_all",
+        None,
+        src,
+    )
+    .await?;
+    reset(svc, by, src, &user.id)
+}
+
+fn own_reset_refused() -> Error {
+    Error::Conflict(
+        "The security policy requires a second factor for you; you cannot remove all of them."
+            .into(),
+    )
+}
+
+/// Refuses to enroll `method` over one that is active: replacing a factor
+/// goes remove (with proof of the current one) then add.
+fn not_enrolled_yet(s: &MfaState, method: &str) -> Result<()> {
+    let (on, what) = match method {
+        "totp" => (s.totp.is_some(), "An authenticator app is"),
+        "email" => (s.email.is_some(), "E-mail codes are"),
+        _ => (s.sms.is_some(), "SMS codes are"),
+    };
+    if on {
+        return Err(Error::Conflict(format!(
+            "{what} already set up: remove it first (with your password and a current code), then add the new one."
+        )));
+    }
+    Ok(())
+}
+
 /// Removes every second factor of `user` (their own choice, or an admin's reset).
 pub fn reset(svc: &Service, by: &Principal, src: &Source, user: &UserId) -> Result<()> {
     let mut tx = svc.store.write()?;
     identity::get(&tx, user)?;
-    tx.delete(Table::Mfa, user.as_str().as_bytes())?;
+    // Every factor goes; the record of codes sent stays, so a reset does not
+    // lift the send throttle or the daily cap.
+    let sends = state(&tx, user)?.sends;
+    tx.put(
+        Table::Mfa,
+        user.as_str().as_bytes(),
+        &MfaState {
+            sends,
+            ..Default::default()
+        },
+    )?;
     let own = by.user_id() == Some(user);
     if !own {
         // Whoever held the old factors may hold tokens signed with them.
@@ -309,10 +484,7 @@ pub fn reset(svc: &Service, by: &Principal, src: &Source, user: &UserId) -> Resu
         && let Some(u) = by.user()
         && crate::policy::current(svc)?.mfa_required_for(u)
     {
-        return Err(Error::Conflict(
-            "The security policy requires a second factor for you; you cannot remove all of them."
-                .into(),
-        ));
+        return Err(own_reset_refused());
     }
     audit::record(
         &mut tx,
@@ -367,20 +539,13 @@ pub fn check_code_now(
                 false
             }
         },
-        "recovery_code" => {
-            let h = hash_code(code);
-            match s
-                .recovery
-                .iter()
-                .position(|c| crypto::ct_eq(c.as_bytes(), h.as_bytes()))
-            {
-                Some(i) => {
-                    s.recovery.remove(i);
-                    true
-                }
-                None => false,
+        "recovery_code" => match find_recovery(tx, &user.id, &s.recovery, code)? {
+            Some(i) => {
+                s.recovery.remove(i);
+                true
             }
-        }
+            None => false,
+        },
         _ => false,
     };
     if ok {
@@ -393,7 +558,7 @@ pub fn check_code_now(
 pub async fn send_reauth_code(svc: &Service, user: &User, method: &str) -> Result<()> {
     let now = svc.now();
     let code = six_digits()?;
-    let phone = {
+    let (phone, id) = {
         let mut tx = svc.store.write()?;
         let mut s = state(&tx, &user.id)?;
         let phone = match method {
@@ -402,19 +567,19 @@ pub async fn send_reauth_code(svc: &Service, user: &User, method: &str) -> Resul
             _ => return Err(Error::invalid("method", "is not one of your methods")),
         };
         method_allowed(svc, method)?;
-        throttle(s.reauth_code.as_ref(), method, now)?;
+        let id = reserve_send(svc, &mut s, method, "reauth", now)?;
         s.reauth_code = Some(SentCode {
             method: method.into(),
             code: code.clone(),
             phone: None,
             expires_at: now + CODE_TTL_SECS,
-            sent_at: now,
+            attempts: 0,
         });
         tx.put(Table::Mfa, user.id.as_str().as_bytes(), &s)?;
         tx.commit()?;
-        phone
+        (phone, id)
     };
-    deliver(svc, method, user, phone.as_deref(), &code).await
+    deliver_reserved(svc, method, user, phone.as_deref(), &code, id).await
 }
 
 pub const CODE_TTL_SECS: i64 = 600;
@@ -497,17 +662,103 @@ async fn deliver(
     }
 }
 
-fn throttle(sent: Option<&SentCode>, method: &str, now: Timestamp) -> Result<()> {
-    if let Some(c) = sent
-        && c.method == method
-        && now - c.sent_at < RESEND_AFTER_SECS
+/// Wrong codes an enrollment (e-mail, SMS or authenticator) takes before it
+/// is dropped and must be started again.
+pub const MAX_CODE_ATTEMPTS: u32 = 5;
+
+const DAY_SECS: i64 = 86_400;
+
+fn too_many_attempts() -> Error {
+    Error::invalid(
+        "code",
+        "was wrong too many times, so this enrollment ended; start it again for a new code",
+    )
+}
+
+/// Audits a wrong enrollment code (`burnt`: the enrollment ended with it).
+fn enrollment_failure(
+    tx: &mut WriteTx<'_>,
+    user: &User,
+    method: &str,
+    burnt: bool,
+    now: Timestamp,
+    src: &Source,
+) -> Result<()> {
+    audit::record(
+        tx,
+        now,
+        src,
+        NewEvent::new("mfa.enroll", Outcome::Failure)
+            .actor(user.email.as_str(), Some(user.id.as_str().into()))
+            .target(user.id.as_str())
+            .details(serde_json::json!({
+                "method": method,
+                "reason": if burnt { "too_many_attempts" } else { "wrong_code" },
+            })),
+    )?;
+    Ok(())
+}
+
+/// Reserves a send of `method` for `purpose` in the user's record: refused
+/// within 30 s of the last one for the same purpose, or once the daily cap
+/// for the method is reached. Returns the reservation's id (see `release_send`).
+fn reserve_send(
+    svc: &Service,
+    s: &mut MfaState,
+    method: &str,
+    purpose: &str,
+    now: Timestamp,
+) -> Result<u64> {
+    s.sends.retain(|r| now - r.at < DAY_SECS && r.at <= now);
+    if let Some(last) = s
+        .sends
+        .iter()
+        .filter(|r| r.method == method && r.purpose == purpose)
+        .map(|r| r.at)
+        .max()
+        && now - last < RESEND_AFTER_SECS
     {
         return Err(Error::Conflict(format!(
             "A code was just sent; wait {} s before asking for another.",
-            RESEND_AFTER_SECS - (now - c.sent_at)
+            RESEND_AFTER_SECS - (now - last)
         )));
     }
-    Ok(())
+    let cap = svc.settings.rate_limit.codes_per_day as usize;
+    if s.sends.iter().filter(|r| r.method == method).count() >= cap {
+        return Err(Error::Conflict(format!(
+            "The daily limit of {cap} codes by {} is reached; use another method or try again tomorrow.",
+            if method == "sms" { "SMS" } else { "e-mail" }
+        )));
+    }
+    let id = u64::from_be_bytes(crypto::random_bytes::<8>()?);
+    s.sends.push(SendRecord {
+        method: method.into(),
+        purpose: purpose.into(),
+        at: now,
+        id,
+    });
+    Ok(id)
+}
+
+/// Delivers a reserved code; a delivery that failed gives its reservation
+/// back, so it neither starts the throttle nor counts towards the cap.
+async fn deliver_reserved(
+    svc: &Service,
+    method: &str,
+    user: &User,
+    phone: Option<&str>,
+    code: &str,
+    id: u64,
+) -> Result<()> {
+    let sent = deliver(svc, method, user, phone, code).await;
+    if sent.is_err() {
+        let mut tx = svc.store.write()?;
+        let mut s = state(&tx, &user.id)?;
+        s.sends.retain(|r| r.id != id);
+        tx.put(Table::Mfa, user.id.as_str().as_bytes(), &s)?;
+        tx.commit()?;
+    }
+    sent
 }
 
 /// Starts enrolling e-mail or SMS codes: sends a code to the account's
@@ -528,21 +779,23 @@ pub async fn start_code_enrollment(
     };
     let now = svc.now();
     let code = six_digits()?;
-    {
+    let id = {
         let mut tx = svc.store.write()?;
         let mut s = state(&tx, &user.id)?;
-        throttle(s.pending_code.as_ref(), method, now)?;
+        not_enrolled_yet(&s, method)?;
+        let id = reserve_send(svc, &mut s, method, "enroll", now)?;
         s.pending_code = Some(SentCode {
             method: method.into(),
             code: code.clone(),
             phone: phone.clone(),
             expires_at: now + CODE_TTL_SECS,
-            sent_at: now,
+            attempts: 0,
         });
         tx.put(Table::Mfa, user.id.as_str().as_bytes(), &s)?;
         tx.commit()?;
-    }
-    deliver(svc, method, user, phone.as_deref(), &code).await
+        id
+    };
+    deliver_reserved(svc, method, user, phone.as_deref(), &code, id).await
 }
 
 /// Activates e-mail or SMS codes with the code that was sent; returns new
@@ -557,6 +810,7 @@ pub fn confirm_code_enrollment(
     let now = svc.now();
     let mut tx = svc.store.write()?;
     let mut s = state(&tx, &user.id)?;
+    not_enrolled_yet(&s, method)?;
     let pending = s
         .pending_code
         .clone()
@@ -568,7 +822,21 @@ pub fn confirm_code_enrollment(
             )
         })?;
     if !crypto::ct_eq(pending.code.as_bytes(), code.trim().as_bytes()) {
-        return Err(Error::invalid("code", "is not the code that was sent"));
+        // Counted per code: guessing burns it.
+        let attempts = pending.attempts + 1;
+        let burnt = attempts >= MAX_CODE_ATTEMPTS;
+        s.pending_code = (!burnt).then_some(SentCode {
+            attempts,
+            ..pending
+        });
+        tx.put(Table::Mfa, user.id.as_str().as_bytes(), &s)?;
+        enrollment_failure(&mut tx, user, method, burnt, now, src)?;
+        tx.commit()?;
+        return Err(if burnt {
+            too_many_attempts()
+        } else {
+            Error::invalid("code", "is not the code that was sent")
+        });
     }
     match method {
         "email" => s.email = Some(now),
@@ -582,7 +850,7 @@ pub fn confirm_code_enrollment(
     s.pending_code = None;
     let mut shown = Vec::new();
     if s.recovery.is_empty() {
-        let (codes, hashed) = new_recovery_codes()?;
+        let (codes, hashed) = new_recovery_codes(&tx, &user.id)?;
         shown = codes;
         s.recovery = hashed;
     }
@@ -614,14 +882,14 @@ pub async fn send_challenge_code(
     let now = svc.now();
     let key = crypto::sha256(mfa_token.as_bytes());
     let code = six_digits()?;
-    let (user, phone) = {
+    let (user, phone, id) = {
         let mut tx = svc.store.write()?;
         let mut ch: Challenge = tx
             .get::<Challenge>(Table::MfaChallenges, &key)?
             .filter(|c| c.expires_at > now)
             .ok_or_else(challenge_gone)?;
         let user = identity::get(&tx, &ch.user_id)?;
-        let s = state(&tx, &user.id)?;
+        let mut s = state(&tx, &user.id)?;
         let phone = match method {
             "email" if s.email.is_some() => None,
             "sms" if s.sms.is_some() => s.sms.as_ref().map(|m| m.phone.clone()),
@@ -633,13 +901,16 @@ pub async fn send_challenge_code(
             }
         };
         method_allowed(svc, method)?;
-        throttle(ch.code.as_ref(), method, now)?;
+        // Throttled per user, not per mfa_token: a fresh sign-in step each
+        // time must not buy a fresh allowance.
+        let id = reserve_send(svc, &mut s, method, "sign_in", now)?;
+        tx.put(Table::Mfa, user.id.as_str().as_bytes(), &s)?;
         ch.code = Some(SentCode {
             method: method.into(),
             code: code.clone(),
             phone: None,
             expires_at: now + CODE_TTL_SECS,
-            sent_at: now,
+            attempts: 0,
         });
         tx.put(Table::MfaChallenges, &key, &ch)?;
         audit::record(
@@ -652,9 +923,9 @@ pub async fn send_challenge_code(
                 .details(serde_json::json!({"method": method})),
         )?;
         tx.commit()?;
-        (user, phone)
+        (user, phone, id)
     };
-    deliver(svc, method, &user, phone.as_deref(), &code).await
+    deliver_reserved(svc, method, &user, phone.as_deref(), &code, id).await
 }
 
 /// Methods users may enroll now: allowed by the policy and deliverable here.
@@ -764,20 +1035,13 @@ pub fn verify(
                 Some(_) => Err("wrong_code"),
             }
         }
-        "recovery_code" => {
-            let h = hash_code(code);
-            match s
-                .recovery
-                .iter()
-                .position(|c| crypto::ct_eq(c.as_bytes(), h.as_bytes()))
-            {
-                Some(i) => {
-                    s.recovery.remove(i);
-                    Ok(("recovery_code", Some(s.recovery.len())))
-                }
-                None => Err("wrong_recovery_code"),
+        "recovery_code" => match find_recovery(tx, &user.id, &s.recovery, code)? {
+            Some(i) => {
+                s.recovery.remove(i);
+                Ok(("recovery_code", Some(s.recovery.len())))
             }
-        }
+            None => Err("wrong_recovery_code"),
+        },
         _ => {
             return Err(Error::invalid(
                 "method",
@@ -798,4 +1062,61 @@ pub fn verify(
 
 pub fn challenge_expired_error() -> Error {
     challenge_gone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user() -> User {
+        User {
+            id: UserId::generate().unwrap(),
+            email: crate::identity::Email::parse("kim@example.com").unwrap(),
+            name: "Kim".into(),
+            password_hash: None,
+            role: crate::identity::Role::User,
+            disabled: false,
+            created_at: 1,
+            updated_at: 1,
+        }
+    }
+
+    #[test]
+    fn recovery_codes_carry_80_bits_are_stored_keyed_and_old_ones_still_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path(), 1).unwrap();
+        let u = user();
+        let mut tx = store.write().unwrap();
+        let (shown, stored) = new_recovery_codes(&tx, &u.id).unwrap();
+        assert_eq!(shown.len(), RECOVERY_CODES);
+        for c in &shown {
+            // Four groups of four base32 characters: 16 × 5 = 80 bits.
+            assert_eq!(c.len(), 19, "{c}");
+            assert_eq!(normal_code(c).len(), 16);
+        }
+        for (c, h) in shown.iter().zip(&stored) {
+            assert!(h.starts_with(KEYED_PREFIX));
+            assert_ne!(h.as_str(), legacy_code_hash(c), "not a bare SHA-256");
+        }
+        // Bound to the user: another user's record does not match it.
+        let other = user();
+        assert_ne!(
+            keyed_code_hash(&tx, &other.id, &shown[0]).unwrap(),
+            stored[0]
+        );
+        // A record from before (unkeyed) keeps working, once, beside new ones.
+        let old_code = "ab12c-34de5";
+        let state = MfaState {
+            recovery: vec![legacy_code_hash(old_code), stored[0].clone()],
+            totp: None,
+            ..Default::default()
+        };
+        tx.put(Table::Mfa, u.id.as_str().as_bytes(), &state)
+            .unwrap();
+        assert!(check_code_now(&mut tx, &u, "recovery_code", "AB12C-34DE5", 5).unwrap());
+        assert!(!check_code_now(&mut tx, &u, "recovery_code", old_code, 5).unwrap());
+        assert!(check_code_now(&mut tx, &u, "recovery_code", &shown[0].to_uppercase(), 5).unwrap());
+        assert!(!check_code_now(&mut tx, &u, "recovery_code", &shown[1], 5).unwrap());
+        tx.commit().unwrap();
+    }
 }

@@ -117,11 +117,9 @@ fn record_login(
     let reason = match &user {
         None if parsed.is_none() => Some("malformed_email"),
         None => Some("unknown_user"),
-        Some(_) if locked.is_some() => Some("account_locked"),
-        Some(u) if u.password_hash.is_none() => Some("no_password_set"),
-        Some(_) if !ok => Some("wrong_password"),
-        Some(u) if u.disabled => Some("user_disabled"),
-        Some(_) => None,
+        Some(u) => {
+            password_verdict(locked.is_some(), u, ok).or(u.disabled.then_some("user_disabled"))
+        }
     };
     let channel_name = if channel == Channel::Browser {
         "browser"
@@ -187,6 +185,20 @@ fn record_login(
     let r = finish_login(svc, &mut tx, user, src, channel, None, None)?;
     tx.commit()?;
     Ok(r)
+}
+
+/// The one verdict on a password check of a known user (sign-in and
+/// `confirm` alike): the lock first, then the password.
+fn password_verdict(locked: bool, user: &User, pw_ok: bool) -> Option<&'static str> {
+    if locked {
+        Some("account_locked")
+    } else if user.password_hash.is_none() {
+        Some("no_password_set")
+    } else if !pw_ok {
+        Some("wrong_password")
+    } else {
+        None
+    }
 }
 
 /// Records a failed password or code; locks the account when the count is reached.
@@ -529,9 +541,118 @@ pub async fn recover(svc: &Service, token: &str, pw: Password, src: &Source) -> 
     Ok(after)
 }
 
-/// Confirms the signed-in user again (password, and a code when they have
-/// TOTP) before a sensitive action; refreshes the session's `auth_at`.
-/// Failures count towards the lockout.
+/// What a signed-in user offers to prove it is them before a sensitive step.
+pub struct Proof<'a> {
+    pub password: &'a Password,
+    /// Which second factor `code` is from (`totp`, `email`, `sms`,
+    /// `recovery_code`); the first enrolled one when absent.
+    pub method: Option<&'a str>,
+    pub code: Option<&'a str>,
+}
+
+/// How much a step needs: the password alone (changing it), or the password
+/// and a current second factor whenever the user has one enrolled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Password,
+    PasswordAndFactor,
+}
+
+/// The words for a signed-in user whose account is locked.
+pub fn locked_error() -> Error {
+    Error::Forbidden(
+        "Your account is locked after too many failed attempts; try again later or ask an administrator to unlock it."
+            .into(),
+    )
+}
+
+/// The one check of a signed-in user's password (and second factor) before a
+/// sensitive step: `purpose` names the step in the audit log. The lock is
+/// checked first, so a locked account spends no code and runs no Argon2; a
+/// code is only tried after a right password, so a wrong guess spends none.
+/// Every refusal is audited with its precise reason (`auth.confirm`, or
+/// `auth.reauth` for `purpose == "reauth"`) and, unless the account was
+/// already locked, counts towards the lockout, like a failed sign-in. The
+/// per-address limit is the request edge's (`web::limits::is_auth_endpoint`
+/// lists every endpoint that ends here). On success with `session`, that
+/// session's `auth_at` is refreshed in the same transaction.
+pub async fn confirm(
+    svc: &Service,
+    user: &User,
+    proof: &Proof<'_>,
+    need: Need,
+    purpose: &'static str,
+    session: Option<&[u8]>,
+    src: &Source,
+) -> Result<()> {
+    let locked_now = lockout::locked_until(&svc.store.read()?, &user.id, svc.now())?.is_some();
+    let pw_ok = !locked_now
+        && svc
+            .hasher
+            .verify(proof.password, user.password_hash.as_deref())
+            .await?;
+    let now = svc.now();
+    let mut tx = svc.store.write()?;
+    let locked = locked_now || lockout::locked_until(&tx, &user.id, now)?.is_some();
+    let methods = mfa::summary(&tx, &user.id)?.methods;
+    let factor = need == Need::PasswordAndFactor && !methods.is_empty();
+    let method = proof.method.or(methods.first().copied()).unwrap_or("totp");
+    let reason = if let Some(r) = password_verdict(locked, user, pw_ok) {
+        Some(r)
+    } else if factor && proof.code.is_none_or(|c| c.trim().is_empty()) {
+        Some("code_missing")
+    } else if factor
+        && !(methods.contains(&method)
+            && mfa::check_code_now(&mut tx, user, method, proof.code.unwrap_or(""), now)?)
+    {
+        Some("wrong_code")
+    } else {
+        None
+    };
+    let action = if purpose == "reauth" {
+        "auth.reauth"
+    } else {
+        "auth.confirm"
+    };
+    let outcome = if reason.is_some() {
+        Outcome::Failure
+    } else {
+        Outcome::Success
+    };
+    let ev = NewEvent::new(action, outcome)
+        .actor(user.email.as_str(), Some(user.id.as_str().into()))
+        .target(user.id.as_str())
+        .details(serde_json::json!({
+            "reason": reason,
+            "purpose": purpose,
+            "method": if factor { Some(method) } else { None },
+        }));
+    match reason {
+        Some("account_locked") => {}
+        Some(_) => note_failure(svc, &mut tx, user, now, src)?,
+        None => {
+            if let Some(h) = session {
+                session::refresh_auth(&mut tx, h, now, false)?;
+            }
+        }
+    }
+    audit::record(&mut tx, now, src, ev)?;
+    tx.commit()?;
+    match reason {
+        None => Ok(()),
+        Some("account_locked") => Err(locked_error()),
+        Some("wrong_code") => Err(Error::InvalidCode),
+        Some("code_missing") => Err(Error::invalid(
+            "code",
+            "a current code from one of your second factors is needed too",
+        )),
+        Some(_) => Err(Error::invalid("password", "is not your current password")),
+    }
+}
+
+/// Confirms the signed-in user again (password, and a code when they have a
+/// second factor) before a sensitive action; refreshes the session's `auth_at`.
+/// Failures count towards the lockout (see `confirm`).
 pub async fn reauthenticate(
     svc: &Service,
     user: &User,
@@ -541,49 +662,21 @@ pub async fn reauthenticate(
     code: Option<&str>,
     src: &Source,
 ) -> Result<()> {
-    let pw_ok = svc.hasher.verify(pw, user.password_hash.as_deref()).await?;
-    let now = svc.now();
-    let mut tx = svc.store.write()?;
-    let methods = mfa::summary(&tx, &user.id)?.methods;
-    let locked = lockout::locked_until(&tx, &user.id, now)?.is_some();
-    // With any second factor enrolled, one of them is part of the proof.
-    let method = method.or(methods.first().copied()).unwrap_or("totp");
-    let code_ok = methods.is_empty()
-        || (methods.contains(&method)
-            && pw_ok
-            && mfa::check_code_now(&mut tx, user, method, code.unwrap_or(""), now)?);
-    let reason = if locked {
-        Some("account_locked")
-    } else if !pw_ok {
-        Some("wrong_password")
-    } else if !code_ok {
-        Some("wrong_code")
-    } else {
-        None
+    let proof = Proof {
+        password: pw,
+        method,
+        code,
     };
-    let mut ev = NewEvent::new("auth.reauth", if reason.is_some() { Outcome::Failure } else { Outcome::Success })
-        .actor(user.email.as_str(), Some(user.id.as_str().into()))
-        .target(user.id.as_str())
-        .details(serde_json::json!({"reason": reason, "method": if methods.is_empty() { None } else { Some(method) }}));
-    if let Some(r) = reason {
-        if r != "account_locked" {
-            note_failure(svc, &mut tx, user, now, src)?;
-        }
-    } else {
-        session::refresh_auth(&mut tx, session_hash, now, false)?;
-    }
-    ev.outcome = if reason.is_some() {
-        Outcome::Failure
-    } else {
-        Outcome::Success
-    };
-    audit::record(&mut tx, now, src, ev)?;
-    tx.commit()?;
-    match reason {
-        None => Ok(()),
-        Some("wrong_code") => Err(Error::InvalidCode),
-        Some(_) => Err(Error::invalid("password", "is not your current password")),
-    }
+    confirm(
+        svc,
+        user,
+        &proof,
+        Need::PasswordAndFactor,
+        "reauth",
+        Some(session_hash),
+        src,
+    )
+    .await
 }
 
 /// The user's own "end all other sessions": every other browser session,
@@ -639,16 +732,32 @@ pub fn end_user_sessions(
     Ok(n)
 }
 
-/// Checks that `pw` is the user's current password (for changing it).
-pub async fn confirm_password(svc: &Service, user: &User, pw: &Password) -> Result<()> {
-    if svc.hasher.verify(pw, user.password_hash.as_deref()).await? {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            "current_password",
-            "is not your current password",
-        ))
-    }
+/// Checks that `pw` is the user's current password (for changing it), through
+/// `confirm`: counted, limited and audited like every password check.
+pub async fn confirm_password(
+    svc: &Service,
+    user: &User,
+    pw: &Password,
+    purpose: &'static str,
+    src: &Source,
+) -> Result<()> {
+    let proof = Proof {
+        password: pw,
+        method: None,
+        code: None,
+    };
+    confirm(svc, user, &proof, Need::Password, purpose, None, src)
+        .await
+        .map_err(|e| match e {
+            Error::Invalid {
+                field: "password",
+                message,
+            } => Error::Invalid {
+                field: "current_password",
+                message,
+            },
+            other => other,
+        })
 }
 
 pub fn user_for_id(r: &impl Reader, id: &UserId) -> Result<User> {

@@ -190,6 +190,10 @@ impl Store {
         let db_path = dir.join(DB_FILE);
         let fresh = !db_path.exists();
         let master = keyring::load_or_create_master_key(dir, fresh)?;
+        if fresh {
+            // Owner-only from the start (a racing creator just wins; redb opens it).
+            let _ = create_private(&db_path);
+        }
         let db = open_db(&db_path)?;
         let _ = std::fs::set_permissions(&db_path, std::fs::Permissions::from_mode(0o600));
         let tx = db.begin_write().map_err(db_err)?;
@@ -446,6 +450,8 @@ impl Store {
     pub fn backup_to(&self, dest: &Path) -> Result<u64> {
         let tmp = dest.with_extension("partial");
         let _ = std::fs::remove_file(&tmp);
+        // Owner-only from the first byte: redb fills the empty file in place.
+        create_private(&tmp)?;
         let out = Database::create(&tmp).map_err(db_err)?;
         let src = self.db.begin_read().map_err(db_err)?;
         let wtx = out.begin_write().map_err(db_err)?;
@@ -495,10 +501,30 @@ impl Store {
         } else {
             None
         };
-        std::fs::copy(backup, &db_path)?;
-        std::fs::set_permissions(&db_path, std::fs::Permissions::from_mode(0o600))?;
+        // Copied into an owner-only file, then renamed into place: the
+        // restored data is never readable by others, not even for a moment.
+        let tmp = dir.join(format!("{DB_FILE}.restoring"));
+        let _ = std::fs::remove_file(&tmp);
+        {
+            let mut to = create_private(&tmp)?;
+            let mut from = std::fs::File::open(backup)?;
+            std::io::copy(&mut from, &mut to)?;
+            to.sync_all()?;
+        }
+        std::fs::rename(&tmp, &db_path)?;
         Ok(kept)
     }
+}
+
+/// Creates `path` new, readable and writable by the owner only (0600) from
+/// the start, whatever the umask.
+fn create_private(path: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    Ok(std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?)
 }
 
 fn open_db(path: &Path) -> Result<Database> {
@@ -673,6 +699,11 @@ pub struct WriteTx<'s> {
 }
 
 impl WriteTx<'_> {
+    /// `Store::blind_index`, inside a transaction.
+    pub fn blind_index(&self, domain: &str, value: &str) -> Result<[u8; 32]> {
+        self.store.blind_index(domain, value)
+    }
+
     fn table(&self, t: Table) -> Result<redb::Table<'_, &'static [u8], &'static [u8]>> {
         self.tx.open_table(t.def()).map_err(db_err)
     }
@@ -767,6 +798,39 @@ impl Reader for WriteTx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backups_and_restored_files_are_owner_only_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // A stale world-readable `.partial` is replaced, not reused.
+        let dest = dir.path().join("backup.redb");
+        std::fs::write(dest.with_extension("partial"), b"old").unwrap();
+        std::fs::set_permissions(
+            dest.with_extension("partial"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        let f = create_private(&dir.path().join("fresh")).unwrap();
+        assert_eq!(f.metadata().unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(
+            create_private(&dir.path().join("fresh")).is_err(),
+            "never opens an existing file"
+        );
+        let data = dir.path().join("data");
+        {
+            let store = Store::open(&data, 1).unwrap();
+            assert_eq!(mode(&data.join(DB_FILE)), 0o600);
+            store.backup_to(&dest).unwrap();
+        }
+        assert_eq!(mode(&dest), 0o600);
+        assert!(!dest.with_extension("partial").exists());
+        // The backup is world-readable (copied around by hand): the restored file is not.
+        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Store::restore(&data, &dest, 2).unwrap();
+        assert_eq!(mode(&data.join(DB_FILE)), 0o600);
+        assert!(Store::open(&data, 3).is_ok());
+    }
 
     #[test]
     fn sealed_values_are_bound_to_their_record() {

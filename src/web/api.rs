@@ -32,6 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/me/mfa/sms", web::post().to(sms_start))
             .route("/me/mfa/sms/confirm", web::post().to(sms_confirm))
             .route("/me/mfa/methods/{method}", web::delete().to(method_remove))
+            .route("/me/mfa/code", web::post().to(proof_code_send))
             .route("/me/mfa", web::get().to(my_mfa))
             .route("/me/mfa", web::delete().to(mfa_remove))
             .route("/me/mfa/totp", web::post().to(totp_start))
@@ -78,6 +79,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         sms_start,
         sms_confirm,
         method_remove,
+        proof_code_send,
         my_mfa,
         totp_start,
         totp_confirm,
@@ -104,6 +106,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         MfaRequired,
         SendCodeRequest,
         PhoneRequest,
+        ProofRequest,
+        MethodRequest,
         Sent,
         MfaRequest,
         TotpEnrollment,
@@ -340,18 +344,70 @@ async fn sms_confirm(
     }))
 }
 
-/// Remove one of the caller's methods (`totp`, `email`, `sms`); the last one
-/// cannot go while the policy requires MFA.
+/// Proof that the caller is the user: the current password and, when any
+/// second factor is enrolled, a current code from one of them.
+#[derive(Deserialize, ToSchema)]
+pub struct ProofRequest {
+    #[schema(value_type = String, format = Password)]
+    pub password: Password,
+    /// The factor `code` is from: `totp`, `email`, `sms` or `recovery_code`
+    /// (default: the first enrolled).
+    pub method: Option<String>,
+    pub code: Option<String>,
+}
+
+impl ProofRequest {
+    fn proof(&self) -> authn::Proof<'_> {
+        authn::Proof {
+            password: &self.password,
+            method: self.method.as_deref(),
+            code: self.code.as_deref(),
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct MethodRequest {
+    /// `email` or `sms`.
+    pub method: String,
+}
+
+/// Send an e-mail or SMS code to prove a current factor (for removing
+/// factors); at most one per 30 s and a daily number per method.
+#[utoipa::path(post, path = "/api/v1/me/mfa/code", request_body = MethodRequest,
+    responses((status = 202, body = Sent), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody, description = "sent too recently or the daily limit is reached")))]
+async fn proof_code_send(
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    body: web::Json<MethodRequest>,
+) -> ApiResult {
+    authn::mfa::send_reauth_code(&st.svc, caller.user()?, &body.method).await?;
+    Ok(sent())
+}
+
+/// Remove one of the caller's methods (`totp`, `email`, `sms`), with the
+/// password and a current code; the last one cannot go while the policy
+/// requires MFA.
 #[utoipa::path(delete, path = "/api/v1/me/mfa/methods/{method}", params(("method" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    request_body = ProofRequest,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody, description = "wrong code"),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn method_remove(
     req: HttpRequest,
     st: web::Data<AppState>,
     caller: ApiCaller,
     method: web::Path<String>,
+    body: web::Json<ProofRequest>,
 ) -> ApiResult {
     caller.require_recent_auth(&st.svc)?;
-    authn::mfa::remove_method(&st.svc, caller.user()?, &method, &source(&req))?;
+    authn::mfa::remove_method(
+        &st.svc,
+        caller.user()?,
+        &method,
+        &body.proof(),
+        &source(&req),
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -422,19 +478,18 @@ async fn recovery_regenerate(
     }))
 }
 
-/// Remove all of the caller's second factors (needs the current password).
-#[utoipa::path(delete, path = "/api/v1/me/mfa", request_body = PasswordRequest,
-    responses((status = 204), (status = 400, body = ErrorBody)))]
+/// Remove all of the caller's second factors (needs the current password and a current code).
+#[utoipa::path(delete, path = "/api/v1/me/mfa", request_body = ProofRequest,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody, description = "wrong code")))]
 async fn mfa_remove(
     req: HttpRequest,
     st: web::Data<AppState>,
     caller: ApiCaller,
-    body: web::Json<PasswordRequest>,
+    body: web::Json<ProofRequest>,
 ) -> ApiResult {
     caller.require_recent_auth(&st.svc)?;
-    let user = caller.user()?;
-    authn::confirm_password(&st.svc, user, &body.password).await?;
-    authn::mfa::reset(&st.svc, &caller.principal, &source(&req), &user.id)?;
+    caller.user()?;
+    authn::mfa::remove_all_own(&st.svc, &caller.principal, &body.proof(), &source(&req)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -63,6 +63,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(code_confirm),
         )
         .route("/admin/account/mfa/remove", web::post().to(mfa_remove))
+        .route("/admin/account/mfa/code", web::post().to(proof_code_send))
         .route(
             "/admin/users/{id}/mfa/reset",
             web::post().to(user_mfa_reset),
@@ -1291,8 +1292,15 @@ async fn account_password(
     u.check_csrf(&f.csrf_token)?;
     let f = f.into_inner();
     let result = async {
-        authn::confirm_password(&st.svc, &u.user, &f.current_password).await?;
         confirmed(&f.password, &f.password_confirm)?;
+        authn::confirm_password(
+            &st.svc,
+            &u.user,
+            &f.current_password,
+            "password_change",
+            &source(&req),
+        )
+        .await?;
         let by = u.principal();
         identity::set_password(
             &st.svc,
@@ -1578,6 +1586,8 @@ async fn recovery_new(
 #[derive(Deserialize)]
 struct RemoveMfaForm {
     current_password: Password,
+    method: Option<String>,
+    code: Option<String>,
     csrf_token: String,
 }
 
@@ -1591,17 +1601,47 @@ async fn mfa_remove(
     if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
         return Ok(r);
     }
-    match authn::confirm_password(&st.svc, &u.user, &f.current_password).await {
-        Ok(()) => {
-            authn::mfa::reset(&st.svc, &u.principal(), &source(&req), &u.user.id)?;
-            Ok(redirect("/admin/account?notice=mfa_off"))
-        }
-        Err(e @ Error::Invalid { .. }) => render(
+    let proof = authn::Proof {
+        password: &f.current_password,
+        method: f.method.as_deref(),
+        code: f.code.as_deref(),
+    };
+    match authn::mfa::remove_all_own(&st.svc, &u.principal(), &proof, &source(&req)).await {
+        Ok(()) => Ok(redirect("/admin/account?notice=mfa_off")),
+        Err(
+            e @ (Error::Invalid { .. }
+            | Error::InvalidCode
+            | Error::Conflict(_)
+            | Error::Forbidden(_)),
+        ) => render(
             StatusCode::BAD_REQUEST,
             &account_page(&st, &u, None, Some(e.public_message()))?,
         ),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Sends an e-mail or SMS code for the removal form (the proof of a current factor).
+async fn proof_code_send(
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<SendForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    let (notice, error) = match authn::mfa::send_reauth_code(&st.svc, &u.user, &f.method).await {
+        Ok(()) => (
+            Some(format!(
+                "A code was sent by {}; enter it below to remove two-factor.",
+                if f.method == "sms" { "SMS" } else { "e-mail" }
+            )),
+            None,
+        ),
+        Err(e @ (Error::Conflict(_) | Error::Invalid { .. } | Error::Forbidden(_))) => {
+            (None, Some(e.public_message()))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    render(StatusCode::OK, &account_page(&st, &u, notice, error)?)
 }
 
 async fn user_mfa_reset(
@@ -1724,7 +1764,7 @@ async fn reauth_post(
     .await
     {
         Ok(()) => Ok(redirect(&rd)),
-        Err(e @ (Error::Invalid { .. } | Error::InvalidCode)) => {
+        Err(e @ (Error::Invalid { .. } | Error::InvalidCode | Error::Forbidden(_))) => {
             let p = reauth_view(
                 &st,
                 &u,

@@ -72,13 +72,84 @@ impl Limits {
     }
 }
 
-/// Endpoints that take a password or a code: rate-limited per client IP.
+/// Endpoints that take a password or a code, or send one: rate-limited per
+/// client address. Every caller of `authn::confirm` (re-authentication,
+/// password change, factor removal) and every code check is listed here.
 pub fn is_auth_endpoint(req: &HttpRequest) -> bool {
+    use actix_web::http::Method;
+    let path = req.path();
     // Every SSO request costs a commit and a call to the IdP.
-    req.path().starts_with("/sso/")
-        || req.method() == actix_web::http::Method::POST
-            && (req.path() == "/login"
-                || req.path().starts_with("/api/v1/auth/")
-                || req.path() == "/setup"
-                || req.path() == "/recover")
+    if path.starts_with("/sso/") {
+        return true;
+    }
+    if req.method() == Method::DELETE {
+        // Removing second factors needs the password and a code.
+        return path == "/api/v1/me/mfa" || path.starts_with("/api/v1/me/mfa/methods/");
+    }
+    req.method() == Method::POST
+        && (matches!(
+            path,
+            "/login"
+                | "/login/mfa"
+                | "/login/mfa/send"
+                | "/setup"
+                | "/recover"
+                | "/admin/reauth"
+                | "/admin/reauth/send"
+                | "/admin/account/password"
+                | "/admin/account/mfa/remove"
+                | "/admin/account/mfa/totp/confirm"
+                | "/admin/account/mfa/code/confirm"
+                | "/admin/account/mfa/email"
+                | "/admin/account/mfa/sms"
+                | "/admin/account/mfa/code"
+                | "/api/v1/me/mfa/email"
+                | "/api/v1/me/mfa/sms"
+                | "/api/v1/me/mfa/code"
+        ) || path.starts_with("/api/v1/auth/")
+            || path.starts_with("/api/v1/me/mfa/") && path.ends_with("/confirm"))
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::Method;
+    use actix_web::test::TestRequest;
+
+    use super::is_auth_endpoint;
+
+    #[test]
+    fn every_endpoint_that_checks_a_password_or_a_code_is_limited() {
+        for (m, p) in [
+            (Method::POST, "/login"),
+            (Method::POST, "/login/mfa"),
+            (Method::POST, "/login/mfa/send"),
+            (Method::POST, "/admin/reauth"),
+            (Method::POST, "/admin/reauth/send"),
+            (Method::POST, "/admin/account/password"),
+            (Method::POST, "/admin/account/mfa/remove"),
+            (Method::POST, "/admin/account/mfa/code/confirm"),
+            (Method::POST, "/admin/account/mfa/totp/confirm"),
+            (Method::POST, "/api/v1/auth/mfa"),
+            (Method::POST, "/api/v1/me/mfa/totp/confirm"),
+            (Method::POST, "/api/v1/me/mfa/email/confirm"),
+            (Method::POST, "/api/v1/me/mfa/sms/confirm"),
+            (Method::POST, "/api/v1/me/mfa/code"),
+            (Method::POST, "/admin/account/mfa/code"),
+            (Method::DELETE, "/api/v1/me/mfa"),
+            (Method::DELETE, "/api/v1/me/mfa/methods/totp"),
+        ] {
+            let req = TestRequest::default()
+                .method(m.clone())
+                .uri(p)
+                .to_http_request();
+            assert!(is_auth_endpoint(&req), "{m} {p}");
+        }
+        for (m, p) in [(Method::GET, "/login"), (Method::GET, "/api/v1/me/mfa")] {
+            let req = TestRequest::default()
+                .method(m.clone())
+                .uri(p)
+                .to_http_request();
+            assert!(!is_auth_endpoint(&req), "{m} {p}");
+        }
+    }
 }
