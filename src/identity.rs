@@ -416,6 +416,7 @@ pub fn update(
         changed.insert("name".into(), true.into());
     }
     if let Some(e) = up.email {
+        crate::access::guard_owner(by, &before, "e-mail address")?;
         changed.insert(
             "email".into(),
             serde_json::json!({"from": before.email.as_str(), "to": e.as_str()}),
@@ -506,6 +507,7 @@ pub async fn set_password(
     action: &'static str,
 ) -> Result<()> {
     let user = get(&svc.store.read()?, id)?;
+    crate::access::guard_owner(by, &user, "password")?;
     check_password_policy(pw.expose(), &user.email, svc.settings.password.min_length)?;
     let hash = svc.hasher.hash(pw).await?;
     let now = svc.now();

@@ -57,6 +57,7 @@ pub enum Table {
     SsoLinks,
     SsoReplay,
     LastSignIns,
+    WorkspaceClaims,
 }
 
 impl Table {
@@ -91,6 +92,7 @@ impl Table {
         Table::SsoLinks,
         Table::SsoReplay,
         Table::LastSignIns,
+        Table::WorkspaceClaims,
     ];
 
     pub fn name(self) -> &'static str {
@@ -125,6 +127,7 @@ impl Table {
             Table::SsoLinks => "sso_links",
             Table::SsoReplay => "sso_replay",
             Table::LastSignIns => "last_sign_ins",
+            Table::WorkspaceClaims => "workspace_claims",
         }
     }
 
