@@ -467,7 +467,11 @@ mod tests {
         // Oldest first in the chain, in the order each was first seen.
         let first = &events[4];
         assert_eq!(
-            (first.time, &first.details["count"], &first.details["last_at"]),
+            (
+                first.time,
+                &first.details["count"],
+                &first.details["last_at"]
+            ),
             (10, &serde_json::json!(500), &serde_json::json!(509))
         );
         let counts: u64 = events

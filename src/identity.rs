@@ -337,6 +337,7 @@ pub(crate) fn clean_name(name: &str) -> Result<String> {
 
 /// Creates a user: policy, hash (on the blocking pool), insert and audit in one transaction.
 pub async fn create(svc: &Service, by: &Principal, src: &Source, new: NewUser) -> Result<User> {
+    crate::access::check_platform_role_grantable(svc, by, new.role)?;
     let name = clean_name(&new.name)?;
     check_password_policy(
         new.password.expose(),
@@ -429,6 +430,7 @@ pub fn update(
                 "The owner's role cannot be changed.".into(),
             ));
         }
+        crate::access::check_platform_role_grantable(svc, by, r)?;
         changed.insert("role".into(), r.as_str().into());
         after.role = r;
     }

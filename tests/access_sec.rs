@@ -298,6 +298,59 @@ async fn finding14_roles_scopes_secrets_and_keys_pass_the_same_check() {
     assert_eq!(r.status(), 403);
 }
 
+#[actix_web::test]
+async fn finding14_a_platform_client_with_admin_users_makes_no_platform_admins() {
+    let app = spawn().await;
+    let owner = app.owner_token().await;
+    let sa = ok(
+        &app,
+        Method::POST,
+        "/api/v1/service-accounts",
+        &owner,
+        Some(json!({"name": "hr-sync", "scopes": ["admin:users"]})),
+    )
+    .await;
+    let (_, v) = crate::access::client_token(
+        &app,
+        sa["client_id"].as_str().unwrap(),
+        sa["client_secret"].as_str().unwrap(),
+        None,
+    )
+    .await;
+    let bot = token(&v);
+    let new = |role: &str| json!({"email": format!("{role}@example.com"), "password": PW, "name": "N", "role": role});
+    let (s, v) = call(
+        &app,
+        Method::POST,
+        "/api/v1/users",
+        &bot,
+        Some(new("admin")),
+    )
+    .await;
+    assert_eq!(s, 403, "{v}");
+    let (s, v) = call(&app, Method::POST, "/api/v1/users", &bot, Some(new("user"))).await;
+    assert_eq!(s, 201, "{v}");
+    let path = format!("/api/v1/users/{}", v["id"].as_str().unwrap());
+    let (s, v) = call(
+        &app,
+        Method::PATCH,
+        &path,
+        &bot,
+        Some(json!({"role": "admin"})),
+    )
+    .await;
+    assert_eq!(s, 403, "{v}");
+    // A platform admin holds everything and may.
+    ok(
+        &app,
+        Method::PATCH,
+        &path,
+        &owner,
+        Some(json!({"role": "admin"})),
+    )
+    .await;
+}
+
 // ---- finding 8: a workspace admin claims only users the workspace may ----
 
 async fn user_id(app: &TestApp, token: &str) -> String {

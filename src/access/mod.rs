@@ -466,6 +466,20 @@ pub fn may_revoke_user_tokens(svc: &Service, caller: &Principal, user: &UserId) 
     Ok(false)
 }
 
+/// Making someone a platform admin grants everything, everywhere: only a
+/// caller holding everything (a platform admin, a local operator) may — not
+/// a platform-level client holding `admin:users` alone.
+pub fn check_platform_role_grantable(
+    svc: &Service,
+    by: &Principal,
+    role: crate::identity::Role,
+) -> Result<()> {
+    match role {
+        crate::identity::Role::User => Ok(()),
+        _ => check_grantable(svc, by, None, BuiltinRole::PlatformAdmin.permissions()),
+    }
+}
+
 /// Whether `user` is a member of `ws` (directly or through a group); platform
 /// admins who are not members are not.
 pub fn is_member(svc: &Service, user: &UserId, ws: &str) -> Result<bool> {
