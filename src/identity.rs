@@ -417,7 +417,7 @@ pub fn update(
         changed.insert("name".into(), true.into());
     }
     if let Some(e) = up.email {
-        crate::access::guard_owner(by, &before, "e-mail address")?;
+        crate::access::guard_credentials(by, &before, "e-mail address")?;
         changed.insert(
             "email".into(),
             serde_json::json!({"from": before.email.as_str(), "to": e.as_str()}),
@@ -509,7 +509,7 @@ pub async fn set_password(
     action: &'static str,
 ) -> Result<()> {
     let user = get(&svc.store.read()?, id)?;
-    crate::access::guard_owner(by, &user, "password")?;
+    crate::access::guard_credentials(by, &user, "password")?;
     check_password_policy(pw.expose(), &user.email, svc.settings.password.min_length)?;
     let hash = svc.hasher.hash(pw).await?;
     let now = svc.now();

@@ -624,6 +624,28 @@ async fn finding9_an_admin_cannot_take_the_owner_over() {
             assert_eq!(s, want, "{m} {path}: {v}");
         }
     }
+    // Nor does the client take over an admin's account.
+    let adm_id = user_id(&app, &adm).await;
+    for (m, path, body) in [
+        (
+            Method::POST,
+            format!("/api/v1/users/{adm_id}/password"),
+            Some(json!({"password": "taken-over-password-1"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/users/{adm_id}/mfa/reset"),
+            None,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/users/{adm_id}"),
+            Some(json!({"email": "mallory@evil.example"})),
+        ),
+    ] {
+        let (s, v) = call(&app, m.clone(), &path, &bot, body).await;
+        assert_eq!(s, 403, "{m} {path}: {v}");
+    }
     // The owner is untouched and signs in as before.
     let me = ok(&app, Method::GET, "/api/v1/me", &owner, None).await;
     assert_eq!(me["email"], OWNER);

@@ -431,20 +431,26 @@ pub fn check_grantable(
     Ok(())
 }
 
-/// Only the owner changes the owner's password, second factors, e-mail
-/// address and sessions: an admin (or a platform-level client) who could
-/// would take the owner's account over. Local operators (`gatehouse
-/// recover`, with access to the data directory) stay the way back.
-pub fn guard_owner(by: &Principal, target: &User, what: &str) -> Result<()> {
-    if target.role != crate::identity::Role::Owner
-        || matches!(by, Principal::Local(_))
-        || by.user_id() == Some(&target.id)
-    {
+/// Who may change another account's password, second factors, e-mail
+/// address and sessions — whoever could would take the account over, so
+/// nobody does it to an account holding more than they do: only the owner
+/// changes the owner's (an admin who could would take the owner's account
+/// over), only platform admins an admin's (not a platform-level client
+/// holding `admin:users` alone). Local operators (`gatehouse recover`, with
+/// access to the data directory) stay the way back.
+pub fn guard_credentials(by: &Principal, target: &User, what: &str) -> Result<()> {
+    if matches!(by, Principal::Local(_)) || by.user_id() == Some(&target.id) {
         return Ok(());
     }
-    Err(Error::Forbidden(format!(
-        "Only the owner can change the owner's {what}; an owner who lost access uses `gatehouse recover` on the server."
-    )))
+    match target.role {
+        crate::identity::Role::Owner => Err(Error::Forbidden(format!(
+            "Only the owner can change the owner's {what}; an owner who lost access uses `gatehouse recover` on the server."
+        ))),
+        crate::identity::Role::Admin if !by.is_platform_admin() => Err(Error::Forbidden(format!(
+            "Only a platform admin can change a platform admin's {what}."
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Whether `caller` may revoke `user`'s tokens: platform-level callers

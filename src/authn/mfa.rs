@@ -298,7 +298,7 @@ pub fn remove_method(svc: &Service, user: &User, method: &str, src: &Source) -> 
 /// Removes every second factor of `user` (their own choice, or an admin's reset).
 pub fn reset(svc: &Service, by: &Principal, src: &Source, user: &UserId) -> Result<()> {
     let mut tx = svc.store.write()?;
-    crate::access::guard_owner(by, &identity::get(&tx, user)?, "second factors")?;
+    crate::access::guard_credentials(by, &identity::get(&tx, user)?, "second factors")?;
     tx.delete(Table::Mfa, user.as_str().as_bytes())?;
     let own = by.user_id() == Some(user);
     if own

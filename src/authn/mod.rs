@@ -589,7 +589,7 @@ pub fn end_user_sessions(
     user: &UserId,
 ) -> Result<usize> {
     let mut tx = svc.store.write()?;
-    crate::access::guard_owner(by, &identity::get(&tx, user)?, "sessions")?;
+    crate::access::guard_credentials(by, &identity::get(&tx, user)?, "sessions")?;
     let n = session::end_all_for_user(&mut tx, user)?;
     refresh::revoke_all_for_user(&mut tx, user)?;
     audit::record(
