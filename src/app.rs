@@ -117,6 +117,9 @@ impl Application {
     /// Serves until SIGTERM/SIGINT, letting requests in flight finish.
     pub async fn run(self) -> Result<()> {
         let r = self.server.await;
+        if let Err(e) = crate::access::flush_denials(&self.svc) {
+            tracing::warn!(error = %e, "could not record the buffered access denials at shutdown");
+        }
         if let Err(e) = crate::access::credentials::flush_usage(&self.svc) {
             tracing::warn!(error = %e, "could not record API-key last use at shutdown");
         }
@@ -129,12 +132,32 @@ impl Application {
     }
 }
 
-/// Periodic work: API-key last-use times and the rate-limit buckets are
-/// written every 30 s; SSO
+/// Periodic work: refused checks are group-committed every second; API-key
+/// last-use times and the rate-limit buckets are written every 30 s; SSO
 /// sign-ins that never came back and expired SAML assertion IDs are purged
 /// every 10 minutes; the signing
 /// key is checked for its scheduled rotation every hour.
 fn spawn_housekeeping(svc: Arc<Service>) {
+    // Refused checks: one group commit per interval (see `access::audit_denial`).
+    let s = svc.clone();
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(std::time::Duration::from_secs(
+            crate::audit::DENIAL_FLUSH_SECS,
+        ));
+        loop {
+            tick.tick().await;
+            if s.denials.is_empty() {
+                continue;
+            }
+            let s = s.clone();
+            let _ = actix_web::rt::task::spawn_blocking(move || {
+                if let Err(e) = crate::access::flush_denials(&s) {
+                    tracing::warn!(error = %e, "could not record the buffered access denials");
+                }
+            })
+            .await;
+        }
+    });
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(std::time::Duration::from_secs(30));
         let mut n: u64 = 0;

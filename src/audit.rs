@@ -1,15 +1,19 @@
 //! The audit log: append-only, hash-chained events written inside the same
-//! write transaction as the change they record, plus query and verification.
-//! It does not stream events anywhere (a later SIEM feature will read from here).
+//! write transaction as the change they record, plus query and verification,
+//! and the buffer that group-commits refused checks (which change nothing, so
+//! need no transaction of their own). It does not stream events anywhere (a
+//! later SIEM feature will read from here).
 
+use std::collections::HashMap;
 use std::ops::ControlFlow;
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::crypto;
 use crate::error::{Error, Result};
-use crate::store::{Reader, Table, WriteTx};
+use crate::store::{Reader, Store, Table, WriteTx};
 
 /// Who did it, from where. A domain type: the web layer fills it from the request.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -188,6 +192,136 @@ pub fn record(tx: &mut WriteTx<'_>, now: Timestamp, src: &Source, ev: NewEvent) 
     Ok(id)
 }
 
+// ---- refused checks: coalesced and group-committed ----
+
+/// How often the background writer commits the buffered denials (seconds):
+/// the most a crash can lose. Identical denials within one interval become
+/// one event with a count.
+pub const DENIAL_FLUSH_SECS: u64 = 1;
+/// Distinct denials held before the next one commits them at once, so a flood
+/// of different denials costs bounded memory (and a commit per this many).
+pub const DENIAL_BUFFER_MAX: usize = 1000;
+
+/// What makes two denials the same: action, outcome, actor, target,
+/// workspace, details (permission, reason, resource) and the source address.
+type DenialKey = (
+    &'static str,
+    &'static str,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+);
+
+struct Pending {
+    seq: u64,
+    first: Timestamp,
+    last: Timestamp,
+    count: u64,
+    src: Source,
+    ev: NewEvent,
+}
+
+/// Refused checks waiting for their group commit. Every denial stays on the
+/// record: each distinct one becomes an event whose `details.count` says how
+/// often it happened between `time` and `details.last_at`.
+#[derive(Default)]
+pub struct DenialBuffer {
+    inner: Mutex<(u64, HashMap<DenialKey, Pending>)>,
+}
+
+impl DenialBuffer {
+    /// Buffers a denial; returns how many distinct denials are waiting.
+    pub fn add(&self, now: Timestamp, src: &Source, ev: NewEvent) -> usize {
+        let key: DenialKey = (
+            ev.action,
+            ev.outcome.as_str(),
+            ev.actor.clone(),
+            ev.actor_id.clone(),
+            ev.target.clone(),
+            ev.workspace.clone(),
+            ev.details.to_string(),
+            src.ip.clone(),
+        );
+        let Ok(mut g) = self.inner.lock() else {
+            return 0;
+        };
+        let (seq, map) = &mut *g;
+        *seq += 1;
+        let seq = *seq;
+        let p = map.entry(key).or_insert_with(|| Pending {
+            seq,
+            first: now,
+            last: now,
+            count: 0,
+            src: src.clone(),
+            ev,
+        });
+        p.count += 1;
+        p.last = p.last.max(now);
+        map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner.lock().map(|g| g.1.is_empty()).unwrap_or(true)
+    }
+
+    /// Writes every waiting denial in one transaction, in the order each was
+    /// first seen. Returns how many events were written. If the commit
+    /// fails, the denials go back into the buffer for the next attempt.
+    pub fn flush(&self, store: &Store) -> Result<usize> {
+        let taken = match self.inner.lock() {
+            Ok(mut g) => std::mem::take(&mut g.1),
+            Err(_) => return Ok(0),
+        };
+        if taken.is_empty() {
+            return Ok(0);
+        }
+        let mut list: Vec<(DenialKey, Pending)> = taken.into_iter().collect();
+        list.sort_by_key(|(_, p)| p.seq);
+        let written = (|| -> Result<usize> {
+            let mut tx = store.write()?;
+            for (_, p) in &list {
+                let mut ev = p.ev.clone();
+                let mut details = match ev.details {
+                    serde_json::Value::Object(m) => m,
+                    serde_json::Value::Null => serde_json::Map::new(),
+                    other => {
+                        let mut m = serde_json::Map::new();
+                        m.insert("detail".into(), other);
+                        m
+                    }
+                };
+                details.insert("count".into(), p.count.into());
+                details.insert("last_at".into(), p.last.into());
+                ev.details = serde_json::Value::Object(details);
+                record(&mut tx, p.first, &p.src, ev)?;
+            }
+            tx.commit()?;
+            Ok(list.len())
+        })();
+        if written.is_err()
+            && let Ok(mut g) = self.inner.lock()
+        {
+            for (k, p) in list {
+                match g.1.get_mut(&k) {
+                    Some(q) => {
+                        q.count += p.count;
+                        q.first = q.first.min(p.first);
+                        q.seq = q.seq.min(p.seq);
+                    }
+                    None => {
+                        g.1.insert(k, p);
+                    }
+                }
+            }
+        }
+        written
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 pub struct Filter {
     /// Substring of the actor's e-mail or id.
@@ -362,4 +496,61 @@ pub fn verify(r: &impl Reader) -> Result<Result<u64, String>> {
         )));
     }
     Ok(Ok(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn denial(actor: &str, reason: &str) -> NewEvent {
+        NewEvent::new("access.denied", Outcome::Denied)
+            .actor(actor, Some(actor.into()))
+            .details(serde_json::json!({"permission": "read:agents", "reason": reason}))
+    }
+
+    #[test]
+    fn identical_denials_coalesce_and_others_keep_their_own_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 0).unwrap();
+        let buf = DenialBuffer::default();
+        let here = Source {
+            ip: Some("192.0.2.1".into()),
+            user_agent: None,
+        };
+        let there = Source {
+            ip: Some("192.0.2.2".into()),
+            user_agent: None,
+        };
+        for t in 0..500 {
+            buf.add(10 + t, &here, denial("a", "scope_missing"));
+        }
+        buf.add(20, &there, denial("a", "scope_missing"));
+        buf.add(30, &here, denial("b", "scope_missing"));
+        buf.add(40, &here, denial("a", "wrong_workspace"));
+        let mut other = denial("a", "scope_missing");
+        other.outcome = Outcome::Failure;
+        assert_eq!(buf.add(50, &here, other), 5);
+        assert_eq!(buf.flush(&store).unwrap(), 5);
+        assert!(buf.is_empty());
+        assert_eq!(buf.flush(&store).unwrap(), 0);
+        let r = store.read().unwrap();
+        let (events, _) = query(&r, &Filter::default(), 0, 100).unwrap();
+        assert_eq!(events.len(), 5);
+        // Oldest first in the chain, in the order each was first seen.
+        let first = &events[4];
+        assert_eq!(
+            (
+                first.time,
+                &first.details["count"],
+                &first.details["last_at"]
+            ),
+            (10, &serde_json::json!(500), &serde_json::json!(509))
+        );
+        let counts: u64 = events
+            .iter()
+            .map(|e| e.details["count"].as_u64().unwrap())
+            .sum();
+        assert_eq!(counts, 504);
+        assert_eq!(verify(&r).unwrap(), Ok(5));
+    }
 }

@@ -337,6 +337,7 @@ pub(crate) fn clean_name(name: &str) -> Result<String> {
 
 /// Creates a user: policy, hash (on the blocking pool), insert and audit in one transaction.
 pub async fn create(svc: &Service, by: &Principal, src: &Source, new: NewUser) -> Result<User> {
+    crate::access::check_platform_role_grantable(svc, by, new.role)?;
     let name = clean_name(&new.name)?;
     check_password_policy(
         new.password.expose(),
@@ -416,6 +417,7 @@ pub fn update(
         changed.insert("name".into(), true.into());
     }
     if let Some(e) = up.email {
+        crate::access::guard_credentials(by, &before, "e-mail address")?;
         changed.insert(
             "email".into(),
             serde_json::json!({"from": before.email.as_str(), "to": e.as_str()}),
@@ -428,6 +430,7 @@ pub fn update(
                 "The owner's role cannot be changed.".into(),
             ));
         }
+        crate::access::check_platform_role_grantable(svc, by, r)?;
         changed.insert("role".into(), r.as_str().into());
         after.role = r;
     }
@@ -509,6 +512,7 @@ pub async fn set_password(
     action: &'static str,
 ) -> Result<()> {
     let user = get(&svc.store.read()?, id)?;
+    crate::access::guard_credentials(by, &user, "password")?;
     check_password_policy(pw.expose(), &user.email, svc.settings.password.min_length)?;
     let hash = svc.hasher.hash(pw).await?;
     let now = svc.now();

@@ -49,8 +49,20 @@ pub struct Service {
     pub client_auth_buckets: crate::ratelimit::Buckets,
     /// OpenID provider metadata by connection (see `sso::oidc`).
     pub oidc_metadata: crate::sso::oidc::MetadataCache,
+    /// Refused checks waiting for their group commit (see `access::audit_denial`).
+    pub denials: crate::audit::DenialBuffer,
     /// The address actually bound (differs from `settings.listen` for port 0).
     bound: Option<std::net::SocketAddr>,
+}
+
+impl Drop for Service {
+    /// The last chance for buffered refusals (a CLI command, a test, a server
+    /// that stopped without its shutdown path).
+    fn drop(&mut self) {
+        if let Err(e) = self.denials.flush(&self.store) {
+            tracing::warn!(error = %e, "could not record the buffered access denials");
+        }
+    }
 }
 
 impl Service {
@@ -139,6 +151,7 @@ impl Service {
             oidc_metadata: Default::default(),
             auth_buckets,
             client_auth_buckets,
+            denials: Default::default(),
             bound,
         })
     }

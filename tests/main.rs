@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod access;
+mod access_sec;
 mod api;
 mod attacks;
 mod authn_sec;

@@ -322,6 +322,8 @@ pub fn rotate_service_account_secret(
     id: &str,
 ) -> Result<String> {
     let mut sa = get_service_account(svc, by, src, id)?;
+    // A new secret hands its holder the account's scopes: the same check as granting them.
+    check_grantable(svc, by, sa.workspace.as_deref(), sa.scope_set())?;
     let secret = generate_secret(CLIENT_SECRET_PREFIX)?;
     sa.secret_hash = hex::encode(crypto::sha256(secret.as_bytes()));
     sa.updated_at = svc.now();
@@ -368,16 +370,14 @@ pub fn authenticate_client(
     src: &Source,
 ) -> Result<ServiceAccount> {
     let fail = |reason: &str| -> Result<ServiceAccount> {
-        let mut tx = svc.store.write()?;
-        audit::record(
-            &mut tx,
-            svc.now(),
+        // Coalesced and group-committed like every refused check.
+        super::defer_event(
+            svc,
             src,
             audit::NewEvent::new("client.authenticate", Outcome::Failure)
                 .actor(client_id.chars().take(64).collect::<String>(), None)
                 .details(serde_json::json!({"reason": reason})),
         )?;
-        tx.commit()?;
         Err(Error::Unauthenticated(
             "Invalid client id or secret.".into(),
         ))
@@ -407,10 +407,9 @@ pub fn check_ip(
         return Ok(());
     }
     let block = sa.ip_mode == IpMode::Block;
-    let mut tx = svc.store.write()?;
-    audit::record(
-        &mut tx,
-        svc.now(),
+    // Coalesced and group-committed like every refused check.
+    super::defer_event(
+        svc,
         src,
         audit::NewEvent::new(
             "service_account.ip_not_allowed",
@@ -424,7 +423,6 @@ pub fn check_ip(
         .workspace(sa.workspace.as_deref())
         .details(serde_json::json!({"ip": ip.map(|i| i.to_string()), "mode": sa.ip_mode})),
     )?;
-    tx.commit()?;
     if block {
         return Err(Error::Forbidden(
             "This service account may not be used from your address.".into(),
@@ -668,6 +666,8 @@ pub fn create_key(
     expires_at: Option<Timestamp>,
 ) -> Result<(ApiKey, String)> {
     let app = get_app(svc, by, src, app_id)?;
+    // A new key hands its holder the app's scopes: the same check as granting them.
+    check_grantable(svc, by, Some(&app.workspace), app.scope_set())?;
     let now = svc.now();
     if expires_at.is_some_and(|e| e <= now) {
         return Err(Error::invalid("expires_at", "must be in the future"));
@@ -810,13 +810,6 @@ fn parse_origin(o: &str) -> Result<String> {
     Ok(o.to_ascii_lowercase())
 }
 
-fn valid_bot(b: &str) -> bool {
-    !b.is_empty()
-        && b.len() <= 100
-        && b.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-}
-
 pub fn create_widget_key(
     svc: &Service,
     by: &Principal,
@@ -840,10 +833,10 @@ pub fn create_widget_key(
         Some(ws),
         [Permission::UseAgents].into_iter().collect(),
     )?;
-    if !valid_bot(bot.trim()) {
+    if !super::valid_bot_id(bot.trim()) {
         return Err(Error::invalid(
             "bot",
-            "must be the bot's id: letters, digits, - _ . (up to 100)",
+            "must be the bot's id: letters, digits, - _ . (up to 100; not . or ..)",
         ));
     }
     if origins.is_empty() {

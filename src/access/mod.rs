@@ -79,23 +79,47 @@ pub enum Resource<'a> {
 }
 
 impl<'a> Resource<'a> {
-    /// `ws_…`, `ws_…/anything`, or `ws_…/bots/{bot}[/…]`.
+    /// The one grammar of a resource, used by `POST /api/v1/authorize` (and,
+    /// through `Resource::bot`, by `/auth/verify`): `ws_…` (the workspace),
+    /// `ws_…/anything` (something in it: checked as the workspace), or
+    /// exactly `ws_…/bots/{bot_id}` (one bot, what widget keys are bound to).
+    /// Refused, so that no spelling can name one thing here and another to
+    /// the platform: empty segments (`//`, a leading or trailing `/`), `.`
+    /// and `..`, percent-encoding (so no encoded separators), backslashes,
+    /// whitespace, control and non-ASCII characters, `?` and `#`, `bots`
+    /// without a bot id or with anything after it.
     pub fn parse(s: &'a str) -> Result<Resource<'a>> {
-        let s = s.trim().trim_start_matches('/');
         let mut parts = s.split('/');
         let ws = parts.next().unwrap_or("");
         if !valid_id("ws_", ws) {
             return Err(Error::invalid(
                 "resource",
-                "must start with a workspace id: ws_… or ws_…/bots/{bot_id}",
+                "must start with a workspace id: ws_…, ws_…/path or ws_…/bots/{bot_id}",
             ));
         }
-        match (parts.next(), parts.next()) {
-            (Some("bots"), Some(bot)) if !bot.is_empty() => {
-                Ok(Resource::Bot { workspace: ws, bot })
-            }
+        let rest: Vec<&'a str> = parts.collect();
+        for seg in &rest {
+            check_segment(seg)?;
+        }
+        match rest.as_slice() {
+            [] => Ok(Resource::Workspace(ws)),
+            ["bots", bot] => Resource::bot(ws, bot),
+            ["bots", ..] => Err(Error::invalid(
+                "resource",
+                "a bot is named ws_…/bots/{bot_id}, with nothing after the bot id",
+            )),
             _ => Ok(Resource::Workspace(ws)),
         }
+    }
+    /// One bot of a workspace; the bot id follows the rule widget keys are created with.
+    pub fn bot(workspace: &'a str, bot: &'a str) -> Result<Resource<'a>> {
+        if !valid_bot_id(bot) {
+            return Err(Error::invalid(
+                "bot",
+                "must be a bot id: 1 to 100 letters, digits, - _ . (not . or ..)",
+            ));
+        }
+        Ok(Resource::Bot { workspace, bot })
     }
     pub fn workspace(&self) -> Option<&'a str> {
         match self {
@@ -103,6 +127,37 @@ impl<'a> Resource<'a> {
             _ => None,
         }
     }
+}
+
+/// A bot id: 1 to 100 of `A-Z a-z 0-9 - _ .`, and not `.` or `..`.
+pub fn valid_bot_id(b: &str) -> bool {
+    !b.is_empty()
+        && b.len() <= 100
+        && b != "."
+        && b != ".."
+        && b.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+/// One path segment after the workspace id: RFC 3986 `pchar`s without
+/// percent-encoding, not empty, not a dot segment.
+fn check_segment(seg: &str) -> Result<()> {
+    if seg.is_empty() || seg == "." || seg == ".." {
+        return Err(Error::invalid(
+            "resource",
+            "must not contain empty segments (//, a leading or trailing /), . or ..",
+        ));
+    }
+    let ok = seg
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&c));
+    if !ok {
+        return Err(Error::invalid(
+            "resource",
+            "may contain only letters, digits and - . _ ~ ! $ & ' ( ) * + , ; = : @ between slashes (no %-encoding, backslashes or spaces)",
+        ));
+    }
+    Ok(())
 }
 
 /// The answer of a check, with a reason code safe to show the caller.
@@ -261,7 +316,15 @@ pub fn authorize(
     )))
 }
 
-/// Records a refused check in the audit log.
+/// Records a refused check in the audit log — without a commit of its own: a
+/// refusal changes nothing, and one durable commit per refused request would
+/// let any client (a public widget key with a wrong `Origin` included) load
+/// the store at will. Refusals wait in `svc.denials`; identical ones (same
+/// actor, permission, reason, resource and address) become one event with a
+/// count; the background writer commits them every
+/// `audit::DENIAL_FLUSH_SECS`, at shutdown, before the log is read, and at
+/// once when `audit::DENIAL_BUFFER_MAX` distinct ones wait. Never call this
+/// holding a write transaction.
 pub fn audit_denial(
     svc: &Service,
     who: &Principal,
@@ -270,16 +333,27 @@ pub fn audit_denial(
     reason: &str,
     src: &Source,
 ) -> Result<()> {
-    let mut tx = svc.store.write()?;
-    audit::record(
-        &mut tx,
-        svc.now(),
+    defer_event(
+        svc,
         src,
         who.event("access.denied", Outcome::Denied)
             .workspace(res.workspace())
             .details(serde_json::json!({"permission": p.as_str(), "reason": reason, "resource": resource_name(res)})),
-    )?;
-    tx.commit()
+    )
+}
+
+/// Buffers an event of a refused (or merely noted) check for the next group
+/// commit, coalescing it with identical ones (see `audit_denial`).
+pub(crate) fn defer_event(svc: &Service, src: &Source, ev: NewEvent) -> Result<()> {
+    if svc.denials.add(svc.now(), src, ev) >= audit::DENIAL_BUFFER_MAX {
+        flush_denials(svc)?;
+    }
+    Ok(())
+}
+
+/// Commits the buffered refusals now (see `audit_denial`); returns how many events.
+pub fn flush_denials(svc: &Service) -> Result<usize> {
+    svc.denials.flush(&svc.store)
 }
 
 fn resource_name(r: Resource<'_>) -> String {
@@ -319,7 +393,12 @@ pub fn held_permissions(svc: &Service, who: &Principal, ws: Option<&str>) -> Res
     }
 }
 
-/// Refuses to grant `wanted` unless `who` holds all of it in `ws`.
+/// Refuses to grant `wanted` unless `who` holds all of it in `ws`: the one
+/// rule ("nobody grants what they don't hold") behind every path that hands a
+/// principal permissions — a member's roles, a group's roles, a seat in a
+/// group, a custom role's edit (it reaches everyone holding it), a service
+/// account's or API app's scopes, and a new secret or key for either (its
+/// holder gets those scopes), widget keys.
 pub fn check_grantable(
     svc: &Service,
     who: &Principal,
@@ -350,6 +429,61 @@ pub fn check_grantable(
         )));
     }
     Ok(())
+}
+
+/// Who may change another account's password, second factors, e-mail
+/// address and sessions — whoever could would take the account over, so
+/// nobody does it to an account holding more than they do: only the owner
+/// changes the owner's (an admin who could would take the owner's account
+/// over), only platform admins an admin's (not a platform-level client
+/// holding `admin:users` alone). Local operators (`gatehouse recover`, with
+/// access to the data directory) stay the way back.
+pub fn guard_credentials(by: &Principal, target: &User, what: &str) -> Result<()> {
+    if matches!(by, Principal::Local(_)) || by.user_id() == Some(&target.id) {
+        return Ok(());
+    }
+    match target.role {
+        crate::identity::Role::Owner => Err(Error::Forbidden(format!(
+            "Only the owner can change the owner's {what}; an owner who lost access uses `gatehouse recover` on the server."
+        ))),
+        crate::identity::Role::Admin if !by.is_platform_admin() => Err(Error::Forbidden(format!(
+            "Only a platform admin can change a platform admin's {what}."
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `caller` may revoke `user`'s tokens: platform-level callers
+/// anyone's; a workspace-bound caller (with `introspect:credentials`) only
+/// those of members of its workspaces, and never a platform admin's or the
+/// owner's, whatever workspace they sit in.
+pub fn may_revoke_user_tokens(svc: &Service, caller: &Principal, user: &UserId) -> Result<bool> {
+    let Some(ws) = visible_workspaces(svc, caller, Permission::IntrospectCredentials)? else {
+        return Ok(true);
+    };
+    if crate::identity::get_cached(svc, user).is_ok_and(|u| u.is_admin()) {
+        return Ok(false);
+    }
+    for w in ws {
+        if is_member(svc, user, &w)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Making someone a platform admin grants everything, everywhere: only a
+/// caller holding everything (a platform admin, a local operator) may — not
+/// a platform-level client holding `admin:users` alone.
+pub fn check_platform_role_grantable(
+    svc: &Service,
+    by: &Principal,
+    role: crate::identity::Role,
+) -> Result<()> {
+    match role {
+        crate::identity::Role::User => Ok(()),
+        _ => check_grantable(svc, by, None, BuiltinRole::PlatformAdmin.permissions()),
+    }
 }
 
 /// Whether `user` is a member of `ws` (directly or through a group); platform
@@ -578,13 +712,17 @@ fn generation(svc: &Service) -> u64 {
 
 /// The session limits (idle, absolute, in seconds) for `user`: the
 /// installation's, shortened by those of any workspace the user belongs to
-/// (directly or through a group).
+/// (directly or through a group). A workspace's limits never reach platform
+/// admins or the owner: they answer to the installation's policy only.
 pub fn session_limits(
     svc: &Service,
     user: &UserId,
     idle: i64,
     absolute: i64,
 ) -> Result<(i64, i64)> {
+    if crate::identity::get_cached(svc, user).is_ok_and(|u| u.is_admin()) {
+        return Ok((idle, absolute));
+    }
     let snap = snapshot(svc)?;
     let (mut idle, mut absolute) = (idle, absolute);
     for (ws, _, _) in snap.user_grants.get(user).into_iter().flatten() {
@@ -687,7 +825,7 @@ mod tests {
     fn resources_parse_to_a_workspace_or_a_bot() {
         let ws = "ws_0123456789abcdef0123";
         assert_eq!(Resource::parse(ws).ok(), Some(Resource::Workspace(ws)));
-        let bot = format!("{ws}/bots/b1/chat");
+        let bot = format!("{ws}/bots/b1");
         assert_eq!(
             Resource::parse(&bot).ok(),
             Some(Resource::Bot {
@@ -695,7 +833,59 @@ mod tests {
                 bot: "b1"
             })
         );
+        let deep = format!("{ws}/agents/a1:edit");
+        assert_eq!(Resource::parse(&deep).ok(), Some(Resource::Workspace(ws)));
         assert!(Resource::parse("ws_nothex").is_err());
         assert!(Resource::parse("").is_err());
+    }
+
+    /// Finding 17: spellings that could name one bot here and another (or a
+    /// path below one) to the platform are refused, not read as the first bot.
+    #[test]
+    fn tricky_resources_are_refused() {
+        let ws = "ws_0123456789abcdef0123";
+        for tail in [
+            "/bots/b1/../b2",
+            "/bots/b1/x",
+            "/bots/b1/",
+            "/bots/b1/.",
+            "/bots/./b1",
+            "/bots/..",
+            "/bots/.",
+            "/bots/",
+            "/bots",
+            "/bots//b1",
+            "//bots/b1",
+            "/",
+            "/x/../bots/b2",
+            "/bots/b1%2f..%2fb2",
+            "/bots/b1%2Fx",
+            "/bots%2fb1",
+            "/bots/%2e%2e",
+            "/bots/b1\\..\\b2",
+            "/bots/b1\\x",
+            "/bots/b 1",
+            "/bots/b1\t",
+            "/bots/b1\n",
+            "/bots/b1?x=1",
+            "/bots/b1#x",
+            "/bots/b\u{1680}1",
+            "/bots/b\u{ff0f}1",
+            "/bots/b1\0",
+        ] {
+            let r = format!("{ws}{tail}");
+            assert!(Resource::parse(&r).is_err(), "{r:?} was accepted");
+        }
+        for bad in [
+            "/ws_0123456789abcdef0123",
+            " ws_0123456789abcdef0123",
+            "ws_0123456789ABCDEF0123",
+        ] {
+            assert!(Resource::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Resource::bot(ws, "b1/../b2").is_err());
+        assert!(Resource::bot(ws, "..").is_err());
+        assert!(Resource::bot(ws, "").is_err());
+        assert!(Resource::bot(ws, "support-bot.v2_x").is_ok());
     }
 }

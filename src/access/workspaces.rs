@@ -276,6 +276,9 @@ pub fn delete(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<(
     for (k, _) in tx.scan::<Membership>(Table::Members, &prefix)? {
         tx.delete(Table::Members, &k)?;
     }
+    for (k, _) in tx.scan::<Timestamp>(Table::WorkspaceClaims, &prefix)? {
+        tx.delete(Table::WorkspaceClaims, &k)?;
+    }
     for (k, r) in tx.scan::<CustomRole>(Table::Roles, b"")? {
         if r.workspace == id {
             tx.delete(Table::Roles, &k)?;
@@ -310,7 +313,10 @@ fn member_key(ws: &str, user: &UserId) -> Vec<u8> {
     k
 }
 
-/// Checks role ids exist for `ws` and that `by` may grant what they hold.
+/// The one check for handing workspace roles to anyone — a member's roles,
+/// a group's roles, or a seat in a group that carries roles: the role ids
+/// must exist in `ws` and `by` must hold everything they grant there
+/// ("nobody grants what they don't hold"). Returns the ids, deduplicated.
 fn check_roles(
     svc: &Service,
     r: &impl Reader,
@@ -324,6 +330,13 @@ fn check_roles(
             "give at least one role (e.g. \"user\")",
         ));
     }
+    let (out, perms) = role_permissions(r, ws, roles)?;
+    check_grantable(svc, by, Some(ws), perms)?;
+    Ok(out)
+}
+
+/// What the role ids grant together in `ws`; an unknown id is refused by name.
+fn role_permissions(r: &impl Reader, ws: &str, roles: &[String]) -> Result<(Vec<String>, PermSet)> {
     let mut out = Vec::new();
     let mut perms = PermSet::EMPTY;
     for id in roles {
@@ -360,8 +373,7 @@ fn check_roles(
             out.push(id.to_string());
         }
     }
-    check_grantable(svc, by, Some(ws), perms)?;
-    Ok(out)
+    Ok((out, perms))
 }
 
 pub fn members(svc: &Service, by: &Principal, src: &Source, ws: &str) -> Result<Vec<Membership>> {
@@ -449,6 +461,7 @@ pub async fn create_member(
         added_at: now,
     };
     tx.put(Table::Members, &member_key(ws, &user.id), &m)?;
+    tx.put(Table::WorkspaceClaims, &member_key(ws, &user.id), &now)?;
     record_change(
         &mut tx,
         svc,
@@ -473,6 +486,51 @@ pub async fn create_member(
     Ok((user, m))
 }
 
+/// Whether workspace `ws` may take `user` in: a platform admin (or a
+/// platform-level client) places anyone, and the placement is remembered; a
+/// workspace's own admin adds only users the workspace created or a platform
+/// admin placed in it, never a platform admin or the owner. A refusal answers
+/// exactly like an unknown user, so it tells nothing about who exists.
+fn claim(
+    svc: &Service,
+    tx: &mut WriteTx<'_>,
+    by: &Principal,
+    ws: &str,
+    user: &identity::User,
+) -> Result<bool> {
+    let key = member_key(ws, &user.id);
+    if by.is_platform_level() {
+        tx.put(Table::WorkspaceClaims, &key, &svc.now())?;
+        return Ok(true);
+    }
+    let claimed = tx.get::<Timestamp>(Table::WorkspaceClaims, &key)?.is_some();
+    Ok(claimed && !user.is_admin())
+}
+
+/// Adds the user with this e-mail address to `ws` (or replaces their roles
+/// there). An unknown address and a user the workspace may not claim get the
+/// same answer.
+pub fn add_member_by_email(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    ws: &str,
+    email: &identity::Email,
+    roles: &[String],
+) -> Result<Membership> {
+    let ws = parse_id("ws_", ws, "workspace")?;
+    authorize(
+        svc,
+        by,
+        Permission::ManageUsers,
+        Resource::Workspace(ws),
+        src,
+    )?;
+    let user =
+        identity::find_by_email(svc, &svc.store.read()?, email)?.ok_or(Error::NotFound("user"))?;
+    set_member(svc, by, src, ws, &user.id, roles)
+}
+
 pub fn set_member(
     svc: &Service,
     by: &Principal,
@@ -492,9 +550,22 @@ pub fn set_member(
     let mut tx = svc.store.write()?;
     get(&tx, ws)?;
     let u = identity::get(&tx, user)?;
-    let roles = check_roles(svc, &tx, by, ws, roles)?;
     let key = member_key(ws, user);
     let before: Option<Membership> = tx.get(Table::Members, &key)?;
+    let claimable = claim(svc, &mut tx, by, ws, &u)?;
+    if before.is_none() && !claimable {
+        drop(tx);
+        super::audit_denial(
+            svc,
+            by,
+            Permission::ManageUsers,
+            Resource::Workspace(ws),
+            "user_not_claimable",
+            src,
+        )?;
+        return Err(Error::NotFound("user"));
+    }
+    let roles = check_roles(svc, &tx, by, ws, roles)?;
     let m = Membership {
         workspace: ws.to_string(),
         user: user.clone(),
@@ -558,11 +629,17 @@ pub fn remove_member(
     tx.commit()
 }
 
-/// Called when a user is deleted: drops their memberships and group seats.
+/// Called when a user is deleted: drops their memberships, group seats and
+/// the workspaces' claims on them.
 pub fn forget_user(tx: &mut WriteTx<'_>, user: &UserId) -> Result<()> {
     for (k, m) in tx.scan::<Membership>(Table::Members, b"")? {
         if &m.user == user {
             tx.delete(Table::Members, &k)?;
+        }
+    }
+    for (k, _) in tx.scan::<Timestamp>(Table::WorkspaceClaims, b"")? {
+        if k.ends_with(&[b"\0", user.as_str().as_bytes()].concat()) {
+            tx.delete(Table::WorkspaceClaims, &k)?;
         }
     }
     for (k, mut g) in tx.scan::<Group>(Table::Groups, b"")? {
@@ -825,7 +902,13 @@ pub fn save_group(
         };
     }
     if let Some(m) = members {
+        let before = std::mem::take(&mut g.members);
         g.members = check_group_members(&tx, &g.workspace, m)?;
+        // A seat in the group is a grant of its roles: whoever seats anyone
+        // (themselves included) must hold what the group's roles grant.
+        if !g.roles.is_empty() && g.members.iter().any(|u| !before.contains(u)) {
+            check_roles(svc, &tx, by, &g.workspace, &g.roles)?;
+        }
     }
     tx.put(Table::Groups, g.id.as_bytes(), &g)?;
     record_change(

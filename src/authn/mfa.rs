@@ -463,7 +463,7 @@ fn not_enrolled_yet(s: &MfaState, method: &str) -> Result<()> {
 /// Removes every second factor of `user` (their own choice, or an admin's reset).
 pub fn reset(svc: &Service, by: &Principal, src: &Source, user: &UserId) -> Result<()> {
     let mut tx = svc.store.write()?;
-    identity::get(&tx, user)?;
+    crate::access::guard_credentials(by, &identity::get(&tx, user)?, "second factors")?;
     // Every factor goes; the record of codes sent stays, so a reset does not
     // lift the send throttle or the daily cap.
     let sends = state(&tx, user)?.sends;

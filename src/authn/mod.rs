@@ -716,7 +716,7 @@ pub fn end_user_sessions(
     user: &UserId,
 ) -> Result<usize> {
     let mut tx = svc.store.write()?;
-    identity::get(&tx, user)?;
+    crate::access::guard_credentials(by, &identity::get(&tx, user)?, "sessions")?;
     let n = session::end_all_for_user(&mut tx, user)?;
     refresh::revoke_all_for_user(&mut tx, user)?;
     crate::tokens::end_user_tokens(&mut tx, user, svc.now())?;

@@ -58,6 +58,7 @@ pub enum Table {
     SsoReplay,
     LastSignIns,
     TokensValidAfter,
+    WorkspaceClaims,
 }
 
 impl Table {
@@ -93,6 +94,7 @@ impl Table {
         Table::SsoReplay,
         Table::LastSignIns,
         Table::TokensValidAfter,
+        Table::WorkspaceClaims,
     ];
 
     pub fn name(self) -> &'static str {
@@ -128,6 +130,7 @@ impl Table {
             Table::SsoReplay => "sso_replay",
             Table::LastSignIns => "last_sign_ins",
             Table::TokensValidAfter => "tokens_valid_after",
+            Table::WorkspaceClaims => "workspace_claims",
         }
     }
 

@@ -1000,6 +1000,8 @@ async fn audit_log(
         until: q.until,
         workspace: q.workspace,
     };
+    // Refusals wait for their group commit; whoever reads the log sees them.
+    access::flush_denials(&st.svc)?;
     let (events, more) = audit::query(&st.svc.store.read()?, &filter, (page - 1) * per, per)?;
     Ok(HttpResponse::Ok().json(AuditPage {
         events,

@@ -335,32 +335,26 @@ async fn add_member(
     id: web::Path<String>,
     body: web::Json<AddMemberRequest>,
 ) -> ApiResult {
-    let uid = match (&body.user_id, &body.email) {
-        (Some(u), _) => UserId::parse(u)?,
-        (None, Some(e)) => {
-            let email = Email::parse(e)?;
-            // Only a caller who may manage this workspace learns whether the e-mail exists.
-            access::authorize(
-                &st.svc,
-                &caller.principal,
-                Permission::ManageUsers,
-                Resource::Workspace(access::parse_id("ws_", &id, "workspace")?),
-                &source(&req),
-            )?;
-            identity::find_by_email(&st.svc, &st.svc.store.read()?, &email)?
-                .ok_or(Error::NotFound("user"))?
-                .id
-        }
+    let src = source(&req);
+    let m = match (&body.user_id, &body.email) {
+        (Some(u), _) => wss::set_member(
+            &st.svc,
+            &caller.principal,
+            &src,
+            &id,
+            &UserId::parse(u)?,
+            &body.roles,
+        )?,
+        (None, Some(e)) => wss::add_member_by_email(
+            &st.svc,
+            &caller.principal,
+            &src,
+            &id,
+            &Email::parse(e)?,
+            &body.roles,
+        )?,
         (None, None) => return Err(Error::invalid("user_id", "give user_id or email").into()),
     };
-    let m = wss::set_member(
-        &st.svc,
-        &caller.principal,
-        &source(&req),
-        &id,
-        &uid,
-        &body.roles,
-    )?;
     Ok(HttpResponse::Created().json(member_dto(&st, m)))
 }
 

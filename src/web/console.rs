@@ -2037,6 +2037,8 @@ async fn audit_page(
         workspace: None,
     };
     let page = q.page.unwrap_or(1).max(1);
+    // Refusals wait for their group commit; whoever reads the log sees them.
+    crate::access::flush_denials(&st.svc)?;
     let (rows, more, error) = match audit::query(
         &st.svc.store.read()?,
         &filter,

@@ -541,27 +541,18 @@ async fn add_member(
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     let p = u.principal();
-    let r = (|| {
-        let email = Email::parse(&f.email)?;
-        crate::access::authorize(
-            &st.svc,
-            &p,
-            Permission::ManageUsers,
-            crate::access::Resource::Workspace(crate::access::parse_id("ws_", &id, "workspace")?),
-            &source(&req),
-        )?;
-        let user = identity::find_by_email(&st.svc, &st.svc.store.read()?, &email)?
-            .ok_or(Error::NotFound("user"))?;
-        wss::set_member(
-            &st.svc,
-            &p,
-            &source(&req),
-            &id,
-            &user.id,
-            std::slice::from_ref(&f.role),
-        )?;
-        Ok(None)
-    })();
+    let r = Email::parse(&f.email)
+        .and_then(|email| {
+            wss::add_member_by_email(
+                &st.svc,
+                &p,
+                &source(&req),
+                &id,
+                &email,
+                std::slice::from_ref(&f.role),
+            )
+        })
+        .map(|_| None);
     after(&st, &req, &u, &id, r)
 }
 

@@ -539,23 +539,13 @@ async fn revoke(
 }
 
 /// Platform-level callers may revoke any user's tokens; a workspace-bound
-/// caller only those of members of its workspaces.
+/// caller only those of members of its workspaces (see `access`).
 fn may_revoke_for(
     st: &AppState,
     caller: &Principal,
     u: &crate::identity::UserId,
 ) -> Result<bool, Error> {
-    match access::visible_workspaces(&st.svc, caller, Permission::IntrospectCredentials)? {
-        None => Ok(true),
-        Some(ws) => {
-            for w in ws {
-                if access::is_member(&st.svc, u, &w)? {
-                    return Ok(true);
-                }
-            }
-            Ok(false)
-        }
-    }
+    access::may_revoke_user_tokens(&st.svc, caller, u)
 }
 
 fn revoke_access_token(
@@ -827,10 +817,7 @@ fn verify_inner(req: &HttpRequest, st: &AppState, q: &VerifyQuery) -> Result<Htt
     };
     let ws = q.workspace.as_deref().filter(|w| !w.is_empty());
     let res = match (ws, q.bot.as_deref().filter(|b| !b.is_empty())) {
-        (Some(w), Some(bot)) => Resource::Bot {
-            workspace: access::parse_id("ws_", w, "workspace")?,
-            bot,
-        },
+        (Some(w), Some(bot)) => Resource::bot(access::parse_id("ws_", w, "workspace")?, bot)?,
         (Some(w), None) => Resource::Workspace(access::parse_id("ws_", w, "workspace")?),
         (None, _) => Resource::Any,
     };
