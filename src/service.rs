@@ -45,6 +45,8 @@ pub struct Service {
     pub client_auth_buckets: crate::ratelimit::Buckets,
     /// OpenID provider metadata by connection (see `sso::oidc`).
     pub oidc_metadata: crate::sso::oidc::MetadataCache,
+    /// SSO sign-ins in flight by client (see `sso::save_pending`).
+    pub sso_pending: crate::sso::PendingCounts,
     /// The address actually bound (differs from `settings.listen` for port 0).
     bound: Option<std::net::SocketAddr>,
 }
@@ -126,6 +128,7 @@ impl Service {
                 crate::access::credentials::KEY_CACHE_MAX,
             ),
             oidc_metadata: Default::default(),
+            sso_pending: Default::default(),
             auth_buckets,
             client_auth_buckets,
             bound,

@@ -18,4 +18,5 @@ mod mfa;
 mod policy;
 mod saml;
 mod sso;
+mod sso_sec;
 mod wsfed;
