@@ -256,6 +256,10 @@ pub struct TokenSettings {
 pub struct LimitSettings {
     pub json_body_bytes: usize,
     pub form_body_bytes: usize,
+    /// SSO sign-ins in flight at once (each start at `/sso/*/login` is stored).
+    pub sso_pending_max: u64,
+    /// SSO sign-ins started from one address (IPv6: one /64) within 10 minutes.
+    pub sso_pending_per_client: usize,
 }
 
 impl Default for Settings {
@@ -318,6 +322,8 @@ impl Default for LimitSettings {
         LimitSettings {
             json_body_bytes: 64 * 1024,
             form_body_bytes: 64 * 1024,
+            sso_pending_max: 10_000,
+            sso_pending_per_client: 20,
         }
     }
 }
@@ -368,6 +374,11 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ),
     ("GATEHOUSE_LIMITS_JSON_BODY_BYTES", "limits.json_body_bytes"),
     ("GATEHOUSE_LIMITS_FORM_BODY_BYTES", "limits.form_body_bytes"),
+    ("GATEHOUSE_LIMITS_SSO_PENDING_MAX", "limits.sso_pending_max"),
+    (
+        "GATEHOUSE_LIMITS_SSO_PENDING_PER_CLIENT",
+        "limits.sso_pending_per_client",
+    ),
     ("GATEHOUSE_LOCKOUT_MAX_FAILURES", "lockout.max_failures"),
     ("GATEHOUSE_LOCKOUT_WINDOW_SECS", "lockout.window_secs"),
     ("GATEHOUSE_LOCKOUT_LOCK_SECS", "lockout.lock_secs"),

@@ -26,6 +26,10 @@ pub enum Error {
     Forbidden(String),
     NotFound(&'static str),
     Conflict(String),
+    /// The caller has too much in flight (e.g. SSO sign-ins from one address).
+    TooMany(String),
+    /// The server has too much in flight for everyone; try again later.
+    Busy(String),
     /// A sealed value failed to open: it was tampered with, moved between
     /// records, or sealed under a key this server does not hold.
     Integrity(String),
@@ -61,6 +65,8 @@ impl Error {
             Error::ReauthRequired => "reauthentication_required",
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
+            Error::TooMany(_) => "rate_limited",
+            Error::Busy(_) => "busy",
             Error::Integrity(_) => "integrity_error",
             Error::Storage(_) => "storage_error",
             Error::Internal(_) => "internal_error",
@@ -73,7 +79,11 @@ impl Error {
             Error::Invalid { field, message } => format!("{field}: {message}"),
             Error::InvalidCredentials => "Invalid e-mail or password.".into(),
             Error::InvalidCode => "The code is wrong, expired or was already used.".into(),
-            Error::Unauthenticated(m) | Error::Forbidden(m) | Error::Conflict(m) => m.clone(),
+            Error::Unauthenticated(m)
+            | Error::Forbidden(m)
+            | Error::Conflict(m)
+            | Error::TooMany(m)
+            | Error::Busy(m) => m.clone(),
             Error::NotFound(what) => format!("{what} not found."),
             Error::MfaEnrollmentRequired => {
                 "MFA enrollment required: set up an authenticator app (POST /api/v1/me/mfa/totp) before anything else."

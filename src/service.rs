@@ -51,6 +51,8 @@ pub struct Service {
     pub oidc_metadata: crate::sso::oidc::MetadataCache,
     /// Refused checks waiting for their group commit (see `access::audit_denial`).
     pub denials: crate::audit::DenialBuffer,
+    /// SSO sign-ins in flight by client (see `sso::save_pending`).
+    pub sso_pending: crate::sso::PendingCounts,
     /// The address actually bound (differs from `settings.listen` for port 0).
     bound: Option<std::net::SocketAddr>,
 }
@@ -149,6 +151,7 @@ impl Service {
                 crate::access::credentials::KEY_CACHE_MAX,
             ),
             oidc_metadata: Default::default(),
+            sso_pending: Default::default(),
             auth_buckets,
             client_auth_buckets,
             denials: Default::default(),

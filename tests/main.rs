@@ -21,4 +21,5 @@ mod policy;
 mod saml;
 mod sso;
 mod tokens_sec;
+mod sso_sec;
 mod wsfed;

@@ -653,7 +653,16 @@ async fn sso_rollout_rules_test_sign_in_and_enforcement() {
         let (_, r) = app.password_step(who, pw).await;
         assert_eq!(r.status(), 303, "{who} is excluded");
     }
-    // SSO still signs bob in.
+    // SSO still signs bob in, once an admin has linked his existing account
+    // (sign-ins never link one by e-mail).
+    let (s, v) = common::post(
+        &app,
+        &format!("/api/v1/users/{}/sso-links", bob["id"].as_str().unwrap()),
+        Some(&token),
+        json!({"connection": "corp", "subject": "bob"}),
+    )
+    .await;
+    assert_eq!(s, 204, "{v}");
     let c = browser();
     let idp = sso_start(&app, &c, "corp").await;
     let back = through_idp(&c, &idp, "bob", &app).await;

@@ -296,6 +296,11 @@ pub struct Connection {
     /// SAML: sign AuthnRequests with the SP key (its certificate is in the SP metadata).
     #[serde(default)]
     pub sign_requests: bool,
+    /// E-mail domains whose users may sign in (empty: any). For Google the
+    /// `hd` claim must be one of them too, and just-in-time creation stays
+    /// off until one is set.
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
 }
 
 fn default_skew() -> i64 {
@@ -364,6 +369,9 @@ pub struct ConnectionInput {
     pub realm: Option<String>,
     /// SAML: sign AuthnRequests (the IdP reads the certificate from the SP metadata).
     pub sign_requests: Option<bool>,
+    /// E-mail domains whose users may sign in (empty: any). Google: the
+    /// Workspace domains (`hd`); needed before `jit` may be on.
+    pub allowed_domains: Option<Vec<String>>,
 }
 
 fn default_provider() -> String {
@@ -832,6 +840,27 @@ fn build(
             "must be 0 to 600 seconds",
         ));
     }
+    let allowed_domains = match input.allowed_domains {
+        Some(list) => clean_domains(list)?,
+        None => existing
+            .map(|e| e.allowed_domains.clone())
+            .unwrap_or_default(),
+    };
+    let google = p.provider == "google" && input.protocol == Protocol::Oidc;
+    let jit = match input.jit.or(existing.map(|e| e.jit)) {
+        Some(true) if google && allowed_domains.is_empty() => {
+            if input.jit == Some(true) {
+                return Err(Error::invalid(
+                    "jit",
+                    "just-in-time creation through Google needs allowed_domains (your Google \
+                     Workspace domains): otherwise anyone with a Google account could sign in",
+                ));
+            }
+            false
+        }
+        Some(j) => j,
+        None => !google,
+    };
     // A changed identity provider must be tested again.
     let last_test = existing
         .filter(|e| {
@@ -855,7 +884,8 @@ fn build(
             .trust_unverified_email
             .or(existing.map(|e| e.trust_unverified_email))
             .unwrap_or(false),
-        jit: input.jit.or(existing.map(|e| e.jit)).unwrap_or(true),
+        jit,
+        allowed_domains,
         role_attribute,
         role_rules,
         default_role,
@@ -880,6 +910,37 @@ fn build(
             .unwrap_or(false)
             && input.protocol == Protocol::Saml,
     })
+}
+
+/// Allowed domains: lower-case DNS names, without `@`, at most 50.
+fn clean_domains(list: Vec<String>) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for d in list {
+        let d = d.trim().trim_start_matches('@').to_ascii_lowercase();
+        if d.is_empty() {
+            continue;
+        }
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        if d.len() > 253 || !d.contains('.') || !d.split('.').all(label_ok) {
+            return Err(Error::invalid(
+                "allowed_domains",
+                format!("{d:?} is not a domain name (e.g. \"example.com\")"),
+            ));
+        }
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    if out.len() > 50 {
+        return Err(Error::invalid("allowed_domains", "at most 50 domains"));
+    }
+    Ok(out)
 }
 
 fn list_in(r: &impl Reader) -> Result<Vec<Connection>> {
@@ -909,6 +970,7 @@ fn change_details(c: &Connection, secret_changed: bool) -> serde_json::Value {
         "sso_url": c.sso_url, "certificates": c.certificates.len(),
         "allow_idp_initiated": c.allow_idp_initiated, "allow_sha1": c.allow_sha1,
         "clock_skew_secs": c.clock_skew_secs, "realm": c.realm, "sign_requests": c.sign_requests,
+        "allowed_domains": c.allowed_domains,
     })
 }
 
@@ -1105,10 +1167,150 @@ pub struct Pending {
     /// Set when an admin runs "Test connection": nobody is signed in.
     pub test_by: Option<UserId>,
     pub created_at: Timestamp,
+    /// Who started it (`client_key`), for the per-address cap.
+    #[serde(default)]
+    pub client: String,
 }
 
-fn save_pending(tx: &mut WriteTx<'_>, state: &str, p: &Pending) -> Result<()> {
-    tx.put(Table::SsoPending, &crypto::sha256(state.as_bytes()), p)
+/// Sign-ins started by each client within the last `PENDING_TTL_SECS`
+/// (their start times), for the per-address cap. In memory: a start whose
+/// commit failed ages out with the others; after a restart the global cap
+/// still holds and the stored ones expire within 10 minutes.
+#[derive(Default)]
+pub struct PendingCounts {
+    by_client: std::sync::Mutex<std::collections::HashMap<String, Vec<Timestamp>>>,
+    /// When expired sign-ins were last swept because the store was full.
+    last_sweep: std::sync::atomic::AtomicI64,
+}
+
+impl PendingCounts {
+    /// Counts a start by `client` at `now`; `false` when it has too many.
+    fn reserve(&self, client: &str, now: Timestamp, max: usize) -> bool {
+        let Ok(mut m) = self.by_client.lock() else {
+            return false;
+        };
+        if m.len() > 10_000 {
+            m.retain(|_, v| {
+                v.retain(|t| now - t <= PENDING_TTL_SECS);
+                !v.is_empty()
+            });
+        }
+        let v = m.entry(client.to_string()).or_default();
+        v.retain(|t| now - t <= PENDING_TTL_SECS);
+        if v.len() >= max {
+            return false;
+        }
+        v.push(now);
+        true
+    }
+
+    /// A sign-in of `client` started at `at` came back (or was refused).
+    fn release(&self, client: &str, at: Timestamp) {
+        if let Ok(mut m) = self.by_client.lock()
+            && let Some(v) = m.get_mut(client)
+        {
+            if let Some(i) = v.iter().position(|t| *t == at) {
+                v.swap_remove(i);
+            }
+            if v.is_empty() {
+                m.remove(client);
+            }
+        }
+    }
+}
+
+/// The per-address cap's key: the address (IPv6 by its /64, which one host
+/// usually holds whole), or `unknown`.
+fn client_key(src: &Source) -> String {
+    use std::net::IpAddr;
+    match src.ip.as_deref().and_then(|s| s.parse::<IpAddr>().ok()) {
+        Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Some(IpAddr::V6(v6)) => v6.to_canonical().to_string(),
+        Some(ip) => ip.to_string(),
+        None => "unknown".into(),
+    }
+}
+
+/// Stores a sign-in just started, keyed by the SHA-256 of its `state`,
+/// within the caps (`limits.sso_pending_*`; `/sso/*/login` is open to anyone
+/// and each start is a record): too many from the caller's address is 429,
+/// too many in all (after sweeping expired ones) is 503.
+fn save_pending(svc: &Service, state: &str, mut p: Pending, src: &Source) -> Result<()> {
+    let now = svc.now();
+    let limits = &svc.settings.limits;
+    p.client = client_key(src);
+    let mut tx = svc.store.write()?;
+    if tx.count(Table::SsoPending)? >= limits.sso_pending_max {
+        // Sweep at most once a minute: a full store must not make every
+        // start scan it.
+        let last = svc
+            .sso_pending
+            .last_sweep
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if now - last >= 60 {
+            svc.sso_pending
+                .last_sweep
+                .store(now, std::sync::atomic::Ordering::Relaxed);
+            purge_in(&mut tx, now)?;
+        }
+        if tx.count(Table::SsoPending)? >= limits.sso_pending_max {
+            tracing::warn!("sso: too many sign-ins in flight");
+            return Err(Error::Busy(
+                "Too many single sign-ins are in progress right now; try again in a few minutes."
+                    .into(),
+            ));
+        }
+    }
+    if !svc
+        .sso_pending
+        .reserve(&p.client, now, limits.sso_pending_per_client)
+    {
+        return Err(Error::TooMany(format!(
+            "Too many single sign-ins were started from your address; finish one, or try again \
+             in {} minutes.",
+            PENDING_TTL_SECS / 60
+        )));
+    }
+    tx.put(Table::SsoPending, &crypto::sha256(state.as_bytes()), &p)?;
+    tx.commit()
+}
+
+/// Whether the state the browser's cookie holds is `state`: a sign-in is
+/// finished only in the browser that started it.
+pub(crate) fn bound_to_browser(browser_state: Option<&str>, state: &str) -> bool {
+    browser_state.is_some_and(|b| !b.is_empty() && crypto::ct_eq(b.as_bytes(), state.as_bytes()))
+}
+
+pub(crate) fn not_this_browser() -> Failure {
+    Failure::new(
+        "state_mismatch",
+        "the answer is for a sign-in this browser did not start (its cookie is missing or \
+         holds another sign-in): possibly login CSRF",
+    )
+}
+
+/// `take_pending`, only in the browser whose cookie holds `state`. An answer
+/// for a sign-in another browser started (login CSRF) is refused and that
+/// browser's pending sign-in is left alone; an unknown state says so first.
+pub(crate) fn take_bound_pending(
+    svc: &Service,
+    state: &str,
+    browser_state: Option<&str>,
+    connection: &str,
+) -> Result<Pending, Failure> {
+    let known = svc
+        .store
+        .read()
+        .and_then(|r| r.get::<Pending>(Table::SsoPending, &crypto::sha256(state.as_bytes())))
+        .map_err(Failure::internal)?
+        .is_some();
+    if known && !bound_to_browser(browser_state, state) {
+        return Err(not_this_browser());
+    }
+    take_pending(svc, state, connection)
 }
 
 /// Takes (and deletes, committed at once) the pending sign-in of `state`:
@@ -1122,6 +1324,9 @@ fn take_pending(svc: &Service, state: &str, connection: &str) -> Result<Pending,
     tx.delete(Table::SsoPending, &key)
         .map_err(Failure::internal)?;
     tx.commit().map_err(Failure::internal)?;
+    if let Some(p) = &p {
+        svc.sso_pending.release(&p.client, p.created_at);
+    }
     let p = p.ok_or_else(|| {
         Failure::new(
             "unknown_state",
@@ -1145,8 +1350,13 @@ fn take_pending(svc: &Service, state: &str, connection: &str) -> Result<Pending,
 
 /// Deletes sign-ins that never came back.
 pub fn purge_expired(svc: &Service) -> Result<usize> {
-    let now = svc.now();
     let mut tx = svc.store.write()?;
+    let n = purge_in(&mut tx, svc.now())?;
+    tx.commit()?;
+    Ok(n)
+}
+
+fn purge_in(tx: &mut WriteTx<'_>, now: Timestamp) -> Result<usize> {
     let old: Vec<Vec<u8>> = tx
         .scan::<Pending>(Table::SsoPending, b"")?
         .into_iter()
@@ -1156,7 +1366,6 @@ pub fn purge_expired(svc: &Service) -> Result<usize> {
     for k in &old {
         tx.delete(Table::SsoPending, k)?;
     }
-    tx.commit()?;
     Ok(old.len())
 }
 
@@ -1190,6 +1399,8 @@ pub struct Identity {
     pub name: Option<String>,
     /// Values of the connection's role attribute.
     pub roles: Vec<String>,
+    /// Google's `hd` claim: the Workspace domain of the account, if any.
+    pub hosted_domain: Option<String>,
 }
 
 /// How a finished IdP round trip ends.
@@ -1273,6 +1484,167 @@ fn link_key(svc: &Service, conn: &str, subject: &str) -> Result<Vec<u8>> {
     Ok(k)
 }
 
+/// Why a sign-in whose e-mail address belongs to an existing, unlinked
+/// account is refused; `subject` is named so that an admin can link it.
+fn refuse_email_link(s: &SsoSettings, user: &User, subject: &str) -> Failure {
+    let subject: String = subject
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    if is_excluded(s, user) {
+        Failure::new(
+            "sso_excluded",
+            "a user with this e-mail address exists and is SSO-excluded (or the owner): it is \
+             never linked to an identity provider",
+        )
+    } else if user.role != Role::User {
+        Failure::new(
+            "privileged_account",
+            format!(
+                "a user with this e-mail address exists and is an administrator: it is never \
+                 linked by e-mail. An admin may link it explicitly (POST \
+                 /api/v1/users/{}/sso-links with the subject {subject:?})",
+                user.id.as_str()
+            ),
+        )
+    } else {
+        Failure::new(
+            "link_required",
+            format!(
+                "a user with this e-mail address exists but is not linked to this identity \
+                 provider; an admin links it (POST /api/v1/users/{}/sso-links with the subject \
+                 {subject:?})",
+                user.id.as_str()
+            ),
+        )
+    }
+}
+
+/// Just-in-time creation: as the connection says, except for Google, where
+/// anyone with a Google account could sign in: off until the connection
+/// names its allowed domains.
+pub fn jit_allowed(conn: &Connection) -> bool {
+    let google = conn.protocol == Protocol::Oidc && conn.provider == "google";
+    conn.jit && (!google || !conn.allowed_domains.is_empty())
+}
+
+/// The connection's allowed domains, when it names any: the e-mail address
+/// must be in one of them, and for Google the `hd` claim (the Workspace
+/// domain) too, since a Google account may carry any address.
+pub(crate) fn domain_allowed(conn: &Connection, ident: &Identity) -> Result<(), Failure> {
+    if conn.allowed_domains.is_empty() {
+        return Ok(());
+    }
+    let listed = |d: &str| {
+        conn.allowed_domains
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(d.trim()))
+    };
+    let email_domain = ident
+        .email
+        .as_deref()
+        .and_then(|e| e.rsplit_once('@'))
+        .map(|(_, d)| d);
+    if !email_domain.is_some_and(listed) {
+        return Err(Failure::new(
+            "domain_not_allowed",
+            "the e-mail address is not in one of the connection's allowed domains",
+        ));
+    }
+    if conn.provider == "google"
+        && conn.protocol == Protocol::Oidc
+        && !ident.hosted_domain.as_deref().is_some_and(listed)
+    {
+        return Err(Failure::new(
+            "domain_not_allowed",
+            "the Google account's hosted domain (hd) is not one of the allowed domains",
+        ));
+    }
+    Ok(())
+}
+
+/// An admin's explicit link of an existing user to an identity at a
+/// connection (the IdP's subject: the refused sign-in's audit event names
+/// it). The owner and SSO-excluded users are never linked; an identity
+/// already linked to another user must be unlinked first. Audited.
+pub fn link_user(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    user: &UserId,
+    connection: &str,
+    subject: &str,
+) -> Result<()> {
+    let subject = subject.trim();
+    if subject.is_empty() || subject.len() > 500 || subject.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "subject",
+            "give the IdP's subject for the user (1–500 characters, as the refused sign-in's \
+             audit event names it)",
+        ));
+    }
+    let connection =
+        parse_id(connection).map_err(|_| Error::invalid("connection", "is not a connection id"))?;
+    let mut tx = svc.store.write()?;
+    let conn =
+        get(&tx, connection).map_err(|_| Error::invalid("connection", "no such connection"))?;
+    let u = identity::get(&tx, user)?;
+    if is_excluded(&settings(&tx)?, &u) {
+        return Err(Error::Conflict(
+            "This user is SSO-excluded (or the owner) and signs in with e-mail, password and \
+             Gatehouse MFA only; remove them from the excluded users first."
+                .into(),
+        ));
+    }
+    let lk = link_key(svc, &conn.id, subject)?;
+    match tx.get::<String>(Table::SsoLinks, &lk)? {
+        Some(id) if id == u.id.as_str() => return Ok(()),
+        Some(_) => {
+            return Err(Error::Conflict(
+                "This identity is linked to another user; delete that link first.".into(),
+            ));
+        }
+        None => {}
+    }
+    tx.put(Table::SsoLinks, &lk, &u.id.as_str())?;
+    audit::record(
+        &mut tx,
+        svc.now(),
+        src,
+        by.event("sso.link", Outcome::Success)
+            .target(u.id.as_str())
+            .details(serde_json::json!({"connection": conn.id, "subject": subject, "via": "admin", "role": u.role.as_str()})),
+    )?;
+    tx.commit()
+}
+
+/// Removes a user's link to an identity at a connection. Audited.
+pub fn unlink_user(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    user: &UserId,
+    connection: &str,
+    subject: &str,
+) -> Result<()> {
+    let mut tx = svc.store.write()?;
+    let lk = link_key(svc, connection, subject.trim())?;
+    if tx.get::<String>(Table::SsoLinks, &lk)?.as_deref() != Some(user.as_str()) {
+        return Err(Error::NotFound("SSO link"));
+    }
+    tx.delete(Table::SsoLinks, &lk)?;
+    audit::record(
+        &mut tx,
+        svc.now(),
+        src,
+        by.event("sso.unlink", Outcome::Success)
+            .target(user.as_str())
+            .details(serde_json::json!({"connection": connection, "subject": subject.trim()})),
+    )?;
+    tx.commit()
+}
+
 /// Ends a verified round trip: records a test, or finds / links / creates
 /// the user and starts their session. One transaction, audited.
 pub fn finish(
@@ -1322,6 +1694,9 @@ pub fn finish(
             "single sign-on is disabled",
         )));
     }
+    if let Err(f) = domain_allowed(conn, &ident) {
+        return Ok(Err(f));
+    }
     let lk = link_key(svc, &conn.id, &ident.subject)?;
     let linked = match tx.get::<String>(Table::SsoLinks, &lk)? {
         Some(id) => UserId::parse(&id)
@@ -1352,8 +1727,11 @@ pub fn finish(
                 )));
             }
             let user = match identity::find_by_email(svc, &tx, &email)? {
-                Some(u) => u,
-                None if conn.jit => {
+                // An existing account is never taken over by an e-mail
+                // address alone: the IdP's word would replace its password
+                // and MFA. An admin links it explicitly (`link_user`).
+                Some(u) => return Ok(Err(refuse_email_link(&s, &u, &ident.subject))),
+                None if jit_allowed(conn) => {
                     let u = User {
                         id: UserId::generate()?,
                         email,
@@ -1391,12 +1769,6 @@ pub fn finish(
                     )));
                 }
             };
-            if user.role == Role::Owner {
-                return Ok(Err(Failure::new(
-                    "owner_excluded",
-                    "the owner is SSO-excluded and signs in with e-mail and password only",
-                )));
-            }
             tx.put(Table::SsoLinks, &lk, &user.id.as_str())?;
             audit::record(
                 &mut tx,
@@ -1405,7 +1777,7 @@ pub fn finish(
                 NewEvent::new("sso.link", Outcome::Success)
                     .actor(format!("sso:{}", conn.id), None)
                     .target(user.id.as_str())
-                    .details(serde_json::json!({"connection": conn.id, "subject": ident.subject})),
+                    .details(serde_json::json!({"connection": conn.id, "subject": ident.subject, "via": "sso_jit"})),
             )?;
             user
         }
@@ -1413,10 +1785,13 @@ pub fn finish(
     if user.disabled {
         return Ok(Err(Failure::new("user_disabled", "the user is disabled")));
     }
-    if user.role == Role::Owner {
+    // A link made before a user became SSO-excluded (or the owner) opens nothing:
+    // excluded users keep their password and Gatehouse MFA.
+    if is_excluded(&s, &user) {
         return Ok(Err(Failure::new(
-            "owner_excluded",
-            "the owner is SSO-excluded and signs in with e-mail and password only",
+            "sso_excluded",
+            "the user is SSO-excluded (or the owner) and signs in with e-mail, password and \
+             Gatehouse MFA only",
         )));
     }
     let mut user = user;
@@ -1442,4 +1817,85 @@ pub fn finish(
         token,
         rd: pending.rd.clone(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ident(email: &str, hd: Option<&str>) -> Identity {
+        Identity {
+            subject: "s".into(),
+            email: Some(email.into()),
+            email_verified: Some(true),
+            name: None,
+            roles: Vec::new(),
+            hosted_domain: hd.map(str::to_string),
+        }
+    }
+
+    fn google(domains: &[&str]) -> Connection {
+        Connection {
+            id: "google".into(),
+            protocol: Protocol::Oidc,
+            provider: "google".into(),
+            name: "Google".into(),
+            issuer: "https://accounts.google.com".into(),
+            client_id: String::new(),
+            client_secret: String::new(),
+            scopes: Vec::new(),
+            trust_unverified_email: false,
+            jit: true,
+            role_attribute: String::new(),
+            role_rules: Vec::new(),
+            default_role: Role::User,
+            last_test: None,
+            created_at: 0,
+            updated_at: 0,
+            sso_url: String::new(),
+            certificates: Vec::new(),
+            allow_idp_initiated: false,
+            allow_sha1: false,
+            clock_skew_secs: 120,
+            realm: String::new(),
+            sign_requests: false,
+            allowed_domains: domains.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn google_checks_the_hosted_domain_and_needs_domains_for_jit() {
+        assert!(!jit_allowed(&google(&[])));
+        let c = google(&["corp.example"]);
+        assert!(jit_allowed(&c));
+        assert!(domain_allowed(&c, &ident("a@corp.example", Some("corp.example"))).is_ok());
+        assert!(domain_allowed(&c, &ident("a@CORP.example", Some("corp.example"))).is_ok());
+        // A consumer Google account with a corp address: no hd.
+        assert!(domain_allowed(&c, &ident("a@corp.example", None)).is_err());
+        assert!(domain_allowed(&c, &ident("a@corp.example", Some("evil.example"))).is_err());
+        assert!(domain_allowed(&c, &ident("a@evil.example", Some("corp.example"))).is_err());
+        assert!(domain_allowed(&c, &ident("a@sub.corp.example", Some("corp.example"))).is_err());
+        let mut other = google(&["corp.example"]);
+        other.provider = "okta".into();
+        assert!(domain_allowed(&other, &ident("a@corp.example", None)).is_ok());
+        assert!(domain_allowed(&google(&[]), &ident("a@x.example", None)).is_ok());
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_64() {
+        let src = |ip: &str| Source {
+            ip: Some(ip.into()),
+            user_agent: None,
+        };
+        assert_eq!(
+            client_key(&src("2001:db8:1:2::1")),
+            client_key(&src("2001:db8:1:2:ffff::9"))
+        );
+        assert_ne!(
+            client_key(&src("2001:db8:1:2::1")),
+            client_key(&src("2001:db8:1:3::1"))
+        );
+        assert_eq!(client_key(&src("::ffff:192.0.2.1")), "192.0.2.1");
+        assert_eq!(client_key(&src("unknown")), "unknown");
+    }
 }

@@ -124,6 +124,7 @@ pub async fn start(
     id: &str,
     rd: &str,
     test_by: Option<&crate::identity::User>,
+    src: &Source,
 ) -> Result<(String, String)> {
     let conn = super::startable(svc, id, Protocol::Oidc, test_by.is_some())?;
     let http = http_client()?;
@@ -163,10 +164,9 @@ pub async fn start(
         rd: rd.to_string(),
         test_by: test_by.map(|u| u.id.clone()),
         created_at: svc.now(),
+        client: String::new(),
     };
-    let mut tx = svc.store.write()?;
-    super::save_pending(&mut tx, &state, &pending)?;
-    tx.commit()?;
+    super::save_pending(svc, &state, pending, src)?;
     Ok((url.to_string(), state))
 }
 
@@ -189,10 +189,7 @@ pub async fn callback(
     cb: Callback<'_>,
     src: &Source,
 ) -> Result<std::result::Result<Finished, Failure>> {
-    let bound = cb
-        .browser_state
-        .is_some_and(|b| !b.is_empty() && crypto::ct_eq(b.as_bytes(), cb.state.as_bytes()));
-    if !bound {
+    if !super::bound_to_browser(cb.browser_state, cb.state) {
         // Not this browser's sign-in (login CSRF) or a forged state: the
         // pending sign-in, if any, stays for its own browser.
         let f = Failure::new(
@@ -302,6 +299,7 @@ async fn verify(
             .and_then(|n| n.get(None))
             .map(|n| n.as_str().to_string()),
         roles: string_list(raw.get(&conn.role_attribute)),
+        hosted_domain: raw.get("hd").and_then(|v| v.as_str()).map(str::to_string),
     };
     if ident.email.is_none()
         && let Some(url) = md.userinfo_endpoint()

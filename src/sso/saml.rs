@@ -308,13 +308,16 @@ fn deflate_b64(xml: &str) -> Result<String> {
 }
 
 /// Starts an SP-initiated sign-in (or an admin's test): the IdP URL with a
-/// deflated AuthnRequest whose ID the answer must carry as InResponseTo.
+/// deflated AuthnRequest whose ID the answer must carry as InResponseTo, and
+/// that ID, which the web layer binds to the browser (a cookie) so that only
+/// the browser that started the sign-in can finish it.
 pub fn start(
     svc: &Service,
     id: &str,
     rd: &str,
     test_by: Option<&crate::identity::User>,
-) -> Result<String> {
+    src: &Source,
+) -> Result<(String, String)> {
     let conn = super::startable(svc, id, Protocol::Saml, test_by.is_some())?;
     let sp = super::sp_values(svc, id);
     let request_id = format!("_{}", hex::encode(crypto::random_bytes::<20>()?));
@@ -333,10 +336,9 @@ pub fn start(
         rd: rd.to_string(),
         test_by: test_by.map(|u| u.id.clone()),
         created_at: now,
+        client: String::new(),
     };
-    let mut tx = svc.store.write()?;
-    super::save_pending(&mut tx, &request_id, &pending)?;
-    tx.commit()?;
+    super::save_pending(svc, &request_id, pending, src)?;
     let sep = if conn.sso_url.contains('?') { '&' } else { '?' };
     let mut query = format!("SAMLRequest={}", super::pct(&deflate_b64(&xml)?));
     if conn.sign_requests {
@@ -345,7 +347,7 @@ pub fn start(
         let sig = sign_query(svc, &query)?;
         query.push_str(&format!("&Signature={}", super::pct(&sig)));
     }
-    Ok(format!("{}{sep}{query}", conn.sso_url))
+    Ok((format!("{}{sep}{query}", conn.sso_url), request_id))
 }
 
 pub(crate) fn child<'a, 'i>(
@@ -368,12 +370,15 @@ pub(crate) fn time_attr(
     }
 }
 
-/// Consumes a POSTed `SAMLResponse`. `Err` is a failure already audited
-/// (and recorded on the connection when an admin was testing).
+/// Consumes a POSTed `SAMLResponse`; `browser_state` is the request ID this
+/// browser's cookie holds (an answer to a request is accepted only there).
+/// `Err` is a failure already audited (and recorded on the connection when
+/// an admin was testing).
 pub fn acs(
     svc: &Service,
     id: &str,
     saml_response: &str,
+    browser_state: Option<&str>,
     src: &Source,
 ) -> Result<std::result::Result<Finished, Failure>> {
     let conn = super::get(&svc.store.read()?, id)?;
@@ -382,9 +387,11 @@ pub fn acs(
     }
     let mut pending = None;
     let outcome =
-        consume(svc, &conn, saml_response, &mut pending).and_then(|ident| match &pending {
-            Some(p) => super::finish(svc, &conn, p, ident, src).map_err(Failure::internal)?,
-            None => Err(Failure::internal(Error::internal("no pending sign-in"))),
+        consume(svc, &conn, saml_response, browser_state, &mut pending).and_then(|ident| {
+            match &pending {
+                Some(p) => super::finish(svc, &conn, p, ident, src).map_err(Failure::internal)?,
+                None => Err(Failure::internal(Error::internal("no pending sign-in"))),
+            }
         });
     match outcome {
         Ok(done) => Ok(Ok(done)),
@@ -399,6 +406,7 @@ fn consume(
     svc: &Service,
     conn: &Connection,
     saml_response: &str,
+    browser_state: Option<&str>,
     pending_out: &mut Option<Pending>,
 ) -> std::result::Result<Identity, Failure> {
     use base64::Engine;
@@ -427,7 +435,7 @@ fn consume(
     let in_response_to = resp.attribute("InResponseTo");
     match in_response_to {
         Some(irt) => {
-            let p = super::take_pending(svc, irt, &conn.id).map_err(|f| {
+            let p = super::take_bound_pending(svc, irt, browser_state, &conn.id).map_err(|f| {
                 if f.reason == "unknown_state" {
                     Failure::new(
                         "unknown_in_response_to",
@@ -447,6 +455,7 @@ fn consume(
                 rd: "/admin".into(),
                 test_by: None,
                 created_at: now,
+                client: String::new(),
             };
             *pending_out = Some(p);
         }
@@ -781,6 +790,7 @@ pub(crate) fn identity(
         email,
         name: first(NAME_ATTRS),
         roles,
+        hosted_domain: None,
     }
 }
 

@@ -77,14 +77,16 @@ pub fn parse_federation_metadata(xml: &str) -> Result<saml::IdpMetadata> {
     })
 }
 
-/// Starts a sign-in (or an admin's test): the IdP URL with `wa=wsignin1.0`;
-/// `wctx` carries the single-use state the answer must bring back.
+/// Starts a sign-in (or an admin's test): the IdP URL with `wa=wsignin1.0`,
+/// and the single-use state `wctx` carries, which the answer must bring back
+/// to the browser whose cookie holds it.
 pub fn start(
     svc: &Service,
     id: &str,
     rd: &str,
     test_by: Option<&crate::identity::User>,
-) -> Result<String> {
+    src: &Source,
+) -> Result<(String, String)> {
     let conn = super::startable(svc, id, Protocol::Wsfed, test_by.is_some())?;
     let state = crypto::random_token()?;
     let pending = Pending {
@@ -94,18 +96,18 @@ pub fn start(
         rd: rd.to_string(),
         test_by: test_by.map(|u| u.id.clone()),
         created_at: svc.now(),
+        client: String::new(),
     };
-    let mut tx = svc.store.write()?;
-    super::save_pending(&mut tx, &state, &pending)?;
-    tx.commit()?;
+    super::save_pending(svc, &state, pending, src)?;
     let sep = if conn.sso_url.contains('?') { '&' } else { '?' };
-    Ok(format!(
+    let url = format!(
         "{}{sep}wa=wsignin1.0&wtrealm={}&wreply={}&wctx={}",
         conn.sso_url,
         super::pct(&conn.realm),
         super::pct(&super::sp_values(svc, id).wsfed_reply_url),
         super::pct(&state)
-    ))
+    );
+    Ok((url, state))
 }
 
 /// The POSTed answer.
@@ -113,6 +115,8 @@ pub struct Answer<'a> {
     pub wa: &'a str,
     pub wresult: &'a str,
     pub wctx: &'a str,
+    /// The state this browser's cookie holds.
+    pub browser_state: Option<&'a str>,
 }
 
 /// Consumes a `wresult`. `Err` is a failure already audited (and recorded
@@ -151,7 +155,12 @@ fn consume(
     if answer.wa != "wsignin1.0" {
         return Err(malformed("wa is not wsignin1.0"));
     }
-    *pending_out = Some(super::take_pending(svc, answer.wctx, &conn.id)?);
+    *pending_out = Some(super::take_bound_pending(
+        svc,
+        answer.wctx,
+        answer.browser_state,
+        &conn.id,
+    )?);
     let doc = xmldsig::parse(answer.wresult).map_err(|m| Failure::new("malformed_response", m))?;
     let root = doc.root_element();
     let is_trust =

@@ -48,11 +48,16 @@ pub fn removal_cookie(tls: bool) -> Cookie<'static> {
 
 pub fn source(req: &HttpRequest) -> Source {
     let ip = match req.app_data::<web::Data<AppState>>() {
-        Some(st) => st.limits.client_ip(req),
-        None => req.peer_addr().map(|a| a.ip()),
+        Some(st) => match st.limits.client(req) {
+            crate::web::limits::Client::Known(ip) => Some(ip.to_string()),
+            crate::web::limits::Client::Unknown => {
+                Some(crate::web::limits::UNKNOWN_CLIENT.to_string())
+            }
+        },
+        None => req.peer_addr().map(|a| a.ip().to_string()),
     };
     Source {
-        ip: ip.map(|i| i.to_string()),
+        ip,
         user_agent: req
             .headers()
             .get(actix_web::http::header::USER_AGENT)

@@ -126,12 +126,66 @@ fn confirmed(pw: &Password, again: &Password) -> Result<(), Error> {
     }
 }
 
-/// Only local paths: never an open redirect.
+/// Where to go after signing in (every `rd` parameter): a local path, never
+/// an open redirect; anything else goes to `/admin`.
 pub(crate) fn safe_rd(rd: Option<&str>) -> String {
     match rd {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_string(),
+        Some(p) if is_local_path(p) => p.to_string(),
         _ => "/admin".to_string(),
     }
+}
+
+/// Whether `p` is a same-origin relative reference a browser cannot turn into
+/// another host: exactly one leading `/`, then printable ASCII only (no
+/// control characters or whitespace, which browsers strip: `/\t/evil` becomes
+/// `//evil`) and no backslash (which browsers read as `/`). The same holds
+/// after percent-decoding, repeatedly, because a later hop may decode it
+/// (`/%2F%2Fevil`, `/%5Cevil`, `/%09/evil`, `/%252F…`).
+pub(crate) fn is_local_path(p: &str) -> bool {
+    const MAX_LEN: usize = 2048;
+    fn plain_ok(b: &[u8]) -> bool {
+        b.first() == Some(&b'/')
+            && !matches!(b.get(1), Some(b'/' | b'\\'))
+            && b.iter().all(|c| c.is_ascii_graphic() && *c != b'\\')
+    }
+    if p.len() > MAX_LEN {
+        return false;
+    }
+    let mut cur = p.as_bytes().to_vec();
+    // Each round removes one layer of encoding; four layers is no real path.
+    for _ in 0..4 {
+        if !plain_ok(&cur) {
+            return false;
+        }
+        let next = percent_decode(&cur);
+        if next == cur {
+            return true;
+        }
+        cur = next;
+    }
+    false
+}
+
+/// One layer of `%XX` decoding; a `%` not followed by two hex digits stays.
+fn percent_decode(b: &[u8]) -> Vec<u8> {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push(h << 4 | l);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 pub(crate) fn notice_text(code: Option<&str>) -> Option<String> {
@@ -2174,4 +2228,42 @@ async fn keys_rotate(
     require(&st, &req, &u, Permission::ManageKeys)?;
     crate::web::api::start_rotation(&st, u.principal(), source(&req))?;
     Ok(redirect("/admin/keys?notice=rotated"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_redirect_targets() {
+        for ok in [
+            "/admin",
+            "/admin/users?q=a%40b",
+            "/admin/x#frag",
+            "/a%25b",
+            "/.//x",
+        ] {
+            assert!(is_local_path(ok), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "admin",
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil",
+            "/ /evil",
+            "/\u{3000}/evil",
+            "/%2F%2Fevil",
+            "/%5Cevil",
+            "/%09/evil",
+            "/%252F%252Fevil",
+            "/%2525252F%2525252Fevil",
+            "https://evil.example",
+        ] {
+            assert!(!is_local_path(bad), "{bad:?}");
+            assert_eq!(safe_rd(Some(bad)), "/admin");
+        }
+        assert!(!is_local_path(&format!("/{}", "a".repeat(3000))));
+    }
 }

@@ -247,6 +247,8 @@ struct ConnectionForm {
     realm: String,
     #[serde(default)]
     sign_requests: Option<String>,
+    #[serde(default)]
+    allowed_domains: Option<String>,
 }
 
 fn parse_rules(text: &str) -> Result<Vec<RoleRule>, Error> {
@@ -310,6 +312,12 @@ impl ConnectionForm {
             clock_skew_secs: None,
             realm: Some(self.realm.clone()).filter(|r| !r.trim().is_empty()),
             sign_requests: edit.then_some(self.sign_requests.is_some()),
+            allowed_domains: self.allowed_domains.as_ref().map(|s| {
+                s.split(|c: char| c == ',' || c.is_whitespace())
+                    .filter(|d| !d.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            }),
         })
     }
 }
@@ -477,15 +485,11 @@ async fn test(
     let id = sso::parse_id(&id)?;
     let conn = sso::get(&st.svc.store.read()?, id)?;
     let started = match conn.protocol {
-        Protocol::Oidc => sso::oidc::start(&st.svc, id, "/admin", Some(&u.user))
-            .await
-            .map(|(url, state)| (url, Some(state))),
-        Protocol::Saml => {
-            sso::saml::start(&st.svc, id, "/admin", Some(&u.user)).map(|url| (url, None))
+        Protocol::Oidc => {
+            sso::oidc::start(&st.svc, id, "/admin", Some(&u.user), &source(&req)).await
         }
-        Protocol::Wsfed => {
-            sso::wsfed::start(&st.svc, id, "/admin", Some(&u.user)).map(|url| (url, None))
-        }
+        Protocol::Saml => sso::saml::start(&st.svc, id, "/admin", Some(&u.user), &source(&req)),
+        Protocol::Wsfed => sso::wsfed::start(&st.svc, id, "/admin", Some(&u.user), &source(&req)),
     };
     match started {
         Ok((url, state)) => {
@@ -498,9 +502,11 @@ async fn test(
                     name: conn.name.clone(),
                 },
             )?;
-            if let Some(state) = state {
-                let _ = resp.add_cookie(&crate::web::sso::state_cookie(st.tls, state));
-            }
+            let _ = resp.add_cookie(&crate::web::sso::binding_cookie(
+                st.tls,
+                conn.protocol,
+                state,
+            ));
             Ok(resp)
         }
         Err(e @ Error::Conflict(_)) => render(

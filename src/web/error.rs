@@ -21,6 +21,8 @@ pub fn status_of(e: &Error) -> StatusCode {
         }
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+        Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Integrity(_) | Error::Storage(_) | Error::Internal(_) => {
             StatusCode::INTERNAL_SERVER_ERROR
         }

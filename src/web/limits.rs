@@ -13,6 +13,55 @@ use crate::config::Settings;
 use crate::error::Result;
 use crate::service::Service;
 
+/// The caller as far as the request shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    Known(IpAddr),
+    /// Behind a trusted proxy whose X-Forwarded-For cannot be read.
+    Unknown,
+}
+
+/// The bucket of every caller whose address is unknown: `::`, which no
+/// peer connects from.
+pub const UNKNOWN_CLIENT_BUCKET: IpAddr = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+
+/// How the audit log names a caller whose address is unknown.
+pub const UNKNOWN_CLIENT: &str = "unknown";
+
+impl Client {
+    pub fn rate_key(self) -> IpAddr {
+        match self {
+            Client::Known(ip) => ip,
+            Client::Unknown => UNKNOWN_CLIENT_BUCKET,
+        }
+    }
+}
+
+/// One X-Forwarded-For element: an address, optionally with a port
+/// (`192.0.2.1:443`) or in brackets (`[2001:db8::1]`, `[2001:db8::1]:443`),
+/// as some proxies write them. Anything else is unreadable.
+fn parse_hop(e: &str) -> Option<IpAddr> {
+    let e = e.trim_matches(|c| c == ' ' || c == '\t');
+    if let Ok(ip) = e.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Some(rest) = e.strip_prefix('[') {
+        let (v6, tail) = rest.split_once(']')?;
+        let ip = v6.parse::<std::net::Ipv6Addr>().ok()?;
+        return (tail.is_empty() || valid_port(tail.strip_prefix(':')?)).then_some(IpAddr::V6(ip));
+    }
+    let (v4, port) = e.split_once(':')?;
+    let ip = v4.parse::<std::net::Ipv4Addr>().ok()?;
+    valid_port(port).then_some(IpAddr::V4(ip))
+}
+
+fn valid_port(p: &str) -> bool {
+    !p.is_empty()
+        && p.len() <= 5
+        && p.bytes().all(|b| b.is_ascii_digit())
+        && p.parse::<u16>().is_ok()
+}
+
 /// The client-address side of the per-IP limits; the buckets themselves are
 /// the service's (`ratelimit`), so they are saved and survive a restart.
 pub struct Limits {
@@ -31,29 +80,53 @@ impl Limits {
     fn trusted(&self, ip: &IpAddr) -> bool {
         self.trusted.iter().any(|n| n.contains(ip))
     }
-    /// The caller's address: the peer, unless the peer is a trusted proxy — then
-    /// the right-most address in X-Forwarded-For that is not a trusted proxy.
-    pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
-        let peer = req.peer_addr()?.ip();
+    /// Who the caller is: the peer, unless the peer is a trusted proxy — then
+    /// the right-most address in X-Forwarded-For (all such headers, in order)
+    /// that is not a trusted proxy. Hops left of that address were written by
+    /// the client and are never read. An element that cannot be read before
+    /// it is reached (garbage, an empty element, a header that is not text)
+    /// makes the caller `Unknown`: never the proxy's own address.
+    pub fn client(&self, req: &HttpRequest) -> Client {
+        let Some(peer) = req.peer_addr().map(|a| a.ip()) else {
+            return Client::Unknown;
+        };
         if !self.trusted(&peer) {
-            return Some(peer);
+            return Client::Known(peer);
         }
-        let mut hops = Vec::new();
+        let mut elements: Vec<&str> = Vec::new();
         for v in req.headers().get_all("x-forwarded-for") {
-            let Ok(v) = v.to_str() else { return Some(peer) };
-            for part in v.split(',') {
-                match part.trim().parse::<IpAddr>() {
-                    Ok(ip) => hops.push(ip),
-                    Err(_) => return Some(peer),
-                }
-            }
+            let Ok(v) = v.to_str() else {
+                return Client::Unknown;
+            };
+            elements.extend(v.split(','));
         }
-        hops.iter()
-            .rev()
-            .find(|ip| !self.trusted(ip))
-            .or(hops.first())
-            .copied()
-            .or(Some(peer))
+        let mut leftmost = None;
+        for e in elements.iter().rev() {
+            let Some(ip) = parse_hop(e) else {
+                return Client::Unknown;
+            };
+            if !self.trusted(&ip) {
+                return Client::Known(ip);
+            }
+            leftmost = Some(ip);
+        }
+        // Every hop is a trusted proxy (or there is no header): the first one.
+        Client::Known(leftmost.unwrap_or(peer))
+    }
+
+    /// The caller's address, when it is known: what allowlists check, so an
+    /// unreadable X-Forwarded-For fails closed.
+    pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
+        match self.client(req) {
+            Client::Known(ip) => Some(ip),
+            Client::Unknown => None,
+        }
+    }
+
+    /// The key of the caller's rate-limit buckets: its address, or one
+    /// bucket shared by every caller whose address is unknown.
+    pub fn rate_key(&self, req: &HttpRequest) -> IpAddr {
+        self.client(req).rate_key()
     }
 
     /// `Err(seconds to wait)` when `ip` is over the sign-in rate.
@@ -150,6 +223,38 @@ mod tests {
                 .uri(p)
                 .to_http_request();
             assert!(!is_auth_endpoint(&req), "{m} {p}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hops_parse_with_ports_and_brackets_and_nothing_else() {
+        let v4: IpAddr = "203.0.113.9".parse().unwrap();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        for (raw, want) in [
+            ("203.0.113.9", Some(v4)),
+            (" 203.0.113.9 ", Some(v4)),
+            ("203.0.113.9:8443", Some(v4)),
+            ("2001:db8::1", Some(v6)),
+            ("[2001:db8::1]", Some(v6)),
+            ("[2001:db8::1]:443", Some(v6)),
+            ("", None),
+            ("  ", None),
+            ("not-an-ip", None),
+            ("unknown", None),
+            ("203.0.113.9:", None),
+            ("203.0.113.9:99999", None),
+            ("203.0.113.9:80:80", None),
+            ("[2001:db8::1]x", None),
+            ("[203.0.113.9]", None),
+            ("2001:db8::1:443x", None),
+            ("203.0.113.9\u{0}", None),
+        ] {
+            assert_eq!(parse_hop(raw), want, "{raw:?}");
         }
     }
 }

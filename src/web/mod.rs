@@ -182,8 +182,9 @@ async fn request_middleware(
     let limited = match req.app_data::<web::Data<AppState>>() {
         Some(st) if limits::is_auth_endpoint(req.request()) => st
             .limits
-            .client_ip(req.request())
-            .and_then(|ip| st.limits.check_auth(ip).err().map(|wait| (ip, wait))),
+            .check_auth(st.limits.rate_key(req.request()))
+            .err()
+            .map(|wait| (st.limits.rate_key(req.request()), wait)),
         _ => None,
     };
     let mut res = match limited {

@@ -64,7 +64,7 @@ fn oauth_error(status: StatusCode, code: &str, description: &str) -> HttpRespons
 /// 429 while the caller's address has used up its failed client
 /// authentications (successful calls are never counted).
 fn client_auth_limited(req: &HttpRequest, st: &AppState) -> Option<HttpResponse> {
-    let ip = st.limits.client_ip(req)?;
+    let ip = st.limits.rate_key(req);
     let wait = st.limits.client_auth_blocked(ip)?;
     tracing::warn!(%ip, wait, "oauth client-authentication failure limit");
     let mut resp = oauth_error(
@@ -82,10 +82,8 @@ fn client_auth_limited(req: &HttpRequest, st: &AppState) -> Option<HttpResponse>
 
 /// The error answer, counting a failed client authentication against the address.
 fn oauth_failure(req: &HttpRequest, st: &AppState, e: Error) -> HttpResponse {
-    if matches!(e, Error::Unauthenticated(_))
-        && let Some(ip) = st.limits.client_ip(req)
-    {
-        st.limits.client_auth_failed(ip);
+    if matches!(e, Error::Unauthenticated(_)) {
+        st.limits.client_auth_failed(st.limits.rate_key(req));
     }
     oauth_from(e)
 }
@@ -720,7 +718,7 @@ async fn verify(
 
 fn unauthorized(req: &HttpRequest, st: &AppState, why: &str) -> HttpResponse {
     let uri = header_str(req, &["x-original-uri", "x-forwarded-uri"]).unwrap_or("/");
-    let rd = if uri.starts_with('/') && !uri.starts_with("//") {
+    let rd = if crate::web::console::is_local_path(uri) {
         uri
     } else {
         "/"

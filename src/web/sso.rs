@@ -1,7 +1,8 @@
 //! Single sign-on over HTTP: `/api/v1/sso/*` (connections, presets, status
 //! and enforcement) and the browser endpoints `/sso/oidc/{id}/login` and
-//! `/sso/oidc/{id}/callback`. The sign-in in flight is bound to the browser
-//! by a short cookie holding its `state`.
+//! `/sso/oidc/{id}/callback`, and SAML's and WS-Federation's. The sign-in in
+//! flight is bound to the browser by a short cookie holding its `state` (the
+//! SAML request ID, the WS-Federation `wctx`).
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
@@ -20,8 +21,10 @@ use crate::web::error::{ApiError, PageError, html_error};
 
 type ApiResult = Result<HttpResponse, ApiError>;
 
-/// The cookie that binds a sign-in at the IdP to this browser.
+/// The cookie that binds an OpenID sign-in at the IdP to this browser.
 pub const STATE_COOKIE: &str = "gh_sso";
+/// The same for SAML and WS-Federation, whose answers come back as a POST.
+pub const POST_STATE_COOKIE: &str = "gh_sso_post";
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -33,7 +36,9 @@ pub const STATE_COOKIE: &str = "gh_sso";
         delete_connection,
         presets,
         get_settings,
-        put_settings
+        put_settings,
+        link_user,
+        unlink_user
     ),
     components(schemas(
         ConnectionDto,
@@ -46,7 +51,8 @@ pub const STATE_COOKIE: &str = "gh_sso";
         sso::Protocol,
         sso::Enforcement,
         sso::SsoSettingsInput,
-        SettingsDto
+        SettingsDto,
+        SsoLinkInput
     ))
 )]
 struct SsoDoc;
@@ -64,7 +70,64 @@ pub fn api_routes(cfg: &mut web::ServiceConfig) {
         .route("/sso/connections/{id}", web::delete().to(delete_connection))
         .route("/sso/presets", web::get().to(presets))
         .route("/sso/settings", web::get().to(get_settings))
-        .route("/sso/settings", web::put().to(put_settings));
+        .route("/sso/settings", web::put().to(put_settings))
+        .route("/users/{id}/sso-links", web::post().to(link_user))
+        .route("/users/{id}/sso-links", web::delete().to(unlink_user));
+}
+
+/// An identity at a connection: the IdP's subject for the user.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SsoLinkInput {
+    pub connection: String,
+    pub subject: String,
+}
+
+/// Link an existing user to an IdP identity (needs a recent sign-in;
+/// audited). Sign-ins never link existing accounts by e-mail; this does.
+#[utoipa::path(post, path = "/api/v1/users/{id}/sso-links", params(("id" = String, Path)), request_body = SsoLinkInput,
+    responses((status = 204), (status = 400, body = crate::web::api::ErrorBody), (status = 409, body = crate::web::api::ErrorBody)))]
+async fn link_user(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    id: web::Path<String>,
+    body: web::Json<SsoLinkInput>,
+) -> ApiResult {
+    require(&req, &st, &caller)?;
+    caller.require_recent_auth(&st.svc)?;
+    sso::link_user(
+        &st.svc,
+        &caller.principal,
+        &source(&req),
+        &identity::UserId::parse(&id)?,
+        &body.connection,
+        &body.subject,
+    )?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Remove a user's link to an IdP identity (audited).
+#[utoipa::path(delete, path = "/api/v1/users/{id}/sso-links", params(("id" = String, Path)), request_body = SsoLinkInput,
+    responses((status = 204), (status = 404, body = crate::web::api::ErrorBody)))]
+async fn unlink_user(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    id: web::Path<String>,
+    body: web::Json<SsoLinkInput>,
+) -> ApiResult {
+    require(&req, &st, &caller)?;
+    caller.require_recent_auth(&st.svc)?;
+    sso::unlink_user(
+        &st.svc,
+        &caller.principal,
+        &source(&req),
+        &identity::UserId::parse(&id)?,
+        &body.connection,
+        &body.subject,
+    )?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// The browser endpoints.
@@ -108,6 +171,8 @@ pub struct ConnectionDto {
     pub scopes: Vec<String>,
     pub trust_unverified_email: bool,
     pub jit: bool,
+    /// E-mail domains whose users may sign in (empty: any; Google: also `hd`).
+    pub allowed_domains: Vec<String>,
     pub role_attribute: String,
     pub role_rules: Vec<sso::RoleRule>,
     #[schema(value_type = String)]
@@ -192,6 +257,7 @@ pub fn connection_dto(st: &AppState, c: Connection) -> ConnectionDto {
         scopes: c.scopes,
         trust_unverified_email: c.trust_unverified_email,
         jit: c.jit,
+        allowed_domains: c.allowed_domains,
         role_attribute: c.role_attribute,
         role_rules: c.role_rules,
         default_role: c.default_role,
@@ -404,6 +470,41 @@ pub fn state_cookie(tls: bool, value: String) -> Cookie<'static> {
         .finish()
 }
 
+/// Binds a SAML request ID or a WS-Federation `wctx` to the browser. The
+/// IdP's answer is a cross-site POST, which a SameSite=Lax cookie does not
+/// come with, so under TLS the cookie is `SameSite=None; Secure`; over plain
+/// HTTP (loopback only) browsers refuse `None` without `Secure`, so the
+/// attribute is left to the browser's default.
+pub fn post_state_cookie(tls: bool, value: String) -> Cookie<'static> {
+    let mut c = Cookie::build(POST_STATE_COOKIE, value)
+        .path("/sso")
+        .http_only(true)
+        .secure(tls)
+        .max_age(actix_web::cookie::time::Duration::seconds(
+            sso::PENDING_TTL_SECS,
+        ))
+        .finish();
+    if tls {
+        c.set_same_site(SameSite::None);
+    }
+    c
+}
+
+/// The binding cookie of a sign-in through `protocol`.
+pub fn binding_cookie(tls: bool, protocol: Protocol, state: String) -> Cookie<'static> {
+    match protocol {
+        Protocol::Oidc => state_cookie(tls, state),
+        Protocol::Saml | Protocol::Wsfed => post_state_cookie(tls, state),
+    }
+}
+
+/// Adds the removal of the binding cookie: a finished sign-in's state is spent.
+fn forget_binding(st: &AppState, protocol: Protocol, resp: &mut HttpResponse) {
+    let mut gone = binding_cookie(st.tls, protocol, String::new());
+    gone.make_removal();
+    let _ = resp.add_cookie(&gone);
+}
+
 /// Sends the browser to the IdP.
 fn found(url: String) -> HttpResponse {
     HttpResponse::Found()
@@ -412,9 +513,9 @@ fn found(url: String) -> HttpResponse {
 }
 
 /// Sends the browser to the IdP, bound to it by the state cookie.
-pub fn to_idp(st: &AppState, url: &str, state: String) -> HttpResponse {
+pub fn to_idp(st: &AppState, protocol: Protocol, url: &str, state: String) -> HttpResponse {
     let mut resp = found(url.to_string());
-    let _ = resp.add_cookie(&state_cookie(st.tls, state));
+    let _ = resp.add_cookie(&binding_cookie(st.tls, protocol, state));
     resp
 }
 
@@ -424,14 +525,15 @@ struct LoginQuery {
 }
 
 async fn oidc_login(
+    req: HttpRequest,
     st: web::Data<AppState>,
     id: web::Path<String>,
     q: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, PageError> {
     let id = sso::parse_id(&id)?;
     let rd = crate::web::console::safe_rd(q.rd.as_deref());
-    let (url, state) = sso::oidc::start(&st.svc, id, &rd, None).await?;
-    Ok(to_idp(&st, &url, state))
+    let (url, state) = sso::oidc::start(&st.svc, id, &rd, None, &source(&req)).await?;
+    Ok(to_idp(&st, Protocol::Oidc, &url, state))
 }
 
 #[derive(Deserialize)]
@@ -459,9 +561,7 @@ async fn oidc_callback(
     };
     let outcome = sso::oidc::callback(&st.svc, id, cb, &source(&req)).await?;
     let mut resp = finished(&req, &st, outcome)?;
-    let mut gone = state_cookie(st.tls, String::new());
-    gone.make_removal();
-    let _ = resp.add_cookie(&gone);
+    forget_binding(&st, Protocol::Oidc, &mut resp);
     Ok(resp)
 }
 
@@ -480,13 +580,15 @@ async fn saml_metadata(
 }
 
 async fn saml_login(
+    req: HttpRequest,
     st: web::Data<AppState>,
     id: web::Path<String>,
     q: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, PageError> {
     let id = sso::parse_id(&id)?;
     let rd = crate::web::console::safe_rd(q.rd.as_deref());
-    Ok(found(sso::saml::start(&st.svc, id, &rd, None)?))
+    let (url, request_id) = sso::saml::start(&st.svc, id, &rd, None, &source(&req))?;
+    Ok(to_idp(&st, Protocol::Saml, &url, request_id))
 }
 
 #[derive(Deserialize)]
@@ -527,18 +629,29 @@ async fn saml_acs(
     f: web::Form<AcsForm>,
 ) -> Result<HttpResponse, PageError> {
     let id = sso::parse_id(&id)?;
-    let outcome = sso::saml::acs(&st.svc, id, &f.saml_response, &source(&req))?;
-    finished(&req, &st, outcome)
+    let browser = req.cookie(POST_STATE_COOKIE);
+    let outcome = sso::saml::acs(
+        &st.svc,
+        id,
+        &f.saml_response,
+        browser.as_ref().map(|c| c.value()),
+        &source(&req),
+    )?;
+    let mut resp = finished(&req, &st, outcome)?;
+    forget_binding(&st, Protocol::Saml, &mut resp);
+    Ok(resp)
 }
 
 async fn wsfed_login(
+    req: HttpRequest,
     st: web::Data<AppState>,
     id: web::Path<String>,
     q: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, PageError> {
     let id = sso::parse_id(&id)?;
     let rd = crate::web::console::safe_rd(q.rd.as_deref());
-    Ok(found(sso::wsfed::start(&st.svc, id, &rd, None)?))
+    let (url, state) = sso::wsfed::start(&st.svc, id, &rd, None, &source(&req))?;
+    Ok(to_idp(&st, Protocol::Wsfed, &url, state))
 }
 
 #[derive(Deserialize)]
@@ -556,11 +669,15 @@ async fn wsfed_callback(
     f: web::Form<WsfedForm>,
 ) -> Result<HttpResponse, PageError> {
     let id = sso::parse_id(&id)?;
+    let browser = req.cookie(POST_STATE_COOKIE);
     let answer = sso::wsfed::Answer {
         wa: &f.wa,
         wresult: &f.wresult,
         wctx: &f.wctx,
+        browser_state: browser.as_ref().map(|c| c.value()),
     };
     let outcome = sso::wsfed::callback(&st.svc, id, answer, &source(&req))?;
-    finished(&req, &st, outcome)
+    let mut resp = finished(&req, &st, outcome)?;
+    forget_binding(&st, Protocol::Wsfed, &mut resp);
+    Ok(resp)
 }

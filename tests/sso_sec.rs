@@ -1,0 +1,764 @@
+//! Issue 11's SSO and web-edge findings, each as the attack it stops: login
+//! CSRF through SAML and WS-Federation (finding 3), open redirects after
+//! sign-in (4), an unreadable X-Forwarded-For posing as the proxy (5), SSO
+//! linking by e-mail into existing and privileged accounts (7), and the
+//! unbounded pending SSO sign-ins (13).
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::common::{self, OWNER, OWNER_PW, TestApp, browser, plain};
+use crate::sso::{put_json, start_op, through_idp};
+
+// ---- helpers ----
+
+fn value_of(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
+    html[start..start + html[start..].find('"').unwrap()]
+        .replace("&#x2B;", "+")
+        .replace("&#43;", "+")
+        .replace("&#x2F;", "/")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+async fn last_sso_failure(app: &TestApp, token: &str) -> Value {
+    app.audit(token, "action=sso.login&limit=1").await[0].clone()
+}
+
+async fn me_status(app: &TestApp, c: &reqwest::Client) -> u16 {
+    c.get(app.url("/api/v1/me"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Through pysaml2 as `user` in browser `c`, started at our login; the
+/// SAMLResponse the IdP's form would POST (not posted).
+async fn saml_response_for(app: &TestApp, c: &reqwest::Client, user: &str) -> String {
+    let r = c
+        .get(app.url("/sso/saml/acme/login?rd=/admin/account"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap());
+    let idp_url = r.headers()["location"].to_str().unwrap().to_string();
+    let page = c.get(&idp_url).send().await.unwrap().text().await.unwrap();
+    let idp = reqwest::Url::parse(&idp_url).unwrap();
+    let html = c
+        .post(idp.join("/sso/login").unwrap())
+        .form(&[
+            ("SAMLRequest", value_of(&page, "SAMLRequest")),
+            ("RelayState", String::new()),
+            ("SigAlg", value_of(&page, "SigAlg")),
+            ("Signature", value_of(&page, "Signature")),
+            ("user", user.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    value_of(&html, "SAMLResponse")
+}
+
+/// A SAML connection `acme` whose IdP never answers (nothing listens at its
+/// URL), with SSO enabled: enough to start sign-ins. The test clock stands
+/// before the certificate's end (tests/peers/certs).
+async fn offline_saml_app(f: impl FnOnce(&mut gatehouse::config::Settings)) -> (TestApp, String) {
+    let app = common::spawn_with(f).await;
+    let token = app.owner_token().await;
+    app.create_user(&token, "admin2@example.com", "admin").await;
+    let pem = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/certs/valid-until-2027-01-25.pem"),
+    )
+    .unwrap();
+    let (s, v) = common::post(
+        &app,
+        "/api/v1/sso/connections",
+        Some(&token),
+        json!({"id": "acme", "protocol": "saml", "name": "Acme", "issuer": "https://idp.example/entity",
+               "sso_url": "https://idp.example/sso", "certificates": [pem]}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = put_json(
+        &app,
+        "/api/v1/sso/settings",
+        &token,
+        json!({"enabled": true, "enforcement": "off", "excluded_users": ["admin2@example.com"]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    (app, token)
+}
+
+fn pending_rds(app: &TestApp) -> Vec<String> {
+    use gatehouse::store::Reader;
+    app.svc
+        .store
+        .read()
+        .unwrap()
+        .scan::<gatehouse::sso::Pending>(gatehouse::store::Table::SsoPending, b"")
+        .unwrap()
+        .into_iter()
+        .map(|(_, p)| p.rd)
+        .collect()
+}
+
+// ---- finding 3: SAML and WS-Federation sign-ins are bound to the browser ----
+
+/// The attacker starts a SAML sign-in, completes it at the real IdP as
+/// themselves, and has the victim's browser POST the response: refused
+/// (audited as `state_mismatch`) without spending the attacker's own
+/// sign-in, which still works in the browser that started it.
+#[actix_web::test]
+async fn saml_response_posted_from_another_browser_is_refused() {
+    let keys = tempfile::tempdir().unwrap();
+    let (app, _idp, token) = crate::saml::saml_app(keys.path()).await;
+    let attacker = browser();
+    let response = saml_response_for(&app, &attacker, "bob").await;
+
+    let victim = browser();
+    // The victim may have a sign-in of their own in flight: still refused.
+    let r = victim
+        .get(app.url("/sso/saml/acme/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let r = crate::saml::post_acs(&app, &victim, "acme", &response).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        me_status(&app, &victim).await,
+        401,
+        "the victim is signed in"
+    );
+    let ev = last_sso_failure(&app, &token).await;
+    assert_eq!(ev["details"]["reason"], "state_mismatch", "{ev}");
+    // No cookie at all: refused the same way.
+    let r = crate::saml::post_acs(&app, &plain(), "acme", &response).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        last_sso_failure(&app, &token).await["details"]["reason"],
+        "state_mismatch"
+    );
+
+    // The same response in the browser that started the sign-in passes.
+    let r = crate::saml::post_acs(&app, &attacker, "acme", &response).await;
+    assert_eq!(r.status(), 303, "{}", last_sso_failure(&app, &token).await);
+    assert_eq!(r.headers()["location"], "/admin/account");
+    assert_eq!(me_status(&app, &attacker).await, 200);
+}
+
+/// The same attack through WS-Federation's `wctx`.
+#[actix_web::test]
+async fn wsfed_result_posted_from_another_browser_is_refused() {
+    let app = common::spawn().await;
+    app.clock
+        .advance(gatehouse::clock::Clock::now(&gatehouse::clock::SystemClock) - common::T0);
+    let idp = crate::wsfed::start_wsfed();
+    let token = app.owner_token().await;
+    app.create_user(&token, "admin2@example.com", "admin").await;
+    let (s, c) = common::post(
+        &app,
+        "/api/v1/sso/connections",
+        Some(&token),
+        json!({"id": "adfs", "protocol": "wsfed", "provider": "azure", "name": "Corp ADFS",
+               "metadata_url": format!("{}/FederationMetadata/2007-06/FederationMetadata.xml", idp.base)}),
+    )
+    .await;
+    assert_eq!(s, 201, "{c}");
+    let (s, _) = put_json(
+        &app,
+        "/api/v1/sso/settings",
+        &token,
+        json!({"enabled": true, "enforcement": "off", "excluded_users": ["admin2@example.com"]}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let attacker = browser();
+    let r = attacker
+        .get(app.url("/sso/wsfed/adfs/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let loc = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let wctx = loc
+        .query_pairs()
+        .find(|(k, _)| k == "wctx")
+        .unwrap()
+        .1
+        .to_string();
+    let wresult = plain()
+        .get(format!("{}/raw", idp.base))
+        .query(&[
+            ("user", "bob"),
+            ("wtrealm", &app.url("/sso/wsfed/adfs")),
+            ("wreply", &app.url("/sso/wsfed/adfs/callback")),
+            ("wctx", &wctx),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let post = |c: reqwest::Client| {
+        let (app, wresult, wctx) = (&app, wresult.clone(), wctx.clone());
+        async move {
+            c.post(app.url("/sso/wsfed/adfs/callback"))
+                .form(&[("wa", "wsignin1.0"), ("wresult", &wresult), ("wctx", &wctx)])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let victim = browser();
+    assert_eq!(post(victim.clone()).await, 401);
+    assert_eq!(me_status(&app, &victim).await, 401);
+    assert_eq!(
+        last_sso_failure(&app, &token).await["details"]["reason"],
+        "state_mismatch"
+    );
+    assert_eq!(post(attacker.clone()).await, 303);
+    assert_eq!(me_status(&app, &attacker).await, 200);
+}
+
+// ---- finding 4: open redirects ----
+
+/// Known open-redirect payloads, raw and encoded.
+const REDIRECTS: &[&str] = &[
+    "//evil.example",
+    "///evil.example",
+    "/\\evil.example",
+    "/\\/evil.example",
+    "\\\\evil.example",
+    "/\t/evil.example",
+    "/\n/evil.example",
+    "/\r/evil.example",
+    "/ /evil.example",
+    " //evil.example",
+    "/\u{0}/evil.example",
+    "/\u{3000}/evil.example",
+    "/%2F/evil.example",
+    "/%2f%2fevil.example",
+    "%2F%2Fevil.example",
+    "/%5Cevil.example",
+    "/%5c/evil.example",
+    "/%09/evil.example",
+    "/%0a/evil.example",
+    "/%0D/evil.example",
+    "/%20/evil.example",
+    "/%252F%252Fevil.example",
+    "/%25252F%25252Fevil.example",
+    "https://evil.example",
+    "http:evil.example",
+    "https:/evil.example",
+    "javascript:alert(1)",
+    "evil.example",
+    "",
+];
+
+#[test]
+fn redirect_payload_list_is_what_the_tests_send() {
+    assert!(REDIRECTS.iter().all(|p| !p.starts_with("/admin")));
+}
+
+/// Every `rd` entry point answers every payload with `/admin` (the default),
+/// and still honours a real local path.
+#[actix_web::test]
+async fn open_redirect_payloads_are_refused_at_every_entry_point() {
+    let (app, token) = offline_saml_app(|s| s.limits.sso_pending_per_client = 1000).await;
+    let good = "/admin/users?q=a%40b";
+
+    // /login?rd= (the page carries rd into its form) and POST /login.
+    for rd in REDIRECTS.iter().copied().chain([good]) {
+        let want = if rd == good { good } else { "/admin" };
+        let c = browser();
+        let html = c
+            .get(app.url("/login"))
+            .query(&[("rd", rd)])
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(value_of(&html, "rd"), want, "GET /login rd={rd:?}");
+        let r = c
+            .post(app.url("/login"))
+            .form(&[
+                ("email", OWNER),
+                ("password", OWNER_PW),
+                ("csrf_token", &common::csrf_from(&html)),
+                ("rd", rd),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        assert_eq!(r.headers()["location"], want, "POST /login rd={rd:?}");
+    }
+
+    // /sso/saml/{id}/login?rd= (and the same function behind OIDC and WS-Fed):
+    // the pending sign-in keeps only a safe path.
+    for rd in REDIRECTS.iter().copied().chain([good]) {
+        let r = plain()
+            .get(app.url("/sso/saml/acme/login"))
+            .query(&[("rd", rd)])
+            .header("x-forwarded-for", "198.51.100.1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302, "rd={rd:?}");
+    }
+    let rds = pending_rds(&app);
+    assert_eq!(rds.len(), REDIRECTS.len() + 1);
+    assert_eq!(rds.iter().filter(|r| *r == good).count(), 1, "{rds:?}");
+    assert!(rds.iter().all(|r| r == "/admin" || r == good), "{rds:?}");
+
+    // /admin/reauth?rd= and its POST.
+    let (c, csrf) = app.browser_login(OWNER, OWNER_PW).await;
+    for rd in REDIRECTS.iter().copied().chain([good]) {
+        let want = if rd == good { good } else { "/admin" };
+        let html = c
+            .get(app.url("/admin/reauth"))
+            .query(&[("rd", rd)])
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(value_of(&html, "rd"), want, "GET /admin/reauth rd={rd:?}");
+        let r = c
+            .post(app.url("/admin/reauth"))
+            .form(&[("password", OWNER_PW), ("csrf_token", &csrf), ("rd", rd)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "POST /admin/reauth rd={rd:?}");
+        assert_eq!(
+            r.headers()["location"],
+            want,
+            "POST /admin/reauth rd={rd:?}"
+        );
+    }
+
+    // The MFA step: /login/mfa?rd= (half signed in: any gh_mfa cookie shows the page).
+    for rd in REDIRECTS.iter().copied().chain([good]) {
+        let want = if rd == good { good } else { "/admin" };
+        let html = plain()
+            .get(app.url("/login/mfa"))
+            .query(&[("rd", rd)])
+            .header("cookie", "gh_mfa=x")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(value_of(&html, "rd"), want, "GET /login/mfa rd={rd:?}");
+    }
+    let _ = token;
+
+    // Forward auth's login link: X-Original-URI becomes rd.
+    for rd in REDIRECTS {
+        let r = plain()
+            .get(app.url("/auth/verify"))
+            .header("x-original-uri", rd.replace(['\n', '\r', '\u{0}'], ""))
+            .send()
+            .await;
+        let Ok(r) = r else { continue };
+        assert_eq!(r.status(), 401);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(
+            v["login_url"],
+            app.url("/login?rd=/"),
+            "X-Original-URI {rd:?}"
+        );
+    }
+}
+
+// ---- finding 5: X-Forwarded-For that cannot be read ----
+
+/// Behind a trusted proxy (127.0.0.1), a service account allowlisted to the
+/// proxy's own address: no header that fails to name the client may make
+/// the caller look like the proxy.
+#[actix_web::test]
+async fn unreadable_forwarded_for_never_looks_like_the_proxy() {
+    let app = common::spawn_with(|s| {
+        s.network.trusted_proxies = vec!["127.0.0.1/32".into()];
+        s.rate_limit.client_auth_failures_per_minute = 1;
+        s.rate_limit.client_auth_failures_burst = 3;
+    })
+    .await;
+    let owner = app.owner_token().await;
+    let (id, secret) = crate::access::service_account(
+        &app,
+        &owner,
+        json!({"name": "proxy-only", "scopes": ["introspect:credentials"],
+               "ip_allowlist": ["127.0.0.1/32"], "ip_mode": "block"}),
+    )
+    .await;
+    let token = |xff: Vec<&'static str>| {
+        let (app, id, secret) = (&app, id.clone(), secret.clone());
+        async move {
+            let mut r = plain()
+                .post(app.url("/oauth2/token"))
+                .basic_auth(&id, Some(&secret))
+                .form(&[("grant_type", "client_credentials")]);
+            for h in xff {
+                r = r.header("x-forwarded-for", h);
+            }
+            r.send().await.unwrap().status().as_u16()
+        }
+    };
+    // The proxy itself (no header, or only trusted hops) is the allowlisted address.
+    assert_eq!(token(vec![]).await, 200);
+    assert_eq!(token(vec!["127.0.0.1"]).await, 200);
+    // A real client behind it is not.
+    assert_eq!(token(vec!["203.0.113.9"]).await, 403);
+    for xff in [
+        vec!["not-an-ip, 203.0.113.9"],
+        vec!["203.0.113.9, not-an-ip"],
+        vec!["203.0.113.9,"],
+        vec![",203.0.113.9"],
+        vec![""],
+        vec![" , "],
+        vec!["unknown"],
+        vec!["127.0.0.1:99999"],
+        vec!["[::1"],
+        vec!["not-an-ip"],
+        vec!["not-an-ip", "203.0.113.9"],
+        vec!["203.0.113.9", "not-an-ip"],
+        vec!["203.0.113.9", "127.0.0.1"],
+        vec!["203.0.113.9:4711"],
+        vec!["[2001:db8::9]:443"],
+        vec!["[2001:db8::9]"],
+    ] {
+        assert_eq!(token(xff.clone()).await, 403, "X-Forwarded-For {xff:?}");
+    }
+    // A port on the proxy's own hop is still the proxy.
+    assert_eq!(token(vec!["127.0.0.1:4711"]).await, 200);
+
+    // Audit: the unreadable header is attributed to "unknown", never 127.0.0.1.
+    let ev = app
+        .audit(&owner, "action=service_account.ip_not_allowed&limit=50")
+        .await;
+    let ips: Vec<&str> = ev
+        .iter()
+        .filter_map(|e| e["source_ip"].as_str().or(e["ip"].as_str()))
+        .collect();
+    assert!(ips.contains(&"unknown"), "{ev:?}");
+    assert!(!ips.contains(&"127.0.0.1"), "{ips:?}");
+    assert!(ips.contains(&"2001:db8::9"), "{ips:?}");
+
+    // Rate limits: failed client authentications with unreadable headers
+    // share one "unknown" bucket and leave the proxy's own alone.
+    let bad = |xff: &'static str| {
+        let app = &app;
+        async move {
+            plain()
+                .post(app.url("/oauth2/token"))
+                .basic_auth("sa_nobody", Some("wrong"))
+                .header("x-forwarded-for", xff)
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let mut statuses = Vec::new();
+    for xff in ["garbage-1", "garbage-2, 10.0.0.1", "", "x", "y"] {
+        statuses.push(bad(xff).await);
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    assert_eq!(
+        token(vec![]).await,
+        200,
+        "the proxy's own bucket is untouched"
+    );
+}
+
+// ---- finding 7: no linking by e-mail into existing or privileged accounts ----
+
+/// Gatehouse with the OIDC connection `corp` to node oidc-provider, SSO
+/// enabled with admin2 and alice excluded; bob is an administrator and carol
+/// a user with a password, all before their first SSO sign-in.
+#[actix_web::test]
+async fn sso_never_links_existing_accounts_by_email() {
+    let app = common::spawn().await;
+    app.clock
+        .advance(gatehouse::clock::Clock::now(&gatehouse::clock::SystemClock) - common::T0);
+    let op = start_op("real", &app.url("/sso/oidc/corp/callback"));
+    let token = app.owner_token().await;
+    app.create_user(&token, "admin2@example.com", "admin").await;
+    let alice = app.create_user(&token, "alice@corp.example", "user").await;
+    let bob = app.create_user(&token, "bob@corp.example", "admin").await;
+    let carol = app.create_user(&token, "carol@corp.example", "user").await;
+    let (s, c) = common::post(
+        &app,
+        "/api/v1/sso/connections",
+        Some(&token),
+        json!({"id": "corp", "protocol": "oidc", "provider": "other", "name": "Corp IdP",
+               "issuer": op.issuer, "client_id": "gatehouse", "client_secret": "op-client-secret-for-tests-only",
+               "scopes": ["openid", "email", "profile", "groups"]}),
+    )
+    .await;
+    assert_eq!(s, 201, "{c}");
+    let (s, v) = put_json(
+        &app,
+        "/api/v1/sso/settings",
+        &token,
+        json!({"enabled": true, "enforcement": "off",
+               "excluded_users": ["admin2@example.com", "alice@corp.example"]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let sign_in = |who: &'static str| {
+        let app = &app;
+        async move {
+            let c = browser();
+            let idp = crate::sso::sso_start(app, &c, "corp").await;
+            let back = through_idp(&c, &idp, who, app).await;
+            let status = c.get(&back).send().await.unwrap().status().as_u16();
+            (status, c)
+        }
+    };
+    for (who, reason) in [
+        ("alice", "sso_excluded"),
+        ("bob", "privileged_account"),
+        ("carol", "link_required"),
+    ] {
+        let (status, c) = sign_in(who).await;
+        assert_eq!(status, 401, "{who} was signed in by e-mail");
+        assert_eq!(me_status(&app, &c).await, 401);
+        let ev = last_sso_failure(&app, &token).await;
+        assert_eq!(ev["details"]["reason"], reason, "{who}: {ev}");
+    }
+    let ev = last_sso_failure(&app, &token).await;
+    let msg = ev["details"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("\"carol\"") && msg.contains("sso-links"),
+        "{msg}"
+    );
+
+    // An admin links carol explicitly; then SSO signs carol in.
+    let link = |user: &Value, subject: &str| {
+        let (app, token, id) = (&app, &token, user["id"].as_str().unwrap().to_string());
+        let subject = subject.to_string();
+        async move {
+            common::post(
+                app,
+                &format!("/api/v1/users/{id}/sso-links"),
+                Some(token.as_str()),
+                json!({"connection": "corp", "subject": subject}),
+            )
+            .await
+        }
+    };
+    let (s, v) = link(&carol, "carol").await;
+    assert_eq!(s, 204, "{v}");
+    let (status, c) = sign_in("carol").await;
+    assert_eq!(status, 303, "{}", last_sso_failure(&app, &token).await);
+    let me: Value = c
+        .get(app.url("/api/v1/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["id"], carol["id"]);
+    let links = app.audit(&token, "action=sso.link&limit=5").await;
+    assert_eq!(links[0]["details"]["via"], "admin", "{links:?}");
+    // The same identity cannot be linked to a second user.
+    let (s, _) = link(&bob, "carol").await;
+    assert_eq!(s, 409);
+    // Excluded users and the owner are never linked, not even by an admin.
+    let (s, v) = link(&alice, "alice").await;
+    assert_eq!(s, 409, "{v}");
+    let (_, me) = crate::sso::get_json(&app, "/api/v1/me", &token).await;
+    let (s, _) = link(&me, "owner-at-idp").await;
+    assert_eq!(s, 409);
+    // A user cannot link accounts.
+    let carol_token = app
+        .api_login("carol@corp.example", "amber-meadow-river-77")
+        .await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, _) = common::post(
+        &app,
+        &format!("/api/v1/users/{}/sso-links", bob["id"].as_str().unwrap()),
+        Some(&carol_token),
+        json!({"connection": "corp", "subject": "bob"}),
+    )
+    .await;
+    assert_eq!(s, 403);
+    // bob's admin account still signs in with its password.
+    let (_, r) = app
+        .password_step("bob@corp.example", "amber-meadow-river-77")
+        .await;
+    assert_eq!(r.status(), 303);
+    let _ = bob;
+}
+
+/// The same through SAML (pysaml2): alice is an administrator here.
+#[actix_web::test]
+async fn saml_never_links_an_administrator_by_email() {
+    let keys = tempfile::tempdir().unwrap();
+    let (app, _idp, token) = crate::saml::saml_app(keys.path()).await;
+    app.create_user(&token, "alice@corp.example", "admin").await;
+    let c = browser();
+    let r = crate::saml::sign_in(&app, &c, "alice").await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(me_status(&app, &c).await, 401);
+    assert_eq!(
+        last_sso_failure(&app, &token).await["details"]["reason"],
+        "privileged_account"
+    );
+    // A new user (bob) is still created just in time.
+    let c = browser();
+    assert_eq!(crate::saml::sign_in(&app, &c, "bob").await.status(), 303);
+}
+
+/// The Google preset: just-in-time creation stays off until allowed domains
+/// are set; the domains are checked as names.
+#[actix_web::test]
+async fn google_needs_allowed_domains_before_jit() {
+    let app = common::spawn().await;
+    let token = app.owner_token().await;
+    let body = |extra: Value| {
+        let mut b = json!({"id": "google", "protocol": "oidc", "provider": "google", "name": "Google",
+                           "client_id": "x.apps.googleusercontent.com", "client_secret": "s"});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    let (s, v) = common::post(
+        &app,
+        "/api/v1/sso/connections",
+        Some(&token),
+        body(json!({"jit": true})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("allowed_domains"),
+        "{v}"
+    );
+    let (s, v) = common::post(
+        &app,
+        "/api/v1/sso/connections",
+        Some(&token),
+        body(json!({"allowed_domains": ["corp example"]})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = common::post(
+        &app,
+        "/api/v1/sso/connections",
+        Some(&token),
+        body(json!({})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["jit"], false, "{v}");
+    let (s, v) = put_json(
+        &app,
+        "/api/v1/sso/connections/google",
+        &token,
+        json!({"protocol": "oidc", "provider": "google", "name": "Google", "jit": true,
+               "allowed_domains": ["@Corp.Example"]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["jit"], true);
+    assert_eq!(v["allowed_domains"], json!(["corp.example"]));
+}
+
+// ---- finding 13: pending SSO sign-ins are bounded and expire ----
+
+#[actix_web::test]
+async fn pending_sso_sign_ins_are_capped_and_expire() {
+    let (app, _token) = offline_saml_app(|s| {
+        s.network.trusted_proxies = vec!["127.0.0.1/32".into()];
+        s.limits.sso_pending_max = 31;
+        s.limits.sso_pending_per_client = 10;
+    })
+    .await;
+    let start = |xff: String| {
+        let app = &app;
+        async move {
+            let r = plain()
+                .get(app.url("/sso/saml/acme/login"))
+                .header("x-forwarded-for", xff)
+                .send()
+                .await
+                .unwrap();
+            let s = r.status().as_u16();
+            (s, r.text().await.unwrap())
+        }
+    };
+    // Per address: the 11th start from one address is refused with words.
+    for _ in 0..10 {
+        assert_eq!(start("198.51.100.7".into()).await.0, 302);
+    }
+    let (s, body) = start("198.51.100.7".into()).await;
+    assert_eq!(s, 429, "{body}");
+    assert!(body.contains("Too many single sign-ins"), "{body}");
+    // One IPv6 host with a /64 is one address.
+    for i in 0..10 {
+        assert_eq!(start(format!("2001:db8:1:2::{i:x}")).await.0, 302);
+    }
+    assert_eq!(start("2001:db8:1:2::ffff".into()).await.0, 429);
+    // Unreadable headers share one "unknown" address.
+    for i in 0..10 {
+        assert_eq!(start(format!("garbage-{i}")).await.0, 302);
+    }
+    assert_eq!(start("more-garbage".into()).await.0, 429);
+    // Globally: 31 in flight, then a fresh address is refused too (503).
+    assert_eq!(start("192.0.2.54".into()).await.0, 302);
+    assert_eq!(pending_rds(&app).len(), 31);
+    let (s, body) = start("192.0.2.55".into()).await;
+    assert_eq!(s, 503, "{body}");
+    assert!(body.contains("try again"), "{body}");
+
+    // After 10 minutes they have expired: the sweep removes them and starts
+    // work again (the per-address counts age out with them).
+    app.clock.advance(gatehouse::sso::PENDING_TTL_SECS + 1);
+    assert_eq!(gatehouse::sso::purge_expired(&app.svc).unwrap(), 31);
+    assert!(pending_rds(&app).is_empty());
+    assert_eq!(start("198.51.100.7".into()).await.0, 302);
+    assert_eq!(start("192.0.2.55".into()).await.0, 302);
+
+    // A full store of expired sign-ins is swept at the next start.
+    for i in 0..29 {
+        assert_eq!(start(format!("203.0.113.{i}")).await.0, 302);
+    }
+    app.clock.advance(gatehouse::sso::PENDING_TTL_SECS + 1);
+    assert_eq!(start("198.51.100.7".into()).await.0, 302);
+    assert_eq!(pending_rds(&app).len(), 1);
+}
