@@ -33,6 +33,9 @@ pub enum Error {
     Storage(String),
     /// Anything else; logged in full, shown opaque.
     Internal(String),
+    /// The server is too busy for this request now; the caller may retry
+    /// shortly (503 with Retry-After).
+    Unavailable(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -64,6 +67,7 @@ impl Error {
             Error::Integrity(_) => "integrity_error",
             Error::Storage(_) => "storage_error",
             Error::Internal(_) => "internal_error",
+            Error::Unavailable(_) => "unavailable",
         }
     }
 
@@ -73,7 +77,10 @@ impl Error {
             Error::Invalid { field, message } => format!("{field}: {message}"),
             Error::InvalidCredentials => "Invalid e-mail or password.".into(),
             Error::InvalidCode => "The code is wrong, expired or was already used.".into(),
-            Error::Unauthenticated(m) | Error::Forbidden(m) | Error::Conflict(m) => m.clone(),
+            Error::Unauthenticated(m)
+            | Error::Forbidden(m)
+            | Error::Conflict(m)
+            | Error::Unavailable(m) => m.clone(),
             Error::NotFound(what) => format!("{what} not found."),
             Error::MfaEnrollmentRequired => {
                 "MFA enrollment required: set up an authenticator app (POST /api/v1/me/mfa/totp) before anything else."

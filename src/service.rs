@@ -45,6 +45,8 @@ pub struct Service {
     pub client_auth_buckets: crate::ratelimit::Buckets,
     /// OpenID provider metadata by connection (see `sso::oidc`).
     pub oidc_metadata: crate::sso::oidc::MetadataCache,
+    /// Permits for parsing and verifying XML off the async workers (see `sso::xml_budget`).
+    pub xml_pool: crate::sso::xml_budget::Pool,
     /// The address actually bound (differs from `settings.listen` for port 0).
     bound: Option<std::net::SocketAddr>,
 }
@@ -126,6 +128,7 @@ impl Service {
                 crate::access::credentials::KEY_CACHE_MAX,
             ),
             oidc_metadata: Default::default(),
+            xml_pool: Default::default(),
             auth_buckets,
             client_auth_buckets,
             bound,

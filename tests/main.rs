@@ -19,3 +19,4 @@ mod policy;
 mod saml;
 mod sso;
 mod wsfed;
+mod xml_budget_sec;

@@ -7,8 +7,11 @@
 //! InResponseTo, NotBefore / NotOnOrAfter with the connection's clock skew,
 //! and a replay cache of assertion IDs until they expire.
 
+use std::sync::Arc;
+
 use roxmltree::Node;
 
+use super::xml_budget;
 use super::xmldsig::{self, SigningCert, only_child, text_of};
 use super::{Connection, Failure, Finished, Identity, Pending, Protocol};
 use crate::audit::Source;
@@ -242,7 +245,7 @@ pub(crate) fn pem_of(b64: &str) -> String {
 /// Fills the issuer, SSO URL and certificates of `input` from its SAML or
 /// WS-Federation metadata (the uploaded XML, or fetched from the URL) where
 /// they were not given.
-pub async fn import_metadata(input: &mut super::ConnectionInput) -> Result<()> {
+pub async fn import_metadata(svc: &Service, input: &mut super::ConnectionInput) -> Result<()> {
     let xml = match (input.metadata_xml.take(), input.metadata_url.take()) {
         (Some(x), _) if !x.trim().is_empty() => x,
         (_, Some(u)) if !u.trim().is_empty() => {
@@ -261,17 +264,23 @@ pub async fn import_metadata(input: &mut super::ConnectionInput) -> Result<()> {
                     format!("the metadata URL answered {}", resp.status()),
                 ));
             }
-            resp.text().await.map_err(|e| {
-                Error::invalid("metadata_url", format!("could not read the metadata: {e}"))
-            })?
+            read_bounded(resp).await?
         }
         _ => return Ok(()),
     };
-    let md = if input.protocol == Protocol::Wsfed {
-        super::wsfed::parse_federation_metadata(&xml)?
-    } else {
-        parse_idp_metadata(&xml)?
-    };
+    // Bounded before parsing, and parsed off the async workers.
+    let wsfed = input.protocol == Protocol::Wsfed;
+    let md = svc
+        .xml_pool
+        .run(move || {
+            xml_budget::check(&xml).map_err(|r| Error::invalid("metadata_xml", r.message()))?;
+            if wsfed {
+                super::wsfed::parse_federation_metadata(&xml)
+            } else {
+                parse_idp_metadata(&xml)
+            }
+        })
+        .await??;
     if input.issuer.as_deref().is_none_or(|i| i.trim().is_empty()) {
         input.issuer = Some(md.entity_id);
     }
@@ -282,6 +291,26 @@ pub async fn import_metadata(input: &mut super::ConnectionInput) -> Result<()> {
         input.certificates = Some(md.certificates);
     }
     Ok(())
+}
+
+/// The body of a metadata response, refused past the XML size limit
+/// without reading further.
+async fn read_bounded(mut resp: reqwest::Response) -> Result<String> {
+    let max = xml_budget::LIMITS.max_bytes;
+    let read_err = |e: reqwest::Error| {
+        Error::invalid("metadata_url", format!("could not read the metadata: {e}"))
+    };
+    let mut body: Vec<u8> = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(read_err)? {
+        if body.len() + chunk.len() > max {
+            return Err(Error::invalid(
+                "metadata_url",
+                format!("the metadata is larger than {max} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body).map_err(|_| Error::invalid("metadata_url", "the metadata is not UTF-8"))
 }
 
 /// Parses the connection's certificates, newest first.
@@ -368,6 +397,20 @@ pub(crate) fn time_attr(
     }
 }
 
+/// [`acs`] on the XML pool: parsing and signature checks never run on an
+/// async worker; a saturated pool answers `Error::Unavailable` (503).
+pub async fn acs_pooled(
+    svc: &Arc<Service>,
+    id: &str,
+    saml_response: String,
+    src: Source,
+) -> Result<std::result::Result<Finished, Failure>> {
+    let (svc2, id) = (svc.clone(), id.to_string());
+    svc.xml_pool
+        .run(move || acs(&svc2, &id, &saml_response, &src))
+        .await?
+}
+
 /// Consumes a POSTed `SAMLResponse`. `Err` is a failure already audited
 /// (and recorded on the connection when an admin was testing).
 pub fn acs(
@@ -414,6 +457,7 @@ fn consume(
         .decode(clean)
         .map_err(|_| malformed("the SAMLResponse is not base64"))?;
     let xml = String::from_utf8(raw).map_err(|_| malformed("the SAMLResponse is not UTF-8"))?;
+    xml_budget::check(&xml).map_err(|r| Failure::new(r.reason(), r.message()))?;
     let doc = xmldsig::parse(&xml).map_err(|m| Failure::new("malformed_response", m))?;
     let resp = doc.root_element();
     if resp.tag_name().namespace() != Some(PROTOCOL) || resp.tag_name().name() != "Response" {

@@ -115,6 +115,28 @@ pub struct Answer<'a> {
     pub wctx: &'a str,
 }
 
+/// [`callback`] on the XML pool (see `saml::acs_pooled`).
+pub async fn callback_pooled(
+    svc: &std::sync::Arc<Service>,
+    id: &str,
+    wa: String,
+    wresult: String,
+    wctx: String,
+    src: Source,
+) -> Result<std::result::Result<Finished, Failure>> {
+    let (svc2, id) = (svc.clone(), id.to_string());
+    svc.xml_pool
+        .run(move || {
+            let answer = Answer {
+                wa: &wa,
+                wresult: &wresult,
+                wctx: &wctx,
+            };
+            callback(&svc2, &id, answer, &src)
+        })
+        .await?
+}
+
 /// Consumes a `wresult`. `Err` is a failure already audited (and recorded
 /// on the connection when an admin was testing).
 pub fn callback(
@@ -151,6 +173,8 @@ fn consume(
     if answer.wa != "wsignin1.0" {
         return Err(malformed("wa is not wsignin1.0"));
     }
+    // Bounded before anything else is done with it.
+    super::xml_budget::check(answer.wresult).map_err(|r| Failure::new(r.reason(), r.message()))?;
     *pending_out = Some(super::take_pending(svc, answer.wctx, &conn.id)?);
     let doc = xmldsig::parse(answer.wresult).map_err(|m| Failure::new("malformed_response", m))?;
     let root = doc.root_element();

@@ -512,6 +512,16 @@ fn finished(
             "/admin/settings/sso/{connection}?notice={}",
             if ok { "tested" } else { "test_failed" }
         )),
+        // Refused before parsing: nothing was learnt from the document, so
+        // the limit it broke can be named (the IdP's admin can act on it).
+        Err(f) if f.reason == sso::xml_budget::REASON => html_error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "Single sign-on did not complete: the identity provider's message was refused \
+                 because {}. The audit log has the details.",
+                f.message
+            ),
+        ),
         Err(_) => html_error(
             StatusCode::UNAUTHORIZED,
             "Single sign-on did not complete. Start again from the sign-in page; if it keeps \
@@ -527,7 +537,8 @@ async fn saml_acs(
     f: web::Form<AcsForm>,
 ) -> Result<HttpResponse, PageError> {
     let id = sso::parse_id(&id)?;
-    let outcome = sso::saml::acs(&st.svc, id, &f.saml_response, &source(&req))?;
+    let outcome =
+        sso::saml::acs_pooled(&st.svc, id, f.into_inner().saml_response, source(&req)).await?;
     finished(&req, &st, outcome)
 }
 
@@ -556,11 +567,8 @@ async fn wsfed_callback(
     f: web::Form<WsfedForm>,
 ) -> Result<HttpResponse, PageError> {
     let id = sso::parse_id(&id)?;
-    let answer = sso::wsfed::Answer {
-        wa: &f.wa,
-        wresult: &f.wresult,
-        wctx: &f.wctx,
-    };
-    let outcome = sso::wsfed::callback(&st.svc, id, answer, &source(&req))?;
+    let f = f.into_inner();
+    let outcome =
+        sso::wsfed::callback_pooled(&st.svc, id, f.wa, f.wresult, f.wctx, source(&req)).await?;
     finished(&req, &st, outcome)
 }
