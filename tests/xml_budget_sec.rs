@@ -2,7 +2,9 @@
 //! ACS, WS-Fed callback, IdP metadata import) — the namespace
 //! document and its variants refused before parsing with a 400 and the audit
 //! reason `xml_limits`; `/healthz` answering while attacks are in flight; a
-//! saturated XML pool answering 503 with Retry-After.
+//! saturated XML pool answering 503 with Retry-After. Finding 13 (first
+//! bullet): an assertion signed by the IdP with a second, foreign
+//! AudienceRestriction is refused.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -14,6 +16,11 @@ use crate::common::{self, TestApp, plain};
 fn b64e(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+fn b64d(s: &str) -> String {
+    use base64::Engine;
+    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(s).unwrap()).unwrap()
 }
 
 /// The document: `<r xmlns:a0='u' … xmlns:a3999='u'>` +
@@ -324,4 +331,94 @@ async fn a_saturated_xml_pool_answers_503_with_retry_after() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+}
+
+/// Re-signs the (only) signature template of `xml` with the IdP key in
+/// `keys` (xmlsec1, as pysaml2 itself does), after the test edited it.
+fn resign(xml: &str, keys: &Path) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (dir.path().join("in.xml"), dir.path().join("out.xml"));
+    std::fs::write(&input, xml).unwrap();
+    let key = format!(
+        "{},{}",
+        keys.join("idp.key").display(),
+        keys.join("idp.crt").display()
+    );
+    let out = std::process::Command::new("xmlsec1")
+        .args(["--sign", "--privkey-pem", &key])
+        .args([
+            "--id-attr:ID",
+            "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
+        ])
+        .arg("--output")
+        .arg(&output)
+        .arg(&input)
+        .output()
+        .expect("xmlsec1 (installed by scripts/test.sh)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(output).unwrap()
+}
+
+/// Finding 13: an assertion signed by the IdP whose Conditions carry our
+/// audience in one AudienceRestriction and a foreign one in a second is
+/// refused (each restriction must hold; they were OR-ed).
+#[actix_web::test]
+async fn a_second_audience_restriction_for_another_sp_is_refused() {
+    let keys = tempfile::tempdir().unwrap();
+    let (app, idp, token) = crate::saml::saml_app(keys.path()).await;
+    let (_, c) = crate::sso::get_json(&app, "/api/v1/sso/connections/acme", &token).await;
+    let (s, v) = crate::sso::put_json(
+        &app,
+        "/api/v1/sso/connections/acme",
+        &token,
+        json!({"protocol": "saml", "provider": c["provider"], "name": c["name"],
+               "allow_idp_initiated": true}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    crate::saml::idp_mode(&idp, json!({"sign": "assertion"})).await;
+    let post = |xml: String| {
+        let app = &app;
+        async move {
+            let c = common::browser();
+            let r = crate::saml::post_acs(app, &c, "acme", &b64e(&xml)).await;
+            r.status().as_u16()
+        }
+    };
+    let fresh = || async { b64d(&crate::saml::raw(&idp, "bob").await) };
+    let close = "</ns1:AudienceRestriction>";
+    // Re-signed unchanged: accepted (so the refusal below is the restriction's doing).
+    let x = fresh().await;
+    assert!(x.contains(close), "{x}");
+    assert_eq!(post(resign(&x, keys.path())).await, 303);
+    // Our audience, then a foreign restriction; and the other way round.
+    let foreign = "<ns1:AudienceRestriction><ns1:Audience>https://other-sp.example/sp</ns1:Audience></ns1:AudienceRestriction>";
+    for first in [false, true] {
+        let x = fresh().await;
+        let x = if first {
+            let at = x.find("<ns1:AudienceRestriction").unwrap();
+            format!("{}{foreign}{}", &x[..at], &x[at..])
+        } else {
+            x.replacen(close, &format!("{close}{foreign}"), 1)
+        };
+        assert_eq!(x.matches("<ns1:AudienceRestriction>").count(), 2, "{x}");
+        assert_eq!(
+            post(resign(&x, keys.path())).await,
+            401,
+            "foreign first: {first}"
+        );
+        let d = last_failure(&app, &token).await;
+        assert_eq!(d["reason"], "wrong_audience", "{d}");
+        assert!(
+            d["message"]
+                .as_str()
+                .unwrap()
+                .contains("https://other-sp.example/sp"),
+            "{d}"
+        );
+    }
 }

@@ -732,8 +732,8 @@ pub(crate) fn saml2_assertion(
 /// Checks `<Conditions>` (SAML 2.0, or SAML 1.1 with `restriction` =
 /// `AudienceRestrictionCondition`): NotBefore and NotOnOrAfter with `skew`
 /// (`fallback_until` when NotOnOrAfter is absent; without one it is
-/// required), and `audience` among the Audience values. Returns the end of
-/// validity.
+/// required), and `audience` among the Audience values of every
+/// restriction element. Returns the end of validity.
 pub(crate) fn check_conditions(
     conditions: Node<'_, '_>,
     restriction: &str,
@@ -759,20 +759,36 @@ pub(crate) fn check_conditions(
             format!("the assertion expired at {}", rfc3339(until)),
         ));
     }
-    let audiences: Vec<String> = conditions
+    // Every restriction must be met (SAML core 2.5.1.4; SAML 1.1 2.3.2.1.3):
+    // each one names us among its audiences. None at all is refused too.
+    let restrictions: Vec<Vec<String>> = conditions
         .children()
         .filter(|c| c.is_element() && c.tag_name().name() == restriction)
-        .flat_map(|r| {
+        .map(|r| {
             r.children()
                 .filter(|c| c.is_element() && c.tag_name().name() == "Audience")
                 .map(|a| text_of(a).trim().to_string())
-                .collect::<Vec<_>>()
+                .collect()
         })
         .collect();
-    if !audiences.iter().any(|a| a == audience) {
+    if restrictions.is_empty() {
         return Err(Failure::new(
             "wrong_audience",
-            format!("the assertion is for {audiences:?}, not this SP ({audience})"),
+            format!("the assertion names no audience, so it is not for this SP ({audience})"),
+        ));
+    }
+    if let Some(unmet) = restrictions
+        .iter()
+        .find(|auds| !auds.iter().any(|a| a == audience))
+    {
+        let what = if restrictions.len() > 1 {
+            "one of its audience restrictions is"
+        } else {
+            "the assertion is"
+        };
+        return Err(Failure::new(
+            "wrong_audience",
+            format!("{what} for {unmet:?}, not this SP ({audience})"),
         ));
     }
     Ok(until)
@@ -872,6 +888,54 @@ pub fn purge_replay_cache(svc: &Service) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Finding 13: with two restrictions, both must name us (they were OR-ed).
+    #[test]
+    fn every_audience_restriction_must_hold() {
+        let check = |restriction: &str, ns: &str, body: &str| {
+            let xml = format!(
+                r#"<c:Conditions xmlns:c="{ns}" NotOnOrAfter="2030-01-01T00:00:00Z">{body}</c:Conditions>"#
+            );
+            let doc = roxmltree::Document::parse(&xml).unwrap();
+            check_conditions(doc.root_element(), restriction, "https://sp/me", None, 0, 0)
+                .map(|_| ())
+                .map_err(|f| (f.reason, f.message))
+        };
+        for (restriction, ns) in [
+            ("AudienceRestriction", ASSERTION),
+            (
+                "AudienceRestrictionCondition",
+                "urn:oasis:names:tc:SAML:1.0:assertion",
+            ),
+        ] {
+            let r = |auds: &[&str]| {
+                let a: String = auds
+                    .iter()
+                    .map(|a| format!("<c:Audience>{a}</c:Audience>"))
+                    .collect();
+                format!("<c:{restriction}>{a}</c:{restriction}>")
+            };
+            let ok = |body: String| assert_eq!(check(restriction, ns, &body), Ok(()), "{body}");
+            ok(r(&["https://sp/me"]));
+            ok(r(&["https://other", "https://sp/me"]));
+            ok(format!(
+                "{}{}",
+                r(&["https://sp/me"]),
+                r(&["https://sp/me", "x"])
+            ));
+            for body in [
+                format!("{}{}", r(&["https://sp/me"]), r(&["https://other"])),
+                format!("{}{}", r(&["https://other"]), r(&["https://sp/me"])),
+                format!("{}{}", r(&["https://sp/me"]), r(&[])),
+                r(&["https://other"]),
+                String::new(),
+            ] {
+                let (reason, msg) = check(restriction, ns, &body).unwrap_err();
+                assert_eq!(reason, "wrong_audience", "{body}");
+                assert!(msg.contains("this SP"), "{msg}");
+            }
+        }
+    }
 
     #[test]
     fn idp_metadata_gives_entity_sso_url_and_certificates() {
