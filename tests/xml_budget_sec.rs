@@ -70,7 +70,7 @@ fn variants() -> Vec<(&'static str, String, &'static str)> {
         (
             "deep nesting",
             format!("{}{}", "<e>".repeat(1000), "</e>".repeat(1000)),
-            "nested more than 32 deep",
+            "nested too deeply (more than 32 levels)",
         ),
         (
             "many attributes on one element",

@@ -251,7 +251,7 @@ pub fn scan(xml: &[u8], l: &Limits) -> std::result::Result<Shape, Refusal> {
         s.depth = s.depth.max(depth);
         if depth > l.max_depth {
             return over(format!(
-                "elements are nested more than {} deep",
+                "elements are nested too deeply (more than {} levels)",
                 l.max_depth
             ));
         }
@@ -611,7 +611,7 @@ mod tests {
     #[test]
     fn refuses_depth_attributes_and_elements() {
         let x = format!("{}{}", "<a>".repeat(33), "</a>".repeat(33));
-        assert!(over(&x).contains("nested more than 32"));
+        assert!(over(&x).contains("nested too deeply (more than 32"));
         assert!(check(&format!("{}{}", "<a>".repeat(32), "</a>".repeat(32))).is_ok());
         let attrs: String = (0..33).map(|i| format!(" a{i}='v'")).collect();
         assert!(over(&format!("<r{attrs}/>")).contains("more than 32 attributes"));
