@@ -1,6 +1,8 @@
 //! Baselines for scripts/bench.sh: one raw Argon2id hash with the default
 //! parameters, and raw RS256 signing with a pre-parsed key; `raw saml`
-//! times SAML response verification against raw RSA-2048 verification.
+//! times SAML response verification against raw RSA-2048 verification;
+//! `raw xmlbudget` the XML work budget (issue 11): the cost of the most
+//! expensive documents that pass the limits against a signed response.
 //! Prints JSON.
 
 use std::time::Instant;
@@ -25,6 +27,10 @@ fn main() {
     // service account's credentials as JSON.
     if args.get(1).map(String::as_str) == Some("seed") {
         seed(&args[2], args[3].parse().unwrap(), args[4].parse().unwrap());
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("xmlbudget") {
+        xmlbudget(&args[2], &args[3], &args[4..]);
         return;
     }
     if args.get(1).map(String::as_str) == Some("saml") {
@@ -232,5 +238,101 @@ fn saml(response: &str, cert: &str, seconds: f64) {
         xml.len(),
         saml_per_s / raw_per_s,
         saml_per_s * signatures as f64 / raw_per_s
+    );
+}
+
+/// Median milliseconds of `f` over about `budget` seconds (at least 5 runs).
+#[allow(clippy::unwrap_used)]
+fn time_ms(budget: f64, mut f: impl FnMut()) -> f64 {
+    let mut v = Vec::new();
+    let start = Instant::now();
+    while v.len() < 5 || start.elapsed().as_secs_f64() < budget {
+        let t = Instant::now();
+        f();
+        v.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    median(v)
+}
+
+/// `raw xmlbudget TYPICAL.xml CERT.pem [OTHER.xml…]`: the shape of each real
+/// document (what the limits are measured against); the median time of the
+/// ACS's XML work on TYPICAL (budget check, parse, every signature
+/// verified); and of each document at the limits (budget check, parse,
+/// exclusive C14N of the whole document — the digest work an unsigned
+/// document can cause), as a ratio to the typical one; and how long the
+/// issue's document takes to be refused.
+#[allow(clippy::unwrap_used)]
+fn xmlbudget(typical: &str, cert: &str, others: &[String]) {
+    use gatehouse::sso::{xml_budget, xmldsig};
+    let read = |p: &str| std::fs::read_to_string(p).unwrap();
+    let mut shapes = Vec::new();
+    for p in std::iter::once(typical.to_string()).chain(others.iter().cloned()) {
+        let s = xml_budget::scan(read(&p).as_bytes(), &xml_budget::UNLIMITED).unwrap();
+        let name = std::path::Path::new(&p)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        shapes.push(format!(
+            "\"{name}\": {{\"bytes\": {}, \"elements\": {}, \"depth\": {}, \"attributes_per_element\": {}, \"attributes\": {}, \"ns_per_element\": {}, \"ns_in_scope\": {}, \"ns_total\": {}}}",
+            s.bytes, s.elements, s.depth, s.attributes, s.attributes_total, s.ns_per_element, s.ns_in_scope, s.ns_total
+        ));
+    }
+    let xml = read(typical);
+    let certs = vec![xmldsig::parse_certificate(&read(cert)).unwrap()];
+    let now = certs[0].not_before + 60;
+    let typical_ms = time_ms(2.0, || {
+        xml_budget::check(&xml).unwrap();
+        let doc = xmldsig::parse(&xml).unwrap();
+        for el in doc.descendants().filter(|e| {
+            e.is_element()
+                && e.children()
+                    .any(|c| c.is_element() && c.tag_name().name() == "Signature")
+        }) {
+            xmldsig::verify_enveloped(&doc, el, &certs, false, now, 0).unwrap();
+        }
+    });
+    let mut worst = Vec::new();
+    let mut max_ratio = 0f64;
+    for (name, doc) in xml_budget::samples::all() {
+        let check_ms = time_ms(1.0, || {
+            xml_budget::check(&doc).unwrap();
+        });
+        let ms = time_ms(2.0, || {
+            xml_budget::check(&doc).unwrap();
+            let d = xmldsig::parse(&doc).unwrap();
+            let c = xmldsig::exc_c14n(&d, d.root_element(), None, &[]);
+            assert!(!c.is_empty());
+        });
+        max_ratio = max_ratio.max(ms / typical_ms);
+        worst.push(format!(
+            "\"{name}\": {{\"bytes\": {}, \"check_ms\": {check_ms:.3}, \"check_parse_c14n_ms\": {ms:.3}, \"ratio_to_typical\": {:.1}}}",
+            doc.len(),
+            ms / typical_ms
+        ));
+    }
+    let mut attack = String::from("<r");
+    for i in 0..4000 {
+        attack.push_str(&format!(" xmlns:a{i}='u'"));
+    }
+    attack.push('>');
+    attack.push_str(&"<b xmlns:c='u'/>".repeat(400));
+    attack.push_str("</r>");
+    let refuse_ms = time_ms(1.0, || {
+        assert!(xml_budget::check(&attack).is_err());
+    });
+    // What the same document cost before the budget: roxmltree alone, once.
+    let t = Instant::now();
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: 20_000,
+        ..Default::default()
+    };
+    let _ = roxmltree::Document::parse_with_options(&attack, opts);
+    let unguarded_ms = t.elapsed().as_secs_f64() * 1000.0;
+    println!(
+        "{{\"shapes\": {{{}}}, \"typical_signed_response_ms\": {typical_ms:.3}, \"at_the_limits\": {{{}}}, \"worst_ratio\": {max_ratio:.1}, \"issue_document_refused_ms\": {refuse_ms:.4}, \"issue_document_unguarded_parse_ms\": {unguarded_ms:.0}}}",
+        shapes.join(", "),
+        worst.join(", ")
     );
 }

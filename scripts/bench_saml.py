@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 import urllib.request
 
 raw = sys.argv[1]
@@ -34,6 +35,36 @@ try:
         out = subprocess.run([raw, "saml", path, os.path.join(work, "idp.crt"), "4"],
                              check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
         results[f"signed_{sign}"] = json.loads(out)
+    # The XML budget (issue 11): real documents' shapes (pysaml2, npm wsfed
+    # and saml) and the cost of documents at the limits vs a signed response.
+    others = []
+    with open(os.path.join(work, "pysaml2_metadata.xml"), "w") as f:
+        f.write(urllib.request.urlopen(f"{base}/metadata").read().decode())
+    others.append(os.path.join(work, "pysaml2_metadata.xml"))
+    ws = subprocess.Popen(["node", "wsfed_idp.mjs"], cwd=os.path.join(root, "tests/peers"),
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        wbase = ws.stdout.readline().split()[1]
+        q = urllib.parse.urlencode({"user": "alice", "wtrealm": "https://sp.example/wsfed",
+                                    "wreply": "https://sp.example/cb", "wctx": "c"})
+        for tok in ["saml11", "saml20"]:
+            req = urllib.request.Request(f"{wbase}/mode", data=json.dumps({"token": tok}).encode(),
+                                         headers={"content-type": "application/json"})
+            urllib.request.urlopen(req).read()
+            p = os.path.join(work, f"wsfed_{tok}.xml")
+            with open(p, "w") as f:
+                f.write(urllib.request.urlopen(f"{wbase}/raw?{q}").read().decode())
+            others.append(p)
+        p = os.path.join(work, "wsfed_metadata.xml")
+        with open(p, "w") as f:
+            f.write(urllib.request.urlopen(f"{wbase}/FederationMetadata/2007-06/FederationMetadata.xml").read().decode())
+        others.append(p)
+    finally:
+        ws.kill()
+    out = subprocess.run([raw, "xmlbudget", os.path.join(work, "both.xml"), os.path.join(work, "idp.crt"),
+                          os.path.join(work, "assertion.xml")] + others,
+                         check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    results["xml_budget"] = json.loads(out)
     print(json.dumps(results, indent=2))
 finally:
     idp.kill()

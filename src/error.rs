@@ -37,6 +37,9 @@ pub enum Error {
     Storage(String),
     /// Anything else; logged in full, shown opaque.
     Internal(String),
+    /// The server is too busy for this request now; the caller may retry
+    /// shortly (503 with Retry-After).
+    Unavailable(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -70,6 +73,7 @@ impl Error {
             Error::Integrity(_) => "integrity_error",
             Error::Storage(_) => "storage_error",
             Error::Internal(_) => "internal_error",
+            Error::Unavailable(_) => "unavailable",
         }
     }
 
@@ -83,7 +87,8 @@ impl Error {
             | Error::Forbidden(m)
             | Error::Conflict(m)
             | Error::TooMany(m)
-            | Error::Busy(m) => m.clone(),
+            | Error::Busy(m)
+            | Error::Unavailable(m) => m.clone(),
             Error::NotFound(what) => format!("{what} not found."),
             Error::MfaEnrollmentRequired => {
                 "MFA enrollment required: set up an authenticator app (POST /api/v1/me/mfa/totp) before anything else."

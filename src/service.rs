@@ -53,6 +53,8 @@ pub struct Service {
     pub denials: crate::audit::DenialBuffer,
     /// SSO sign-ins in flight by client (see `sso::save_pending`).
     pub sso_pending: crate::sso::PendingCounts,
+    /// Permits for parsing and verifying XML off the async workers (see `sso::xml_budget`).
+    pub xml_pool: crate::sso::xml_budget::Pool,
     /// The address actually bound (differs from `settings.listen` for port 0).
     bound: Option<std::net::SocketAddr>,
 }
@@ -152,6 +154,7 @@ impl Service {
             ),
             oidc_metadata: Default::default(),
             sso_pending: Default::default(),
+            xml_pool: Default::default(),
             auth_buckets,
             client_auth_buckets,
             denials: Default::default(),

@@ -20,6 +20,7 @@ mod mfa;
 mod policy;
 mod saml;
 mod sso;
-mod tokens_sec;
 mod sso_sec;
+mod tokens_sec;
 mod wsfed;
+mod xml_budget_sec;

@@ -8,6 +8,7 @@
 pub mod oidc;
 pub mod saml;
 pub mod wsfed;
+pub mod xml_budget;
 pub mod xmldsig;
 
 use serde::{Deserialize, Serialize};
@@ -981,7 +982,7 @@ pub async fn create(
     mut input: ConnectionInput,
 ) -> Result<Connection> {
     if input.protocol != Protocol::Oidc {
-        saml::import_metadata(&mut input).await?;
+        saml::import_metadata(svc, &mut input).await?;
     }
     let id = input.id.take().unwrap_or_default();
     if input.protocol == Protocol::Wsfed
@@ -1029,7 +1030,7 @@ pub async fn update(
     mut input: ConnectionInput,
 ) -> Result<Connection> {
     if input.protocol != Protocol::Oidc {
-        saml::import_metadata(&mut input).await?;
+        saml::import_metadata(svc, &mut input).await?;
     }
     if input.id.as_deref().is_some_and(|i| i != id) {
         return Err(Error::invalid(

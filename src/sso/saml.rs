@@ -7,8 +7,11 @@
 //! InResponseTo, NotBefore / NotOnOrAfter with the connection's clock skew,
 //! and a replay cache of assertion IDs until they expire.
 
+use std::sync::Arc;
+
 use roxmltree::Node;
 
+use super::xml_budget;
 use super::xmldsig::{self, SigningCert, only_child, text_of};
 use super::{Connection, Failure, Finished, Identity, Pending, Protocol};
 use crate::audit::Source;
@@ -242,7 +245,7 @@ pub(crate) fn pem_of(b64: &str) -> String {
 /// Fills the issuer, SSO URL and certificates of `input` from its SAML or
 /// WS-Federation metadata (the uploaded XML, or fetched from the URL) where
 /// they were not given.
-pub async fn import_metadata(input: &mut super::ConnectionInput) -> Result<()> {
+pub async fn import_metadata(svc: &Service, input: &mut super::ConnectionInput) -> Result<()> {
     let xml = match (input.metadata_xml.take(), input.metadata_url.take()) {
         (Some(x), _) if !x.trim().is_empty() => x,
         (_, Some(u)) if !u.trim().is_empty() => {
@@ -261,17 +264,23 @@ pub async fn import_metadata(input: &mut super::ConnectionInput) -> Result<()> {
                     format!("the metadata URL answered {}", resp.status()),
                 ));
             }
-            resp.text().await.map_err(|e| {
-                Error::invalid("metadata_url", format!("could not read the metadata: {e}"))
-            })?
+            read_bounded(resp).await?
         }
         _ => return Ok(()),
     };
-    let md = if input.protocol == Protocol::Wsfed {
-        super::wsfed::parse_federation_metadata(&xml)?
-    } else {
-        parse_idp_metadata(&xml)?
-    };
+    // Bounded before parsing, and parsed off the async workers.
+    let wsfed = input.protocol == Protocol::Wsfed;
+    let md = svc
+        .xml_pool
+        .run(move || {
+            xml_budget::check(&xml).map_err(|r| Error::invalid("metadata_xml", r.message()))?;
+            if wsfed {
+                super::wsfed::parse_federation_metadata(&xml)
+            } else {
+                parse_idp_metadata(&xml)
+            }
+        })
+        .await??;
     if input.issuer.as_deref().is_none_or(|i| i.trim().is_empty()) {
         input.issuer = Some(md.entity_id);
     }
@@ -282,6 +291,26 @@ pub async fn import_metadata(input: &mut super::ConnectionInput) -> Result<()> {
         input.certificates = Some(md.certificates);
     }
     Ok(())
+}
+
+/// The body of a metadata response, refused past the XML size limit
+/// without reading further.
+async fn read_bounded(mut resp: reqwest::Response) -> Result<String> {
+    let max = xml_budget::LIMITS.max_bytes;
+    let read_err = |e: reqwest::Error| {
+        Error::invalid("metadata_url", format!("could not read the metadata: {e}"))
+    };
+    let mut body: Vec<u8> = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(read_err)? {
+        if body.len() + chunk.len() > max {
+            return Err(Error::invalid(
+                "metadata_url",
+                format!("the metadata is larger than {max} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body).map_err(|_| Error::invalid("metadata_url", "the metadata is not UTF-8"))
 }
 
 /// Parses the connection's certificates, newest first.
@@ -370,6 +399,21 @@ pub(crate) fn time_attr(
     }
 }
 
+/// [`acs`] on the XML pool: parsing and signature checks never run on an
+/// async worker; a saturated pool answers `Error::Unavailable` (503).
+pub async fn acs_pooled(
+    svc: &Arc<Service>,
+    id: &str,
+    saml_response: String,
+    browser_state: Option<String>,
+    src: Source,
+) -> Result<std::result::Result<Finished, Failure>> {
+    let (svc2, id) = (svc.clone(), id.to_string());
+    svc.xml_pool
+        .run(move || acs(&svc2, &id, &saml_response, browser_state.as_deref(), &src))
+        .await?
+}
+
 /// Consumes a POSTed `SAMLResponse`; `browser_state` is the request ID this
 /// browser's cookie holds (an answer to a request is accepted only there).
 /// `Err` is a failure already audited (and recorded on the connection when
@@ -422,6 +466,7 @@ fn consume(
         .decode(clean)
         .map_err(|_| malformed("the SAMLResponse is not base64"))?;
     let xml = String::from_utf8(raw).map_err(|_| malformed("the SAMLResponse is not UTF-8"))?;
+    xml_budget::check(&xml).map_err(|r| Failure::new(r.reason(), r.message()))?;
     let doc = xmldsig::parse(&xml).map_err(|m| Failure::new("malformed_response", m))?;
     let resp = doc.root_element();
     if resp.tag_name().namespace() != Some(PROTOCOL) || resp.tag_name().name() != "Response" {
@@ -697,8 +742,8 @@ pub(crate) fn saml2_assertion(
 /// Checks `<Conditions>` (SAML 2.0, or SAML 1.1 with `restriction` =
 /// `AudienceRestrictionCondition`): NotBefore and NotOnOrAfter with `skew`
 /// (`fallback_until` when NotOnOrAfter is absent; without one it is
-/// required), and `audience` among the Audience values. Returns the end of
-/// validity.
+/// required), and `audience` among the Audience values of every
+/// restriction element. Returns the end of validity.
 pub(crate) fn check_conditions(
     conditions: Node<'_, '_>,
     restriction: &str,
@@ -724,20 +769,36 @@ pub(crate) fn check_conditions(
             format!("the assertion expired at {}", rfc3339(until)),
         ));
     }
-    let audiences: Vec<String> = conditions
+    // Every restriction must be met (SAML core 2.5.1.4; SAML 1.1 2.3.2.1.3):
+    // each one names us among its audiences. None at all is refused too.
+    let restrictions: Vec<Vec<String>> = conditions
         .children()
         .filter(|c| c.is_element() && c.tag_name().name() == restriction)
-        .flat_map(|r| {
+        .map(|r| {
             r.children()
                 .filter(|c| c.is_element() && c.tag_name().name() == "Audience")
                 .map(|a| text_of(a).trim().to_string())
-                .collect::<Vec<_>>()
+                .collect()
         })
         .collect();
-    if !audiences.iter().any(|a| a == audience) {
+    if restrictions.is_empty() {
         return Err(Failure::new(
             "wrong_audience",
-            format!("the assertion is for {audiences:?}, not this SP ({audience})"),
+            format!("the assertion names no audience, so it is not for this SP ({audience})"),
+        ));
+    }
+    if let Some(unmet) = restrictions
+        .iter()
+        .find(|auds| !auds.iter().any(|a| a == audience))
+    {
+        let what = if restrictions.len() > 1 {
+            "one of its audience restrictions is"
+        } else {
+            "the assertion is"
+        };
+        return Err(Failure::new(
+            "wrong_audience",
+            format!("{what} for {unmet:?}, not this SP ({audience})"),
         ));
     }
     Ok(until)
@@ -838,6 +899,54 @@ pub fn purge_replay_cache(svc: &Service) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Finding 13: with two restrictions, both must name us (they were OR-ed).
+    #[test]
+    fn every_audience_restriction_must_hold() {
+        let check = |restriction: &str, ns: &str, body: &str| {
+            let xml = format!(
+                r#"<c:Conditions xmlns:c="{ns}" NotOnOrAfter="2030-01-01T00:00:00Z">{body}</c:Conditions>"#
+            );
+            let doc = roxmltree::Document::parse(&xml).unwrap();
+            check_conditions(doc.root_element(), restriction, "https://sp/me", None, 0, 0)
+                .map(|_| ())
+                .map_err(|f| (f.reason, f.message))
+        };
+        for (restriction, ns) in [
+            ("AudienceRestriction", ASSERTION),
+            (
+                "AudienceRestrictionCondition",
+                "urn:oasis:names:tc:SAML:1.0:assertion",
+            ),
+        ] {
+            let r = |auds: &[&str]| {
+                let a: String = auds
+                    .iter()
+                    .map(|a| format!("<c:Audience>{a}</c:Audience>"))
+                    .collect();
+                format!("<c:{restriction}>{a}</c:{restriction}>")
+            };
+            let ok = |body: String| assert_eq!(check(restriction, ns, &body), Ok(()), "{body}");
+            ok(r(&["https://sp/me"]));
+            ok(r(&["https://other", "https://sp/me"]));
+            ok(format!(
+                "{}{}",
+                r(&["https://sp/me"]),
+                r(&["https://sp/me", "x"])
+            ));
+            for body in [
+                format!("{}{}", r(&["https://sp/me"]), r(&["https://other"])),
+                format!("{}{}", r(&["https://other"]), r(&["https://sp/me"])),
+                format!("{}{}", r(&["https://sp/me"]), r(&[])),
+                r(&["https://other"]),
+                String::new(),
+            ] {
+                let (reason, msg) = check(restriction, ns, &body).unwrap_err();
+                assert_eq!(reason, "wrong_audience", "{body}");
+                assert!(msg.contains("this SP"), "{msg}");
+            }
+        }
+    }
 
     #[test]
     fn idp_metadata_gives_entity_sso_url_and_certificates() {

@@ -119,6 +119,30 @@ pub struct Answer<'a> {
     pub browser_state: Option<&'a str>,
 }
 
+/// [`callback`] on the XML pool (see `saml::acs_pooled`).
+pub async fn callback_pooled(
+    svc: &std::sync::Arc<Service>,
+    id: &str,
+    wa: String,
+    wresult: String,
+    wctx: String,
+    browser_state: Option<String>,
+    src: Source,
+) -> Result<std::result::Result<Finished, Failure>> {
+    let (svc2, id) = (svc.clone(), id.to_string());
+    svc.xml_pool
+        .run(move || {
+            let answer = Answer {
+                wa: &wa,
+                wresult: &wresult,
+                wctx: &wctx,
+                browser_state: browser_state.as_deref(),
+            };
+            callback(&svc2, &id, answer, &src)
+        })
+        .await?
+}
+
 /// Consumes a `wresult`. `Err` is a failure already audited (and recorded
 /// on the connection when an admin was testing).
 pub fn callback(
@@ -155,6 +179,8 @@ fn consume(
     if answer.wa != "wsignin1.0" {
         return Err(malformed("wa is not wsignin1.0"));
     }
+    // Bounded before anything else is done with it.
+    super::xml_budget::check(answer.wresult).map_err(|r| Failure::new(r.reason(), r.message()))?;
     *pending_out = Some(super::take_bound_pending(
         svc,
         answer.wctx,

@@ -28,6 +28,7 @@ const ID_ATTRS: &[&str] = &["ID", "AssertionID", "ResponseID", "Id"];
 /// processing instructions or comments, bounded in size, nodes and depth,
 /// and every ID unique (two elements with one ID is a wrapping attempt).
 pub fn parse(xml: &str) -> Result<Document<'_>, String> {
+    super::xml_budget::check(xml).map_err(|r| r.message().to_string())?;
     if xml.len() > MAX_BYTES {
         return Err(format!("the message is larger than {MAX_BYTES} bytes"));
     }

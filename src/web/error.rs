@@ -26,6 +26,17 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::Integrity(_) | Error::Storage(_) | Error::Internal(_) => {
             StatusCode::INTERNAL_SERVER_ERROR
         }
+        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// `Retry-After` on a 503 for a busy pool (see `sso::xml_budget::Pool`).
+fn retry_after(e: &Error, r: &mut HttpResponse) {
+    if matches!(e, Error::Unavailable(_)) {
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from(crate::sso::xml_budget::RETRY_AFTER_SECS),
+        );
     }
 }
 
@@ -70,6 +81,7 @@ impl ResponseError for ApiError {
                 header::HeaderValue::from_static("Bearer"),
             );
         }
+        retry_after(&self.0, &mut r);
         r
     }
 }
@@ -134,7 +146,9 @@ impl ResponseError for PageError {
                 .insert_header((header::LOCATION, to))
                 .finish();
         }
-        html_error(self.status_code(), &self.0.public_message())
+        let mut r = html_error(self.status_code(), &self.0.public_message());
+        retry_after(&self.0, &mut r);
+        r
     }
 }
 

@@ -228,7 +228,7 @@ mod tests {
 }
 
 #[cfg(test)]
-mod tests {
+mod forwarded_tests {
     use super::*;
 
     #[test]

@@ -614,6 +614,16 @@ fn finished(
             "/admin/settings/sso/{connection}?notice={}",
             if ok { "tested" } else { "test_failed" }
         )),
+        // Refused before parsing: nothing was learnt from the document, so
+        // the limit it broke can be named (the IdP's admin can act on it).
+        Err(f) if f.reason == sso::xml_budget::REASON => html_error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "Single sign-on did not complete: the identity provider's message was refused \
+                 because {}. The audit log has the details.",
+                f.message
+            ),
+        ),
         Err(_) => html_error(
             StatusCode::UNAUTHORIZED,
             "Single sign-on did not complete. Start again from the sign-in page; if it keeps \
@@ -630,13 +640,15 @@ async fn saml_acs(
 ) -> Result<HttpResponse, PageError> {
     let id = sso::parse_id(&id)?;
     let browser = req.cookie(POST_STATE_COOKIE);
-    let outcome = sso::saml::acs(
+    let browser = browser.map(|c| c.value().to_string());
+    let outcome = sso::saml::acs_pooled(
         &st.svc,
         id,
-        &f.saml_response,
-        browser.as_ref().map(|c| c.value()),
-        &source(&req),
-    )?;
+        f.into_inner().saml_response,
+        browser,
+        source(&req),
+    )
+    .await?;
     let mut resp = finished(&req, &st, outcome)?;
     forget_binding(&st, Protocol::Saml, &mut resp);
     Ok(resp)
@@ -670,13 +682,11 @@ async fn wsfed_callback(
 ) -> Result<HttpResponse, PageError> {
     let id = sso::parse_id(&id)?;
     let browser = req.cookie(POST_STATE_COOKIE);
-    let answer = sso::wsfed::Answer {
-        wa: &f.wa,
-        wresult: &f.wresult,
-        wctx: &f.wctx,
-        browser_state: browser.as_ref().map(|c| c.value()),
-    };
-    let outcome = sso::wsfed::callback(&st.svc, id, answer, &source(&req))?;
+    let browser = browser.map(|c| c.value().to_string());
+    let f = f.into_inner();
+    let outcome =
+        sso::wsfed::callback_pooled(&st.svc, id, f.wa, f.wresult, f.wctx, browser, source(&req))
+            .await?;
     let mut resp = finished(&req, &st, outcome)?;
     forget_binding(&st, Protocol::Wsfed, &mut resp);
     Ok(resp)
