@@ -8,6 +8,7 @@
 mod access;
 mod api;
 mod attacks;
+mod c14n_sec;
 mod cli;
 mod codes;
 mod common;
