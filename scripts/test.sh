@@ -3,8 +3,8 @@
 # need if missing (Chromium, fonts, Node.js and playwright-core for the browser
 # test, openssl and curl for the TLS test, oathtool as the authenticator app,
 # nginx in front of /auth/verify,
-# a Python venv with aiosmtpd as the SMTP server and pysaml2 (signing with
-# Debian's xmlsec1) as the SAML IdP, node oidc-provider as the OpenID provider),
+# a Python venv with aiosmtpd as the SMTP server, pysaml2 (signing with
+# Debian's xmlsec1) as the SAML IdP and lxml (libxml2) as the reference C14N, node oidc-provider as the OpenID provider),
 # then runs formatting, lints, the layering check, every test, and the static
 # build check.
 set -euo pipefail
@@ -26,14 +26,14 @@ if [ ${#apt_need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${apt_need[@]}" >/dev/null
 fi
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import aiosmtpd, saml2" 2>/dev/null; then
-  echo "== python venv (aiosmtpd, the SMTP peer; pysaml2, the SAML IdP)"
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import aiosmtpd, saml2, lxml" 2>/dev/null; then
+  echo "== python venv (aiosmtpd, the SMTP peer; pysaml2, the SAML IdP; lxml, the reference C14N)"
   python3 -m venv .venv 2>/dev/null || {
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
     python3 -m venv .venv
   }
-  .venv/bin/pip install -q aiosmtpd pysaml2
+  .venv/bin/pip install -q aiosmtpd pysaml2 lxml
 fi
 if [ ! -d tests/peers/node_modules/oidc-provider ]; then
   echo "== npm ci (tests/peers: oidc-provider, jose)"

@@ -10,6 +10,7 @@ mod access_sec;
 mod api;
 mod attacks;
 mod authn_sec;
+mod c14n_sec;
 mod cli;
 mod codes;
 mod common;

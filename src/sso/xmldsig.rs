@@ -1,12 +1,15 @@
 //! XML signatures as SAML and WS-Federation use them, verified strictly and
 //! written here because no pure-Rust XML-DSig crate is solid yet (DESIGN.md):
 //! parsing without DTDs, entities or processing instructions, with size,
-//! node and depth limits and unique IDs; exclusive C14N 1.0 (without
-//! comments, with `InclusiveNamespaces`); and one enveloped signature over
-//! the very element that carries it, RSA-SHA256/384/512 (SHA-1 only when
-//! allowed), checked against the configured certificates only — a
-//! certificate inside the message is never trusted. Callers use exactly the
-//! element whose signature verified: the defence against signature wrapping.
+//! node and depth limits and unique IDs; exclusive C14N 1.0 (with or
+//! without comments, with `InclusiveNamespaces`) built from the parser's own
+//! names and checked by parsing its output again, so the digest covers
+//! exactly what callers read; and one enveloped signature over the very
+//! element that carries it, RSA-SHA256/384/512 (SHA-1 only when allowed),
+//! SignedInfo verified before any digest work, against the configured
+//! certificates only — a certificate inside the message is never trusted.
+//! Callers use exactly the element whose signature verified: the defence
+//! against signature wrapping.
 
 use roxmltree::{Document, Node, NodeType};
 
@@ -14,6 +17,7 @@ use crate::crypto;
 
 pub const DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
 const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
+const EXC_C14N_COMMENTS: &str = "http://www.w3.org/2001/10/xml-exc-c14n#WithComments";
 const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
 const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 
@@ -68,24 +72,119 @@ pub fn parse(xml: &str) -> Result<Document<'_>, String> {
     Ok(doc)
 }
 
-/// The element's own prefix, read from the input (roxmltree keeps only URIs).
-fn element_prefix<'a>(doc: &'a Document<'_>, n: Node<'_, '_>) -> Option<&'a str> {
-    let text = &doc.input_text()[n.range().start + 1..];
-    let end = text
-        .find(|c: char| c.is_whitespace() || c == '/' || c == '>')
-        .unwrap_or(text.len());
-    text[..end].split_once(':').map(|(p, _)| p)
+/// The largest canonical form computed (exclusive C14N repeats namespace
+/// declarations on every element that uses them, so it can outgrow its input).
+pub const MAX_CANONICAL: usize = 2 * MAX_BYTES;
+/// Real IdPs name a handful (`xs xsi saml`).
+const MAX_INCLUSIVE: usize = 64;
+
+/// XML's own whitespace (`S` in the XML 1.0 grammar), the only characters
+/// that can end a name inside a tag. Not `char::is_whitespace`: U+1680,
+/// U+2000–U+200A, U+3000 and others are whitespace to Rust but legal name
+/// characters to XML, and cutting a name there hides the rest of it.
+fn is_xml_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n')
 }
 
-fn qname_of_attr<'a>(doc: &'a Document<'_>, a: &roxmltree::Attribute<'_, '_>) -> &'a str {
-    &doc.input_text()[a.range_qname()]
+/// Splits on XML whitespace only (a `PrefixList`, a base64 value).
+fn xml_tokens(s: &str) -> impl Iterator<Item = &str> {
+    s.split(is_xml_space).filter(|t| !t.is_empty())
 }
 
-fn ns_uri<'a>(n: Node<'a, '_>, prefix: Option<&str>) -> &'a str {
-    n.namespaces()
-        .find(|ns| ns.name() == prefix)
-        .map(|ns| ns.uri())
-        .unwrap_or("")
+/// Whether a namespace name starts with a URI scheme (`urn:`, `http:`…).
+fn is_absolute_uri(uri: &str) -> bool {
+    uri.split_once(':').is_some_and(|(scheme, _)| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    })
+}
+
+/// Splits a QName into (prefix, local part).
+fn split_qname(qname: &str) -> (Option<&str>, &str) {
+    match qname.split_once(':') {
+        Some((p, l)) => (Some(p), l),
+        None => (None, qname),
+    }
+}
+
+/// A namespace as the parser reports it, the empty name being none.
+fn ns_of(uri: Option<&str>) -> Option<&str> {
+    uri.filter(|u| !u.is_empty())
+}
+
+/// The element's QName exactly as written, and its prefix. The parser keeps
+/// only the expanded name, so the QName is read at the element's own range
+/// and then must agree with the parser: the local part is the parser's local
+/// name, the prefix binds the parser's namespace, and the end tag repeats it.
+/// Anything else is refused, never canonicalized by a different reading.
+fn element_qname<'a, 'i: 'a>(
+    doc: &'a Document<'i>,
+    n: Node<'a, 'i>,
+) -> Result<(Option<&'i str>, &'i str), String> {
+    let input = doc.input_text();
+    let range = n.range();
+    let tag = input
+        .get(range.clone())
+        .and_then(|t| t.strip_prefix('<'))
+        .ok_or("an element's position is not a tag")?;
+    let end = tag
+        .find(|c: char| is_xml_space(c) || c == '/' || c == '>')
+        .unwrap_or(tag.len());
+    let qname = &tag[..end];
+    let (prefix, local) = split_qname(qname);
+    if local != n.tag_name().name() || prefix == Some("") {
+        return Err(format!(
+            "the element name {qname:?} is not the name the parser read ({:?})",
+            n.tag_name().name()
+        ));
+    }
+    let bound = ns_of(n.lookup_namespace_uri(prefix));
+    if bound != ns_of(n.tag_name().namespace()) || (prefix.is_some() && bound.is_none()) {
+        return Err(format!(
+            "the element {qname:?} is not in the namespace the parser read"
+        ));
+    }
+    if !tag.ends_with("/>") {
+        let close = tag.rfind("</").ok_or("an element has no end tag")?;
+        let rest = tag[close + 2..]
+            .strip_suffix('>')
+            .ok_or("an element's end tag is malformed")?;
+        if rest.trim_end_matches(is_xml_space) != qname {
+            return Err(format!(
+                "the end tag of {qname:?} is not its start tag's name"
+            ));
+        }
+    }
+    Ok((prefix, qname))
+}
+
+/// An attribute's (prefix, QName) as written, checked against the parser
+/// like an element's.
+fn attr_qname<'a, 'i: 'a>(
+    doc: &'a Document<'i>,
+    n: Node<'a, 'i>,
+    a: &roxmltree::Attribute<'a, 'i>,
+) -> Result<(Option<&'i str>, &'i str), String> {
+    let qname = doc
+        .input_text()
+        .get(a.range_qname())
+        .ok_or("an attribute's position is not in the message")?;
+    let (prefix, local) = split_qname(qname);
+    let bound = match prefix {
+        None => None,
+        Some("xml") => Some(XML_NS),
+        Some("") => None,
+        Some(p) => ns_of(n.lookup_namespace_uri(Some(p))),
+    };
+    if local != a.name() || bound != ns_of(a.namespace()) || (prefix.is_some() && bound.is_none()) {
+        return Err(format!(
+            "the attribute name {qname:?} is not the name the parser read ({:?})",
+            a.name()
+        ));
+    }
+    Ok((prefix, qname))
 }
 
 fn escape_text(s: &str, out: &mut String) {
@@ -125,69 +224,99 @@ fn escape_attr(s: &str, out: &mut String) {
     }
 }
 
-/// Exclusive XML canonicalization 1.0 (without comments) of `apex`'s
-/// subtree, leaving out `exclude` (the enveloped signature) and treating the
-/// prefixes in `inclusive` (`#default` for the default namespace) the
-/// inclusive way.
+/// How to canonicalize: exclusive C14N 1.0, with or without comments, and
+/// the `InclusiveNamespaces` prefixes (`#default` for the default namespace).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct C14n<'s> {
+    pub with_comments: bool,
+    pub inclusive: &'s [String],
+}
+
+/// Exclusive XML canonicalization 1.0 of `apex`'s subtree, leaving out
+/// `exclude` (the enveloped signature). Built from the parser's own names,
+/// values and positions; then the canonical form is parsed again and must
+/// describe exactly the tree the parser gave (names, namespaces, attributes,
+/// text, in order), so what is digested is what the caller reads — a name,
+/// value or node the canonical form would not reflect refuses the document.
 pub fn exc_c14n(
     doc: &Document<'_>,
     apex: Node<'_, '_>,
     exclude: Option<Node<'_, '_>>,
-    inclusive: &[String],
-) -> String {
+    opts: C14n<'_>,
+) -> Result<String, String> {
     let mut out = String::with_capacity(4096);
     // Namespaces rendered by output ancestors: (prefix, uri), innermost last.
     let mut rendered: Vec<(Option<&str>, &str)> = Vec::new();
-    c14n_node(doc, apex, exclude, inclusive, &mut rendered, &mut out);
-    out
+    c14n_node(doc, apex, exclude, opts, &mut rendered, &mut out, 0)?;
+    check_round_trip(apex, exclude, opts.with_comments, &out)?;
+    Ok(out)
 }
 
 fn c14n_node<'a, 'i: 'a>(
     doc: &'a Document<'i>,
     n: Node<'a, 'i>,
     exclude: Option<Node<'_, '_>>,
-    inclusive: &'a [String],
+    opts: C14n<'_>,
     rendered: &mut Vec<(Option<&'a str>, &'a str)>,
     out: &mut String,
-) {
+    depth: usize,
+) -> Result<(), String> {
     if exclude.is_some_and(|x| x == n) {
-        return;
+        return Ok(());
+    }
+    if out.len() > MAX_CANONICAL {
+        return Err(format!(
+            "the canonical form is larger than {MAX_CANONICAL} bytes"
+        ));
+    }
+    if depth > MAX_DEPTH * 4 {
+        return Err("the message is nested too deeply".into());
     }
     match n.node_type() {
         NodeType::Text => escape_text(n.text().unwrap_or(""), out),
-        NodeType::Element => {
-            let own = element_prefix(doc, n);
-            let qname_end = {
-                let text = &doc.input_text()[n.range().start + 1..];
-                text.find(|c: char| c.is_whitespace() || c == '/' || c == '>')
-                    .unwrap_or(text.len())
-            };
-            let qname = &doc.input_text()[n.range().start + 1..n.range().start + 1 + qname_end];
-            // Prefixes this element visibly uses, plus the inclusive list.
-            let mut used: Vec<Option<&str>> = vec![own];
-            for a in n.attributes() {
-                if let Some((p, _)) = qname_of_attr(doc, &a).split_once(':') {
-                    used.push(Some(p));
+        NodeType::Comment if opts.with_comments => {
+            out.push_str("<!--");
+            out.push_str(n.text().unwrap_or(""));
+            out.push_str("-->");
+        }
+        NodeType::PI => {
+            if let Some(pi) = n.pi() {
+                out.push_str("<?");
+                out.push_str(pi.target);
+                if let Some(v) = pi.value.filter(|v| !v.is_empty()) {
+                    out.push(' ');
+                    out.push_str(v);
                 }
+                out.push_str("?>");
             }
-            for p in inclusive {
-                let p = if p == "#default" {
-                    None
-                } else {
-                    Some(p.as_str())
-                };
-                if p.is_none() || n.namespaces().any(|ns| ns.name() == p) {
-                    used.push(p);
+        }
+        NodeType::Element => {
+            let (own, qname) = element_qname(doc, n)?;
+            let mut attrs: Vec<(&str, &str, &str, &str)> = Vec::new();
+            // Prefixes this element visibly uses, plus the inclusive ones in scope.
+            let mut used: Vec<Option<&'a str>> = vec![own];
+            for a in n.attributes() {
+                let (prefix, q) = attr_qname(doc, n, &a)?;
+                if prefix.is_some() {
+                    used.push(prefix);
+                }
+                attrs.push((ns_of(a.namespace()).unwrap_or(""), a.name(), q, a.value()));
+            }
+            for p in opts.inclusive {
+                if p == "#default" {
+                    used.push(None);
+                } else if let Some(ns) = n.namespaces().find(|ns| ns.name() == Some(p.as_str())) {
+                    used.push(ns.name());
                 }
             }
             used.sort();
             used.dedup();
-            let mut decls: Vec<(Option<&str>, &str)> = Vec::new();
+            let mut decls: Vec<(Option<&'a str>, &'a str)> = Vec::new();
             for p in used {
                 if p == Some("xml") {
                     continue;
                 }
-                let uri = ns_uri(n, p);
+                let uri = n.lookup_namespace_uri(p).unwrap_or("");
                 let current = rendered
                     .iter()
                     .rev()
@@ -200,24 +329,18 @@ fn c14n_node<'a, 'i: 'a>(
                     (Some(_), None) => true,
                 };
                 if needed {
+                    if !uri.is_empty() && !is_absolute_uri(uri) {
+                        return Err(format!(
+                            "the namespace {uri:?} is a relative URI, which C14N refuses"
+                        ));
+                    }
                     decls.push((p, uri));
                 }
             }
-            let mut attrs: Vec<(&str, &str, &str, &str)> = n
-                .attributes()
-                .map(|a| {
-                    let uri = match qname_of_attr(doc, &a).split_once(':') {
-                        Some(("xml", _)) => XML_NS,
-                        Some(_) => a.namespace().unwrap_or(""),
-                        None => "",
-                    };
-                    (uri, a.name(), qname_of_attr(doc, &a), a.value())
-                })
-                .collect();
             attrs.sort_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
             out.push('<');
             out.push_str(qname);
-            let depth = rendered.len();
+            let mark = rendered.len();
             for (p, uri) in &decls {
                 match p {
                     None => out.push_str(" xmlns=\""),
@@ -240,15 +363,112 @@ fn c14n_node<'a, 'i: 'a>(
             }
             out.push('>');
             for c in n.children() {
-                c14n_node(doc, c, exclude, inclusive, rendered, out);
+                c14n_node(doc, c, exclude, opts, rendered, out, depth + 1)?;
             }
-            rendered.truncate(depth);
+            rendered.truncate(mark);
             out.push_str("</");
             out.push_str(qname);
             out.push('>');
         }
         _ => {}
     }
+    Ok(())
+}
+
+/// One step of a tree walk, as the caller of the parser sees it.
+#[derive(Debug, PartialEq)]
+enum Step<'a> {
+    Start {
+        ns: Option<&'a str>,
+        name: &'a str,
+        attrs: Vec<(Option<&'a str>, &'a str, &'a str)>,
+    },
+    End,
+    Text(String),
+    Comment(&'a str),
+    Pi(&'a str, &'a str),
+}
+
+/// The walk of `n`'s subtree without `exclude`, adjacent text joined.
+fn steps<'a>(
+    n: Node<'a, '_>,
+    exclude: Option<Node<'_, '_>>,
+    with_comments: bool,
+    out: &mut Vec<Step<'a>>,
+) {
+    if exclude.is_some_and(|x| x == n) {
+        return;
+    }
+    match n.node_type() {
+        NodeType::Element => {
+            let mut attrs: Vec<_> = n
+                .attributes()
+                .map(|a| (ns_of(a.namespace()), a.name(), a.value()))
+                .collect();
+            attrs.sort();
+            out.push(Step::Start {
+                ns: ns_of(n.tag_name().namespace()),
+                name: n.tag_name().name(),
+                attrs,
+            });
+            for c in n.children() {
+                steps(c, exclude, with_comments, out);
+            }
+            out.push(Step::End);
+        }
+        NodeType::Text => {
+            let t = n.text().unwrap_or("");
+            match out.last_mut() {
+                _ if t.is_empty() => {}
+                Some(Step::Text(s)) => s.push_str(t),
+                _ => out.push(Step::Text(t.to_string())),
+            }
+        }
+        NodeType::Comment if with_comments => out.push(Step::Comment(n.text().unwrap_or(""))),
+        NodeType::PI => {
+            if let Some(pi) = n.pi() {
+                out.push(Step::Pi(pi.target, pi.value.unwrap_or("")));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The canonical form, parsed again, must walk exactly like the original.
+fn check_round_trip(
+    apex: Node<'_, '_>,
+    exclude: Option<Node<'_, '_>>,
+    with_comments: bool,
+    canonical: &str,
+) -> Result<(), String> {
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: MAX_NODES.saturating_mul(2),
+        ..Default::default()
+    };
+    let again = Document::parse_with_options(canonical, opts)
+        .map_err(|e| format!("the canonical form does not parse again ({e}): refused"))?;
+    let (mut want, mut got) = (Vec::new(), Vec::new());
+    steps(apex, exclude, with_comments, &mut want);
+    steps(again.root_element(), None, with_comments, &mut got);
+    if want != got {
+        let at = want
+            .iter()
+            .zip(&got)
+            .position(|(a, b)| a != b)
+            .unwrap_or(want.len().min(got.len()));
+        let show = |s: Option<&Step<'_>>| {
+            let d = format!("{s:?}");
+            d.chars().take(200).collect::<String>()
+        };
+        return Err(format!(
+            "the canonical form does not describe the message as parsed (at step {at}: \
+             {} canonicalizes as {}): refused",
+            show(want.get(at)),
+            show(got.get(at))
+        ));
+    }
+    Ok(())
 }
 
 /// The one child element of `n` named `{ns}name`; more than one is refused.
@@ -281,7 +501,7 @@ pub fn text_of(n: Node<'_, '_>) -> String {
 
 fn b64(s: &str) -> Result<Vec<u8>, String> {
     use base64::Engine;
-    let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    let clean: String = xml_tokens(s).collect();
     base64::engine::general_purpose::STANDARD
         .decode(clean)
         .map_err(|_| "a base64 value in the signature does not decode".to_string())
@@ -334,9 +554,11 @@ pub struct Verified {
 
 /// Verifies the enveloped `<ds:Signature>` child of `el` against the
 /// certificates (valid at `now`, give or take `skew` seconds before their
-/// start, tried in the order given). The reference
-/// must point at `el` itself by its ID, with only the enveloped-signature and
-/// exclusive C14N transforms.
+/// start, tried in the order given). The reference must point at `el`
+/// itself by its ID, with exactly the enveloped-signature and exclusive C14N
+/// transforms. SignedInfo's signature is checked first: nothing the
+/// signature does not cover (the reference's transforms and their
+/// `InclusiveNamespaces`) drives any digest work before it verified.
 pub fn verify_enveloped(
     doc: &Document<'_>,
     el: Node<'_, '_>,
@@ -347,15 +569,31 @@ pub fn verify_enveloped(
 ) -> Result<Verified, String> {
     let sig = required(el, DSIG, "Signature")?;
     let si = required(sig, DSIG, "SignedInfo")?;
-    let cm = required(si, DSIG, "CanonicalizationMethod")?;
-    if cm.attribute("Algorithm") != Some(EXC_C14N) {
-        return Err(format!(
-            "canonicalization {:?} is not accepted (only exclusive C14N)",
-            cm.attribute("Algorithm").unwrap_or("")
-        ));
+    let parts: Vec<Node> = si.children().filter(|c| c.is_element()).collect();
+    let [cm, sm, reference] = parts.as_slice() else {
+        return Err(
+            "SignedInfo must hold CanonicalizationMethod, SignatureMethod and one Reference".into(),
+        );
+    };
+    for (node, name) in [
+        (cm, "CanonicalizationMethod"),
+        (sm, "SignatureMethod"),
+        (reference, "Reference"),
+    ] {
+        if node.tag_name().namespace() != Some(DSIG) || node.tag_name().name() != name {
+            return Err(
+                if name == "Reference" && node.tag_name().name() == "Reference" {
+                    "the signature has more than one reference".into()
+                } else {
+                    format!(
+                        "SignedInfo holds <{}> where <{name}> belongs",
+                        node.tag_name().name()
+                    )
+                },
+            );
+        }
     }
-    let si_inclusive = inclusive_prefixes(cm);
-    let sm = required(si, DSIG, "SignatureMethod")?;
+    let (si_comments, si_inclusive) = c14n_method(*cm, "canonicalization")?;
     let (alg, name): (&'static aws_lc_rs::signature::RsaParameters, &'static str) =
         match sm.attribute("Algorithm").unwrap_or("") {
             "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256" => (
@@ -382,13 +620,6 @@ pub fn verify_enveloped(
             }
             other => return Err(format!("signature algorithm {other:?} is not accepted")),
         };
-    let mut refs = si
-        .children()
-        .filter(|c| c.is_element() && c.tag_name().name() == "Reference");
-    let reference = refs.next().ok_or("the signature has no reference")?;
-    if refs.next().is_some() {
-        return Err("the signature has more than one reference".into());
-    }
     let id = ID_ATTRS
         .iter()
         .find_map(|a| el.attribute(*a))
@@ -399,27 +630,47 @@ pub fn verify_enveloped(
             reference.attribute("URI").unwrap_or("")
         ));
     }
-    let mut enveloped = false;
-    let mut exc = false;
-    let mut inclusive = Vec::new();
-    if let Some(ts) = only_child(reference, DSIG, "Transforms")? {
-        for t in ts.children().filter(|c| c.is_element()) {
-            match t.attribute("Algorithm").unwrap_or("") {
-                ENVELOPED => enveloped = true,
-                EXC_C14N => {
-                    exc = true;
-                    inclusive = inclusive_prefixes(t);
-                }
-                other => return Err(format!("transform {other:?} is not accepted")),
-            }
+    // Exactly: Transforms (enveloped-signature, then exclusive C14N),
+    // DigestMethod, DigestValue.
+    let rparts: Vec<Node> = reference.children().filter(|c| c.is_element()).collect();
+    let [ts, dm, dv] = rparts.as_slice() else {
+        return Err(
+            "the reference must hold Transforms, DigestMethod and DigestValue, in that order"
+                .into(),
+        );
+    };
+    for (node, name) in [
+        (ts, "Transforms"),
+        (dm, "DigestMethod"),
+        (dv, "DigestValue"),
+    ] {
+        if node.tag_name().namespace() != Some(DSIG) || node.tag_name().name() != name {
+            return Err(
+                "the reference must hold Transforms, DigestMethod and DigestValue, in that order"
+                    .into(),
+            );
         }
     }
-    if !enveloped || !exc {
-        return Err(
-            "the reference must use the enveloped-signature and exclusive C14N transforms".into(),
-        );
+    let transforms: Vec<Node> = ts.children().filter(|c| c.is_element()).collect();
+    let bad_transforms =
+        || "the reference must use the enveloped-signature and exclusive C14N transforms";
+    let [t1, t2] = transforms.as_slice() else {
+        return Err(bad_transforms().into());
+    };
+    for t in [t1, t2] {
+        if t.tag_name().namespace() != Some(DSIG) || t.tag_name().name() != "Transform" {
+            return Err(bad_transforms().into());
+        }
     }
-    let dm = required(reference, DSIG, "DigestMethod")?;
+    match t1.attribute("Algorithm").unwrap_or("") {
+        ENVELOPED if !t1.children().any(|c| c.is_element()) => {}
+        ENVELOPED => return Err(bad_transforms().into()),
+        other if [EXC_C14N, EXC_C14N_COMMENTS].contains(&other) => {
+            return Err(bad_transforms().into());
+        }
+        other => return Err(format!("transform {other:?} is not accepted")),
+    }
+    let (comments, inclusive) = c14n_method(*t2, "transform")?;
     let digest_alg = match dm.attribute("Algorithm").unwrap_or("") {
         "http://www.w3.org/2001/04/xmlenc#sha256" => &aws_lc_rs::digest::SHA256,
         "http://www.w3.org/2001/04/xmldsig-more#sha384" => &aws_lc_rs::digest::SHA384,
@@ -432,13 +683,7 @@ pub fn verify_enveloped(
         }
         other => return Err(format!("digest algorithm {other:?} is not accepted")),
     };
-    let expected = b64(&text_of(required(reference, DSIG, "DigestValue")?))?;
-    let canonical = exc_c14n(doc, el, Some(sig), &inclusive);
-    let actual = aws_lc_rs::digest::digest(digest_alg, canonical.as_bytes());
-    if !crypto::ct_eq(actual.as_ref(), &expected) {
-        return Err("the digest does not match: the signed element was changed".into());
-    }
-    let signed_info = exc_c14n(doc, si, None, &si_inclusive);
+    let expected = b64(&text_of(*dv))?;
     let value = b64(&text_of(required(sig, DSIG, "SignatureValue")?))?;
     let usable: Vec<&SigningCert> = certs
         .iter()
@@ -447,22 +692,80 @@ pub fn verify_enveloped(
     if usable.is_empty() {
         return Err("no configured IdP certificate is valid now (expired or not yet valid)".into());
     }
-    for c in usable {
-        let key = aws_lc_rs::signature::UnparsedPublicKey::new(alg, &c.public_key);
-        if key.verify(signed_info.as_bytes(), &value).is_ok() {
-            return Ok(Verified { algorithm: name });
-        }
+    // 1. SignedInfo, signed by a configured key.
+    let signed_info = exc_c14n(
+        doc,
+        si,
+        None,
+        C14n {
+            with_comments: si_comments,
+            inclusive: &si_inclusive,
+        },
+    )?;
+    let signed = usable.iter().any(|c| {
+        aws_lc_rs::signature::UnparsedPublicKey::new(alg, &c.public_key)
+            .verify(signed_info.as_bytes(), &value)
+            .is_ok()
+    });
+    if !signed {
+        return Err("the signature does not verify with any configured IdP certificate".into());
     }
-    Err("the signature does not verify with any configured IdP certificate".into())
+    // 2. Only now the digest of the element, as the signed transforms say.
+    let canonical = exc_c14n(
+        doc,
+        el,
+        Some(sig),
+        C14n {
+            with_comments: comments,
+            inclusive: &inclusive,
+        },
+    )?;
+    let actual = aws_lc_rs::digest::digest(digest_alg, canonical.as_bytes());
+    if !crypto::ct_eq(actual.as_ref(), &expected) {
+        return Err("the digest does not match: the signed element was changed".into());
+    }
+    Ok(Verified { algorithm: name })
 }
 
-fn inclusive_prefixes(transform: Node<'_, '_>) -> Vec<String> {
-    transform
-        .children()
-        .find(|c| c.is_element() && c.tag_name().name() == "InclusiveNamespaces")
-        .and_then(|i| i.attribute("PrefixList"))
-        .map(|l| l.split_whitespace().map(str::to_string).collect())
-        .unwrap_or_default()
+/// An exclusive C14N method (a `CanonicalizationMethod` or a `Transform`):
+/// whether with comments, and its `InclusiveNamespaces` prefixes. Any other
+/// algorithm, or any other child, is refused.
+fn c14n_method(m: Node<'_, '_>, what: &str) -> Result<(bool, Vec<String>), String> {
+    let comments = match m.attribute("Algorithm").unwrap_or("") {
+        EXC_C14N => false,
+        EXC_C14N_COMMENTS => true,
+        other => {
+            return Err(format!(
+                "{what} {other:?} is not accepted (only exclusive C14N)"
+            ));
+        }
+    };
+    let kids: Vec<Node> = m.children().filter(|c| c.is_element()).collect();
+    let inclusive = match kids.as_slice() {
+        [] => Vec::new(),
+        [i] if i.tag_name().namespace() == Some(EXC_C14N)
+            && i.tag_name().name() == "InclusiveNamespaces"
+            && !i.children().any(|c| c.is_element()) =>
+        {
+            let mut list: Vec<String> = xml_tokens(i.attribute("PrefixList").unwrap_or(""))
+                .map(str::to_string)
+                .collect();
+            list.sort();
+            list.dedup();
+            if list.len() > MAX_INCLUSIVE {
+                return Err(format!(
+                    "the InclusiveNamespaces list names more than {MAX_INCLUSIVE} prefixes"
+                ));
+            }
+            list
+        }
+        _ => {
+            return Err(format!(
+                "the exclusive C14N {what} may hold only one InclusiveNamespaces"
+            ));
+        }
+    };
+    Ok((comments, inclusive))
 }
 
 #[cfg(test)]
@@ -472,7 +775,16 @@ mod tests {
     fn c14n(xml: &str, inclusive: &[&str]) -> String {
         let doc = parse(xml).unwrap();
         let inc: Vec<String> = inclusive.iter().map(|s| s.to_string()).collect();
-        exc_c14n(&doc, doc.root_element(), None, &inc)
+        exc_c14n(
+            &doc,
+            doc.root_element(),
+            None,
+            C14n {
+                with_comments: false,
+                inclusive: &inc,
+            },
+        )
+        .unwrap()
     }
 
     #[test]
@@ -566,8 +878,38 @@ mod tests {
                 .find(|n| n.is_element() && n.tag_name().name() == *apex)
                 .unwrap();
             let inc: Vec<String> = inclusive.iter().map(|s| s.to_string()).collect();
-            assert_eq!(exc_c14n(&doc, node, None, &inc), *want, "{xml}");
+            let opts = C14n {
+                with_comments: false,
+                inclusive: &inc,
+            };
+            assert_eq!(exc_c14n(&doc, node, None, opts).unwrap(), *want, "{xml}");
         }
+    }
+
+    #[test]
+    fn names_end_only_at_xml_whitespace() {
+        // U+1680 is whitespace to Rust and a name character to XML: the old
+        // reading cut the name there and hid the rest from the digest.
+        let xml = "<saml:A xmlns:saml=\"urn:s\"><saml:Attribute\u{1680}x Name=\"email\">v</saml:Attribute\u{1680}x></saml:A>";
+        assert_eq!(c14n(xml, &[]), xml);
+        // The safety net: a canonical form that would not say what the parser
+        // read (here, the old cut name) is refused.
+        let doc = parse(xml).unwrap();
+        let e = check_round_trip(
+            doc.root_element(),
+            None,
+            false,
+            r#"<saml:A xmlns:saml="urn:s"><saml:Attribute Name="email">v</saml:Attribute></saml:A>"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("does not describe"), "{e}");
+        // Names the parser reads differently from their bytes are refused.
+        assert!(parse("<:a/>").is_err() || c14n_err("<:a/>").contains("parser"));
+    }
+
+    fn c14n_err(xml: &str) -> String {
+        let doc = parse(xml).unwrap();
+        exc_c14n(&doc, doc.root_element(), None, C14n::default()).unwrap_err()
     }
 
     #[test]
