@@ -153,7 +153,7 @@ async fn app_with_connection(signer: &Signer) -> (TestApp, String) {
     app.clock
         .advance(gatehouse::clock::Clock::now(&gatehouse::clock::SystemClock) - common::T0);
     let token = app.owner_token().await;
-    app.create_user(&token, "mallory2@corp.test", "user").await;
+    let mallory = app.create_user(&token, "mallory2@corp.test", "user").await;
     app.create_user(&token, "admin@corp.test", "admin").await;
     let (s, c) = common::post(
         &app,
@@ -165,6 +165,19 @@ async fn app_with_connection(signer: &Signer) -> (TestApp, String) {
     )
     .await;
     assert_eq!(s, 201, "{c}");
+    // Sign-ins never link an existing account by e-mail (finding 7): an admin
+    // links mallory2 to the subject of the untouched assertion ("a-good").
+    let (s, v) = common::post(
+        &app,
+        &format!(
+            "/api/v1/users/{}/sso-links",
+            mallory["id"].as_str().unwrap()
+        ),
+        Some(&token),
+        json!({"connection": "c14n", "subject": "user-a-good"}),
+    )
+    .await;
+    assert_eq!(s, 204, "{v}");
     let (s, v) = crate::sso::put_json(
         &app,
         "/api/v1/sso/settings",
