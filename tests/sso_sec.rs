@@ -762,3 +762,47 @@ async fn pending_sso_sign_ins_are_capped_and_expire() {
     assert_eq!(start("198.51.100.7".into()).await.0, 302);
     assert_eq!(pending_rds(&app).len(), 1);
 }
+
+/// Attack-review finding: a link written by an older version (which linked
+/// by e-mail, admins included) must not keep opening an administrator's
+/// account; an admin's explicit link does.
+#[actix_web::test]
+async fn an_old_link_into_an_administrator_opens_nothing_until_an_admin_links_it() {
+    let keys = tempfile::tempdir().unwrap();
+    let (app, _idp, token) = crate::saml::saml_app(keys.path()).await;
+    let alice = app.create_user(&token, "alice@corp.example", "admin").await;
+    let alice_id = alice["id"].as_str().unwrap().to_string();
+    // The record an older version wrote: the bare user id under the
+    // identity's key (pysaml2's NameID is the e-mail address).
+    {
+        let mut key = b"acme\0".to_vec();
+        key.extend_from_slice(
+            &app.svc
+                .store
+                .blind_index("sso_subject", "acme\0alice@corp.example")
+                .unwrap(),
+        );
+        let mut tx = app.svc.store.write().unwrap();
+        tx.put(gatehouse::store::Table::SsoLinks, &key, &alice_id)
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    let c = browser();
+    assert_eq!(crate::saml::sign_in(&app, &c, "alice").await.status(), 401);
+    assert_eq!(me_status(&app, &c).await, 401);
+    assert_eq!(
+        last_sso_failure(&app, &token).await["details"]["reason"],
+        "privileged_account"
+    );
+    // An admin links her explicitly: now SSO signs her in.
+    let (s, v) = common::post(
+        &app,
+        &format!("/api/v1/users/{alice_id}/sso-links"),
+        Some(&token),
+        json!({"connection": "acme", "subject": "alice@corp.example"}),
+    )
+    .await;
+    assert_eq!(s, 204, "{v}");
+    let c = browser();
+    assert_eq!(crate::saml::sign_in(&app, &c, "alice").await.status(), 303);
+}

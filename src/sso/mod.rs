@@ -1599,8 +1599,13 @@ pub fn link_user(
         ));
     }
     let lk = link_key(svc, &conn.id, subject)?;
-    match tx.get::<String>(Table::SsoLinks, &lk)? {
-        Some(id) if id == u.id.as_str() => return Ok(()),
+    match tx
+        .get::<String>(Table::SsoLinks, &lk)?
+        .as_deref()
+        .map(Link::decode)
+    {
+        Some(l) if l.user == u.id.as_str() && l.via == Some(LinkVia::Admin) => return Ok(()),
+        Some(l) if l.user == u.id.as_str() => {}
         Some(_) => {
             return Err(Error::Conflict(
                 "This identity is linked to another user; delete that link first.".into(),
@@ -1608,7 +1613,7 @@ pub fn link_user(
         }
         None => {}
     }
-    tx.put(Table::SsoLinks, &lk, &u.id.as_str())?;
+    tx.put(Table::SsoLinks, &lk, &Link::encode(LinkVia::Admin, &u.id))?;
     audit::record(
         &mut tx,
         svc.now(),
@@ -1631,7 +1636,8 @@ pub fn unlink_user(
 ) -> Result<()> {
     let mut tx = svc.store.write()?;
     let lk = link_key(svc, connection, subject.trim())?;
-    if tx.get::<String>(Table::SsoLinks, &lk)?.as_deref() != Some(user.as_str()) {
+    let linked = tx.get::<String>(Table::SsoLinks, &lk)?;
+    if linked.as_deref().map(|v| Link::decode(v).user) != Some(user.as_str()) {
         return Err(Error::NotFound("SSO link"));
     }
     tx.delete(Table::SsoLinks, &lk)?;
@@ -1699,12 +1705,25 @@ pub fn finish(
         return Ok(Err(f));
     }
     let lk = link_key(svc, &conn.id, &ident.subject)?;
-    let linked = match tx.get::<String>(Table::SsoLinks, &lk)? {
-        Some(id) => UserId::parse(&id)
+    let link = tx.get::<String>(Table::SsoLinks, &lk)?;
+    let link = link.as_deref().map(Link::decode);
+    let linked = match &link {
+        Some(l) => UserId::parse(l.user)
             .ok()
             .and_then(|id| identity::get(&tx, &id).ok()),
         None => None,
     };
+    // A link into an administrator counts only when an admin made it: links
+    // made before this version may come from the old linking by e-mail.
+    if let (Some(l), Some(u)) = (&link, &linked)
+        && u.role != Role::User
+        && l.via.is_none()
+    {
+        return Ok(Err(Failure::new(
+            "privileged_account",
+            "this identity was linked to an administrator by an older version (possibly by              e-mail); an admin must link it again (POST /api/v1/users/{id}/sso-links)",
+        )));
+    }
     let mut created = false;
     let user = match linked {
         Some(u) => u,
@@ -1770,7 +1789,7 @@ pub fn finish(
                     )));
                 }
             };
-            tx.put(Table::SsoLinks, &lk, &user.id.as_str())?;
+            tx.put(Table::SsoLinks, &lk, &Link::encode(LinkVia::Jit, &user.id))?;
             audit::record(
                 &mut tx,
                 now,
@@ -1898,5 +1917,62 @@ mod tests {
         );
         assert_eq!(client_key(&src("::ffff:192.0.2.1")), "192.0.2.1");
         assert_eq!(client_key(&src("unknown")), "unknown");
+    }
+}
+
+/// How a link between an IdP identity and a user was made, kept in the link
+/// record as `admin:` or `jit:` before the user id. Records without it were
+/// written by versions that also linked by e-mail, so a link into an
+/// administrator counts only when it says `admin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkVia {
+    Admin,
+    Jit,
+}
+
+struct Link<'a> {
+    user: &'a str,
+    via: Option<LinkVia>,
+}
+
+impl<'a> Link<'a> {
+    fn encode(via: LinkVia, user: &UserId) -> String {
+        let tag = match via {
+            LinkVia::Admin => "admin",
+            LinkVia::Jit => "jit",
+        };
+        format!("{tag}:{}", user.as_str())
+    }
+
+    fn decode(v: &'a str) -> Link<'a> {
+        match v.split_once(':') {
+            Some(("admin", u)) => Link {
+                user: u,
+                via: Some(LinkVia::Admin),
+            },
+            Some(("jit", u)) => Link {
+                user: u,
+                via: Some(LinkVia::Jit),
+            },
+            _ => Link { user: v, via: None },
+        }
+    }
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::*;
+
+    #[test]
+    fn links_say_how_they_were_made_and_old_ones_say_nothing() {
+        let u = UserId::parse("usr_0123456789abcdef0123").unwrap_or_else(|_| unreachable!());
+        let admin = Link::encode(LinkVia::Admin, &u);
+        let d = Link::decode(&admin);
+        assert_eq!((d.user, d.via), (u.as_str(), Some(LinkVia::Admin)));
+        let jit = Link::encode(LinkVia::Jit, &u);
+        assert_eq!(Link::decode(&jit).via, Some(LinkVia::Jit));
+        // A record from before this version: the bare user id, no provenance.
+        let old = Link::decode(u.as_str());
+        assert_eq!((old.user, old.via), (u.as_str(), None));
     }
 }
