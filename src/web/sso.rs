@@ -21,10 +21,28 @@ use crate::web::error::{ApiError, PageError, html_error};
 
 type ApiResult = Result<HttpResponse, ApiError>;
 
-/// The cookie that binds an OpenID sign-in at the IdP to this browser.
-pub const STATE_COOKIE: &str = "gh_sso";
+/// The cookie that binds an OpenID sign-in at the IdP to this browser. Under
+/// TLS it carries the `__Host-` prefix (Secure, `Path=/`, no Domain), so a
+/// sibling subdomain cannot plant its own state in the browser (cookie
+/// tossing); browsers accept that prefix only over TLS.
+pub fn state_cookie_name(tls: bool) -> &'static str {
+    if tls { "__Host-gh_sso" } else { "gh_sso" }
+}
+
 /// The same for SAML and WS-Federation, whose answers come back as a POST.
-pub const POST_STATE_COOKIE: &str = "gh_sso_post";
+pub fn post_state_cookie_name(tls: bool) -> &'static str {
+    if tls {
+        "__Host-gh_sso_post"
+    } else {
+        "gh_sso_post"
+    }
+}
+
+/// `__Host-` cookies must have `Path=/`; over plain HTTP the cookie stays
+/// scoped to the SSO endpoints.
+fn binding_path(tls: bool) -> &'static str {
+    if tls { "/" } else { "/sso" }
+}
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -458,8 +476,8 @@ async fn put_settings(
 // ---- browser endpoints ----
 
 pub fn state_cookie(tls: bool, value: String) -> Cookie<'static> {
-    Cookie::build(STATE_COOKIE, value)
-        .path("/sso")
+    Cookie::build(state_cookie_name(tls), value)
+        .path(binding_path(tls))
         .http_only(true)
         .secure(tls)
         // Lax: the IdP's redirect back is a top-level navigation from another site.
@@ -476,8 +494,8 @@ pub fn state_cookie(tls: bool, value: String) -> Cookie<'static> {
 /// HTTP (loopback only) browsers refuse `None` without `Secure`, so the
 /// attribute is left to the browser's default.
 pub fn post_state_cookie(tls: bool, value: String) -> Cookie<'static> {
-    let mut c = Cookie::build(POST_STATE_COOKIE, value)
-        .path("/sso")
+    let mut c = Cookie::build(post_state_cookie_name(tls), value)
+        .path(binding_path(tls))
         .http_only(true)
         .secure(tls)
         .max_age(actix_web::cookie::time::Duration::seconds(
@@ -551,7 +569,7 @@ async fn oidc_callback(
     q: web::Query<CallbackQuery>,
 ) -> Result<HttpResponse, PageError> {
     let id = sso::parse_id(&id)?;
-    let browser = req.cookie(STATE_COOKIE);
+    let browser = req.cookie(state_cookie_name(st.tls));
     let cb = sso::oidc::Callback {
         state: q.state.as_deref().unwrap_or(""),
         browser_state: browser.as_ref().map(|c| c.value()),
@@ -639,7 +657,7 @@ async fn saml_acs(
     f: web::Form<AcsForm>,
 ) -> Result<HttpResponse, PageError> {
     let id = sso::parse_id(&id)?;
-    let browser = req.cookie(POST_STATE_COOKIE);
+    let browser = req.cookie(post_state_cookie_name(st.tls));
     let browser = browser.map(|c| c.value().to_string());
     let outcome = sso::saml::acs_pooled(
         &st.svc,
@@ -681,7 +699,7 @@ async fn wsfed_callback(
     f: web::Form<WsfedForm>,
 ) -> Result<HttpResponse, PageError> {
     let id = sso::parse_id(&id)?;
-    let browser = req.cookie(POST_STATE_COOKIE);
+    let browser = req.cookie(post_state_cookie_name(st.tls));
     let browser = browser.map(|c| c.value().to_string());
     let f = f.into_inner();
     let outcome =
@@ -690,4 +708,26 @@ async fn wsfed_callback(
     let mut resp = finished(&req, &st, outcome)?;
     forget_binding(&st, Protocol::Wsfed, &mut resp);
     Ok(resp)
+}
+
+#[cfg(test)]
+mod cookie_tests {
+    use super::*;
+
+    /// Attack review: under TLS the binding cookies carry `__Host-`, so a
+    /// sibling subdomain cannot toss its own state into the browser.
+    #[test]
+    fn binding_cookies_are_host_only_under_tls() {
+        for p in [Protocol::Oidc, Protocol::Saml, Protocol::Wsfed] {
+            let c = binding_cookie(true, p, "s".into());
+            assert!(c.name().starts_with("__Host-"), "{c}");
+            assert_eq!(
+                (c.path(), c.domain(), c.secure()),
+                (Some("/"), None, Some(true))
+            );
+            let plain = binding_cookie(false, p, "s".into());
+            assert!(!plain.name().starts_with("__Host-"), "{plain}");
+            assert_eq!(plain.path(), Some("/sso"));
+        }
+    }
 }
