@@ -431,6 +431,9 @@ pub fn update(
             ));
         }
         crate::access::check_platform_role_grantable(svc, by, r)?;
+        // Taking a platform role away needs the same as giving it, or a
+        // demotion would open the account to `guard_credentials`' lesser rule.
+        crate::access::check_platform_role_grantable(svc, by, before.role)?;
         changed.insert("role".into(), r.as_str().into());
         after.role = r;
     }
@@ -443,6 +446,7 @@ pub fn update(
                 "You cannot disable your own account.".into(),
             ));
         }
+        crate::access::guard_credentials(by, &before, "account")?;
         after.disabled = d;
     }
     after.updated_at = now;
@@ -481,6 +485,7 @@ pub fn delete(svc: &Service, by: &Principal, src: &Source, id: &UserId) -> Resul
             "You cannot delete your own account.".into(),
         ));
     }
+    crate::access::guard_credentials(by, &user, "account")?;
     tx.delete(Table::UsersByEmail, &email_index(svc, &user.email)?)?;
     tx.delete(Table::Users, id.as_str().as_bytes())?;
     tx.delete(Table::LastSignIns, id.as_str().as_bytes())?;

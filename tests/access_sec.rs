@@ -912,3 +912,94 @@ async fn finding10_identical_denials_become_one_event_with_a_count() {
         .unwrap();
     assert!(n > 0);
 }
+
+/// Attack review of findings 9 and 14: a platform client holding
+/// `admin:users` and `manage:security` but not everything cannot demote,
+/// disable or delete a platform admin (a demotion would open the account to
+/// a password reset), link an IdP identity into one, or save an SSO
+/// connection that maps anyone to `admin`.
+#[actix_web::test]
+async fn a_platform_client_without_everything_cannot_reach_an_admins_account() {
+    let app = spawn().await;
+    let owner = app.owner_token().await;
+    let admin = app
+        .create_user(&owner, "second-admin@example.com", "admin")
+        .await;
+    let admin_path = format!("/api/v1/users/{}", admin["id"].as_str().unwrap());
+    let sa = ok(
+        &app,
+        Method::POST,
+        "/api/v1/service-accounts",
+        &owner,
+        Some(json!({"name": "sec-bot", "scopes": ["admin:users", "manage:security"]})),
+    )
+    .await;
+    let (_, v) = crate::access::client_token(
+        &app,
+        sa["client_id"].as_str().unwrap(),
+        sa["client_secret"].as_str().unwrap(),
+        None,
+    )
+    .await;
+    let bot = token(&v);
+    for body in [json!({"role": "user"}), json!({"disabled": true})] {
+        let (s, v) = call(&app, Method::PATCH, &admin_path, &bot, Some(body.clone())).await;
+        assert_eq!(s, 403, "{body}: {v}");
+    }
+    let (s, v) = call(&app, Method::DELETE, &admin_path, &bot, None).await;
+    assert_eq!(s, 403, "{v}");
+    let cert = include_str!("../fuzz/keys/fuzz-only.cert.pem");
+    let conn = |id: &str, extra: Value| {
+        let mut b = json!({"id": id, "protocol": "saml", "provider": "other", "name": "X",
+                           "issuer": "https://idp.x.test", "sso_url": "https://idp.x.test/sso",
+                           "certificates": [cert]});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    for extra in [
+        json!({"default_role": "admin"}),
+        json!({"role_rules": [{"value": "g", "role": "admin"}]}),
+    ] {
+        let (s, v) = call(
+            &app,
+            Method::POST,
+            "/api/v1/sso/connections",
+            &bot,
+            Some(conn("x", extra.clone())),
+        )
+        .await;
+        assert_eq!(s, 403, "{extra}: {v}");
+    }
+    // A connection mapping to plain users is fine, and linking a user works,
+    // but linking into the admin does not.
+    let (s, v) = call(
+        &app,
+        Method::POST,
+        "/api/v1/sso/connections",
+        &bot,
+        Some(conn("x", json!({}))),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = call(
+        &app,
+        Method::POST,
+        &format!("{admin_path}/sso-links"),
+        &bot,
+        Some(json!({"connection": "x", "subject": "attacker"})),
+    )
+    .await;
+    assert_eq!(s, 403, "{v}");
+    // The owner still can.
+    let (s, v) = call(
+        &app,
+        Method::PATCH,
+        &admin_path,
+        &owner,
+        Some(json!({"role": "user"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+}

@@ -999,6 +999,7 @@ pub async fn create(
     }
     let now = svc.now();
     let c = build(id, input, None, now)?;
+    grants_only_what_caller_holds(svc, by, &c)?;
     let mut tx = svc.store.write()?;
     if tx
         .get::<Connection>(Table::SsoConnections, c.id.as_bytes())?
@@ -1046,6 +1047,7 @@ pub async fn update(
         .as_deref()
         .is_some_and(|s| !s.is_empty());
     let c = build(id.to_string(), input, Some(&before), now)?;
+    grants_only_what_caller_holds(svc, by, &c)?;
     tx.put(Table::SsoConnections, c.id.as_bytes(), &c)?;
     audit::record(
         &mut tx,
@@ -1591,6 +1593,8 @@ pub fn link_user(
     let conn =
         get(&tx, connection).map_err(|_| Error::invalid("connection", "no such connection"))?;
     let u = identity::get(&tx, user)?;
+    // A link is a way into the account: the same rule as its password.
+    crate::access::guard_credentials(by, &u, "SSO links")?;
     if is_excluded(&settings(&tx)?, &u) {
         return Err(Error::Conflict(
             "This user is SSO-excluded (or the owner) and signs in with e-mail, password and \
@@ -1635,6 +1639,7 @@ pub fn unlink_user(
     subject: &str,
 ) -> Result<()> {
     let mut tx = svc.store.write()?;
+    crate::access::guard_credentials(by, &identity::get(&tx, user)?, "SSO links")?;
     let lk = link_key(svc, connection, subject.trim())?;
     let linked = tx.get::<String>(Table::SsoLinks, &lk)?;
     if linked.as_deref().map(|v| Link::decode(v).user) != Some(user.as_str()) {
@@ -1975,4 +1980,14 @@ mod link_tests {
         let old = Link::decode(u.as_str());
         assert_eq!((old.user, old.via), (u.as_str(), None));
     }
+}
+
+/// A connection that maps anyone to `admin` (default role or a role rule)
+/// makes platform admins: only a caller who could make one directly may
+/// save it (issue 11, finding 14).
+fn grants_only_what_caller_holds(svc: &Service, by: &Principal, c: &Connection) -> Result<()> {
+    if c.default_role == Role::Admin || c.role_rules.iter().any(|r| r.role == Role::Admin) {
+        crate::access::check_platform_role_grantable(svc, by, Role::Admin)?;
+    }
+    Ok(())
 }
