@@ -55,7 +55,8 @@ pub fn start_idp_env(
     }
 }
 
-fn value_of(html: &str, name: &str) -> String {
+/// A hidden form field's value in an HTML page, entities decoded.
+pub(crate) fn value_of(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html
         .find(&marker)
@@ -64,7 +65,10 @@ fn value_of(html: &str, name: &str) -> String {
     html[start..start + html[start..].find('"').unwrap()]
         .replace("&#x2B;", "+")
         .replace("&#43;", "+")
+        .replace("&#x2F;", "/")
         .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
         .replace("&amp;", "&")
 }
 
@@ -88,8 +92,9 @@ pub async fn post_acs(
         .unwrap()
 }
 
-/// SP-initiated: our login → the IdP's form as `user` → its POST to the ACS.
-pub async fn sign_in(app: &TestApp, c: &reqwest::Client, user: &str) -> reqwest::Response {
+/// Our login → the IdP's form as `user` in browser `c`: the IdP's answer
+/// page (its auto-POST to the ACS), not yet posted.
+pub(crate) async fn idp_answer(app: &TestApp, c: &reqwest::Client, user: &str) -> String {
     let r = c
         .get(app.url("/sso/saml/acme/login?rd=/admin/account"))
         .send()
@@ -111,7 +116,12 @@ pub async fn sign_in(app: &TestApp, c: &reqwest::Client, user: &str) -> reqwest:
         .send()
         .await
         .unwrap();
-    let html = r.text().await.unwrap();
+    r.text().await.unwrap()
+}
+
+/// SP-initiated: our login → the IdP's form as `user` → its POST to the ACS.
+pub async fn sign_in(app: &TestApp, c: &reqwest::Client, user: &str) -> reqwest::Response {
+    let html = idp_answer(app, c, user).await;
     let (acs, response) = auto_post(&html);
     assert_eq!(acs, app.url("/sso/saml/acme/acs"));
     c.post(acs)

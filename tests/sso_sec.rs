@@ -9,25 +9,10 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::common::{self, OWNER, OWNER_PW, TestApp, browser, plain};
+use crate::saml::value_of;
 use crate::sso::{put_json, start_op, through_idp};
 
 // ---- helpers ----
-
-fn value_of(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {html}"))
-        + marker.len();
-    html[start..start + html[start..].find('"').unwrap()]
-        .replace("&#x2B;", "+")
-        .replace("&#43;", "+")
-        .replace("&#x2F;", "/")
-        .replace("&quot;", "\"")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
 
 async fn last_sso_failure(app: &TestApp, token: &str) -> Value {
     app.audit(token, "action=sso.login&limit=1").await[0].clone()
@@ -45,31 +30,7 @@ async fn me_status(app: &TestApp, c: &reqwest::Client) -> u16 {
 /// Through pysaml2 as `user` in browser `c`, started at our login; the
 /// SAMLResponse the IdP's form would POST (not posted).
 async fn saml_response_for(app: &TestApp, c: &reqwest::Client, user: &str) -> String {
-    let r = c
-        .get(app.url("/sso/saml/acme/login?rd=/admin/account"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap());
-    let idp_url = r.headers()["location"].to_str().unwrap().to_string();
-    let page = c.get(&idp_url).send().await.unwrap().text().await.unwrap();
-    let idp = reqwest::Url::parse(&idp_url).unwrap();
-    let html = c
-        .post(idp.join("/sso/login").unwrap())
-        .form(&[
-            ("SAMLRequest", value_of(&page, "SAMLRequest")),
-            ("RelayState", String::new()),
-            ("SigAlg", value_of(&page, "SigAlg")),
-            ("Signature", value_of(&page, "Signature")),
-            ("user", user.to_string()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    value_of(&html, "SAMLResponse")
+    crate::saml::value_of(&crate::saml::idp_answer(app, c, user).await, "SAMLResponse")
 }
 
 /// A SAML connection `acme` whose IdP never answers (nothing listens at its
