@@ -388,8 +388,3 @@ fn add_key(s: &mut StoredKeys, now: Timestamp) -> Result<String> {
     Ok(kid)
 }
 
-pub fn signing_key_count(r: &impl Reader) -> Result<usize> {
-    Ok(r.get::<StoredKeys>(Table::Secrets, SECRET_KEY)?
-        .map(|s| s.keys.len())
-        .unwrap_or(0))
-}

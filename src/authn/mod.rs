@@ -14,9 +14,9 @@ use std::sync::Arc;
 use crate::access::Principal;
 use crate::audit::{self, NewEvent, Outcome, Source};
 use crate::error::{Error, Result};
-use crate::identity::{self, Email, NewUser, Role, User, UserId};
+use crate::identity::{self, Email, Role, User, UserId};
 use crate::service::Service;
-use crate::store::{Reader, WriteTx};
+use crate::store::WriteTx;
 use password::Password;
 
 /// What a successful sign-in yields, depending on the channel.
@@ -760,16 +760,3 @@ pub async fn confirm_password(
         })
 }
 
-pub fn user_for_id(r: &impl Reader, id: &UserId) -> Result<User> {
-    identity::get(r, id)
-}
-
-/// Creates a user from the console or API (admin only; checked by the caller).
-pub async fn admin_create_user(
-    svc: &Service,
-    by: &Principal,
-    src: &Source,
-    new: NewUser,
-) -> Result<User> {
-    identity::create(svc, by, src, new).await
-}

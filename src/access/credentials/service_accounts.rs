@@ -414,10 +414,6 @@ pub fn principal_from_client_token(
     })))
 }
 
-pub fn service_account_for(svc: &Service, client_id: &str) -> Result<Option<ServiceAccount>> {
-    Ok(snapshot(svc)?.service_accounts.get(client_id).cloned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
