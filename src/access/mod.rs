@@ -4,7 +4,7 @@
 //! use. It does not authenticate users (that is `authn`); it decides, and
 //! audits every denial.
 
-pub mod catalogue;
+pub(crate) mod catalogue;
 pub mod credentials;
 pub mod workspaces;
 

@@ -2,11 +2,11 @@
 //! first-start setup of the owner and owner recovery. Every attempt is audited
 //! with its precise reason; callers only ever see "invalid credentials".
 
-pub mod lockout;
-pub mod mfa;
-pub mod onetime;
+pub(crate) mod lockout;
+pub(crate) mod mfa;
+pub(crate) mod onetime;
 pub mod password;
-pub mod refresh;
+pub(crate) mod refresh;
 pub mod session;
 
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! with AAD binding it to its table and record key. No business rules live here;
 //! this is the only module that imports `redb`.
 
-pub mod keyring;
+pub(crate) mod keyring;
 
 use std::ops::ControlFlow;
 use std::os::unix::fs::PermissionsExt;
