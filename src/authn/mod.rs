@@ -759,4 +759,3 @@ pub async fn confirm_password(
             other => other,
         })
 }
-
