@@ -98,3 +98,31 @@ pub fn start_rotation(
     });
     Ok(v)
 }
+
+#[derive(Serialize, ToSchema)]
+pub struct SigningRotateResponse {
+    /// The new active key id; the previous key stays in the JWKS until its last token expires.
+    pub kid: String,
+}
+
+/// Rotate the access-token signing key now.
+#[utoipa::path(post, path = "/api/v1/keys/signing/rotate", responses((status = 200, body = SigningRotateResponse)))]
+pub(super) async fn rotate_signing(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+) -> ApiResult {
+    let src = source(&req);
+    access::authorize(
+        &st.svc,
+        &caller.principal,
+        Permission::ManageKeys,
+        Resource::Platform,
+        &src,
+    )?;
+    caller.require_recent_auth(&st.svc)?;
+    let kid = st
+        .svc
+        .rotate_signing_key(&caller.principal, &src, "on_demand")?;
+    Ok(HttpResponse::Ok().json(SigningRotateResponse { kid }))
+}

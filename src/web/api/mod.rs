@@ -4,20 +4,29 @@
 //! parse, one domain call, render.
 
 use actix_web::{HttpResponse, web};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::authn::{self, TokenPair};
+use crate::clock::{Timestamp, rfc3339};
 use crate::error::Error;
 use crate::identity::Role;
 use crate::web::error::ApiError;
 
+mod api_apps;
 mod audit;
 mod auth;
+mod authorize;
+mod groups;
 mod keys;
+mod members;
 mod mfa;
+mod roles;
+mod service_accounts;
 mod settings;
 mod users;
+mod widget_keys;
+mod workspaces;
 
 /// Shared with the console's key page.
 pub use keys::start_rotation;
@@ -72,7 +81,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/audit", web::get().to(audit::audit_log))
             .route("/keys", web::get().to(keys::key_status))
             .route("/keys/rotate", web::post().to(keys::rotate_keys))
-            .configure(super::api_access::routes)
+            .configure(access_routes)
             .configure(super::sso::api_routes),
     );
 }
@@ -154,7 +163,7 @@ struct ApiDoc;
 async fn openapi() -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body({
         let mut doc = ApiDoc::openapi();
-        doc.merge(super::api_access::openapi_doc());
+        doc.merge(access_doc());
         doc.merge(super::sso::openapi_doc());
         doc.to_json().unwrap_or_default()
     })
@@ -199,4 +208,187 @@ pub(super) fn paging(
         return Err(Error::invalid("per_page", "must be between 1 and 200"));
     }
     Ok((page, per))
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        authorize::permissions,
+        workspaces::list_workspaces,
+        workspaces::create_workspace,
+        workspaces::get_workspace,
+        workspaces::rename_workspace,
+        workspaces::put_session_limits,
+        workspaces::delete_workspace,
+        members::list_members,
+        members::add_member,
+        members::create_member,
+        members::put_member,
+        members::remove_member,
+        roles::list_roles,
+        roles::create_role,
+        roles::get_role,
+        roles::update_role,
+        roles::delete_role,
+        groups::list_groups,
+        groups::create_group,
+        groups::get_group,
+        groups::update_group,
+        groups::delete_group,
+        service_accounts::list_sas,
+        service_accounts::create_sa,
+        service_accounts::get_sa,
+        service_accounts::update_sa,
+        service_accounts::delete_sa,
+        service_accounts::rotate_sa_secret,
+        api_apps::list_apps,
+        api_apps::create_app,
+        api_apps::get_app,
+        api_apps::update_app,
+        api_apps::delete_app,
+        api_apps::list_keys,
+        api_apps::create_key,
+        api_apps::delete_key,
+        widget_keys::list_widgets,
+        widget_keys::create_widget,
+        widget_keys::delete_widget,
+        authorize::authorize,
+        keys::rotate_signing
+    ),
+    components(schemas(
+        authorize::PermissionDto,
+        workspaces::WorkspaceDto,
+        crate::access::workspaces::SessionLimits,
+        workspaces::NameRequest,
+        members::MemberDto,
+        members::AddMemberRequest,
+        members::CreateMemberRequest,
+        members::RolesRequest,
+        roles::RoleDto,
+        roles::CreateRoleRequest,
+        roles::UpdateRoleRequest,
+        groups::GroupDto,
+        groups::GroupRequest,
+        service_accounts::ServiceAccountDto,
+        service_accounts::CreateServiceAccountRequest,
+        service_accounts::UpdateServiceAccountRequest,
+        api_apps::ApiAppDto,
+        api_apps::ApiAppRequest,
+        api_apps::ApiKeyDto,
+        api_apps::CreateKeyRequest,
+        widget_keys::WidgetKeyDto,
+        widget_keys::CreateWidgetKeyRequest,
+        authorize::AuthorizeRequest,
+        authorize::AuthorizeResponse,
+        keys::SigningRotateResponse,
+        crate::access::credentials::IpMode
+    ))
+)]
+struct AccessDoc;
+
+/// The part of the OpenAPI document these handlers contribute.
+fn access_doc() -> utoipa::openapi::OpenApi {
+    <AccessDoc as utoipa::OpenApi>::openapi()
+}
+
+fn access_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/permissions", web::get().to(authorize::permissions))
+        .route("/authorize", web::post().to(authorize::authorize))
+        .route("/keys/signing/rotate", web::post().to(keys::rotate_signing))
+        .route("/workspaces", web::get().to(workspaces::list_workspaces))
+        .route("/workspaces", web::post().to(workspaces::create_workspace))
+        .route("/workspaces/{id}", web::get().to(workspaces::get_workspace))
+        .route(
+            "/workspaces/{id}",
+            web::patch().to(workspaces::rename_workspace),
+        )
+        .route(
+            "/workspaces/{id}",
+            web::delete().to(workspaces::delete_workspace),
+        )
+        .route(
+            "/workspaces/{id}/session-limits",
+            web::put().to(workspaces::put_session_limits),
+        )
+        .route(
+            "/workspaces/{id}/members",
+            web::get().to(members::list_members),
+        )
+        .route(
+            "/workspaces/{id}/members",
+            web::post().to(members::add_member),
+        )
+        .route(
+            "/workspaces/{id}/users",
+            web::post().to(members::create_member),
+        )
+        .route(
+            "/workspaces/{id}/members/{user}",
+            web::put().to(members::put_member),
+        )
+        .route(
+            "/workspaces/{id}/members/{user}",
+            web::delete().to(members::remove_member),
+        )
+        .route("/roles", web::get().to(roles::list_roles))
+        .route("/roles", web::post().to(roles::create_role))
+        .route("/roles/{id}", web::get().to(roles::get_role))
+        .route("/roles/{id}", web::patch().to(roles::update_role))
+        .route("/roles/{id}", web::delete().to(roles::delete_role))
+        .route("/groups", web::get().to(groups::list_groups))
+        .route("/groups", web::post().to(groups::create_group))
+        .route("/groups/{id}", web::get().to(groups::get_group))
+        .route("/groups/{id}", web::patch().to(groups::update_group))
+        .route("/groups/{id}", web::delete().to(groups::delete_group))
+        .route(
+            "/service-accounts",
+            web::get().to(service_accounts::list_sas),
+        )
+        .route(
+            "/service-accounts",
+            web::post().to(service_accounts::create_sa),
+        )
+        .route(
+            "/service-accounts/{id}",
+            web::get().to(service_accounts::get_sa),
+        )
+        .route(
+            "/service-accounts/{id}",
+            web::patch().to(service_accounts::update_sa),
+        )
+        .route(
+            "/service-accounts/{id}",
+            web::delete().to(service_accounts::delete_sa),
+        )
+        .route(
+            "/service-accounts/{id}/secret",
+            web::post().to(service_accounts::rotate_sa_secret),
+        )
+        .route("/api-apps", web::get().to(api_apps::list_apps))
+        .route("/api-apps", web::post().to(api_apps::create_app))
+        .route("/api-apps/{id}", web::get().to(api_apps::get_app))
+        .route("/api-apps/{id}", web::patch().to(api_apps::update_app))
+        .route("/api-apps/{id}", web::delete().to(api_apps::delete_app))
+        .route("/api-apps/{id}/keys", web::get().to(api_apps::list_keys))
+        .route("/api-apps/{id}/keys", web::post().to(api_apps::create_key))
+        .route(
+            "/api-apps/{id}/keys/{key}",
+            web::delete().to(api_apps::delete_key),
+        )
+        .route("/widget-keys", web::get().to(widget_keys::list_widgets))
+        .route("/widget-keys", web::post().to(widget_keys::create_widget))
+        .route(
+            "/widget-keys/{id}",
+            web::delete().to(widget_keys::delete_widget),
+        );
+}
+
+pub(super) fn ts(t: Timestamp) -> String {
+    rfc3339(t)
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct WorkspaceQuery {
+    /// Only this workspace.
+    pub workspace: Option<String>,
 }
