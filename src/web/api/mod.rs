@@ -21,6 +21,7 @@ mod groups;
 mod keys;
 mod members;
 mod mfa;
+mod openapi;
 mod roles;
 mod service_accounts;
 mod settings;
@@ -33,97 +34,122 @@ pub use keys::start_rotation;
 
 type ApiResult = Result<HttpResponse, ApiError>;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api/v1")
-            .route("/openapi.json", web::get().to(openapi))
-            .route("/auth/login", web::post().to(auth::login))
-            .route("/auth/refresh", web::post().to(auth::refresh))
-            .route("/auth/mfa", web::post().to(auth::mfa_complete))
-            .route("/auth/mfa/send", web::post().to(auth::mfa_send))
-            .route("/me/mfa/email", web::post().to(mfa::email_start))
-            .route("/me/mfa/email/confirm", web::post().to(mfa::email_confirm))
-            .route("/me/mfa/sms", web::post().to(mfa::sms_start))
-            .route("/me/mfa/sms/confirm", web::post().to(mfa::sms_confirm))
-            .route(
-                "/me/mfa/methods/{method}",
-                web::delete().to(mfa::method_remove),
-            )
-            .route("/me/mfa/code", web::post().to(mfa::proof_code_send))
-            .route("/me/mfa", web::get().to(mfa::my_mfa))
-            .route("/me/mfa", web::delete().to(mfa::mfa_remove))
-            .route("/me/mfa/totp", web::post().to(mfa::totp_start))
-            .route("/me/mfa/totp/confirm", web::post().to(mfa::totp_confirm))
-            .route(
-                "/me/mfa/recovery-codes",
-                web::post().to(mfa::recovery_regenerate),
-            )
-            .route("/users/{id}/mfa/reset", web::post().to(mfa::mfa_reset))
-            .route(
-                "/users/{id}/sessions/end",
-                web::post().to(users::end_sessions),
-            )
-            .route("/settings/security", web::get().to(settings::get_security))
-            .route("/settings/security", web::put().to(settings::put_security))
-            .route("/me", web::get().to(users::me))
-            .route("/users", web::get().to(users::list_users))
-            .route("/users", web::post().to(users::create_user))
-            .route("/users/{id}", web::get().to(users::get_user))
-            .route("/users/{id}", web::patch().to(users::update_user))
-            .route("/users/{id}", web::delete().to(users::delete_user))
-            .route("/users/{id}/disable", web::post().to(users::disable_user))
-            .route("/users/{id}/enable", web::post().to(users::enable_user))
-            .route(
-                "/users/{id}/password",
-                web::post().to(users::reset_password),
-            )
-            .route("/users/{id}/unlock", web::post().to(users::unlock_user))
-            .route("/audit", web::get().to(audit::audit_log))
-            .route("/keys", web::get().to(keys::key_status))
-            .route("/keys/rotate", web::post().to(keys::rotate_keys))
-            .configure(access_routes)
-            .configure(super::sso::api_routes),
-    );
+/// One table drives both the routes and the OpenAPI document: each row
+/// registers `method path => handler` under `/api/v1`, in order (actix takes
+/// the first match), and lists the handler's `#[utoipa::path]` in the
+/// document. `openapi::tests` checks every row against the document, so a
+/// row whose attribute names another path or method fails the build's tests.
+macro_rules! route_table {
+    ($($method:ident $path:literal => $module:ident :: $handler:ident,)*) => {
+        fn table(scope: actix_web::Scope) -> actix_web::Scope {
+            scope$(.route($path, web::$method().to($module::$handler)))*
+        }
+
+        /// The document's paths: exactly the table's handlers. Listed by bare
+        /// name so that utoipa adds no module-path tags.
+        mod table_doc {
+            // One glob per row, so repeats of a module go unused.
+            #[allow(unused_imports)]
+            use super::{$($module::*),*};
+            #[derive(utoipa::OpenApi)]
+            #[openapi(paths($($handler),*))]
+            pub(super) struct TableDoc;
+        }
+        use table_doc::TableDoc;
+
+        /// Every row as `(method, path under /api/v1)`.
+        #[cfg(test)]
+        const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+    };
 }
 
+route_table! {
+    get "/openapi.json" => openapi::document,
+    post "/auth/login" => auth::login,
+    post "/auth/refresh" => auth::refresh,
+    post "/auth/mfa" => auth::mfa_complete,
+    post "/auth/mfa/send" => auth::mfa_send,
+    post "/me/mfa/email" => mfa::email_start,
+    post "/me/mfa/email/confirm" => mfa::email_confirm,
+    post "/me/mfa/sms" => mfa::sms_start,
+    post "/me/mfa/sms/confirm" => mfa::sms_confirm,
+    delete "/me/mfa/methods/{method}" => mfa::method_remove,
+    post "/me/mfa/code" => mfa::proof_code_send,
+    get "/me/mfa" => mfa::my_mfa,
+    delete "/me/mfa" => mfa::mfa_remove,
+    post "/me/mfa/totp" => mfa::totp_start,
+    post "/me/mfa/totp/confirm" => mfa::totp_confirm,
+    post "/me/mfa/recovery-codes" => mfa::recovery_regenerate,
+    post "/users/{id}/mfa/reset" => mfa::mfa_reset,
+    post "/users/{id}/sessions/end" => users::end_sessions,
+    get "/settings/security" => settings::get_security,
+    put "/settings/security" => settings::put_security,
+    get "/me" => users::me,
+    get "/users" => users::list_users,
+    post "/users" => users::create_user,
+    get "/users/{id}" => users::get_user,
+    patch "/users/{id}" => users::update_user,
+    delete "/users/{id}" => users::delete_user,
+    post "/users/{id}/disable" => users::disable_user,
+    post "/users/{id}/enable" => users::enable_user,
+    post "/users/{id}/password" => users::reset_password,
+    post "/users/{id}/unlock" => users::unlock_user,
+    get "/audit" => audit::audit_log,
+    get "/keys" => keys::key_status,
+    post "/keys/rotate" => keys::rotate_keys,
+    get "/permissions" => authorize::permissions,
+    post "/authorize" => authorize::authorize,
+    post "/keys/signing/rotate" => keys::rotate_signing,
+    get "/workspaces" => workspaces::list_workspaces,
+    post "/workspaces" => workspaces::create_workspace,
+    get "/workspaces/{id}" => workspaces::get_workspace,
+    patch "/workspaces/{id}" => workspaces::rename_workspace,
+    delete "/workspaces/{id}" => workspaces::delete_workspace,
+    put "/workspaces/{id}/session-limits" => workspaces::put_session_limits,
+    get "/workspaces/{id}/members" => members::list_members,
+    post "/workspaces/{id}/members" => members::add_member,
+    post "/workspaces/{id}/users" => members::create_member,
+    put "/workspaces/{id}/members/{user}" => members::put_member,
+    delete "/workspaces/{id}/members/{user}" => members::remove_member,
+    get "/roles" => roles::list_roles,
+    post "/roles" => roles::create_role,
+    get "/roles/{id}" => roles::get_role,
+    patch "/roles/{id}" => roles::update_role,
+    delete "/roles/{id}" => roles::delete_role,
+    get "/groups" => groups::list_groups,
+    post "/groups" => groups::create_group,
+    get "/groups/{id}" => groups::get_group,
+    patch "/groups/{id}" => groups::update_group,
+    delete "/groups/{id}" => groups::delete_group,
+    get "/service-accounts" => service_accounts::list_sas,
+    post "/service-accounts" => service_accounts::create_sa,
+    get "/service-accounts/{id}" => service_accounts::get_sa,
+    patch "/service-accounts/{id}" => service_accounts::update_sa,
+    delete "/service-accounts/{id}" => service_accounts::delete_sa,
+    post "/service-accounts/{id}/secret" => service_accounts::rotate_sa_secret,
+    get "/api-apps" => api_apps::list_apps,
+    post "/api-apps" => api_apps::create_app,
+    get "/api-apps/{id}" => api_apps::get_app,
+    patch "/api-apps/{id}" => api_apps::update_app,
+    delete "/api-apps/{id}" => api_apps::delete_app,
+    get "/api-apps/{id}/keys" => api_apps::list_keys,
+    post "/api-apps/{id}/keys" => api_apps::create_key,
+    delete "/api-apps/{id}/keys/{key}" => api_apps::delete_key,
+    get "/widget-keys" => widget_keys::list_widgets,
+    post "/widget-keys" => widget_keys::create_widget,
+    delete "/widget-keys/{id}" => widget_keys::delete_widget,
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(table(web::scope("/api/v1")).configure(super::sso::api_routes));
+}
+
+/// The document's title and the schemas every handler's attribute refers to.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Gatehouse API",
         description = "Management and sign-in API of Gatehouse."
-    ),
-    paths(
-        auth::login,
-        auth::refresh,
-        auth::mfa_complete,
-        auth::mfa_send,
-        mfa::email_start,
-        mfa::email_confirm,
-        mfa::sms_start,
-        mfa::sms_confirm,
-        mfa::method_remove,
-        mfa::proof_code_send,
-        mfa::my_mfa,
-        mfa::totp_start,
-        mfa::totp_confirm,
-        mfa::recovery_regenerate,
-        mfa::mfa_remove,
-        mfa::mfa_reset,
-        users::end_sessions,
-        settings::get_security,
-        settings::put_security,
-        users::me,
-        users::list_users,
-        users::create_user,
-        users::get_user,
-        users::update_user,
-        users::delete_user,
-        users::disable_user,
-        users::enable_user,
-        users::reset_password,
-        audit::audit_log,
-        keys::key_status,
-        keys::rotate_keys
     ),
     components(schemas(
         auth::MfaRequired,
@@ -155,19 +181,36 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         crate::audit::Event,
         keys::KeyDto,
         keys::RotateResponse,
-        Role
+        Role,
+        authorize::PermissionDto,
+        workspaces::WorkspaceDto,
+        crate::access::workspaces::SessionLimits,
+        workspaces::NameRequest,
+        members::MemberDto,
+        members::AddMemberRequest,
+        members::CreateMemberRequest,
+        members::RolesRequest,
+        roles::RoleDto,
+        roles::CreateRoleRequest,
+        roles::UpdateRoleRequest,
+        groups::GroupDto,
+        groups::GroupRequest,
+        service_accounts::ServiceAccountDto,
+        service_accounts::CreateServiceAccountRequest,
+        service_accounts::UpdateServiceAccountRequest,
+        api_apps::ApiAppDto,
+        api_apps::ApiAppRequest,
+        api_apps::ApiKeyDto,
+        api_apps::CreateKeyRequest,
+        widget_keys::WidgetKeyDto,
+        widget_keys::CreateWidgetKeyRequest,
+        authorize::AuthorizeRequest,
+        authorize::AuthorizeResponse,
+        keys::SigningRotateResponse,
+        crate::access::credentials::IpMode
     ))
 )]
 struct ApiDoc;
-
-async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body({
-        let mut doc = ApiDoc::openapi();
-        doc.merge(access_doc());
-        doc.merge(super::sso::openapi_doc());
-        doc.to_json().unwrap_or_default()
-    })
-}
 
 /// Every error: `{"error": {"code": "snake_case", "message": "what to do"}}`.
 #[derive(Serialize, ToSchema)]
@@ -208,179 +251,6 @@ pub(super) fn paging(
         return Err(Error::invalid("per_page", "must be between 1 and 200"));
     }
     Ok((page, per))
-}
-
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(
-        authorize::permissions,
-        workspaces::list_workspaces,
-        workspaces::create_workspace,
-        workspaces::get_workspace,
-        workspaces::rename_workspace,
-        workspaces::put_session_limits,
-        workspaces::delete_workspace,
-        members::list_members,
-        members::add_member,
-        members::create_member,
-        members::put_member,
-        members::remove_member,
-        roles::list_roles,
-        roles::create_role,
-        roles::get_role,
-        roles::update_role,
-        roles::delete_role,
-        groups::list_groups,
-        groups::create_group,
-        groups::get_group,
-        groups::update_group,
-        groups::delete_group,
-        service_accounts::list_sas,
-        service_accounts::create_sa,
-        service_accounts::get_sa,
-        service_accounts::update_sa,
-        service_accounts::delete_sa,
-        service_accounts::rotate_sa_secret,
-        api_apps::list_apps,
-        api_apps::create_app,
-        api_apps::get_app,
-        api_apps::update_app,
-        api_apps::delete_app,
-        api_apps::list_keys,
-        api_apps::create_key,
-        api_apps::delete_key,
-        widget_keys::list_widgets,
-        widget_keys::create_widget,
-        widget_keys::delete_widget,
-        authorize::authorize,
-        keys::rotate_signing
-    ),
-    components(schemas(
-        authorize::PermissionDto,
-        workspaces::WorkspaceDto,
-        crate::access::workspaces::SessionLimits,
-        workspaces::NameRequest,
-        members::MemberDto,
-        members::AddMemberRequest,
-        members::CreateMemberRequest,
-        members::RolesRequest,
-        roles::RoleDto,
-        roles::CreateRoleRequest,
-        roles::UpdateRoleRequest,
-        groups::GroupDto,
-        groups::GroupRequest,
-        service_accounts::ServiceAccountDto,
-        service_accounts::CreateServiceAccountRequest,
-        service_accounts::UpdateServiceAccountRequest,
-        api_apps::ApiAppDto,
-        api_apps::ApiAppRequest,
-        api_apps::ApiKeyDto,
-        api_apps::CreateKeyRequest,
-        widget_keys::WidgetKeyDto,
-        widget_keys::CreateWidgetKeyRequest,
-        authorize::AuthorizeRequest,
-        authorize::AuthorizeResponse,
-        keys::SigningRotateResponse,
-        crate::access::credentials::IpMode
-    ))
-)]
-struct AccessDoc;
-
-/// The part of the OpenAPI document these handlers contribute.
-fn access_doc() -> utoipa::openapi::OpenApi {
-    <AccessDoc as utoipa::OpenApi>::openapi()
-}
-
-fn access_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/permissions", web::get().to(authorize::permissions))
-        .route("/authorize", web::post().to(authorize::authorize))
-        .route("/keys/signing/rotate", web::post().to(keys::rotate_signing))
-        .route("/workspaces", web::get().to(workspaces::list_workspaces))
-        .route("/workspaces", web::post().to(workspaces::create_workspace))
-        .route("/workspaces/{id}", web::get().to(workspaces::get_workspace))
-        .route(
-            "/workspaces/{id}",
-            web::patch().to(workspaces::rename_workspace),
-        )
-        .route(
-            "/workspaces/{id}",
-            web::delete().to(workspaces::delete_workspace),
-        )
-        .route(
-            "/workspaces/{id}/session-limits",
-            web::put().to(workspaces::put_session_limits),
-        )
-        .route(
-            "/workspaces/{id}/members",
-            web::get().to(members::list_members),
-        )
-        .route(
-            "/workspaces/{id}/members",
-            web::post().to(members::add_member),
-        )
-        .route(
-            "/workspaces/{id}/users",
-            web::post().to(members::create_member),
-        )
-        .route(
-            "/workspaces/{id}/members/{user}",
-            web::put().to(members::put_member),
-        )
-        .route(
-            "/workspaces/{id}/members/{user}",
-            web::delete().to(members::remove_member),
-        )
-        .route("/roles", web::get().to(roles::list_roles))
-        .route("/roles", web::post().to(roles::create_role))
-        .route("/roles/{id}", web::get().to(roles::get_role))
-        .route("/roles/{id}", web::patch().to(roles::update_role))
-        .route("/roles/{id}", web::delete().to(roles::delete_role))
-        .route("/groups", web::get().to(groups::list_groups))
-        .route("/groups", web::post().to(groups::create_group))
-        .route("/groups/{id}", web::get().to(groups::get_group))
-        .route("/groups/{id}", web::patch().to(groups::update_group))
-        .route("/groups/{id}", web::delete().to(groups::delete_group))
-        .route(
-            "/service-accounts",
-            web::get().to(service_accounts::list_sas),
-        )
-        .route(
-            "/service-accounts",
-            web::post().to(service_accounts::create_sa),
-        )
-        .route(
-            "/service-accounts/{id}",
-            web::get().to(service_accounts::get_sa),
-        )
-        .route(
-            "/service-accounts/{id}",
-            web::patch().to(service_accounts::update_sa),
-        )
-        .route(
-            "/service-accounts/{id}",
-            web::delete().to(service_accounts::delete_sa),
-        )
-        .route(
-            "/service-accounts/{id}/secret",
-            web::post().to(service_accounts::rotate_sa_secret),
-        )
-        .route("/api-apps", web::get().to(api_apps::list_apps))
-        .route("/api-apps", web::post().to(api_apps::create_app))
-        .route("/api-apps/{id}", web::get().to(api_apps::get_app))
-        .route("/api-apps/{id}", web::patch().to(api_apps::update_app))
-        .route("/api-apps/{id}", web::delete().to(api_apps::delete_app))
-        .route("/api-apps/{id}/keys", web::get().to(api_apps::list_keys))
-        .route("/api-apps/{id}/keys", web::post().to(api_apps::create_key))
-        .route(
-            "/api-apps/{id}/keys/{key}",
-            web::delete().to(api_apps::delete_key),
-        )
-        .route("/widget-keys", web::get().to(widget_keys::list_widgets))
-        .route("/widget-keys", web::post().to(widget_keys::create_widget))
-        .route(
-            "/widget-keys/{id}",
-            web::delete().to(widget_keys::delete_widget),
-        );
 }
 
 pub(super) fn ts(t: Timestamp) -> String {
