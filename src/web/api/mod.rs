@@ -2,6 +2,11 @@
 //! document generated from those handlers and types. This file holds the route
 //! table and the JSON helpers the resources share. Each handler: authorize,
 //! parse, one domain call, render.
+//!
+//! A new resource: a file here whose `pub(super)` handlers each carry a
+//! `#[utoipa::path]`, its rows in `route_table!` (which registers them and puts
+//! them in the document), and its request and answer types in `ApiDoc`'s
+//! schemas. `openapi::tests` fail if a row and its attribute disagree.
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -231,17 +236,14 @@ pub struct Sent {
     pub expires_in: i64,
 }
 
-pub(super) fn sent() -> HttpResponse {
+fn sent() -> HttpResponse {
     HttpResponse::Accepted().json(Sent {
         sent: true,
         expires_in: authn::mfa::CODE_TTL_SECS,
     })
 }
 
-pub(super) fn paging(
-    page: Option<usize>,
-    per_page: Option<usize>,
-) -> Result<(usize, usize), Error> {
+fn paging(page: Option<usize>, per_page: Option<usize>) -> Result<(usize, usize), Error> {
     let page = page.unwrap_or(1);
     let per = per_page.unwrap_or(50);
     if page == 0 {
@@ -253,7 +255,7 @@ pub(super) fn paging(
     Ok((page, per))
 }
 
-pub(super) fn ts(t: Timestamp) -> String {
+fn ts(t: Timestamp) -> String {
     rfc3339(t)
 }
 
