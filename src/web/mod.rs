@@ -4,7 +4,6 @@
 //! parse, call one domain function and render; they never open a table.
 
 pub mod api;
-pub mod api_access;
 pub mod auth;
 pub mod console;
 pub mod console_access;

@@ -1,0 +1,74 @@
+//! `/api/v1/audit`: the audit log, filtered and paged.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{ApiResult, paging};
+use crate::access::{self, Permission, Resource};
+use crate::audit;
+use crate::web::AppState;
+use crate::web::auth::{ApiCaller, source};
+
+/// Flat on purpose: serde's `flatten` breaks numeric query parameters.
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub outcome: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    /// A workspace id: its events only (what workspace admins may read).
+    pub workspace: Option<String>,
+    pub page: Option<usize>,
+    pub per_page: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditPage {
+    pub events: Vec<audit::Event>,
+    pub page: usize,
+    pub per_page: usize,
+    pub more: bool,
+}
+
+/// Audit events, newest first, filtered by actor, action, outcome and time.
+#[utoipa::path(get, path = "/api/v1/audit", params(audit::Filter, ("page" = Option<usize>, Query), ("per_page" = Option<usize>, Query)),
+    responses((status = 200, body = AuditPage)))]
+pub(super) async fn audit_log(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    q: web::Query<AuditQuery>,
+) -> ApiResult {
+    let res = match q.workspace.as_deref().filter(|w| !w.is_empty()) {
+        Some(w) => Resource::Workspace(access::parse_id("ws_", w, "workspace")?),
+        None => Resource::Platform,
+    };
+    access::authorize(
+        &st.svc,
+        &caller.principal,
+        Permission::ReadAudit,
+        res,
+        &source(&req),
+    )?;
+    let (page, per) = paging(q.page, q.per_page)?;
+    let q = q.into_inner();
+    let filter = audit::Filter {
+        actor: q.actor,
+        action: q.action,
+        outcome: q.outcome,
+        since: q.since,
+        until: q.until,
+        workspace: q.workspace,
+    };
+    // Refusals wait for their group commit; whoever reads the log sees them.
+    access::flush_denials(&st.svc)?;
+    let (events, more) = audit::query(&st.svc.store.read()?, &filter, (page - 1) * per, per)?;
+    Ok(HttpResponse::Ok().json(AuditPage {
+        events,
+        page,
+        per_page: per,
+        more,
+    }))
+}

@@ -1,0 +1,128 @@
+//! `/api/v1/keys*`: data-key versions and rotation (with its background
+//! re-sealing), and signing-key rotation.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::ApiResult;
+use crate::access::{self, Permission, Resource};
+use crate::audit;
+use crate::clock::rfc3339;
+use crate::error::Error;
+use crate::keys;
+use crate::store::KeyVersionStatus;
+use crate::web::AppState;
+use crate::web::auth::{ApiCaller, source};
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyDto {
+    pub version: u32,
+    pub active: bool,
+    pub created_at: String,
+    /// Records still sealed under this version.
+    pub records: u64,
+}
+
+impl From<&KeyVersionStatus> for KeyDto {
+    fn from(k: &KeyVersionStatus) -> Self {
+        KeyDto {
+            version: k.version,
+            active: k.active,
+            created_at: rfc3339(k.created_at),
+            records: k.records,
+        }
+    }
+}
+
+/// Data-key versions and the records each still seals.
+#[utoipa::path(get, path = "/api/v1/keys", responses((status = 200, body = [KeyDto])))]
+pub(super) async fn key_status(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+) -> ApiResult {
+    access::authorize(
+        &st.svc,
+        &caller.principal,
+        Permission::ManageKeys,
+        Resource::Platform,
+        &source(&req),
+    )?;
+    let list: Vec<KeyDto> = keys::status(&st.svc)?.iter().map(KeyDto::from).collect();
+    Ok(HttpResponse::Ok().json(list))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RotateResponse {
+    pub new_version: u32,
+    /// Re-sealing runs in the background; watch `GET /api/v1/keys`.
+    pub resealing: bool,
+}
+
+/// Make a new data key active; existing records are re-sealed in the background.
+#[utoipa::path(post, path = "/api/v1/keys/rotate", responses((status = 202, body = RotateResponse)))]
+pub(super) async fn rotate_keys(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+) -> ApiResult {
+    let src = source(&req);
+    access::authorize(
+        &st.svc,
+        &caller.principal,
+        Permission::ManageKeys,
+        Resource::Platform,
+        &src,
+    )?;
+    caller.require_recent_auth(&st.svc)?;
+    let v = start_rotation(&st, caller.principal.clone(), src)?;
+    Ok(HttpResponse::Accepted().json(RotateResponse {
+        new_version: v,
+        resealing: true,
+    }))
+}
+
+/// Rotates now and re-seals on the blocking pool (shared with the console).
+pub fn start_rotation(
+    st: &AppState,
+    by: access::Principal,
+    src: audit::Source,
+) -> Result<u32, Error> {
+    let v = keys::begin_rotation(&st.svc, &by, &src)?;
+    let svc = st.svc.clone();
+    actix_web::rt::task::spawn_blocking(move || {
+        if let Err(e) = keys::finish_rotation(&svc, &by, &src, v, &mut |_, _| {}) {
+            tracing::error!(error = %e, "re-sealing after rotation failed; run `gatehouse keys rotate` again");
+        }
+    });
+    Ok(v)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SigningRotateResponse {
+    /// The new active key id; the previous key stays in the JWKS until its last token expires.
+    pub kid: String,
+}
+
+/// Rotate the access-token signing key now.
+#[utoipa::path(post, path = "/api/v1/keys/signing/rotate", responses((status = 200, body = SigningRotateResponse)))]
+pub(super) async fn rotate_signing(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+) -> ApiResult {
+    let src = source(&req);
+    access::authorize(
+        &st.svc,
+        &caller.principal,
+        Permission::ManageKeys,
+        Resource::Platform,
+        &src,
+    )?;
+    caller.require_recent_auth(&st.svc)?;
+    let kid = st
+        .svc
+        .rotate_signing_key(&caller.principal, &src, "on_demand")?;
+    Ok(HttpResponse::Ok().json(SigningRotateResponse { kid }))
+}

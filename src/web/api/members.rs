@@ -1,0 +1,166 @@
+//! `/api/v1/workspaces/{id}/members*` and `/users`: a workspace's members and
+//! their roles, and creating a user straight into a workspace.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{ApiResult, ts};
+use crate::access::workspaces as wss;
+use crate::error::Error;
+use crate::identity::{self, Email, UserId};
+use crate::web::AppState;
+use crate::web::auth::{ApiCaller, source};
+
+#[derive(Serialize, ToSchema)]
+pub struct MemberDto {
+    pub user_id: String,
+    pub email: Option<String>,
+    pub roles: Vec<String>,
+    pub added_at: String,
+}
+
+fn member_dto(st: &AppState, m: wss::Membership) -> MemberDto {
+    MemberDto {
+        email: identity::get_cached(&st.svc, &m.user)
+            .ok()
+            .map(|u| u.email.as_str().to_string()),
+        user_id: m.user.as_str().to_string(),
+        roles: m.roles,
+        added_at: ts(m.added_at),
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct AddMemberRequest {
+    /// The user's id, or give `email` instead.
+    pub user_id: Option<String>,
+    pub email: Option<String>,
+    /// Role ids: built-in (`workspace_admin`, `agent_developer`, `analyst`, `user`) or custom (`rol_…`).
+    pub roles: Vec<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RolesRequest {
+    pub roles: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/members", responses((status = 200, body = [MemberDto])))]
+pub(super) async fn list_members(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    id: web::Path<String>,
+) -> ApiResult {
+    let list: Vec<MemberDto> = wss::members(&st.svc, &caller.principal, &source(&req), &id)?
+        .into_iter()
+        .map(|m| member_dto(&st, m))
+        .collect();
+    Ok(HttpResponse::Ok().json(list))
+}
+
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/members", request_body = AddMemberRequest, responses((status = 201, body = MemberDto)))]
+pub(super) async fn add_member(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    id: web::Path<String>,
+    body: web::Json<AddMemberRequest>,
+) -> ApiResult {
+    let src = source(&req);
+    let m = match (&body.user_id, &body.email) {
+        (Some(u), _) => wss::set_member(
+            &st.svc,
+            &caller.principal,
+            &src,
+            &id,
+            &UserId::parse(u)?,
+            &body.roles,
+        )?,
+        (None, Some(e)) => wss::add_member_by_email(
+            &st.svc,
+            &caller.principal,
+            &src,
+            &id,
+            &Email::parse(e)?,
+            &body.roles,
+        )?,
+        (None, None) => return Err(Error::invalid("user_id", "give user_id or email").into()),
+    };
+    Ok(HttpResponse::Created().json(member_dto(&st, m)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateMemberRequest {
+    pub email: String,
+    #[serde(default)]
+    pub name: String,
+    #[schema(value_type = String)]
+    pub password: crate::authn::password::Password,
+    /// Workspace role ids, as for members.
+    pub roles: Vec<String>,
+}
+
+/// Create a new user (platform role `user`) as a member of this workspace
+/// (workspace admins may; audited in the workspace).
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/users", request_body = CreateMemberRequest,
+    responses((status = 201, body = MemberDto), (status = 409, body = crate::web::api::ErrorBody)))]
+pub(super) async fn create_member(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    id: web::Path<String>,
+    body: web::Json<CreateMemberRequest>,
+) -> ApiResult {
+    let body = body.into_inner();
+    let (_, m) = wss::create_member(
+        &st.svc,
+        &caller.principal,
+        &source(&req),
+        &id,
+        identity::NewUser {
+            email: Email::parse(&body.email)?,
+            name: body.name,
+            password: body.password,
+            role: identity::Role::User,
+        },
+        &body.roles,
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(member_dto(&st, m)))
+}
+
+#[utoipa::path(put, path = "/api/v1/workspaces/{id}/members/{user}", request_body = RolesRequest, responses((status = 200, body = MemberDto)))]
+pub(super) async fn put_member(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    path: web::Path<(String, String)>,
+    body: web::Json<RolesRequest>,
+) -> ApiResult {
+    let (ws, user) = path.into_inner();
+    let uid = UserId::parse(&user)?;
+    let m = wss::set_member(
+        &st.svc,
+        &caller.principal,
+        &source(&req),
+        &ws,
+        &uid,
+        &body.roles,
+    )?;
+    Ok(HttpResponse::Ok().json(member_dto(&st, m)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/workspaces/{id}/members/{user}", responses((status = 204)))]
+pub(super) async fn remove_member(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    path: web::Path<(String, String)>,
+) -> ApiResult {
+    let (ws, user) = path.into_inner();
+    let uid = UserId::parse(&user)?;
+    wss::remove_member(&st.svc, &caller.principal, &source(&req), &ws, &uid)?;
+    Ok(HttpResponse::NoContent().finish())
+}
