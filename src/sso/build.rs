@@ -365,3 +365,164 @@ fn clean_domains(list: Vec<String>) -> Result<Vec<String>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sso::TestResult;
+
+    fn input(v: serde_json::Value) -> ConnectionInput {
+        let mut base = serde_json::json!({
+            "protocol": "oidc", "name": "Okta", "issuer": "https://idp.example",
+            "client_id": "gatehouse", "client_secret": "s3cret",
+        });
+        if let (Some(b), Some(extra)) = (base.as_object_mut(), v.as_object()) {
+            for (k, x) in extra {
+                b.insert(k.clone(), x.clone());
+            }
+        }
+        serde_json::from_value(base).unwrap()
+    }
+
+    fn made(v: serde_json::Value) -> Connection {
+        build("okta".into(), input(v), None, 100).unwrap()
+    }
+
+    fn refused(v: serde_json::Value, existing: Option<&Connection>) -> &'static str {
+        match build("okta".into(), input(v), existing, 100) {
+            Err(Error::Invalid { field, .. }) => field,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    fn rule(value: &str, role: Role) -> RoleRule {
+        RoleRule {
+            value: value.into(),
+            role,
+        }
+    }
+
+    #[test]
+    fn the_default_role_is_user_and_never_the_owner() {
+        let c = made(serde_json::json!({}));
+        assert_eq!(c.default_role, Role::User);
+        assert_eq!(c.role_attribute, "groups");
+        assert_eq!(
+            made(serde_json::json!({"default_role": "admin"})).default_role,
+            Role::Admin
+        );
+        assert_eq!(
+            refused(serde_json::json!({"default_role": "owner"}), None),
+            "default_role"
+        );
+        // Kept from the stored connection when left out on update.
+        let admin = made(serde_json::json!({"default_role": "admin"}));
+        let kept = build(
+            "okta".into(),
+            input(serde_json::json!({})),
+            Some(&admin),
+            200,
+        )
+        .unwrap();
+        assert_eq!(kept.default_role, Role::Admin);
+    }
+
+    #[test]
+    fn role_rules_never_give_the_owner_and_only_raise_to_admin() {
+        assert_eq!(
+            refused(
+                serde_json::json!({"role_rules": [{"value": "root", "role": "owner"}]}),
+                None
+            ),
+            "role_rules"
+        );
+        let mut c = made(serde_json::json!({}));
+        c.role_rules = vec![rule("admins", Role::Admin), rule("staff", Role::User)];
+        assert_eq!(c.mapped_role(&[]), Role::User);
+        assert_eq!(c.mapped_role(&["staff".into()]), Role::User);
+        assert_eq!(c.mapped_role(&["admins".into()]), Role::Admin);
+        assert_eq!(
+            c.mapped_role(&["staff".into(), "admins".into()]),
+            Role::Admin
+        );
+        // Values match exactly: no case folding, no prefixes.
+        assert_eq!(c.mapped_role(&["Admins".into()]), Role::User);
+        assert_eq!(c.mapped_role(&["admins-x".into()]), Role::User);
+        // A rule to `user` does not lower an admin default: the highest wins.
+        c.default_role = Role::Admin;
+        assert_eq!(c.mapped_role(&["staff".into()]), Role::Admin);
+    }
+
+    #[test]
+    fn jit_is_on_by_default_except_through_google_without_domains() {
+        assert!(made(serde_json::json!({})).jit);
+        assert!(!made(serde_json::json!({"jit": false})).jit);
+        let google = serde_json::json!({"provider": "google"});
+        let g = made(google.clone());
+        assert!(!g.jit, "Google starts with just-in-time creation off");
+        assert_eq!(g.issuer, "https://accounts.google.com", "fixed issuer");
+        assert_eq!(
+            refused(serde_json::json!({"provider": "google", "jit": true}), None),
+            "jit"
+        );
+        let with_domains = made(serde_json::json!({
+            "provider": "google", "jit": true, "allowed_domains": ["@Corp.Example"],
+        }));
+        assert!(with_domains.jit);
+        assert_eq!(with_domains.allowed_domains, ["corp.example"]);
+        // Taking the domains away later turns it off rather than failing.
+        let kept = build(
+            "okta".into(),
+            input(serde_json::json!({"provider": "google", "allowed_domains": []})),
+            Some(&with_domains),
+            200,
+        )
+        .unwrap();
+        assert!(!kept.jit);
+    }
+
+    #[test]
+    fn a_connection_keeps_its_protocol_and_a_changed_idp_is_tested_again() {
+        let mut c = made(serde_json::json!({}));
+        assert_eq!(c.scopes, ["openid", "email", "profile"]);
+        assert_eq!(
+            made(serde_json::json!({"scopes": ["email"]})).scopes,
+            ["openid", "email"]
+        );
+        c.last_test = Some(TestResult {
+            at: 1,
+            ok: true,
+            error: None,
+            claims: serde_json::Value::Null,
+            by: "owner@example.com".into(),
+        });
+        assert_eq!(
+            refused(serde_json::json!({"protocol": "saml"}), Some(&c)),
+            "protocol"
+        );
+        let same = build("okta".into(), input(serde_json::json!({})), Some(&c), 200).unwrap();
+        assert!(same.tested_ok());
+        assert_eq!(same.created_at, c.created_at);
+        let moved = build(
+            "okta".into(),
+            input(serde_json::json!({"issuer": "https://other.example"})),
+            Some(&c),
+            200,
+        )
+        .unwrap();
+        assert!(!moved.tested_ok(), "a new issuer needs a new test");
+        // The stored secret is kept when the update leaves it out or empty.
+        let mut keep = input(serde_json::json!({"client_secret": ""}));
+        keep.client_secret = Some(String::new());
+        assert_eq!(
+            build("okta".into(), keep, Some(&c), 200)
+                .unwrap()
+                .client_secret,
+            "s3cret"
+        );
+        assert_eq!(
+            refused(serde_json::json!({"provider": "nope"}), None),
+            "provider"
+        );
+    }
+}

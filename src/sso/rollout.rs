@@ -84,15 +84,21 @@ pub fn is_excluded(s: &SsoSettings, user: &User) -> bool {
 
 /// Whether `user` may still sign in with e-mail and password.
 pub fn password_allowed(r: &impl Reader, user: &User) -> Result<bool> {
-    let s = settings(r)?;
-    if !s.enabled || is_excluded(&s, user) {
-        return Ok(true);
+    Ok(password_allowed_by(&settings(r)?, user))
+}
+
+/// The rule behind `password_allowed`: while SSO is on, enforcement takes
+/// password sign-in away from the test group or from everyone, never from
+/// the SSO-excluded users and the owner.
+fn password_allowed_by(s: &SsoSettings, user: &User) -> bool {
+    if !s.enabled || is_excluded(s, user) {
+        return true;
     }
-    Ok(match s.enforcement {
+    match s.enforcement {
         Enforcement::Off => true,
         Enforcement::TestGroup => !s.test_group.contains(&user.id),
         Enforcement::Enforced => false,
-    })
+    }
 }
 
 fn resolve_user(svc: &Service, r: &impl Reader, who: &str, field: &'static str) -> Result<User> {
@@ -253,4 +259,244 @@ pub fn update_settings(
     tx.commit()?;
     next = settings(&svc.store.read()?)?;
     Ok((next, warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::access::Principal;
+    use crate::clock::FixedClock;
+    use crate::config::Settings;
+    use crate::sso::{Connection, ConnectionInput, TestResult};
+
+    fn user(email: &str, role: Role) -> User {
+        User {
+            id: UserId::generate().unwrap(),
+            email: Email::parse(email).unwrap(),
+            name: String::new(),
+            password_hash: None,
+            role,
+            disabled: false,
+            created_at: 1,
+            updated_at: 1,
+        }
+    }
+
+    fn on(enforcement: Enforcement, test_group: &[&User], excluded: &[&User]) -> SsoSettings {
+        SsoSettings {
+            enabled: true,
+            enforcement,
+            test_group: test_group.iter().map(|u| u.id.clone()).collect(),
+            excluded_users: excluded.iter().map(|u| u.id.clone()).collect(),
+        }
+    }
+
+    #[test]
+    fn enforcement_takes_passwords_from_whom_it_names_and_never_from_the_excluded() {
+        let owner = user("owner@example.com", Role::Owner);
+        let admin = user("admin@example.com", Role::Admin);
+        let tester = user("tester@example.com", Role::User);
+        let other = user("other@example.com", Role::User);
+        let everyone = [&owner, &admin, &tester, &other];
+        let allowed = |s: &SsoSettings| -> Vec<bool> {
+            everyone.iter().map(|u| password_allowed_by(s, u)).collect()
+        };
+        // Disabled, whatever the enforcement says: everyone keeps passwords.
+        let mut off = on(Enforcement::Enforced, &[&tester], &[]);
+        off.enabled = false;
+        assert_eq!(allowed(&off), [true; 4]);
+        assert_eq!(allowed(&on(Enforcement::Off, &[&tester], &[])), [true; 4]);
+        // The test group only; the owner never (even when not listed).
+        assert_eq!(
+            allowed(&on(Enforcement::TestGroup, &[&tester, &owner], &[])),
+            [true, true, false, true]
+        );
+        // Everyone but the excluded and the owner.
+        assert_eq!(
+            allowed(&on(Enforcement::Enforced, &[], &[&admin])),
+            [true, true, false, false]
+        );
+        assert!(is_excluded(&on(Enforcement::Off, &[], &[]), &owner));
+        assert!(!is_excluded(&on(Enforcement::Off, &[], &[]), &admin));
+    }
+
+    struct World {
+        svc: Service,
+        owner: User,
+        admin: User,
+        user: User,
+        _dir: tempfile::TempDir,
+    }
+
+    fn world() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            data_dir: dir.path().join("data"),
+            ..Default::default()
+        };
+        let svc = Service::open(settings, Arc::new(FixedClock::new(1_800_000_000))).unwrap();
+        let (owner, admin, u) = (
+            user("owner@example.com", Role::Owner),
+            user("admin2@example.com", Role::Admin),
+            user("user@example.com", Role::User),
+        );
+        let mut tx = svc.store.write().unwrap();
+        for x in [&owner, &admin, &u] {
+            identity::insert(&svc, &mut tx, x).unwrap();
+        }
+        tx.put(Table::Meta, b"owner_id", &owner.id.as_str().to_string())
+            .unwrap();
+        tx.commit().unwrap();
+        World {
+            svc,
+            owner,
+            admin,
+            user: u,
+            _dir: dir,
+        }
+    }
+
+    fn add_connection(w: &World, id: &str, tested: bool) {
+        let input: ConnectionInput = serde_json::from_value(serde_json::json!({
+            "protocol": "oidc", "name": id, "issuer": "https://idp.example",
+            "client_id": "gh", "client_secret": "s",
+        }))
+        .unwrap();
+        let mut c: Connection = super::super::build::build(id.into(), input, None, 1).unwrap();
+        if tested {
+            c.last_test = Some(TestResult {
+                at: 1,
+                ok: true,
+                error: None,
+                claims: serde_json::Value::Null,
+                by: "owner@example.com".into(),
+            });
+        }
+        let mut tx = w.svc.store.write().unwrap();
+        tx.put(Table::SsoConnections, id.as_bytes(), &c).unwrap();
+        tx.commit().unwrap();
+    }
+
+    fn update(w: &World, v: serde_json::Value) -> Result<(SsoSettings, Vec<String>)> {
+        let src = Source {
+            ip: None,
+            user_agent: None,
+        };
+        update_settings(
+            &w.svc,
+            &Principal::Local("test"),
+            &src,
+            serde_json::from_value(v).unwrap(),
+        )
+    }
+
+    fn field_of(r: Result<(SsoSettings, Vec<String>)>) -> &'static str {
+        match r {
+            Err(Error::Invalid { field, .. }) => field,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn enabling_needs_a_connection_and_a_second_excluded_admin() {
+        let w = world();
+        let enable = |excluded: &[&str]| {
+            update(
+                &w,
+                serde_json::json!({"enabled": true, "enforcement": "off", "excluded_users": excluded}),
+            )
+        };
+        assert_eq!(field_of(enable(&["admin2@example.com"])), "enabled");
+        add_connection(&w, "okta", false);
+        // The owner does not count, nor does an ordinary user.
+        assert_eq!(field_of(enable(&[])), "excluded_users");
+        assert_eq!(
+            field_of(enable(&["owner@example.com", "user@example.com"])),
+            "excluded_users"
+        );
+        assert_eq!(field_of(enable(&["nobody@example.com"])), "excluded_users");
+        let (s, warnings) = enable(&[w.admin.id.as_str()]).unwrap();
+        assert!(s.enabled && warnings.is_empty());
+        // The owner is always excluded, first, though nobody named them.
+        assert_eq!(s.excluded_users, [w.owner.id.clone(), w.admin.id.clone()]);
+    }
+
+    #[test]
+    fn enforcing_needs_sso_on_every_connection_tested_and_a_test_group() {
+        let w = world();
+        add_connection(&w, "okta", true);
+        add_connection(&w, "azure", false);
+        let go = |v: serde_json::Value| update(&w, v);
+        let ex = ["admin2@example.com"];
+        assert_eq!(
+            field_of(go(
+                serde_json::json!({"enabled": false, "enforcement": "enforced"})
+            )),
+            "enforcement"
+        );
+        let untested = go(
+            serde_json::json!({"enabled": true, "enforcement": "enforced", "excluded_users": ex}),
+        );
+        match untested {
+            Err(Error::Invalid { field, message }) => {
+                assert_eq!(field, "enforcement");
+                assert!(message.ends_with("not yet: azure"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        add_connection(&w, "azure", true);
+        assert_eq!(
+            field_of(go(
+                serde_json::json!({"enabled": true, "enforcement": "test_group", "excluded_users": ex})
+            )),
+            "test_group"
+        );
+        let (s, warnings) = go(serde_json::json!({
+            "enabled": true, "enforcement": "test_group", "excluded_users": ex,
+            "test_group": ["user@example.com"],
+        }))
+        .unwrap();
+        assert_eq!(s.test_group, std::slice::from_ref(&w.user.id));
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("the test group"), "{}", warnings[0]);
+        let r = w.svc.store.read().unwrap();
+        assert!(!password_allowed(&r, &w.user).unwrap());
+        assert!(password_allowed(&r, &w.admin).unwrap());
+        assert!(password_allowed(&r, &w.owner).unwrap());
+    }
+
+    #[test]
+    fn connections_are_offered_and_startable_only_while_sso_is_on_unless_testing() {
+        use crate::sso::{Protocol, sign_in_options, startable};
+        let w = world();
+        add_connection(&w, "okta", false);
+        assert!(sign_in_options(&w.svc).unwrap().is_empty());
+        assert!(matches!(
+            startable(&w.svc, "okta", Protocol::Oidc, false),
+            Err(Error::Forbidden(_))
+        ));
+        assert!(startable(&w.svc, "okta", Protocol::Oidc, true).is_ok());
+        // Another protocol's endpoint, or an unknown id, finds nothing.
+        assert!(matches!(
+            startable(&w.svc, "okta", Protocol::Saml, true),
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            startable(&w.svc, "nope", Protocol::Oidc, true),
+            Err(Error::NotFound(_))
+        ));
+        update(
+            &w,
+            serde_json::json!({"enabled": true, "enforcement": "off", "excluded_users": ["admin2@example.com"]}),
+        )
+        .unwrap();
+        let offered = sign_in_options(&w.svc).unwrap();
+        assert_eq!(
+            offered,
+            [("okta".to_string(), "okta".to_string(), Protocol::Oidc)]
+        );
+        assert!(startable(&w.svc, "okta", Protocol::Oidc, false).is_ok());
+    }
 }
