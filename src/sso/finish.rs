@@ -126,6 +126,10 @@ pub fn finish(
     let mut tx = svc.store.write()?;
     let s = settings(&tx)?;
     let mapped = conn.mapped_role(&ident.roles);
+    // Single use: the first answer to pass every check spends the sign-in.
+    if !super::spend(&mut tx, pending)? {
+        return Ok(Err(super::already_spent()));
+    }
     if let Some(tester) = &pending.test_by {
         let by = identity::get(&tx, tester)?;
         let mut c = get(&tx, &conn.id)?;

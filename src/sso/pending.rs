@@ -1,6 +1,16 @@
 //! Sign-ins in flight: the connection a sign-in starts through, the
-//! pending record between the start and the IdP's answer, and its binding
+//! pending state between the start and the IdP's answer, and its binding
 //! to the browser that started it.
+//!
+//! Starting a sign-in writes nothing (issue 11, residual of finding 13: an
+//! open endpoint that writes a record per call can be made to fill the
+//! store and refuse everyone). The pending state travels sealed in the
+//! binding cookie (`gh_sso` / `gh_sso_post`): XChaCha20-Poly1305 under a key
+//! derived for this purpose alone, with the cookie and the connection as
+//! associated data. The `state` sent to the IdP carries a MAC, so an answer
+//! can be told apart as issued here without a record. Single use: a sign-in
+//! whose IdP answer passed every check is recorded as spent (`finish`, in
+//! its own transaction), until it would have expired anyway.
 
 use serde::{Deserialize, Serialize};
 
@@ -52,9 +62,14 @@ pub(crate) fn pct(s: &str) -> String {
     out
 }
 
-/// A sign-in sent to the IdP, keyed by the SHA-256 of its `state`.
+/// A sign-in sent to the IdP, sealed into the browser's binding cookie.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Pending {
+    /// The `state` (OIDC), request ID (SAML `InResponseTo`) or `wctx`
+    /// (WS-Federation) the IdP's answer must bring back; empty for an
+    /// IdP-initiated SAML response.
+    #[serde(default)]
+    pub state: String,
     pub connection: String,
     pub nonce: String,
     pub pkce_verifier: String,
@@ -68,15 +83,17 @@ pub struct Pending {
 }
 
 /// Sign-ins started by each client within the last `PENDING_TTL_SECS`
-/// (their start times), for the per-address cap. In memory: a start whose
-/// commit failed ages out with the others; after a restart the global cap
-/// still holds and the stored ones expire within 10 minutes.
+/// (their start times), for the per-address cap (a start costs randomness,
+/// sealing and, for signed SAML requests, a signature). In memory only;
+/// there is no global cap, so nobody's starts can refuse anyone else's.
 #[derive(Default)]
 pub struct PendingCounts {
     by_client: std::sync::Mutex<std::collections::HashMap<String, Vec<Timestamp>>>,
-    /// When expired sign-ins were last swept because the store was full.
-    last_sweep: std::sync::atomic::AtomicI64,
 }
+
+/// Beyond this many clients with sign-ins in flight, the per-address counts
+/// start over rather than grow (memory stays bounded; nobody is refused).
+const MAX_COUNTED_CLIENTS: usize = 100_000;
 
 impl PendingCounts {
     /// Counts a start by `client` at `now`; `false` when it has too many.
@@ -89,6 +106,9 @@ impl PendingCounts {
                 v.retain(|t| now - t <= PENDING_TTL_SECS);
                 !v.is_empty()
             });
+            if m.len() > MAX_COUNTED_CLIENTS {
+                m.clear();
+            }
         }
         let v = m.entry(client.to_string()).or_default();
         v.retain(|t| now - t <= PENDING_TTL_SECS);
@@ -129,39 +149,75 @@ fn client_key(src: &Source) -> String {
     }
 }
 
-/// Stores a sign-in just started, keyed by the SHA-256 of its `state`,
-/// within the caps (`limits.sso_pending_*`; `/sso/*/login` is open to anyone
-/// and each start is a record): too many from the caller's address is 429,
-/// too many in all (after sweeping expired ones) is 503.
-pub(crate) fn save_pending(svc: &Service, state: &str, mut p: Pending, src: &Source) -> Result<()> {
-    let now = svc.now();
-    let limits = &svc.settings.limits;
-    p.client = client_key(src);
-    let mut tx = svc.store.write()?;
-    if tx.count(Table::SsoPending)? >= limits.sso_pending_max {
-        // Sweep at most once a minute: a full store must not make every
-        // start scan it.
-        let last = svc
-            .sso_pending
-            .last_sweep
-            .load(std::sync::atomic::Ordering::Relaxed);
-        if now - last >= 60 {
-            svc.sso_pending
-                .last_sweep
-                .store(now, std::sync::atomic::Ordering::Relaxed);
-            purge_in(&mut tx, now)?;
-        }
-        if tx.count(Table::SsoPending)? >= limits.sso_pending_max {
-            tracing::warn!("sso: too many sign-ins in flight");
-            return Err(Error::Busy(
-                "Too many single sign-ins are in progress right now; try again in a few minutes."
-                    .into(),
-            ));
-        }
+/// The key the binding cookies are sealed under: derived from the store's
+/// index key for this purpose alone.
+fn binding_key(svc: &Service) -> Result<crypto::SecretKey> {
+    let k = svc.store.blind_index("sso_binding_key", "v1")?;
+    crypto::SecretKey::from_slice(&k).ok_or_else(|| Error::internal("binding key length"))
+}
+
+/// The associated data of a binding cookie: the cookie (by protocol; the
+/// `__Host-` prefix is transport) and the connection it was started for.
+fn binding_aad(protocol: Protocol, connection: &str) -> Vec<u8> {
+    let cookie = match protocol {
+        Protocol::Oidc => "gh_sso",
+        Protocol::Saml | Protocol::Wsfed => "gh_sso_post",
+    };
+    format!(
+        "gatehouse sso binding v1\0{cookie}\0{}\0{connection}",
+        protocol.as_str()
+    )
+    .into_bytes()
+}
+
+/// A fresh state for the IdP to bring back: 20 random bytes and a 10-byte
+/// MAC over them, in hex (SAML prefixes `_` to make it an XML ID).
+pub(crate) fn new_state(svc: &Service) -> Result<String> {
+    let r = hex::encode(crypto::random_bytes::<20>()?);
+    let tag = svc.store.blind_index("sso_state", &r)?;
+    Ok(format!("{r}{}", hex::encode(&tag[..10])))
+}
+
+/// Whether `state` was made by `new_state` here (the MAC holds).
+fn issued_here(svc: &Service, state: &str) -> bool {
+    let s = state.strip_prefix('_').unwrap_or(state);
+    if s.len() != 60 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return false;
     }
+    let (r, tag) = s.split_at(40);
+    svc.store
+        .blind_index("sso_state", r)
+        .is_ok_and(|t| crypto::ct_eq(hex::encode(&t[..10]).as_bytes(), tag.as_bytes()))
+}
+
+/// A spent sign-in, keyed by the SHA-256 of its state, kept until it would
+/// have expired anyway. (Records from versions that stored every pending
+/// sign-in read as spent: they were never finished by this version.)
+#[derive(Serialize, Deserialize)]
+struct Spent {
+    created_at: Timestamp,
+}
+
+fn spent_key(state: &str) -> [u8; 32] {
+    crypto::sha256(state.as_bytes())
+}
+
+/// Seals a sign-in just started into the value of its binding cookie. Nothing
+/// is written; the only limit is per address (`limits.sso_pending_per_client`
+/// within `PENDING_TTL_SECS`: 429), so no one can refuse anyone else's start.
+pub(crate) fn seal_pending(
+    svc: &Service,
+    protocol: Protocol,
+    state: &str,
+    mut p: Pending,
+    src: &Source,
+) -> Result<String> {
+    let now = svc.now();
+    p.client = client_key(src);
+    p.state = state.to_string();
     if !svc
         .sso_pending
-        .reserve(&p.client, now, limits.sso_pending_per_client)
+        .reserve(&p.client, now, svc.settings.limits.sso_pending_per_client)
     {
         return Err(Error::TooMany(format!(
             "Too many single sign-ins were started from your address; finish one, or try again \
@@ -169,14 +225,27 @@ pub(crate) fn save_pending(svc: &Service, state: &str, mut p: Pending, src: &Sou
             PENDING_TTL_SECS / 60
         )));
     }
-    tx.put(Table::SsoPending, &crypto::sha256(state.as_bytes()), &p)?;
-    tx.commit()
+    let plain = zeroize::Zeroizing::new(serde_json::to_vec(&p)?);
+    let sealed = crypto::seal(
+        &binding_key(svc)?,
+        &binding_aad(protocol, &p.connection),
+        &plain,
+    )?;
+    Ok(crypto::b64url(&sealed))
 }
 
-/// Whether the state the browser's cookie holds is `state`: a sign-in is
-/// finished only in the browser that started it.
-pub(crate) fn bound_to_browser(browser_state: Option<&str>, state: &str) -> bool {
-    browser_state.is_some_and(|b| !b.is_empty() && crypto::ct_eq(b.as_bytes(), state.as_bytes()))
+/// Opens a binding cookie's value for `connection`; `None` when it is not
+/// one sealed here for that connection and protocol (edited, moved, forged).
+pub fn open_binding(
+    svc: &Service,
+    protocol: Protocol,
+    connection: &str,
+    value: &str,
+) -> Option<Pending> {
+    let sealed = crypto::b64url_decode(value)?;
+    let key = binding_key(svc).ok()?;
+    let plain = crypto::open(&key, &binding_aad(protocol, connection), &sealed).ok()?;
+    serde_json::from_slice(&plain).ok()
 }
 
 pub(crate) fn not_this_browser() -> Failure {
@@ -187,51 +256,34 @@ pub(crate) fn not_this_browser() -> Failure {
     )
 }
 
-/// `take_pending`, only in the browser whose cookie holds `state`. An answer
-/// for a sign-in another browser started (login CSRF) is refused and that
-/// browser's pending sign-in is left alone; an unknown state says so first.
-pub(crate) fn take_bound_pending(
-    svc: &Service,
-    state: &str,
-    browser_state: Option<&str>,
-    connection: &str,
-) -> Result<Pending, Failure> {
-    let known = svc
-        .store
-        .read()
-        .and_then(|r| r.get::<Pending>(Table::SsoPending, &crypto::sha256(state.as_bytes())))
-        .map_err(Failure::internal)?
-        .is_some();
-    if known && !bound_to_browser(browser_state, state) {
-        return Err(not_this_browser());
-    }
-    take_pending(svc, state, connection)
+fn unknown_state() -> Failure {
+    Failure::new(
+        "unknown_state",
+        "the sign-in was not started here, was already completed, or expired",
+    )
 }
 
-/// Takes (and deletes, committed at once) the pending sign-in of `state`:
-/// a state works once, whatever happens next.
-pub(crate) fn take_pending(
+/// The pending sign-in of `state`, from the binding cookie of the browser
+/// that started it. A state not issued here or already spent is unknown; an
+/// answer whose browser holds no cookie for it (login CSRF), or a cookie
+/// edited or moved from another connection, is not this browser's; an old
+/// one has expired. Nothing is written: the sign-in is spent by `finish`.
+pub(crate) fn take_bound_pending(
     svc: &Service,
+    protocol: Protocol,
     state: &str,
+    browser_cookie: Option<&str>,
     connection: &str,
 ) -> Result<Pending, Failure> {
-    let key = crypto::sha256(state.as_bytes());
-    let mut tx = svc.store.write().map_err(Failure::internal)?;
-    let p = tx
-        .get::<Pending>(Table::SsoPending, &key)
-        .map_err(Failure::internal)?;
-    tx.delete(Table::SsoPending, &key)
-        .map_err(Failure::internal)?;
-    tx.commit().map_err(Failure::internal)?;
-    if let Some(p) = &p {
-        svc.sso_pending.release(&p.client, p.created_at);
+    if !issued_here(svc, state) || is_spent(svc, state)? {
+        return Err(unknown_state());
     }
-    let p = p.ok_or_else(|| {
-        Failure::new(
-            "unknown_state",
-            "the sign-in was not started here, was already completed, or expired",
-        )
-    })?;
+    let p = browser_cookie
+        .filter(|c| !c.is_empty())
+        .and_then(|c| open_binding(svc, protocol, connection, c))
+        .filter(|p| crypto::ct_eq(p.state.as_bytes(), state.as_bytes()))
+        .ok_or_else(not_this_browser)?;
+    svc.sso_pending.release(&p.client, p.created_at);
     if p.connection != connection {
         return Err(Failure::new(
             "wrong_connection",
@@ -247,17 +299,45 @@ pub(crate) fn take_pending(
     Ok(p)
 }
 
-/// Deletes sign-ins that never came back.
-pub fn purge_expired(svc: &Service) -> Result<usize> {
-    let mut tx = svc.store.write()?;
-    let n = purge_in(&mut tx, svc.now())?;
-    tx.commit()?;
-    Ok(n)
+fn is_spent(svc: &Service, state: &str) -> Result<bool, Failure> {
+    let r = svc.store.read().map_err(Failure::internal)?;
+    Ok(r.get::<Spent>(Table::SsoPending, &spent_key(state))
+        .map_err(Failure::internal)?
+        .is_some())
 }
 
-fn purge_in(tx: &mut WriteTx<'_>, now: Timestamp) -> Result<usize> {
+/// Spends the sign-in `p` in `tx` (the transaction that finishes it): `false`
+/// when another answer spent it first. IdP-initiated answers have no state
+/// (their assertion IDs have their own replay cache).
+pub(crate) fn spend(tx: &mut WriteTx<'_>, p: &Pending) -> Result<bool> {
+    if p.state.is_empty() {
+        return Ok(true);
+    }
+    let key = spent_key(&p.state);
+    if tx.get::<Spent>(Table::SsoPending, &key)?.is_some() {
+        return Ok(false);
+    }
+    tx.put(
+        Table::SsoPending,
+        &key,
+        &Spent {
+            created_at: p.created_at,
+        },
+    )?;
+    Ok(true)
+}
+
+/// The failure of an answer that lost the race to spend its sign-in.
+pub(crate) fn already_spent() -> Failure {
+    unknown_state()
+}
+
+/// Deletes spent sign-ins that would have expired by now.
+pub fn purge_expired(svc: &Service) -> Result<usize> {
+    let mut tx = svc.store.write()?;
+    let now = svc.now();
     let old: Vec<Vec<u8>> = tx
-        .scan::<Pending>(Table::SsoPending, b"")?
+        .scan::<Spent>(Table::SsoPending, b"")?
         .into_iter()
         .filter(|(_, p)| now - p.created_at > PENDING_TTL_SECS)
         .map(|(k, _)| k)
@@ -265,6 +345,7 @@ fn purge_in(tx: &mut WriteTx<'_>, now: Timestamp) -> Result<usize> {
     for k in &old {
         tx.delete(Table::SsoPending, k)?;
     }
+    tx.commit()?;
     Ok(old.len())
 }
 
@@ -288,5 +369,49 @@ mod tests {
         );
         assert_eq!(client_key(&src("::ffff:192.0.2.1")), "192.0.2.1");
         assert_eq!(client_key(&src("unknown")), "unknown");
+    }
+
+    #[test]
+    fn the_binding_opens_only_for_its_cookie_and_connection_and_states_carry_a_mac() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::config::Settings {
+            data_dir: dir.path().join("data"),
+            ..Default::default()
+        };
+        let clock = std::sync::Arc::new(crate::clock::FixedClock::new(1_800_000_000));
+        let svc = Service::open(settings, clock).unwrap();
+        let state = new_state(&svc).unwrap();
+        assert!(issued_here(&svc, &state));
+        assert!(issued_here(&svc, &format!("_{state}")), "as a SAML ID");
+        let mut forged = state.clone().into_bytes();
+        forged[0] = if forged[0] == b'0' { b'1' } else { b'0' };
+        assert!(!issued_here(&svc, &String::from_utf8(forged).unwrap()));
+        assert!(!issued_here(&svc, "_forged"));
+        let p = Pending {
+            state: String::new(),
+            connection: "acme".into(),
+            nonce: "n".into(),
+            pkce_verifier: "v".into(),
+            rd: "/admin/users".into(),
+            test_by: None,
+            created_at: svc.now(),
+            client: String::new(),
+        };
+        let src = Source {
+            ip: Some("192.0.2.1".into()),
+            user_agent: None,
+        };
+        let cookie = seal_pending(&svc, Protocol::Saml, &state, p, &src).unwrap();
+        let back = open_binding(&svc, Protocol::Saml, "acme", &cookie).unwrap();
+        assert_eq!(
+            (back.state.as_str(), back.rd.as_str()),
+            (state.as_str(), "/admin/users")
+        );
+        assert_eq!(back.client, "192.0.2.1");
+        assert!(open_binding(&svc, Protocol::Saml, "acme2", &cookie).is_none());
+        assert!(open_binding(&svc, Protocol::Wsfed, "acme", &cookie).is_none());
+        assert!(open_binding(&svc, Protocol::Oidc, "acme", &cookie).is_none());
+        assert!(open_binding(&svc, Protocol::Saml, "acme", &cookie[1..]).is_none());
+        assert!(open_binding(&svc, Protocol::Saml, "acme", &state).is_none());
     }
 }
