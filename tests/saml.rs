@@ -165,7 +165,15 @@ fn b64e(s: &str) -> String {
 /// Gatehouse at the real time with the SAML connection `acme`, imported
 /// from the IdP's metadata; SSO enabled with a second excluded admin.
 pub async fn saml_app(keys: &Path) -> (TestApp, Idp, String) {
-    let app = common::spawn().await;
+    saml_app_with(keys, |_| {}).await
+}
+
+/// `saml_app` with changed settings.
+pub async fn saml_app_with(
+    keys: &Path,
+    f: impl FnOnce(&mut gatehouse::config::Settings),
+) -> (TestApp, Idp, String) {
+    let app = common::spawn_with(f).await;
     app.clock
         .advance(gatehouse::clock::Clock::now(&gatehouse::clock::SystemClock) - common::T0);
     let idp = start_idp(&app.url("/sso/saml/acme/metadata"), keys, None);

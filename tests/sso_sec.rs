@@ -2,7 +2,8 @@
 //! CSRF through SAML and WS-Federation (finding 3), open redirects after
 //! sign-in (4), an unreadable X-Forwarded-For posing as the proxy (5), SSO
 //! linking by e-mail into existing and privileged accounts (7), and the
-//! unbounded pending SSO sign-ins (13).
+//! unbounded pending SSO sign-ins (13, and its residual: a start writes
+//! nothing).
 
 use std::path::Path;
 
@@ -64,17 +65,34 @@ async fn offline_saml_app(f: impl FnOnce(&mut gatehouse::config::Settings)) -> (
     (app, token)
 }
 
-fn pending_rds(app: &TestApp) -> Vec<String> {
+/// Where the sign-in a `/sso/saml/acme/login` answer started leads: read
+/// from its sealed binding cookie (nothing is stored at the start).
+fn binding_rd(app: &TestApp, r: &reqwest::Response) -> String {
+    let value = binding_cookie_of(r).expect("a binding cookie");
+    gatehouse::sso::open_binding(&app.svc, gatehouse::sso::Protocol::Saml, "acme", &value)
+        .expect("a binding sealed here for acme")
+        .rd
+}
+
+fn binding_cookie_of(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("gh_sso_post="))
+        .map(|v| v.split(';').next().unwrap_or("").to_string())
+}
+
+/// Sign-ins recorded in the store (only spent ones are, since issue 11's
+/// residual of finding 13).
+fn stored_sign_ins(app: &TestApp) -> u64 {
     use gatehouse::store::Reader;
     app.svc
         .store
         .read()
         .unwrap()
-        .scan::<gatehouse::sso::Pending>(gatehouse::store::Table::SsoPending, b"")
+        .count(gatehouse::store::Table::SsoPending)
         .unwrap()
-        .into_iter()
-        .map(|(_, p)| p.rd)
-        .collect()
 }
 
 // ---- finding 3: SAML and WS-Federation sign-ins are bound to the browser ----
@@ -277,6 +295,7 @@ async fn open_redirect_payloads_are_refused_at_every_entry_point() {
 
     // /sso/saml/{id}/login?rd= (and the same function behind OIDC and WS-Fed):
     // the pending sign-in keeps only a safe path.
+    let mut rds = Vec::new();
     for rd in REDIRECTS.iter().copied().chain([good]) {
         let r = plain()
             .get(app.url("/sso/saml/acme/login"))
@@ -286,8 +305,8 @@ async fn open_redirect_payloads_are_refused_at_every_entry_point() {
             .await
             .unwrap();
         assert_eq!(r.status(), 302, "rd={rd:?}");
+        rds.push(binding_rd(&app, &r));
     }
-    let rds = pending_rds(&app);
     assert_eq!(rds.len(), REDIRECTS.len() + 1);
     assert_eq!(rds.iter().filter(|r| *r == good).count(), 1, "{rds:?}");
     assert!(rds.iter().all(|r| r == "/admin" || r == good), "{rds:?}");
@@ -700,28 +719,132 @@ async fn pending_sso_sign_ins_are_capped_and_expire() {
         assert_eq!(start(format!("garbage-{i}")).await.0, 302);
     }
     assert_eq!(start("more-garbage".into()).await.0, 429);
-    // Globally: 31 in flight, then a fresh address is refused too (503).
+    // Globally: nothing is stored at a start, so there is nothing for
+    // others to fill (the old global cap of 31 answered 503 here).
     assert_eq!(start("192.0.2.54".into()).await.0, 302);
-    assert_eq!(pending_rds(&app).len(), 31);
-    let (s, body) = start("192.0.2.55".into()).await;
-    assert_eq!(s, 503, "{body}");
-    assert!(body.contains("try again"), "{body}");
-
-    // After 10 minutes they have expired: the sweep removes them and starts
-    // work again (the per-address counts age out with them).
-    app.clock.advance(gatehouse::sso::PENDING_TTL_SECS + 1);
-    assert_eq!(gatehouse::sso::purge_expired(&app.svc).unwrap(), 31);
-    assert!(pending_rds(&app).is_empty());
-    assert_eq!(start("198.51.100.7".into()).await.0, 302);
     assert_eq!(start("192.0.2.55".into()).await.0, 302);
+    assert_eq!(stored_sign_ins(&app), 0);
 
-    // A full store of expired sign-ins is swept at the next start.
-    for i in 0..29 {
-        assert_eq!(start(format!("203.0.113.{i}")).await.0, 302);
-    }
+    // After 10 minutes the per-address counts have aged out.
     app.clock.advance(gatehouse::sso::PENDING_TTL_SECS + 1);
+    assert_eq!(gatehouse::sso::purge_expired(&app.svc).unwrap(), 0);
     assert_eq!(start("198.51.100.7".into()).await.0, 302);
-    assert_eq!(pending_rds(&app).len(), 1);
+    assert_eq!(start("2001:db8:1:2::1".into()).await.0, 302);
+}
+
+/// Issue 11, residual of finding 13: starting a sign-in writes nothing, so
+/// thousands of starts from as many IPv6 /64s (each within its per-address
+/// cap) refuse nobody, and a normal sign-in still works. The sign-in travels
+/// sealed in the binding cookie: edited by one byte, or moved to another
+/// connection, it is refused as another browser's; once spent, it is gone.
+#[actix_web::test]
+async fn mass_sign_in_starts_fill_nothing_and_the_binding_is_sealed() {
+    let keys = tempfile::tempdir().unwrap();
+    let (app, idp, token) = crate::saml::saml_app_with(keys.path(), |s| {
+        s.network.trusted_proxies = vec!["127.0.0.1/32".into()];
+        // The old global cap, which the starts below would fill 60 times over.
+        s.limits.sso_pending_max = 50;
+    })
+    .await;
+    let starter = plain();
+    for i in 0..3000u32 {
+        let r = starter
+            .get(app.url("/sso/saml/acme/login"))
+            .header(
+                "x-forwarded-for",
+                format!("2001:db8:{:x}:{:x}::1", i / 1000, i % 1000),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302, "start {i}");
+    }
+    assert_eq!(stored_sign_ins(&app), 0, "a start writes nothing");
+
+    // A second connection to the same IdP, to move a cookie to.
+    let (s, v) = common::post(
+        &app,
+        "/api/v1/sso/connections",
+        Some(&token),
+        json!({"id": "acme2", "protocol": "saml", "provider": "okta", "name": "Acme 2",
+               "metadata_url": format!("{}/metadata", idp.base)}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+
+    // A normal sign-in, its binding cookie read from the browser's jar.
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let b = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = saml_response_for(&app, &b, "bob").await;
+    let acs: reqwest::Url = app.url("/sso/saml/acme/acs").parse().unwrap();
+    let jar_cookies = reqwest::cookie::CookieStore::cookies(&*jar, &acs).unwrap();
+    let sealed = jar_cookies
+        .to_str()
+        .unwrap()
+        .split("; ")
+        .find_map(|kv| kv.strip_prefix("gh_sso_post="))
+        .unwrap()
+        .to_string();
+    let post_with = |id: &'static str, cookie: String| {
+        let (app, response) = (&app, response.clone());
+        async move {
+            plain()
+                .post(app.url(&format!("/sso/saml/{id}/acs")))
+                .header("cookie", format!("gh_sso_post={cookie}"))
+                .form(&[("SAMLResponse", response.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // Edited by one byte (at the start, in the middle, at the end): refused.
+    for at in [0, sealed.len() / 2, sealed.len() - 1] {
+        let mut edited = sealed.clone().into_bytes();
+        edited[at] = if edited[at] == b'A' { b'B' } else { b'A' };
+        let edited = String::from_utf8(edited).unwrap();
+        assert_eq!(post_with("acme", edited).await, 401, "edited at {at}");
+        assert_eq!(
+            last_sso_failure(&app, &token).await["details"]["reason"],
+            "state_mismatch"
+        );
+    }
+    // Moved to another connection: refused the same way.
+    assert_eq!(post_with("acme2", sealed.clone()).await, 401);
+    let ev = last_sso_failure(&app, &token).await;
+    assert_eq!(ev["details"]["reason"], "state_mismatch", "{ev}");
+    assert_eq!(ev["target"], "acme2");
+    // The genuine cookie signs in (the refusals spent nothing) ...
+    assert_eq!(post_with("acme", sealed.clone()).await, 303);
+    assert_eq!(
+        stored_sign_ins(&app),
+        1,
+        "only the finished sign-in is kept"
+    );
+    // ... once: the same answer with the same cookie again is a replay.
+    assert_eq!(post_with("acme", sealed.clone()).await, 401);
+    assert_eq!(
+        last_sso_failure(&app, &token).await["details"]["reason"],
+        "unknown_in_response_to"
+    );
+    // A sealed sign-in expires like a stored one did: 10 minutes.
+    let late = browser();
+    let late_response = saml_response_for(&app, &late, "bob").await;
+    app.clock.advance(gatehouse::sso::PENDING_TTL_SECS + 1);
+    let r = crate::saml::post_acs(&app, &late, "acme", &late_response).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        last_sso_failure(&app, &token).await["details"]["reason"],
+        "expired_state"
+    );
+    // Still nothing stored by starts; the spent record goes after 10 minutes.
+    assert_eq!(gatehouse::sso::purge_expired(&app.svc).unwrap(), 1);
+    assert_eq!(stored_sign_ins(&app), 0);
 }
 
 /// Attack-review finding: a link written by an older version (which linked

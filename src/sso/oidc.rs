@@ -118,7 +118,8 @@ fn redirect_uri(svc: &Service, id: &str) -> Result<RedirectUrl> {
 }
 
 /// Starts a sign-in (or an admin's test, `test_by`): returns the IdP URL to
-/// send the browser to and the `state` the browser must bring back.
+/// send the browser to and the value of its binding cookie (the sign-in,
+/// sealed; nothing is stored), which must come back with the `state`.
 pub async fn start(
     svc: &Service,
     id: &str,
@@ -140,7 +141,7 @@ pub async fn start(
         Some(ClientSecret::new(conn.client_secret.clone())),
     )
     .set_redirect_uri(redirect_uri(svc, id)?);
-    let state = crypto::random_token()?;
+    let state = super::new_state(svc)?;
     let nonce = crypto::random_token()?;
     let verifier = crypto::random_token()?;
     let challenge =
@@ -158,6 +159,7 @@ pub async fn start(
     }
     let (url, _, _) = req.url();
     let pending = Pending {
+        state: String::new(),
         connection: conn.id.clone(),
         nonce,
         pkce_verifier: verifier,
@@ -166,14 +168,14 @@ pub async fn start(
         created_at: svc.now(),
         client: String::new(),
     };
-    super::save_pending(svc, &state, pending, src)?;
-    Ok((url.to_string(), state))
+    let cookie = super::seal_pending(svc, Protocol::Oidc, &state, pending, src)?;
+    Ok((url.to_string(), cookie))
 }
 
 /// The parameters of the redirect back from the IdP.
 pub struct Callback<'a> {
     pub state: &'a str,
-    /// The `state` kept in this browser's cookie when the sign-in started.
+    /// This browser's binding cookie: the sign-in it started, sealed.
     pub browser_state: Option<&'a str>,
     pub code: Option<&'a str>,
     pub error: Option<&'a str>,
@@ -189,23 +191,24 @@ pub async fn callback(
     cb: Callback<'_>,
     src: &Source,
 ) -> Result<std::result::Result<Finished, Failure>> {
-    if !super::bound_to_browser(cb.browser_state, cb.state) {
-        // Not this browser's sign-in (login CSRF) or a forged state: the
-        // pending sign-in, if any, stays for its own browser.
-        let f = Failure::new(
-            "state_mismatch",
-            "the state does not match the sign-in this browser started",
-        );
-        super::record_failure(svc, id, None, &f, src)?;
-        return Ok(Err(f));
-    }
-    let pending = match super::take_pending(svc, cb.state, id) {
-        Ok(p) => p,
-        Err(f) => {
-            super::record_failure(svc, id, None, &f, src)?;
-            return Ok(Err(f));
-        }
-    };
+    let pending =
+        match super::take_bound_pending(svc, Protocol::Oidc, cb.state, cb.browser_state, id) {
+            Ok(p) => p,
+            Err(f) => {
+                // Not this browser's sign-in (login CSRF): the sign-in, if any,
+                // stays for its own browser.
+                let f = if f.reason == "state_mismatch" {
+                    Failure::new(
+                        "state_mismatch",
+                        "the state does not match the sign-in this browser started",
+                    )
+                } else {
+                    f
+                };
+                super::record_failure(svc, id, None, &f, src)?;
+                return Ok(Err(f));
+            }
+        };
     let outcome = match verify(svc, id, &pending, &cb).await {
         Ok((conn, ident)) => super::finish(svc, &conn, &pending, ident, src)?,
         Err(f) => Err(f),

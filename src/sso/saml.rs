@@ -338,8 +338,9 @@ fn deflate_b64(xml: &str) -> Result<String> {
 
 /// Starts an SP-initiated sign-in (or an admin's test): the IdP URL with a
 /// deflated AuthnRequest whose ID the answer must carry as InResponseTo, and
-/// that ID, which the web layer binds to the browser (a cookie) so that only
-/// the browser that started the sign-in can finish it.
+/// the value of the binding cookie (the sign-in with that ID, sealed;
+/// nothing is stored) so that only the browser that started the sign-in
+/// can finish it.
 pub fn start(
     svc: &Service,
     id: &str,
@@ -349,7 +350,7 @@ pub fn start(
 ) -> Result<(String, String)> {
     let conn = super::startable(svc, id, Protocol::Saml, test_by.is_some())?;
     let sp = super::sp_values(svc, id);
-    let request_id = format!("_{}", hex::encode(crypto::random_bytes::<20>()?));
+    let request_id = format!("_{}", super::new_state(svc)?);
     let now = svc.now();
     let xml = format!(
         r#"<samlp:AuthnRequest xmlns:samlp="{PROTOCOL}" xmlns:saml="{ASSERTION}" ID="{request_id}" Version="2.0" IssueInstant="{t}" Destination="{dest}" AssertionConsumerServiceURL="{acs}" ProtocolBinding="{POST_BINDING}"><saml:Issuer>{entity}</saml:Issuer><samlp:NameIDPolicy Format="{EMAIL_FORMAT}" AllowCreate="true"/></samlp:AuthnRequest>"#,
@@ -359,6 +360,7 @@ pub fn start(
         entity = xml_escape(&sp.sp_entity_id),
     );
     let pending = Pending {
+        state: String::new(),
         connection: conn.id.clone(),
         nonce: String::new(),
         pkce_verifier: String::new(),
@@ -367,7 +369,7 @@ pub fn start(
         created_at: now,
         client: String::new(),
     };
-    super::save_pending(svc, &request_id, pending, src)?;
+    let cookie = super::seal_pending(svc, Protocol::Saml, &request_id, pending, src)?;
     let sep = if conn.sso_url.contains('?') { '&' } else { '?' };
     let mut query = format!("SAMLRequest={}", super::pct(&deflate_b64(&xml)?));
     if conn.sign_requests {
@@ -376,7 +378,7 @@ pub fn start(
         let sig = sign_query(svc, &query)?;
         query.push_str(&format!("&Signature={}", super::pct(&sig)));
     }
-    Ok((format!("{}{sep}{query}", conn.sso_url), request_id))
+    Ok((format!("{}{sep}{query}", conn.sso_url), cookie))
 }
 
 pub(crate) fn child<'a, 'i>(
@@ -414,8 +416,8 @@ pub async fn acs_pooled(
         .await?
 }
 
-/// Consumes a POSTed `SAMLResponse`; `browser_state` is the request ID this
-/// browser's cookie holds (an answer to a request is accepted only there).
+/// Consumes a POSTed `SAMLResponse`; `browser_state` is this browser's
+/// binding cookie (an answer to a request is accepted only there).
 /// `Err` is a failure already audited (and recorded on the connection when
 /// an admin was testing).
 pub fn acs(
@@ -480,7 +482,8 @@ fn consume(
     let in_response_to = resp.attribute("InResponseTo");
     match in_response_to {
         Some(irt) => {
-            let p = super::take_bound_pending(svc, irt, browser_state, &conn.id).map_err(|f| {
+            let p = super::take_bound_pending(svc, Protocol::Saml, irt, browser_state, &conn.id)
+                .map_err(|f| {
                 if f.reason == "unknown_state" {
                     Failure::new(
                         "unknown_in_response_to",
@@ -494,6 +497,7 @@ fn consume(
         }
         None if conn.allow_idp_initiated => {
             let p = Pending {
+                state: String::new(),
                 connection: conn.id.clone(),
                 nonce: String::new(),
                 pkce_verifier: String::new(),

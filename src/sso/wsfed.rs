@@ -11,7 +11,6 @@ use super::xmldsig::{self, text_of};
 use super::{Connection, Failure, Finished, Identity, Pending, Protocol};
 use crate::audit::Source;
 use crate::clock::rfc3339;
-use crate::crypto;
 use crate::error::{Error, Result};
 use crate::service::Service;
 
@@ -77,9 +76,10 @@ pub fn parse_federation_metadata(xml: &str) -> Result<saml::IdpMetadata> {
     })
 }
 
-/// Starts a sign-in (or an admin's test): the IdP URL with `wa=wsignin1.0`,
-/// and the single-use state `wctx` carries, which the answer must bring back
-/// to the browser whose cookie holds it.
+/// Starts a sign-in (or an admin's test): the IdP URL with `wa=wsignin1.0`
+/// and the single-use state in `wctx`, and the value of the binding cookie
+/// (the sign-in, sealed; nothing is stored): the answer must bring the state
+/// back to the browser whose cookie holds it.
 pub fn start(
     svc: &Service,
     id: &str,
@@ -88,8 +88,9 @@ pub fn start(
     src: &Source,
 ) -> Result<(String, String)> {
     let conn = super::startable(svc, id, Protocol::Wsfed, test_by.is_some())?;
-    let state = crypto::random_token()?;
+    let state = super::new_state(svc)?;
     let pending = Pending {
+        state: String::new(),
         connection: conn.id.clone(),
         nonce: String::new(),
         pkce_verifier: String::new(),
@@ -98,7 +99,7 @@ pub fn start(
         created_at: svc.now(),
         client: String::new(),
     };
-    super::save_pending(svc, &state, pending, src)?;
+    let cookie = super::seal_pending(svc, Protocol::Wsfed, &state, pending, src)?;
     let sep = if conn.sso_url.contains('?') { '&' } else { '?' };
     let url = format!(
         "{}{sep}wa=wsignin1.0&wtrealm={}&wreply={}&wctx={}",
@@ -107,7 +108,7 @@ pub fn start(
         super::pct(&super::sp_values(svc, id).wsfed_reply_url),
         super::pct(&state)
     );
-    Ok((url, state))
+    Ok((url, cookie))
 }
 
 /// The POSTed answer.
@@ -115,7 +116,7 @@ pub struct Answer<'a> {
     pub wa: &'a str,
     pub wresult: &'a str,
     pub wctx: &'a str,
-    /// The state this browser's cookie holds.
+    /// This browser's binding cookie: the sign-in it started, sealed.
     pub browser_state: Option<&'a str>,
 }
 
@@ -183,6 +184,7 @@ fn consume(
     super::xml_budget::check(answer.wresult).map_err(|r| Failure::new(r.reason(), r.message()))?;
     *pending_out = Some(super::take_bound_pending(
         svc,
+        Protocol::Wsfed,
         answer.wctx,
         answer.browser_state,
         &conn.id,

@@ -1,8 +1,8 @@
 //! Single sign-on over HTTP: `/api/v1/sso/*` (connections, presets, status
 //! and enforcement) and the browser endpoints `/sso/oidc/{id}/login` and
 //! `/sso/oidc/{id}/callback`, and SAML's and WS-Federation's. The sign-in in
-//! flight is bound to the browser by a short cookie holding its `state` (the
-//! SAML request ID, the WS-Federation `wctx`).
+//! flight is bound to the browser by a short cookie holding it, sealed by
+//! `sso` (with its `state`: the SAML request ID, the WS-Federation `wctx`).
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
