@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-use crate::error::{Error, Result};
+use crate::error::{Detail, Error, Result};
 use crate::ops::{self, Command, Output};
 use crate::service::Service;
 
@@ -72,16 +72,26 @@ fn bind_private(path: &Path) -> Result<tokio::net::UnixListener> {
     use std::os::unix::fs::DirBuilderExt;
     let parent = path
         .parent()
-        .ok_or_else(|| Error::Storage(format!("{} has no folder", path.display())))?;
+        .ok_or_else(|| Error::Storage(format!("{} has no folder", path.display()).into()))?;
     let nonce = hex::encode(crate::crypto::random_bytes::<6>()?);
     let private = parent.join(format!(".control-{nonce}"));
     std::fs::DirBuilder::new()
         .mode(0o700)
         .create(&private)
-        .map_err(|e| Error::Storage(format!("cannot create {}: {e}", private.display())))?;
+        .map_err(|e| {
+            Error::Storage(Detail::caused(
+                format!("cannot create {}: {e}", private.display()),
+                e,
+            ))
+        })?;
     let inner = private.join(SOCKET_FILE);
     let bound = tokio::net::UnixListener::bind(&inner)
-        .map_err(|e| Error::Storage(format!("cannot bind {}: {e}", path.display())))
+        .map_err(|e| {
+            Error::Storage(Detail::caused(
+                format!("cannot bind {}: {e}", path.display()),
+                e,
+            ))
+        })
         .and_then(|l| {
             std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o600))?;
             std::fs::rename(&inner, path)?;
@@ -160,9 +170,9 @@ pub fn call(
             return Ok(None);
         }
         Err(e) => {
-            return Err(Error::Storage(format!(
-                "cannot reach {}: {e}",
-                path.display()
+            return Err(Error::Storage(Detail::caused(
+                format!("cannot reach {}: {e}", path.display()),
+                e,
             )));
         }
     };

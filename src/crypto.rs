@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::error::{Detail, Error, Result};
 
 pub const KEY_LEN: usize = 32;
 pub const NONCE_LEN: usize = 24;
@@ -43,7 +43,8 @@ impl std::fmt::Debug for SecretKey {
 }
 
 pub fn fill_random(buf: &mut [u8]) -> Result<()> {
-    getrandom::fill(buf).map_err(|e| Error::internal(format!("OS random source failed: {e}")))
+    getrandom::fill(buf)
+        .map_err(|e| Error::Internal(Detail::caused(format!("OS random source failed: {e}"), e)))
 }
 
 pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {

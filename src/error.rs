@@ -3,42 +3,97 @@
 
 use std::fmt;
 
-/// What went wrong, in terms a caller can act on.
-#[derive(Debug)]
+/// The underlying error a `Detail` came from.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What an integrity, storage or internal error says in the log (its words,
+/// as before), with the underlying error it came from kept as its `source`.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Detail {
+    message: String,
+    #[source]
+    cause: Option<Cause>,
+}
+
+impl Detail {
+    /// `message` (which may already quote `cause`), keeping `cause` itself.
+    pub fn caused(message: impl Into<String>, cause: impl Into<Cause>) -> Self {
+        Detail {
+            message: message.into(),
+            cause: Some(cause.into()),
+        }
+    }
+}
+
+impl From<String> for Detail {
+    fn from(message: String) -> Self {
+        Detail {
+            message,
+            cause: None,
+        }
+    }
+}
+
+impl From<&str> for Detail {
+    fn from(message: &str) -> Self {
+        message.to_string().into()
+    }
+}
+
+/// What went wrong, in terms a caller can act on. Its `Display` is
+/// `code: words` (the full words for integrity, storage and internal errors);
+/// those three keep the error they came from as their `source`.
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Input that does not parse or breaks a rule; `field` names what to fix.
+    #[error("{}: {}", self.code(), self.public_message())]
     Invalid {
         field: &'static str,
         message: String,
     },
     /// Sign-in failed. The caller always sees the same words; the precise
     /// reason goes to the audit log only.
+    #[error("{}: {}", self.code(), self.public_message())]
     InvalidCredentials,
     /// A second-factor code that is wrong, expired or already used.
+    #[error("{}: {}", self.code(), self.public_message())]
     InvalidCode,
     /// A session, token or link that is missing, expired or revoked.
+    #[error("{}: {}", self.code(), self.public_message())]
     Unauthenticated(String),
     /// The security policy requires a second factor and the caller has none yet.
+    #[error("{}: {}", self.code(), self.public_message())]
     MfaEnrollmentRequired,
     /// A sensitive action needs a recent password (and code) confirmation.
+    #[error("{}: {}", self.code(), self.public_message())]
     ReauthRequired,
     /// The caller is known but lacks the permission.
+    #[error("{}: {}", self.code(), self.public_message())]
     Forbidden(String),
+    #[error("{}: {}", self.code(), self.public_message())]
     NotFound(&'static str),
+    #[error("{}: {}", self.code(), self.public_message())]
     Conflict(String),
     /// The caller has too much in flight (e.g. SSO sign-ins from one address).
+    #[error("{}: {}", self.code(), self.public_message())]
     TooMany(String),
     /// The server has too much in flight for everyone; try again later.
+    #[error("{}: {}", self.code(), self.public_message())]
     Busy(String),
     /// A sealed value failed to open: it was tampered with, moved between
     /// records, or sealed under a key this server does not hold.
-    Integrity(String),
+    #[error("integrity_error: {0}")]
+    Integrity(#[source] Detail),
     /// The data directory is unusable (wrong key, corrupt file, locked).
-    Storage(String),
+    #[error("storage_error: {0}")]
+    Storage(#[source] Detail),
     /// Anything else; logged in full, shown opaque.
-    Internal(String),
+    #[error("internal_error: {0}")]
+    Internal(#[source] Detail),
     /// The server is too busy for this request now; the caller may retry
     /// shortly (503 with Retry-After).
+    #[error("{}: {}", self.code(), self.public_message())]
     Unavailable(String),
 }
 
@@ -53,7 +108,7 @@ impl Error {
     }
 
     pub fn internal(context: impl fmt::Display) -> Self {
-        Error::Internal(context.to_string())
+        Error::Internal(context.to_string().into())
     }
 
     /// The stable code used in JSON error bodies and audit details.
@@ -113,33 +168,75 @@ impl Error {
     /// For local operators (CLI): internal details are theirs to see.
     pub fn public_message_for_operator(&self) -> String {
         match self {
-            Error::Integrity(m) | Error::Storage(m) | Error::Internal(m) => m.clone(),
+            Error::Integrity(m) | Error::Storage(m) | Error::Internal(m) => m.to_string(),
             other => other.public_message(),
         }
     }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Integrity(m) | Error::Storage(m) | Error::Internal(m) => {
-                write!(f, "{}: {m}", self.code())
-            }
-            _ => write!(f, "{}: {}", self.code(), self.public_message()),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Self {
-        Error::Internal(format!("encoding: {e}"))
+        Error::Internal(Detail::caused(format!("encoding: {e}"), e))
     }
 }
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        Error::Internal(format!("io: {e}"))
+        Error::Internal(Detail::caused(format!("io: {e}"), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn the_words_stay_and_the_cause_is_kept() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "no access");
+        let e = Error::Storage(Detail::caused(format!("cannot create /d: {io}"), io));
+        assert_eq!(e.to_string(), "storage_error: cannot create /d: no access");
+        assert_eq!(
+            e.public_message_for_operator(),
+            "cannot create /d: no access"
+        );
+        assert_eq!(
+            e.public_message(),
+            "Internal error; the server log has the details under this request id."
+        );
+        let cause = e.source().and_then(|d| d.source());
+        let io = cause.and_then(|c| c.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            io.map(|i| i.kind()),
+            Some(std::io::ErrorKind::PermissionDenied)
+        );
+
+        let e: Error = std::io::Error::other("disk full").into();
+        assert_eq!(e.to_string(), "internal_error: io: disk full");
+        assert!(e.source().and_then(|d| d.source()).is_some());
+        let e: Error = serde_json::from_str::<u8>("x")
+            .map_err(Error::from)
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("internal_error: encoding: expected value")
+        );
+        assert!(e.source().and_then(|d| d.source()).is_some());
+
+        let e = Error::internal("no preset");
+        assert_eq!(e.to_string(), "internal_error: no preset");
+        assert!(e.source().and_then(|d| d.source()).is_none());
+        assert_eq!(
+            Error::NotFound("user").to_string(),
+            "not_found: user not found."
+        );
+        assert_eq!(
+            Error::invalid("name", "too long").to_string(),
+            "invalid_request: name: too long"
+        );
+        assert_eq!(
+            Error::Integrity("sealed value is truncated".into()).to_string(),
+            "integrity_error: sealed value is truncated"
+        );
     }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::crypto;
-use crate::error::{Error, Result};
+use crate::error::{Detail, Error, Result};
 use crate::identity::User;
 use crate::store::{Reader, Table, WriteTx};
 
@@ -143,12 +143,13 @@ const SECRET_KEY: &[u8] = b"jwt_signing_keys";
 fn load(k: &StoredKey) -> Result<LoadedKey> {
     let der = crypto::b64url_decode(&k.pkcs8)
         .ok_or_else(|| Error::Integrity("signing key encoding".into()))?;
-    let pair =
-        KeyPair::from_pkcs8(&der).map_err(|e| Error::Integrity(format!("signing key: {e}")))?;
+    let pair = KeyPair::from_pkcs8(&der)
+        .map_err(|e| Error::Integrity(Detail::caused(format!("signing key: {e}"), e)))?;
     let public = pair.public_key();
     let n = crypto::b64url(public.modulus().big_endian_without_leading_zero());
     let e = crypto::b64url(public.exponent().big_endian_without_leading_zero());
-    let decoding = DecodingKey::from_rsa_components(&n, &e).map_err(Error::internal)?;
+    let decoding = DecodingKey::from_rsa_components(&n, &e)
+        .map_err(|e| Error::Internal(Detail::caused(e.to_string(), e)))?;
     Ok(LoadedKey {
         kid: k.kid.clone(),
         pair,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::crypto::{self, SecretKey};
-use crate::error::{Error, Result};
+use crate::error::{Detail, Error, Result};
 
 pub const MASTER_KEY_FILE: &str = "master.key";
 
@@ -159,7 +159,7 @@ pub fn load_or_create_master_key(dir: &Path, may_create: bool) -> Result<SecretK
                     "{} must hold exactly 32 bytes (it holds {}); it is not a Gatehouse master key",
                     path.display(),
                     bytes.len()
-                ))
+                ).into())
             })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -169,7 +169,7 @@ pub fn load_or_create_master_key(dir: &Path, may_create: bool) -> Result<SecretK
                      that belongs to this data (a new key would make every record unreadable).",
                     path.display(),
                     dir.display()
-                )));
+                ).into()));
             }
             let key = SecretKey::generate()?;
             let mut f = std::fs::OpenOptions::new()
@@ -177,14 +177,19 @@ pub fn load_or_create_master_key(dir: &Path, may_create: bool) -> Result<SecretK
                 .create_new(true)
                 .mode(0o600)
                 .open(&path)
-                .map_err(|e| Error::Storage(format!("cannot create {}: {e}", path.display())))?;
+                .map_err(|e| {
+                    Error::Storage(Detail::caused(
+                        format!("cannot create {}: {e}", path.display()),
+                        e,
+                    ))
+                })?;
             f.write_all(key.expose())?;
             f.sync_all()?;
             Ok(key)
         }
-        Err(e) => Err(Error::Storage(format!(
-            "cannot read {}: {e}",
-            path.display()
+        Err(e) => Err(Error::Storage(Detail::caused(
+            format!("cannot read {}: {e}", path.display()),
+            e,
         ))),
     }
 }

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 
 use crate::clock::Timestamp;
 use crate::crypto;
-use crate::error::{Error, Result};
+use crate::error::{Detail, Error, Result};
 use keyring::{Keyring, KeyringRecord};
 
 pub const DB_FILE: &str = "gatehouse.redb";
@@ -109,8 +109,8 @@ fn aad(t: Table, key: &[u8]) -> Vec<u8> {
     a
 }
 
-fn db_err(e: impl std::fmt::Display) -> Error {
-    Error::Storage(e.to_string())
+fn db_err(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Storage(Detail::caused(e.to_string(), e))
 }
 
 pub struct Store {
@@ -136,8 +136,12 @@ impl Store {
     /// key next to existing data, a database another process holds, and a
     /// damaged file — each with a message that says what to do.
     pub fn open(dir: &Path, now: Timestamp) -> Result<Store> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::Storage(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::Storage(Detail::caused(
+                format!("cannot create {}: {e}", dir.display()),
+                e,
+            ))
+        })?;
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
         let db_path = dir.join(DB_FILE);
         let fresh = !db_path.exists();
@@ -160,8 +164,9 @@ impl Store {
                 .map(|v| v.value().to_vec());
             match existing {
                 Some(bytes) => {
-                    let rec: KeyringRecord = serde_json::from_slice(&bytes)
-                        .map_err(|e| Error::Storage(format!("keyring record unreadable: {e}")))?;
+                    let rec: KeyringRecord = serde_json::from_slice(&bytes).map_err(|e| {
+                        Error::Storage(Detail::caused(format!("keyring record unreadable: {e}"), e))
+                    })?;
                     Keyring::unwrap(master, &rec)?
                 }
                 None => {
@@ -240,30 +245,41 @@ impl Store {
 
     fn open_value<T: DeserializeOwned>(&self, t: Table, key: &[u8], stored: &[u8]) -> Result<T> {
         if !t.sealed() {
-            return serde_json::from_slice(stored)
-                .map_err(|e| Error::Integrity(format!("{}: undecodable record: {e}", t.name())));
+            return serde_json::from_slice(stored).map_err(|e| {
+                Error::Integrity(Detail::caused(
+                    format!("{}: undecodable record: {e}", t.name()),
+                    e,
+                ))
+            });
         }
-        let (version, ct) = parse_header(stored)
-            .ok_or_else(|| Error::Integrity(format!("{}: record has no seal header", t.name())))?;
+        let (version, ct) = parse_header(stored).ok_or_else(|| {
+            Error::Integrity(format!("{}: record has no seal header", t.name()).into())
+        })?;
         let kr = self
             .keyring
             .read()
             .map_err(|_| Error::internal("keyring lock poisoned"))?;
         let dek = kr.dek(version).ok_or_else(|| {
-            Error::Integrity(format!(
-                "{}: sealed under unknown key version {version}",
-                t.name()
-            ))
+            Error::Integrity(
+                format!("{}: sealed under unknown key version {version}", t.name()).into(),
+            )
         })?;
         let plain = crypto::open(dek, &aad(t, key), ct).map_err(|_| {
-            Error::Integrity(format!(
-                "{}: record {} failed to open (moved, tampered or foreign)",
-                t.name(),
-                hex::encode(key)
-            ))
+            Error::Integrity(
+                format!(
+                    "{}: record {} failed to open (moved, tampered or foreign)",
+                    t.name(),
+                    hex::encode(key)
+                )
+                .into(),
+            )
         })?;
-        serde_json::from_slice(&plain)
-            .map_err(|e| Error::Integrity(format!("{}: undecodable record: {e}", t.name())))
+        serde_json::from_slice(&plain).map_err(|e| {
+            Error::Integrity(Detail::caused(
+                format!("{}: undecodable record: {e}", t.name()),
+                e,
+            ))
+        })
     }
 
     /// The data-key version new writes are sealed under (no table scan).
@@ -433,9 +449,9 @@ impl Store {
             let db = open_db(backup)?;
             let tx = db.begin_read().map_err(db_err)?;
             let meta = tx.open_table(Table::Meta.def()).map_err(|e| {
-                Error::Storage(format!(
-                    "{} is not a Gatehouse backup: {e}",
-                    backup.display()
+                Error::Storage(Detail::caused(
+                    format!("{} is not a Gatehouse backup: {e}", backup.display()),
+                    e,
                 ))
             })?;
             let rec = meta
@@ -481,15 +497,21 @@ fn create_private(path: &Path) -> Result<std::fs::File> {
 
 fn open_db(path: &Path) -> Result<Database> {
     Database::create(path).map_err(|e| match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => Error::Storage(format!(
-            "{} is in use by another Gatehouse process (is `gatehouse serve` already running \
+        redb::DatabaseError::DatabaseAlreadyOpen => Error::Storage(
+            format!(
+                "{} is in use by another Gatehouse process (is `gatehouse serve` already running \
              on this data directory?)",
-            path.display()
-        )),
-        other => Error::Storage(format!(
-            "cannot open {}: {other}. The file is damaged or not a Gatehouse database; \
-             restore it with `gatehouse restore BACKUP`",
-            path.display()
+                path.display()
+            )
+            .into(),
+        ),
+        other => Error::Storage(Detail::caused(
+            format!(
+                "cannot open {}: {other}. The file is damaged or not a Gatehouse database; \
+                 restore it with `gatehouse restore BACKUP`",
+                path.display()
+            ),
+            other,
         )),
     })
 }
