@@ -17,10 +17,10 @@ use crate::clock::rfc3339;
 use crate::error::Error;
 use crate::identity::{self, Email, UserId};
 use crate::web::AppState;
-use crate::web::auth::{ConsoleUser, source};
-use crate::web::console::{ConfirmPage, CsrfForm, Nav, PageResult, nav, redirect, render};
+use crate::web::extract::{ConsoleUser, source};
+use crate::web::html::{ConfirmPage, CsrfForm, Nav, PageResult, nav, redirect, render};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/workspaces", web::get().to(list))
         .route("/admin/workspaces", web::post().to(create))
         .route("/admin/workspaces/{id}", web::get().to(show))
@@ -102,14 +102,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 #[derive(Template)]
 #[template(path = "workspaces.html")]
-struct ListPage {
+pub(super) struct ListPage {
     nav: Nav,
     rows: Vec<wss::Workspace>,
     can_create: bool,
     error: Option<String>,
 }
 
-async fn list(st: web::Data<AppState>, u: ConsoleUser) -> PageResult {
+pub(super) async fn list(st: web::Data<AppState>, u: ConsoleUser) -> PageResult {
     let p = u.principal();
     let rows = wss::list(&st.svc, &p)?;
     render(
@@ -124,12 +124,12 @@ async fn list(st: web::Data<AppState>, u: ConsoleUser) -> PageResult {
 }
 
 #[derive(Deserialize)]
-struct NameForm {
+pub(super) struct NameForm {
     csrf_token: String,
     name: String,
 }
 
-async fn create(
+pub(super) async fn create(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -153,7 +153,7 @@ async fn create(
 }
 
 /// A checkbox: its value, its label, and whether it starts ticked.
-struct Check {
+pub(super) struct Check {
     value: String,
     label: String,
     on: bool,
@@ -168,13 +168,13 @@ fn checks<'a>(all: impl Iterator<Item = (&'a str, &'a str)>, on: &[String]) -> V
     .collect()
 }
 
-struct MemberRow {
+pub(super) struct MemberRow {
     id: String,
     email: String,
     roles: String,
 }
 
-struct RoleRow {
+pub(super) struct RoleRow {
     id: String,
     name: String,
     description: String,
@@ -182,7 +182,7 @@ struct RoleRow {
     checks: Vec<Check>,
 }
 
-struct GroupRow {
+pub(super) struct GroupRow {
     id: String,
     name: String,
     roles: String,
@@ -191,7 +191,7 @@ struct GroupRow {
     member_checks: Vec<Check>,
 }
 
-struct KeyRow {
+pub(super) struct KeyRow {
     id: String,
     name: String,
     hint: String,
@@ -199,7 +199,7 @@ struct KeyRow {
     last_used: String,
 }
 
-struct AppRow {
+pub(super) struct AppRow {
     id: String,
     name: String,
     scopes: String,
@@ -207,7 +207,7 @@ struct AppRow {
     keys: Vec<KeyRow>,
 }
 
-struct SaRow {
+pub(super) struct SaRow {
     id: String,
     name: String,
     description: String,
@@ -218,7 +218,7 @@ struct SaRow {
     checks: Vec<Check>,
 }
 
-struct WidgetRow {
+pub(super) struct WidgetRow {
     id: String,
     name: String,
     bot: String,
@@ -229,7 +229,7 @@ struct WidgetRow {
 
 #[derive(Template)]
 #[template(path = "workspace.html")]
-struct WorkspacePage {
+pub(super) struct WorkspacePage {
     nav: Nav,
     ws: wss::Workspace,
     members: Vec<MemberRow>,
@@ -440,12 +440,12 @@ fn page(
 }
 
 #[derive(Deserialize)]
-struct ShowQuery {
+pub(super) struct ShowQuery {
     /// The one-time handle of a secret just made (see `after`).
     shown: Option<String>,
 }
 
-async fn show(
+pub(super) async fn show(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -485,14 +485,14 @@ fn after(
 }
 
 #[derive(Deserialize)]
-struct MemberForm {
+pub(super) struct MemberForm {
     csrf_token: String,
     email: String,
     role: String,
 }
 
 #[derive(Deserialize)]
-struct NewMemberForm {
+pub(super) struct NewMemberForm {
     csrf_token: String,
     email: String,
     #[serde(default)]
@@ -502,7 +502,7 @@ struct NewMemberForm {
 }
 
 /// A workspace admin creates a new user straight into the workspace.
-async fn create_member(
+pub(super) async fn create_member(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -532,7 +532,7 @@ async fn create_member(
     after(&st, &req, &u, &id, r)
 }
 
-async fn add_member(
+pub(super) async fn add_member(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -563,11 +563,11 @@ fn fresh_sign_in(
     u: &ConsoleUser,
     id: &str,
 ) -> Result<Option<actix_web::HttpResponse>, Error> {
-    crate::web::console::reauth_gate(st, u, &format!("/admin/workspaces/{id}"))
+    crate::web::extract::reauth_gate(st, u, &format!("/admin/workspaces/{id}"))
 }
 
 /// A posted form with repeated fields (`scope=a&scope=b`), kept as pairs.
-struct Fields(Vec<(String, String)>);
+pub(super) struct Fields(Vec<(String, String)>);
 
 impl Fields {
     fn new(body: web::Form<Vec<(String, String)>>, u: &ConsoleUser) -> Result<Fields, Error> {
@@ -611,7 +611,7 @@ impl Fields {
     }
 }
 
-async fn rename(
+pub(super) async fn rename(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -641,7 +641,7 @@ fn limit(f: &Fields, field: &'static str, unit: i64) -> Result<Option<i64>, Erro
     }
 }
 
-async fn session_limits(
+pub(super) async fn session_limits(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -660,7 +660,7 @@ async fn session_limits(
     after(&st, &req, &u, &id, r)
 }
 
-async fn remove_member(
+pub(super) async fn remove_member(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -676,7 +676,7 @@ async fn remove_member(
 }
 
 /// Creates a custom role (no `item`) or edits one.
-async fn save_role(
+pub(super) async fn save_role(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -704,7 +704,7 @@ async fn save_role(
 }
 
 /// Creates a group (no `item`) or edits its name, roles and members.
-async fn save_group(
+pub(super) async fn save_group(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -734,7 +734,7 @@ async fn save_group(
     after(&st, &req, &u, &id, r)
 }
 
-async fn create_app(
+pub(super) async fn create_app(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -755,7 +755,7 @@ async fn create_app(
 }
 
 /// Renames an app or changes its scopes; its keys follow at once.
-async fn update_app(
+pub(super) async fn update_app(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -776,7 +776,7 @@ async fn update_app(
     after(&st, &req, &u, &id, r)
 }
 
-async fn create_sa(
+pub(super) async fn create_sa(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -812,7 +812,7 @@ async fn create_sa(
 }
 
 /// Edits an account: description, scopes, allowlist and its mode.
-async fn update_sa(
+pub(super) async fn update_sa(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -840,7 +840,7 @@ async fn update_sa(
     after(&st, &req, &u, &id, r)
 }
 
-async fn sa_secret_confirm(
+pub(super) async fn sa_secret_confirm(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -864,7 +864,7 @@ async fn sa_secret_confirm(
     )
 }
 
-async fn sa_secret(
+pub(super) async fn sa_secret(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -881,7 +881,7 @@ async fn sa_secret(
     after(&st, &req, &u, &id, r)
 }
 
-async fn create_widget(
+pub(super) async fn create_widget(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -930,7 +930,7 @@ impl Kind {
 
 /// The confirmation for deleting a role, group, app, service account or
 /// widget key: it names the item and says what stops working.
-async fn item_delete_confirm(
+pub(super) async fn item_delete_confirm(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -1019,7 +1019,7 @@ async fn item_delete_confirm(
     )
 }
 
-async fn item_delete(
+pub(super) async fn item_delete(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -1040,13 +1040,13 @@ async fn item_delete(
 }
 
 #[derive(Deserialize)]
-struct KeyForm {
+pub(super) struct KeyForm {
     csrf_token: String,
     #[serde(default)]
     name: String,
 }
 
-async fn create_key(
+pub(super) async fn create_key(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -1075,7 +1075,7 @@ async fn create_key(
     after(&st, &req, &u, &id, r)
 }
 
-async fn key_delete_confirm(
+pub(super) async fn key_delete_confirm(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -1117,7 +1117,7 @@ async fn key_delete_confirm(
     )
 }
 
-async fn key_delete(
+pub(super) async fn key_delete(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -1130,7 +1130,7 @@ async fn key_delete(
     Ok(redirect(&format!("/admin/workspaces/{id}")))
 }
 
-async fn delete_confirm(
+pub(super) async fn delete_confirm(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -1153,7 +1153,7 @@ async fn delete_confirm(
     )
 }
 
-async fn delete(
+pub(super) async fn delete(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
