@@ -127,7 +127,6 @@ pub struct ConsoleUser {
     pub csrf: String,
     /// When this session last proved the user's identity.
     pub auth_at: crate::clock::Timestamp,
-    pub enroll_only: bool,
 }
 
 impl ConsoleUser {
@@ -180,7 +179,6 @@ impl FromRequest for ConsoleUser {
                     user,
                     session_hash: hash,
                     auth_at: sess.auth_at,
-                    enroll_only: sess.enroll_only,
                 })
             })()
             .map_err(PageError),

@@ -5,18 +5,15 @@
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::access::{self, Permission};
 use crate::audit;
-use crate::authn::{self, Channel, Grant, password::Password, session};
+use crate::authn::{self, password::Password, session};
 use crate::clock::rfc3339;
 use crate::error::Error;
-use crate::identity::{self, Email, NewUser, Role, User, UserId, UserUpdate};
-use crate::keys;
-use crate::store::Reader;
+use crate::identity::{self, Role, User};
 use crate::web::AppState;
 use crate::web::error::PageError;
 use crate::web::extract::ConsoleUser;

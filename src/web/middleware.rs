@@ -1,23 +1,13 @@
 //! The request middleware: request ids, logging, the sign-in rate limit and
 //! the security headers on every answer.
 
-use std::collections::HashMap;
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, HttpServer, web};
-use rust_embed::RustEmbed;
+use actix_web::{HttpMessage, web};
 
-use crate::clock::Timestamp;
-use crate::config::Settings;
-use crate::error::{Error, Result};
-use crate::service::Service;
-use crate::tokens::Claims;
 use crate::web::{AppState, error, limits};
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \

@@ -24,23 +24,16 @@ pub(crate) use self::extract as auth;
 pub use middleware::RequestId;
 pub use state::{AppState, SecretsOnce};
 
-use std::collections::HashMap;
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::http::header::{self};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use rust_embed::RustEmbed;
 
-use crate::clock::Timestamp;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::service::Service;
-use crate::tokens::Claims;
 
 #[derive(RustEmbed)]
 #[folder = "static/"]

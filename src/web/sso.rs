@@ -2,8 +2,6 @@
 //! enforcement) and `/users/{id}/sso-links`, with their OpenAPI document. The
 //! browser sign-in endpoints are `protocol::sso`.
 
-use actix_web::cookie::{Cookie, SameSite};
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -12,10 +10,10 @@ use crate::access::{self, Permission, Resource};
 use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::identity;
-use crate::sso::{self, Connection, Finished, Protocol};
+use crate::sso::{self, Connection, Protocol};
 use crate::web::AppState;
 use crate::web::extract::{ApiCaller, source};
-use crate::web::error::{ApiError, PageError, html_error};
+use crate::web::error::ApiError;
 
 type ApiResult = Result<HttpResponse, ApiError>;
 

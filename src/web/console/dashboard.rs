@@ -1,22 +1,15 @@
 //! The console's front page: counts and the latest audit events.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use serde::Deserialize;
 
-use crate::access::{self, Permission};
+use crate::access::Permission;
 use crate::audit;
-use crate::authn::{self, Channel, Grant, password::Password, session};
-use crate::clock::rfc3339;
-use crate::error::Error;
-use crate::identity::{self, Email, NewUser, Role, User, UserId, UserUpdate};
-use crate::keys;
+use crate::identity::{self};
 use crate::store::Reader;
 use crate::web::AppState;
-use crate::web::error::{PageError, html_error};
-use crate::web::extract::{self as wauth, ConsoleUser, source};
+use crate::web::extract::ConsoleUser;
 #[allow(unused_imports)]
 use crate::web::extract::*;
 #[allow(unused_imports)]

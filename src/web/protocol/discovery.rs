@@ -1,18 +1,10 @@
 //! The JWK Set (`/oauth2/jwks`) and OpenID discovery.
 
-use std::net::IpAddr;
 
-use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
+use actix_web::{HttpResponse, web};
 
-use crate::access::credentials as creds;
-use crate::access::{self, ClientKind, Decision, Permission, Principal, Resource};
-use crate::audit::Source;
-use crate::clock::Timestamp;
-use crate::error::Error;
+use crate::access::Permission;
 use crate::web::AppState;
-use crate::web::extract::{Purpose, bearer_principal, session_cookie_name, source};
 
 pub(super) async fn jwks(st: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()

@@ -1,21 +1,13 @@
 //! Sign-in pages: /login, the MFA step (/login/mfa) and /logout.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, ContentType};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::access::{self, Permission};
-use crate::audit;
-use crate::authn::{self, Channel, Grant, password::Password, session};
-use crate::clock::rfc3339;
+use crate::authn::{self, Channel, Grant, password::Password};
 use crate::error::Error;
-use crate::identity::{self, Email, NewUser, Role, User, UserId, UserUpdate};
-use crate::keys;
-use crate::store::Reader;
 use crate::web::AppState;
-use crate::web::error::{PageError, html_error};
 use crate::web::extract::{self as wauth, ConsoleUser, source};
 #[allow(unused_imports)]
 use crate::web::extract::*;

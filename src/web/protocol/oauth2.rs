@@ -2,19 +2,18 @@
 //! `/oauth2/introspect` (RFC 7662) and `/oauth2/revoke` (RFC 7009). Errors
 //! are answered the OAuth way: `{"error", "error_description"}`.
 
-use std::net::IpAddr;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use crate::access::credentials as creds;
-use crate::access::{self, ClientKind, Decision, Permission, Principal, Resource};
+use crate::access::{self, ClientKind, Permission, Principal, Resource};
 use crate::audit::Source;
 use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::web::AppState;
-use crate::web::extract::{Purpose, bearer_principal, session_cookie_name, source};
+use crate::web::extract::{Purpose, bearer_principal, source};
 
 fn oauth_error(status: StatusCode, code: &str, description: &str) -> HttpResponse {
     let mut b = HttpResponse::build(status);

@@ -1,22 +1,16 @@
 //! First-run setup (/setup) and password recovery (/recover).
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, ContentType};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::access::{self, Permission};
-use crate::audit;
-use crate::authn::{self, Channel, Grant, password::Password, session};
-use crate::clock::rfc3339;
+use crate::authn::{self, password::Password};
 use crate::error::Error;
-use crate::identity::{self, Email, NewUser, Role, User, UserId, UserUpdate};
-use crate::keys;
-use crate::store::Reader;
+use crate::identity::Email;
 use crate::web::AppState;
 use crate::web::error::{PageError, html_error};
-use crate::web::extract::{self as wauth, ConsoleUser, source};
+use crate::web::extract::{self as wauth, source};
 #[allow(unused_imports)]
 use crate::web::extract::*;
 #[allow(unused_imports)]

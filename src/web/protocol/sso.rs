@@ -4,20 +4,15 @@
 //! is bound to the browser by a short cookie holding its `state` (the SAML
 //! request ID, the WS-Federation `wctx`); see `extract`.
 
-use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde::Deserialize;
 
-use crate::access::{self, Permission, Resource};
-use crate::clock::Timestamp;
 use crate::error::Error;
-use crate::identity;
-use crate::sso::{self, Connection, Finished, Protocol};
+use crate::sso::{self, Finished, Protocol};
 use crate::web::AppState;
-use crate::web::extract::{ApiCaller, source};
-use crate::web::error::{ApiError, PageError, html_error};
+use crate::web::extract::source;
+use crate::web::error::{PageError, html_error};
 #[allow(unused_imports)]
 use crate::web::extract::*;
 

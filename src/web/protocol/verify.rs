@@ -23,7 +23,6 @@ pub struct Checked {
     pub reason: &'static str,
     pub sub: Option<String>,
     pub workspace: Option<String>,
-    pub principal: Option<Principal>,
 }
 
 impl Checked {
@@ -33,7 +32,6 @@ impl Checked {
             reason,
             sub: None,
             workspace: None,
-            principal: None,
         }
     }
 }
@@ -92,7 +90,6 @@ fn decide_for(
         reason: d.reason,
         sub: sub_of(&p),
         workspace: d.workspace,
-        principal: Some(p),
     })
 }
 
