@@ -1,7 +1,6 @@
 //! The request middleware: request ids, logging, the sign-in rate limit and
 //! the security headers on every answer.
 
-
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};

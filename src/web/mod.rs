@@ -17,11 +17,11 @@ mod protocol;
 pub(crate) mod sso;
 mod state;
 
-/// Tests read the forward-auth cache's generation here.
-pub use protocol::verify_cache;
 /// The path handlers have always imported callers from.
 pub(crate) use self::extract as auth;
 pub use middleware::RequestId;
+/// Tests read the forward-auth cache's generation here.
+pub use protocol::verify_cache;
 pub use state::{AppState, SecretsOnce};
 
 use std::net::TcpListener;
@@ -38,7 +38,6 @@ use crate::service::Service;
 #[derive(RustEmbed)]
 #[folder = "static/"]
 struct Assets;
-
 
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
@@ -162,7 +161,9 @@ pub fn server(
     let http = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .wrap(actix_web::middleware::from_fn(middleware::request_middleware))
+            .wrap(actix_web::middleware::from_fn(
+                middleware::request_middleware,
+            ))
             .configure(|cfg| routes(cfg, &settings))
             .default_service(web::to(not_found))
     })
@@ -173,4 +174,3 @@ pub fn server(
     };
     Ok(http.run())
 }
-

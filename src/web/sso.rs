@@ -12,11 +12,10 @@ use crate::error::Error;
 use crate::identity;
 use crate::sso::{self, Connection, Protocol};
 use crate::web::AppState;
-use crate::web::extract::{ApiCaller, source};
 use crate::web::error::ApiError;
+use crate::web::extract::{ApiCaller, source};
 
 type ApiResult = Result<HttpResponse, ApiError>;
-
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -417,4 +416,3 @@ async fn put_settings(
         sso::update_settings(&st.svc, &caller.principal, &source(&req), body.into_inner())?;
     Ok(HttpResponse::Ok().json(settings_dto(&st, s, warnings)?))
 }
-

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-
 use crate::clock::Timestamp;
 use crate::error::Result;
 use crate::service::Service;

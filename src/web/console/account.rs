@@ -9,15 +9,17 @@ use crate::error::Error;
 use crate::identity::{self};
 use crate::web::AppState;
 use crate::web::extract::{ConsoleUser, source};
-#[allow(unused_imports)]
-use crate::web::extract::*;
-#[allow(unused_imports)]
-use crate::web::html::*;
+use crate::web::html::{
+    CsrfForm, Notice, PageResult, account_page, confirmed, notice_text, redirect, render,
+};
 
 // ---------------------------------------------------------------- my account
 
-
-pub(super) async fn account(st: web::Data<AppState>, u: ConsoleUser, q: web::Query<Notice>) -> PageResult {
+pub(super) async fn account(
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    q: web::Query<Notice>,
+) -> PageResult {
     render(
         StatusCode::OK,
         &account_page(&st, &u, notice_text(q.notice.as_deref()), None)?,
@@ -95,4 +97,3 @@ pub(super) async fn end_other_sessions(
     authn::end_other_sessions(&st.svc, &u.principal(), &u.session_hash, &source(&req))?;
     Ok(redirect("/admin/account?notice=ended_others"))
 }
-

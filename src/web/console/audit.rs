@@ -9,11 +9,8 @@ use crate::access::Permission;
 use crate::audit;
 use crate::error::Error;
 use crate::web::AppState;
-use crate::web::extract::ConsoleUser;
-#[allow(unused_imports)]
-use crate::web::extract::*;
-#[allow(unused_imports)]
-use crate::web::html::*;
+use crate::web::extract::{ConsoleUser, require};
+use crate::web::html::{EventRow, Nav, PER_PAGE, PageResult, enc, is_htmx, nav, render};
 
 // ---------------------------------------------------------------- audit
 
@@ -121,4 +118,3 @@ pub(super) async fn audit_page(
     };
     render(status, &p)
 }
-

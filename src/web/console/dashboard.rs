@@ -9,11 +9,8 @@ use crate::audit;
 use crate::identity::{self};
 use crate::store::Reader;
 use crate::web::AppState;
-use crate::web::extract::ConsoleUser;
-#[allow(unused_imports)]
-use crate::web::extract::*;
-#[allow(unused_imports)]
-use crate::web::html::*;
+use crate::web::extract::{ConsoleUser, require};
+use crate::web::html::{EventRow, Nav, PageResult, nav, redirect, render};
 
 pub(super) async fn root() -> HttpResponse {
     redirect("/admin")
@@ -34,7 +31,11 @@ pub(super) struct DashboardPage {
     rows: Vec<EventRow>,
 }
 
-pub(super) async fn dashboard(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser) -> PageResult {
+pub(super) async fn dashboard(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+) -> PageResult {
     if !u.user.is_admin() {
         return Ok(redirect("/admin/account"));
     }
@@ -67,4 +68,3 @@ pub(super) async fn dashboard(req: HttpRequest, st: web::Data<AppState>, u: Cons
     };
     render(StatusCode::OK, &page)
 }
-

@@ -8,11 +8,10 @@ use crate::access::Permission;
 use crate::clock::rfc3339;
 use crate::keys;
 use crate::web::AppState;
-use crate::web::extract::{ConsoleUser, source};
-#[allow(unused_imports)]
-use crate::web::extract::*;
-#[allow(unused_imports)]
-use crate::web::html::*;
+use crate::web::extract::{ConsoleUser, reauth_gate, require, source};
+use crate::web::html::{
+    ConfirmPage, CsrfForm, Nav, Notice, PageResult, nav, notice_text, redirect, render,
+};
 
 // ---------------------------------------------------------------- keys
 
@@ -99,4 +98,3 @@ pub(super) async fn keys_rotate(
     crate::web::api::start_rotation(&st, u.principal(), source(&req))?;
     Ok(redirect("/admin/keys?notice=rotated"))
 }
-

@@ -9,11 +9,8 @@ use serde::Deserialize;
 use crate::authn::{self, password::Password, session};
 use crate::error::Error;
 use crate::web::AppState;
-use crate::web::extract::{ConsoleUser, source};
-#[allow(unused_imports)]
-use crate::web::extract::*;
-#[allow(unused_imports)]
-use crate::web::html::*;
+use crate::web::extract::{ConsoleUser, reauth_gate, source};
+use crate::web::html::{CsrfForm, Nav, PageResult, SendForm, account_page, nav, redirect, render};
 
 // ---------------------------------------------------------------- two-factor
 
@@ -64,7 +61,11 @@ fn enroll_page(
     })
 }
 
-pub(super) async fn totp_start(st: web::Data<AppState>, u: ConsoleUser, f: web::Form<CsrfForm>) -> PageResult {
+pub(super) async fn totp_start(
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
         return Ok(r);
@@ -311,4 +312,3 @@ pub(super) async fn proof_code_send(
     };
     render(StatusCode::OK, &account_page(&st, &u, notice, error)?)
 }
-

@@ -23,32 +23,62 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/users", web::get().to(users::users))
         .route("/admin/users", web::post().to(users::users_create))
         .route("/admin/users/{id}", web::get().to(users::user_detail))
-        .route("/admin/users/{id}/disable", web::post().to(users::user_disable))
-        .route("/admin/users/{id}/enable", web::post().to(users::user_enable))
+        .route(
+            "/admin/users/{id}/disable",
+            web::post().to(users::user_disable),
+        )
+        .route(
+            "/admin/users/{id}/enable",
+            web::post().to(users::user_enable),
+        )
         .route(
             "/admin/users/{id}/delete",
             web::get().to(users::user_delete_confirm),
         )
-        .route("/admin/users/{id}/delete", web::post().to(users::user_delete))
-        .route("/admin/users/{id}/password", web::post().to(users::user_password))
-        .route("/admin/users/{id}/unlock", web::post().to(users::user_unlock))
+        .route(
+            "/admin/users/{id}/delete",
+            web::post().to(users::user_delete),
+        )
+        .route(
+            "/admin/users/{id}/password",
+            web::post().to(users::user_password),
+        )
+        .route(
+            "/admin/users/{id}/unlock",
+            web::post().to(users::user_unlock),
+        )
         .route("/admin/account", web::get().to(account::account))
-        .route("/admin/account/password", web::post().to(account::account_password))
+        .route(
+            "/admin/account/password",
+            web::post().to(account::account_password),
+        )
         .route("/admin/account/mfa/totp", web::post().to(mfa::totp_start))
         .route("/admin/account/mfa/totp", web::get().to(mfa::totp_page))
         .route(
             "/admin/account/mfa/totp/confirm",
             web::post().to(mfa::totp_confirm),
         )
-        .route("/admin/account/mfa/recovery", web::post().to(mfa::recovery_new))
-        .route("/admin/account/mfa/email", web::post().to(mfa::code_start_email))
-        .route("/admin/account/mfa/sms", web::post().to(mfa::code_start_sms))
+        .route(
+            "/admin/account/mfa/recovery",
+            web::post().to(mfa::recovery_new),
+        )
+        .route(
+            "/admin/account/mfa/email",
+            web::post().to(mfa::code_start_email),
+        )
+        .route(
+            "/admin/account/mfa/sms",
+            web::post().to(mfa::code_start_sms),
+        )
         .route(
             "/admin/account/mfa/code/confirm",
             web::post().to(mfa::code_confirm),
         )
         .route("/admin/account/mfa/remove", web::post().to(mfa::mfa_remove))
-        .route("/admin/account/mfa/code", web::post().to(mfa::proof_code_send))
+        .route(
+            "/admin/account/mfa/code",
+            web::post().to(mfa::proof_code_send),
+        )
         .route(
             "/admin/users/{id}/mfa/reset",
             web::post().to(users::user_mfa_reset),
@@ -64,8 +94,14 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/reauth", web::get().to(reauth::reauth_page))
         .route("/admin/reauth", web::post().to(reauth::reauth_post))
         .route("/admin/reauth/send", web::post().to(reauth::reauth_send))
-        .route("/admin/settings/security", web::get().to(settings::settings_page))
-        .route("/admin/settings/security", web::post().to(settings::settings_post))
+        .route(
+            "/admin/settings/security",
+            web::get().to(settings::settings_page),
+        )
+        .route(
+            "/admin/settings/security",
+            web::post().to(settings::settings_post),
+        )
         .route(
             "/admin/account/sessions/end-others",
             web::post().to(account::end_other_sessions),
@@ -76,7 +112,9 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/admin/audit", web::get().to(audit::audit_page))
         .route("/admin/keys", web::get().to(keys::keys_page))
-        .route("/admin/keys/rotate", web::get().to(keys::keys_rotate_confirm))
+        .route(
+            "/admin/keys/rotate",
+            web::get().to(keys::keys_rotate_confirm),
+        )
         .route("/admin/keys/rotate", web::post().to(keys::keys_rotate));
 }
-

@@ -9,13 +9,12 @@ use crate::authn::{self, password::Password};
 use crate::error::Error;
 use crate::web::AppState;
 use crate::web::extract::{ConsoleUser, source};
-#[allow(unused_imports)]
-use crate::web::extract::*;
-#[allow(unused_imports)]
-use crate::web::html::*;
+use crate::web::html::{
+    LoginQuery, MethodOption, Nav, PageResult, SendForm, method_options, nav, redirect, render,
+    safe_rd,
+};
 
 // ---------------------------------------------------------------- policy, re-authentication
-
 
 #[derive(Template)]
 #[template(path = "mfa_required.html")]
@@ -144,4 +143,3 @@ pub(super) async fn reauth_send(
         &reauth_view(&st, &u, rd, &f.method, notice, error)?,
     )
 }
-

@@ -9,11 +9,8 @@ use crate::access::Permission;
 use crate::error::Error;
 use crate::identity::Role;
 use crate::web::AppState;
-use crate::web::extract::{ConsoleUser, source};
-#[allow(unused_imports)]
-use crate::web::extract::*;
-#[allow(unused_imports)]
-use crate::web::html::*;
+use crate::web::extract::{ConsoleUser, reauth_gate, require, source};
+use crate::web::html::{Nav, Notice, PageResult, nav, notice_text, redirect, render};
 
 #[derive(Template)]
 #[template(path = "settings_security.html")]
@@ -164,4 +161,3 @@ pub(super) async fn settings_post(
         Err(e) => Err(e.into()),
     }
 }
-

@@ -13,14 +13,13 @@ use crate::clock::rfc3339;
 use crate::error::Error;
 use crate::identity::{self, Email, NewUser, Role, UserId, UserUpdate};
 use crate::web::AppState;
-use crate::web::extract::{ConsoleUser, source};
-#[allow(unused_imports)]
-use crate::web::extract::*;
-#[allow(unused_imports)]
-use crate::web::html::*;
+use crate::web::extract::{ConsoleUser, require, source};
+use crate::web::html::{
+    ConfirmPage, CsrfForm, Nav, Notice, PER_PAGE, PageResult, UserRow, is_htmx, nav, notice_text,
+    redirect, render,
+};
 
 // ---------------------------------------------------------------- users
-
 
 #[derive(Template)]
 #[template(path = "users.html")]
@@ -262,7 +261,6 @@ pub(super) async fn user_enable(
     set_disabled(req, st, u, &id, &f.csrf_token, false).await
 }
 
-
 pub(super) async fn user_unlock(
     req: HttpRequest,
     st: web::Data<AppState>,
@@ -396,4 +394,3 @@ pub(super) async fn user_end_sessions(
         uid.as_str()
     )))
 }
-

@@ -1,6 +1,5 @@
 //! The JWK Set (`/oauth2/jwks`) and OpenID discovery.
 
-
 use actix_web::{HttpResponse, web};
 
 use crate::access::Permission;
@@ -26,4 +25,3 @@ pub(super) async fn discovery(st: web::Data<AppState>) -> HttpResponse {
         "id_token_signing_alg_values_supported": ["RS256"],
     }))
 }
-

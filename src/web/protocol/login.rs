@@ -8,11 +8,11 @@ use serde::Deserialize;
 use crate::authn::{self, Channel, Grant, password::Password};
 use crate::error::Error;
 use crate::web::AppState;
-use crate::web::extract::{self as wauth, ConsoleUser, source};
-#[allow(unused_imports)]
-use crate::web::extract::*;
-#[allow(unused_imports)]
-use crate::web::html::*;
+use crate::web::extract::{self as wauth, ConsoleUser, signed_in, source, with_pre_cookie};
+use crate::web::html::{
+    CsrfForm, LoginQuery, MethodOption, PageResult, SendForm, enc, method_options, notice_text,
+    redirect, render, safe_rd,
+};
 
 // ---------------------------------------------------------------- sign-in
 
@@ -51,7 +51,6 @@ fn login_view(
         sso,
     })
 }
-
 
 pub(super) async fn login_page(
     req: HttpRequest,
@@ -134,7 +133,6 @@ pub(super) async fn login_post(
 
 const MFA_COOKIE: &str = "gh_mfa";
 
-
 #[derive(Template)]
 #[template(path = "login_mfa.html")]
 pub(super) struct MfaPage {
@@ -146,7 +144,6 @@ pub(super) struct MfaPage {
     /// Methods that send a code on request (e-mail, SMS).
     sendable: Vec<MethodOption>,
 }
-
 
 fn mfa_view(
     req: &HttpRequest,
@@ -287,7 +284,6 @@ pub(super) async fn mfa_post(
     }
 }
 
-
 pub(super) async fn logout(
     st: web::Data<AppState>,
     req: HttpRequest,
@@ -300,4 +296,3 @@ pub(super) async fn logout(
     let _ = resp.add_cookie(&wauth::removal_cookie(st.tls));
     Ok(resp)
 }
-

@@ -2,7 +2,6 @@
 //! `/oauth2/introspect` (RFC 7662) and `/oauth2/revoke` (RFC 7009). Errors
 //! are answered the OAuth way: `{"error", "error_description"}`.
 
-
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
@@ -228,7 +227,11 @@ fn endpoint_caller(
 
 /// RFC 7662 for access tokens, API keys and widget keys. Anything invalid,
 /// expired, revoked, deleted, or outside the caller's workspace is `{"active": false}`.
-pub(super) async fn introspect(req: HttpRequest, st: web::Data<AppState>, raw: web::Bytes) -> HttpResponse {
+pub(super) async fn introspect(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    raw: web::Bytes,
+) -> HttpResponse {
     // Active answers are reused for the same caller credential and token
     // while nothing they depend on changed (see `verify_cache`). The key is
     // the raw Authorization and Content-Type headers and body: the same bytes
@@ -551,4 +554,3 @@ fn revoke_access_token(
     )?;
     tx.commit()
 }
-

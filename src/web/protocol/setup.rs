@@ -10,11 +10,8 @@ use crate::error::Error;
 use crate::identity::Email;
 use crate::web::AppState;
 use crate::web::error::{PageError, html_error};
-use crate::web::extract::{self as wauth, source};
-#[allow(unused_imports)]
-use crate::web::extract::*;
-#[allow(unused_imports)]
-use crate::web::html::*;
+use crate::web::extract::{self as wauth, source, with_pre_cookie};
+use crate::web::html::{PageResult, confirmed, redirect, render};
 
 // ---------------------------------------------------------------- setup & recovery
 
@@ -175,4 +172,3 @@ pub(super) async fn recover_post(
         Err(e) => Err(e.into()),
     }
 }
-

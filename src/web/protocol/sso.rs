@@ -11,10 +11,8 @@ use serde::Deserialize;
 use crate::error::Error;
 use crate::sso::{self, Finished, Protocol};
 use crate::web::AppState;
-use crate::web::extract::source;
 use crate::web::error::{PageError, html_error};
-#[allow(unused_imports)]
-use crate::web::extract::*;
+use crate::web::extract::{binding_cookie, post_state_cookie_name, source, state_cookie_name};
 
 /// The browser endpoints.
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
@@ -43,8 +41,6 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(saml_acs)),
         );
 }
-
-
 
 /// Adds the removal of the binding cookie: a finished sign-in's state is spent.
 fn forget_binding(st: &AppState, protocol: Protocol, resp: &mut HttpResponse) {
