@@ -4,19 +4,22 @@
 
 mod account;
 mod audit;
+mod clients;
 mod dashboard;
 mod keys;
+mod members;
 mod mfa;
 mod reauth;
 mod settings;
 mod sso;
 mod users;
+mod workspace_view;
 mod workspaces;
 
 use actix_web::web;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    workspaces::routes(cfg);
+    workspace_routes(cfg);
     sso::routes(cfg);
     cfg.route("/", web::get().to(dashboard::root))
         .route("/admin", web::get().to(dashboard::dashboard))
@@ -117,4 +120,103 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(keys::keys_rotate_confirm),
         )
         .route("/admin/keys/rotate", web::post().to(keys::keys_rotate));
+}
+
+/// One workspace's pages (`workspaces`, `members`, `clients`).
+fn workspace_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/workspaces", web::get().to(workspaces::list))
+        .route("/admin/workspaces", web::post().to(workspaces::create))
+        .route("/admin/workspaces/{id}", web::get().to(workspaces::show))
+        .route(
+            "/admin/workspaces/{id}/rename",
+            web::post().to(workspaces::rename),
+        )
+        .route(
+            "/admin/workspaces/{id}/session",
+            web::post().to(workspaces::session_limits),
+        )
+        .route(
+            "/admin/workspaces/{id}/delete",
+            web::get().to(workspaces::delete_confirm),
+        )
+        .route(
+            "/admin/workspaces/{id}/delete",
+            web::post().to(workspaces::delete),
+        )
+        .route(
+            "/admin/workspaces/{id}/members",
+            web::post().to(members::add_member),
+        )
+        .route(
+            "/admin/workspaces/{id}/members/{user}/remove",
+            web::post().to(members::remove_member),
+        )
+        .route(
+            "/admin/workspaces/{id}/users",
+            web::post().to(members::create_member),
+        )
+        .route(
+            "/admin/workspaces/{id}/roles",
+            web::post().to(members::save_role),
+        )
+        .route(
+            "/admin/workspaces/{id}/roles/{item}",
+            web::post().to(members::save_role),
+        )
+        .route(
+            "/admin/workspaces/{id}/groups",
+            web::post().to(members::save_group),
+        )
+        .route(
+            "/admin/workspaces/{id}/groups/{item}",
+            web::post().to(members::save_group),
+        )
+        .route(
+            "/admin/workspaces/{id}/apps",
+            web::post().to(clients::create_app),
+        )
+        .route(
+            "/admin/workspaces/{id}/apps/{item}",
+            web::post().to(clients::update_app),
+        )
+        .route(
+            "/admin/workspaces/{id}/apps/{app}/keys",
+            web::post().to(clients::create_key),
+        )
+        .route(
+            "/admin/workspaces/{id}/apps/{app}/keys/{key}/delete",
+            web::get().to(clients::key_delete_confirm),
+        )
+        .route(
+            "/admin/workspaces/{id}/apps/{app}/keys/{key}/delete",
+            web::post().to(clients::key_delete),
+        )
+        .route(
+            "/admin/workspaces/{id}/service-accounts",
+            web::post().to(clients::create_sa),
+        )
+        .route(
+            "/admin/workspaces/{id}/service-accounts/{item}",
+            web::post().to(clients::update_sa),
+        )
+        .route(
+            "/admin/workspaces/{id}/service-accounts/{item}/secret",
+            web::get().to(clients::sa_secret_confirm),
+        )
+        .route(
+            "/admin/workspaces/{id}/service-accounts/{item}/secret",
+            web::post().to(clients::sa_secret),
+        )
+        .route(
+            "/admin/workspaces/{id}/widget-keys",
+            web::post().to(clients::create_widget),
+        )
+        .route(
+            "/admin/workspaces/{id}/{kind}/{item}/delete",
+            web::get().to(clients::item_delete_confirm),
+        )
+        .route(
+            "/admin/workspaces/{id}/{kind}/{item}/delete",
+            web::post().to(clients::item_delete),
+        );
 }
