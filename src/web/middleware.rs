@@ -4,7 +4,7 @@
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::middleware::Next;
+use actix_web::middleware::{DefaultHeaders, Next};
 use actix_web::{HttpMessage, web};
 
 use crate::web::{AppState, error, limits};
@@ -63,19 +63,6 @@ pub(crate) async fn request_middleware(
     if let Ok(v) = HeaderValue::from_str(&id) {
         h.insert(header::HeaderName::from_static("x-request-id"), v);
     }
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
     if !path.starts_with("/static/") && !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -84,4 +71,15 @@ pub(crate) async fn request_middleware(
         tracing::info!(%method, %path, status, ms = format!("{ms:.2}"), "http");
     }
     Ok(res)
+}
+
+/// The static security headers on every answer, errors and the 429 above
+/// included (wrapped outside `request_middleware`). No handler sets any of
+/// them, so adding them only when absent is the same as overwriting.
+pub(crate) fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::REFERRER_POLICY, "no-referrer"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add((header::CONTENT_SECURITY_POLICY, CSP))
 }

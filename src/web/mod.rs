@@ -164,6 +164,8 @@ pub fn server(
             .wrap(actix_web::middleware::from_fn(
                 middleware::request_middleware,
             ))
+            // Outermost, so it also covers the 429 answered above.
+            .wrap(middleware::security_headers())
             .configure(|cfg| routes(cfg, &settings))
             .default_service(web::to(not_found))
     })
