@@ -7,6 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
 use crate::audit;
@@ -93,24 +94,27 @@ pub(crate) fn is_local_path(p: &str) -> bool {
 
 /// One layer of `%XX` decoding; a `%` not followed by two hex digits stays.
 pub(crate) fn percent_decode(b: &[u8]) -> Vec<u8> {
-    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let (Some(h), Some(l)) = (
-                b.get(i + 1).copied().and_then(hex),
-                b.get(i + 2).copied().and_then(hex),
-            )
-        {
-            out.push(h << 4 | l);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    out
+    percent_encoding::percent_decode(b).collect()
+}
+
+/// RFC 3986's unreserved characters stay; every other byte becomes `%XX`.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// A value for a query string (`?rd=…`, filters in links).
+pub(crate) fn enc(s: &str) -> String {
+    utf8_percent_encode(s, UNRESERVED).to_string()
+}
+
+/// The same, keeping `/`.
+const UNRESERVED_AND_SLASH: &AsciiSet = &UNRESERVED.remove(b'/');
+
+/// A local path handed on as a query value (`/login?rd=…`).
+pub(crate) fn enc_path(s: &str) -> String {
+    utf8_percent_encode(s, UNRESERVED_AND_SLASH).to_string()
 }
 
 pub(crate) fn notice_text(code: Option<&str>) -> Option<String> {
@@ -301,17 +305,6 @@ pub(crate) struct ConfirmPage {
     pub cancel: String,
 }
 
-pub(crate) fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 pub struct SessionRow {
     pub id: String,
     pub current: bool,
@@ -407,5 +400,12 @@ mod tests {
             assert_eq!(safe_rd(Some(bad)), "/admin");
         }
         assert!(!is_local_path(&format!("/{}", "a".repeat(3000))));
+    }
+
+    #[test]
+    fn percent_handling_matches_the_hand_written_encoders() {
+        assert_eq!(enc("a-b_c.d~e/f g?é%"), "a-b_c.d~e%2Ff%20g%3F%C3%A9%25");
+        assert_eq!(enc_path("/a b/c?d"), "/a%20b/c%3Fd");
+        assert_eq!(percent_decode(b"%41%4a%zz%4"), b"AJ%zz%4".to_vec());
     }
 }

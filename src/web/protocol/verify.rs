@@ -110,18 +110,6 @@ fn header_str<'a>(req: &'a HttpRequest, names: &[&str]) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// Forward auth. 200 with identity headers; 401 when no valid credential
 /// (with `Location: /login?rd=…` for the proxy to redirect browsers to);
 /// 403 when the credential lacks the scope or role.
@@ -147,7 +135,11 @@ fn unauthorized(req: &HttpRequest, st: &AppState, why: &str) -> HttpResponse {
     } else {
         "/"
     };
-    let login = format!("{}/login?rd={}", st.svc.public_url(), percent_encode(rd));
+    let login = format!(
+        "{}/login?rd={}",
+        st.svc.public_url(),
+        crate::web::html::enc_path(rd)
+    );
     let browser = req
         .headers()
         .get(header::ACCEPT)
