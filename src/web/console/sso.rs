@@ -14,13 +14,12 @@ use crate::error::Error;
 use crate::identity::Role;
 use crate::sso::{self, Connection, ConnectionInput, Protocol, RoleRule, SsoSettingsInput};
 use crate::web::AppState;
-use crate::web::auth::{ConsoleUser, source};
-use crate::web::console::{
-    ConfirmPage, CsrfForm, Nav, Notice, PageResult, nav, notice_text, reauth_gate, redirect,
-    render, require,
+use crate::web::extract::{ConsoleUser, reauth_gate, require, source};
+use crate::web::html::{
+    ConfirmPage, CsrfForm, Nav, Notice, PageResult, nav, notice_text, redirect, render,
 };
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/settings/sso", web::get().to(page))
         .route("/admin/settings/sso", web::post().to(save_settings))
         .route(
@@ -40,7 +39,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/settings/sso/{id}/delete", web::post().to(delete));
 }
 
-struct Row {
+pub(super) struct Row {
     id: String,
     name: String,
     protocol: &'static str,
@@ -51,7 +50,7 @@ struct Row {
 
 #[derive(Template)]
 #[template(path = "sso.html")]
-struct SsoPage {
+pub(super) struct SsoPage {
     nav: Nav,
     notice: Option<String>,
     error: Option<String>,
@@ -127,7 +126,7 @@ fn sso_view(
     })
 }
 
-async fn page(
+pub(super) async fn page(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -149,7 +148,7 @@ fn lines(s: &str) -> Vec<String> {
 }
 
 #[derive(Deserialize)]
-struct SettingsForm {
+pub(super) struct SettingsForm {
     csrf_token: String,
     enabled: Option<String>,
     enforcement: String,
@@ -159,7 +158,7 @@ struct SettingsForm {
     test_group: String,
 }
 
-async fn save_settings(
+pub(super) async fn save_settings(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -203,7 +202,7 @@ async fn save_settings(
 }
 
 #[derive(Deserialize)]
-struct ConnectionForm {
+pub(super) struct ConnectionForm {
     csrf_token: String,
     #[serde(default)]
     id: Option<String>,
@@ -322,7 +321,7 @@ impl ConnectionForm {
     }
 }
 
-async fn create_connection(
+pub(super) async fn create_connection(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -352,7 +351,7 @@ async fn create_connection(
 
 #[derive(Template)]
 #[template(path = "sso_connection.html")]
-struct ConnectionPage {
+pub(super) struct ConnectionPage {
     nav: Nav,
     notice: Option<String>,
     error: Option<String>,
@@ -421,7 +420,7 @@ fn connection_view(
     })
 }
 
-async fn connection_page(
+pub(super) async fn connection_page(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -436,7 +435,7 @@ async fn connection_page(
     )
 }
 
-async fn update_connection(
+pub(super) async fn update_connection(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -466,14 +465,14 @@ async fn update_connection(
 
 #[derive(Template)]
 #[template(path = "to_idp.html")]
-struct ToIdpPage {
+pub(super) struct ToIdpPage {
     url: String,
     name: String,
 }
 
 /// Starts a real sign-in through the IdP for the admin; the callback records
 /// the result on the connection and comes back to its page.
-async fn test(
+pub(super) async fn test(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -502,7 +501,7 @@ async fn test(
                     name: conn.name.clone(),
                 },
             )?;
-            let _ = resp.add_cookie(&crate::web::sso::binding_cookie(
+            let _ = resp.add_cookie(&crate::web::extract::binding_cookie(
                 st.tls,
                 conn.protocol,
                 state,
@@ -517,7 +516,7 @@ async fn test(
     }
 }
 
-async fn delete_confirm(
+pub(super) async fn delete_confirm(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
@@ -540,7 +539,7 @@ async fn delete_confirm(
     )
 }
 
-async fn delete(
+pub(super) async fn delete(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,

@@ -7,17 +7,19 @@ use std::future::{Ready, ready};
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::Payload;
 use actix_web::http::Method;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 
-use crate::access::{self, Principal};
+use crate::access::{self, Permission, Principal};
 use crate::audit::Source;
 use crate::authn::session;
 use crate::crypto;
 use crate::error::Error;
-use crate::identity;
+use crate::identity::{self, User};
 use crate::service::Service;
+use crate::sso::Protocol;
 use crate::web::AppState;
 use crate::web::error::{ApiError, PageError};
+use crate::web::html::{PageResult, enc, redirect};
 
 pub const PRE_COOKIE: &str = "gh_csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -125,7 +127,6 @@ pub struct ConsoleUser {
     pub csrf: String,
     /// When this session last proved the user's identity.
     pub auth_at: crate::clock::Timestamp,
-    pub enroll_only: bool,
 }
 
 impl ConsoleUser {
@@ -178,7 +179,6 @@ impl FromRequest for ConsoleUser {
                     user,
                     session_hash: hash,
                     auth_at: sess.auth_at,
-                    enroll_only: sess.enroll_only,
                 })
             })()
             .map_err(PageError),
@@ -386,4 +386,149 @@ fn api_caller(req: &HttpRequest) -> Result<ApiCaller, Error> {
         },
         auth_at: sess.auth_at,
     })
+}
+
+pub(crate) fn with_pre_cookie(
+    mut resp: HttpResponse,
+    cookie: Option<actix_web::cookie::Cookie<'static>>,
+) -> HttpResponse {
+    if let Some(c) = cookie {
+        let _ = resp.add_cookie(&c);
+    }
+    resp
+}
+
+/// Admin pages: authorize through the one check, with the request's source.
+pub(crate) fn require(
+    st: &AppState,
+    req: &HttpRequest,
+    u: &ConsoleUser,
+    p: Permission,
+) -> Result<(), PageError> {
+    access::authorize(
+        &st.svc,
+        &u.principal(),
+        p,
+        access::Resource::Platform,
+        &source(req),
+    )
+    .map(|_| ())
+    .map_err(PageError)
+}
+
+/// Ends whatever session the browser held (a fresh id at every sign-in) and
+/// sets the new session cookie.
+pub(crate) fn signed_in(
+    req: &HttpRequest,
+    st: &AppState,
+    user: &User,
+    token: String,
+    rd: &str,
+) -> PageResult {
+    if let Some(old) = req.cookie(session_cookie_name(st.tls)) {
+        let mut tx = st.svc.store.write()?;
+        session::end(&mut tx, &user.id, &session::hash_token(old.value()))?;
+        tx.commit()?;
+    }
+    let mut resp = redirect(rd);
+    let _ = resp.add_cookie(&session_cookie(st.tls, token));
+    Ok(resp)
+}
+/// Sends the user to confirm who they are when the last proof is older than
+/// the policy's window; `rd` is where to come back to.
+pub(crate) fn reauth_gate(
+    st: &AppState,
+    u: &ConsoleUser,
+    rd: &str,
+) -> Result<Option<HttpResponse>, Error> {
+    match require_recent_auth(&st.svc, u.auth_at) {
+        Ok(()) => Ok(None),
+        Err(Error::ReauthRequired) => Ok(Some(redirect(&format!("/admin/reauth?rd={}", enc(rd))))),
+        Err(e) => Err(e),
+    }
+}
+
+/// The cookie that binds an OpenID sign-in at the IdP to this browser. Under
+/// TLS it carries the `__Host-` prefix (Secure, `Path=/`, no Domain), so a
+/// sibling subdomain cannot plant its own state in the browser (cookie
+/// tossing); browsers accept that prefix only over TLS.
+pub fn state_cookie_name(tls: bool) -> &'static str {
+    if tls { "__Host-gh_sso" } else { "gh_sso" }
+}
+
+/// The same for SAML and WS-Federation, whose answers come back as a POST.
+pub fn post_state_cookie_name(tls: bool) -> &'static str {
+    if tls {
+        "__Host-gh_sso_post"
+    } else {
+        "gh_sso_post"
+    }
+}
+
+/// `__Host-` cookies must have `Path=/`; over plain HTTP the cookie stays
+/// scoped to the SSO endpoints.
+pub(crate) fn binding_path(tls: bool) -> &'static str {
+    if tls { "/" } else { "/sso" }
+}
+
+pub fn state_cookie(tls: bool, value: String) -> Cookie<'static> {
+    Cookie::build(state_cookie_name(tls), value)
+        .path(binding_path(tls))
+        .http_only(true)
+        .secure(tls)
+        // Lax: the IdP's redirect back is a top-level navigation from another site.
+        .same_site(SameSite::Lax)
+        .max_age(actix_web::cookie::time::Duration::seconds(
+            crate::sso::PENDING_TTL_SECS,
+        ))
+        .finish()
+}
+
+/// Binds a SAML request ID or a WS-Federation `wctx` to the browser. The
+/// IdP's answer is a cross-site POST, which a SameSite=Lax cookie does not
+/// come with, so under TLS the cookie is `SameSite=None; Secure`; over plain
+/// HTTP (loopback only) browsers refuse `None` without `Secure`, so the
+/// attribute is left to the browser's default.
+pub fn post_state_cookie(tls: bool, value: String) -> Cookie<'static> {
+    let mut c = Cookie::build(post_state_cookie_name(tls), value)
+        .path(binding_path(tls))
+        .http_only(true)
+        .secure(tls)
+        .max_age(actix_web::cookie::time::Duration::seconds(
+            crate::sso::PENDING_TTL_SECS,
+        ))
+        .finish();
+    if tls {
+        c.set_same_site(SameSite::None);
+    }
+    c
+}
+
+/// The binding cookie of a sign-in through `protocol`.
+pub fn binding_cookie(tls: bool, protocol: Protocol, state: String) -> Cookie<'static> {
+    match protocol {
+        Protocol::Oidc => state_cookie(tls, state),
+        Protocol::Saml | Protocol::Wsfed => post_state_cookie(tls, state),
+    }
+}
+#[cfg(test)]
+mod cookie_tests {
+    use super::*;
+
+    /// Attack review: under TLS the binding cookies carry `__Host-`, so a
+    /// sibling subdomain cannot toss its own state into the browser.
+    #[test]
+    fn binding_cookies_are_host_only_under_tls() {
+        for p in [Protocol::Oidc, Protocol::Saml, Protocol::Wsfed] {
+            let c = binding_cookie(true, p, "s".into());
+            assert!(c.name().starts_with("__Host-"), "{c}");
+            assert_eq!(
+                (c.path(), c.domain(), c.secure()),
+                (Some("/"), None, Some(true))
+            );
+            let plain = binding_cookie(false, p, "s".into());
+            assert!(!plain.name().starts_with("__Host-"), "{plain}");
+            assert_eq!(plain.path(), Some("/sso"));
+        }
+    }
 }

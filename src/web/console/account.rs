@@ -1,0 +1,99 @@
+//! My account: the account page's password change and session list.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, web};
+use serde::Deserialize;
+
+use crate::authn::{self, password::Password};
+use crate::error::Error;
+use crate::identity::{self};
+use crate::web::AppState;
+use crate::web::extract::{ConsoleUser, source};
+use crate::web::html::{
+    CsrfForm, Notice, PageResult, account_page, confirmed, notice_text, redirect, render,
+};
+
+// ---------------------------------------------------------------- my account
+
+pub(super) async fn account(
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    q: web::Query<Notice>,
+) -> PageResult {
+    render(
+        StatusCode::OK,
+        &account_page(&st, &u, notice_text(q.notice.as_deref()), None)?,
+    )
+}
+
+#[derive(Deserialize)]
+pub(super) struct ChangePasswordForm {
+    current_password: Password,
+    password: Password,
+    password_confirm: Password,
+    csrf_token: String,
+}
+
+pub(super) async fn account_password(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<ChangePasswordForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    let f = f.into_inner();
+    let result = async {
+        confirmed(&f.password, &f.password_confirm)?;
+        authn::confirm_password(
+            &st.svc,
+            &u.user,
+            &f.current_password,
+            "password_change",
+            &source(&req),
+        )
+        .await?;
+        let by = u.principal();
+        identity::set_password(
+            &st.svc,
+            &by,
+            &source(&req),
+            &u.user.id,
+            f.password.clone(),
+            Some(&u.session_hash),
+            "user.password_change",
+        )
+        .await
+    }
+    .await;
+    match result {
+        Ok(()) => Ok(redirect("/admin/account?notice=password")),
+        Err(e @ Error::Invalid { .. }) => render(
+            StatusCode::BAD_REQUEST,
+            &account_page(&st, &u, None, Some(e.public_message()))?,
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) async fn end_session(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    authn::end_session(&st.svc, &u.user, &id, &source(&req))?;
+    Ok(redirect("/admin/account?notice=ended"))
+}
+
+pub(super) async fn end_other_sessions(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    authn::end_other_sessions(&st.svc, &u.principal(), &u.session_hash, &source(&req))?;
+    Ok(redirect("/admin/account?notice=ended_others"))
+}

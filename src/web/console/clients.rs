@@ -1,0 +1,412 @@
+//! A workspace's clients: API apps and their keys, service accounts and
+//! their secrets, widget keys, and the confirmations that say what stops
+//! working before a deletion. Secrets are shown once.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, web};
+use serde::Deserialize;
+
+use super::workspace_view::{Fields, after, fresh_sign_in};
+use crate::access::credentials as creds;
+use crate::access::workspaces as wss;
+use crate::clock::rfc3339;
+use crate::error::Error;
+use crate::web::AppState;
+use crate::web::extract::{ConsoleUser, source};
+use crate::web::html::{ConfirmPage, CsrfForm, PageResult, nav, redirect, render};
+
+pub(super) async fn create_app(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    body: web::Form<Vec<(String, String)>>,
+) -> PageResult {
+    let f = Fields::new(body, &u)?;
+    let r = creds::create_app(
+        &st.svc,
+        &u.principal(),
+        &source(&req),
+        &id,
+        f.one("name"),
+        &f.all("scope"),
+    )
+    .map(|_| None);
+    after(&st, &req, &u, &id, r)
+}
+
+/// Renames an app or changes its scopes; its keys follow at once.
+pub(super) async fn update_app(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    path: web::Path<(String, String)>,
+    body: web::Form<Vec<(String, String)>>,
+) -> PageResult {
+    let f = Fields::new(body, &u)?;
+    let (id, item) = path.into_inner();
+    let r = creds::update_app(
+        &st.svc,
+        &u.principal(),
+        &source(&req),
+        &item,
+        Some(f.one("name")),
+        Some(&f.all("scope")),
+    )
+    .map(|_| None);
+    after(&st, &req, &u, &id, r)
+}
+
+pub(super) async fn create_sa(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    body: web::Form<Vec<(String, String)>>,
+) -> PageResult {
+    let f = Fields::new(body, &u)?;
+    if let Some(r) = fresh_sign_in(&st, &u, &id)? {
+        return Ok(r);
+    }
+    let r = f.ip_mode().and_then(|ip_mode| {
+        creds::create_service_account(
+            &st.svc,
+            &u.principal(),
+            &source(&req),
+            creds::NewServiceAccount {
+                workspace: Some(&id),
+                name: f.one("name"),
+                description: Some(f.one("description")),
+                scopes: &f.all("scope"),
+                ip_allowlist: &f.list("ip_allowlist"),
+                ip_mode,
+            },
+        )
+    });
+    let r = r.map(|(sa, secret)| {
+        Some((
+            format!("Client secret for {} (client id {})", sa.name, sa.id),
+            secret,
+        ))
+    });
+    after(&st, &req, &u, &id, r)
+}
+
+/// Edits an account: description, scopes, allowlist and its mode.
+pub(super) async fn update_sa(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    path: web::Path<(String, String)>,
+    body: web::Form<Vec<(String, String)>>,
+) -> PageResult {
+    let f = Fields::new(body, &u)?;
+    let (id, item) = path.into_inner();
+    let r = f.ip_mode().and_then(|ip_mode| {
+        creds::update_service_account(
+            &st.svc,
+            &u.principal(),
+            &source(&req),
+            &item,
+            creds::ServiceAccountUpdate {
+                name: Some(f.one("name")),
+                description: Some(f.one("description")),
+                scopes: Some(&f.all("scope")),
+                ip_allowlist: Some(&f.list("ip_allowlist")),
+                ip_mode: Some(ip_mode),
+            },
+        )
+        .map(|_| None)
+    });
+    after(&st, &req, &u, &id, r)
+}
+
+pub(super) async fn sa_secret_confirm(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    path: web::Path<(String, String)>,
+) -> PageResult {
+    let (id, item) = path.into_inner();
+    let sa = creds::get_service_account(&st.svc, &u.principal(), &source(&req), &item)?;
+    render(
+        StatusCode::OK,
+        &ConfirmPage {
+            nav: nav(&u, "workspaces"),
+            title: "New client secret".into(),
+            message: format!(
+                "Replace the client secret of \u{201c}{}\u{201d} ({})? The current secret stops working at once; tokens already issued stay valid until they expire.",
+                sa.name, sa.id
+            ),
+            action: format!("/admin/workspaces/{id}/service-accounts/{item}/secret"),
+            button: "Replace secret".into(),
+            cancel: format!("/admin/workspaces/{id}"),
+        },
+    )
+}
+
+pub(super) async fn sa_secret(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    path: web::Path<(String, String)>,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    let (id, item) = path.into_inner();
+    if let Some(r) = fresh_sign_in(&st, &u, &id)? {
+        return Ok(r);
+    }
+    let r = creds::rotate_service_account_secret(&st.svc, &u.principal(), &source(&req), &item)
+        .map(|secret| Some((format!("New client secret for {item}"), secret)));
+    after(&st, &req, &u, &id, r)
+}
+
+pub(super) async fn create_widget(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    body: web::Form<Vec<(String, String)>>,
+) -> PageResult {
+    let f = Fields::new(body, &u)?;
+    if let Some(r) = fresh_sign_in(&st, &u, &id)? {
+        return Ok(r);
+    }
+    let r = creds::create_widget_key(
+        &st.svc,
+        &u.principal(),
+        &source(&req),
+        &id,
+        f.one("name"),
+        f.one("bot"),
+        &f.list("origins"),
+    )
+    .map(|(w, secret)| Some((format!("Widget key for bot {}", w.bot), secret)));
+    after(&st, &req, &u, &id, r)
+}
+
+/// What the generic delete routes can remove.
+#[derive(Clone, Copy)]
+enum Kind {
+    Role,
+    Group,
+    App,
+    ServiceAccount,
+    Widget,
+}
+
+impl Kind {
+    fn parse(s: &str) -> Result<Kind, Error> {
+        Ok(match s {
+            "roles" => Kind::Role,
+            "groups" => Kind::Group,
+            "apps" => Kind::App,
+            "service-accounts" => Kind::ServiceAccount,
+            "widget-keys" => Kind::Widget,
+            _ => return Err(Error::NotFound("page")),
+        })
+    }
+}
+
+/// The confirmation for deleting a role, group, app, service account or
+/// widget key: it names the item and says what stops working.
+pub(super) async fn item_delete_confirm(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    path: web::Path<(String, String, String)>,
+) -> PageResult {
+    let (id, kind, item) = path.into_inner();
+    let (p, src) = (u.principal(), source(&req));
+    let (title, message) = match Kind::parse(&kind)? {
+        Kind::Role => {
+            let r = wss::get_role(&st.svc, &p, &src, &item)?;
+            (
+                "Delete role",
+                format!(
+                    "Delete the role \u{201c}{}\u{201d}? Members and groups that have it lose its permissions at once.",
+                    r.name
+                ),
+            )
+        }
+        Kind::Group => {
+            let g = wss::get_group(&st.svc, &p, &src, &item)?;
+            (
+                "Delete group",
+                format!(
+                    "Delete the group \u{201c}{}\u{201d}? Its {} members lose the group's roles at once.",
+                    g.name,
+                    g.members.len()
+                ),
+            )
+        }
+        Kind::App => {
+            let a = creds::get_app(&st.svc, &p, &src, &item)?;
+            let keys = creds::keys(&st.svc, &p, &src, &a.id)?;
+            let now = st.svc.now();
+            let recent = keys
+                .iter()
+                .filter(|(_, used)| used.is_some_and(|u| now - u.at < 86_400))
+                .count();
+            (
+                "Delete API app",
+                format!(
+                    "{}Delete the API app \u{201c}{}\u{201d} and its {} keys? Every key of it is refused from the next call on.",
+                    if recent > 0 {
+                        format!("Warning: {recent} of its keys were used in the last 24 hours. ")
+                    } else {
+                        String::new()
+                    },
+                    a.name,
+                    keys.len()
+                ),
+            )
+        }
+        Kind::ServiceAccount => {
+            let sa = creds::get_service_account(&st.svc, &p, &src, &item)?;
+            (
+                "Delete service account",
+                format!(
+                    "Delete the service account \u{201c}{}\u{201d} ({})? Its secret and every token it holds are refused from the next call on.",
+                    sa.name, sa.id
+                ),
+            )
+        }
+        Kind::Widget => {
+            let w = creds::widget_keys(&st.svc, &p)?
+                .into_iter()
+                .find(|w| w.id == item && w.workspace == id)
+                .ok_or(Error::NotFound("widget key"))?;
+            (
+                "Delete widget key",
+                format!(
+                    "Delete the widget key {} for bot {}? Chat widgets that use it stop working at once.",
+                    w.hint, w.bot
+                ),
+            )
+        }
+    };
+    render(
+        StatusCode::OK,
+        &ConfirmPage {
+            nav: nav(&u, "workspaces"),
+            title: title.into(),
+            message,
+            action: format!("/admin/workspaces/{id}/{kind}/{item}/delete"),
+            button: title.into(),
+            cancel: format!("/admin/workspaces/{id}"),
+        },
+    )
+}
+
+pub(super) async fn item_delete(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    path: web::Path<(String, String, String)>,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    let (id, kind, item) = path.into_inner();
+    let (p, src) = (u.principal(), source(&req));
+    match Kind::parse(&kind)? {
+        Kind::Role => wss::delete_role(&st.svc, &p, &src, &item)?,
+        Kind::Group => wss::delete_group(&st.svc, &p, &src, &item)?,
+        Kind::App => creds::delete_app(&st.svc, &p, &src, &item)?,
+        Kind::ServiceAccount => creds::delete_service_account(&st.svc, &p, &src, &item)?,
+        Kind::Widget => creds::delete_widget_key(&st.svc, &p, &src, &item)?,
+    }
+    Ok(redirect(&format!("/admin/workspaces/{id}")))
+}
+
+#[derive(Deserialize)]
+pub(super) struct KeyForm {
+    csrf_token: String,
+    #[serde(default)]
+    name: String,
+}
+
+pub(super) async fn create_key(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    path: web::Path<(String, String)>,
+    f: web::Form<KeyForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    let (id, app) = path.into_inner();
+    if let Some(r) = fresh_sign_in(&st, &u, &id)? {
+        return Ok(r);
+    }
+    let r = creds::create_key(
+        &st.svc,
+        &u.principal(),
+        &source(&req),
+        &app,
+        Some(&f.name),
+        None,
+    )
+    .map(|(k, secret)| {
+        Some((
+            format!("API key {}", if k.name.is_empty() { k.id } else { k.name }),
+            secret,
+        ))
+    });
+    after(&st, &req, &u, &id, r)
+}
+
+pub(super) async fn key_delete_confirm(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    path: web::Path<(String, String, String)>,
+) -> PageResult {
+    let (id, app, key) = path.into_inner();
+    let now = st.svc.now();
+    let keys = creds::keys(&st.svc, &u.principal(), &source(&req), &app)?;
+    let (k, used) = keys
+        .into_iter()
+        .find(|(k, _)| k.id == key)
+        .ok_or(Error::NotFound("API key"))?;
+    let recent = used.is_some_and(|u| now - u.at < 86_400);
+    let message = if recent {
+        format!(
+            "Warning: this key ({}) was used in the last 24 hours, at {}{}. Whatever uses it will be refused from the next call on. Delete it?",
+            k.hint,
+            used.map(|u| rfc3339(u.at)).unwrap_or_default(),
+            used.and_then(|u| u.ip)
+                .map(|ip| format!(" from {ip}"))
+                .unwrap_or_default()
+        )
+    } else {
+        format!(
+            "The key {} will be refused from the next call on. Delete it?",
+            k.hint
+        )
+    };
+    render(
+        StatusCode::OK,
+        &ConfirmPage {
+            nav: nav(&u, "workspaces"),
+            title: "Delete API key".into(),
+            message,
+            action: format!("/admin/workspaces/{id}/apps/{app}/keys/{key}/delete"),
+            button: "Delete key".into(),
+            cancel: format!("/admin/workspaces/{id}"),
+        },
+    )
+}
+
+pub(super) async fn key_delete(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    path: web::Path<(String, String, String)>,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    let (id, app, key) = path.into_inner();
+    creds::delete_key(&st.svc, &u.principal(), &source(&req), &app, &key)?;
+    Ok(redirect(&format!("/admin/workspaces/{id}")))
+}

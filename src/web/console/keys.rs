@@ -1,0 +1,100 @@
+//! The data keys page and key rotation.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, web};
+use askama::Template;
+
+use crate::access::Permission;
+use crate::clock::rfc3339;
+use crate::keys;
+use crate::web::AppState;
+use crate::web::extract::{ConsoleUser, reauth_gate, require, source};
+use crate::web::html::{
+    ConfirmPage, CsrfForm, Nav, Notice, PageResult, nav, notice_text, redirect, render,
+};
+
+// ---------------------------------------------------------------- keys
+
+pub struct KeyRow {
+    pub version: u32,
+    pub active: bool,
+    pub created: String,
+    pub records: u64,
+}
+
+#[derive(Template)]
+#[template(path = "keys.html")]
+pub(super) struct KeysPage {
+    nav: Nav,
+    rows: Vec<KeyRow>,
+    total: u64,
+    backlog: u64,
+    percent: u64,
+    notice: Option<String>,
+}
+
+pub(super) async fn keys_page(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    q: web::Query<Notice>,
+) -> PageResult {
+    require(&st, &req, &u, Permission::ManageKeys)?;
+    let status = keys::status(&st.svc)?;
+    let total: u64 = status.iter().map(|k| k.records).sum();
+    let backlog: u64 = status.iter().filter(|k| !k.active).map(|k| k.records).sum();
+    let rows = status
+        .iter()
+        .rev()
+        .map(|k| KeyRow {
+            version: k.version,
+            active: k.active,
+            created: rfc3339(k.created_at),
+            records: k.records,
+        })
+        .collect();
+    let percent = ((total - backlog) * 100).checked_div(total).unwrap_or(100);
+    render(
+        StatusCode::OK,
+        &KeysPage {
+            nav: nav(&u, "keys"),
+            rows,
+            total,
+            backlog,
+            percent,
+            notice: notice_text(q.notice.as_deref()),
+        },
+    )
+}
+
+pub(super) async fn keys_rotate_confirm(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+) -> PageResult {
+    require(&st, &req, &u, Permission::ManageKeys)?;
+    let p = ConfirmPage {
+        nav: nav(&u, "keys"),
+        title: "Rotate the data key".into(),
+        message: "A new data key becomes active for every new write, and every existing record is re-sealed under it in the background. Sign-in keeps working throughout. Older keys stay available to read records until re-sealing finishes.".into(),
+        action: "/admin/keys/rotate".into(),
+        button: "Rotate now".into(),
+        cancel: "/admin/keys".into(),
+    };
+    render(StatusCode::OK, &p)
+}
+
+pub(super) async fn keys_rotate(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    if let Some(r) = reauth_gate(&st, &u, "/admin/keys")? {
+        return Ok(r);
+    }
+    require(&st, &req, &u, Permission::ManageKeys)?;
+    crate::web::api::start_rotation(&st, u.principal(), source(&req))?;
+    Ok(redirect("/admin/keys?notice=rotated"))
+}

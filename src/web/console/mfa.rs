@@ -1,0 +1,314 @@
+//! My second factors: TOTP enrolment, e-mail and SMS codes, recovery codes,
+//! removing a factor.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::authn::{self, password::Password, session};
+use crate::error::Error;
+use crate::web::AppState;
+use crate::web::extract::{ConsoleUser, reauth_gate, source};
+use crate::web::html::{CsrfForm, Nav, PageResult, SendForm, account_page, nav, redirect, render};
+
+// ---------------------------------------------------------------- two-factor
+
+#[derive(Template)]
+#[template(path = "mfa_enroll.html")]
+pub(super) struct EnrollPage {
+    nav: Nav,
+    secret: String,
+    qr: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+pub(super) struct CodesPage {
+    nav: Nav,
+    codes: Vec<String>,
+}
+
+/// The otpauth URI as a QR code: an SVG in a data URI (no inline markup from the encoder).
+fn qr_data_uri(uri: &str) -> Result<String, Error> {
+    use base64::Engine;
+    let code =
+        qrcode::QrCode::new(uri.as_bytes()).map_err(|e| Error::internal(format!("qr: {e}")))?;
+    let svg = code
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(220, 220)
+        .build();
+    Ok(format!(
+        "data:image/svg+xml;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(svg)
+    ))
+}
+
+fn enroll_page(
+    st: &AppState,
+    u: &ConsoleUser,
+    error: Option<String>,
+) -> Result<Option<EnrollPage>, Error> {
+    Ok(match authn::mfa::pending_uri(&st.svc, &u.user)? {
+        Some((secret, uri)) => Some(EnrollPage {
+            nav: nav(u, "account"),
+            secret,
+            qr: qr_data_uri(&uri)?,
+            error,
+        }),
+        None => None,
+    })
+}
+
+pub(super) async fn totp_start(
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
+        return Ok(r);
+    }
+    authn::mfa::start_totp(&st.svc, &u.user)?;
+    Ok(redirect("/admin/account/mfa/totp"))
+}
+
+pub(super) async fn totp_page(st: web::Data<AppState>, u: ConsoleUser) -> PageResult {
+    match enroll_page(&st, &u, None)? {
+        Some(p) => render(StatusCode::OK, &p),
+        None => Ok(redirect("/admin/account")),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct CodeForm {
+    code: String,
+    csrf_token: String,
+}
+
+pub(super) async fn totp_confirm(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<CodeForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    let result = authn::mfa::confirm_totp(&st.svc, &u.user, &f.code, &source(&req));
+    if result.is_ok() {
+        // Enrolled: this session is now a full one.
+        let mut tx = st.svc.store.write()?;
+        session::refresh_auth(&mut tx, &u.session_hash, st.svc.now(), true)?;
+        tx.commit()?;
+    }
+    match result {
+        Ok(codes) if codes.is_empty() => Ok(redirect("/admin/account?notice=mfa_on")),
+        Ok(codes) => render(
+            StatusCode::OK,
+            &CodesPage {
+                nav: nav(&u, "account"),
+                codes,
+            },
+        ),
+        Err(e @ Error::Invalid { .. }) => match enroll_page(&st, &u, Some(e.public_message()))? {
+            Some(p) => render(StatusCode::BAD_REQUEST, &p),
+            None => Ok(redirect("/admin/account")),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "mfa_code.html")]
+pub(super) struct CodeConfirmPage {
+    nav: Nav,
+    method: &'static str,
+    target: String,
+    error: Option<String>,
+}
+
+pub(super) async fn code_start_email(
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
+        return Ok(r);
+    }
+    code_started(&st, &u, "email", None).await
+}
+
+#[derive(Deserialize)]
+pub(super) struct PhoneForm {
+    phone: String,
+    csrf_token: String,
+}
+
+pub(super) async fn code_start_sms(
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<PhoneForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
+        return Ok(r);
+    }
+    code_started(&st, &u, "sms", Some(&f.phone)).await
+}
+
+pub(super) async fn code_started(
+    st: &AppState,
+    u: &ConsoleUser,
+    method: &'static str,
+    phone: Option<&str>,
+) -> PageResult {
+    match authn::mfa::start_code_enrollment(&st.svc, &u.user, method, phone).await {
+        Ok(()) => {
+            let target = phone
+                .map(str::to_string)
+                .unwrap_or_else(|| u.user.email.as_str().to_string());
+            render(
+                StatusCode::OK,
+                &CodeConfirmPage {
+                    nav: nav(u, "account"),
+                    method,
+                    target,
+                    error: None,
+                },
+            )
+        }
+        Err(e @ (Error::Invalid { .. } | Error::Conflict(_) | Error::Forbidden(_))) => render(
+            StatusCode::BAD_REQUEST,
+            &account_page(st, u, None, Some(e.public_message()))?,
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct CodeConfirmForm {
+    method: String,
+    target: Option<String>,
+    code: String,
+    csrf_token: String,
+}
+
+pub(super) async fn code_confirm(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<CodeConfirmForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    let method: &'static str = if f.method == "sms" { "sms" } else { "email" };
+    match authn::mfa::confirm_code_enrollment(&st.svc, &u.user, method, &f.code, &source(&req)) {
+        Ok(codes) => {
+            let mut tx = st.svc.store.write()?;
+            session::refresh_auth(&mut tx, &u.session_hash, st.svc.now(), true)?;
+            tx.commit()?;
+            if codes.is_empty() {
+                Ok(redirect("/admin/account?notice=mfa_on"))
+            } else {
+                render(
+                    StatusCode::OK,
+                    &CodesPage {
+                        nav: nav(&u, "account"),
+                        codes,
+                    },
+                )
+            }
+        }
+        Err(e @ Error::Invalid { .. }) => {
+            let p = CodeConfirmPage {
+                nav: nav(&u, "account"),
+                method,
+                target: f.target.clone().unwrap_or_default(),
+                error: Some(e.public_message()),
+            };
+            render(StatusCode::BAD_REQUEST, &p)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) async fn recovery_new(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
+        return Ok(r);
+    }
+    let codes = authn::mfa::regenerate_recovery(&st.svc, &u.user, &source(&req))?;
+    render(
+        StatusCode::OK,
+        &CodesPage {
+            nav: nav(&u, "account"),
+            codes,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub(super) struct RemoveMfaForm {
+    current_password: Password,
+    method: Option<String>,
+    code: Option<String>,
+    csrf_token: String,
+}
+
+pub(super) async fn mfa_remove(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<RemoveMfaForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
+        return Ok(r);
+    }
+    let proof = authn::Proof {
+        password: &f.current_password,
+        method: f.method.as_deref(),
+        code: f.code.as_deref(),
+    };
+    match authn::mfa::remove_all_own(&st.svc, &u.principal(), &proof, &source(&req)).await {
+        Ok(()) => Ok(redirect("/admin/account?notice=mfa_off")),
+        Err(
+            e @ (Error::Invalid { .. }
+            | Error::InvalidCode
+            | Error::Conflict(_)
+            | Error::Forbidden(_)),
+        ) => render(
+            StatusCode::BAD_REQUEST,
+            &account_page(&st, &u, None, Some(e.public_message()))?,
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Sends an e-mail or SMS code for the removal form (the proof of a current factor).
+pub(super) async fn proof_code_send(
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<SendForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    let (notice, error) = match authn::mfa::send_reauth_code(&st.svc, &u.user, &f.method).await {
+        Ok(()) => (
+            Some(format!(
+                "A code was sent by {}; enter it below to remove two-factor.",
+                if f.method == "sms" { "SMS" } else { "e-mail" }
+            )),
+            None,
+        ),
+        Err(e @ (Error::Conflict(_) | Error::Invalid { .. } | Error::Forbidden(_))) => {
+            (None, Some(e.public_message()))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    render(StatusCode::OK, &account_page(&st, &u, notice, error)?)
+}

@@ -1,0 +1,396 @@
+//! Admin pages for users: the list, creating one, and one user's admin
+//! actions together (detail, disable/enable, unlock, delete, password, MFA
+//! reset, end sessions).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::access::Permission;
+use crate::authn::{self, password::Password, session};
+use crate::clock::rfc3339;
+use crate::error::Error;
+use crate::identity::{self, Email, NewUser, Role, UserId, UserUpdate};
+use crate::web::AppState;
+use crate::web::extract::{ConsoleUser, require, source};
+use crate::web::html::{
+    ConfirmPage, CsrfForm, Nav, Notice, PER_PAGE, PageResult, UserRow, is_htmx, nav, notice_text,
+    redirect, render,
+};
+
+// ---------------------------------------------------------------- users
+
+#[derive(Template)]
+#[template(path = "users.html")]
+pub(super) struct UsersPage {
+    nav: Nav,
+    rows: Vec<UserRow>,
+    q: String,
+    page: usize,
+    pages: usize,
+    total: usize,
+    notice: Option<String>,
+    error: Option<String>,
+    form_email: String,
+    form_name: String,
+    form_role: String,
+}
+
+#[derive(Template)]
+#[template(path = "users_table.html")]
+pub(super) struct UsersTable {
+    rows: Vec<UserRow>,
+    q: String,
+    page: usize,
+    pages: usize,
+    total: usize,
+}
+
+#[derive(Deserialize)]
+pub(super) struct UsersQuery {
+    q: Option<String>,
+    page: Option<usize>,
+    notice: Option<String>,
+}
+
+fn users_view(
+    st: &AppState,
+    q: &str,
+    page: usize,
+) -> Result<(Vec<UserRow>, usize, usize, usize), Error> {
+    let page = page.max(1);
+    let r = st.svc.store.read()?;
+    let (list, total) = identity::list(&r, q, (page - 1) * PER_PAGE, PER_PAGE)?;
+    let pages = total.div_ceil(PER_PAGE).max(1);
+    let rows = list
+        .iter()
+        .map(|u| Ok(UserRow::new(u, identity::last_sign_in(&r, &u.id)?)))
+        .collect::<Result<_, Error>>()?;
+    Ok((rows, total, page, pages))
+}
+
+pub(super) async fn users(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    q: web::Query<UsersQuery>,
+) -> PageResult {
+    require(&st, &req, &u, Permission::ManageUsers)?;
+    let search = q.q.clone().unwrap_or_default();
+    let (rows, total, page, pages) = users_view(&st, &search, q.page.unwrap_or(1))?;
+    if is_htmx(&req) {
+        return render(
+            StatusCode::OK,
+            &UsersTable {
+                rows,
+                q: search,
+                page,
+                pages,
+                total,
+            },
+        );
+    }
+    let p = UsersPage {
+        nav: nav(&u, "users"),
+        rows,
+        q: search,
+        page,
+        pages,
+        total,
+        notice: notice_text(q.notice.as_deref()),
+        error: None,
+        form_email: String::new(),
+        form_name: String::new(),
+        form_role: "user".into(),
+    };
+    render(StatusCode::OK, &p)
+}
+
+#[derive(Deserialize)]
+pub(super) struct CreateUserForm {
+    email: String,
+    name: Option<String>,
+    password: Password,
+    role: Option<String>,
+    csrf_token: String,
+}
+
+pub(super) async fn users_create(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    form: web::Form<CreateUserForm>,
+) -> PageResult {
+    u.check_csrf(&form.csrf_token)?;
+    require(&st, &req, &u, Permission::ManageUsers)?;
+    let form = form.into_inner();
+    let result = async {
+        let new = NewUser {
+            email: Email::parse(&form.email)?,
+            name: form.name.clone().unwrap_or_default(),
+            password: form.password.clone(),
+            role: Role::parse(form.role.as_deref().unwrap_or("user"))?,
+        };
+        identity::create(&st.svc, &u.principal(), &source(&req), new).await
+    }
+    .await;
+    match result {
+        Ok(_) => Ok(redirect("/admin/users?notice=created")),
+        Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => {
+            let (rows, total, page, pages) = users_view(&st, "", 1)?;
+            let p = UsersPage {
+                nav: nav(&u, "users"),
+                rows,
+                q: String::new(),
+                page,
+                pages,
+                total,
+                notice: None,
+                error: Some(e.public_message()),
+                form_email: form.email,
+                form_name: form.name.unwrap_or_default(),
+                form_role: form.role.unwrap_or_else(|| "user".into()),
+            };
+            let status = if matches!(e, Error::Conflict(_)) {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            render(status, &p)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "user.html")]
+pub(super) struct UserPage {
+    nav: Nav,
+    u: UserRow,
+    notice: Option<String>,
+    error: Option<String>,
+    sessions: usize,
+    locked_until: Option<String>,
+}
+
+fn user_page(
+    st: &AppState,
+    u: &ConsoleUser,
+    id: &UserId,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Result<UserPage, Error> {
+    let r = st.svc.store.read()?;
+    let target = identity::get(&r, id)?;
+    let sessions = session::list_for_user(&r, id)?.len();
+    let locked_until = authn::lockout::locked_until(&r, id, st.svc.now())?.map(rfc3339);
+    Ok(UserPage {
+        nav: nav(u, "users"),
+        u: UserRow::new(&target, identity::last_sign_in(&r, id)?),
+        notice,
+        error,
+        sessions,
+        locked_until,
+    })
+}
+
+pub(super) async fn user_detail(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    q: web::Query<Notice>,
+) -> PageResult {
+    require(&st, &req, &u, Permission::ManageUsers)?;
+    let p = user_page(
+        &st,
+        &u,
+        &UserId::parse(&id)?,
+        notice_text(q.notice.as_deref()),
+        None,
+    )?;
+    render(StatusCode::OK, &p)
+}
+
+pub(super) async fn set_disabled(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: &str,
+    token: &str,
+    disabled: bool,
+) -> PageResult {
+    u.check_csrf(token)?;
+    require(&st, &req, &u, Permission::ManageUsers)?;
+    let uid = UserId::parse(id)?;
+    let up = UserUpdate {
+        disabled: Some(disabled),
+        ..Default::default()
+    };
+    match identity::update(&st.svc, &u.principal(), &source(&req), &uid, up) {
+        Ok(_) => Ok(redirect(&format!(
+            "/admin/users/{id}?notice={}",
+            if disabled { "disabled" } else { "enabled" }
+        ))),
+        Err(e @ Error::Conflict(_)) => render(
+            StatusCode::CONFLICT,
+            &user_page(&st, &u, &uid, None, Some(e.public_message()))?,
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) async fn user_disable(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
+    set_disabled(req, st, u, &id, &f.csrf_token, true).await
+}
+
+pub(super) async fn user_enable(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
+    set_disabled(req, st, u, &id, &f.csrf_token, false).await
+}
+
+pub(super) async fn user_unlock(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    require(&st, &req, &u, Permission::ManageUsers)?;
+    let uid = UserId::parse(&id)?;
+    authn::lockout::unlock(&st.svc, &u.principal(), &source(&req), &uid)?;
+    Ok(redirect(&format!(
+        "/admin/users/{}?notice=unlocked",
+        uid.as_str()
+    )))
+}
+
+pub(super) async fn user_delete_confirm(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+) -> PageResult {
+    require(&st, &req, &u, Permission::ManageUsers)?;
+    let uid = UserId::parse(&id)?;
+    let target = identity::get(&st.svc.store.read()?, &uid)?;
+    let p = ConfirmPage {
+        nav: nav(&u, "users"),
+        title: "Delete user".into(),
+        message: format!(
+            "Delete {}? Their sessions and tokens end at once, and the account cannot be restored (the audit log keeps its history).",
+            target.email
+        ),
+        action: format!("/admin/users/{}/delete", uid.as_str()),
+        button: "Delete user".into(),
+        cancel: format!("/admin/users/{}", uid.as_str()),
+    };
+    render(StatusCode::OK, &p)
+}
+
+pub(super) async fn user_delete(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    require(&st, &req, &u, Permission::ManageUsers)?;
+    let uid = UserId::parse(&id)?;
+    match identity::delete(&st.svc, &u.principal(), &source(&req), &uid) {
+        Ok(()) => Ok(redirect("/admin/users?notice=deleted")),
+        Err(e @ Error::Conflict(_)) => render(
+            StatusCode::CONFLICT,
+            &user_page(&st, &u, &uid, None, Some(e.public_message()))?,
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct PasswordForm {
+    password: Password,
+    csrf_token: String,
+}
+
+pub(super) async fn user_password(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    f: web::Form<PasswordForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    require(&st, &req, &u, Permission::ManageUsers)?;
+    let uid = UserId::parse(&id)?;
+    let by = u.principal();
+    match identity::set_password(
+        &st.svc,
+        &by,
+        &source(&req),
+        &uid,
+        f.into_inner().password,
+        None,
+        "user.password_reset",
+    )
+    .await
+    {
+        Ok(()) => Ok(redirect(&format!(
+            "/admin/users/{}?notice=reset",
+            uid.as_str()
+        ))),
+        Err(e @ Error::Invalid { .. }) => render(
+            StatusCode::BAD_REQUEST,
+            &user_page(&st, &u, &uid, None, Some(e.public_message()))?,
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) async fn user_mfa_reset(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    require(&st, &req, &u, Permission::ManageUsers)?;
+    let uid = UserId::parse(&id)?;
+    authn::mfa::reset(&st.svc, &u.principal(), &source(&req), &uid)?;
+    Ok(redirect(&format!(
+        "/admin/users/{}?notice=mfa_reset",
+        uid.as_str()
+    )))
+}
+
+pub(super) async fn user_end_sessions(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    require(&st, &req, &u, Permission::ManageUsers)?;
+    let uid = UserId::parse(&id)?;
+    authn::end_user_sessions(&st.svc, &u.principal(), &source(&req), &uid)?;
+    Ok(redirect(&format!(
+        "/admin/users/{}?notice=sessions_ended",
+        uid.as_str()
+    )))
+}

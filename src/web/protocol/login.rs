@@ -1,0 +1,298 @@
+//! Sign-in pages: /login, the MFA step (/login/mfa) and /logout.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::authn::{self, Channel, Grant, password::Password};
+use crate::error::Error;
+use crate::web::AppState;
+use crate::web::extract::{self as wauth, ConsoleUser, signed_in, source, with_pre_cookie};
+use crate::web::html::{
+    CsrfForm, LoginQuery, MethodOption, PageResult, SendForm, enc, method_options, notice_text,
+    redirect, render, safe_rd,
+};
+
+// ---------------------------------------------------------------- sign-in
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub(super) struct LoginPage {
+    csrf: String,
+    email: String,
+    rd: String,
+    rd_enc: String,
+    error: Option<String>,
+    notice: Option<String>,
+    /// Enabled SSO connections: (id, name, protocol).
+    sso: Vec<(String, String, &'static str)>,
+}
+
+fn login_view(
+    st: &AppState,
+    pre: &str,
+    email: String,
+    rd: String,
+    error: Option<String>,
+    notice: Option<String>,
+) -> Result<LoginPage, Error> {
+    let sso = crate::sso::sign_in_options(&st.svc)?
+        .into_iter()
+        .map(|(id, name, p)| (id, name, p.as_str()))
+        .collect();
+    Ok(LoginPage {
+        csrf: wauth::csrf_for_pre(&st.svc, pre),
+        email,
+        rd_enc: enc(&rd),
+        rd,
+        error,
+        notice,
+        sso,
+    })
+}
+
+pub(super) async fn login_page(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    q: web::Query<LoginQuery>,
+) -> PageResult {
+    let (pre, cookie) = wauth::pre_cookie(&req)?;
+    let page = login_view(
+        &st,
+        &pre,
+        String::new(),
+        safe_rd(q.rd.as_deref()),
+        None,
+        notice_text(q.notice.as_deref()),
+    )?;
+    Ok(with_pre_cookie(render(StatusCode::OK, &page)?, cookie))
+}
+
+#[derive(Deserialize)]
+pub(super) struct LoginForm {
+    email: String,
+    password: Password,
+    csrf_token: String,
+    rd: Option<String>,
+}
+
+pub(super) async fn login_post(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    form: web::Form<LoginForm>,
+) -> PageResult {
+    wauth::check_pre_csrf(&req, &st.svc, &form.csrf_token)?;
+    let src = source(&req);
+    match authn::login(&st.svc, &form.email, &form.password, &src, Channel::Browser).await {
+        Ok((user, Grant::Session { token, .. })) => {
+            signed_in(&req, &st, &user, token, &safe_rd(form.rd.as_deref()))
+        }
+        Ok((_, Grant::Mfa { mfa_token, .. })) => {
+            // The half-signed-in state lives only in this short cookie; it
+            // opens nothing but /login/mfa.
+            let mut resp = redirect(&format!(
+                "/login/mfa?rd={}",
+                enc(&safe_rd(form.rd.as_deref()))
+            ));
+            let c = actix_web::cookie::Cookie::build(MFA_COOKIE, mfa_token)
+                .path("/login")
+                .http_only(true)
+                .secure(st.tls)
+                .same_site(actix_web::cookie::SameSite::Strict)
+                .max_age(actix_web::cookie::time::Duration::seconds(
+                    authn::mfa::CHALLENGE_TTL_SECS,
+                ))
+                .finish();
+            let _ = resp.add_cookie(&c);
+            Ok(resp)
+        }
+        Ok((_, Grant::Tokens(_))) => {
+            Err(Error::internal("token grant on the browser channel").into())
+        }
+        Err(e @ (Error::InvalidCredentials | Error::Forbidden(_))) => {
+            let status = if matches!(e, Error::Forbidden(_)) {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
+            let (pre, cookie) = wauth::pre_cookie(&req)?;
+            let page = login_view(
+                &st,
+                &pre,
+                form.email.chars().take(254).collect(),
+                safe_rd(form.rd.as_deref()),
+                Some(e.public_message()),
+                None,
+            )?;
+            Ok(with_pre_cookie(render(status, &page)?, cookie))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+const MFA_COOKIE: &str = "gh_mfa";
+
+#[derive(Template)]
+#[template(path = "login_mfa.html")]
+pub(super) struct MfaPage {
+    csrf: String,
+    rd: String,
+    error: Option<String>,
+    notice: Option<String>,
+    options: Vec<MethodOption>,
+    /// Methods that send a code on request (e-mail, SMS).
+    sendable: Vec<MethodOption>,
+}
+
+fn mfa_view(
+    req: &HttpRequest,
+    st: &AppState,
+    rd: String,
+    error: Option<String>,
+    notice: Option<String>,
+    selected: &str,
+) -> Result<(MfaPage, Option<actix_web::cookie::Cookie<'static>>), Error> {
+    let methods = match req.cookie(MFA_COOKIE) {
+        Some(c) => authn::mfa::challenge_methods(&st.svc, c.value()).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let (pre, cookie) = wauth::pre_cookie(req)?;
+    let (options, sendable) = method_options(&methods, selected);
+    Ok((
+        MfaPage {
+            csrf: wauth::csrf_for_pre(&st.svc, &pre),
+            rd,
+            error,
+            notice,
+            options,
+            sendable,
+        },
+        cookie,
+    ))
+}
+
+pub(super) async fn mfa_send(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    form: web::Form<SendForm>,
+) -> PageResult {
+    wauth::check_pre_csrf(&req, &st.svc, &form.csrf_token)?;
+    let Some(token) = req.cookie(MFA_COOKIE) else {
+        return Ok(redirect("/login"));
+    };
+    let rd = safe_rd(form.rd.as_deref());
+    let (notice, error) =
+        match authn::mfa::send_challenge_code(&st.svc, token.value(), &form.method, &source(&req))
+            .await
+        {
+            Ok(()) => (
+                Some(format!(
+                    "A code was sent by {}. It works once, for 10 minutes.",
+                    if form.method == "sms" {
+                        "SMS"
+                    } else {
+                        "e-mail"
+                    }
+                )),
+                None,
+            ),
+            Err(e @ (Error::Conflict(_) | Error::Invalid { .. } | Error::Forbidden(_))) => {
+                (None, Some(e.public_message()))
+            }
+            Err(Error::Unauthenticated(_)) => return Ok(redirect("/login?notice=mfa_expired")),
+            Err(e) => return Err(e.into()),
+        };
+    let (page, cookie) = mfa_view(&req, &st, rd, error, notice, &form.method)?;
+    Ok(with_pre_cookie(render(StatusCode::OK, &page)?, cookie))
+}
+
+pub(super) async fn mfa_page(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    q: web::Query<LoginQuery>,
+) -> PageResult {
+    if req.cookie(MFA_COOKIE).is_none() {
+        return Ok(redirect("/login"));
+    }
+    let (page, cookie) = mfa_view(&req, &st, safe_rd(q.rd.as_deref()), None, None, "totp")?;
+    Ok(with_pre_cookie(render(StatusCode::OK, &page)?, cookie))
+}
+
+#[derive(Deserialize)]
+pub(super) struct MfaForm {
+    code: String,
+    method: Option<String>,
+    csrf_token: String,
+    rd: Option<String>,
+}
+
+pub(super) async fn mfa_post(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    form: web::Form<MfaForm>,
+) -> PageResult {
+    wauth::check_pre_csrf(&req, &st.svc, &form.csrf_token)?;
+    let Some(token) = req.cookie(MFA_COOKIE) else {
+        return Ok(redirect("/login"));
+    };
+    let method = form.method.as_deref().unwrap_or("totp");
+    let rd = safe_rd(form.rd.as_deref());
+    let mut gone = actix_web::cookie::Cookie::build(MFA_COOKIE, "")
+        .path("/login")
+        .finish();
+    gone.make_removal();
+    match authn::complete_mfa(
+        &st.svc,
+        token.value(),
+        method,
+        &form.code,
+        &source(&req),
+        Channel::Browser,
+    ) {
+        Ok((user, Grant::Session { token, .. }, remaining)) => {
+            let to = if remaining.is_some() {
+                "/admin/account?notice=recovery_used".to_string()
+            } else {
+                rd
+            };
+            let mut resp = signed_in(&req, &st, &user, token, &to)?;
+            let _ = resp.add_cookie(&gone);
+            Ok(resp)
+        }
+        Ok(_) => Err(Error::internal("unexpected grant on the browser channel").into()),
+        Err(Error::InvalidCode | Error::Invalid { .. }) => {
+            let (page, cookie) = mfa_view(
+                &req,
+                &st,
+                rd,
+                Some(Error::InvalidCode.public_message()),
+                None,
+                method,
+            )?;
+            Ok(with_pre_cookie(
+                render(StatusCode::UNAUTHORIZED, &page)?,
+                cookie,
+            ))
+        }
+        Err(Error::Unauthenticated(_)) => {
+            let mut resp = redirect("/login?notice=mfa_expired");
+            let _ = resp.add_cookie(&gone);
+            Ok(resp)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) async fn logout(
+    st: web::Data<AppState>,
+    req: HttpRequest,
+    u: ConsoleUser,
+    form: web::Form<CsrfForm>,
+) -> PageResult {
+    u.check_csrf(&form.csrf_token)?;
+    authn::logout(&st.svc, &u.user, &u.session_hash, &source(&req))?;
+    let mut resp = redirect("/login");
+    let _ = resp.add_cookie(&wauth::removal_cookie(st.tls));
+    Ok(resp)
+}
