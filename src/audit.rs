@@ -230,6 +230,10 @@ struct Pending {
 #[derive(Default)]
 pub struct DenialBuffer {
     inner: Mutex<(u64, HashMap<DenialKey, Pending>)>,
+    /// Held for a whole flush, so a flush that finds the buffer empty while
+    /// another one is still committing waits for that commit: whoever
+    /// flushes before reading the log then sees every denial made before.
+    flushing: Mutex<()>,
 }
 
 impl DenialBuffer {
@@ -272,6 +276,7 @@ impl DenialBuffer {
     /// first seen. Returns how many events were written. If the commit
     /// fails, the denials go back into the buffer for the next attempt.
     pub fn flush(&self, store: &Store) -> Result<usize> {
+        let _flushing = self.flushing.lock();
         let taken = match self.inner.lock() {
             Ok(mut g) => std::mem::take(&mut g.1),
             Err(_) => return Ok(0),
