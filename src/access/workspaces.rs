@@ -3,9 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::HashMap;
+
 use super::{
-    BuiltinRole, PermSet, Permission, Principal, Resource, authorize, check_grantable, clean_name,
-    new_id, parse_id, record_change, snapshot,
+    BuiltinRole, PermSet, Permission, Principal, Resource, authorize, check_grantable,
+    check_revocable, clean_name, new_id, parse_id, record_change, snapshot,
 };
 use crate::audit::Source;
 use crate::clock::Timestamp;
@@ -223,6 +225,20 @@ pub fn set_session_limits(
     id: &str,
     limits: SessionLimits,
 ) -> Result<Workspace> {
+    // The limits shorten every member's sessions: whoever sets them must hold
+    // what each member holds there (a helpdesk does not log its admins out).
+    if let Ok(ws) = parse_id("ws_", id, "workspace") {
+        let everyone = grants_in(&svc.store.read()?, ws)?
+            .into_values()
+            .fold(PermSet::EMPTY, PermSet::union);
+        check_revocable(svc, by, Some(ws), everyone).map_err(|_| {
+            Error::Forbidden(
+                "Session limits reach every member of the workspace: only someone holding every \
+                 permission its members hold (e.g. a workspace admin) may change them."
+                    .into(),
+            )
+        })?;
+    }
     update(svc, by, src, id, "workspace.session_limits", |w| {
         let limits = limits.check()?;
         let old = std::mem::replace(&mut w.session, limits);
@@ -374,6 +390,82 @@ fn role_permissions(r: &impl Reader, ws: &str, roles: &[String]) -> Result<(Vec<
         }
     }
     Ok((out, perms))
+}
+
+/// What each member holds in `ws` (directly and through groups), read in
+/// the caller's transaction so that a change can be compared before/after.
+fn grants_in(r: &impl Reader, ws: &str) -> Result<HashMap<UserId, PermSet>> {
+    let mut cache: HashMap<String, PermSet> = HashMap::new();
+    let mut out: HashMap<UserId, PermSet> = HashMap::new();
+    let mut prefix = ws.as_bytes().to_vec();
+    prefix.push(0);
+    for (_, m) in r.scan::<Membership>(Table::Members, &prefix)? {
+        let p = held_through(r, ws, &m.roles, &mut cache)?;
+        let e = out.entry(m.user).or_default();
+        *e = e.union(p);
+    }
+    for (_, g) in r.scan::<Group>(Table::Groups, b"")? {
+        if g.workspace != ws {
+            continue;
+        }
+        let p = held_through(r, ws, &g.roles, &mut cache)?;
+        for u in g.members {
+            let e = out.entry(u).or_default();
+            *e = e.union(p);
+        }
+    }
+    Ok(out)
+}
+
+/// What stored role ids grant in `ws`, as the access snapshot counts them
+/// (an id that no longer exists grants nothing).
+fn held_through(
+    r: &impl Reader,
+    ws: &str,
+    ids: &[String],
+    cache: &mut HashMap<String, PermSet>,
+) -> Result<PermSet> {
+    let mut set = PermSet::EMPTY;
+    for id in ids {
+        let p = match BuiltinRole::parse(id) {
+            Some(BuiltinRole::PlatformAdmin) => PermSet::workspace_all(),
+            Some(b) => b.permissions(),
+            None => match cache.get(id) {
+                Some(p) => *p,
+                None => {
+                    let role: Option<CustomRole> = if super::valid_id("rol_", id) {
+                        r.get(Table::Roles, id.as_bytes())?
+                    } else {
+                        None
+                    };
+                    let p = role
+                        .filter(|c| c.workspace == ws)
+                        .map(|c| c.permission_set())
+                        .unwrap_or_default();
+                    cache.insert(id.clone(), p);
+                    p
+                }
+            },
+        };
+        set = set.union(p);
+    }
+    Ok(set)
+}
+
+/// After a change in `tx`: refuses it (the caller then drops `tx`) unless
+/// `by` holds every permission some member of `ws` lost by it.
+fn check_taken(
+    svc: &Service,
+    r: &impl Reader,
+    by: &Principal,
+    ws: &str,
+    before: &HashMap<UserId, PermSet>,
+) -> Result<()> {
+    let after = grants_in(r, ws)?;
+    let taken = before.iter().fold(PermSet::EMPTY, |t, (u, b)| {
+        t.union(b.minus(after.get(u).copied().unwrap_or_default()))
+    });
+    check_revocable(svc, by, Some(ws), taken)
 }
 
 pub fn members(svc: &Service, by: &Principal, src: &Source, ws: &str) -> Result<Vec<Membership>> {
@@ -572,7 +664,9 @@ pub fn set_member(
         roles,
         added_at: before.as_ref().map(|b| b.added_at).unwrap_or(svc.now()),
     };
+    let grants = grants_in(&tx, ws)?;
     tx.put(Table::Members, &key, &m)?;
+    check_taken(svc, &tx, by, ws, &grants)?;
     record_change(
         &mut tx,
         svc,
@@ -607,6 +701,7 @@ pub fn remove_member(
         src,
     )?;
     let mut tx = svc.store.write()?;
+    let grants = grants_in(&tx, ws)?;
     if !tx.delete(Table::Members, &member_key(ws, user))? {
         return Err(Error::NotFound("member"));
     }
@@ -616,6 +711,7 @@ pub fn remove_member(
             tx.put(Table::Groups, &k, &g)?;
         }
     }
+    check_taken(svc, &tx, by, ws, &grants)?;
     record_change(
         &mut tx,
         svc,
@@ -753,7 +849,9 @@ pub fn update_role(
         r.permissions = set.names();
     }
     let mut tx = svc.store.write()?;
+    let grants = grants_in(&tx, &r.workspace)?;
     tx.put(Table::Roles, r.id.as_bytes(), &r)?;
+    check_taken(svc, &tx, by, &r.workspace, &grants)?;
     record_change(
         &mut tx,
         svc,
@@ -772,6 +870,7 @@ pub fn update_role(
 pub fn delete_role(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<()> {
     let r = get_role(svc, by, src, id)?;
     let mut tx = svc.store.write()?;
+    let grants = grants_in(&tx, &r.workspace)?;
     let mut prefix = r.workspace.as_bytes().to_vec();
     prefix.push(0);
     for (k, mut m) in tx.scan::<Membership>(Table::Members, &prefix)? {
@@ -787,6 +886,7 @@ pub fn delete_role(svc: &Service, by: &Principal, src: &Source, id: &str) -> Res
         }
     }
     tx.delete(Table::Roles, r.id.as_bytes())?;
+    check_taken(svc, &tx, by, &r.workspace, &grants)?;
     record_change(
         &mut tx,
         svc,
@@ -894,6 +994,7 @@ pub fn save_group(
     }
     let mut tx = svc.store.write()?;
     get(&tx, &g.workspace)?;
+    let grants = grants_in(&tx, &g.workspace)?;
     if let Some(r) = roles {
         g.roles = if r.is_empty() {
             Vec::new()
@@ -911,6 +1012,7 @@ pub fn save_group(
         }
     }
     tx.put(Table::Groups, g.id.as_bytes(), &g)?;
+    check_taken(svc, &tx, by, &g.workspace, &grants)?;
     record_change(
         &mut tx,
         svc,
@@ -932,7 +1034,9 @@ pub fn save_group(
 pub fn delete_group(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<()> {
     let g = get_group(svc, by, src, id)?;
     let mut tx = svc.store.write()?;
+    let grants = grants_in(&tx, &g.workspace)?;
     tx.delete(Table::Groups, g.id.as_bytes())?;
+    check_taken(svc, &tx, by, &g.workspace, &grants)?;
     record_change(
         &mut tx,
         svc,

