@@ -267,3 +267,81 @@ async fn r2_finding3_a_helpdesk_cannot_take_roles_from_stronger_members() {
     assert_eq!(s, 200, "{v}");
 }
 
+// ---- finding 5: loosening a service account's allowlist needs its scopes ----
+
+#[actix_web::test]
+async fn r2_finding5_a_credentials_clerk_cannot_loosen_a_stronger_accounts_allowlist() {
+    let app = spawn().await;
+    let w = world(&app).await;
+    let clerk = role(&app, &w, "Credentials clerk", &["admin:credentials"]).await;
+    let (_, dan) = member(&app, &w, "dan@example.com", &[&clerk]).await;
+    let sa = ok(
+        &app,
+        Method::POST,
+        "/api/v1/service-accounts",
+        &w.wa,
+        Some(
+            json!({"workspace": w.ws_a, "name": "deployer", "scopes": ["deploy:model"],
+                    "ip_allowlist": ["10.0.0.0/8"], "ip_mode": "block"}),
+        ),
+    )
+    .await;
+    let path = format!(
+        "/api/v1/service-accounts/{}",
+        sa["client_id"].as_str().unwrap()
+    );
+    for loosen in [
+        json!({"ip_allowlist": []}),
+        json!({"ip_mode": "warn"}),
+        json!({"ip_allowlist": [], "ip_mode": "warn"}),
+        json!({"ip_allowlist": ["0.0.0.0/0"]}),
+        json!({"ip_allowlist": ["10.0.0.0/8", "203.0.113.0/24"]}),
+        json!({"ip_allowlist": ["10.0.0.0/7"]}),
+    ] {
+        let (s, v) = call(&app, Method::PATCH, &path, &dan, Some(loosen.clone())).await;
+        assert_eq!(s, 403, "{loosen}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("IP allowlist"),
+            "{v}"
+        );
+    }
+    // Stripping its scopes takes away what dan does not hold.
+    let (s, v) = call(
+        &app,
+        Method::PATCH,
+        &path,
+        &dan,
+        Some(json!({"scopes": []})),
+    )
+    .await;
+    refused_take_away(s, &v);
+    let now = ok(&app, Method::GET, &path, &w.wa, None).await;
+    assert_eq!(now["ip_allowlist"], json!(["10.0.0.0/8"]));
+    assert_eq!(now["ip_mode"], "block");
+    assert_eq!(now["scopes"], json!(["deploy:model"]));
+
+    // Tightening and renaming stay his to do.
+    let (s, v) = call(
+        &app,
+        Method::PATCH,
+        &path,
+        &dan,
+        Some(json!({"ip_allowlist": ["10.1.0.0/16"], "name": "deployer-2"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    // Someone holding the account's scopes loosens it.
+    let (s, v) = call(
+        &app,
+        Method::PATCH,
+        &path,
+        &w.wa,
+        Some(json!({"ip_allowlist": [], "ip_mode": "warn"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+}
+
