@@ -5,10 +5,12 @@
 //! service account's IP allowlist, and `POST /workspaces/{id}/users` telling
 //! which e-mail addresses exist.
 
+use std::path::Path;
+
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::access::{World, call, world};
+use crate::access::{World, call, client_token, service_account, world};
 use crate::common::*;
 use crate::sso::put_json;
 
@@ -345,3 +347,206 @@ async fn r2_finding5_a_credentials_clerk_cannot_loosen_a_stronger_accounts_allow
     assert_eq!(s, 200, "{v}");
 }
 
+// ---- finding 1: repointing a connection re-links everyone linked at it ----
+
+fn pem() -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/certs/valid-until-2027-01-25.pem"),
+    )
+    .unwrap()
+}
+
+fn corp(issuer: &str, extra: Value) -> Value {
+    let mut b = json!({"protocol": "saml", "name": "Corp", "issuer": issuer,
+                       "sso_url": format!("{issuer}/sso"), "certificates": [pem()]});
+    for (k, v) in extra.as_object().unwrap() {
+        b[k] = v.clone();
+    }
+    b
+}
+
+#[actix_web::test]
+async fn r2_finding1_a_security_client_cannot_repoint_a_connection_admins_are_linked_at() {
+    let app = spawn().await;
+    let owner = app.owner_token().await;
+    let alice = id_of(&app.create_user(&owner, "alice@corp.example", "admin").await);
+    app.create_user(&owner, "admin2@example.com", "admin").await;
+    let bob = id_of(&app.create_user(&owner, "bob@corp.example", "user").await);
+    let (s, v) = post(
+        &app,
+        "/api/v1/sso/connections",
+        Some(&owner),
+        corp("https://idp-a.example", json!({"id": "corp"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    for (u, sub) in [(&alice, "alice@corp.example"), (&bob, "bob@corp.example")] {
+        let (s, v) = post(
+            &app,
+            &format!("/api/v1/users/{u}/sso-links"),
+            Some(&owner),
+            json!({"connection": "corp", "subject": sub}),
+        )
+        .await;
+        assert!((200..300).contains(&s), "{v}");
+    }
+    let (s, v) = put_json(
+        &app,
+        "/api/v1/sso/settings",
+        &owner,
+        json!({"enabled": true, "enforcement": "off", "excluded_users": ["admin2@example.com"]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+
+    let (id, secret) = service_account(
+        &app,
+        &owner,
+        json!({"name": "secbot", "scopes": ["manage:security"]}),
+    )
+    .await;
+    let secbot = client_token(&app, &id, &secret, None).await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // It may not link alice itself…
+    let (s, _) = post(
+        &app,
+        &format!("/api/v1/users/{alice}/sso-links"),
+        Some(&secbot),
+        json!({"connection": "corp", "subject": "alice@corp.example"}),
+    )
+    .await;
+    assert_eq!(s, 403);
+    // …nor make the connection trust another IdP, in any of the ways it could.
+    for change in [
+        corp("https://idp-b.example", json!({})),
+        corp(
+            "https://idp-a.example",
+            json!({"sso_url": "https://idp-b.example/sso"}),
+        ),
+        corp(
+            "https://idp-a.example",
+            json!({"allow_idp_initiated": true}),
+        ),
+        corp("https://idp-a.example", json!({"allow_sha1": true})),
+        corp(
+            "https://idp-a.example",
+            json!({"trust_unverified_email": true}),
+        ),
+        corp(
+            "https://idp-a.example",
+            json!({"allowed_domains": ["evil.example"]}),
+        ),
+    ] {
+        let (s, v) = put_json(
+            &app,
+            "/api/v1/sso/connections/corp",
+            &secbot,
+            change.clone(),
+        )
+        .await;
+        assert_eq!(s, 403, "{change}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("alice@corp.example"),
+            "{v}"
+        );
+    }
+    let c = crate::sso::get_json(&app, "/api/v1/sso/connections/corp", &owner)
+        .await
+        .1;
+    assert_eq!(c["issuer"], "https://idp-a.example", "{c}");
+    // What does not change trust stays its to do.
+    let (s, v) = put_json(
+        &app,
+        "/api/v1/sso/connections/corp",
+        &secbot,
+        corp("https://idp-a.example", json!({"name": "Corp SSO"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    // Taking alice out of the excluded users would revive her link: the
+    // same rule. (admin2 is excluded and has no link: no harm.)
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/users/{alice}/sso-links"),
+        Some(&owner),
+        json!({"connection": "corp", "subject": "alice-2"}),
+    )
+    .await;
+    assert!((200..300).contains(&s), "{v}");
+    let (s, v) = put_json(
+        &app,
+        "/api/v1/sso/settings",
+        &owner,
+        json!({"enabled": true, "enforcement": "off",
+               "excluded_users": ["admin2@example.com", "alice@corp.example"]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = put_json(
+        &app,
+        "/api/v1/sso/settings",
+        &secbot,
+        json!({"enabled": true, "enforcement": "off", "excluded_users": ["admin2@example.com"]}),
+    )
+    .await;
+    assert_eq!(s, 403, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("alice@corp.example"),
+        "{v}"
+    );
+
+    // Once no admin is linked there, the client may repoint it (bob's link
+    // is a plain user's, which it could make itself).
+    for sub in ["alice@corp.example", "alice-2"] {
+        let r = plain()
+            .delete(app.url(&format!("/api/v1/users/{alice}/sso-links")))
+            .bearer_auth(&owner)
+            .json(&json!({"connection": "corp", "subject": sub}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+    let (s, v) = put_json(
+        &app,
+        "/api/v1/sso/connections/corp",
+        &secbot,
+        corp("https://idp-b.example", json!({})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    // A platform admin takes her out of the excluded users and repoints
+    // whatever is linked.
+    let (s, v) = put_json(
+        &app,
+        "/api/v1/sso/settings",
+        &owner,
+        json!({"enabled": true, "enforcement": "off", "excluded_users": ["admin2@example.com"]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/users/{alice}/sso-links"),
+        Some(&owner),
+        json!({"connection": "corp", "subject": "alice@corp.example"}),
+    )
+    .await;
+    assert!((200..300).contains(&s), "{v}");
+    let (s, v) = put_json(
+        &app,
+        "/api/v1/sso/connections/corp",
+        &owner,
+        corp("https://idp-c.example", json!({})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+}
