@@ -347,6 +347,118 @@ async fn r2_finding5_a_credentials_clerk_cannot_loosen_a_stronger_accounts_allow
     assert_eq!(s, 200, "{v}");
 }
 
+// ---- finding 7: creating a user into a workspace tells nothing about who exists ----
+
+#[actix_web::test]
+async fn r2_finding7_creating_a_workspace_user_answers_alike_for_existing_addresses() {
+    let app = spawn().await;
+    let w = world(&app).await;
+    app.create_user(&w.owner, "alice@corp.example", "admin")
+        .await;
+    app.create_user(&w.owner, "bystander@example.com", "user")
+        .await;
+    let users = format!("/api/v1/workspaces/{}/users", w.ws_a);
+    let body = |email: &str| {
+        json!({"email": email, "name": "Someone", "password": "quartz-lagoon-meadow-8",
+               "roles": ["user"]})
+    };
+    let mut answers = Vec::new();
+    for email in [
+        "alice@corp.example",
+        "bystander@example.com",
+        OWNER,
+        "nobody@example.com",
+    ] {
+        let (s, v) = post(&app, &users, Some(&w.wa), body(email)).await;
+        answers.push((s, v));
+    }
+    for (s, v) in &answers {
+        assert_eq!(*s, 202, "{v}");
+        assert_eq!(v, &answers[0].1);
+    }
+    // The unknown address became a member; nobody else was touched.
+    let list = ok(
+        &app,
+        Method::GET,
+        &format!("/api/v1/workspaces/{}/members", w.ws_a),
+        &w.owner,
+        None,
+    )
+    .await;
+    let emails: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["email"].as_str())
+        .collect();
+    assert!(emails.contains(&"nobody@example.com"), "{emails:?}");
+    for e in ["alice@corp.example", "bystander@example.com", OWNER] {
+        assert!(!emails.contains(&e), "{emails:?}");
+    }
+    let (s, _) = post(
+        &app,
+        "/api/v1/auth/login",
+        None,
+        json!({"email": "bystander@example.com", "password": "quartz-lagoon-meadow-8"}),
+    )
+    .await;
+    assert_ne!(
+        s, 200,
+        "an existing account's password is never set this way"
+    );
+    app.api_login("bystander@example.com", PW).await;
+    let denied = app.audit(&w.owner, "action=access.denied").await;
+    assert!(
+        denied
+            .iter()
+            .any(|e| e["details"]["reason"] == "user_not_claimable"),
+        "{denied:?}"
+    );
+
+    // An account this workspace created and later removed comes back as a member.
+    let nobody = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["email"] == "nobody@example.com")
+        .unwrap()["user_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(
+        &app,
+        Method::DELETE,
+        &format!("/api/v1/workspaces/{}/members/{nobody}", w.ws_a),
+        &w.wa,
+        None,
+    )
+    .await;
+    let (s, v) = post(&app, &users, Some(&w.wa), body("nobody@example.com")).await;
+    assert_eq!((s, &v), (202, &answers[0].1));
+    assert!(
+        crate::access::call(
+            &app,
+            Method::GET,
+            &format!("/api/v1/workspaces/{}/members", w.ws_a),
+            &w.owner,
+            None
+        )
+        .await
+        .1
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["email"] == "nobody@example.com")
+    );
+
+    // Platform admins see users anyway: they keep the plain answers.
+    let (s, v) = post(&app, &users, Some(&w.owner), body("fresh@example.com")).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["roles"], json!(["user"]));
+    let (s, _) = post(&app, &users, Some(&w.owner), body("alice@corp.example")).await;
+    assert_eq!(s, 409);
+}
+
 // ---- finding 1: repointing a connection re-links everyone linked at it ----
 
 fn pem() -> String {

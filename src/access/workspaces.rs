@@ -487,11 +487,18 @@ pub fn members(svc: &Service, by: &Principal, src: &Source, ws: &str) -> Result<
         .collect())
 }
 
-/// Adds a user to a workspace or replaces their roles there.
 /// Creates a new user straight into workspace `ws` (a workspace admin's way
 /// to add people): platform role `user` only, with the given workspace
 /// roles. The user, the membership and both audit records are written in one
 /// transaction, the records tagged with the workspace so its admins see them.
+///
+/// Platform-level callers get the user back (`Some`), or a conflict when the
+/// address exists. Callers below platform level get `None` whatever
+/// happened, so the answer tells nothing about which addresses exist: a new
+/// address becomes a user and member; an existing account the workspace may
+/// claim (`claim`) is added as a member with these roles if it is not one
+/// yet (its password untouched); any other existing account is left alone
+/// (audited as `user_not_claimable`). The password is hashed either way.
 pub async fn create_member(
     svc: &Service,
     by: &Principal,
@@ -499,7 +506,7 @@ pub async fn create_member(
     ws: &str,
     new: identity::NewUser,
     roles: &[String],
-) -> Result<(identity::User, Membership)> {
+) -> Result<Option<(identity::User, Membership)>> {
     let ws = parse_id("ws_", ws, "workspace")?;
     authorize(
         svc,
@@ -520,17 +527,36 @@ pub async fn create_member(
         &new.email,
         svc.settings.password.min_length,
     )?;
-    let roles = {
+    let (roles, existing) = {
         let r = svc.store.read()?;
         get(&r, ws)?;
-        if identity::find_by_email(svc, &r, &new.email)?.is_some() {
+        let roles = check_roles(svc, &r, by, ws, roles)?;
+        let existing = identity::find_by_email(svc, &r, &new.email)?;
+        let member = match &existing {
+            Some(u) => r
+                .get::<Membership>(Table::Members, &member_key(ws, &u.id))?
+                .is_some(),
+            None => false,
+        };
+        (roles, existing.map(|u| (u, member)))
+    };
+    if let Some((u, member)) = existing {
+        if by.is_platform_level() {
             return Err(Error::Conflict(
                 "A user with this e-mail address exists already: add them as a member instead."
                     .into(),
             ));
         }
-        check_roles(svc, &r, by, ws, roles)?
-    };
+        // As long as a new user's creation takes.
+        svc.hasher.hash(new.password).await?;
+        if !member {
+            match set_member(svc, by, src, ws, &u.id, &roles) {
+                Ok(_) | Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        return Ok(None);
+    }
     let hash = svc.hasher.hash(new.password).await?;
     let now = svc.now();
     let user = identity::User {
@@ -575,7 +601,7 @@ pub async fn create_member(
         serde_json::json!({"email": user.email.as_str(), "roles": m.roles, "previous": null}),
     )?;
     tx.commit()?;
-    Ok((user, m))
+    Ok(by.is_platform_level().then_some((user, m)))
 }
 
 /// Whether workspace `ws` may take `user` in: a platform admin (or a
