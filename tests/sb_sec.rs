@@ -325,6 +325,25 @@ async fn r2_finding5_a_credentials_clerk_cannot_loosen_a_stronger_accounts_allow
     assert_eq!(now["ip_mode"], "block");
     assert_eq!(now["scopes"], json!(["deploy:model"]));
 
+    // The same for an API app's scopes.
+    let api_app = ok(
+        &app,
+        Method::POST,
+        "/api/v1/api-apps",
+        &w.wa,
+        Some(json!({"workspace": w.ws_a, "name": "pipeline", "scopes": ["deploy:model"]})),
+    )
+    .await;
+    let (s, v) = call(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/api-apps/{}", api_app["id"].as_str().unwrap()),
+        &dan,
+        Some(json!({"scopes": []})),
+    )
+    .await;
+    refused_take_away(s, &v);
+
     // Tightening and renaming stay his to do.
     let (s, v) = call(
         &app,
