@@ -479,4 +479,40 @@ mod tests {
         assert!(sa.ip_allowed(None));
         assert!(parse_allowlist(&["10.0.0.0/33".into()]).is_err());
     }
+
+    #[test]
+    fn loosening_is_any_address_newly_let_through() {
+        let sa = |list: &[&str], mode: IpMode| ServiceAccount {
+            id: "sa_x".into(),
+            workspace: None,
+            name: "x".into(),
+            description: String::new(),
+            scopes: vec![],
+            ip_allowlist: list.iter().map(|c| c.to_string()).collect(),
+            ip_mode: mode,
+            secret_hash: String::new(),
+            created_at: 0,
+            updated_at: 0,
+        };
+        let before = sa(&["10.0.0.0/8", "2001:db8::/32"], IpMode::Block);
+        let loosens = |list: &[&str], mode| loosens_ip_rules(&before, &sa(list, mode));
+        assert!(loosens(&[], IpMode::Block));
+        assert!(loosens(&["10.0.0.0/8", "2001:db8::/32"], IpMode::Warn));
+        assert!(loosens(&["0.0.0.0/0"], IpMode::Block));
+        assert!(loosens(&["10.0.0.0/7"], IpMode::Block));
+        assert!(loosens(&["10.0.0.0/8", "192.0.2.0/24"], IpMode::Block));
+        // Same, narrower, fewer: not looser.
+        assert!(!loosens(&["10.0.0.0/8", "2001:db8::/32"], IpMode::Block));
+        assert!(!loosens(&["10.1.0.0/16"], IpMode::Block));
+        assert!(!loosens(&["2001:db8:1::/48"], IpMode::Block));
+        // No list before: every address already passed.
+        let open = sa(&[], IpMode::Block);
+        assert!(!loosens_ip_rules(&open, &sa(&[], IpMode::Warn)));
+        // Warn → block tightens.
+        let warn = sa(&["10.0.0.0/8"], IpMode::Warn);
+        assert!(!loosens_ip_rules(
+            &warn,
+            &sa(&["10.0.0.0/8"], IpMode::Block)
+        ));
+    }
 }
