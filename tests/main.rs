@@ -20,6 +20,7 @@ mod hardening;
 mod mfa;
 mod policy;
 mod saml;
+mod sb_sec;
 mod sso;
 mod sso_sec;
 mod tokens_sec;

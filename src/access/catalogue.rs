@@ -217,6 +217,10 @@ impl PermSet {
     pub fn intersect(self, o: PermSet) -> PermSet {
         PermSet(self.0 & o.0)
     }
+    /// What `self` holds that `o` does not.
+    pub fn minus(self, o: PermSet) -> PermSet {
+        PermSet(self.0 & !o.0)
+    }
     pub fn is_subset(self, o: PermSet) -> bool {
         self.0 & !o.0 == 0
     }

@@ -418,15 +418,44 @@ pub fn check_grantable(
             ),
         ));
     }
-    let held = held_permissions(svc, who, ws)?;
-    let extra: Vec<&str> = wanted
-        .iter()
-        .filter(|p| !held.contains(*p))
-        .map(|p| p.as_str())
-        .collect();
+    let extra = not_held(svc, who, ws, wanted)?;
     if !extra.is_empty() {
         return Err(Error::Forbidden(format!(
             "You cannot grant permissions you do not hold yourself: {}.",
+            extra.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// The names of the permissions in `set` that `who` does not hold in `ws`.
+fn not_held(
+    svc: &Service,
+    who: &Principal,
+    ws: Option<&str>,
+    set: PermSet,
+) -> Result<Vec<&'static str>> {
+    let held = held_permissions(svc, who, ws)?;
+    Ok(set.minus(held).iter().map(|p| p.as_str()).collect())
+}
+
+/// The other half of "nobody grants what they don't hold": nobody takes
+/// away what they don't hold either. Whoever removes a member, narrows their
+/// roles, deletes or narrows a role or a group, takes a seat away, or
+/// narrows a credential's scopes must hold every permission that someone
+/// loses by it (`taken`) — else a helpdesk holding `admin:users` alone could
+/// strip the workspace's admins and re-add them on its own terms.
+pub fn check_revocable(
+    svc: &Service,
+    who: &Principal,
+    ws: Option<&str>,
+    taken: PermSet,
+) -> Result<()> {
+    let extra = not_held(svc, who, ws, taken)?;
+    if !extra.is_empty() {
+        return Err(Error::Forbidden(format!(
+            "You cannot take away permissions you do not hold yourself: {}. Ask someone who \
+             holds them (e.g. a workspace admin).",
             extra.join(", ")
         )));
     }

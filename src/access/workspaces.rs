@@ -3,9 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::HashMap;
+
 use super::{
-    BuiltinRole, PermSet, Permission, Principal, Resource, authorize, check_grantable, clean_name,
-    new_id, parse_id, record_change, snapshot,
+    BuiltinRole, PermSet, Permission, Principal, Resource, authorize, check_grantable,
+    check_revocable, clean_name, new_id, parse_id, record_change, snapshot,
 };
 use crate::audit::Source;
 use crate::clock::Timestamp;
@@ -223,6 +225,20 @@ pub fn set_session_limits(
     id: &str,
     limits: SessionLimits,
 ) -> Result<Workspace> {
+    // The limits shorten every member's sessions: whoever sets them must hold
+    // what each member holds there (a helpdesk does not log its admins out).
+    if let Ok(ws) = parse_id("ws_", id, "workspace") {
+        let everyone = grants_in(&svc.store.read()?, ws)?
+            .into_values()
+            .fold(PermSet::EMPTY, PermSet::union);
+        check_revocable(svc, by, Some(ws), everyone).map_err(|_| {
+            Error::Forbidden(
+                "Session limits reach every member of the workspace: only someone holding every \
+                 permission its members hold (e.g. a workspace admin) may change them."
+                    .into(),
+            )
+        })?;
+    }
     update(svc, by, src, id, "workspace.session_limits", |w| {
         let limits = limits.check()?;
         let old = std::mem::replace(&mut w.session, limits);
@@ -376,6 +392,82 @@ fn role_permissions(r: &impl Reader, ws: &str, roles: &[String]) -> Result<(Vec<
     Ok((out, perms))
 }
 
+/// What each member holds in `ws` (directly and through groups), read in
+/// the caller's transaction so that a change can be compared before/after.
+fn grants_in(r: &impl Reader, ws: &str) -> Result<HashMap<UserId, PermSet>> {
+    let mut cache: HashMap<String, PermSet> = HashMap::new();
+    let mut out: HashMap<UserId, PermSet> = HashMap::new();
+    let mut prefix = ws.as_bytes().to_vec();
+    prefix.push(0);
+    for (_, m) in r.scan::<Membership>(Table::Members, &prefix)? {
+        let p = held_through(r, ws, &m.roles, &mut cache)?;
+        let e = out.entry(m.user).or_default();
+        *e = e.union(p);
+    }
+    for (_, g) in r.scan::<Group>(Table::Groups, b"")? {
+        if g.workspace != ws {
+            continue;
+        }
+        let p = held_through(r, ws, &g.roles, &mut cache)?;
+        for u in g.members {
+            let e = out.entry(u).or_default();
+            *e = e.union(p);
+        }
+    }
+    Ok(out)
+}
+
+/// What stored role ids grant in `ws`, as the access snapshot counts them
+/// (an id that no longer exists grants nothing).
+fn held_through(
+    r: &impl Reader,
+    ws: &str,
+    ids: &[String],
+    cache: &mut HashMap<String, PermSet>,
+) -> Result<PermSet> {
+    let mut set = PermSet::EMPTY;
+    for id in ids {
+        let p = match BuiltinRole::parse(id) {
+            Some(BuiltinRole::PlatformAdmin) => PermSet::workspace_all(),
+            Some(b) => b.permissions(),
+            None => match cache.get(id) {
+                Some(p) => *p,
+                None => {
+                    let role: Option<CustomRole> = if super::valid_id("rol_", id) {
+                        r.get(Table::Roles, id.as_bytes())?
+                    } else {
+                        None
+                    };
+                    let p = role
+                        .filter(|c| c.workspace == ws)
+                        .map(|c| c.permission_set())
+                        .unwrap_or_default();
+                    cache.insert(id.clone(), p);
+                    p
+                }
+            },
+        };
+        set = set.union(p);
+    }
+    Ok(set)
+}
+
+/// After a change in `tx`: refuses it (the caller then drops `tx`) unless
+/// `by` holds every permission some member of `ws` lost by it.
+fn check_taken(
+    svc: &Service,
+    r: &impl Reader,
+    by: &Principal,
+    ws: &str,
+    before: &HashMap<UserId, PermSet>,
+) -> Result<()> {
+    let after = grants_in(r, ws)?;
+    let taken = before.iter().fold(PermSet::EMPTY, |t, (u, b)| {
+        t.union(b.minus(after.get(u).copied().unwrap_or_default()))
+    });
+    check_revocable(svc, by, Some(ws), taken)
+}
+
 pub fn members(svc: &Service, by: &Principal, src: &Source, ws: &str) -> Result<Vec<Membership>> {
     let ws = parse_id("ws_", ws, "workspace")?;
     authorize(
@@ -395,11 +487,18 @@ pub fn members(svc: &Service, by: &Principal, src: &Source, ws: &str) -> Result<
         .collect())
 }
 
-/// Adds a user to a workspace or replaces their roles there.
 /// Creates a new user straight into workspace `ws` (a workspace admin's way
 /// to add people): platform role `user` only, with the given workspace
 /// roles. The user, the membership and both audit records are written in one
 /// transaction, the records tagged with the workspace so its admins see them.
+///
+/// Platform-level callers get the user back (`Some`), or a conflict when the
+/// address exists. Callers below platform level get `None` whatever
+/// happened, so the answer tells nothing about which addresses exist: a new
+/// address becomes a user and member; an existing account the workspace may
+/// claim (`claim`) is added as a member with these roles if it is not one
+/// yet (its password untouched); any other existing account is left alone
+/// (audited as `user_not_claimable`). The password is hashed either way.
 pub async fn create_member(
     svc: &Service,
     by: &Principal,
@@ -407,7 +506,7 @@ pub async fn create_member(
     ws: &str,
     new: identity::NewUser,
     roles: &[String],
-) -> Result<(identity::User, Membership)> {
+) -> Result<Option<(identity::User, Membership)>> {
     let ws = parse_id("ws_", ws, "workspace")?;
     authorize(
         svc,
@@ -428,17 +527,36 @@ pub async fn create_member(
         &new.email,
         svc.settings.password.min_length,
     )?;
-    let roles = {
+    let (roles, existing) = {
         let r = svc.store.read()?;
         get(&r, ws)?;
-        if identity::find_by_email(svc, &r, &new.email)?.is_some() {
+        let roles = check_roles(svc, &r, by, ws, roles)?;
+        let existing = identity::find_by_email(svc, &r, &new.email)?;
+        let member = match &existing {
+            Some(u) => r
+                .get::<Membership>(Table::Members, &member_key(ws, &u.id))?
+                .is_some(),
+            None => false,
+        };
+        (roles, existing.map(|u| (u, member)))
+    };
+    if let Some((u, member)) = existing {
+        if by.is_platform_level() {
             return Err(Error::Conflict(
                 "A user with this e-mail address exists already: add them as a member instead."
                     .into(),
             ));
         }
-        check_roles(svc, &r, by, ws, roles)?
-    };
+        // As long as a new user's creation takes.
+        svc.hasher.hash(new.password).await?;
+        if !member {
+            match set_member(svc, by, src, ws, &u.id, &roles) {
+                Ok(_) | Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        return Ok(None);
+    }
     let hash = svc.hasher.hash(new.password).await?;
     let now = svc.now();
     let user = identity::User {
@@ -483,7 +601,7 @@ pub async fn create_member(
         serde_json::json!({"email": user.email.as_str(), "roles": m.roles, "previous": null}),
     )?;
     tx.commit()?;
-    Ok((user, m))
+    Ok(by.is_platform_level().then_some((user, m)))
 }
 
 /// Whether workspace `ws` may take `user` in: a platform admin (or a
@@ -572,7 +690,9 @@ pub fn set_member(
         roles,
         added_at: before.as_ref().map(|b| b.added_at).unwrap_or(svc.now()),
     };
+    let grants = grants_in(&tx, ws)?;
     tx.put(Table::Members, &key, &m)?;
+    check_taken(svc, &tx, by, ws, &grants)?;
     record_change(
         &mut tx,
         svc,
@@ -607,6 +727,7 @@ pub fn remove_member(
         src,
     )?;
     let mut tx = svc.store.write()?;
+    let grants = grants_in(&tx, ws)?;
     if !tx.delete(Table::Members, &member_key(ws, user))? {
         return Err(Error::NotFound("member"));
     }
@@ -616,6 +737,7 @@ pub fn remove_member(
             tx.put(Table::Groups, &k, &g)?;
         }
     }
+    check_taken(svc, &tx, by, ws, &grants)?;
     record_change(
         &mut tx,
         svc,
@@ -753,7 +875,9 @@ pub fn update_role(
         r.permissions = set.names();
     }
     let mut tx = svc.store.write()?;
+    let grants = grants_in(&tx, &r.workspace)?;
     tx.put(Table::Roles, r.id.as_bytes(), &r)?;
+    check_taken(svc, &tx, by, &r.workspace, &grants)?;
     record_change(
         &mut tx,
         svc,
@@ -772,6 +896,7 @@ pub fn update_role(
 pub fn delete_role(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<()> {
     let r = get_role(svc, by, src, id)?;
     let mut tx = svc.store.write()?;
+    let grants = grants_in(&tx, &r.workspace)?;
     let mut prefix = r.workspace.as_bytes().to_vec();
     prefix.push(0);
     for (k, mut m) in tx.scan::<Membership>(Table::Members, &prefix)? {
@@ -787,6 +912,7 @@ pub fn delete_role(svc: &Service, by: &Principal, src: &Source, id: &str) -> Res
         }
     }
     tx.delete(Table::Roles, r.id.as_bytes())?;
+    check_taken(svc, &tx, by, &r.workspace, &grants)?;
     record_change(
         &mut tx,
         svc,
@@ -894,6 +1020,7 @@ pub fn save_group(
     }
     let mut tx = svc.store.write()?;
     get(&tx, &g.workspace)?;
+    let grants = grants_in(&tx, &g.workspace)?;
     if let Some(r) = roles {
         g.roles = if r.is_empty() {
             Vec::new()
@@ -911,6 +1038,7 @@ pub fn save_group(
         }
     }
     tx.put(Table::Groups, g.id.as_bytes(), &g)?;
+    check_taken(svc, &tx, by, &g.workspace, &grants)?;
     record_change(
         &mut tx,
         svc,
@@ -932,7 +1060,9 @@ pub fn save_group(
 pub fn delete_group(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<()> {
     let g = get_group(svc, by, src, id)?;
     let mut tx = svc.store.write()?;
+    let grants = grants_in(&tx, &g.workspace)?;
     tx.delete(Table::Groups, g.id.as_bytes())?;
+    check_taken(svc, &tx, by, &g.workspace, &grants)?;
     record_change(
         &mut tx,
         svc,

@@ -296,6 +296,11 @@ pub async fn update(
         .is_some_and(|s| !s.is_empty());
     let c = build(id.to_string(), input, Some(&before), now)?;
     grants_only_what_caller_holds(svc, by, &c)?;
+    if trust_changed(&before, &c, secret_changed) {
+        // Every link at the connection now trusts what the new settings
+        // trust: the same as linking each of those users anew.
+        super::links::guard_relinking(svc, &tx, by, &c.id)?;
+    }
     tx.put(Table::SsoConnections, c.id.as_bytes(), &c)?;
     audit::record(
         &mut tx,
@@ -369,6 +374,27 @@ pub fn sign_in_options(svc: &Service) -> Result<Vec<(String, String, Protocol)>>
         .into_iter()
         .map(|c| (c.id, c.name, c.protocol))
         .collect())
+}
+
+/// Whether an edit changes whom the connection believes: the IdP's identity
+/// and keys (issuer, certificates, URLs, client id and secret, realm,
+/// protocol and provider) or how much of its word is taken (IdP-initiated
+/// responses, SHA-1, unverified e-mail, allowed domains, clock skew).
+pub(crate) fn trust_changed(before: &Connection, after: &Connection, secret_changed: bool) -> bool {
+    secret_changed
+        || before.protocol != after.protocol
+        || before.provider != after.provider
+        || before.issuer != after.issuer
+        || before.certificates != after.certificates
+        || before.sso_url != after.sso_url
+        || before.client_id != after.client_id
+        || before.client_secret != after.client_secret
+        || before.realm != after.realm
+        || before.allow_idp_initiated != after.allow_idp_initiated
+        || before.allow_sha1 != after.allow_sha1
+        || before.trust_unverified_email != after.trust_unverified_email
+        || before.allowed_domains != after.allowed_domains
+        || after.clock_skew_secs > before.clock_skew_secs
 }
 
 /// A connection that maps anyone to `admin` (default role or a role rule)

@@ -121,6 +121,61 @@ pub fn link_user(
     tx.commit()
 }
 
+/// The users linked at `connection` who hold a platform role (admin or
+/// owner), disabled ones included (they may be enabled again).
+fn privileged_links(r: &impl Reader, connection: &str) -> Result<Vec<User>> {
+    let mut out: Vec<User> = Vec::new();
+    for (_, v) in r.scan::<String>(Table::SsoLinks, format!("{connection}\0").as_bytes())? {
+        let Ok(id) = UserId::parse(Link::decode(&v).user) else {
+            continue;
+        };
+        if let Ok(u) = identity::get(r, &id)
+            && u.role != Role::User
+            && !out.iter().any(|x| x.id == u.id)
+        {
+            out.push(u);
+        }
+    }
+    Ok(out)
+}
+
+/// Changing whom a connection trusts re-links everyone linked at it: the new
+/// IdP signs in as each of them. So when a link there leads to a platform
+/// admin, only a caller who could make an admin may (the rule of `link_user`
+/// and `check_platform_role_grantable`); a lesser caller is told to unlink
+/// them first or to ask an admin.
+pub(crate) fn guard_relinking(
+    svc: &Service,
+    r: &impl Reader,
+    by: &Principal,
+    connection: &str,
+) -> Result<()> {
+    let admins = privileged_links(r, connection)?;
+    if admins.is_empty() {
+        return Ok(());
+    }
+    crate::access::check_platform_role_grantable(svc, by, Role::Admin).map_err(|_| {
+        Error::Forbidden(format!(
+            "This change alters whom the connection trusts (issuer, certificates, URLs, client \
+             credentials, realm or what it accepts), which re-links everyone linked at it, and \
+             links here lead to platform admins ({}): only a platform admin may make it, or \
+             unlink them first (DELETE /api/v1/users/{{id}}/sso-links).",
+            admins
+                .iter()
+                .map(|u| u.email.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ))
+    })
+}
+
+/// Whether `user` is linked at any connection.
+pub(crate) fn has_links(r: &impl Reader, user: &UserId) -> Result<bool> {
+    Ok(r.scan::<String>(Table::SsoLinks, b"")?
+        .iter()
+        .any(|(_, v)| Link::decode(v).user == user.as_str()))
+}
+
 /// Removes a user's link to an identity at a connection. Audited.
 pub fn unlink_user(
     svc: &Service,

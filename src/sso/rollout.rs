@@ -204,6 +204,25 @@ pub fn update_settings(
         }
     }
     let before = settings(&tx)?;
+    // Taking an admin out of the excluded users revives their links: the
+    // IdP then signs them in, as if linked anew (see `guard_relinking`).
+    for id in &before.excluded_users {
+        if next.excluded_users.contains(id) {
+            continue;
+        }
+        if let Ok(u) = identity::get(&tx, id)
+            && u.role == Role::Admin
+            && super::links::has_links(&tx, &u.id)?
+        {
+            crate::access::check_platform_role_grantable(svc, by, Role::Admin).map_err(|_| {
+                Error::Forbidden(format!(
+                    "{} is a platform admin linked to an identity provider: only a platform \
+                     admin may take them out of the SSO-excluded users.",
+                    u.email.as_str()
+                ))
+            })?;
+        }
+    }
     let emails = |ids: &[UserId]| -> Vec<String> {
         ids.iter()
             .filter_map(|id| identity::get(&tx, id).ok())

@@ -150,6 +150,8 @@ pub fn update_app(
     if let Some(s) = scopes {
         let set = PermSet::parse_names("scopes", s)?;
         check_grantable(svc, by, Some(&app.workspace), set)?;
+        // Narrowing takes scopes from the app's keys: only what the caller holds.
+        crate::access::check_revocable(svc, by, Some(&app.workspace), app.scope_set().minus(set))?;
         app.scopes = set.names();
     }
     app.updated_at = svc.now();

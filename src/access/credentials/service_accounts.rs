@@ -86,6 +86,27 @@ fn parse_allowlist(list: &[String]) -> Result<Vec<String>> {
         .collect()
 }
 
+/// Whether `after` accepts a call from some address `before` refused: the
+/// list removed or widened, or blocking turned into warning.
+fn loosens_ip_rules(before: &ServiceAccount, after: &ServiceAccount) -> bool {
+    if before.ip_allowlist.is_empty() {
+        return false;
+    }
+    if before.ip_mode == IpMode::Block && after.ip_mode != IpMode::Block {
+        return true;
+    }
+    let nets = |l: &[String]| -> Vec<ipnet::IpNet> {
+        l.iter()
+            .filter_map(|c| c.parse::<ipnet::IpNet>().ok())
+            .collect()
+    };
+    let old = nets(&before.ip_allowlist);
+    after.ip_allowlist.is_empty()
+        || nets(&after.ip_allowlist)
+            .iter()
+            .any(|n| !old.iter().any(|o| o.contains(n)))
+}
+
 pub struct NewServiceAccount<'a> {
     pub workspace: Option<&'a str>,
     pub name: &'a str,
@@ -210,16 +231,31 @@ pub fn update_service_account(
     if let Some(d) = u.description {
         sa.description = d.trim().chars().take(500).collect();
     }
+    let ws = sa.workspace.clone();
     if let Some(s) = u.scopes {
         let set = PermSet::parse_names("scopes", s)?;
-        check_grantable(svc, by, sa.workspace.as_deref(), set)?;
+        check_grantable(svc, by, ws.as_deref(), set)?;
+        // Narrowing takes scopes away: only from an account no stronger than the caller.
+        crate::access::check_revocable(svc, by, ws.as_deref(), sa.scope_set().minus(set))?;
         sa.scopes = set.names();
     }
+    let before = sa.clone();
     if let Some(l) = u.ip_allowlist {
         sa.ip_allowlist = parse_allowlist(l)?;
     }
     if let Some(m) = u.ip_mode {
         sa.ip_mode = m;
+    }
+    // A looser allowlist lets the account's secret and tokens work from more
+    // places, as a new secret would: the same check as a rotation.
+    if loosens_ip_rules(&before, &sa) {
+        check_grantable(svc, by, ws.as_deref(), before.scope_set()).map_err(|_| {
+            Error::Forbidden(
+                "Loosening a service account's IP allowlist (removing or widening it, or block → \
+                 warn) needs every scope the account holds, like rotating its secret."
+                    .into(),
+            )
+        })?;
     }
     sa.updated_at = svc.now();
     let mut tx = svc.store.write()?;
@@ -442,5 +478,41 @@ mod tests {
         sa.ip_allowlist.clear();
         assert!(sa.ip_allowed(None));
         assert!(parse_allowlist(&["10.0.0.0/33".into()]).is_err());
+    }
+
+    #[test]
+    fn loosening_is_any_address_newly_let_through() {
+        let sa = |list: &[&str], mode: IpMode| ServiceAccount {
+            id: "sa_x".into(),
+            workspace: None,
+            name: "x".into(),
+            description: String::new(),
+            scopes: vec![],
+            ip_allowlist: list.iter().map(|c| c.to_string()).collect(),
+            ip_mode: mode,
+            secret_hash: String::new(),
+            created_at: 0,
+            updated_at: 0,
+        };
+        let before = sa(&["10.0.0.0/8", "2001:db8::/32"], IpMode::Block);
+        let loosens = |list: &[&str], mode| loosens_ip_rules(&before, &sa(list, mode));
+        assert!(loosens(&[], IpMode::Block));
+        assert!(loosens(&["10.0.0.0/8", "2001:db8::/32"], IpMode::Warn));
+        assert!(loosens(&["0.0.0.0/0"], IpMode::Block));
+        assert!(loosens(&["10.0.0.0/7"], IpMode::Block));
+        assert!(loosens(&["10.0.0.0/8", "192.0.2.0/24"], IpMode::Block));
+        // Same, narrower, fewer: not looser.
+        assert!(!loosens(&["10.0.0.0/8", "2001:db8::/32"], IpMode::Block));
+        assert!(!loosens(&["10.1.0.0/16"], IpMode::Block));
+        assert!(!loosens(&["2001:db8:1::/48"], IpMode::Block));
+        // No list before: every address already passed.
+        let open = sa(&[], IpMode::Block);
+        assert!(!loosens_ip_rules(&open, &sa(&[], IpMode::Warn)));
+        // Warn → block tightens.
+        let warn = sa(&["10.0.0.0/8"], IpMode::Warn);
+        assert!(!loosens_ip_rules(
+            &warn,
+            &sa(&["10.0.0.0/8"], IpMode::Block)
+        ));
     }
 }

@@ -105,7 +105,8 @@ pub struct CreateMemberRequest {
 /// Create a new user (platform role `user`) as a member of this workspace
 /// (workspace admins may; audited in the workspace).
 #[utoipa::path(post, path = "/api/v1/workspaces/{id}/users", request_body = CreateMemberRequest,
-    responses((status = 201, body = MemberDto), (status = 409, body = crate::web::api::ErrorBody)))]
+    responses((status = 201, body = MemberDto), (status = 202, description = "Callers below platform level, whether or not the address existed"),
+        (status = 409, body = crate::web::api::ErrorBody)))]
 pub(super) async fn create_member(
     req: HttpRequest,
     st: web::Data<AppState>,
@@ -114,7 +115,7 @@ pub(super) async fn create_member(
     body: web::Json<CreateMemberRequest>,
 ) -> ApiResult {
     let body = body.into_inner();
-    let (_, m) = wss::create_member(
+    let created = wss::create_member(
         &st.svc,
         &caller.principal,
         &source(&req),
@@ -128,7 +129,15 @@ pub(super) async fn create_member(
         &body.roles,
     )
     .await?;
-    Ok(HttpResponse::Created().json(member_dto(&st, m)))
+    Ok(match created {
+        Some((_, m)) => HttpResponse::Created().json(member_dto(&st, m)),
+        None => HttpResponse::Accepted().json(serde_json::json!({
+            "status": "accepted",
+            "message": "A new address is now a user and member of this workspace; an existing \
+                account this workspace may add is now a member (its password unchanged); \
+                otherwise nothing changed. GET /api/v1/workspaces/{id}/members lists the members.",
+        })),
+    })
 }
 
 #[utoipa::path(put, path = "/api/v1/workspaces/{id}/members/{user}", request_body = RolesRequest, responses((status = 200, body = MemberDto)))]
