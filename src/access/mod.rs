@@ -4,6 +4,7 @@
 //! use. It does not authenticate users (that is `authn`); it decides, and
 //! audits every denial.
 
+pub mod actor;
 pub mod catalogue;
 pub mod credentials;
 pub mod workspaces;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+pub use actor::Actor;
 pub use catalogue::{BuiltinRole, PermSet, Permission};
 
 use crate::audit::{self, NewEvent, Outcome, Source};
