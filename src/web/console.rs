@@ -1242,7 +1242,6 @@ async fn user_password(
         &source(&req),
         &uid,
         f.into_inner().password,
-        None,
         "user.password_reset",
     )
     .await
@@ -1347,23 +1346,13 @@ async fn account_password(
     let f = f.into_inner();
     let result = async {
         confirmed(&f.password, &f.password_confirm)?;
-        authn::confirm_password(
+        authn::change_password(
             &st.svc,
-            &u.user,
+            &u.principal(),
             &f.current_password,
-            "password_change",
-            &source(&req),
-        )
-        .await?;
-        let by = u.principal();
-        identity::set_password(
-            &st.svc,
-            &by,
-            &source(&req),
-            &u.user.id,
             f.password.clone(),
             Some(&u.session_hash),
-            "user.password_change",
+            &source(&req),
         )
         .await
     }
@@ -1450,13 +1439,61 @@ fn enroll_page(
     })
 }
 
-async fn totp_start(st: web::Data<AppState>, u: ConsoleUser, f: web::Form<CsrfForm>) -> PageResult {
+/// The proof fields of the account page's "add a factor" and "new recovery
+/// codes" forms (present once a factor is active).
+#[derive(Deserialize)]
+struct ProofForm {
+    csrf_token: String,
+    current_password: Option<Password>,
+    method: Option<String>,
+    code: Option<String>,
+    phone: Option<String>,
+}
+
+impl ProofForm {
+    fn proof(&self) -> Result<Option<authn::Proof<'_>>, Error> {
+        let method = authn::mfa::MfaMethod::parse_opt(self.method.as_deref())?;
+        Ok(self.current_password.as_ref().map(|password| authn::Proof {
+            password,
+            method,
+            code: self.code.as_deref(),
+        }))
+    }
+}
+
+/// A refused proof or start, shown on the account page.
+fn account_refusal(st: &AppState, u: &ConsoleUser, e: Error) -> PageResult {
+    match e {
+        Error::Invalid { .. }
+        | Error::InvalidCode
+        | Error::ProofRefused
+        | Error::Conflict(_)
+        | Error::Forbidden(_) => render(
+            StatusCode::BAD_REQUEST,
+            &account_page(st, u, None, Some(e.public_message()))?,
+        ),
+        e => Err(e.into()),
+    }
+}
+
+async fn totp_start(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    f: web::Form<ProofForm>,
+) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
         return Ok(r);
     }
-    authn::mfa::start_totp(&st.svc, &u.user)?;
-    Ok(redirect("/admin/account/mfa/totp"))
+    let started = match f.proof() {
+        Ok(p) => authn::mfa::start_totp(&st.svc, &u.user, p.as_ref(), &source(&req)).await,
+        Err(e) => Err(e),
+    };
+    match started {
+        Ok(_) => Ok(redirect("/admin/account/mfa/totp")),
+        Err(e) => account_refusal(&st, &u, e),
+    }
 }
 
 async fn totp_page(st: web::Data<AppState>, u: ConsoleUser) -> PageResult {
@@ -1513,42 +1550,51 @@ struct CodeConfirmPage {
 }
 
 async fn code_start_email(
+    req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
-    f: web::Form<CsrfForm>,
+    f: web::Form<ProofForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
         return Ok(r);
     }
-    code_started(&st, &u, "email", None).await
-}
-
-#[derive(Deserialize)]
-struct PhoneForm {
-    phone: String,
-    csrf_token: String,
+    code_started(&req, &st, &u, "email", &f).await
 }
 
 async fn code_start_sms(
+    req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
-    f: web::Form<PhoneForm>,
+    f: web::Form<ProofForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
         return Ok(r);
     }
-    code_started(&st, &u, "sms", Some(&f.phone)).await
+    code_started(&req, &st, &u, "sms", &f).await
 }
 
 async fn code_started(
+    req: &HttpRequest,
     st: &AppState,
     u: &ConsoleUser,
     method: &'static str,
-    phone: Option<&str>,
+    f: &ProofForm,
 ) -> PageResult {
-    match authn::mfa::start_code_enrollment(&st.svc, &u.user, method, phone).await {
+    let phone = if method == "sms" {
+        Some(f.phone.as_deref().unwrap_or(""))
+    } else {
+        None
+    };
+    let started = match f.proof() {
+        Ok(p) => {
+            authn::mfa::start_code_enrollment(&st.svc, &u.user, method, phone, p.as_ref(), &source(req))
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match started {
         Ok(()) => {
             let target = phone
                 .map(str::to_string)
@@ -1563,11 +1609,7 @@ async fn code_started(
                 },
             )
         }
-        Err(e @ (Error::Invalid { .. } | Error::Conflict(_) | Error::Forbidden(_))) => render(
-            StatusCode::BAD_REQUEST,
-            &account_page(st, u, None, Some(e.public_message()))?,
-        ),
-        Err(e) => Err(e.into()),
+        Err(e) => account_refusal(st, u, e),
     }
 }
 
@@ -1621,13 +1663,26 @@ async fn recovery_new(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
-    f: web::Form<CsrfForm>,
+    f: web::Form<ProofForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
         return Ok(r);
     }
-    let codes = authn::mfa::regenerate_recovery(&st.svc, &u.user, &source(&req))?;
+    let made = match f.proof() {
+        Ok(Some(p)) => {
+            authn::mfa::regenerate_recovery(&st.svc, &u.user, &p, &source(&req)).await
+        }
+        Ok(None) => Err(Error::invalid(
+            "current_password",
+            "new recovery codes need your password and a current code",
+        )),
+        Err(e) => Err(e),
+    };
+    let codes = match made {
+        Ok(c) => c,
+        Err(e) => return account_refusal(&st, &u, e),
+    };
     render(
         StatusCode::OK,
         &CodesPage {
@@ -1655,16 +1710,23 @@ async fn mfa_remove(
     if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
         return Ok(r);
     }
-    let proof = authn::Proof {
-        password: &f.current_password,
-        method: f.method.as_deref(),
-        code: f.code.as_deref(),
+    let removed = match authn::mfa::MfaMethod::parse_opt(f.method.as_deref()) {
+        Ok(method) => {
+            let proof = authn::Proof {
+                password: &f.current_password,
+                method,
+                code: f.code.as_deref(),
+            };
+            authn::mfa::remove_all_own(&st.svc, &u.principal(), &proof, &source(&req)).await
+        }
+        Err(e) => Err(e),
     };
-    match authn::mfa::remove_all_own(&st.svc, &u.principal(), &proof, &source(&req)).await {
+    match removed {
         Ok(()) => Ok(redirect("/admin/account?notice=mfa_off")),
         Err(
             e @ (Error::Invalid { .. }
             | Error::InvalidCode
+            | Error::ProofRefused
             | Error::Conflict(_)
             | Error::Forbidden(_)),
         ) => render(
@@ -1818,7 +1880,12 @@ async fn reauth_post(
     .await
     {
         Ok(()) => Ok(redirect(&rd)),
-        Err(e @ (Error::Invalid { .. } | Error::InvalidCode | Error::Forbidden(_))) => {
+        Err(
+            e @ (Error::Invalid { .. }
+            | Error::InvalidCode
+            | Error::ProofRefused
+            | Error::Forbidden(_)),
+        ) => {
             let p = reauth_view(
                 &st,
                 &u,
