@@ -571,9 +571,9 @@ pub async fn change_own_email(
     email: Email,
     proof: &crate::authn::Proof<'_>,
 ) -> Result<User> {
-    let user = by
-        .user()
-        .ok_or_else(|| Error::Forbidden("Only a signed-in user changes their own e-mail address.".into()))?;
+    let user = by.user().ok_or_else(|| {
+        Error::Forbidden("Only a signed-in user changes their own e-mail address.".into())
+    })?;
     if find_by_email(svc, &svc.store.read()?, &email)?.is_some_and(|u| u.id != user.id) {
         return Err(Error::Conflict(
             "A user with this e-mail address already exists.".into(),
@@ -602,7 +602,9 @@ pub async fn change_own_email(
         src,
         by.event("user.email_change", Outcome::Success)
             .target(user.id.as_str())
-            .details(serde_json::json!({"from": before.email.as_str(), "to": after.email.as_str()})),
+            .details(
+                serde_json::json!({"from": before.email.as_str(), "to": after.email.as_str()}),
+            ),
     )?;
     tx.commit()?;
     Ok(after)

@@ -41,7 +41,10 @@ fn access(v: &Value) -> String {
 }
 
 fn message(v: &Value) -> String {
-    v["error"]["message"].as_str().unwrap_or_default().to_string()
+    v["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 async fn me_id(app: &TestApp, token: &str) -> String {
@@ -337,7 +340,14 @@ async fn the_consoles_admin_forms_refuse_ones_own_account_and_new_codes_take_the
 // ------------------------------------------------------------------ r2 6
 
 async fn locked(app: &TestApp, token: &str, id: &str) -> bool {
-    let (s, v) = call(app, Method::GET, &format!("/api/v1/users/{id}"), token, None).await;
+    let (s, v) = call(
+        app,
+        Method::GET,
+        &format!("/api/v1/users/{id}"),
+        token,
+        None,
+    )
+    .await;
     assert_eq!(s, 200);
     !v["locked_until"].is_null()
 }
@@ -394,7 +404,10 @@ async fn unlocking_is_guarded_like_the_password() {
     assert!(locked(&app, &owner, &owner_id).await, "still locked");
     // Only a platform admin lifts an admin's; nobody their own.
     let carol_unlock = format!("/api/v1/users/{carol_id}/unlock");
-    assert_eq!(call(&app, Method::POST, &carol_unlock, &bot, None).await.0, 403);
+    assert_eq!(
+        call(&app, Method::POST, &carol_unlock, &bot, None).await.0,
+        403
+    );
     assert_eq!(
         call(&app, Method::POST, &carol_unlock, &carol_tok, None)
             .await
@@ -467,9 +480,14 @@ async fn a_second_factor_beside_the_first_takes_the_password_and_a_current_code(
     assert_eq!(v["methods"], json!(["sms", "recovery_code"]));
     // With a code sent to the current factor it works.
     assert_eq!(
-        post(&app, "/api/v1/me/mfa/code", Some(&token), json!({"method": "sms"}))
-            .await
-            .0,
+        post(
+            &app,
+            "/api/v1/me/mfa/code",
+            Some(&token),
+            json!({"method": "sms"})
+        )
+        .await
+        .0,
         202
     );
     let (s, e) = post(
@@ -579,7 +597,14 @@ async fn a_wrong_password_and_a_wrong_code_get_one_answer() {
     assert_eq!((s1, s2), (401, 401));
     assert_eq!(wrong_pw, wrong_code, "one answer for either half");
     // Without a code, the right and a wrong password get the same 400.
-    let (s1, a) = call(&app, Method::DELETE, path, &token, Some(json!({"password": PW}))).await;
+    let (s1, a) = call(
+        &app,
+        Method::DELETE,
+        path,
+        &token,
+        Some(json!({"password": PW})),
+    )
+    .await;
     let (s2, b) = call(
         &app,
         Method::DELETE,
@@ -647,7 +672,11 @@ async fn an_unknown_method_is_refused_before_anything_is_checked_or_recorded() {
                 .unwrap();
             assert_eq!(r.status(), 400, "{m} {path}");
             let text = r.text().await.unwrap();
-            assert!(text.len() < 400, "the answer does not echo it: {}", text.len());
+            assert!(
+                text.len() < 400,
+                "the answer does not echo it: {}",
+                text.len()
+            );
             assert!(text.contains("totp, email, sms, recovery_code"), "{text}");
         }
     }

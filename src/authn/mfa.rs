@@ -47,7 +47,9 @@ impl MfaMethod {
         MfaMethod::ALL
             .into_iter()
             .find(|m| m.as_str() == raw.trim())
-            .ok_or_else(|| Error::invalid("method", "must be one of totp, email, sms, recovery_code"))
+            .ok_or_else(|| {
+                Error::invalid("method", "must be one of totp, email, sms, recovery_code")
+            })
     }
 
     /// An optional method field: absent or empty is `None`.

@@ -626,11 +626,7 @@ pub async fn confirm(
     let factor = need == Need::PasswordAndFactor && !methods.is_empty();
     let method = proof
         .method
-        .or_else(|| {
-            methods
-                .first()
-                .and_then(|m| mfa::MfaMethod::parse(m).ok())
-        })
+        .or_else(|| methods.first().and_then(|m| mfa::MfaMethod::parse(m).ok()))
         .unwrap_or(mfa::MfaMethod::Totp);
     let reason = if let Some(r) = password_verdict(locked, user, pw_ok) {
         Some(r)
@@ -639,7 +635,13 @@ pub async fn confirm(
         Some("code_missing")
     } else if factor
         && !(methods.contains(&method.as_str())
-            && mfa::check_code_now(&mut tx, user, method.as_str(), proof.code.unwrap_or(""), now)?)
+            && mfa::check_code_now(
+                &mut tx,
+                user,
+                method.as_str(),
+                proof.code.unwrap_or(""),
+                now,
+            )?)
     {
         Some("wrong_code")
     } else {
@@ -778,9 +780,9 @@ pub async fn change_password(
     keep: Option<&[u8]>,
     src: &Source,
 ) -> Result<()> {
-    let user = by
-        .user()
-        .ok_or_else(|| Error::Forbidden("Only a signed-in user changes their own password.".into()))?;
+    let user = by.user().ok_or_else(|| {
+        Error::Forbidden("Only a signed-in user changes their own password.".into())
+    })?;
     confirm_password(svc, user, current, "password_change", src).await?;
     identity::write_password(svc, by, src, &user.id, new, keep, "user.password_change").await
 }

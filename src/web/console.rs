@@ -1589,8 +1589,15 @@ async fn code_started(
     };
     let started = match f.proof() {
         Ok(p) => {
-            authn::mfa::start_code_enrollment(&st.svc, &u.user, method, phone, p.as_ref(), &source(req))
-                .await
+            authn::mfa::start_code_enrollment(
+                &st.svc,
+                &u.user,
+                method,
+                phone,
+                p.as_ref(),
+                &source(req),
+            )
+            .await
         }
         Err(e) => Err(e),
     };
@@ -1670,9 +1677,7 @@ async fn recovery_new(
         return Ok(r);
     }
     let made = match f.proof() {
-        Ok(Some(p)) => {
-            authn::mfa::regenerate_recovery(&st.svc, &u.user, &p, &source(&req)).await
-        }
+        Ok(Some(p)) => authn::mfa::regenerate_recovery(&st.svc, &u.user, &p, &source(&req)).await,
         Ok(None) => Err(Error::invalid(
             "current_password",
             "new recovery codes need your password and a current code",

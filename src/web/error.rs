@@ -16,9 +16,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::InvalidCredentials
         | Error::InvalidCode
         | Error::ProofRefused
-        | Error::Unauthenticated(_) => {
-            StatusCode::UNAUTHORIZED
-        }
+        | Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) | Error::MfaEnrollmentRequired | Error::ReauthRequired => {
             StatusCode::FORBIDDEN
         }

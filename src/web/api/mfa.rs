@@ -271,13 +271,9 @@ pub(super) async fn recovery_regenerate(
     body: web::Json<ProofRequest>,
 ) -> ApiResult {
     caller.require_recent_auth(&st.svc)?;
-    let codes = authn::mfa::regenerate_recovery(
-        &st.svc,
-        caller.user()?,
-        &body.proof()?,
-        &source(&req),
-    )
-    .await?;
+    let codes =
+        authn::mfa::regenerate_recovery(&st.svc, caller.user()?, &body.proof()?, &source(&req))
+            .await?;
     Ok(HttpResponse::Ok().json(RecoveryCodes {
         recovery_codes: codes,
     }))

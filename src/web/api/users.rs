@@ -410,8 +410,8 @@ pub(super) async fn change_own_email(
         method: authn::mfa::MfaMethod::parse_opt(body.method.as_deref())?,
         code: body.code.as_deref(),
     };
-    let user =
-        identity::change_own_email(&st.svc, &caller.principal, &source(&req), email, &proof).await?;
+    let user = identity::change_own_email(&st.svc, &caller.principal, &source(&req), email, &proof)
+        .await?;
     Ok(HttpResponse::Ok()
         .json(UserDto::from(&user).with_state(&st.svc.store.read()?, st.svc.now())?))
 }
