@@ -739,3 +739,59 @@ async fn an_unknown_method_is_refused_before_anything_is_checked_or_recorded() {
     assert_eq!(ev[0]["details"]["method"], "recovery_code");
     assert!(ev[0].to_string().len() < 1000, "{}", ev[0]);
 }
+
+/// The same class through SSO links: an admin's token links its own account
+/// to an identity the thief controls (SSO sign-ins skip Gatehouse MFA).
+#[actix_web::test]
+async fn a_stolen_admin_token_cannot_link_its_own_account_to_an_identity_provider() {
+    let app = spawn().await;
+    let owner = app.owner_token().await;
+    let adm = app.create_user(&owner, "adm@example.com", "admin").await;
+    let adm_id = adm["id"].as_str().unwrap().to_string();
+    let other = app.create_user(&owner, "bob@example.com", "user").await;
+    let stolen = access(&app.api_login("adm@example.com", PW).await);
+    let cert = include_str!("../fuzz/keys/fuzz-only.cert.pem");
+    let (s, v) = call(
+        &app,
+        Method::POST,
+        "/api/v1/sso/connections",
+        &stolen,
+        Some(
+            json!({"id": "evil", "protocol": "saml", "provider": "other", "name": "X",
+                    "issuer": "https://idp.evil.test", "sso_url": "https://idp.evil.test/sso",
+                    "certificates": [cert]}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let link = json!({"connection": "evil", "subject": "thief"});
+    let (s, v) = call(
+        &app,
+        Method::POST,
+        &format!("/api/v1/users/{adm_id}/sso-links"),
+        &stolen,
+        Some(link.clone()),
+    )
+    .await;
+    assert_eq!(s, 403, "{v}");
+    assert!(message(&v).contains("your own account"), "{v}");
+    // Linking someone else, and another admin linking this one, still work.
+    let (s, v) = call(
+        &app,
+        Method::POST,
+        &format!("/api/v1/users/{}/sso-links", other["id"].as_str().unwrap()),
+        &stolen,
+        Some(json!({"connection": "evil", "subject": "bob"})),
+    )
+    .await;
+    assert_eq!(s, 204, "{v}");
+    let (s, v) = call(
+        &app,
+        Method::POST,
+        &format!("/api/v1/users/{adm_id}/sso-links"),
+        &owner,
+        Some(link),
+    )
+    .await;
+    assert_eq!(s, 204, "{v}");
+}
