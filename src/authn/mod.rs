@@ -628,11 +628,13 @@ pub async fn confirm(
         .method
         .or_else(|| methods.first().and_then(|m| mfa::MfaMethod::parse(m).ok()))
         .unwrap_or(mfa::MfaMethod::Totp);
-    let reason = if let Some(r) = password_verdict(locked, user, pw_ok) {
-        Some(r)
+    let reason = if locked {
+        Some("account_locked")
     } else if factor && proof.code.is_none_or(|c| c.trim().is_empty()) {
-        // A factor was enrolled between the two reads.
+        // A factor was enrolled between the two reads: whatever the password.
         Some("code_missing")
+    } else if let Some(r) = password_verdict(false, user, pw_ok) {
+        Some(r)
     } else if factor
         && !(methods.contains(&method.as_str())
             && mfa::check_code_now(
