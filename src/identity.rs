@@ -574,11 +574,8 @@ pub async fn change_own_email(
     let user = by.user().ok_or_else(|| {
         Error::Forbidden("Only a signed-in user changes their own e-mail address.".into())
     })?;
-    if find_by_email(svc, &svc.store.read()?, &email)?.is_some_and(|u| u.id != user.id) {
-        return Err(Error::Conflict(
-            "A user with this e-mail address already exists.".into(),
-        ));
-    }
+    // Whether the address is taken is answered only after the proof
+    // (by `save`), so a token alone enumerates no addresses.
     crate::authn::confirm(
         svc,
         user,

@@ -241,6 +241,24 @@ async fn a_stolen_token_cannot_change_its_own_account_through_the_admin_paths() 
     )
     .await;
     assert_eq!(s, 400, "the e-mail address needs a current code too");
+    // Whether an address is taken is told only after the proof.
+    app.create_user(&stolen, "taken@example.com", "user").await;
+    let (s, v) = post(
+        &app,
+        email,
+        Some(&stolen),
+        json!({"email": "taken@example.com", "password": OWNER_PW}),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    let (s, _) = post(
+        &app,
+        email,
+        Some(&stolen),
+        json!({"email": "taken@example.com", "password": OWNER_PW, "code": fresh(&app, &secret)}),
+    )
+    .await;
+    assert_eq!(s, 409);
     let (s, v) = post(
         &app,
         email,

@@ -1261,6 +1261,21 @@ mod tests {
     }
 
     #[test]
+    fn methods_parse_only_their_own_names() {
+        for m in MfaMethod::ALL {
+            assert_eq!(MfaMethod::parse(m.as_str()).unwrap(), m);
+        }
+        assert_eq!(MfaMethod::parse(" sms ").unwrap(), MfaMethod::Sms);
+        assert_eq!(MfaMethod::parse_opt(None).unwrap(), None);
+        assert_eq!(MfaMethod::parse_opt(Some("")).unwrap(), None);
+        for bad in ["TOTP", "recovery", "sms\0", &"m".repeat(60_000)] {
+            let e = MfaMethod::parse(bad).unwrap_err().public_message();
+            assert!(e.contains("totp, email, sms, recovery_code"), "{e}");
+            assert!(e.len() < 100, "the answer does not echo the input");
+        }
+    }
+
+    #[test]
     fn recovery_codes_carry_80_bits_are_stored_keyed_and_old_ones_still_work() {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::Store::open(dir.path(), 1).unwrap();
