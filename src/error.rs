@@ -59,6 +59,10 @@ pub enum Error {
     /// A second-factor code that is wrong, expired or already used.
     #[error("{}: {}", self.code(), self.public_message())]
     InvalidCode,
+    /// A password-and-code proof failed: one answer whichever half was
+    /// wrong, so a token thief does not learn the password alone.
+    #[error("{}: {}", self.code(), self.public_message())]
+    ProofRefused,
     /// A session, token or link that is missing, expired or revoked.
     #[error("{}: {}", self.code(), self.public_message())]
     Unauthenticated(String),
@@ -117,6 +121,7 @@ impl Error {
             Error::Invalid { .. } => "invalid_request",
             Error::InvalidCredentials => "invalid_credentials",
             Error::InvalidCode => "invalid_code",
+            Error::ProofRefused => "invalid_proof",
             Error::Unauthenticated(_) => "unauthenticated",
             Error::Forbidden(_) => "forbidden",
             Error::MfaEnrollmentRequired => "mfa_enrollment_required",
@@ -138,6 +143,9 @@ impl Error {
             Error::Invalid { field, message } => format!("{field}: {message}"),
             Error::InvalidCredentials => "Invalid e-mail or password.".into(),
             Error::InvalidCode => "The code is wrong, expired or was already used.".into(),
+            Error::ProofRefused => {
+                "The password or the code is wrong (or the code was already used).".into()
+            }
             Error::Unauthenticated(m)
             | Error::Forbidden(m)
             | Error::Conflict(m)

@@ -413,7 +413,7 @@ pub fn update(
         changed.insert("name".into(), true.into());
     }
     if let Some(e) = up.email {
-        crate::access::guard_credentials(by, &before, "e-mail address")?;
+        crate::access::guard_admin_path(by, &before, "e-mail address", OWN_EMAIL)?;
         changed.insert(
             "email".into(),
             serde_json::json!({"from": before.email.as_str(), "to": e.as_str()}),
@@ -500,10 +500,35 @@ pub fn delete(svc: &Service, by: &Principal, src: &Source, id: &UserId) -> Resul
     tx.commit()
 }
 
-/// Sets a new password (policy-checked, hashed) and ends the user's sessions,
-/// refresh tokens and access tokens, except the session `keep` (the one
-/// making the change).
+/// Where a user changes their own e-mail address (the admin path refuses it).
+pub const OWN_EMAIL: &str =
+    "Change it with POST /api/v1/me/email, with your password and a current code.";
+/// Where a user changes their own password (the admin path refuses it).
+pub const OWN_PASSWORD: &str = "Change it under My account (/admin/account) or with POST /api/v1/me/password, with your current password.";
+
+/// An administrator sets a new password for another user (policy-checked,
+/// hashed) and ends that user's sessions, refresh tokens and access tokens.
+/// Never the caller's own (`guard_admin_path`): that is
+/// `authn::change_password`, which asks for the current one.
 pub async fn set_password(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    id: &UserId,
+    pw: crate::authn::password::Password,
+    action: &'static str,
+) -> Result<()> {
+    let user = get(&svc.store.read()?, id)?;
+    crate::access::guard_admin_path(by, &user, "password", OWN_PASSWORD)?;
+    write_password(svc, by, src, id, pw, None, action).await
+}
+
+/// Writes a new password (policy-checked, hashed) and ends the user's
+/// sessions, refresh tokens and access tokens, except the session `keep`
+/// (the one making the change). Callers have checked who may: an admin
+/// (`set_password`), the user with their current password
+/// (`authn::change_password`), a recovery link.
+pub(crate) async fn write_password(
     svc: &Service,
     by: &Principal,
     src: &Source,
@@ -534,6 +559,52 @@ pub async fn set_password(
         by.event(action, Outcome::Success).target(id.as_str()),
     )?;
     tx.commit()
+}
+
+/// The signed-in user changes their own e-mail address, once they proved it
+/// is them: password and a current second factor (`authn::confirm`, purpose
+/// `user.email_change`) — e-mail codes go to the new address from then on.
+pub async fn change_own_email(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    email: Email,
+    proof: &crate::authn::Proof<'_>,
+) -> Result<User> {
+    let user = by.user().ok_or_else(|| {
+        Error::Forbidden("Only a signed-in user changes their own e-mail address.".into())
+    })?;
+    // Whether the address is taken is answered only after the proof
+    // (by `save`), so a token alone enumerates no addresses.
+    crate::authn::confirm(
+        svc,
+        user,
+        proof,
+        crate::authn::Need::PasswordAndFactor,
+        "user.email_change",
+        None,
+        src,
+    )
+    .await?;
+    let now = svc.now();
+    let mut tx = svc.store.write()?;
+    let before = get(&tx, &user.id)?;
+    let mut after = before.clone();
+    after.email = email;
+    after.updated_at = now;
+    save(svc, &mut tx, &before, &after)?;
+    audit::record(
+        &mut tx,
+        now,
+        src,
+        by.event("user.email_change", Outcome::Success)
+            .target(user.id.as_str())
+            .details(
+                serde_json::json!({"from": before.email.as_str(), "to": after.email.as_str()}),
+            ),
+    )?;
+    tx.commit()?;
+    Ok(after)
 }
 
 #[cfg(test)]

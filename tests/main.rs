@@ -19,6 +19,7 @@ mod forward_auth;
 mod hardening;
 mod mfa;
 mod policy;
+mod sa1_sec;
 mod saml;
 mod sb_sec;
 mod sso;

@@ -484,6 +484,20 @@ pub fn guard_credentials(by: &Principal, target: &User, what: &str) -> Result<()
     }
 }
 
+/// An administrator's path onto an account (password reset, e-mail change,
+/// unlock, factor reset) never changes the caller's own: a stolen token or
+/// session would otherwise become the account without any proof. One's own
+/// goes through the self-service path `own_way` names, which asks for the
+/// password (and a current code). Then `guard_credentials`.
+pub fn guard_admin_path(by: &Principal, target: &User, what: &str, own_way: &str) -> Result<()> {
+    if by.user_id() == Some(&target.id) {
+        return Err(Error::Forbidden(format!(
+            "This is your own account: the administrators' path does not change your own {what}. {own_way}"
+        )));
+    }
+    guard_credentials(by, target, what)
+}
+
 /// Whether `caller` may revoke `user`'s tokens: platform-level callers
 /// anyone's; a workspace-bound caller (with `introspect:credentials`) only
 /// those of members of its workspaces, and never a platform admin's or the

@@ -66,11 +66,18 @@ pub fn clear(tx: &mut WriteTx<'_>, user: &UserId) -> Result<()> {
     Ok(())
 }
 
-/// An administrator lifts a lock (audited).
+/// Where a locked user goes instead of unlocking themselves.
+const OWN_LOCK: &str = "Another administrator can lift it, or it ends by itself; an owner who cannot wait uses `gatehouse recover` on the server.";
+
+/// An administrator lifts another user's lock (audited). Whoever could lift
+/// a lock could keep guessing that account's password, so it is guarded like
+/// the password itself (`guard_admin_path`): never one's own lock, the
+/// owner's only by the owner, a platform admin's only by a platform admin.
 pub fn unlock(svc: &Service, by: &Principal, src: &Source, user: &UserId) -> Result<bool> {
     let now = svc.now();
     let mut tx = svc.store.write()?;
-    crate::identity::get(&tx, user)?;
+    let target = crate::identity::get(&tx, user)?;
+    crate::access::guard_admin_path(by, &target, "lock", OWN_LOCK)?;
     let was = locked_until(&tx, user, now)?;
     clear(&mut tx, user)?;
     audit::record(

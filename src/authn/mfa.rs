@@ -15,6 +15,52 @@ use crate::identity::{self, User, UserId};
 use crate::service::Service;
 use crate::store::{Reader, Table, WriteTx};
 
+/// A kind of second factor, as named on the wire (`totp`, `email`, `sms`,
+/// `recovery_code`). Parsed before anything is checked or recorded, so an
+/// unknown name is a 400 listing these and never lands in the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaMethod {
+    Totp,
+    Email,
+    Sms,
+    RecoveryCode,
+}
+
+impl MfaMethod {
+    pub const ALL: [MfaMethod; 4] = [
+        MfaMethod::Totp,
+        MfaMethod::Email,
+        MfaMethod::Sms,
+        MfaMethod::RecoveryCode,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MfaMethod::Totp => "totp",
+            MfaMethod::Email => "email",
+            MfaMethod::Sms => "sms",
+            MfaMethod::RecoveryCode => "recovery_code",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<MfaMethod> {
+        MfaMethod::ALL
+            .into_iter()
+            .find(|m| m.as_str() == raw.trim())
+            .ok_or_else(|| {
+                Error::invalid("method", "must be one of totp, email, sms, recovery_code")
+            })
+    }
+
+    /// An optional method field: absent or empty is `None`.
+    pub fn parse_opt(raw: Option<&str>) -> Result<Option<MfaMethod>> {
+        match raw.map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(m) => MfaMethod::parse(m).map(Some),
+        }
+    }
+}
+
 pub const CHALLENGE_TTL_SECS: i64 = 300;
 const RECOVERY_CODES: usize = 10;
 const ENROLL_TTL_SECS: i64 = 900;
@@ -70,6 +116,10 @@ struct SentCode {
     /// Wrong codes tried against it; an enrollment code burns after `MAX_CODE_ATTEMPTS`.
     #[serde(default)]
     attempts: u32,
+    /// An enrollment started with a proof (password and a current factor):
+    /// needed to finish it once any factor is active (see `prove_addition`).
+    #[serde(default)]
+    proved: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -87,6 +137,9 @@ struct PendingTotp {
     /// Wrong codes tried; the enrollment is dropped after `MAX_CODE_ATTEMPTS`.
     #[serde(default)]
     attempts: u32,
+    /// Started with a proof (see `SentCode::proved`).
+    #[serde(default)]
+    proved: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -219,9 +272,68 @@ pub fn required(r: &impl Reader, user: &UserId) -> Result<bool> {
     Ok(s.totp.is_some() || s.email.is_some() || s.sms.is_some())
 }
 
+fn has_factor(s: &MfaState) -> bool {
+    s.totp.is_some() || s.email.is_some() || s.sms.is_some()
+}
+
+/// Adding a factor beside an active one is a way into the account (the new
+/// factor then passes every proof and the sign-in step), so it takes the
+/// same proof as removing one: password and a current factor (purpose
+/// `mfa.add_method`). The first factor needs none. Returns whether a proof
+/// was given, which the pending enrollment keeps.
+async fn prove_addition(
+    svc: &Service,
+    user: &User,
+    method: &str,
+    proof: Option<&super::Proof<'_>>,
+    src: &Source,
+) -> Result<bool> {
+    let s = state(&svc.store.read()?, &user.id)?;
+    not_enrolled_yet(&s, method)?;
+    if !has_factor(&s) {
+        return Ok(false);
+    }
+    let Some(proof) = proof else {
+        return Err(addition_needs_proof());
+    };
+    super::confirm(
+        svc,
+        user,
+        proof,
+        super::Need::PasswordAndFactor,
+        "mfa.add_method",
+        None,
+        src,
+    )
+    .await?;
+    Ok(true)
+}
+
+fn addition_needs_proof() -> Error {
+    Error::invalid(
+        "password",
+        "adding a second factor beside the one you have needs your password and a current code from it (password, method, code)",
+    )
+}
+
+/// Finishing an enrollment that was started without a proof while a factor
+/// has become active since: refused, the enrollment is dropped.
+fn started_unproved() -> Error {
+    Error::Conflict(
+        "A second factor was set up after this enrollment started; start it again, with your password and a current code.".into(),
+    )
+}
+
 /// Starts enrolling an authenticator app: a fresh 160-bit secret, active only
 /// after `confirm_totp`. Returns the base32 secret and the otpauth URI.
-pub fn start_totp(svc: &Service, user: &User) -> Result<(String, String)> {
+/// Beside an active factor it needs `proof` (see `prove_addition`).
+pub async fn start_totp(
+    svc: &Service,
+    user: &User,
+    proof: Option<&super::Proof<'_>>,
+    src: &Source,
+) -> Result<(String, String)> {
+    let proved = prove_addition(svc, user, "totp", proof, src).await?;
     let secret = Secret::from(crypto::random_bytes::<20>()?.to_vec()).to_base32();
     let uri = totp_for(&secret, user.email.as_str())?
         .to_url()
@@ -229,10 +341,14 @@ pub fn start_totp(svc: &Service, user: &User) -> Result<(String, String)> {
     let mut tx = svc.store.write()?;
     let mut s = state(&tx, &user.id)?;
     not_enrolled_yet(&s, "totp")?;
+    if has_factor(&s) && !proved {
+        return Err(addition_needs_proof());
+    }
     s.pending_totp = Some(PendingTotp {
         secret: secret.clone(),
         created_at: svc.now(),
         attempts: 0,
+        proved,
     });
     tx.put(Table::Mfa, user.id.as_str().as_bytes(), &s)?;
     tx.commit()?;
@@ -270,6 +386,12 @@ pub fn confirm_totp(svc: &Service, user: &User, code: &str, src: &Source) -> Res
                 "no authenticator enrollment is in progress; start again",
             )
         })?;
+    if has_factor(&s) && !pending.proved {
+        s.pending_totp = None;
+        tx.put(Table::Mfa, user.id.as_str().as_bytes(), &s)?;
+        tx.commit()?;
+        return Err(started_unproved());
+    }
     let Some(step) =
         totp_for(&pending.secret, user.email.as_str())?.check(code.trim(), now.max(0) as u64)
     else {
@@ -317,12 +439,34 @@ pub fn confirm_totp(svc: &Service, user: &User, code: &str, src: &Source) -> Res
     Ok(shown)
 }
 
-/// Replaces the recovery codes; the old set stops working.
-pub fn regenerate_recovery(svc: &Service, user: &User, src: &Source) -> Result<Vec<String>> {
+/// Replaces the recovery codes; the old set stops working. Recovery codes
+/// are a full second factor, so this takes the proof: password and a current
+/// factor (purpose `mfa.recovery_regenerate`).
+pub async fn regenerate_recovery(
+    svc: &Service,
+    user: &User,
+    proof: &super::Proof<'_>,
+    src: &Source,
+) -> Result<Vec<String>> {
+    let no_factor = || Error::Conflict("Set up a second factor first.".into());
+    // Refused before the proof, so it spends no code.
+    if !has_factor(&state(&svc.store.read()?, &user.id)?) {
+        return Err(no_factor());
+    }
+    super::confirm(
+        svc,
+        user,
+        proof,
+        super::Need::PasswordAndFactor,
+        "mfa.recovery_regenerate",
+        None,
+        src,
+    )
+    .await?;
     let mut tx = svc.store.write()?;
     let mut s = state(&tx, &user.id)?;
-    if s.totp.is_none() && s.email.is_none() && s.sms.is_none() {
-        return Err(Error::Conflict("Set up a second factor first.".into()));
+    if !has_factor(&s) {
+        return Err(no_factor());
     }
     let (codes, hashed) = new_recovery_codes(&tx, &user.id)?;
     s.recovery = hashed;
@@ -434,7 +578,7 @@ pub async fn remove_all_own(
         src,
     )
     .await?;
-    reset(svc, by, src, &user.id)
+    clear_factors(svc, by, src, &user.id)
 }
 
 fn own_reset_refused() -> Error {
@@ -460,8 +604,27 @@ fn not_enrolled_yet(s: &MfaState, method: &str) -> Result<()> {
     Ok(())
 }
 
-/// Removes every second factor of `user` (their own choice, or an admin's reset).
+/// Where a user removes their own factors (the admin reset refuses them).
+const OWN_FACTORS: &str = "Remove your own under My account (/admin/account) or with DELETE /api/v1/me/mfa, with your password and a current code.";
+
+/// An administrator removes every second factor of another user, who then
+/// enrolls again. Never the caller's own (`guard_admin_path`): that is
+/// `remove_all_own`, which asks for the proof.
 pub fn reset(svc: &Service, by: &Principal, src: &Source, user: &UserId) -> Result<()> {
+    {
+        let r = svc.store.read()?;
+        crate::access::guard_admin_path(
+            by,
+            &identity::get(&r, user)?,
+            "second factors",
+            OWN_FACTORS,
+        )?;
+    }
+    clear_factors(svc, by, src, user)
+}
+
+/// Removes every second factor of `user` (their own, proved, or an admin's reset).
+fn clear_factors(svc: &Service, by: &Principal, src: &Source, user: &UserId) -> Result<()> {
     let mut tx = svc.store.write()?;
     crate::access::guard_credentials(by, &identity::get(&tx, user)?, "second factors")?;
     // Every factor goes; the record of codes sent stays, so a reset does not
@@ -574,6 +737,7 @@ pub async fn send_reauth_code(svc: &Service, user: &User, method: &str) -> Resul
             phone: None,
             expires_at: now + CODE_TTL_SECS,
             attempts: 0,
+            proved: false,
         });
         tx.put(Table::Mfa, user.id.as_str().as_bytes(), &s)?;
         tx.commit()?;
@@ -762,12 +926,15 @@ async fn deliver_reserved(
 }
 
 /// Starts enrolling e-mail or SMS codes: sends a code to the account's
-/// e-mail address, or to `phone`.
+/// e-mail address, or to `phone`. Beside an active factor it needs `proof`
+/// (see `prove_addition`).
 pub async fn start_code_enrollment(
     svc: &Service,
     user: &User,
     method: &str,
     phone: Option<&str>,
+    proof: Option<&super::Proof<'_>>,
+    src: &Source,
 ) -> Result<()> {
     if !matches!(method, "email" | "sms") {
         return Err(Error::invalid("method", "must be email or sms"));
@@ -777,12 +944,16 @@ pub async fn start_code_enrollment(
         "sms" => Some(parse_phone(phone.unwrap_or(""))?),
         _ => None,
     };
+    let proved = prove_addition(svc, user, method, proof, src).await?;
     let now = svc.now();
     let code = six_digits()?;
     let id = {
         let mut tx = svc.store.write()?;
         let mut s = state(&tx, &user.id)?;
         not_enrolled_yet(&s, method)?;
+        if has_factor(&s) && !proved {
+            return Err(addition_needs_proof());
+        }
         let id = reserve_send(svc, &mut s, method, "enroll", now)?;
         s.pending_code = Some(SentCode {
             method: method.into(),
@@ -790,6 +961,7 @@ pub async fn start_code_enrollment(
             phone: phone.clone(),
             expires_at: now + CODE_TTL_SECS,
             attempts: 0,
+            proved,
         });
         tx.put(Table::Mfa, user.id.as_str().as_bytes(), &s)?;
         tx.commit()?;
@@ -821,6 +993,12 @@ pub fn confirm_code_enrollment(
                 "no code is waiting for this method (or it expired); send a new one",
             )
         })?;
+    if has_factor(&s) && !pending.proved {
+        s.pending_code = None;
+        tx.put(Table::Mfa, user.id.as_str().as_bytes(), &s)?;
+        tx.commit()?;
+        return Err(started_unproved());
+    }
     if !crypto::ct_eq(pending.code.as_bytes(), code.trim().as_bytes()) {
         // Counted per code: guessing burns it.
         let attempts = pending.attempts + 1;
@@ -911,6 +1089,7 @@ pub async fn send_challenge_code(
             phone: None,
             expires_at: now + CODE_TTL_SECS,
             attempts: 0,
+            proved: false,
         });
         tx.put(Table::MfaChallenges, &key, &ch)?;
         audit::record(
@@ -1078,6 +1257,21 @@ mod tests {
             disabled: false,
             created_at: 1,
             updated_at: 1,
+        }
+    }
+
+    #[test]
+    fn methods_parse_only_their_own_names() {
+        for m in MfaMethod::ALL {
+            assert_eq!(MfaMethod::parse(m.as_str()).unwrap(), m);
+        }
+        assert_eq!(MfaMethod::parse(" sms ").unwrap(), MfaMethod::Sms);
+        assert_eq!(MfaMethod::parse_opt(None).unwrap(), None);
+        assert_eq!(MfaMethod::parse_opt(Some("")).unwrap(), None);
+        for bad in ["TOTP", "recovery", "sms\0", &"m".repeat(60_000)] {
+            let e = MfaMethod::parse(bad).unwrap_err().public_message();
+            assert!(e.contains("totp, email, sms, recovery_code"), "{e}");
+            assert!(e.len() < 100, "the answer does not echo the input");
         }
     }
 

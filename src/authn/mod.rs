@@ -225,7 +225,8 @@ fn note_failure(
 
 /// Completes a sign-in whose password was right with a second factor. Wrong
 /// codes count towards the lockout; the `mfa_token` is single-use. Also returns
-/// how many recovery codes remain when one was used.
+/// how many recovery codes remain when one was used. An unknown `method` is
+/// refused (400, naming the methods) before anything is read or recorded.
 pub fn complete_mfa(
     svc: &Service,
     mfa_token: &str,
@@ -234,6 +235,7 @@ pub fn complete_mfa(
     src: &Source,
     channel: Channel,
 ) -> Result<(User, Grant, Option<usize>)> {
+    let method = mfa::MfaMethod::parse(method)?.as_str();
     let now = svc.now();
     let mut tx = svc.store.write()?;
     match mfa::verify(&mut tx, mfa_token, method, code, now)? {
@@ -528,7 +530,7 @@ pub async fn recover(svc: &Service, token: &str, pw: Password, src: &Source) -> 
         ));
     };
     let by = Principal::Local("recovery-link");
-    identity::set_password(svc, &by, src, &user_id, pw, None, "user.password_recovered").await?;
+    identity::set_password(svc, &by, src, &user_id, pw, "user.password_recovered").await?;
     let now = svc.now();
     let mut tx = svc.store.write()?;
     onetime::consume(&mut tx, token, now)?;
@@ -544,9 +546,10 @@ pub async fn recover(svc: &Service, token: &str, pw: Password, src: &Source) -> 
 /// What a signed-in user offers to prove it is them before a sensitive step.
 pub struct Proof<'a> {
     pub password: &'a Password,
-    /// Which second factor `code` is from (`totp`, `email`, `sms`,
-    /// `recovery_code`); the first enrolled one when absent.
-    pub method: Option<&'a str>,
+    /// Which second factor `code` is from; the first enrolled one when
+    /// absent. Parsed at the boundary (`mfa::MfaMethod::parse_opt`), so an
+    /// unknown name never reaches the check or the audit log.
+    pub method: Option<mfa::MfaMethod>,
     pub code: Option<&'a str>,
 }
 
@@ -566,16 +569,28 @@ pub fn locked_error() -> Error {
     )
 }
 
+fn code_missing_error() -> Error {
+    Error::invalid(
+        "code",
+        "a current code from one of your second factors is needed too",
+    )
+}
+
 /// The one check of a signed-in user's password (and second factor) before a
 /// sensitive step: `purpose` names the step in the audit log. The lock is
 /// checked first, so a locked account spends no code and runs no Argon2; a
-/// code is only tried after a right password, so a wrong guess spends none.
-/// Every refusal is audited with its precise reason (`auth.confirm`, or
-/// `auth.reauth` for `purpose == "reauth"`) and, unless the account was
-/// already locked, counts towards the lockout, like a failed sign-in. The
-/// per-address limit is the request edge's (`web::limits::is_auth_endpoint`
-/// lists every endpoint that ends here). On success with `session`, that
-/// session's `auth_at` is refreshed in the same transaction.
+/// missing code is refused next, before the password is tried (it says
+/// nothing about the password and records nothing); a code is only tried
+/// after a right password, so a wrong guess spends none. When a factor is
+/// due, a wrong password and a wrong code get the same answer
+/// (`Error::ProofRefused`): the caller never learns the password alone.
+/// Every refusal after that is audited with its precise reason
+/// (`auth.confirm`, or `auth.reauth` for `purpose == "reauth"`; only bounded
+/// values are recorded) and, unless the account was already locked, counts
+/// towards the lockout, like a failed sign-in. The per-address limit is the
+/// request edge's (`web::limits::is_auth_endpoint` lists every endpoint that
+/// ends here). On success with `session`, that session's `auth_at` is
+/// refreshed in the same transaction.
 pub async fn confirm(
     svc: &Service,
     user: &User,
@@ -585,7 +600,20 @@ pub async fn confirm(
     session: Option<&[u8]>,
     src: &Source,
 ) -> Result<()> {
-    let locked_now = lockout::locked_until(&svc.store.read()?, &user.id, svc.now())?.is_some();
+    let (locked_now, enrolled) = {
+        let r = svc.store.read()?;
+        (
+            lockout::locked_until(&r, &user.id, svc.now())?.is_some(),
+            !mfa::summary(&r, &user.id)?.methods.is_empty(),
+        )
+    };
+    if !locked_now
+        && need == Need::PasswordAndFactor
+        && enrolled
+        && proof.code.is_none_or(|c| c.trim().is_empty())
+    {
+        return Err(code_missing_error());
+    }
     let pw_ok = !locked_now
         && svc
             .hasher
@@ -596,14 +624,26 @@ pub async fn confirm(
     let locked = locked_now || lockout::locked_until(&tx, &user.id, now)?.is_some();
     let methods = mfa::summary(&tx, &user.id)?.methods;
     let factor = need == Need::PasswordAndFactor && !methods.is_empty();
-    let method = proof.method.or(methods.first().copied()).unwrap_or("totp");
-    let reason = if let Some(r) = password_verdict(locked, user, pw_ok) {
-        Some(r)
+    let method = proof
+        .method
+        .or_else(|| methods.first().and_then(|m| mfa::MfaMethod::parse(m).ok()))
+        .unwrap_or(mfa::MfaMethod::Totp);
+    let reason = if locked {
+        Some("account_locked")
     } else if factor && proof.code.is_none_or(|c| c.trim().is_empty()) {
+        // A factor was enrolled between the two reads: whatever the password.
         Some("code_missing")
+    } else if let Some(r) = password_verdict(false, user, pw_ok) {
+        Some(r)
     } else if factor
-        && !(methods.contains(&method)
-            && mfa::check_code_now(&mut tx, user, method, proof.code.unwrap_or(""), now)?)
+        && !(methods.contains(&method.as_str())
+            && mfa::check_code_now(
+                &mut tx,
+                user,
+                method.as_str(),
+                proof.code.unwrap_or(""),
+                now,
+            )?)
     {
         Some("wrong_code")
     } else {
@@ -625,7 +665,7 @@ pub async fn confirm(
         .details(serde_json::json!({
             "reason": reason,
             "purpose": purpose,
-            "method": if factor { Some(method) } else { None },
+            "method": if factor { Some(method.as_str()) } else { None },
         }));
     match reason {
         Some("account_locked") => {}
@@ -641,11 +681,9 @@ pub async fn confirm(
     match reason {
         None => Ok(()),
         Some("account_locked") => Err(locked_error()),
-        Some("wrong_code") => Err(Error::InvalidCode),
-        Some("code_missing") => Err(Error::invalid(
-            "code",
-            "a current code from one of your second factors is needed too",
-        )),
+        Some("code_missing") => Err(code_missing_error()),
+        // One answer for either half when a factor was due.
+        Some(_) if factor => Err(Error::ProofRefused),
         Some(_) => Err(Error::invalid("password", "is not your current password")),
     }
 }
@@ -664,7 +702,7 @@ pub async fn reauthenticate(
 ) -> Result<()> {
     let proof = Proof {
         password: pw,
-        method,
+        method: mfa::MfaMethod::parse_opt(method)?,
         code,
     };
     confirm(
@@ -730,6 +768,25 @@ pub fn end_user_sessions(
     )?;
     tx.commit()?;
     Ok(n)
+}
+
+/// The signed-in user changes their own password with their current one
+/// (`confirm_password`, purpose `password_change`). Every other session,
+/// refresh token and access token ends; `keep` (the browser session making
+/// the change) stays.
+pub async fn change_password(
+    svc: &Service,
+    by: &Principal,
+    current: &Password,
+    new: Password,
+    keep: Option<&[u8]>,
+    src: &Source,
+) -> Result<()> {
+    let user = by.user().ok_or_else(|| {
+        Error::Forbidden("Only a signed-in user changes their own password.".into())
+    })?;
+    confirm_password(svc, user, current, "password_change", src).await?;
+    identity::write_password(svc, by, src, &user.id, new, keep, "user.password_change").await
 }
 
 /// Checks that `pw` is the user's current password (for changing it), through

@@ -94,6 +94,14 @@ pub fn link_user(
                 .into(),
         ));
     }
+    // And never one's own through this path: a stolen token would link the
+    // thief's identity, and SSO sign-ins skip Gatehouse MFA.
+    crate::access::guard_admin_path(
+        by,
+        &u,
+        "SSO links",
+        "Another administrator links your account to an identity provider.",
+    )?;
     let lk = link_key(svc, &conn.id, subject)?;
     match tx
         .get::<String>(Table::SsoLinks, &lk)?

@@ -13,9 +13,10 @@ use crate::error::Error;
 pub fn status_of(e: &Error) -> StatusCode {
     match e {
         Error::Invalid { .. } => StatusCode::BAD_REQUEST,
-        Error::InvalidCredentials | Error::InvalidCode | Error::Unauthenticated(_) => {
-            StatusCode::UNAUTHORIZED
-        }
+        Error::InvalidCredentials
+        | Error::InvalidCode
+        | Error::ProofRefused
+        | Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) | Error::MfaEnrollmentRequired | Error::ReauthRequired => {
             StatusCode::FORBIDDEN
         }

@@ -176,9 +176,15 @@ pub fn is_auth_endpoint(req: &HttpRequest) -> bool {
                 | "/admin/account/mfa/email"
                 | "/admin/account/mfa/sms"
                 | "/admin/account/mfa/code"
+                | "/admin/account/mfa/recovery"
+                | "/admin/account/mfa/totp"
                 | "/api/v1/me/mfa/email"
                 | "/api/v1/me/mfa/sms"
                 | "/api/v1/me/mfa/code"
+                | "/api/v1/me/mfa/totp"
+                | "/api/v1/me/mfa/recovery-codes"
+                | "/api/v1/me/password"
+                | "/api/v1/me/email"
         ) || path.starts_with("/api/v1/auth/")
             || path.starts_with("/api/v1/me/mfa/") && path.ends_with("/confirm"))
 }

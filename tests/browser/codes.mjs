@@ -73,8 +73,14 @@ try {
     await go("text=Done");
     await page.locator("li", { hasText: "E-mail codes" }).locator(".badge", { hasText: "on" }).waitFor();
 
-    step("add SMS codes with the code the gateway received");
-    await page.fill("input[name=phone]", "+4915112345678");
+    step("add SMS codes beside them: the password and a current e-mail code, then the code the gateway received");
+    await go("#proof-send-email");
+    const proof = await emailCode(2);
+    const smsForm = "form[action='/admin/account/mfa/sms']";
+    await page.fill(`${smsForm} input[name=phone]`, "+4915112345678");
+    await page.fill(`${smsForm} input[name=current_password]`, "violet-harbour-lantern-42");
+    await page.selectOption(`${smsForm} select[name=method]`, "email");
+    await page.fill(`${smsForm} input[name=code]`, proof);
     await go("#setup-sms");
     await expectText("We sent a 6-digit code by SMS");
     await page.fill("#confirm-code input[name=code]", await smsCode(1));
@@ -93,7 +99,7 @@ try {
     step("sign out; sign in with a code sent by e-mail");
     await signInToCodeStep();
     await go("#send-email");
-    const used = await emailCode(2);
+    const used = await emailCode(3);
     await page.selectOption("#mfa-form select[name=method]", "email");
     await page.fill("#mfa-form input[name=code]", used);
     await Promise.all([page.waitForURL(/\/admin$/), page.click("#mfa-form button[type=submit]")]);

@@ -12,11 +12,47 @@ use crate::identity::UserId;
 use crate::web::AppState;
 use crate::web::auth::{ApiCaller, source};
 
+/// The proof for adding a factor beside an active one (absent for the first).
+#[derive(Deserialize, ToSchema, Default)]
+pub struct AddProof {
+    #[schema(value_type = Option<String>, format = Password)]
+    pub password: Option<Password>,
+    /// The factor `code` is from: `totp`, `email`, `sms` or `recovery_code`.
+    pub method: Option<String>,
+    pub code: Option<String>,
+}
+
+impl AddProof {
+    fn proof(&self) -> Result<Option<authn::Proof<'_>>, crate::error::Error> {
+        let method = authn::mfa::MfaMethod::parse_opt(self.method.as_deref())?;
+        Ok(self.password.as_ref().map(|password| authn::Proof {
+            password,
+            method,
+            code: self.code.as_deref(),
+        }))
+    }
+}
+
 /// Start e-mail codes: a code goes to the account's address; confirm it.
-#[utoipa::path(post, path = "/api/v1/me/mfa/email", responses((status = 202, body = Sent)))]
-pub(super) async fn email_start(st: web::Data<AppState>, caller: ApiCaller) -> ApiResult {
+/// Beside an active factor, the body carries the proof (password and a current code).
+#[utoipa::path(post, path = "/api/v1/me/mfa/email", request_body = AddProof, responses((status = 202, body = Sent), (status = 400, body = ErrorBody)))]
+pub(super) async fn email_start(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    body: Option<web::Json<AddProof>>,
+) -> ApiResult {
     caller.require_recent_auth(&st.svc)?;
-    authn::mfa::start_code_enrollment(&st.svc, caller.user()?, "email", None).await?;
+    let body = body.map(web::Json::into_inner).unwrap_or_default();
+    authn::mfa::start_code_enrollment(
+        &st.svc,
+        caller.user()?,
+        "email",
+        None,
+        body.proof()?.as_ref(),
+        &source(&req),
+    )
+    .await?;
     Ok(sent())
 }
 
@@ -45,17 +81,29 @@ pub(super) async fn email_confirm(
 pub struct PhoneRequest {
     /// International format, e.g. +4915112345678.
     pub phone: String,
+    /// Beside an active factor: the proof (see `AddProof`).
+    #[serde(flatten)]
+    pub proof: AddProof,
 }
 
 /// Start SMS codes: a code goes to `phone`; confirm it.
 #[utoipa::path(post, path = "/api/v1/me/mfa/sms", request_body = PhoneRequest, responses((status = 202, body = Sent)))]
 pub(super) async fn sms_start(
+    req: HttpRequest,
     st: web::Data<AppState>,
     caller: ApiCaller,
     body: web::Json<PhoneRequest>,
 ) -> ApiResult {
     caller.require_recent_auth(&st.svc)?;
-    authn::mfa::start_code_enrollment(&st.svc, caller.user()?, "sms", Some(&body.phone)).await?;
+    authn::mfa::start_code_enrollment(
+        &st.svc,
+        caller.user()?,
+        "sms",
+        Some(&body.phone),
+        body.proof.proof()?.as_ref(),
+        &source(&req),
+    )
+    .await?;
     Ok(sent())
 }
 
@@ -93,12 +141,12 @@ pub struct ProofRequest {
 }
 
 impl ProofRequest {
-    fn proof(&self) -> authn::Proof<'_> {
-        authn::Proof {
+    fn proof(&self) -> Result<authn::Proof<'_>, crate::error::Error> {
+        Ok(authn::Proof {
             password: &self.password,
-            method: self.method.as_deref(),
+            method: authn::mfa::MfaMethod::parse_opt(self.method.as_deref())?,
             code: self.code.as_deref(),
-        }
+        })
     }
 }
 
@@ -140,7 +188,7 @@ pub(super) async fn method_remove(
         &st.svc,
         caller.user()?,
         &method,
-        &body.proof(),
+        &body.proof()?,
         &source(&req),
     )
     .await?;
@@ -163,11 +211,24 @@ pub struct TotpEnrollment {
     pub otpauth_uri: String,
 }
 
-/// Start enrolling an authenticator app; active after `/confirm`.
-#[utoipa::path(post, path = "/api/v1/me/mfa/totp", responses((status = 200, body = TotpEnrollment)))]
-pub(super) async fn totp_start(st: web::Data<AppState>, caller: ApiCaller) -> ApiResult {
+/// Start enrolling an authenticator app; active after `/confirm`. Beside an
+/// active factor, the body carries the proof (password and a current code).
+#[utoipa::path(post, path = "/api/v1/me/mfa/totp", request_body = AddProof, responses((status = 200, body = TotpEnrollment), (status = 400, body = ErrorBody)))]
+pub(super) async fn totp_start(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    body: Option<web::Json<AddProof>>,
+) -> ApiResult {
     caller.require_recent_auth(&st.svc)?;
-    let (secret, otpauth_uri) = authn::mfa::start_totp(&st.svc, caller.user()?)?;
+    let body = body.map(web::Json::into_inner).unwrap_or_default();
+    let (secret, otpauth_uri) = authn::mfa::start_totp(
+        &st.svc,
+        caller.user()?,
+        body.proof()?.as_ref(),
+        &source(&req),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(TotpEnrollment {
         secret,
         otpauth_uri,
@@ -200,15 +261,19 @@ pub(super) async fn totp_confirm(
     }))
 }
 
-/// New recovery codes; the old set stops working.
-#[utoipa::path(post, path = "/api/v1/me/mfa/recovery-codes", responses((status = 200, body = RecoveryCodes)))]
+/// New recovery codes; the old set stops working. Needs the password and a current code.
+#[utoipa::path(post, path = "/api/v1/me/mfa/recovery-codes", request_body = ProofRequest,
+    responses((status = 200, body = RecoveryCodes), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody, description = "wrong password or code")))]
 pub(super) async fn recovery_regenerate(
     req: HttpRequest,
     st: web::Data<AppState>,
     caller: ApiCaller,
+    body: web::Json<ProofRequest>,
 ) -> ApiResult {
     caller.require_recent_auth(&st.svc)?;
-    let codes = authn::mfa::regenerate_recovery(&st.svc, caller.user()?, &source(&req))?;
+    let codes =
+        authn::mfa::regenerate_recovery(&st.svc, caller.user()?, &body.proof()?, &source(&req))
+            .await?;
     Ok(HttpResponse::Ok().json(RecoveryCodes {
         recovery_codes: codes,
     }))
@@ -225,7 +290,7 @@ pub(super) async fn mfa_remove(
 ) -> ApiResult {
     caller.require_recent_auth(&st.svc)?;
     caller.user()?;
-    authn::mfa::remove_all_own(&st.svc, &caller.principal, &body.proof(), &source(&req)).await?;
+    authn::mfa::remove_all_own(&st.svc, &caller.principal, &body.proof()?, &source(&req)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -90,6 +90,8 @@ route_table! {
     get "/settings/security" => settings::get_security,
     put "/settings/security" => settings::put_security,
     get "/me" => users::me,
+    post "/me/password" => users::change_own_password,
+    post "/me/email" => users::change_own_email,
     get "/users" => users::list_users,
     post "/users" => users::create_user,
     get "/users/{id}" => users::get_user,

@@ -346,11 +346,74 @@ pub(super) async fn reset_password(
         &src,
         &uid,
         body.into_inner().password,
-        None,
         "user.password_reset",
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct OwnPasswordRequest {
+    #[schema(value_type = String, format = Password)]
+    pub current_password: Password,
+    #[schema(value_type = String, format = Password)]
+    pub password: Password,
+}
+
+/// Change the caller's own password with the current one (ends every
+/// session, refresh and access token, this one included).
+#[utoipa::path(post, path = "/api/v1/me/password", request_body = OwnPasswordRequest,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(super) async fn change_own_password(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    body: web::Json<OwnPasswordRequest>,
+) -> ApiResult {
+    let b = body.into_inner();
+    authn::change_password(
+        &st.svc,
+        &caller.principal,
+        &b.current_password,
+        b.password,
+        None,
+        &source(&req),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct OwnEmailRequest {
+    pub email: String,
+    #[schema(value_type = String, format = Password)]
+    pub password: Password,
+    /// The factor `code` is from: `totp`, `email`, `sms` or `recovery_code`
+    /// (default: the first enrolled).
+    pub method: Option<String>,
+    pub code: Option<String>,
+}
+
+/// Change the caller's own e-mail address, with the password and a current code.
+#[utoipa::path(post, path = "/api/v1/me/email", request_body = OwnEmailRequest,
+    responses((status = 200, body = UserDto), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(super) async fn change_own_email(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    body: web::Json<OwnEmailRequest>,
+) -> ApiResult {
+    caller.require_recent_auth(&st.svc)?;
+    let email = Email::parse(&body.email)?;
+    let proof = authn::Proof {
+        password: &body.password,
+        method: authn::mfa::MfaMethod::parse_opt(body.method.as_deref())?,
+        code: body.code.as_deref(),
+    };
+    let user = identity::change_own_email(&st.svc, &caller.principal, &source(&req), email, &proof)
+        .await?;
+    Ok(HttpResponse::Ok()
+        .json(UserDto::from(&user).with_state(&st.svc.store.read()?, st.svc.now())?))
 }
 
 /// End every session, refresh token and access token of a user (an admin,

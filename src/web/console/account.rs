@@ -6,7 +6,6 @@ use serde::Deserialize;
 
 use crate::authn::{self, password::Password};
 use crate::error::Error;
-use crate::identity::{self};
 use crate::web::AppState;
 use crate::web::extract::{ConsoleUser, source};
 use crate::web::html::{
@@ -44,23 +43,13 @@ pub(super) async fn account_password(
     let f = f.into_inner();
     let result = async {
         confirmed(&f.password, &f.password_confirm)?;
-        authn::confirm_password(
+        authn::change_password(
             &st.svc,
-            &u.user,
+            &u.principal(),
             &f.current_password,
-            "password_change",
-            &source(&req),
-        )
-        .await?;
-        let by = u.principal();
-        identity::set_password(
-            &st.svc,
-            &by,
-            &source(&req),
-            &u.user.id,
             f.password.clone(),
             Some(&u.session_hash),
-            "user.password_change",
+            &source(&req),
         )
         .await
     }

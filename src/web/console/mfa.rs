@@ -10,7 +10,7 @@ use crate::authn::{self, password::Password, session};
 use crate::error::Error;
 use crate::web::AppState;
 use crate::web::extract::{ConsoleUser, reauth_gate, source};
-use crate::web::html::{CsrfForm, Nav, PageResult, SendForm, account_page, nav, redirect, render};
+use crate::web::html::{Nav, PageResult, SendForm, account_page, nav, redirect, render};
 
 // ---------------------------------------------------------------- two-factor
 
@@ -61,17 +61,61 @@ fn enroll_page(
     })
 }
 
+/// The proof fields of the account page's "add a factor" and "new recovery
+/// codes" forms (present once a factor is active).
+#[derive(Deserialize)]
+pub(super) struct ProofForm {
+    csrf_token: String,
+    current_password: Option<Password>,
+    method: Option<String>,
+    code: Option<String>,
+    phone: Option<String>,
+}
+
+impl ProofForm {
+    fn proof(&self) -> Result<Option<authn::Proof<'_>>, Error> {
+        let method = authn::mfa::MfaMethod::parse_opt(self.method.as_deref())?;
+        Ok(self.current_password.as_ref().map(|password| authn::Proof {
+            password,
+            method,
+            code: self.code.as_deref(),
+        }))
+    }
+}
+
+/// A refused proof or start, shown on the account page.
+fn account_refusal(st: &AppState, u: &ConsoleUser, e: Error) -> PageResult {
+    match e {
+        Error::Invalid { .. }
+        | Error::InvalidCode
+        | Error::ProofRefused
+        | Error::Conflict(_)
+        | Error::Forbidden(_) => render(
+            StatusCode::BAD_REQUEST,
+            &account_page(st, u, None, Some(e.public_message()))?,
+        ),
+        e => Err(e.into()),
+    }
+}
+
 pub(super) async fn totp_start(
+    req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
-    f: web::Form<CsrfForm>,
+    f: web::Form<ProofForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
         return Ok(r);
     }
-    authn::mfa::start_totp(&st.svc, &u.user)?;
-    Ok(redirect("/admin/account/mfa/totp"))
+    let started = match f.proof() {
+        Ok(p) => authn::mfa::start_totp(&st.svc, &u.user, p.as_ref(), &source(&req)).await,
+        Err(e) => Err(e),
+    };
+    match started {
+        Ok(_) => Ok(redirect("/admin/account/mfa/totp")),
+        Err(e) => account_refusal(&st, &u, e),
+    }
 }
 
 pub(super) async fn totp_page(st: web::Data<AppState>, u: ConsoleUser) -> PageResult {
@@ -128,42 +172,58 @@ pub(super) struct CodeConfirmPage {
 }
 
 pub(super) async fn code_start_email(
+    req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
-    f: web::Form<CsrfForm>,
+    f: web::Form<ProofForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
         return Ok(r);
     }
-    code_started(&st, &u, "email", None).await
-}
-
-#[derive(Deserialize)]
-pub(super) struct PhoneForm {
-    phone: String,
-    csrf_token: String,
+    code_started(&req, &st, &u, "email", &f).await
 }
 
 pub(super) async fn code_start_sms(
+    req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
-    f: web::Form<PhoneForm>,
+    f: web::Form<ProofForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
         return Ok(r);
     }
-    code_started(&st, &u, "sms", Some(&f.phone)).await
+    code_started(&req, &st, &u, "sms", &f).await
 }
 
 pub(super) async fn code_started(
+    req: &HttpRequest,
     st: &AppState,
     u: &ConsoleUser,
     method: &'static str,
-    phone: Option<&str>,
+    f: &ProofForm,
 ) -> PageResult {
-    match authn::mfa::start_code_enrollment(&st.svc, &u.user, method, phone).await {
+    let phone = if method == "sms" {
+        Some(f.phone.as_deref().unwrap_or(""))
+    } else {
+        None
+    };
+    let started = match f.proof() {
+        Ok(p) => {
+            authn::mfa::start_code_enrollment(
+                &st.svc,
+                &u.user,
+                method,
+                phone,
+                p.as_ref(),
+                &source(req),
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    match started {
         Ok(()) => {
             let target = phone
                 .map(str::to_string)
@@ -178,11 +238,7 @@ pub(super) async fn code_started(
                 },
             )
         }
-        Err(e @ (Error::Invalid { .. } | Error::Conflict(_) | Error::Forbidden(_))) => render(
-            StatusCode::BAD_REQUEST,
-            &account_page(st, u, None, Some(e.public_message()))?,
-        ),
-        Err(e) => Err(e.into()),
+        Err(e) => account_refusal(st, u, e),
     }
 }
 
@@ -236,13 +292,24 @@ pub(super) async fn recovery_new(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
-    f: web::Form<CsrfForm>,
+    f: web::Form<ProofForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
         return Ok(r);
     }
-    let codes = authn::mfa::regenerate_recovery(&st.svc, &u.user, &source(&req))?;
+    let made = match f.proof() {
+        Ok(Some(p)) => authn::mfa::regenerate_recovery(&st.svc, &u.user, &p, &source(&req)).await,
+        Ok(None) => Err(Error::invalid(
+            "current_password",
+            "new recovery codes need your password and a current code",
+        )),
+        Err(e) => Err(e),
+    };
+    let codes = match made {
+        Ok(c) => c,
+        Err(e) => return account_refusal(&st, &u, e),
+    };
     render(
         StatusCode::OK,
         &CodesPage {
@@ -270,16 +337,23 @@ pub(super) async fn mfa_remove(
     if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
         return Ok(r);
     }
-    let proof = authn::Proof {
-        password: &f.current_password,
-        method: f.method.as_deref(),
-        code: f.code.as_deref(),
+    let removed = match authn::mfa::MfaMethod::parse_opt(f.method.as_deref()) {
+        Ok(method) => {
+            let proof = authn::Proof {
+                password: &f.current_password,
+                method,
+                code: f.code.as_deref(),
+            };
+            authn::mfa::remove_all_own(&st.svc, &u.principal(), &proof, &source(&req)).await
+        }
+        Err(e) => Err(e),
     };
-    match authn::mfa::remove_all_own(&st.svc, &u.principal(), &proof, &source(&req)).await {
+    match removed {
         Ok(()) => Ok(redirect("/admin/account?notice=mfa_off")),
         Err(
             e @ (Error::Invalid { .. }
             | Error::InvalidCode
+            | Error::ProofRefused
             | Error::Conflict(_)
             | Error::Forbidden(_)),
         ) => render(

@@ -103,7 +103,12 @@ pub(super) async fn reauth_post(
     .await
     {
         Ok(()) => Ok(redirect(&rd)),
-        Err(e @ (Error::Invalid { .. } | Error::InvalidCode | Error::Forbidden(_))) => {
+        Err(
+            e @ (Error::Invalid { .. }
+            | Error::InvalidCode
+            | Error::ProofRefused
+            | Error::Forbidden(_)),
+        ) => {
             let p = reauth_view(
                 &st,
                 &u,

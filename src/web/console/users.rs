@@ -344,7 +344,6 @@ pub(super) async fn user_password(
         &source(&req),
         &uid,
         f.into_inner().password,
-        None,
         "user.password_reset",
     )
     .await
