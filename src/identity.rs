@@ -257,7 +257,8 @@ pub fn get(r: &impl Reader, id: &UserId) -> Result<User> {
 /// table invalidates every cached entry, so a disabled or deleted user is
 /// refused on the very next check.
 pub fn get_cached(svc: &Service, id: &UserId) -> Result<std::sync::Arc<User>> {
-    svc.user_cache
+    svc.identity
+        .users
         .get_or_load(&svc.store, id, |r| {
             r.get(Table::Users, id.as_str().as_bytes())
         })?
@@ -266,6 +267,20 @@ pub fn get_cached(svc: &Service, id: &UserId) -> Result<std::sync::Arc<User>> {
 
 pub type UserCache = crate::store::TableCache<UserId, User>;
 pub const USER_CACHE_MAX: usize = 100_000;
+
+/// This module's state in `Service` (`svc.identity`): users by id with the
+/// users-table generation they were read at (see `get_cached`).
+pub struct Caches {
+    users: UserCache,
+}
+
+impl Caches {
+    pub(crate) fn new() -> Caches {
+        Caches {
+            users: crate::store::TableCache::new(Table::Users, USER_CACHE_MAX),
+        }
+    }
+}
 
 /// When the user last signed in. Kept in its own table, not in the user
 /// record: a sign-in must not count as a change to the identity, which would

@@ -13,6 +13,13 @@ use crate::identity::{Role, User};
 use crate::service::Service;
 use crate::store::{Reader, Table};
 
+/// This module's state in `Service` (`svc.policy`): the security policy with
+/// the policy-table generation it was read at (see `current`).
+#[derive(Default)]
+pub struct Cache {
+    current: std::sync::RwLock<Option<(u64, SecurityPolicy)>>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MfaMode {
@@ -127,7 +134,7 @@ impl SecurityPolicy {
 /// The policy in force (read through a cache invalidated by any policy write).
 pub fn current(svc: &Service) -> Result<SecurityPolicy> {
     let generation = svc.store.generation(Table::Policy);
-    if let Ok(c) = svc.policy_cache.read()
+    if let Ok(c) = svc.policy.current.read()
         && let Some((g, p)) = c.as_ref()
         && *g == generation
     {
@@ -138,7 +145,7 @@ pub fn current(svc: &Service) -> Result<SecurityPolicy> {
         .read()?
         .get::<SecurityPolicy>(Table::Policy, KEY)?
         .unwrap_or_else(|| SecurityPolicy::defaults(&svc.settings));
-    if let Ok(mut c) = svc.policy_cache.write() {
+    if let Ok(mut c) = svc.policy.current.write() {
         *c = Some((generation, p.clone()));
     }
     Ok(p)

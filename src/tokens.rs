@@ -66,6 +66,23 @@ pub struct ValidAfter {
 
 pub type ValidAfterCache = crate::store::TableCache<crate::identity::UserId, ValidAfter>;
 
+/// This module's state in `Service` (`svc.tokens`): users' tokens-valid-after
+/// marks, absent ones included (see `valid_after_cached`).
+pub struct Cache {
+    valid_after: ValidAfterCache,
+}
+
+impl Cache {
+    pub(crate) fn new() -> Cache {
+        Cache {
+            valid_after: crate::store::TableCache::new(
+                Table::TokensValidAfter,
+                crate::identity::USER_CACHE_MAX,
+            ),
+        }
+    }
+}
+
 /// The mark in `r` (a sign-in's write transaction reads it here, so the token
 /// it signs carries the epoch current in that transaction).
 pub fn valid_after(r: &impl Reader, user: &crate::identity::UserId) -> Result<ValidAfter> {
@@ -82,7 +99,8 @@ pub fn valid_after_cached(
     user: &crate::identity::UserId,
 ) -> Result<ValidAfter> {
     Ok(svc
-        .valid_after_cache
+        .tokens
+        .valid_after
         .get_or_load(&svc.store, user, |r| valid_after(r, user).map(Some))?
         .map(|v| *v)
         .unwrap_or_default())
