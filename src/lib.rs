@@ -21,6 +21,7 @@ pub(crate) mod keys;
 pub(crate) mod notify;
 pub(crate) mod ops;
 pub mod policy;
+pub(crate) mod principal;
 pub(crate) mod ratelimit;
 pub mod service;
 pub mod sso;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::access::Principal;
 use crate::audit::{self, Outcome, Source};
 use crate::error::{Error, Result};
-use crate::identity::{Role, User};
+use crate::principal::{Role, User};
 use crate::service::Service;
 use crate::store::{Reader, Table};
 
@@ -216,7 +216,7 @@ fn confine_newly_required(
     tx: &mut crate::store::WriteTx<'_>,
     before: &SecurityPolicy,
     next: &SecurityPolicy,
-    actor: Option<&crate::identity::UserId>,
+    actor: Option<&crate::principal::UserId>,
     now: crate::clock::Timestamp,
 ) -> Result<usize> {
     let mut n = 0;
