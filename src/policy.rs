@@ -6,8 +6,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::access::Principal;
-use crate::audit::{self, Outcome, Source};
 use crate::error::{Error, Result};
 use crate::principal::{Role, User};
 use crate::service::Service;
@@ -87,7 +85,7 @@ impl SecurityPolicy {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         let s = &self.session;
         if s.idle_timeout_secs < 60 || s.absolute_lifetime_secs < s.idle_timeout_secs {
             return Err(Error::invalid(
@@ -151,96 +149,22 @@ pub fn current(svc: &Service) -> Result<SecurityPolicy> {
     Ok(p)
 }
 
-/// Replaces the policy (validated), auditing which parts changed.
-pub fn update(
-    svc: &Service,
-    by: &Principal,
-    src: &Source,
-    next: SecurityPolicy,
-) -> Result<SecurityPolicy> {
-    next.validate()?;
-    for (m, ok, what) in [
-        (
-            "email",
-            crate::notify::email_configured(&svc.settings.smtp),
-            "[smtp] host",
-        ),
-        (
-            "sms",
-            crate::notify::sms_configured(&svc.settings.sms),
-            "[sms] url",
-        ),
-    ] {
-        if next.mfa.methods.iter().any(|x| x == m) && !ok {
-            return Err(Error::invalid(
-                "mfa.methods",
-                format!("{m} codes need {what} in the configuration first"),
-            ));
-        }
-    }
-    let now = svc.now();
-    let mut tx = svc.store.write()?;
-    let before = stored(&tx)?.unwrap_or_else(|| SecurityPolicy::defaults(&svc.settings));
-    let mut changed = Vec::new();
-    if before.mfa != next.mfa {
-        changed.push("mfa");
-    }
-    if before.session != next.session {
-        changed.push("session");
-    }
-    tx.put(Table::Policy, KEY, &next)?;
-    let confined = if before.mfa != next.mfa {
-        confine_newly_required(&mut tx, &before, &next, by.user_id(), now)?
-    } else {
-        0
-    };
-    audit::record(
-        &mut tx,
-        now,
-        src,
-        by.event("settings.security_change", Outcome::Success)
-            .details(serde_json::json!({"changed": changed, "before": before, "after": next, "users_confined": confined})),
-    )?;
-    tx.commit()?;
-    Ok(next)
-}
-
-/// Users the new policy confines — MFA becomes required for them and they
-/// have no second factor — lose what they held under the old one: their
-/// access tokens end (a refresh yields an enrollment-only token) and their
-/// password sessions open enrollment only. The administrator making the
-/// change (who has just re-authenticated to make it) keeps the session or
-/// token they made it with; their next sign-in is confined like everyone's.
-/// Returns how many users.
-fn confine_newly_required(
-    tx: &mut crate::store::WriteTx<'_>,
-    before: &SecurityPolicy,
-    next: &SecurityPolicy,
-    actor: Option<&crate::principal::UserId>,
-    now: crate::clock::Timestamp,
-) -> Result<usize> {
-    let mut n = 0;
-    for (_, u) in tx.scan::<User>(Table::Users, b"usr_")? {
-        if Some(&u.id) != actor
-            && next.mfa_required_for(&u)
-            && !before.mfa_required_for(&u)
-            && !crate::authn::mfa::required(tx, &u.id)?
-        {
-            crate::tokens::end_user_tokens(tx, &u.id, now)?;
-            crate::authn::session::confine_to_enrollment(tx, &u.id)?;
-            n += 1;
-        }
-    }
-    Ok(n)
-}
-
 pub fn stored(r: &impl Reader) -> Result<Option<SecurityPolicy>> {
     r.get(Table::Policy, KEY)
+}
+
+/// Stores `p` as the policy in force (see `authn::update_policy`, which
+/// validates and audits the change).
+pub(crate) fn put(tx: &mut crate::store::WriteTx<'_>, p: &SecurityPolicy) -> Result<()> {
+    tx.put(Table::Policy, KEY, p)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::Principal;
+    use crate::audit::Source;
+    use crate::authn::update_policy as update;
     use crate::identity::{Email, UserId};
 
     fn settings(dir: &std::path::Path) -> crate::config::Settings {

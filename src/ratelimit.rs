@@ -79,8 +79,7 @@ pub struct Buckets {
     ipv6_prefix: u8,
 }
 
-/// The default network size IPv6 addresses are aggregated by.
-pub const IPV6_PREFIX: u8 = 64;
+pub(crate) use crate::config::IPV6_PREFIX;
 
 /// The address a bucket is kept for: IPv4 as is (also when mapped into
 /// IPv6), IPv6 cut to its first `prefix` bits.

@@ -6,6 +6,7 @@ pub(crate) mod lockout;
 pub(crate) mod mfa;
 pub(crate) mod onetime;
 pub mod password;
+mod policy_change;
 pub(crate) mod refresh;
 pub mod session;
 
@@ -18,6 +19,7 @@ use crate::identity::{self, Email, Role, User, UserId};
 use crate::service::Service;
 use crate::store::WriteTx;
 use password::Password;
+pub use policy_change::update_policy;
 
 /// This module's state in `Service` (`svc.authn`): last sign-ins and lock ends
 /// by user, absent ones included, with their tables' generations (see
