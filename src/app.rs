@@ -146,7 +146,7 @@ fn spawn_housekeeping(svc: Arc<Service>) {
         ));
         loop {
             tick.tick().await;
-            if s.denials.is_empty() {
+            if !crate::access::denials_buffered(&s) {
                 continue;
             }
             let s = s.clone();

@@ -176,6 +176,9 @@ impl Default for LockoutSettings {
     }
 }
 
+/// The default network size IPv6 addresses are aggregated by (see `ratelimit`).
+pub const IPV6_PREFIX: u8 = 64;
+
 /// Per-client-IP token buckets on the sign-in endpoints.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -203,7 +206,7 @@ impl Default for RateLimitSettings {
             auth_burst: 20,
             client_auth_failures_per_minute: 10,
             client_auth_failures_burst: 20,
-            ipv6_prefix: crate::ratelimit::IPV6_PREFIX,
+            ipv6_prefix: IPV6_PREFIX,
             codes_per_day: 20,
         }
     }

@@ -2,168 +2,14 @@
 //! their blind e-mail index. Checking a password is `authn`; who may change a
 //! user is `access`.
 
-use serde::{Deserialize, Serialize};
-
 use crate::access::Principal;
 use crate::audit::{self, Outcome, Source};
 use crate::clock::Timestamp;
-use crate::crypto;
 use crate::error::{Error, Result};
 use crate::service::Service;
 use crate::store::{Reader, Table, WriteTx};
 
-/// A normalised e-mail address (trimmed, lower-case).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Email(String);
-
-impl Email {
-    pub fn parse(raw: &str) -> Result<Email> {
-        let s = raw.trim().to_lowercase();
-        let bad = |why: &str| Err(Error::invalid("email", why.to_string()));
-        if s.is_empty() {
-            return bad("is required");
-        }
-        if s.len() > 254 {
-            return bad("is longer than 254 characters");
-        }
-        if s.chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
-        {
-            return bad("must not contain spaces, control characters or angle brackets");
-        }
-        let Some((local, domain)) = s.rsplit_once('@') else {
-            return bad("must look like name@example.com");
-        };
-        if local.is_empty() || local.len() > 64 || domain.is_empty() || local.contains('@') {
-            return bad("must look like name@example.com");
-        }
-        if domain.starts_with('.') || domain.ends_with('.') || domain.contains("..") {
-            return bad("has an invalid domain");
-        }
-        Ok(Email(s))
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for Email {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self> {
-        Email::parse(&s)
-    }
-}
-impl From<Email> for String {
-    fn from(e: Email) -> String {
-        e.0
-    }
-}
-impl std::fmt::Display for Email {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// `usr_` + 20 hex characters. Parsed from URL paths before any look-up.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct UserId(String);
-
-impl UserId {
-    pub fn generate() -> Result<UserId> {
-        Ok(UserId(format!(
-            "usr_{}",
-            hex::encode(crypto::random_bytes::<10>()?)
-        )))
-    }
-    pub fn parse(s: &str) -> Result<UserId> {
-        let ok = s.len() == 24
-            && s.starts_with("usr_")
-            && s[4..]
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if ok {
-            Ok(UserId(s.to_string()))
-        } else {
-            Err(Error::NotFound("user"))
-        }
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-impl TryFrom<String> for UserId {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self> {
-        UserId::parse(&s)
-    }
-}
-impl From<UserId> for String {
-    fn from(u: UserId) -> String {
-        u.0
-    }
-}
-
-/// Built-in roles of the foundation. Workspaces and custom roles come later.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Created at setup; always present, cannot be deleted or disabled.
-    Owner,
-    Admin,
-    User,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Owner => "owner",
-            Role::Admin => "admin",
-            Role::User => "user",
-        }
-    }
-    pub fn parse(s: &str) -> Result<Role> {
-        match s {
-            "admin" => Ok(Role::Admin),
-            "user" => Ok(Role::User),
-            "owner" => Err(Error::invalid(
-                "role",
-                "the owner role is given only at setup",
-            )),
-            _ => Err(Error::invalid("role", "must be \"admin\" or \"user\"")),
-        }
-    }
-}
-
-/// A user record. Stored sealed as a whole; `password_hash` never leaves the
-/// domain (the DTOs in `web` do not carry it).
-#[derive(Clone, Serialize, Deserialize)]
-pub struct User {
-    pub id: UserId,
-    pub email: Email,
-    pub name: String,
-    pub password_hash: Option<String>,
-    pub role: Role,
-    pub disabled: bool,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
-}
-
-impl std::fmt::Debug for User {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("User")
-            .field("id", &self.id)
-            .field("role", &self.role)
-            .finish_non_exhaustive()
-    }
-}
-
-impl User {
-    pub fn is_admin(&self) -> bool {
-        matches!(self.role, Role::Owner | Role::Admin)
-    }
-}
+pub use crate::principal::{Email, Role, USER_CACHE_MAX, User, UserId};
 
 const COMMON_PASSWORDS: &[&str] = &[
     "123456789012",
@@ -257,7 +103,8 @@ pub fn get(r: &impl Reader, id: &UserId) -> Result<User> {
 /// table invalidates every cached entry, so a disabled or deleted user is
 /// refused on the very next check.
 pub fn get_cached(svc: &Service, id: &UserId) -> Result<std::sync::Arc<User>> {
-    svc.user_cache
+    svc.identity
+        .users
         .get_or_load(&svc.store, id, |r| {
             r.get(Table::Users, id.as_str().as_bytes())
         })?
@@ -265,7 +112,20 @@ pub fn get_cached(svc: &Service, id: &UserId) -> Result<std::sync::Arc<User>> {
 }
 
 pub type UserCache = crate::store::TableCache<UserId, User>;
-pub const USER_CACHE_MAX: usize = 100_000;
+
+/// This module's state in `Service` (`svc.identity`): users by id with the
+/// users-table generation they were read at (see `get_cached`).
+pub struct Caches {
+    users: UserCache,
+}
+
+impl Caches {
+    pub(crate) fn new() -> Caches {
+        Caches {
+            users: crate::store::TableCache::new(Table::Users, USER_CACHE_MAX),
+        }
+    }
+}
 
 /// When the user last signed in. Kept in its own table, not in the user
 /// record: a sign-in must not count as a change to the identity, which would

@@ -1,7 +1,10 @@
 //! Gatehouse: sign-in, access control, encryption at rest and a tamper-evident
 //! audit log in one binary. Layers, top to bottom: `cli`/`app` → `web` →
 //! domain modules (`identity`, `authn`, `access`, `tokens`, `keys`, `audit`, `sso`,
-//! `ops`) → `store` → `crypto`; `config`, `clock`, `error` are leaves.
+//! `ops`) → `principal` (the user vocabulary) → `store` → `crypto`; `config`,
+//! `clock`, `error` are leaves. `service` holds each domain module's state as
+//! one field per module; no import cycle between domain modules
+//! (`scripts/check-layers.sh`).
 //!
 //! A module is `pub` only where tests/ or benches/ reach into it (or, for `cli`,
 //! main.rs); the rest are `pub(crate)`, so an item nobody calls shows up as dead code.
@@ -21,6 +24,7 @@ pub(crate) mod keys;
 pub(crate) mod notify;
 pub(crate) mod ops;
 pub mod policy;
+pub(crate) mod principal;
 pub(crate) mod ratelimit;
 pub mod service;
 pub mod sso;

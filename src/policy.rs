@@ -6,12 +6,17 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::access::Principal;
-use crate::audit::{self, Outcome, Source};
 use crate::error::{Error, Result};
-use crate::identity::{Role, User};
+use crate::principal::{Role, User};
 use crate::service::Service;
 use crate::store::{Reader, Table};
+
+/// This module's state in `Service` (`svc.policy`): the security policy with
+/// the policy-table generation it was read at (see `current`).
+#[derive(Default)]
+pub struct Cache {
+    current: std::sync::RwLock<Option<(u64, SecurityPolicy)>>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -80,7 +85,7 @@ impl SecurityPolicy {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         let s = &self.session;
         if s.idle_timeout_secs < 60 || s.absolute_lifetime_secs < s.idle_timeout_secs {
             return Err(Error::invalid(
@@ -127,7 +132,7 @@ impl SecurityPolicy {
 /// The policy in force (read through a cache invalidated by any policy write).
 pub fn current(svc: &Service) -> Result<SecurityPolicy> {
     let generation = svc.store.generation(Table::Policy);
-    if let Ok(c) = svc.policy_cache.read()
+    if let Ok(c) = svc.policy.current.read()
         && let Some((g, p)) = c.as_ref()
         && *g == generation
     {
@@ -138,102 +143,28 @@ pub fn current(svc: &Service) -> Result<SecurityPolicy> {
         .read()?
         .get::<SecurityPolicy>(Table::Policy, KEY)?
         .unwrap_or_else(|| SecurityPolicy::defaults(&svc.settings));
-    if let Ok(mut c) = svc.policy_cache.write() {
+    if let Ok(mut c) = svc.policy.current.write() {
         *c = Some((generation, p.clone()));
     }
     Ok(p)
-}
-
-/// Replaces the policy (validated), auditing which parts changed.
-pub fn update(
-    svc: &Service,
-    by: &Principal,
-    src: &Source,
-    next: SecurityPolicy,
-) -> Result<SecurityPolicy> {
-    next.validate()?;
-    for (m, ok, what) in [
-        (
-            "email",
-            crate::notify::email_configured(&svc.settings.smtp),
-            "[smtp] host",
-        ),
-        (
-            "sms",
-            crate::notify::sms_configured(&svc.settings.sms),
-            "[sms] url",
-        ),
-    ] {
-        if next.mfa.methods.iter().any(|x| x == m) && !ok {
-            return Err(Error::invalid(
-                "mfa.methods",
-                format!("{m} codes need {what} in the configuration first"),
-            ));
-        }
-    }
-    let now = svc.now();
-    let mut tx = svc.store.write()?;
-    let before = stored(&tx)?.unwrap_or_else(|| SecurityPolicy::defaults(&svc.settings));
-    let mut changed = Vec::new();
-    if before.mfa != next.mfa {
-        changed.push("mfa");
-    }
-    if before.session != next.session {
-        changed.push("session");
-    }
-    tx.put(Table::Policy, KEY, &next)?;
-    let confined = if before.mfa != next.mfa {
-        confine_newly_required(&mut tx, &before, &next, by.user_id(), now)?
-    } else {
-        0
-    };
-    audit::record(
-        &mut tx,
-        now,
-        src,
-        by.event("settings.security_change", Outcome::Success)
-            .details(serde_json::json!({"changed": changed, "before": before, "after": next, "users_confined": confined})),
-    )?;
-    tx.commit()?;
-    Ok(next)
-}
-
-/// Users the new policy confines — MFA becomes required for them and they
-/// have no second factor — lose what they held under the old one: their
-/// access tokens end (a refresh yields an enrollment-only token) and their
-/// password sessions open enrollment only. The administrator making the
-/// change (who has just re-authenticated to make it) keeps the session or
-/// token they made it with; their next sign-in is confined like everyone's.
-/// Returns how many users.
-fn confine_newly_required(
-    tx: &mut crate::store::WriteTx<'_>,
-    before: &SecurityPolicy,
-    next: &SecurityPolicy,
-    actor: Option<&crate::identity::UserId>,
-    now: crate::clock::Timestamp,
-) -> Result<usize> {
-    let mut n = 0;
-    for (_, u) in tx.scan::<User>(Table::Users, b"usr_")? {
-        if Some(&u.id) != actor
-            && next.mfa_required_for(&u)
-            && !before.mfa_required_for(&u)
-            && !crate::authn::mfa::required(tx, &u.id)?
-        {
-            crate::tokens::end_user_tokens(tx, &u.id, now)?;
-            crate::authn::session::confine_to_enrollment(tx, &u.id)?;
-            n += 1;
-        }
-    }
-    Ok(n)
 }
 
 pub fn stored(r: &impl Reader) -> Result<Option<SecurityPolicy>> {
     r.get(Table::Policy, KEY)
 }
 
+/// Stores `p` as the policy in force (see `authn::update_policy`, which
+/// validates and audits the change).
+pub(crate) fn put(tx: &mut crate::store::WriteTx<'_>, p: &SecurityPolicy) -> Result<()> {
+    tx.put(Table::Policy, KEY, p)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::Principal;
+    use crate::audit::Source;
+    use crate::authn::update_policy as update;
     use crate::identity::{Email, UserId};
 
     fn settings(dir: &std::path::Path) -> crate::config::Settings {

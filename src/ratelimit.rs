@@ -13,6 +13,52 @@ use crate::clock::Timestamp;
 use crate::error::Result;
 use crate::store::{Reader, Table, WriteTx};
 
+/// This module's state in `Service` (`svc.ratelimit`): the per-IP buckets of
+/// the sign-in endpoints and of failed client authentications at /oauth2/*,
+/// loaded at start and saved every 30 s and at shutdown.
+pub struct Limits {
+    auth: Buckets,
+    client_auth: Buckets,
+}
+
+impl Limits {
+    /// The buckets configured by `rl`, with their stored levels from `r`.
+    pub(crate) fn load(
+        rl: &crate::config::RateLimitSettings,
+        r: &impl Reader,
+        now: Timestamp,
+    ) -> Result<Limits> {
+        let auth = Buckets::new(b"rate_limit/auth", rl.auth_per_minute, rl.auth_burst)
+            .with_ipv6_prefix(rl.ipv6_prefix);
+        let client_auth = Buckets::new(
+            b"rate_limit/client_auth_failures",
+            rl.client_auth_failures_per_minute,
+            rl.client_auth_failures_burst,
+        )
+        .with_ipv6_prefix(rl.ipv6_prefix);
+        auth.load(r, now)?;
+        client_auth.load(r, now)?;
+        Ok(Limits { auth, client_auth })
+    }
+
+    /// The sign-in endpoints' buckets.
+    pub(crate) fn auth(&self) -> &Buckets {
+        &self.auth
+    }
+
+    /// The buckets of failed client authentications at /oauth2/*.
+    pub(crate) fn client_auth(&self) -> &Buckets {
+        &self.client_auth
+    }
+
+    /// Writes the buckets that changed; whether anything was written.
+    pub(crate) fn save(&self, tx: &mut WriteTx<'_>, now: Timestamp) -> Result<bool> {
+        let a = self.auth.save(tx, now)?;
+        let b = self.client_auth.save(tx, now)?;
+        Ok(a || b)
+    }
+}
+
 /// Above this many addresses, buckets that are full again are dropped.
 const PRUNE_AT: usize = 100_000;
 
@@ -33,8 +79,7 @@ pub struct Buckets {
     ipv6_prefix: u8,
 }
 
-/// The default network size IPv6 addresses are aggregated by.
-pub const IPV6_PREFIX: u8 = 64;
+pub(crate) use crate::config::IPV6_PREFIX;
 
 /// The address a bucket is kept for: IPv4 as is (also when mapped into
 /// IPv6), IPv6 cut to its first `prefix` bits.

@@ -21,38 +21,18 @@ pub struct Service {
     signer: std::sync::RwLock<Arc<Signer>>,
     /// HMAC key binding CSRF tokens to a session or a pre-session cookie.
     pub csrf_key: SecretKey,
-    /// Users by id with the users-table generation they were read at (see `identity::get_cached`).
-    pub user_cache: crate::identity::UserCache,
-    /// Last sign-ins and lock ends by user, absent ones included, with their
-    /// tables' generations (see `authn::sign_in_state`).
-    pub sign_in_cache:
-        crate::store::TableCache<crate::identity::UserId, Option<crate::clock::Timestamp>>,
-    pub lock_cache:
-        crate::store::TableCache<crate::identity::UserId, Option<crate::clock::Timestamp>>,
-    /// Sessions' last activity between `last_seen` writes (see `authn::session::Activity`).
-    pub session_activity: crate::authn::session::Activity,
-    /// Users' tokens-valid-after marks, absent ones included (see `tokens::valid_after_cached`).
-    pub valid_after_cache: crate::tokens::ValidAfterCache,
-    /// The security policy with the policy-table generation it was read at.
-    pub policy_cache: std::sync::RwLock<Option<(u64, crate::policy::SecurityPolicy)>>,
-    /// The access tables as one in-memory view (see `access::snapshot`).
-    pub access_cache: std::sync::RwLock<Option<Arc<crate::access::Snapshot>>>,
-    /// Revoked access-token ids with the table generation they were read at.
-    pub revoked_cache: std::sync::RwLock<(u64, std::collections::HashSet<String>)>,
-    /// API-key uses not yet written (see `access::credentials::flush_usage`).
-    pub key_usage: std::sync::Mutex<crate::access::credentials::UsageCache>,
-    /// API keys by hash (see `access::credentials::principal_from_key`).
-    pub key_cache: crate::access::credentials::KeyCache,
-    /// Per-IP buckets of the sign-in endpoints (see `ratelimit`).
-    pub auth_buckets: crate::ratelimit::Buckets,
-    /// Per-IP buckets of failed client authentications at /oauth2/*.
-    pub client_auth_buckets: crate::ratelimit::Buckets,
-    /// OpenID provider metadata by connection (see `sso::oidc`).
-    pub oidc_metadata: crate::sso::oidc::MetadataCache,
-    /// Refused checks waiting for their group commit (see `access::audit_denial`).
-    pub denials: crate::audit::DenialBuffer,
-    /// SSO sign-ins in flight by client (see `sso::save_pending`).
-    pub sso_pending: crate::sso::PendingCounts,
+    /// Each domain module's state, owned and reached into only by that module
+    /// (fields private to it): users, sign-in state and session activity,
+    /// valid-after marks, the security policy, the access view with API keys,
+    /// revocations and buffered refusals, SSO metadata and pending sign-ins,
+    /// and the per-IP rate-limit buckets.
+    pub(crate) identity: crate::identity::Caches,
+    pub(crate) authn: crate::authn::Caches,
+    pub(crate) tokens: crate::tokens::Cache,
+    pub(crate) policy: crate::policy::Cache,
+    pub(crate) access: crate::access::Caches,
+    pub(crate) sso: crate::sso::Caches,
+    pub(crate) ratelimit: crate::ratelimit::Limits,
     /// Permits for parsing and verifying XML off the async workers (see `sso::xml_budget`).
     pub xml_pool: crate::sso::xml_budget::Pool,
     /// The address actually bound (differs from `settings.listen` for port 0).
@@ -63,7 +43,7 @@ impl Drop for Service {
     /// The last chance for buffered refusals (a CLI command, a test, a server
     /// that stopped without its shutdown path).
     fn drop(&mut self) {
-        if let Err(e) = self.denials.flush(&self.store) {
+        if let Err(e) = crate::access::flush_denials(self) {
             tracing::warn!(error = %e, "could not record the buffered access denials");
         }
     }
@@ -105,21 +85,7 @@ impl Service {
         };
         record_config_change(&mut tx, &settings, now)?;
         tx.commit()?;
-        let rl = &settings.rate_limit;
-        let auth_buckets =
-            crate::ratelimit::Buckets::new(b"rate_limit/auth", rl.auth_per_minute, rl.auth_burst)
-                .with_ipv6_prefix(rl.ipv6_prefix);
-        let client_auth_buckets = crate::ratelimit::Buckets::new(
-            b"rate_limit/client_auth_failures",
-            rl.client_auth_failures_per_minute,
-            rl.client_auth_failures_burst,
-        )
-        .with_ipv6_prefix(rl.ipv6_prefix);
-        {
-            let r = store.read()?;
-            auth_buckets.load(&r, now)?;
-            client_auth_buckets.load(&r, now)?;
-        }
+        let ratelimit = crate::ratelimit::Limits::load(&settings.rate_limit, &store.read()?, now)?;
         Ok(Service {
             settings,
             store,
@@ -127,37 +93,14 @@ impl Service {
             hasher,
             signer: std::sync::RwLock::new(Arc::new(signer)),
             csrf_key,
-            user_cache: crate::store::TableCache::new(
-                Table::Users,
-                crate::identity::USER_CACHE_MAX,
-            ),
-            sign_in_cache: crate::store::TableCache::new(
-                Table::LastSignIns,
-                crate::identity::USER_CACHE_MAX,
-            ),
-            lock_cache: crate::store::TableCache::new(
-                Table::Lockouts,
-                crate::identity::USER_CACHE_MAX,
-            ),
-            session_activity: crate::authn::session::Activity::new(now),
-            valid_after_cache: crate::store::TableCache::new(
-                Table::TokensValidAfter,
-                crate::identity::USER_CACHE_MAX,
-            ),
-            policy_cache: Default::default(),
-            access_cache: Default::default(),
-            revoked_cache: std::sync::RwLock::new((u64::MAX, Default::default())),
-            key_usage: Default::default(),
-            key_cache: crate::store::TableCache::new(
-                Table::ApiKeys,
-                crate::access::credentials::KEY_CACHE_MAX,
-            ),
-            oidc_metadata: Default::default(),
-            sso_pending: Default::default(),
+            identity: crate::identity::Caches::new(),
+            authn: crate::authn::Caches::new(now),
+            tokens: crate::tokens::Cache::new(),
+            policy: Default::default(),
+            access: crate::access::Caches::new(),
+            sso: Default::default(),
             xml_pool: Default::default(),
-            auth_buckets,
-            client_auth_buckets,
-            denials: Default::default(),
+            ratelimit,
             bound,
         })
     }
@@ -215,9 +158,7 @@ impl Service {
     pub fn save_rate_limits(&self) -> Result<()> {
         let now = self.now();
         let mut tx = self.store.write()?;
-        let a = self.auth_buckets.save(&mut tx, now)?;
-        let b = self.client_auth_buckets.save(&mut tx, now)?;
-        if a || b {
+        if self.ratelimit.save(&mut tx, now)? {
             tx.commit()?;
         }
         Ok(())

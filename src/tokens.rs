@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Timestamp;
 use crate::crypto;
 use crate::error::{Detail, Error, Result};
-use crate::identity::User;
+use crate::principal::User;
 use crate::store::{Reader, Table, WriteTx};
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -64,11 +64,28 @@ pub struct ValidAfter {
     pub epoch: u64,
 }
 
-pub type ValidAfterCache = crate::store::TableCache<crate::identity::UserId, ValidAfter>;
+pub type ValidAfterCache = crate::store::TableCache<crate::principal::UserId, ValidAfter>;
+
+/// This module's state in `Service` (`svc.tokens`): users' tokens-valid-after
+/// marks, absent ones included (see `valid_after_cached`).
+pub struct Cache {
+    valid_after: ValidAfterCache,
+}
+
+impl Cache {
+    pub(crate) fn new() -> Cache {
+        Cache {
+            valid_after: crate::store::TableCache::new(
+                Table::TokensValidAfter,
+                crate::principal::USER_CACHE_MAX,
+            ),
+        }
+    }
+}
 
 /// The mark in `r` (a sign-in's write transaction reads it here, so the token
 /// it signs carries the epoch current in that transaction).
-pub fn valid_after(r: &impl Reader, user: &crate::identity::UserId) -> Result<ValidAfter> {
+pub fn valid_after(r: &impl Reader, user: &crate::principal::UserId) -> Result<ValidAfter> {
     Ok(
         r.get::<ValidAfter>(Table::TokensValidAfter, user.as_str().as_bytes())?
             .unwrap_or_default(),
@@ -79,10 +96,11 @@ pub fn valid_after(r: &impl Reader, user: &crate::identity::UserId) -> Result<Va
 /// the table has not committed a change; absent marks are kept too).
 pub fn valid_after_cached(
     svc: &crate::service::Service,
-    user: &crate::identity::UserId,
+    user: &crate::principal::UserId,
 ) -> Result<ValidAfter> {
     Ok(svc
-        .valid_after_cache
+        .tokens
+        .valid_after
         .get_or_load(&svc.store, user, |r| valid_after(r, user).map(Some))?
         .map(|v| *v)
         .unwrap_or_default())
@@ -93,7 +111,7 @@ pub fn valid_after_cached(
 /// check of any such token is refused.
 pub fn end_user_tokens(
     tx: &mut WriteTx<'_>,
-    user: &crate::identity::UserId,
+    user: &crate::principal::UserId,
     now: Timestamp,
 ) -> Result<()> {
     let cur = valid_after(tx, user)?;

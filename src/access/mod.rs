@@ -24,6 +24,30 @@ use crate::identity::{User, UserId};
 use crate::service::Service;
 use crate::store::{Reader, Table};
 
+/// This module's state in `Service` (`svc.access`): the access tables as one
+/// in-memory view (see `snapshot`), revoked access-token ids, API keys by
+/// hash and their uses not yet written (see `credentials`), and refused
+/// checks waiting for their group commit (see `audit_denial`).
+pub struct Caches {
+    snapshot: std::sync::RwLock<Option<Arc<Snapshot>>>,
+    revoked: std::sync::RwLock<(u64, std::collections::HashSet<String>)>,
+    key_usage: std::sync::Mutex<credentials::UsageCache>,
+    keys: credentials::KeyCache,
+    denials: audit::DenialBuffer,
+}
+
+impl Caches {
+    pub(crate) fn new() -> Caches {
+        Caches {
+            snapshot: Default::default(),
+            revoked: std::sync::RwLock::new((u64::MAX, Default::default())),
+            key_usage: Default::default(),
+            keys: crate::store::TableCache::new(Table::ApiKeys, credentials::KEY_CACHE_MAX),
+            denials: Default::default(),
+        }
+    }
+}
+
 /// What kind of programmatic credential a client principal presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -347,7 +371,7 @@ pub fn audit_denial(
 /// Buffers an event of a refused (or merely noted) check for the next group
 /// commit, coalescing it with identical ones (see `audit_denial`).
 pub(crate) fn defer_event(svc: &Service, src: &Source, ev: NewEvent) -> Result<()> {
-    if svc.denials.add(svc.now(), src, ev) >= audit::DENIAL_BUFFER_MAX {
+    if svc.access.denials.add(svc.now(), src, ev) >= audit::DENIAL_BUFFER_MAX {
         flush_denials(svc)?;
     }
     Ok(())
@@ -355,7 +379,12 @@ pub(crate) fn defer_event(svc: &Service, src: &Source, ev: NewEvent) -> Result<(
 
 /// Commits the buffered refusals now (see `audit_denial`); returns how many events.
 pub fn flush_denials(svc: &Service) -> Result<usize> {
-    svc.denials.flush(&svc.store)
+    svc.access.denials.flush(&svc.store)
+}
+
+/// Whether refusals wait for their group commit.
+pub(crate) fn denials_buffered(svc: &Service) -> bool {
+    !svc.access.denials.is_empty()
 }
 
 fn resource_name(r: Resource<'_>) -> String {
@@ -781,14 +810,14 @@ pub fn session_limits(
 
 pub fn snapshot(svc: &Service) -> Result<Arc<Snapshot>> {
     let g = generation(svc);
-    if let Ok(c) = svc.access_cache.read()
+    if let Ok(c) = svc.access.snapshot.read()
         && let Some(s) = c.as_ref()
         && s.generation == g
     {
         return Ok(s.clone());
     }
     let snap = Arc::new(build_snapshot(&svc.store.read()?, g)?);
-    if let Ok(mut c) = svc.access_cache.write() {
+    if let Ok(mut c) = svc.access.snapshot.write() {
         *c = Some(snap.clone());
     }
     Ok(snap)

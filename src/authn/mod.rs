@@ -6,6 +6,7 @@ pub(crate) mod lockout;
 pub(crate) mod mfa;
 pub(crate) mod onetime;
 pub mod password;
+mod policy_change;
 pub(crate) mod refresh;
 pub mod session;
 
@@ -18,6 +19,28 @@ use crate::identity::{self, Email, Role, User, UserId};
 use crate::service::Service;
 use crate::store::WriteTx;
 use password::Password;
+pub use policy_change::update_policy;
+
+/// This module's state in `Service` (`svc.authn`): last sign-ins and lock ends
+/// by user, absent ones included, with their tables' generations (see
+/// `sign_in_state`), and sessions' last activity between `last_seen` writes
+/// (see `session::Activity`).
+pub struct Caches {
+    sign_ins: crate::store::TableCache<UserId, Option<crate::clock::Timestamp>>,
+    locks: crate::store::TableCache<UserId, Option<crate::clock::Timestamp>>,
+    activity: session::Activity,
+}
+
+impl Caches {
+    pub(crate) fn new(now: crate::clock::Timestamp) -> Caches {
+        use crate::store::{Table, TableCache};
+        Caches {
+            sign_ins: TableCache::new(Table::LastSignIns, identity::USER_CACHE_MAX),
+            locks: TableCache::new(Table::Lockouts, identity::USER_CACHE_MAX),
+            activity: session::Activity::new(now),
+        }
+    }
+}
 
 /// What a successful sign-in yields, depending on the channel.
 pub enum Grant {
@@ -59,11 +82,13 @@ pub fn sign_in_state(
     Option<crate::clock::Timestamp>,
 )> {
     let last = svc
-        .sign_in_cache
+        .authn
+        .sign_ins
         .get_or_load(&svc.store, id, |r| identity::last_sign_in(r, id).map(Some))?
         .and_then(|v| *v);
     let locked = svc
-        .lock_cache
+        .authn
+        .locks
         .get_or_load(&svc.store, id, |r| lockout::lock_end(r, id).map(Some))?
         .and_then(|v| *v)
         .filter(|t| *t > now);

@@ -144,7 +144,7 @@ pub fn lookup(svc: &Service, token: &str) -> Result<Option<([u8; 32], Session, U
         cfg.idle_timeout_secs,
         cfg.absolute_lifetime_secs,
     )?;
-    let (last, slack) = svc.session_activity.last(&hash, s.last_seen);
+    let (last, slack) = svc.authn.activity.last(&hash, s.last_seen);
     if now - last > idle.saturating_add(slack) || now - s.created_at > absolute {
         drop(r);
         let mut tx = svc.store.write()?;
@@ -157,7 +157,7 @@ pub fn lookup(svc: &Service, token: &str) -> Result<Option<([u8; 32], Session, U
         _ => return Ok(None),
     };
     drop(r);
-    svc.session_activity.note(hash, now);
+    svc.authn.activity.note(hash, now);
     if now - s.last_seen >= TOUCH_EVERY_SECS {
         let mut tx = svc.store.write()?;
         let mut s2 = s.clone();

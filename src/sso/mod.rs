@@ -35,6 +35,14 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::identity::User;
 
+/// This module's state in `Service` (`svc.sso`): OpenID provider metadata by
+/// connection (see `oidc`) and sign-ins in flight by client (see `pending`).
+#[derive(Default)]
+pub struct Caches {
+    oidc_metadata: oidc::MetadataCache,
+    pending: PendingCounts,
+}
+
 pub use connections::*;
 pub use finish::*;
 pub use links::*;

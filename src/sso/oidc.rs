@@ -75,7 +75,7 @@ async fn send(
 }
 
 pub fn forget_metadata(svc: &Service, id: &str) {
-    if let Ok(mut m) = svc.oidc_metadata.lock() {
+    if let Ok(mut m) = svc.sso.oidc_metadata.lock() {
         m.remove(id);
     }
 }
@@ -88,7 +88,7 @@ async fn metadata(
 ) -> std::result::Result<Arc<CoreProviderMetadata>, Failure> {
     let now = svc.now();
     if !fresh
-        && let Ok(m) = svc.oidc_metadata.lock()
+        && let Ok(m) = svc.sso.oidc_metadata.lock()
         && let Some((at, md)) = m.get(&conn.id)
         && now - at < METADATA_TTL_SECS
     {
@@ -106,7 +106,7 @@ async fn metadata(
             )
         })?;
     let md = Arc::new(md);
-    if let Ok(mut m) = svc.oidc_metadata.lock() {
+    if let Ok(mut m) = svc.sso.oidc_metadata.lock() {
         m.insert(conn.id.clone(), (now, md.clone()));
     }
     Ok(md)

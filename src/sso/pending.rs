@@ -216,7 +216,8 @@ pub(crate) fn seal_pending(
     p.client = client_key(src);
     p.state = state.to_string();
     if !svc
-        .sso_pending
+        .sso
+        .pending
         .reserve(&p.client, now, svc.settings.limits.sso_pending_per_client)
     {
         return Err(Error::TooMany(format!(
@@ -283,7 +284,7 @@ pub(crate) fn take_bound_pending(
         .and_then(|c| open_binding(svc, protocol, connection, c))
         .filter(|p| crypto::ct_eq(p.state.as_bytes(), state.as_bytes()))
         .ok_or_else(not_this_browser)?;
-    svc.sso_pending.release(&p.client, p.created_at);
+    svc.sso.pending.release(&p.client, p.created_at);
     if p.connection != connection {
         return Err(Failure::new(
             "wrong_connection",

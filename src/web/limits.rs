@@ -131,17 +131,20 @@ impl Limits {
 
     /// `Err(seconds to wait)` when `ip` is over the sign-in rate.
     pub fn check_auth(&self, ip: IpAddr) -> std::result::Result<(), u64> {
-        self.svc.auth_buckets.take(ip, self.svc.now())
+        self.svc.ratelimit.auth().take(ip, self.svc.now())
     }
 
     /// `Some(seconds to wait)` while `ip` has used up its failed client authentications.
     pub fn client_auth_blocked(&self, ip: IpAddr) -> Option<u64> {
-        self.svc.client_auth_buckets.exhausted(ip, self.svc.now())
+        self.svc
+            .ratelimit
+            .client_auth()
+            .exhausted(ip, self.svc.now())
     }
 
     /// Counts a failed client authentication from `ip`.
     pub fn client_auth_failed(&self, ip: IpAddr) {
-        let _ = self.svc.client_auth_buckets.take(ip, self.svc.now());
+        let _ = self.svc.ratelimit.client_auth().take(ip, self.svc.now());
     }
 }
 

@@ -294,7 +294,12 @@ pub fn keys(
 ) -> Result<Vec<(ApiKey, Option<Usage>)>> {
     let app = get_app(svc, by, src, app_id)?;
     let r = svc.store.read()?;
-    let pending = svc.key_usage.lock().map(|m| m.clone()).unwrap_or_default();
+    let pending = svc
+        .access
+        .key_usage
+        .lock()
+        .map(|m| m.clone())
+        .unwrap_or_default();
     let mut out = Vec::new();
     for (_, hash) in r.scan::<String>(Table::ApiKeysByApp, &app_prefix(&app.id))? {
         let Ok(h) = hex::decode(&hash) else {
@@ -347,7 +352,7 @@ pub fn delete_key(
 
 /// Records a use of API key `id` (buffered; written every 30 s).
 pub fn note_key_use(svc: &Service, id: &str, ip: Option<IpAddr>) {
-    if let Ok(mut m) = svc.key_usage.lock() {
+    if let Ok(mut m) = svc.access.key_usage.lock() {
         m.insert(id.to_string(), Usage { at: svc.now(), ip });
     }
 }
@@ -358,7 +363,8 @@ pub type KeyCache = crate::store::TableCache<[u8; 32], ApiKey>;
 pub const KEY_CACHE_MAX: usize = 100_000;
 
 pub(super) fn cached_key(svc: &Service, hash: [u8; 32]) -> Result<Option<Arc<ApiKey>>> {
-    svc.key_cache
+    svc.access
+        .keys
         .get_or_load(&svc.store, &hash, |r| r.get(Table::ApiKeys, &hash))
 }
 
@@ -398,7 +404,7 @@ pub fn revoke_key(svc: &Service, by: &Principal, src: &Source, raw: &str) -> Res
 
 /// Writes the buffered last-use times (called periodically and at shutdown).
 pub fn flush_usage(svc: &Service) -> Result<usize> {
-    let pending: UsageCache = match svc.key_usage.lock() {
+    let pending: UsageCache = match svc.access.key_usage.lock() {
         Ok(mut m) => std::mem::take(&mut *m),
         Err(_) => return Ok(0),
     };

@@ -113,7 +113,7 @@ pub fn principal_from_key(svc: &Service, raw: &str, ip: Option<IpAddr>) -> Resul
     }
     let snap = snapshot(svc)?;
     let app = snap.apps.get(&key.app).ok_or_else(bad_key)?;
-    if let Ok(mut m) = svc.key_usage.lock() {
+    if let Ok(mut m) = svc.access.key_usage.lock() {
         m.insert(key.id.clone(), Usage { at: now, ip });
     }
     Ok(Principal::Client(Arc::new(Client {

@@ -22,7 +22,7 @@ pub fn revoke_jti(tx: &mut WriteTx<'_>, jti: &str, exp: Timestamp, now: Timestam
 /// committed revocation refreshes.
 pub fn is_revoked(svc: &Service, jti: &str) -> Result<bool> {
     let g = svc.store.generation(Table::RevokedTokens);
-    if let Ok(c) = svc.revoked_cache.read()
+    if let Ok(c) = svc.access.revoked.read()
         && c.0 == g
     {
         return Ok(c.1.contains(jti));
@@ -35,7 +35,7 @@ pub fn is_revoked(svc: &Service, jti: &str) -> Result<bool> {
         .filter_map(|(k, _)| String::from_utf8(k).ok())
         .collect();
     let hit = set.contains(jti);
-    if let Ok(mut c) = svc.revoked_cache.write() {
+    if let Ok(mut c) = svc.access.revoked.write() {
         *c = (g, set);
     }
     Ok(hit)

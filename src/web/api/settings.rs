@@ -42,7 +42,7 @@ pub(super) async fn put_security(
         &src,
     )?;
     caller.require_recent_auth(&st.svc)?;
-    Ok(HttpResponse::Ok().json(crate::policy::update(
+    Ok(HttpResponse::Ok().json(crate::authn::update_policy(
         &st.svc,
         &caller.principal,
         &src,

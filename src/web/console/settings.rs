@@ -152,7 +152,7 @@ pub(super) async fn settings_post(
             single_session: f.single_session.is_some(),
         },
     };
-    match crate::policy::update(&st.svc, &u.principal(), &source(&req), next.clone()) {
+    match crate::authn::update_policy(&st.svc, &u.principal(), &source(&req), next.clone()) {
         Ok(_) => Ok(redirect("/admin/settings/security?notice=saved")),
         Err(e @ Error::Invalid { .. }) => render(
             StatusCode::BAD_REQUEST,

@@ -1,0 +1,95 @@
+//! Changing the security policy at run time: validated, audited, and applied
+//! to the sessions and tokens of users it newly confines (MFA becomes
+//! required and they have none). The policy record itself is `policy`'s;
+//! this lives in `authn` because the change ends authn's sessions.
+
+use crate::access::Principal;
+use crate::audit::{self, Outcome, Source};
+use crate::error::{Error, Result};
+use crate::policy::{SecurityPolicy, stored};
+use crate::principal::User;
+use crate::service::Service;
+use crate::store::{Reader, Table};
+
+/// Replaces the policy (validated), auditing which parts changed.
+pub fn update_policy(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    next: SecurityPolicy,
+) -> Result<SecurityPolicy> {
+    next.validate()?;
+    for (m, ok, what) in [
+        (
+            "email",
+            crate::notify::email_configured(&svc.settings.smtp),
+            "[smtp] host",
+        ),
+        (
+            "sms",
+            crate::notify::sms_configured(&svc.settings.sms),
+            "[sms] url",
+        ),
+    ] {
+        if next.mfa.methods.iter().any(|x| x == m) && !ok {
+            return Err(Error::invalid(
+                "mfa.methods",
+                format!("{m} codes need {what} in the configuration first"),
+            ));
+        }
+    }
+    let now = svc.now();
+    let mut tx = svc.store.write()?;
+    let before = stored(&tx)?.unwrap_or_else(|| SecurityPolicy::defaults(&svc.settings));
+    let mut changed = Vec::new();
+    if before.mfa != next.mfa {
+        changed.push("mfa");
+    }
+    if before.session != next.session {
+        changed.push("session");
+    }
+    crate::policy::put(&mut tx, &next)?;
+    let confined = if before.mfa != next.mfa {
+        confine_newly_required(&mut tx, &before, &next, by.user_id(), now)?
+    } else {
+        0
+    };
+    audit::record(
+        &mut tx,
+        now,
+        src,
+        by.event("settings.security_change", Outcome::Success)
+            .details(serde_json::json!({"changed": changed, "before": before, "after": next, "users_confined": confined})),
+    )?;
+    tx.commit()?;
+    Ok(next)
+}
+
+/// Users the new policy confines — MFA becomes required for them and they
+/// have no second factor — lose what they held under the old one: their
+/// access tokens end (a refresh yields an enrollment-only token) and their
+/// password sessions open enrollment only. The administrator making the
+/// change (who has just re-authenticated to make it) keeps the session or
+/// token they made it with; their next sign-in is confined like everyone's.
+/// Returns how many users.
+fn confine_newly_required(
+    tx: &mut crate::store::WriteTx<'_>,
+    before: &SecurityPolicy,
+    next: &SecurityPolicy,
+    actor: Option<&crate::principal::UserId>,
+    now: crate::clock::Timestamp,
+) -> Result<usize> {
+    let mut n = 0;
+    for (_, u) in tx.scan::<User>(Table::Users, b"usr_")? {
+        if Some(&u.id) != actor
+            && next.mfa_required_for(&u)
+            && !before.mfa_required_for(&u)
+            && !super::mfa::required(tx, &u.id)?
+        {
+            crate::tokens::end_user_tokens(tx, &u.id, now)?;
+            super::session::confine_to_enrollment(tx, &u.id)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,165 @@
+//! The shared vocabulary of users, below every domain module: the e-mail and
+//! user-id types, the built-in roles and the user record (re-exported by
+//! `identity`, which owns their storage and rules).
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::crypto;
+use crate::error::{Error, Result};
+
+/// How many entries a per-user cache holds (users, sign-in state, valid-after marks).
+pub const USER_CACHE_MAX: usize = 100_000;
+
+/// A normalised e-mail address (trimmed, lower-case).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Email> {
+        let s = raw.trim().to_lowercase();
+        let bad = |why: &str| Err(Error::invalid("email", why.to_string()));
+        if s.is_empty() {
+            return bad("is required");
+        }
+        if s.len() > 254 {
+            return bad("is longer than 254 characters");
+        }
+        if s.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+        {
+            return bad("must not contain spaces, control characters or angle brackets");
+        }
+        let Some((local, domain)) = s.rsplit_once('@') else {
+            return bad("must look like name@example.com");
+        };
+        if local.is_empty() || local.len() > 64 || domain.is_empty() || local.contains('@') {
+            return bad("must look like name@example.com");
+        }
+        if domain.starts_with('.') || domain.ends_with('.') || domain.contains("..") {
+            return bad("has an invalid domain");
+        }
+        Ok(Email(s))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Email {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        Email::parse(&s)
+    }
+}
+impl From<Email> for String {
+    fn from(e: Email) -> String {
+        e.0
+    }
+}
+impl std::fmt::Display for Email {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `usr_` + 20 hex characters. Parsed from URL paths before any look-up.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UserId(String);
+
+impl UserId {
+    pub fn generate() -> Result<UserId> {
+        Ok(UserId(format!(
+            "usr_{}",
+            hex::encode(crypto::random_bytes::<10>()?)
+        )))
+    }
+    pub fn parse(s: &str) -> Result<UserId> {
+        let ok = s.len() == 24
+            && s.starts_with("usr_")
+            && s[4..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if ok {
+            Ok(UserId(s.to_string()))
+        } else {
+            Err(Error::NotFound("user"))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl TryFrom<String> for UserId {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        UserId::parse(&s)
+    }
+}
+impl From<UserId> for String {
+    fn from(u: UserId) -> String {
+        u.0
+    }
+}
+
+/// Built-in roles of the foundation. Workspaces and custom roles come later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Created at setup; always present, cannot be deleted or disabled.
+    Owner,
+    Admin,
+    User,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::User => "user",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Role> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "user" => Ok(Role::User),
+            "owner" => Err(Error::invalid(
+                "role",
+                "the owner role is given only at setup",
+            )),
+            _ => Err(Error::invalid("role", "must be \"admin\" or \"user\"")),
+        }
+    }
+}
+
+/// A user record. Stored sealed as a whole; `password_hash` never leaves the
+/// domain (the DTOs in `web` do not carry it).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub email: Email,
+    pub name: String,
+    pub password_hash: Option<String>,
+    pub role: Role,
+    pub disabled: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+impl User {
+    pub fn is_admin(&self) -> bool {
+        matches!(self.role, Role::Owner | Role::Admin)
+    }
+}
