@@ -508,6 +508,141 @@ mod tests {
             .details(serde_json::json!({"permission": "read:agents", "reason": reason}))
     }
 
+    /// A store holding `n` events appended one transaction each.
+    fn log_of(n: u64) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 0).unwrap();
+        for i in 0..n {
+            let mut tx = store.write().unwrap();
+            let ev = NewEvent::new("user.create", Outcome::Success)
+                .actor("admin@example.com", Some("usr_admin".into()))
+                .target(format!("usr_{i}"));
+            assert_eq!(
+                record(&mut tx, 100 + i as i64, &Source::default(), ev).unwrap(),
+                i + 1
+            );
+            tx.commit().unwrap();
+        }
+        (dir, store)
+    }
+
+    fn event(store: &Store, id: u64) -> Event {
+        store
+            .read()
+            .unwrap()
+            .get(Table::Audit, &id.to_be_bytes())
+            .unwrap()
+            .unwrap()
+    }
+
+    fn verdict(store: &Store) -> Result<u64, String> {
+        verify(&store.read().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn appended_events_link_into_one_chain() {
+        let (_dir, store) = log_of(3);
+        assert_eq!(verdict(&store), Ok(3));
+        let (first, second, third) = (event(&store, 1), event(&store, 2), event(&store, 3));
+        assert_eq!(first.prev_hash, GENESIS);
+        assert_eq!(second.prev_hash, first.hash);
+        assert_eq!(third.prev_hash, second.hash);
+        assert!(third.head_sealed);
+        assert_eq!(chain_hash(&third).unwrap(), third.hash);
+        assert_eq!((third.time, third.target.as_deref()), (102, Some("usr_2")));
+        // An empty log verifies too.
+        assert_eq!(verdict(&log_of(0).1), Ok(0));
+    }
+
+    #[test]
+    fn an_altered_event_is_found() {
+        let (_dir, store) = log_of(3);
+        let mut e = event(&store, 2);
+        e.actor = "someone-else@example.com".into();
+        let mut tx = store.write().unwrap();
+        tx.put(Table::Audit, &2u64.to_be_bytes(), &e).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(
+            verdict(&store),
+            Err("event 2 was altered (hash mismatch)".into())
+        );
+    }
+
+    #[test]
+    fn a_broken_link_is_found() {
+        let (_dir, store) = log_of(3);
+        // Rewritten consistently in itself, but no longer after event 1.
+        let mut e = event(&store, 2);
+        e.prev_hash = GENESIS.into();
+        e.hash = chain_hash(&e).unwrap();
+        let mut tx = store.write().unwrap();
+        tx.put(Table::Audit, &2u64.to_be_bytes(), &e).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(
+            verdict(&store),
+            Err("event 2 does not link to event 1".into())
+        );
+    }
+
+    #[test]
+    fn a_missing_event_is_found() {
+        let (_dir, store) = log_of(4);
+        let mut tx = store.write().unwrap();
+        tx.delete(Table::Audit, &2u64.to_be_bytes()).unwrap();
+        tx.commit().unwrap();
+        assert!(
+            verdict(&store)
+                .unwrap_err()
+                .starts_with("event 2 is missing (found 3 next)")
+        );
+    }
+
+    #[test]
+    fn the_sealed_head_shows_a_cut_of_the_newest_events() {
+        let (_dir, store) = log_of(4);
+        // Cut events 3 and 4 and rewind the plain head to event 2: the chain
+        // itself still holds, the sealed head does not agree.
+        let second = event(&store, 2);
+        let mut tx = store.write().unwrap();
+        tx.delete(Table::Audit, &3u64.to_be_bytes()).unwrap();
+        tx.delete(Table::Audit, &4u64.to_be_bytes()).unwrap();
+        let rewound = Head {
+            seq: 2,
+            hash: second.hash.clone(),
+        };
+        tx.put(Table::Meta, HEAD_KEY, &rewound).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(
+            verdict(&store),
+            Err(
+                "the log was truncated: it ends at event 2 but its sealed head says event 4".into()
+            )
+        );
+        // New events continue after the sealed head, so the gap stays visible.
+        let mut tx = store.write().unwrap();
+        let next = NewEvent::new("user.delete", Outcome::Success);
+        assert_eq!(record(&mut tx, 200, &Source::default(), next).unwrap(), 5);
+        tx.commit().unwrap();
+        assert!(
+            verdict(&store)
+                .unwrap_err()
+                .starts_with("event 3 is missing (found 5 next)")
+        );
+    }
+
+    #[test]
+    fn a_deleted_sealed_head_is_found() {
+        let (_dir, store) = log_of(2);
+        let mut tx = store.write().unwrap();
+        tx.delete(Table::Secrets, SEALED_HEAD_KEY).unwrap();
+        tx.commit().unwrap();
+        assert!(
+            verdict(&store).unwrap_err().starts_with(
+                "the sealed chain head is missing although the events say one was kept"
+            )
+        );
+    }
+
     #[test]
     fn identical_denials_coalesce_and_others_keep_their_own_event() {
         let dir = tempfile::tempdir().unwrap();

@@ -278,10 +278,6 @@ pub fn stamp_sign_in(tx: &mut WriteTx<'_>, id: &UserId, at: Timestamp) -> Result
     tx.put(Table::LastSignIns, id.as_str().as_bytes(), &at)
 }
 
-pub fn count(r: &impl Reader) -> Result<u64> {
-    r.count(Table::Users)
-}
-
 pub fn owner_exists(r: &impl Reader) -> Result<bool> {
     Ok(r.get::<String>(Table::Meta, b"owner_id")?.is_some())
 }

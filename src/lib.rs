@@ -2,6 +2,9 @@
 //! audit log in one binary. Layers, top to bottom: `cli`/`app` → `web` →
 //! domain modules (`identity`, `authn`, `access`, `tokens`, `keys`, `audit`, `sso`,
 //! `ops`) → `store` → `crypto`; `config`, `clock`, `error` are leaves.
+//!
+//! A module is `pub` only where tests/ or benches/ reach into it (or, for `cli`,
+//! main.rs); the rest are `pub(crate)`, so an item nobody calls shows up as dead code.
 
 pub mod access;
 pub mod app;
@@ -10,18 +13,18 @@ pub mod authn;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod control;
+pub(crate) mod control;
 pub mod crypto;
-pub mod error;
+pub(crate) mod error;
 pub mod identity;
-pub mod keys;
-pub mod notify;
-pub mod ops;
+pub(crate) mod keys;
+pub(crate) mod notify;
+pub(crate) mod ops;
 pub mod policy;
-pub mod ratelimit;
+pub(crate) mod ratelimit;
 pub mod service;
 pub mod sso;
 pub mod store;
-pub mod telemetry;
+pub(crate) mod telemetry;
 pub mod tokens;
 pub mod web;

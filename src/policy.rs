@@ -230,3 +230,187 @@ fn confine_newly_required(
 pub fn stored(r: &impl Reader) -> Result<Option<SecurityPolicy>> {
     r.get(Table::Policy, KEY)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{Email, UserId};
+
+    fn settings(dir: &std::path::Path) -> crate::config::Settings {
+        let mut s = crate::config::Settings::load(None, Vec::<(String, String)>::new()).unwrap();
+        s.data_dir = dir.to_path_buf();
+        s.session.idle_timeout_secs = 1800;
+        s.session.absolute_lifetime_secs = 43_200;
+        s
+    }
+
+    fn service(dir: &std::path::Path) -> Service {
+        let clock = std::sync::Arc::new(crate::clock::FixedClock::new(1_800_000_000));
+        Service::open(settings(dir), clock).unwrap()
+    }
+
+    fn user(email: &str, role: Role) -> User {
+        User {
+            id: UserId::generate().unwrap(),
+            email: Email::parse(email).unwrap(),
+            name: String::new(),
+            password_hash: None,
+            role,
+            disabled: false,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn field_of(r: Result<SecurityPolicy>) -> &'static str {
+        match r {
+            Err(Error::Invalid { field, .. }) => field,
+            other => panic!("not refused as invalid: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_take_session_lifetimes_from_the_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = SecurityPolicy::defaults(&settings(dir.path()));
+        assert_eq!(p.mfa.mode, MfaMode::Off);
+        assert_eq!(p.mfa.methods, vec!["totp".to_string()]);
+        assert!(p.mfa.roles.is_empty());
+        assert_eq!(
+            (
+                p.session.idle_timeout_secs,
+                p.session.absolute_lifetime_secs
+            ),
+            (1800, 43_200)
+        );
+        assert_eq!(p.session.reauth_window_secs, 600);
+        assert!(!p.session.single_session);
+        assert!(p.validate().is_ok());
+    }
+
+    #[test]
+    fn mfa_is_required_by_mode_and_role() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = SecurityPolicy::defaults(&settings(dir.path()));
+        let (admin, member) = (
+            user("a@example.com", Role::Admin),
+            user("u@example.com", Role::User),
+        );
+        assert!(!p.mfa_required_for(&admin) && !p.mfa_required_for(&member));
+        p.mfa.mode = MfaMode::All;
+        assert!(p.mfa_required_for(&admin) && p.mfa_required_for(&member));
+        p.mfa.mode = MfaMode::Roles;
+        p.mfa.roles = vec![Role::Admin, Role::Owner];
+        assert!(p.mfa_required_for(&admin) && !p.mfa_required_for(&member));
+    }
+
+    #[test]
+    fn a_policy_breaking_a_rule_is_refused_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(dir.path());
+        let by = Principal::Local("cli");
+        let src = Source::default();
+        let base = current(&svc).unwrap();
+        let with = |f: &dyn Fn(&mut SecurityPolicy)| {
+            let mut p = base.clone();
+            f(&mut p);
+            update(&svc, &by, &src, p)
+        };
+        assert_eq!(
+            field_of(with(&|p| p.session.idle_timeout_secs = 59)),
+            "session"
+        );
+        assert_eq!(
+            field_of(with(&|p| p.session.absolute_lifetime_secs = 1799)),
+            "session"
+        );
+        assert_eq!(
+            field_of(with(&|p| p.session.absolute_lifetime_secs = 30 * 86_400 + 1)),
+            "session.absolute_lifetime_secs"
+        );
+        assert_eq!(
+            field_of(with(&|p| p.session.reauth_window_secs = 59)),
+            "session.reauth_window_secs"
+        );
+        assert_eq!(
+            field_of(with(&|p| p.session.reauth_window_secs = 86_401)),
+            "session.reauth_window_secs"
+        );
+        assert_eq!(field_of(with(&|p| p.mfa.methods.clear())), "mfa.methods");
+        assert_eq!(
+            field_of(with(&|p| p.mfa.methods.push("webauthn".into()))),
+            "mfa.methods"
+        );
+        assert_eq!(
+            field_of(with(&|p| p.mfa.mode = MfaMode::Roles)),
+            "mfa.roles"
+        );
+        // E-mail codes need [smtp] host, SMS codes [sms] url (neither set here).
+        assert_eq!(
+            field_of(with(&|p| p.mfa.methods.push("email".into()))),
+            "mfa.methods"
+        );
+        assert_eq!(
+            field_of(with(&|p| p.mfa.methods.push("sms".into()))),
+            "mfa.methods"
+        );
+        assert!(stored(&svc.store.read().unwrap()).unwrap().is_none());
+        assert_eq!(current(&svc).unwrap(), base);
+    }
+
+    #[test]
+    fn an_update_replaces_the_defaults_audits_what_changed_and_confines_newly_required_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(dir.path());
+        let by = Principal::Local("cli");
+        let src = Source::default();
+        let (admin, member) = (
+            user("a@example.com", Role::Admin),
+            user("u@example.com", Role::User),
+        );
+        let mut tx = svc.store.write().unwrap();
+        crate::identity::insert(&svc, &mut tx, &admin).unwrap();
+        crate::identity::insert(&svc, &mut tx, &member).unwrap();
+        tx.commit().unwrap();
+        let epoch = |u: &User| {
+            crate::tokens::valid_after(&svc.store.read().unwrap(), &u.id)
+                .unwrap()
+                .epoch
+        };
+        let last_change = || {
+            let f = crate::audit::Filter {
+                action: Some("settings.security_change".into()),
+                ..Default::default()
+            };
+            let (events, _) = crate::audit::query(&svc.store.read().unwrap(), &f, 0, 1).unwrap();
+            events.into_iter().next().unwrap().details
+        };
+
+        // Only the session part: nobody is confined.
+        let mut next = current(&svc).unwrap();
+        next.session.single_session = true;
+        assert_eq!(update(&svc, &by, &src, next.clone()).unwrap(), next);
+        assert_eq!(current(&svc).unwrap(), next);
+        let d = last_change();
+        assert_eq!(d["changed"], serde_json::json!(["session"]));
+        assert_eq!(d["users_confined"], 0);
+        assert_eq!(d["before"]["session"]["single_session"], false);
+        assert_eq!(d["after"]["session"]["single_session"], true);
+
+        // MFA for admins: the admin (no second factor) is confined, the user is not.
+        next.mfa.mode = MfaMode::Roles;
+        next.mfa.roles = vec![Role::Admin];
+        update(&svc, &by, &src, next.clone()).unwrap();
+        let d = last_change();
+        assert_eq!(d["changed"], serde_json::json!(["mfa"]));
+        assert_eq!(d["users_confined"], 1);
+        assert_eq!((epoch(&admin), epoch(&member)), (1, 0));
+
+        // MFA for everyone: only the newly required user is confined again.
+        next.mfa.mode = MfaMode::All;
+        update(&svc, &by, &src, next.clone()).unwrap();
+        assert_eq!(last_change()["users_confined"], 1);
+        assert_eq!((epoch(&admin), epoch(&member)), (1, 1));
+        assert_eq!(stored(&svc.store.read().unwrap()).unwrap(), Some(next));
+    }
+}

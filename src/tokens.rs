@@ -388,8 +388,177 @@ fn add_key(s: &mut StoredKeys, now: Timestamp) -> Result<String> {
     Ok(kid)
 }
 
-pub fn signing_key_count(r: &impl Reader) -> Result<usize> {
-    Ok(r.get::<StoredKeys>(Table::Secrets, SECRET_KEY)?
-        .map(|s| s.keys.len())
-        .unwrap_or(0))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ISS: &str = "https://auth.example.com";
+    const AUD: &str = "agent-platform";
+    const NOW: Timestamp = 1_800_000_000;
+
+    fn keys(n: usize) -> StoredKeys {
+        let mut s = StoredKeys::default();
+        for _ in 0..n {
+            add_key(&mut s, NOW).unwrap();
+        }
+        s
+    }
+
+    fn signer(s: &StoredKeys, iss: &str, aud: &str) -> Signer {
+        Signer::from_stored(s, iss.into(), aud.into(), 900).unwrap()
+    }
+
+    fn refused(r: Result<Claims>) -> String {
+        match r {
+            Err(Error::Unauthenticated(m)) => m,
+            other => format!("not refused as unauthenticated: {other:?}"),
+        }
+    }
+
+    /// `token` with its header (and nothing else) replaced.
+    fn with_header(token: &str, header: serde_json::Value) -> String {
+        let rest = token.split_once('.').map(|(_, r)| r).unwrap_or_default();
+        format!(
+            "{}.{rest}",
+            crypto::b64url(&serde_json::to_vec(&header).unwrap())
+        )
+    }
+
+    #[test]
+    fn a_signed_token_verifies_with_its_claims() {
+        let s = signer(&keys(1), ISS, AUD);
+        let (token, exp) = s
+            .sign_client("sa_1", Some("ws_1"), "read:agents".into(), NOW)
+            .unwrap();
+        assert_eq!(exp, NOW + 900);
+        let c = s.verify(&token, NOW).unwrap();
+        assert_eq!(
+            (c.iss.as_str(), c.aud.as_str(), c.sub.as_str()),
+            (ISS, AUD, "sa_1")
+        );
+        assert_eq!((c.iat, c.exp, c.auth_time), (NOW, NOW + 900, NOW));
+        assert_eq!(c.client_id.as_deref(), Some("sa_1"));
+        assert_eq!(c.workspace.as_deref(), Some("ws_1"));
+        assert_eq!(c.scope.as_deref(), Some("read:agents"));
+        assert_eq!(c.jti.len(), 32);
+        assert!(c.email.is_empty() && c.roles.is_empty() && !c.mfa_enroll && c.tva == 0);
+        let (again, _) = s.sign_client("sa_1", None, String::new(), NOW).unwrap();
+        assert_ne!(s.verify(&again, NOW).unwrap().jti, c.jti);
+    }
+
+    #[test]
+    fn a_token_ends_at_its_expiry_and_is_refused_from_the_future() {
+        let s = signer(&keys(1), ISS, AUD);
+        let (token, exp) = s.sign_client("sa_1", None, String::new(), NOW).unwrap();
+        assert!(s.verify(&token, exp - 1).is_ok());
+        assert_eq!(
+            refused(s.verify(&token, exp)),
+            "Invalid access token: expired."
+        );
+        // Signed more than a minute ahead of our clock.
+        assert!(s.verify(&token, NOW - 60).is_ok());
+        assert_eq!(
+            refused(s.verify(&token, NOW - 61)),
+            "Invalid access token: issued in the future."
+        );
+    }
+
+    #[test]
+    fn another_audience_or_issuer_is_refused() {
+        let k = keys(1);
+        let (token, _) = signer(&k, ISS, "someone-else")
+            .sign_client("sa_1", None, String::new(), NOW)
+            .unwrap();
+        assert_eq!(
+            refused(signer(&k, ISS, AUD).verify(&token, NOW)),
+            "Invalid access token: wrong audience."
+        );
+        let (token, _) = signer(&k, "https://evil.example.com", AUD)
+            .sign_client("sa_1", None, String::new(), NOW)
+            .unwrap();
+        assert_eq!(
+            refused(signer(&k, ISS, AUD).verify(&token, NOW)),
+            "Invalid access token: wrong issuer."
+        );
+    }
+
+    #[test]
+    fn a_token_naming_another_keys_kid_is_refused() {
+        let k = keys(2);
+        let (a, b) = (k.keys[0].kid.clone(), k.keys[1].kid.clone());
+        assert_eq!(k.active, b);
+        let s = signer(&k, ISS, AUD);
+        let (token, _) = s.sign_client("sa_1", None, String::new(), NOW).unwrap();
+        assert!(s.verify(&token, NOW).is_ok());
+        // Signed by key b, claiming to be key a's: checked against a, it fails.
+        let moved = with_header(
+            &token,
+            serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": a}),
+        );
+        assert_eq!(
+            refused(s.verify(&moved, NOW)),
+            "Invalid access token: bad signature."
+        );
+        let unknown = with_header(
+            &token,
+            serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": "nope"}),
+        );
+        assert_eq!(
+            refused(s.verify(&unknown, NOW)),
+            "Invalid access token: unknown key id."
+        );
+        let no_kid = with_header(&token, serde_json::json!({"alg": "RS256", "typ": "JWT"}));
+        assert_eq!(
+            refused(s.verify(&no_kid, NOW)),
+            "Invalid access token: no key id."
+        );
+        let hs = with_header(
+            &token,
+            serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": b}),
+        );
+        assert_eq!(
+            refused(s.verify(&hs, NOW)),
+            "Invalid access token: algorithm not allowed."
+        );
+        // A signer holding only key a does not know key b.
+        let only_a = StoredKeys {
+            active: a.clone(),
+            keys: vec![StoredKey {
+                kid: a,
+                pkcs8: k.keys[0].pkcs8.clone(),
+                created_at: NOW,
+                retire_at: None,
+            }],
+        };
+        assert_eq!(
+            refused(signer(&only_a, ISS, AUD).verify(&token, NOW)),
+            "Invalid access token: unknown key id."
+        );
+    }
+
+    #[test]
+    fn after_a_rotation_old_tokens_verify_until_their_key_retires() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path(), NOW).unwrap();
+        let mut tx = store.write().unwrap();
+        let s = Signer::load_or_create(&mut tx, NOW, ISS.into(), AUD.into(), 900).unwrap();
+        let old_kid = s.active_kid().to_string();
+        let (old, _) = s.sign_client("sa_1", None, String::new(), NOW).unwrap();
+        let (s2, new_kid) = s.rotate(&mut tx, NOW + 10).unwrap();
+        tx.commit().unwrap();
+        assert_ne!(new_kid, old_kid);
+        assert_eq!(s2.active_kid(), new_kid);
+        assert_eq!(s2.jwks()["keys"].as_array().map(Vec::len), Some(2));
+        assert!(s2.verify(&old, NOW + 20).is_ok());
+        let (new, _) = s2
+            .sign_client("sa_1", None, String::new(), NOW + 20)
+            .unwrap();
+        assert!(s2.verify(&new, NOW + 20).is_ok());
+        // The next rotation, past the old key's retirement, drops it.
+        let mut tx = store.write().unwrap();
+        let (s3, _) = s2.rotate(&mut tx, NOW + 10 + 901).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(s3.jwks()["keys"].as_array().map(Vec::len), Some(2));
+        assert!(!s3.jwks().to_string().contains(&old_kid));
+    }
 }

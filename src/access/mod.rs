@@ -5,7 +5,7 @@
 //! audits every denial.
 
 pub mod actor;
-pub mod catalogue;
+pub(crate) mod catalogue;
 pub mod credentials;
 pub mod workspaces;
 

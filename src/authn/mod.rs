@@ -2,11 +2,11 @@
 //! first-start setup of the owner and owner recovery. Every attempt is audited
 //! with its precise reason; callers only ever see "invalid credentials".
 
-pub mod lockout;
-pub mod mfa;
-pub mod onetime;
+pub(crate) mod lockout;
+pub(crate) mod mfa;
+pub(crate) mod onetime;
 pub mod password;
-pub mod refresh;
+pub(crate) mod refresh;
 pub mod session;
 
 use std::sync::Arc;
@@ -14,9 +14,9 @@ use std::sync::Arc;
 use crate::access::Principal;
 use crate::audit::{self, NewEvent, Outcome, Source};
 use crate::error::{Error, Result};
-use crate::identity::{self, Email, NewUser, Role, User, UserId};
+use crate::identity::{self, Email, Role, User, UserId};
 use crate::service::Service;
-use crate::store::{Reader, WriteTx};
+use crate::store::WriteTx;
 use password::Password;
 
 /// What a successful sign-in yields, depending on the channel.
@@ -758,18 +758,4 @@ pub async fn confirm_password(
             },
             other => other,
         })
-}
-
-pub fn user_for_id(r: &impl Reader, id: &UserId) -> Result<User> {
-    identity::get(r, id)
-}
-
-/// Creates a user from the console or API (admin only; checked by the caller).
-pub async fn admin_create_user(
-    svc: &Service,
-    by: &Principal,
-    src: &Source,
-    new: NewUser,
-) -> Result<User> {
-    identity::create(svc, by, src, new).await
 }

@@ -3,7 +3,7 @@
 //! with AAD binding it to its table and record key. No business rules live here;
 //! this is the only module that imports `redb`.
 
-pub mod keyring;
+pub(crate) mod keyring;
 
 use std::ops::ControlFlow;
 use std::os::unix::fs::PermissionsExt;
@@ -24,116 +24,64 @@ pub const DB_FILE: &str = "gatehouse.redb";
 const SEAL_FORMAT: u8 = 1;
 const HEADER_LEN: usize = 5;
 
-/// Every table; `sealed` ones hold only ciphertext.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Table {
-    Meta,
-    Users,
-    UsersByEmail,
-    Sessions,
-    SessionsByUser,
-    RefreshTokens,
-    RefreshFamilies,
-    OneTimeTokens,
-    Secrets,
-    Audit,
-    Lockouts,
-    Mfa,
-    MfaChallenges,
-    Policy,
-    Workspaces,
-    Members,
-    Roles,
-    Groups,
-    ServiceAccounts,
-    ApiApps,
-    ApiKeys,
-    ApiKeysByApp,
-    WidgetKeys,
-    RevokedTokens,
-    KeyUsage,
-    SsoConnections,
-    SsoPending,
-    SsoLinks,
-    SsoReplay,
-    LastSignIns,
-    TokensValidAfter,
-    WorkspaceClaims,
+/// Writes the `Table` enum, `Table::ALL` and `Table::name` from one list, so a
+/// table is added in one place.
+macro_rules! tables {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)+) => {
+        /// Every table; `sealed` ones hold only ciphertext.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Table {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl Table {
+            pub const ALL: &'static [Table] = &[$(Table::$variant,)+];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Table::$variant => $name,)+
+                }
+            }
+        }
+    };
+}
+
+tables! {
+    Meta => "meta",
+    Users => "users",
+    UsersByEmail => "users_by_email",
+    Sessions => "sessions",
+    SessionsByUser => "sessions_by_user",
+    RefreshTokens => "refresh_tokens",
+    RefreshFamilies => "refresh_families",
+    OneTimeTokens => "one_time_tokens",
+    Secrets => "secrets",
+    Audit => "audit",
+    Lockouts => "lockouts",
+    Mfa => "mfa",
+    MfaChallenges => "mfa_challenges",
+    Policy => "policy",
+    Workspaces => "workspaces",
+    Members => "members",
+    Roles => "roles",
+    Groups => "groups",
+    ServiceAccounts => "service_accounts",
+    ApiApps => "api_apps",
+    ApiKeys => "api_keys",
+    ApiKeysByApp => "api_keys_by_app",
+    WidgetKeys => "widget_keys",
+    RevokedTokens => "revoked_tokens",
+    KeyUsage => "key_usage",
+    SsoConnections => "sso_connections",
+    SsoPending => "sso_pending",
+    SsoLinks => "sso_links",
+    SsoReplay => "sso_replay",
+    LastSignIns => "last_sign_ins",
+    TokensValidAfter => "tokens_valid_after",
+    WorkspaceClaims => "workspace_claims",
 }
 
 impl Table {
-    pub const ALL: &'static [Table] = &[
-        Table::Meta,
-        Table::Users,
-        Table::UsersByEmail,
-        Table::Sessions,
-        Table::SessionsByUser,
-        Table::RefreshTokens,
-        Table::RefreshFamilies,
-        Table::OneTimeTokens,
-        Table::Secrets,
-        Table::Audit,
-        Table::Lockouts,
-        Table::Mfa,
-        Table::MfaChallenges,
-        Table::Policy,
-        Table::Workspaces,
-        Table::Members,
-        Table::Roles,
-        Table::Groups,
-        Table::ServiceAccounts,
-        Table::ApiApps,
-        Table::ApiKeys,
-        Table::ApiKeysByApp,
-        Table::WidgetKeys,
-        Table::RevokedTokens,
-        Table::KeyUsage,
-        Table::SsoConnections,
-        Table::SsoPending,
-        Table::SsoLinks,
-        Table::SsoReplay,
-        Table::LastSignIns,
-        Table::TokensValidAfter,
-        Table::WorkspaceClaims,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Table::Meta => "meta",
-            Table::Users => "users",
-            Table::UsersByEmail => "users_by_email",
-            Table::Sessions => "sessions",
-            Table::SessionsByUser => "sessions_by_user",
-            Table::RefreshTokens => "refresh_tokens",
-            Table::RefreshFamilies => "refresh_families",
-            Table::OneTimeTokens => "one_time_tokens",
-            Table::Secrets => "secrets",
-            Table::Audit => "audit",
-            Table::Lockouts => "lockouts",
-            Table::Mfa => "mfa",
-            Table::MfaChallenges => "mfa_challenges",
-            Table::Policy => "policy",
-            Table::Workspaces => "workspaces",
-            Table::Members => "members",
-            Table::Roles => "roles",
-            Table::Groups => "groups",
-            Table::ServiceAccounts => "service_accounts",
-            Table::ApiApps => "api_apps",
-            Table::ApiKeys => "api_keys",
-            Table::ApiKeysByApp => "api_keys_by_app",
-            Table::WidgetKeys => "widget_keys",
-            Table::RevokedTokens => "revoked_tokens",
-            Table::KeyUsage => "key_usage",
-            Table::SsoConnections => "sso_connections",
-            Table::SsoPending => "sso_pending",
-            Table::SsoLinks => "sso_links",
-            Table::SsoReplay => "sso_replay",
-            Table::LastSignIns => "last_sign_ins",
-            Table::TokensValidAfter => "tokens_valid_after",
-            Table::WorkspaceClaims => "workspace_claims",
-        }
-    }
-
     /// Index tables hold blind indexes and ids only; meta holds wrapped keys and counters.
     pub fn sealed(self) -> bool {
         !matches!(
@@ -142,8 +90,9 @@ impl Table {
         )
     }
 
+    /// Its place in `ALL` (the macro lists both in the same order).
     fn index(self) -> usize {
-        Table::ALL.iter().position(|t| *t == self).unwrap_or(0)
+        self as usize
     }
 
     fn def(self) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
@@ -801,6 +750,16 @@ impl Reader for WriteTx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_table_has_its_own_name_and_slot() {
+        let mut names = std::collections::HashSet::new();
+        for (i, t) in Table::ALL.iter().enumerate() {
+            assert_eq!(t.index(), i);
+            assert!(names.insert(t.name()), "{} listed twice", t.name());
+        }
+        assert_eq!(names.len(), 32);
+    }
 
     #[test]
     fn backups_and_restored_files_are_owner_only_from_the_start() {

@@ -1,0 +1,446 @@
+//! Service accounts: a client id + secret, traded for access tokens, with their
+//! scopes and IP allowlists.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::secret::{CLIENT_SECRET_PREFIX, generate_secret, well_formed};
+use super::{check_workspace, res};
+use crate::access::{
+    Client, ClientKind, PermSet, Permission, Principal, authorize, check_grantable, clean_name,
+    new_id, parse_id, record_change, snapshot,
+};
+use crate::audit::{self, Outcome, Source};
+use crate::clock::Timestamp;
+use crate::crypto;
+use crate::error::{Error, Result};
+use crate::service::Service;
+use crate::store::Table;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IpMode {
+    /// Calls from other addresses are refused.
+    #[default]
+    Block,
+    /// Calls from other addresses go through and are audited.
+    Warn,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceAccount {
+    /// Also the OAuth `client_id`.
+    pub id: String,
+    /// `None`: a platform-level account (created by platform admins only).
+    pub workspace: Option<String>,
+    pub name: String,
+    pub description: String,
+    pub scopes: Vec<String>,
+    pub ip_allowlist: Vec<String>,
+    pub ip_mode: IpMode,
+    secret_hash: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl ServiceAccount {
+    pub fn scope_set(&self) -> PermSet {
+        PermSet::parse_names("scopes", &self.scopes).unwrap_or_default()
+    }
+    /// No allowlist: every address.
+    pub fn ip_allowed(&self, ip: Option<IpAddr>) -> bool {
+        if self.ip_allowlist.is_empty() {
+            return true;
+        }
+        let Some(ip) = ip else { return false };
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        self.ip_allowlist
+            .iter()
+            .filter_map(|c| c.parse::<ipnet::IpNet>().ok())
+            .any(|n| n.contains(&ip))
+    }
+}
+
+fn parse_allowlist(list: &[String]) -> Result<Vec<String>> {
+    list.iter()
+        .map(|c| {
+            let c = c.trim();
+            let net = c
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| c.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    Error::invalid(
+                        "ip_allowlist",
+                        format!(
+                            "\"{c}\" is not an IPv4/IPv6 CIDR such as 10.0.0.0/8 or 2001:db8::/32"
+                        ),
+                    )
+                })?;
+            Ok(net.trunc().to_string())
+        })
+        .collect()
+}
+
+pub struct NewServiceAccount<'a> {
+    pub workspace: Option<&'a str>,
+    pub name: &'a str,
+    pub description: Option<&'a str>,
+    pub scopes: &'a [String],
+    pub ip_allowlist: &'a [String],
+    pub ip_mode: IpMode,
+}
+
+/// Creates an account; returns it with its secret (shown this once).
+pub fn create_service_account(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    n: NewServiceAccount<'_>,
+) -> Result<(ServiceAccount, String)> {
+    authorize(
+        svc,
+        by,
+        Permission::ManageCredentials,
+        res(n.workspace),
+        src,
+    )?;
+    let scopes = PermSet::parse_names("scopes", n.scopes)?;
+    check_grantable(svc, by, n.workspace, scopes)?;
+    let secret = generate_secret(CLIENT_SECRET_PREFIX)?;
+    let now = svc.now();
+    let sa = ServiceAccount {
+        id: new_id("sa_")?,
+        workspace: n.workspace.map(str::to_string),
+        name: clean_name("name", n.name)?,
+        description: n
+            .description
+            .unwrap_or("")
+            .trim()
+            .chars()
+            .take(500)
+            .collect(),
+        scopes: scopes.names(),
+        ip_allowlist: parse_allowlist(n.ip_allowlist)?,
+        ip_mode: n.ip_mode,
+        secret_hash: hex::encode(crypto::sha256(secret.as_bytes())),
+        created_at: now,
+        updated_at: now,
+    };
+    let mut tx = svc.store.write()?;
+    check_workspace(&tx, n.workspace)?;
+    tx.put(Table::ServiceAccounts, sa.id.as_bytes(), &sa)?;
+    record_change(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "service_account.create",
+        n.workspace,
+        &sa.id,
+        serde_json::json!({"name": sa.name, "scopes": sa.scopes, "ip_allowlist": sa.ip_allowlist, "ip_mode": sa.ip_mode}),
+    )?;
+    tx.commit()?;
+    Ok((sa, secret))
+}
+
+/// Service accounts in the workspaces (or platform) `by` manages credentials for.
+pub fn service_accounts(svc: &Service, by: &Principal) -> Result<Vec<ServiceAccount>> {
+    let visible = crate::access::workspaces_with(svc, by, Permission::ManageCredentials)?;
+    let snap = snapshot(svc)?;
+    let mut out: Vec<ServiceAccount> = snap
+        .service_accounts
+        .values()
+        .filter(|s| match &s.workspace {
+            Some(w) => visible.contains(w),
+            None => by.is_platform_admin(),
+        })
+        .cloned()
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+pub fn get_service_account(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    id: &str,
+) -> Result<ServiceAccount> {
+    let id = parse_id("sa_", id, "service account")?;
+    let sa = snapshot(svc)?
+        .service_accounts
+        .get(id)
+        .cloned()
+        .ok_or(Error::NotFound("service account"))?;
+    authorize(
+        svc,
+        by,
+        Permission::ManageCredentials,
+        res(sa.workspace.as_deref()),
+        src,
+    )?;
+    Ok(sa)
+}
+
+pub struct ServiceAccountUpdate<'a> {
+    pub name: Option<&'a str>,
+    pub description: Option<&'a str>,
+    pub scopes: Option<&'a [String]>,
+    pub ip_allowlist: Option<&'a [String]>,
+    pub ip_mode: Option<IpMode>,
+}
+
+/// Edits an account; narrowed scopes bite on the very next check of its tokens.
+pub fn update_service_account(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    id: &str,
+    u: ServiceAccountUpdate<'_>,
+) -> Result<ServiceAccount> {
+    let mut sa = get_service_account(svc, by, src, id)?;
+    if let Some(n) = u.name {
+        sa.name = clean_name("name", n)?;
+    }
+    if let Some(d) = u.description {
+        sa.description = d.trim().chars().take(500).collect();
+    }
+    if let Some(s) = u.scopes {
+        let set = PermSet::parse_names("scopes", s)?;
+        check_grantable(svc, by, sa.workspace.as_deref(), set)?;
+        sa.scopes = set.names();
+    }
+    if let Some(l) = u.ip_allowlist {
+        sa.ip_allowlist = parse_allowlist(l)?;
+    }
+    if let Some(m) = u.ip_mode {
+        sa.ip_mode = m;
+    }
+    sa.updated_at = svc.now();
+    let mut tx = svc.store.write()?;
+    tx.put(Table::ServiceAccounts, sa.id.as_bytes(), &sa)?;
+    record_change(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "service_account.update",
+        sa.workspace.as_deref(),
+        &sa.id,
+        serde_json::json!({"name": sa.name, "scopes": sa.scopes, "ip_allowlist": sa.ip_allowlist, "ip_mode": sa.ip_mode}),
+    )?;
+    tx.commit()?;
+    Ok(sa)
+}
+
+/// Replaces the secret; the old one stops working at once. Returns the new one.
+pub fn rotate_service_account_secret(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    id: &str,
+) -> Result<String> {
+    let mut sa = get_service_account(svc, by, src, id)?;
+    // A new secret hands its holder the account's scopes: the same check as granting them.
+    check_grantable(svc, by, sa.workspace.as_deref(), sa.scope_set())?;
+    let secret = generate_secret(CLIENT_SECRET_PREFIX)?;
+    sa.secret_hash = hex::encode(crypto::sha256(secret.as_bytes()));
+    sa.updated_at = svc.now();
+    let mut tx = svc.store.write()?;
+    tx.put(Table::ServiceAccounts, sa.id.as_bytes(), &sa)?;
+    record_change(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "service_account.secret_rotate",
+        sa.workspace.as_deref(),
+        &sa.id,
+        serde_json::Value::Null,
+    )?;
+    tx.commit()?;
+    Ok(secret)
+}
+
+/// Deletes an account; its tokens are refused on the very next check.
+pub fn delete_service_account(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<()> {
+    let sa = get_service_account(svc, by, src, id)?;
+    let mut tx = svc.store.write()?;
+    tx.delete(Table::ServiceAccounts, sa.id.as_bytes())?;
+    record_change(
+        &mut tx,
+        svc,
+        by,
+        src,
+        "service_account.delete",
+        sa.workspace.as_deref(),
+        &sa.id,
+        serde_json::json!({"name": sa.name}),
+    )?;
+    tx.commit()
+}
+
+/// Client authentication for the token, introspection and revocation
+/// endpoints. A wrong id or secret gets one answer; the reason is audited.
+pub fn authenticate_client(
+    svc: &Service,
+    client_id: &str,
+    secret: &str,
+    src: &Source,
+) -> Result<ServiceAccount> {
+    let fail = |reason: &str| -> Result<ServiceAccount> {
+        // Coalesced and group-committed like every refused check.
+        crate::access::defer_event(
+            svc,
+            src,
+            audit::NewEvent::new("client.authenticate", Outcome::Failure)
+                .actor(client_id.chars().take(64).collect::<String>(), None)
+                .details(serde_json::json!({"reason": reason})),
+        )?;
+        Err(Error::Unauthenticated(
+            "Invalid client id or secret.".into(),
+        ))
+    };
+    if !well_formed(CLIENT_SECRET_PREFIX, secret) {
+        return fail("malformed_secret");
+    }
+    let snap = snapshot(svc)?;
+    let Some(sa) = snap.service_accounts.get(client_id) else {
+        return fail("unknown_client");
+    };
+    let given = hex::encode(crypto::sha256(secret.as_bytes()));
+    if !crypto::ct_eq(given.as_bytes(), sa.secret_hash.as_bytes()) {
+        return fail("wrong_secret");
+    }
+    Ok(sa.clone())
+}
+
+/// Applies an account's IP allowlist: `block` refuses, `warn` audits and lets through.
+pub fn check_ip(
+    svc: &Service,
+    sa: &ServiceAccount,
+    ip: Option<IpAddr>,
+    src: &Source,
+) -> Result<()> {
+    if sa.ip_allowed(ip) {
+        return Ok(());
+    }
+    let block = sa.ip_mode == IpMode::Block;
+    // Coalesced and group-committed like every refused check.
+    crate::access::defer_event(
+        svc,
+        src,
+        audit::NewEvent::new(
+            "service_account.ip_not_allowed",
+            if block {
+                Outcome::Denied
+            } else {
+                Outcome::Success
+            },
+        )
+        .actor(format!("{} ({})", sa.name, sa.id), Some(sa.id.clone()))
+        .workspace(sa.workspace.as_deref())
+        .details(serde_json::json!({"ip": ip.map(|i| i.to_string()), "mode": sa.ip_mode})),
+    )?;
+    if block {
+        return Err(Error::Forbidden(
+            "This service account may not be used from your address.".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The scopes a client-credentials grant gets: all granted ones, or the
+/// requested subset; asking for more is refused (`invalid_scope`).
+pub fn grant_scopes(sa: &ServiceAccount, requested: Option<&str>) -> Result<PermSet> {
+    let granted = sa.scope_set();
+    match requested.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(granted),
+        Some(r) => {
+            let want = PermSet::parse_scope("scope", r)?;
+            if !want.is_subset(granted) {
+                let extra: Vec<&str> = want
+                    .iter()
+                    .filter(|p| !granted.contains(*p))
+                    .map(|p| p.as_str())
+                    .collect();
+                return Err(Error::Forbidden(format!(
+                    "Scope not granted to this client: {}.",
+                    extra.join(" ")
+                )));
+            }
+            Ok(want)
+        }
+    }
+}
+
+/// A service account's access token → the client, with the token's scopes
+/// narrowed to what the account holds now.
+pub fn principal_from_client_token(
+    svc: &Service,
+    client_id: &str,
+    scope: &str,
+    exp: i64,
+    ip: Option<IpAddr>,
+    src: &Source,
+) -> Result<Principal> {
+    let snap = snapshot(svc)?;
+    let sa = snap
+        .service_accounts
+        .get(client_id)
+        .ok_or_else(|| Error::Unauthenticated("The token's service account was deleted.".into()))?;
+    // Unknown address (introspection, or `authorize` without `ip`): nothing to hold against the list.
+    if ip.is_some() {
+        check_ip(svc, sa, ip, src)?;
+    }
+    let scopes = PermSet::parse_scope("scope", scope)
+        .unwrap_or_default()
+        .intersect(sa.scope_set());
+    Ok(Principal::Client(Arc::new(Client {
+        kind: ClientKind::ServiceAccount,
+        id: sa.id.clone(),
+        name: sa.name.clone(),
+        workspace: sa.workspace.clone(),
+        scopes,
+        app: None,
+        bot: None,
+        origins: Vec::new(),
+        exp: Some(exp),
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowlists_match_ipv4_ipv6_and_mapped_addresses() {
+        let mut sa = ServiceAccount {
+            id: "sa_x".into(),
+            workspace: None,
+            name: "x".into(),
+            description: String::new(),
+            scopes: vec![],
+            ip_allowlist: parse_allowlist(&["10.1.0.0/16".into(), "2001:db8::/32".into()])
+                .unwrap_or_default(),
+            ip_mode: IpMode::Block,
+            secret_hash: String::new(),
+            created_at: 0,
+            updated_at: 0,
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().ok();
+        assert!(sa.ip_allowed(ip("10.1.2.3")));
+        assert!(sa.ip_allowed(ip("::ffff:10.1.2.3")));
+        assert!(sa.ip_allowed(ip("2001:db8::1")));
+        assert!(!sa.ip_allowed(ip("10.2.0.1")));
+        assert!(!sa.ip_allowed(None));
+        sa.ip_allowlist.clear();
+        assert!(sa.ip_allowed(None));
+        assert!(parse_allowlist(&["10.0.0.0/33".into()]).is_err());
+    }
+}
