@@ -1,0 +1,382 @@
+//! SSO connections: their stored shape, what an admin sends, and the
+//! create / update / delete / list operations (audited).
+
+use serde::{Deserialize, Serialize};
+
+use crate::access::Principal;
+use crate::audit::{self, Outcome, Source};
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::identity::Role;
+use crate::service::Service;
+use crate::store::{Reader, Table};
+
+use super::build::build;
+use super::{Protocol, oidc, saml, settings, wsfed};
+
+/// IdP attribute value → Gatehouse role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleRule {
+    pub value: String,
+    pub role: Role,
+}
+
+/// The outcome of the last "Test connection" run.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TestResult {
+    pub at: Timestamp,
+    pub ok: bool,
+    /// The validation error in plain words, when it failed.
+    pub error: Option<String>,
+    /// What the IdP asserted (and the role it maps to), when it succeeded.
+    #[schema(value_type = Object)]
+    pub claims: serde_json::Value,
+    pub by: String,
+}
+
+/// A connection to one identity provider. Stored sealed as a whole (the
+/// client secret included); the secret never leaves the domain.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Connection {
+    pub id: String,
+    pub protocol: Protocol,
+    pub provider: String,
+    pub name: String,
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub scopes: Vec<String>,
+    /// Accept e-mail addresses the IdP does not mark as verified.
+    pub trust_unverified_email: bool,
+    /// Create a user at the first sign-in when none has the e-mail address.
+    pub jit: bool,
+    /// The claim holding groups or roles (e.g. `groups`).
+    pub role_attribute: String,
+    pub role_rules: Vec<RoleRule>,
+    pub default_role: Role,
+    pub last_test: Option<TestResult>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// SAML: the IdP's HTTP-Redirect single sign-on URL.
+    #[serde(default)]
+    pub sso_url: String,
+    /// SAML: the IdP's signing certificates (PEM), newest tried first.
+    #[serde(default)]
+    pub certificates: Vec<String>,
+    /// SAML: accept unsolicited (IdP-initiated) responses.
+    #[serde(default)]
+    pub allow_idp_initiated: bool,
+    /// SAML: accept rsa-sha1 signatures and SHA-1 digests.
+    #[serde(default)]
+    pub allow_sha1: bool,
+    #[serde(default = "default_skew")]
+    pub clock_skew_secs: i64,
+    /// WS-Federation: the realm (`wtrealm`) the assertions are for.
+    #[serde(default)]
+    pub realm: String,
+    /// SAML: sign AuthnRequests with the SP key (its certificate is in the SP metadata).
+    #[serde(default)]
+    pub sign_requests: bool,
+    /// E-mail domains whose users may sign in (empty: any). For Google the
+    /// `hd` claim must be one of them too, and just-in-time creation stays
+    /// off until one is set.
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+}
+
+pub(super) fn default_skew() -> i64 {
+    120
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.id)
+            .field("protocol", &self.protocol)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// The role the IdP's attribute values map to (the highest matching rule).
+    pub fn mapped_role(&self, values: &[String]) -> Role {
+        let mut role = self.default_role;
+        for r in &self.role_rules {
+            if values.iter().any(|v| v == &r.value) && r.role == Role::Admin {
+                role = Role::Admin;
+            }
+        }
+        role
+    }
+    pub fn tested_ok(&self) -> bool {
+        self.last_test.as_ref().is_some_and(|t| t.ok)
+    }
+}
+
+/// What an admin sends to create or change a connection.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionInput {
+    /// Short slug used in the connection's URLs (`okta`, `google`, …); create only.
+    pub id: Option<String>,
+    pub protocol: Protocol,
+    #[serde(default = "default_provider")]
+    pub provider: String,
+    pub name: String,
+    pub issuer: Option<String>,
+    pub client_id: Option<String>,
+    /// Left out on update: the stored secret is kept.
+    pub client_secret: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub trust_unverified_email: Option<bool>,
+    pub jit: Option<bool>,
+    pub role_attribute: Option<String>,
+    pub role_rules: Option<Vec<RoleRule>>,
+    pub default_role: Option<Role>,
+    /// SAML: the IdP's single sign-on URL (HTTP-Redirect binding); for
+    /// WS-Federation the sign-on endpoint, also accepted as `sign_on_url`.
+    #[serde(alias = "sign_on_url")]
+    pub sso_url: Option<String>,
+    /// SAML: PEM certificates (up to 2 in the console forms, more here).
+    pub certificates: Option<Vec<String>>,
+    /// SAML: fill issuer, SSO URL and certificates from the IdP's metadata.
+    pub metadata_url: Option<String>,
+    pub metadata_xml: Option<String>,
+    pub allow_idp_initiated: Option<bool>,
+    pub allow_sha1: Option<bool>,
+    /// SAML: tolerated clock difference (default 120 s).
+    pub clock_skew_secs: Option<i64>,
+    /// WS-Federation: the realm (`wtrealm`); default `{public_url}/sso/wsfed/{id}`.
+    pub realm: Option<String>,
+    /// SAML: sign AuthnRequests (the IdP reads the certificate from the SP metadata).
+    pub sign_requests: Option<bool>,
+    /// E-mail domains whose users may sign in (empty: any). Google: the
+    /// Workspace domains (`hd`); needed before `jit` may be on.
+    pub allowed_domains: Option<Vec<String>>,
+}
+
+fn default_provider() -> String {
+    "other".into()
+}
+
+fn valid_slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 40
+        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Parses a connection id from a URL path; anything malformed is not found.
+pub fn parse_id(s: &str) -> Result<&str> {
+    if valid_slug(s) {
+        Ok(s)
+    } else {
+        Err(Error::NotFound("connection"))
+    }
+}
+
+pub(crate) fn check_url(field: &'static str, raw: &str) -> Result<String> {
+    let u = raw.trim().trim_end_matches('/').to_string();
+    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+        .iter()
+        .any(|p| u.starts_with(p) && matches!(u.as_bytes().get(p.len()), None | Some(b':' | b'/')));
+    if !(u.starts_with("https://") || loopback) || u.len() > 500 || u.contains(char::is_whitespace)
+    {
+        return Err(Error::invalid(
+            field,
+            "must be an https:// URL (plain http only on loopback)",
+        ));
+    }
+    Ok(u)
+}
+
+pub(crate) fn list_in(r: &impl Reader) -> Result<Vec<Connection>> {
+    Ok(r.scan::<Connection>(Table::SsoConnections, b"")?
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect())
+}
+
+pub fn list(svc: &Service) -> Result<Vec<Connection>> {
+    list_in(&svc.store.read()?)
+}
+
+pub fn get(r: &impl Reader, id: &str) -> Result<Connection> {
+    r.get::<Connection>(Table::SsoConnections, id.as_bytes())?
+        .ok_or(Error::NotFound("connection"))
+}
+
+/// What changed, for the audit log (never the secret itself).
+fn change_details(c: &Connection, secret_changed: bool) -> serde_json::Value {
+    serde_json::json!({
+        "protocol": c.protocol.as_str(), "provider": c.provider, "name": c.name,
+        "issuer": c.issuer, "client_id": c.client_id, "scopes": c.scopes,
+        "jit": c.jit, "trust_unverified_email": c.trust_unverified_email,
+        "role_attribute": c.role_attribute, "role_rules": c.role_rules,
+        "default_role": c.default_role.as_str(), "client_secret_changed": secret_changed,
+        "sso_url": c.sso_url, "certificates": c.certificates.len(),
+        "allow_idp_initiated": c.allow_idp_initiated, "allow_sha1": c.allow_sha1,
+        "clock_skew_secs": c.clock_skew_secs, "realm": c.realm, "sign_requests": c.sign_requests,
+        "allowed_domains": c.allowed_domains,
+    })
+}
+
+pub async fn create(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    mut input: ConnectionInput,
+) -> Result<Connection> {
+    if input.protocol != Protocol::Oidc {
+        saml::import_metadata(svc, &mut input).await?;
+    }
+    let id = input.id.take().unwrap_or_default();
+    if input.protocol == Protocol::Wsfed
+        && input.realm.as_deref().is_none_or(|r| r.trim().is_empty())
+        && valid_slug(&id)
+    {
+        input.realm = Some(wsfed::default_realm(svc, &id));
+    }
+    if !valid_slug(&id) {
+        return Err(Error::invalid(
+            "id",
+            "must be 1–40 lower-case letters, digits or dashes, starting with a letter or digit (e.g. \"okta\")",
+        ));
+    }
+    let now = svc.now();
+    let c = build(id, input, None, now)?;
+    grants_only_what_caller_holds(svc, by, &c)?;
+    let mut tx = svc.store.write()?;
+    if tx
+        .get::<Connection>(Table::SsoConnections, c.id.as_bytes())?
+        .is_some()
+    {
+        return Err(Error::Conflict(format!(
+            "A connection with the id {:?} exists already.",
+            c.id
+        )));
+    }
+    tx.put(Table::SsoConnections, c.id.as_bytes(), &c)?;
+    audit::record(
+        &mut tx,
+        now,
+        src,
+        by.event("sso.connection_create", Outcome::Success)
+            .target(c.id.clone())
+            .details(change_details(&c, true)),
+    )?;
+    tx.commit()?;
+    Ok(c)
+}
+
+pub async fn update(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    id: &str,
+    mut input: ConnectionInput,
+) -> Result<Connection> {
+    if input.protocol != Protocol::Oidc {
+        saml::import_metadata(svc, &mut input).await?;
+    }
+    if input.id.as_deref().is_some_and(|i| i != id) {
+        return Err(Error::invalid(
+            "id",
+            "a connection's id cannot change; create a new connection",
+        ));
+    }
+    let now = svc.now();
+    let mut tx = svc.store.write()?;
+    let before = get(&tx, id)?;
+    let secret_changed = input
+        .client_secret
+        .as_deref()
+        .is_some_and(|s| !s.is_empty());
+    let c = build(id.to_string(), input, Some(&before), now)?;
+    grants_only_what_caller_holds(svc, by, &c)?;
+    tx.put(Table::SsoConnections, c.id.as_bytes(), &c)?;
+    audit::record(
+        &mut tx,
+        now,
+        src,
+        by.event("sso.connection_update", Outcome::Success)
+            .target(c.id.clone())
+            .details(change_details(&c, secret_changed)),
+    )?;
+    tx.commit()?;
+    oidc::forget_metadata(svc, id);
+    Ok(c)
+}
+
+pub fn delete(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<()> {
+    let mut tx = svc.store.write()?;
+    get(&tx, id)?;
+    if settings(&tx)?.enabled && list_in(&tx)?.len() == 1 {
+        return Err(Error::Conflict(
+            "This is the last SSO connection and SSO is enabled: disable SSO first.".into(),
+        ));
+    }
+    tx.delete(Table::SsoConnections, id.as_bytes())?;
+    for (k, _) in tx.scan::<String>(Table::SsoLinks, format!("{id}\0").as_bytes())? {
+        tx.delete(Table::SsoLinks, &k)?;
+    }
+    audit::record(
+        &mut tx,
+        svc.now(),
+        src,
+        by.event("sso.connection_delete", Outcome::Success)
+            .target(id.to_string()),
+    )?;
+    tx.commit()?;
+    oidc::forget_metadata(svc, id);
+    Ok(())
+}
+
+/// The values an admin pastes into the IdP for a connection id.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SpValues {
+    pub sp_entity_id: String,
+    pub acs_url: String,
+    pub acs_url_idp_initiated: String,
+    pub sp_metadata_url: String,
+    pub oidc_redirect_uri: String,
+    pub oidc_login_url: String,
+    pub wsfed_reply_url: String,
+}
+
+pub fn sp_values(svc: &Service, id: &str) -> SpValues {
+    let base = svc.public_url();
+    SpValues {
+        sp_entity_id: format!("{base}/sso/saml/{id}/metadata"),
+        acs_url: format!("{base}/sso/saml/{id}/acs"),
+        acs_url_idp_initiated: format!("{base}/sso/saml/{id}/acs"),
+        sp_metadata_url: format!("{base}/sso/saml/{id}/metadata"),
+        oidc_redirect_uri: format!("{base}/sso/oidc/{id}/callback"),
+        oidc_login_url: format!("{base}/sso/oidc/{id}/login"),
+        wsfed_reply_url: format!("{base}/sso/wsfed/{id}/callback"),
+    }
+}
+
+/// Connections offered on the sign-in page (none while SSO is disabled).
+pub fn sign_in_options(svc: &Service) -> Result<Vec<(String, String, Protocol)>> {
+    let r = svc.store.read()?;
+    if !settings(&r)?.enabled {
+        return Ok(Vec::new());
+    }
+    Ok(list_in(&r)?
+        .into_iter()
+        .map(|c| (c.id, c.name, c.protocol))
+        .collect())
+}
+
+/// A connection that maps anyone to `admin` (default role or a role rule)
+/// makes platform admins: only a caller who could make one directly may
+/// save it (issue 11, finding 14).
+fn grants_only_what_caller_holds(svc: &Service, by: &Principal, c: &Connection) -> Result<()> {
+    if c.default_role == Role::Admin || c.role_rules.iter().any(|r| r.role == Role::Admin) {
+        crate::access::check_platform_role_grantable(svc, by, Role::Admin)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,207 @@
+//! Links between an IdP identity (connection and subject) and a Gatehouse
+//! user: the stored record, and an admin's explicit link and unlink.
+
+use crate::access::Principal;
+use crate::audit::{self, Outcome, Source};
+use crate::error::{Error, Result};
+use crate::identity::{self, Role, User, UserId};
+use crate::service::Service;
+use crate::store::{Reader, Table};
+
+use super::{Failure, SsoSettings, get, is_excluded, parse_id, settings};
+
+/// `connection \0 blind index of the subject`: some IdPs use the e-mail
+/// address as the subject, and none may appear in the file in the clear.
+pub(super) fn link_key(svc: &Service, conn: &str, subject: &str) -> Result<Vec<u8>> {
+    let mut k = conn.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(
+        &svc.store
+            .blind_index("sso_subject", &format!("{conn}\0{subject}"))?,
+    );
+    Ok(k)
+}
+
+/// Why a sign-in whose e-mail address belongs to an existing, unlinked
+/// account is refused; `subject` is named so that an admin can link it.
+pub(super) fn refuse_email_link(s: &SsoSettings, user: &User, subject: &str) -> Failure {
+    let subject: String = subject
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    if is_excluded(s, user) {
+        Failure::new(
+            "sso_excluded",
+            "a user with this e-mail address exists and is SSO-excluded (or the owner): it is \
+             never linked to an identity provider",
+        )
+    } else if user.role != Role::User {
+        Failure::new(
+            "privileged_account",
+            format!(
+                "a user with this e-mail address exists and is an administrator: it is never \
+                 linked by e-mail. An admin may link it explicitly (POST \
+                 /api/v1/users/{}/sso-links with the subject {subject:?})",
+                user.id.as_str()
+            ),
+        )
+    } else {
+        Failure::new(
+            "link_required",
+            format!(
+                "a user with this e-mail address exists but is not linked to this identity \
+                 provider; an admin links it (POST /api/v1/users/{}/sso-links with the subject \
+                 {subject:?})",
+                user.id.as_str()
+            ),
+        )
+    }
+}
+
+/// An admin's explicit link of an existing user to an identity at a
+/// connection (the IdP's subject: the refused sign-in's audit event names
+/// it). The owner and SSO-excluded users are never linked; an identity
+/// already linked to another user must be unlinked first. Audited.
+pub fn link_user(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    user: &UserId,
+    connection: &str,
+    subject: &str,
+) -> Result<()> {
+    let subject = subject.trim();
+    if subject.is_empty() || subject.len() > 500 || subject.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "subject",
+            "give the IdP's subject for the user (1–500 characters, as the refused sign-in's \
+             audit event names it)",
+        ));
+    }
+    let connection =
+        parse_id(connection).map_err(|_| Error::invalid("connection", "is not a connection id"))?;
+    let mut tx = svc.store.write()?;
+    let conn =
+        get(&tx, connection).map_err(|_| Error::invalid("connection", "no such connection"))?;
+    let u = identity::get(&tx, user)?;
+    // A link is a way into the account: the same rule as its password.
+    crate::access::guard_credentials(by, &u, "SSO links")?;
+    if is_excluded(&settings(&tx)?, &u) {
+        return Err(Error::Conflict(
+            "This user is SSO-excluded (or the owner) and signs in with e-mail, password and \
+             Gatehouse MFA only; remove them from the excluded users first."
+                .into(),
+        ));
+    }
+    let lk = link_key(svc, &conn.id, subject)?;
+    match tx
+        .get::<String>(Table::SsoLinks, &lk)?
+        .as_deref()
+        .map(Link::decode)
+    {
+        Some(l) if l.user == u.id.as_str() && l.via == Some(LinkVia::Admin) => return Ok(()),
+        Some(l) if l.user == u.id.as_str() => {}
+        Some(_) => {
+            return Err(Error::Conflict(
+                "This identity is linked to another user; delete that link first.".into(),
+            ));
+        }
+        None => {}
+    }
+    tx.put(Table::SsoLinks, &lk, &Link::encode(LinkVia::Admin, &u.id))?;
+    audit::record(
+        &mut tx,
+        svc.now(),
+        src,
+        by.event("sso.link", Outcome::Success)
+            .target(u.id.as_str())
+            .details(serde_json::json!({"connection": conn.id, "subject": subject, "via": "admin", "role": u.role.as_str()})),
+    )?;
+    tx.commit()
+}
+
+/// Removes a user's link to an identity at a connection. Audited.
+pub fn unlink_user(
+    svc: &Service,
+    by: &Principal,
+    src: &Source,
+    user: &UserId,
+    connection: &str,
+    subject: &str,
+) -> Result<()> {
+    let mut tx = svc.store.write()?;
+    crate::access::guard_credentials(by, &identity::get(&tx, user)?, "SSO links")?;
+    let lk = link_key(svc, connection, subject.trim())?;
+    let linked = tx.get::<String>(Table::SsoLinks, &lk)?;
+    if linked.as_deref().map(|v| Link::decode(v).user) != Some(user.as_str()) {
+        return Err(Error::NotFound("SSO link"));
+    }
+    tx.delete(Table::SsoLinks, &lk)?;
+    audit::record(
+        &mut tx,
+        svc.now(),
+        src,
+        by.event("sso.unlink", Outcome::Success)
+            .target(user.as_str())
+            .details(serde_json::json!({"connection": connection, "subject": subject.trim()})),
+    )?;
+    tx.commit()
+}
+
+/// How a link between an IdP identity and a user was made, kept in the link
+/// record as `admin:` or `jit:` before the user id. Records without it were
+/// written by versions that also linked by e-mail, so a link into an
+/// administrator counts only when it says `admin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LinkVia {
+    Admin,
+    Jit,
+}
+
+pub(super) struct Link<'a> {
+    pub(super) user: &'a str,
+    pub(super) via: Option<LinkVia>,
+}
+
+impl<'a> Link<'a> {
+    pub(super) fn encode(via: LinkVia, user: &UserId) -> String {
+        let tag = match via {
+            LinkVia::Admin => "admin",
+            LinkVia::Jit => "jit",
+        };
+        format!("{tag}:{}", user.as_str())
+    }
+
+    pub(super) fn decode(v: &'a str) -> Link<'a> {
+        match v.split_once(':') {
+            Some(("admin", u)) => Link {
+                user: u,
+                via: Some(LinkVia::Admin),
+            },
+            Some(("jit", u)) => Link {
+                user: u,
+                via: Some(LinkVia::Jit),
+            },
+            _ => Link { user: v, via: None },
+        }
+    }
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::*;
+
+    #[test]
+    fn links_say_how_they_were_made_and_old_ones_say_nothing() {
+        let u = UserId::parse("usr_0123456789abcdef0123").unwrap_or_else(|_| unreachable!());
+        let admin = Link::encode(LinkVia::Admin, &u);
+        let d = Link::decode(&admin);
+        assert_eq!((d.user, d.via), (u.as_str(), Some(LinkVia::Admin)));
+        let jit = Link::encode(LinkVia::Jit, &u);
+        assert_eq!(Link::decode(&jit).via, Some(LinkVia::Jit));
+        // A record from before this version: the bare user id, no provenance.
+        let old = Link::decode(u.as_str());
+        assert_eq!((old.user, old.via), (u.as_str(), None));
+    }
+}
