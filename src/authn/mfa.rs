@@ -477,8 +477,14 @@ pub fn reset(svc: &Service, by: &Principal, src: &Source, user: &UserId) -> Resu
     )?;
     let own = by.user_id() == Some(user);
     if !own {
-        // Whoever held the old factors may hold tokens signed with them.
-        crate::tokens::end_user_tokens(&mut tx, user, svc.now())?;
+        // Whoever held the old factors may hold sessions, refresh tokens and
+        // access tokens signed with them: all of them end.
+        crate::authn::revoke::end_everything(
+            &mut tx,
+            user,
+            svc.now(),
+            crate::authn::revoke::Sessions::End,
+        )?;
     }
     if own
         && let Some(u) = by.user()

@@ -7,6 +7,7 @@ pub(crate) mod mfa;
 pub(crate) mod onetime;
 pub mod password;
 pub(crate) mod refresh;
+pub mod revoke;
 pub mod session;
 
 use std::sync::Arc;
@@ -692,9 +693,7 @@ pub fn end_other_sessions(
         .ok_or_else(|| Error::Forbidden("Only a signed-in user ends their sessions.".into()))?;
     let now = svc.now();
     let mut tx = svc.store.write()?;
-    let n = session::end_all_for_user_except(&mut tx, user, Some(keep))?;
-    refresh::revoke_all_for_user(&mut tx, user)?;
-    crate::tokens::end_user_tokens(&mut tx, user, now)?;
+    let n = revoke::end_everything(&mut tx, user, now, revoke::Sessions::EndExcept(keep))?.sessions;
     audit::record(
         &mut tx,
         now,
@@ -717,9 +716,7 @@ pub fn end_user_sessions(
 ) -> Result<usize> {
     let mut tx = svc.store.write()?;
     crate::access::guard_credentials(by, &identity::get(&tx, user)?, "sessions")?;
-    let n = session::end_all_for_user(&mut tx, user)?;
-    refresh::revoke_all_for_user(&mut tx, user)?;
-    crate::tokens::end_user_tokens(&mut tx, user, svc.now())?;
+    let n = revoke::end_everything(&mut tx, user, svc.now(), revoke::Sessions::End)?.sessions;
     audit::record(
         &mut tx,
         svc.now(),

