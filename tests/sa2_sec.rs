@@ -230,3 +230,38 @@ async fn a_role_change_that_makes_mfa_required_confines_what_the_user_holds() {
     assert_eq!(s, 200);
     assert_eq!(alive(&app, &other).await, (true, true, true));
 }
+
+// ----------------------------------------------------------------- finding 10
+
+/// `config check` with an SMS gateway URL carrying credentials in its
+/// userinfo and query, and an API key in `sms.fields`: none of them printed;
+/// the templates still are.
+#[test]
+fn config_check_prints_no_sms_gateway_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gatehouse.toml");
+    std::fs::write(
+        &cfg,
+        "[sms]\nurl = \"https://user:pw-SECRET1@sms.example/send?key=SECRETKEY123\"\n\
+         [sms.fields]\nTo = \"{to}\"\nBody = \"Code {code}\"\napi_key = \"FIELDSECRET999\"\n",
+    )
+    .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GATEHOUSE_DATA", dir.path().join("data"))
+        .args(["--config", cfg.to_str().unwrap(), "config", "check"])
+        .output()
+        .unwrap();
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{out}");
+    for secret in ["pw-SECRET1", "SECRETKEY123", "FIELDSECRET999", "user:"] {
+        assert!(!out.contains(secret), "{secret} printed:\n{out}");
+    }
+    assert!(out.contains("https://sms.example"), "{out}");
+    assert!(out.contains("Body = \"Code {code}\""), "{out}");
+}
