@@ -265,3 +265,88 @@ fn config_check_prints_no_sms_gateway_secret() {
     assert!(out.contains("https://sms.example"), "{out}");
     assert!(out.contains("Body = \"Code {code}\""), "{out}");
 }
+
+// ------------------------------------------------------------------ finding 5
+
+/// 300 refused checks, each naming another made-up workspace: one event, with
+/// a count, the first resource, a capped sample of the others and how many
+/// more; a refusal in an existing workspace keeps its own event named by the
+/// workspace (so its admins still see it).
+#[actix_web::test]
+async fn denials_naming_made_up_resources_coalesce_into_one_event() {
+    let app = spawn().await;
+    let w = crate::access::world(&app).await;
+    gatehouse::access::flush_denials(&app.svc).unwrap();
+    let before = app
+        .audit(&w.owner, "action=access.denied&per_page=200")
+        .await
+        .len();
+    for i in 0..300 {
+        let r = plain()
+            .get(app.url(&format!(
+                "/auth/verify?scope=deploy:model&workspace=ws_{i:020x}"
+            )))
+            .bearer_auth(&w.dev)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+    }
+    let r = plain()
+        .get(app.url(&format!(
+            "/auth/verify?scope=deploy:model&workspace={}",
+            w.ws_b
+        )))
+        .bearer_auth(&w.dev)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    gatehouse::access::flush_denials(&app.svc).unwrap();
+    let ev = app
+        .audit(
+            &w.owner,
+            "action=access.denied&actor=dev@example.com&per_page=200",
+        )
+        .await;
+    let all = app
+        .audit(&w.owner, "action=access.denied&per_page=200")
+        .await;
+    // At most one event per background commit (once a second) for 301 refusals.
+    assert!(all.len() - before <= 12, "{} events", all.len() - before);
+    // Oldest first; the background writer may have committed once between.
+    let made_up: Vec<&Value> = ev
+        .iter()
+        .rev()
+        .filter(|e| e["workspace"].is_null())
+        .collect();
+    assert!(!made_up.is_empty() && made_up.len() <= 11, "{ev:?}");
+    let count: u64 = made_up
+        .iter()
+        .map(|e| e["details"]["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(count, 300, "every refusal stays on the record");
+    let d = &made_up[0]["details"];
+    assert_eq!(d["permission"], "deploy:model");
+    assert_eq!(
+        d["resource"], "ws_00000000000000000000",
+        "the first one refused is named"
+    );
+    assert_eq!(d["also"][0]["resource"], "ws_00000000000000000001", "{d}");
+    for e in &made_up {
+        let d = &e["details"];
+        let listed = d["also"].as_array().map_or(0, Vec::len) as u64;
+        assert!(listed <= 10, "{d}");
+        assert_eq!(
+            d["count"].as_u64().unwrap(),
+            1 + listed + d["also_unlisted"].as_u64().unwrap_or(0),
+            "{d}"
+        );
+    }
+    let real: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["workspace"] == w.ws_b.as_str())
+        .collect();
+    assert_eq!(real.len(), 1, "{ev:?}");
+    assert_eq!(real[0]["details"]["count"], 1);
+}
