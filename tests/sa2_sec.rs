@@ -350,3 +350,41 @@ async fn denials_naming_made_up_resources_coalesce_into_one_event() {
     assert_eq!(real.len(), 1, "{ev:?}");
     assert_eq!(real[0]["details"]["count"], 1);
 }
+
+// ------------------------------------------- finding 2 (the refresh half)
+
+/// 300 made-up refresh tokens: refused, and recorded as coalesced refusals
+/// (a count), not one durable commit and one event each.
+#[actix_web::test]
+async fn unknown_refresh_tokens_do_not_each_commit_an_event() {
+    let app = spawn().await;
+    let owner = app.owner_token().await;
+    gatehouse::access::flush_denials(&app.svc).unwrap();
+    let commits = || app.svc.store.generation(gatehouse::store::Table::Audit);
+    let before = commits();
+    let mut refused = 0;
+    for n in 0..300 {
+        let (s, _) = post(
+            &app,
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": format!("ghr_x{n}")}),
+        )
+        .await;
+        assert!(s == 401 || s == 429, "{s}");
+        refused += u64::from(s == 401);
+    }
+    let during = commits() - before;
+    assert!(during <= 12, "{during} audit commits for 300 refusals");
+    gatehouse::access::flush_denials(&app.svc).unwrap();
+    let ev = app
+        .audit(&owner, "action=auth.refresh&outcome=failure&per_page=200")
+        .await;
+    assert!(!ev.is_empty() && ev.len() <= 12, "{} events", ev.len());
+    let count: u64 = ev
+        .iter()
+        .map(|e| e["details"]["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(count, refused, "every refusal is on the record");
+    assert!(ev.iter().all(|e| e["details"]["reason"] == "unknown_token"));
+}
