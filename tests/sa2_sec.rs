@@ -388,3 +388,82 @@ async fn unknown_refresh_tokens_do_not_each_commit_an_event() {
     assert_eq!(count, refused, "every refusal is on the record");
     assert!(ev.iter().all(|e| e["details"]["reason"] == "unknown_token"));
 }
+
+// ----------------------------------------------------------------- finding 11
+
+/// Someone with the owner's password alone asks the sign-in step for e-mail
+/// codes from one address until the cap: the owner still gets sign-in codes
+/// from their own address and codes for their own requests.
+#[actix_web::test]
+async fn the_sign_in_step_cannot_cut_the_user_off_their_codes() {
+    let smtp = crate::codes::start_smtp();
+    let (port, ca) = (smtp.port, smtp.ca.clone());
+    let app = spawn_with(move |s| {
+        s.smtp.host = "127.0.0.1".into();
+        s.smtp.port = port;
+        s.smtp.tls = "starttls".into();
+        s.smtp.username = "gatehouse".into();
+        s.smtp.password = serde_json::from_value(json!("smtp-secret-1")).unwrap();
+        s.smtp.from = "Gatehouse <gatehouse@example.com>".into();
+        s.smtp.ca_file = Some(ca);
+        s.rate_limit.codes_per_day = 3;
+        s.network.trusted_proxies = vec!["127.0.0.1/32".into()];
+    })
+    .await;
+    let token = app.owner_token().await;
+    let (s, _) = put_policy(&app, &token, policy_with("off", &[], &["totp", "email"])).await;
+    assert_eq!(s, 200);
+    let (s, body) = post(&app, "/api/v1/me/mfa/email", Some(&token), json!({})).await;
+    assert_eq!(s, 202, "{body}");
+    let code = crate::codes::code_in(&smtp.last_message(1));
+    let (s, _) = post(
+        &app,
+        "/api/v1/me/mfa/email/confirm",
+        Some(&token),
+        json!({"code": code}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let send_from = |from: &'static str| {
+        let app = &app;
+        async move {
+            let step: Value = plain()
+                .post(app.url("/api/v1/auth/login"))
+                .header("x-forwarded-for", from)
+                .json(&json!({"email": OWNER, "password": OWNER_PW}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let r = plain()
+                .post(app.url("/api/v1/auth/mfa/send"))
+                .header("x-forwarded-for", from)
+                .json(&json!({"mfa_token": step["mfa_token"], "method": "email"}))
+                .send()
+                .await
+                .unwrap();
+            let s = r.status().as_u16();
+            (s, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(send_from("203.0.113.5").await.0, 202);
+        app.clock.advance(31);
+    }
+    let (s, e) = send_from("203.0.113.5").await;
+    assert_eq!(s, 409, "{e}");
+    assert!(e.to_string().contains("for signing in"), "{e}");
+    // The owner, from their own address, signs in with a code…
+    assert_eq!(send_from("198.51.100.7").await.0, 202);
+    // …and gets a code for their own request (removing a factor, say).
+    let (s, e) = post(
+        &app,
+        "/api/v1/me/mfa/code",
+        Some(&token),
+        json!({"method": "email"}),
+    )
+    .await;
+    assert_eq!(s, 202, "{e}");
+}
