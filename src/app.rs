@@ -151,7 +151,7 @@ fn spawn_housekeeping(svc: Arc<Service>) {
             }
             let s = s.clone();
             let _ = actix_web::rt::task::spawn_blocking(move || {
-                if let Err(e) = crate::access::flush_denials(&s) {
+                if let Err(e) = crate::access::flush_due_denials(&s) {
                     tracing::warn!(error = %e, "could not record the buffered access denials");
                 }
             })

@@ -202,17 +202,30 @@ pub const DENIAL_FLUSH_SECS: u64 = 1;
 /// of different denials costs bounded memory (and a commit per this many).
 pub const DENIAL_BUFFER_MAX: usize = 1000;
 
-/// What makes two denials the same: action, outcome, actor, target,
-/// workspace, details (permission, reason, resource) and the source address.
+/// Distinct resources (and other varying details) one coalesced denial lists
+/// besides its first; the rest are only counted (`details.also_unlisted`).
+pub const DENIAL_SAMPLE_MAX: usize = 10;
+/// Distinct denial events one principal (actor) may add per
+/// `DENIAL_BUDGET_WINDOW_SECS`; past it, their refusals fold into one event
+/// per window (`details.over_budget`), with a sample and a count.
+pub const DENIAL_BUDGET: u32 = 20;
+pub const DENIAL_BUDGET_WINDOW_SECS: i64 = 60;
+
+/// What makes two denials the same: what the caller cannot choose freely —
+/// action, outcome, actor, the workspace (only an existing one: see
+/// `access::audit_denial`), the permission and reason in `details`, and the
+/// source address. The resource, target and any other detail vary within
+/// one event (a capped sample). The last field marks a principal's
+/// over-budget event.
 type DenialKey = (
     &'static str,
     &'static str,
     String,
     Option<String>,
     Option<String>,
-    Option<String>,
     String,
     Option<String>,
+    bool,
 );
 
 struct Pending {
@@ -222,14 +235,86 @@ struct Pending {
     count: u64,
     src: Source,
     ev: NewEvent,
+    /// What varied from the first denial (distinct, at most `DENIAL_SAMPLE_MAX`).
+    also: Vec<serde_json::Value>,
+    /// Denials that varied but did not fit in `also`.
+    also_unlisted: u64,
+    /// An over-budget event waits until its principal's window ends.
+    hold_until: Option<Timestamp>,
+}
+
+impl Pending {
+    fn note(
+        &mut self,
+        now: Timestamp,
+        varied: serde_json::Value,
+        first_varied: &serde_json::Value,
+    ) {
+        self.count += 1;
+        self.last = self.last.max(now);
+        if &varied == first_varied || self.also.contains(&varied) {
+            return;
+        }
+        if self.also.len() < DENIAL_SAMPLE_MAX {
+            self.also.push(varied);
+        } else {
+            self.also_unlisted += 1;
+        }
+    }
+}
+
+/// One principal's use of `DENIAL_BUDGET`.
+struct Budget {
+    window_start: Timestamp,
+    used: u32,
+}
+
+#[derive(Default)]
+struct Buffered {
+    seq: u64,
+    pending: HashMap<DenialKey, Pending>,
+    /// The first denial's varying part, per key (to tell repeats of it).
+    first_varied: HashMap<DenialKey, serde_json::Value>,
+    budgets: HashMap<(String, Option<String>), Budget>,
+}
+
+/// The part of a denial that may vary within one event: its target and
+/// every detail but `permission` and `reason`.
+fn varying(ev: &NewEvent, with_key_fields: bool) -> serde_json::Value {
+    let mut m = match &ev.details {
+        serde_json::Value::Object(m) => m.clone(),
+        serde_json::Value::Null => serde_json::Map::new(),
+        other => {
+            let mut m = serde_json::Map::new();
+            m.insert("detail".into(), other.clone());
+            m
+        }
+    };
+    if !with_key_fields {
+        m.remove("permission");
+        m.remove("reason");
+    }
+    if let Some(t) = &ev.target {
+        m.insert("target".into(), t.clone().into());
+    }
+    serde_json::Value::Object(m)
+}
+
+fn detail_str(ev: &NewEvent, field: &str) -> Option<String> {
+    ev.details.get(field).map(|v| match v.as_str() {
+        Some(s) => s.to_string(),
+        None => v.to_string(),
+    })
 }
 
 /// Refused checks waiting for their group commit. Every denial stays on the
 /// record: each distinct one becomes an event whose `details.count` says how
-/// often it happened between `time` and `details.last_at`.
+/// often it happened between `time` and `details.last_at`, listing in
+/// `details.also` (up to `DENIAL_SAMPLE_MAX`) the other resources refused
+/// alike and counting the rest in `details.also_unlisted`.
 #[derive(Default)]
 pub struct DenialBuffer {
-    inner: Mutex<(u64, HashMap<DenialKey, Pending>)>,
+    inner: Mutex<Buffered>,
     /// Held for a whole flush, so a flush that finds the buffer empty while
     /// another one is still committing waits for that commit: whoever
     /// flushes before reading the log then sees every denial made before.
@@ -239,56 +324,163 @@ pub struct DenialBuffer {
 impl DenialBuffer {
     /// Buffers a denial; returns how many distinct denials are waiting.
     pub fn add(&self, now: Timestamp, src: &Source, ev: NewEvent) -> usize {
-        let key: DenialKey = (
+        let mut key: DenialKey = (
             ev.action,
             ev.outcome.as_str(),
             ev.actor.clone(),
             ev.actor_id.clone(),
-            ev.target.clone(),
             ev.workspace.clone(),
-            ev.details.to_string(),
+            format!(
+                "{}\0{}",
+                detail_str(&ev, "permission").unwrap_or_default(),
+                detail_str(&ev, "reason").unwrap_or_default()
+            ),
             src.ip.clone(),
+            false,
         );
         let Ok(mut g) = self.inner.lock() else {
             return 0;
         };
-        let (seq, map) = &mut *g;
-        *seq += 1;
-        let seq = *seq;
-        let p = map.entry(key).or_insert_with(|| Pending {
-            seq,
-            first: now,
-            last: now,
-            count: 0,
-            src: src.clone(),
-            ev,
+        let b = &mut *g;
+        b.seq += 1;
+        let seq = b.seq;
+        if let Some(p) = b.pending.get_mut(&key) {
+            let varied = varying(&ev, false);
+            let first = b.first_varied.get(&key).cloned().unwrap_or_default();
+            p.note(now, varied, &first);
+            return b.pending.len();
+        }
+        // A new distinct event: within the principal's budget, or folded
+        // into the principal's over-budget event for this window.
+        let who = (ev.actor.clone(), ev.actor_id.clone());
+        let budget = b.budgets.entry(who).or_insert(Budget {
+            window_start: now,
+            used: 0,
         });
-        p.count += 1;
-        p.last = p.last.max(now);
-        map.len()
+        if now - budget.window_start >= DENIAL_BUDGET_WINDOW_SECS || now < budget.window_start {
+            *budget = Budget {
+                window_start: now,
+                used: 0,
+            };
+        }
+        let (varied, ev, hold_until) = if budget.used < DENIAL_BUDGET {
+            budget.used += 1;
+            (varying(&ev, false), ev, None)
+        } else {
+            let mut varied = varying(&ev, true);
+            if let serde_json::Value::Object(m) = &mut varied {
+                m.insert("address".into(), src.ip.clone().into());
+                m.insert("workspace".into(), ev.workspace.clone().into());
+            }
+            key = (
+                ev.action,
+                ev.outcome.as_str(),
+                ev.actor.clone(),
+                ev.actor_id.clone(),
+                None,
+                String::new(),
+                None,
+                true,
+            );
+            let hold = budget
+                .window_start
+                .saturating_add(DENIAL_BUDGET_WINDOW_SECS);
+            let over = NewEvent {
+                target: None,
+                workspace: None,
+                details: serde_json::json!({
+                    "over_budget": true,
+                    "budget": DENIAL_BUDGET,
+                    "window_secs": DENIAL_BUDGET_WINDOW_SECS,
+                    "first": varied.clone(),
+                }),
+                ..ev
+            };
+            (varied, over, Some(hold))
+        };
+        if let Some(p) = b.pending.get_mut(&key) {
+            let first = b.first_varied.get(&key).cloned().unwrap_or_default();
+            p.note(now, varied, &first);
+            return b.pending.len();
+        }
+        b.first_varied.insert(key.clone(), varied);
+        b.pending.insert(
+            key,
+            Pending {
+                seq,
+                first: now,
+                last: now,
+                count: 1,
+                src: if hold_until.is_some() {
+                    Source::default()
+                } else {
+                    src.clone()
+                },
+                ev,
+                also: Vec::new(),
+                also_unlisted: 0,
+                hold_until,
+            },
+        );
+        b.pending.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.inner.lock().map(|g| g.1.is_empty()).unwrap_or(true)
+        self.inner
+            .lock()
+            .map(|g| g.pending.is_empty())
+            .unwrap_or(true)
     }
 
     /// Writes every waiting denial in one transaction, in the order each was
     /// first seen. Returns how many events were written. If the commit
     /// fails, the denials go back into the buffer for the next attempt.
     pub fn flush(&self, store: &Store) -> Result<usize> {
+        self.flush_held_until(store, None)
+    }
+
+    /// As `flush`, but leaves over-budget events whose window has not ended
+    /// at `now` waiting (the background writer's call).
+    pub fn flush_due(&self, store: &Store, now: Timestamp) -> Result<usize> {
+        self.flush_held_until(store, Some(now))
+    }
+
+    fn flush_held_until(&self, store: &Store, now: Option<Timestamp>) -> Result<usize> {
         let _flushing = self.flushing.lock();
-        let taken = match self.inner.lock() {
-            Ok(mut g) => std::mem::take(&mut g.1),
+        let taken: Vec<(DenialKey, Pending, serde_json::Value)> = match self.inner.lock() {
+            Ok(mut g) => {
+                let b = &mut *g;
+                let due: Vec<DenialKey> = b
+                    .pending
+                    .iter()
+                    .filter(|(_, p)| match (now, p.hold_until) {
+                        (Some(n), Some(h)) => h <= n,
+                        _ => true,
+                    })
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                if let Some(n) = now {
+                    b.budgets
+                        .retain(|_, v| n - v.window_start < DENIAL_BUDGET_WINDOW_SECS);
+                }
+                due.into_iter()
+                    .filter_map(|k| {
+                        let p = b.pending.remove(&k)?;
+                        let f = b.first_varied.remove(&k).unwrap_or_default();
+                        Some((k, p, f))
+                    })
+                    .collect()
+            }
             Err(_) => return Ok(0),
         };
         if taken.is_empty() {
             return Ok(0);
         }
-        let mut list: Vec<(DenialKey, Pending)> = taken.into_iter().collect();
-        list.sort_by_key(|(_, p)| p.seq);
+        let mut list = taken;
+        list.sort_by_key(|(_, p, _)| p.seq);
         let written = (|| -> Result<usize> {
             let mut tx = store.write()?;
-            for (_, p) in &list {
+            for (_, p, _) in &list {
                 let mut ev = p.ev.clone();
                 let mut details = match ev.details {
                     serde_json::Value::Object(m) => m,
@@ -301,6 +493,12 @@ impl DenialBuffer {
                 };
                 details.insert("count".into(), p.count.into());
                 details.insert("last_at".into(), p.last.into());
+                if !p.also.is_empty() {
+                    details.insert("also".into(), p.also.clone().into());
+                }
+                if p.also_unlisted > 0 {
+                    details.insert("also_unlisted".into(), p.also_unlisted.into());
+                }
                 ev.details = serde_json::Value::Object(details);
                 record(&mut tx, p.first, &p.src, ev)?;
             }
@@ -310,15 +508,18 @@ impl DenialBuffer {
         if written.is_err()
             && let Ok(mut g) = self.inner.lock()
         {
-            for (k, p) in list {
-                match g.1.get_mut(&k) {
+            let b = &mut *g;
+            for (k, p, f) in list {
+                match b.pending.get_mut(&k) {
                     Some(q) => {
                         q.count += p.count;
                         q.first = q.first.min(p.first);
                         q.seq = q.seq.min(p.seq);
+                        q.also_unlisted += p.also_unlisted + p.also.len() as u64;
                     }
                     None => {
-                        g.1.insert(k, p);
+                        b.first_varied.insert(k.clone(), f);
+                        b.pending.insert(k, p);
                     }
                 }
             }
@@ -692,5 +893,60 @@ mod tests {
             .sum();
         assert_eq!(counts, 504);
         assert_eq!(verify(&r).unwrap(), Ok(5));
+    }
+
+    #[test]
+    fn denials_varying_what_the_caller_chooses_coalesce_within_a_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 0).unwrap();
+        let buf = DenialBuffer::default();
+        let here = Source {
+            ip: Some("192.0.2.1".into()),
+            user_agent: None,
+        };
+        // 500 made-up resources: one event, a capped sample and a count.
+        for t in 0..500 {
+            let mut ev = denial("a", "not_a_member");
+            ev.details["resource"] = format!("ws_{t}").into();
+            buf.add(10, &here, ev);
+        }
+        assert_eq!(buf.flush(&store).unwrap(), 1);
+        let r = store.read().unwrap();
+        let (events, _) = query(&r, &Filter::default(), 0, 100).unwrap();
+        let d = &events[0].details;
+        assert_eq!((&d["count"], &d["resource"]), (&500.into(), &"ws_0".into()));
+        assert_eq!(d["also"].as_array().unwrap().len(), DENIAL_SAMPLE_MAX);
+        assert_eq!(d["also_unlisted"], 500 - 1 - DENIAL_SAMPLE_MAX as u64);
+        drop(r);
+        // 200 source addresses (an IPv6 /64, say): the principal's budget,
+        // then one over-budget event held until its window ends.
+        for n in 0..200 {
+            let src = Source {
+                ip: Some(format!("2001:db8::{n:x}")),
+                user_agent: None,
+            };
+            buf.add(100, &src, denial("b", "scope_missing"));
+        }
+        buf.add(100, &here, denial("c", "scope_missing"));
+        assert_eq!(
+            buf.flush_due(&store, 101).unwrap(),
+            DENIAL_BUDGET as usize + 1
+        );
+        assert!(!buf.is_empty(), "the over-budget event waits");
+        assert_eq!(buf.flush_due(&store, 159).unwrap(), 0);
+        assert_eq!(buf.flush_due(&store, 160).unwrap(), 1);
+        let r = store.read().unwrap();
+        let (events, _) = query(&r, &Filter::default(), 0, 1).unwrap();
+        let d = &events[0].details;
+        assert_eq!(d["over_budget"], true, "{d}");
+        assert_eq!(d["count"], 200 - DENIAL_BUDGET as u64, "{d}");
+        assert_eq!(d["first"]["reason"], "scope_missing", "{d}");
+        assert_eq!(d["first"]["address"], "2001:db8::14", "{d}");
+        assert_eq!(d["also"].as_array().unwrap().len(), DENIAL_SAMPLE_MAX);
+        assert_eq!(verify(&r).unwrap(), Ok(1 + DENIAL_BUDGET as u64 + 2));
+        // A new window: the budget is back.
+        drop(r);
+        buf.add(200, &here, denial("b", "scope_missing"));
+        assert_eq!(buf.flush_due(&store, 201).unwrap(), 1);
     }
 }

@@ -95,12 +95,21 @@ pub struct SmtpSettings {
 }
 
 impl Settings {
-    /// Every secret in the settings, by its key (for keyed change fingerprints).
-    pub fn secrets(&self) -> [(&'static str, &SecretString); 2] {
-        [
-            ("smtp.password", &self.smtp.password),
-            ("sms.secret", &self.sms.secret),
-        ]
+    /// Every value printed masked, by its key (for keyed change
+    /// fingerprints): the secrets, the SMS gateway URL and the SMS field
+    /// values that are not templates (see `SmsSettings`).
+    pub fn secrets(&self) -> Vec<(String, &str)> {
+        let mut out = vec![
+            ("smtp.password".to_string(), self.smtp.password.expose()),
+            ("sms.secret".to_string(), self.sms.secret.expose()),
+            ("sms.url".to_string(), self.sms.url.as_str()),
+        ];
+        for (k, v) in &self.sms.fields {
+            if shown_sms_field(v) != v {
+                out.push((format!("sms.fields.{k}"), v.as_str()));
+            }
+        }
+        out
     }
 }
 
@@ -121,18 +130,89 @@ impl Default for SmtpSettings {
 /// An HTTP SMS gateway for SMS codes. Empty `url` turns SMS codes off. The
 /// default fields are Twilio's (`To`, `From`, `Body`); `{to}` and `{code}` are
 /// replaced in every field value.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+///
+/// Printed (`config check`, `Debug`, the configuration snapshot) with the URL
+/// cut to scheme and host — credentials in its userinfo, path or query are
+/// not shown — and every field value masked but the templates (values naming
+/// `{to}` or `{code}`): gateways take API keys in either place.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmsSettings {
+    #[serde(serialize_with = "serialize_shown_url")]
     pub url: String,
     pub method: String,
     /// `form` (application/x-www-form-urlencoded) or `json`.
     pub format: String,
+    #[serde(serialize_with = "serialize_shown_fields")]
     pub fields: std::collections::BTreeMap<String, String>,
     /// `none`, `basic` (username + secret) or `bearer` (secret).
     pub auth: String,
     pub username: String,
     pub secret: SecretString,
+}
+
+/// An SMS gateway URL as printed: `scheme://host[:port]`, with a note when
+/// anything (userinfo, path, query) was left out.
+pub fn shown_sms_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return if url.is_empty() {
+            String::new()
+        } else {
+            "(not shown: not an absolute URL)".into()
+        };
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let cut = host.len() != authority.len() || !matches!(&rest[end..], "" | "/");
+    let mut shown = format!("{scheme}://{host}");
+    if cut {
+        shown.push_str(" (credentials, path and query not shown)");
+    }
+    shown
+}
+
+/// An SMS field value as printed: templates (naming `{to}` or `{code}`) and
+/// empty values as they are, anything else masked.
+pub fn shown_sms_field(value: &str) -> &str {
+    if value.is_empty() || value.contains("{to}") || value.contains("{code}") {
+        value
+    } else {
+        "******** (set)"
+    }
+}
+
+fn serialize_shown_url<S: serde::Serializer>(
+    url: &str,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&shown_sms_url(url))
+}
+
+fn serialize_shown_fields<S: serde::Serializer>(
+    fields: &std::collections::BTreeMap<String, String>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_map(fields.iter().map(|(k, v)| (k, shown_sms_field(v))))
+}
+
+impl std::fmt::Debug for SmsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let fields: std::collections::BTreeMap<&str, &str> = self
+            .fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), shown_sms_field(v)))
+            .collect();
+        f.debug_struct("SmsSettings")
+            .field("url", &shown_sms_url(&self.url))
+            .field("method", &self.method)
+            .field("format", &self.format)
+            .field("fields", &fields)
+            .field("auth", &self.auth)
+            .field("username", &self.username)
+            .field("secret", &self.secret)
+            .finish()
+    }
 }
 
 impl Default for SmsSettings {
@@ -802,6 +882,47 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("********"));
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn sms_gateway_credentials_in_the_url_and_fields_are_not_printed() {
+        let mut s = Settings::default();
+        s.sms.url = "https://user:pw-SECRET1@gw.example:8443/send?key=SECRETKEY123".into();
+        s.sms
+            .fields
+            .insert("api_key".into(), "FIELDSECRET999".into());
+        let shown = s.to_masked_toml();
+        for secret in [
+            "pw-SECRET1",
+            "user:",
+            "SECRETKEY123",
+            "FIELDSECRET999",
+            "/send",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+            assert!(!format!("{s:?}").contains(secret), "{secret} in Debug");
+        }
+        assert!(
+            shown.contains(
+                "url = \"https://gw.example:8443 (credentials, path and query not shown)\""
+            ),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("Body = \"Your Gatehouse code is {code}\""),
+            "{shown}"
+        );
+        assert!(shown.contains("To = \"{to}\""), "{shown}");
+        assert!(shown.contains("api_key = \"******** (set)\""), "{shown}");
+        assert_eq!(shown_sms_url("https://gw.example/"), "https://gw.example");
+        assert_eq!(shown_sms_url(""), "");
+        // Changes to what is masked are still noticed, by fingerprint.
+        let keys: Vec<String> = s.secrets().into_iter().map(|(k, _)| k).collect();
+        assert!(
+            keys.contains(&"sms.url".to_string())
+                && keys.contains(&"sms.fields.api_key".to_string())
+        );
+        assert!(!keys.contains(&"sms.fields.Body".to_string()));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use crate::access::Principal;
 use crate::audit::{self, Outcome, Source};
+use crate::authn::revoke::Sessions;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::service::Service;
@@ -313,9 +314,19 @@ pub fn update(
         _ => "user.update",
     };
     if after.disabled {
-        crate::authn::session::end_all_for_user(&mut tx, id)?;
-        crate::authn::refresh::revoke_all_for_user(&mut tx, id)?;
-        crate::tokens::end_user_tokens(&mut tx, id, now)?;
+        crate::authn::revoke::end_everything(&mut tx, id, now, Sessions::End)?;
+    } else if after.role != before.role {
+        // A role the security policy demands MFA for, and no second factor
+        // yet: what the user holds is confined like a policy change confines
+        // it (sessions open enrollment only; tokens and refresh families end).
+        let policy = crate::policy::current(svc)?;
+        if policy.mfa_required_for(&after)
+            && !policy.mfa_required_for(&before)
+            && !crate::authn::mfa::required(&tx, id)?
+        {
+            crate::authn::revoke::end_everything(&mut tx, id, now, Sessions::ConfineToEnrollment)?;
+            changed.insert("confined_to_mfa_enrollment".into(), true.into());
+        }
     }
     audit::record(
         &mut tx,
@@ -345,9 +356,7 @@ pub fn delete(svc: &Service, by: &Principal, src: &Source, id: &UserId) -> Resul
     tx.delete(Table::UsersByEmail, &email_index(svc, &user.email)?)?;
     tx.delete(Table::Users, id.as_str().as_bytes())?;
     tx.delete(Table::LastSignIns, id.as_str().as_bytes())?;
-    crate::authn::session::end_all_for_user(&mut tx, id)?;
-    crate::authn::refresh::revoke_all_for_user(&mut tx, id)?;
-    crate::tokens::end_user_tokens(&mut tx, id, now)?;
+    crate::authn::revoke::end_everything(&mut tx, id, now, Sessions::End)?;
     crate::access::workspaces::forget_user(&mut tx, id)?;
     audit::record(
         &mut tx,
@@ -408,9 +417,7 @@ pub(crate) async fn write_password(
     after.password_hash = Some(hash);
     after.updated_at = now;
     save(svc, &mut tx, &before, &after)?;
-    crate::authn::session::end_all_for_user_except(&mut tx, id, keep)?;
-    crate::authn::refresh::revoke_all_for_user(&mut tx, id)?;
-    crate::tokens::end_user_tokens(&mut tx, id, now)?;
+    crate::authn::revoke::end_everything(&mut tx, id, now, Sessions::except(keep))?;
     crate::authn::lockout::clear(&mut tx, id)?;
     audit::record(
         &mut tx,

@@ -186,7 +186,7 @@ fn record_config_change(
     // key: nothing in the snapshot confirms a guessed secret offline.
     for (key, secret) in settings.secrets() {
         if !secret.is_empty() {
-            let mac = tx.blind_index("config_secret", &format!("{key}\0{}", secret.expose()))?;
+            let mac = tx.blind_index("config_secret", &format!("{key}\0{secret}"))?;
             current.insert(
                 format!("{key}.fingerprint"),
                 serde_json::Value::String(hex::encode(&mac[..8])),

@@ -20,6 +20,7 @@ mod hardening;
 mod mfa;
 mod policy;
 mod sa1_sec;
+mod sa2_sec;
 mod saml;
 mod sb_sec;
 mod sso;

@@ -262,8 +262,9 @@ async fn a_recovery_link_ends_access_tokens() {
 // ----------------------------------------------------------------- finding 18
 
 /// MFA becomes required for admins: an admin without a second factor loses
-/// the full access their token and browser session held; a refresh yields
-/// an enrolment-only token; users the change does not confine keep theirs.
+/// the full access their token, refresh family and browser session held; a
+/// fresh sign-in yields an enrolment-only token; users the change does not
+/// confine keep theirs.
 #[actix_web::test]
 async fn a_policy_that_confines_users_reaches_their_tokens_and_sessions() {
     let app = spawn().await;
@@ -286,7 +287,8 @@ async fn a_policy_that_confines_users_reaches_their_tokens_and_sessions() {
     );
     assert!(!token_alive(&app, &basic, &lee).await);
     assert!(token_alive(&app, &basic, &una).await, "not confined");
-    // Refresh: an enrolment-only token.
+    // The refresh family ended too (r1 finding 3: confinement is one of the
+    // revocations that end everything); a fresh sign-in is enrolment-only.
     let (s, r) = post(
         &app,
         "/api/v1/auth/refresh",
@@ -294,7 +296,8 @@ async fn a_policy_that_confines_users_reaches_their_tokens_and_sessions() {
         json!({"refresh_token": pair["refresh_token"]}),
     )
     .await;
-    assert_eq!(s, 200, "{r}");
+    assert_eq!(s, 401, "{r}");
+    let r = app.api_login("lee@example.com", PW).await;
     let (s, e) = call(&app, Method::GET, "/api/v1/users", &tok(&r), None).await;
     assert_eq!(
         (s, e["error"]["code"].as_str()),

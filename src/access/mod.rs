@@ -346,8 +346,9 @@ pub fn authorize(
 /// refusal changes nothing, and one durable commit per refused request would
 /// let any client (a public widget key with a wrong `Origin` included) load
 /// the store at will. Refusals wait in `svc.denials`; identical ones (same
-/// actor, permission, reason, resource and address) become one event with a
-/// count; the background writer commits them every
+/// actor, action, permission, reason, existing workspace and address) become
+/// one event with a count and a capped sample of the resources refused, and
+/// each principal adds at most `audit::DENIAL_BUDGET` events a window; the background writer commits them every
 /// `audit::DENIAL_FLUSH_SECS`, at shutdown, before the log is read, and at
 /// once when `audit::DENIAL_BUFFER_MAX` distinct ones wait. Never call this
 /// holding a write transaction.
@@ -359,11 +360,18 @@ pub fn audit_denial(
     reason: &str,
     src: &Source,
 ) -> Result<()> {
+    // The workspace names the event (so its admins see it) only when it
+    // exists: a caller-chosen name that names nothing goes to the details,
+    // where it varies within one coalesced event.
+    let ws = match res.workspace() {
+        Some(w) if workspaces::get(&svc.store.read()?, w).is_ok() => Some(w),
+        _ => None,
+    };
     defer_event(
         svc,
         src,
         who.event("access.denied", Outcome::Denied)
-            .workspace(res.workspace())
+            .workspace(ws)
             .details(serde_json::json!({"permission": p.as_str(), "reason": reason, "resource": resource_name(res)})),
     )
 }
@@ -372,7 +380,7 @@ pub fn audit_denial(
 /// commit, coalescing it with identical ones (see `audit_denial`).
 pub(crate) fn defer_event(svc: &Service, src: &Source, ev: NewEvent) -> Result<()> {
     if svc.access.denials.add(svc.now(), src, ev) >= audit::DENIAL_BUFFER_MAX {
-        flush_denials(svc)?;
+        flush_due_denials(svc)?;
     }
     Ok(())
 }
@@ -385,6 +393,13 @@ pub fn flush_denials(svc: &Service) -> Result<usize> {
 /// Whether refusals wait for their group commit.
 pub(crate) fn denials_buffered(svc: &Service) -> bool {
     !svc.access.denials.is_empty()
+}
+
+/// Commits the buffered refusals but a principal's over-budget event whose
+/// window has not ended (the background writer's call; see
+/// `audit::DENIAL_BUDGET`).
+pub fn flush_due_denials(svc: &Service) -> Result<usize> {
+    svc.access.denials.flush_due(&svc.store, svc.now())
 }
 
 fn resource_name(r: Resource<'_>) -> String {

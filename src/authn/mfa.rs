@@ -83,7 +83,8 @@ struct MfaState {
     #[serde(default)]
     reauth_code: Option<SentCode>,
     /// E-mail and SMS codes sent in the last 24 hours: the per-user throttle
-    /// and daily cap, whichever sign-in step (mfa_token) asked for them.
+    /// and daily caps (see `reserve_in`), whichever sign-in step (mfa_token)
+    /// asked for them.
     #[serde(default)]
     sends: Vec<SendRecord>,
 }
@@ -95,6 +96,10 @@ struct SendRecord {
     /// `sign_in`, `enroll` or `reauth`: each has its own 30-second throttle.
     purpose: String,
     at: Timestamp,
+    /// For `sign_in` sends: the asking address's rate-limit bucket (IPv4 as
+    /// is, IPv6 by network), which has its own cap and throttle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    addr: Option<String>,
     /// Names the reservation, so a failed delivery can give it back.
     id: u64,
 }
@@ -640,8 +645,14 @@ fn clear_factors(svc: &Service, by: &Principal, src: &Source, user: &UserId) -> 
     )?;
     let own = by.user_id() == Some(user);
     if !own {
-        // Whoever held the old factors may hold tokens signed with them.
-        crate::tokens::end_user_tokens(&mut tx, user, svc.now())?;
+        // Whoever held the old factors may hold sessions, refresh tokens and
+        // access tokens signed with them: all of them end.
+        crate::authn::revoke::end_everything(
+            &mut tx,
+            user,
+            svc.now(),
+            crate::authn::revoke::Sessions::End,
+        )?;
     }
     if own
         && let Some(u) = by.user()
@@ -730,7 +741,7 @@ pub async fn send_reauth_code(svc: &Service, user: &User, method: &str) -> Resul
             _ => return Err(Error::invalid("method", "is not one of your methods")),
         };
         method_allowed(svc, method)?;
-        let id = reserve_send(svc, &mut s, method, "reauth", now)?;
+        let id = reserve_send(svc, &mut s, method, "reauth", None, now)?;
         s.reauth_code = Some(SentCode {
             method: method.into(),
             code: code.clone(),
@@ -863,23 +874,61 @@ fn enrollment_failure(
     Ok(())
 }
 
-/// Reserves a send of `method` for `purpose` in the user's record: refused
-/// within 30 s of the last one for the same purpose, or once the daily cap
-/// for the method is reached. Returns the reservation's id (see `release_send`).
+/// How many times `rate_limit.codes_per_day` the sign-in step may send a
+/// user, summed over every address (each address gets the plain cap).
+pub const SIGN_IN_CAP_FACTOR: usize = 3;
+
+/// Where a send is asked from, as the per-address cap counts it: the
+/// address's rate-limit bucket (IPv6 by `rate_limit.ipv6_prefix` network).
+fn send_addr(svc: &Service, src: &Source) -> String {
+    src.ip
+        .as_deref()
+        .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+        .map(|ip| {
+            crate::ratelimit::bucket_addr(ip, svc.settings.rate_limit.ipv6_prefix).to_string()
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Reserves a send of `method` for `purpose` in the user's record (see
+/// `reserve_in`). `addr` is the asking address for the pre-auth sign-in
+/// step (`send_addr`), `None` for the signed-in user's own sends.
 fn reserve_send(
     svc: &Service,
     s: &mut MfaState,
     method: &str,
     purpose: &str,
+    addr: Option<String>,
     now: Timestamp,
 ) -> Result<u64> {
+    let id = u64::from_be_bytes(crypto::random_bytes::<8>()?);
+    let cap = svc.settings.rate_limit.codes_per_day as usize;
+    reserve_in(s, method, purpose, addr, cap, now, id)?;
+    Ok(id)
+}
+
+/// The send rules. Refused within 30 s of the last send of the same method
+/// and purpose (for the sign-in step: from the same address), or once a cap
+/// of the last 24 hours is reached. The caps are separate, so someone holding
+/// only the password cannot use up the user's codes: the signed-in user's
+/// own sends (enrollment, re-authentication) count `cap` a method among
+/// themselves; the sign-in step counts `cap` a method per asking address and
+/// `SIGN_IN_CAP_FACTOR × cap` over all addresses.
+fn reserve_in(
+    s: &mut MfaState,
+    method: &str,
+    purpose: &str,
+    addr: Option<String>,
+    cap: usize,
+    now: Timestamp,
+    id: u64,
+) -> Result<()> {
     s.sends.retain(|r| now - r.at < DAY_SECS && r.at <= now);
-    if let Some(last) = s
-        .sends
-        .iter()
-        .filter(|r| r.method == method && r.purpose == purpose)
-        .map(|r| r.at)
-        .max()
+    let sign_in = purpose == "sign_in";
+    let same_step = |r: &&SendRecord| {
+        r.method == method && r.purpose == purpose && (!sign_in || r.addr == addr)
+    };
+    if let Some(last) = s.sends.iter().filter(same_step).map(|r| r.at).max()
         && now - last < RESEND_AFTER_SECS
     {
         return Err(Error::Conflict(format!(
@@ -887,21 +936,36 @@ fn reserve_send(
             RESEND_AFTER_SECS - (now - last)
         )));
     }
-    let cap = svc.settings.rate_limit.codes_per_day as usize;
-    if s.sends.iter().filter(|r| r.method == method).count() >= cap {
+    let by = if method == "sms" { "SMS" } else { "e-mail" };
+    let of_method = || s.sends.iter().filter(|r| r.method == method);
+    let reached = if sign_in {
+        of_method()
+            .filter(|r| r.purpose == "sign_in" && r.addr == addr)
+            .count()
+            >= cap
+            || of_method().filter(|r| r.purpose == "sign_in").count()
+                >= cap.saturating_mul(SIGN_IN_CAP_FACTOR)
+    } else {
+        of_method().filter(|r| r.purpose != "sign_in").count() >= cap
+    };
+    if reached {
         return Err(Error::Conflict(format!(
-            "The daily limit of {cap} codes by {} is reached; use another method or try again tomorrow.",
-            if method == "sms" { "SMS" } else { "e-mail" }
+            "The daily limit of {cap} codes by {by} {} is reached; use another method or try again tomorrow.",
+            if sign_in {
+                "for signing in"
+            } else {
+                "for your account's own requests"
+            }
         )));
     }
-    let id = u64::from_be_bytes(crypto::random_bytes::<8>()?);
     s.sends.push(SendRecord {
         method: method.into(),
         purpose: purpose.into(),
         at: now,
+        addr: if sign_in { addr } else { None },
         id,
     });
-    Ok(id)
+    Ok(())
 }
 
 /// Delivers a reserved code; a delivery that failed gives its reservation
@@ -954,7 +1018,7 @@ pub async fn start_code_enrollment(
         if has_factor(&s) && !proved {
             return Err(addition_needs_proof());
         }
-        let id = reserve_send(svc, &mut s, method, "enroll", now)?;
+        let id = reserve_send(svc, &mut s, method, "enroll", None, now)?;
         s.pending_code = Some(SentCode {
             method: method.into(),
             code: code.clone(),
@@ -1081,7 +1145,14 @@ pub async fn send_challenge_code(
         method_allowed(svc, method)?;
         // Throttled per user, not per mfa_token: a fresh sign-in step each
         // time must not buy a fresh allowance.
-        let id = reserve_send(svc, &mut s, method, "sign_in", now)?;
+        let id = reserve_send(
+            svc,
+            &mut s,
+            method,
+            "sign_in",
+            Some(send_addr(svc, src)),
+            now,
+        )?;
         tx.put(Table::Mfa, user.id.as_str().as_bytes(), &s)?;
         ch.code = Some(SentCode {
             method: method.into(),
@@ -1312,5 +1383,40 @@ mod tests {
         assert!(check_code_now(&mut tx, &u, "recovery_code", &shown[0].to_uppercase(), 5).unwrap());
         assert!(!check_code_now(&mut tx, &u, "recovery_code", &shown[1], 5).unwrap());
         tx.commit().unwrap();
+    }
+
+    #[test]
+    fn the_sign_in_step_cannot_use_up_the_users_own_codes() {
+        let mut s = MfaState::default();
+        let a = Some("203.0.113.5".to_string());
+        let b = Some("198.51.100.7".to_string());
+        let mut t = 1_000;
+        // Someone with the password alone, from one address: 3 codes, then the cap.
+        for _ in 0..3 {
+            reserve_in(&mut s, "email", "sign_in", a.clone(), 3, t, t as u64).unwrap();
+            t += RESEND_AFTER_SECS;
+        }
+        let e = reserve_in(&mut s, "email", "sign_in", a.clone(), 3, t, 1).unwrap_err();
+        assert!(e.to_string().contains("for signing in"), "{e}");
+        // The user, from their own address, still signs in, re-authenticates
+        // and enrolls; and the same-address throttle does not hold them up.
+        reserve_in(&mut s, "email", "sign_in", b.clone(), 3, t, 2).unwrap();
+        reserve_in(&mut s, "email", "reauth", None, 3, t, 3).unwrap();
+        reserve_in(&mut s, "email", "enroll", None, 3, t, 4).unwrap();
+        // Over every address the sign-in step has a bound too.
+        for n in 0..5 {
+            let c = Some(format!("192.0.2.{n}"));
+            let _ = reserve_in(&mut s, "email", "sign_in", c, 3, t, 10 + n);
+        }
+        let sign_ins = s.sends.iter().filter(|r| r.purpose == "sign_in").count();
+        assert_eq!(sign_ins, 3 * SIGN_IN_CAP_FACTOR);
+        // The account's own requests keep their cap among themselves.
+        for n in 0..3 {
+            let _ = reserve_in(&mut s, "email", "reauth", None, 3, t + 100 * (n + 1), 50);
+        }
+        let own = s.sends.iter().filter(|r| r.purpose != "sign_in").count();
+        assert_eq!(own, 3);
+        // A day later all are free again.
+        reserve_in(&mut s, "email", "sign_in", a, 3, t + DAY_SECS + 1, 99).unwrap();
     }
 }

@@ -8,6 +8,7 @@ pub(crate) mod onetime;
 pub mod password;
 mod policy_change;
 pub(crate) mod refresh;
+pub mod revoke;
 pub mod session;
 
 use std::sync::Arc;
@@ -755,9 +756,7 @@ pub fn end_other_sessions(
         .ok_or_else(|| Error::Forbidden("Only a signed-in user ends their sessions.".into()))?;
     let now = svc.now();
     let mut tx = svc.store.write()?;
-    let n = session::end_all_for_user_except(&mut tx, user, Some(keep))?;
-    refresh::revoke_all_for_user(&mut tx, user)?;
-    crate::tokens::end_user_tokens(&mut tx, user, now)?;
+    let n = revoke::end_everything(&mut tx, user, now, revoke::Sessions::EndExcept(keep))?.sessions;
     audit::record(
         &mut tx,
         now,
@@ -780,9 +779,7 @@ pub fn end_user_sessions(
 ) -> Result<usize> {
     let mut tx = svc.store.write()?;
     crate::access::guard_credentials(by, &identity::get(&tx, user)?, "sessions")?;
-    let n = session::end_all_for_user(&mut tx, user)?;
-    refresh::revoke_all_for_user(&mut tx, user)?;
-    crate::tokens::end_user_tokens(&mut tx, user, svc.now())?;
+    let n = revoke::end_everything(&mut tx, user, svc.now(), revoke::Sessions::End)?.sessions;
     audit::record(
         &mut tx,
         svc.now(),

@@ -67,8 +67,9 @@ pub fn update_policy(
 
 /// Users the new policy confines — MFA becomes required for them and they
 /// have no second factor — lose what they held under the old one: their
-/// access tokens end (a refresh yields an enrollment-only token) and their
-/// password sessions open enrollment only. The administrator making the
+/// access tokens and refresh-token families end (their next sign-in yields
+/// an enrollment-only token) and their password sessions open enrollment
+/// only (`authn::revoke::end_everything`). The administrator making the
 /// change (who has just re-authenticated to make it) keeps the session or
 /// token they made it with; their next sign-in is confined like everyone's.
 /// Returns how many users.
@@ -86,8 +87,12 @@ fn confine_newly_required(
             && !before.mfa_required_for(&u)
             && !super::mfa::required(tx, &u.id)?
         {
-            crate::tokens::end_user_tokens(tx, &u.id, now)?;
-            super::session::confine_to_enrollment(tx, &u.id)?;
+            super::revoke::end_everything(
+                tx,
+                &u.id,
+                now,
+                super::revoke::Sessions::ConfineToEnrollment,
+            )?;
             n += 1;
         }
     }

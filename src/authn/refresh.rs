@@ -107,8 +107,16 @@ pub fn rotate(svc: &Service, token: &str, src: &Source) -> Result<Rotated> {
         audit::record(tx, now, src, ev).map(|_| ())
     };
     let Some(mut rec) = tx.get::<RefreshToken>(Table::RefreshTokens, &hash)? else {
-        fail(&mut tx, "unknown_token", None)?;
-        tx.commit()?;
+        // Anyone can send made-up tokens: the refusal changes nothing, so it
+        // joins the group-committed, coalesced refusals (see
+        // `access::audit_denial`) instead of a durable commit of its own.
+        drop(tx);
+        crate::access::defer_event(
+            svc,
+            src,
+            NewEvent::new("auth.refresh", Outcome::Failure)
+                .details(serde_json::json!({"reason": "unknown_token"})),
+        )?;
         return Err(invalid());
     };
     let mut fam: Family = tx
