@@ -19,6 +19,7 @@ mod forward_auth;
 mod hardening;
 mod mfa;
 mod policy;
+mod sw_sec;
 mod saml;
 mod sso;
 mod sso_sec;
