@@ -203,7 +203,10 @@ mod tests {
         let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
         assert_eq!(b.take(RateKey::Ip(a), 100), Ok(()));
         assert_eq!(b.take(RateKey::Ip(same_64), 100), Ok(()));
-        assert!(b.take(RateKey::Ip(same_64), 100).is_err(), "one /64, one bucket");
+        assert!(
+            b.take(RateKey::Ip(same_64), 100).is_err(),
+            "one /64, one bucket"
+        );
         assert_eq!(b.take(RateKey::Ip(other_64), 100), Ok(()));
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
         assert_eq!(
@@ -212,7 +215,10 @@ mod tests {
         );
         let wide = Buckets::new(b"t", 6, 1).with_ipv6_prefix(48);
         assert_eq!(wide.take(RateKey::Ip(a), 100), Ok(()));
-        assert!(wide.take(RateKey::Ip(other_64), 100).is_err(), "a /48 when configured");
+        assert!(
+            wide.take(RateKey::Ip(other_64), 100).is_err(),
+            "a /48 when configured"
+        );
         assert_eq!(bucket_addr(a, 128), a);
     }
 
@@ -223,7 +229,11 @@ mod tests {
             let ip: IpAddr = ip.parse().unwrap();
             let fresh = Buckets::new(b"t", 6, 1);
             assert_eq!(fresh.take(RateKey::Ip(ip), 100), Ok(()));
-            assert_eq!(fresh.take(RateKey::Unknown, 100), Ok(()), "{ip} is not the unknown bucket");
+            assert_eq!(
+                fresh.take(RateKey::Unknown, 100),
+                Ok(()),
+                "{ip} is not the unknown bucket"
+            );
         }
         assert_eq!(b.take(RateKey::Unknown, 100), Ok(()));
         assert!(b.take(RateKey::Unknown, 100).is_err());

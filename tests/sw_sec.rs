@@ -42,7 +42,10 @@ async fn percent_encoded_paths_count_against_and_are_refused_by_the_sign_in_limi
         );
     }
     // ...that the plain path and every encoded variant share.
-    assert_eq!(send(&app, Method::POST, "/api/v1/auth/login", None).await, 429);
+    assert_eq!(
+        send(&app, Method::POST, "/api/v1/auth/login", None).await,
+        429
+    );
     for (m, p) in [
         (Method::POST, "/api/v1/%61uth/login"),
         (Method::POST, "/api/v1/%61uth/refresh"),
@@ -86,10 +89,7 @@ async fn callers_with_an_unreadable_address_share_no_bucket_with_any_address() {
     );
     // The unknown bucket is not `::`'s /64.
     for _ in 0..3 {
-        assert_eq!(
-            send(&app, Method::POST, login, Some(b"garbage")).await,
-            401
-        );
+        assert_eq!(send(&app, Method::POST, login, Some(b"garbage")).await, 401);
     }
     assert_eq!(send(&app, Method::POST, login, Some(b"garbage")).await, 429);
     assert_eq!(
@@ -141,7 +141,11 @@ async fn an_unreadable_forwarded_address_fails_every_ip_allowlist() {
     };
     assert_eq!(token_from(b"10.1.2.3, \xff").await.unwrap().status(), 403);
     let r = token_from(b"\xff, 10.1.2.3").await.unwrap();
-    assert_eq!(r.status(), 200, "bytes left of the client's hop are never read");
+    assert_eq!(
+        r.status(),
+        200,
+        "bytes left of the client's hop are never read"
+    );
     let tok = r.json::<Value>().await.unwrap()["access_token"]
         .as_str()
         .unwrap()
@@ -212,5 +216,9 @@ async fn an_unreadable_forwarded_address_fails_every_ip_allowlist() {
         Some(json!({"credential": tok, "scope": "introspect:credentials", "ip": "203.0.113.9"})),
     )
     .await;
-    assert_eq!((s, v["reason"].clone()), (200, json!("ip_not_allowed")), "{v}");
+    assert_eq!(
+        (s, v["reason"].clone()),
+        (200, json!("ip_not_allowed")),
+        "{v}"
+    );
 }

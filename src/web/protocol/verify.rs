@@ -2,7 +2,6 @@
 //! ForwardAuth and Caddy `forward_auth`, and the credential check the API's
 //! access check shares.
 
-
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
