@@ -82,9 +82,10 @@ pub enum Error {
     /// The caller has too much in flight (e.g. SSO sign-ins from one address).
     #[error("{}: {}", self.code(), self.public_message())]
     TooMany(String),
-    /// The server has too much in flight for everyone; try again later.
+    /// A question about a service account with an IP allowlist that does
+    /// not say the end client's address (`ip`).
     #[error("{}: {}", self.code(), self.public_message())]
-    Busy(String),
+    IpRequired,
     /// A sealed value failed to open: it was tampered with, moved between
     /// records, or sealed under a key this server does not hold.
     #[error("integrity_error: {0}")]
@@ -95,8 +96,8 @@ pub enum Error {
     /// Anything else; logged in full, shown opaque.
     #[error("internal_error: {0}")]
     Internal(#[source] Detail),
-    /// The server is too busy for this request now; the caller may retry
-    /// shortly (503 with Retry-After).
+    /// The server is too busy (for everyone) for this request now; the
+    /// caller may retry shortly. The one 503: it always carries Retry-After.
     #[error("{}: {}", self.code(), self.public_message())]
     Unavailable(String),
 }
@@ -129,7 +130,7 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
             Error::TooMany(_) => "rate_limited",
-            Error::Busy(_) => "busy",
+            Error::IpRequired => "ip_required",
             Error::Integrity(_) => "integrity_error",
             Error::Storage(_) => "storage_error",
             Error::Internal(_) => "internal_error",
@@ -150,8 +151,12 @@ impl Error {
             | Error::Forbidden(m)
             | Error::Conflict(m)
             | Error::TooMany(m)
-            | Error::Busy(m)
             | Error::Unavailable(m) => m.clone(),
+            Error::IpRequired => {
+                "ip: this service account has an IP allowlist; send the end client's address \
+                 (`ip`) to have it checked."
+                    .into()
+            }
             Error::NotFound(what) => format!("{what} not found."),
             Error::MfaEnrollmentRequired => {
                 "MFA enrollment required: set up an authenticator app (POST /api/v1/me/mfa/totp) before anything else."

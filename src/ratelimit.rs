@@ -68,7 +68,7 @@ pub struct Buckets {
     interval_ms: i64,
     capacity_ms: i64,
     /// Address → theoretical arrival time (ms): the bucket is full once it is past.
-    tat: Mutex<HashMap<IpAddr, i64>>,
+    tat: Mutex<HashMap<RateKey, i64>>,
     dirty: AtomicBool,
     /// The latest time seen: the buckets' time never runs backwards (a clock
     /// stepped back must not turn used tokens into a long lock-out).
@@ -80,6 +80,44 @@ pub struct Buckets {
 }
 
 pub(crate) use crate::config::IPV6_PREFIX;
+
+/// Whose bucket a request counts against: a client address, or the one
+/// bucket of every caller whose address cannot be read (a trusted proxy that
+/// forwarded an unreadable X-Forwarded-For). A type, so the unknown bucket
+/// can never be the bucket of any address (`::`, `::1` and `::a.b.c.d` share
+/// one /64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RateKey {
+    Ip(IpAddr),
+    Unknown,
+}
+
+/// How a saved bucket names `RateKey::Unknown` (no address parses as this).
+const UNKNOWN_SAVED: &str = "unknown";
+
+impl RateKey {
+    fn saved(self) -> String {
+        match self {
+            RateKey::Ip(ip) => ip.to_string(),
+            RateKey::Unknown => UNKNOWN_SAVED.to_string(),
+        }
+    }
+    fn from_saved(s: &str) -> Option<RateKey> {
+        if s == UNKNOWN_SAVED {
+            return Some(RateKey::Unknown);
+        }
+        s.parse::<IpAddr>().ok().map(RateKey::Ip)
+    }
+}
+
+impl std::fmt::Display for RateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RateKey::Ip(ip) => ip.fmt(f),
+            RateKey::Unknown => f.write_str(UNKNOWN_SAVED),
+        }
+    }
+}
 
 /// The address a bucket is kept for: IPv4 as is (also when mapped into
 /// IPv6), IPv6 cut to its first `prefix` bits.
@@ -129,9 +167,16 @@ impl Buckets {
         (over > 0).then(|| ((over + 999) / 1000).max(1) as u64)
     }
 
-    /// Takes a token for `ip`; `Err(seconds to wait)` when none is left.
-    pub fn take(&self, ip: IpAddr, now: Timestamp) -> std::result::Result<(), u64> {
-        let ip = bucket_addr(ip, self.ipv6_prefix);
+    fn bucket(&self, key: RateKey) -> RateKey {
+        match key {
+            RateKey::Ip(ip) => RateKey::Ip(bucket_addr(ip, self.ipv6_prefix)),
+            RateKey::Unknown => RateKey::Unknown,
+        }
+    }
+
+    /// Takes a token for `key`; `Err(seconds to wait)` when none is left.
+    pub fn take(&self, key: RateKey, now: Timestamp) -> std::result::Result<(), u64> {
+        let ip = self.bucket(key);
         let now_ms = self.monotonic_ms(now);
         let Ok(mut m) = self.tat.lock() else {
             return Ok(());
@@ -148,9 +193,9 @@ impl Buckets {
         Ok(())
     }
 
-    /// `Some(seconds to wait)` when `ip` has no token left (none is taken).
-    pub fn exhausted(&self, ip: IpAddr, now: Timestamp) -> Option<u64> {
-        let ip = bucket_addr(ip, self.ipv6_prefix);
+    /// `Some(seconds to wait)` when `key` has no token left (none is taken).
+    pub fn exhausted(&self, key: RateKey, now: Timestamp) -> Option<u64> {
+        let ip = self.bucket(key);
         let now_ms = self.monotonic_ms(now);
         let m = self.tat.lock().ok()?;
         let next = m.get(&ip).copied()?.max(now_ms) + self.interval_ms;
@@ -166,7 +211,7 @@ impl Buckets {
         let state: Vec<(String, i64)> = match self.tat.lock() {
             Ok(mut m) => {
                 m.retain(|_, t| *t > now_ms);
-                m.iter().map(|(ip, t)| (ip.to_string(), *t)).collect()
+                m.iter().map(|(k, t)| (k.saved(), *t)).collect()
             }
             Err(_) => return Ok(false),
         };
@@ -180,7 +225,7 @@ impl Buckets {
         let saved: Vec<(String, i64)> = r.get(Table::Secrets, self.key)?.unwrap_or_default();
         if let Ok(mut m) = self.tat.lock() {
             for (ip, t) in saved {
-                if let Ok(ip) = ip.parse::<IpAddr>()
+                if let Some(ip) = RateKey::from_saved(&ip)
                     && t > now_ms
                 {
                     m.insert(ip, t);
@@ -201,19 +246,54 @@ mod tests {
         let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
         let same_64: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:fffe".parse().unwrap();
         let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(b.take(a, 100), Ok(()));
-        assert_eq!(b.take(same_64, 100), Ok(()));
-        assert!(b.take(same_64, 100).is_err(), "one /64, one bucket");
-        assert_eq!(b.take(other_64, 100), Ok(()));
+        assert_eq!(b.take(RateKey::Ip(a), 100), Ok(()));
+        assert_eq!(b.take(RateKey::Ip(same_64), 100), Ok(()));
+        assert!(
+            b.take(RateKey::Ip(same_64), 100).is_err(),
+            "one /64, one bucket"
+        );
+        assert_eq!(b.take(RateKey::Ip(other_64), 100), Ok(()));
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
         assert_eq!(
             bucket_addr(mapped, 64),
             "192.0.2.1".parse::<IpAddr>().unwrap()
         );
         let wide = Buckets::new(b"t", 6, 1).with_ipv6_prefix(48);
-        assert_eq!(wide.take(a, 100), Ok(()));
-        assert!(wide.take(other_64, 100).is_err(), "a /48 when configured");
+        assert_eq!(wide.take(RateKey::Ip(a), 100), Ok(()));
+        assert!(
+            wide.take(RateKey::Ip(other_64), 100).is_err(),
+            "a /48 when configured"
+        );
         assert_eq!(bucket_addr(a, 128), a);
+    }
+
+    #[test]
+    fn the_unknown_bucket_is_no_address_bucket_and_survives_a_restart() {
+        let b = Buckets::new(b"t", 6, 1);
+        for ip in ["::", "::1", "::9.9.9.9"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let fresh = Buckets::new(b"t", 6, 1);
+            assert_eq!(fresh.take(RateKey::Ip(ip), 100), Ok(()));
+            assert_eq!(
+                fresh.take(RateKey::Unknown, 100),
+                Ok(()),
+                "{ip} is not the unknown bucket"
+            );
+        }
+        assert_eq!(b.take(RateKey::Unknown, 100), Ok(()));
+        assert!(b.take(RateKey::Unknown, 100).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = crate::store::Store::open(dir.path(), 100).unwrap();
+            let mut tx = store.write().unwrap();
+            assert!(b.save(&mut tx, 100).unwrap());
+            tx.commit().unwrap();
+        }
+        let store = crate::store::Store::open(dir.path(), 101).unwrap();
+        let again = Buckets::new(b"t", 6, 1);
+        again.load(&store.read().unwrap(), 101).unwrap();
+        assert!(again.take(RateKey::Unknown, 101).is_err());
+        assert_eq!(again.take(RateKey::Ip("::".parse().unwrap()), 101), Ok(()));
     }
 
     #[test]
@@ -222,21 +302,21 @@ mod tests {
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
         let other: IpAddr = "192.0.2.8".parse().unwrap();
         for _ in 0..3 {
-            assert_eq!(b.take(ip, 100), Ok(()));
+            assert_eq!(b.take(RateKey::Ip(ip), 100), Ok(()));
         }
-        assert_eq!(b.exhausted(ip, 100), Some(10));
-        assert_eq!(b.take(ip, 100), Err(10));
+        assert_eq!(b.exhausted(RateKey::Ip(ip), 100), Some(10));
+        assert_eq!(b.take(RateKey::Ip(ip), 100), Err(10));
         assert_eq!(
-            b.take(other, 100),
+            b.take(RateKey::Ip(other), 100),
             Ok(()),
             "each address has its own bucket"
         );
         // One token comes back every 10 s.
-        assert_eq!(b.take(ip, 110), Ok(()));
-        assert!(b.take(ip, 110).is_err());
+        assert_eq!(b.take(RateKey::Ip(ip), 110), Ok(()));
+        assert!(b.take(RateKey::Ip(ip), 110).is_err());
         // A clock stepped back neither refills nor locks out: time holds still.
-        assert_eq!(b.take(other, 50), Ok(()));
-        assert_eq!(b.exhausted(ip, 50), Some(10));
+        assert_eq!(b.take(RateKey::Ip(other), 50), Ok(()));
+        assert_eq!(b.exhausted(RateKey::Ip(ip), 50), Some(10));
 
         let dir = tempfile::tempdir().unwrap();
         {
@@ -249,9 +329,9 @@ mod tests {
         let again = Buckets::new(b"t", 6, 3);
         again.load(&store.read().unwrap(), 111).unwrap();
         assert!(
-            again.take(ip, 111).is_err(),
+            again.take(RateKey::Ip(ip), 111).is_err(),
             "a restart does not refill the bucket"
         );
-        assert_eq!(again.take(ip, 200), Ok(()));
+        assert_eq!(again.take(RateKey::Ip(ip), 200), Ok(()));
     }
 }

@@ -25,6 +25,7 @@ mod saml;
 mod sb_sec;
 mod sso;
 mod sso_sec;
+mod sw_sec;
 mod tokens_sec;
 mod wsfed;
 mod xml_budget_sec;

@@ -12,7 +12,7 @@ use crate::error::Error;
 
 pub fn status_of(e: &Error) -> StatusCode {
     match e {
-        Error::Invalid { .. } => StatusCode::BAD_REQUEST,
+        Error::Invalid { .. } | Error::IpRequired => StatusCode::BAD_REQUEST,
         Error::InvalidCredentials
         | Error::InvalidCode
         | Error::ProofRefused
@@ -23,7 +23,6 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
-        Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Integrity(_) | Error::Storage(_) | Error::Internal(_) => {
             StatusCode::INTERNAL_SERVER_ERROR
         }
@@ -31,9 +30,10 @@ pub fn status_of(e: &Error) -> StatusCode {
     }
 }
 
-/// `Retry-After` on a 503 for a busy pool (see `sso::xml_budget::Pool`).
+/// `Retry-After` on every 503 (`Error::Unavailable`: a busy pool, see
+/// `sso::xml_budget::Pool`, or any other server-wide cap).
 fn retry_after(e: &Error, r: &mut HttpResponse) {
-    if matches!(e, Error::Unavailable(_)) {
+    if status_of(e) == StatusCode::SERVICE_UNAVAILABLE {
         r.headers_mut().insert(
             header::RETRY_AFTER,
             header::HeaderValue::from(crate::sso::xml_budget::RETRY_AFTER_SECS),
@@ -187,4 +187,28 @@ pub fn payload_error(err: actix_web::Error, json: bool) -> actix_web::Error {
 /// Serde messages name the field (`missing field `email``); keep them short.
 fn sanitize(s: &str) -> String {
     s.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::ResponseError;
+    use actix_web::http::{StatusCode, header};
+
+    use super::{ApiError, PageError};
+    use crate::error::Error;
+
+    #[test]
+    fn every_503_says_when_to_retry() {
+        let e = || Error::Unavailable("The server is busy; try again.".into());
+        for r in [
+            ApiError(e()).error_response(),
+            PageError(e()).error_response(),
+        ] {
+            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(r.headers().contains_key(header::RETRY_AFTER));
+        }
+        let r = ApiError(Error::IpRequired).error_response();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert!(!r.headers().contains_key(header::RETRY_AFTER));
+    }
 }

@@ -218,14 +218,14 @@ pub enum Purpose {
 pub fn bearer_principal(
     st: &AppState,
     raw: &str,
-    ip: Option<std::net::IpAddr>,
+    addr: access::credentials::ClientAddress,
     src: &Source,
     purpose: Purpose,
 ) -> Result<Bearer, Error> {
     let svc = &st.svc;
     if raw.starts_with("gh") && !raw.contains('.') {
         return Ok(Bearer {
-            principal: access::credentials::principal_from_key(svc, raw, ip)?,
+            principal: access::credentials::principal_from_key(svc, raw, addr.ip())?,
             auth_at: 0,
             claims: None,
         });
@@ -242,7 +242,7 @@ pub fn bearer_principal(
             cid,
             claims.scope.as_deref().unwrap_or(""),
             claims.exp,
-            ip,
+            addr,
             src,
         )?,
         None => {
@@ -360,7 +360,7 @@ fn api_caller(req: &HttpRequest) -> Result<ApiCaller, Error> {
         let b = bearer_principal(
             st,
             token.trim(),
-            st.limits.client_ip(req),
+            st.limits.client_address(req),
             &source(req),
             purpose,
         )?;

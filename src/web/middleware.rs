@@ -31,12 +31,18 @@ pub(crate) async fn request_middleware(
     let span = tracing::info_span!("request", request_id = %id);
     let _guard = span.enter();
     let limited = match req.app_data::<web::Data<AppState>>() {
-        Some(st) if limits::is_auth_endpoint(req.request()) => st
-            .limits
-            .check_auth(st.limits.rate_key(req.request()))
-            .err()
-            .map(|wait| (st.limits.rate_key(req.request()), wait)),
-        _ => None,
+        Some(st) => {
+            let key = st.limits.rate_key(req.request());
+            if key == crate::ratelimit::RateKey::Unknown {
+                st.limits.note_unknown(&path);
+            }
+            if limits::is_auth_endpoint(req.request()) {
+                st.limits.check_auth(key).err().map(|wait| (key, wait))
+            } else {
+                None
+            }
+        }
+        None => None,
     };
     let mut res = match limited {
         Some((ip, wait)) => {

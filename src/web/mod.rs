@@ -47,11 +47,19 @@ async fn readyz(st: web::Data<AppState>) -> HttpResponse {
         Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
         Err(e) => {
             tracing::error!(error = %e, "not ready");
-            error::json_error(
+            let mut r = error::json_error(
                 actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
                 "not_ready",
                 "The store is not available.",
-            )
+            );
+            // Every 503 says when to come back.
+            r.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from(
+                    crate::sso::xml_budget::RETRY_AFTER_SECS,
+                ),
+            );
+            r
         }
     }
 }

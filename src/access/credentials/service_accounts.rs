@@ -415,14 +415,40 @@ pub fn grant_scopes(sa: &ServiceAccount, requested: Option<&str>) -> Result<Perm
     }
 }
 
+/// Where a presented credential is being used from, for IP allowlists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAddress {
+    /// The caller's address.
+    Known(IpAddr),
+    /// The caller is here, but its address cannot be read (a trusted proxy
+    /// forwarded an X-Forwarded-For that does not parse): an allowlist refuses.
+    Unreadable,
+    /// A service asked about a credential (`authorize`) without saying the
+    /// end client's address: an allowlisted account answers `ip_required`.
+    Unstated,
+    /// The credential is not being used by the caller (introspection of a
+    /// token, or its account's list was already checked): nothing to check.
+    NotApplicable,
+}
+
+impl ClientAddress {
+    pub fn ip(self) -> Option<IpAddr> {
+        match self {
+            ClientAddress::Known(ip) => Some(ip),
+            _ => None,
+        }
+    }
+}
+
 /// A service account's access token → the client, with the token's scopes
-/// narrowed to what the account holds now.
+/// narrowed to what the account holds now, after its IP allowlist was held
+/// against `addr`.
 pub fn principal_from_client_token(
     svc: &Service,
     client_id: &str,
     scope: &str,
     exp: i64,
-    ip: Option<IpAddr>,
+    addr: ClientAddress,
     src: &Source,
 ) -> Result<Principal> {
     let snap = snapshot(svc)?;
@@ -430,9 +456,11 @@ pub fn principal_from_client_token(
         .service_accounts
         .get(client_id)
         .ok_or_else(|| Error::Unauthenticated("The token's service account was deleted.".into()))?;
-    // Unknown address (introspection, or `authorize` without `ip`): nothing to hold against the list.
-    if ip.is_some() {
-        check_ip(svc, sa, ip, src)?;
+    match addr {
+        ClientAddress::Known(ip) => check_ip(svc, sa, Some(ip), src)?,
+        ClientAddress::Unreadable => check_ip(svc, sa, None, src)?,
+        ClientAddress::Unstated if !sa.ip_allowlist.is_empty() => return Err(Error::IpRequired),
+        ClientAddress::Unstated | ClientAddress::NotApplicable => {}
     }
     let scopes = PermSet::parse_scope("scope", scope)
         .unwrap_or_default()

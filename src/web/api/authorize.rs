@@ -40,7 +40,8 @@ pub struct AuthorizeRequest {
     pub scope: String,
     /// `ws_…`, `ws_…/anything` or `ws_…/bots/{bot}`; absent: any workspace.
     pub resource: Option<String>,
-    /// The end client's address, for service-account IP allowlists.
+    /// The end client's address, for service-account IP allowlists: required
+    /// (400 `ip_required`) when the credential is a token of an account that has one.
     pub ip: Option<String>,
     /// The web origin, for widget keys.
     pub origin: Option<String>,
@@ -79,13 +80,13 @@ pub(super) async fn authorize(
         Some(r) => Resource::parse(r)?,
         None => Resource::Any,
     };
-    let ip = match body.ip.as_deref().filter(|s| !s.is_empty()) {
-        Some(s) => Some(
+    let addr = match body.ip.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => access::credentials::ClientAddress::Known(
             s.trim()
                 .parse::<std::net::IpAddr>()
                 .map_err(|_| Error::invalid("ip", "must be an IPv4 or IPv6 address"))?,
         ),
-        None => None,
+        None => access::credentials::ClientAddress::Unstated,
     };
     let caller_scope = match res.workspace() {
         Some(w) => Resource::Workspace(w),
@@ -103,7 +104,7 @@ pub(super) async fn authorize(
         &body.credential,
         perm,
         res,
-        ip,
+        addr,
         body.origin.as_deref(),
         &src,
     )?;

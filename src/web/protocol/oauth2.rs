@@ -182,7 +182,14 @@ fn endpoint_caller(
         // The caller's own credential must be a full one: a token signed
         // for MFA enrollment opens nothing else, these endpoints included.
         Some(b) => {
-            bearer_principal(st, b.trim(), st.limits.client_ip(req), src, Purpose::Full)?.principal
+            bearer_principal(
+                st,
+                b.trim(),
+                st.limits.client_address(req),
+                src,
+                Purpose::Full,
+            )?
+            .principal
         }
         None => {
             let (id, secret) = client_credentials(req, form).ok_or_else(|| {
@@ -198,7 +205,8 @@ fn endpoint_caller(
                 &sa.id,
                 &sa.scopes.join(" "),
                 i64::MAX,
-                None,
+                // Its allowlist was just held against the caller.
+                creds::ClientAddress::NotApplicable,
                 src,
             )?
         }
@@ -285,7 +293,14 @@ pub(super) async fn introspect(
             "token is required.",
         );
     };
-    let b = match bearer_principal(&st, tok, None, &src, Purpose::Full) {
+    // The token is not the caller's: its allowlist is for its own user.
+    let b = match bearer_principal(
+        &st,
+        tok,
+        creds::ClientAddress::NotApplicable,
+        &src,
+        Purpose::Full,
+    ) {
         Ok(b) => b,
         Err(Error::Unauthenticated(_) | Error::Forbidden(_) | Error::MfaEnrollmentRequired) => {
             return inactive();

@@ -2,8 +2,6 @@
 //! ForwardAuth and Caddy `forward_auth`, and the credential check the API's
 //! access check shares.
 
-use std::net::IpAddr;
-
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
@@ -50,11 +48,11 @@ pub fn check_credential(
     raw: &str,
     perm: Permission,
     res: Resource<'_>,
-    ip: Option<IpAddr>,
+    addr: creds::ClientAddress,
     origin: Option<&str>,
     src: &Source,
 ) -> Result<Checked, Error> {
-    let b = match bearer_principal(st, raw.trim(), ip, src, Purpose::Full) {
+    let b = match bearer_principal(st, raw.trim(), addr, src, Purpose::Full) {
         Ok(b) => b,
         Err(Error::Unauthenticated(_)) => return Ok(Checked::no("invalid_credential")),
         Err(Error::Forbidden(_)) => return Ok(Checked::no("ip_not_allowed")),
@@ -187,7 +185,7 @@ fn verify_inner(req: &HttpRequest, st: &AppState, q: &VerifyQuery) -> Result<Htt
         return Ok(b.finish());
     }
     let src = source(req);
-    let ip = st.limits.client_ip(req);
+    let addr = st.limits.client_address(req);
     let mut cacheable: Option<(Timestamp, Option<String>)> = None;
     let principal = if let Some(h) = req.headers().get(header::AUTHORIZATION) {
         let Some(raw) = h.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) else {
@@ -197,7 +195,7 @@ fn verify_inner(req: &HttpRequest, st: &AppState, q: &VerifyQuery) -> Result<Htt
                 "Use `Authorization: Bearer <access token or API key>`.",
             ));
         };
-        match bearer_principal(st, raw.trim(), ip, &src, Purpose::Full) {
+        match bearer_principal(st, raw.trim(), addr, &src, Purpose::Full) {
             Ok(b) => {
                 cacheable = cacheable_until(st, &b);
                 b.principal
