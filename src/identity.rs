@@ -253,6 +253,17 @@ pub fn get(r: &impl Reader, id: &UserId) -> Result<User> {
         .ok_or(Error::NotFound("user"))
 }
 
+/// One user, read in its own snapshot.
+pub fn find(svc: &Service, id: &UserId) -> Result<User> {
+    get(&svc.store.read()?, id)
+}
+
+/// The users named by `ids` that exist (and open), in the order named.
+pub fn find_many(svc: &Service, ids: &[UserId]) -> Result<Vec<User>> {
+    let r = svc.store.read()?;
+    Ok(ids.iter().filter_map(|id| get(&r, id).ok()).collect())
+}
+
 /// Reads a user through the service's cache. Any committed write to the users
 /// table invalidates every cached entry, so a disabled or deleted user is
 /// refused on the very next check.

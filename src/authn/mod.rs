@@ -5,6 +5,7 @@
 pub(crate) mod lockout;
 pub(crate) mod mfa;
 pub(crate) mod onetime;
+pub(crate) mod queries;
 pub mod password;
 pub(crate) mod refresh;
 pub mod session;
