@@ -421,6 +421,16 @@ pub fn query(
     Ok((out, more))
 }
 
+/// `query`, read in its own snapshot.
+pub fn page(
+    svc: &crate::service::Service,
+    f: &Filter,
+    offset: usize,
+    limit: usize,
+) -> Result<(Vec<Event>, bool)> {
+    query(&svc.store.read()?, f, offset, limit)
+}
+
 /// Walks the whole chain. `Ok(n)` when every link holds and the log ends
 /// where its sealed head says; otherwise the first broken link, in words.
 pub fn verify(r: &impl Reader) -> Result<Result<u64, String>> {

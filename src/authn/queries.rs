@@ -22,6 +22,11 @@ fn status_in(r: &impl Reader, id: &UserId, now: Timestamp) -> Result<UserStatus>
     })
 }
 
+/// A user's status, read in its own snapshot.
+pub fn status(svc: &Service, id: &UserId) -> Result<UserStatus> {
+    status_in(&svc.store.read()?, id, svc.now())
+}
+
 /// One user with its status.
 pub fn user(svc: &Service, id: &UserId) -> Result<(User, UserStatus)> {
     let r = svc.store.read()?;
