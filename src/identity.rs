@@ -278,6 +278,37 @@ pub fn get_cached(svc: &Service, id: &UserId) -> Result<std::sync::Arc<User>> {
 pub type UserCache = crate::store::TableCache<UserId, User>;
 pub const USER_CACHE_MAX: usize = 100_000;
 
+/// How many users there are, and how many of them are disabled or admins.
+pub struct UserCounts {
+    pub total: usize,
+    pub disabled: usize,
+    pub admins: usize,
+}
+
+/// The counts, kept while the users table is unchanged (see `user_counts`).
+pub type UserCountsCache = crate::store::TableCache<(), UserCounts>;
+
+/// `UserCounts`, counted once per change to the users table (sign-ins are
+/// not changes: they live in their own table), so showing them costs a
+/// look-up, not a scan of every user.
+pub fn user_counts(svc: &Service) -> Result<std::sync::Arc<UserCounts>> {
+    svc.user_counts
+        .get_or_load(&svc.store, &(), |r| {
+            let mut c = UserCounts {
+                total: 0,
+                disabled: 0,
+                admins: 0,
+            };
+            for (_, u) in r.scan::<User>(Table::Users, b"usr_")? {
+                c.total += 1;
+                c.disabled += usize::from(u.disabled);
+                c.admins += usize::from(u.is_admin());
+            }
+            Ok(Some(c))
+        })?
+        .ok_or(Error::NotFound("user"))
+}
+
 /// When the user last signed in. Kept in its own table, not in the user
 /// record: a sign-in must not count as a change to the identity, which would
 /// throw away every cached user and every reused access answer.

@@ -20,6 +20,7 @@ pub mod identity;
 pub(crate) mod keys;
 pub(crate) mod notify;
 pub(crate) mod ops;
+pub mod overview;
 pub mod policy;
 pub(crate) mod ratelimit;
 pub mod service;

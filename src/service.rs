@@ -23,6 +23,8 @@ pub struct Service {
     pub csrf_key: SecretKey,
     /// Users by id with the users-table generation they were read at (see `identity::get_cached`).
     pub user_cache: crate::identity::UserCache,
+    /// User counts with the users-table generation (see `identity::user_counts`).
+    pub user_counts: crate::identity::UserCountsCache,
     /// Last sign-ins and lock ends by user, absent ones included, with their
     /// tables' generations (see `authn::sign_in_state`).
     pub sign_in_cache:
@@ -131,6 +133,7 @@ impl Service {
                 Table::Users,
                 crate::identity::USER_CACHE_MAX,
             ),
+            user_counts: crate::store::TableCache::new(Table::Users, 1),
             sign_in_cache: crate::store::TableCache::new(
                 Table::LastSignIns,
                 crate::identity::USER_CACHE_MAX,
