@@ -35,8 +35,7 @@ pub fn overview(svc: &Service) -> Result<Overview> {
         outcome: Some("failure".into()),
         ..Default::default()
     };
-    let failed_sign_ins =
-        audit::count_since(&r, &failed, svc.now() - 86_400, FAILED_SIGN_INS_CAP)?;
+    let failed_sign_ins = audit::count_since(&r, &failed, svc.now() - 86_400, FAILED_SIGN_INS_CAP)?;
     Ok(Overview {
         users,
         failed_sign_ins,

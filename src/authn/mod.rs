@@ -5,8 +5,8 @@
 pub(crate) mod lockout;
 pub(crate) mod mfa;
 pub(crate) mod onetime;
-pub(crate) mod queries;
 pub mod password;
+pub(crate) mod queries;
 pub(crate) mod refresh;
 pub mod session;
 

@@ -81,7 +81,6 @@ pub(super) async fn rotate_keys(
     }))
 }
 
-
 #[derive(Serialize, ToSchema)]
 pub struct SigningRotateResponse {
     /// The new active key id; the previous key stays in the JWKS until its last token expires.
