@@ -400,15 +400,14 @@ fn dashboard(dir: &str, users: usize, events: usize) {
             ..Default::default()
         };
         let (failed_rows, _) = audit::query(&r, &failed, 0, 10_000).unwrap();
-        let figures = (
+        (
             total,
             all.iter().filter(|u| u.disabled).count(),
             all.iter().filter(|u| u.is_admin()).count(),
             failed_rows.len(),
             r.count(Table::Audit).unwrap(),
             recent.len(),
-        );
-        figures
+        )
     };
     let after = || {
         let o = gatehouse::overview::overview(&svc).unwrap();
