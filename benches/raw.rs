@@ -29,6 +29,13 @@ fn main() {
         seed(&args[2], args[3].parse().unwrap(), args[4].parse().unwrap());
         return;
     }
+    // `raw dashboard DIR USERS EVENTS`: the console dashboard's figures over
+    // USERS users and EVENTS audit events spread over 30 days (issue 12):
+    // the old in-handler counting against `overview::overview`.
+    if args.get(1).map(String::as_str) == Some("dashboard") {
+        dashboard(&args[2], args[3].parse().unwrap(), args[4].parse().unwrap());
+        return;
+    }
     if args.get(1).map(String::as_str) == Some("xmlbudget") {
         xmlbudget(&args[2], &args[3], &args[4..]);
         return;
@@ -334,5 +341,98 @@ fn xmlbudget(typical: &str, cert: &str, others: &[String]) {
         "{{\"shapes\": {{{}}}, \"typical_signed_response_ms\": {typical_ms:.3}, \"at_the_limits\": {{{}}}, \"worst_ratio\": {max_ratio:.1}, \"issue_document_refused_ms\": {refuse_ms:.4}, \"issue_document_unguarded_parse_ms\": {unguarded_ms:.0}}}",
         shapes.join(", "),
         worst.join(", ")
+    );
+}
+
+#[allow(clippy::unwrap_used)]
+fn dashboard(dir: &str, users: usize, events: usize) {
+    use gatehouse::audit::{self, Filter, NewEvent, Outcome};
+    use gatehouse::identity::{self, Email, Role, User, UserId};
+    use gatehouse::store::{Reader, Table};
+    let settings = gatehouse::config::Settings {
+        data_dir: dir.into(),
+        ..Default::default()
+    };
+    let svc = gatehouse::service::Service::open(
+        settings,
+        std::sync::Arc::new(gatehouse::clock::SystemClock),
+    )
+    .unwrap();
+    let now = svc.now();
+    let src = audit::Source::default();
+    let mut tx = svc.store.write().unwrap();
+    for i in 0..users {
+        let u = User {
+            id: UserId::generate().unwrap(),
+            email: Email::parse(&format!("user{i}@example.com")).unwrap(),
+            name: format!("User {i}"),
+            password_hash: None,
+            role: if i % 20 == 0 { Role::Admin } else { Role::User },
+            disabled: i % 7 == 0,
+            created_at: now,
+            updated_at: now,
+        };
+        identity::insert(&svc, &mut tx, &u).unwrap();
+    }
+    let span = 30 * 86_400;
+    for i in 0..events {
+        let at = now - span + (span * i as i64) / events.max(1) as i64;
+        let ev = if i % 10 == 0 {
+            NewEvent::new("auth.login", Outcome::Failure)
+        } else {
+            NewEvent::new("user.update", Outcome::Success)
+        };
+        audit::record(&mut tx, at, &src, ev).unwrap();
+    }
+    tx.commit().unwrap();
+    let before = || {
+        let r = svc.store.read().unwrap();
+        let (all, total) = identity::list(&r, "", 0, usize::MAX).unwrap();
+        let security = Filter {
+            action: Some("auth.".into()),
+            ..Default::default()
+        };
+        let (recent, _) = audit::query(&r, &security, 0, 10).unwrap();
+        let failed = Filter {
+            action: Some("auth.login".into()),
+            outcome: Some("failure".into()),
+            since: Some(gatehouse::clock::rfc3339(svc.now() - 86_400)),
+            ..Default::default()
+        };
+        let (failed_rows, _) = audit::query(&r, &failed, 0, 10_000).unwrap();
+        (
+            total,
+            all.iter().filter(|u| u.disabled).count(),
+            all.iter().filter(|u| u.is_admin()).count(),
+            failed_rows.len(),
+            r.count(Table::Audit).unwrap(),
+            recent.len(),
+        )
+    };
+    let after = || {
+        let o = gatehouse::overview::overview(&svc).unwrap();
+        (
+            o.users.total,
+            o.users.disabled,
+            o.users.admins,
+            o.failed_sign_ins,
+            o.audit_events,
+            o.recent.len(),
+        )
+    };
+    assert_eq!(before(), after(), "the same figures");
+    let time = |f: &dyn Fn() -> (usize, usize, usize, usize, u64, usize)| {
+        let mut v = Vec::new();
+        for _ in 0..15 {
+            let t = Instant::now();
+            std::hint::black_box(f());
+            v.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        median(v)
+    };
+    let (b, a) = (time(&before), time(&after));
+    println!(
+        "{{\"users\": {users}, \"events\": {events}, \"before_ms\": {b:.3}, \"after_ms\": {a:.3}, \"ratio\": {:.1}}}",
+        b / a
     );
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Keeps dependencies pointing down (DESIGN.md): redb only in src/store,
-# actix-web and askama only in src/web and src/app.rs, no import cycle between
-# domain modules (checked with tsort), leaves importing only leaves.
+# actix-web and askama only in src/web and src/app.rs, no store transaction
+# or table under src/web, no import cycle between domain modules (checked
+# with tsort), leaves importing only leaves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail=0
@@ -10,6 +11,11 @@ bad=$(grep -rlE '\bredb::|use redb\b' src --include=*.rs | grep -v '^src/store/'
 bad=$(grep -rlE '\bactix_web::|use actix_web\b|\baskama::|use askama\b' src --include=*.rs \
       | grep -vE '^src/web/|^src/app\.rs$' || true)
 [ -n "$bad" ] && { echo "actix-web/askama used outside src/web and src/app.rs: $bad"; fail=1; }
+# web never opens a store transaction nor names a table (DESIGN.md): it calls
+# one domain operation, which opens its own (readyz uses Store::ping).
+bad=$(grep -rnE 'store\.(read|write)\(\)|\bWriteTx\b|\bReadTx\b|store::Reader\b|\.begin_read\b|\.begin_write\b|\bbegin_(read|write)\(|\bTable::' \
+      src/web --include=*.rs || true)
+[ -n "$bad" ] && { echo "store transaction or table opened under src/web: $bad"; fail=1; }
 bad=$(grep -rlE 'SystemTime::now' src --include=*.rs | grep -v '^src/clock\.rs$' || true)
 [ -n "$bad" ] && { echo "wall clock read outside src/clock.rs: $bad"; fail=1; }
 bad=$(grep -rLE '^//!' src --include=*.rs || true)

@@ -627,6 +627,41 @@ pub fn query(
     Ok((out, more))
 }
 
+/// `query`, read in its own snapshot.
+pub fn page(
+    svc: &crate::service::Service,
+    f: &Filter,
+    offset: usize,
+    limit: usize,
+) -> Result<(Vec<Event>, bool)> {
+    query(&svc.store.read()?, f, offset, limit)
+}
+
+/// How far back past `since` a count keeps reading: events are appended in
+/// time order except for requests that took their time before they committed.
+const COUNT_SKEW_SECS: i64 = 300;
+
+/// How many events match `f` at or after `since` (at most `cap`), reading
+/// newest first and stopping once events are older than `since` by more than
+/// `COUNT_SKEW_SECS`, so the cost follows the recent events, not the whole log.
+/// `f.since` and `f.until` are ignored.
+pub fn count_since(r: &impl Reader, f: &Filter, since: Timestamp, cap: usize) -> Result<usize> {
+    let mut n = 0;
+    r.scan_rev(Table::Audit, &mut |_, e: Event| {
+        if e.time < since - COUNT_SKEW_SECS {
+            return ControlFlow::Break(());
+        }
+        if f.matches(&e, Some(since), None) {
+            n += 1;
+            if n == cap {
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    })?;
+    Ok(n)
+}
+
 /// Walks the whole chain. `Ok(n)` when every link holds and the log ends
 /// where its sealed head says; otherwise the first broken link, in words.
 pub fn verify(r: &impl Reader) -> Result<Result<u64, String>> {

@@ -100,6 +100,17 @@ pub fn get(r: &impl Reader, id: &UserId) -> Result<User> {
         .ok_or(Error::NotFound("user"))
 }
 
+/// One user, read in its own snapshot.
+pub fn find(svc: &Service, id: &UserId) -> Result<User> {
+    get(&svc.store.read()?, id)
+}
+
+/// The users named by `ids` that exist (and open), in the order named.
+pub fn find_many(svc: &Service, ids: &[UserId]) -> Result<Vec<User>> {
+    let r = svc.store.read()?;
+    Ok(ids.iter().filter_map(|id| get(&r, id).ok()).collect())
+}
+
 /// Reads a user through the service's cache. Any committed write to the users
 /// table invalidates every cached entry, so a disabled or deleted user is
 /// refused on the very next check.
@@ -118,14 +129,48 @@ pub type UserCache = crate::store::TableCache<UserId, User>;
 /// users-table generation they were read at (see `get_cached`).
 pub struct Caches {
     users: UserCache,
+    counts: UserCountsCache,
 }
 
 impl Caches {
     pub(crate) fn new() -> Caches {
         Caches {
             users: crate::store::TableCache::new(Table::Users, USER_CACHE_MAX),
+            counts: crate::store::TableCache::new(Table::Users, 1),
         }
     }
+}
+
+/// How many users there are, and how many of them are disabled or admins.
+pub struct UserCounts {
+    pub total: usize,
+    pub disabled: usize,
+    pub admins: usize,
+}
+
+/// The counts, kept while the users table is unchanged (see `user_counts`).
+pub type UserCountsCache = crate::store::TableCache<(), UserCounts>;
+
+/// `UserCounts`, counted once per change to the users table (sign-ins are
+/// not changes: they live in their own table), so showing them costs a
+/// look-up, not a scan of every user.
+pub fn user_counts(svc: &Service) -> Result<std::sync::Arc<UserCounts>> {
+    svc.identity
+        .counts
+        .get_or_load(&svc.store, &(), |r| {
+            let mut c = UserCounts {
+                total: 0,
+                disabled: 0,
+                admins: 0,
+            };
+            for (_, u) in r.scan::<User>(Table::Users, b"usr_")? {
+                c.total += 1;
+                c.disabled += usize::from(u.disabled);
+                c.admins += usize::from(u.is_admin());
+            }
+            Ok(Some(c))
+        })?
+        .ok_or(Error::NotFound("user"))
 }
 
 /// When the user last signed in. Kept in its own table, not in the user

@@ -49,6 +49,19 @@ pub fn begin_rotation(svc: &Service, by: &Principal, src: &Source) -> Result<u32
     Ok(new_version)
 }
 
+/// Rotates now and re-seals on the blocking pool, for the console and the API
+/// (which answer before the re-sealing ends); returns the new version.
+pub fn start_rotation(svc: &std::sync::Arc<Service>, by: Principal, src: Source) -> Result<u32> {
+    let v = begin_rotation(svc, &by, &src)?;
+    let svc = svc.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = finish_rotation(&svc, &by, &src, v, &mut |_, _| {}) {
+            tracing::error!(error = %e, "re-sealing after rotation failed; run `gatehouse keys rotate` again");
+        }
+    });
+    Ok(v)
+}
+
 /// Re-seals everything under older keys, then records completion.
 pub fn finish_rotation(
     svc: &Service,

@@ -23,6 +23,7 @@ pub mod identity;
 pub(crate) mod keys;
 pub(crate) mod notify;
 pub(crate) mod ops;
+pub mod overview;
 pub mod policy;
 pub(crate) mod principal;
 pub(crate) mod ratelimit;

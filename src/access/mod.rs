@@ -799,6 +799,33 @@ fn generation(svc: &Service) -> u64 {
         .fold(0u64, |a, g| a.wrapping_add(g))
 }
 
+/// Every table an allowed access decision depends on: the identity, revocation
+/// and access tables. A decision computed at one `decision_generation` holds
+/// while the generation is unchanged (the forward-auth and introspection caches
+/// rely on that).
+pub const DECISION_TABLES: &[Table] = &[
+    Table::Users,
+    Table::TokensValidAfter,
+    Table::RevokedTokens,
+    Table::Workspaces,
+    Table::Members,
+    Table::Roles,
+    Table::Groups,
+    Table::ServiceAccounts,
+    Table::ApiApps,
+    Table::ApiKeys,
+    Table::ApiKeysByApp,
+    Table::WidgetKeys,
+];
+
+/// Changes whenever any of `DECISION_TABLES` commits (each commit adds one).
+pub fn decision_generation(svc: &Service) -> u64 {
+    DECISION_TABLES
+        .iter()
+        .map(|t| svc.store.generation(*t))
+        .sum()
+}
+
 /// The session limits (idle, absolute, in seconds) for `user`: the
 /// installation's, shortened by those of any workspace the user belongs to
 /// (directly or through a group). A workspace's limits never reach platform

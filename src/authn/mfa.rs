@@ -377,6 +377,18 @@ pub fn pending_uri(svc: &Service, user: &User) -> Result<Option<(String, String)
 /// Activates the pending secret if `code` is valid now; returns new recovery
 /// codes (shown once) when the user had none.
 pub fn confirm_totp(svc: &Service, user: &User, code: &str, src: &Source) -> Result<Vec<String>> {
+    confirm_totp_upgrading(svc, user, code, src, None)
+}
+
+/// `confirm_totp`, and on success the console session `session` (its hash)
+/// becomes a full one, in the same transaction.
+pub fn confirm_totp_upgrading(
+    svc: &Service,
+    user: &User,
+    code: &str,
+    src: &Source,
+    session: Option<&[u8]>,
+) -> Result<Vec<String>> {
     let now = svc.now();
     let mut tx = svc.store.write()?;
     let mut s = state(&tx, &user.id)?;
@@ -440,6 +452,9 @@ pub fn confirm_totp(svc: &Service, user: &User, code: &str, src: &Source) -> Res
             .actor(user.email.as_str(), Some(user.id.as_str().into()))
             .target(user.id.as_str()),
     )?;
+    if let Some(h) = session {
+        super::session::refresh_auth(&mut tx, h, now, true)?;
+    }
     tx.commit()?;
     Ok(shown)
 }
@@ -1043,6 +1058,19 @@ pub fn confirm_code_enrollment(
     code: &str,
     src: &Source,
 ) -> Result<Vec<String>> {
+    confirm_code_enrollment_upgrading(svc, user, method, code, src, None)
+}
+
+/// `confirm_code_enrollment`, and on success the console session `session`
+/// (its hash) becomes a full one, in the same transaction.
+pub fn confirm_code_enrollment_upgrading(
+    svc: &Service,
+    user: &User,
+    method: &str,
+    code: &str,
+    src: &Source,
+    session: Option<&[u8]>,
+) -> Result<Vec<String>> {
     let now = svc.now();
     let mut tx = svc.store.write()?;
     let mut s = state(&tx, &user.id)?;
@@ -1110,6 +1138,9 @@ pub fn confirm_code_enrollment(
             .actor(user.email.as_str(), Some(user.id.as_str().into()))
             .target(user.id.as_str()),
     )?;
+    if let Some(h) = session {
+        super::session::refresh_auth(&mut tx, h, now, true)?;
+    }
     tx.commit()?;
     Ok(shown)
 }

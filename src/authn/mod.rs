@@ -7,6 +7,7 @@ pub(crate) mod mfa;
 pub(crate) mod onetime;
 pub mod password;
 mod policy_change;
+pub(crate) mod queries;
 pub(crate) mod refresh;
 pub mod revoke;
 pub mod session;

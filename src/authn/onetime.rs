@@ -63,6 +63,11 @@ pub fn check(r: &impl Reader, token: &str, now: Timestamp) -> Result<Purpose> {
     Ok(rec.purpose)
 }
 
+/// `check` against the live store at the service's clock.
+pub fn check_now(svc: &crate::service::Service, token: &str) -> Result<Purpose> {
+    check(&svc.store.read()?, token, svc.now())
+}
+
 /// Spends a token inside `tx`; it is gone only if `tx` commits.
 pub fn consume(tx: &mut WriteTx<'_>, token: &str, now: Timestamp) -> Result<Purpose> {
     let p = check(tx, token, now)?;

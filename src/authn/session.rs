@@ -217,6 +217,14 @@ pub fn end(tx: &mut WriteTx<'_>, user: &UserId, hash: &[u8]) -> Result<bool> {
     }
 }
 
+/// Ends the session a browser held before signing in again (`token` is its
+/// cookie), if it is `user`'s; in its own transaction.
+pub fn end_previous(svc: &Service, user: &UserId, token: &str) -> Result<()> {
+    let mut tx = svc.store.write()?;
+    end(&mut tx, user, &hash_token(token))?;
+    tx.commit()
+}
+
 pub fn list_for_user(r: &impl Reader, user: &UserId) -> Result<Vec<([u8; 32], Session)>> {
     let mut prefix = user.as_str().as_bytes().to_vec();
     prefix.push(0);

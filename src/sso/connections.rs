@@ -208,6 +208,11 @@ pub fn get(r: &impl Reader, id: &str) -> Result<Connection> {
         .ok_or(Error::NotFound("connection"))
 }
 
+/// One connection, read in its own snapshot.
+pub fn connection(svc: &Service, id: &str) -> Result<Connection> {
+    get(&svc.store.read()?, id)
+}
+
 /// What changed, for the audit log (never the secret itself).
 fn change_details(c: &Connection, secret_changed: bool) -> serde_json::Value {
     serde_json::json!({

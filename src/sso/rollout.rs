@@ -67,6 +67,11 @@ pub struct SsoSettingsInput {
 
 const SETTINGS_KEY: &[u8] = b"sso";
 
+/// `settings`, read in its own snapshot.
+pub fn current_settings(svc: &Service) -> Result<SsoSettings> {
+    settings(&svc.store.read()?)
+}
+
 pub fn settings(r: &impl Reader) -> Result<SsoSettings> {
     let mut s: SsoSettings = r.get(Table::Policy, SETTINGS_KEY)?.unwrap_or_default();
     if let Some(owner) = r.get::<String>(Table::Meta, b"owner_id")?

@@ -200,6 +200,11 @@ impl Store {
         self.generations[t.index()].fetch_add(1, Ordering::AcqRel);
     }
 
+    /// Whether a read transaction opens: the readiness probe.
+    pub fn ping(&self) -> Result<()> {
+        self.read().map(|_| ())
+    }
+
     pub fn read(&self) -> Result<ReadTx<'_>> {
         Ok(ReadTx {
             tx: self.db.begin_read().map_err(db_err)?,

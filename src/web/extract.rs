@@ -434,9 +434,7 @@ pub(crate) fn signed_in(
     rd: &str,
 ) -> PageResult {
     if let Some(old) = req.cookie(session_cookie_name(st.tls)) {
-        let mut tx = st.svc.store.write()?;
-        session::end(&mut tx, &user.id, &session::hash_token(old.value()))?;
-        tx.commit()?;
+        session::end_previous(&st.svc, &user.id, old.value())?;
     }
     let mut resp = redirect(rd);
     let _ = resp.add_cookie(&session_cookie(st.tls, token));

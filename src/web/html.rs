@@ -11,10 +11,10 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
 use crate::audit;
-use crate::authn::{self, password::Password, session};
+use crate::authn::{self, password::Password};
 use crate::clock::rfc3339;
 use crate::error::Error;
-use crate::identity::{self, Role, User};
+use crate::identity::{Role, User};
 use crate::web::AppState;
 use crate::web::error::PageError;
 use crate::web::extract::ConsoleUser;
@@ -334,9 +334,11 @@ pub(crate) fn account_page(
     notice: Option<String>,
     error: Option<String>,
 ) -> Result<AccountPage, Error> {
-    let r = st.svc.store.read()?;
-    let list = session::list_for_user(&r, &u.user.id)?;
-    let mfa = authn::mfa::summary(&r, &u.user.id)?;
+    let authn::queries::Account {
+        sessions: list,
+        mfa,
+        last_sign_in,
+    } = authn::queries::account(&st.svc, &u.user.id)?;
     let available = authn::mfa::available_methods(&st.svc)?;
     let mfa_since = mfa.totp_since.map(rfc3339).unwrap_or_default();
     let sessions = list
@@ -352,10 +354,7 @@ pub(crate) fn account_page(
         .collect();
     Ok(AccountPage {
         nav: nav(u, "account"),
-        me: UserRow::new(
-            &u.user,
-            identity::last_sign_in(&st.svc.store.read()?, &u.user.id)?,
-        ),
+        me: UserRow::new(&u.user, last_sign_in),
         mfa,
         mfa_since,
         can_email: available.contains(&"email"),

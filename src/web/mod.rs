@@ -43,8 +43,8 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(st: web::Data<AppState>) -> HttpResponse {
-    match st.svc.store.read() {
-        Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
+    match st.svc.store.ping() {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
         Err(e) => {
             tracing::error!(error = %e, "not ready");
             let mut r = error::json_error(

@@ -280,7 +280,7 @@ async fn get_connection(
     id: web::Path<String>,
 ) -> ApiResult {
     require(&req, &st, &caller)?;
-    let c = sso::get(&st.svc.store.read()?, sso::parse_id(&id)?)?;
+    let c = sso::connection(&st.svc, sso::parse_id(&id)?)?;
     Ok(HttpResponse::Ok().json(connection_dto(&st, c)))
 }
 
@@ -356,13 +356,16 @@ pub fn settings_dto(
     s: sso::SsoSettings,
     warnings: Vec<String>,
 ) -> Result<SettingsDto, Error> {
-    let r = st.svc.store.read()?;
-    let mut emails = std::collections::BTreeMap::new();
-    for id in s.test_group.iter().chain(s.excluded_users.iter()) {
-        if let Ok(u) = identity::get(&r, id) {
-            emails.insert(id.as_str().to_string(), u.email.as_str().to_string());
-        }
-    }
+    let named: Vec<_> = s
+        .test_group
+        .iter()
+        .chain(s.excluded_users.iter())
+        .cloned()
+        .collect();
+    let emails = identity::find_many(&st.svc, &named)?
+        .into_iter()
+        .map(|u| (u.id.as_str().to_string(), u.email.as_str().to_string()))
+        .collect();
     Ok(SettingsDto {
         mfa_scope: mfa_scope(&s).into(),
         enabled: s.enabled,
@@ -396,7 +399,7 @@ pub fn mfa_scope(s: &sso::SsoSettings) -> &'static str {
 #[utoipa::path(get, path = "/api/v1/sso/settings", responses((status = 200, body = SettingsDto)))]
 async fn get_settings(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller) -> ApiResult {
     require(&req, &st, &caller)?;
-    let s = sso::settings(&st.svc.store.read()?)?;
+    let s = sso::current_settings(&st.svc)?;
     Ok(HttpResponse::Ok().json(settings_dto(&st, s, Vec::new())?))
 }
 

@@ -40,3 +40,50 @@ pub fn is_revoked(svc: &Service, jti: &str) -> Result<bool> {
     }
     Ok(hit)
 }
+
+/// Revokes the access token `claims` were read from, on behalf of `caller`: a
+/// client may revoke its own tokens; anyone else needs `IntrospectCredentials`
+/// on the token's workspace (or the platform), and a user's token also needs
+/// the caller to be allowed that user's tokens (see
+/// `access::may_revoke_user_tokens`). Revocation and its audit record share
+/// one transaction.
+pub fn revoke_access_token(
+    svc: &Service,
+    caller: &crate::access::Principal,
+    src: &crate::audit::Source,
+    claims: &crate::tokens::Claims,
+) -> Result<()> {
+    use crate::access::{self, Permission, Resource};
+    let res = match &claims.workspace {
+        Some(w) => Resource::Workspace(w),
+        None if claims.client_id.is_none() => Resource::Any,
+        None => Resource::Platform,
+    };
+    let own = caller
+        .client()
+        .is_some_and(|c| Some(&c.id) == claims.client_id.as_ref());
+    if !own {
+        access::authorize(svc, caller, Permission::IntrospectCredentials, res, src)?;
+    }
+    if claims.client_id.is_none() {
+        let uid = crate::identity::UserId::parse(&claims.sub)?;
+        if !access::may_revoke_user_tokens(svc, caller, &uid)? {
+            return Err(crate::error::Error::Forbidden(
+                "The caller may not revoke this user's tokens.".into(),
+            ));
+        }
+    }
+    let now = svc.now();
+    let mut tx = svc.store.write()?;
+    revoke_jti(&mut tx, &claims.jti, claims.exp, now)?;
+    crate::audit::record(
+        &mut tx,
+        now,
+        src,
+        caller
+            .event("token.revoke", crate::audit::Outcome::Success)
+            .target(claims.sub.clone())
+            .workspace(claims.workspace.as_deref()),
+    )?;
+    tx.commit()
+}

@@ -64,7 +64,7 @@ pub(super) async fn audit_log(
     };
     // Refusals wait for their group commit; whoever reads the log sees them.
     access::flush_denials(&st.svc)?;
-    let (events, more) = audit::query(&st.svc.store.read()?, &filter, (page - 1) * per, per)?;
+    let (events, more) = audit::page(&st.svc, &filter, (page - 1) * per, per)?;
     Ok(HttpResponse::Ok().json(AuditPage {
         events,
         page,

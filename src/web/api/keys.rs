@@ -7,9 +7,7 @@ use utoipa::ToSchema;
 
 use super::ApiResult;
 use crate::access::{self, Permission, Resource};
-use crate::audit;
 use crate::clock::rfc3339;
-use crate::error::Error;
 use crate::keys;
 use crate::store::KeyVersionStatus;
 use crate::web::AppState;
@@ -76,27 +74,11 @@ pub(super) async fn rotate_keys(
         &src,
     )?;
     caller.require_recent_auth(&st.svc)?;
-    let v = start_rotation(&st, caller.principal.clone(), src)?;
+    let v = keys::start_rotation(&st.svc, caller.principal.clone(), src)?;
     Ok(HttpResponse::Accepted().json(RotateResponse {
         new_version: v,
         resealing: true,
     }))
-}
-
-/// Rotates now and re-seals on the blocking pool (shared with the console).
-pub fn start_rotation(
-    st: &AppState,
-    by: access::Principal,
-    src: audit::Source,
-) -> Result<u32, Error> {
-    let v = keys::begin_rotation(&st.svc, &by, &src)?;
-    let svc = st.svc.clone();
-    actix_web::rt::task::spawn_blocking(move || {
-        if let Err(e) = keys::finish_rotation(&svc, &by, &src, v, &mut |_, _| {}) {
-            tracing::error!(error = %e, "re-sealing after rotation failed; run `gatehouse keys rotate` again");
-        }
-    });
-    Ok(v)
 }
 
 #[derive(Serialize, ToSchema)]

@@ -198,10 +198,7 @@ pub(super) async fn method_remove(
 /// The caller's second factors.
 #[utoipa::path(get, path = "/api/v1/me/mfa", responses((status = 200, body = authn::mfa::MfaSummary)))]
 pub(super) async fn my_mfa(st: web::Data<AppState>, caller: ApiCaller) -> ApiResult {
-    Ok(HttpResponse::Ok().json(authn::mfa::summary(
-        &st.svc.store.read()?,
-        &caller.user()?.id,
-    )?))
+    Ok(HttpResponse::Ok().json(authn::queries::mfa_summary(&st.svc, &caller.user()?.id)?))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -34,9 +34,6 @@ mod users;
 mod widget_keys;
 mod workspaces;
 
-/// Shared with the console's key page.
-pub use keys::start_rotation;
-
 type ApiResult = Result<HttpResponse, ApiError>;
 
 /// One table drives both the routes and the OpenAPI document: each row

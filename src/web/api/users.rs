@@ -10,7 +10,6 @@ use super::{ApiResult, ErrorBody, paging};
 use crate::access::{self, Permission, Resource};
 use crate::authn::{self, password::Password};
 use crate::clock::rfc3339;
-use crate::error::Error;
 use crate::identity::{self, Email, NewUser, Role, User, UserId, UserUpdate};
 use crate::web::AppState;
 use crate::web::auth::{ApiCaller, source};
@@ -76,17 +75,11 @@ pub struct UserList {
 }
 
 impl UserDto {
-    /// The DTO with the user's lock state and last sign-in, read through an
-    /// open transaction.
-    fn with_state(
-        mut self,
-        r: &impl crate::store::Reader,
-        now: crate::clock::Timestamp,
-    ) -> Result<Self, Error> {
-        let uid = UserId::parse(&self.id)?;
-        self.locked_until = authn::lockout::locked_until(r, &uid, now)?.map(rfc3339);
-        self.last_login_at = identity::last_sign_in(r, &uid)?.map(rfc3339);
-        Ok(self)
+    /// The DTO with the user's lock state and last sign-in.
+    fn with_state(mut self, s: &authn::queries::UserStatus) -> Self {
+        self.locked_until = s.locked_until.map(rfc3339);
+        self.last_login_at = s.last_sign_in.map(rfc3339);
+        self
     }
 }
 
@@ -107,14 +100,13 @@ pub(super) async fn list_users(
     )?;
     let (page, per) = paging(q.page, q.per_page)?;
     // One snapshot for the page and every user's lock state.
-    let r = st.svc.store.read()?;
-    let now = st.svc.now();
-    let (users, total) = identity::list(&r, q.q.as_deref().unwrap_or(""), (page - 1) * per, per)?;
+    let (users, total) =
+        authn::queries::users(&st.svc, q.q.as_deref().unwrap_or(""), (page - 1) * per, per)?;
     Ok(HttpResponse::Ok().json(UserList {
         users: users
             .iter()
-            .map(|u| UserDto::from(u).with_state(&r, now))
-            .collect::<Result<_, _>>()?,
+            .map(|(u, s)| UserDto::from(u).with_state(s))
+            .collect(),
         total,
         page,
         per_page: per,
@@ -180,9 +172,8 @@ pub(super) async fn get_user(
         Resource::Platform,
         &source(&req),
     )?;
-    let user = identity::get(&st.svc.store.read()?, &UserId::parse(&id)?)?;
-    Ok(HttpResponse::Ok()
-        .json(UserDto::from(&user).with_state(&st.svc.store.read()?, st.svc.now())?))
+    let (user, status) = authn::queries::user(&st.svc, &UserId::parse(&id)?)?;
+    Ok(HttpResponse::Ok().json(UserDto::from(&user).with_state(&status)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -220,8 +211,8 @@ pub(super) async fn update_user(
         disabled: b.disabled,
     };
     let user = identity::update(&st.svc, &caller.principal, &src, &UserId::parse(&id)?, up)?;
-    Ok(HttpResponse::Ok()
-        .json(UserDto::from(&user).with_state(&st.svc.store.read()?, st.svc.now())?))
+    let status = authn::queries::status(&st.svc, &user.id)?;
+    Ok(HttpResponse::Ok().json(UserDto::from(&user).with_state(&status)))
 }
 
 pub(super) async fn set_disabled(
@@ -244,8 +235,8 @@ pub(super) async fn set_disabled(
         ..Default::default()
     };
     let user = identity::update(&st.svc, &caller.principal, &src, &UserId::parse(id)?, up)?;
-    Ok(HttpResponse::Ok()
-        .json(UserDto::from(&user).with_state(&st.svc.store.read()?, st.svc.now())?))
+    let status = authn::queries::status(&st.svc, &user.id)?;
+    Ok(HttpResponse::Ok().json(UserDto::from(&user).with_state(&status)))
 }
 
 /// Disable a user: their sessions, refresh and access tokens end at once.
@@ -316,9 +307,8 @@ pub(super) async fn unlock_user(
     )?;
     let uid = UserId::parse(&id)?;
     authn::lockout::unlock(&st.svc, &caller.principal, &src, &uid)?;
-    let user = identity::get(&st.svc.store.read()?, &uid)?;
-    Ok(HttpResponse::Ok()
-        .json(UserDto::from(&user).with_state(&st.svc.store.read()?, st.svc.now())?))
+    let (user, status) = authn::queries::user(&st.svc, &uid)?;
+    Ok(HttpResponse::Ok().json(UserDto::from(&user).with_state(&status)))
 }
 
 /// Set a new password for a user (ends their sessions, refresh and access tokens).
@@ -412,8 +402,8 @@ pub(super) async fn change_own_email(
     };
     let user = identity::change_own_email(&st.svc, &caller.principal, &source(&req), email, &proof)
         .await?;
-    Ok(HttpResponse::Ok()
-        .json(UserDto::from(&user).with_state(&st.svc.store.read()?, st.svc.now())?))
+    let status = authn::queries::status(&st.svc, &user.id)?;
+    Ok(HttpResponse::Ok().json(UserDto::from(&user).with_state(&status)))
 }
 
 /// End every session, refresh token and access token of a user (an admin,

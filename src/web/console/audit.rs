@@ -68,12 +68,7 @@ pub(super) async fn audit_page(
     let page = q.page.unwrap_or(1).max(1);
     // Refusals wait for their group commit; whoever reads the log sees them.
     crate::access::flush_denials(&st.svc)?;
-    let (rows, more, error) = match audit::query(
-        &st.svc.store.read()?,
-        &filter,
-        (page - 1) * PER_PAGE,
-        PER_PAGE,
-    ) {
+    let (rows, more, error) = match audit::page(&st.svc, &filter, (page - 1) * PER_PAGE, PER_PAGE) {
         Ok((ev, more)) => (ev.iter().map(EventRow::from).collect(), more, None),
         Err(e @ Error::Invalid { .. }) => (Vec::new(), false, Some(e.public_message())),
         Err(e) => return Err(e.into()),

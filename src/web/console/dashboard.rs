@@ -5,9 +5,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use crate::access::Permission;
-use crate::audit;
-use crate::identity::{self};
-use crate::store::Reader;
 use crate::web::AppState;
 use crate::web::extract::{ConsoleUser, require};
 use crate::web::html::{EventRow, Nav, PageResult, nav, redirect, render};
@@ -40,31 +37,16 @@ pub(super) async fn dashboard(
         return Ok(redirect("/admin/account"));
     }
     require(&st, &req, &u, Permission::ViewConsole)?;
-    let r = st.svc.store.read()?;
-    let (all, total) = identity::list(&r, "", 0, usize::MAX)?;
-    let security = audit::Filter {
-        action: Some("auth.".into()),
-        ..Default::default()
-    };
-    let (recent, _) = audit::query(&r, &security, 0, 10)?;
-    let since = st.svc.now() - 86_400;
-    let failed = audit::Filter {
-        action: Some("auth.login".into()),
-        outcome: Some("failure".into()),
-        since: Some(crate::clock::rfc3339(since)),
-        ..Default::default()
-    };
-    let (failed_rows, _) = audit::query(&r, &failed, 0, 10_000)?;
-    let key_version = st.svc.store.active_key_version()?;
+    let o = crate::overview::overview(&st.svc)?;
     let page = DashboardPage {
         nav: nav(&u, "dashboard"),
-        users_total: total,
-        users_disabled: all.iter().filter(|u| u.disabled).count(),
-        admins: all.iter().filter(|u| u.is_admin()).count(),
-        failed_logins: failed_rows.len(),
-        key_version,
-        audit_events: r.count(crate::store::Table::Audit)?,
-        rows: recent.iter().map(EventRow::from).collect(),
+        users_total: o.users.total,
+        users_disabled: o.users.disabled,
+        admins: o.users.admins,
+        failed_logins: o.failed_sign_ins,
+        key_version: o.key_version,
+        audit_events: o.audit_events,
+        rows: o.recent.iter().map(EventRow::from).collect(),
     };
     render(StatusCode::OK, &page)
 }

@@ -95,6 +95,6 @@ pub(super) async fn keys_rotate(
         return Ok(r);
     }
     require(&st, &req, &u, Permission::ManageKeys)?;
-    crate::web::api::start_rotation(&st, u.principal(), source(&req))?;
+    keys::start_rotation(&st.svc, u.principal(), source(&req))?;
     Ok(redirect("/admin/keys?notice=rotated"))
 }

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::authn::{self, password::Password, session};
+use crate::authn::{self, password::Password};
 use crate::error::Error;
 use crate::web::AppState;
 use crate::web::extract::{ConsoleUser, reauth_gate, source};
@@ -138,13 +138,14 @@ pub(super) async fn totp_confirm(
     f: web::Form<CodeForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    let result = authn::mfa::confirm_totp(&st.svc, &u.user, &f.code, &source(&req));
-    if result.is_ok() {
-        // Enrolled: this session is now a full one.
-        let mut tx = st.svc.store.write()?;
-        session::refresh_auth(&mut tx, &u.session_hash, st.svc.now(), true)?;
-        tx.commit()?;
-    }
+    // Enrolled: this session becomes a full one, in the same transaction.
+    let result = authn::mfa::confirm_totp_upgrading(
+        &st.svc,
+        &u.user,
+        &f.code,
+        &source(&req),
+        Some(&u.session_hash),
+    );
     match result {
         Ok(codes) if codes.is_empty() => Ok(redirect("/admin/account?notice=mfa_on")),
         Ok(codes) => render(
@@ -258,11 +259,15 @@ pub(super) async fn code_confirm(
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     let method: &'static str = if f.method == "sms" { "sms" } else { "email" };
-    match authn::mfa::confirm_code_enrollment(&st.svc, &u.user, method, &f.code, &source(&req)) {
+    match authn::mfa::confirm_code_enrollment_upgrading(
+        &st.svc,
+        &u.user,
+        method,
+        &f.code,
+        &source(&req),
+        Some(&u.session_hash),
+    ) {
         Ok(codes) => {
-            let mut tx = st.svc.store.write()?;
-            session::refresh_auth(&mut tx, &u.session_hash, st.svc.now(), true)?;
-            tx.commit()?;
             if codes.is_empty() {
                 Ok(redirect("/admin/account?notice=mfa_on"))
             } else {

@@ -50,7 +50,7 @@ fn reauth_view(
     notice: Option<String>,
     error: Option<String>,
 ) -> Result<ReauthPage, Error> {
-    let methods = authn::mfa::summary(&st.svc.store.read()?, &u.user.id)?.methods;
+    let methods = authn::queries::mfa_summary(&st.svc, &u.user.id)?.methods;
     let (options, sendable) = method_options(&methods, selected);
     Ok(ReauthPage {
         nav: nav(u, "account"),

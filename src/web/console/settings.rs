@@ -42,12 +42,7 @@ fn settings_view(
     error: Option<String>,
 ) -> SettingsPage {
     use crate::policy::MfaMode;
-    let sso = st
-        .svc
-        .store
-        .read()
-        .and_then(|r| crate::sso::settings(&r))
-        .unwrap_or_default();
+    let sso = crate::sso::current_settings(&st.svc).unwrap_or_default();
     SettingsPage {
         nav: nav(u, "settings"),
         mfa_scope: crate::web::sso::mfa_scope(&sso),

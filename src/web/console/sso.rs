@@ -66,13 +66,9 @@ pub(super) struct SsoPage {
     base: String,
 }
 
-fn emails_text(
-    r: &impl crate::store::Reader,
-    ids: &[crate::identity::UserId],
-    skip_owner: bool,
-) -> String {
-    ids.iter()
-        .filter_map(|id| crate::identity::get(r, id).ok())
+fn emails_text(users: &[crate::identity::User], skip_owner: bool) -> String {
+    users
+        .iter()
         .filter(|u| !(skip_owner && u.role == Role::Owner))
         .map(|u| u.email.as_str().to_string())
         .collect::<Vec<_>>()
@@ -86,12 +82,11 @@ fn sso_view(
     error: Option<String>,
     warnings: Vec<String>,
 ) -> Result<SsoPage, Error> {
-    let r = st.svc.store.read()?;
-    let s = sso::settings(&r)?;
-    let owner = s
-        .excluded_users
+    let s = sso::current_settings(&st.svc)?;
+    let excluded = crate::identity::find_many(&st.svc, &s.excluded_users)?;
+    let test_group = crate::identity::find_many(&st.svc, &s.test_group)?;
+    let owner = excluded
         .iter()
-        .filter_map(|id| crate::identity::get(&r, id).ok())
         .find(|u| u.role == Role::Owner)
         .map(|u| u.email.as_str().to_string())
         .unwrap_or_default();
@@ -118,8 +113,8 @@ fn sso_view(
             .collect(),
         enabled: s.enabled,
         enforcement: s.enforcement.as_str(),
-        excluded: emails_text(&r, &s.excluded_users, true),
-        test_group: emails_text(&r, &s.test_group, false),
+        excluded: emails_text(&excluded, true),
+        test_group: emails_text(&test_group, false),
         owner,
         presets: sso::PRESETS.iter().collect(),
         base: st.svc.public_url(),
@@ -428,7 +423,7 @@ pub(super) async fn connection_page(
     q: web::Query<Notice>,
 ) -> PageResult {
     require(&st, &req, &u, Permission::ManageSecurity)?;
-    let c = sso::get(&st.svc.store.read()?, sso::parse_id(&id)?)?;
+    let c = sso::connection(&st.svc, sso::parse_id(&id)?)?;
     render(
         StatusCode::OK,
         &connection_view(&st, &u, c, notice_text(q.notice.as_deref()), None)?,
@@ -448,7 +443,7 @@ pub(super) async fn update_connection(
     if let Some(r) = reauth_gate(&st, &u, &format!("/admin/settings/sso/{id}"))? {
         return Ok(r);
     }
-    let current = sso::get(&st.svc.store.read()?, id)?;
+    let current = sso::connection(&st.svc, id)?;
     let mut input = f.input(true)?;
     input.protocol = current.protocol;
     match sso::update(&st.svc, &u.principal(), &source(&req), id, input).await {
@@ -482,7 +477,7 @@ pub(super) async fn test(
     u.check_csrf(&f.csrf_token)?;
     require(&st, &req, &u, Permission::ManageSecurity)?;
     let id = sso::parse_id(&id)?;
-    let conn = sso::get(&st.svc.store.read()?, id)?;
+    let conn = sso::connection(&st.svc, id)?;
     let started = match conn.protocol {
         Protocol::Oidc => {
             sso::oidc::start(&st.svc, id, "/admin", Some(&u.user), &source(&req)).await
@@ -523,7 +518,7 @@ pub(super) async fn delete_confirm(
     id: web::Path<String>,
 ) -> PageResult {
     require(&st, &req, &u, Permission::ManageSecurity)?;
-    let c = sso::get(&st.svc.store.read()?, sso::parse_id(&id)?)?;
+    let c = sso::connection(&st.svc, sso::parse_id(&id)?)?;
     render(
         StatusCode::OK,
         &ConfirmPage {
@@ -555,7 +550,7 @@ pub(super) async fn delete(
     match sso::delete(&st.svc, &u.principal(), &source(&req), id) {
         Ok(()) => Ok(redirect("/admin/settings/sso?notice=sso_deleted")),
         Err(e @ Error::Conflict(_)) => {
-            let c = sso::get(&st.svc.store.read()?, id)?;
+            let c = sso::connection(&st.svc, id)?;
             render(
                 StatusCode::CONFLICT,
                 &connection_view(&st, &u, c, None, Some(e.public_message()))?,

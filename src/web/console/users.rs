@@ -8,7 +8,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::access::Permission;
-use crate::authn::{self, password::Password, session};
+use crate::authn::{self, password::Password};
 use crate::clock::rfc3339;
 use crate::error::Error;
 use crate::identity::{self, Email, NewUser, Role, UserId, UserUpdate};
@@ -60,13 +60,12 @@ fn users_view(
     page: usize,
 ) -> Result<(Vec<UserRow>, usize, usize, usize), Error> {
     let page = page.max(1);
-    let r = st.svc.store.read()?;
-    let (list, total) = identity::list(&r, q, (page - 1) * PER_PAGE, PER_PAGE)?;
+    let (list, total) = authn::queries::users(&st.svc, q, (page - 1) * PER_PAGE, PER_PAGE)?;
     let pages = total.div_ceil(PER_PAGE).max(1);
     let rows = list
         .iter()
-        .map(|u| Ok(UserRow::new(u, identity::last_sign_in(&r, &u.id)?)))
-        .collect::<Result<_, Error>>()?;
+        .map(|(u, s)| UserRow::new(u, s.last_sign_in))
+        .collect();
     Ok((rows, total, page, pages))
 }
 
@@ -181,13 +180,11 @@ fn user_page(
     notice: Option<String>,
     error: Option<String>,
 ) -> Result<UserPage, Error> {
-    let r = st.svc.store.read()?;
-    let target = identity::get(&r, id)?;
-    let sessions = session::list_for_user(&r, id)?.len();
-    let locked_until = authn::lockout::locked_until(&r, id, st.svc.now())?.map(rfc3339);
+    let (target, status, sessions) = authn::queries::user_page(&st.svc, id)?;
+    let locked_until = status.locked_until.map(rfc3339);
     Ok(UserPage {
         nav: nav(u, "users"),
-        u: UserRow::new(&target, identity::last_sign_in(&r, id)?),
+        u: UserRow::new(&target, status.last_sign_in),
         notice,
         error,
         sessions,
@@ -286,7 +283,7 @@ pub(super) async fn user_delete_confirm(
 ) -> PageResult {
     require(&st, &req, &u, Permission::ManageUsers)?;
     let uid = UserId::parse(&id)?;
-    let target = identity::get(&st.svc.store.read()?, &uid)?;
+    let target = identity::find(&st.svc, &uid)?;
     let p = ConfirmPage {
         nav: nav(&u, "users"),
         title: "Delete user".into(),

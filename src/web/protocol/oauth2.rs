@@ -527,6 +527,8 @@ fn may_revoke_for(
     access::may_revoke_user_tokens(&st.svc, caller, u)
 }
 
+/// Verifies the token (an unreadable one is not ours: nothing to revoke) and
+/// hands it to `access::credentials::revoke_access_token`, which holds the rules.
 fn revoke_access_token(
     st: &AppState,
     caller: &Principal,
@@ -536,36 +538,5 @@ fn revoke_access_token(
     let Ok(claims) = st.verify_bearer(tok) else {
         return Ok(());
     };
-    let res = match &claims.workspace {
-        Some(w) => Resource::Workspace(w),
-        None if claims.client_id.is_none() => Resource::Any,
-        None => Resource::Platform,
-    };
-    let own = caller
-        .client()
-        .is_some_and(|c| Some(&c.id) == claims.client_id.as_ref());
-    if !own {
-        access::authorize(&st.svc, caller, Permission::IntrospectCredentials, res, src)?;
-    }
-    if claims.client_id.is_none() {
-        let uid = crate::identity::UserId::parse(&claims.sub)?;
-        if !may_revoke_for(st, caller, &uid)? {
-            return Err(Error::Forbidden(
-                "The caller may not revoke this user's tokens.".into(),
-            ));
-        }
-    }
-    let now = st.svc.now();
-    let mut tx = st.svc.store.write()?;
-    creds::revoke_jti(&mut tx, &claims.jti, claims.exp, now)?;
-    crate::audit::record(
-        &mut tx,
-        now,
-        src,
-        caller
-            .event("token.revoke", crate::audit::Outcome::Success)
-            .target(claims.sub.clone())
-            .workspace(claims.workspace.as_deref()),
-    )?;
-    tx.commit()
+    creds::revoke_access_token(&st.svc, caller, src, &claims)
 }

@@ -36,7 +36,7 @@ pub(super) async fn setup_page(
     q: web::Query<TokenQuery>,
 ) -> PageResult {
     let token = q.token.clone().unwrap_or_default();
-    authn::onetime::check(&st.svc.store.read()?, &token, st.svc.now()).map_err(|e| {
+    authn::onetime::check_now(&st.svc, &token).map_err(|e| {
         PageError(match e {
             Error::Unauthenticated(m) => Error::Forbidden(m),
             other => other,
@@ -119,7 +119,7 @@ pub(super) async fn recover_page(
     q: web::Query<TokenQuery>,
 ) -> PageResult {
     let token = q.token.clone().unwrap_or_default();
-    if authn::onetime::check(&st.svc.store.read()?, &token, st.svc.now()).is_err() {
+    if authn::onetime::check_now(&st.svc, &token).is_err() {
         return Ok(html_error(
             StatusCode::FORBIDDEN,
             "This link is invalid, already used or expired. Run `gatehouse recover EMAIL` for a new one.",

@@ -114,7 +114,7 @@ pub(super) async fn saml_metadata(
     id: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
     let id = sso::parse_id(&id)?;
-    let c = sso::get(&st.svc.store.read()?, id)?;
+    let c = sso::connection(&st.svc, id)?;
     if c.protocol != Protocol::Saml {
         return Err(Error::NotFound("connection").into());
     }

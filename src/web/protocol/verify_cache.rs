@@ -16,31 +16,12 @@ use std::sync::{Arc, RwLock};
 use actix_web::http::header::{HeaderName, HeaderValue};
 
 use crate::clock::Timestamp;
-use crate::service::Service;
-use crate::store::Table;
 
 const MAX_ENTRIES: usize = 50_000;
 
-/// Every table an allowed answer depends on.
-const TABLES: &[Table] = &[
-    Table::Users,
-    Table::TokensValidAfter,
-    Table::RevokedTokens,
-    Table::Workspaces,
-    Table::Members,
-    Table::Roles,
-    Table::Groups,
-    Table::ServiceAccounts,
-    Table::ApiApps,
-    Table::ApiKeys,
-    Table::ApiKeysByApp,
-    Table::WidgetKeys,
-];
-
-/// Changes whenever any of the tables above commits (each commit adds one).
-pub fn generation(svc: &Service) -> u64 {
-    TABLES.iter().map(|t| svc.store.generation(*t)).sum()
-}
+/// Changes whenever a table an allowed answer depends on commits; the list
+/// of those tables is `access::DECISION_TABLES`.
+pub use crate::access::decision_generation as generation;
 
 /// The identity headers of an allowed answer.
 pub type Headers = Vec<(HeaderName, HeaderValue)>;
