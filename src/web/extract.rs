@@ -309,8 +309,12 @@ impl ApiCaller {
     /// hold a token of at most 15 minutes, so re-authentication is not theirs
     /// to do; their scopes decide.
     pub fn require_recent_auth(&self, svc: &Service) -> Result<(), Error> {
-        crate::access::Actor::new(self.principal.clone(), Source::default(), Some(self.auth_at))
-            .require_recent(svc)
+        crate::access::Actor::new(
+            self.principal.clone(),
+            Source::default(),
+            Some(self.auth_at),
+        )
+        .require_recent(svc)
     }
 }
 

@@ -146,7 +146,10 @@ pub(super) async fn totp_confirm(
         tx.commit()?;
     }
     match result {
-        Ok(codes) if codes.is_empty() => Ok(redirect("/admin/account?notice=mfa_on")),
+        Ok(codes) if codes.is_empty() => Ok(redirect(&crate::web::notice::notice_url(
+            "/admin/account",
+            crate::web::notice::AccountNotice::MfaOn,
+        ))),
         Ok(codes) => render(
             StatusCode::OK,
             &CodesPage {
@@ -264,7 +267,10 @@ pub(super) async fn code_confirm(
             session::refresh_auth(&mut tx, &u.session_hash, st.svc.now(), true)?;
             tx.commit()?;
             if codes.is_empty() {
-                Ok(redirect("/admin/account?notice=mfa_on"))
+                Ok(redirect(&crate::web::notice::notice_url(
+                    "/admin/account",
+                    crate::web::notice::AccountNotice::MfaOn,
+                )))
             } else {
                 render(
                     StatusCode::OK,
@@ -349,7 +355,10 @@ pub(super) async fn mfa_remove(
         Err(e) => Err(e),
     };
     match removed {
-        Ok(()) => Ok(redirect("/admin/account?notice=mfa_off")),
+        Ok(()) => Ok(redirect(&crate::web::notice::notice_url(
+            "/admin/account",
+            crate::web::notice::AccountNotice::MfaOff,
+        ))),
         Err(
             e @ (Error::Invalid { .. }
             | Error::InvalidCode
