@@ -1,5 +1,5 @@
 //! Shared page pieces: rendering, redirects, safe `rd` targets, percent
-//! handling, notices, the nav bar, list rows, the confirmation page, the
+//! handling, the nav bar, list rows, the confirmation page, the
 //! MFA method picker and the account page (re-rendered by account and MFA
 //! handlers).
 
@@ -117,39 +117,6 @@ pub(crate) fn enc_path(s: &str) -> String {
     utf8_percent_encode(s, UNRESERVED_AND_SLASH).to_string()
 }
 
-pub(crate) fn notice_text(code: Option<&str>) -> Option<String> {
-    Some(
-        match code? {
-            "created" => "User created.",
-            "deleted" => "User deleted.",
-            "disabled" => "User disabled; their sessions and tokens have ended.",
-            "enabled" => "User enabled.",
-            "password" => "Password changed.",
-            "reset" => "Password reset; the user's sessions and tokens have ended.",
-            "ended" => "Session ended.",
-            "ended_others" => "All your other sessions and your access tokens have ended.",
-            "rotated" => "A new data key is active. Records are being re-sealed in the background.",
-            "recovered" => "Password set. Sign in with it now.",
-            "unlocked" => "Account unlocked.",
-            "saved" => "Security settings saved.",
-            "sessions_ended" => "All of the user's sessions and tokens have ended.",
-            "mfa_expired" => "The sign-in step expired; sign in again.",
-            "recovery_used" => "You signed in with a recovery code; it no longer works. Check how many remain below.",
-            "mfa_on" => "Second factor active.",
-            "mfa_off" => "Two-factor authentication removed.",
-            "mfa_reset" => "The user's second factors were reset; they enroll again.",
-            "sso_saved" => "Single sign-on settings saved.",
-            "sso_created" => "Connection created. Paste the values below into the identity provider, then run Test connection.",
-            "sso_updated" => "Connection saved.",
-            "sso_deleted" => "Connection deleted.",
-            "tested" => "Test sign-in passed: the identity provider's answer is valid.",
-            "test_failed" => "Test sign-in failed; the reason is below.",
-            _ => return None,
-        }
-        .to_string(),
-    )
-}
-
 pub struct Nav {
     pub email: String,
     pub is_admin: bool,
@@ -164,11 +131,6 @@ pub(crate) fn nav(u: &ConsoleUser, section: &'static str) -> Nav {
         csrf: u.csrf.clone(),
         section,
     }
-}
-
-#[derive(Deserialize)]
-pub struct Notice {
-    pub notice: Option<String>,
 }
 
 pub struct MethodOption {
@@ -217,7 +179,8 @@ pub(crate) fn method_options(
 #[derive(Deserialize)]
 pub(crate) struct LoginQuery {
     pub(crate) rd: Option<String>,
-    pub(crate) notice: Option<String>,
+    #[serde(default, deserialize_with = "crate::web::notice::lenient")]
+    pub(crate) notice: Option<crate::web::notice::LoginNotice>,
 }
 
 /// "Send me a code" on the MFA step and the confirm-it's-you page.

@@ -12,6 +12,7 @@ pub(crate) mod extract;
 mod html;
 pub(crate) mod limits;
 mod middleware;
+mod notice;
 mod protocol;
 pub(crate) mod sso;
 mod state;

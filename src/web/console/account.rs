@@ -8,20 +8,19 @@ use crate::authn::{self, password::Password};
 use crate::error::Error;
 use crate::web::AppState;
 use crate::web::extract::{ConsoleUser, source};
-use crate::web::html::{
-    CsrfForm, Notice, PageResult, account_page, confirmed, notice_text, redirect, render,
-};
+use crate::web::html::{CsrfForm, PageResult, account_page, confirmed, redirect, render};
+use crate::web::notice::{AccountNotice, Notice, notice_text, notice_url};
 
 // ---------------------------------------------------------------- my account
 
 pub(super) async fn account(
     st: web::Data<AppState>,
     u: ConsoleUser,
-    q: web::Query<Notice>,
+    q: web::Query<Notice<AccountNotice>>,
 ) -> PageResult {
     render(
         StatusCode::OK,
-        &account_page(&st, &u, notice_text(q.notice.as_deref()), None)?,
+        &account_page(&st, &u, notice_text(q.notice), None)?,
     )
 }
 
@@ -55,7 +54,10 @@ pub(super) async fn account_password(
     }
     .await;
     match result {
-        Ok(()) => Ok(redirect("/admin/account?notice=password")),
+        Ok(()) => Ok(redirect(&notice_url(
+            "/admin/account",
+            AccountNotice::Password,
+        ))),
         Err(e @ Error::Invalid { .. }) => render(
             StatusCode::BAD_REQUEST,
             &account_page(&st, &u, None, Some(e.public_message()))?,
@@ -73,7 +75,10 @@ pub(super) async fn end_session(
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     authn::end_session(&st.svc, &u.user, &id, &source(&req))?;
-    Ok(redirect("/admin/account?notice=ended"))
+    Ok(redirect(&notice_url(
+        "/admin/account",
+        AccountNotice::Ended,
+    )))
 }
 
 pub(super) async fn end_other_sessions(
@@ -84,5 +89,8 @@ pub(super) async fn end_other_sessions(
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     authn::end_other_sessions(&st.svc, &u.principal(), &u.session_hash, &source(&req))?;
-    Ok(redirect("/admin/account?notice=ended_others"))
+    Ok(redirect(&notice_url(
+        "/admin/account",
+        AccountNotice::EndedOthers,
+    )))
 }

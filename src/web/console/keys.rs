@@ -9,9 +9,8 @@ use crate::clock::rfc3339;
 use crate::keys;
 use crate::web::AppState;
 use crate::web::extract::{ConsoleUser, reauth_gate, require, source};
-use crate::web::html::{
-    ConfirmPage, CsrfForm, Nav, Notice, PageResult, nav, notice_text, redirect, render,
-};
+use crate::web::html::{ConfirmPage, CsrfForm, Nav, PageResult, nav, redirect, render};
+use crate::web::notice::{KeysNotice, Notice, notice_text, notice_url};
 
 // ---------------------------------------------------------------- keys
 
@@ -37,7 +36,7 @@ pub(super) async fn keys_page(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
-    q: web::Query<Notice>,
+    q: web::Query<Notice<KeysNotice>>,
 ) -> PageResult {
     require(&st, &req, &u, Permission::ManageKeys)?;
     let status = keys::status(&st.svc)?;
@@ -62,7 +61,7 @@ pub(super) async fn keys_page(
             total,
             backlog,
             percent,
-            notice: notice_text(q.notice.as_deref()),
+            notice: notice_text(q.notice),
         },
     )
 }
@@ -96,5 +95,5 @@ pub(super) async fn keys_rotate(
     }
     require(&st, &req, &u, Permission::ManageKeys)?;
     keys::start_rotation(&st.svc, u.principal(), source(&req))?;
-    Ok(redirect("/admin/keys?notice=rotated"))
+    Ok(redirect(&notice_url("/admin/keys", KeysNotice::Rotated)))
 }

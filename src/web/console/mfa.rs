@@ -147,7 +147,10 @@ pub(super) async fn totp_confirm(
         Some(&u.session_hash),
     );
     match result {
-        Ok(codes) if codes.is_empty() => Ok(redirect("/admin/account?notice=mfa_on")),
+        Ok(codes) if codes.is_empty() => Ok(redirect(&crate::web::notice::notice_url(
+            "/admin/account",
+            crate::web::notice::AccountNotice::MfaOn,
+        ))),
         Ok(codes) => render(
             StatusCode::OK,
             &CodesPage {
@@ -269,7 +272,10 @@ pub(super) async fn code_confirm(
     ) {
         Ok(codes) => {
             if codes.is_empty() {
-                Ok(redirect("/admin/account?notice=mfa_on"))
+                Ok(redirect(&crate::web::notice::notice_url(
+                    "/admin/account",
+                    crate::web::notice::AccountNotice::MfaOn,
+                )))
             } else {
                 render(
                     StatusCode::OK,
@@ -354,7 +360,10 @@ pub(super) async fn mfa_remove(
         Err(e) => Err(e),
     };
     match removed {
-        Ok(()) => Ok(redirect("/admin/account?notice=mfa_off")),
+        Ok(()) => Ok(redirect(&crate::web::notice::notice_url(
+            "/admin/account",
+            crate::web::notice::AccountNotice::MfaOff,
+        ))),
         Err(
             e @ (Error::Invalid { .. }
             | Error::InvalidCode

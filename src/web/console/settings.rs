@@ -10,7 +10,8 @@ use crate::error::Error;
 use crate::identity::Role;
 use crate::web::AppState;
 use crate::web::extract::{ConsoleUser, reauth_gate, require, source};
-use crate::web::html::{Nav, Notice, PageResult, nav, notice_text, redirect, render};
+use crate::web::html::{Nav, PageResult, nav, redirect, render};
+use crate::web::notice::{Notice, SettingsNotice, notice_text, notice_url};
 
 #[derive(Template)]
 #[template(path = "settings_security.html")]
@@ -72,13 +73,13 @@ pub(super) async fn settings_page(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
-    q: web::Query<Notice>,
+    q: web::Query<Notice<SettingsNotice>>,
 ) -> PageResult {
     require(&st, &req, &u, Permission::ManageSecurity)?;
     let p = crate::policy::current(&st.svc)?;
     render(
         StatusCode::OK,
-        &settings_view(&st, &u, p, notice_text(q.notice.as_deref()), None),
+        &settings_view(&st, &u, p, notice_text(q.notice), None),
     )
 }
 
@@ -148,7 +149,10 @@ pub(super) async fn settings_post(
         },
     };
     match crate::authn::update_policy(&st.svc, &u.principal(), &source(&req), next.clone()) {
-        Ok(_) => Ok(redirect("/admin/settings/security?notice=saved")),
+        Ok(_) => Ok(redirect(&notice_url(
+            "/admin/settings/security",
+            SettingsNotice::Saved,
+        ))),
         Err(e @ Error::Invalid { .. }) => render(
             StatusCode::BAD_REQUEST,
             &settings_view(&st, &u, next, None, Some(e.public_message())),

@@ -15,9 +15,8 @@ use crate::identity::Role;
 use crate::sso::{self, Connection, ConnectionInput, Protocol, RoleRule, SsoSettingsInput};
 use crate::web::AppState;
 use crate::web::extract::{ConsoleUser, reauth_gate, require, source};
-use crate::web::html::{
-    ConfirmPage, CsrfForm, Nav, Notice, PageResult, nav, notice_text, redirect, render,
-};
+use crate::web::html::{ConfirmPage, CsrfForm, Nav, PageResult, nav, redirect, render};
+use crate::web::notice::{ConnectionNotice, Notice, SsoNotice, notice_text, notice_url};
 
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/settings/sso", web::get().to(page))
@@ -125,12 +124,12 @@ pub(super) async fn page(
     req: HttpRequest,
     st: web::Data<AppState>,
     u: ConsoleUser,
-    q: web::Query<Notice>,
+    q: web::Query<Notice<SsoNotice>>,
 ) -> PageResult {
     require(&st, &req, &u, Permission::ManageSecurity)?;
     render(
         StatusCode::OK,
-        &sso_view(&st, &u, notice_text(q.notice.as_deref()), None, Vec::new())?,
+        &sso_view(&st, &u, notice_text(q.notice), None, Vec::new())?,
     )
 }
 
@@ -181,12 +180,13 @@ pub(super) async fn save_settings(
         excluded_users: lines(&f.excluded_users),
     };
     match sso::update_settings(&st.svc, &u.principal(), &source(&req), input) {
-        Ok((_, warnings)) if warnings.is_empty() => {
-            Ok(redirect("/admin/settings/sso?notice=sso_saved"))
-        }
+        Ok((_, warnings)) if warnings.is_empty() => Ok(redirect(&notice_url(
+            "/admin/settings/sso",
+            SsoNotice::Saved,
+        ))),
         Ok((_, warnings)) => render(
             StatusCode::OK,
-            &sso_view(&st, &u, notice_text(Some("sso_saved")), None, warnings)?,
+            &sso_view(&st, &u, notice_text(Some(SsoNotice::Saved)), None, warnings)?,
         ),
         Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => render(
             StatusCode::BAD_REQUEST,
@@ -332,9 +332,9 @@ pub(super) async fn create_connection(
         Err(e) => Err(e),
     };
     match created {
-        Ok(c) => Ok(redirect(&format!(
-            "/admin/settings/sso/{}?notice=sso_created",
-            c.id
+        Ok(c) => Ok(redirect(&notice_url(
+            &format!("/admin/settings/sso/{}", c.id),
+            ConnectionNotice::Created,
         ))),
         Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => render(
             StatusCode::BAD_REQUEST,
@@ -420,13 +420,13 @@ pub(super) async fn connection_page(
     st: web::Data<AppState>,
     u: ConsoleUser,
     id: web::Path<String>,
-    q: web::Query<Notice>,
+    q: web::Query<Notice<ConnectionNotice>>,
 ) -> PageResult {
     require(&st, &req, &u, Permission::ManageSecurity)?;
     let c = sso::connection(&st.svc, sso::parse_id(&id)?)?;
     render(
         StatusCode::OK,
-        &connection_view(&st, &u, c, notice_text(q.notice.as_deref()), None)?,
+        &connection_view(&st, &u, c, notice_text(q.notice), None)?,
     )
 }
 
@@ -447,8 +447,9 @@ pub(super) async fn update_connection(
     let mut input = f.input(true)?;
     input.protocol = current.protocol;
     match sso::update(&st.svc, &u.principal(), &source(&req), id, input).await {
-        Ok(_) => Ok(redirect(&format!(
-            "/admin/settings/sso/{id}?notice=sso_updated"
+        Ok(_) => Ok(redirect(&notice_url(
+            &format!("/admin/settings/sso/{id}"),
+            ConnectionNotice::Updated,
         ))),
         Err(e @ Error::Invalid { .. }) => render(
             StatusCode::BAD_REQUEST,
@@ -548,7 +549,10 @@ pub(super) async fn delete(
         return Ok(r);
     }
     match sso::delete(&st.svc, &u.principal(), &source(&req), id) {
-        Ok(()) => Ok(redirect("/admin/settings/sso?notice=sso_deleted")),
+        Ok(()) => Ok(redirect(&notice_url(
+            "/admin/settings/sso",
+            SsoNotice::Deleted,
+        ))),
         Err(e @ Error::Conflict(_)) => {
             let c = sso::connection(&st.svc, id)?;
             render(

@@ -15,9 +15,9 @@ use crate::identity::{self, Email, NewUser, Role, UserId, UserUpdate};
 use crate::web::AppState;
 use crate::web::extract::{ConsoleUser, require, source};
 use crate::web::html::{
-    ConfirmPage, CsrfForm, Nav, Notice, PER_PAGE, PageResult, UserRow, is_htmx, nav, notice_text,
-    redirect, render,
+    ConfirmPage, CsrfForm, Nav, PER_PAGE, PageResult, UserRow, is_htmx, nav, redirect, render,
 };
+use crate::web::notice::{Notice, PageNotice, UserNotice, UsersNotice, notice_text, notice_url};
 
 // ---------------------------------------------------------------- users
 
@@ -51,7 +51,8 @@ pub(super) struct UsersTable {
 pub(super) struct UsersQuery {
     q: Option<String>,
     page: Option<usize>,
-    notice: Option<String>,
+    #[serde(default, deserialize_with = "crate::web::notice::lenient")]
+    notice: Option<UsersNotice>,
 }
 
 fn users_view(
@@ -97,7 +98,7 @@ pub(super) async fn users(
         page,
         pages,
         total,
-        notice: notice_text(q.notice.as_deref()),
+        notice: notice_text(q.notice),
         error: None,
         form_email: String::new(),
         form_name: String::new(),
@@ -135,7 +136,7 @@ pub(super) async fn users_create(
     }
     .await;
     match result {
-        Ok(_) => Ok(redirect("/admin/users?notice=created")),
+        Ok(_) => Ok(redirect(&notice_url("/admin/users", UsersNotice::Created))),
         Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => {
             let (rows, total, page, pages) = users_view(&st, "", 1)?;
             let p = UsersPage {
@@ -197,16 +198,10 @@ pub(super) async fn user_detail(
     st: web::Data<AppState>,
     u: ConsoleUser,
     id: web::Path<String>,
-    q: web::Query<Notice>,
+    q: web::Query<Notice<UserNotice>>,
 ) -> PageResult {
     require(&st, &req, &u, Permission::ManageUsers)?;
-    let p = user_page(
-        &st,
-        &u,
-        &UserId::parse(&id)?,
-        notice_text(q.notice.as_deref()),
-        None,
-    )?;
+    let p = user_page(&st, &u, &UserId::parse(&id)?, notice_text(q.notice), None)?;
     render(StatusCode::OK, &p)
 }
 
@@ -226,9 +221,13 @@ pub(super) async fn set_disabled(
         ..Default::default()
     };
     match identity::update(&st.svc, &u.principal(), &source(&req), &uid, up) {
-        Ok(_) => Ok(redirect(&format!(
-            "/admin/users/{id}?notice={}",
-            if disabled { "disabled" } else { "enabled" }
+        Ok(_) => Ok(redirect(&notice_url(
+            &format!("/admin/users/{id}"),
+            if disabled {
+                UserNotice::Disabled
+            } else {
+                UserNotice::Enabled
+            },
         ))),
         Err(e @ Error::Conflict(_)) => render(
             StatusCode::CONFLICT,
@@ -270,8 +269,9 @@ pub(super) async fn user_unlock(
     let uid = UserId::parse(&id)?;
     authn::lockout::unlock(&st.svc, &u.principal(), &source(&req), &uid)?;
     Ok(redirect(&format!(
-        "/admin/users/{}?notice=unlocked",
-        uid.as_str()
+        "/admin/users/{}?notice={}",
+        uid.as_str(),
+        UserNotice::Unlocked.code()
     )))
 }
 
@@ -309,7 +309,7 @@ pub(super) async fn user_delete(
     require(&st, &req, &u, Permission::ManageUsers)?;
     let uid = UserId::parse(&id)?;
     match identity::delete(&st.svc, &u.principal(), &source(&req), &uid) {
-        Ok(()) => Ok(redirect("/admin/users?notice=deleted")),
+        Ok(()) => Ok(redirect(&notice_url("/admin/users", UsersNotice::Deleted))),
         Err(e @ Error::Conflict(_)) => render(
             StatusCode::CONFLICT,
             &user_page(&st, &u, &uid, None, Some(e.public_message()))?,
@@ -346,8 +346,9 @@ pub(super) async fn user_password(
     .await
     {
         Ok(()) => Ok(redirect(&format!(
-            "/admin/users/{}?notice=reset",
-            uid.as_str()
+            "/admin/users/{}?notice={}",
+            uid.as_str(),
+            UserNotice::Reset.code()
         ))),
         Err(e @ Error::Invalid { .. }) => render(
             StatusCode::BAD_REQUEST,
@@ -369,8 +370,9 @@ pub(super) async fn user_mfa_reset(
     let uid = UserId::parse(&id)?;
     authn::mfa::reset(&st.svc, &u.principal(), &source(&req), &uid)?;
     Ok(redirect(&format!(
-        "/admin/users/{}?notice=mfa_reset",
-        uid.as_str()
+        "/admin/users/{}?notice={}",
+        uid.as_str(),
+        UserNotice::MfaReset.code()
     )))
 }
 
@@ -386,7 +388,8 @@ pub(super) async fn user_end_sessions(
     let uid = UserId::parse(&id)?;
     authn::end_user_sessions(&st.svc, &u.principal(), &source(&req), &uid)?;
     Ok(redirect(&format!(
-        "/admin/users/{}?notice=sessions_ended",
-        uid.as_str()
+        "/admin/users/{}?notice={}",
+        uid.as_str(),
+        UserNotice::SessionsEnded.code()
     )))
 }

@@ -10,8 +10,8 @@ use crate::error::Error;
 use crate::web::AppState;
 use crate::web::extract::{self as wauth, ConsoleUser, signed_in, source, with_pre_cookie};
 use crate::web::html::{
-    CsrfForm, LoginQuery, MethodOption, PageResult, SendForm, enc, method_options, notice_text,
-    redirect, render, safe_rd,
+    CsrfForm, LoginQuery, MethodOption, PageResult, SendForm, enc, method_options, redirect,
+    render, safe_rd,
 };
 
 // ---------------------------------------------------------------- sign-in
@@ -64,7 +64,7 @@ pub(super) async fn login_page(
         String::new(),
         safe_rd(q.rd.as_deref()),
         None,
-        notice_text(q.notice.as_deref()),
+        crate::web::notice::notice_text(q.notice),
     )?;
     Ok(with_pre_cookie(render(StatusCode::OK, &page)?, cookie))
 }
@@ -200,7 +200,12 @@ pub(super) async fn mfa_send(
             Err(e @ (Error::Conflict(_) | Error::Invalid { .. } | Error::Forbidden(_))) => {
                 (None, Some(e.public_message()))
             }
-            Err(Error::Unauthenticated(_)) => return Ok(redirect("/login?notice=mfa_expired")),
+            Err(Error::Unauthenticated(_)) => {
+                return Ok(redirect(&crate::web::notice::notice_url(
+                    "/login",
+                    crate::web::notice::LoginNotice::MfaExpired,
+                )));
+            }
             Err(e) => return Err(e.into()),
         };
     let (page, cookie) = mfa_view(&req, &st, rd, error, notice, &form.method)?;
@@ -252,7 +257,10 @@ pub(super) async fn mfa_post(
     ) {
         Ok((user, Grant::Session { token, .. }, remaining)) => {
             let to = if remaining.is_some() {
-                "/admin/account?notice=recovery_used".to_string()
+                crate::web::notice::notice_url(
+                    "/admin/account",
+                    crate::web::notice::AccountNotice::RecoveryUsed,
+                )
             } else {
                 rd
             };
@@ -276,7 +284,10 @@ pub(super) async fn mfa_post(
             ))
         }
         Err(Error::Unauthenticated(_)) => {
-            let mut resp = redirect("/login?notice=mfa_expired");
+            let mut resp = redirect(&crate::web::notice::notice_url(
+                "/login",
+                crate::web::notice::LoginNotice::MfaExpired,
+            ));
             let _ = resp.add_cookie(&gone);
             Ok(resp)
         }

@@ -85,7 +85,10 @@ pub(super) async fn setup_post(
     }
     .await;
     match result {
-        Ok(_) => Ok(redirect("/login?notice=created")),
+        Ok(_) => Ok(redirect(&crate::web::notice::notice_url(
+            "/login",
+            crate::web::notice::LoginNotice::Created,
+        ))),
         Err(Error::Invalid { field, message }) => {
             let (pre, cookie) = wauth::pre_cookie(&req)?;
             let page = SetupPage {
@@ -155,7 +158,10 @@ pub(super) async fn recover_post(
         authn::recover(&st.svc, &form.token, form.password.clone(), &source(&req)).await
     };
     match result {
-        Ok(_) => Ok(redirect("/login?notice=recovered")),
+        Ok(_) => Ok(redirect(&crate::web::notice::notice_url(
+            "/login",
+            crate::web::notice::LoginNotice::Recovered,
+        ))),
         Err(Error::Invalid { field, message }) => {
             let (pre, cookie) = wauth::pre_cookie(&req)?;
             let page = RecoverPage {

@@ -154,10 +154,16 @@ fn finished(
         Ok(Finished::SignedIn { user, token, rd }) => {
             crate::web::extract::signed_in(req, st, &user, token, &rd)?
         }
-        Ok(Finished::Tested { connection, ok }) => crate::web::html::redirect(&format!(
-            "/admin/settings/sso/{connection}?notice={}",
-            if ok { "tested" } else { "test_failed" }
-        )),
+        Ok(Finished::Tested { connection, ok }) => {
+            crate::web::html::redirect(&crate::web::notice::notice_url(
+                &format!("/admin/settings/sso/{connection}"),
+                if ok {
+                    crate::web::notice::ConnectionNotice::Tested
+                } else {
+                    crate::web::notice::ConnectionNotice::TestFailed
+                },
+            ))
+        }
         // Refused before parsing: nothing was learnt from the document, so
         // the limit it broke can be named (the IdP's admin can act on it).
         Err(f) if f.reason == sso::xml_budget::REASON => html_error(
