@@ -556,8 +556,8 @@ pub async fn recover(svc: &Service, token: &str, pw: Password, src: &Source) -> 
             "This is not a recovery link.".into(),
         ));
     };
-    let by = Principal::Local("recovery-link");
-    identity::set_password(svc, &by, src, &user_id, pw, "user.password_recovered").await?;
+    let by = crate::access::Actor::new(Principal::Local("recovery-link"), src.clone(), None);
+    identity::set_password(svc, &by, &user_id, pw, "user.password_recovered").await?;
     let now = svc.now();
     let mut tx = svc.store.write()?;
     onetime::consume(&mut tx, token, now)?;

@@ -122,7 +122,6 @@ pub(super) async fn users_create(
     form: web::Form<CreateUserForm>,
 ) -> PageResult {
     u.check_csrf(&form.csrf_token)?;
-    require(&st, &req, &u, Permission::ManageUsers)?;
     let form = form.into_inner();
     let result = async {
         let new = NewUser {
@@ -131,7 +130,7 @@ pub(super) async fn users_create(
             password: form.password.clone(),
             role: Role::parse(form.role.as_deref().unwrap_or("user"))?,
         };
-        identity::create(&st.svc, &u.principal(), &source(&req), new).await
+        identity::create(&st.svc, &u.actor(&req), new).await
     }
     .await;
     match result {
@@ -219,13 +218,12 @@ pub(super) async fn set_disabled(
     disabled: bool,
 ) -> PageResult {
     u.check_csrf(token)?;
-    require(&st, &req, &u, Permission::ManageUsers)?;
     let uid = UserId::parse(id)?;
     let up = UserUpdate {
         disabled: Some(disabled),
         ..Default::default()
     };
-    match identity::update(&st.svc, &u.principal(), &source(&req), &uid, up) {
+    match identity::update(&st.svc, &u.actor(&req), &uid, up) {
         Ok(_) => Ok(redirect(&format!(
             "/admin/users/{id}?notice={}",
             if disabled { "disabled" } else { "enabled" }
@@ -306,9 +304,8 @@ pub(super) async fn user_delete(
     f: web::Form<CsrfForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    require(&st, &req, &u, Permission::ManageUsers)?;
     let uid = UserId::parse(&id)?;
-    match identity::delete(&st.svc, &u.principal(), &source(&req), &uid) {
+    match identity::delete(&st.svc, &u.actor(&req), &uid) {
         Ok(()) => Ok(redirect("/admin/users?notice=deleted")),
         Err(e @ Error::Conflict(_)) => render(
             StatusCode::CONFLICT,
@@ -332,13 +329,10 @@ pub(super) async fn user_password(
     f: web::Form<PasswordForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    require(&st, &req, &u, Permission::ManageUsers)?;
     let uid = UserId::parse(&id)?;
-    let by = u.principal();
     match identity::set_password(
         &st.svc,
-        &by,
-        &source(&req),
+        &u.actor(&req),
         &uid,
         f.into_inner().password,
         "user.password_reset",
