@@ -630,7 +630,13 @@ const OWN_FACTORS: &str = "Remove your own under My account (/admin/account) or 
 /// An administrator removes every second factor of another user, who then
 /// enrolls again. Never the caller's own (`guard_admin_path`): that is
 /// `remove_all_own`, which asks for the proof.
-pub fn reset(svc: &Service, by: &Principal, src: &Source, user: &UserId) -> Result<()> {
+pub fn reset(svc: &Service, actor: &crate::access::Actor, user: &UserId) -> Result<()> {
+    actor.authorize(
+        svc,
+        crate::access::Permission::ManageUsers,
+        crate::access::Resource::Platform,
+    )?;
+    let (by, src) = (&actor.principal, &actor.source);
     {
         let r = svc.store.read()?;
         crate::access::guard_admin_path(

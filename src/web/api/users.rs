@@ -265,16 +265,8 @@ pub(super) async fn unlock_user(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    let src = source(&req);
-    access::authorize(
-        &st.svc,
-        &caller.principal,
-        Permission::ManageUsers,
-        Resource::Platform,
-        &src,
-    )?;
     let uid = UserId::parse(&id)?;
-    authn::lockout::unlock(&st.svc, &caller.principal, &src, &uid)?;
+    authn::lockout::unlock(&st.svc, &caller.actor(&req), &uid)?;
     let (user, status) = authn::queries::user(&st.svc, &uid)?;
     Ok(HttpResponse::Ok().json(UserDto::from(&user).with_state(&status)))
 }
@@ -373,17 +365,7 @@ pub(super) async fn end_sessions(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    let src = source(&req);
     let uid = UserId::parse(&id)?;
-    if caller.principal.user_id() != Some(&uid) {
-        access::authorize(
-            &st.svc,
-            &caller.principal,
-            Permission::ManageUsers,
-            Resource::Platform,
-            &src,
-        )?;
-    }
-    authn::end_user_sessions(&st.svc, &caller.principal, &src, &uid)?;
+    authn::end_user_sessions(&st.svc, &caller.actor(&req), &uid)?;
     Ok(HttpResponse::NoContent().finish())
 }
