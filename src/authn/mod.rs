@@ -921,5 +921,38 @@ mod tests {
         refused(admin_end_user_sessions(&svc, &actor, &target.id).map(|_| ()));
         refused(admin_end_user_sessions(&svc, &actor, &weak.id).map(|_| ()));
         assert_eq!(end_user_sessions(&svc, &actor, &weak.id).unwrap(), 0);
+
+        // The operations on one's own factors check the recent sign-in
+        // themselves, before the proof is looked at.
+        let stale = Actor {
+            auth_at: Some(0),
+            ..actor
+        };
+        let pw = Password::new("violet-harbour-lantern");
+        let proof = Proof {
+            password: &pw,
+            method: None,
+            code: Some("000000"),
+        };
+        let reauth = |r: Result<()>| assert!(matches!(r, Err(Error::ReauthRequired)), "{r:?}");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            reauth(mfa::remove_all_own(&svc, &stale, &proof).await);
+            reauth(mfa::remove_method(&svc, &stale, "totp", &proof).await);
+            reauth(
+                mfa::regenerate_recovery(&svc, &stale, &proof)
+                    .await
+                    .map(|_| ()),
+            );
+            reauth(
+                mfa::start_totp(&svc, &stale, Some(&proof))
+                    .await
+                    .map(|_| ()),
+            );
+            reauth(mfa::start_code_enrollment(&svc, &stale, "email", None, Some(&proof)).await);
+        });
     }
 }
