@@ -748,10 +748,10 @@ pub async fn reauthenticate(
 /// every refresh-token family and every access token end (audited).
 pub fn end_other_sessions(
     svc: &Service,
-    by: &Principal,
+    actor: &crate::access::Actor,
     keep: &[u8],
-    src: &Source,
 ) -> Result<usize> {
+    let (by, src) = (&actor.principal, &actor.source);
     let user = by
         .user_id()
         .ok_or_else(|| Error::Forbidden("Only a signed-in user ends their sessions.".into()))?;
@@ -826,12 +826,12 @@ fn end_sessions_of(svc: &Service, actor: &crate::access::Actor, user: &UserId) -
 /// the change) stays.
 pub async fn change_password(
     svc: &Service,
-    by: &Principal,
+    actor: &crate::access::Actor,
     current: &Password,
     new: Password,
     keep: Option<&[u8]>,
-    src: &Source,
 ) -> Result<()> {
+    let (by, src) = (&actor.principal, &actor.source);
     let user = by.user().ok_or_else(|| {
         Error::Forbidden("Only a signed-in user changes their own password.".into())
     })?;

@@ -314,11 +314,10 @@ pub(super) async fn change_own_password(
     let b = body.into_inner();
     authn::change_password(
         &st.svc,
-        &caller.principal,
+        &caller.actor(&req),
         &b.current_password,
         b.password,
         None,
-        &source(&req),
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())
