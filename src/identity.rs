@@ -2,7 +2,7 @@
 //! their blind e-mail index. Checking a password is `authn`; who may change a
 //! user is `access`.
 
-use crate::access::Principal;
+use crate::access::{Actor, Permission, Principal, Resource};
 use crate::audit::{self, Outcome, Source};
 use crate::authn::revoke::Sessions;
 use crate::clock::Timestamp;
@@ -237,8 +237,15 @@ pub(crate) fn clean_name(name: &str) -> Result<String> {
     Ok(n.to_string())
 }
 
-/// Creates a user: policy, hash (on the blocking pool), insert and audit in one transaction.
-pub async fn create(svc: &Service, by: &Principal, src: &Source, new: NewUser) -> Result<User> {
+/// Creates a user (`admin:users` on the platform): policy, hash (on the
+/// blocking pool), insert and audit in one transaction.
+pub async fn create(svc: &Service, actor: &Actor, new: NewUser) -> Result<User> {
+    actor.authorize(svc, Permission::ManageUsers, Resource::Platform)?;
+    // An account above `user` is a way to keep what a stolen token holds.
+    if new.role != Role::User {
+        actor.require_recent(svc)?;
+    }
+    let (by, src) = (&actor.principal, &actor.source);
     crate::access::check_platform_role_grantable(svc, by, new.role)?;
     let name = clean_name(&new.name)?;
     check_password_policy(
@@ -302,13 +309,15 @@ pub struct UserUpdate {
     pub disabled: Option<bool>,
 }
 
-pub fn update(
-    svc: &Service,
-    by: &Principal,
-    src: &Source,
-    id: &UserId,
-    up: UserUpdate,
-) -> Result<User> {
+/// Changes a user (`admin:users` on the platform), with the guards of each
+/// field, and audits it in the same transaction.
+pub fn update(svc: &Service, actor: &Actor, id: &UserId, up: UserUpdate) -> Result<User> {
+    actor.authorize(svc, Permission::ManageUsers, Resource::Platform)?;
+    // A role or an e-mail address decides who holds the account.
+    if up.role.is_some() || up.email.is_some() {
+        actor.require_recent(svc)?;
+    }
+    let (by, src) = (&actor.principal, &actor.source);
     let now = svc.now();
     let mut tx = svc.store.write()?;
     let before = get(&tx, id)?;
@@ -385,7 +394,11 @@ pub fn update(
     Ok(after)
 }
 
-pub fn delete(svc: &Service, by: &Principal, src: &Source, id: &UserId) -> Result<()> {
+/// Deletes a user (`admin:users` on the platform) and everything they hold,
+/// audited in the same transaction.
+pub fn delete(svc: &Service, actor: &Actor, id: &UserId) -> Result<()> {
+    actor.authorize(svc, Permission::ManageUsers, Resource::Platform)?;
+    let (by, src) = (&actor.principal, &actor.source);
     let now = svc.now();
     let mut tx = svc.store.write()?;
     let user = get(&tx, id)?;
@@ -420,18 +433,21 @@ pub const OWN_EMAIL: &str =
 /// Where a user changes their own password (the admin path refuses it).
 pub const OWN_PASSWORD: &str = "Change it under My account (/admin/account) or with POST /api/v1/me/password, with your current password.";
 
-/// An administrator sets a new password for another user (policy-checked,
-/// hashed) and ends that user's sessions, refresh tokens and access tokens.
-/// Never the caller's own (`guard_admin_path`): that is
-/// `authn::change_password`, which asks for the current one.
+/// An administrator (`admin:users` on the platform) sets a new password for
+/// another user (policy-checked, hashed) and ends that user's sessions,
+/// refresh tokens and access tokens. Never the caller's own
+/// (`guard_admin_path`): that is `authn::change_password`, which asks for the
+/// current one.
 pub async fn set_password(
     svc: &Service,
-    by: &Principal,
-    src: &Source,
+    actor: &Actor,
     id: &UserId,
     pw: crate::authn::password::Password,
     action: &'static str,
 ) -> Result<()> {
+    actor.authorize(svc, Permission::ManageUsers, Resource::Platform)?;
+    actor.require_recent(svc)?;
+    let (by, src) = (&actor.principal, &actor.source);
     let user = get(&svc.store.read()?, id)?;
     crate::access::guard_admin_path(by, &user, "password", OWN_PASSWORD)?;
     write_password(svc, by, src, id, pw, None, action).await
@@ -476,13 +492,15 @@ pub(crate) async fn write_password(
 /// The signed-in user changes their own e-mail address, once they proved it
 /// is them: password and a current second factor (`authn::confirm`, purpose
 /// `user.email_change`) — e-mail codes go to the new address from then on.
+/// The sign-in must be recent (`Actor::require_recent`).
 pub async fn change_own_email(
     svc: &Service,
-    by: &Principal,
-    src: &Source,
+    actor: &Actor,
     email: Email,
     proof: &crate::authn::Proof<'_>,
 ) -> Result<User> {
+    actor.require_recent(svc)?;
+    let (by, src) = (&actor.principal, &actor.source);
     let user = by.user().ok_or_else(|| {
         Error::Forbidden("Only a signed-in user changes their own e-mail address.".into())
     })?;
@@ -522,6 +540,96 @@ pub async fn change_own_email(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn service(dir: &std::path::Path) -> Service {
+        let mut s = crate::config::Settings::load(None, Vec::<(String, String)>::new()).unwrap();
+        s.data_dir = dir.to_path_buf();
+        let clock = std::sync::Arc::new(crate::clock::FixedClock::new(1_800_000_000));
+        Service::open(s, clock).unwrap()
+    }
+
+    fn user(email: &str, role: Role) -> User {
+        User {
+            id: UserId::generate().unwrap(),
+            email: Email::parse(email).unwrap(),
+            name: String::new(),
+            password_hash: None,
+            role,
+            disabled: false,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    /// The operations check `admin:users` themselves: a caller that skips
+    /// the handler's check still cannot create, change, delete or reset.
+    #[tokio::test]
+    async fn the_operations_refuse_an_actor_without_admin_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(dir.path());
+        let (weak, target) = (
+            user("weak@example.com", Role::User),
+            user("target@example.com", Role::User),
+        );
+        let mut tx = svc.store.write().unwrap();
+        insert(&svc, &mut tx, &weak).unwrap();
+        insert(&svc, &mut tx, &target).unwrap();
+        tx.commit().unwrap();
+        let actor = Actor::new(
+            Principal::User {
+                user: std::sync::Arc::new(weak),
+                session: None,
+            },
+            Source::default(),
+            Some(svc.now()),
+        );
+        let refused = |r: Result<()>| match r {
+            Err(Error::Forbidden(m)) => assert!(m.contains("admin:users"), "{m}"),
+            other => panic!("not refused: {other:?}"),
+        };
+        refused(delete(&svc, &actor, &target.id));
+        refused(
+            update(
+                &svc,
+                &actor,
+                &target.id,
+                UserUpdate {
+                    disabled: Some(true),
+                    ..Default::default()
+                },
+            )
+            .map(|_| ()),
+        );
+        refused(
+            set_password(
+                &svc,
+                &actor,
+                &target.id,
+                crate::authn::password::Password::new("violet-harbour-lantern"),
+                "user.password_reset",
+            )
+            .await,
+        );
+        let new = NewUser {
+            email: Email::parse("new@example.com").unwrap(),
+            name: String::new(),
+            password: crate::authn::password::Password::new("violet-harbour-lantern"),
+            role: Role::User,
+        };
+        refused(create(&svc, &actor, new).await.map(|_| ()));
+        let after = find(&svc, &target.id).unwrap();
+        assert!(!after.disabled);
+        assert!(after.password_hash.is_none());
+        assert!(
+            find_by_email(
+                &svc,
+                &svc.store.read().unwrap(),
+                &Email::parse("new@example.com").unwrap()
+            )
+            .unwrap()
+            .is_none()
+        );
+    }
 
     #[test]
     fn email_is_normalised_and_checked() {

@@ -19,6 +19,7 @@ mod forward_auth;
 mod hardening;
 mod mfa;
 mod policy;
+mod r3_sec;
 mod sa1_sec;
 mod sa2_sec;
 mod saml;

@@ -5,8 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::access::Principal;
-use crate::audit::{self, Outcome, Source};
+use crate::audit::{self, Outcome};
 use crate::clock::Timestamp;
 use crate::config::LockoutSettings;
 use crate::error::Result;
@@ -73,7 +72,13 @@ const OWN_LOCK: &str = "Another administrator can lift it, or it ends by itself;
 /// a lock could keep guessing that account's password, so it is guarded like
 /// the password itself (`guard_admin_path`): never one's own lock, the
 /// owner's only by the owner, a platform admin's only by a platform admin.
-pub fn unlock(svc: &Service, by: &Principal, src: &Source, user: &UserId) -> Result<bool> {
+pub fn unlock(svc: &Service, actor: &crate::access::Actor, user: &UserId) -> Result<bool> {
+    actor.authorize(
+        svc,
+        crate::access::Permission::ManageUsers,
+        crate::access::Resource::Platform,
+    )?;
+    let (by, src) = (&actor.principal, &actor.source);
     let now = svc.now();
     let mut tx = svc.store.write()?;
     let target = crate::identity::get(&tx, user)?;

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use totp_rs::{Builder, Secret, Totp};
 
-use crate::access::Principal;
+use crate::access::{Actor, Principal};
 use crate::audit::{self, NewEvent, Outcome, Source};
 use crate::clock::Timestamp;
 use crate::crypto;
@@ -334,10 +334,11 @@ fn started_unproved() -> Error {
 /// Beside an active factor it needs `proof` (see `prove_addition`).
 pub async fn start_totp(
     svc: &Service,
-    user: &User,
+    actor: &Actor,
     proof: Option<&super::Proof<'_>>,
-    src: &Source,
 ) -> Result<(String, String)> {
+    actor.require_recent(svc)?;
+    let (user, src) = (own_user(actor)?, &actor.source);
     let proved = prove_addition(svc, user, "totp", proof, src).await?;
     let secret = Secret::from(crypto::random_bytes::<20>()?.to_vec()).to_base32();
     let uri = totp_for(&secret, user.email.as_str())?
@@ -464,10 +465,11 @@ pub fn confirm_totp_upgrading(
 /// factor (purpose `mfa.recovery_regenerate`).
 pub async fn regenerate_recovery(
     svc: &Service,
-    user: &User,
+    actor: &Actor,
     proof: &super::Proof<'_>,
-    src: &Source,
 ) -> Result<Vec<String>> {
+    actor.require_recent(svc)?;
+    let (user, src) = (own_user(actor)?, &actor.source);
     let no_factor = || Error::Conflict("Set up a second factor first.".into());
     // Refused before the proof, so it spends no code.
     if !has_factor(&state(&svc.store.read()?, &user.id)?) {
@@ -509,11 +511,12 @@ pub async fn regenerate_recovery(
 /// it also ends the recovery codes.
 pub async fn remove_method(
     svc: &Service,
-    user: &User,
+    actor: &Actor,
     method: &str,
     proof: &super::Proof<'_>,
-    src: &Source,
 ) -> Result<()> {
+    actor.require_recent(svc)?;
+    let (user, src) = (own_user(actor)?, &actor.source);
     // The refusals that need no proof come first, so they spend no code.
     removable(svc, user, &state(&svc.store.read()?, &user.id)?, method)?;
     super::confirm(
@@ -576,15 +579,10 @@ fn removable(svc: &Service, user: &User, s: &MfaState, method: &str) -> Result<(
 
 /// The user removes all of their own second factors, once they proved it is
 /// them: password and a current second factor (`authn::confirm`).
-pub async fn remove_all_own(
-    svc: &Service,
-    by: &Principal,
-    proof: &super::Proof<'_>,
-    src: &Source,
-) -> Result<()> {
-    let user = by
-        .user()
-        .ok_or_else(|| Error::Forbidden("Only a user removes their own second factors.".into()))?;
+pub async fn remove_all_own(svc: &Service, actor: &Actor, proof: &super::Proof<'_>) -> Result<()> {
+    actor.require_recent(svc)?;
+    let (by, src) = (&actor.principal, &actor.source);
+    let user = own_user(actor)?;
     if crate::policy::current(svc)?.mfa_required_for(user) {
         return Err(own_reset_refused());
     }
@@ -630,7 +628,15 @@ const OWN_FACTORS: &str = "Remove your own under My account (/admin/account) or 
 /// An administrator removes every second factor of another user, who then
 /// enrolls again. Never the caller's own (`guard_admin_path`): that is
 /// `remove_all_own`, which asks for the proof.
-pub fn reset(svc: &Service, by: &Principal, src: &Source, user: &UserId) -> Result<()> {
+pub fn reset(svc: &Service, actor: &crate::access::Actor, user: &UserId) -> Result<()> {
+    actor.authorize(
+        svc,
+        crate::access::Permission::ManageUsers,
+        crate::access::Resource::Platform,
+    )?;
+    // Resetting someone's factors opens their account to a new enrolment.
+    actor.require_recent(svc)?;
+    let (by, src) = (&actor.principal, &actor.source);
     {
         let r = svc.store.read()?;
         crate::access::guard_admin_path(
@@ -641,6 +647,16 @@ pub fn reset(svc: &Service, by: &Principal, src: &Source, user: &UserId) -> Resu
         )?;
     }
     clear_factors(svc, by, src, user)
+}
+
+/// The user changing their own second factors: the operations on one's own
+/// factors are for users (the same refusal `ApiCaller::user` gives).
+fn own_user(actor: &Actor) -> Result<&User> {
+    actor.principal.user().ok_or_else(|| {
+        Error::Forbidden(
+            "This endpoint is for users; service accounts and API keys cannot call it.".into(),
+        )
+    })
 }
 
 /// Removes every second factor of `user` (their own, proved, or an admin's reset).
@@ -1009,12 +1025,13 @@ async fn deliver_reserved(
 /// (see `prove_addition`).
 pub async fn start_code_enrollment(
     svc: &Service,
-    user: &User,
+    actor: &Actor,
     method: &str,
     phone: Option<&str>,
     proof: Option<&super::Proof<'_>>,
-    src: &Source,
 ) -> Result<()> {
+    actor.require_recent(svc)?;
+    let (user, src) = (own_user(actor)?, &actor.source);
     if !matches!(method, "email" | "sms") {
         return Err(Error::invalid("method", "must be email or sms"));
     }

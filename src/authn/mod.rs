@@ -556,8 +556,8 @@ pub async fn recover(svc: &Service, token: &str, pw: Password, src: &Source) -> 
             "This is not a recovery link.".into(),
         ));
     };
-    let by = Principal::Local("recovery-link");
-    identity::set_password(svc, &by, src, &user_id, pw, "user.password_recovered").await?;
+    let by = crate::access::Actor::new(Principal::Local("recovery-link"), src.clone(), None);
+    identity::set_password(svc, &by, &user_id, pw, "user.password_recovered").await?;
     let now = svc.now();
     let mut tx = svc.store.write()?;
     onetime::consume(&mut tx, token, now)?;
@@ -748,10 +748,10 @@ pub async fn reauthenticate(
 /// every refresh-token family and every access token end (audited).
 pub fn end_other_sessions(
     svc: &Service,
-    by: &Principal,
+    actor: &crate::access::Actor,
     keep: &[u8],
-    src: &Source,
 ) -> Result<usize> {
+    let (by, src) = (&actor.principal, &actor.source);
     let user = by
         .user_id()
         .ok_or_else(|| Error::Forbidden("Only a signed-in user ends their sessions.".into()))?;
@@ -774,10 +774,37 @@ pub fn end_other_sessions(
 /// (an administrator's "end sessions", or the user's own over the API).
 pub fn end_user_sessions(
     svc: &Service,
-    by: &Principal,
-    src: &Source,
+    actor: &crate::access::Actor,
     user: &UserId,
 ) -> Result<usize> {
+    if actor.principal.user_id() != Some(user) {
+        actor.authorize(
+            svc,
+            crate::access::Permission::ManageUsers,
+            crate::access::Resource::Platform,
+        )?;
+    }
+    end_sessions_of(svc, actor, user)
+}
+
+/// An administrator's end-all (`admin:users` on the platform, their own
+/// account included): the console's admin page for a user, which never
+/// had the self-service exemption of `end_user_sessions`.
+pub fn admin_end_user_sessions(
+    svc: &Service,
+    actor: &crate::access::Actor,
+    user: &UserId,
+) -> Result<usize> {
+    actor.authorize(
+        svc,
+        crate::access::Permission::ManageUsers,
+        crate::access::Resource::Platform,
+    )?;
+    end_sessions_of(svc, actor, user)
+}
+
+fn end_sessions_of(svc: &Service, actor: &crate::access::Actor, user: &UserId) -> Result<usize> {
+    let (by, src) = (&actor.principal, &actor.source);
     let mut tx = svc.store.write()?;
     crate::access::guard_credentials(by, &identity::get(&tx, user)?, "sessions")?;
     let n = revoke::end_everything(&mut tx, user, svc.now(), revoke::Sessions::End)?.sessions;
@@ -799,12 +826,12 @@ pub fn end_user_sessions(
 /// the change) stays.
 pub async fn change_password(
     svc: &Service,
-    by: &Principal,
+    actor: &crate::access::Actor,
     current: &Password,
     new: Password,
     keep: Option<&[u8]>,
-    src: &Source,
 ) -> Result<()> {
+    let (by, src) = (&actor.principal, &actor.source);
     let user = by.user().ok_or_else(|| {
         Error::Forbidden("Only a signed-in user changes their own password.".into())
     })?;
@@ -838,4 +865,94 @@ pub async fn confirm_password(
             },
             other => other,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::Actor;
+    use crate::identity::{Email, Role};
+
+    fn user(email: &str, role: Role) -> User {
+        User {
+            id: UserId::generate().unwrap(),
+            email: Email::parse(email).unwrap(),
+            name: String::new(),
+            password_hash: None,
+            role,
+            disabled: false,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    /// Unlock, MFA reset and ending a user's sessions check `admin:users`
+    /// themselves; only the API's end-all spares the user's own account.
+    #[test]
+    fn the_admin_operations_refuse_an_actor_without_admin_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = crate::config::Settings::load(None, Vec::<(String, String)>::new()).unwrap();
+        s.data_dir = dir.path().to_path_buf();
+        let clock = std::sync::Arc::new(crate::clock::FixedClock::new(1_800_000_000));
+        let svc = Service::open(s, clock).unwrap();
+        let (weak, target) = (
+            user("weak@example.com", Role::User),
+            user("target@example.com", Role::User),
+        );
+        let mut tx = svc.store.write().unwrap();
+        identity::insert(&svc, &mut tx, &weak).unwrap();
+        identity::insert(&svc, &mut tx, &target).unwrap();
+        tx.commit().unwrap();
+        let actor = Actor::new(
+            Principal::User {
+                user: std::sync::Arc::new(weak.clone()),
+                session: None,
+            },
+            Source::default(),
+            Some(svc.now()),
+        );
+        let refused = |r: Result<()>| match r {
+            Err(Error::Forbidden(m)) => assert!(m.contains("admin:users"), "{m}"),
+            other => panic!("not refused: {other:?}"),
+        };
+        refused(lockout::unlock(&svc, &actor, &target.id).map(|_| ()));
+        refused(mfa::reset(&svc, &actor, &target.id));
+        refused(end_user_sessions(&svc, &actor, &target.id).map(|_| ()));
+        refused(admin_end_user_sessions(&svc, &actor, &target.id).map(|_| ()));
+        refused(admin_end_user_sessions(&svc, &actor, &weak.id).map(|_| ()));
+        assert_eq!(end_user_sessions(&svc, &actor, &weak.id).unwrap(), 0);
+
+        // The operations on one's own factors check the recent sign-in
+        // themselves, before the proof is looked at.
+        let stale = Actor {
+            auth_at: Some(0),
+            ..actor
+        };
+        let pw = Password::new("violet-harbour-lantern");
+        let proof = Proof {
+            password: &pw,
+            method: None,
+            code: Some("000000"),
+        };
+        let reauth = |r: Result<()>| assert!(matches!(r, Err(Error::ReauthRequired)), "{r:?}");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            reauth(mfa::remove_all_own(&svc, &stale, &proof).await);
+            reauth(mfa::remove_method(&svc, &stale, "totp", &proof).await);
+            reauth(
+                mfa::regenerate_recovery(&svc, &stale, &proof)
+                    .await
+                    .map(|_| ()),
+            );
+            reauth(
+                mfa::start_totp(&svc, &stale, Some(&proof))
+                    .await
+                    .map(|_| ()),
+            );
+            reauth(mfa::start_code_enrollment(&svc, &stale, "email", None, Some(&proof)).await);
+        });
+    }
 }

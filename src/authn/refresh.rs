@@ -200,20 +200,17 @@ pub fn revoke_all_for_user(tx: &mut WriteTx<'_>, user: &UserId) -> Result<usize>
 }
 
 /// RFC 7009 revocation of a refresh token: revokes its whole family when
-/// `may_revoke` accepts the token's user. Unknown tokens are not an error.
-pub fn revoke_token(
-    svc: &Service,
-    by: &crate::access::Principal,
-    src: &Source,
-    token: &str,
-    may_revoke: &dyn Fn(&UserId) -> Result<bool>,
-) -> Result<bool> {
+/// the actor may revoke the token's user's tokens
+/// (`access::may_revoke_user_tokens`: platform-level callers any user's, a
+/// workspace-bound caller only its members'). Unknown tokens are not an error.
+pub fn revoke_token(svc: &Service, actor: &crate::access::Actor, token: &str) -> Result<bool> {
+    let (by, src) = (&actor.principal, &actor.source);
     let hash = crypto::sha256(token.as_bytes());
     let mut tx = svc.store.write()?;
     let Some(rec) = tx.get::<RefreshToken>(Table::RefreshTokens, &hash)? else {
         return Ok(false);
     };
-    if !may_revoke(&rec.user_id)? {
+    if !crate::access::may_revoke_user_tokens(svc, by, &rec.user_id)? {
         return Err(Error::Forbidden(
             "The caller may not revoke this user's tokens.".into(),
         ));

@@ -1,8 +1,8 @@
 //! Links between an IdP identity (connection and subject) and a Gatehouse
 //! user: the stored record, and an admin's explicit link and unlink.
 
-use crate::access::Principal;
-use crate::audit::{self, Outcome, Source};
+use crate::access::{Actor, Permission, Principal, Resource};
+use crate::audit::{self, Outcome};
 use crate::error::{Error, Result};
 use crate::identity::{self, Role, User, UserId};
 use crate::service::Service;
@@ -62,15 +62,18 @@ pub(super) fn refuse_email_link(s: &SsoSettings, user: &User, subject: &str) -> 
 /// An admin's explicit link of an existing user to an identity at a
 /// connection (the IdP's subject: the refused sign-in's audit event names
 /// it). The owner and SSO-excluded users are never linked; an identity
-/// already linked to another user must be unlinked first. Audited.
+/// already linked to another user must be unlinked first. Needs
+/// `manage:security` on the platform and a recent sign-in. Audited.
 pub fn link_user(
     svc: &Service,
-    by: &Principal,
-    src: &Source,
+    actor: &Actor,
     user: &UserId,
     connection: &str,
     subject: &str,
 ) -> Result<()> {
+    actor.authorize(svc, Permission::ManageSecurity, Resource::Platform)?;
+    actor.require_recent(svc)?;
+    let (by, src) = (&actor.principal, &actor.source);
     let subject = subject.trim();
     if subject.is_empty() || subject.len() > 500 || subject.chars().any(char::is_control) {
         return Err(Error::invalid(
@@ -184,15 +187,18 @@ pub(crate) fn has_links(r: &impl Reader, user: &UserId) -> Result<bool> {
         .any(|(_, v)| Link::decode(v).user == user.as_str()))
 }
 
-/// Removes a user's link to an identity at a connection. Audited.
+/// Removes a user's link to an identity at a connection (`manage:security`
+/// on the platform and a recent sign-in). Audited.
 pub fn unlink_user(
     svc: &Service,
-    by: &Principal,
-    src: &Source,
+    actor: &Actor,
     user: &UserId,
     connection: &str,
     subject: &str,
 ) -> Result<()> {
+    actor.authorize(svc, Permission::ManageSecurity, Resource::Platform)?;
+    actor.require_recent(svc)?;
+    let (by, src) = (&actor.principal, &actor.source);
     let mut tx = svc.store.write()?;
     crate::access::guard_credentials(by, &identity::get(&tx, user)?, "SSO links")?;
     let lk = link_key(svc, connection, subject.trim())?;
@@ -266,5 +272,47 @@ mod link_tests {
         // A record from before this version: the bare user id, no provenance.
         let old = Link::decode(u.as_str());
         assert_eq!((old.user, old.via), (u.as_str(), None));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Email;
+
+    /// Linking and unlinking check `manage:security` themselves, before
+    /// anything about the connection or the subject is looked at.
+    #[test]
+    fn link_and_unlink_refuse_an_actor_without_manage_security() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = crate::config::Settings::load(None, Vec::<(String, String)>::new()).unwrap();
+        s.data_dir = dir.path().to_path_buf();
+        let clock = std::sync::Arc::new(crate::clock::FixedClock::new(1_800_000_000));
+        let svc = Service::open(s, clock).unwrap();
+        let weak = User {
+            id: UserId::generate().unwrap(),
+            email: Email::parse("weak@example.com").unwrap(),
+            name: String::new(),
+            password_hash: None,
+            role: Role::User,
+            disabled: false,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let target = UserId::generate().unwrap();
+        let actor = Actor::new(
+            Principal::User {
+                user: std::sync::Arc::new(weak),
+                session: None,
+            },
+            crate::audit::Source::default(),
+            Some(svc.now()),
+        );
+        let refused = |r: Result<()>| match r {
+            Err(Error::Forbidden(m)) => assert!(m.contains("manage:security"), "{m}"),
+            other => panic!("not refused: {other:?}"),
+        };
+        refused(link_user(&svc, &actor, &target, "conn", "subject"));
+        refused(unlink_user(&svc, &actor, &target, "conn", "subject"));
     }
 }

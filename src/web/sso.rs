@@ -85,12 +85,9 @@ async fn link_user(
     id: web::Path<String>,
     body: web::Json<SsoLinkInput>,
 ) -> ApiResult {
-    require(&req, &st, &caller)?;
-    caller.require_recent_auth(&st.svc)?;
     sso::link_user(
         &st.svc,
-        &caller.principal,
-        &source(&req),
+        &caller.actor(&req),
         &identity::UserId::parse(&id)?,
         &body.connection,
         &body.subject,
@@ -108,12 +105,9 @@ async fn unlink_user(
     id: web::Path<String>,
     body: web::Json<SsoLinkInput>,
 ) -> ApiResult {
-    require(&req, &st, &caller)?;
-    caller.require_recent_auth(&st.svc)?;
     sso::unlink_user(
         &st.svc,
-        &caller.principal,
-        &source(&req),
+        &caller.actor(&req),
         &identity::UserId::parse(&id)?,
         &body.connection,
         &body.subject,

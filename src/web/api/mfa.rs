@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ApiResult, ErrorBody, Sent, sent};
-use crate::access::{self, Permission, Resource};
 use crate::authn::{self, password::Password};
 use crate::identity::UserId;
 use crate::web::AppState;
@@ -42,15 +41,13 @@ pub(super) async fn email_start(
     caller: ApiCaller,
     body: Option<web::Json<AddProof>>,
 ) -> ApiResult {
-    caller.require_recent_auth(&st.svc)?;
     let body = body.map(web::Json::into_inner).unwrap_or_default();
     authn::mfa::start_code_enrollment(
         &st.svc,
-        caller.user()?,
+        &caller.actor(&req),
         "email",
         None,
         body.proof()?.as_ref(),
-        &source(&req),
     )
     .await?;
     Ok(sent())
@@ -94,14 +91,12 @@ pub(super) async fn sms_start(
     caller: ApiCaller,
     body: web::Json<PhoneRequest>,
 ) -> ApiResult {
-    caller.require_recent_auth(&st.svc)?;
     authn::mfa::start_code_enrollment(
         &st.svc,
-        caller.user()?,
+        &caller.actor(&req),
         "sms",
         Some(&body.phone),
         body.proof.proof()?.as_ref(),
-        &source(&req),
     )
     .await?;
     Ok(sent())
@@ -183,15 +178,7 @@ pub(super) async fn method_remove(
     method: web::Path<String>,
     body: web::Json<ProofRequest>,
 ) -> ApiResult {
-    caller.require_recent_auth(&st.svc)?;
-    authn::mfa::remove_method(
-        &st.svc,
-        caller.user()?,
-        &method,
-        &body.proof()?,
-        &source(&req),
-    )
-    .await?;
+    authn::mfa::remove_method(&st.svc, &caller.actor(&req), &method, &body.proof()?).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -217,15 +204,9 @@ pub(super) async fn totp_start(
     caller: ApiCaller,
     body: Option<web::Json<AddProof>>,
 ) -> ApiResult {
-    caller.require_recent_auth(&st.svc)?;
     let body = body.map(web::Json::into_inner).unwrap_or_default();
-    let (secret, otpauth_uri) = authn::mfa::start_totp(
-        &st.svc,
-        caller.user()?,
-        body.proof()?.as_ref(),
-        &source(&req),
-    )
-    .await?;
+    let (secret, otpauth_uri) =
+        authn::mfa::start_totp(&st.svc, &caller.actor(&req), body.proof()?.as_ref()).await?;
     Ok(HttpResponse::Ok().json(TotpEnrollment {
         secret,
         otpauth_uri,
@@ -267,10 +248,8 @@ pub(super) async fn recovery_regenerate(
     caller: ApiCaller,
     body: web::Json<ProofRequest>,
 ) -> ApiResult {
-    caller.require_recent_auth(&st.svc)?;
     let codes =
-        authn::mfa::regenerate_recovery(&st.svc, caller.user()?, &body.proof()?, &source(&req))
-            .await?;
+        authn::mfa::regenerate_recovery(&st.svc, &caller.actor(&req), &body.proof()?).await?;
     Ok(HttpResponse::Ok().json(RecoveryCodes {
         recovery_codes: codes,
     }))
@@ -285,9 +264,7 @@ pub(super) async fn mfa_remove(
     caller: ApiCaller,
     body: web::Json<ProofRequest>,
 ) -> ApiResult {
-    caller.require_recent_auth(&st.svc)?;
-    caller.user()?;
-    authn::mfa::remove_all_own(&st.svc, &caller.principal, &body.proof()?, &source(&req)).await?;
+    authn::mfa::remove_all_own(&st.svc, &caller.actor(&req), &body.proof()?).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -300,14 +277,6 @@ pub(super) async fn mfa_reset(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    let src = source(&req);
-    access::authorize(
-        &st.svc,
-        &caller.principal,
-        Permission::ManageUsers,
-        Resource::Platform,
-        &src,
-    )?;
-    authn::mfa::reset(&st.svc, &caller.principal, &src, &UserId::parse(&id)?)?;
+    authn::mfa::reset(&st.svc, &caller.actor(&req), &UserId::parse(&id)?)?;
     Ok(HttpResponse::NoContent().finish())
 }

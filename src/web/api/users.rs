@@ -132,14 +132,6 @@ pub(super) async fn create_user(
     caller: ApiCaller,
     body: web::Json<CreateUserRequest>,
 ) -> ApiResult {
-    let src = source(&req);
-    access::authorize(
-        &st.svc,
-        &caller.principal,
-        Permission::ManageUsers,
-        Resource::Platform,
-        &src,
-    )?;
     let body = body.into_inner();
     let new = NewUser {
         email: Email::parse(&body.email)?,
@@ -152,7 +144,7 @@ pub(super) async fn create_user(
             .transpose()?
             .unwrap_or(Role::User),
     };
-    let user = identity::create(&st.svc, &caller.principal, &src, new).await?;
+    let user = identity::create(&st.svc, &caller.actor(&req), new).await?;
     Ok(HttpResponse::Created().json(UserDto::from(&user)))
 }
 
@@ -195,14 +187,6 @@ pub(super) async fn update_user(
     id: web::Path<String>,
     body: web::Json<UpdateUserRequest>,
 ) -> ApiResult {
-    let src = source(&req);
-    access::authorize(
-        &st.svc,
-        &caller.principal,
-        Permission::ManageUsers,
-        Resource::Platform,
-        &src,
-    )?;
     let b = body.into_inner();
     let up = UserUpdate {
         name: b.name,
@@ -210,7 +194,7 @@ pub(super) async fn update_user(
         role: b.role.as_deref().map(Role::parse).transpose()?,
         disabled: b.disabled,
     };
-    let user = identity::update(&st.svc, &caller.principal, &src, &UserId::parse(&id)?, up)?;
+    let user = identity::update(&st.svc, &caller.actor(&req), &UserId::parse(&id)?, up)?;
     let status = authn::queries::status(&st.svc, &user.id)?;
     Ok(HttpResponse::Ok().json(UserDto::from(&user).with_state(&status)))
 }
@@ -222,19 +206,11 @@ pub(super) async fn set_disabled(
     id: &str,
     disabled: bool,
 ) -> ApiResult {
-    let src = source(&req);
-    access::authorize(
-        &st.svc,
-        &caller.principal,
-        Permission::ManageUsers,
-        Resource::Platform,
-        &src,
-    )?;
     let up = UserUpdate {
         disabled: Some(disabled),
         ..Default::default()
     };
-    let user = identity::update(&st.svc, &caller.principal, &src, &UserId::parse(id)?, up)?;
+    let user = identity::update(&st.svc, &caller.actor(&req), &UserId::parse(id)?, up)?;
     let status = authn::queries::status(&st.svc, &user.id)?;
     Ok(HttpResponse::Ok().json(UserDto::from(&user).with_state(&status)))
 }
@@ -270,15 +246,7 @@ pub(super) async fn delete_user(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    let src = source(&req);
-    access::authorize(
-        &st.svc,
-        &caller.principal,
-        Permission::ManageUsers,
-        Resource::Platform,
-        &src,
-    )?;
-    identity::delete(&st.svc, &caller.principal, &src, &UserId::parse(&id)?)?;
+    identity::delete(&st.svc, &caller.actor(&req), &UserId::parse(&id)?)?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -297,16 +265,8 @@ pub(super) async fn unlock_user(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    let src = source(&req);
-    access::authorize(
-        &st.svc,
-        &caller.principal,
-        Permission::ManageUsers,
-        Resource::Platform,
-        &src,
-    )?;
     let uid = UserId::parse(&id)?;
-    authn::lockout::unlock(&st.svc, &caller.principal, &src, &uid)?;
+    authn::lockout::unlock(&st.svc, &caller.actor(&req), &uid)?;
     let (user, status) = authn::queries::user(&st.svc, &uid)?;
     Ok(HttpResponse::Ok().json(UserDto::from(&user).with_state(&status)))
 }
@@ -321,19 +281,10 @@ pub(super) async fn reset_password(
     id: web::Path<String>,
     body: web::Json<PasswordRequest>,
 ) -> ApiResult {
-    let src = source(&req);
-    access::authorize(
-        &st.svc,
-        &caller.principal,
-        Permission::ManageUsers,
-        Resource::Platform,
-        &src,
-    )?;
     let uid = UserId::parse(&id)?;
     identity::set_password(
         &st.svc,
-        &caller.principal,
-        &src,
+        &caller.actor(&req),
         &uid,
         body.into_inner().password,
         "user.password_reset",
@@ -363,11 +314,10 @@ pub(super) async fn change_own_password(
     let b = body.into_inner();
     authn::change_password(
         &st.svc,
-        &caller.principal,
+        &caller.actor(&req),
         &b.current_password,
         b.password,
         None,
-        &source(&req),
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -393,15 +343,13 @@ pub(super) async fn change_own_email(
     caller: ApiCaller,
     body: web::Json<OwnEmailRequest>,
 ) -> ApiResult {
-    caller.require_recent_auth(&st.svc)?;
     let email = Email::parse(&body.email)?;
     let proof = authn::Proof {
         password: &body.password,
         method: authn::mfa::MfaMethod::parse_opt(body.method.as_deref())?,
         code: body.code.as_deref(),
     };
-    let user = identity::change_own_email(&st.svc, &caller.principal, &source(&req), email, &proof)
-        .await?;
+    let user = identity::change_own_email(&st.svc, &caller.actor(&req), email, &proof).await?;
     let status = authn::queries::status(&st.svc, &user.id)?;
     Ok(HttpResponse::Ok().json(UserDto::from(&user).with_state(&status)))
 }
@@ -416,17 +364,7 @@ pub(super) async fn end_sessions(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    let src = source(&req);
     let uid = UserId::parse(&id)?;
-    if caller.principal.user_id() != Some(&uid) {
-        access::authorize(
-            &st.svc,
-            &caller.principal,
-            Permission::ManageUsers,
-            Resource::Platform,
-            &src,
-        )?;
-    }
-    authn::end_user_sessions(&st.svc, &caller.principal, &src, &uid)?;
+    authn::end_user_sessions(&st.svc, &caller.actor(&req), &uid)?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -44,11 +44,10 @@ pub(super) async fn account_password(
         confirmed(&f.password, &f.password_confirm)?;
         authn::change_password(
             &st.svc,
-            &u.principal(),
+            &u.actor(&req),
             &f.current_password,
             f.password.clone(),
             Some(&u.session_hash),
-            &source(&req),
         )
         .await
     }
@@ -88,7 +87,7 @@ pub(super) async fn end_other_sessions(
     f: web::Form<CsrfForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    authn::end_other_sessions(&st.svc, &u.principal(), &u.session_hash, &source(&req))?;
+    authn::end_other_sessions(&st.svc, &u.actor(&req), &u.session_hash)?;
     Ok(redirect(&notice_url(
         "/admin/account",
         AccountNotice::EndedOthers,

@@ -109,7 +109,7 @@ pub(super) async fn totp_start(
         return Ok(r);
     }
     let started = match f.proof() {
-        Ok(p) => authn::mfa::start_totp(&st.svc, &u.user, p.as_ref(), &source(&req)).await,
+        Ok(p) => authn::mfa::start_totp(&st.svc, &u.actor(&req), p.as_ref()).await,
         Err(e) => Err(e),
     };
     match started {
@@ -215,15 +215,8 @@ pub(super) async fn code_started(
     };
     let started = match f.proof() {
         Ok(p) => {
-            authn::mfa::start_code_enrollment(
-                &st.svc,
-                &u.user,
-                method,
-                phone,
-                p.as_ref(),
-                &source(req),
-            )
-            .await
+            authn::mfa::start_code_enrollment(&st.svc, &u.actor(req), method, phone, p.as_ref())
+                .await
         }
         Err(e) => Err(e),
     };
@@ -310,7 +303,7 @@ pub(super) async fn recovery_new(
         return Ok(r);
     }
     let made = match f.proof() {
-        Ok(Some(p)) => authn::mfa::regenerate_recovery(&st.svc, &u.user, &p, &source(&req)).await,
+        Ok(Some(p)) => authn::mfa::regenerate_recovery(&st.svc, &u.actor(&req), &p).await,
         Ok(None) => Err(Error::invalid(
             "current_password",
             "new recovery codes need your password and a current code",
@@ -355,7 +348,7 @@ pub(super) async fn mfa_remove(
                 method,
                 code: f.code.as_deref(),
             };
-            authn::mfa::remove_all_own(&st.svc, &u.principal(), &proof, &source(&req)).await
+            authn::mfa::remove_all_own(&st.svc, &u.actor(&req), &proof).await
         }
         Err(e) => Err(e),
     };

@@ -13,7 +13,7 @@ use crate::clock::rfc3339;
 use crate::error::Error;
 use crate::identity::{self, Email, NewUser, Role, UserId, UserUpdate};
 use crate::web::AppState;
-use crate::web::extract::{ConsoleUser, require, source};
+use crate::web::extract::{ConsoleUser, require};
 use crate::web::html::{
     ConfirmPage, CsrfForm, Nav, PER_PAGE, PageResult, UserRow, is_htmx, nav, redirect, render,
 };
@@ -123,7 +123,6 @@ pub(super) async fn users_create(
     form: web::Form<CreateUserForm>,
 ) -> PageResult {
     u.check_csrf(&form.csrf_token)?;
-    require(&st, &req, &u, Permission::ManageUsers)?;
     let form = form.into_inner();
     let result = async {
         let new = NewUser {
@@ -132,7 +131,7 @@ pub(super) async fn users_create(
             password: form.password.clone(),
             role: Role::parse(form.role.as_deref().unwrap_or("user"))?,
         };
-        identity::create(&st.svc, &u.principal(), &source(&req), new).await
+        identity::create(&st.svc, &u.actor(&req), new).await
     }
     .await;
     match result {
@@ -214,13 +213,12 @@ pub(super) async fn set_disabled(
     disabled: bool,
 ) -> PageResult {
     u.check_csrf(token)?;
-    require(&st, &req, &u, Permission::ManageUsers)?;
     let uid = UserId::parse(id)?;
     let up = UserUpdate {
         disabled: Some(disabled),
         ..Default::default()
     };
-    match identity::update(&st.svc, &u.principal(), &source(&req), &uid, up) {
+    match identity::update(&st.svc, &u.actor(&req), &uid, up) {
         Ok(_) => Ok(redirect(&notice_url(
             &format!("/admin/users/{id}"),
             if disabled {
@@ -265,9 +263,8 @@ pub(super) async fn user_unlock(
     f: web::Form<CsrfForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    require(&st, &req, &u, Permission::ManageUsers)?;
     let uid = UserId::parse(&id)?;
-    authn::lockout::unlock(&st.svc, &u.principal(), &source(&req), &uid)?;
+    authn::lockout::unlock(&st.svc, &u.actor(&req), &uid)?;
     Ok(redirect(&format!(
         "/admin/users/{}?notice={}",
         uid.as_str(),
@@ -306,9 +303,8 @@ pub(super) async fn user_delete(
     f: web::Form<CsrfForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    require(&st, &req, &u, Permission::ManageUsers)?;
     let uid = UserId::parse(&id)?;
-    match identity::delete(&st.svc, &u.principal(), &source(&req), &uid) {
+    match identity::delete(&st.svc, &u.actor(&req), &uid) {
         Ok(()) => Ok(redirect(&notice_url("/admin/users", UsersNotice::Deleted))),
         Err(e @ Error::Conflict(_)) => render(
             StatusCode::CONFLICT,
@@ -332,13 +328,10 @@ pub(super) async fn user_password(
     f: web::Form<PasswordForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    require(&st, &req, &u, Permission::ManageUsers)?;
     let uid = UserId::parse(&id)?;
-    let by = u.principal();
     match identity::set_password(
         &st.svc,
-        &by,
-        &source(&req),
+        &u.actor(&req),
         &uid,
         f.into_inner().password,
         "user.password_reset",
@@ -366,9 +359,8 @@ pub(super) async fn user_mfa_reset(
     f: web::Form<CsrfForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    require(&st, &req, &u, Permission::ManageUsers)?;
     let uid = UserId::parse(&id)?;
-    authn::mfa::reset(&st.svc, &u.principal(), &source(&req), &uid)?;
+    authn::mfa::reset(&st.svc, &u.actor(&req), &uid)?;
     Ok(redirect(&format!(
         "/admin/users/{}?notice={}",
         uid.as_str(),
@@ -384,9 +376,8 @@ pub(super) async fn user_end_sessions(
     f: web::Form<CsrfForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    require(&st, &req, &u, Permission::ManageUsers)?;
     let uid = UserId::parse(&id)?;
-    authn::end_user_sessions(&st.svc, &u.principal(), &source(&req), &uid)?;
+    authn::admin_end_user_sessions(&st.svc, &u.actor(&req), &uid)?;
     Ok(redirect(&format!(
         "/admin/users/{}?notice={}",
         uid.as_str(),

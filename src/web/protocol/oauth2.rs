@@ -506,8 +506,8 @@ pub(super) async fn revoke(
     } else if tok.contains('.') {
         revoke_access_token(&st, &caller, &src, tok)
     } else {
-        let may = |u: &crate::identity::UserId| may_revoke_for(&st, &caller, u);
-        crate::authn::refresh::revoke_token(&st.svc, &caller, &src, tok, &may).map(|_| ())
+        let actor = crate::access::Actor::new(caller.clone(), src.clone(), None);
+        crate::authn::refresh::revoke_token(&st.svc, &actor, tok).map(|_| ())
     };
     match result {
         Ok(()) => HttpResponse::Ok()
@@ -515,16 +515,6 @@ pub(super) async fn revoke(
             .finish(),
         Err(e) => oauth_from(e),
     }
-}
-
-/// Platform-level callers may revoke any user's tokens; a workspace-bound
-/// caller only those of members of its workspaces (see `access`).
-fn may_revoke_for(
-    st: &AppState,
-    caller: &Principal,
-    u: &crate::identity::UserId,
-) -> Result<bool, Error> {
-    access::may_revoke_user_tokens(&st.svc, caller, u)
 }
 
 /// Verifies the token (an unreadable one is not ours: nothing to revoke) and
