@@ -136,3 +136,49 @@ pub fn reseal_all(svc: &Service, progress: &mut dyn FnMut(u64, u64)) -> Result<u
     }
     Ok(done)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{Email, UserId};
+    use crate::principal::{Role, User};
+
+    #[test]
+    fn rotation_itself_refuses_an_actor_without_manage_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = crate::config::Settings::load(None, Vec::<(String, String)>::new()).unwrap();
+        s.data_dir = dir.path().to_path_buf();
+        let clock = std::sync::Arc::new(crate::clock::FixedClock::new(1_800_000_000));
+        let svc = std::sync::Arc::new(Service::open(s, clock).unwrap());
+        let member = User {
+            id: UserId::generate().unwrap(),
+            email: Email::parse("m@example.com").unwrap(),
+            name: String::new(),
+            password_hash: None,
+            role: Role::User,
+            disabled: false,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let weak = Actor::new(
+            Principal::User {
+                user: std::sync::Arc::new(member),
+                session: None,
+            },
+            Source::default(),
+            Some(svc.now()),
+        );
+        let before = status(&svc).unwrap();
+        let kid = svc.signer().active_kid().to_string();
+        let forbidden = |r: Result<()>| matches!(r, Err(crate::error::Error::Forbidden(_)));
+        assert!(forbidden(start_rotation(&svc, &weak).map(|_| ())));
+        assert!(forbidden(rotate(&svc, &weak, &mut |_, _| {}).map(|_| ())));
+        assert!(forbidden(rotate_signing(&svc, &weak).map(|_| ())));
+        assert!(forbidden(status_for(&svc, &weak).map(|_| ())));
+        assert_eq!(status(&svc).unwrap().len(), before.len());
+        assert_eq!(svc.signer().active_kid(), kid);
+        // A local operator passes the same check.
+        assert!(rotate(&svc, &Actor::local("cli"), &mut |_, _| {}).is_ok());
+        assert_eq!(status(&svc).unwrap().len(), before.len() + 1);
+    }
+}

@@ -40,7 +40,9 @@ pub(super) async fn key_status(
     caller: ApiCaller,
 ) -> ApiResult {
     let list: Vec<KeyDto> = keys::status_for(&st.svc, &caller.actor(&req))?
-        .iter().map(KeyDto::from).collect();
+        .iter()
+        .map(KeyDto::from)
+        .collect();
     Ok(HttpResponse::Ok().json(list))
 }
 
