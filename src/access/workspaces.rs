@@ -6,10 +6,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 use super::{
-    Actor, BuiltinRole, PermSet, Permission, Principal, Resource, authorize, check_grantable,
-    check_revocable, clean_name, new_id, parse_id, record_change, snapshot,
+    Actor, BuiltinRole, PermSet, Permission, Principal, Resource, check_grantable, check_revocable,
+    clean_name, new_id, parse_id, record_change, snapshot,
 };
-use crate::audit::Source;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::identity::{self, UserId};
@@ -134,7 +133,7 @@ pub fn list(svc: &Service, by: &Principal) -> Result<Vec<Workspace>> {
 
 /// Fetches one workspace `by` may see.
 pub fn show(svc: &Service, actor: &Actor, id: &str) -> Result<Workspace> {
-    let (by, src) = (&actor.principal, &actor.source);
+    let by = &actor.principal;
     let w = get(&svc.store.read()?, id)?;
     // Any member may see the workspace itself; the check below audits strangers.
     let snap = snapshot(svc)?;
@@ -144,35 +143,18 @@ pub fn show(svc: &Service, actor: &Actor, id: &str) -> Result<Workspace> {
             .is_some_and(|g| g.iter().any(|(x, _, _)| *x == w.id))
     });
     if !member {
-        authorize(
-            svc,
-            by,
-            Permission::ReadAgents,
-            Resource::Workspace(&w.id),
-            src,
-        )
-        .or_else(|_| {
-            authorize(
-                svc,
-                by,
-                Permission::ManageUsers,
-                Resource::Workspace(&w.id),
-                src,
-            )
-        })?;
+        actor
+            .authorize(svc, Permission::ReadAgents, Resource::Workspace(&w.id))
+            .or_else(|_| {
+                actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(&w.id))
+            })?;
     }
     Ok(w)
 }
 
 pub fn create(svc: &Service, actor: &Actor, name: &str) -> Result<Workspace> {
     let (by, src) = (&actor.principal, &actor.source);
-    authorize(
-        svc,
-        by,
-        Permission::ManageWorkspaces,
-        Resource::Platform,
-        src,
-    )?;
+    actor.authorize(svc, Permission::ManageWorkspaces, Resource::Platform)?;
     let w = Workspace {
         id: new_id("ws_")?,
         name: clean_name("name", name)?,
@@ -205,8 +187,7 @@ pub fn create(svc: &Service, actor: &Actor, name: &str) -> Result<Workspace> {
 }
 
 pub fn rename(svc: &Service, actor: &Actor, id: &str, name: &str) -> Result<Workspace> {
-    let (by, src) = (&actor.principal, &actor.source);
-    update(svc, by, src, id, "workspace.rename", |w| {
+    update(svc, actor, id, "workspace.rename", |w| {
         let name = clean_name("name", name)?;
         let old = std::mem::replace(&mut w.name, name);
         Ok(serde_json::json!({"from": old, "to": w.name}))
@@ -221,7 +202,7 @@ pub fn set_session_limits(
     id: &str,
     limits: SessionLimits,
 ) -> Result<Workspace> {
-    let (by, src) = (&actor.principal, &actor.source);
+    let by = &actor.principal;
     // The limits shorten every member's sessions: whoever sets them must hold
     // what each member holds there (a helpdesk does not log its admins out).
     if let Ok(ws) = parse_id("ws_", id, "workspace") {
@@ -236,7 +217,7 @@ pub fn set_session_limits(
             )
         })?;
     }
-    update(svc, by, src, id, "workspace.session_limits", |w| {
+    update(svc, actor, id, "workspace.session_limits", |w| {
         let limits = limits.check()?;
         let old = std::mem::replace(&mut w.session, limits);
         Ok(serde_json::json!({"from": old, "to": w.session}))
@@ -248,20 +229,14 @@ pub fn set_session_limits(
 /// written in one transaction.
 fn update(
     svc: &Service,
-    by: &Principal,
-    src: &Source,
+    actor: &Actor,
     id: &str,
     action: &'static str,
     change: impl FnOnce(&mut Workspace) -> Result<serde_json::Value>,
 ) -> Result<Workspace> {
+    let (by, src) = (&actor.principal, &actor.source);
     let id = parse_id("ws_", id, "workspace")?;
-    authorize(
-        svc,
-        by,
-        Permission::ManageUsers,
-        Resource::Workspace(id),
-        src,
-    )?;
+    actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(id))?;
     let mut tx = svc.store.write()?;
     let mut w = get(&tx, id)?;
     let details = change(&mut w)?;
@@ -276,13 +251,7 @@ fn update(
 pub fn delete(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
     let (by, src) = (&actor.principal, &actor.source);
     let id = parse_id("ws_", id, "workspace")?;
-    authorize(
-        svc,
-        by,
-        Permission::ManageWorkspaces,
-        Resource::Platform,
-        src,
-    )?;
+    actor.authorize(svc, Permission::ManageWorkspaces, Resource::Platform)?;
     let mut tx = svc.store.write()?;
     let w = get(&tx, id)?;
     let mut prefix = id.as_bytes().to_vec();
@@ -467,15 +436,8 @@ fn check_taken(
 }
 
 pub fn members(svc: &Service, actor: &Actor, ws: &str) -> Result<Vec<Membership>> {
-    let (by, src) = (&actor.principal, &actor.source);
     let ws = parse_id("ws_", ws, "workspace")?;
-    authorize(
-        svc,
-        by,
-        Permission::ManageUsers,
-        Resource::Workspace(ws),
-        src,
-    )?;
+    actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(ws))?;
     let r = svc.store.read()?;
     get(&r, ws)?;
     let mut prefix = ws.as_bytes().to_vec();
@@ -507,13 +469,7 @@ pub async fn create_member(
 ) -> Result<Option<(identity::User, Membership)>> {
     let (by, src) = (&actor.principal, &actor.source);
     let ws = parse_id("ws_", ws, "workspace")?;
-    authorize(
-        svc,
-        by,
-        Permission::ManageUsers,
-        Resource::Workspace(ws),
-        src,
-    )?;
+    actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(ws))?;
     if new.role != identity::Role::User {
         return Err(Error::Forbidden(
             "Users created in a workspace get the platform role \"user\"; a platform admin makes admins."
@@ -634,15 +590,8 @@ pub fn add_member_by_email(
     email: &identity::Email,
     roles: &[String],
 ) -> Result<Membership> {
-    let (by, src) = (&actor.principal, &actor.source);
     let ws = parse_id("ws_", ws, "workspace")?;
-    authorize(
-        svc,
-        by,
-        Permission::ManageUsers,
-        Resource::Workspace(ws),
-        src,
-    )?;
+    actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(ws))?;
     let user =
         identity::find_by_email(svc, &svc.store.read()?, email)?.ok_or(Error::NotFound("user"))?;
     set_member(svc, actor, ws, &user.id, roles)
@@ -657,13 +606,7 @@ pub fn set_member(
 ) -> Result<Membership> {
     let (by, src) = (&actor.principal, &actor.source);
     let ws = parse_id("ws_", ws, "workspace")?;
-    authorize(
-        svc,
-        by,
-        Permission::ManageUsers,
-        Resource::Workspace(ws),
-        src,
-    )?;
+    actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(ws))?;
     let mut tx = svc.store.write()?;
     get(&tx, ws)?;
     let u = identity::get(&tx, user)?;
@@ -713,13 +656,7 @@ pub fn set_member(
 pub fn remove_member(svc: &Service, actor: &Actor, ws: &str, user: &UserId) -> Result<()> {
     let (by, src) = (&actor.principal, &actor.source);
     let ws = parse_id("ws_", ws, "workspace")?;
-    authorize(
-        svc,
-        by,
-        Permission::ManageUsers,
-        Resource::Workspace(ws),
-        src,
-    )?;
+    actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(ws))?;
     let mut tx = svc.store.write()?;
     let grants = grants_in(&tx, ws)?;
     if !tx.delete(Table::Members, &member_key(ws, user))? {
@@ -793,13 +730,7 @@ pub fn create_role(
 ) -> Result<CustomRole> {
     let (by, src) = (&actor.principal, &actor.source);
     let ws = parse_id("ws_", ws, "workspace")?;
-    authorize(
-        svc,
-        by,
-        Permission::ManageUsers,
-        Resource::Workspace(ws),
-        src,
-    )?;
+    actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(ws))?;
     let set = PermSet::parse_names("permissions", permissions)?;
     if set.is_empty() {
         return Err(Error::invalid(
@@ -834,19 +765,16 @@ pub fn create_role(
 }
 
 pub fn get_role(svc: &Service, actor: &Actor, id: &str) -> Result<CustomRole> {
-    let (by, src) = (&actor.principal, &actor.source);
     let id = parse_id("rol_", id, "role")?;
     let r: CustomRole = svc
         .store
         .read()?
         .get(Table::Roles, id.as_bytes())?
         .ok_or(Error::NotFound("role"))?;
-    authorize(
+    actor.authorize(
         svc,
-        by,
         Permission::ManageUsers,
         Resource::Workspace(&r.workspace),
-        src,
     )?;
     Ok(r)
 }
@@ -939,19 +867,16 @@ pub fn groups(svc: &Service, by: &Principal, ws: Option<&str>) -> Result<Vec<Gro
 }
 
 pub fn get_group(svc: &Service, actor: &Actor, id: &str) -> Result<Group> {
-    let (by, src) = (&actor.principal, &actor.source);
     let id = parse_id("grp_", id, "group")?;
     let g: Group = svc
         .store
         .read()?
         .get(Table::Groups, id.as_bytes())?
         .ok_or(Error::NotFound("group"))?;
-    authorize(
+    actor.authorize(
         svc,
-        by,
         Permission::ManageUsers,
         Resource::Workspace(&g.workspace),
-        src,
     )?;
     Ok(g)
 }
@@ -993,13 +918,7 @@ pub fn save_group(
         Some(id) => get_group(svc, actor, id)?,
         None => {
             let ws = parse_id("ws_", ws, "workspace")?;
-            authorize(
-                svc,
-                by,
-                Permission::ManageUsers,
-                Resource::Workspace(ws),
-                src,
-            )?;
+            actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(ws))?;
             Group {
                 id: new_id("grp_")?,
                 workspace: ws.to_string(),

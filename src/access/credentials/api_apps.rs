@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::check_workspace;
 use super::secret::{API_KEY_PREFIX, generate_secret, hint, well_formed};
 use crate::access::{
-    Actor, PermSet, Permission, Principal, Resource, authorize, check_grantable, clean_name,
-    new_id, parse_id, record_change, snapshot,
+    Actor, PermSet, Permission, Principal, Resource, check_grantable, clean_name, new_id, parse_id,
+    record_change, snapshot,
 };
 use crate::clock::Timestamp;
 use crate::crypto;
@@ -69,13 +69,7 @@ pub fn create_app(
 ) -> Result<ApiApp> {
     let (by, src) = (&actor.principal, &actor.source);
     let ws = parse_id("ws_", ws, "workspace")?;
-    authorize(
-        svc,
-        by,
-        Permission::ManageCredentials,
-        Resource::Workspace(ws),
-        src,
-    )?;
+    actor.authorize(svc, Permission::ManageCredentials, Resource::Workspace(ws))?;
     let set = PermSet::parse_names("scopes", scopes)?;
     check_grantable(svc, by, Some(ws), set)?;
     let now = svc.now();
@@ -117,19 +111,16 @@ pub fn apps(svc: &Service, by: &Principal) -> Result<Vec<ApiApp>> {
 }
 
 pub fn get_app(svc: &Service, actor: &Actor, id: &str) -> Result<ApiApp> {
-    let (by, src) = (&actor.principal, &actor.source);
     let id = parse_id("app_", id, "API app")?;
     let app = snapshot(svc)?
         .apps
         .get(id)
         .cloned()
         .ok_or(Error::NotFound("API app"))?;
-    authorize(
+    actor.authorize(
         svc,
-        by,
         Permission::ManageCredentials,
         Resource::Workspace(&app.workspace),
-        src,
     )?;
     Ok(app)
 }
@@ -369,12 +360,10 @@ pub fn revoke_key(svc: &Service, actor: &Actor, raw: &str) -> Result<bool> {
     let Some(key) = svc.store.read()?.get::<ApiKey>(Table::ApiKeys, &hash)? else {
         return Ok(false);
     };
-    authorize(
+    actor.authorize(
         svc,
-        by,
         Permission::IntrospectCredentials,
         Resource::Workspace(&key.workspace),
-        src,
     )?;
     let idx = key_index(&key.app, &key.id);
     let mut tx = svc.store.write()?;

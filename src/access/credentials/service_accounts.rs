@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::secret::{CLIENT_SECRET_PREFIX, generate_secret, well_formed};
 use super::{check_workspace, res};
 use crate::access::{
-    Actor, Client, ClientKind, PermSet, Permission, Principal, authorize, check_grantable,
-    clean_name, new_id, parse_id, record_change, snapshot,
+    Actor, Client, ClientKind, PermSet, Permission, Principal, check_grantable, clean_name, new_id,
+    parse_id, record_change, snapshot,
 };
 use crate::audit::{self, Outcome, Source};
 use crate::clock::Timestamp;
@@ -123,13 +123,7 @@ pub fn create_service_account(
     n: NewServiceAccount<'_>,
 ) -> Result<(ServiceAccount, String)> {
     let (by, src) = (&actor.principal, &actor.source);
-    authorize(
-        svc,
-        by,
-        Permission::ManageCredentials,
-        res(n.workspace),
-        src,
-    )?;
+    actor.authorize(svc, Permission::ManageCredentials, res(n.workspace))?;
     let scopes = PermSet::parse_names("scopes", n.scopes)?;
     check_grantable(svc, by, n.workspace, scopes)?;
     let secret = generate_secret(CLIENT_SECRET_PREFIX)?;
@@ -187,19 +181,16 @@ pub fn service_accounts(svc: &Service, by: &Principal) -> Result<Vec<ServiceAcco
 }
 
 pub fn get_service_account(svc: &Service, actor: &Actor, id: &str) -> Result<ServiceAccount> {
-    let (by, src) = (&actor.principal, &actor.source);
     let id = parse_id("sa_", id, "service account")?;
     let sa = snapshot(svc)?
         .service_accounts
         .get(id)
         .cloned()
         .ok_or(Error::NotFound("service account"))?;
-    authorize(
+    actor.authorize(
         svc,
-        by,
         Permission::ManageCredentials,
         res(sa.workspace.as_deref()),
-        src,
     )?;
     Ok(sa)
 }

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::check_workspace;
 use super::secret::{WIDGET_KEY_PREFIX, generate_secret, hint};
 use crate::access::{
-    Actor, Permission, Principal, Resource, authorize, check_grantable, clean_name, new_id,
-    parse_id, record_change,
+    Actor, Permission, Principal, Resource, check_grantable, clean_name, new_id, parse_id,
+    record_change,
 };
 use crate::clock::Timestamp;
 use crate::crypto;
@@ -56,13 +56,7 @@ pub fn create_widget_key(
 ) -> Result<(WidgetKey, String)> {
     let (by, src) = (&actor.principal, &actor.source);
     let ws = parse_id("ws_", ws, "workspace")?;
-    authorize(
-        svc,
-        by,
-        Permission::ManageCredentials,
-        Resource::Workspace(ws),
-        src,
-    )?;
+    actor.authorize(svc, Permission::ManageCredentials, Resource::Workspace(ws))?;
     check_grantable(
         svc,
         by,
@@ -135,12 +129,10 @@ pub fn delete_widget_key(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
         .into_iter()
         .find(|(_, w)| w.id == id)
         .ok_or(Error::NotFound("widget key"))?;
-    authorize(
+    actor.authorize(
         svc,
-        by,
         Permission::ManageCredentials,
         Resource::Workspace(&w.workspace),
-        src,
     )?;
     let mut tx = svc.store.write()?;
     tx.delete(Table::WidgetKeys, &k)?;
