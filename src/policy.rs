@@ -149,16 +149,6 @@ pub fn current(svc: &Service) -> Result<SecurityPolicy> {
     Ok(p)
 }
 
-/// The policy for someone who may manage it (`ManageSecurity`).
-pub fn current_for(svc: &Service, actor: &crate::access::Actor) -> Result<SecurityPolicy> {
-    actor.authorize(
-        svc,
-        crate::access::Permission::ManageSecurity,
-        crate::access::Resource::Platform,
-    )?;
-    current(svc)
-}
-
 pub fn stored(r: &impl Reader) -> Result<Option<SecurityPolicy>> {
     r.get(Table::Policy, KEY)
 }
@@ -375,7 +365,10 @@ mod tests {
             update(&svc, &weak, next),
             Err(Error::Forbidden(m)) if m.contains("manage:security")
         ));
-        assert!(matches!(current_for(&svc, &weak), Err(Error::Forbidden(_))));
+        assert!(matches!(
+            crate::authn::policy_for(&svc, &weak),
+            Err(Error::Forbidden(_))
+        ));
         assert!(stored(&svc.store.read().unwrap()).unwrap().is_none());
     }
 }

@@ -133,3 +133,15 @@ async fn credential_ops_refuse_an_actor_without_the_permission() {
             .is_empty()
     );
 }
+
+#[actix_web::test]
+async fn the_audit_read_refuses_an_actor_without_read_audit() {
+    let (app, weak) = weak_actor().await;
+    let filter = gatehouse::audit::Filter::default();
+    let paged = gatehouse::access::audit_page(&app.svc, &weak, &filter, || Ok((0, 10)));
+    assert!(forbidden(paged));
+    let local = Actor::local("test");
+    let (events, _) =
+        gatehouse::access::audit_page(&app.svc, &local, &filter, || Ok((0, 10))).unwrap();
+    assert!(!events.is_empty());
+}

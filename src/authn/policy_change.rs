@@ -11,6 +11,13 @@ use crate::principal::User;
 use crate::service::Service;
 use crate::store::{Reader, Table};
 
+/// The policy in force, for someone who may manage it (`ManageSecurity`).
+/// (Here rather than in `policy`, which `access` reads below it.)
+pub fn policy_for(svc: &Service, actor: &Actor) -> Result<SecurityPolicy> {
+    actor.authorize(svc, Permission::ManageSecurity, Resource::Platform)?;
+    crate::policy::current(svc)
+}
+
 /// Replaces the policy (validated), auditing which parts changed. Needs
 /// `ManageSecurity` on the platform and, for a user, a recent sign-in.
 pub fn update_policy(svc: &Service, actor: &Actor, next: SecurityPolicy) -> Result<SecurityPolicy> {

@@ -13,7 +13,7 @@ pub(super) async fn get_security(
     st: web::Data<AppState>,
     caller: ApiCaller,
 ) -> ApiResult {
-    Ok(HttpResponse::Ok().json(crate::policy::current_for(&st.svc, &caller.actor(&req))?))
+    Ok(HttpResponse::Ok().json(crate::authn::policy_for(&st.svc, &caller.actor(&req))?))
 }
 
 /// Replace the security policy (needs a recent sign-in; audited).

@@ -74,7 +74,7 @@ pub(super) async fn settings_page(
     u: ConsoleUser,
     q: web::Query<Notice>,
 ) -> PageResult {
-    let p = crate::policy::current_for(&st.svc, &u.actor(&req))?;
+    let p = crate::authn::policy_for(&st.svc, &u.actor(&req))?;
     render(
         StatusCode::OK,
         &settings_view(&st, &u, p, notice_text(q.notice.as_deref()), None),
