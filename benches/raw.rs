@@ -122,7 +122,6 @@ fn main() {
 
 #[allow(clippy::unwrap_used)]
 fn seed(dir: &str, keys: usize, sas: usize) {
-    use gatehouse::access::Principal;
     use gatehouse::access::credentials::{self as creds, ApiKey, NewServiceAccount};
     let settings = gatehouse::config::Settings {
         data_dir: dir.into(),
@@ -133,15 +132,14 @@ fn seed(dir: &str, keys: usize, sas: usize) {
         std::sync::Arc::new(gatehouse::clock::SystemClock),
     )
     .unwrap();
-    let by = Principal::Local("bench");
-    let src = gatehouse::audit::Source::default();
-    let ws = gatehouse::access::workspaces::create(&svc, &by, &src, "bench").unwrap();
+    let by = gatehouse::access::Actor::local("bench");
+    let ws = gatehouse::access::workspaces::create(&svc, &by, "bench").unwrap();
     let scopes = vec![
         "read:agents".to_string(),
         "introspect:credentials".to_string(),
     ];
-    let app = creds::create_app(&svc, &by, &src, &ws.id, "bench", &scopes[..1]).unwrap();
-    let (_, first_key) = creds::create_key(&svc, &by, &src, &app.id, Some("first"), None).unwrap();
+    let app = creds::create_app(&svc, &by, &ws.id, "bench", &scopes[..1]).unwrap();
+    let (_, first_key) = creds::create_key(&svc, &by, &app.id, Some("first"), None).unwrap();
     // The rest in batches, straight into the tables (10k commits per figure would take minutes).
     let now = svc.now();
     for chunk in 0..keys.div_ceil(10_000) {
@@ -168,7 +166,6 @@ fn seed(dir: &str, keys: usize, sas: usize) {
         let (sa, secret) = creds::create_service_account(
             &svc,
             &by,
-            &src,
             NewServiceAccount {
                 workspace: None,
                 name: &format!("sa{i}"),

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::access::Principal;
+use crate::access::{Actor, Permission, Principal, Resource};
 use crate::audit::{self, Outcome, Source};
 use crate::error::Result;
 use crate::service::Service;
@@ -22,19 +22,33 @@ pub fn status(svc: &Service) -> Result<Vec<KeyVersionStatus>> {
     svc.store.key_status()
 }
 
-/// Rotates, then re-seals; `progress(done, total)` after every batch.
+/// The key versions for someone who may manage keys (`ManageKeys`).
+pub fn status_for(svc: &Service, actor: &Actor) -> Result<Vec<KeyVersionStatus>> {
+    actor.authorize(svc, Permission::ManageKeys, Resource::Platform)?;
+    status(svc)
+}
+
+/// Rotates, then re-seals; `progress(done, total)` after every batch (the
+/// CLI's rotation, which waits for the end).
 pub fn rotate(
     svc: &Service,
-    by: &Principal,
-    src: &Source,
+    actor: &Actor,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<RotationReport> {
-    let new_version = begin_rotation(svc, by, src)?;
-    finish_rotation(svc, by, src, new_version, progress)
+    authorize_rotation(svc, actor)?;
+    let new_version = begin_rotation(svc, &actor.principal, &actor.source)?;
+    finish_rotation(svc, &actor.principal, &actor.source, new_version, progress)
+}
+
+/// Rotating a key needs `ManageKeys` on the platform and, for a user, a
+/// recent sign-in.
+fn authorize_rotation(svc: &Service, actor: &Actor) -> Result<()> {
+    actor.authorize(svc, Permission::ManageKeys, Resource::Platform)?;
+    actor.require_recent(svc)
 }
 
 /// Makes a new data key active (audited); records are re-sealed by `finish_rotation`.
-pub fn begin_rotation(svc: &Service, by: &Principal, src: &Source) -> Result<u32> {
+fn begin_rotation(svc: &Service, by: &Principal, src: &Source) -> Result<u32> {
     let now = svc.now();
     let mut tx = svc.store.write()?;
     let new_version = tx.rotate_data_key(now)?;
@@ -51,7 +65,9 @@ pub fn begin_rotation(svc: &Service, by: &Principal, src: &Source) -> Result<u32
 
 /// Rotates now and re-seals on the blocking pool, for the console and the API
 /// (which answer before the re-sealing ends); returns the new version.
-pub fn start_rotation(svc: &std::sync::Arc<Service>, by: Principal, src: Source) -> Result<u32> {
+pub fn start_rotation(svc: &std::sync::Arc<Service>, actor: &Actor) -> Result<u32> {
+    authorize_rotation(svc, actor)?;
+    let (by, src) = (actor.principal.clone(), actor.source.clone());
     let v = begin_rotation(svc, &by, &src)?;
     let svc = svc.clone();
     tokio::task::spawn_blocking(move || {
@@ -63,7 +79,7 @@ pub fn start_rotation(svc: &std::sync::Arc<Service>, by: Principal, src: Source)
 }
 
 /// Re-seals everything under older keys, then records completion.
-pub fn finish_rotation(
+fn finish_rotation(
     svc: &Service,
     by: &Principal,
     src: &Source,
@@ -84,6 +100,13 @@ pub fn finish_rotation(
         new_version,
         resealed,
     })
+}
+
+/// Rotates the access-token signing key now (`ManageKeys`, a recent sign-in);
+/// the previous key stays in the JWKS until its last token expires.
+pub fn rotate_signing(svc: &Service, actor: &Actor) -> Result<String> {
+    authorize_rotation(svc, actor)?;
+    svc.rotate_signing_key(&actor.principal, &actor.source, "on_demand")
 }
 
 /// Re-seals every record still under an older key. Safe to run again after an
@@ -112,4 +135,50 @@ pub fn reseal_all(svc: &Service, progress: &mut dyn FnMut(u64, u64)) -> Result<u
         progress(total, total);
     }
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{Email, UserId};
+    use crate::principal::{Role, User};
+
+    #[test]
+    fn rotation_itself_refuses_an_actor_without_manage_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = crate::config::Settings::load(None, Vec::<(String, String)>::new()).unwrap();
+        s.data_dir = dir.path().to_path_buf();
+        let clock = std::sync::Arc::new(crate::clock::FixedClock::new(1_800_000_000));
+        let svc = std::sync::Arc::new(Service::open(s, clock).unwrap());
+        let member = User {
+            id: UserId::generate().unwrap(),
+            email: Email::parse("m@example.com").unwrap(),
+            name: String::new(),
+            password_hash: None,
+            role: Role::User,
+            disabled: false,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let weak = Actor::new(
+            Principal::User {
+                user: std::sync::Arc::new(member),
+                session: None,
+            },
+            Source::default(),
+            Some(svc.now()),
+        );
+        let before = status(&svc).unwrap();
+        let kid = svc.signer().active_kid().to_string();
+        let forbidden = |r: Result<()>| matches!(r, Err(crate::error::Error::Forbidden(_)));
+        assert!(forbidden(start_rotation(&svc, &weak).map(|_| ())));
+        assert!(forbidden(rotate(&svc, &weak, &mut |_, _| {}).map(|_| ())));
+        assert!(forbidden(rotate_signing(&svc, &weak).map(|_| ())));
+        assert!(forbidden(status_for(&svc, &weak).map(|_| ())));
+        assert_eq!(status(&svc).unwrap().len(), before.len());
+        assert_eq!(svc.signer().active_kid(), kid);
+        // A local operator passes the same check.
+        assert!(rotate(&svc, &Actor::local("cli"), &mut |_, _| {}).is_ok());
+        assert_eq!(status(&svc).unwrap().len(), before.len() + 1);
+    }
 }

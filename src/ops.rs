@@ -57,7 +57,11 @@ pub fn run(svc: &Service, cmd: &Command, progress: &mut dyn FnMut(u64, u64)) -> 
             ok(s)
         }
         Command::KeysRotate => {
-            let r = crate::keys::rotate(svc, &by, &src, progress)?;
+            let r = crate::keys::rotate(
+                svc,
+                &crate::access::Actor::new(by.clone(), src.clone(), None),
+                progress,
+            )?;
             ok(format!(
                 "Data key version {} is active; {} records re-sealed.",
                 r.new_version, r.resealed

@@ -162,7 +162,7 @@ pub(crate) fn put(tx: &mut crate::store::WriteTx<'_>, p: &SecurityPolicy) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access::Principal;
+    use crate::access::{Actor, Principal};
     use crate::audit::Source;
     use crate::authn::update_policy as update;
     use crate::identity::{Email, UserId};
@@ -239,13 +239,12 @@ mod tests {
     fn a_policy_breaking_a_rule_is_refused_and_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let svc = service(dir.path());
-        let by = Principal::Local("cli");
-        let src = Source::default();
+        let by = crate::access::Actor::local("cli");
         let base = current(&svc).unwrap();
         let with = |f: &dyn Fn(&mut SecurityPolicy)| {
             let mut p = base.clone();
             f(&mut p);
-            update(&svc, &by, &src, p)
+            update(&svc, &by, p)
         };
         assert_eq!(
             field_of(with(&|p| p.session.idle_timeout_secs = 59)),
@@ -293,8 +292,7 @@ mod tests {
     fn an_update_replaces_the_defaults_audits_what_changed_and_confines_newly_required_users() {
         let dir = tempfile::tempdir().unwrap();
         let svc = service(dir.path());
-        let by = Principal::Local("cli");
-        let src = Source::default();
+        let by = crate::access::Actor::local("cli");
         let (admin, member) = (
             user("a@example.com", Role::Admin),
             user("u@example.com", Role::User),
@@ -320,7 +318,7 @@ mod tests {
         // Only the session part: nobody is confined.
         let mut next = current(&svc).unwrap();
         next.session.single_session = true;
-        assert_eq!(update(&svc, &by, &src, next.clone()).unwrap(), next);
+        assert_eq!(update(&svc, &by, next.clone()).unwrap(), next);
         assert_eq!(current(&svc).unwrap(), next);
         let d = last_change();
         assert_eq!(d["changed"], serde_json::json!(["session"]));
@@ -331,7 +329,7 @@ mod tests {
         // MFA for admins: the admin (no second factor) is confined, the user is not.
         next.mfa.mode = MfaMode::Roles;
         next.mfa.roles = vec![Role::Admin];
-        update(&svc, &by, &src, next.clone()).unwrap();
+        update(&svc, &by, next.clone()).unwrap();
         let d = last_change();
         assert_eq!(d["changed"], serde_json::json!(["mfa"]));
         assert_eq!(d["users_confined"], 1);
@@ -339,9 +337,38 @@ mod tests {
 
         // MFA for everyone: only the newly required user is confined again.
         next.mfa.mode = MfaMode::All;
-        update(&svc, &by, &src, next.clone()).unwrap();
+        update(&svc, &by, next.clone()).unwrap();
         assert_eq!(last_change()["users_confined"], 1);
         assert_eq!((epoch(&admin), epoch(&member)), (1, 1));
         assert_eq!(stored(&svc.store.read().unwrap()).unwrap(), Some(next));
+    }
+
+    #[test]
+    fn the_update_itself_refuses_an_actor_without_manage_security() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(dir.path());
+        let member = user("m@example.com", Role::User);
+        let mut tx = svc.store.write().unwrap();
+        crate::identity::insert(&svc, &mut tx, &member).unwrap();
+        tx.commit().unwrap();
+        let weak = Actor::new(
+            Principal::User {
+                user: std::sync::Arc::new(member),
+                session: None,
+            },
+            Source::default(),
+            Some(svc.now()),
+        );
+        let mut next = current(&svc).unwrap();
+        next.session.single_session = true;
+        assert!(matches!(
+            update(&svc, &weak, next),
+            Err(Error::Forbidden(m)) if m.contains("manage:security")
+        ));
+        assert!(matches!(
+            crate::authn::policy_for(&svc, &weak),
+            Err(Error::Forbidden(_))
+        ));
+        assert!(stored(&svc.store.read().unwrap()).unwrap().is_none());
     }
 }

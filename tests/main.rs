@@ -17,6 +17,7 @@ mod common;
 mod console;
 mod forward_auth;
 mod hardening;
+mod hb_domain_ops;
 mod mfa;
 mod policy;
 mod r3_sec;

@@ -390,6 +390,26 @@ pub fn flush_denials(svc: &Service) -> Result<usize> {
     svc.access.denials.flush(&svc.store)
 }
 
+/// A page of the audit log for someone who may read it (`ReadAudit` on the
+/// platform, or on the workspace the filter names). `paging` (offset and
+/// limit) is checked after the permission; buffered refusals are committed
+/// first, so whoever reads the log sees them.
+pub fn audit_page(
+    svc: &Service,
+    actor: &Actor,
+    filter: &audit::Filter,
+    paging: impl FnOnce() -> Result<(usize, usize)>,
+) -> Result<(Vec<audit::Event>, bool)> {
+    let res = match filter.workspace.as_deref().filter(|w| !w.is_empty()) {
+        Some(w) => Resource::Workspace(parse_id("ws_", w, "workspace")?),
+        None => Resource::Platform,
+    };
+    actor.authorize(svc, Permission::ReadAudit, res)?;
+    let (offset, limit) = paging()?;
+    flush_denials(svc)?;
+    audit::page(svc, filter, offset, limit)
+}
+
 /// Whether refusals wait for their group commit.
 pub(crate) fn denials_buffered(svc: &Service) -> bool {
     !svc.access.denials.is_empty()

@@ -6,10 +6,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 use super::{
-    BuiltinRole, PermSet, Permission, Principal, Resource, authorize, check_grantable,
-    check_revocable, clean_name, new_id, parse_id, record_change, snapshot,
+    Actor, BuiltinRole, PermSet, Permission, Principal, Resource, check_grantable, check_revocable,
+    clean_name, new_id, parse_id, record_change, snapshot,
 };
-use crate::audit::Source;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::identity::{self, UserId};
@@ -133,7 +132,8 @@ pub fn list(svc: &Service, by: &Principal) -> Result<Vec<Workspace>> {
 }
 
 /// Fetches one workspace `by` may see.
-pub fn show(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<Workspace> {
+pub fn show(svc: &Service, actor: &Actor, id: &str) -> Result<Workspace> {
+    let by = &actor.principal;
     let w = get(&svc.store.read()?, id)?;
     // Any member may see the workspace itself; the check below audits strangers.
     let snap = snapshot(svc)?;
@@ -143,34 +143,18 @@ pub fn show(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<Wor
             .is_some_and(|g| g.iter().any(|(x, _, _)| *x == w.id))
     });
     if !member {
-        authorize(
-            svc,
-            by,
-            Permission::ReadAgents,
-            Resource::Workspace(&w.id),
-            src,
-        )
-        .or_else(|_| {
-            authorize(
-                svc,
-                by,
-                Permission::ManageUsers,
-                Resource::Workspace(&w.id),
-                src,
-            )
-        })?;
+        actor
+            .authorize(svc, Permission::ReadAgents, Resource::Workspace(&w.id))
+            .or_else(|_| {
+                actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(&w.id))
+            })?;
     }
     Ok(w)
 }
 
-pub fn create(svc: &Service, by: &Principal, src: &Source, name: &str) -> Result<Workspace> {
-    authorize(
-        svc,
-        by,
-        Permission::ManageWorkspaces,
-        Resource::Platform,
-        src,
-    )?;
+pub fn create(svc: &Service, actor: &Actor, name: &str) -> Result<Workspace> {
+    let (by, src) = (&actor.principal, &actor.source);
+    actor.authorize(svc, Permission::ManageWorkspaces, Resource::Platform)?;
     let w = Workspace {
         id: new_id("ws_")?,
         name: clean_name("name", name)?,
@@ -202,14 +186,8 @@ pub fn create(svc: &Service, by: &Principal, src: &Source, name: &str) -> Result
     Ok(w)
 }
 
-pub fn rename(
-    svc: &Service,
-    by: &Principal,
-    src: &Source,
-    id: &str,
-    name: &str,
-) -> Result<Workspace> {
-    update(svc, by, src, id, "workspace.rename", |w| {
+pub fn rename(svc: &Service, actor: &Actor, id: &str, name: &str) -> Result<Workspace> {
+    update(svc, actor, id, "workspace.rename", |w| {
         let name = clean_name("name", name)?;
         let old = std::mem::replace(&mut w.name, name);
         Ok(serde_json::json!({"from": old, "to": w.name}))
@@ -220,11 +198,11 @@ pub fn rename(
 /// can only shorten the installation's: the shortest of both applies.
 pub fn set_session_limits(
     svc: &Service,
-    by: &Principal,
-    src: &Source,
+    actor: &Actor,
     id: &str,
     limits: SessionLimits,
 ) -> Result<Workspace> {
+    let by = &actor.principal;
     // The limits shorten every member's sessions: whoever sets them must hold
     // what each member holds there (a helpdesk does not log its admins out).
     if let Ok(ws) = parse_id("ws_", id, "workspace") {
@@ -239,7 +217,7 @@ pub fn set_session_limits(
             )
         })?;
     }
-    update(svc, by, src, id, "workspace.session_limits", |w| {
+    update(svc, actor, id, "workspace.session_limits", |w| {
         let limits = limits.check()?;
         let old = std::mem::replace(&mut w.session, limits);
         Ok(serde_json::json!({"from": old, "to": w.session}))
@@ -251,20 +229,14 @@ pub fn set_session_limits(
 /// written in one transaction.
 fn update(
     svc: &Service,
-    by: &Principal,
-    src: &Source,
+    actor: &Actor,
     id: &str,
     action: &'static str,
     change: impl FnOnce(&mut Workspace) -> Result<serde_json::Value>,
 ) -> Result<Workspace> {
+    let (by, src) = (&actor.principal, &actor.source);
     let id = parse_id("ws_", id, "workspace")?;
-    authorize(
-        svc,
-        by,
-        Permission::ManageUsers,
-        Resource::Workspace(id),
-        src,
-    )?;
+    actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(id))?;
     let mut tx = svc.store.write()?;
     let mut w = get(&tx, id)?;
     let details = change(&mut w)?;
@@ -276,15 +248,10 @@ fn update(
 
 /// Deletes a workspace and everything that belongs to it: members, roles,
 /// groups, service accounts, API apps and their keys, widget keys.
-pub fn delete(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<()> {
+pub fn delete(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
+    let (by, src) = (&actor.principal, &actor.source);
     let id = parse_id("ws_", id, "workspace")?;
-    authorize(
-        svc,
-        by,
-        Permission::ManageWorkspaces,
-        Resource::Platform,
-        src,
-    )?;
+    actor.authorize(svc, Permission::ManageWorkspaces, Resource::Platform)?;
     let mut tx = svc.store.write()?;
     let w = get(&tx, id)?;
     let mut prefix = id.as_bytes().to_vec();
@@ -468,15 +435,9 @@ fn check_taken(
     check_revocable(svc, by, Some(ws), taken)
 }
 
-pub fn members(svc: &Service, by: &Principal, src: &Source, ws: &str) -> Result<Vec<Membership>> {
+pub fn members(svc: &Service, actor: &Actor, ws: &str) -> Result<Vec<Membership>> {
     let ws = parse_id("ws_", ws, "workspace")?;
-    authorize(
-        svc,
-        by,
-        Permission::ManageUsers,
-        Resource::Workspace(ws),
-        src,
-    )?;
+    actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(ws))?;
     let r = svc.store.read()?;
     get(&r, ws)?;
     let mut prefix = ws.as_bytes().to_vec();
@@ -501,20 +462,14 @@ pub fn members(svc: &Service, by: &Principal, src: &Source, ws: &str) -> Result<
 /// (audited as `user_not_claimable`). The password is hashed either way.
 pub async fn create_member(
     svc: &Service,
-    by: &Principal,
-    src: &Source,
+    actor: &Actor,
     ws: &str,
     new: identity::NewUser,
     roles: &[String],
 ) -> Result<Option<(identity::User, Membership)>> {
+    let (by, src) = (&actor.principal, &actor.source);
     let ws = parse_id("ws_", ws, "workspace")?;
-    authorize(
-        svc,
-        by,
-        Permission::ManageUsers,
-        Resource::Workspace(ws),
-        src,
-    )?;
+    actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(ws))?;
     if new.role != identity::Role::User {
         return Err(Error::Forbidden(
             "Users created in a workspace get the platform role \"user\"; a platform admin makes admins."
@@ -550,7 +505,7 @@ pub async fn create_member(
         // As long as a new user's creation takes.
         svc.hasher.hash(new.password).await?;
         if !member {
-            match set_member(svc, by, src, ws, &u.id, &roles) {
+            match set_member(svc, actor, ws, &u.id, &roles) {
                 Ok(_) | Err(Error::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }
@@ -630,41 +585,28 @@ fn claim(
 /// same answer.
 pub fn add_member_by_email(
     svc: &Service,
-    by: &Principal,
-    src: &Source,
+    actor: &Actor,
     ws: &str,
     email: &identity::Email,
     roles: &[String],
 ) -> Result<Membership> {
     let ws = parse_id("ws_", ws, "workspace")?;
-    authorize(
-        svc,
-        by,
-        Permission::ManageUsers,
-        Resource::Workspace(ws),
-        src,
-    )?;
+    actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(ws))?;
     let user =
         identity::find_by_email(svc, &svc.store.read()?, email)?.ok_or(Error::NotFound("user"))?;
-    set_member(svc, by, src, ws, &user.id, roles)
+    set_member(svc, actor, ws, &user.id, roles)
 }
 
 pub fn set_member(
     svc: &Service,
-    by: &Principal,
-    src: &Source,
+    actor: &Actor,
     ws: &str,
     user: &UserId,
     roles: &[String],
 ) -> Result<Membership> {
+    let (by, src) = (&actor.principal, &actor.source);
     let ws = parse_id("ws_", ws, "workspace")?;
-    authorize(
-        svc,
-        by,
-        Permission::ManageUsers,
-        Resource::Workspace(ws),
-        src,
-    )?;
+    actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(ws))?;
     let mut tx = svc.store.write()?;
     get(&tx, ws)?;
     let u = identity::get(&tx, user)?;
@@ -711,21 +653,10 @@ pub fn set_member(
     Ok(m)
 }
 
-pub fn remove_member(
-    svc: &Service,
-    by: &Principal,
-    src: &Source,
-    ws: &str,
-    user: &UserId,
-) -> Result<()> {
+pub fn remove_member(svc: &Service, actor: &Actor, ws: &str, user: &UserId) -> Result<()> {
+    let (by, src) = (&actor.principal, &actor.source);
     let ws = parse_id("ws_", ws, "workspace")?;
-    authorize(
-        svc,
-        by,
-        Permission::ManageUsers,
-        Resource::Workspace(ws),
-        src,
-    )?;
+    actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(ws))?;
     let mut tx = svc.store.write()?;
     let grants = grants_in(&tx, ws)?;
     if !tx.delete(Table::Members, &member_key(ws, user))? {
@@ -791,21 +722,15 @@ pub fn roles(svc: &Service, by: &Principal, ws: Option<&str>) -> Result<Vec<Cust
 
 pub fn create_role(
     svc: &Service,
-    by: &Principal,
-    src: &Source,
+    actor: &Actor,
     ws: &str,
     name: &str,
     description: &str,
     permissions: &[String],
 ) -> Result<CustomRole> {
+    let (by, src) = (&actor.principal, &actor.source);
     let ws = parse_id("ws_", ws, "workspace")?;
-    authorize(
-        svc,
-        by,
-        Permission::ManageUsers,
-        Resource::Workspace(ws),
-        src,
-    )?;
+    actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(ws))?;
     let set = PermSet::parse_names("permissions", permissions)?;
     if set.is_empty() {
         return Err(Error::invalid(
@@ -839,19 +764,17 @@ pub fn create_role(
     Ok(r)
 }
 
-pub fn get_role(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<CustomRole> {
+pub fn get_role(svc: &Service, actor: &Actor, id: &str) -> Result<CustomRole> {
     let id = parse_id("rol_", id, "role")?;
     let r: CustomRole = svc
         .store
         .read()?
         .get(Table::Roles, id.as_bytes())?
         .ok_or(Error::NotFound("role"))?;
-    authorize(
+    actor.authorize(
         svc,
-        by,
         Permission::ManageUsers,
         Resource::Workspace(&r.workspace),
-        src,
     )?;
     Ok(r)
 }
@@ -859,13 +782,13 @@ pub fn get_role(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result
 /// Changes a role's name or permissions; members holding it get the change at once.
 pub fn update_role(
     svc: &Service,
-    by: &Principal,
-    src: &Source,
+    actor: &Actor,
     id: &str,
     name: Option<&str>,
     permissions: Option<&[String]>,
 ) -> Result<CustomRole> {
-    let mut r = get_role(svc, by, src, id)?;
+    let (by, src) = (&actor.principal, &actor.source);
+    let mut r = get_role(svc, actor, id)?;
     if let Some(n) = name {
         r.name = clean_name("name", n)?;
     }
@@ -893,8 +816,9 @@ pub fn update_role(
 }
 
 /// Deletes a role and takes it from every member and group that had it.
-pub fn delete_role(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<()> {
-    let r = get_role(svc, by, src, id)?;
+pub fn delete_role(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
+    let (by, src) = (&actor.principal, &actor.source);
+    let r = get_role(svc, actor, id)?;
     let mut tx = svc.store.write()?;
     let grants = grants_in(&tx, &r.workspace)?;
     let mut prefix = r.workspace.as_bytes().to_vec();
@@ -942,19 +866,17 @@ pub fn groups(svc: &Service, by: &Principal, ws: Option<&str>) -> Result<Vec<Gro
     Ok(out)
 }
 
-pub fn get_group(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<Group> {
+pub fn get_group(svc: &Service, actor: &Actor, id: &str) -> Result<Group> {
     let id = parse_id("grp_", id, "group")?;
     let g: Group = svc
         .store
         .read()?
         .get(Table::Groups, id.as_bytes())?
         .ok_or(Error::NotFound("group"))?;
-    authorize(
+    actor.authorize(
         svc,
-        by,
         Permission::ManageUsers,
         Resource::Workspace(&g.workspace),
-        src,
     )?;
     Ok(g)
 }
@@ -984,25 +906,19 @@ fn check_group_members(r: &impl Reader, ws: &str, members: &[UserId]) -> Result<
 #[allow(clippy::too_many_arguments)] // create and update share one validation path
 pub fn save_group(
     svc: &Service,
-    by: &Principal,
-    src: &Source,
+    actor: &Actor,
     existing: Option<&str>,
     ws: &str,
     name: Option<&str>,
     roles: Option<&[String]>,
     members: Option<&[UserId]>,
 ) -> Result<Group> {
+    let (by, src) = (&actor.principal, &actor.source);
     let mut g = match existing {
-        Some(id) => get_group(svc, by, src, id)?,
+        Some(id) => get_group(svc, actor, id)?,
         None => {
             let ws = parse_id("ws_", ws, "workspace")?;
-            authorize(
-                svc,
-                by,
-                Permission::ManageUsers,
-                Resource::Workspace(ws),
-                src,
-            )?;
+            actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(ws))?;
             Group {
                 id: new_id("grp_")?,
                 workspace: ws.to_string(),
@@ -1057,8 +973,9 @@ pub fn save_group(
     Ok(g)
 }
 
-pub fn delete_group(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<()> {
-    let g = get_group(svc, by, src, id)?;
+pub fn delete_group(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
+    let (by, src) = (&actor.principal, &actor.source);
+    let g = get_group(svc, actor, id)?;
     let mut tx = svc.store.write()?;
     let grants = grants_in(&tx, &g.workspace)?;
     tx.delete(Table::Groups, g.id.as_bytes())?;

@@ -3,21 +3,27 @@
 //! required and they have none). The policy record itself is `policy`'s;
 //! this lives in `authn` because the change ends authn's sessions.
 
-use crate::access::Principal;
-use crate::audit::{self, Outcome, Source};
+use crate::access::{Actor, Permission, Resource};
+use crate::audit::{self, Outcome};
 use crate::error::{Error, Result};
 use crate::policy::{SecurityPolicy, stored};
 use crate::principal::User;
 use crate::service::Service;
 use crate::store::{Reader, Table};
 
-/// Replaces the policy (validated), auditing which parts changed.
-pub fn update_policy(
-    svc: &Service,
-    by: &Principal,
-    src: &Source,
-    next: SecurityPolicy,
-) -> Result<SecurityPolicy> {
+/// The policy in force, for someone who may manage it (`ManageSecurity`).
+/// (Here rather than in `policy`, which `access` reads below it.)
+pub fn policy_for(svc: &Service, actor: &Actor) -> Result<SecurityPolicy> {
+    actor.authorize(svc, Permission::ManageSecurity, Resource::Platform)?;
+    crate::policy::current(svc)
+}
+
+/// Replaces the policy (validated), auditing which parts changed. Needs
+/// `ManageSecurity` on the platform and, for a user, a recent sign-in.
+pub fn update_policy(svc: &Service, actor: &Actor, next: SecurityPolicy) -> Result<SecurityPolicy> {
+    actor.authorize(svc, Permission::ManageSecurity, Resource::Platform)?;
+    actor.require_recent(svc)?;
+    let (by, src) = (&actor.principal, &actor.source);
     next.validate()?;
     for (m, ok, what) in [
         (

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::access::Principal;
-use crate::audit::{self, Outcome, Source};
+use crate::access::{Actor, Permission, Principal, Resource};
+use crate::audit::{self, Outcome};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::identity::Role;
@@ -228,12 +228,32 @@ fn change_details(c: &Connection, secret_changed: bool) -> serde_json::Value {
     })
 }
 
+/// Connections are managed with `ManageSecurity` on the platform; changing
+/// one needs, for a user, a recent sign-in too.
+fn authorize_change(svc: &Service, actor: &Actor) -> Result<()> {
+    actor.authorize(svc, Permission::ManageSecurity, Resource::Platform)?;
+    actor.require_recent(svc)
+}
+
+/// Every connection, for someone who may manage them.
+pub fn list_for(svc: &Service, actor: &Actor) -> Result<Vec<Connection>> {
+    actor.authorize(svc, Permission::ManageSecurity, Resource::Platform)?;
+    list(svc)
+}
+
+/// One connection by its id from a URL path, for someone who may manage it.
+pub fn connection_for(svc: &Service, actor: &Actor, id: &str) -> Result<Connection> {
+    actor.authorize(svc, Permission::ManageSecurity, Resource::Platform)?;
+    connection(svc, parse_id(id)?)
+}
+
 pub async fn create(
     svc: &Service,
-    by: &Principal,
-    src: &Source,
+    actor: &Actor,
     mut input: ConnectionInput,
 ) -> Result<Connection> {
+    authorize_change(svc, actor)?;
+    let (by, src) = (&actor.principal, &actor.source);
     if input.protocol != Protocol::Oidc {
         saml::import_metadata(svc, &mut input).await?;
     }
@@ -276,13 +296,16 @@ pub async fn create(
     Ok(c)
 }
 
+/// Replaces a connection's fields; `id` is as the URL path gives it.
 pub async fn update(
     svc: &Service,
-    by: &Principal,
-    src: &Source,
+    actor: &Actor,
     id: &str,
     mut input: ConnectionInput,
 ) -> Result<Connection> {
+    authorize_change(svc, actor)?;
+    let id = parse_id(id)?;
+    let (by, src) = (&actor.principal, &actor.source);
     if input.protocol != Protocol::Oidc {
         saml::import_metadata(svc, &mut input).await?;
     }
@@ -320,7 +343,11 @@ pub async fn update(
     Ok(c)
 }
 
-pub fn delete(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<()> {
+/// Deletes a connection and its links; `id` is as the URL path gives it.
+pub fn delete(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
+    authorize_change(svc, actor)?;
+    let id = parse_id(id)?;
+    let (by, src) = (&actor.principal, &actor.source);
     let mut tx = svc.store.write()?;
     get(&tx, id)?;
     if settings(&tx)?.enabled && list_in(&tx)?.len() == 1 {

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::access::Principal;
-use crate::audit::{self, Outcome, Source};
+use crate::access::{Actor, Permission, Resource};
+use crate::audit::{self, Outcome};
 use crate::error::{Error, Result};
 use crate::identity::{self, Email, Role, User, UserId};
 use crate::service::Service;
@@ -68,6 +68,12 @@ pub struct SsoSettingsInput {
 const SETTINGS_KEY: &[u8] = b"sso";
 
 /// `settings`, read in its own snapshot.
+/// The SSO settings, for someone who may manage them (`ManageSecurity`).
+pub fn settings_for(svc: &Service, actor: &Actor) -> Result<SsoSettings> {
+    actor.authorize(svc, Permission::ManageSecurity, Resource::Platform)?;
+    current_settings(svc)
+}
+
 pub fn current_settings(svc: &Service) -> Result<SsoSettings> {
     settings(&svc.store.read()?)
 }
@@ -132,10 +138,12 @@ fn resolve_user(svc: &Service, r: &impl Reader, who: &str, field: &'static str) 
 /// settings in force and warnings for the admin.
 pub fn update_settings(
     svc: &Service,
-    by: &Principal,
-    src: &Source,
+    actor: &Actor,
     input: SsoSettingsInput,
 ) -> Result<(SsoSettings, Vec<String>)> {
+    actor.authorize(svc, Permission::ManageSecurity, Resource::Platform)?;
+    actor.require_recent(svc)?;
+    let (by, src) = (&actor.principal, &actor.source);
     let mut tx = svc.store.write()?;
     let resolve = |list: &[String], field| -> Result<Vec<User>> {
         let mut out: Vec<User> = Vec::new();
@@ -404,14 +412,9 @@ mod tests {
     }
 
     fn update(w: &World, v: serde_json::Value) -> Result<(SsoSettings, Vec<String>)> {
-        let src = Source {
-            ip: None,
-            user_agent: None,
-        };
         update_settings(
             &w.svc,
-            &Principal::Local("test"),
-            &src,
+            &crate::access::Actor::local("test"),
             serde_json::from_value(v).unwrap(),
         )
     }
@@ -522,5 +525,43 @@ mod tests {
             [("okta".to_string(), "okta".to_string(), Protocol::Oidc)]
         );
         assert!(startable(&w.svc, "okta", Protocol::Oidc, false).is_ok());
+    }
+
+    #[test]
+    fn the_ops_themselves_refuse_an_actor_without_manage_security() {
+        let w = world();
+        add_connection(&w, "okta", true);
+        let weak = crate::access::Actor::new(
+            Principal::User {
+                user: Arc::new(w.user.clone()),
+                session: None,
+            },
+            crate::audit::Source::default(),
+            Some(w.svc.now()),
+        );
+        let forbidden =
+            |r: Result<()>| matches!(r, Err(Error::Forbidden(m)) if m.contains("manage:security"));
+        let input =
+            serde_json::from_value(serde_json::json!({"enabled": false, "enforcement": "off"}))
+                .unwrap();
+        assert!(forbidden(update_settings(&w.svc, &weak, input).map(|_| ())));
+        assert!(forbidden(settings_for(&w.svc, &weak).map(|_| ())));
+        assert!(forbidden(crate::sso::delete(&w.svc, &weak, "okta")));
+        assert!(forbidden(crate::sso::list_for(&w.svc, &weak).map(|_| ())));
+        assert!(forbidden(
+            crate::sso::connection_for(&w.svc, &weak, "okta").map(|_| ())
+        ));
+        let create = serde_json::from_value(serde_json::json!({
+            "id": "two", "protocol": "oidc", "name": "two", "issuer": "https://idp.example",
+            "client_id": "gh", "client_secret": "s",
+        }))
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let created = rt.block_on(crate::sso::create(&w.svc, &weak, create));
+        assert!(forbidden(created.map(|_| ())));
+        assert_eq!(crate::sso::list(&w.svc).unwrap().len(), 1);
     }
 }

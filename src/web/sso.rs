@@ -241,8 +241,7 @@ async fn list_connections(
     st: web::Data<AppState>,
     caller: ApiCaller,
 ) -> ApiResult {
-    require(&req, &st, &caller)?;
-    let rows: Vec<ConnectionDto> = sso::list(&st.svc)?
+    let rows: Vec<ConnectionDto> = sso::list_for(&st.svc, &caller.actor(&req))?
         .into_iter()
         .map(|c| connection_dto(&st, c))
         .collect();
@@ -258,9 +257,7 @@ async fn create_connection(
     caller: ApiCaller,
     body: web::Json<sso::ConnectionInput>,
 ) -> ApiResult {
-    require(&req, &st, &caller)?;
-    caller.require_recent_auth(&st.svc)?;
-    let c = sso::create(&st.svc, &caller.principal, &source(&req), body.into_inner()).await?;
+    let c = sso::create(&st.svc, &caller.actor(&req), body.into_inner()).await?;
     Ok(HttpResponse::Created().json(connection_dto(&st, c)))
 }
 
@@ -273,8 +270,7 @@ async fn get_connection(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    require(&req, &st, &caller)?;
-    let c = sso::connection(&st.svc, sso::parse_id(&id)?)?;
+    let c = sso::connection_for(&st.svc, &caller.actor(&req), &id)?;
     Ok(HttpResponse::Ok().json(connection_dto(&st, c)))
 }
 
@@ -288,16 +284,7 @@ async fn update_connection(
     id: web::Path<String>,
     body: web::Json<sso::ConnectionInput>,
 ) -> ApiResult {
-    require(&req, &st, &caller)?;
-    caller.require_recent_auth(&st.svc)?;
-    let c = sso::update(
-        &st.svc,
-        &caller.principal,
-        &source(&req),
-        sso::parse_id(&id)?,
-        body.into_inner(),
-    )
-    .await?;
+    let c = sso::update(&st.svc, &caller.actor(&req), &id, body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(connection_dto(&st, c)))
 }
 
@@ -310,14 +297,7 @@ async fn delete_connection(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    require(&req, &st, &caller)?;
-    caller.require_recent_auth(&st.svc)?;
-    sso::delete(
-        &st.svc,
-        &caller.principal,
-        &source(&req),
-        sso::parse_id(&id)?,
-    )?;
+    sso::delete(&st.svc, &caller.actor(&req), &id)?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -392,8 +372,7 @@ pub fn mfa_scope(s: &sso::SsoSettings) -> &'static str {
 
 #[utoipa::path(get, path = "/api/v1/sso/settings", responses((status = 200, body = SettingsDto)))]
 async fn get_settings(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller) -> ApiResult {
-    require(&req, &st, &caller)?;
-    let s = sso::current_settings(&st.svc)?;
+    let s = sso::settings_for(&st.svc, &caller.actor(&req))?;
     Ok(HttpResponse::Ok().json(settings_dto(&st, s, Vec::new())?))
 }
 
@@ -407,9 +386,6 @@ async fn put_settings(
     caller: ApiCaller,
     body: web::Json<sso::SsoSettingsInput>,
 ) -> ApiResult {
-    require(&req, &st, &caller)?;
-    caller.require_recent_auth(&st.svc)?;
-    let (s, warnings) =
-        sso::update_settings(&st.svc, &caller.principal, &source(&req), body.into_inner())?;
+    let (s, warnings) = sso::update_settings(&st.svc, &caller.actor(&req), body.into_inner())?;
     Ok(HttpResponse::Ok().json(settings_dto(&st, s, warnings)?))
 }

@@ -10,10 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::check_workspace;
 use super::secret::{API_KEY_PREFIX, generate_secret, hint, well_formed};
 use crate::access::{
-    PermSet, Permission, Principal, Resource, authorize, check_grantable, clean_name, new_id,
-    parse_id, record_change, snapshot,
+    Actor, PermSet, Permission, Principal, Resource, check_grantable, clean_name, new_id, parse_id,
+    record_change, snapshot,
 };
-use crate::audit::Source;
 use crate::clock::Timestamp;
 use crate::crypto;
 use crate::error::{Error, Result};
@@ -63,20 +62,14 @@ pub type UsageCache = HashMap<String, Usage>;
 
 pub fn create_app(
     svc: &Service,
-    by: &Principal,
-    src: &Source,
+    actor: &Actor,
     ws: &str,
     name: &str,
     scopes: &[String],
 ) -> Result<ApiApp> {
+    let (by, src) = (&actor.principal, &actor.source);
     let ws = parse_id("ws_", ws, "workspace")?;
-    authorize(
-        svc,
-        by,
-        Permission::ManageCredentials,
-        Resource::Workspace(ws),
-        src,
-    )?;
+    actor.authorize(svc, Permission::ManageCredentials, Resource::Workspace(ws))?;
     let set = PermSet::parse_names("scopes", scopes)?;
     check_grantable(svc, by, Some(ws), set)?;
     let now = svc.now();
@@ -117,19 +110,17 @@ pub fn apps(svc: &Service, by: &Principal) -> Result<Vec<ApiApp>> {
     Ok(out)
 }
 
-pub fn get_app(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<ApiApp> {
+pub fn get_app(svc: &Service, actor: &Actor, id: &str) -> Result<ApiApp> {
     let id = parse_id("app_", id, "API app")?;
     let app = snapshot(svc)?
         .apps
         .get(id)
         .cloned()
         .ok_or(Error::NotFound("API app"))?;
-    authorize(
+    actor.authorize(
         svc,
-        by,
         Permission::ManageCredentials,
         Resource::Workspace(&app.workspace),
-        src,
     )?;
     Ok(app)
 }
@@ -137,13 +128,13 @@ pub fn get_app(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<
 /// Renames or re-scopes an app; its keys carry the new scopes on the next check.
 pub fn update_app(
     svc: &Service,
-    by: &Principal,
-    src: &Source,
+    actor: &Actor,
     id: &str,
     name: Option<&str>,
     scopes: Option<&[String]>,
 ) -> Result<ApiApp> {
-    let mut app = get_app(svc, by, src, id)?;
+    let (by, src) = (&actor.principal, &actor.source);
+    let mut app = get_app(svc, actor, id)?;
     if let Some(n) = name {
         app.name = clean_name("name", n)?;
     }
@@ -206,8 +197,9 @@ pub(super) fn remove_app_keys(tx: &mut WriteTx<'_>, app: &str) -> Result<usize> 
 }
 
 /// Deletes an app and every key it has.
-pub fn delete_app(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<()> {
-    let app = get_app(svc, by, src, id)?;
+pub fn delete_app(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
+    let (by, src) = (&actor.principal, &actor.source);
+    let app = get_app(svc, actor, id)?;
     let mut tx = svc.store.write()?;
     let n = remove_app_keys(&mut tx, &app.id)?;
     tx.delete(Table::ApiApps, app.id.as_bytes())?;
@@ -227,13 +219,13 @@ pub fn delete_app(svc: &Service, by: &Principal, src: &Source, id: &str) -> Resu
 /// Creates a key for an app; returns it with the secret (shown this once).
 pub fn create_key(
     svc: &Service,
-    by: &Principal,
-    src: &Source,
+    actor: &Actor,
     app_id: &str,
     name: Option<&str>,
     expires_at: Option<Timestamp>,
 ) -> Result<(ApiKey, String)> {
-    let app = get_app(svc, by, src, app_id)?;
+    let (by, src) = (&actor.principal, &actor.source);
+    let app = get_app(svc, actor, app_id)?;
     // A new key hands its holder the app's scopes: the same check as granting them.
     check_grantable(svc, by, Some(&app.workspace), app.scope_set())?;
     let now = svc.now();
@@ -286,13 +278,8 @@ fn actor_name(by: &Principal) -> String {
 }
 
 /// The keys of an app (never their secrets), with their last use.
-pub fn keys(
-    svc: &Service,
-    by: &Principal,
-    src: &Source,
-    app_id: &str,
-) -> Result<Vec<(ApiKey, Option<Usage>)>> {
-    let app = get_app(svc, by, src, app_id)?;
+pub fn keys(svc: &Service, actor: &Actor, app_id: &str) -> Result<Vec<(ApiKey, Option<Usage>)>> {
+    let app = get_app(svc, actor, app_id)?;
     let r = svc.store.read()?;
     let pending = svc
         .access
@@ -318,14 +305,9 @@ pub fn keys(
 }
 
 /// Deletes a key; it is refused on the very next check.
-pub fn delete_key(
-    svc: &Service,
-    by: &Principal,
-    src: &Source,
-    app_id: &str,
-    key_id: &str,
-) -> Result<()> {
-    let app = get_app(svc, by, src, app_id)?;
+pub fn delete_key(svc: &Service, actor: &Actor, app_id: &str, key_id: &str) -> Result<()> {
+    let (by, src) = (&actor.principal, &actor.source);
+    let app = get_app(svc, actor, app_id)?;
     let key_id = parse_id("key_", key_id, "API key")?;
     let idx = key_index(&app.id, key_id);
     let mut tx = svc.store.write()?;
@@ -369,7 +351,8 @@ pub(super) fn cached_key(svc: &Service, hash: [u8; 32]) -> Result<Option<Arc<Api
 }
 
 /// Deletes the API key `raw` (RFC 7009 revocation of a key). Returns whether it existed.
-pub fn revoke_key(svc: &Service, by: &Principal, src: &Source, raw: &str) -> Result<bool> {
+pub fn revoke_key(svc: &Service, actor: &Actor, raw: &str) -> Result<bool> {
+    let (by, src) = (&actor.principal, &actor.source);
     if !well_formed(API_KEY_PREFIX, raw) {
         return Ok(false);
     }
@@ -377,12 +360,10 @@ pub fn revoke_key(svc: &Service, by: &Principal, src: &Source, raw: &str) -> Res
     let Some(key) = svc.store.read()?.get::<ApiKey>(Table::ApiKeys, &hash)? else {
         return Ok(false);
     };
-    authorize(
+    actor.authorize(
         svc,
-        by,
         Permission::IntrospectCredentials,
         Resource::Workspace(&key.workspace),
-        src,
     )?;
     let idx = key_index(&key.app, &key.id);
     let mut tx = svc.store.write()?;

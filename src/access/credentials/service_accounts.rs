@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::secret::{CLIENT_SECRET_PREFIX, generate_secret, well_formed};
 use super::{check_workspace, res};
 use crate::access::{
-    Client, ClientKind, PermSet, Permission, Principal, authorize, check_grantable, clean_name,
-    new_id, parse_id, record_change, snapshot,
+    Actor, Client, ClientKind, PermSet, Permission, Principal, check_grantable, clean_name, new_id,
+    parse_id, record_change, snapshot,
 };
 use crate::audit::{self, Outcome, Source};
 use crate::clock::Timestamp;
@@ -119,17 +119,11 @@ pub struct NewServiceAccount<'a> {
 /// Creates an account; returns it with its secret (shown this once).
 pub fn create_service_account(
     svc: &Service,
-    by: &Principal,
-    src: &Source,
+    actor: &Actor,
     n: NewServiceAccount<'_>,
 ) -> Result<(ServiceAccount, String)> {
-    authorize(
-        svc,
-        by,
-        Permission::ManageCredentials,
-        res(n.workspace),
-        src,
-    )?;
+    let (by, src) = (&actor.principal, &actor.source);
+    actor.authorize(svc, Permission::ManageCredentials, res(n.workspace))?;
     let scopes = PermSet::parse_names("scopes", n.scopes)?;
     check_grantable(svc, by, n.workspace, scopes)?;
     let secret = generate_secret(CLIENT_SECRET_PREFIX)?;
@@ -186,24 +180,17 @@ pub fn service_accounts(svc: &Service, by: &Principal) -> Result<Vec<ServiceAcco
     Ok(out)
 }
 
-pub fn get_service_account(
-    svc: &Service,
-    by: &Principal,
-    src: &Source,
-    id: &str,
-) -> Result<ServiceAccount> {
+pub fn get_service_account(svc: &Service, actor: &Actor, id: &str) -> Result<ServiceAccount> {
     let id = parse_id("sa_", id, "service account")?;
     let sa = snapshot(svc)?
         .service_accounts
         .get(id)
         .cloned()
         .ok_or(Error::NotFound("service account"))?;
-    authorize(
+    actor.authorize(
         svc,
-        by,
         Permission::ManageCredentials,
         res(sa.workspace.as_deref()),
-        src,
     )?;
     Ok(sa)
 }
@@ -219,12 +206,12 @@ pub struct ServiceAccountUpdate<'a> {
 /// Edits an account; narrowed scopes bite on the very next check of its tokens.
 pub fn update_service_account(
     svc: &Service,
-    by: &Principal,
-    src: &Source,
+    actor: &Actor,
     id: &str,
     u: ServiceAccountUpdate<'_>,
 ) -> Result<ServiceAccount> {
-    let mut sa = get_service_account(svc, by, src, id)?;
+    let (by, src) = (&actor.principal, &actor.source);
+    let mut sa = get_service_account(svc, actor, id)?;
     if let Some(n) = u.name {
         sa.name = clean_name("name", n)?;
     }
@@ -275,13 +262,9 @@ pub fn update_service_account(
 }
 
 /// Replaces the secret; the old one stops working at once. Returns the new one.
-pub fn rotate_service_account_secret(
-    svc: &Service,
-    by: &Principal,
-    src: &Source,
-    id: &str,
-) -> Result<String> {
-    let mut sa = get_service_account(svc, by, src, id)?;
+pub fn rotate_service_account_secret(svc: &Service, actor: &Actor, id: &str) -> Result<String> {
+    let (by, src) = (&actor.principal, &actor.source);
+    let mut sa = get_service_account(svc, actor, id)?;
     // A new secret hands its holder the account's scopes: the same check as granting them.
     check_grantable(svc, by, sa.workspace.as_deref(), sa.scope_set())?;
     let secret = generate_secret(CLIENT_SECRET_PREFIX)?;
@@ -304,8 +287,9 @@ pub fn rotate_service_account_secret(
 }
 
 /// Deletes an account; its tokens are refused on the very next check.
-pub fn delete_service_account(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<()> {
-    let sa = get_service_account(svc, by, src, id)?;
+pub fn delete_service_account(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
+    let (by, src) = (&actor.principal, &actor.source);
+    let sa = get_service_account(svc, actor, id)?;
     let mut tx = svc.store.write()?;
     tx.delete(Table::ServiceAccounts, sa.id.as_bytes())?;
     record_change(

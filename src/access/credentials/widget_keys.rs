@@ -6,10 +6,9 @@ use serde::{Deserialize, Serialize};
 use super::check_workspace;
 use super::secret::{WIDGET_KEY_PREFIX, generate_secret, hint};
 use crate::access::{
-    Permission, Principal, Resource, authorize, check_grantable, clean_name, new_id, parse_id,
+    Actor, Permission, Principal, Resource, check_grantable, clean_name, new_id, parse_id,
     record_change,
 };
-use crate::audit::Source;
 use crate::clock::Timestamp;
 use crate::crypto;
 use crate::error::{Error, Result};
@@ -49,21 +48,15 @@ fn parse_origin(o: &str) -> Result<String> {
 
 pub fn create_widget_key(
     svc: &Service,
-    by: &Principal,
-    src: &Source,
+    actor: &Actor,
     ws: &str,
     name: &str,
     bot: &str,
     origins: &[String],
 ) -> Result<(WidgetKey, String)> {
+    let (by, src) = (&actor.principal, &actor.source);
     let ws = parse_id("ws_", ws, "workspace")?;
-    authorize(
-        svc,
-        by,
-        Permission::ManageCredentials,
-        Resource::Workspace(ws),
-        src,
-    )?;
+    actor.authorize(svc, Permission::ManageCredentials, Resource::Workspace(ws))?;
     check_grantable(
         svc,
         by,
@@ -126,7 +119,8 @@ pub fn widget_keys(svc: &Service, by: &Principal) -> Result<Vec<WidgetKey>> {
     Ok(out)
 }
 
-pub fn delete_widget_key(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<()> {
+pub fn delete_widget_key(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
+    let (by, src) = (&actor.principal, &actor.source);
     let id = parse_id("wgt_", id, "widget key")?;
     let (k, w) = svc
         .store
@@ -135,12 +129,10 @@ pub fn delete_widget_key(svc: &Service, by: &Principal, src: &Source, id: &str) 
         .into_iter()
         .find(|(_, w)| w.id == id)
         .ok_or(Error::NotFound("widget key"))?;
-    authorize(
+    actor.authorize(
         svc,
-        by,
         Permission::ManageCredentials,
         Resource::Workspace(&w.workspace),
-        src,
     )?;
     let mut tx = svc.store.write()?;
     tx.delete(Table::WidgetKeys, &k)?;

@@ -10,7 +10,7 @@ use crate::access::{self, Permission};
 use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::web::AppState;
-use crate::web::auth::{ApiCaller, source};
+use crate::web::auth::ApiCaller;
 
 #[derive(Serialize, ToSchema)]
 pub struct ApiAppDto {
@@ -73,7 +73,7 @@ pub(super) async fn create_app(
         .scopes
         .as_deref()
         .ok_or_else(|| Error::invalid("scopes", "is required (a JSON array of catalogue names)"))?;
-    let app = creds::create_app(&st.svc, &caller.principal, &source(&req), &ws, name, scopes)?;
+    let app = creds::create_app(&st.svc, &caller.actor(&req), &ws, name, scopes)?;
     Ok(HttpResponse::Created().json(ApiAppDto::from(app)))
 }
 
@@ -84,7 +84,7 @@ pub(super) async fn get_app(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    let app = creds::get_app(&st.svc, &caller.principal, &source(&req), &id)?;
+    let app = creds::get_app(&st.svc, &caller.actor(&req), &id)?;
     Ok(HttpResponse::Ok().json(ApiAppDto::from(app)))
 }
 
@@ -99,8 +99,7 @@ pub(super) async fn update_app(
 ) -> ApiResult {
     let app = creds::update_app(
         &st.svc,
-        &caller.principal,
-        &source(&req),
+        &caller.actor(&req),
         &id,
         body.name.as_deref(),
         body.scopes.as_deref(),
@@ -115,7 +114,7 @@ pub(super) async fn delete_app(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    creds::delete_app(&st.svc, &caller.principal, &source(&req), &id)?;
+    creds::delete_app(&st.svc, &caller.actor(&req), &id)?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -174,7 +173,7 @@ pub(super) async fn list_keys(
     id: web::Path<String>,
 ) -> ApiResult {
     let now = st.svc.now();
-    let list: Vec<ApiKeyDto> = creds::keys(&st.svc, &caller.principal, &source(&req), &id)?
+    let list: Vec<ApiKeyDto> = creds::keys(&st.svc, &caller.actor(&req), &id)?
         .into_iter()
         .map(|(k, u)| key_dto(k, u, now, None))
         .collect();
@@ -207,14 +206,8 @@ pub(super) async fn create_key(
         ),
         None => (None, None),
     };
-    let (k, secret) = creds::create_key(
-        &st.svc,
-        &caller.principal,
-        &source(&req),
-        &id,
-        name.as_deref(),
-        expires,
-    )?;
+    let (k, secret) =
+        creds::create_key(&st.svc, &caller.actor(&req), &id, name.as_deref(), expires)?;
     Ok(HttpResponse::Created().json(key_dto(k, None, st.svc.now(), Some(secret))))
 }
 
@@ -227,6 +220,6 @@ pub(super) async fn delete_key(
     path: web::Path<(String, String)>,
 ) -> ApiResult {
     let (app, key) = path.into_inner();
-    creds::delete_key(&st.svc, &caller.principal, &source(&req), &app, &key)?;
+    creds::delete_key(&st.svc, &caller.actor(&req), &app, &key)?;
     Ok(HttpResponse::NoContent().finish())
 }

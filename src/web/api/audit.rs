@@ -5,10 +5,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ApiResult, paging};
-use crate::access::{self, Permission, Resource};
+use crate::access::{self};
 use crate::audit;
 use crate::web::AppState;
-use crate::web::auth::{ApiCaller, source};
+use crate::web::auth::ApiCaller;
 
 /// Flat on purpose: serde's `flatten` breaks numeric query parameters.
 #[derive(Deserialize)]
@@ -41,18 +41,6 @@ pub(super) async fn audit_log(
     caller: ApiCaller,
     q: web::Query<AuditQuery>,
 ) -> ApiResult {
-    let res = match q.workspace.as_deref().filter(|w| !w.is_empty()) {
-        Some(w) => Resource::Workspace(access::parse_id("ws_", w, "workspace")?),
-        None => Resource::Platform,
-    };
-    access::authorize(
-        &st.svc,
-        &caller.principal,
-        Permission::ReadAudit,
-        res,
-        &source(&req),
-    )?;
-    let (page, per) = paging(q.page, q.per_page)?;
     let q = q.into_inner();
     let filter = audit::Filter {
         actor: q.actor,
@@ -62,9 +50,11 @@ pub(super) async fn audit_log(
         until: q.until,
         workspace: q.workspace,
     };
-    // Refusals wait for their group commit; whoever reads the log sees them.
-    access::flush_denials(&st.svc)?;
-    let (events, more) = audit::page(&st.svc, &filter, (page - 1) * per, per)?;
+    let (mut page, mut per) = (1, 1);
+    let (events, more) = access::audit_page(&st.svc, &caller.actor(&req), &filter, || {
+        (page, per) = paging(q.page, q.per_page)?;
+        Ok(((page - 1) * per, per))
+    })?;
     Ok(HttpResponse::Ok().json(AuditPage {
         events,
         page,

@@ -10,7 +10,7 @@ use crate::access::{self, Permission};
 use crate::error::Error;
 use crate::identity::UserId;
 use crate::web::AppState;
-use crate::web::auth::{ApiCaller, source};
+use crate::web::auth::ApiCaller;
 
 #[derive(Serialize, ToSchema)]
 pub struct GroupDto {
@@ -88,8 +88,7 @@ pub(super) async fn create_group(
     let members = user_ids(&body.members)?;
     let g = wss::save_group(
         &st.svc,
-        &caller.principal,
-        &source(&req),
+        &caller.actor(&req),
         None,
         &ws,
         body.name.as_deref(),
@@ -106,7 +105,7 @@ pub(super) async fn get_group(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    let g = wss::get_group(&st.svc, &caller.principal, &source(&req), &id)?;
+    let g = wss::get_group(&st.svc, &caller.actor(&req), &id)?;
     Ok(HttpResponse::Ok().json(GroupDto::from(g)))
 }
 
@@ -121,8 +120,7 @@ pub(super) async fn update_group(
     let members = user_ids(&body.members)?;
     let g = wss::save_group(
         &st.svc,
-        &caller.principal,
-        &source(&req),
+        &caller.actor(&req),
         Some(&id),
         "",
         body.name.as_deref(),
@@ -139,6 +137,6 @@ pub(super) async fn delete_group(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    wss::delete_group(&st.svc, &caller.principal, &source(&req), &id)?;
+    wss::delete_group(&st.svc, &caller.actor(&req), &id)?;
     Ok(HttpResponse::NoContent().finish())
 }

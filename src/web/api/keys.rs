@@ -6,12 +6,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::ApiResult;
-use crate::access::{self, Permission, Resource};
 use crate::clock::rfc3339;
 use crate::keys;
 use crate::store::KeyVersionStatus;
 use crate::web::AppState;
-use crate::web::auth::{ApiCaller, source};
+use crate::web::auth::ApiCaller;
 
 #[derive(Serialize, ToSchema)]
 pub struct KeyDto {
@@ -40,14 +39,10 @@ pub(super) async fn key_status(
     st: web::Data<AppState>,
     caller: ApiCaller,
 ) -> ApiResult {
-    access::authorize(
-        &st.svc,
-        &caller.principal,
-        Permission::ManageKeys,
-        Resource::Platform,
-        &source(&req),
-    )?;
-    let list: Vec<KeyDto> = keys::status(&st.svc)?.iter().map(KeyDto::from).collect();
+    let list: Vec<KeyDto> = keys::status_for(&st.svc, &caller.actor(&req))?
+        .iter()
+        .map(KeyDto::from)
+        .collect();
     Ok(HttpResponse::Ok().json(list))
 }
 
@@ -65,16 +60,7 @@ pub(super) async fn rotate_keys(
     st: web::Data<AppState>,
     caller: ApiCaller,
 ) -> ApiResult {
-    let src = source(&req);
-    access::authorize(
-        &st.svc,
-        &caller.principal,
-        Permission::ManageKeys,
-        Resource::Platform,
-        &src,
-    )?;
-    caller.require_recent_auth(&st.svc)?;
-    let v = keys::start_rotation(&st.svc, caller.principal.clone(), src)?;
+    let v = keys::start_rotation(&st.svc, &caller.actor(&req))?;
     Ok(HttpResponse::Accepted().json(RotateResponse {
         new_version: v,
         resealing: true,
@@ -94,17 +80,6 @@ pub(super) async fn rotate_signing(
     st: web::Data<AppState>,
     caller: ApiCaller,
 ) -> ApiResult {
-    let src = source(&req);
-    access::authorize(
-        &st.svc,
-        &caller.principal,
-        Permission::ManageKeys,
-        Resource::Platform,
-        &src,
-    )?;
-    caller.require_recent_auth(&st.svc)?;
-    let kid = st
-        .svc
-        .rotate_signing_key(&caller.principal, &src, "on_demand")?;
+    let kid = keys::rotate_signing(&st.svc, &caller.actor(&req))?;
     Ok(HttpResponse::Ok().json(SigningRotateResponse { kid }))
 }

@@ -10,7 +10,7 @@ use crate::access::workspaces as wss;
 use crate::error::Error;
 use crate::identity::{self, Email, UserId};
 use crate::web::AppState;
-use crate::web::auth::{ApiCaller, source};
+use crate::web::auth::ApiCaller;
 
 #[derive(Serialize, ToSchema)]
 pub struct MemberDto {
@@ -52,7 +52,7 @@ pub(super) async fn list_members(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    let list: Vec<MemberDto> = wss::members(&st.svc, &caller.principal, &source(&req), &id)?
+    let list: Vec<MemberDto> = wss::members(&st.svc, &caller.actor(&req), &id)?
         .into_iter()
         .map(|m| member_dto(&st, m))
         .collect();
@@ -67,24 +67,12 @@ pub(super) async fn add_member(
     id: web::Path<String>,
     body: web::Json<AddMemberRequest>,
 ) -> ApiResult {
-    let src = source(&req);
+    let actor = caller.actor(&req);
     let m = match (&body.user_id, &body.email) {
-        (Some(u), _) => wss::set_member(
-            &st.svc,
-            &caller.principal,
-            &src,
-            &id,
-            &UserId::parse(u)?,
-            &body.roles,
-        )?,
-        (None, Some(e)) => wss::add_member_by_email(
-            &st.svc,
-            &caller.principal,
-            &src,
-            &id,
-            &Email::parse(e)?,
-            &body.roles,
-        )?,
+        (Some(u), _) => wss::set_member(&st.svc, &actor, &id, &UserId::parse(u)?, &body.roles)?,
+        (None, Some(e)) => {
+            wss::add_member_by_email(&st.svc, &actor, &id, &Email::parse(e)?, &body.roles)?
+        }
         (None, None) => return Err(Error::invalid("user_id", "give user_id or email").into()),
     };
     Ok(HttpResponse::Created().json(member_dto(&st, m)))
@@ -117,8 +105,7 @@ pub(super) async fn create_member(
     let body = body.into_inner();
     let created = wss::create_member(
         &st.svc,
-        &caller.principal,
-        &source(&req),
+        &caller.actor(&req),
         &id,
         identity::NewUser {
             email: Email::parse(&body.email)?,
@@ -150,14 +137,7 @@ pub(super) async fn put_member(
 ) -> ApiResult {
     let (ws, user) = path.into_inner();
     let uid = UserId::parse(&user)?;
-    let m = wss::set_member(
-        &st.svc,
-        &caller.principal,
-        &source(&req),
-        &ws,
-        &uid,
-        &body.roles,
-    )?;
+    let m = wss::set_member(&st.svc, &caller.actor(&req), &ws, &uid, &body.roles)?;
     Ok(HttpResponse::Ok().json(member_dto(&st, m)))
 }
 
@@ -170,6 +150,6 @@ pub(super) async fn remove_member(
 ) -> ApiResult {
     let (ws, user) = path.into_inner();
     let uid = UserId::parse(&user)?;
-    wss::remove_member(&st.svc, &caller.principal, &source(&req), &ws, &uid)?;
+    wss::remove_member(&st.svc, &caller.actor(&req), &ws, &uid)?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -8,7 +8,7 @@ use super::{ApiResult, WorkspaceQuery};
 use crate::access::workspaces as wss;
 use crate::access::{self, BuiltinRole, Permission};
 use crate::web::AppState;
-use crate::web::auth::{ApiCaller, source};
+use crate::web::auth::ApiCaller;
 
 #[derive(Serialize, ToSchema)]
 pub struct RoleDto {
@@ -102,8 +102,7 @@ pub(super) async fn create_role(
     )?;
     let r = wss::create_role(
         &st.svc,
-        &caller.principal,
-        &source(&req),
+        &caller.actor(&req),
         &ws,
         &body.name,
         body.description.as_deref().unwrap_or(""),
@@ -119,7 +118,7 @@ pub(super) async fn get_role(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    let r = wss::get_role(&st.svc, &caller.principal, &source(&req), &id)?;
+    let r = wss::get_role(&st.svc, &caller.actor(&req), &id)?;
     Ok(HttpResponse::Ok().json(RoleDto::from(r)))
 }
 
@@ -134,8 +133,7 @@ pub(super) async fn update_role(
 ) -> ApiResult {
     let r = wss::update_role(
         &st.svc,
-        &caller.principal,
-        &source(&req),
+        &caller.actor(&req),
         &id,
         body.name.as_deref(),
         body.permissions.as_deref(),
@@ -150,6 +148,6 @@ pub(super) async fn delete_role(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    wss::delete_role(&st.svc, &caller.principal, &source(&req), &id)?;
+    wss::delete_role(&st.svc, &caller.actor(&req), &id)?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -8,7 +8,7 @@ use super::{ApiResult, ts};
 use crate::access::credentials::{self as creds, IpMode};
 use crate::access::{self, Permission};
 use crate::web::AppState;
-use crate::web::auth::{ApiCaller, source};
+use crate::web::auth::ApiCaller;
 
 #[derive(Serialize, ToSchema)]
 pub struct ServiceAccountDto {
@@ -98,8 +98,7 @@ pub(super) async fn create_sa(
     };
     let (sa, secret) = creds::create_service_account(
         &st.svc,
-        &caller.principal,
-        &source(&req),
+        &caller.actor(&req),
         creds::NewServiceAccount {
             workspace: ws.as_deref(),
             name: &body.name,
@@ -119,7 +118,7 @@ pub(super) async fn get_sa(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    let sa = creds::get_service_account(&st.svc, &caller.principal, &source(&req), &id)?;
+    let sa = creds::get_service_account(&st.svc, &caller.actor(&req), &id)?;
     Ok(HttpResponse::Ok().json(sa_dto(sa, None)))
 }
 
@@ -133,8 +132,7 @@ pub(super) async fn update_sa(
 ) -> ApiResult {
     let sa = creds::update_service_account(
         &st.svc,
-        &caller.principal,
-        &source(&req),
+        &caller.actor(&req),
         &id,
         creds::ServiceAccountUpdate {
             name: body.name.as_deref(),
@@ -155,7 +153,7 @@ pub(super) async fn delete_sa(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    creds::delete_service_account(&st.svc, &caller.principal, &source(&req), &id)?;
+    creds::delete_service_account(&st.svc, &caller.actor(&req), &id)?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -169,8 +167,7 @@ pub(super) async fn rotate_sa_secret(
 ) -> ApiResult {
     // Creating a credential is sensitive: it needs a recent sign-in.
     caller.require_recent_auth(&st.svc)?;
-    let secret =
-        creds::rotate_service_account_secret(&st.svc, &caller.principal, &source(&req), &id)?;
-    let sa = creds::get_service_account(&st.svc, &caller.principal, &source(&req), &id)?;
+    let secret = creds::rotate_service_account_secret(&st.svc, &caller.actor(&req), &id)?;
+    let sa = creds::get_service_account(&st.svc, &caller.actor(&req), &id)?;
     Ok(HttpResponse::Ok().json(sa_dto(sa, Some(secret))))
 }

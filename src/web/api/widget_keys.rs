@@ -8,7 +8,7 @@ use super::{ApiResult, ts};
 use crate::access::credentials::{self as creds};
 use crate::access::{self, Permission};
 use crate::web::AppState;
-use crate::web::auth::{ApiCaller, source};
+use crate::web::auth::ApiCaller;
 
 #[derive(Serialize, ToSchema)]
 pub struct WidgetKeyDto {
@@ -73,8 +73,7 @@ pub(super) async fn create_widget(
     )?;
     let (w, key) = creds::create_widget_key(
         &st.svc,
-        &caller.principal,
-        &source(&req),
+        &caller.actor(&req),
         &ws,
         &body.name,
         &body.bot,
@@ -90,6 +89,6 @@ pub(super) async fn delete_widget(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    creds::delete_widget_key(&st.svc, &caller.principal, &source(&req), &id)?;
+    creds::delete_widget_key(&st.svc, &caller.actor(&req), &id)?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use super::{ApiResult, ts};
 use crate::access::workspaces as wss;
 use crate::web::AppState;
-use crate::web::auth::{ApiCaller, source};
+use crate::web::auth::ApiCaller;
 
 #[derive(Serialize, ToSchema)]
 pub struct WorkspaceDto {
@@ -51,7 +51,7 @@ pub(super) async fn create_workspace(
     caller: ApiCaller,
     body: web::Json<NameRequest>,
 ) -> ApiResult {
-    let w = wss::create(&st.svc, &caller.principal, &source(&req), &body.name)?;
+    let w = wss::create(&st.svc, &caller.actor(&req), &body.name)?;
     Ok(HttpResponse::Created().json(WorkspaceDto::from(w)))
 }
 
@@ -62,7 +62,7 @@ pub(super) async fn get_workspace(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    let w = wss::show(&st.svc, &caller.principal, &source(&req), &id)?;
+    let w = wss::show(&st.svc, &caller.actor(&req), &id)?;
     Ok(HttpResponse::Ok().json(WorkspaceDto::from(w)))
 }
 
@@ -74,7 +74,7 @@ pub(super) async fn rename_workspace(
     id: web::Path<String>,
     body: web::Json<NameRequest>,
 ) -> ApiResult {
-    let w = wss::rename(&st.svc, &caller.principal, &source(&req), &id, &body.name)?;
+    let w = wss::rename(&st.svc, &caller.actor(&req), &id, &body.name)?;
     Ok(HttpResponse::Ok().json(WorkspaceDto::from(w)))
 }
 
@@ -89,7 +89,7 @@ pub(super) async fn put_session_limits(
     id: web::Path<String>,
     body: web::Json<wss::SessionLimits>,
 ) -> ApiResult {
-    let w = wss::set_session_limits(&st.svc, &caller.principal, &source(&req), &id, *body)?;
+    let w = wss::set_session_limits(&st.svc, &caller.actor(&req), &id, *body)?;
     Ok(HttpResponse::Ok().json(WorkspaceDto::from(w)))
 }
 
@@ -101,6 +101,6 @@ pub(super) async fn delete_workspace(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    wss::delete(&st.svc, &caller.principal, &source(&req), &id)?;
+    wss::delete(&st.svc, &caller.actor(&req), &id)?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -12,7 +12,7 @@ use crate::access::workspaces as wss;
 use crate::clock::rfc3339;
 use crate::error::Error;
 use crate::web::AppState;
-use crate::web::extract::{ConsoleUser, source};
+use crate::web::extract::ConsoleUser;
 use crate::web::html::{ConfirmPage, CsrfForm, PageResult, nav, redirect, render};
 
 pub(super) async fn create_app(
@@ -23,15 +23,8 @@ pub(super) async fn create_app(
     body: web::Form<Vec<(String, String)>>,
 ) -> PageResult {
     let f = Fields::new(body, &u)?;
-    let r = creds::create_app(
-        &st.svc,
-        &u.principal(),
-        &source(&req),
-        &id,
-        f.one("name"),
-        &f.all("scope"),
-    )
-    .map(|_| None);
+    let r = creds::create_app(&st.svc, &u.actor(&req), &id, f.one("name"), &f.all("scope"))
+        .map(|_| None);
     after(&st, &req, &u, &id, r)
 }
 
@@ -47,8 +40,7 @@ pub(super) async fn update_app(
     let (id, item) = path.into_inner();
     let r = creds::update_app(
         &st.svc,
-        &u.principal(),
-        &source(&req),
+        &u.actor(&req),
         &item,
         Some(f.one("name")),
         Some(&f.all("scope")),
@@ -71,8 +63,7 @@ pub(super) async fn create_sa(
     let r = f.ip_mode().and_then(|ip_mode| {
         creds::create_service_account(
             &st.svc,
-            &u.principal(),
-            &source(&req),
+            &u.actor(&req),
             creds::NewServiceAccount {
                 workspace: Some(&id),
                 name: f.one("name"),
@@ -105,8 +96,7 @@ pub(super) async fn update_sa(
     let r = f.ip_mode().and_then(|ip_mode| {
         creds::update_service_account(
             &st.svc,
-            &u.principal(),
-            &source(&req),
+            &u.actor(&req),
             &item,
             creds::ServiceAccountUpdate {
                 name: Some(f.one("name")),
@@ -128,7 +118,7 @@ pub(super) async fn sa_secret_confirm(
     path: web::Path<(String, String)>,
 ) -> PageResult {
     let (id, item) = path.into_inner();
-    let sa = creds::get_service_account(&st.svc, &u.principal(), &source(&req), &item)?;
+    let sa = creds::get_service_account(&st.svc, &u.actor(&req), &item)?;
     render(
         StatusCode::OK,
         &ConfirmPage {
@@ -157,7 +147,7 @@ pub(super) async fn sa_secret(
     if let Some(r) = fresh_sign_in(&st, &u, &id)? {
         return Ok(r);
     }
-    let r = creds::rotate_service_account_secret(&st.svc, &u.principal(), &source(&req), &item)
+    let r = creds::rotate_service_account_secret(&st.svc, &u.actor(&req), &item)
         .map(|secret| Some((format!("New client secret for {item}"), secret)));
     after(&st, &req, &u, &id, r)
 }
@@ -175,8 +165,7 @@ pub(super) async fn create_widget(
     }
     let r = creds::create_widget_key(
         &st.svc,
-        &u.principal(),
-        &source(&req),
+        &u.actor(&req),
         &id,
         f.one("name"),
         f.one("bot"),
@@ -218,10 +207,10 @@ pub(super) async fn item_delete_confirm(
     path: web::Path<(String, String, String)>,
 ) -> PageResult {
     let (id, kind, item) = path.into_inner();
-    let (p, src) = (u.principal(), source(&req));
+    let actor = u.actor(&req);
     let (title, message) = match Kind::parse(&kind)? {
         Kind::Role => {
-            let r = wss::get_role(&st.svc, &p, &src, &item)?;
+            let r = wss::get_role(&st.svc, &actor, &item)?;
             (
                 "Delete role",
                 format!(
@@ -231,7 +220,7 @@ pub(super) async fn item_delete_confirm(
             )
         }
         Kind::Group => {
-            let g = wss::get_group(&st.svc, &p, &src, &item)?;
+            let g = wss::get_group(&st.svc, &actor, &item)?;
             (
                 "Delete group",
                 format!(
@@ -242,8 +231,8 @@ pub(super) async fn item_delete_confirm(
             )
         }
         Kind::App => {
-            let a = creds::get_app(&st.svc, &p, &src, &item)?;
-            let keys = creds::keys(&st.svc, &p, &src, &a.id)?;
+            let a = creds::get_app(&st.svc, &actor, &item)?;
+            let keys = creds::keys(&st.svc, &actor, &a.id)?;
             let now = st.svc.now();
             let recent = keys
                 .iter()
@@ -264,7 +253,7 @@ pub(super) async fn item_delete_confirm(
             )
         }
         Kind::ServiceAccount => {
-            let sa = creds::get_service_account(&st.svc, &p, &src, &item)?;
+            let sa = creds::get_service_account(&st.svc, &actor, &item)?;
             (
                 "Delete service account",
                 format!(
@@ -274,7 +263,7 @@ pub(super) async fn item_delete_confirm(
             )
         }
         Kind::Widget => {
-            let w = creds::widget_keys(&st.svc, &p)?
+            let w = creds::widget_keys(&st.svc, &actor.principal)?
                 .into_iter()
                 .find(|w| w.id == item && w.workspace == id)
                 .ok_or(Error::NotFound("widget key"))?;
@@ -309,13 +298,13 @@ pub(super) async fn item_delete(
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     let (id, kind, item) = path.into_inner();
-    let (p, src) = (u.principal(), source(&req));
+    let actor = u.actor(&req);
     match Kind::parse(&kind)? {
-        Kind::Role => wss::delete_role(&st.svc, &p, &src, &item)?,
-        Kind::Group => wss::delete_group(&st.svc, &p, &src, &item)?,
-        Kind::App => creds::delete_app(&st.svc, &p, &src, &item)?,
-        Kind::ServiceAccount => creds::delete_service_account(&st.svc, &p, &src, &item)?,
-        Kind::Widget => creds::delete_widget_key(&st.svc, &p, &src, &item)?,
+        Kind::Role => wss::delete_role(&st.svc, &actor, &item)?,
+        Kind::Group => wss::delete_group(&st.svc, &actor, &item)?,
+        Kind::App => creds::delete_app(&st.svc, &actor, &item)?,
+        Kind::ServiceAccount => creds::delete_service_account(&st.svc, &actor, &item)?,
+        Kind::Widget => creds::delete_widget_key(&st.svc, &actor, &item)?,
     }
     Ok(redirect(&format!("/admin/workspaces/{id}")))
 }
@@ -339,20 +328,13 @@ pub(super) async fn create_key(
     if let Some(r) = fresh_sign_in(&st, &u, &id)? {
         return Ok(r);
     }
-    let r = creds::create_key(
-        &st.svc,
-        &u.principal(),
-        &source(&req),
-        &app,
-        Some(&f.name),
-        None,
-    )
-    .map(|(k, secret)| {
-        Some((
-            format!("API key {}", if k.name.is_empty() { k.id } else { k.name }),
-            secret,
-        ))
-    });
+    let r =
+        creds::create_key(&st.svc, &u.actor(&req), &app, Some(&f.name), None).map(|(k, secret)| {
+            Some((
+                format!("API key {}", if k.name.is_empty() { k.id } else { k.name }),
+                secret,
+            ))
+        });
     after(&st, &req, &u, &id, r)
 }
 
@@ -364,7 +346,7 @@ pub(super) async fn key_delete_confirm(
 ) -> PageResult {
     let (id, app, key) = path.into_inner();
     let now = st.svc.now();
-    let keys = creds::keys(&st.svc, &u.principal(), &source(&req), &app)?;
+    let keys = creds::keys(&st.svc, &u.actor(&req), &app)?;
     let (k, used) = keys
         .into_iter()
         .find(|(k, _)| k.id == key)
@@ -407,6 +389,6 @@ pub(super) async fn key_delete(
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     let (id, app, key) = path.into_inner();
-    creds::delete_key(&st.svc, &u.principal(), &source(&req), &app, &key)?;
+    creds::delete_key(&st.svc, &u.actor(&req), &app, &key)?;
     Ok(redirect(&format!("/admin/workspaces/{id}")))
 }

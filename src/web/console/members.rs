@@ -8,7 +8,7 @@ use super::workspace_view::{Fields, after};
 use crate::access::workspaces as wss;
 use crate::identity::{self, Email, UserId};
 use crate::web::AppState;
-use crate::web::extract::{ConsoleUser, source};
+use crate::web::extract::ConsoleUser;
 use crate::web::html::{CsrfForm, PageResult};
 
 #[derive(Deserialize)]
@@ -41,8 +41,7 @@ pub(super) async fn create_member(
     let r = match Email::parse(&f.email) {
         Ok(email) => wss::create_member(
             &st.svc,
-            &u.principal(),
-            &source(&req),
+            &u.actor(&req),
             &id,
             identity::NewUser {
                 email,
@@ -67,13 +66,11 @@ pub(super) async fn add_member(
     f: web::Form<MemberForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    let p = u.principal();
     let r = Email::parse(&f.email)
         .and_then(|email| {
             wss::add_member_by_email(
                 &st.svc,
-                &p,
-                &source(&req),
+                &u.actor(&req),
                 &id,
                 &email,
                 std::slice::from_ref(&f.role),
@@ -91,9 +88,8 @@ pub(super) async fn remove_member(
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     let (id, user) = path.into_inner();
-    let r = UserId::parse(&user).and_then(|user| {
-        wss::remove_member(&st.svc, &u.principal(), &source(&req), &id, &user).map(|_| None)
-    });
+    let r = UserId::parse(&user)
+        .and_then(|user| wss::remove_member(&st.svc, &u.actor(&req), &id, &user).map(|_| None));
     after(&st, &req, &u, &id, r)
 }
 
@@ -107,19 +103,18 @@ pub(super) async fn save_role(
     let f = Fields::new(body, &u)?;
     let id = req.match_info().get("id").unwrap_or_default().to_string();
     let item = req.match_info().get("item").map(str::to_string);
-    let (p, src) = (u.principal(), source(&req));
+    let actor = u.actor(&req);
     let perms = f.all("permission");
     let r = match item {
         None => wss::create_role(
             &st.svc,
-            &p,
-            &src,
+            &actor,
             &id,
             f.one("name"),
             f.one("description"),
             &perms,
         ),
-        Some(item) => wss::update_role(&st.svc, &p, &src, &item, Some(f.one("name")), Some(&perms)),
+        Some(item) => wss::update_role(&st.svc, &actor, &item, Some(f.one("name")), Some(&perms)),
     }
     .map(|_| None);
     after(&st, &req, &u, &id, r)
@@ -143,8 +138,7 @@ pub(super) async fn save_group(
         .and_then(|members| {
             wss::save_group(
                 &st.svc,
-                &u.principal(),
-                &source(&req),
+                &u.actor(&req),
                 item.as_deref(),
                 &id,
                 Some(f.one("name")),

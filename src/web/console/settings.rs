@@ -9,7 +9,7 @@ use crate::access::Permission;
 use crate::error::Error;
 use crate::identity::Role;
 use crate::web::AppState;
-use crate::web::extract::{ConsoleUser, reauth_gate, require, source};
+use crate::web::extract::{ConsoleUser, reauth_gate, require};
 use crate::web::html::{Nav, PageResult, nav, redirect, render};
 use crate::web::notice::{Notice, SettingsNotice, notice_text, notice_url};
 
@@ -75,8 +75,7 @@ pub(super) async fn settings_page(
     u: ConsoleUser,
     q: web::Query<Notice<SettingsNotice>>,
 ) -> PageResult {
-    require(&st, &req, &u, Permission::ManageSecurity)?;
-    let p = crate::policy::current(&st.svc)?;
+    let p = crate::authn::policy_for(&st.svc, &u.actor(&req))?;
     render(
         StatusCode::OK,
         &settings_view(&st, &u, p, notice_text(q.notice), None),
@@ -148,7 +147,7 @@ pub(super) async fn settings_post(
             single_session: f.single_session.is_some(),
         },
     };
-    match crate::authn::update_policy(&st.svc, &u.principal(), &source(&req), next.clone()) {
+    match crate::authn::update_policy(&st.svc, &u.actor(&req), next.clone()) {
         Ok(_) => Ok(redirect(&notice_url(
             "/admin/settings/security",
             SettingsNotice::Saved,

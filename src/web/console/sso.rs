@@ -179,7 +179,7 @@ pub(super) async fn save_settings(
         test_group: lines(&f.test_group),
         excluded_users: lines(&f.excluded_users),
     };
-    match sso::update_settings(&st.svc, &u.principal(), &source(&req), input) {
+    match sso::update_settings(&st.svc, &u.actor(&req), input) {
         Ok((_, warnings)) if warnings.is_empty() => Ok(redirect(&notice_url(
             "/admin/settings/sso",
             SsoNotice::Saved,
@@ -328,7 +328,7 @@ pub(super) async fn create_connection(
         return Ok(r);
     }
     let created = match f.input(false) {
-        Ok(i) => sso::create(&st.svc, &u.principal(), &source(&req), i).await,
+        Ok(i) => sso::create(&st.svc, &u.actor(&req), i).await,
         Err(e) => Err(e),
     };
     match created {
@@ -446,7 +446,7 @@ pub(super) async fn update_connection(
     let current = sso::connection(&st.svc, id)?;
     let mut input = f.input(true)?;
     input.protocol = current.protocol;
-    match sso::update(&st.svc, &u.principal(), &source(&req), id, input).await {
+    match sso::update(&st.svc, &u.actor(&req), id, input).await {
         Ok(_) => Ok(redirect(&notice_url(
             &format!("/admin/settings/sso/{id}"),
             ConnectionNotice::Updated,
@@ -548,7 +548,7 @@ pub(super) async fn delete(
     if let Some(r) = reauth_gate(&st, &u, &format!("/admin/settings/sso/{id}"))? {
         return Ok(r);
     }
-    match sso::delete(&st.svc, &u.principal(), &source(&req), id) {
+    match sso::delete(&st.svc, &u.actor(&req), id) {
         Ok(()) => Ok(redirect(&notice_url(
             "/admin/settings/sso",
             SsoNotice::Deleted,

@@ -14,7 +14,7 @@ use crate::clock::rfc3339;
 use crate::error::Error;
 use crate::identity::{self, UserId};
 use crate::web::AppState;
-use crate::web::extract::{ConsoleUser, source};
+use crate::web::extract::ConsoleUser;
 use crate::web::html::{Nav, PageResult, nav, redirect, render};
 
 /// A checkbox: its value, its label, and whether it starts ticked.
@@ -136,11 +136,11 @@ pub(super) fn page(
     u: &ConsoleUser,
     id: &str,
 ) -> Result<WorkspacePage, Error> {
-    let p = u.principal();
-    let src = source(req);
-    let ws = wss::show(&st.svc, &p, &src, id)?;
+    let actor = u.actor(req);
+    let p = &actor.principal;
+    let ws = wss::show(&st.svc, &actor, id)?;
     let res = crate::access::Resource::Workspace(&ws.id);
-    let can = |perm| crate::access::decide(&st.svc, &p, perm, res).map(|d| d.allow);
+    let can = |perm| crate::access::decide(&st.svc, p, perm, res).map(|d| d.allow);
     let can_users = can(Permission::ManageUsers)?;
     let can_credentials = can(Permission::ManageCredentials)?;
     let mut roles: Vec<(String, String)> = BuiltinRole::ALL
@@ -150,7 +150,7 @@ pub(super) fn page(
         .collect();
     let (mut members, mut custom_roles, mut groups) = (Vec::new(), Vec::new(), Vec::new());
     if can_users {
-        let custom = wss::roles(&st.svc, &p, Some(&ws.id))?;
+        let custom = wss::roles(&st.svc, p, Some(&ws.id))?;
         roles.extend(custom.iter().map(|r| (r.id.clone(), r.name.clone())));
         let role_name = |id: &String| {
             roles
@@ -164,7 +164,7 @@ pub(super) fn page(
                 .map(|u| u.email.as_str().to_string())
                 .unwrap_or_else(|_| id.as_str().to_string())
         };
-        let mut ms: Vec<(UserId, String, Vec<String>)> = wss::members(&st.svc, &p, &src, &ws.id)?
+        let mut ms: Vec<(UserId, String, Vec<String>)> = wss::members(&st.svc, &actor, &ws.id)?
             .into_iter()
             .map(|m| (m.user.clone(), email(&m.user), m.roles))
             .collect();
@@ -187,7 +187,7 @@ pub(super) fn page(
                 description: r.description,
             })
             .collect();
-        groups = wss::groups(&st.svc, &p, Some(&ws.id))?
+        groups = wss::groups(&st.svc, p, Some(&ws.id))?
             .into_iter()
             .map(|g| {
                 let ids: Vec<String> = g.members.iter().map(|m| m.as_str().to_string()).collect();
@@ -211,11 +211,11 @@ pub(super) fn page(
     let now = st.svc.now();
     let (mut apps, mut accounts, mut widgets) = (Vec::new(), Vec::new(), Vec::new());
     if can_credentials {
-        for a in creds::apps(&st.svc, &p)?
+        for a in creds::apps(&st.svc, p)?
             .into_iter()
             .filter(|a| a.workspace == ws.id)
         {
-            let keys = creds::keys(&st.svc, &p, &src, &a.id)?
+            let keys = creds::keys(&st.svc, &actor, &a.id)?
                 .into_iter()
                 .map(|(k, used)| KeyRow {
                     id: k.id,
@@ -237,7 +237,7 @@ pub(super) fn page(
                 keys,
             });
         }
-        accounts = creds::service_accounts(&st.svc, &p)?
+        accounts = creds::service_accounts(&st.svc, p)?
             .into_iter()
             .filter(|s| s.workspace.as_deref() == Some(ws.id.as_str()))
             .map(|s| {
@@ -262,7 +262,7 @@ pub(super) fn page(
                 }
             })
             .collect();
-        widgets = creds::widget_keys(&st.svc, &p)?
+        widgets = creds::widget_keys(&st.svc, p)?
             .into_iter()
             .filter(|w| w.workspace == ws.id)
             .map(|w| WidgetRow {

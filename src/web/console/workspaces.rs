@@ -11,7 +11,7 @@ use super::workspace_view::{Fields, after, page};
 use crate::access::workspaces as wss;
 use crate::error::Error;
 use crate::web::AppState;
-use crate::web::extract::{ConsoleUser, source};
+use crate::web::extract::ConsoleUser;
 use crate::web::html::{ConfirmPage, CsrfForm, Nav, PageResult, nav, redirect, render};
 
 #[derive(Template)]
@@ -51,7 +51,7 @@ pub(super) async fn create(
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     let p = u.principal();
-    match wss::create(&st.svc, &p, &source(&req), &f.name) {
+    match wss::create(&st.svc, &u.actor(&req), &f.name) {
         Ok(w) => Ok(redirect(&format!("/admin/workspaces/{}", w.id))),
         Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => render(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -93,7 +93,7 @@ pub(super) async fn rename(
     body: web::Form<Vec<(String, String)>>,
 ) -> PageResult {
     let f = Fields::new(body, &u)?;
-    let r = wss::rename(&st.svc, &u.principal(), &source(&req), &id, f.one("name")).map(|_| None);
+    let r = wss::rename(&st.svc, &u.actor(&req), &id, f.one("name")).map(|_| None);
     after(&st, &req, &u, &id, r)
 }
 
@@ -128,7 +128,7 @@ pub(super) async fn session_limits(
             idle_timeout_secs: limit(&f, "idle_minutes", 60)?,
             absolute_lifetime_secs: limit(&f, "absolute_hours", 3600)?,
         };
-        wss::set_session_limits(&st.svc, &u.principal(), &source(&req), &id, limits)
+        wss::set_session_limits(&st.svc, &u.actor(&req), &id, limits)
     })()
     .map(|_| None);
     after(&st, &req, &u, &id, r)
@@ -139,7 +139,7 @@ pub(super) async fn delete_confirm(
     u: ConsoleUser,
     id: web::Path<String>,
 ) -> PageResult {
-    let w = wss::show(&st.svc, &u.principal(), &source(&req), &id)?;
+    let w = wss::show(&st.svc, &u.actor(&req), &id)?;
     render(
         StatusCode::OK,
         &ConfirmPage {
@@ -164,6 +164,6 @@ pub(super) async fn delete(
     f: web::Form<CsrfForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    wss::delete(&st.svc, &u.principal(), &source(&req), &id)?;
+    wss::delete(&st.svc, &u.actor(&req), &id)?;
     Ok(redirect("/admin/workspaces"))
 }

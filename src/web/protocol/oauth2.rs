@@ -502,7 +502,12 @@ pub(super) async fn revoke(
         );
     };
     let result = if tok.starts_with(creds::API_KEY_PREFIX) {
-        creds::revoke_key(&st.svc, &caller, &src, tok).map(|_| ())
+        creds::revoke_key(
+            &st.svc,
+            &crate::access::Actor::new(caller.clone(), src.clone(), None),
+            tok,
+        )
+        .map(|_| ())
     } else if tok.contains('.') {
         revoke_access_token(&st, &caller, &src, tok)
     } else {
