@@ -208,6 +208,8 @@ pub(super) fn remove_app_keys(tx: &mut WriteTx<'_>, app: &str) -> Result<usize> 
 /// Deletes an app and every key it has.
 pub fn delete_app(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<()> {
     let app = get_app(svc, by, src, id)?;
+    // Deleting takes the app's scopes from every key: what narrowing it to nothing needs.
+    crate::access::check_revocable(svc, by, Some(&app.workspace), app.scope_set())?;
     let mut tx = svc.store.write()?;
     let n = remove_app_keys(&mut tx, &app.id)?;
     tx.delete(Table::ApiApps, app.id.as_bytes())?;
@@ -326,6 +328,8 @@ pub fn delete_key(
     key_id: &str,
 ) -> Result<()> {
     let app = get_app(svc, by, src, app_id)?;
+    // Deleting a key takes the app's scopes from its holder.
+    crate::access::check_revocable(svc, by, Some(&app.workspace), app.scope_set())?;
     let key_id = parse_id("key_", key_id, "API key")?;
     let idx = key_index(&app.id, key_id);
     let mut tx = svc.store.write()?;

@@ -306,6 +306,9 @@ pub fn rotate_service_account_secret(
 /// Deletes an account; its tokens are refused on the very next check.
 pub fn delete_service_account(svc: &Service, by: &Principal, src: &Source, id: &str) -> Result<()> {
     let sa = get_service_account(svc, by, src, id)?;
+    // Deleting takes away every scope the account holds: what narrowing it to
+    // nothing needs.
+    crate::access::check_revocable(svc, by, sa.workspace.as_deref(), sa.scope_set())?;
     let mut tx = svc.store.write()?;
     tx.delete(Table::ServiceAccounts, sa.id.as_bytes())?;
     record_change(

@@ -142,6 +142,13 @@ pub fn delete_widget_key(svc: &Service, by: &Principal, src: &Source, id: &str) 
         Resource::Workspace(&w.workspace),
         src,
     )?;
+    // Deleting takes away what the key grants (`use:agents`).
+    crate::access::check_revocable(
+        svc,
+        by,
+        Some(&w.workspace),
+        [Permission::UseAgents].into_iter().collect(),
+    )?;
     let mut tx = svc.store.write()?;
     tx.delete(Table::WidgetKeys, &k)?;
     record_change(
