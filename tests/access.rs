@@ -1168,7 +1168,13 @@ async fn tokens_for_another_audience_are_refused_and_signing_keys_rotate() {
         )
         .unwrap();
         other
-            .sign_client("sa_0000000000000000000000", None, "read:agents".into(), T0)
+            .sign_client(
+                "sa_0000000000000000000000",
+                None,
+                "read:agents".into(),
+                T0,
+                0,
+            )
             .unwrap()
             .0
     };

@@ -6,7 +6,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::access::{World, call, service_account, world};
+use crate::access::{World, call, client_token, service_account, world};
 use crate::common::*;
 
 const PW: &str = "amber-meadow-river-77";
@@ -30,6 +30,18 @@ async fn verify(app: &TestApp, cred: &str, query: &str) -> u16 {
         .unwrap()
         .status()
         .as_u16()
+}
+
+async fn introspect(app: &TestApp, id: &str, secret: &str, tok: &str) -> Value {
+    let r = plain()
+        .post(app.url("/oauth2/introspect"))
+        .basic_auth(id, Some(secret))
+        .form(&[("token", tok)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
 }
 
 /// A member of Alpha holding only a custom role with `perms`; returns their token.
@@ -152,7 +164,10 @@ async fn r3_7_deleting_a_credential_needs_what_narrowing_it_to_nothing_needs() {
         .unwrap();
     let csrf = csrf_from(&html);
     for path in [
-        format!("/admin/workspaces/{}/service-accounts/{deployer}/delete", w.ws_a),
+        format!(
+            "/admin/workspaces/{}/service-accounts/{deployer}/delete",
+            w.ws_a
+        ),
         format!("/admin/workspaces/{}/apps/{app_id}/delete", w.ws_a),
         format!("/admin/workspaces/{}/widget-keys/{wk_id}/delete", w.ws_a),
     ] {
@@ -173,7 +188,14 @@ async fn r3_7_deleting_a_credential_needs_what_narrowing_it_to_nothing_needs() {
         None,
     )
     .await;
-    ok(&app, Method::GET, &format!("/api/v1/api-apps/{app_id}"), &w.wa, None).await;
+    ok(
+        &app,
+        Method::GET,
+        &format!("/api/v1/api-apps/{app_id}"),
+        &w.wa,
+        None,
+    )
+    .await;
     // An account no stronger than dan: he deletes it; the admin deletes the rest.
     let (weak, _) = service_account(
         &app,
@@ -199,4 +221,102 @@ async fn r3_7_deleting_a_credential_needs_what_narrowing_it_to_nothing_needs() {
         let (s, v) = call(&app, Method::DELETE, &path, &w.wa, None).await;
         assert_eq!(s, 204, "{path}: {v}");
     }
+}
+
+// ---- finding 8: tokens end with the secret they were minted with ----
+
+#[actix_web::test]
+async fn r3_8_rotating_a_secret_or_narrowing_ends_the_accounts_tokens() {
+    let app = spawn().await;
+    let w = world(&app).await;
+    let (checker, csecret) = service_account(
+        &app,
+        &w.owner,
+        json!({"name": "platform", "scopes": ["introspect:credentials"]}),
+    )
+    .await;
+    let (sid, secret) = service_account(
+        &app,
+        &w.wa,
+        json!({"name": "worker", "scopes": ["read:agents", "read:analytics"]}),
+    )
+    .await;
+    let (s, v) = client_token(&app, &sid, &secret, None).await;
+    assert_eq!(s, 200, "{v}");
+    let leaked = token(&v);
+    let q = format!("scope=read:agents&workspace={}", w.ws_a);
+    assert_eq!(verify(&app, &leaked, &q).await, 200);
+    assert_eq!(
+        introspect(&app, &checker, &csecret, &leaked).await["active"],
+        true
+    );
+    // The secret leaked: the admin rotates it.
+    let v = ok(
+        &app,
+        Method::POST,
+        &format!("/api/v1/service-accounts/{sid}/secret"),
+        &w.wa,
+        None,
+    )
+    .await;
+    let fresh_secret = v["client_secret"].as_str().unwrap().to_string();
+    assert_eq!(client_token(&app, &sid, &secret, None).await.0, 401);
+    // Its token goes with it: forward auth (also a reused answer), introspection, the API.
+    assert_eq!(
+        verify(&app, &leaked, &q).await,
+        401,
+        "verify after rotation"
+    );
+    assert_eq!(
+        introspect(&app, &checker, &csecret, &leaked).await["active"],
+        false
+    );
+    let (s, _) = call(&app, Method::GET, "/api/v1/users", &leaked, None).await;
+    assert_eq!(s, 401, "bearer after rotation");
+    // Tokens from the new secret work.
+    let (s, v) = client_token(&app, &sid, &fresh_secret, None).await;
+    assert_eq!(s, 200, "{v}");
+    let wide = token(&v);
+    assert_eq!(verify(&app, &wide, &q).await, 200);
+    // Narrowing ends them too, so widening again does not revive them.
+    ok(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/service-accounts/{sid}"),
+        &w.wa,
+        Some(json!({"scopes": ["read:agents"]})),
+    )
+    .await;
+    assert_eq!(verify(&app, &wide, &q).await, 401, "verify after narrowing");
+    ok(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/service-accounts/{sid}"),
+        &w.wa,
+        Some(json!({"scopes": ["read:agents", "read:analytics"]})),
+    )
+    .await;
+    let qa = format!("scope=read:analytics&workspace={}", w.ws_a);
+    assert_eq!(
+        verify(&app, &wide, &qa).await,
+        401,
+        "not revived by widening"
+    );
+    // A rename changes nothing for tokens.
+    let (_, v) = client_token(&app, &sid, &fresh_secret, None).await;
+    let now = token(&v);
+    ok(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/service-accounts/{sid}"),
+        &w.wa,
+        Some(json!({"name": "worker-2"})),
+    )
+    .await;
+    assert_eq!(verify(&app, &now, &qa).await, 200);
+    // The rotation is audited.
+    let ev = app
+        .audit(&w.owner, "action=service_account.secret_rotate")
+        .await;
+    assert_eq!(ev.len(), 1);
 }
