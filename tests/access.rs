@@ -1641,7 +1641,8 @@ async fn reused_verify_answers_follow_every_change() {
     .await;
     assert_eq!(
         verify(&app, &sa_token, "scope=read:agents").await.status(),
-        403,
+        // Narrowing ends the account's tokens (r3 #8), so not 403 but 401.
+        401,
         "narrowed service account"
     );
 
