@@ -257,13 +257,15 @@ impl Signer {
         self.ttl
     }
 
-    /// Signs a client-credentials token for a service account.
+    /// Signs a client-credentials token for a service account, carrying the
+    /// account's tokens-valid-after `epoch` (`ServiceAccount::tokens_epoch`).
     pub fn sign_client(
         &self,
         client_id: &str,
         workspace: Option<&str>,
         scope: String,
         now: Timestamp,
+        epoch: u64,
     ) -> Result<(String, Timestamp)> {
         let claims = Claims {
             iss: self.issuer.clone(),
@@ -279,7 +281,7 @@ impl Signer {
             scope: Some(scope),
             mfa_enroll: false,
             auth_time: now,
-            tva: 0,
+            tva: epoch,
         };
         self.sign_claims(&claims)
     }
@@ -447,7 +449,7 @@ mod tests {
     fn a_signed_token_verifies_with_its_claims() {
         let s = signer(&keys(1), ISS, AUD);
         let (token, exp) = s
-            .sign_client("sa_1", Some("ws_1"), "read:agents".into(), NOW)
+            .sign_client("sa_1", Some("ws_1"), "read:agents".into(), NOW, 0)
             .unwrap();
         assert_eq!(exp, NOW + 900);
         let c = s.verify(&token, NOW).unwrap();
@@ -461,14 +463,14 @@ mod tests {
         assert_eq!(c.scope.as_deref(), Some("read:agents"));
         assert_eq!(c.jti.len(), 32);
         assert!(c.email.is_empty() && c.roles.is_empty() && !c.mfa_enroll && c.tva == 0);
-        let (again, _) = s.sign_client("sa_1", None, String::new(), NOW).unwrap();
+        let (again, _) = s.sign_client("sa_1", None, String::new(), NOW, 0).unwrap();
         assert_ne!(s.verify(&again, NOW).unwrap().jti, c.jti);
     }
 
     #[test]
     fn a_token_ends_at_its_expiry_and_is_refused_from_the_future() {
         let s = signer(&keys(1), ISS, AUD);
-        let (token, exp) = s.sign_client("sa_1", None, String::new(), NOW).unwrap();
+        let (token, exp) = s.sign_client("sa_1", None, String::new(), NOW, 0).unwrap();
         assert!(s.verify(&token, exp - 1).is_ok());
         assert_eq!(
             refused(s.verify(&token, exp)),
@@ -486,14 +488,14 @@ mod tests {
     fn another_audience_or_issuer_is_refused() {
         let k = keys(1);
         let (token, _) = signer(&k, ISS, "someone-else")
-            .sign_client("sa_1", None, String::new(), NOW)
+            .sign_client("sa_1", None, String::new(), NOW, 0)
             .unwrap();
         assert_eq!(
             refused(signer(&k, ISS, AUD).verify(&token, NOW)),
             "Invalid access token: wrong audience."
         );
         let (token, _) = signer(&k, "https://evil.example.com", AUD)
-            .sign_client("sa_1", None, String::new(), NOW)
+            .sign_client("sa_1", None, String::new(), NOW, 0)
             .unwrap();
         assert_eq!(
             refused(signer(&k, ISS, AUD).verify(&token, NOW)),
@@ -507,7 +509,7 @@ mod tests {
         let (a, b) = (k.keys[0].kid.clone(), k.keys[1].kid.clone());
         assert_eq!(k.active, b);
         let s = signer(&k, ISS, AUD);
-        let (token, _) = s.sign_client("sa_1", None, String::new(), NOW).unwrap();
+        let (token, _) = s.sign_client("sa_1", None, String::new(), NOW, 0).unwrap();
         assert!(s.verify(&token, NOW).is_ok());
         // Signed by key b, claiming to be key a's: checked against a, it fails.
         let moved = with_header(
@@ -562,7 +564,7 @@ mod tests {
         let mut tx = store.write().unwrap();
         let s = Signer::load_or_create(&mut tx, NOW, ISS.into(), AUD.into(), 900).unwrap();
         let old_kid = s.active_kid().to_string();
-        let (old, _) = s.sign_client("sa_1", None, String::new(), NOW).unwrap();
+        let (old, _) = s.sign_client("sa_1", None, String::new(), NOW, 0).unwrap();
         let (s2, new_kid) = s.rotate(&mut tx, NOW + 10).unwrap();
         tx.commit().unwrap();
         assert_ne!(new_kid, old_kid);
@@ -570,7 +572,7 @@ mod tests {
         assert_eq!(s2.jwks()["keys"].as_array().map(Vec::len), Some(2));
         assert!(s2.verify(&old, NOW + 20).is_ok());
         let (new, _) = s2
-            .sign_client("sa_1", None, String::new(), NOW + 20)
+            .sign_client("sa_1", None, String::new(), NOW + 20, 0)
             .unwrap();
         assert!(s2.verify(&new, NOW + 20).is_ok());
         // The next rotation, past the old key's retirement, drops it.

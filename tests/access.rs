@@ -650,7 +650,8 @@ async fn client_credentials_grant_exactly_the_granted_scopes() {
     .await;
     assert_eq!(
         verify(&app, &tok, "scope=read:analytics").await.status(),
-        403
+        // Narrowing ends the account's tokens (r3 #8), so not 403 but 401.
+        401
     );
     // Deleted: its token is refused on the next check, and no new token.
     ok(
@@ -1168,7 +1169,13 @@ async fn tokens_for_another_audience_are_refused_and_signing_keys_rotate() {
         )
         .unwrap();
         other
-            .sign_client("sa_0000000000000000000000", None, "read:agents".into(), T0)
+            .sign_client(
+                "sa_0000000000000000000000",
+                None,
+                "read:agents".into(),
+                T0,
+                0,
+            )
             .unwrap()
             .0
     };
@@ -1635,7 +1642,8 @@ async fn reused_verify_answers_follow_every_change() {
     .await;
     assert_eq!(
         verify(&app, &sa_token, "scope=read:agents").await.status(),
-        403,
+        // Narrowing ends the account's tokens (r3 #8), so not 403 but 401.
+        401,
         "narrowed service account"
     );
 

@@ -242,6 +242,7 @@ pub fn bearer_principal(
             cid,
             claims.scope.as_deref().unwrap_or(""),
             claims.exp,
+            claims.tva,
             addr,
             src,
         )?,

@@ -200,6 +200,8 @@ pub(super) fn remove_app_keys(tx: &mut WriteTx<'_>, app: &str) -> Result<usize> 
 pub fn delete_app(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
     let (by, src) = (&actor.principal, &actor.source);
     let app = get_app(svc, actor, id)?;
+    // Deleting takes the app's scopes from every key: what narrowing it to nothing needs.
+    crate::access::check_revocable(svc, by, Some(&app.workspace), app.scope_set())?;
     let mut tx = svc.store.write()?;
     let n = remove_app_keys(&mut tx, &app.id)?;
     tx.delete(Table::ApiApps, app.id.as_bytes())?;
@@ -308,6 +310,8 @@ pub fn keys(svc: &Service, actor: &Actor, app_id: &str) -> Result<Vec<(ApiKey, O
 pub fn delete_key(svc: &Service, actor: &Actor, app_id: &str, key_id: &str) -> Result<()> {
     let (by, src) = (&actor.principal, &actor.source);
     let app = get_app(svc, actor, app_id)?;
+    // Deleting a key takes the app's scopes from its holder.
+    crate::access::check_revocable(svc, by, Some(&app.workspace), app.scope_set())?;
     let key_id = parse_id("key_", key_id, "API key")?;
     let idx = key_index(&app.id, key_id);
     let mut tx = svc.store.write()?;

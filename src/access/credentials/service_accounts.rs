@@ -43,6 +43,13 @@ pub struct ServiceAccount {
     secret_hash: String,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The account's "tokens valid after" epoch: every access token carries
+    /// the epoch current when it was signed (claim `tva`), and one below this
+    /// is refused. Moved by a secret rotation and by narrowing the scopes, so
+    /// tokens minted with a leaked secret end with it. Absent (0) in accounts
+    /// stored before it existed.
+    #[serde(default)]
+    pub tokens_epoch: u64,
 }
 
 impl ServiceAccount {
@@ -145,6 +152,7 @@ pub fn create_service_account(
         secret_hash: hex::encode(crypto::sha256(secret.as_bytes())),
         created_at: now,
         updated_at: now,
+        tokens_epoch: 0,
     };
     let mut tx = svc.store.write()?;
     check_workspace(&tx, n.workspace)?;
@@ -223,7 +231,12 @@ pub fn update_service_account(
         let set = PermSet::parse_names("scopes", s)?;
         check_grantable(svc, by, ws.as_deref(), set)?;
         // Narrowing takes scopes away: only from an account no stronger than the caller.
-        crate::access::check_revocable(svc, by, ws.as_deref(), sa.scope_set().minus(set))?;
+        let taken = sa.scope_set().minus(set);
+        crate::access::check_revocable(svc, by, ws.as_deref(), taken)?;
+        // Tokens minted with the wider scopes end (a later widening must not revive them).
+        if !taken.is_empty() {
+            sa.tokens_epoch = sa.tokens_epoch.saturating_add(1);
+        }
         sa.scopes = set.names();
     }
     let before = sa.clone();
@@ -261,7 +274,8 @@ pub fn update_service_account(
     Ok(sa)
 }
 
-/// Replaces the secret; the old one stops working at once. Returns the new one.
+/// Replaces the secret; the old one and every token minted so far stop
+/// working at once. Returns the new one.
 pub fn rotate_service_account_secret(svc: &Service, actor: &Actor, id: &str) -> Result<String> {
     let (by, src) = (&actor.principal, &actor.source);
     let mut sa = get_service_account(svc, actor, id)?;
@@ -269,6 +283,8 @@ pub fn rotate_service_account_secret(svc: &Service, actor: &Actor, id: &str) -> 
     check_grantable(svc, by, sa.workspace.as_deref(), sa.scope_set())?;
     let secret = generate_secret(CLIENT_SECRET_PREFIX)?;
     sa.secret_hash = hex::encode(crypto::sha256(secret.as_bytes()));
+    // Tokens minted with the old (perhaps leaked) secret end with it.
+    sa.tokens_epoch = sa.tokens_epoch.saturating_add(1);
     sa.updated_at = svc.now();
     let mut tx = svc.store.write()?;
     tx.put(Table::ServiceAccounts, sa.id.as_bytes(), &sa)?;
@@ -290,6 +306,9 @@ pub fn rotate_service_account_secret(svc: &Service, actor: &Actor, id: &str) -> 
 pub fn delete_service_account(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
     let (by, src) = (&actor.principal, &actor.source);
     let sa = get_service_account(svc, actor, id)?;
+    // Deleting takes away every scope the account holds: what narrowing it to
+    // nothing needs.
+    crate::access::check_revocable(svc, by, sa.workspace.as_deref(), sa.scope_set())?;
     let mut tx = svc.store.write()?;
     tx.delete(Table::ServiceAccounts, sa.id.as_bytes())?;
     record_change(
@@ -426,12 +445,14 @@ impl ClientAddress {
 
 /// A service account's access token → the client, with the token's scopes
 /// narrowed to what the account holds now, after its IP allowlist was held
-/// against `addr`.
+/// against `addr`. `tva` is the token's epoch (claim `tva`): one below the
+/// account's `tokens_epoch` was ended by a rotation or a narrowing.
 pub fn principal_from_client_token(
     svc: &Service,
     client_id: &str,
     scope: &str,
     exp: i64,
+    tva: u64,
     addr: ClientAddress,
     src: &Source,
 ) -> Result<Principal> {
@@ -440,6 +461,13 @@ pub fn principal_from_client_token(
         .service_accounts
         .get(client_id)
         .ok_or_else(|| Error::Unauthenticated("The token's service account was deleted.".into()))?;
+    if tva < sa.tokens_epoch {
+        return Err(Error::Unauthenticated(
+            "The access token has ended (its service account's secret was rotated or its scopes \
+             narrowed); request a new one."
+                .into(),
+        ));
+    }
     match addr {
         ClientAddress::Known(ip) => check_ip(svc, sa, Some(ip), src)?,
         ClientAddress::Unreadable => check_ip(svc, sa, None, src)?,
@@ -480,6 +508,7 @@ mod tests {
             secret_hash: String::new(),
             created_at: 0,
             updated_at: 0,
+            tokens_epoch: 0,
         };
         let ip = |s: &str| s.parse::<IpAddr>().ok();
         assert!(sa.ip_allowed(ip("10.1.2.3")));
@@ -505,6 +534,7 @@ mod tests {
             secret_hash: String::new(),
             created_at: 0,
             updated_at: 0,
+            tokens_epoch: 0,
         };
         let before = sa(&["10.0.0.0/8", "2001:db8::/32"], IpMode::Block);
         let loosens = |list: &[&str], mode| loosens_ip_rules(&before, &sa(list, mode));

@@ -134,6 +134,13 @@ pub fn delete_widget_key(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
         Permission::ManageCredentials,
         Resource::Workspace(&w.workspace),
     )?;
+    // Deleting takes away what the key grants (`use:agents`).
+    crate::access::check_revocable(
+        svc,
+        by,
+        Some(&w.workspace),
+        [Permission::UseAgents].into_iter().collect(),
+    )?;
     let mut tx = svc.store.write()?;
     tx.delete(Table::WidgetKeys, &k)?;
     record_change(

@@ -152,7 +152,13 @@ pub(super) async fn token(
     };
     let scope = scopes.to_scope_string();
     let signer = st.svc.signer();
-    match signer.sign_client(&sa.id, sa.workspace.as_deref(), scope.clone(), st.svc.now()) {
+    match signer.sign_client(
+        &sa.id,
+        sa.workspace.as_deref(),
+        scope.clone(),
+        st.svc.now(),
+        sa.tokens_epoch,
+    ) {
         Ok((tok, _)) => HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(serde_json::json!({
@@ -205,6 +211,7 @@ fn endpoint_caller(
                 &sa.id,
                 &sa.scopes.join(" "),
                 i64::MAX,
+                sa.tokens_epoch,
                 // Its allowlist was just held against the caller.
                 creds::ClientAddress::NotApplicable,
                 src,
