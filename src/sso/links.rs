@@ -226,13 +226,20 @@ pub fn unlink_user(
         return Err(Error::NotFound("SSO link"));
     }
     tx.delete(Table::SsoLinks, &lk)?;
+    // What the IdP signed in through this link ends with it (SSO sessions
+    // are browser sessions only: no refresh token or access token is made
+    // from one).
+    let ended = crate::authn::session::end_sso(
+        &mut tx,
+        crate::authn::session::SsoSessions::UserAt(user, connection),
+    )?;
     audit::record(
         &mut tx,
         svc.now(),
         src,
         by.event("sso.unlink", Outcome::Success)
             .target(user.as_str())
-            .details(serde_json::json!({"connection": connection, "subject": subject.trim()})),
+            .details(serde_json::json!({"connection": connection, "subject": subject.trim(), "sessions_ended": ended})),
     )?;
     tx.commit()
 }
