@@ -15,6 +15,7 @@ mod cli;
 mod codes;
 mod common;
 mod console;
+mod f1_sec;
 mod f4_sec;
 mod forward_auth;
 mod hardening;

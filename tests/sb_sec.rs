@@ -634,8 +634,9 @@ async fn r2_finding1_a_security_client_cannot_repoint_a_connection_admins_are_li
         "{v}"
     );
 
-    // Once no admin is linked there, the client may repoint it (bob's link
-    // is a plain user's, which it could make itself).
+    // Once no admin is linked there, bob's link still stops it: it could
+    // not link bob itself either (r3 finding 1: no `admin:users`), and bob
+    // may be promoted later. With no link left, it may repoint it.
     for sub in ["alice@corp.example", "alice-2"] {
         let r = plain()
             .delete(app.url(&format!("/api/v1/users/{alice}/sso-links")))
@@ -646,6 +647,22 @@ async fn r2_finding1_a_security_client_cannot_repoint_a_connection_admins_are_li
             .unwrap();
         assert!(r.status().is_success(), "{}", r.status());
     }
+    let (s, v) = put_json(
+        &app,
+        "/api/v1/sso/connections/corp",
+        &secbot,
+        corp("https://idp-b.example", json!({})),
+    )
+    .await;
+    assert_eq!(s, 403, "{v}");
+    let r = plain()
+        .delete(app.url(&format!("/api/v1/users/{bob}/sso-links")))
+        .bearer_auth(&owner)
+        .json(&json!({"connection": "corp", "subject": "bob@corp.example"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
     let (s, v) = put_json(
         &app,
         "/api/v1/sso/connections/corp",

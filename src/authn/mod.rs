@@ -350,8 +350,7 @@ fn finish_login(
             if policy.session.single_session {
                 session::end_all_for_user(tx, &user.id)?;
             }
-            let (token, hash) =
-                session::create(tx, &user.id, now, src, enroll_only, sso.is_some())?;
+            let (token, hash) = session::create(tx, &user.id, now, src, enroll_only, sso)?;
             Grant::Session { token, hash }
         }
         Channel::Api => Grant::Tokens(issue_pair(svc, tx, &user, None, enroll_only)?),

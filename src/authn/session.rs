@@ -83,6 +83,10 @@ pub struct Session {
     /// factor, so Gatehouse's MFA policy does not confine it.
     #[serde(default)]
     pub sso: bool,
+    /// The connection whose identity provider started it (`sso`), so that
+    /// revoking that trust ends it. Records from before this field say none.
+    #[serde(default)]
+    pub sso_connection: Option<String>,
 }
 
 pub fn hash_token(token: &str) -> [u8; 32] {
@@ -103,7 +107,7 @@ pub fn create(
     now: Timestamp,
     src: &Source,
     enroll_only: bool,
-    sso: bool,
+    sso: Option<&str>,
 ) -> Result<(String, [u8; 32])> {
     let token = format!("ghs_{}", crypto::random_token()?);
     let hash = hash_token(&token);
@@ -118,7 +122,8 @@ pub fn create(
             .as_ref()
             .map(|u| u.chars().take(256).collect()),
         enroll_only,
-        sso,
+        sso: sso.is_some(),
+        sso_connection: sso.map(str::to_string),
     };
     tx.put(Table::Sessions, &hash, &s)?;
     tx.put(Table::SessionsByUser, &by_user_key(user, &hash), &true)?;
@@ -241,6 +246,54 @@ pub fn list_for_user(r: &impl Reader, user: &UserId) -> Result<Vec<([u8; 32], Se
     Ok(out)
 }
 
+/// Which single sign-on sessions [`end_sso`] ends.
+#[derive(Debug, Clone, Copy)]
+pub enum SsoSessions<'a> {
+    /// Every session an identity provider started (SSO turned off).
+    All,
+    /// Every session started through this connection (deleted, or its trust
+    /// changed).
+    Connection(&'a str),
+    /// This user's sessions started through this connection (a link removed).
+    UserAt(&'a UserId, &'a str),
+}
+
+/// Ends the single sign-on sessions `which` names, in `tx`; returns how many.
+/// A session recorded before sessions named their connection counts as one
+/// from every connection: it cannot be told apart, and ending it only asks
+/// for a new sign-in.
+pub fn end_sso(tx: &mut WriteTx<'_>, which: SsoSessions<'_>) -> Result<usize> {
+    let from =
+        |s: &Session, conn: &str| s.sso && s.sso_connection.as_deref().is_none_or(|c| c == conn);
+    let doomed: Vec<([u8; 32], UserId)> = match which {
+        SsoSessions::UserAt(user, conn) => list_for_user(tx, user)?
+            .into_iter()
+            .filter(|(_, s)| from(s, conn))
+            .map(|(h, s)| (h, s.user_id))
+            .collect(),
+        _ => tx
+            .scan::<Session>(Table::Sessions, b"")?
+            .into_iter()
+            .filter(|(_, s)| match which {
+                SsoSessions::Connection(conn) => from(s, conn),
+                _ => s.sso,
+            })
+            .filter_map(|(k, s)| {
+                <[u8; 32]>::try_from(k.as_slice())
+                    .ok()
+                    .map(|h| (h, s.user_id))
+            })
+            .collect(),
+    };
+    let mut n = 0;
+    for (hash, user) in doomed {
+        if end(tx, &user, &hash)? {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 pub fn end_all_for_user(tx: &mut WriteTx<'_>, user: &UserId) -> Result<usize> {
     end_all_for_user_except(tx, user, None)
 }
@@ -259,4 +312,19 @@ pub fn end_all_for_user_except(
         n += 1;
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_recorded_before_their_connection_was_kept_still_read() {
+        let old = serde_json::json!({
+            "user_id": "usr_0123456789abcdef0123", "created_at": 1, "last_seen": 1,
+            "auth_at": 1, "ip": null, "user_agent": null, "sso": true,
+        });
+        let s: Session = serde_json::from_value(old).unwrap_or_else(|e| panic!("{e}"));
+        assert!(s.sso && s.sso_connection.is_none());
+    }
 }

@@ -324,19 +324,27 @@ pub async fn update(
         .is_some_and(|s| !s.is_empty());
     let c = build(id.to_string(), input, Some(&before), now)?;
     grants_only_what_caller_holds(svc, by, &c)?;
+    let mut ended = 0;
     if trust_changed(&before, &c, secret_changed) {
         // Every link at the connection now trusts what the new settings
         // trust: the same as linking each of those users anew.
         super::links::guard_relinking(svc, &tx, by, &c.id)?;
+        // And what the old trust signed in ends with it.
+        ended = crate::authn::session::end_sso(
+            &mut tx,
+            crate::authn::session::SsoSessions::Connection(&c.id),
+        )?;
     }
     tx.put(Table::SsoConnections, c.id.as_bytes(), &c)?;
+    let mut details = change_details(&c, secret_changed);
+    details["sessions_ended"] = ended.into();
     audit::record(
         &mut tx,
         now,
         src,
         by.event("sso.connection_update", Outcome::Success)
             .target(c.id.clone())
-            .details(change_details(&c, secret_changed)),
+            .details(details),
     )?;
     tx.commit()?;
     oidc::forget_metadata(svc, id);
@@ -359,12 +367,17 @@ pub fn delete(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
     for (k, _) in tx.scan::<String>(Table::SsoLinks, format!("{id}\0").as_bytes())? {
         tx.delete(Table::SsoLinks, &k)?;
     }
+    let ended = crate::authn::session::end_sso(
+        &mut tx,
+        crate::authn::session::SsoSessions::Connection(id),
+    )?;
     audit::record(
         &mut tx,
         svc.now(),
         src,
         by.event("sso.connection_delete", Outcome::Success)
-            .target(id.to_string()),
+            .target(id.to_string())
+            .details(serde_json::json!({"sessions_ended": ended})),
     )?;
     tx.commit()?;
     oidc::forget_metadata(svc, id);

@@ -132,52 +132,77 @@ pub fn link_user(
     tx.commit()
 }
 
-/// The users linked at `connection` who hold a platform role (admin or
-/// owner), disabled ones included (they may be enabled again).
-fn privileged_links(r: &impl Reader, connection: &str) -> Result<Vec<User>> {
+/// Every user linked at `connection` (each once), disabled ones included
+/// (they may be enabled again), and how many links there are.
+fn linked_users(r: &impl Reader, connection: &str) -> Result<(Vec<User>, usize)> {
     let mut out: Vec<User> = Vec::new();
+    let mut links = 0;
     for (_, v) in r.scan::<String>(Table::SsoLinks, format!("{connection}\0").as_bytes())? {
+        links += 1;
         let Ok(id) = UserId::parse(Link::decode(&v).user) else {
             continue;
         };
         if let Ok(u) = identity::get(r, &id)
-            && u.role != Role::User
             && !out.iter().any(|x| x.id == u.id)
         {
             out.push(u);
         }
     }
-    Ok(out)
+    Ok((out, links))
 }
 
 /// Changing whom a connection trusts re-links everyone linked at it: the new
-/// IdP signs in as each of them. So when a link there leads to a platform
-/// admin, only a caller who could make an admin may (the rule of `link_user`
-/// and `check_platform_role_grantable`); a lesser caller is told to unlink
-/// them first or to ask an admin.
+/// IdP signs in as each of them, whatever their role is then (a user linked
+/// today may be promoted tomorrow). So a connection with any link changes
+/// trust only for a caller who could link each of those users anew: the
+/// `admin:users` permission on the platform and `guard_credentials` for each
+/// (for an admin: a platform admin). A lesser caller is told to unlink them
+/// first or to ask a platform admin. No side effects (no denial audit: the
+/// caller holds a write transaction).
 pub(crate) fn guard_relinking(
     svc: &Service,
     r: &impl Reader,
     by: &Principal,
     connection: &str,
 ) -> Result<()> {
-    let admins = privileged_links(r, connection)?;
-    if admins.is_empty() {
+    let (users, links) = linked_users(r, connection)?;
+    if links == 0 {
         return Ok(());
     }
-    crate::access::check_platform_role_grantable(svc, by, Role::Admin).map_err(|_| {
-        Error::Forbidden(format!(
-            "This change alters whom the connection trusts (issuer, certificates, URLs, client \
-             credentials, realm or what it accepts), which re-links everyone linked at it, and \
-             links here lead to platform admins ({}): only a platform admin may make it, or \
-             unlink them first (DELETE /api/v1/users/{{id}}/sso-links).",
-            admins
-                .iter()
-                .map(|u| u.email.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        ))
-    })
+    let may_manage_users = crate::access::decide(
+        svc,
+        by,
+        crate::access::Permission::ManageUsers,
+        crate::access::Resource::Platform,
+    )?
+    .allow;
+    let refused: Vec<&User> = users
+        .iter()
+        .filter(|u| {
+            !may_manage_users || crate::access::guard_credentials(by, u, "SSO links").is_err()
+        })
+        .collect();
+    if refused.is_empty() && may_manage_users {
+        return Ok(());
+    }
+    let admins: Vec<&str> = users
+        .iter()
+        .filter(|u| u.role != Role::User)
+        .map(|u| u.email.as_str())
+        .collect();
+    Err(Error::Forbidden(format!(
+        "This change alters whom the connection trusts (issuer, certificates, URLs, client \
+         credentials, realm or what it accepts), which re-links everyone linked at it: {links} \
+         link(s) to {} user(s){}. Only a caller who may link each of them (the admin:users \
+         permission on the platform; for platform admins, a platform admin) may make it: unlink \
+         them first (DELETE /api/v1/users/{{id}}/sso-links), or ask a platform admin.",
+        users.len(),
+        if admins.is_empty() {
+            String::new()
+        } else {
+            format!(", platform admins among them: {}", admins.join(", "))
+        },
+    )))
 }
 
 /// Whether `user` is linked at any connection.
@@ -207,13 +232,20 @@ pub fn unlink_user(
         return Err(Error::NotFound("SSO link"));
     }
     tx.delete(Table::SsoLinks, &lk)?;
+    // What the IdP signed in through this link ends with it (SSO sessions
+    // are browser sessions only: no refresh token or access token is made
+    // from one).
+    let ended = crate::authn::session::end_sso(
+        &mut tx,
+        crate::authn::session::SsoSessions::UserAt(user, connection),
+    )?;
     audit::record(
         &mut tx,
         svc.now(),
         src,
         by.event("sso.unlink", Outcome::Success)
             .target(user.as_str())
-            .details(serde_json::json!({"connection": connection, "subject": subject.trim()})),
+            .details(serde_json::json!({"connection": connection, "subject": subject.trim(), "sessions_ended": ended})),
     )?;
     tx.commit()
 }

@@ -271,6 +271,14 @@ pub fn update_settings(
         ));
     }
     tx.put(Table::Policy, SETTINGS_KEY, &next)?;
+    // SSO off: nobody is signed in by an identity provider any more.
+    let ended = if before.enabled && !next.enabled {
+        crate::authn::session::end_sso(&mut tx, crate::authn::session::SsoSessions::All)?
+    } else {
+        0
+    };
+    let mut details = details;
+    details["sessions_ended"] = ended.into();
     let now = svc.now();
     audit::record(
         &mut tx,
