@@ -16,6 +16,7 @@ mod codes;
 mod common;
 mod console;
 mod f1_sec;
+mod f3_sec;
 mod f4_sec;
 mod forward_auth;
 mod hardening;

@@ -615,13 +615,19 @@ pub fn set_member(
     let claimable = claim(svc, &mut tx, by, ws, &u)?;
     if before.is_none() && !claimable {
         drop(tx);
-        super::audit_denial(
+        // On the platform's log only, not the workspace's: its admins would
+        // otherwise read there which addresses have an account (an unknown
+        // address records nothing, a new one `user.create`), while platform
+        // admins, who may see every account, still learn of the attempt.
+        super::defer_event(
             svc,
-            by,
-            Permission::ManageUsers,
-            Resource::Workspace(ws),
-            "user_not_claimable",
             src,
+            by.event("access.denied", crate::audit::Outcome::Denied)
+                .details(serde_json::json!({
+                    "permission": Permission::ManageUsers.as_str(),
+                    "reason": "user_not_claimable",
+                    "resource": ws,
+                })),
         )?;
         return Err(Error::NotFound("user"));
     }
