@@ -8,25 +8,10 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::access::call;
 use crate::common::*;
 
 const PW: &str = "amber-meadow-river-77";
-
-async fn call(
-    app: &TestApp,
-    m: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut r = plain().request(m, app.url(path)).bearer_auth(token);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    let s = r.status().as_u16();
-    (s, r.json().await.unwrap_or(Value::Null))
-}
 
 #[actix_web::test]
 async fn a_token_past_the_reauth_window_cannot_make_an_admin_or_take_over_an_account() {

@@ -12,29 +12,13 @@ use std::sync::{Arc, Mutex};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::access::call;
 use crate::common::*;
 use crate::mfa::oathtool;
 use gatehouse::clock::Clock;
 
 const IVAN: &str = "ivan@example.com";
 const PW: &str = "amber-meadow-river-77";
-
-/// Any method, an optional JSON body and a bearer token: status and JSON answer.
-async fn call(
-    app: &TestApp,
-    m: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut r = plain().request(m, app.url(path)).bearer_auth(token);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    let s = r.status().as_u16();
-    (s, r.json().await.unwrap_or(Value::Null))
-}
 
 fn access(v: &Value) -> String {
     v["access_token"].as_str().unwrap().to_string()
