@@ -145,3 +145,59 @@ async fn the_audit_read_refuses_an_actor_without_read_audit() {
         gatehouse::access::audit_page(&app.svc, &local, &filter, || Ok((0, 10))).unwrap();
     assert!(!events.is_empty());
 }
+
+/// Creating a credential is sensitive whoever calls the operation: the owner
+/// themselves, signed in longer ago than the re-authentication window, is
+/// sent to confirm it's them (console and API share this check).
+#[actix_web::test]
+async fn creating_a_credential_needs_a_recent_sign_in_in_the_operation() {
+    let (app, _) = weak_actor().await;
+    let svc = &app.svc;
+    let local = Actor::local("test");
+    let ws = wss::create(svc, &local, "Acme").unwrap();
+    let token = app.api_login(OWNER, OWNER_PW).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let me: serde_json::Value = plain()
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let uid = UserId::parse(me["id"].as_str().unwrap()).unwrap();
+    let stale = Actor::new(
+        Principal::User {
+            user: identity::get_cached(&app.svc, &uid).unwrap(),
+            session: None,
+        },
+        Source::default(),
+        Some(app.svc.now() - 601),
+    );
+    let scopes = vec!["use:agents".to_string()];
+    let r = creds::create_service_account(
+        svc,
+        &stale,
+        NewServiceAccount {
+            workspace: Some(&ws.id),
+            name: "sa",
+            description: None,
+            scopes: &scopes,
+            ip_allowlist: &[],
+            ip_mode: Default::default(),
+        },
+    );
+    assert!(
+        matches!(&r, Err(e) if format!("{e:?}") == "ReauthRequired"),
+        "{:?}",
+        r.map(|_| ())
+    );
+    assert!(
+        creds::service_accounts(svc, &local.principal)
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -228,6 +228,8 @@ pub fn create_key(
 ) -> Result<(ApiKey, String)> {
     let (by, src) = (&actor.principal, &actor.source);
     let app = get_app(svc, actor, app_id)?;
+    // A new credential is sensitive: the console and the API alike need a recent sign-in.
+    actor.require_recent(svc)?;
     // A new key hands its holder the app's scopes: the same check as granting them.
     check_grantable(svc, by, Some(&app.workspace), app.scope_set())?;
     let now = svc.now();

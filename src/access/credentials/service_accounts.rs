@@ -131,6 +131,8 @@ pub fn create_service_account(
 ) -> Result<(ServiceAccount, String)> {
     let (by, src) = (&actor.principal, &actor.source);
     actor.authorize(svc, Permission::ManageCredentials, res(n.workspace))?;
+    // A new credential is sensitive: the console and the API alike need a recent sign-in.
+    actor.require_recent(svc)?;
     let scopes = PermSet::parse_names("scopes", n.scopes)?;
     check_grantable(svc, by, n.workspace, scopes)?;
     let secret = generate_secret(CLIENT_SECRET_PREFIX)?;
@@ -279,6 +281,8 @@ pub fn update_service_account(
 pub fn rotate_service_account_secret(svc: &Service, actor: &Actor, id: &str) -> Result<String> {
     let (by, src) = (&actor.principal, &actor.source);
     let mut sa = get_service_account(svc, actor, id)?;
+    // A new credential is sensitive: the console and the API alike need a recent sign-in.
+    actor.require_recent(svc)?;
     // A new secret hands its holder the account's scopes: the same check as granting them.
     check_grantable(svc, by, sa.workspace.as_deref(), sa.scope_set())?;
     let secret = generate_secret(CLIENT_SECRET_PREFIX)?;

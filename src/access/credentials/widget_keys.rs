@@ -57,6 +57,8 @@ pub fn create_widget_key(
     let (by, src) = (&actor.principal, &actor.source);
     let ws = parse_id("ws_", ws, "workspace")?;
     actor.authorize(svc, Permission::ManageCredentials, Resource::Workspace(ws))?;
+    // A new credential is sensitive: the console and the API alike need a recent sign-in.
+    actor.require_recent(svc)?;
     check_grantable(
         svc,
         by,
