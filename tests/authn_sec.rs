@@ -30,12 +30,12 @@ async fn delete(app: &TestApp, path: &str, token: &str, body: Value) -> (u16, Va
     (s, r.json().await.unwrap_or(Value::Null))
 }
 
-fn access(v: &Value) -> String {
+pub(crate) fn access(v: &Value) -> String {
     v["access_token"].as_str().unwrap().to_string()
 }
 
 /// Enrolls an authenticator for the token's user; returns the secret and recovery codes.
-async fn enroll_totp(app: &TestApp, token: &str) -> (String, Vec<String>) {
+pub(crate) async fn enroll_totp(app: &TestApp, token: &str) -> (String, Vec<String>) {
     let (s, e) = post(app, "/api/v1/me/mfa/totp", Some(token), json!({})).await;
     assert_eq!(s, 200, "{e}");
     let secret = e["secret"].as_str().unwrap().to_string();

@@ -13,16 +13,13 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::access::call;
+use crate::authn_sec::{access, enroll_totp};
 use crate::common::*;
 use crate::mfa::oathtool;
 use gatehouse::clock::Clock;
 
 const IVAN: &str = "ivan@example.com";
 const PW: &str = "amber-meadow-river-77";
-
-fn access(v: &Value) -> String {
-    v["access_token"].as_str().unwrap().to_string()
-}
 
 fn message(v: &Value) -> String {
     v["error"]["message"]
@@ -35,28 +32,6 @@ async fn me_id(app: &TestApp, token: &str) -> String {
     let (s, me) = call(app, Method::GET, "/api/v1/me", token, None).await;
     assert_eq!(s, 200);
     me["id"].as_str().unwrap().to_string()
-}
-
-/// Enrolls an authenticator as the first factor; the secret and recovery codes.
-async fn enroll_totp(app: &TestApp, token: &str) -> (String, Vec<String>) {
-    let (s, e) = post(app, "/api/v1/me/mfa/totp", Some(token), json!({})).await;
-    assert_eq!(s, 200, "{e}");
-    let secret = e["secret"].as_str().unwrap().to_string();
-    let (s, body) = post(
-        app,
-        "/api/v1/me/mfa/totp/confirm",
-        Some(token),
-        json!({"code": oathtool(&secret, app.clock.now())}),
-    )
-    .await;
-    assert_eq!(s, 200, "{body}");
-    let codes = body["recovery_codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_string())
-        .collect();
-    (secret, codes)
 }
 
 /// A fresh TOTP code (the clock moves one step, so it was never used).
