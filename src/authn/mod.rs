@@ -545,30 +545,6 @@ pub fn recover_link(svc: &Service, email: &str, src: &Source) -> Result<String> 
     Ok(format!("{}/recover?token={token}", svc.public_url()))
 }
 
-/// Uses a recovery link: sets a new password, ends every session, re-enables
-/// the account, and spends the link.
-pub async fn recover(svc: &Service, token: &str, pw: Password, src: &Source) -> Result<User> {
-    let onetime::Purpose::Recover { user_id } =
-        onetime::check(&svc.store.read()?, token, svc.now())?
-    else {
-        return Err(Error::Unauthenticated(
-            "This is not a recovery link.".into(),
-        ));
-    };
-    let by = crate::access::Actor::new(Principal::Local("recovery-link"), src.clone(), None);
-    identity::set_password(svc, &by, &user_id, pw, "user.password_recovered").await?;
-    let now = svc.now();
-    let mut tx = svc.store.write()?;
-    onetime::consume(&mut tx, token, now)?;
-    let before = identity::get(&tx, &user_id)?;
-    let mut after = before.clone();
-    after.disabled = false;
-    identity::save(svc, &mut tx, &before, &after)?;
-    lockout::clear(&mut tx, &user_id)?;
-    tx.commit()?;
-    Ok(after)
-}
-
 /// What a signed-in user offers to prove it is them before a sensitive step.
 pub struct Proof<'a> {
     pub password: &'a Password,
@@ -817,25 +793,6 @@ fn end_sessions_of(svc: &Service, actor: &crate::access::Actor, user: &UserId) -
     )?;
     tx.commit()?;
     Ok(n)
-}
-
-/// The signed-in user changes their own password with their current one
-/// (`confirm_password`, purpose `password_change`). Every other session,
-/// refresh token and access token ends; `keep` (the browser session making
-/// the change) stays.
-pub async fn change_password(
-    svc: &Service,
-    actor: &crate::access::Actor,
-    current: &Password,
-    new: Password,
-    keep: Option<&[u8]>,
-) -> Result<()> {
-    let (by, src) = (&actor.principal, &actor.source);
-    let user = by.user().ok_or_else(|| {
-        Error::Forbidden("Only a signed-in user changes their own password.".into())
-    })?;
-    confirm_password(svc, user, current, "password_change", src).await?;
-    identity::write_password(svc, by, src, &user.id, new, keep, "user.password_change").await
 }
 
 /// Checks that `pw` is the user's current password (for changing it), through
