@@ -1,10 +1,8 @@
 //! Users: e-mail and id types, the password policy, and user records with
-//! their blind e-mail index. Checking a password is `authn`; who may change a
-//! user is `access`.
+//! their blind e-mail index and their queries. Checking a password is
+//! `authn`; who may change a user is `access`; the operations that change
+//! users (create, update, delete, set a password) are `users`.
 
-use crate::access::{Actor, Permission, Principal, Resource};
-use crate::audit::{self, Outcome, Source};
-use crate::authn::revoke::Sessions;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::service::Service;

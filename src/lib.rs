@@ -1,6 +1,6 @@
 //! Gatehouse: sign-in, access control, encryption at rest and a tamper-evident
 //! audit log in one binary. Layers, top to bottom: `cli`/`app` → `web` →
-//! domain modules (`identity`, `authn`, `access`, `tokens`, `keys`, `audit`, `sso`,
+//! domain modules (`users`, `identity`, `authn`, `access`, `tokens`, `keys`, `audit`, `sso`,
 //! `ops`) → `principal` (the user vocabulary) → `store` → `crypto`; `config`,
 //! `clock`, `error` are leaves. `service` holds each domain module's state as
 //! one field per module; no import cycle between domain modules
@@ -32,4 +32,5 @@ pub mod sso;
 pub mod store;
 pub(crate) mod telemetry;
 pub mod tokens;
+pub mod users;
 pub mod web;

@@ -4,6 +4,19 @@
 //! end sessions through `authn::revoke`. The records and their queries are
 //! `identity`.
 
+use crate::access::{Actor, Permission, Principal, Resource};
+use crate::audit::{self, Outcome, Source};
+use crate::authn::password::Password;
+use crate::authn::revoke::Sessions;
+use crate::authn::{confirm_password, lockout, onetime};
+use crate::error::{Error, Result};
+use crate::identity::{
+    Email, NewUser, Role, User, UserId, check_password_policy, clean_name, email_index,
+    find_by_email, get, insert, save,
+};
+use crate::service::Service;
+use crate::store::Table;
+
 /// Creates a user (`admin:users` on the platform): policy, hash (on the
 /// blocking pool), insert and audit in one transaction.
 pub async fn create(svc: &Service, actor: &Actor, new: NewUser) -> Result<User> {
@@ -187,7 +200,7 @@ pub const OWN_PASSWORD: &str = "Change it under My account (/admin/account) or w
 /// An administrator (`admin:users` on the platform) sets a new password for
 /// another user (policy-checked, hashed) and ends that user's sessions,
 /// refresh tokens and access tokens. Never the caller's own
-/// (`guard_admin_path`): that is `authn::change_password`, which asks for the
+/// (`guard_admin_path`): that is `change_password`, which asks for the
 /// current one.
 pub async fn set_password(
     svc: &Service,
@@ -208,7 +221,7 @@ pub async fn set_password(
 /// sessions, refresh tokens and access tokens, except the session `keep`
 /// (the one making the change). Callers have checked who may: an admin
 /// (`set_password`), the user with their current password
-/// (`authn::change_password`), a recovery link.
+/// (`change_password`), a recovery link (`recover`).
 pub(crate) async fn write_password(
     svc: &Service,
     by: &Principal,
@@ -299,14 +312,14 @@ pub async fn recover(svc: &Service, token: &str, pw: Password, src: &Source) -> 
         ));
     };
     let by = crate::access::Actor::new(Principal::Local("recovery-link"), src.clone(), None);
-    identity::set_password(svc, &by, &user_id, pw, "user.password_recovered").await?;
+    set_password(svc, &by, &user_id, pw, "user.password_recovered").await?;
     let now = svc.now();
     let mut tx = svc.store.write()?;
     onetime::consume(&mut tx, token, now)?;
-    let before = identity::get(&tx, &user_id)?;
+    let before = get(&tx, &user_id)?;
     let mut after = before.clone();
     after.disabled = false;
-    identity::save(svc, &mut tx, &before, &after)?;
+    save(svc, &mut tx, &before, &after)?;
     lockout::clear(&mut tx, &user_id)?;
     tx.commit()?;
     Ok(after)
@@ -328,12 +341,13 @@ pub async fn change_password(
         Error::Forbidden("Only a signed-in user changes their own password.".into())
     })?;
     confirm_password(svc, user, current, "password_change", src).await?;
-    identity::write_password(svc, by, src, &user.id, new, keep, "user.password_change").await
+    write_password(svc, by, src, &user.id, new, keep, "user.password_change").await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::find;
 
     fn service(dir: &std::path::Path) -> Service {
         let mut s = crate::config::Settings::load(None, Vec::<(String, String)>::new()).unwrap();

@@ -701,7 +701,7 @@ async fn finding9_an_admin_cannot_take_the_owner_over() {
     // `gatehouse recover` stays the local way back (its recovery link).
     let link = gatehouse::authn::recover_link(&app.svc, OWNER, &Default::default()).unwrap();
     let t = link.split("token=").nth(1).unwrap();
-    gatehouse::authn::recover(
+    gatehouse::users::recover(
         &app.svc,
         t,
         gatehouse::authn::password::Password::new("recovered-harbour-lantern-7"),

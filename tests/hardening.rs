@@ -98,7 +98,7 @@ async fn a_locked_owner_recovers_with_the_recovery_link_and_the_console_unlocks(
     assert_eq!(attempt(&app, OWNER, OWNER_PW).await.0, 401);
     let link = gatehouse::authn::recover_link(&app.svc, OWNER, &Default::default()).unwrap();
     let token_part = link.split("token=").nth(1).unwrap().to_string();
-    gatehouse::authn::recover(
+    gatehouse::users::recover(
         &app.svc,
         &token_part,
         gatehouse::authn::password::Password::new("fresh-willow-canyon-6"),

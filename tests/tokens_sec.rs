@@ -248,7 +248,7 @@ async fn a_recovery_link_ends_access_tokens() {
     )
     .unwrap();
     let token = link.split("token=").nth(1).unwrap();
-    gatehouse::authn::recover(
+    gatehouse::users::recover(
         &app.svc,
         token,
         gatehouse::authn::password::Password::new("copper-violet-stream-31"),

@@ -10,7 +10,8 @@ use super::{ApiResult, ErrorBody, paging};
 use crate::access::{self, Permission, Resource};
 use crate::authn::{self, password::Password};
 use crate::clock::rfc3339;
-use crate::identity::{self, Email, NewUser, Role, User, UserId, UserUpdate};
+use crate::identity::{self, Email, NewUser, Role, User, UserId};
+use crate::users::{self, UserUpdate};
 use crate::web::AppState;
 use crate::web::auth::{ApiCaller, source};
 
@@ -144,7 +145,7 @@ pub(super) async fn create_user(
             .transpose()?
             .unwrap_or(Role::User),
     };
-    let user = identity::create(&st.svc, &caller.actor(&req), new).await?;
+    let user = users::create(&st.svc, &caller.actor(&req), new).await?;
     Ok(HttpResponse::Created().json(UserDto::from(&user)))
 }
 
@@ -194,7 +195,7 @@ pub(super) async fn update_user(
         role: b.role.as_deref().map(Role::parse).transpose()?,
         disabled: b.disabled,
     };
-    let user = identity::update(&st.svc, &caller.actor(&req), &UserId::parse(&id)?, up)?;
+    let user = users::update(&st.svc, &caller.actor(&req), &UserId::parse(&id)?, up)?;
     let status = authn::queries::status(&st.svc, &user.id)?;
     Ok(HttpResponse::Ok().json(UserDto::from(&user).with_state(&status)))
 }
@@ -210,7 +211,7 @@ pub(super) async fn set_disabled(
         disabled: Some(disabled),
         ..Default::default()
     };
-    let user = identity::update(&st.svc, &caller.actor(&req), &UserId::parse(id)?, up)?;
+    let user = users::update(&st.svc, &caller.actor(&req), &UserId::parse(id)?, up)?;
     let status = authn::queries::status(&st.svc, &user.id)?;
     Ok(HttpResponse::Ok().json(UserDto::from(&user).with_state(&status)))
 }
@@ -246,7 +247,7 @@ pub(super) async fn delete_user(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    identity::delete(&st.svc, &caller.actor(&req), &UserId::parse(&id)?)?;
+    users::delete(&st.svc, &caller.actor(&req), &UserId::parse(&id)?)?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -282,7 +283,7 @@ pub(super) async fn reset_password(
     body: web::Json<PasswordRequest>,
 ) -> ApiResult {
     let uid = UserId::parse(&id)?;
-    identity::set_password(
+    users::set_password(
         &st.svc,
         &caller.actor(&req),
         &uid,
@@ -312,7 +313,7 @@ pub(super) async fn change_own_password(
     body: web::Json<OwnPasswordRequest>,
 ) -> ApiResult {
     let b = body.into_inner();
-    authn::change_password(
+    users::change_password(
         &st.svc,
         &caller.actor(&req),
         &b.current_password,
@@ -349,7 +350,7 @@ pub(super) async fn change_own_email(
         method: authn::mfa::MfaMethod::parse_opt(body.method.as_deref())?,
         code: body.code.as_deref(),
     };
-    let user = identity::change_own_email(&st.svc, &caller.actor(&req), email, &proof).await?;
+    let user = users::change_own_email(&st.svc, &caller.actor(&req), email, &proof).await?;
     let status = authn::queries::status(&st.svc, &user.id)?;
     Ok(HttpResponse::Ok().json(UserDto::from(&user).with_state(&status)))
 }

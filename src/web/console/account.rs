@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use crate::authn::{self, password::Password};
 use crate::error::Error;
+use crate::users;
 use crate::web::AppState;
 use crate::web::extract::{ConsoleUser, source};
 use crate::web::html::{CsrfForm, PageResult, account_page, confirmed, redirect, render};
@@ -42,7 +43,7 @@ pub(super) async fn account_password(
     let f = f.into_inner();
     let result = async {
         confirmed(&f.password, &f.password_confirm)?;
-        authn::change_password(
+        users::change_password(
             &st.svc,
             &u.actor(&req),
             &f.current_password,

@@ -11,7 +11,8 @@ use crate::access::Permission;
 use crate::authn::{self, password::Password};
 use crate::clock::rfc3339;
 use crate::error::Error;
-use crate::identity::{self, Email, NewUser, Role, UserId, UserUpdate};
+use crate::identity::{self, Email, NewUser, Role, UserId};
+use crate::users::{self, UserUpdate};
 use crate::web::AppState;
 use crate::web::extract::{ConsoleUser, require};
 use crate::web::html::{
@@ -131,7 +132,7 @@ pub(super) async fn users_create(
             password: form.password.clone(),
             role: Role::parse(form.role.as_deref().unwrap_or("user"))?,
         };
-        identity::create(&st.svc, &u.actor(&req), new).await
+        users::create(&st.svc, &u.actor(&req), new).await
     }
     .await;
     match result {
@@ -218,7 +219,7 @@ pub(super) async fn set_disabled(
         disabled: Some(disabled),
         ..Default::default()
     };
-    match identity::update(&st.svc, &u.actor(&req), &uid, up) {
+    match users::update(&st.svc, &u.actor(&req), &uid, up) {
         Ok(_) => Ok(redirect(&notice_url(
             &format!("/admin/users/{id}"),
             if disabled {
@@ -304,7 +305,7 @@ pub(super) async fn user_delete(
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     let uid = UserId::parse(&id)?;
-    match identity::delete(&st.svc, &u.actor(&req), &uid) {
+    match users::delete(&st.svc, &u.actor(&req), &uid) {
         Ok(()) => Ok(redirect(&notice_url("/admin/users", UsersNotice::Deleted))),
         Err(e @ Error::Conflict(_)) => render(
             StatusCode::CONFLICT,
@@ -329,7 +330,7 @@ pub(super) async fn user_password(
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     let uid = UserId::parse(&id)?;
-    match identity::set_password(
+    match users::set_password(
         &st.svc,
         &u.actor(&req),
         &uid,

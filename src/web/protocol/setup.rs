@@ -8,6 +8,7 @@ use serde::Deserialize;
 use crate::authn::{self, password::Password};
 use crate::error::Error;
 use crate::identity::Email;
+use crate::users;
 use crate::web::AppState;
 use crate::web::error::{PageError, html_error};
 use crate::web::extract::{self as wauth, source, with_pre_cookie};
@@ -155,7 +156,7 @@ pub(super) async fn recover_post(
     let result = if let Err(e) = confirmed(&form.password, &form.password_confirm) {
         Err(e)
     } else {
-        authn::recover(&st.svc, &form.token, form.password.clone(), &source(&req)).await
+        users::recover(&st.svc, &form.token, form.password.clone(), &source(&req)).await
     };
     match result {
         Ok(_) => Ok(redirect(&crate::web::notice::notice_url(
