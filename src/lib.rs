@@ -27,6 +27,7 @@ pub mod overview;
 pub mod policy;
 pub(crate) mod principal;
 pub(crate) mod ratelimit;
+pub(crate) mod rollout;
 pub mod service;
 pub mod sso;
 pub mod store;

@@ -3,6 +3,12 @@
 //! sign in with e-mail and password. Below `authn`, which asks it at sign-in;
 //! changing the status and the other rollout rules are `sso`.
 
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::identity::{Role, User, UserId};
+use crate::store::{Reader, Table};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Enforcement {
@@ -44,7 +50,8 @@ impl Default for SsoSettings {
     }
 }
 
-const SETTINGS_KEY: &[u8] = b"sso";
+/// Where the status is kept in the policy table (`sso::update_settings` writes it).
+pub(crate) const SETTINGS_KEY: &[u8] = b"sso";
 
 pub fn settings(r: &impl Reader) -> Result<SsoSettings> {
     let mut s: SsoSettings = r.get(Table::Policy, SETTINGS_KEY)?.unwrap_or_default();
@@ -83,6 +90,7 @@ fn password_allowed_by(s: &SsoSettings, user: &User) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::Email;
 
     fn user(email: &str, role: Role) -> User {
         User {

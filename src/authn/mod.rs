@@ -176,7 +176,7 @@ fn record_login(
     }
     let user = user.ok_or(Error::InvalidCredentials)?;
     // The password was right, so saying why does not reveal the account.
-    if !crate::sso::password_allowed(&tx, &user)? {
+    if !crate::rollout::password_allowed(&tx, &user)? {
         audit::record(
             &mut tx,
             now,

@@ -7,7 +7,8 @@
 //! name everything `crate::sso::X`:
 //!
 //! - `presets`: the provider presets;
-//! - `rollout`: the SSO status and its rules;
+//! - `rollout`: the SSO status and its rules (the stored status and the
+//!   password sign-in rule live below `authn`, in `crate::rollout`);
 //! - `connections` (with `build`, the input checks): connection CRUD;
 //! - `pending`: sign-ins in flight and their binding to the browser;
 //! - `links`: IdP identity → user links, an admin's link and unlink;

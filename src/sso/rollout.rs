@@ -1,7 +1,9 @@
-//! The SSO status (enabled, enforcement, test group, excluded users) and
-//! its rollout rules: who must, and who may still not, use SSO.
+//! Changing the SSO status (enabled, enforcement, test group, excluded
+//! users) under its rollout rules: who must, and who may still not, use SSO.
+//! The stored status and the password sign-in rule are `crate::rollout`
+//! (below `authn`), re-exported here.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::access::{Actor, Permission, Resource};
 use crate::audit::{self, Outcome};
@@ -11,7 +13,8 @@ use crate::service::Service;
 use crate::store::{Reader, Table};
 
 use super::list_in;
-
+use crate::rollout::SETTINGS_KEY;
+pub use crate::rollout::{Enforcement, SsoSettings, is_excluded, password_allowed, settings};
 
 /// Users are named by id or e-mail address.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
