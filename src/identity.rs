@@ -220,7 +220,7 @@ pub fn save(svc: &Service, tx: &mut WriteTx<'_>, before: &User, after: &User) ->
 pub struct NewUser {
     pub email: Email,
     pub name: String,
-    pub password: crate::authn::password::Password,
+    pub password: crate::principal::Password,
     pub role: Role,
 }
 

@@ -1,8 +1,10 @@
 //! The shared vocabulary of users, below every domain module: the e-mail and
-//! user-id types, the built-in roles and the user record (re-exported by
-//! `identity`, which owns their storage and rules).
+//! user-id types, the built-in roles, the user record (re-exported by
+//! `identity`, which owns their storage and rules) and the `Password` secret
+//! type (re-exported by `authn::password`, which hashes and checks it).
 
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use crate::clock::Timestamp;
 use crate::crypto;
@@ -10,6 +12,31 @@ use crate::error::{Error, Result};
 
 /// How many entries a per-user cache holds (users, sign-in state, valid-after marks).
 pub const USER_CACHE_MAX: usize = 100_000;
+
+/// A password in memory: wiped on drop, never printed.
+#[derive(Clone)]
+pub struct Password(Zeroizing<String>);
+
+impl<'de> Deserialize<'de> for Password {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d).map(Password::new)
+    }
+}
+
+impl Password {
+    pub fn new(s: impl Into<String>) -> Self {
+        Password(Zeroizing::new(s.into()))
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(…)")
+    }
+}
 
 /// A normalised e-mail address (trimmed, lower-case).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

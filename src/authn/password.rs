@@ -1,43 +1,18 @@
 //! Password hashing with Argon2id on a few dedicated threads below the
 //! request workers' priority, so a flood of sign-ins never starves the async
-//! workers or token checks; and the `Password` secret type.
+//! workers or token checks. The `Password` secret type is `principal`'s
+//! (so a user record's input can hold one below `authn`), re-exported here.
 
 use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::PasswordHasher;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use serde::Deserialize;
-use zeroize::Zeroizing;
 
 use crate::config::PasswordSettings;
 use crate::crypto;
 use crate::error::{Error, Result};
-
-/// A password in memory: wiped on drop, never printed.
-#[derive(Clone)]
-pub struct Password(Zeroizing<String>);
-
-impl<'de> Deserialize<'de> for Password {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        String::deserialize(d).map(Password::new)
-    }
-}
-
-impl Password {
-    pub fn new(s: impl Into<String>) -> Self {
-        Password(Zeroizing::new(s.into()))
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Password {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Password(…)")
-    }
-}
+pub use crate::principal::Password;
 
 /// Work for the Argon2 threads: a closure given the thread's own working memory.
 type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
