@@ -235,7 +235,6 @@ pub(crate) fn clean_name(name: &str) -> Result<String> {
     Ok(n.to_string())
 }
 
-
 /// A page of users matching `q` (substring of e-mail or name), ordered by e-mail.
 pub fn list(r: &impl Reader, q: &str, offset: usize, limit: usize) -> Result<(Vec<User>, usize)> {
     let q = q.trim().to_lowercase();

@@ -14,7 +14,6 @@ pub mod session;
 
 use std::sync::Arc;
 
-use crate::access::Principal;
 use crate::audit::{self, NewEvent, Outcome, Source};
 use crate::error::{Error, Result};
 use crate::identity::{self, Email, Role, User, UserId};
@@ -826,7 +825,7 @@ pub async fn confirm_password(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access::Actor;
+    use crate::access::{Actor, Principal};
     use crate::identity::{Email, Role};
 
     fn user(email: &str, role: Role) -> User {

@@ -28,7 +28,6 @@ pub struct SsoSettingsInput {
     pub excluded_users: Vec<String>,
 }
 
-
 /// `settings`, read in its own snapshot.
 /// The SSO settings, for someone who may manage them (`ManageSecurity`).
 pub fn settings_for(svc: &Service, actor: &Actor) -> Result<SsoSettings> {
@@ -39,7 +38,6 @@ pub fn settings_for(svc: &Service, actor: &Actor) -> Result<SsoSettings> {
 pub fn current_settings(svc: &Service) -> Result<SsoSettings> {
     settings(&svc.store.read()?)
 }
-
 
 fn resolve_user(svc: &Service, r: &impl Reader, who: &str, field: &'static str) -> Result<User> {
     let who = who.trim();
@@ -252,7 +250,6 @@ mod tests {
             updated_at: 1,
         }
     }
-
 
     struct World {
         svc: Service,

@@ -10,7 +10,7 @@ use super::{ApiResult, ErrorBody, paging};
 use crate::access::{self, Permission, Resource};
 use crate::authn::{self, password::Password};
 use crate::clock::rfc3339;
-use crate::identity::{self, Email, NewUser, Role, User, UserId};
+use crate::identity::{Email, NewUser, Role, User, UserId};
 use crate::users::{self, UserUpdate};
 use crate::web::AppState;
 use crate::web::auth::{ApiCaller, source};
