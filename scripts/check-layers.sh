@@ -43,28 +43,7 @@ for l in $leaves; do
         '$1 == l && index(leaves, " " $2 " ") == 0 {print $2}' | tr '\n' ' ')
   [ -n "$bad" ] && { echo "leaf module $l imports domain modules: $bad"; fail=1; }
 done
-# Known cycles, each broken here by one edge the lead has to decide on
-# (issue 12; the fix named beside it). Nothing else may close a loop.
-exceptions='
-identity access
-identity authn
-authn sso
-'
-# identity access: identity::{create, update, delete, set_password} are user
-#   administration (access::check_platform_role_grantable, guard_credentials,
-#   workspaces::forget_user, the Principal acting); they belong in a module
-#   above access and authn (e.g. `users`), leaving identity the records.
-# identity authn: the same operations end sessions and refresh tokens
-#   (authn::session, refresh, lockout::clear) and NewUser holds a Password.
-# authn sso: password sign-in asks sso::password_allowed (the SSO rollout
-#   rules); the rule (sso/rollout.rs) belongs below authn, or sign-in asks it
-#   through a caller. Both files were under security fixes when this was cut.
-for e in $(echo "$exceptions" | tr ' ' ':'); do
-  echo "$graph" | grep -qx "${e%%:*} ${e##*:}" \
-    || echo "note: the cycle exception '${e%%:*} -> ${e##*:}' is gone; remove it from $0"
-done
-dag=$(echo "$graph" | grep -vxF "$(echo "$exceptions" | sed '/^$/d')" || true)
-if ! out=$(echo "$dag" | tsort 2>&1 >/dev/null) || [ -n "$out" ]; then
+if ! out=$(echo "$graph" | tsort 2>&1 >/dev/null) || [ -n "$out" ]; then
   echo "import cycle between domain modules (edges A B mean A uses crate::B):"
   echo "$out"
   fail=1
