@@ -168,3 +168,42 @@ async fn role_rules_edits_need_whoever_could_change_each_linked_users_role() {
     let (s, v) = put_json(&app, conn, &owner, promote).await;
     assert_eq!(s, 200, "{v}");
 }
+
+// ---- 2: taking any linked user out of the excluded users ----
+
+#[actix_web::test]
+async fn taking_a_linked_plain_user_out_of_the_excluded_users_needs_whoever_could_link_them() {
+    let app = spawn().await;
+    let owner = app.owner_token().await;
+    app.create_user(&owner, "admin2@example.com", "admin").await;
+    let bob = id_of(&app.create_user(&owner, "bob@corp.example", "user").await);
+    corp_with_links(&app, &owner, &[(&bob, "bob")]).await;
+    let settings = "/api/v1/sso/settings";
+    let excluded =
+        |who: &[&str]| json!({"enabled": true, "enforcement": "off", "excluded_users": who});
+    let (s, v) = put_json(
+        &app,
+        settings,
+        &owner,
+        excluded(&["admin2@example.com", "bob@corp.example"]),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    // Linked, then excluded: the link opens nothing while he is.
+    let secbot = platform_client(&app, &owner, "secbot", &["manage:security"]).await;
+    // The attack: taking bob out revives his link; secbot could not link him itself.
+    let (s, v) = put_json(&app, settings, &secbot, excluded(&["admin2@example.com"])).await;
+    forbidden_naming(s, &v, "bob@corp.example");
+    let (_, v) = crate::sso::get_json(&app, settings, &owner).await;
+    assert_eq!(v["excluded_users"].as_array().unwrap().len(), 3, "{v}");
+    // Whoever may link bob (admin:users on the platform) may.
+    let usersbot = platform_client(
+        &app,
+        &owner,
+        "usersbot",
+        &["manage:security", "admin:users"],
+    )
+    .await;
+    let (s, v) = put_json(&app, settings, &usersbot, excluded(&["admin2@example.com"])).await;
+    assert_eq!(s, 200, "{v}");
+}

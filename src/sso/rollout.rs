@@ -217,24 +217,29 @@ pub fn update_settings(
         }
     }
     let before = settings(&tx)?;
-    // Taking an admin out of the excluded users revives their links: the
-    // IdP then signs them in, as if linked anew (see `guard_relinking`).
+    // Taking a linked user out of the excluded users revives their links: the
+    // IdP then signs them in, and its role rules set their role, as if linked
+    // anew (see `guard_relinking`) — whatever their role is now.
+    let mut refused: Vec<String> = Vec::new();
     for id in &before.excluded_users {
         if next.excluded_users.contains(id) {
             continue;
         }
         if let Ok(u) = identity::get(&tx, id)
-            && u.role == Role::Admin
             && super::links::has_links(&tx, &u.id)?
+            && !super::links::may_relink(svc, by, &u)?
         {
-            crate::access::check_platform_role_grantable(svc, by, Role::Admin).map_err(|_| {
-                Error::Forbidden(format!(
-                    "{} is a platform admin linked to an identity provider: only a platform \
-                     admin may take them out of the SSO-excluded users.",
-                    u.email.as_str()
-                ))
-            })?;
+            refused.push(u.email.as_str().to_string());
         }
+    }
+    if !refused.is_empty() {
+        return Err(Error::Forbidden(format!(
+            "Taking a user linked to an identity provider out of the SSO-excluded users revives \
+             their links, like linking them anew: only a caller who may link them (the \
+             admin:users permission on the platform; for platform admins, a platform admin) may. \
+             Linked: {}.",
+            refused.join(", ")
+        )));
     }
     let emails = |ids: &[UserId]| -> Vec<String> {
         ids.iter()
