@@ -207,3 +207,123 @@ async fn taking_a_linked_plain_user_out_of_the_excluded_users_needs_whoever_coul
     let (s, v) = put_json(&app, settings, &usersbot, excluded(&["admin2@example.com"])).await;
     assert_eq!(s, 200, "{v}");
 }
+
+// ---- 3: deleting removes what the caller must be able to remove directly ----
+
+#[actix_web::test]
+async fn deleting_a_connection_needs_whoever_could_unlink_each_user() {
+    let app = spawn().await;
+    let owner = app.owner_token().await;
+    let alice = id_of(&app.create_user(&owner, "alice@corp.example", "admin").await);
+    let bob = id_of(&app.create_user(&owner, "bob@corp.example", "user").await);
+    corp_with_links(&app, &owner, &[(&alice, "alice"), (&bob, "bob")]).await;
+    let secbot = platform_client(&app, &owner, "secbot", &["manage:security"]).await;
+    let (s, v) = call(
+        &app,
+        Method::DELETE,
+        "/api/v1/sso/connections/corp",
+        &secbot,
+        None,
+    )
+    .await;
+    forbidden_naming(s, &v, "alice@corp.example");
+    assert_eq!(
+        crate::sso::get_json(&app, "/api/v1/sso/connections/corp", &owner)
+            .await
+            .0,
+        200
+    );
+    // It may unlink bob, so the connection may go once alice's link is gone.
+    unlink(&app, &owner, &alice, "alice").await;
+    let (s, v) = call(
+        &app,
+        Method::DELETE,
+        "/api/v1/sso/connections/corp",
+        &secbot,
+        None,
+    )
+    .await;
+    assert_eq!(s, 204, "{v}");
+}
+
+#[actix_web::test]
+async fn deleting_a_workspace_needs_whoever_could_remove_each_member_and_credential() {
+    let app = spawn().await;
+    let w = world(&app).await;
+    let wsbot = platform_client(&app, &w.owner, "wsbot", &["admin:workspaces"]).await;
+    // An empty workspace: nothing but the workspace goes.
+    let (s, v) = call(
+        &app,
+        Method::DELETE,
+        &format!("/api/v1/workspaces/{}", w.ws_b),
+        &wsbot,
+        None,
+    )
+    .await;
+    assert_eq!(s, 204, "{v}");
+    // The attack: Alpha's admin and developer, and a deployer account, would go with it.
+    let (sa, sa_secret) = service_account(
+        &app,
+        &w.wa,
+        json!({"name": "deployer", "scopes": ["deploy:model"]}),
+    )
+    .await;
+    let alpha = format!("/api/v1/workspaces/{}", w.ws_a);
+    let (s, v) = call(&app, Method::DELETE, &alpha, &wsbot, None).await;
+    forbidden_naming(s, &v, "admin:users");
+    // admin:users and every member permission, but not the credentials'.
+    let everything = [
+        "admin:workspaces",
+        "admin:users",
+        "admin:credentials",
+        "read:agents",
+        "write:agents",
+        "use:agents",
+        "read:conversations",
+        "read:analytics",
+        "read:audit",
+        "introspect:credentials",
+        "deploy:tool",
+        "undeploy:tool",
+        "deploy:model",
+        "undeploy:model",
+        "import:model",
+        "export:model",
+        "import:tool",
+        "export:tool",
+        "deploy:guardrails",
+        "undeploy:guardrails",
+        "read:connections",
+        "manage:connections",
+    ];
+    let no_creds: Vec<&str> = everything
+        .iter()
+        .copied()
+        .filter(|p| *p != "admin:credentials")
+        .collect();
+    let strong = platform_client(&app, &w.owner, "strong", &no_creds).await;
+    let (s, v) = call(&app, Method::DELETE, &alpha, &strong, None).await;
+    forbidden_naming(s, &v, "admin:credentials");
+    // Everything is still there: the members and the account's token.
+    assert_eq!(
+        ok(
+            &app,
+            Method::GET,
+            &format!("{alpha}/members"),
+            &w.owner,
+            None
+        )
+        .await
+        .as_array()
+        .unwrap()
+        .len(),
+        2
+    );
+    let t = token(&client_token(&app, &sa, &sa_secret, None).await.1);
+    assert_eq!(verify(&app, &t, "").await, 200);
+    // Whoever could remove each of them may delete it.
+    let all = platform_client(&app, &w.owner, "all", &everything).await;
+    let (s, v) = call(&app, Method::DELETE, &alpha, &all, None).await;
+    assert_eq!(s, 204, "{v}");
+    assert_eq!(verify(&app, &t, "").await, 401);
+}

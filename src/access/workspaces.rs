@@ -254,6 +254,19 @@ pub fn delete(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
     actor.authorize(svc, Permission::ManageWorkspaces, Resource::Platform)?;
     let mut tx = svc.store.write()?;
     let w = get(&tx, id)?;
+    // Deleting removes every member and every credential there: only a
+    // caller who could remove each of them directly may (`remove_member`,
+    // `delete_service_account`, `delete_app`, `delete_widget_key`).
+    let members = grants_in(&tx, id)?;
+    if !members.is_empty() {
+        may_remove(svc, by, id, Permission::ManageUsers, "members")?;
+        let everyone = members.into_values().fold(PermSet::EMPTY, PermSet::union);
+        check_revocable(svc, by, Some(id), everyone)?;
+    }
+    if let Some(granted) = super::credentials::granted_in_workspace(&tx, id)? {
+        may_remove(svc, by, id, Permission::ManageCredentials, "credentials")?;
+        check_revocable(svc, by, Some(id), granted)?;
+    }
     let mut prefix = id.as_bytes().to_vec();
     prefix.push(0);
     for (k, _) in tx.scan::<Membership>(Table::Members, &prefix)? {
@@ -285,6 +298,20 @@ pub fn delete(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
         serde_json::json!({"name": w.name, "credentials_removed": removed}),
     )?;
     tx.commit()
+}
+
+/// Refuses unless `by` holds `p` in `ws`, the permission removing `what`
+/// one by one needs; decided without a denial audit (the caller holds a
+/// write transaction).
+fn may_remove(svc: &Service, by: &Principal, ws: &str, p: Permission, what: &str) -> Result<()> {
+    if super::decide(svc, by, p, Resource::Workspace(ws))?.allow {
+        return Ok(());
+    }
+    Err(Error::Forbidden(format!(
+        "Deleting the workspace removes its {what}, which needs the {} permission there; \
+         remove them first or ask a platform admin.",
+        p.as_str()
+    )))
 }
 
 // ---- members ----
