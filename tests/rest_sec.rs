@@ -327,3 +327,110 @@ async fn deleting_a_workspace_needs_whoever_could_remove_each_member_and_credent
     assert_eq!(s, 204, "{v}");
     assert_eq!(verify(&app, &t, "").await, 401);
 }
+
+// ---- 4: a service account can be disabled ----
+
+#[actix_web::test]
+async fn a_disabled_service_account_gets_no_token_and_its_tokens_stop() {
+    let app = spawn().await;
+    let w = world(&app).await;
+    let (id, secret) = service_account(
+        &app,
+        &w.wa,
+        json!({"name": "reader", "scopes": ["read:agents"]}),
+    )
+    .await;
+    let (checker, checker_secret) = service_account(
+        &app,
+        &w.wa,
+        json!({"name": "checker", "scopes": ["introspect:credentials"]}),
+    )
+    .await;
+    let t1 = token(&client_token(&app, &id, &secret, None).await.1);
+    assert_eq!(verify(&app, &t1, "scope=read:agents").await, 200);
+    let sa = format!("/api/v1/service-accounts/{id}");
+
+    // Who may not delete it may not disable it (it takes every scope away).
+    let dan = custom_holder(&app, &w, "dan@example.com", &["admin:credentials"]).await;
+    let (s, v) = call(&app, Method::POST, &format!("{sa}/disable"), &dan, None).await;
+    assert_eq!(s, 403, "{v}");
+    assert!(v.to_string().contains("read:agents"), "{v}");
+    // A stolen token past the re-authentication window may not either.
+    app.clock.advance(11 * 60);
+    let (s, v) = call(&app, Method::POST, &format!("{sa}/disable"), &w.wa, None).await;
+    assert_eq!(s, 403, "{v}");
+    assert_eq!(v["error"]["code"], "reauthentication_required", "{v}");
+    app.clock.advance(-(11 * 60));
+
+    let v = ok(&app, Method::POST, &format!("{sa}/disable"), &w.wa, None).await;
+    assert_eq!(v["disabled"], true, "{v}");
+    assert!(v.get("client_secret").is_none(), "{v}");
+    // Its token stops at once, everywhere, and it gets no new one.
+    assert_eq!(verify(&app, &t1, "scope=read:agents").await, 401);
+    let (s, _) = call(&app, Method::GET, "/api/v1/workspaces", &t1, None).await;
+    assert_eq!(s, 401);
+    assert_eq!(
+        introspect(&app, &checker, &checker_secret, &t1).await["active"],
+        false
+    );
+    let (s, v) = client_token(&app, &id, &secret, None).await;
+    assert_eq!(s, 401, "{v}");
+    assert_eq!(v["error"], "invalid_client", "{v}");
+    // Nor may it authenticate to the introspection endpoint itself.
+    let r = plain()
+        .post(app.url("/oauth2/introspect"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", t1.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Enabled again: its secret gets new tokens; the old one stays ended.
+    let v = ok(&app, Method::POST, &format!("{sa}/enable"), &w.wa, None).await;
+    assert_eq!(v["disabled"], false, "{v}");
+    assert_eq!(verify(&app, &t1, "scope=read:agents").await, 401);
+    let t2 = token(&client_token(&app, &id, &secret, None).await.1);
+    assert_eq!(verify(&app, &t2, "scope=read:agents").await, 200);
+
+    // The console's button is the same operation.
+    let (c, _) = app.browser_login("wa@example.com", PW).await;
+    let html = c
+        .get(app.url(&format!("/admin/workspaces/{}", w.ws_a)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let form = format!("/admin/workspaces/{}/service-accounts/{id}/disable", w.ws_a);
+    assert!(html.contains(&form), "no Disable button");
+    let r = c
+        .post(app.url(&form))
+        .form(&[("csrf_token", csrf_from(&html).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(verify(&app, &t2, "scope=read:agents").await, 401);
+    let html = c
+        .get(app.url(&format!("/admin/workspaces/{}", w.ws_a)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&format!(
+            "/admin/workspaces/{}/service-accounts/{id}/enable",
+            w.ws_a
+        )),
+        "no Enable button"
+    );
+    let disabled = app.audit(&w.owner, "action=service_account.disable").await;
+    assert_eq!(disabled.len(), 2, "{disabled:?}");
+    assert_eq!(disabled[0]["target"], id.as_str(), "{disabled:?}");
+    let enabled = app.audit(&w.owner, "action=service_account.enable").await;
+    assert_eq!(enabled.len(), 1, "{enabled:?}");
+}
