@@ -434,3 +434,96 @@ async fn a_disabled_service_account_gets_no_token_and_its_tokens_stop() {
     let enabled = app.audit(&w.owner, "action=service_account.enable").await;
     assert_eq!(enabled.len(), 1, "{enabled:?}");
 }
+
+// ---- 5: session limits count the members of their own transaction ----
+
+#[actix_web::test]
+async fn session_limits_check_the_members_in_the_write_transaction() {
+    use gatehouse::access::workspaces::Membership;
+    use gatehouse::identity::UserId;
+    use gatehouse::store::Table;
+
+    let app = spawn().await;
+    let owner = app.owner_token().await;
+    let ws = id_of(
+        &ok(
+            &app,
+            Method::POST,
+            "/api/v1/workspaces",
+            &owner,
+            Some(json!({"name": "Gamma"})),
+        )
+        .await,
+    );
+    let helpdesk = id_of(
+        &ok(
+            &app,
+            Method::POST,
+            "/api/v1/roles",
+            &owner,
+            Some(json!({"workspace": ws, "name": "Helpdesk", "permissions": ["admin:users", "use:agents"]})),
+        )
+        .await,
+    );
+    let carol = id_of(&app.create_user(&owner, "carol@example.com", "user").await);
+    let bob = id_of(&app.create_user(&owner, "bob@example.com", "user").await);
+    for (u, roles) in [(&carol, json!([helpdesk])), (&bob, json!(["user"]))] {
+        ok(
+            &app,
+            Method::PUT,
+            &format!("/api/v1/workspaces/{ws}/members/{u}"),
+            &owner,
+            Some(json!({"roles": roles})),
+        )
+        .await;
+    }
+    let carol_token = token(&app.api_login("carol@example.com", PW).await);
+    let limits = format!("/api/v1/workspaces/{ws}/session-limits");
+    let body = json!({"idle_timeout_secs": 60, "absolute_lifetime_secs": 120});
+    // Alone with a plain user, carol may set them.
+    ok(&app, Method::PUT, &limits, &carol_token, Some(body.clone())).await;
+
+    // The race: bob is made workspace admin in a transaction that commits
+    // while carol's change waits for the store; her check must see him.
+    let mut tx = app.svc.store.write().unwrap();
+    let mut key = ws.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(bob.as_bytes());
+    tx.put(
+        Table::Members,
+        &key,
+        &Membership {
+            workspace: ws.clone(),
+            user: UserId::parse(&bob).unwrap(),
+            roles: vec!["workspace_admin".into()],
+            added_at: T0,
+        },
+    )
+    .unwrap();
+    let url = app.url(&limits);
+    let t = carol_token.clone();
+    let pending = actix_web::rt::spawn(async move {
+        let r = plain()
+            .put(url)
+            .bearer_auth(t)
+            .json(&json!({"idle_timeout_secs": 90, "absolute_lifetime_secs": 120}))
+            .send()
+            .await
+            .unwrap();
+        let s = r.status().as_u16();
+        (s, r.json::<Value>().await.unwrap_or(Value::Null))
+    });
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(700)).await;
+    tx.commit().unwrap();
+    let (s, v) = pending.await.unwrap();
+    assert_eq!(s, 403, "carol changed the limits of a workspace admin: {v}");
+    let got = ok(
+        &app,
+        Method::GET,
+        &format!("/api/v1/workspaces/{ws}"),
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(got["session"]["idle_timeout_secs"], 60, "{got}");
+}
