@@ -527,3 +527,97 @@ async fn session_limits_check_the_members_in_the_write_transaction() {
     .await;
     assert_eq!(got["session"]["idle_timeout_secs"], 60, "{got}");
 }
+
+// ---- 6: enforcing SSO ends what the lost passwords opened ----
+
+#[actix_web::test]
+async fn enforcing_sso_ends_the_password_sessions_of_whom_it_takes_passwords_from() {
+    use gatehouse::store::Table;
+
+    let app = spawn().await;
+    let owner = app.owner_token().await;
+    app.create_user(&owner, "admin2@example.com", "admin").await;
+    app.create_user(&owner, "carl@example.com", "user").await;
+    let dora = id_of(&app.create_user(&owner, "dora@example.com", "user").await);
+    corp_with_links(&app, &owner, &[(&dora, "dora")]).await;
+    // A successful test sign-in through the IdP (what enforcement waits for),
+    // and a session dora's IdP started.
+    let dora_sso = {
+        let mut tx = app.svc.store.write().unwrap();
+        let mut c = gatehouse::sso::get(&tx, "corp").unwrap();
+        c.last_test = Some(gatehouse::sso::TestResult {
+            at: T0,
+            ok: true,
+            error: None,
+            claims: json!({}),
+            by: OWNER.into(),
+        });
+        tx.put(Table::SsoConnections, b"corp", &c).unwrap();
+        let (cookie, _) = gatehouse::authn::session::create(
+            &mut tx,
+            &gatehouse::identity::UserId::parse(&dora).unwrap(),
+            T0,
+            &Default::default(),
+            false,
+            Some("corp"),
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        format!("gh_session={cookie}")
+    };
+    let settings = |enforcement: &str| json!({"enabled": true, "enforcement": enforcement, "excluded_users": ["admin2@example.com"]});
+    let (s, v) = put_json(&app, "/api/v1/sso/settings", &owner, settings("off")).await;
+    assert_eq!(s, 200, "{v}");
+    // carl and dora sign in with their passwords while they still may;
+    // admin2 (excluded) too.
+    let carl_cookie = app.login_cookie("carl@example.com", PW).await;
+    let carl_api = app.api_login("carl@example.com", PW).await;
+    let dora_cookie = app.login_cookie("dora@example.com", PW).await;
+    let admin2_cookie = app.login_cookie("admin2@example.com", PW).await;
+    for c in [&carl_cookie, &dora_cookie, &admin2_cookie, &dora_sso] {
+        assert_eq!(by_cookie(&app, c).await, 200, "{c}");
+    }
+    assert_eq!(verify(&app, &token(&carl_api), "").await, 200);
+
+    let (s, v) = put_json(&app, "/api/v1/sso/settings", &owner, settings("enforced")).await;
+    assert_eq!(s, 200, "{v}");
+    // What carl's and dora's passwords opened ends; dora's IdP session stays,
+    // and so does whatever the excluded admin holds.
+    assert_eq!(
+        by_cookie(&app, &carl_cookie).await,
+        401,
+        "carl's password session"
+    );
+    assert_eq!(
+        by_cookie(&app, &dora_cookie).await,
+        401,
+        "dora's password session"
+    );
+    assert_eq!(
+        verify(&app, &token(&carl_api), "").await,
+        401,
+        "carl's access token"
+    );
+    let (s, v) = post(
+        &app,
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": carl_api["refresh_token"]}),
+    )
+    .await;
+    assert_eq!(s, 401, "carl's refresh token: {v}");
+    assert_eq!(by_cookie(&app, &dora_sso).await, 200, "dora's SSO session");
+    assert_eq!(
+        by_cookie(&app, &admin2_cookie).await,
+        200,
+        "the excluded admin"
+    );
+    assert_eq!(verify(&app, &owner, "").await, 200, "the owner");
+    let ev = app
+        .audit(&owner, "action=sso.settings_change&limit=1")
+        .await;
+    assert_eq!(
+        ev[0]["details"]["password_sign_in_ended"]["users"], 2,
+        "{ev:?}"
+    );
+}

@@ -282,9 +282,34 @@ pub fn update_settings(
     } else {
         0
     };
+    let now = svc.now();
+    // Enforcement that takes password sign-in away from someone takes what
+    // their password opened too: password sessions, refresh families and
+    // access tokens (all made by a password sign-in); what the IdP started
+    // stays.
+    let mut lost = Vec::new();
+    let mut password_ended = crate::authn::revoke::Ended::default();
+    for u in identity::list(&tx, "", 0, usize::MAX)?.0 {
+        if password_allowed_by(&before, &u) && !password_allowed_by(&next, &u) {
+            let e = crate::authn::revoke::end_everything(
+                &mut tx,
+                &u.id,
+                now,
+                crate::authn::revoke::Sessions::EndPasswordMade,
+            )?;
+            password_ended.sessions += e.sessions;
+            password_ended.refresh_families += e.refresh_families;
+            lost.push(u.email.as_str().to_string());
+        }
+    }
     let mut details = details;
     details["sessions_ended"] = ended.into();
-    let now = svc.now();
+    details["password_sign_in_ended"] = serde_json::json!({
+        "users": lost.len(),
+        "sample": lost.iter().take(50).collect::<Vec<_>>(),
+        "sessions": password_ended.sessions,
+        "refresh_families": password_ended.refresh_families,
+    });
     audit::record(
         &mut tx,
         now,
