@@ -21,7 +21,7 @@ fn token(v: &Value) -> String {
     v["access_token"].as_str().unwrap().to_string()
 }
 
-async fn verify(app: &TestApp, cred: &str, query: &str) -> u16 {
+pub async fn verify(app: &TestApp, cred: &str, query: &str) -> u16 {
     plain()
         .get(app.url(&format!("/auth/verify?{query}")))
         .bearer_auth(cred)
@@ -32,7 +32,7 @@ async fn verify(app: &TestApp, cred: &str, query: &str) -> u16 {
         .as_u16()
 }
 
-async fn introspect(app: &TestApp, id: &str, secret: &str, tok: &str) -> Value {
+pub async fn introspect(app: &TestApp, id: &str, secret: &str, tok: &str) -> Value {
     let r = plain()
         .post(app.url("/oauth2/introspect"))
         .basic_auth(id, Some(secret))
@@ -45,7 +45,7 @@ async fn introspect(app: &TestApp, id: &str, secret: &str, tok: &str) -> Value {
 }
 
 /// A member of Alpha holding only a custom role with `perms`; returns their token.
-async fn custom_holder(app: &TestApp, w: &World, email: &str, perms: &[&str]) -> String {
+pub async fn custom_holder(app: &TestApp, w: &World, email: &str, perms: &[&str]) -> String {
     let u = app.create_user(&w.owner, email, "user").await;
     let uid = u["id"].as_str().unwrap().to_string();
     let role = ok(

@@ -33,7 +33,7 @@ async fn verify(app: &TestApp, cred: &str, query: &str) -> u16 {
         .as_u16()
 }
 
-fn id_of(v: &Value) -> String {
+pub fn id_of(v: &Value) -> String {
     v["id"].as_str().unwrap().to_string()
 }
 
@@ -480,14 +480,14 @@ async fn r2_finding7_creating_a_workspace_user_answers_alike_for_existing_addres
 
 // ---- finding 1: repointing a connection re-links everyone linked at it ----
 
-fn pem() -> String {
+pub fn pem() -> String {
     std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/certs/valid-until-2027-01-25.pem"),
     )
     .unwrap()
 }
 
-fn corp(issuer: &str, extra: Value) -> Value {
+pub fn corp(issuer: &str, extra: Value) -> Value {
     let mut b = json!({"protocol": "saml", "name": "Corp", "issuer": issuer,
                        "sso_url": format!("{issuer}/sso"), "certificates": [pem()]});
     for (k, v) in extra.as_object().unwrap() {

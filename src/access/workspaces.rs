@@ -187,7 +187,7 @@ pub fn create(svc: &Service, actor: &Actor, name: &str) -> Result<Workspace> {
 }
 
 pub fn rename(svc: &Service, actor: &Actor, id: &str, name: &str) -> Result<Workspace> {
-    update(svc, actor, id, "workspace.rename", |w| {
+    update(svc, actor, id, "workspace.rename", |_, w| {
         let name = clean_name("name", name)?;
         let old = std::mem::replace(&mut w.name, name);
         Ok(serde_json::json!({"from": old, "to": w.name}))
@@ -203,21 +203,21 @@ pub fn set_session_limits(
     limits: SessionLimits,
 ) -> Result<Workspace> {
     let by = &actor.principal;
-    // The limits shorten every member's sessions: whoever sets them must hold
-    // what each member holds there (a helpdesk does not log its admins out).
-    if let Ok(ws) = parse_id("ws_", id, "workspace") {
-        let everyone = grants_in(&svc.store.read()?, ws)?
+    update(svc, actor, id, "workspace.session_limits", |tx, w| {
+        // The limits shorten every member's sessions: whoever sets them must
+        // hold what each member holds there (a helpdesk does not log its
+        // admins out). Read in the write transaction, so a member added or
+        // promoted meanwhile is counted.
+        let everyone = grants_in(tx, &w.id)?
             .into_values()
             .fold(PermSet::EMPTY, PermSet::union);
-        check_revocable(svc, by, Some(ws), everyone).map_err(|_| {
+        check_revocable(svc, by, Some(&w.id), everyone).map_err(|_| {
             Error::Forbidden(
                 "Session limits reach every member of the workspace: only someone holding every \
                  permission its members hold (e.g. a workspace admin) may change them."
                     .into(),
             )
         })?;
-    }
-    update(svc, actor, id, "workspace.session_limits", |w| {
         let limits = limits.check()?;
         let old = std::mem::replace(&mut w.session, limits);
         Ok(serde_json::json!({"from": old, "to": w.session}))
@@ -225,21 +225,22 @@ pub fn set_session_limits(
 }
 
 /// One change to a workspace by its admin: `change` edits the record (or
-/// refuses) and says what changed; the record and its audit event are
+/// refuses, after reading what it needs in the same transaction) and says
+/// what changed; the record and its audit event are
 /// written in one transaction.
 fn update(
     svc: &Service,
     actor: &Actor,
     id: &str,
     action: &'static str,
-    change: impl FnOnce(&mut Workspace) -> Result<serde_json::Value>,
+    change: impl FnOnce(&WriteTx<'_>, &mut Workspace) -> Result<serde_json::Value>,
 ) -> Result<Workspace> {
     let (by, src) = (&actor.principal, &actor.source);
     let id = parse_id("ws_", id, "workspace")?;
     actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(id))?;
     let mut tx = svc.store.write()?;
     let mut w = get(&tx, id)?;
-    let details = change(&mut w)?;
+    let details = change(&tx, &mut w)?;
     tx.put(Table::Workspaces, w.id.as_bytes(), &w)?;
     record_change(&mut tx, svc, by, src, action, id, id, details)?;
     tx.commit()?;
@@ -254,6 +255,19 @@ pub fn delete(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
     actor.authorize(svc, Permission::ManageWorkspaces, Resource::Platform)?;
     let mut tx = svc.store.write()?;
     let w = get(&tx, id)?;
+    // Deleting removes every member and every credential there: only a
+    // caller who could remove each of them directly may (`remove_member`,
+    // `delete_service_account`, `delete_app`, `delete_widget_key`).
+    let members = grants_in(&tx, id)?;
+    if !members.is_empty() {
+        may_remove(svc, by, id, Permission::ManageUsers, "members")?;
+        let everyone = members.into_values().fold(PermSet::EMPTY, PermSet::union);
+        check_revocable(svc, by, Some(id), everyone)?;
+    }
+    if let Some(granted) = super::credentials::granted_in_workspace(&tx, id)? {
+        may_remove(svc, by, id, Permission::ManageCredentials, "credentials")?;
+        check_revocable(svc, by, Some(id), granted)?;
+    }
     let mut prefix = id.as_bytes().to_vec();
     prefix.push(0);
     for (k, _) in tx.scan::<Membership>(Table::Members, &prefix)? {
@@ -285,6 +299,20 @@ pub fn delete(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
         serde_json::json!({"name": w.name, "credentials_removed": removed}),
     )?;
     tx.commit()
+}
+
+/// Refuses unless `by` holds `p` in `ws`, the permission removing `what`
+/// one by one needs; decided without a denial audit (the caller holds a
+/// write transaction).
+fn may_remove(svc: &Service, by: &Principal, ws: &str, p: Permission, what: &str) -> Result<()> {
+    if super::decide(svc, by, p, Resource::Workspace(ws))?.allow {
+        return Ok(());
+    }
+    Err(Error::Forbidden(format!(
+        "Deleting the workspace removes its {what}, which needs the {} permission there; \
+         remove them first or ask a platform admin.",
+        p.as_str()
+    )))
 }
 
 // ---- members ----

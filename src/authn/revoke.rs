@@ -21,6 +21,9 @@ pub enum Sessions<'a> {
     End,
     /// Every session ends but this one (the session making the change).
     EndExcept(&'a [u8]),
+    /// Every session ends but those an identity provider started; for a
+    /// user who lost password sign-in (SSO enforced on them).
+    EndPasswordMade,
     /// Password sessions stay but open MFA enrollment only (see
     /// `session::confine_to_enrollment`); for a user who must now set up a
     /// second factor before anything else.
@@ -55,6 +58,7 @@ pub fn end_everything(
     let sessions = match sessions {
         Sessions::End => super::session::end_all_for_user_except(tx, user, None)?,
         Sessions::EndExcept(keep) => super::session::end_all_for_user_except(tx, user, Some(keep))?,
+        Sessions::EndPasswordMade => super::session::end_password_made(tx, user)?,
         Sessions::ConfineToEnrollment => super::session::confine_to_enrollment(tx, user)?,
     };
     let refresh_families = super::refresh::revoke_all_for_user(tx, user)?;

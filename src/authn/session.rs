@@ -209,6 +209,19 @@ pub fn confine_to_enrollment(tx: &mut WriteTx<'_>, user: &UserId) -> Result<usiz
     Ok(n)
 }
 
+/// `user` may no longer sign in with a password (SSO is enforced on them):
+/// the sessions a password started end, those an identity provider started
+/// stay. Returns how many ended.
+pub fn end_password_made(tx: &mut WriteTx<'_>, user: &UserId) -> Result<usize> {
+    let mut n = 0;
+    for (hash, s) in list_for_user(tx, user)? {
+        if !s.sso && end(tx, user, &hash)? {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// Ends session `hash` if it is one of `user`'s; `false` (nothing changed)
 /// when it is unknown or another user's, so no caller can end a session it
 /// does not own by naming its hash.

@@ -324,11 +324,17 @@ pub async fn update(
         .is_some_and(|s| !s.is_empty());
     let c = build(id.to_string(), input, Some(&before), now)?;
     grants_only_what_caller_holds(svc, by, &c)?;
+    // Role rules reach every linked user at their next sign-in, demoting or
+    // promoting them: the same as changing each of their roles, so the same
+    // rule as a trust change (whoever could administer every linked user).
+    if mapping_changed(&before, &c) {
+        super::links::guard_relinking(svc, &tx, by, &c.id, super::links::Relink::Roles)?;
+    }
     let mut ended = 0;
     if trust_changed(&before, &c, secret_changed) {
         // Every link at the connection now trusts what the new settings
         // trust: the same as linking each of those users anew.
-        super::links::guard_relinking(svc, &tx, by, &c.id)?;
+        super::links::guard_relinking(svc, &tx, by, &c.id, super::links::Relink::Trust)?;
         // And what the old trust signed in ends with it.
         ended = crate::authn::session::end_sso(
             &mut tx,
@@ -363,6 +369,8 @@ pub fn delete(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
             "This is the last SSO connection and SSO is enabled: disable SSO first.".into(),
         ));
     }
+    // Deleting removes every link: what unlinking each user directly needs.
+    super::links::guard_unlinking(&tx, by, id)?;
     tx.delete(Table::SsoConnections, id.as_bytes())?;
     for (k, _) in tx.scan::<String>(Table::SsoLinks, format!("{id}\0").as_bytes())? {
         tx.delete(Table::SsoLinks, &k)?;
@@ -440,6 +448,16 @@ pub(crate) fn trust_changed(before: &Connection, after: &Connection, secret_chan
         || before.trust_unverified_email != after.trust_unverified_email
         || before.allowed_domains != after.allowed_domains
         || after.clock_skew_secs > before.clock_skew_secs
+}
+
+/// Whether an edit changes the role a linked user gets at their next sign-in:
+/// role rules apply to existing users only while there is at least one, and
+/// then the attribute, the rules and the default role decide together.
+pub(crate) fn mapping_changed(before: &Connection, after: &Connection) -> bool {
+    fn mapping(c: &Connection) -> Option<(&String, &Vec<RoleRule>, Role)> {
+        (!c.role_rules.is_empty()).then_some((&c.role_attribute, &c.role_rules, c.default_role))
+    }
+    mapping(before) != mapping(after)
 }
 
 /// A connection that maps anyone to `admin` (default role or a role rule)

@@ -151,10 +151,37 @@ fn linked_users(r: &impl Reader, connection: &str) -> Result<(Vec<User>, usize)>
     Ok((out, links))
 }
 
+/// What a change at a connection does to the users linked there, for
+/// [`guard_relinking`]'s refusal.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Relink {
+    /// Whom it trusts changed: the new IdP signs in as each of them.
+    Trust,
+    /// Its role rules changed: each gets another role at the next sign-in.
+    Roles,
+}
+
+impl Relink {
+    fn says(self) -> &'static str {
+        match self {
+            Relink::Trust => {
+                "alters whom the connection trusts (issuer, certificates, URLs, client \
+                 credentials, realm or what it accepts), which re-links everyone linked at it"
+            }
+            Relink::Roles => {
+                "changes the role rules (attribute, rules or default role), which give everyone \
+                 linked at the connection another role at their next sign-in"
+            }
+        }
+    }
+}
+
 /// Changing whom a connection trusts re-links everyone linked at it: the new
 /// IdP signs in as each of them, whatever their role is then (a user linked
-/// today may be promoted tomorrow). So a connection with any link changes
-/// trust only for a caller who could link each of those users anew: the
+/// today may be promoted tomorrow). Changing its role rules changes each
+/// linked user's role at their next sign-in, as an admin changing it would.
+/// So a connection with any link makes either change only for a caller who
+/// could link each of those users anew and change their role: the
 /// `admin:users` permission on the platform and `guard_credentials` for each
 /// (for an admin: a platform admin). A lesser caller is told to unlink them
 /// first or to ask a platform admin. No side effects (no denial audit: the
@@ -164,25 +191,17 @@ pub(crate) fn guard_relinking(
     r: &impl Reader,
     by: &Principal,
     connection: &str,
+    change: Relink,
 ) -> Result<()> {
     let (users, links) = linked_users(r, connection)?;
     if links == 0 {
         return Ok(());
     }
-    let may_manage_users = crate::access::decide(
-        svc,
-        by,
-        crate::access::Permission::ManageUsers,
-        crate::access::Resource::Platform,
-    )?
-    .allow;
-    let refused: Vec<&User> = users
-        .iter()
-        .filter(|u| {
-            !may_manage_users || crate::access::guard_credentials(by, u, "SSO links").is_err()
-        })
-        .collect();
-    if refused.is_empty() && may_manage_users {
+    if may_manage_users(svc, by)?
+        && users
+            .iter()
+            .all(|u| crate::access::guard_credentials(by, u, "SSO links").is_ok())
+    {
         return Ok(());
     }
     let admins: Vec<&str> = users
@@ -191,17 +210,56 @@ pub(crate) fn guard_relinking(
         .map(|u| u.email.as_str())
         .collect();
     Err(Error::Forbidden(format!(
-        "This change alters whom the connection trusts (issuer, certificates, URLs, client \
-         credentials, realm or what it accepts), which re-links everyone linked at it: {links} \
-         link(s) to {} user(s){}. Only a caller who may link each of them (the admin:users \
-         permission on the platform; for platform admins, a platform admin) may make it: unlink \
-         them first (DELETE /api/v1/users/{{id}}/sso-links), or ask a platform admin.",
+        "This change {}: {links} link(s) to {} user(s){}. Only a caller who may link each of \
+         them (the admin:users permission on the platform; for platform admins, a platform \
+         admin) may make it: unlink them first (DELETE /api/v1/users/{{id}}/sso-links), or ask \
+         a platform admin.",
+        change.says(),
         users.len(),
         if admins.is_empty() {
             String::new()
         } else {
             format!(", platform admins among them: {}", admins.join(", "))
         },
+    )))
+}
+
+/// Whether `by` may administer users platform-wide (`admin:users` on the
+/// platform), decided without a denial audit (callers hold a write transaction).
+fn may_manage_users(svc: &Service, by: &Principal) -> Result<bool> {
+    Ok(crate::access::decide(
+        svc,
+        by,
+        crate::access::Permission::ManageUsers,
+        crate::access::Resource::Platform,
+    )?
+    .allow)
+}
+
+/// Whether `by` may link `user` anew and change their role: what reviving
+/// their links (taking them out of the SSO-excluded users) needs.
+pub(crate) fn may_relink(svc: &Service, by: &Principal, user: &User) -> Result<bool> {
+    Ok(may_manage_users(svc, by)?
+        && crate::access::guard_credentials(by, user, "SSO links").is_ok())
+}
+
+/// Deleting a connection removes every link at it: only a caller who may
+/// remove each of them directly (`unlink_user`: `guard_credentials` for its
+/// user) may. No side effects, like `guard_relinking`.
+pub(crate) fn guard_unlinking(r: &impl Reader, by: &Principal, connection: &str) -> Result<()> {
+    let (users, _) = linked_users(r, connection)?;
+    let refused: Vec<&str> = users
+        .iter()
+        .filter(|u| crate::access::guard_credentials(by, u, "SSO links").is_err())
+        .map(|u| u.email.as_str())
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Forbidden(format!(
+        "Deleting the connection removes the SSO links of users whose links only a platform \
+         admin (or, for the owner, the owner) may remove: {}. Ask a platform admin.",
+        refused.join(", ")
     )))
 }
 

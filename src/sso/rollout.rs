@@ -144,24 +144,29 @@ pub fn update_settings(
         }
     }
     let before = settings(&tx)?;
-    // Taking an admin out of the excluded users revives their links: the
-    // IdP then signs them in, as if linked anew (see `guard_relinking`).
+    // Taking a linked user out of the excluded users revives their links: the
+    // IdP then signs them in, and its role rules set their role, as if linked
+    // anew (see `guard_relinking`) — whatever their role is now.
+    let mut refused: Vec<String> = Vec::new();
     for id in &before.excluded_users {
         if next.excluded_users.contains(id) {
             continue;
         }
         if let Ok(u) = identity::get(&tx, id)
-            && u.role == Role::Admin
             && super::links::has_links(&tx, &u.id)?
+            && !super::links::may_relink(svc, by, &u)?
         {
-            crate::access::check_platform_role_grantable(svc, by, Role::Admin).map_err(|_| {
-                Error::Forbidden(format!(
-                    "{} is a platform admin linked to an identity provider: only a platform \
-                     admin may take them out of the SSO-excluded users.",
-                    u.email.as_str()
-                ))
-            })?;
+            refused.push(u.email.as_str().to_string());
         }
+    }
+    if !refused.is_empty() {
+        return Err(Error::Forbidden(format!(
+            "Taking a user linked to an identity provider out of the SSO-excluded users revives \
+             their links, like linking them anew: only a caller who may link them (the \
+             admin:users permission on the platform; for platform admins, a platform admin) may. \
+             Linked: {}.",
+            refused.join(", ")
+        )));
     }
     let emails = |ids: &[UserId]| -> Vec<String> {
         ids.iter()
@@ -204,9 +209,34 @@ pub fn update_settings(
     } else {
         0
     };
+    let now = svc.now();
+    // Enforcement that takes password sign-in away from someone takes what
+    // their password opened too: password sessions, refresh families and
+    // access tokens (all made by a password sign-in); what the IdP started
+    // stays.
+    let mut lost = Vec::new();
+    let mut password_ended = crate::authn::revoke::Ended::default();
+    for u in identity::list(&tx, "", 0, usize::MAX)?.0 {
+        if password_allowed_by(&before, &u) && !password_allowed_by(&next, &u) {
+            let e = crate::authn::revoke::end_everything(
+                &mut tx,
+                &u.id,
+                now,
+                crate::authn::revoke::Sessions::EndPasswordMade,
+            )?;
+            password_ended.sessions += e.sessions;
+            password_ended.refresh_families += e.refresh_families;
+            lost.push(u.email.as_str().to_string());
+        }
+    }
     let mut details = details;
     details["sessions_ended"] = ended.into();
-    let now = svc.now();
+    details["password_sign_in_ended"] = serde_json::json!({
+        "users": lost.len(),
+        "sample": lost.iter().take(50).collect::<Vec<_>>(),
+        "sessions": password_ended.sessions,
+        "refresh_families": password_ended.refresh_families,
+    });
     audit::record(
         &mut tx,
         now,

@@ -25,7 +25,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use self::api_apps::{cached_key, remove_app_keys};
-use crate::access::{Client, ClientKind, Permission, Principal, Resource, snapshot};
+use crate::access::{Client, ClientKind, PermSet, Permission, Principal, Resource, snapshot};
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::service::Service;
@@ -44,6 +44,30 @@ pub(super) fn check_workspace(r: &impl Reader, ws: Option<&str>) -> Result<()> {
         crate::access::workspaces::get(r, w)?;
     }
     Ok(())
+}
+
+/// What the credentials of a workspace grant together (its service accounts'
+/// and API apps' scopes, `use:agents` for widget keys), or `None` when it has
+/// none: what deleting all of them takes away.
+pub(super) fn granted_in_workspace(r: &impl Reader, ws: &str) -> Result<Option<PermSet>> {
+    let mut set: Option<PermSet> = None;
+    let mut add = |p: PermSet| set = Some(set.unwrap_or_default().union(p));
+    for (_, sa) in r.scan::<ServiceAccount>(Table::ServiceAccounts, b"")? {
+        if sa.workspace.as_deref() == Some(ws) {
+            add(sa.scope_set());
+        }
+    }
+    for (_, app) in r.scan::<ApiApp>(Table::ApiApps, b"")? {
+        if app.workspace == ws {
+            add(app.scope_set());
+        }
+    }
+    for (_, w) in r.scan::<WidgetKey>(Table::WidgetKeys, b"")? {
+        if w.workspace == ws {
+            add([Permission::UseAgents].into_iter().collect());
+        }
+    }
+    Ok(set)
 }
 
 /// Removes every credential of a workspace (in the caller's transaction).

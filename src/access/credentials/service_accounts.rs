@@ -50,6 +50,12 @@ pub struct ServiceAccount {
     /// stored before it existed.
     #[serde(default)]
     pub tokens_epoch: u64,
+    /// Disabled: no token is issued for it and every token it holds is
+    /// refused (`disable_service_account` also moves `tokens_epoch`, so
+    /// enabling it again revives none of them). Absent (false) in accounts
+    /// stored before it existed.
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 impl ServiceAccount {
@@ -155,6 +161,7 @@ pub fn create_service_account(
         created_at: now,
         updated_at: now,
         tokens_epoch: 0,
+        disabled: false,
     };
     let mut tx = svc.store.write()?;
     check_workspace(&tx, n.workspace)?;
@@ -221,7 +228,11 @@ pub fn update_service_account(
     u: ServiceAccountUpdate<'_>,
 ) -> Result<ServiceAccount> {
     let (by, src) = (&actor.principal, &actor.source);
-    let mut sa = get_service_account(svc, actor, id)?;
+    let id = get_service_account(svc, actor, id)?.id;
+    // Read again in the write transaction: a disable, rotation or narrowing
+    // committed meanwhile is kept, not overwritten by an older copy.
+    let mut tx = svc.store.write()?;
+    let mut sa = stored(&tx, &id)?;
     if let Some(n) = u.name {
         sa.name = clean_name("name", n)?;
     }
@@ -260,7 +271,6 @@ pub fn update_service_account(
         })?;
     }
     sa.updated_at = svc.now();
-    let mut tx = svc.store.write()?;
     tx.put(Table::ServiceAccounts, sa.id.as_bytes(), &sa)?;
     record_change(
         &mut tx,
@@ -280,17 +290,18 @@ pub fn update_service_account(
 /// working at once. Returns the new one.
 pub fn rotate_service_account_secret(svc: &Service, actor: &Actor, id: &str) -> Result<String> {
     let (by, src) = (&actor.principal, &actor.source);
-    let mut sa = get_service_account(svc, actor, id)?;
+    let id = get_service_account(svc, actor, id)?.id;
     // A new credential is sensitive: the console and the API alike need a recent sign-in.
     actor.require_recent(svc)?;
+    let secret = generate_secret(CLIENT_SECRET_PREFIX)?;
+    let mut tx = svc.store.write()?;
+    let mut sa = stored(&tx, &id)?;
     // A new secret hands its holder the account's scopes: the same check as granting them.
     check_grantable(svc, by, sa.workspace.as_deref(), sa.scope_set())?;
-    let secret = generate_secret(CLIENT_SECRET_PREFIX)?;
     sa.secret_hash = hex::encode(crypto::sha256(secret.as_bytes()));
     // Tokens minted with the old (perhaps leaked) secret end with it.
     sa.tokens_epoch = sa.tokens_epoch.saturating_add(1);
     sa.updated_at = svc.now();
-    let mut tx = svc.store.write()?;
     tx.put(Table::ServiceAccounts, sa.id.as_bytes(), &sa)?;
     record_change(
         &mut tx,
@@ -304,6 +315,68 @@ pub fn rotate_service_account_secret(svc: &Service, actor: &Actor, id: &str) -> 
     )?;
     tx.commit()?;
     Ok(secret)
+}
+
+/// The account as stored, read in the caller's transaction.
+fn stored(r: &impl crate::store::Reader, id: &str) -> Result<ServiceAccount> {
+    r.get::<ServiceAccount>(Table::ServiceAccounts, id.as_bytes())?
+        .ok_or(Error::NotFound("service account"))
+}
+
+/// Disables an account: every token it holds is refused from the next check
+/// on (its `tokens_epoch` moves), and `client_credentials` issues none until
+/// it is enabled again. It takes away every scope the account holds, so it
+/// needs what deleting it needs (`check_revocable`), and a recent sign-in.
+/// Audited; disabling a disabled account changes nothing.
+pub fn disable_service_account(svc: &Service, actor: &Actor, id: &str) -> Result<ServiceAccount> {
+    set_disabled(svc, actor, id, true)
+}
+
+/// Enables a disabled account: new tokens can be had with its secret again;
+/// those it held when disabled stay ended. It hands the secret's holder the
+/// account's scopes back, so it needs what rotating the secret needs
+/// (`check_grantable`), and a recent sign-in. Audited.
+pub fn enable_service_account(svc: &Service, actor: &Actor, id: &str) -> Result<ServiceAccount> {
+    set_disabled(svc, actor, id, false)
+}
+
+fn set_disabled(svc: &Service, actor: &Actor, id: &str, disabled: bool) -> Result<ServiceAccount> {
+    let (by, src) = (&actor.principal, &actor.source);
+    let id = get_service_account(svc, actor, id)?.id;
+    actor.require_recent(svc)?;
+    let mut tx = svc.store.write()?;
+    let mut sa = stored(&tx, &id)?;
+    let ws = sa.workspace.clone();
+    if disabled {
+        crate::access::check_revocable(svc, by, ws.as_deref(), sa.scope_set())?;
+    } else {
+        check_grantable(svc, by, ws.as_deref(), sa.scope_set())?;
+    }
+    if sa.disabled == disabled {
+        return Ok(sa);
+    }
+    sa.disabled = disabled;
+    if disabled {
+        sa.tokens_epoch = sa.tokens_epoch.saturating_add(1);
+    }
+    sa.updated_at = svc.now();
+    tx.put(Table::ServiceAccounts, sa.id.as_bytes(), &sa)?;
+    record_change(
+        &mut tx,
+        svc,
+        by,
+        src,
+        if disabled {
+            "service_account.disable"
+        } else {
+            "service_account.enable"
+        },
+        ws.as_deref(),
+        &sa.id,
+        serde_json::json!({"name": sa.name}),
+    )?;
+    tx.commit()?;
+    Ok(sa)
 }
 
 /// Deletes an account; its tokens are refused on the very next check.
@@ -359,6 +432,9 @@ pub fn authenticate_client(
     let given = hex::encode(crypto::sha256(secret.as_bytes()));
     if !crypto::ct_eq(given.as_bytes(), sa.secret_hash.as_bytes()) {
         return fail("wrong_secret");
+    }
+    if sa.disabled {
+        return fail("disabled");
     }
     Ok(sa.clone())
 }
@@ -465,10 +541,15 @@ pub fn principal_from_client_token(
         .service_accounts
         .get(client_id)
         .ok_or_else(|| Error::Unauthenticated("The token's service account was deleted.".into()))?;
+    if sa.disabled {
+        return Err(Error::Unauthenticated(
+            "The token's service account is disabled.".into(),
+        ));
+    }
     if tva < sa.tokens_epoch {
         return Err(Error::Unauthenticated(
             "The access token has ended (its service account's secret was rotated or its scopes \
-             narrowed); request a new one."
+             narrowed, or it was disabled); request a new one."
                 .into(),
         ));
     }
@@ -513,6 +594,7 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             tokens_epoch: 0,
+            disabled: false,
         };
         let ip = |s: &str| s.parse::<IpAddr>().ok();
         assert!(sa.ip_allowed(ip("10.1.2.3")));
@@ -539,6 +621,7 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             tokens_epoch: 0,
+            disabled: false,
         };
         let before = sa(&["10.0.0.0/8", "2001:db8::/32"], IpMode::Block);
         let loosens = |list: &[&str], mode| loosens_ip_rules(&before, &sa(list, mode));

@@ -131,6 +131,8 @@ route_table! {
     patch "/service-accounts/{id}" => service_accounts::update_sa,
     delete "/service-accounts/{id}" => service_accounts::delete_sa,
     post "/service-accounts/{id}/secret" => service_accounts::rotate_sa_secret,
+    post "/service-accounts/{id}/disable" => service_accounts::disable_sa,
+    post "/service-accounts/{id}/enable" => service_accounts::enable_sa,
     get "/api-apps" => api_apps::list_apps,
     post "/api-apps" => api_apps::create_app,
     get "/api-apps/{id}" => api_apps::get_app,

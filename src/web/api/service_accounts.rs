@@ -21,6 +21,8 @@ pub struct ServiceAccountDto {
     pub scopes: Vec<String>,
     pub ip_allowlist: Vec<String>,
     pub ip_mode: IpMode,
+    /// Disabled: no token is issued for it and those it held are refused.
+    pub disabled: bool,
     pub created_at: String,
     pub updated_at: String,
     /// Only in the answer to create and secret rotation: shown once.
@@ -38,6 +40,7 @@ fn sa_dto(s: creds::ServiceAccount, secret: Option<String>) -> ServiceAccountDto
         scopes: s.scopes,
         ip_allowlist: s.ip_allowlist,
         ip_mode: s.ip_mode,
+        disabled: s.disabled,
         created_at: ts(s.created_at),
         updated_at: ts(s.updated_at),
         client_secret: secret,
@@ -170,4 +173,30 @@ pub(super) async fn rotate_sa_secret(
     let secret = creds::rotate_service_account_secret(&st.svc, &caller.actor(&req), &id)?;
     let sa = creds::get_service_account(&st.svc, &caller.actor(&req), &id)?;
     Ok(HttpResponse::Ok().json(sa_dto(sa, Some(secret))))
+}
+
+/// Disables the account: its tokens are refused from the next call on, and
+/// no new one is issued until it is enabled.
+#[utoipa::path(post, path = "/api/v1/service-accounts/{id}/disable", responses((status = 200, body = ServiceAccountDto)))]
+pub(super) async fn disable_sa(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    id: web::Path<String>,
+) -> ApiResult {
+    let sa = creds::disable_service_account(&st.svc, &caller.actor(&req), &id)?;
+    Ok(HttpResponse::Ok().json(sa_dto(sa, None)))
+}
+
+/// Enables a disabled account: its secret gets new tokens again (those it
+/// held when disabled stay ended).
+#[utoipa::path(post, path = "/api/v1/service-accounts/{id}/enable", responses((status = 200, body = ServiceAccountDto)))]
+pub(super) async fn enable_sa(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+    id: web::Path<String>,
+) -> ApiResult {
+    let sa = creds::enable_service_account(&st.svc, &caller.actor(&req), &id)?;
+    Ok(HttpResponse::Ok().json(sa_dto(sa, None)))
 }

@@ -152,6 +152,50 @@ pub(super) async fn sa_secret(
     after(&st, &req, &u, &id, r)
 }
 
+/// Disables a service account: its tokens stop at once, none is issued.
+pub(super) async fn sa_disable(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    path: web::Path<(String, String)>,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
+    sa_set_disabled(req, st, u, path, f, true).await
+}
+
+/// Enables a disabled service account (its old tokens stay ended).
+pub(super) async fn sa_enable(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    path: web::Path<(String, String)>,
+    f: web::Form<CsrfForm>,
+) -> PageResult {
+    sa_set_disabled(req, st, u, path, f, false).await
+}
+
+async fn sa_set_disabled(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    path: web::Path<(String, String)>,
+    f: web::Form<CsrfForm>,
+    disabled: bool,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    let (id, item) = path.into_inner();
+    if let Some(r) = fresh_sign_in(&st, &u, &id)? {
+        return Ok(r);
+    }
+    let actor = u.actor(&req);
+    let r = if disabled {
+        creds::disable_service_account(&st.svc, &actor, &item)
+    } else {
+        creds::enable_service_account(&st.svc, &actor, &item)
+    };
+    after(&st, &req, &u, &id, r.map(|_| None))
+}
+
 pub(super) async fn create_widget(
     req: HttpRequest,
     st: web::Data<AppState>,

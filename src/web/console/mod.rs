@@ -208,6 +208,14 @@ fn workspace_routes(cfg: &mut web::ServiceConfig) {
             web::post().to(clients::sa_secret),
         )
         .route(
+            "/admin/workspaces/{id}/service-accounts/{item}/disable",
+            web::post().to(clients::sa_disable),
+        )
+        .route(
+            "/admin/workspaces/{id}/service-accounts/{item}/enable",
+            web::post().to(clients::sa_enable),
+        )
+        .route(
             "/admin/workspaces/{id}/widget-keys",
             web::post().to(clients::create_widget),
         )

@@ -83,6 +83,8 @@ pub(super) struct SaRow {
     pub(super) ip: String,
     pub(super) allowlist: String,
     pub(super) warn: bool,
+    /// Disabled: it gets no token; the page offers to enable it.
+    pub(super) disabled: bool,
     pub(super) checks: Vec<Check>,
 }
 
@@ -255,6 +257,7 @@ pub(super) fn page(
                     },
                     allowlist: s.ip_allowlist.join("\n"),
                     warn,
+                    disabled: s.disabled,
                     id: s.id,
                     name: s.name,
                     description: s.description,
