@@ -205,9 +205,11 @@ pub const DENIAL_BUFFER_MAX: usize = 1000;
 /// Distinct resources (and other varying details) one coalesced denial lists
 /// besides its first; the rest are only counted (`details.also_unlisted`).
 pub const DENIAL_SAMPLE_MAX: usize = 10;
-/// Distinct denial events one principal (actor) may add per
+/// Distinct denial events one principal may add per
 /// `DENIAL_BUDGET_WINDOW_SECS`; past it, their refusals fold into one event
-/// per window (`details.over_budget`), with a sample and a count.
+/// per window (`details.over_budget`), with a sample and a count. A caller
+/// nobody authenticated (the event names no actor id) is budgeted by its
+/// address instead (see `BudgetKey`).
 pub const DENIAL_BUDGET: u32 = 20;
 pub const DENIAL_BUDGET_WINDOW_SECS: i64 = 60;
 
@@ -241,6 +243,10 @@ struct Pending {
     also_unlisted: u64,
     /// An over-budget event waits until its principal's window ends.
     hold_until: Option<Timestamp>,
+    /// An over-budget event's source addresses with their counts (at most
+    /// `DENIAL_SAMPLE_MAX`), and the denials from addresses not listed.
+    addresses: Vec<(String, u64)>,
+    addresses_unlisted: u64,
 }
 
 impl Pending {
@@ -261,6 +267,57 @@ impl Pending {
             self.also_unlisted += 1;
         }
     }
+
+    /// Counts an over-budget denial against its source address.
+    fn note_address(&mut self, src: &Source) {
+        let ip = src.ip.as_deref().unwrap_or("none");
+        if let Some((_, n)) = self.addresses.iter_mut().find(|(a, _)| a == ip) {
+            *n += 1;
+        } else if self.addresses.len() < DENIAL_SAMPLE_MAX {
+            self.addresses.push((ip.to_string(), 1));
+        } else {
+            self.addresses_unlisted += 1;
+        }
+    }
+}
+
+/// Whose `DENIAL_BUDGET` a denial uses. An authenticated principal's: the
+/// event names its id. A caller nobody authenticated (no actor id: an
+/// unknown client id, a wrong secret, a made-up token) has only the name it
+/// claims, so a name would hand out a fresh budget per made-up name: it uses
+/// its address's budget instead, IPv6 by the rate limiter's network (see
+/// `ratelimit::bucket_addr`), so decoys at other addresses cannot use up a
+/// prober's budget, nor can a prober hide behind them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum BudgetKey {
+    Principal(String),
+    Address(String),
+}
+
+impl BudgetKey {
+    fn of(ev: &NewEvent, src: &Source, ipv6_prefix: u8) -> BudgetKey {
+        match &ev.actor_id {
+            Some(id) => BudgetKey::Principal(id.clone()),
+            None => BudgetKey::Address(budget_address(src.ip.as_deref(), ipv6_prefix)),
+        }
+    }
+}
+
+/// The address whose budget an anonymous caller uses: IPv4 as is, IPv6 as
+/// its network of `ipv6_prefix` bits (`2001:db8:1:2::/64`); an address that
+/// does not parse (`unknown`: behind a proxy whose header was unreadable)
+/// is its own one budget.
+fn budget_address(ip: Option<&str>, ipv6_prefix: u8) -> String {
+    let Some(ip) = ip else {
+        return "none".into();
+    };
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(a) => match crate::ratelimit::bucket_addr(a, ipv6_prefix) {
+            v4 @ std::net::IpAddr::V4(_) => v4.to_string(),
+            v6 => format!("{v6}/{}", ipv6_prefix.clamp(1, 128)),
+        },
+        Err(_) => ip.to_string(),
+    }
 }
 
 /// One principal's use of `DENIAL_BUDGET`.
@@ -275,7 +332,7 @@ struct Buffered {
     pending: HashMap<DenialKey, Pending>,
     /// The first denial's varying part, per key (to tell repeats of it).
     first_varied: HashMap<DenialKey, serde_json::Value>,
-    budgets: HashMap<(String, Option<String>), Budget>,
+    budgets: HashMap<BudgetKey, Budget>,
 }
 
 /// The part of a denial that may vary within one event: its target and
@@ -323,7 +380,9 @@ pub struct DenialBuffer {
 
 impl DenialBuffer {
     /// Buffers a denial; returns how many distinct denials are waiting.
-    pub fn add(&self, now: Timestamp, src: &Source, ev: NewEvent) -> usize {
+    /// `ipv6_prefix` is the network IPv6 callers nobody authenticated are
+    /// budgeted by (`rate_limit.ipv6_prefix`).
+    pub fn add(&self, now: Timestamp, src: &Source, ev: NewEvent, ipv6_prefix: u8) -> usize {
         let mut key: DenialKey = (
             ev.action,
             ev.outcome.as_str(),
@@ -350,10 +409,11 @@ impl DenialBuffer {
             p.note(now, varied, &first);
             return b.pending.len();
         }
-        // A new distinct event: within the principal's budget, or folded
-        // into the principal's over-budget event for this window.
-        let who = (ev.actor.clone(), ev.actor_id.clone());
-        let budget = b.budgets.entry(who).or_insert(Budget {
+        // A new distinct event: within the principal's (or the anonymous
+        // caller's address's) budget, or folded into its over-budget event
+        // for this window.
+        let who = BudgetKey::of(&ev, src, ipv6_prefix);
+        let budget = b.budgets.entry(who.clone()).or_insert(Budget {
             window_start: now,
             used: 0,
         });
@@ -372,56 +432,82 @@ impl DenialBuffer {
                 m.insert("address".into(), src.ip.clone().into());
                 m.insert("workspace".into(), ev.workspace.clone().into());
             }
+            // One over-budget event per principal (or anonymous address) and
+            // kind of event a window: an anonymous caller's names only its
+            // address, whatever names it claimed.
+            let (actor, actor_id, address) = match &who {
+                BudgetKey::Principal(_) => (ev.actor.clone(), ev.actor_id.clone(), None),
+                BudgetKey::Address(a) => ("anonymous".to_string(), None, Some(a.clone())),
+            };
             key = (
                 ev.action,
                 ev.outcome.as_str(),
-                ev.actor.clone(),
-                ev.actor_id.clone(),
+                actor.clone(),
+                actor_id.clone(),
                 None,
                 String::new(),
-                None,
+                address.clone(),
                 true,
             );
             let hold = budget
                 .window_start
                 .saturating_add(DENIAL_BUDGET_WINDOW_SECS);
+            let mut details = serde_json::json!({
+                "over_budget": true,
+                "budget": DENIAL_BUDGET,
+                "window_secs": DENIAL_BUDGET_WINDOW_SECS,
+                "first": varied.clone(),
+            });
+            if let Some(a) = &address {
+                details["address"] = a.clone().into();
+            }
             let over = NewEvent {
+                actor,
+                actor_id,
                 target: None,
                 workspace: None,
-                details: serde_json::json!({
-                    "over_budget": true,
-                    "budget": DENIAL_BUDGET,
-                    "window_secs": DENIAL_BUDGET_WINDOW_SECS,
-                    "first": varied.clone(),
-                }),
+                details,
                 ..ev
             };
             (varied, over, Some(hold))
         };
+        let over = hold_until.is_some();
         if let Some(p) = b.pending.get_mut(&key) {
             let first = b.first_varied.get(&key).cloned().unwrap_or_default();
             p.note(now, varied, &first);
+            if over {
+                p.note_address(src);
+            }
             return b.pending.len();
         }
         b.first_varied.insert(key.clone(), varied);
-        b.pending.insert(
-            key,
-            Pending {
-                seq,
-                first: now,
-                last: now,
-                count: 1,
-                src: if hold_until.is_some() {
-                    Source::default()
-                } else {
-                    src.clone()
+        let anonymous = matches!(who, BudgetKey::Address(_));
+        let mut p = Pending {
+            seq,
+            first: now,
+            last: now,
+            count: 1,
+            // A principal's over-budget event spans its addresses (listed
+            // in the details); an anonymous one's is its address's.
+            src: match (over, anonymous) {
+                (false, _) => src.clone(),
+                (true, true) => Source {
+                    ip: src.ip.clone(),
+                    user_agent: None,
                 },
-                ev,
-                also: Vec::new(),
-                also_unlisted: 0,
-                hold_until,
+                (true, false) => Source::default(),
             },
-        );
+            ev,
+            also: Vec::new(),
+            also_unlisted: 0,
+            hold_until,
+            addresses: Vec::new(),
+            addresses_unlisted: 0,
+        };
+        if over {
+            p.note_address(src);
+        }
+        b.pending.insert(key, p);
         b.pending.len()
     }
 
@@ -499,6 +585,17 @@ impl DenialBuffer {
                 if p.also_unlisted > 0 {
                     details.insert("also_unlisted".into(), p.also_unlisted.into());
                 }
+                if !p.addresses.is_empty() {
+                    let listed: Vec<serde_json::Value> = p
+                        .addresses
+                        .iter()
+                        .map(|(a, n)| serde_json::json!({"address": a, "count": n}))
+                        .collect();
+                    details.insert("addresses".into(), listed.into());
+                }
+                if p.addresses_unlisted > 0 {
+                    details.insert("addresses_unlisted".into(), p.addresses_unlisted.into());
+                }
                 ev.details = serde_json::Value::Object(details);
                 record(&mut tx, p.first, &p.src, ev)?;
             }
@@ -516,6 +613,8 @@ impl DenialBuffer {
                         q.first = q.first.min(p.first);
                         q.seq = q.seq.min(p.seq);
                         q.also_unlisted += p.also_unlisted + p.also.len() as u64;
+                        q.addresses_unlisted +=
+                            p.addresses_unlisted + p.addresses.iter().map(|(_, n)| n).sum::<u64>();
                     }
                     None => {
                         b.first_varied.insert(k.clone(), f);
@@ -898,14 +997,14 @@ mod tests {
             user_agent: None,
         };
         for t in 0..500 {
-            buf.add(10 + t, &here, denial("a", "scope_missing"));
+            buf.add(10 + t, &here, denial("a", "scope_missing"), 64);
         }
-        buf.add(20, &there, denial("a", "scope_missing"));
-        buf.add(30, &here, denial("b", "scope_missing"));
-        buf.add(40, &here, denial("a", "wrong_workspace"));
+        buf.add(20, &there, denial("a", "scope_missing"), 64);
+        buf.add(30, &here, denial("b", "scope_missing"), 64);
+        buf.add(40, &here, denial("a", "wrong_workspace"), 64);
         let mut other = denial("a", "scope_missing");
         other.outcome = Outcome::Failure;
-        assert_eq!(buf.add(50, &here, other), 5);
+        assert_eq!(buf.add(50, &here, other, 64), 5);
         assert_eq!(buf.flush(&store).unwrap(), 5);
         assert!(buf.is_empty());
         assert_eq!(buf.flush(&store).unwrap(), 0);
@@ -943,7 +1042,7 @@ mod tests {
         for t in 0..500 {
             let mut ev = denial("a", "not_a_member");
             ev.details["resource"] = format!("ws_{t}").into();
-            buf.add(10, &here, ev);
+            buf.add(10, &here, ev, 64);
         }
         assert_eq!(buf.flush(&store).unwrap(), 1);
         let r = store.read().unwrap();
@@ -960,9 +1059,9 @@ mod tests {
                 ip: Some(format!("2001:db8::{n:x}")),
                 user_agent: None,
             };
-            buf.add(100, &src, denial("b", "scope_missing"));
+            buf.add(100, &src, denial("b", "scope_missing"), 64);
         }
-        buf.add(100, &here, denial("c", "scope_missing"));
+        buf.add(100, &here, denial("c", "scope_missing"), 64);
         assert_eq!(
             buf.flush_due(&store, 101).unwrap(),
             DENIAL_BUDGET as usize + 1
@@ -981,7 +1080,7 @@ mod tests {
         assert_eq!(verify(&r).unwrap(), Ok(1 + DENIAL_BUDGET as u64 + 2));
         // A new window: the budget is back.
         drop(r);
-        buf.add(200, &here, denial("b", "scope_missing"));
+        buf.add(200, &here, denial("b", "scope_missing"), 64);
         assert_eq!(buf.flush_due(&store, 201).unwrap(), 1);
     }
 }

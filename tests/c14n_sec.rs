@@ -29,13 +29,13 @@ const UNICODE_SPACES: &[char] = &[
 
 /// A throw-away IdP key and certificate (valid from now for two days; the
 /// connection's clock skew covers the seconds until first use).
-struct Signer {
+pub(crate) struct Signer {
     dir: tempfile::TempDir,
     cert_pem: String,
 }
 
 impl Signer {
-    fn new() -> Signer {
+    pub(crate) fn new() -> Signer {
         let dir = tempfile::tempdir().unwrap();
         let out = Command::new("openssl")
             .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256"])
@@ -148,8 +148,10 @@ fn b64e(s: &str) -> String {
 /// Gatehouse at the real time with SAML connection `c14n` trusting the
 /// signer's certificate, IdP-initiated allowed; users mallory2 and admin (a
 /// platform admin, SSO-excluded: the break-glass account) exist.
-async fn app_with_connection(signer: &Signer) -> (TestApp, String) {
-    let app = common::spawn().await;
+pub(crate) async fn app_with_connection(signer: &Signer) -> (TestApp, String) {
+    // Each attempt comes from its own address (`attempt`): its refusal is
+    // then its own event, not coalesced with or budgeted against the others.
+    let app = common::spawn_with(|s| s.network.trusted_proxies = vec!["127.0.0.1/32".into()]).await;
     app.clock
         .advance(gatehouse::clock::Clock::now(&gatehouse::clock::SystemClock) - common::T0);
     let token = app.owner_token().await;
@@ -189,11 +191,15 @@ async fn app_with_connection(signer: &Signer) -> (TestApp, String) {
     (app, token)
 }
 
-/// POSTs the response in a fresh browser: (status, e-mail signed in as).
+/// POSTs the response in a fresh browser, from an address of its own (a new
+/// `X-Forwarded-For` each time): (status, e-mail signed in as).
 async fn attempt(app: &TestApp, xml: &str) -> (u16, Option<String>) {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let c = browser();
     let r = c
         .post(app.url("/sso/saml/c14n/acs"))
+        .header("x-forwarded-for", format!("10.14.{}.{}", n / 256, n % 256))
         .form(&[("SAMLResponse", b64e(xml))])
         .send()
         .await

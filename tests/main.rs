@@ -23,6 +23,7 @@ mod hardening;
 mod hb_domain_ops;
 mod mfa;
 mod policy;
+mod r345_sec;
 mod r3_sec;
 mod rest_sec;
 mod sa1_sec;

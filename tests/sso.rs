@@ -141,7 +141,7 @@ pub async fn get_json(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
 
 /// Gatehouse at the real time with an owner, a second admin and the
 /// connection `corp` to the provider at `issuer`; SSO not yet enabled.
-async fn with_connection(kind: &str) -> (TestApp, Op, String) {
+pub(crate) async fn with_connection(kind: &str) -> (TestApp, Op, String) {
     let app = common::spawn().await;
     real_time(&app);
     let op = start_op(kind, &app.url("/sso/oidc/corp/callback"));
@@ -167,7 +167,7 @@ async fn with_connection(kind: &str) -> (TestApp, Op, String) {
     (app, op, token)
 }
 
-async fn enable(app: &TestApp, token: &str, enforcement: &str) -> (u16, Value) {
+pub(crate) async fn enable(app: &TestApp, token: &str, enforcement: &str) -> (u16, Value) {
     let test_group: &[&str] = if enforcement == "test_group" {
         &["bob@corp.example"]
     } else {

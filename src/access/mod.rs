@@ -377,9 +377,13 @@ pub fn audit_denial(
 }
 
 /// Buffers an event of a refused (or merely noted) check for the next group
-/// commit, coalescing it with identical ones (see `audit_denial`).
+/// commit, coalescing it with identical ones (see `audit_denial`). An event
+/// with no actor id is a caller nobody authenticated: its actor should be
+/// `anonymous` (what it claimed goes to the details, cut short), and it is
+/// budgeted by its address (see `audit::DENIAL_BUDGET`).
 pub(crate) fn defer_event(svc: &Service, src: &Source, ev: NewEvent) -> Result<()> {
-    if svc.access.denials.add(svc.now(), src, ev) >= audit::DENIAL_BUFFER_MAX {
+    let prefix = svc.settings.rate_limit.ipv6_prefix;
+    if svc.access.denials.add(svc.now(), src, ev, prefix) >= audit::DENIAL_BUFFER_MAX {
         flush_due_denials(svc)?;
     }
     Ok(())

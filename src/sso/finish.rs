@@ -13,8 +13,29 @@ use super::{
     settings,
 };
 
+/// How much of a failure's message the audit log keeps for a sign-in nobody
+/// tests: what the request carried (an IdP error text, a SAML value) is cut
+/// shorter where it is quoted; this bounds the whole.
+pub const FAILURE_MESSAGE_MAX: usize = 300;
+
+/// A failure's message as recorded: control characters dropped, at most
+/// `max` characters.
+pub(crate) fn bounded(message: &str, max: usize) -> String {
+    message
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(max)
+        .collect()
+}
+
 /// Records a failure: audit (the precise reason), and the test result when an
 /// admin was testing. Returns what the web layer shows.
+///
+/// An admin's test writes its result to the connection, with its event, in
+/// one transaction. Anyone else's failure changes nothing and anyone can
+/// cause one, so it joins the coalesced, group-committed refusals
+/// (`access::defer_event`: one event per reason, address and commit, within
+/// the address's budget) with its message bounded (`FAILURE_MESSAGE_MAX`).
 pub fn record_failure(
     svc: &Service,
     conn: &str,
@@ -22,35 +43,41 @@ pub fn record_failure(
     f: &Failure,
     src: &Source,
 ) -> Result<Option<Finished>> {
-    let now = svc.now();
-    let mut tx = svc.store.write()?;
     let test_by = pending.and_then(|p| p.test_by.clone());
+    let action = if test_by.is_some() {
+        "sso.test"
+    } else {
+        "sso.login"
+    };
     let by = match &test_by {
-        Some(id) => identity::get(&tx, id).ok(),
+        Some(id) => identity::get(&svc.store.read()?, id).ok(),
         None => None,
     };
+    let Some(u) = by else {
+        crate::access::defer_event(
+            svc,
+            src,
+            NewEvent::new(action, Outcome::Failure)
+                .target(conn.to_string())
+                .details(serde_json::json!({
+                    "reason": f.reason,
+                    "message": bounded(&f.message, FAILURE_MESSAGE_MAX),
+                })),
+        )?;
+        return Ok(None);
+    };
+    let now = svc.now();
+    let mut tx = svc.store.write()?;
     audit::record(
         &mut tx,
         now,
         src,
-        NewEvent::new(
-            if test_by.is_some() {
-                "sso.test"
-            } else {
-                "sso.login"
-            },
-            Outcome::Failure,
-        )
-        .actor(
-            by.as_ref()
-                .map(|u| u.email.as_str().to_string())
-                .unwrap_or_else(|| "anonymous".into()),
-            by.as_ref().map(|u| u.id.as_str().to_string()),
-        )
-        .target(conn.to_string())
-        .details(serde_json::json!({"reason": f.reason, "message": f.message})),
+        NewEvent::new(action, Outcome::Failure)
+            .actor(u.email.as_str(), Some(u.id.as_str().to_string()))
+            .target(conn.to_string())
+            .details(serde_json::json!({"reason": f.reason, "message": f.message})),
     )?;
-    let out = if let (Some(u), Ok(mut c)) = (&by, get(&tx, conn)) {
+    let out = if let Ok(mut c) = get(&tx, conn) {
         c.last_test = Some(TestResult {
             at: now,
             ok: false,

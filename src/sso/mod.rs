@@ -69,6 +69,23 @@ impl Protocol {
     }
 }
 
+/// How many characters of a value the message carried a failure quotes.
+pub const QUOTED_MAX: usize = 64;
+
+/// A value from the message (which anyone may send) as a failure quotes it:
+/// control characters dropped, at most `QUOTED_MAX` characters, in quotes.
+pub(crate) fn quoted(v: &str) -> String {
+    let mut q: String = v
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(QUOTED_MAX + 1)
+        .collect();
+    if q.chars().count() > QUOTED_MAX {
+        q = q.chars().take(QUOTED_MAX).collect::<String>() + "…";
+    }
+    format!("{q:?}")
+}
+
 /// Why a sign-in through the IdP failed: a stable reason for the audit log
 /// and words for the admin's test page. Users see only a generic message.
 #[derive(Debug, Clone)]

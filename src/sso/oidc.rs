@@ -172,6 +172,11 @@ pub async fn start(
     Ok((url.to_string(), cookie))
 }
 
+/// How much of the callback's `error` the log keeps.
+pub const IDP_ERROR_CODE_MAX: usize = 32;
+/// How much of the callback's `error_description` the log keeps.
+pub const IDP_ERROR_TEXT_MAX: usize = 64;
+
 /// The parameters of the redirect back from the IdP.
 pub struct Callback<'a> {
     pub state: &'a str,
@@ -231,14 +236,13 @@ async fn verify(
     let conn = super::get(&svc.store.read().map_err(Failure::internal)?, id)
         .map_err(|_| Failure::new("unknown_connection", "the connection was deleted"))?;
     if let Some(e) = cb.error {
-        let clean: String = format!("{e}: {}", cb.error_description.unwrap_or(""))
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(300)
-            .collect();
+        // Both come from the query string, so anyone may write them: they
+        // are kept short (the description to `IDP_ERROR_TEXT_MAX`).
+        let code = super::finish::bounded(e, IDP_ERROR_CODE_MAX);
+        let desc = super::finish::bounded(cb.error_description.unwrap_or(""), IDP_ERROR_TEXT_MAX);
         return Err(Failure::new(
             "idp_error",
-            format!("the identity provider answered with an error ({clean})"),
+            format!("the identity provider answered with an error ({code}: {desc})"),
         ));
     }
     let code = cb

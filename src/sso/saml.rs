@@ -396,7 +396,10 @@ pub(crate) fn time_attr(
     match n.attribute(name) {
         None => Ok(None),
         Some(v) => parse_time(v).map(Some).ok_or_else(|| {
-            Failure::new("malformed_response", format!("{name} {v:?} is not a time"))
+            Failure::new(
+                "malformed_response",
+                format!("{name} {} is not a time", super::quoted(v)),
+            )
         }),
     }
 }
@@ -523,8 +526,8 @@ fn consume(
         return Err(Failure::new(
             "idp_error",
             format!(
-                "the IdP answered with status {:?}",
-                status.unwrap_or("(none)")
+                "the IdP answered with status {}",
+                super::quoted(status.unwrap_or("(none)"))
             ),
         ));
     }
@@ -534,8 +537,8 @@ fn consume(
         return Err(Failure::new(
             "wrong_issuer",
             format!(
-                "the Response's issuer is {:?}, not {:?}",
-                text_of(iss).trim(),
+                "the Response's issuer is {}, not {:?}",
+                super::quoted(text_of(iss).trim()),
                 conn.issuer
             ),
         ));
@@ -546,7 +549,8 @@ fn consume(
             return Err(Failure::new(
                 "wrong_destination",
                 format!(
-                    "the Response is addressed to {d:?}, not this ACS ({})",
+                    "the Response is addressed to {}, not this ACS ({})",
+                    super::quoted(d),
                     sp.acs_url
                 ),
             ));
@@ -653,7 +657,8 @@ pub(crate) fn saml2_assertion(
         return Err(Failure::new(
             "wrong_issuer",
             format!(
-                "the assertion's issuer is {a_issuer:?}, not {:?}",
+                "the assertion's issuer is {}, not {:?}",
+                super::quoted(&a_issuer),
                 conn.issuer
             ),
         ));
@@ -682,8 +687,8 @@ pub(crate) fn saml2_assertion(
         return Err(Failure::new(
             "wrong_recipient",
             format!(
-                "the assertion's Recipient is {:?}, not this ACS",
-                scd.attribute("Recipient").unwrap_or("")
+                "the assertion's Recipient is {}, not this ACS",
+                super::quoted(scd.attribute("Recipient").unwrap_or(""))
             ),
         ));
     }
@@ -802,7 +807,10 @@ pub(crate) fn check_conditions(
         };
         return Err(Failure::new(
             "wrong_audience",
-            format!("{what} for {unmet:?}, not this SP ({audience})"),
+            format!(
+                "{what} for {}, not this SP ({audience})",
+                super::quoted(&unmet.join(", "))
+            ),
         ));
     }
     Ok(until)

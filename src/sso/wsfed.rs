@@ -243,8 +243,8 @@ fn consume(
         return Err(Failure::new(
             "wrong_audience",
             format!(
-                "the token applies to {:?}, not this realm ({})",
-                text_of(addr).trim(),
+                "the token applies to {}, not this realm ({})",
+                super::quoted(text_of(addr).trim()),
                 conn.realm
             ),
         ));
@@ -314,7 +314,8 @@ fn saml11_assertion(
         return Err(Failure::new(
             "wrong_issuer",
             format!(
-                "the assertion's issuer is {issuer:?}, not {:?}",
+                "the assertion's issuer is {}, not {:?}",
+                super::quoted(issuer),
                 conn.issuer
             ),
         ));

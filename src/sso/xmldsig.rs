@@ -62,7 +62,10 @@ pub fn parse(xml: &str) -> Result<Document<'_>, String> {
                     if let Some(v) = n.attribute(*a)
                         && !ids.insert(v.to_string())
                     {
-                        return Err(format!("the ID {v:?} occurs twice (signature wrapping)"));
+                        return Err(format!(
+                            "the ID {} occurs twice (signature wrapping)",
+                            super::quoted(v)
+                        ));
                     }
                 }
             }
@@ -136,14 +139,16 @@ fn element_qname<'a, 'i: 'a>(
     let (prefix, local) = split_qname(qname);
     if local != n.tag_name().name() || prefix == Some("") {
         return Err(format!(
-            "the element name {qname:?} is not the name the parser read ({:?})",
-            n.tag_name().name()
+            "the element name {} is not the name the parser read ({})",
+            super::quoted(qname),
+            super::quoted(n.tag_name().name())
         ));
     }
     let bound = ns_of(n.lookup_namespace_uri(prefix));
     if bound != ns_of(n.tag_name().namespace()) || (prefix.is_some() && bound.is_none()) {
         return Err(format!(
-            "the element {qname:?} is not in the namespace the parser read"
+            "the element {} is not in the namespace the parser read",
+            super::quoted(qname)
         ));
     }
     if !tag.ends_with("/>") {
@@ -153,7 +158,8 @@ fn element_qname<'a, 'i: 'a>(
             .ok_or("an element's end tag is malformed")?;
         if rest.trim_end_matches(is_xml_space) != qname {
             return Err(format!(
-                "the end tag of {qname:?} is not its start tag's name"
+                "the end tag of {} is not its start tag's name",
+                super::quoted(qname)
             ));
         }
     }
@@ -180,8 +186,9 @@ fn attr_qname<'a, 'i: 'a>(
     };
     if local != a.name() || bound != ns_of(a.namespace()) || (prefix.is_some() && bound.is_none()) {
         return Err(format!(
-            "the attribute name {qname:?} is not the name the parser read ({:?})",
-            a.name()
+            "the attribute name {} is not the name the parser read ({})",
+            super::quoted(qname),
+            super::quoted(a.name())
         ));
     }
     Ok((prefix, qname))
@@ -331,7 +338,8 @@ fn c14n_node<'a, 'i: 'a>(
                 if needed {
                     if !uri.is_empty() && !is_absolute_uri(uri) {
                         return Err(format!(
-                            "the namespace {uri:?} is a relative URI, which C14N refuses"
+                            "the namespace {} is a relative URI, which C14N refuses",
+                            super::quoted(uri)
                         ));
                     }
                     decls.push((p, uri));
@@ -618,7 +626,12 @@ pub fn verify_enveloped(
                         .into(),
                 );
             }
-            other => return Err(format!("signature algorithm {other:?} is not accepted")),
+            other => {
+                return Err(format!(
+                    "signature algorithm {} is not accepted",
+                    super::quoted(other)
+                ));
+            }
         };
     let id = ID_ATTRS
         .iter()
@@ -626,8 +639,9 @@ pub fn verify_enveloped(
         .ok_or("the signed element has no ID")?;
     if reference.attribute("URI") != Some(&format!("#{id}")) {
         return Err(format!(
-            "the signature references {:?}, not the element that carries it (#{id})",
-            reference.attribute("URI").unwrap_or("")
+            "the signature references {}, not the element that carries it ({})",
+            super::quoted(reference.attribute("URI").unwrap_or("")),
+            super::quoted(&format!("#{id}"))
         ));
     }
     // Exactly: Transforms (enveloped-signature, then exclusive C14N),
@@ -668,7 +682,12 @@ pub fn verify_enveloped(
         other if [EXC_C14N, EXC_C14N_COMMENTS].contains(&other) => {
             return Err(bad_transforms().into());
         }
-        other => return Err(format!("transform {other:?} is not accepted")),
+        other => {
+            return Err(format!(
+                "transform {} is not accepted",
+                super::quoted(other)
+            ));
+        }
     }
     let (comments, inclusive) = c14n_method(*t2, "transform")?;
     let digest_alg = match dm.attribute("Algorithm").unwrap_or("") {
@@ -681,7 +700,12 @@ pub fn verify_enveloped(
         "http://www.w3.org/2000/09/xmldsig#sha1" => {
             return Err("the digest uses SHA-1, which this connection does not allow".into());
         }
-        other => return Err(format!("digest algorithm {other:?} is not accepted")),
+        other => {
+            return Err(format!(
+                "digest algorithm {} is not accepted",
+                super::quoted(other)
+            ));
+        }
     };
     let expected = b64(&text_of(*dv))?;
     let value = b64(&text_of(required(sig, DSIG, "SignatureValue")?))?;
@@ -736,7 +760,8 @@ fn c14n_method(m: Node<'_, '_>, what: &str) -> Result<(bool, Vec<String>), Strin
         EXC_C14N_COMMENTS => true,
         other => {
             return Err(format!(
-                "{what} {other:?} is not accepted (only exclusive C14N)"
+                "{what} {} is not accepted (only exclusive C14N)",
+                super::quoted(other)
             ));
         }
     };

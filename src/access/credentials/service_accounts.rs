@@ -401,6 +401,9 @@ pub fn delete_service_account(svc: &Service, actor: &Actor, id: &str) -> Result<
     tx.commit()
 }
 
+/// How much of a client id that names no account the audit log keeps.
+pub const CLAIMED_ID_MAX: usize = 64;
+
 /// Client authentication for the token, introspection and revocation
 /// endpoints. A wrong id or secret gets one answer; the reason is audited.
 pub fn authenticate_client(
@@ -409,29 +412,36 @@ pub fn authenticate_client(
     secret: &str,
     src: &Source,
 ) -> Result<ServiceAccount> {
-    let fail = |reason: &str| -> Result<ServiceAccount> {
+    // Nobody was authenticated: the caller is anonymous (budgeted by its
+    // address, see `access::defer_event`); the id it claimed is only a
+    // detail, cut short, and an existing account it named is the target.
+    let fail = |reason: &str, target: Option<&str>| -> Result<ServiceAccount> {
+        let claimed: String = client_id
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(CLAIMED_ID_MAX)
+            .collect();
+        let mut ev = audit::NewEvent::new("client.authenticate", Outcome::Failure)
+            .details(serde_json::json!({"reason": reason, "client_id": claimed}));
+        if let Some(t) = target {
+            ev = ev.target(t);
+        }
         // Coalesced and group-committed like every refused check.
-        crate::access::defer_event(
-            svc,
-            src,
-            audit::NewEvent::new("client.authenticate", Outcome::Failure)
-                .actor(client_id.chars().take(64).collect::<String>(), None)
-                .details(serde_json::json!({"reason": reason})),
-        )?;
+        crate::access::defer_event(svc, src, ev)?;
         Err(Error::Unauthenticated(
             "Invalid client id or secret.".into(),
         ))
     };
     if !well_formed(CLIENT_SECRET_PREFIX, secret) {
-        return fail("malformed_secret");
+        return fail("malformed_secret", None);
     }
     let snap = snapshot(svc)?;
     let Some(sa) = snap.service_accounts.get(client_id) else {
-        return fail("unknown_client");
+        return fail("unknown_client", None);
     };
     let given = hex::encode(crypto::sha256(secret.as_bytes()));
     if !crypto::ct_eq(given.as_bytes(), sa.secret_hash.as_bytes()) {
-        return fail("wrong_secret");
+        return fail("wrong_secret", Some(&sa.id));
     }
     if sa.disabled {
         return fail("disabled");
