@@ -30,6 +30,7 @@ mod openapi;
 mod roles;
 mod service_accounts;
 mod settings;
+pub(crate) mod sso;
 mod users;
 mod widget_keys;
 mod workspaces;
@@ -145,7 +146,7 @@ route_table! {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(table(web::scope("/api/v1")).configure(super::sso::api_routes));
+    cfg.service(table(web::scope("/api/v1")).configure(sso::api_routes));
 }
 
 /// The document's title and the schemas every handler's attribute refers to.

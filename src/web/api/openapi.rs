@@ -19,7 +19,7 @@ pub(super) async fn document() -> HttpResponse {
 pub(super) fn full() -> utoipa::openapi::OpenApi {
     let mut doc = super::ApiDoc::openapi();
     doc.merge(super::TableDoc::openapi());
-    doc.merge(super::super::sso::openapi_doc());
+    doc.merge(super::sso::openapi_doc());
     doc.merge(OAuth2Doc::openapi());
     doc
 }
