@@ -30,7 +30,7 @@ mod openapi;
 mod roles;
 mod service_accounts;
 mod settings;
-pub(crate) mod sso;
+mod sso;
 mod users;
 mod widget_keys;
 mod workspaces;
@@ -224,7 +224,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         keys::SigningRotateResponse,
         crate::access::credentials::IpMode,
         sso::ConnectionDto,
-        sso::CertificateDto,
+        crate::web::html::CertificateDto,
         crate::sso::ConnectionInput,
         crate::sso::RoleRule,
         crate::sso::TestResult,

@@ -17,6 +17,7 @@ use crate::sso::{self, Connection, Protocol};
 use crate::web::AppState;
 use crate::web::error::ApiError;
 use crate::web::extract::{ApiCaller, source};
+use crate::web::html::{CertificateDto, certificate_dtos, mfa_scope};
 
 type ApiResult = Result<HttpResponse, ApiError>;
 
@@ -106,44 +107,6 @@ pub struct ConnectionDto {
     pub sp: sso::SpValues,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
-}
-
-/// An IdP certificate as the API shows it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CertificateDto {
-    pub pem: String,
-    pub subject: String,
-    pub not_after: String,
-    /// Expired, or expiring within 30 days.
-    pub warning: Option<String>,
-}
-
-pub fn certificate_dtos(now: Timestamp, pems: &[String]) -> Vec<CertificateDto> {
-    pems.iter()
-        .map(|pem| match sso::xmldsig::parse_certificate(pem) {
-            Ok(c) => CertificateDto {
-                pem: pem.clone(),
-                subject: c.subject,
-                not_after: crate::clock::rfc3339(c.not_after),
-                warning: if c.not_after <= now {
-                    Some("expired: signatures by it are refused".into())
-                } else if c.not_after - now < 30 * 86_400 {
-                    Some(format!(
-                        "expires in {} days: add the IdP's next certificate",
-                        (c.not_after - now) / 86_400
-                    ))
-                } else {
-                    None
-                },
-            },
-            Err(m) => CertificateDto {
-                pem: pem.clone(),
-                subject: String::new(),
-                not_after: String::new(),
-                warning: Some(m),
-            },
-        })
-        .collect()
 }
 
 pub fn connection_dto(st: &AppState, c: Connection) -> ConnectionDto {
@@ -315,17 +278,6 @@ pub fn settings_dto(
         emails,
         warnings,
     })
-}
-
-/// Which MFA rule is in force, for the console and the API.
-pub fn mfa_scope(s: &sso::SsoSettings) -> &'static str {
-    if s.enabled {
-        "SSO is enabled: sign-ins through the identity provider use the IdP's own MFA; \
-         Gatehouse's MFA policy applies to password sign-ins (SSO-excluded users, and anyone \
-         still allowed a password)."
-    } else {
-        "SSO is disabled: Gatehouse's MFA policy applies to every user."
-    }
 }
 
 #[utoipa::path(get, path = "/api/v1/sso/settings", responses((status = 200, body = SettingsDto)))]
