@@ -27,7 +27,7 @@ pub(crate) type PageResult = Result<HttpResponse, PageError>;
 pub(crate) fn render<T: Template>(status: StatusCode, t: &T) -> PageResult {
     let body = t
         .render()
-        .map_err(|e| Error::internal(format!("template: {e}")))?;
+        .map_err(|e| Error::internal_caused("template", e))?;
     Ok(HttpResponse::build(status)
         .content_type(ContentType::html())
         .body(body))
