@@ -206,7 +206,7 @@ fn admin(settings: &Settings, cmd: Command) -> Result<ExitCode> {
                 let svc = Service::open(settings, Arc::new(SystemClock))?;
                 tokio::task::spawn_blocking(move || ops::run(&svc, &cmd, &mut progress))
                     .await
-                    .map_err(Error::internal)?
+                    .map_err(Error::internal_source)?
             })?
         }
     };

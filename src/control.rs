@@ -148,7 +148,7 @@ async fn handle(svc: Arc<Service>, stream: tokio::net::UnixStream) -> Result<()>
         wr.write_all(format!("{}\n", serde_json::to_string(&r)?).as_bytes())
             .await?;
     }
-    job.await.map_err(Error::internal)?;
+    job.await.map_err(Error::internal_source)?;
     Ok(())
 }
 

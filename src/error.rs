@@ -116,6 +116,25 @@ impl Error {
         Error::Internal(context.to_string().into())
     }
 
+    /// An internal error that says `context: cause` (the words
+    /// `internal(format!("{context}: {cause}"))` gave) and keeps `cause` as
+    /// its source.
+    pub fn internal_caused<E>(context: &str, cause: E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        Error::Internal(Detail::caused(format!("{context}: {cause}"), cause))
+    }
+
+    /// An internal error in the cause's own words (those `internal(cause)`
+    /// gave), keeping the cause as its source.
+    pub fn internal_source<E>(cause: E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        Error::Internal(Detail::caused(cause.to_string(), cause))
+    }
+
     /// The stable code used in JSON error bodies and audit details.
     pub fn code(&self) -> &'static str {
         match self {
@@ -250,6 +269,41 @@ mod tests {
         assert_eq!(
             Error::Integrity("sealed value is truncated".into()).to_string(),
             "integrity_error: sealed value is truncated"
+        );
+    }
+
+    /// The helpers that replaced `internal(format!("…: {e}"))` say the same
+    /// words (to the log, the operator and the caller) and keep `e`.
+    #[test]
+    fn internal_errors_keep_their_cause_and_their_words() {
+        let io = || std::io::Error::new(std::io::ErrorKind::BrokenPipe, "pipe closed");
+        let before = Error::internal(format!("deflate: {}", io()));
+        let after = Error::internal_caused("deflate", io());
+        assert_eq!(after.to_string(), before.to_string());
+        assert_eq!(after.to_string(), "internal_error: deflate: pipe closed");
+        assert_eq!(
+            after.public_message_for_operator(),
+            before.public_message_for_operator()
+        );
+        assert_eq!(after.public_message(), before.public_message());
+        assert!(before.source().and_then(|d| d.source()).is_none());
+        let cause = after.source().and_then(|d| d.source());
+        assert_eq!(
+            cause
+                .and_then(|c| c.downcast_ref::<std::io::Error>())
+                .map(|i| i.kind()),
+            Some(std::io::ErrorKind::BrokenPipe)
+        );
+
+        let before = Error::internal(io());
+        let after = Error::internal_source(io());
+        assert_eq!(after.to_string(), before.to_string());
+        assert_eq!(after.to_string(), "internal_error: pipe closed");
+        let cause = after.source().and_then(|d| d.source());
+        assert!(
+            cause
+                .and_then(|c| c.downcast_ref::<std::io::Error>())
+                .is_some()
         );
     }
 }

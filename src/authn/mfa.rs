@@ -181,7 +181,7 @@ fn totp_for(secret_b32: &str, account: &str) -> Result<Totp> {
         .with_account_name(account)
         .with_issuer(Some("Gatehouse"))
         .build()
-        .map_err(|e| Error::internal(format!("totp: {e}")))
+        .map_err(|e| Error::internal_caused("totp", e))
 }
 
 /// A recovery code as typed: letters and digits only, lower case.
@@ -343,7 +343,7 @@ pub async fn start_totp(
     let secret = Secret::from(crypto::random_bytes::<20>()?.to_vec()).to_base32();
     let uri = totp_for(&secret, user.email.as_str())?
         .to_url()
-        .map_err(|e| Error::internal(format!("totp url: {e}")))?;
+        .map_err(|e| Error::internal_caused("totp url", e))?;
     let mut tx = svc.store.write()?;
     let mut s = state(&tx, &user.id)?;
     not_enrolled_yet(&s, "totp")?;
@@ -368,7 +368,7 @@ pub fn pending_uri(svc: &Service, user: &User) -> Result<Option<(String, String)
         Some(p) if svc.now() - p.created_at < ENROLL_TTL_SECS => {
             let uri = totp_for(&p.secret, user.email.as_str())?
                 .to_url()
-                .map_err(|e| Error::internal(format!("totp url: {e}")))?;
+                .map_err(|e| Error::internal_caused("totp url", e))?;
             Ok(Some((p.secret, uri)))
         }
         _ => Ok(None),

@@ -121,7 +121,7 @@ pub async fn login(
     let (svc, src) = (svc.clone(), src.clone());
     tokio::task::spawn_blocking(move || record_login(&svc, parsed, user, ok, &src, channel))
         .await
-        .map_err(Error::internal)?
+        .map_err(Error::internal_source)?
 }
 
 /// The second half of `login`: the password check's outcome, recorded.

@@ -121,7 +121,7 @@ fn start_threads(n: usize) -> Result<std::sync::mpsc::Sender<Job>> {
                         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut memory)));
                 }
             })
-            .map_err(|e| Error::internal(format!("cannot start an Argon2 thread: {e}")))?;
+            .map_err(|e| Error::internal_caused("cannot start an Argon2 thread", e))?;
     }
     Ok(tx)
 }
@@ -176,7 +176,7 @@ fn hash_blocking(params: &Params, pw: &[u8]) -> Result<String> {
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
     PasswordHasher::<PasswordHash>::hash_password_with_salt(&argon, pw, &salt)
         .map(|h| h.to_string())
-        .map_err(|e| Error::internal(format!("argon2: {e}")))
+        .map_err(|e| Error::internal_caused("argon2", e))
 }
 
 #[cfg(test)]

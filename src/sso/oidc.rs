@@ -46,7 +46,7 @@ fn http_client() -> Result<reqwest::Client> {
         .redirect(reqwest::redirect::Policy::none())
         .timeout(std::time::Duration::from_secs(HTTP_TIMEOUT_SECS))
         .build()
-        .map_err(|e| Error::internal(format!("http client: {e}")))
+        .map_err(|e| Error::internal_caused("http client", e))
 }
 
 /// Runs one `openidconnect` request over reqwest 0.13.
@@ -114,7 +114,7 @@ async fn metadata(
 
 fn redirect_uri(svc: &Service, id: &str) -> Result<RedirectUrl> {
     RedirectUrl::new(super::sp_values(svc, id).oidc_redirect_uri)
-        .map_err(|e| Error::internal(format!("redirect uri: {e}")))
+        .map_err(|e| Error::internal_caused("redirect uri", e))
 }
 
 /// Starts a sign-in (or an admin's test, `test_by`): returns the IdP URL to

@@ -114,33 +114,33 @@ pub fn sp_signing_key(svc: &Service) -> Result<(Vec<u8>, String)> {
     }
     use aws_lc_rs::encoding::AsDer;
     let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
-        .map_err(|e| Error::internal(format!("SP key: {e}")))?;
+        .map_err(|e| Error::internal_caused("SP key", e))?;
     let der = pair
         .as_der()
-        .map_err(|e| Error::internal(format!("SP key: {e}")))?
+        .map_err(|e| Error::internal_caused("SP key", e))?
         .as_ref()
         .to_vec();
     let signer = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
         &rustls::pki_types::PrivatePkcs8KeyDer::from(der.as_slice()),
         &rcgen::PKCS_RSA_SHA256,
     )
-    .map_err(|e| Error::internal(format!("SP key: {e}")))?;
+    .map_err(|e| Error::internal_caused("SP key", e))?;
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
-        .map_err(|e| Error::internal(format!("SP certificate: {e}")))?;
+        .map_err(|e| Error::internal_caused("SP certificate", e))?;
     params.distinguished_name = rcgen::DistinguishedName::new();
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "Gatehouse SAML service provider");
     let at = |t: Timestamp| {
         time::OffsetDateTime::from_unix_timestamp(t)
-            .map_err(|e| Error::internal(format!("SP certificate time: {e}")))
+            .map_err(|e| Error::internal_caused("SP certificate time", e))
     };
     let now = svc.now();
     params.not_before = at(now - 86_400)?;
     params.not_after = at(now + 10 * 365 * 86_400)?;
     let cert = params
         .self_signed(&signer)
-        .map_err(|e| Error::internal(format!("SP certificate: {e}")))?;
+        .map_err(|e| Error::internal_caused("SP certificate", e))?;
     let stored = StoredSpKey {
         pkcs8: crypto::b64url(&der),
         cert_pem: cert.pem(),
@@ -155,7 +155,7 @@ fn sign_query(svc: &Service, query: &str) -> Result<String> {
     use base64::Engine;
     let (der, _) = sp_signing_key(svc)?;
     let key = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&der)
-        .map_err(|e| Error::internal(format!("SP key: {e}")))?;
+        .map_err(|e| Error::internal_caused("SP key", e))?;
     let mut sig = vec![0u8; key.public_modulus_len()];
     key.sign(
         &aws_lc_rs::signature::RSA_PKCS1_SHA256,
@@ -163,7 +163,7 @@ fn sign_query(svc: &Service, query: &str) -> Result<String> {
         query.as_bytes(),
         &mut sig,
     )
-    .map_err(|e| Error::internal(format!("signing the AuthnRequest: {e}")))?;
+    .map_err(|e| Error::internal_caused("signing the AuthnRequest", e))?;
     Ok(base64::engine::general_purpose::STANDARD.encode(sig))
 }
 
@@ -254,7 +254,7 @@ pub async fn import_metadata(svc: &Service, input: &mut super::ConnectionInput) 
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(std::time::Duration::from_secs(10))
                 .build()
-                .map_err(|e| Error::internal(format!("http client: {e}")))?;
+                .map_err(|e| Error::internal_caused("http client", e))?;
             let resp = client.get(&url).send().await.map_err(|e| {
                 Error::invalid("metadata_url", format!("could not fetch the metadata: {e}"))
             })?;
@@ -333,7 +333,7 @@ fn deflate_b64(xml: &str) -> Result<String> {
             use base64::Engine;
             base64::engine::general_purpose::STANDARD.encode(bytes)
         })
-        .map_err(|e| Error::internal(format!("deflate: {e}")))
+        .map_err(|e| Error::internal_caused("deflate", e))
 }
 
 /// Starts an SP-initiated sign-in (or an admin's test): the IdP URL with a

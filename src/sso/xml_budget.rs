@@ -421,7 +421,7 @@ impl Pool {
             f()
         })
         .await
-        .map_err(|e| Error::internal(format!("XML work failed: {e}")))
+        .map_err(|e| Error::internal_caused("XML work failed", e))
     }
 }
 

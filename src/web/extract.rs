@@ -304,19 +304,6 @@ impl ApiCaller {
     pub fn actor(&self, req: &HttpRequest) -> crate::access::Actor {
         crate::access::Actor::new(self.principal.clone(), source(req), Some(self.auth_at))
     }
-
-    /// A user must have signed in (or confirmed) within the window. Clients
-    /// (API keys, service-account tokens) prove their secret on every call or
-    /// hold a token of at most 15 minutes, so re-authentication is not theirs
-    /// to do; their scopes decide.
-    pub fn require_recent_auth(&self, svc: &Service) -> Result<(), Error> {
-        crate::access::Actor::new(
-            self.principal.clone(),
-            Source::default(),
-            Some(self.auth_at),
-        )
-        .require_recent(svc)
-    }
 }
 
 /// Callers signed in for MFA enrollment only may reach these.

@@ -1,20 +1,23 @@
 //! Shared page pieces: rendering, redirects, safe `rd` targets, percent
 //! handling, the nav bar, list rows, the confirmation page, the
-//! MFA method picker and the account page (re-rendered by account and MFA
-//! handlers).
+//! MFA method picker, the account page (re-rendered by account and MFA
+//! handlers), and the SSO pieces the console and the API both show (IdP
+//! certificates with their warnings, which MFA rule is in force).
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::audit;
 use crate::authn::{self, password::Password};
-use crate::clock::rfc3339;
+use crate::clock::{Timestamp, rfc3339};
 use crate::error::Error;
 use crate::identity::{Role, User};
+use crate::sso;
 use crate::web::AppState;
 use crate::web::error::PageError;
 use crate::web::extract::ConsoleUser;
@@ -24,7 +27,7 @@ pub(crate) type PageResult = Result<HttpResponse, PageError>;
 pub(crate) fn render<T: Template>(status: StatusCode, t: &T) -> PageResult {
     let body = t
         .render()
-        .map_err(|e| Error::internal(format!("template: {e}")))?;
+        .map_err(|e| Error::internal_caused("template", e))?;
     Ok(HttpResponse::build(status)
         .content_type(ContentType::html())
         .body(body))
@@ -194,6 +197,57 @@ pub(crate) struct SendForm {
 #[derive(Deserialize)]
 pub(crate) struct CsrfForm {
     pub csrf_token: String,
+}
+
+// ---------------------------------------------------------------- SSO, on pages and in the API
+
+/// An IdP certificate as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CertificateDto {
+    pub pem: String,
+    pub subject: String,
+    pub not_after: String,
+    /// Expired, or expiring within 30 days.
+    pub warning: Option<String>,
+}
+
+pub fn certificate_dtos(now: Timestamp, pems: &[String]) -> Vec<CertificateDto> {
+    pems.iter()
+        .map(|pem| match sso::xmldsig::parse_certificate(pem) {
+            Ok(c) => CertificateDto {
+                pem: pem.clone(),
+                subject: c.subject,
+                not_after: crate::clock::rfc3339(c.not_after),
+                warning: if c.not_after <= now {
+                    Some("expired: signatures by it are refused".into())
+                } else if c.not_after - now < 30 * 86_400 {
+                    Some(format!(
+                        "expires in {} days: add the IdP's next certificate",
+                        (c.not_after - now) / 86_400
+                    ))
+                } else {
+                    None
+                },
+            },
+            Err(m) => CertificateDto {
+                pem: pem.clone(),
+                subject: String::new(),
+                not_after: String::new(),
+                warning: Some(m),
+            },
+        })
+        .collect()
+}
+
+/// Which MFA rule is in force, for the console and the API.
+pub fn mfa_scope(s: &sso::SsoSettings) -> &'static str {
+    if s.enabled {
+        "SSO is enabled: sign-ins through the identity provider use the IdP's own MFA; \
+         Gatehouse's MFA policy applies to password sign-ins (SSO-excluded users, and anyone \
+         still allowed a password)."
+    } else {
+        "SSO is disabled: Gatehouse's MFA policy applies to every user."
+    }
 }
 
 // ---------------------------------------------------------------- rows

@@ -14,7 +14,6 @@ pub(crate) mod limits;
 mod middleware;
 mod notice;
 mod protocol;
-pub(crate) mod sso;
 mod state;
 
 /// The path handlers have always imported callers from.

@@ -30,6 +30,7 @@ mod openapi;
 mod roles;
 mod service_accounts;
 mod settings;
+mod sso;
 mod users;
 mod widget_keys;
 mod workspaces;
@@ -144,10 +145,20 @@ route_table! {
     get "/widget-keys" => widget_keys::list_widgets,
     post "/widget-keys" => widget_keys::create_widget,
     delete "/widget-keys/{id}" => widget_keys::delete_widget,
+    get "/sso/connections" => sso::list_connections,
+    post "/sso/connections" => sso::create_connection,
+    get "/sso/connections/{id}" => sso::get_connection,
+    put "/sso/connections/{id}" => sso::update_connection,
+    delete "/sso/connections/{id}" => sso::delete_connection,
+    get "/sso/presets" => sso::presets,
+    get "/sso/settings" => sso::get_settings,
+    put "/sso/settings" => sso::put_settings,
+    post "/users/{id}/sso-links" => sso::link_user,
+    delete "/users/{id}/sso-links" => sso::unlink_user,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(table(web::scope("/api/v1")).configure(super::sso::api_routes));
+    cfg.service(table(web::scope("/api/v1")));
 }
 
 /// The document's title and the schemas every handler's attribute refers to.
@@ -213,7 +224,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         authorize::AuthorizeRequest,
         authorize::AuthorizeResponse,
         keys::SigningRotateResponse,
-        crate::access::credentials::IpMode
+        crate::access::credentials::IpMode,
+        sso::ConnectionDto,
+        crate::web::html::CertificateDto,
+        crate::sso::ConnectionInput,
+        crate::sso::RoleRule,
+        crate::sso::TestResult,
+        crate::sso::SpValues,
+        crate::sso::Preset,
+        crate::sso::Protocol,
+        crate::sso::Enforcement,
+        crate::sso::SsoSettingsInput,
+        sso::SettingsDto,
+        sso::SsoLinkInput
     ))
 )]
 struct ApiDoc;

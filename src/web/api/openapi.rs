@@ -1,5 +1,5 @@
 //! `GET /api/v1/openapi.json`: the OpenAPI document, put together from the
-//! route table's handlers (see `api/mod.rs`), the SSO API and the OAuth2
+//! route table's handlers (see `api/mod.rs`, the SSO API's among them) and the OAuth2
 //! endpoints served by `web/protocol.rs` (described here, routed there).
 
 use actix_web::HttpResponse;
@@ -19,7 +19,6 @@ pub(super) async fn document() -> HttpResponse {
 pub(super) fn full() -> utoipa::openapi::OpenApi {
     let mut doc = super::ApiDoc::openapi();
     doc.merge(super::TableDoc::openapi());
-    doc.merge(super::super::sso::openapi_doc());
     doc.merge(OAuth2Doc::openapi());
     doc
 }

@@ -33,8 +33,7 @@ pub(super) struct CodesPage {
 /// The otpauth URI as a QR code: an SVG in a data URI (no inline markup from the encoder).
 fn qr_data_uri(uri: &str) -> Result<String, Error> {
     use base64::Engine;
-    let code =
-        qrcode::QrCode::new(uri.as_bytes()).map_err(|e| Error::internal(format!("qr: {e}")))?;
+    let code = qrcode::QrCode::new(uri.as_bytes()).map_err(|e| Error::internal_caused("qr", e))?;
     let svg = code
         .render::<qrcode::render::svg::Color>()
         .min_dimensions(220, 220)

@@ -46,7 +46,7 @@ fn settings_view(
     let sso = crate::sso::current_settings(&st.svc).unwrap_or_default();
     SettingsPage {
         nav: nav(u, "settings"),
-        mfa_scope: crate::web::sso::mfa_scope(&sso),
+        mfa_scope: crate::web::html::mfa_scope(&sso),
         mode: match p.mfa.mode {
             MfaMode::Off => "off",
             MfaMode::All => "all",

@@ -94,7 +94,7 @@ fn sso_view(
         notice,
         error,
         warnings,
-        mfa_scope: crate::web::sso::mfa_scope(&s),
+        mfa_scope: crate::web::html::mfa_scope(&s),
         connections: sso::list(&st.svc)?
             .into_iter()
             .map(|c| Row {
@@ -360,7 +360,7 @@ pub(super) struct ConnectionPage {
     default_role: &'static str,
     saml: bool,
     wsfed: bool,
-    certs: Vec<crate::web::sso::CertificateDto>,
+    certs: Vec<crate::web::html::CertificateDto>,
 }
 
 fn connection_view(
@@ -410,7 +410,7 @@ fn connection_view(
         default_role: c.default_role.as_str(),
         saml: c.protocol != Protocol::Oidc,
         wsfed: c.protocol == Protocol::Wsfed,
-        certs: crate::web::sso::certificate_dtos(st.svc.now(), &c.certificates),
+        certs: crate::web::html::certificate_dtos(st.svc.now(), &c.certificates),
         c,
     })
 }

@@ -1,6 +1,9 @@
-//! The `/api/v1/sso/*` JSON resource (connections, presets, status and
-//! enforcement) and `/users/{id}/sso-links`, with their OpenAPI document. The
-//! browser sign-in endpoints are `protocol::sso`.
+//! `/api/v1/sso/*`: the SSO connections (list, create, read, replace,
+//! delete), the provider presets, the SSO status and enforcement settings, and
+//! `/api/v1/users/{id}/sso-links` (linking a user to an IdP identity). Its
+//! rows are in `route_table!` (api/mod.rs), its types in `ApiDoc`'s schemas.
+//! The browser sign-in endpoints are `protocol::sso`; the SSO rules are the
+//! domain's `sso` module.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -14,57 +17,9 @@ use crate::sso::{self, Connection, Protocol};
 use crate::web::AppState;
 use crate::web::error::ApiError;
 use crate::web::extract::{ApiCaller, source};
+use crate::web::html::{CertificateDto, certificate_dtos, mfa_scope};
 
 type ApiResult = Result<HttpResponse, ApiError>;
-
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(
-        list_connections,
-        create_connection,
-        get_connection,
-        update_connection,
-        delete_connection,
-        presets,
-        get_settings,
-        put_settings,
-        link_user,
-        unlink_user
-    ),
-    components(schemas(
-        ConnectionDto,
-        CertificateDto,
-        sso::ConnectionInput,
-        sso::RoleRule,
-        sso::TestResult,
-        sso::SpValues,
-        sso::Preset,
-        sso::Protocol,
-        sso::Enforcement,
-        sso::SsoSettingsInput,
-        SettingsDto,
-        SsoLinkInput
-    ))
-)]
-struct SsoDoc;
-
-pub fn openapi_doc() -> utoipa::openapi::OpenApi {
-    <SsoDoc as utoipa::OpenApi>::openapi()
-}
-
-/// Under `/api/v1`.
-pub fn api_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/sso/connections", web::get().to(list_connections))
-        .route("/sso/connections", web::post().to(create_connection))
-        .route("/sso/connections/{id}", web::get().to(get_connection))
-        .route("/sso/connections/{id}", web::put().to(update_connection))
-        .route("/sso/connections/{id}", web::delete().to(delete_connection))
-        .route("/sso/presets", web::get().to(presets))
-        .route("/sso/settings", web::get().to(get_settings))
-        .route("/sso/settings", web::put().to(put_settings))
-        .route("/users/{id}/sso-links", web::post().to(link_user))
-        .route("/users/{id}/sso-links", web::delete().to(unlink_user));
-}
 
 /// An identity at a connection: the IdP's subject for the user.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -78,7 +33,7 @@ pub struct SsoLinkInput {
 /// audited). Sign-ins never link existing accounts by e-mail; this does.
 #[utoipa::path(post, path = "/api/v1/users/{id}/sso-links", params(("id" = String, Path)), request_body = SsoLinkInput,
     responses((status = 204), (status = 400, body = crate::web::api::ErrorBody), (status = 409, body = crate::web::api::ErrorBody)))]
-async fn link_user(
+pub(super) async fn link_user(
     req: HttpRequest,
     st: web::Data<AppState>,
     caller: ApiCaller,
@@ -98,7 +53,7 @@ async fn link_user(
 /// Remove a user's link to an IdP identity (audited).
 #[utoipa::path(delete, path = "/api/v1/users/{id}/sso-links", params(("id" = String, Path)), request_body = SsoLinkInput,
     responses((status = 204), (status = 404, body = crate::web::api::ErrorBody)))]
-async fn unlink_user(
+pub(super) async fn unlink_user(
     req: HttpRequest,
     st: web::Data<AppState>,
     caller: ApiCaller,
@@ -154,44 +109,6 @@ pub struct ConnectionDto {
     pub updated_at: Timestamp,
 }
 
-/// An IdP certificate as the API shows it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CertificateDto {
-    pub pem: String,
-    pub subject: String,
-    pub not_after: String,
-    /// Expired, or expiring within 30 days.
-    pub warning: Option<String>,
-}
-
-pub fn certificate_dtos(now: Timestamp, pems: &[String]) -> Vec<CertificateDto> {
-    pems.iter()
-        .map(|pem| match sso::xmldsig::parse_certificate(pem) {
-            Ok(c) => CertificateDto {
-                pem: pem.clone(),
-                subject: c.subject,
-                not_after: crate::clock::rfc3339(c.not_after),
-                warning: if c.not_after <= now {
-                    Some("expired: signatures by it are refused".into())
-                } else if c.not_after - now < 30 * 86_400 {
-                    Some(format!(
-                        "expires in {} days: add the IdP's next certificate",
-                        (c.not_after - now) / 86_400
-                    ))
-                } else {
-                    None
-                },
-            },
-            Err(m) => CertificateDto {
-                pem: pem.clone(),
-                subject: String::new(),
-                not_after: String::new(),
-                warning: Some(m),
-            },
-        })
-        .collect()
-}
-
 pub fn connection_dto(st: &AppState, c: Connection) -> ConnectionDto {
     ConnectionDto {
         certificates: certificate_dtos(st.svc.now(), &c.certificates),
@@ -236,7 +153,7 @@ fn require(req: &HttpRequest, st: &AppState, caller: &ApiCaller) -> Result<(), E
 
 /// List SSO connections.
 #[utoipa::path(get, path = "/api/v1/sso/connections", responses((status = 200, body = [ConnectionDto])))]
-async fn list_connections(
+pub(super) async fn list_connections(
     req: HttpRequest,
     st: web::Data<AppState>,
     caller: ApiCaller,
@@ -251,7 +168,7 @@ async fn list_connections(
 /// Create an SSO connection (needs a recent sign-in; audited).
 #[utoipa::path(post, path = "/api/v1/sso/connections", request_body = sso::ConnectionInput,
     responses((status = 201, body = ConnectionDto), (status = 400, body = crate::web::api::ErrorBody)))]
-async fn create_connection(
+pub(super) async fn create_connection(
     req: HttpRequest,
     st: web::Data<AppState>,
     caller: ApiCaller,
@@ -264,7 +181,7 @@ async fn create_connection(
 /// One connection, with the values to paste into the IdP and the last test.
 #[utoipa::path(get, path = "/api/v1/sso/connections/{id}", params(("id" = String, Path)),
     responses((status = 200, body = ConnectionDto), (status = 404, body = crate::web::api::ErrorBody)))]
-async fn get_connection(
+pub(super) async fn get_connection(
     req: HttpRequest,
     st: web::Data<AppState>,
     caller: ApiCaller,
@@ -277,7 +194,7 @@ async fn get_connection(
 /// Replace a connection's fields (an omitted client secret is kept).
 #[utoipa::path(put, path = "/api/v1/sso/connections/{id}", params(("id" = String, Path)), request_body = sso::ConnectionInput,
     responses((status = 200, body = ConnectionDto), (status = 400, body = crate::web::api::ErrorBody)))]
-async fn update_connection(
+pub(super) async fn update_connection(
     req: HttpRequest,
     st: web::Data<AppState>,
     caller: ApiCaller,
@@ -291,7 +208,7 @@ async fn update_connection(
 /// Delete a connection (refused for the last one while SSO is enabled).
 #[utoipa::path(delete, path = "/api/v1/sso/connections/{id}", params(("id" = String, Path)),
     responses((status = 204), (status = 409, body = crate::web::api::ErrorBody)))]
-async fn delete_connection(
+pub(super) async fn delete_connection(
     req: HttpRequest,
     st: web::Data<AppState>,
     caller: ApiCaller,
@@ -303,7 +220,11 @@ async fn delete_connection(
 
 /// Provider presets: labels and help in each IdP's words.
 #[utoipa::path(get, path = "/api/v1/sso/presets", responses((status = 200, body = [sso::Preset])))]
-async fn presets(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller) -> ApiResult {
+pub(super) async fn presets(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+) -> ApiResult {
     require(&req, &st, &caller)?;
     Ok(HttpResponse::Ok().json(sso::PRESETS))
 }
@@ -359,19 +280,12 @@ pub fn settings_dto(
     })
 }
 
-/// Which MFA rule is in force, for the console and the API.
-pub fn mfa_scope(s: &sso::SsoSettings) -> &'static str {
-    if s.enabled {
-        "SSO is enabled: sign-ins through the identity provider use the IdP's own MFA; \
-         Gatehouse's MFA policy applies to password sign-ins (SSO-excluded users, and anyone \
-         still allowed a password)."
-    } else {
-        "SSO is disabled: Gatehouse's MFA policy applies to every user."
-    }
-}
-
 #[utoipa::path(get, path = "/api/v1/sso/settings", responses((status = 200, body = SettingsDto)))]
-async fn get_settings(req: HttpRequest, st: web::Data<AppState>, caller: ApiCaller) -> ApiResult {
+pub(super) async fn get_settings(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    caller: ApiCaller,
+) -> ApiResult {
     let s = sso::settings_for(&st.svc, &caller.actor(&req))?;
     Ok(HttpResponse::Ok().json(settings_dto(&st, s, Vec::new())?))
 }
@@ -380,7 +294,7 @@ async fn get_settings(req: HttpRequest, st: web::Data<AppState>, caller: ApiCall
 /// recent sign-in; audited). Users are named by id or e-mail address.
 #[utoipa::path(put, path = "/api/v1/sso/settings", request_body = sso::SsoSettingsInput,
     responses((status = 200, body = SettingsDto), (status = 400, body = crate::web::api::ErrorBody)))]
-async fn put_settings(
+pub(super) async fn put_settings(
     req: HttpRequest,
     st: web::Data<AppState>,
     caller: ApiCaller,
