@@ -24,6 +24,7 @@ mod hb_domain_ops;
 mod mfa;
 mod policy;
 mod r3_sec;
+mod r4_sec;
 mod sa1_sec;
 mod sa2_sec;
 mod saml;
