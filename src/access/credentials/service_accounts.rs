@@ -17,7 +17,7 @@ use crate::clock::Timestamp;
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::service::Service;
-use crate::store::Table;
+use crate::store::{Reader, Table, WriteTx};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -213,7 +213,17 @@ pub struct ServiceAccountUpdate<'a> {
     pub ip_mode: Option<IpMode>,
 }
 
-/// Edits an account; narrowed scopes bite on the very next check of its tokens.
+/// The account as it stands inside `tx` (a change reads it there, not from
+/// the access snapshot, so two concurrent writes never restore each other's
+/// old record: issue 11, review 4, finding 5); gone is `NotFound`.
+fn current_in(tx: &WriteTx<'_>, id: &str) -> Result<ServiceAccount> {
+    tx.get::<ServiceAccount>(Table::ServiceAccounts, id.as_bytes())?
+        .ok_or(Error::NotFound("service account"))
+}
+
+/// Edits an account; narrowed scopes bite on the very next check of its
+/// tokens. Widening its scopes or loosening its allowlist hands the holder
+/// of its secret more: a recent sign-in, like a new secret.
 pub fn update_service_account(
     svc: &Service,
     actor: &Actor,
@@ -221,7 +231,10 @@ pub fn update_service_account(
     u: ServiceAccountUpdate<'_>,
 ) -> Result<ServiceAccount> {
     let (by, src) = (&actor.principal, &actor.source);
-    let mut sa = get_service_account(svc, actor, id)?;
+    // Authorizes on the account's workspace, which never changes.
+    let id = get_service_account(svc, actor, id)?.id;
+    let mut tx = svc.store.write()?;
+    let mut sa = current_in(&tx, &id)?;
     if let Some(n) = u.name {
         sa.name = clean_name("name", n)?;
     }
@@ -229,9 +242,11 @@ pub fn update_service_account(
         sa.description = d.trim().chars().take(500).collect();
     }
     let ws = sa.workspace.clone();
+    let mut widens = false;
     if let Some(s) = u.scopes {
         let set = PermSet::parse_names("scopes", s)?;
         check_grantable(svc, by, ws.as_deref(), set)?;
+        widens = !set.minus(sa.scope_set()).is_empty();
         // Narrowing takes scopes away: only from an account no stronger than the caller.
         let taken = sa.scope_set().minus(set);
         crate::access::check_revocable(svc, by, ws.as_deref(), taken)?;
@@ -250,7 +265,8 @@ pub fn update_service_account(
     }
     // A looser allowlist lets the account's secret and tokens work from more
     // places, as a new secret would: the same check as a rotation.
-    if loosens_ip_rules(&before, &sa) {
+    let loosens = loosens_ip_rules(&before, &sa);
+    if loosens {
         check_grantable(svc, by, ws.as_deref(), before.scope_set()).map_err(|_| {
             Error::Forbidden(
                 "Loosening a service account's IP allowlist (removing or widening it, or block → \
@@ -259,8 +275,10 @@ pub fn update_service_account(
             )
         })?;
     }
+    if widens || loosens {
+        actor.require_recent(svc)?;
+    }
     sa.updated_at = svc.now();
-    let mut tx = svc.store.write()?;
     tx.put(Table::ServiceAccounts, sa.id.as_bytes(), &sa)?;
     record_change(
         &mut tx,
@@ -280,9 +298,11 @@ pub fn update_service_account(
 /// working at once. Returns the new one.
 pub fn rotate_service_account_secret(svc: &Service, actor: &Actor, id: &str) -> Result<String> {
     let (by, src) = (&actor.principal, &actor.source);
-    let mut sa = get_service_account(svc, actor, id)?;
+    let id = get_service_account(svc, actor, id)?.id;
     // A new credential is sensitive: the console and the API alike need a recent sign-in.
     actor.require_recent(svc)?;
+    let mut tx = svc.store.write()?;
+    let mut sa = current_in(&tx, &id)?;
     // A new secret hands its holder the account's scopes: the same check as granting them.
     check_grantable(svc, by, sa.workspace.as_deref(), sa.scope_set())?;
     let secret = generate_secret(CLIENT_SECRET_PREFIX)?;
@@ -290,7 +310,6 @@ pub fn rotate_service_account_secret(svc: &Service, actor: &Actor, id: &str) -> 
     // Tokens minted with the old (perhaps leaked) secret end with it.
     sa.tokens_epoch = sa.tokens_epoch.saturating_add(1);
     sa.updated_at = svc.now();
-    let mut tx = svc.store.write()?;
     tx.put(Table::ServiceAccounts, sa.id.as_bytes(), &sa)?;
     record_change(
         &mut tx,
@@ -309,11 +328,12 @@ pub fn rotate_service_account_secret(svc: &Service, actor: &Actor, id: &str) -> 
 /// Deletes an account; its tokens are refused on the very next check.
 pub fn delete_service_account(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
     let (by, src) = (&actor.principal, &actor.source);
-    let sa = get_service_account(svc, actor, id)?;
+    let id = get_service_account(svc, actor, id)?.id;
+    let mut tx = svc.store.write()?;
+    let sa = current_in(&tx, &id)?;
     // Deleting takes away every scope the account holds: what narrowing it to
     // nothing needs.
     crate::access::check_revocable(svc, by, sa.workspace.as_deref(), sa.scope_set())?;
-    let mut tx = svc.store.write()?;
     tx.delete(Table::ServiceAccounts, sa.id.as_bytes())?;
     record_change(
         &mut tx,
