@@ -122,6 +122,13 @@ pub fn update(svc: &Service, actor: &Actor, id: &UserId, up: UserUpdate) -> Resu
             ));
         }
         crate::access::guard_credentials(by, &before, "account")?;
+        if d && !before.disabled {
+            // Disabling takes away their workspace grants: only what the caller holds.
+            crate::access::workspaces::check_grants_revocable(svc, &tx, by, id)?;
+        } else if !d && before.disabled {
+            // Re-enabling gives back everything the account holds: a recent sign-in.
+            actor.require_recent(svc)?;
+        }
         after.disabled = d;
     }
     after.updated_at = now;
@@ -175,6 +182,8 @@ pub fn delete(svc: &Service, actor: &Actor, id: &UserId) -> Result<()> {
         ));
     }
     crate::access::guard_credentials(by, &user, "account")?;
+    // Deleting takes away their workspace grants: only what the caller holds.
+    crate::access::workspaces::check_grants_revocable(svc, &tx, by, id)?;
     tx.delete(Table::UsersByEmail, &email_index(svc, &user.email)?)?;
     tx.delete(Table::Users, id.as_str().as_bytes())?;
     tx.delete(Table::LastSignIns, id.as_str().as_bytes())?;

@@ -26,7 +26,7 @@ fn corp(issuer: &str) -> Value {
            "sso_url": format!("{issuer}/sso"), "certificates": [pem()]})
 }
 
-async fn sa_token(app: &TestApp, owner: &str, name: &str, scopes: &[&str]) -> String {
+pub(crate) async fn sa_token(app: &TestApp, owner: &str, name: &str, scopes: &[&str]) -> String {
     let (id, secret) = service_account(app, owner, json!({"name": name, "scopes": scopes})).await;
     client_token(app, &id, &secret, None).await.1["access_token"]
         .as_str()
@@ -145,7 +145,9 @@ async fn r3_finding1_repointing_a_connection_needs_whoever_could_link_every_link
     .await;
     assert_eq!(s, 200, "{v}");
 
-    // With no link left, the security client repoints it.
+    // With no link left, the security client repoints it — with
+    // just-in-time creation off, which only admin:users may keep on while
+    // re-pointing (r4 finding 1).
     for (u, sub) in [(&bob, "bob@corp.example"), (&carol, "carol@corp.example")] {
         let (s, v) = call(
             &app,
@@ -157,17 +159,16 @@ async fn r3_finding1_repointing_a_connection_needs_whoever_could_link_every_link
         .await;
         assert!((200..300).contains(&s), "{s} {v}");
     }
-    let (s, v) = put_json(
-        &app,
-        "/api/v1/sso/connections/corp",
-        &secbot,
-        corp("https://idp-d.example"),
-    )
+    let (s, v) = put_json(&app, "/api/v1/sso/connections/corp", &secbot, {
+        let mut c = corp("https://idp-d.example");
+        c["jit"] = json!(false);
+        c
+    })
     .await;
     assert_eq!(s, 200, "{v}");
 }
 
-async fn me(app: &TestApp, c: &reqwest::Client) -> u16 {
+pub(crate) async fn me(app: &TestApp, c: &reqwest::Client) -> u16 {
     c.get(app.url("/api/v1/me"))
         .send()
         .await
@@ -176,7 +177,7 @@ async fn me(app: &TestApp, c: &reqwest::Client) -> u16 {
         .as_u16()
 }
 
-async fn signed_in(app: &TestApp, user: &str) -> reqwest::Client {
+pub(crate) async fn signed_in(app: &TestApp, user: &str) -> reqwest::Client {
     let c = browser();
     let r = sign_in(app, &c, user).await;
     assert_eq!(r.status(), 303, "{user}: {}", r.text().await.unwrap());

@@ -25,6 +25,7 @@ mod mfa;
 mod policy;
 mod r345_sec;
 mod r3_sec;
+mod r4_sec;
 mod rest_sec;
 mod sa1_sec;
 mod sa2_sec;

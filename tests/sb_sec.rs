@@ -663,11 +663,13 @@ async fn r2_finding1_a_security_client_cannot_repoint_a_connection_admins_are_li
         .await
         .unwrap();
     assert!(r.status().is_success(), "{}", r.status());
+    // (With just-in-time creation off: only admin:users re-points a JIT
+    // connection, r4 finding 1.)
     let (s, v) = put_json(
         &app,
         "/api/v1/sso/connections/corp",
         &secbot,
-        corp("https://idp-b.example", json!({})),
+        corp("https://idp-b.example", json!({"jit": false})),
     )
     .await;
     assert_eq!(s, 200, "{v}");

@@ -498,6 +498,10 @@ pub async fn create_member(
     let (by, src) = (&actor.principal, &actor.source);
     let ws = parse_id("ws_", ws, "workspace")?;
     actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(ws))?;
+    // Roles are a grant that outlives the token: a recent sign-in.
+    if !roles.is_empty() {
+        actor.require_recent(svc)?;
+    }
     if new.role != identity::Role::User {
         return Err(Error::Forbidden(
             "Users created in a workspace get the platform role \"user\"; a platform admin makes admins."
@@ -635,6 +639,10 @@ pub fn set_member(
     let (by, src) = (&actor.principal, &actor.source);
     let ws = parse_id("ws_", ws, "workspace")?;
     actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(ws))?;
+    // Roles are a grant that outlives the token: a recent sign-in.
+    if !roles.is_empty() {
+        actor.require_recent(svc)?;
+    }
     let mut tx = svc.store.write()?;
     get(&tx, ws)?;
     let u = identity::get(&tx, user)?;
@@ -716,6 +724,29 @@ pub fn remove_member(svc: &Service, actor: &Actor, ws: &str, user: &UserId) -> R
     tx.commit()
 }
 
+/// Disabling or deleting `user` takes away every grant they hold in every
+/// workspace: whoever does it must hold all of it there (`check_revocable`,
+/// the rule member removal follows), so `admin:users` alone on the platform
+/// does not strip a workspace's admins (review 4, finding 4).
+pub(crate) fn check_grants_revocable(
+    svc: &Service,
+    r: &impl Reader,
+    by: &Principal,
+    user: &UserId,
+) -> Result<()> {
+    let mut spaces: Vec<String> = Vec::new();
+    for (_, m) in r.scan::<Membership>(Table::Members, b"")? {
+        if &m.user == user && !spaces.contains(&m.workspace) {
+            spaces.push(m.workspace);
+        }
+    }
+    for ws in spaces {
+        let held = grants_in(r, &ws)?.get(user).copied().unwrap_or_default();
+        check_revocable(svc, by, Some(&ws), held)?;
+    }
+    Ok(())
+}
+
 /// Called when a user is deleted: drops their memberships, group seats and
 /// the workspaces' claims on them.
 pub fn forget_user(tx: &mut WriteTx<'_>, user: &UserId) -> Result<()> {
@@ -765,6 +796,8 @@ pub fn create_role(
     let (by, src) = (&actor.principal, &actor.source);
     let ws = parse_id("ws_", ws, "workspace")?;
     actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(ws))?;
+    // A role is a grant to whoever gets it: a recent sign-in.
+    actor.require_recent(svc)?;
     let set = PermSet::parse_names("permissions", permissions)?;
     if set.is_empty() {
         return Err(Error::invalid(
@@ -822,7 +855,18 @@ pub fn update_role(
     permissions: Option<&[String]>,
 ) -> Result<CustomRole> {
     let (by, src) = (&actor.principal, &actor.source);
-    let mut r = get_role(svc, actor, id)?;
+    // Authorizes on the role's workspace (which never changes); the record is
+    // read inside the write, so a concurrent delete is not undone (review 4,
+    // finding 5).
+    let id = get_role(svc, actor, id)?.id;
+    if permissions.is_some() {
+        // It reaches everyone holding the role at once: a recent sign-in.
+        actor.require_recent(svc)?;
+    }
+    let mut tx = svc.store.write()?;
+    let mut r: CustomRole = tx
+        .get(Table::Roles, id.as_bytes())?
+        .ok_or(Error::NotFound("role"))?;
     if let Some(n) = name {
         r.name = clean_name("name", n)?;
     }
@@ -831,7 +875,6 @@ pub fn update_role(
         check_grantable(svc, by, Some(&r.workspace), set)?;
         r.permissions = set.names();
     }
-    let mut tx = svc.store.write()?;
     let grants = grants_in(&tx, &r.workspace)?;
     tx.put(Table::Roles, r.id.as_bytes(), &r)?;
     check_taken(svc, &tx, by, &r.workspace, &grants)?;
@@ -948,6 +991,10 @@ pub fn save_group(
     members: Option<&[UserId]>,
 ) -> Result<Group> {
     let (by, src) = (&actor.principal, &actor.source);
+    // Roles and seats are grants that outlive the token: a recent sign-in.
+    if roles.is_some_and(|r| !r.is_empty()) || members.is_some_and(|m| !m.is_empty()) {
+        actor.require_recent(svc)?;
+    }
     let mut g = match existing {
         Some(id) => get_group(svc, actor, id)?,
         None => {
@@ -970,6 +1017,17 @@ pub fn save_group(
     }
     let mut tx = svc.store.write()?;
     get(&tx, &g.workspace)?;
+    // The stored group as it stands now (not as read before the write): a
+    // concurrent change or delete is neither undone nor revived.
+    if existing.is_some() {
+        let mut now: Group = tx
+            .get(Table::Groups, g.id.as_bytes())?
+            .ok_or(Error::NotFound("group"))?;
+        if name.is_some() {
+            now.name = std::mem::take(&mut g.name);
+        }
+        g = now;
+    }
     let grants = grants_in(&tx, &g.workspace)?;
     if let Some(r) = roles {
         g.roles = if r.is_empty() {

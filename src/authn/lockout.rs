@@ -78,6 +78,8 @@ pub fn unlock(svc: &Service, actor: &crate::access::Actor, user: &UserId) -> Res
         crate::access::Permission::ManageUsers,
         crate::access::Resource::Platform,
     )?;
+    // It re-opens password guessing on the account: a recent sign-in.
+    actor.require_recent(svc)?;
     let (by, src) = (&actor.principal, &actor.source);
     let now = svc.now();
     let mut tx = svc.store.write()?;

@@ -269,6 +269,8 @@ pub enum SsoSessions<'a> {
     Connection(&'a str),
     /// This user's sessions started through this connection (a link removed).
     UserAt(&'a UserId, &'a str),
+    /// This user's sessions started through any connection (made SSO-excluded).
+    User(&'a UserId),
 }
 
 /// Ends the single sign-on sessions `which` names, in `tx`; returns how many.
@@ -282,6 +284,11 @@ pub fn end_sso(tx: &mut WriteTx<'_>, which: SsoSessions<'_>) -> Result<usize> {
         SsoSessions::UserAt(user, conn) => list_for_user(tx, user)?
             .into_iter()
             .filter(|(_, s)| from(s, conn))
+            .map(|(h, s)| (h, s.user_id))
+            .collect(),
+        SsoSessions::User(user) => list_for_user(tx, user)?
+            .into_iter()
+            .filter(|(_, s)| s.sso)
             .map(|(h, s)| (h, s.user_id))
             .collect(),
         _ => tx

@@ -273,6 +273,7 @@ pub async fn create(
     let now = svc.now();
     let c = build(id, input, None, now)?;
     grants_only_what_caller_holds(svc, by, &c)?;
+    guard_jit(svc, by, &c, None, true)?;
     let mut tx = svc.store.write()?;
     if tx
         .get::<Connection>(Table::SsoConnections, c.id.as_bytes())?
@@ -330,8 +331,9 @@ pub async fn update(
     if mapping_changed(&before, &c) {
         super::links::guard_relinking(svc, &tx, by, &c.id, super::links::Relink::Roles)?;
     }
+    let trust = trust_changed(&before, &c, secret_changed);
     let mut ended = 0;
-    if trust_changed(&before, &c, secret_changed) {
+    if trust {
         // Every link at the connection now trusts what the new settings
         // trust: the same as linking each of those users anew.
         super::links::guard_relinking(svc, &tx, by, &c.id, super::links::Relink::Trust)?;
@@ -341,6 +343,7 @@ pub async fn update(
             crate::authn::session::SsoSessions::Connection(&c.id),
         )?;
     }
+    guard_jit(svc, by, &c, Some(&before), trust)?;
     tx.put(Table::SsoConnections, c.id.as_bytes(), &c)?;
     let mut details = change_details(&c, secret_changed);
     details["sessions_ended"] = ended.into();
@@ -468,4 +471,33 @@ fn grants_only_what_caller_holds(svc: &Service, by: &Principal, c: &Connection) 
         crate::access::check_platform_role_grantable(svc, by, Role::Admin)?;
     }
     Ok(())
+}
+
+/// Just-in-time creation makes accounts (and links them) for whoever the
+/// IdP vouches for, and an account made today may be the one a workspace
+/// adds by its address tomorrow: creating users is `admin:users` business
+/// (issue 11, review 4, finding 1). So a caller without it may not create a
+/// connection with JIT on (the default for most presets: they set
+/// `"jit": false`), turn it on, or change whom a JIT connection trusts. No
+/// side effects (no denial audit: `update` holds a write transaction).
+fn guard_jit(
+    svc: &Service,
+    by: &Principal,
+    c: &Connection,
+    before: Option<&Connection>,
+    trust_changed: bool,
+) -> Result<()> {
+    let turns_on = before.is_none_or(|b| !b.jit);
+    if !super::finish::jit_allowed(c) || !(turns_on || trust_changed) {
+        return Ok(());
+    }
+    if crate::access::decide(svc, by, Permission::ManageUsers, Resource::Platform)?.allow {
+        return Ok(());
+    }
+    Err(Error::Forbidden(
+        "Just-in-time provisioning creates users for whoever the identity provider vouches for: \
+         creating or re-pointing a connection with it on needs the admin:users permission on the \
+         platform. Set \"jit\": false, or ask a platform admin."
+            .into(),
+    ))
 }

@@ -63,7 +63,8 @@ pub(super) fn refuse_email_link(s: &SsoSettings, user: &User, subject: &str) -> 
 /// connection (the IdP's subject: the refused sign-in's audit event names
 /// it). The owner and SSO-excluded users are never linked; an identity
 /// already linked to another user must be unlinked first. Needs
-/// `manage:security` on the platform and a recent sign-in. Audited.
+/// `manage:security` on the platform, the authority to link that user
+/// (`guard_link_authority`) and a recent sign-in. Audited.
 pub fn link_user(
     svc: &Service,
     actor: &Actor,
@@ -72,6 +73,8 @@ pub fn link_user(
     subject: &str,
 ) -> Result<()> {
     actor.authorize(svc, Permission::ManageSecurity, Resource::Platform)?;
+    // A link is a way into the account: `admin:users` too (audited when refused).
+    actor.authorize(svc, Permission::ManageUsers, Resource::Platform)?;
     actor.require_recent(svc)?;
     let (by, src) = (&actor.principal, &actor.source);
     let subject = subject.trim();
@@ -88,8 +91,7 @@ pub fn link_user(
     let conn =
         get(&tx, connection).map_err(|_| Error::invalid("connection", "no such connection"))?;
     let u = identity::get(&tx, user)?;
-    // A link is a way into the account: the same rule as its password.
-    crate::access::guard_credentials(by, &u, "SSO links")?;
+    guard_link_authority(svc, by, &u)?;
     if is_excluded(&settings(&tx)?, &u) {
         return Err(Error::Conflict(
             "This user is SSO-excluded (or the owner) and signs in with e-mail, password and \
@@ -176,14 +178,35 @@ impl Relink {
     }
 }
 
+/// The one rule for pointing a user's SSO identity at a connection (an
+/// explicit link, re-linking everyone at a connection whose trust changes,
+/// taking a linked user out of the excluded users): the IdP then signs in as
+/// that user, skipping their password and Gatehouse MFA, so only a caller
+/// who manages accounts may — `admin:users` on the platform — and only for
+/// an account whose credentials they may change (`guard_credentials`: the
+/// owner's by the owner, a platform admin's by a platform admin).
+/// `manage:security` alone configures connections, never whom they sign in
+/// as. No side effects (no denial audit: callers may hold a write
+/// transaction; `link_user` audits its own refusal first).
+pub(crate) fn guard_link_authority(svc: &Service, by: &Principal, target: &User) -> Result<()> {
+    if !crate::access::decide(svc, by, Permission::ManageUsers, Resource::Platform)?.allow {
+        return Err(Error::Forbidden(
+            "Linking a user to an identity provider lets it sign in as them: it needs the \
+             admin:users permission on the platform (manage:security alone does not)."
+                .into(),
+        ));
+    }
+    crate::access::guard_credentials(by, target, "SSO links")
+}
+
 /// Changing whom a connection trusts re-links everyone linked at it: the new
 /// IdP signs in as each of them, whatever their role is then (a user linked
 /// today may be promoted tomorrow). Changing its role rules changes each
 /// linked user's role at their next sign-in, as an admin changing it would.
 /// So a connection with any link makes either change only for a caller who
-/// could link each of those users anew and change their role: the
-/// `admin:users` permission on the platform and `guard_credentials` for each
-/// (for an admin: a platform admin). A lesser caller is told to unlink them
+/// could link each of those users anew and change their role
+/// (`guard_link_authority`: the `admin:users` permission on the platform and
+/// `guard_credentials` for each; for an admin, a platform admin). A lesser caller is told to unlink them
 /// first or to ask a platform admin. No side effects (no denial audit: the
 /// caller holds a write transaction).
 pub(crate) fn guard_relinking(
@@ -197,11 +220,14 @@ pub(crate) fn guard_relinking(
     if links == 0 {
         return Ok(());
     }
-    if may_manage_users(svc, by)?
-        && users
-            .iter()
-            .all(|u| crate::access::guard_credentials(by, u, "SSO links").is_ok())
-    {
+    // Links whose users are gone still re-link whoever gets that id: the
+    // permission half of the rule applies to them.
+    let mut refused = users.is_empty()
+        && !crate::access::decide(svc, by, Permission::ManageUsers, Resource::Platform)?.allow;
+    for u in &users {
+        refused |= guard_link_authority(svc, by, u).is_err();
+    }
+    if !refused {
         return Ok(());
     }
     let admins: Vec<&str> = users
@@ -224,23 +250,10 @@ pub(crate) fn guard_relinking(
     )))
 }
 
-/// Whether `by` may administer users platform-wide (`admin:users` on the
-/// platform), decided without a denial audit (callers hold a write transaction).
-fn may_manage_users(svc: &Service, by: &Principal) -> Result<bool> {
-    Ok(crate::access::decide(
-        svc,
-        by,
-        crate::access::Permission::ManageUsers,
-        crate::access::Resource::Platform,
-    )?
-    .allow)
-}
-
 /// Whether `by` may link `user` anew and change their role: what reviving
 /// their links (taking them out of the SSO-excluded users) needs.
 pub(crate) fn may_relink(svc: &Service, by: &Principal, user: &User) -> Result<bool> {
-    Ok(may_manage_users(svc, by)?
-        && crate::access::guard_credentials(by, user, "SSO links").is_ok())
+    Ok(guard_link_authority(svc, by, user).is_ok())
 }
 
 /// Deleting a connection removes every link at it: only a caller who may

@@ -204,12 +204,36 @@ pub fn update_settings(
     }
     tx.put(Table::Policy, SETTINGS_KEY, &next)?;
     // SSO off: nobody is signed in by an identity provider any more.
-    let ended = if before.enabled && !next.enabled {
+    let mut ended = if before.enabled && !next.enabled {
         crate::authn::session::end_sso(&mut tx, crate::authn::session::SsoSessions::All)?
     } else {
         0
     };
     let now = svc.now();
+    // Newly SSO-excluded: what their IdP signed them in to ends now, not at
+    // its expiry (an excluded user signs in with password and Gatehouse MFA
+    // only). SSO sessions are browser sessions only: no refresh family or
+    // access token is ever made from one, so there is nothing else to end.
+    let mut newly_excluded = Vec::new();
+    for id in next
+        .excluded_users
+        .iter()
+        .filter(|id| !before.excluded_users.contains(id))
+    {
+        let n =
+            crate::authn::session::end_sso(&mut tx, crate::authn::session::SsoSessions::User(id))?;
+        if n > 0
+            && let Ok(u) = identity::get(&tx, id)
+        {
+            newly_excluded.push(u.email.as_str().to_string());
+        }
+        ended += n;
+    }
+    let mut details = details;
+    details["sessions_ended"] = ended.into();
+    if !newly_excluded.is_empty() {
+        details["sessions_ended_for"] = newly_excluded.into();
+    }
     // Enforcement that takes password sign-in away from someone takes what
     // their password opened too: password sessions, refresh families and
     // access tokens (all made by a password sign-in); what the IdP started
@@ -229,8 +253,6 @@ pub fn update_settings(
             lost.push(u.email.as_str().to_string());
         }
     }
-    let mut details = details;
-    details["sessions_ended"] = ended.into();
     details["password_sign_in_ended"] = serde_json::json!({
         "users": lost.len(),
         "sample": lost.iter().take(50).collect::<Vec<_>>(),

@@ -125,6 +125,12 @@ pub fn get_app(svc: &Service, actor: &Actor, id: &str) -> Result<ApiApp> {
     Ok(app)
 }
 
+/// The app as it stands inside `tx`; gone is `NotFound`.
+fn app_in(tx: &WriteTx<'_>, id: &str) -> Result<ApiApp> {
+    tx.get::<ApiApp>(Table::ApiApps, id.as_bytes())?
+        .ok_or(Error::NotFound("API app"))
+}
+
 /// Renames or re-scopes an app; its keys carry the new scopes on the next check.
 pub fn update_app(
     svc: &Service,
@@ -134,7 +140,11 @@ pub fn update_app(
     scopes: Option<&[String]>,
 ) -> Result<ApiApp> {
     let (by, src) = (&actor.principal, &actor.source);
-    let mut app = get_app(svc, actor, id)?;
+    // Authorizes on the app's workspace, which never changes; the record
+    // itself is read inside the write (no lost update, review 4 finding 5).
+    let id = get_app(svc, actor, id)?.id;
+    let mut tx = svc.store.write()?;
+    let mut app = app_in(&tx, &id)?;
     if let Some(n) = name {
         app.name = clean_name("name", n)?;
     }
@@ -143,10 +153,13 @@ pub fn update_app(
         check_grantable(svc, by, Some(&app.workspace), set)?;
         // Narrowing takes scopes from the app's keys: only what the caller holds.
         crate::access::check_revocable(svc, by, Some(&app.workspace), app.scope_set().minus(set))?;
+        // Widening hands every key's holder more: a recent sign-in, like a new key.
+        if !set.minus(app.scope_set()).is_empty() {
+            actor.require_recent(svc)?;
+        }
         app.scopes = set.names();
     }
     app.updated_at = svc.now();
-    let mut tx = svc.store.write()?;
     tx.put(Table::ApiApps, app.id.as_bytes(), &app)?;
     record_change(
         &mut tx,
@@ -199,10 +212,11 @@ pub(super) fn remove_app_keys(tx: &mut WriteTx<'_>, app: &str) -> Result<usize> 
 /// Deletes an app and every key it has.
 pub fn delete_app(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
     let (by, src) = (&actor.principal, &actor.source);
-    let app = get_app(svc, actor, id)?;
+    let id = get_app(svc, actor, id)?.id;
+    let mut tx = svc.store.write()?;
+    let app = app_in(&tx, &id)?;
     // Deleting takes the app's scopes from every key: what narrowing it to nothing needs.
     crate::access::check_revocable(svc, by, Some(&app.workspace), app.scope_set())?;
-    let mut tx = svc.store.write()?;
     let n = remove_app_keys(&mut tx, &app.id)?;
     tx.delete(Table::ApiApps, app.id.as_bytes())?;
     record_change(
@@ -356,7 +370,13 @@ pub(super) fn cached_key(svc: &Service, hash: [u8; 32]) -> Result<Option<Arc<Api
         .get_or_load(&svc.store, &hash, |r| r.get(Table::ApiKeys, &hash))
 }
 
-/// Deletes the API key `raw` (RFC 7009 revocation of a key). Returns whether it existed.
+/// Deletes the API key `raw` (RFC 7009 revocation of a key). Returns whether
+/// it existed. Holding the key is what justifies revoking it (RFC 7009 §2:
+/// whoever holds a token may give it up), so the caller needs only
+/// `introspect:credentials` where the key lives, not `admin:credentials`;
+/// the audit record names that caller as the actor (`by.event`), and the
+/// app and key revoked, so a revocation by a leaked key's finder is told
+/// apart from the app owner's delete (review 4, finding 6).
 pub fn revoke_key(svc: &Service, actor: &Actor, raw: &str) -> Result<bool> {
     let (by, src) = (&actor.principal, &actor.source);
     if !well_formed(API_KEY_PREFIX, raw) {

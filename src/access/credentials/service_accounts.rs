@@ -17,7 +17,7 @@ use crate::clock::Timestamp;
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::service::Service;
-use crate::store::Table;
+use crate::store::{Reader, Table};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -220,7 +220,17 @@ pub struct ServiceAccountUpdate<'a> {
     pub ip_mode: Option<IpMode>,
 }
 
-/// Edits an account; narrowed scopes bite on the very next check of its tokens.
+/// The account as it stands inside `tx` (a change reads it there, not from
+/// the access snapshot, so two concurrent writes never restore each other's
+/// old record: issue 11, review 4, finding 5); gone is `NotFound`.
+fn current_in(r: &impl Reader, id: &str) -> Result<ServiceAccount> {
+    r.get::<ServiceAccount>(Table::ServiceAccounts, id.as_bytes())?
+        .ok_or(Error::NotFound("service account"))
+}
+
+/// Edits an account; narrowed scopes bite on the very next check of its
+/// tokens. Widening its scopes or loosening its allowlist hands the holder
+/// of its secret more: a recent sign-in, like a new secret.
 pub fn update_service_account(
     svc: &Service,
     actor: &Actor,
@@ -232,7 +242,7 @@ pub fn update_service_account(
     // Read again in the write transaction: a disable, rotation or narrowing
     // committed meanwhile is kept, not overwritten by an older copy.
     let mut tx = svc.store.write()?;
-    let mut sa = stored(&tx, &id)?;
+    let mut sa = current_in(&tx, &id)?;
     if let Some(n) = u.name {
         sa.name = clean_name("name", n)?;
     }
@@ -240,9 +250,11 @@ pub fn update_service_account(
         sa.description = d.trim().chars().take(500).collect();
     }
     let ws = sa.workspace.clone();
+    let mut widens = false;
     if let Some(s) = u.scopes {
         let set = PermSet::parse_names("scopes", s)?;
         check_grantable(svc, by, ws.as_deref(), set)?;
+        widens = !set.minus(sa.scope_set()).is_empty();
         // Narrowing takes scopes away: only from an account no stronger than the caller.
         let taken = sa.scope_set().minus(set);
         crate::access::check_revocable(svc, by, ws.as_deref(), taken)?;
@@ -261,7 +273,8 @@ pub fn update_service_account(
     }
     // A looser allowlist lets the account's secret and tokens work from more
     // places, as a new secret would: the same check as a rotation.
-    if loosens_ip_rules(&before, &sa) {
+    let loosens = loosens_ip_rules(&before, &sa);
+    if loosens {
         check_grantable(svc, by, ws.as_deref(), before.scope_set()).map_err(|_| {
             Error::Forbidden(
                 "Loosening a service account's IP allowlist (removing or widening it, or block → \
@@ -269,6 +282,9 @@ pub fn update_service_account(
                     .into(),
             )
         })?;
+    }
+    if widens || loosens {
+        actor.require_recent(svc)?;
     }
     sa.updated_at = svc.now();
     tx.put(Table::ServiceAccounts, sa.id.as_bytes(), &sa)?;
@@ -295,7 +311,7 @@ pub fn rotate_service_account_secret(svc: &Service, actor: &Actor, id: &str) -> 
     actor.require_recent(svc)?;
     let secret = generate_secret(CLIENT_SECRET_PREFIX)?;
     let mut tx = svc.store.write()?;
-    let mut sa = stored(&tx, &id)?;
+    let mut sa = current_in(&tx, &id)?;
     // A new secret hands its holder the account's scopes: the same check as granting them.
     check_grantable(svc, by, sa.workspace.as_deref(), sa.scope_set())?;
     sa.secret_hash = hex::encode(crypto::sha256(secret.as_bytes()));
@@ -315,12 +331,6 @@ pub fn rotate_service_account_secret(svc: &Service, actor: &Actor, id: &str) -> 
     )?;
     tx.commit()?;
     Ok(secret)
-}
-
-/// The account as stored, read in the caller's transaction.
-fn stored(r: &impl crate::store::Reader, id: &str) -> Result<ServiceAccount> {
-    r.get::<ServiceAccount>(Table::ServiceAccounts, id.as_bytes())?
-        .ok_or(Error::NotFound("service account"))
 }
 
 /// Disables an account: every token it holds is refused from the next check
@@ -345,7 +355,7 @@ fn set_disabled(svc: &Service, actor: &Actor, id: &str, disabled: bool) -> Resul
     let id = get_service_account(svc, actor, id)?.id;
     actor.require_recent(svc)?;
     let mut tx = svc.store.write()?;
-    let mut sa = stored(&tx, &id)?;
+    let mut sa = current_in(&tx, &id)?;
     let ws = sa.workspace.clone();
     if disabled {
         crate::access::check_revocable(svc, by, ws.as_deref(), sa.scope_set())?;
@@ -382,11 +392,12 @@ fn set_disabled(svc: &Service, actor: &Actor, id: &str, disabled: bool) -> Resul
 /// Deletes an account; its tokens are refused on the very next check.
 pub fn delete_service_account(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
     let (by, src) = (&actor.principal, &actor.source);
-    let sa = get_service_account(svc, actor, id)?;
+    let id = get_service_account(svc, actor, id)?.id;
+    let mut tx = svc.store.write()?;
+    let sa = current_in(&tx, &id)?;
     // Deleting takes away every scope the account holds: what narrowing it to
     // nothing needs.
     crate::access::check_revocable(svc, by, sa.workspace.as_deref(), sa.scope_set())?;
-    let mut tx = svc.store.write()?;
     tx.delete(Table::ServiceAccounts, sa.id.as_bytes())?;
     record_change(
         &mut tx,
