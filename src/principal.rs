@@ -1,6 +1,7 @@
 //! The shared vocabulary of users, below every domain module: the e-mail and
-//! user-id types, the built-in roles and the user record (re-exported by
-//! `identity`, which owns their storage and rules).
+//! user-id types, the built-in roles, the kinds of second factor and the user
+//! record (re-exported by `identity`, which owns their storage and rules;
+//! `MfaMethod` by `authn::mfa`).
 
 use serde::{Deserialize, Serialize};
 
@@ -135,6 +136,52 @@ impl Role {
     }
 }
 
+/// A kind of second factor, as named on the wire (`totp`, `email`, `sms`,
+/// `recovery_code`). Parsed before anything is checked or recorded, so an
+/// unknown name is a 400 listing these and never lands in the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaMethod {
+    Totp,
+    Email,
+    Sms,
+    RecoveryCode,
+}
+
+impl MfaMethod {
+    pub const ALL: [MfaMethod; 4] = [
+        MfaMethod::Totp,
+        MfaMethod::Email,
+        MfaMethod::Sms,
+        MfaMethod::RecoveryCode,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MfaMethod::Totp => "totp",
+            MfaMethod::Email => "email",
+            MfaMethod::Sms => "sms",
+            MfaMethod::RecoveryCode => "recovery_code",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<MfaMethod> {
+        MfaMethod::ALL
+            .into_iter()
+            .find(|m| m.as_str() == raw.trim())
+            .ok_or_else(|| {
+                Error::invalid("method", "must be one of totp, email, sms, recovery_code")
+            })
+    }
+
+    /// An optional method field: absent or empty is `None`.
+    pub fn parse_opt(raw: Option<&str>) -> Result<Option<MfaMethod>> {
+        match raw.map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(m) => MfaMethod::parse(m).map(Some),
+        }
+    }
+}
+
 /// A user record. Stored sealed as a whole; `password_hash` never leaves the
 /// domain (the DTOs in `web` do not carry it).
 #[derive(Clone, Serialize, Deserialize)]
@@ -161,5 +208,25 @@ impl std::fmt::Debug for User {
 impl User {
     pub fn is_admin(&self) -> bool {
         matches!(self.role, Role::Owner | Role::Admin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_parse_only_their_own_names() {
+        for m in MfaMethod::ALL {
+            assert_eq!(MfaMethod::parse(m.as_str()).unwrap(), m);
+        }
+        assert_eq!(MfaMethod::parse(" sms ").unwrap(), MfaMethod::Sms);
+        assert_eq!(MfaMethod::parse_opt(None).unwrap(), None);
+        assert_eq!(MfaMethod::parse_opt(Some("")).unwrap(), None);
+        for bad in ["TOTP", "recovery", "sms\0", &"m".repeat(60_000)] {
+            let e = MfaMethod::parse(bad).unwrap_err().public_message();
+            assert!(e.contains("totp, email, sms, recovery_code"), "{e}");
+            assert!(e.len() < 100, "the answer does not echo the input");
+        }
     }
 }

@@ -15,51 +15,7 @@ use crate::identity::{self, User, UserId};
 use crate::service::Service;
 use crate::store::{Reader, Table, WriteTx};
 
-/// A kind of second factor, as named on the wire (`totp`, `email`, `sms`,
-/// `recovery_code`). Parsed before anything is checked or recorded, so an
-/// unknown name is a 400 listing these and never lands in the audit log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MfaMethod {
-    Totp,
-    Email,
-    Sms,
-    RecoveryCode,
-}
-
-impl MfaMethod {
-    pub const ALL: [MfaMethod; 4] = [
-        MfaMethod::Totp,
-        MfaMethod::Email,
-        MfaMethod::Sms,
-        MfaMethod::RecoveryCode,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MfaMethod::Totp => "totp",
-            MfaMethod::Email => "email",
-            MfaMethod::Sms => "sms",
-            MfaMethod::RecoveryCode => "recovery_code",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Result<MfaMethod> {
-        MfaMethod::ALL
-            .into_iter()
-            .find(|m| m.as_str() == raw.trim())
-            .ok_or_else(|| {
-                Error::invalid("method", "must be one of totp, email, sms, recovery_code")
-            })
-    }
-
-    /// An optional method field: absent or empty is `None`.
-    pub fn parse_opt(raw: Option<&str>) -> Result<Option<MfaMethod>> {
-        match raw.map(str::trim) {
-            None | Some("") => Ok(None),
-            Some(m) => MfaMethod::parse(m).map(Some),
-        }
-    }
-}
+pub use crate::principal::MfaMethod;
 
 pub const CHALLENGE_TTL_SECS: i64 = 300;
 const RECOVERY_CODES: usize = 10;
@@ -1376,21 +1332,6 @@ mod tests {
             disabled: false,
             created_at: 1,
             updated_at: 1,
-        }
-    }
-
-    #[test]
-    fn methods_parse_only_their_own_names() {
-        for m in MfaMethod::ALL {
-            assert_eq!(MfaMethod::parse(m.as_str()).unwrap(), m);
-        }
-        assert_eq!(MfaMethod::parse(" sms ").unwrap(), MfaMethod::Sms);
-        assert_eq!(MfaMethod::parse_opt(None).unwrap(), None);
-        assert_eq!(MfaMethod::parse_opt(Some("")).unwrap(), None);
-        for bad in ["TOTP", "recovery", "sms\0", &"m".repeat(60_000)] {
-            let e = MfaMethod::parse(bad).unwrap_err().public_message();
-            assert!(e.contains("totp, email, sms, recovery_code"), "{e}");
-            assert!(e.len() < 100, "the answer does not echo the input");
         }
     }
 
