@@ -139,7 +139,8 @@ impl Role {
 /// A kind of second factor, as named on the wire (`totp`, `email`, `sms`,
 /// `recovery_code`). Parsed before anything is checked or recorded, so an
 /// unknown name is a 400 listing these and never lands in the audit log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MfaMethod {
     Totp,
     Email,
@@ -173,12 +174,24 @@ impl MfaMethod {
             })
     }
 
+    /// The method named exactly `raw` (no trimming), if any: for the edges
+    /// that refuse an unknown name with their own words.
+    pub fn from_wire(raw: &str) -> Option<MfaMethod> {
+        MfaMethod::ALL.into_iter().find(|m| m.as_str() == raw)
+    }
+
     /// An optional method field: absent or empty is `None`.
     pub fn parse_opt(raw: Option<&str>) -> Result<Option<MfaMethod>> {
         match raw.map(str::trim) {
             None | Some("") => Ok(None),
             Some(m) => MfaMethod::parse(m).map(Some),
         }
+    }
+}
+
+impl std::fmt::Display for MfaMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -11,7 +11,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
 use crate::audit;
-use crate::authn::{self, password::Password};
+use crate::authn::{self, mfa::MfaMethod, password::Password};
 use crate::clock::rfc3339;
 use crate::error::Error;
 use crate::identity::{Role, User};
@@ -139,36 +139,39 @@ pub struct MethodOption {
     pub selected: bool,
 }
 
-/// The method picker and the "send a code" buttons for a list of methods.
+/// The method picker and the "send a code" buttons for a list of methods
+/// (`selected` when it is one of them, else the first).
 pub(crate) fn method_options(
-    methods: &[&'static str],
-    selected: &str,
+    methods: &[MfaMethod],
+    selected: Option<MfaMethod>,
 ) -> (Vec<MethodOption>, Vec<MethodOption>) {
-    let selected = if methods.contains(&selected) {
-        selected
-    } else {
-        methods.first().copied().unwrap_or("")
-    };
-    let label = |m: &str| match m {
-        "totp" => "Authenticator app",
-        "email" => "E-mail code",
-        "sms" => "SMS code",
-        _ => "Recovery code",
+    let selected = selected
+        .filter(|m| methods.contains(m))
+        .or_else(|| methods.first().copied());
+    let label = |m: MfaMethod| match m {
+        MfaMethod::Totp => "Authenticator app",
+        MfaMethod::Email => "E-mail code",
+        MfaMethod::Sms => "SMS code",
+        MfaMethod::RecoveryCode => "Recovery code",
     };
     let options = methods
         .iter()
-        .map(|m| MethodOption {
-            value: m,
+        .map(|&m| MethodOption {
+            value: m.as_str(),
             label: label(m),
-            selected: *m == selected,
+            selected: Some(m) == selected,
         })
         .collect();
     let sendable = methods
         .iter()
-        .filter(|m| matches!(**m, "email" | "sms"))
-        .map(|m| MethodOption {
-            value: m,
-            label: if *m == "email" { "e-mail" } else { "SMS" },
+        .filter(|m| matches!(**m, MfaMethod::Email | MfaMethod::Sms))
+        .map(|&m| MethodOption {
+            value: m.as_str(),
+            label: if m == MfaMethod::Email {
+                "e-mail"
+            } else {
+                "SMS"
+            },
             selected: false,
         })
         .collect();
@@ -320,8 +323,8 @@ pub(crate) fn account_page(
         me: UserRow::new(&u.user, last_sign_in),
         mfa,
         mfa_since,
-        can_email: available.contains(&"email"),
-        can_sms: available.contains(&"sms"),
+        can_email: available.contains(&MfaMethod::Email),
+        can_sms: available.contains(&MfaMethod::Sms),
         sessions,
         notice,
         error,
