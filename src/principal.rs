@@ -1,7 +1,7 @@
-//! The shared vocabulary of users, below every domain module: the e-mail and
-//! user-id types, the built-in roles, the kinds of second factor and the user
-//! record (re-exported by `identity`, which owns their storage and rules;
-//! `MfaMethod` by `authn::mfa`).
+//! The shared vocabulary of users, below every domain module: the e-mail,
+//! user-id and workspace-id types, the built-in roles, the kinds of second
+//! factor and the user record (re-exported by `identity`, which owns their
+//! storage and rules; `MfaMethod` by `authn::mfa`).
 
 use serde::{Deserialize, Serialize};
 
@@ -102,6 +102,51 @@ impl TryFrom<String> for UserId {
 impl From<UserId> for String {
     fn from(u: UserId) -> String {
         u.0
+    }
+}
+
+/// A workspace id: `ws_` + 20 hex characters. Parsed from paths, forms and
+/// resource strings before any look-up; a malformed one is simply not found
+/// (the answer `access::parse_id("ws_", …)` gave). Stored and sent as the
+/// bare string (`serde(transparent)`), so records and JSON are unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WorkspaceId(String);
+
+impl WorkspaceId {
+    pub fn generate() -> Result<WorkspaceId> {
+        Ok(WorkspaceId(format!(
+            "ws_{}",
+            hex::encode(crypto::random_bytes::<10>()?)
+        )))
+    }
+    /// Whether `s` is a well-formed workspace id.
+    pub fn valid(s: &str) -> bool {
+        s.len() == 23
+            && s.starts_with("ws_")
+            && s[3..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }
+    pub fn parse(s: &str) -> Result<WorkspaceId> {
+        if WorkspaceId::valid(s) {
+            Ok(WorkspaceId(s.to_string()))
+        } else {
+            Err(Error::NotFound("workspace"))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl std::fmt::Display for WorkspaceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::borrow::Borrow<str> for WorkspaceId {
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 
@@ -240,6 +285,31 @@ mod tests {
             let e = MfaMethod::parse(bad).unwrap_err().public_message();
             assert!(e.contains("totp, email, sms, recovery_code"), "{e}");
             assert!(e.len() < 100, "the answer does not echo the input");
+        }
+    }
+
+    #[test]
+    fn workspace_ids_parse_only_their_own_shape() {
+        let id = WorkspaceId::generate().unwrap();
+        assert_eq!(WorkspaceId::parse(id.as_str()).unwrap(), id);
+        assert_eq!(
+            serde_json::to_string(&id).unwrap(),
+            format!("\"{id}\""),
+            "stored and sent as the bare string"
+        );
+        for bad in [
+            "",
+            "ws_",
+            "ws_0123456789ABCDEF0123",
+            "ws_0123456789abcdef012",
+            "ws_0123456789abcdef01234",
+            "wsx0123456789abcdef0123",
+            "usr_0123456789abcdef0123",
+        ] {
+            assert!(
+                matches!(WorkspaceId::parse(bad), Err(Error::NotFound("workspace"))),
+                "{bad:?}"
+            );
         }
     }
 }
