@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::principal::{Role, User};
+use crate::principal::{MfaMethod, Role, User};
 use crate::service::Service;
 use crate::store::{Reader, Table};
 
@@ -35,7 +35,16 @@ pub struct MfaPolicy {
     /// Roles that must use MFA when `mode` is `roles`.
     pub roles: Vec<Role>,
     /// Second factors users may enroll: `totp`, `email`, `sms` (recovery codes come with any).
+    /// Kept as the names (stored and sent as they are), so `validate` can
+    /// refuse an unknown one in its own words; read them with `allows`.
     pub methods: Vec<String>,
+}
+
+impl MfaPolicy {
+    /// Whether users may enroll (and use) `method`.
+    pub fn allows(&self, method: MfaMethod) -> bool {
+        self.methods.iter().any(|m| m == method.as_str())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -56,7 +65,8 @@ pub struct SecurityPolicy {
     pub session: SessionPolicy,
 }
 
-pub const METHODS: &[&str] = &["totp", "email", "sms"];
+/// The methods a policy may allow (recovery codes come with any).
+pub const METHODS: &[MfaMethod] = &[MfaMethod::Totp, MfaMethod::Email, MfaMethod::Sms];
 const KEY: &[u8] = b"security";
 
 impl SecurityPolicy {
@@ -65,7 +75,7 @@ impl SecurityPolicy {
             mfa: MfaPolicy {
                 mode: MfaMode::Off,
                 roles: Vec::new(),
-                methods: vec!["totp".into()],
+                methods: vec![MfaMethod::Totp.as_str().into()],
             },
             session: SessionPolicy {
                 idle_timeout_secs: svc_settings.session.idle_timeout_secs,
@@ -112,7 +122,7 @@ impl SecurityPolicy {
             .mfa
             .methods
             .iter()
-            .find(|m| !METHODS.contains(&m.as_str()))
+            .find(|m| !METHODS.iter().any(|x| x.as_str() == m.as_str()))
         {
             return Err(Error::invalid(
                 "mfa.methods",

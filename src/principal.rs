@@ -1,6 +1,7 @@
-//! The shared vocabulary of users, below every domain module: the e-mail and
-//! user-id types, the built-in roles, the user record (re-exported by
-//! `identity`, which owns their storage and rules) and the `Password` secret
+//! The shared vocabulary of users, below every domain module: the e-mail,
+//! user-id and workspace-id types, the built-in roles, the kinds of second
+//! factor, the user record (re-exported by `identity`, which owns their
+//! storage and rules; `MfaMethod` by `authn::mfa`) and the `Password` secret
 //! type (re-exported by `authn::password`, which hashes and checks it).
 
 use serde::{Deserialize, Serialize};
@@ -131,6 +132,51 @@ impl From<UserId> for String {
     }
 }
 
+/// A workspace id: `ws_` + 20 hex characters. Parsed from paths, forms and
+/// resource strings before any look-up; a malformed one is simply not found
+/// (the answer `access::parse_id("ws_", …)` gave). Stored and sent as the
+/// bare string (`serde(transparent)`), so records and JSON are unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WorkspaceId(String);
+
+impl WorkspaceId {
+    pub fn generate() -> Result<WorkspaceId> {
+        Ok(WorkspaceId(format!(
+            "ws_{}",
+            hex::encode(crypto::random_bytes::<10>()?)
+        )))
+    }
+    /// Whether `s` is a well-formed workspace id.
+    pub fn valid(s: &str) -> bool {
+        s.len() == 23
+            && s.starts_with("ws_")
+            && s[3..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }
+    pub fn parse(s: &str) -> Result<WorkspaceId> {
+        if WorkspaceId::valid(s) {
+            Ok(WorkspaceId(s.to_string()))
+        } else {
+            Err(Error::NotFound("workspace"))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl std::fmt::Display for WorkspaceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::borrow::Borrow<str> for WorkspaceId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Built-in roles of the foundation. Workspaces and custom roles come later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -162,6 +208,65 @@ impl Role {
     }
 }
 
+/// A kind of second factor, as named on the wire (`totp`, `email`, `sms`,
+/// `recovery_code`). Parsed before anything is checked or recorded, so an
+/// unknown name is a 400 listing these and never lands in the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MfaMethod {
+    Totp,
+    Email,
+    Sms,
+    RecoveryCode,
+}
+
+impl MfaMethod {
+    pub const ALL: [MfaMethod; 4] = [
+        MfaMethod::Totp,
+        MfaMethod::Email,
+        MfaMethod::Sms,
+        MfaMethod::RecoveryCode,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MfaMethod::Totp => "totp",
+            MfaMethod::Email => "email",
+            MfaMethod::Sms => "sms",
+            MfaMethod::RecoveryCode => "recovery_code",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<MfaMethod> {
+        MfaMethod::ALL
+            .into_iter()
+            .find(|m| m.as_str() == raw.trim())
+            .ok_or_else(|| {
+                Error::invalid("method", "must be one of totp, email, sms, recovery_code")
+            })
+    }
+
+    /// The method named exactly `raw` (no trimming), if any: for the edges
+    /// that refuse an unknown name with their own words.
+    pub fn from_wire(raw: &str) -> Option<MfaMethod> {
+        MfaMethod::ALL.into_iter().find(|m| m.as_str() == raw)
+    }
+
+    /// An optional method field: absent or empty is `None`.
+    pub fn parse_opt(raw: Option<&str>) -> Result<Option<MfaMethod>> {
+        match raw.map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(m) => MfaMethod::parse(m).map(Some),
+        }
+    }
+}
+
+impl std::fmt::Display for MfaMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A user record. Stored sealed as a whole; `password_hash` never leaves the
 /// domain (the DTOs in `web` do not carry it).
 #[derive(Clone, Serialize, Deserialize)]
@@ -188,5 +293,50 @@ impl std::fmt::Debug for User {
 impl User {
     pub fn is_admin(&self) -> bool {
         matches!(self.role, Role::Owner | Role::Admin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_parse_only_their_own_names() {
+        for m in MfaMethod::ALL {
+            assert_eq!(MfaMethod::parse(m.as_str()).unwrap(), m);
+        }
+        assert_eq!(MfaMethod::parse(" sms ").unwrap(), MfaMethod::Sms);
+        assert_eq!(MfaMethod::parse_opt(None).unwrap(), None);
+        assert_eq!(MfaMethod::parse_opt(Some("")).unwrap(), None);
+        for bad in ["TOTP", "recovery", "sms\0", &"m".repeat(60_000)] {
+            let e = MfaMethod::parse(bad).unwrap_err().public_message();
+            assert!(e.contains("totp, email, sms, recovery_code"), "{e}");
+            assert!(e.len() < 100, "the answer does not echo the input");
+        }
+    }
+
+    #[test]
+    fn workspace_ids_parse_only_their_own_shape() {
+        let id = WorkspaceId::generate().unwrap();
+        assert_eq!(WorkspaceId::parse(id.as_str()).unwrap(), id);
+        assert_eq!(
+            serde_json::to_string(&id).unwrap(),
+            format!("\"{id}\""),
+            "stored and sent as the bare string"
+        );
+        for bad in [
+            "",
+            "ws_",
+            "ws_0123456789ABCDEF0123",
+            "ws_0123456789abcdef012",
+            "ws_0123456789abcdef01234",
+            "wsx0123456789abcdef0123",
+            "usr_0123456789abcdef0123",
+        ] {
+            assert!(
+                matches!(WorkspaceId::parse(bad), Err(Error::NotFound("workspace"))),
+                "{bad:?}"
+            );
+        }
     }
 }

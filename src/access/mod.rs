@@ -21,6 +21,7 @@ use crate::audit::{self, NewEvent, Outcome, Source};
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::identity::{User, UserId};
+use crate::principal::WorkspaceId;
 use crate::service::Service;
 use crate::store::{Reader, Table};
 
@@ -117,7 +118,7 @@ impl<'a> Resource<'a> {
     pub fn parse(s: &'a str) -> Result<Resource<'a>> {
         let mut parts = s.split('/');
         let ws = parts.next().unwrap_or("");
-        if !valid_id("ws_", ws) {
+        if !WorkspaceId::valid(ws) {
             return Err(Error::invalid(
                 "resource",
                 "must start with a workspace id: ws_…, ws_…/path or ws_…/bots/{bot_id}",
@@ -702,7 +703,7 @@ pub fn resolve_workspace(
     named: Option<&str>,
 ) -> Result<String> {
     if let Some(w) = named.filter(|w| !w.is_empty()) {
-        if !valid_id("ws_", w) {
+        if !WorkspaceId::valid(w) {
             return Err(Error::NotFound("workspace"));
         }
         return Ok(w.to_string());

@@ -12,6 +12,7 @@ use super::{
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::identity::{self, UserId};
+use crate::principal::WorkspaceId;
 use crate::service::Service;
 use crate::store::{Reader, Table, WriteTx};
 
@@ -101,8 +102,8 @@ pub struct Group {
 }
 
 pub fn get(r: &impl Reader, id: &str) -> Result<Workspace> {
-    let id = parse_id("ws_", id, "workspace")?;
-    r.get(Table::Workspaces, id.as_bytes())?
+    let id = WorkspaceId::parse(id)?;
+    r.get(Table::Workspaces, id.as_str().as_bytes())?
         .ok_or(Error::NotFound("workspace"))
 }
 
@@ -156,7 +157,7 @@ pub fn create(svc: &Service, actor: &Actor, name: &str) -> Result<Workspace> {
     let (by, src) = (&actor.principal, &actor.source);
     actor.authorize(svc, Permission::ManageWorkspaces, Resource::Platform)?;
     let w = Workspace {
-        id: new_id("ws_")?,
+        id: WorkspaceId::generate()?.to_string(),
         name: clean_name("name", name)?,
         created_at: svc.now(),
         session: SessionLimits::default(),

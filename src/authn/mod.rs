@@ -53,7 +53,7 @@ pub enum Grant {
     /// The password was right; a second factor is due (see `complete_mfa`).
     Mfa {
         mfa_token: String,
-        methods: Vec<&'static str>,
+        methods: Vec<mfa::MfaMethod>,
     },
 }
 
@@ -251,17 +251,17 @@ fn note_failure(
 
 /// Completes a sign-in whose password was right with a second factor. Wrong
 /// codes count towards the lockout; the `mfa_token` is single-use. Also returns
-/// how many recovery codes remain when one was used. An unknown `method` is
-/// refused (400, naming the methods) before anything is read or recorded.
+/// how many recovery codes remain when one was used. The edge parses
+/// `method` (`mfa::MfaMethod::parse`), so an unknown one is refused (400,
+/// naming the methods) before anything is read or recorded.
 pub fn complete_mfa(
     svc: &Service,
     mfa_token: &str,
-    method: &str,
+    method: mfa::MfaMethod,
     code: &str,
     src: &Source,
     channel: Channel,
 ) -> Result<(User, Grant, Option<usize>)> {
-    let method = mfa::MfaMethod::parse(method)?.as_str();
     let now = svc.now();
     let mut tx = svc.store.write()?;
     match mfa::verify(&mut tx, mfa_token, method, code, now)? {
@@ -283,7 +283,7 @@ pub fn complete_mfa(
         }
         Err((user, reason)) => {
             let mut ev = NewEvent::new("auth.mfa", Outcome::Failure)
-                .details(serde_json::json!({"reason": reason, "method": method}));
+                .details(serde_json::json!({"reason": reason, "method": method.as_str()}));
             if let Some(u) = &user {
                 ev = ev
                     .actor(u.email.as_str(), Some(u.id.as_str().into()))
@@ -329,7 +329,7 @@ fn finish_login(
     user: User,
     src: &Source,
     channel: Channel,
-    mfa_used: Option<&str>,
+    mfa_used: Option<mfa::MfaMethod>,
     sso: Option<&str>,
 ) -> Result<(User, Grant)> {
     let now = svc.now();
@@ -361,7 +361,7 @@ fn finish_login(
         NewEvent::new("auth.login", Outcome::Success)
             .actor(user.email.as_str(), Some(user.id.as_str().into()))
             .target(user.id.as_str())
-            .details(serde_json::json!({"channel": channel_name, "mfa": mfa_used, "sso": sso, "enroll_only": enroll_only})),
+            .details(serde_json::json!({"channel": channel_name, "mfa": mfa_used.map(mfa::MfaMethod::as_str), "sso": sso, "enroll_only": enroll_only})),
     )?;
     Ok((user, grant))
 }
@@ -627,7 +627,7 @@ pub async fn confirm(
     let factor = need == Need::PasswordAndFactor && !methods.is_empty();
     let method = proof
         .method
-        .or_else(|| methods.first().and_then(|m| mfa::MfaMethod::parse(m).ok()))
+        .or_else(|| methods.first().copied())
         .unwrap_or(mfa::MfaMethod::Totp);
     let reason = if locked {
         Some("account_locked")
@@ -637,14 +637,8 @@ pub async fn confirm(
     } else if let Some(r) = password_verdict(false, user, pw_ok) {
         Some(r)
     } else if factor
-        && !(methods.contains(&method.as_str())
-            && mfa::check_code_now(
-                &mut tx,
-                user,
-                method.as_str(),
-                proof.code.unwrap_or(""),
-                now,
-            )?)
+        && !(methods.contains(&method)
+            && mfa::check_code_now(&mut tx, user, method, proof.code.unwrap_or(""), now)?)
     {
         Some("wrong_code")
     } else {
@@ -697,13 +691,13 @@ pub async fn reauthenticate(
     user: &User,
     session_hash: &[u8],
     pw: &Password,
-    method: Option<&str>,
+    method: Option<mfa::MfaMethod>,
     code: Option<&str>,
     src: &Source,
 ) -> Result<()> {
     let proof = Proof {
         password: pw,
-        method: mfa::MfaMethod::parse_opt(method)?,
+        method,
         code,
     };
     confirm(
@@ -896,7 +890,7 @@ mod tests {
             .unwrap();
         rt.block_on(async {
             reauth(mfa::remove_all_own(&svc, &stale, &proof).await);
-            reauth(mfa::remove_method(&svc, &stale, "totp", &proof).await);
+            reauth(mfa::remove_method(&svc, &stale, mfa::MfaMethod::Totp, &proof).await);
             reauth(
                 mfa::regenerate_recovery(&svc, &stale, &proof)
                     .await
@@ -907,7 +901,10 @@ mod tests {
                     .await
                     .map(|_| ()),
             );
-            reauth(mfa::start_code_enrollment(&svc, &stale, "email", None, Some(&proof)).await);
+            reauth(
+                mfa::start_code_enrollment(&svc, &stale, mfa::MfaMethod::Email, None, Some(&proof))
+                    .await,
+            );
         });
     }
 }

@@ -7,7 +7,7 @@ use crate::access::{Actor, Permission, Resource};
 use crate::audit::{self, Outcome};
 use crate::error::{Error, Result};
 use crate::policy::{SecurityPolicy, stored};
-use crate::principal::User;
+use crate::principal::{MfaMethod, User};
 use crate::service::Service;
 use crate::store::{Reader, Table};
 
@@ -27,17 +27,17 @@ pub fn update_policy(svc: &Service, actor: &Actor, next: SecurityPolicy) -> Resu
     next.validate()?;
     for (m, ok, what) in [
         (
-            "email",
+            MfaMethod::Email,
             crate::notify::email_configured(&svc.settings.smtp),
             "[smtp] host",
         ),
         (
-            "sms",
+            MfaMethod::Sms,
             crate::notify::sms_configured(&svc.settings.sms),
             "[sms] url",
         ),
     ] {
-        if next.mfa.methods.iter().any(|x| x == m) && !ok {
+        if next.mfa.allows(m) && !ok {
             return Err(Error::invalid(
                 "mfa.methods",
                 format!("{m} codes need {what} in the configuration first"),

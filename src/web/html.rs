@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::audit;
-use crate::authn::{self, password::Password};
+use crate::authn::{self, mfa::MfaMethod, password::Password};
 use crate::clock::{Timestamp, rfc3339};
 use crate::error::Error;
 use crate::identity::{Role, User};
@@ -142,36 +142,39 @@ pub struct MethodOption {
     pub selected: bool,
 }
 
-/// The method picker and the "send a code" buttons for a list of methods.
+/// The method picker and the "send a code" buttons for a list of methods
+/// (`selected` when it is one of them, else the first).
 pub(crate) fn method_options(
-    methods: &[&'static str],
-    selected: &str,
+    methods: &[MfaMethod],
+    selected: Option<MfaMethod>,
 ) -> (Vec<MethodOption>, Vec<MethodOption>) {
-    let selected = if methods.contains(&selected) {
-        selected
-    } else {
-        methods.first().copied().unwrap_or("")
-    };
-    let label = |m: &str| match m {
-        "totp" => "Authenticator app",
-        "email" => "E-mail code",
-        "sms" => "SMS code",
-        _ => "Recovery code",
+    let selected = selected
+        .filter(|m| methods.contains(m))
+        .or_else(|| methods.first().copied());
+    let label = |m: MfaMethod| match m {
+        MfaMethod::Totp => "Authenticator app",
+        MfaMethod::Email => "E-mail code",
+        MfaMethod::Sms => "SMS code",
+        MfaMethod::RecoveryCode => "Recovery code",
     };
     let options = methods
         .iter()
-        .map(|m| MethodOption {
-            value: m,
+        .map(|&m| MethodOption {
+            value: m.as_str(),
             label: label(m),
-            selected: *m == selected,
+            selected: Some(m) == selected,
         })
         .collect();
     let sendable = methods
         .iter()
-        .filter(|m| matches!(**m, "email" | "sms"))
-        .map(|m| MethodOption {
-            value: m,
-            label: if *m == "email" { "e-mail" } else { "SMS" },
+        .filter(|m| matches!(**m, MfaMethod::Email | MfaMethod::Sms))
+        .map(|&m| MethodOption {
+            value: m.as_str(),
+            label: if m == MfaMethod::Email {
+                "e-mail"
+            } else {
+                "SMS"
+            },
             selected: false,
         })
         .collect();
@@ -374,8 +377,8 @@ pub(crate) fn account_page(
         me: UserRow::new(&u.user, last_sign_in),
         mfa,
         mfa_since,
-        can_email: available.contains(&"email"),
-        can_sms: available.contains(&"sms"),
+        can_email: available.contains(&MfaMethod::Email),
+        can_sms: available.contains(&MfaMethod::Sms),
         sessions,
         notice,
         error,

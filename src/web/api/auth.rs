@@ -51,7 +51,8 @@ pub struct MfaRequired {
     pub mfa_required: bool,
     /// Single-use, 5 minutes, good for `POST /api/v1/auth/mfa` only.
     pub mfa_token: String,
-    pub methods: Vec<&'static str>,
+    #[schema(value_type = Vec<String>)]
+    pub methods: Vec<authn::mfa::MfaMethod>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -79,10 +80,11 @@ pub(super) async fn mfa_complete(
     st: web::Data<AppState>,
     body: web::Json<MfaRequest>,
 ) -> ApiResult {
+    let method = authn::mfa::MfaMethod::parse(&body.method)?;
     let (_, grant, remaining) = authn::complete_mfa(
         &st.svc,
         &body.mfa_token,
-        &body.method,
+        method,
         &body.code,
         &source(&req),
         Channel::Api,
@@ -111,7 +113,9 @@ pub(super) async fn mfa_send(
     st: web::Data<AppState>,
     body: web::Json<SendCodeRequest>,
 ) -> ApiResult {
-    authn::mfa::send_challenge_code(&st.svc, &body.mfa_token, &body.method, &source(&req)).await?;
+    let method = authn::mfa::MfaMethod::from_wire(&body.method)
+        .ok_or_else(authn::mfa::not_a_sign_in_method)?;
+    authn::mfa::send_challenge_code(&st.svc, &body.mfa_token, method, &source(&req)).await?;
     Ok(sent())
 }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ApiResult, ErrorBody, Sent, sent};
-use crate::authn::{self, password::Password};
+use crate::authn::{self, mfa::MfaMethod, password::Password};
 use crate::identity::UserId;
 use crate::web::AppState;
 use crate::web::auth::{ApiCaller, source};
@@ -23,7 +23,7 @@ pub struct AddProof {
 
 impl AddProof {
     fn proof(&self) -> Result<Option<authn::Proof<'_>>, crate::error::Error> {
-        let method = authn::mfa::MfaMethod::parse_opt(self.method.as_deref())?;
+        let method = MfaMethod::parse_opt(self.method.as_deref())?;
         Ok(self.password.as_ref().map(|password| authn::Proof {
             password,
             method,
@@ -45,7 +45,7 @@ pub(super) async fn email_start(
     authn::mfa::start_code_enrollment(
         &st.svc,
         &caller.actor(&req),
-        "email",
+        MfaMethod::Email,
         None,
         body.proof()?.as_ref(),
     )
@@ -65,7 +65,7 @@ pub(super) async fn email_confirm(
     let codes = authn::mfa::confirm_code_enrollment(
         &st.svc,
         caller.user()?,
-        "email",
+        MfaMethod::Email,
         &body.code,
         &source(&req),
     )?;
@@ -94,7 +94,7 @@ pub(super) async fn sms_start(
     authn::mfa::start_code_enrollment(
         &st.svc,
         &caller.actor(&req),
-        "sms",
+        MfaMethod::Sms,
         Some(&body.phone),
         body.proof.proof()?.as_ref(),
     )
@@ -114,7 +114,7 @@ pub(super) async fn sms_confirm(
     let codes = authn::mfa::confirm_code_enrollment(
         &st.svc,
         caller.user()?,
-        "sms",
+        MfaMethod::Sms,
         &body.code,
         &source(&req),
     )?;
@@ -139,7 +139,7 @@ impl ProofRequest {
     fn proof(&self) -> Result<authn::Proof<'_>, crate::error::Error> {
         Ok(authn::Proof {
             password: &self.password,
-            method: authn::mfa::MfaMethod::parse_opt(self.method.as_deref())?,
+            method: MfaMethod::parse_opt(self.method.as_deref())?,
             code: self.code.as_deref(),
         })
     }
@@ -160,7 +160,9 @@ pub(super) async fn proof_code_send(
     caller: ApiCaller,
     body: web::Json<MethodRequest>,
 ) -> ApiResult {
-    authn::mfa::send_reauth_code(&st.svc, caller.user()?, &body.method).await?;
+    let user = caller.user()?;
+    let method = MfaMethod::from_wire(&body.method).ok_or_else(authn::mfa::not_one_of_yours)?;
+    authn::mfa::send_reauth_code(&st.svc, user, method).await?;
     Ok(sent())
 }
 
@@ -178,7 +180,8 @@ pub(super) async fn method_remove(
     method: web::Path<String>,
     body: web::Json<ProofRequest>,
 ) -> ApiResult {
-    authn::mfa::remove_method(&st.svc, &caller.actor(&req), &method, &body.proof()?).await?;
+    let method = MfaMethod::from_wire(&method).ok_or_else(authn::mfa::not_removable)?;
+    authn::mfa::remove_method(&st.svc, &caller.actor(&req), method, &body.proof()?).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::authn::{self, password::Password};
+use crate::authn::{self, mfa::MfaMethod, password::Password};
 use crate::error::Error;
 use crate::web::AppState;
 use crate::web::extract::{ConsoleUser, reauth_gate, source};
@@ -73,7 +73,7 @@ pub(super) struct ProofForm {
 
 impl ProofForm {
     fn proof(&self) -> Result<Option<authn::Proof<'_>>, Error> {
-        let method = authn::mfa::MfaMethod::parse_opt(self.method.as_deref())?;
+        let method = MfaMethod::parse_opt(self.method.as_deref())?;
         Ok(self.current_password.as_ref().map(|password| authn::Proof {
             password,
             method,
@@ -184,7 +184,7 @@ pub(super) async fn code_start_email(
     if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
         return Ok(r);
     }
-    code_started(&req, &st, &u, "email", &f).await
+    code_started(&req, &st, &u, MfaMethod::Email, &f).await
 }
 
 pub(super) async fn code_start_sms(
@@ -197,17 +197,17 @@ pub(super) async fn code_start_sms(
     if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
         return Ok(r);
     }
-    code_started(&req, &st, &u, "sms", &f).await
+    code_started(&req, &st, &u, MfaMethod::Sms, &f).await
 }
 
 pub(super) async fn code_started(
     req: &HttpRequest,
     st: &AppState,
     u: &ConsoleUser,
-    method: &'static str,
+    method: MfaMethod,
     f: &ProofForm,
 ) -> PageResult {
-    let phone = if method == "sms" {
+    let phone = if method == MfaMethod::Sms {
         Some(f.phone.as_deref().unwrap_or(""))
     } else {
         None
@@ -228,7 +228,7 @@ pub(super) async fn code_started(
                 StatusCode::OK,
                 &CodeConfirmPage {
                     nav: nav(u, "account"),
-                    method,
+                    method: method.as_str(),
                     target,
                     error: None,
                 },
@@ -253,7 +253,12 @@ pub(super) async fn code_confirm(
     f: web::Form<CodeConfirmForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    let method: &'static str = if f.method == "sms" { "sms" } else { "email" };
+    // The form's hidden field: anything but `sms` is the e-mail enrollment.
+    let method = if f.method == "sms" {
+        MfaMethod::Sms
+    } else {
+        MfaMethod::Email
+    };
     match authn::mfa::confirm_code_enrollment_upgrading(
         &st.svc,
         &u.user,
@@ -281,7 +286,7 @@ pub(super) async fn code_confirm(
         Err(e @ Error::Invalid { .. }) => {
             let p = CodeConfirmPage {
                 nav: nav(&u, "account"),
-                method,
+                method: method.as_str(),
                 target: f.target.clone().unwrap_or_default(),
                 error: Some(e.public_message()),
             };
@@ -340,7 +345,7 @@ pub(super) async fn mfa_remove(
     if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
         return Ok(r);
     }
-    let removed = match authn::mfa::MfaMethod::parse_opt(f.method.as_deref()) {
+    let removed = match MfaMethod::parse_opt(f.method.as_deref()) {
         Ok(method) => {
             let proof = authn::Proof {
                 password: &f.current_password,
@@ -377,11 +382,20 @@ pub(super) async fn proof_code_send(
     f: web::Form<SendForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    let (notice, error) = match authn::mfa::send_reauth_code(&st.svc, &u.user, &f.method).await {
+    let method = MfaMethod::from_wire(&f.method);
+    let sent = match method {
+        Some(m) => authn::mfa::send_reauth_code(&st.svc, &u.user, m).await,
+        None => Err(authn::mfa::not_one_of_yours()),
+    };
+    let (notice, error) = match sent {
         Ok(()) => (
             Some(format!(
                 "A code was sent by {}; enter it below to remove two-factor.",
-                if f.method == "sms" { "SMS" } else { "e-mail" }
+                if method == Some(MfaMethod::Sms) {
+                    "SMS"
+                } else {
+                    "e-mail"
+                }
             )),
             None,
         ),

@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::authn::{self, password::Password};
+use crate::authn::{self, mfa::MfaMethod, password::Password};
 use crate::error::Error;
 use crate::web::AppState;
 use crate::web::extract::{ConsoleUser, source};
@@ -46,7 +46,7 @@ fn reauth_view(
     st: &AppState,
     u: &ConsoleUser,
     rd: String,
-    selected: &str,
+    selected: Option<MfaMethod>,
     notice: Option<String>,
     error: Option<String>,
 ) -> Result<ReauthPage, Error> {
@@ -69,7 +69,14 @@ pub(super) async fn reauth_page(
 ) -> PageResult {
     render(
         StatusCode::OK,
-        &reauth_view(&st, &u, safe_rd(q.rd.as_deref()), "totp", None, None)?,
+        &reauth_view(
+            &st,
+            &u,
+            safe_rd(q.rd.as_deref()),
+            Some(MfaMethod::Totp),
+            None,
+            None,
+        )?,
     )
 }
 
@@ -90,18 +97,22 @@ pub(super) async fn reauth_post(
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     let rd = safe_rd(f.rd.as_deref());
-    let method = f.method.as_deref();
-    match authn::reauthenticate(
-        &st.svc,
-        &u.user,
-        &u.session_hash,
-        &f.password,
-        method,
-        f.code.as_deref(),
-        &source(&req),
-    )
-    .await
-    {
+    let reauthenticated = match MfaMethod::parse_opt(f.method.as_deref()) {
+        Ok(method) => {
+            authn::reauthenticate(
+                &st.svc,
+                &u.user,
+                &u.session_hash,
+                &f.password,
+                method,
+                f.code.as_deref(),
+                &source(&req),
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    match reauthenticated {
         Ok(()) => Ok(redirect(&rd)),
         Err(
             e @ (Error::Invalid { .. }
@@ -113,7 +124,7 @@ pub(super) async fn reauth_post(
                 &st,
                 &u,
                 rd,
-                method.unwrap_or("totp"),
+                MfaMethod::from_wire(f.method.as_deref().unwrap_or("totp")),
                 None,
                 Some(e.public_message()),
             )?;
@@ -130,11 +141,20 @@ pub(super) async fn reauth_send(
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     let rd = safe_rd(f.rd.as_deref());
-    let (notice, error) = match authn::mfa::send_reauth_code(&st.svc, &u.user, &f.method).await {
+    let method = MfaMethod::from_wire(&f.method);
+    let sent = match method {
+        Some(m) => authn::mfa::send_reauth_code(&st.svc, &u.user, m).await,
+        None => Err(authn::mfa::not_one_of_yours()),
+    };
+    let (notice, error) = match sent {
         Ok(()) => (
             Some(format!(
                 "A code was sent by {}.",
-                if f.method == "sms" { "SMS" } else { "e-mail" }
+                if method == Some(MfaMethod::Sms) {
+                    "SMS"
+                } else {
+                    "e-mail"
+                }
             )),
             None,
         ),
@@ -145,6 +165,6 @@ pub(super) async fn reauth_send(
     };
     render(
         StatusCode::OK,
-        &reauth_view(&st, &u, rd, &f.method, notice, error)?,
+        &reauth_view(&st, &u, rd, method, notice, error)?,
     )
 }

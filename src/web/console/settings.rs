@@ -6,6 +6,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::access::Permission;
+use crate::authn::mfa::MfaMethod;
 use crate::error::Error;
 use crate::identity::Role;
 use crate::web::AppState;
@@ -58,9 +59,9 @@ fn settings_view(
         idle_minutes: p.session.idle_timeout_secs / 60,
         absolute_hours: p.session.absolute_lifetime_secs / 3600,
         reauth_minutes: p.session.reauth_window_secs / 60,
-        method_totp: p.mfa.methods.iter().any(|m| m == "totp"),
-        method_email: p.mfa.methods.iter().any(|m| m == "email"),
-        method_sms: p.mfa.methods.iter().any(|m| m == "sms"),
+        method_totp: p.mfa.allows(MfaMethod::Totp),
+        method_email: p.mfa.allows(MfaMethod::Email),
+        method_sms: p.mfa.allows(MfaMethod::Sms),
         email_ready: crate::notify::email_configured(&st.svc.settings.smtp),
         sms_ready: crate::notify::sms_configured(&st.svc.settings.sms),
         p,
@@ -131,13 +132,13 @@ pub(super) async fn settings_post(
             mode,
             roles,
             methods: [
-                ("totp", &f.method_totp),
-                ("email", &f.method_email),
-                ("sms", &f.method_sms),
+                (MfaMethod::Totp, &f.method_totp),
+                (MfaMethod::Email, &f.method_email),
+                (MfaMethod::Sms, &f.method_sms),
             ]
             .into_iter()
             .filter(|(_, on)| on.is_some())
-            .map(|(m, _)| m.to_string())
+            .map(|(m, _)| m.as_str().to_string())
             .collect(),
         },
         session: SessionPolicy {

@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::authn::{self, Channel, Grant, password::Password};
+use crate::authn::{self, Channel, Grant, mfa::MfaMethod, password::Password};
 use crate::error::Error;
 use crate::web::AppState;
 use crate::web::extract::{self as wauth, ConsoleUser, signed_in, source, with_pre_cookie};
@@ -151,7 +151,7 @@ fn mfa_view(
     rd: String,
     error: Option<String>,
     notice: Option<String>,
-    selected: &str,
+    selected: Option<MfaMethod>,
 ) -> Result<(MfaPage, Option<actix_web::cookie::Cookie<'static>>), Error> {
     let methods = match req.cookie(MFA_COOKIE) {
         Some(c) => authn::mfa::challenge_methods(&st.svc, c.value()).unwrap_or_default(),
@@ -182,33 +182,35 @@ pub(super) async fn mfa_send(
         return Ok(redirect("/login"));
     };
     let rd = safe_rd(form.rd.as_deref());
-    let (notice, error) =
-        match authn::mfa::send_challenge_code(&st.svc, token.value(), &form.method, &source(&req))
-            .await
-        {
-            Ok(()) => (
-                Some(format!(
-                    "A code was sent by {}. It works once, for 10 minutes.",
-                    if form.method == "sms" {
-                        "SMS"
-                    } else {
-                        "e-mail"
-                    }
-                )),
-                None,
-            ),
-            Err(e @ (Error::Conflict(_) | Error::Invalid { .. } | Error::Forbidden(_))) => {
-                (None, Some(e.public_message()))
-            }
-            Err(Error::Unauthenticated(_)) => {
-                return Ok(redirect(&crate::web::notice::notice_url(
-                    "/login",
-                    crate::web::notice::LoginNotice::MfaExpired,
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        };
-    let (page, cookie) = mfa_view(&req, &st, rd, error, notice, &form.method)?;
+    let method = MfaMethod::from_wire(&form.method);
+    let sent = match method {
+        Some(m) => authn::mfa::send_challenge_code(&st.svc, token.value(), m, &source(&req)).await,
+        None => Err(authn::mfa::not_a_sign_in_method()),
+    };
+    let (notice, error) = match sent {
+        Ok(()) => (
+            Some(format!(
+                "A code was sent by {}. It works once, for 10 minutes.",
+                if method == Some(MfaMethod::Sms) {
+                    "SMS"
+                } else {
+                    "e-mail"
+                }
+            )),
+            None,
+        ),
+        Err(e @ (Error::Conflict(_) | Error::Invalid { .. } | Error::Forbidden(_))) => {
+            (None, Some(e.public_message()))
+        }
+        Err(Error::Unauthenticated(_)) => {
+            return Ok(redirect(&crate::web::notice::notice_url(
+                "/login",
+                crate::web::notice::LoginNotice::MfaExpired,
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (page, cookie) = mfa_view(&req, &st, rd, error, notice, method)?;
     Ok(with_pre_cookie(render(StatusCode::OK, &page)?, cookie))
 }
 
@@ -220,7 +222,14 @@ pub(super) async fn mfa_page(
     if req.cookie(MFA_COOKIE).is_none() {
         return Ok(redirect("/login"));
     }
-    let (page, cookie) = mfa_view(&req, &st, safe_rd(q.rd.as_deref()), None, None, "totp")?;
+    let (page, cookie) = mfa_view(
+        &req,
+        &st,
+        safe_rd(q.rd.as_deref()),
+        None,
+        None,
+        Some(MfaMethod::Totp),
+    )?;
     Ok(with_pre_cookie(render(StatusCode::OK, &page)?, cookie))
 }
 
@@ -241,20 +250,23 @@ pub(super) async fn mfa_post(
     let Some(token) = req.cookie(MFA_COOKIE) else {
         return Ok(redirect("/login"));
     };
-    let method = form.method.as_deref().unwrap_or("totp");
+    let raw = form.method.as_deref().unwrap_or("totp");
     let rd = safe_rd(form.rd.as_deref());
     let mut gone = actix_web::cookie::Cookie::build(MFA_COOKIE, "")
         .path("/login")
         .finish();
     gone.make_removal();
-    match authn::complete_mfa(
-        &st.svc,
-        token.value(),
-        method,
-        &form.code,
-        &source(&req),
-        Channel::Browser,
-    ) {
+    let completed = MfaMethod::parse(raw).and_then(|method| {
+        authn::complete_mfa(
+            &st.svc,
+            token.value(),
+            method,
+            &form.code,
+            &source(&req),
+            Channel::Browser,
+        )
+    });
+    match completed {
         Ok((user, Grant::Session { token, .. }, remaining)) => {
             let to = if remaining.is_some() {
                 crate::web::notice::notice_url(
@@ -276,7 +288,7 @@ pub(super) async fn mfa_post(
                 rd,
                 Some(Error::InvalidCode.public_message()),
                 None,
-                method,
+                MfaMethod::from_wire(raw),
             )?;
             Ok(with_pre_cookie(
                 render(StatusCode::UNAUTHORIZED, &page)?,
