@@ -34,9 +34,8 @@ macro_rules! notices {
 }
 
 notices! {
-    /// `/login`: after setup, recovery, or an expired MFA step.
+    /// `/login`: after recovery, or an expired MFA step.
     LoginNotice {
-        Created = "created" => "User created.",
         Recovered = "recovered" => "Password set. Sign in with it now.",
         MfaExpired = "mfa_expired" => "The sign-in step expired; sign in again.",
     }
