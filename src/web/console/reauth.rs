@@ -115,7 +115,7 @@ pub(super) async fn reauth_post(
                 rd,
                 method.unwrap_or("totp"),
                 None,
-                Some(e.public_message()),
+                Some(crate::web::html::words(&e)),
             )?;
             render(StatusCode::UNAUTHORIZED, &p)
         }
@@ -139,7 +139,7 @@ pub(super) async fn reauth_send(
             None,
         ),
         Err(e @ (Error::Conflict(_) | Error::Invalid { .. } | Error::Forbidden(_))) => {
-            (None, Some(e.public_message()))
+            (None, Some(crate::web::html::words(&e)))
         }
         Err(e) => return Err(e.into()),
     };

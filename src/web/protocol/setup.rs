@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::identity::Email;
 use crate::web::AppState;
 use crate::web::extract::{self as wauth, signed_in, source, with_pre_cookie};
-use crate::web::html::{PageResult, confirmed, redirect, render};
+use crate::web::html::{PageResult, confirmed, redirect, render, render_failed, words};
 
 // ---------------------------------------------------------------- setup & recovery
 
@@ -125,17 +125,17 @@ pub(super) async fn setup_post(
             signed_in(&req, &st, &user, token, "/admin")
         }
         Ok(_) => Err(Error::internal("setup without a browser session").into()),
-        Err(Error::Invalid { field, message }) => {
+        Err(e @ Error::Invalid { .. }) => {
             let (pre, cookie) = wauth::pre_cookie(&req)?;
             let page = SetupPage {
                 csrf: wauth::csrf_for_pre(&st.svc, &pre),
                 token: form.token,
                 email: form.email,
                 name: form.name.unwrap_or_default(),
-                error: Some(format!("{field}: {message}")),
+                error: Some(words(&e)),
             };
             Ok(with_pre_cookie(
-                render(StatusCode::BAD_REQUEST, &page)?,
+                render_failed(StatusCode::BAD_REQUEST, &page, &req, &e, None)?,
                 cookie,
             ))
         }
@@ -195,15 +195,15 @@ pub(super) async fn recover_post(
             "/login",
             crate::web::notice::LoginNotice::Recovered,
         ))),
-        Err(Error::Invalid { field, message }) => {
+        Err(e @ Error::Invalid { .. }) => {
             let (pre, cookie) = wauth::pre_cookie(&req)?;
             let page = RecoverPage {
                 csrf: wauth::csrf_for_pre(&st.svc, &pre),
                 token: form.token,
-                error: Some(format!("{field}: {message}")),
+                error: Some(words(&e)),
             };
             Ok(with_pre_cookie(
-                render(StatusCode::BAD_REQUEST, &page)?,
+                render_failed(StatusCode::BAD_REQUEST, &page, &req, &e, None)?,
                 cookie,
             ))
         }
