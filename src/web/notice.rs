@@ -54,6 +54,7 @@ notices! {
     UserNotice {
         Disabled = "disabled" => "User disabled; their sessions and tokens have ended.",
         Enabled = "enabled" => "User enabled.",
+        Saved = "saved" => "Changes saved.",
         Reset = "reset" => "Password reset; the user's sessions and tokens have ended.",
         Unlocked = "unlocked" => "Account unlocked.",
         SessionsEnded = "sessions_ended" => "All of the user's sessions and tokens have ended.",
