@@ -105,7 +105,9 @@ try {
   await page.goto(`${base}/admin/account`);
   await Promise.all([page.waitForURL(/\/mfa\/totp$/), page.click("#setup-totp")]);
   await page.locator("img.qr").waitFor();
-  const secret = (await page.locator("#totp-secret").textContent()).trim();
+  // Shown in groups of four; the key itself has no spaces.
+  const secret = (await page.locator("#totp-secret").textContent()).replace(/\s+/g, "");
+  if (secret.length !== 32) throw new Error(`TOTP key not 32 characters: ${secret}`);
   await shot("totp-enroll");
   await page.fill("#confirm-totp input[name=code]", totp(secret));
   await page.click("#confirm-totp button[type=submit]");
