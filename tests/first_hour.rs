@@ -300,3 +300,12 @@ async fn the_mfa_step_recognises_a_recovery_code_and_promises_no_sent_code() {
             .starts_with("/admin/account?notice=recovery_used")
     );
 }
+
+/// The Chromium walk-through of the same points, with screenshots.
+#[actix_web::test]
+async fn the_first_hour_in_headless_chromium() {
+    let app = spawn().await;
+    let link = app.setup_link.clone().unwrap();
+    let now = gatehouse::clock::Clock::now(&app.clock).to_string();
+    chromium_walk_async("first_hour.mjs", vec![app.base.clone(), link, now]).await;
+}
