@@ -138,7 +138,8 @@ async fn a_locked_owner_recovers_with_the_recovery_link_and_the_console_unlocks(
         .text()
         .await
         .unwrap();
-    assert!(html.contains("Locked") && html.contains("id=\"unlock\""));
+    // "locked until …" in place of "active" (issue 19 point 4; was "Locked").
+    assert!(html.contains("locked until") && html.contains("id=\"unlock\""));
     let r = c
         .post(app.url(&format!("/admin/users/{id}/unlock")))
         .form(&[("csrf_token", &csrf)])

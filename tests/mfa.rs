@@ -359,7 +359,11 @@ async fn browser_enrolls_through_the_pages_and_signs_in_with_a_code() {
     );
     let marker = "id=\"totp-secret\">";
     let start = html.find(marker).unwrap() + marker.len();
-    let secret = html[start..start + 32].to_string();
+    // Shown in groups of four (issue 19 point 7); the key itself has no spaces.
+    let secret: String = html[start..start + html[start..].find('<').unwrap()]
+        .split_whitespace()
+        .collect();
+    assert_eq!(secret.len(), 32);
     let r = c
         .post(app.url("/admin/account/mfa/totp/confirm"))
         .form(&[

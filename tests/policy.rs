@@ -144,7 +144,9 @@ async fn required_mfa_confines_a_new_sign_in_to_enrollment() {
         .await
         .unwrap();
     let start = html.find("id=\"totp-secret\">").unwrap() + "id=\"totp-secret\">".len();
-    let secret = html[start..start + 32].to_string();
+    let secret: String = html[start..start + html[start..].find('<').unwrap()]
+        .split_whitespace()
+        .collect();
     let r = b
         .post(app.url("/admin/account/mfa/totp/confirm"))
         .form(&[
@@ -499,7 +501,13 @@ async fn the_settings_page_saves_the_policy() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    assert!(r.text().await.unwrap().contains("idle_timeout_secs"));
+    // Issue 19 point 2: in words, not the field path (old: "idle_timeout_secs").
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("The idle timeout must be at least 1 minute"),
+        "{html}"
+    );
+    assert!(!html.contains("idle_timeout_secs"));
 }
 
 #[actix_web::test]

@@ -544,7 +544,7 @@ pub fn guard_credentials(by: &Principal, target: &User, what: &str) -> Result<()
     }
     match target.role {
         crate::identity::Role::Owner => Err(Error::Forbidden(format!(
-            "Only the owner can change the owner's {what}; an owner who lost access uses `gatehouse recover` on the server."
+            "Only the owner can change the owner's {what}; an owner who lost access runs the gatehouse recover command on the server."
         ))),
         crate::identity::Role::Admin if !by.is_platform_admin() => Err(Error::Forbidden(format!(
             "Only a platform admin can change a platform admin's {what}."

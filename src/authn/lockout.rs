@@ -66,7 +66,7 @@ pub fn clear(tx: &mut WriteTx<'_>, user: &UserId) -> Result<()> {
 }
 
 /// Where a locked user goes instead of unlocking themselves.
-const OWN_LOCK: &str = "Another administrator can lift it, or it ends by itself; an owner who cannot wait uses `gatehouse recover` on the server.";
+const OWN_LOCK: &str = "Another administrator can lift it, or it ends by itself; an owner who cannot wait runs the gatehouse recover command on the server.";
 
 /// An administrator lifts another user's lock (audited). Whoever could lift
 /// a lock could keep guessing that account's password, so it is guarded like

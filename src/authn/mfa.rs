@@ -142,6 +142,19 @@ fn totp_for(secret_b32: &str, account: &str) -> Result<Totp> {
 }
 
 /// A recovery code as typed: letters and digits only, lower case.
+/// The method a typed code is for: a recovery code (16 base32 characters,
+/// usually in four dash-separated groups; never all digits like the other
+/// methods' codes) is recognised by its shape whichever method was picked,
+/// so a user who types one under "Authenticator app" is not refused.
+pub fn method_for_code<'a>(picked: &'a str, code: &str) -> &'a str {
+    let n = normal_code(code);
+    if n.len() == 16 && n.chars().any(|c| c.is_ascii_alphabetic()) {
+        "recovery_code"
+    } else {
+        picked
+    }
+}
+
 fn normal_code(code: &str) -> String {
     code.chars()
         .filter(|c| c.is_ascii_alphanumeric())
@@ -1346,6 +1359,21 @@ mod tests {
             created_at: 1,
             updated_at: 1,
         }
+    }
+
+    #[test]
+    fn a_recovery_code_is_recognised_by_its_shape() {
+        assert_eq!(
+            method_for_code("totp", "abcd-efgh-2345-6723"),
+            "recovery_code"
+        );
+        assert_eq!(
+            method_for_code("email", "ABCD EFGH 2345 6723"),
+            "recovery_code"
+        );
+        assert_eq!(method_for_code("totp", "123456"), "totp");
+        assert_eq!(method_for_code("sms", "12345678"), "sms");
+        assert_eq!(method_for_code("totp", "1234567890123456"), "totp");
     }
 
     #[test]

@@ -465,8 +465,7 @@ pub fn setup_link(svc: &Service, src: &Source) -> Result<String> {
     Ok(format!("{}/setup?token={token}", svc.public_url()))
 }
 
-/// Creates the owner from a setup link (browser) or the bootstrap variables.
-/// The token, when given, is spent in the same transaction.
+/// Creates the owner from the bootstrap variables (no link, no session).
 pub async fn create_owner(
     svc: &Service,
     token: Option<&str>,
@@ -475,6 +474,36 @@ pub async fn create_owner(
     pw: Password,
     src: &Source,
 ) -> Result<User> {
+    Ok(owner(svc, token, email, name, pw, src, false).await?.0)
+}
+
+/// Creates the owner from a setup link and signs them in in the same
+/// transaction (the password was just chosen, so it is as good as a
+/// sign-in): the browser lands on the console, not on an empty sign-in form.
+pub async fn setup_owner(
+    svc: &Service,
+    token: &str,
+    email: Email,
+    name: String,
+    pw: Password,
+    src: &Source,
+) -> Result<(User, Grant)> {
+    let (user, grant) = owner(svc, Some(token), email, name, pw, src, true).await?;
+    let grant = grant.ok_or_else(|| Error::internal("setup without a session"))?;
+    Ok((user, grant))
+}
+
+/// The owner's creation; the token, when given, is spent in the same
+/// transaction, and so is the browser session when `sign_in` asks for one.
+async fn owner(
+    svc: &Service,
+    token: Option<&str>,
+    email: Email,
+    name: String,
+    pw: Password,
+    src: &Source,
+    sign_in: bool,
+) -> Result<(User, Option<Grant>)> {
     if let Some(t) = token
         && onetime::check(&svc.store.read()?, t, svc.now())? != onetime::Purpose::Setup
     {
@@ -514,8 +543,14 @@ pub async fn create_owner(
             .target(user.id.as_str())
             .details(serde_json::json!({"via": if token.is_some() { "setup_link" } else { "bootstrap_env" }})),
     )?;
+    let out = if sign_in {
+        let (user, grant) = finish_login(svc, &mut tx, user, src, Channel::Browser, None, None)?;
+        (user, Some(grant))
+    } else {
+        (user, None)
+    };
     tx.commit()?;
-    Ok(user)
+    Ok(out)
 }
 
 /// A one-time password-reset link for `email` (local operators only).

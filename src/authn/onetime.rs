@@ -46,8 +46,8 @@ pub fn issue(tx: &mut WriteTx<'_>, purpose: Purpose, now: Timestamp, ttl: i64) -
 
 fn gone() -> Error {
     Error::Unauthenticated(
-        "This link is invalid, already used or expired. Ask for a new one with `gatehouse setup-link` \
-         or `gatehouse recover EMAIL`."
+        "This link is invalid, already used or expired. Ask for a new one on the server: \
+         gatehouse setup-link (before setup) or gatehouse recover EMAIL (a password reset)."
             .into(),
     )
 }

@@ -22,6 +22,12 @@ fn status_in(r: &impl Reader, id: &UserId, now: Timestamp) -> Result<UserStatus>
     })
 }
 
+/// Whether setup is done (an owner exists): a spent setup link then says to
+/// sign in, not to ask for a new link.
+pub fn owner_exists(svc: &Service) -> Result<bool> {
+    identity::owner_exists(&svc.store.read()?)
+}
+
 /// A user's status, read in its own snapshot.
 pub fn status(svc: &Service, id: &UserId) -> Result<UserStatus> {
     status_in(&svc.store.read()?, id, svc.now())

@@ -238,7 +238,7 @@ pub fn scan(xml: &[u8], l: &Limits) -> std::result::Result<Shape, Refusal> {
             j += 1;
         }
         if j == lt + 1 {
-            return bad("a `<` that starts no tag");
+            return bad("a \"<\" that starts no tag");
         }
         s.elements += 1;
         if s.elements > l.max_elements {
@@ -304,7 +304,7 @@ pub fn scan(xml: &[u8], l: &Limits) -> std::result::Result<Shape, Refusal> {
                 return bad("an unterminated attribute value");
             };
             if xml[j + 1..close].contains(&b'<') {
-                return bad("a `<` in an attribute value");
+                return bad("a \"<\" in an attribute value");
             }
             j = close + 1;
             if name == b"xmlns" || name.starts_with(b"xmlns:") {

@@ -55,6 +55,430 @@ pub(crate) fn confirmed(pw: &Password, again: &Password) -> Result<(), Error> {
     }
 }
 
+// ---------------------------------------------------------------- failed forms
+
+/// What a page says about a refused request, in words: a validation error
+/// (`field: words` in the API) becomes a sentence ("The passwords do not
+/// match."); every other error says its public message.
+pub(crate) fn words(e: &Error) -> String {
+    match e {
+        Error::Invalid { field, message } => sentence(field, message),
+        other => other.public_message(),
+    }
+}
+
+/// A validation error as a sentence about its field.
+fn sentence(field: &str, message: &str) -> String {
+    // Where the generic rule reads badly, the sentence is written out.
+    match (field, message) {
+        ("password_confirm", _) => return "The passwords do not match.".into(),
+        ("mfa.roles", _) => {
+            return "Choose at least one role that must use two-factor authentication, or require it for nobody or everyone.".into();
+        }
+        ("session", m) if m.starts_with("idle_timeout_secs") => {
+            return "The idle timeout must be at least 1 minute and not longer than the session lifetime.".into();
+        }
+        ("mfa.methods", m) if m.starts_with("allow at least") => {
+            return "Allow at least one two-factor method.".into();
+        }
+        _ => {}
+    }
+    let m = message.trim();
+    // A message that goes on from its subject ("must be…", "is required")
+    // gets the field's name in front; an imperative or a whole clause
+    // ("give at least one…", "\"x\" is not…") stands alone.
+    let first = m.split_whitespace().next().unwrap_or("");
+    let needs_subject = matches!(
+        first,
+        "must" | "is" | "are" | "may" | "uses" | "was" | "cannot" | "has" | "needs" | "at" | "too"
+    );
+    let text = if needs_subject {
+        format!("{} {m}", subject(field))
+    } else {
+        capitalised(m)
+    };
+    if text.ends_with(['.', '!', '?']) {
+        text
+    } else {
+        format!("{text}.")
+    }
+}
+
+/// How a sentence names a field.
+fn subject(field: &str) -> String {
+    let known = match field {
+        "password" => "The password",
+        "current_password" => "Your current password",
+        "email" => "The e-mail address",
+        "name" => "The name",
+        "role" | "roles" => "The role",
+        "scopes" | "scope" => "The scopes",
+        "permissions" => "The permissions",
+        "ip_allowlist" => "The IP allowlist",
+        "origins" => "The allowed origins",
+        "bot" => "The bot id",
+        "code" => "The code",
+        "phone" => "The phone number",
+        "method" => "The method",
+        "expires_at" => "The expiry date",
+        "idle_timeout_secs" | "session" => "The idle timeout",
+        "absolute_lifetime_secs" | "session.absolute_lifetime_secs" => "The session lifetime",
+        "session.reauth_window_secs" => "The re-authentication window",
+        "id" => "The id",
+        _ => "",
+    };
+    if !known.is_empty() {
+        return known.into();
+    }
+    let last = field.rsplit('.').next().unwrap_or(field);
+    format!("The {}", last.replace('_', " "))
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// The form inputs a validation error's field may be about, best first (a
+/// domain field is often named differently in the form).
+fn inputs_for(field: &'static str) -> Vec<&'static str> {
+    let more: &[&'static str] = match field {
+        "scopes" => &["scope"],
+        "permissions" => &["permission"],
+        "roles" => &["role"],
+        "members" => &["member"],
+        "mfa.roles" => &["role_owner"],
+        "mfa.methods" => &["method_totp"],
+        "mfa_mode" => &["mfa_mode"],
+        "session" | "idle_timeout_secs" => &["idle_minutes"],
+        "session.absolute_lifetime_secs" | "absolute_lifetime_secs" => &["absolute_hours"],
+        "session.reauth_window_secs" => &["reauth_minutes"],
+        "user_id" => &["email"],
+        _ => &[],
+    };
+    let mut v = vec![field];
+    v.extend_from_slice(more);
+    v
+}
+
+/// Renders a page that refuses a posted form: the form the browser sent
+/// (the one whose `action` is this request's path) gets back what was typed
+/// (`posted`; passwords and hidden fields never) and, for a validation
+/// error, the sentence beside the field it is about, marked
+/// `aria-invalid`. The page's own alert at the top stays as the summary.
+pub(crate) fn render_failed<T: Template>(
+    status: StatusCode,
+    t: &T,
+    req: &HttpRequest,
+    e: &Error,
+    posted: Option<&[(String, String)]>,
+) -> PageResult {
+    let body = t
+        .render()
+        .map_err(|e| Error::internal(format!("template: {e}")))?;
+    let field = match e {
+        Error::Invalid { field, .. } => Some(*field),
+        _ => None,
+    };
+    let body = mark_form(&body, req.path(), field, &words(e), posted);
+    Ok(HttpResponse::build(status)
+        .content_type(ContentType::html())
+        .body(body))
+}
+
+fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&#34;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// A start tag's attributes as written (values left escaped).
+struct Tag {
+    name: String,
+    attrs: Vec<(String, Option<String>)>,
+}
+
+impl Tag {
+    /// Parses `<name a="b" c>` (the whole tag text).
+    fn parse(text: &str) -> Option<Tag> {
+        let inner = text
+            .strip_prefix('<')?
+            .trim_end_matches('>')
+            .trim_end_matches('/');
+        let name_end = inner.find(char::is_whitespace).unwrap_or(inner.len());
+        let name = inner[..name_end].to_ascii_lowercase();
+        let rest = &inner[name_end..];
+        let mut attrs = Vec::new();
+        let b = rest.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            while i < b.len() && b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            if i >= b.len() {
+                break;
+            }
+            let start = i;
+            while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b'=' {
+                i += 1;
+            }
+            let an = rest[start..i].to_ascii_lowercase();
+            if i < b.len() && b[i] == b'=' {
+                i += 1;
+                if i < b.len() && (b[i] == b'"' || b[i] == b'\'') {
+                    let q = b[i];
+                    i += 1;
+                    let vs = i;
+                    while i < b.len() && b[i] != q {
+                        i += 1;
+                    }
+                    attrs.push((an, Some(rest[vs..i.min(b.len())].to_string())));
+                    i += 1;
+                } else {
+                    let vs = i;
+                    while i < b.len() && !b[i].is_ascii_whitespace() {
+                        i += 1;
+                    }
+                    attrs.push((an, Some(rest[vs..i].to_string())));
+                }
+            } else if !an.is_empty() {
+                attrs.push((an, None));
+            }
+        }
+        Some(Tag { name, attrs })
+    }
+
+    fn get(&self, n: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(a, _)| a == n)
+            .and_then(|(_, v)| v.as_deref())
+    }
+
+    fn has(&self, n: &str) -> bool {
+        self.attrs.iter().any(|(a, _)| a == n)
+    }
+
+    /// Sets (Some) or removes (None) an attribute; `Some("")` as a bare flag.
+    fn set(&mut self, n: &str, v: Option<String>) {
+        self.attrs.retain(|(a, _)| a != n);
+        if let Some(v) = v {
+            self.attrs
+                .push((n.to_string(), if v.is_empty() { None } else { Some(v) }));
+        }
+    }
+
+    fn write(&self) -> String {
+        let mut o = format!("<{}", self.name);
+        for (a, v) in &self.attrs {
+            match v {
+                Some(v) => o.push_str(&format!(" {a}=\"{v}\"")),
+                None => o.push_str(&format!(" {a}")),
+            }
+        }
+        o.push('>');
+        o
+    }
+}
+
+/// The end of the tag that starts at `at` (just past its `>`).
+fn tag_end(html: &str, at: usize) -> Option<usize> {
+    html[at..].find('>').map(|i| at + i + 1)
+}
+
+/// The refill and the field's sentence, applied to the posted form in `html`
+/// (see `render_failed`). A page without that form comes back unchanged.
+fn mark_form(
+    html: &str,
+    action: &str,
+    field: Option<&'static str>,
+    text: &str,
+    posted: Option<&[(String, String)]>,
+) -> String {
+    // The form the browser sent: the first POST form whose action is `action`.
+    let mut search = 0;
+    let (form_start, form_open_end) = loop {
+        let Some(i) = html[search..].find("<form") else {
+            return html.to_string();
+        };
+        let at = search + i;
+        let Some(end) = tag_end(html, at) else {
+            return html.to_string();
+        };
+        if Tag::parse(&html[at..end]).is_some_and(|t| {
+            t.get("action") == Some(action)
+                && t.get("method")
+                    .is_some_and(|m| m.eq_ignore_ascii_case("post"))
+        }) {
+            break (at, end);
+        }
+        search = end;
+    };
+    let form_end = html[form_open_end..]
+        .find("</form>")
+        .map_or(html.len(), |i| form_open_end + i);
+    // Edits as (start, end, replacement), applied back to front.
+    let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    let wanted = field.map(inputs_for).unwrap_or_default();
+    let mut placed: Option<(usize, usize)> = None; // (rank, insert position)
+    let value_of = |name: &str| -> Option<&str> {
+        posted?
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let ticked = |name: &str, value: &str| -> bool {
+        posted.is_some_and(|p| p.iter().any(|(k, v)| k == name && v == value))
+    };
+    let mut i = form_open_end;
+    while i < form_end {
+        let Some(lt) = html[i..form_end].find('<') else {
+            break;
+        };
+        let at = i + lt;
+        let Some(end) = tag_end(html, at) else {
+            break;
+        };
+        let raw = &html[at..end];
+        let is = |n: &str| {
+            raw.len() > n.len() + 1
+                && raw[1..].to_ascii_lowercase().starts_with(n)
+                && raw.as_bytes()[n.len() + 1].is_ascii_whitespace()
+        };
+        if !(is("input") || is("textarea") || is("select")) {
+            i = end;
+            continue;
+        }
+        let Some(mut tag) = Tag::parse(raw) else {
+            i = end;
+            continue;
+        };
+        let name = tag.get("name").unwrap_or("").to_string();
+        let kind = tag.get("type").unwrap_or("text").to_ascii_lowercase();
+        let rank = wanted.iter().position(|w| *w == name);
+        let mut after = end; // where the sentence goes for this element
+        let mut changed = false;
+        match tag.name.as_str() {
+            "input" => {
+                if posted.is_some() && !tag.has("disabled") {
+                    match kind.as_str() {
+                        "password" | "hidden" | "submit" | "button" | "file" => {}
+                        "checkbox" | "radio" => {
+                            let v = tag.get("value").unwrap_or("on").to_string();
+                            let on = ticked(&name, &unescape(&v));
+                            tag.set("checked", on.then(String::new));
+                            changed = true;
+                        }
+                        _ => {
+                            if let Some(v) = value_of(&name) {
+                                tag.set("value", Some(esc(v)));
+                                changed = true;
+                            }
+                        }
+                    }
+                }
+                if matches!(kind.as_str(), "checkbox" | "radio") {
+                    // The sentence goes after the group, not inside one box.
+                    after = html[end..form_end]
+                        .find("</fieldset>")
+                        .or_else(|| html[end..form_end].find("</label>"))
+                        .map_or(end, |j| end + j);
+                }
+            }
+            "textarea" => {
+                let close = html[end..form_end]
+                    .find("</textarea>")
+                    .map_or(end, |j| end + j);
+                if let Some(v) = value_of(&name) {
+                    edits.push((end, close, esc(v)));
+                }
+                after = close + "</textarea>".len();
+            }
+            _ => {
+                // select: the option posted is the one selected.
+                let close = html[end..form_end]
+                    .find("</select>")
+                    .map_or(end, |j| end + j);
+                if let Some(v) = value_of(&name) {
+                    let mut j = end;
+                    while let Some(k) = html[j..close].find("<option") {
+                        let o = j + k;
+                        let Some(oe) = tag_end(html, o) else { break };
+                        if let Some(mut ot) = Tag::parse(&html[o..oe]) {
+                            let ov = ot.get("value").map(unescape).unwrap_or_default();
+                            ot.set("selected", (ov == v).then(String::new));
+                            edits.push((o, oe, ot.write()));
+                        }
+                        j = oe;
+                    }
+                }
+                after = close + "</select>".len();
+            }
+        }
+        if let Some(r) = rank
+            && placed.is_none_or(|(best, _)| r < best)
+        {
+            placed = Some((r, after));
+            tag.set("aria-invalid", Some("true".into()));
+            tag.set("aria-describedby", Some("field-error".into()));
+            changed = true;
+        }
+        if changed {
+            edits.push((at, end, tag.write()));
+        }
+        i = end;
+    }
+    // Only the best-ranked element keeps its aria marks.
+    if let Some((_, pos)) = placed {
+        edits.push((
+            pos,
+            pos,
+            format!(
+                "<small class=\"field-error\" id=\"field-error\">{}</small>",
+                esc(text)
+            ),
+        ));
+    }
+    // A form folded inside <details> is opened, so its error shows.
+    if field.is_some()
+        && let Some(d) = html[..form_start].rfind("<details")
+        && !html[d..form_start].contains("</details>")
+        && let Some(de) = tag_end(html, d)
+        && let Some(mut t) = Tag::parse(&html[d..de])
+    {
+        t.set("open", Some(String::new()));
+        edits.push((d, de, t.write()));
+    }
+    edits.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+    let mut out = html.to_string();
+    for (s, e, r) in edits {
+        out.replace_range(s..e, &r);
+    }
+    out
+}
+
+/// Undoes askama's escaping of an attribute value.
+fn unescape(s: &str) -> String {
+    s.replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
 /// Where to go after signing in (every `rd` parameter): a local path, never
 /// an open redirect; anything else goes to `/admin`.
 pub(crate) fn safe_rd(rd: Option<&str>) -> String {
@@ -264,9 +688,17 @@ pub struct UserRow {
     pub is_owner: bool,
     pub created: String,
     pub last_login: String,
+    /// While the account is locked after failed sign-ins: until when.
+    pub locked_until: Option<String>,
 }
 
 impl UserRow {
+    /// The same row, with the lock's end when the account is locked.
+    pub(crate) fn locked(mut self, until: Option<crate::clock::Timestamp>) -> Self {
+        self.locked_until = until.map(rfc3339);
+        self
+    }
+
     /// A user's row, with their last sign-in (kept apart from the record).
     pub(crate) fn new(u: &User, last_sign_in: Option<crate::clock::Timestamp>) -> Self {
         UserRow {
@@ -278,6 +710,7 @@ impl UserRow {
             is_owner: u.role == Role::Owner,
             created: rfc3339(u.created_at),
             last_login: last_sign_in.map(rfc3339).unwrap_or_else(|| "never".into()),
+            locked_until: None,
         }
     }
 }
@@ -419,6 +852,89 @@ mod tests {
             assert_eq!(safe_rd(Some(bad)), "/admin");
         }
         assert!(!is_local_path(&format!("/{}", "a".repeat(3000))));
+    }
+
+    #[test]
+    fn validation_errors_read_as_sentences() {
+        let w = |f, m: &str| words(&Error::invalid(f, m.to_string()));
+        assert_eq!(
+            w("password_confirm", "does not match the password"),
+            "The passwords do not match."
+        );
+        assert_eq!(
+            w("password", "must be at least 12 characters long"),
+            "The password must be at least 12 characters long."
+        );
+        assert_eq!(
+            w("roles", "give at least one role (e.g. \"user\")"),
+            "Give at least one role (e.g. \"user\")."
+        );
+        assert!(
+            w("mfa.roles", "name at least one role when mode is \"roles\"")
+                .starts_with("Choose at least one role")
+        );
+        assert_eq!(w("email", "is required"), "The e-mail address is required.");
+        assert!(!w("ip_allowlist", "\"10.0.0.0/33\" is not a CIDR").contains("ip_allowlist:"));
+    }
+
+    #[test]
+    fn a_failed_form_gets_back_what_was_typed_and_the_sentence_beside_its_field() {
+        let html = r#"<form method="post" action="/other"><input type="text" name="name"></form>
+<details class="panel"><summary>Edit</summary>
+<form method="post" action="/x" class="stack">
+<input type="hidden" name="csrf_token" value="t">
+<label>Name <input type="text" name="name" required></label>
+<label>Password <input type="password" name="password"></label>
+<fieldset><legend>Scopes</legend><label class="check"><input type="checkbox" name="scope" value="a:b"> a</label><label class="check"><input type="checkbox" name="scope" value="c:d" checked> c</label></fieldset>
+<label>IPs <textarea name="ip_allowlist" rows="2"></textarea></label>
+<select name="ip_mode"><option value="block" selected>b</option><option value="warn">w</option></select>
+</form></details>"#;
+        let posted: Vec<(String, String)> = [
+            ("csrf_token", "zzz"),
+            ("name", "ci <bot>"),
+            ("password", "secret-pw"),
+            ("scope", "a:b"),
+            ("ip_allowlist", "10.0.0.0/33"),
+            ("ip_mode", "warn"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        let out = mark_form(
+            html,
+            "/x",
+            Some("ip_allowlist"),
+            "The IP allowlist is bad.",
+            Some(&posted),
+        );
+        let (other, form) = out.split_at(out.find("<details").unwrap());
+        assert!(
+            !other.contains("ci &lt;bot&gt;"),
+            "only the posted form: {other}"
+        );
+        assert!(
+            form.contains(r#"name="name" required value="ci &lt;bot&gt;""#),
+            "{form}"
+        );
+        assert!(!form.contains("secret-pw") && form.contains(r#"value="t""#));
+        assert!(
+            form.contains(r#"value="a:b" checked"#) && !form.contains(r#"value="c:d" checked"#)
+        );
+        assert!(form.contains(">10.0.0.0/33</textarea><small class=\"field-error\" id=\"field-error\">The IP allowlist is bad.</small>"), "{form}");
+        assert!(form.contains(r#"<textarea name="ip_allowlist" rows="2" aria-invalid="true""#));
+        assert!(
+            form.contains(r#"<option value="warn" selected>"#)
+                && !form.contains(r#"value="block" selected"#)
+        );
+        assert!(form.starts_with("<details class=\"panel\" open>"), "{form}");
+        // A checkbox group's sentence goes after the group.
+        let out = mark_form(html, "/x", Some("scopes"), "Pick one.", None);
+        assert!(out.contains("c</label><small class=\"field-error\" id=\"field-error\">Pick one.</small></fieldset>"), "{out}");
+        // No such form: unchanged.
+        assert_eq!(
+            mark_form(html, "/nope", Some("name"), "x", Some(&posted)),
+            html
+        );
     }
 
     #[test]

@@ -34,9 +34,8 @@ macro_rules! notices {
 }
 
 notices! {
-    /// `/login`: after setup, recovery, or an expired MFA step.
+    /// `/login`: after recovery, or an expired MFA step.
     LoginNotice {
-        Created = "created" => "User created.",
         Recovered = "recovered" => "Password set. Sign in with it now.",
         MfaExpired = "mfa_expired" => "The sign-in step expired; sign in again.",
     }
@@ -55,6 +54,7 @@ notices! {
     UserNotice {
         Disabled = "disabled" => "User disabled; their sessions and tokens have ended.",
         Enabled = "enabled" => "User enabled.",
+        Saved = "saved" => "Changes saved.",
         Reset = "reset" => "Password reset; the user's sessions and tokens have ended.",
         Unlocked = "unlocked" => "Account unlocked.",
         SessionsEnded = "sessions_ended" => "All of the user's sessions and tokens have ended.",

@@ -58,9 +58,12 @@ pub(super) async fn account_password(
             "/admin/account",
             AccountNotice::Password,
         ))),
-        Err(e @ Error::Invalid { .. }) => render(
+        Err(e @ Error::Invalid { .. }) => crate::web::html::render_failed(
             StatusCode::BAD_REQUEST,
-            &account_page(&st, &u, None, Some(e.public_message()))?,
+            &account_page(&st, &u, None, Some(crate::web::html::words(&e)))?,
+            &req,
+            &e,
+            None,
         ),
         Err(e) => Err(e.into()),
     }

@@ -68,7 +68,9 @@ pub(super) async fn audit_page(
     let (rows, more, error) =
         match crate::access::audit_page(&st.svc, &u.actor(&req), &filter, paging) {
             Ok((ev, more)) => (ev.iter().map(EventRow::from).collect(), more, None),
-            Err(e @ Error::Invalid { .. }) => (Vec::new(), false, Some(e.public_message())),
+            Err(e @ Error::Invalid { .. }) => {
+                (Vec::new(), false, Some(crate::web::html::words(&e)))
+            }
             Err(e) => return Err(e.into()),
         };
     let s = |o: &Option<String>| o.clone().unwrap_or_default();

@@ -25,7 +25,7 @@ pub(super) async fn create_app(
     let f = Fields::new(body, &u)?;
     let r = creds::create_app(&st.svc, &u.actor(&req), &id, f.one("name"), &f.all("scope"))
         .map(|_| None);
-    after(&st, &req, &u, &id, r)
+    after(&st, &req, &u, &id, r, f.pairs())
 }
 
 /// Renames an app or changes its scopes; its keys follow at once.
@@ -46,7 +46,7 @@ pub(super) async fn update_app(
         Some(&f.all("scope")),
     )
     .map(|_| None);
-    after(&st, &req, &u, &id, r)
+    after(&st, &req, &u, &id, r, f.pairs())
 }
 
 pub(super) async fn create_sa(
@@ -80,7 +80,7 @@ pub(super) async fn create_sa(
             secret,
         ))
     });
-    after(&st, &req, &u, &id, r)
+    after(&st, &req, &u, &id, r, f.pairs())
 }
 
 /// Edits an account: description, scopes, allowlist and its mode.
@@ -108,7 +108,7 @@ pub(super) async fn update_sa(
         )
         .map(|_| None)
     });
-    after(&st, &req, &u, &id, r)
+    after(&st, &req, &u, &id, r, f.pairs())
 }
 
 pub(super) async fn sa_secret_confirm(
@@ -149,7 +149,7 @@ pub(super) async fn sa_secret(
     }
     let r = creds::rotate_service_account_secret(&st.svc, &u.actor(&req), &item)
         .map(|secret| Some((format!("New client secret for {item}"), secret)));
-    after(&st, &req, &u, &id, r)
+    after(&st, &req, &u, &id, r, &[])
 }
 
 /// Disables a service account: its tokens stop at once, none is issued.
@@ -193,7 +193,7 @@ async fn sa_set_disabled(
     } else {
         creds::enable_service_account(&st.svc, &actor, &item)
     };
-    after(&st, &req, &u, &id, r.map(|_| None))
+    after(&st, &req, &u, &id, r.map(|_| None), &[])
 }
 
 pub(super) async fn create_widget(
@@ -216,7 +216,7 @@ pub(super) async fn create_widget(
         &f.list("origins"),
     )
     .map(|(w, secret)| Some((format!("Widget key for bot {}", w.bot), secret)));
-    after(&st, &req, &u, &id, r)
+    after(&st, &req, &u, &id, r, f.pairs())
 }
 
 /// What the generic delete routes can remove.
@@ -379,7 +379,7 @@ pub(super) async fn create_key(
                 secret,
             ))
         });
-    after(&st, &req, &u, &id, r)
+    after(&st, &req, &u, &id, r, &[("name".into(), f.name.clone())])
 }
 
 pub(super) async fn key_delete_confirm(

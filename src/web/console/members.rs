@@ -38,6 +38,11 @@ pub(super) async fn create_member(
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     let f = f.into_inner();
+    let posted = [
+        ("email".to_string(), f.email.clone()),
+        ("name".to_string(), f.name.clone()),
+        ("role".to_string(), f.role.clone()),
+    ];
     let r = match Email::parse(&f.email) {
         Ok(email) => wss::create_member(
             &st.svc,
@@ -55,7 +60,7 @@ pub(super) async fn create_member(
         .map(|_| None),
         Err(e) => Err(e),
     };
-    after(&st, &req, &u, &id, r)
+    after(&st, &req, &u, &id, r, &posted)
 }
 
 pub(super) async fn add_member(
@@ -77,7 +82,17 @@ pub(super) async fn add_member(
             )
         })
         .map(|_| None);
-    after(&st, &req, &u, &id, r)
+    after(
+        &st,
+        &req,
+        &u,
+        &id,
+        r,
+        &[
+            ("email".into(), f.email.clone()),
+            ("role".into(), f.role.clone()),
+        ],
+    )
 }
 pub(super) async fn remove_member(
     req: HttpRequest,
@@ -90,7 +105,7 @@ pub(super) async fn remove_member(
     let (id, user) = path.into_inner();
     let r = UserId::parse(&user)
         .and_then(|user| wss::remove_member(&st.svc, &u.actor(&req), &id, &user).map(|_| None));
-    after(&st, &req, &u, &id, r)
+    after(&st, &req, &u, &id, r, &[])
 }
 
 /// Creates a custom role (no `item`) or edits one.
@@ -117,7 +132,7 @@ pub(super) async fn save_role(
         Some(item) => wss::update_role(&st.svc, &actor, &item, Some(f.one("name")), Some(&perms)),
     }
     .map(|_| None);
-    after(&st, &req, &u, &id, r)
+    after(&st, &req, &u, &id, r, f.pairs())
 }
 
 /// Creates a group (no `item`) or edits its name, roles and members.
@@ -147,5 +162,5 @@ pub(super) async fn save_group(
             )
         })
         .map(|_| None);
-    after(&st, &req, &u, &id, r)
+    after(&st, &req, &u, &id, r, f.pairs())
 }

@@ -44,6 +44,17 @@ fn qr_data_uri(uri: &str) -> Result<String, Error> {
     ))
 }
 
+/// The key in groups of four (as authenticator apps accept it typed), so a
+/// person copying it by hand keeps their place.
+fn grouped(secret: &str) -> String {
+    secret
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn enroll_page(
     st: &AppState,
     u: &ConsoleUser,
@@ -52,7 +63,7 @@ fn enroll_page(
     Ok(match authn::mfa::pending_uri(&st.svc, &u.user)? {
         Some((secret, uri)) => Some(EnrollPage {
             nav: nav(u, "account"),
-            secret,
+            secret: grouped(&secret),
             qr: qr_data_uri(&uri)?,
             error,
         }),
@@ -91,7 +102,7 @@ fn account_refusal(st: &AppState, u: &ConsoleUser, e: Error) -> PageResult {
         | Error::Conflict(_)
         | Error::Forbidden(_) => render(
             StatusCode::BAD_REQUEST,
-            &account_page(st, u, None, Some(e.public_message()))?,
+            &account_page(st, u, None, Some(crate::web::html::words(&e)))?,
         ),
         e => Err(e.into()),
     }
@@ -157,10 +168,14 @@ pub(super) async fn totp_confirm(
                 codes,
             },
         ),
-        Err(e @ Error::Invalid { .. }) => match enroll_page(&st, &u, Some(e.public_message()))? {
-            Some(p) => render(StatusCode::BAD_REQUEST, &p),
-            None => Ok(redirect("/admin/account")),
-        },
+        Err(e @ Error::Invalid { .. }) => {
+            match enroll_page(&st, &u, Some(crate::web::html::words(&e)))? {
+                Some(p) => {
+                    crate::web::html::render_failed(StatusCode::BAD_REQUEST, &p, &req, &e, None)
+                }
+                None => Ok(redirect("/admin/account")),
+            }
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -288,9 +303,9 @@ pub(super) async fn code_confirm(
                 nav: nav(&u, "account"),
                 method: method.as_str(),
                 target: f.target.clone().unwrap_or_default(),
-                error: Some(e.public_message()),
+                error: Some(crate::web::html::words(&e)),
             };
-            render(StatusCode::BAD_REQUEST, &p)
+            crate::web::html::render_failed(StatusCode::BAD_REQUEST, &p, &req, &e, None)
         }
         Err(e) => Err(e.into()),
     }
@@ -369,7 +384,7 @@ pub(super) async fn mfa_remove(
             | Error::Forbidden(_)),
         ) => render(
             StatusCode::BAD_REQUEST,
-            &account_page(&st, &u, None, Some(e.public_message()))?,
+            &account_page(&st, &u, None, Some(crate::web::html::words(&e)))?,
         ),
         Err(e) => Err(e.into()),
     }
@@ -400,7 +415,7 @@ pub(super) async fn proof_code_send(
             None,
         ),
         Err(e @ (Error::Conflict(_) | Error::Invalid { .. } | Error::Forbidden(_))) => {
-            (None, Some(e.public_message()))
+            (None, Some(crate::web::html::words(&e)))
         }
         Err(e) => return Err(e.into()),
     };

@@ -26,6 +26,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/users", web::get().to(users::users))
         .route("/admin/users", web::post().to(users::users_create))
         .route("/admin/users/{id}", web::get().to(users::user_detail))
+        .route("/admin/users/{id}", web::post().to(users::user_edit))
         .route(
             "/admin/users/{id}/disable",
             web::post().to(users::user_disable),

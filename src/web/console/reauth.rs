@@ -126,7 +126,7 @@ pub(super) async fn reauth_post(
                 rd,
                 MfaMethod::from_wire(f.method.as_deref().unwrap_or("totp")),
                 None,
-                Some(e.public_message()),
+                Some(crate::web::html::words(&e)),
             )?;
             render(StatusCode::UNAUTHORIZED, &p)
         }
@@ -159,7 +159,7 @@ pub(super) async fn reauth_send(
             None,
         ),
         Err(e @ (Error::Conflict(_) | Error::Invalid { .. } | Error::Forbidden(_))) => {
-            (None, Some(e.public_message()))
+            (None, Some(crate::web::html::words(&e)))
         }
         Err(e) => return Err(e.into()),
     };

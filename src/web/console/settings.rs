@@ -153,9 +153,12 @@ pub(super) async fn settings_post(
             "/admin/settings/security",
             SettingsNotice::Saved,
         ))),
-        Err(e @ Error::Invalid { .. }) => render(
+        Err(e @ Error::Invalid { .. }) => crate::web::html::render_failed(
             StatusCode::BAD_REQUEST,
-            &settings_view(&st, &u, next, None, Some(e.public_message())),
+            &settings_view(&st, &u, next, None, Some(crate::web::html::words(&e))),
+            &req,
+            &e,
+            None,
         ),
         Err(e) => Err(e.into()),
     }

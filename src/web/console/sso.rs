@@ -190,7 +190,7 @@ pub(super) async fn save_settings(
         ),
         Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => render(
             StatusCode::BAD_REQUEST,
-            &sso_view(&st, &u, None, Some(e.public_message()), Vec::new())?,
+            &sso_view(&st, &u, None, Some(crate::web::html::words(&e)), Vec::new())?,
         ),
         Err(e) => Err(e.into()),
     }
@@ -338,7 +338,7 @@ pub(super) async fn create_connection(
         ))),
         Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => render(
             StatusCode::BAD_REQUEST,
-            &sso_view(&st, &u, None, Some(e.public_message()), Vec::new())?,
+            &sso_view(&st, &u, None, Some(crate::web::html::words(&e)), Vec::new())?,
         ),
         Err(e) => Err(e.into()),
     }
@@ -453,7 +453,7 @@ pub(super) async fn update_connection(
         ))),
         Err(e @ Error::Invalid { .. }) => render(
             StatusCode::BAD_REQUEST,
-            &connection_view(&st, &u, current, None, Some(e.public_message()))?,
+            &connection_view(&st, &u, current, None, Some(crate::web::html::words(&e)))?,
         ),
         Err(e) => Err(e.into()),
     }
@@ -506,7 +506,7 @@ pub(super) async fn test(
         }
         Err(e @ Error::Conflict(_)) => render(
             StatusCode::BAD_GATEWAY,
-            &connection_view(&st, &u, conn, None, Some(e.public_message()))?,
+            &connection_view(&st, &u, conn, None, Some(crate::web::html::words(&e)))?,
         ),
         Err(e) => Err(e.into()),
     }
@@ -557,7 +557,7 @@ pub(super) async fn delete(
             let c = sso::connection(&st.svc, id)?;
             render(
                 StatusCode::CONFLICT,
-                &connection_view(&st, &u, c, None, Some(e.public_message()))?,
+                &connection_view(&st, &u, c, None, Some(crate::web::html::words(&e)))?,
             )
         }
         Err(e) => Err(e.into()),

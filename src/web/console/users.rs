@@ -9,7 +9,6 @@ use serde::Deserialize;
 
 use crate::access::Permission;
 use crate::authn::{self, password::Password};
-use crate::clock::rfc3339;
 use crate::error::Error;
 use crate::identity::{self, Email, NewUser, Role, UserId};
 use crate::users::{self, UserUpdate};
@@ -17,6 +16,7 @@ use crate::web::AppState;
 use crate::web::extract::{ConsoleUser, require};
 use crate::web::html::{
     ConfirmPage, CsrfForm, Nav, PER_PAGE, PageResult, UserRow, is_htmx, nav, redirect, render,
+    render_failed,
 };
 use crate::web::notice::{Notice, PageNotice, UserNotice, UsersNotice, notice_text, notice_url};
 
@@ -66,7 +66,7 @@ fn users_view(
     let pages = total.div_ceil(PER_PAGE).max(1);
     let rows = list
         .iter()
-        .map(|(u, s)| UserRow::new(u, s.last_sign_in))
+        .map(|(u, s)| UserRow::new(u, s.last_sign_in).locked(s.locked_until))
         .collect();
     Ok((rows, total, page, pages))
 }
@@ -147,7 +147,7 @@ pub(super) async fn users_create(
                 pages,
                 total,
                 notice: None,
-                error: Some(e.public_message()),
+                error: Some(crate::web::html::words(&e)),
                 form_email: form.email,
                 form_name: form.name.unwrap_or_default(),
                 form_role: form.role.unwrap_or_else(|| "user".into()),
@@ -157,7 +157,7 @@ pub(super) async fn users_create(
             } else {
                 StatusCode::BAD_REQUEST
             };
-            render(status, &p)
+            render_failed(status, &p, &req, &e, None)
         }
         Err(e) => Err(e.into()),
     }
@@ -171,7 +171,9 @@ pub(super) struct UserPage {
     notice: Option<String>,
     error: Option<String>,
     sessions: usize,
-    locked_until: Option<String>,
+    /// The signed-in admin's own page: resetting one's own password or lock
+    /// here is refused (the account page changes one's password).
+    is_self: bool,
 }
 
 fn user_page(
@@ -182,14 +184,13 @@ fn user_page(
     error: Option<String>,
 ) -> Result<UserPage, Error> {
     let (target, status, sessions) = authn::queries::user_page(&st.svc, id)?;
-    let locked_until = status.locked_until.map(rfc3339);
     Ok(UserPage {
         nav: nav(u, "users"),
-        u: UserRow::new(&target, status.last_sign_in),
+        is_self: target.id == u.user.id,
+        u: UserRow::new(&target, status.last_sign_in).locked(status.locked_until),
         notice,
         error,
         sessions,
-        locked_until,
     })
 }
 
@@ -203,6 +204,70 @@ pub(super) async fn user_detail(
     require(&st, &req, &u, Permission::ManageUsers)?;
     let p = user_page(&st, &u, &UserId::parse(&id)?, notice_text(q.notice), None)?;
     render(StatusCode::OK, &p)
+}
+
+#[derive(Deserialize)]
+pub(super) struct EditForm {
+    name: String,
+    role: Option<String>,
+    csrf_token: String,
+}
+
+/// Edits a user's name and role. A new role decides what the account may
+/// do, so it needs a recent sign-in (the confirm-it's-you page comes back
+/// here); the owner's role stays.
+pub(super) async fn user_edit(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    f: web::Form<EditForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    let uid = UserId::parse(&id)?;
+    let f = f.into_inner();
+    let posted = [
+        ("name".to_string(), f.name.clone()),
+        ("role".to_string(), f.role.clone().unwrap_or_default()),
+    ];
+    let result = async {
+        let current = identity::find(&st.svc, &uid)?;
+        let role = match f.role.as_deref() {
+            Some(r) if !r.is_empty() && r != current.role.as_str() => Some(Role::parse(r)?),
+            _ => None,
+        };
+        if role.is_some()
+            && let Some(r) = crate::web::extract::reauth_gate(
+                &st,
+                &u,
+                &format!("/admin/users/{}", uid.as_str()),
+            )?
+        {
+            return Ok(Some(r));
+        }
+        let up = UserUpdate {
+            name: (f.name != current.name).then(|| f.name.clone()),
+            role,
+            ..Default::default()
+        };
+        users::update(&st.svc, &u.actor(&req), &uid, up).map(|_| None)
+    }
+    .await;
+    match result {
+        Ok(Some(gate)) => Ok(gate),
+        Ok(None) => Ok(redirect(&notice_url(
+            &format!("/admin/users/{}", uid.as_str()),
+            UserNotice::Saved,
+        ))),
+        Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => render_failed(
+            StatusCode::BAD_REQUEST,
+            &user_page(&st, &u, &uid, None, Some(crate::web::html::words(&e)))?,
+            &req,
+            &e,
+            Some(&posted),
+        ),
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub(super) async fn set_disabled(
@@ -230,7 +295,7 @@ pub(super) async fn set_disabled(
         ))),
         Err(e @ Error::Conflict(_)) => render(
             StatusCode::CONFLICT,
-            &user_page(&st, &u, &uid, None, Some(e.public_message()))?,
+            &user_page(&st, &u, &uid, None, Some(crate::web::html::words(&e)))?,
         ),
         Err(e) => Err(e.into()),
     }
@@ -309,7 +374,7 @@ pub(super) async fn user_delete(
         Ok(()) => Ok(redirect(&notice_url("/admin/users", UsersNotice::Deleted))),
         Err(e @ Error::Conflict(_)) => render(
             StatusCode::CONFLICT,
-            &user_page(&st, &u, &uid, None, Some(e.public_message()))?,
+            &user_page(&st, &u, &uid, None, Some(crate::web::html::words(&e)))?,
         ),
         Err(e) => Err(e.into()),
     }
@@ -344,9 +409,12 @@ pub(super) async fn user_password(
             uid.as_str(),
             UserNotice::Reset.code()
         ))),
-        Err(e @ Error::Invalid { .. }) => render(
+        Err(e @ Error::Invalid { .. }) => render_failed(
             StatusCode::BAD_REQUEST,
-            &user_page(&st, &u, &uid, None, Some(e.public_message()))?,
+            &user_page(&st, &u, &uid, None, Some(crate::web::html::words(&e)))?,
+            &req,
+            &e,
+            None,
         ),
         Err(e) => Err(e.into()),
     }

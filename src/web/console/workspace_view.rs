@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::identity::{self, UserId};
 use crate::web::AppState;
 use crate::web::extract::ConsoleUser;
-use crate::web::html::{Nav, PageResult, nav, redirect, render};
+use crate::web::html::{Nav, PageResult, nav, redirect, render_failed, words};
 
 /// A checkbox: its value, its label, and whether it starts ticked.
 pub(super) struct Check {
@@ -318,6 +318,7 @@ pub(super) fn after(
     u: &ConsoleUser,
     id: &str,
     r: Result<Option<(String, String)>, Error>,
+    posted: &[(String, String)],
 ) -> PageResult {
     match r {
         Ok(None) => Ok(redirect(&format!("/admin/workspaces/{id}"))),
@@ -326,9 +327,11 @@ pub(super) fn after(
             Ok(redirect(&format!("/admin/workspaces/{id}?shown={handle}")))
         }
         Err(e @ (Error::Invalid { .. } | Error::Conflict(_) | Error::NotFound(_))) => {
+            // The form that failed comes back as it was typed, the error
+            // beside its field.
             let mut p = page(st, req, u, id)?;
-            p.error = Some(e.public_message());
-            render(StatusCode::UNPROCESSABLE_ENTITY, &p)
+            p.error = Some(words(&e));
+            render_failed(StatusCode::UNPROCESSABLE_ENTITY, &p, req, &e, Some(posted))
         }
         Err(e) => Err(e.into()),
     }
@@ -355,6 +358,11 @@ impl Fields {
         let f = Fields(body.into_inner());
         u.check_csrf(f.one("csrf_token"))?;
         Ok(f)
+    }
+
+    /// Every field as posted, to give a failed form back.
+    pub(super) fn pairs(&self) -> &[(String, String)] {
+        &self.0
     }
 
     /// The first value of `k`, or "" when the form has none.

@@ -53,14 +53,17 @@ pub(super) async fn create(
     let p = u.principal();
     match wss::create(&st.svc, &u.actor(&req), &f.name) {
         Ok(w) => Ok(redirect(&format!("/admin/workspaces/{}", w.id))),
-        Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => render(
+        Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => crate::web::html::render_failed(
             StatusCode::UNPROCESSABLE_ENTITY,
             &ListPage {
                 nav: nav(&u, "workspaces"),
                 rows: wss::list(&st.svc, &p)?,
                 can_create: true,
-                error: Some(e.public_message()),
+                error: Some(crate::web::html::words(&e)),
             },
+            &req,
+            &e,
+            Some(&[("name".to_string(), f.name.clone())]),
         ),
         Err(e) => Err(e.into()),
     }
@@ -94,7 +97,7 @@ pub(super) async fn rename(
 ) -> PageResult {
     let f = Fields::new(body, &u)?;
     let r = wss::rename(&st.svc, &u.actor(&req), &id, f.one("name")).map(|_| None);
-    after(&st, &req, &u, &id, r)
+    after(&st, &req, &u, &id, r, f.pairs())
 }
 
 /// Blank for the installation's value, else a whole number of `unit` seconds.
@@ -131,7 +134,7 @@ pub(super) async fn session_limits(
         wss::set_session_limits(&st.svc, &u.actor(&req), &id, limits)
     })()
     .map(|_| None);
-    after(&st, &req, &u, &id, r)
+    after(&st, &req, &u, &id, r, f.pairs())
 }
 pub(super) async fn delete_confirm(
     req: HttpRequest,

@@ -122,7 +122,7 @@ pub(super) async fn login_post(
                 &pre,
                 form.email.chars().take(254).collect(),
                 safe_rd(form.rd.as_deref()),
-                Some(e.public_message()),
+                Some(crate::web::html::words(&e)),
                 None,
             )?;
             Ok(with_pre_cookie(render(status, &page)?, cookie))
@@ -200,7 +200,7 @@ pub(super) async fn mfa_send(
             None,
         ),
         Err(e @ (Error::Conflict(_) | Error::Invalid { .. } | Error::Forbidden(_))) => {
-            (None, Some(e.public_message()))
+            (None, Some(crate::web::html::words(&e)))
         }
         Err(Error::Unauthenticated(_)) => {
             return Ok(redirect(&crate::web::notice::notice_url(
@@ -250,7 +250,7 @@ pub(super) async fn mfa_post(
     let Some(token) = req.cookie(MFA_COOKIE) else {
         return Ok(redirect("/login"));
     };
-    let raw = form.method.as_deref().unwrap_or("totp");
+    let raw = authn::mfa::method_for_code(form.method.as_deref().unwrap_or("totp"), &form.code);
     let rd = safe_rd(form.rd.as_deref());
     let mut gone = actix_web::cookie::Cookie::build(MFA_COOKIE, "")
         .path("/login")

@@ -10,9 +10,8 @@ use crate::error::Error;
 use crate::identity::Email;
 use crate::users;
 use crate::web::AppState;
-use crate::web::error::{PageError, html_error};
-use crate::web::extract::{self as wauth, source, with_pre_cookie};
-use crate::web::html::{PageResult, confirmed, redirect, render};
+use crate::web::extract::{self as wauth, signed_in, source, with_pre_cookie};
+use crate::web::html::{PageResult, confirmed, redirect, render, render_failed, words};
 
 // ---------------------------------------------------------------- setup & recovery
 
@@ -26,6 +25,43 @@ pub(super) struct SetupPage {
     error: Option<String>,
 }
 
+/// A setup or reset link that no longer works: what to do instead. Once an
+/// owner exists a new setup link is refused, so the page says to sign in or
+/// to ask for a reset link; before that, to ask for a new setup link.
+#[derive(Template)]
+#[template(path = "link_gone.html")]
+pub(super) struct LinkGonePage {
+    title: &'static str,
+    message: &'static str,
+    owner_exists: bool,
+}
+
+fn link_gone(st: &AppState, setup: bool) -> PageResult {
+    let owner_exists = authn::queries::owner_exists(&st.svc)?;
+    let (title, message) = match (setup, owner_exists) {
+        (true, true) => (
+            "Setup is complete",
+            "This setup link was already used or expired, and the owner account exists.",
+        ),
+        (true, false) => (
+            "This link no longer works",
+            "This setup link is invalid, already used or expired.",
+        ),
+        (false, _) => (
+            "This link no longer works",
+            "This password-reset link is invalid, already used or expired.",
+        ),
+    };
+    render(
+        StatusCode::FORBIDDEN,
+        &LinkGonePage {
+            title,
+            message,
+            owner_exists,
+        },
+    )
+}
+
 #[derive(Deserialize)]
 pub(super) struct TokenQuery {
     token: Option<String>,
@@ -37,12 +73,11 @@ pub(super) async fn setup_page(
     q: web::Query<TokenQuery>,
 ) -> PageResult {
     let token = q.token.clone().unwrap_or_default();
-    authn::onetime::check_now(&st.svc, &token).map_err(|e| {
-        PageError(match e {
-            Error::Unauthenticated(m) => Error::Forbidden(m),
-            other => other,
-        })
-    })?;
+    match authn::onetime::check_now(&st.svc, &token) {
+        Ok(_) => {}
+        Err(Error::Unauthenticated(_)) => return link_gone(&st, true),
+        Err(e) => return Err(e.into()),
+    }
     let (pre, cookie) = wauth::pre_cookie(&req)?;
     let page = SetupPage {
         csrf: wauth::csrf_for_pre(&st.svc, &pre),
@@ -74,9 +109,9 @@ pub(super) async fn setup_post(
     let result = async {
         confirmed(&form.password, &form.password_confirm)?;
         let email = Email::parse(&form.email)?;
-        authn::create_owner(
+        authn::setup_owner(
             &st.svc,
-            Some(&form.token),
+            &form.token,
             email,
             form.name.clone().unwrap_or_default(),
             form.password.clone(),
@@ -86,25 +121,26 @@ pub(super) async fn setup_post(
     }
     .await;
     match result {
-        Ok(_) => Ok(redirect(&crate::web::notice::notice_url(
-            "/login",
-            crate::web::notice::LoginNotice::Created,
-        ))),
-        Err(Error::Invalid { field, message }) => {
+        // Signed in at once: the owner lands on the console.
+        Ok((user, authn::Grant::Session { token, .. })) => {
+            signed_in(&req, &st, &user, token, "/admin")
+        }
+        Ok(_) => Err(Error::internal("setup without a browser session").into()),
+        Err(e @ Error::Invalid { .. }) => {
             let (pre, cookie) = wauth::pre_cookie(&req)?;
             let page = SetupPage {
                 csrf: wauth::csrf_for_pre(&st.svc, &pre),
                 token: form.token,
                 email: form.email,
                 name: form.name.unwrap_or_default(),
-                error: Some(format!("{field}: {message}")),
+                error: Some(words(&e)),
             };
             Ok(with_pre_cookie(
-                render(StatusCode::BAD_REQUEST, &page)?,
+                render_failed(StatusCode::BAD_REQUEST, &page, &req, &e, None)?,
                 cookie,
             ))
         }
-        Err(Error::Unauthenticated(m)) => Err(Error::Forbidden(m).into()),
+        Err(Error::Unauthenticated(_) | Error::Conflict(_)) => link_gone(&st, true),
         Err(e) => Err(e.into()),
     }
 }
@@ -124,10 +160,7 @@ pub(super) async fn recover_page(
 ) -> PageResult {
     let token = q.token.clone().unwrap_or_default();
     if authn::onetime::check_now(&st.svc, &token).is_err() {
-        return Ok(html_error(
-            StatusCode::FORBIDDEN,
-            "This link is invalid, already used or expired. Run `gatehouse recover EMAIL` for a new one.",
-        ));
+        return link_gone(&st, false);
     }
     let (pre, cookie) = wauth::pre_cookie(&req)?;
     let page = RecoverPage {
@@ -163,19 +196,19 @@ pub(super) async fn recover_post(
             "/login",
             crate::web::notice::LoginNotice::Recovered,
         ))),
-        Err(Error::Invalid { field, message }) => {
+        Err(e @ Error::Invalid { .. }) => {
             let (pre, cookie) = wauth::pre_cookie(&req)?;
             let page = RecoverPage {
                 csrf: wauth::csrf_for_pre(&st.svc, &pre),
                 token: form.token,
-                error: Some(format!("{field}: {message}")),
+                error: Some(words(&e)),
             };
             Ok(with_pre_cookie(
-                render(StatusCode::BAD_REQUEST, &page)?,
+                render_failed(StatusCode::BAD_REQUEST, &page, &req, &e, None)?,
                 cookie,
             ))
         }
-        Err(Error::Unauthenticated(m)) => Err(Error::Forbidden(m).into()),
+        Err(Error::Unauthenticated(_)) => link_gone(&st, false),
         Err(e) => Err(e.into()),
     }
 }
