@@ -88,7 +88,7 @@ async fn favicon() -> HttpResponse {
     asset(web::Path::from("favicon.svg".to_string())).await
 }
 
-async fn not_found(req: HttpRequest) -> HttpResponse {
+pub(crate) async fn not_found(req: HttpRequest) -> HttpResponse {
     let status = actix_web::http::StatusCode::NOT_FOUND;
     let p = req.path();
     if p.starts_with("/api/") || p.starts_with("/oauth2/") || p.starts_with("/.well-known/") {
@@ -102,6 +102,20 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
     }
 }
 
+/// A JSON body error: a missing or wrong Content-Type says what to send
+/// (415), anything else is the shared 400/413 answer.
+fn json_payload_error(e: actix_web::error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    if let actix_web::error::JsonPayloadError::ContentType = e {
+        let resp = error::json_error(
+            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Send Content-Type: application/json with a JSON body.",
+        );
+        return actix_web::error::InternalError::from_response(e.to_string(), resp).into();
+    }
+    error::payload_error(e.into(), true)
+}
+
 /// Registers every route; also used by in-process tests.
 pub fn routes(cfg: &mut web::ServiceConfig, settings: &Settings) {
     let json_limit = settings.limits.json_body_bytes;
@@ -109,7 +123,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, settings: &Settings) {
     cfg.app_data(
         web::JsonConfig::default()
             .limit(json_limit)
-            .error_handler(|e, _| error::payload_error(e.into(), true)),
+            .error_handler(json_payload_error),
     )
     .app_data(
         web::FormConfig::default()

@@ -1,0 +1,113 @@
+//! Issue 19, points 12–18: what an operator or client meets in the first hour
+//! at the API, the protocol endpoints and the command line — OAuth errors as
+//! RFC 6749 §5.2 JSON whatever the body, 405 with `Allow`, messages that echo
+//! the unknown name, password rules that say what they check, config errors
+//! naming key and line, `--listen localhost:…`, plain logs off a terminal.
+
+use serde_json::Value;
+
+use crate::common::*;
+
+/// Sends `body` with `content_type` (none when `None`) to an OAuth endpoint.
+async fn oauth_post(
+    app: &TestApp,
+    path: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, String, Value) {
+    let mut rb = plain().post(app.url(path)).body(body);
+    if let Some(ct) = content_type {
+        rb = rb.header("content-type", ct);
+    }
+    let r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let text = r.text().await.unwrap();
+    let v: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("{path} answered {status} {ct}: {text}"));
+    (status, ct, v)
+}
+
+#[actix_web::test]
+async fn oauth_endpoints_answer_every_error_as_oauth_json() {
+    let app = spawn().await;
+    let big = vec![b'a'; 70 * 1024];
+    let huge = vec![b'a'; 300 * 1024];
+    for path in ["/oauth2/token", "/oauth2/introspect", "/oauth2/revoke"] {
+        let cases: Vec<(Option<&str>, Vec<u8>, u16, &str)> = vec![
+            (
+                Some("application/json"),
+                br#"{"grant_type":"client_credentials"}"#.to_vec(),
+                400,
+                "x-www-form-urlencoded",
+            ),
+            (
+                None,
+                b"grant_type=client_credentials".to_vec(),
+                400,
+                "x-www-form-urlencoded",
+            ),
+            (
+                Some("text/plain"),
+                b"token=x".to_vec(),
+                400,
+                "x-www-form-urlencoded",
+            ),
+            (
+                Some("application/x-www-form-urlencoded"),
+                b"token=%ff%fe&\xff".to_vec(),
+                400,
+                "malformed",
+            ),
+            (
+                Some("application/x-www-form-urlencoded"),
+                big.clone(),
+                413,
+                "larger than the limit",
+            ),
+            (
+                Some("application/x-www-form-urlencoded"),
+                huge.clone(),
+                413,
+                "larger than the limit",
+            ),
+        ];
+        for (ct, body, status, says) in cases {
+            let (s, got_ct, v) = oauth_post(&app, path, ct, body).await;
+            assert_eq!(s, status, "{path} {ct:?}: {v}");
+            assert!(
+                got_ct.starts_with("application/json"),
+                "{path} {ct:?}: {got_ct}"
+            );
+            assert_eq!(v["error"], "invalid_request", "{path} {ct:?}: {v}");
+            let d = v["error_description"].as_str().unwrap();
+            assert!(d.contains(says), "{path} {ct:?}: {d}");
+        }
+    }
+}
+
+#[actix_web::test]
+async fn the_api_says_to_send_json_when_the_content_type_is_missing_or_wrong() {
+    let app = spawn().await;
+    let body = r#"{"email":"a@example.com","password":"x"}"#;
+    for ct in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let mut rb = plain().post(app.url("/api/v1/auth/login")).body(body);
+        if let Some(ct) = ct {
+            rb = rb.header("content-type", ct);
+        }
+        let r = rb.send().await.unwrap();
+        assert_eq!(r.status(), 415, "{ct:?}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "unsupported_media_type", "{v}");
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(m.contains("Content-Type: application/json"), "{m}");
+    }
+}
