@@ -111,3 +111,68 @@ async fn the_api_says_to_send_json_when_the_content_type_is_missing_or_wrong() {
         assert!(m.contains("Content-Type: application/json"), "{m}");
     }
 }
+
+#[actix_web::test]
+async fn a_wrong_method_on_a_known_path_is_405_with_allow() {
+    let app = spawn().await;
+    let c = plain();
+    // (method, path, Allow, the error's shape)
+    let cases = [
+        ("GET", "/oauth2/token", "POST", "oauth"),
+        ("PUT", "/oauth2/introspect", "POST", "oauth"),
+        ("DELETE", "/api/v1/users", "GET, POST", "api"),
+        (
+            "PUT",
+            "/api/v1/users/usr_0123456789abcdef0123",
+            "GET, PATCH, DELETE",
+            "api",
+        ),
+        ("POST", "/api/v1/me", "GET", "api"),
+        ("DELETE", "/api/v1/sso/settings", "GET, PUT", "api"),
+        ("POST", "/.well-known/openid-configuration", "GET", "api"),
+        ("DELETE", "/login", "GET, POST", "page"),
+        ("GET", "/logout", "POST", "page"),
+        ("POST", "/admin/audit", "GET", "page"),
+        ("PATCH", "/admin/users", "GET, POST", "page"),
+        ("GET", "/sso/saml/okta/acs", "POST", "page"),
+    ];
+    for (method, path, allow, shape) in cases {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let r = c.request(m, app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 405, "{method} {path}");
+        assert_eq!(r.headers()["allow"], allow, "{method} {path}");
+        let text = r.text().await.unwrap();
+        match shape {
+            "oauth" => {
+                let v: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(v["error"], "invalid_request", "{v}");
+                assert!(
+                    v["error_description"]
+                        .as_str()
+                        .unwrap()
+                        .contains("use POST")
+                );
+            }
+            "api" => {
+                let v: Value = serde_json::from_str(&text)
+                    .unwrap_or_else(|_| panic!("{method} {path}: {text}"));
+                assert_eq!(v["error"]["code"], "method_not_allowed", "{v}");
+            }
+            _ => assert!(
+                text.contains("is not served at this address"),
+                "{method} {path}: {text}"
+            ),
+        }
+    }
+    // Unknown paths stay 404, and the right method still works.
+    let r = c
+        .delete(app.url("/api/v1/nothing-here"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = c.get(app.url("/no/such/page")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let r = c.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}

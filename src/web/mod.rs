@@ -5,6 +5,7 @@
 //! (rendering, safe redirects) and `error`. Handlers parse, call one domain
 //! function and render; they never open a table.
 
+mod allow;
 pub mod api;
 mod console;
 pub mod error;
@@ -88,7 +89,12 @@ async fn favicon() -> HttpResponse {
     asset(web::Path::from("favicon.svg".to_string())).await
 }
 
+/// No route matched: 405 with `Allow` when the path is served with other
+/// methods (`allow`), else 404.
 pub(crate) async fn not_found(req: HttpRequest) -> HttpResponse {
+    if let Some(r) = allow::method_not_allowed(&req) {
+        return r;
+    }
     let status = actix_web::http::StatusCode::NOT_FOUND;
     let p = req.path();
     if p.starts_with("/api/") || p.starts_with("/oauth2/") || p.starts_with("/.well-known/") {
