@@ -176,3 +176,50 @@ async fn a_wrong_method_on_a_known_path_is_405_with_allow() {
     let r = c.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[actix_web::test]
+async fn an_unknown_permission_is_echoed_back() {
+    let app = spawn().await;
+    let token = app.owner_token().await;
+    let check = |v: &Value, want: &str| {
+        let m = v["error"]["message"]
+            .as_str()
+            .or(v["error_description"].as_str())
+            .unwrap_or_else(|| panic!("{v}"))
+            .to_string();
+        assert!(m.contains(want), "{m}");
+        assert!(!m.chars().any(char::is_control), "{m:?}");
+        m
+    };
+    let (s, v) = post(
+        &app,
+        "/api/v1/authorize",
+        Some(&token),
+        serde_json::json!({"credential": token, "scope": "raed:agents"}),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    check(&v, "unknown permission `raed:agents`");
+    // A long name with control characters comes back short and clean.
+    let evil = format!("raed:agents\u{1b}[2J\r\nX-Injected: 1{}", "z".repeat(400));
+    let (s, v) = post(
+        &app,
+        "/api/v1/service-accounts",
+        Some(&token),
+        serde_json::json!({"name": "bot", "scopes": ["read:agents", evil]}),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    let m = check(&v, "unknown permission `raed:agents[2JX-Injected: 1zzz");
+    assert!(m.len() < 200, "{m}");
+    // Forward auth says the same.
+    let r = plain()
+        .get(app.url("/auth/verify?scope=raed:agents"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("unknown permission `raed:agents`"), "{text}");
+}
