@@ -223,3 +223,59 @@ async fn an_unknown_permission_is_echoed_back() {
     let text = r.text().await.unwrap();
     assert!(text.contains("unknown permission `raed:agents`"), "{text}");
 }
+
+#[actix_web::test]
+async fn the_password_rule_says_what_it_checks_and_to_whom() {
+    let app = spawn().await;
+    let token = app.owner_token().await;
+    let alice = app.create_user(&token, "alice@example.com", "user").await;
+    let id = alice["id"].as_str().unwrap();
+    let msg = |v: &Value| v["error"]["message"].as_str().unwrap().to_string();
+    // The admin setting alice's password is told it is alice's e-mail.
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/users/{id}/password"),
+        Some(&token),
+        serde_json::json!({"password": "my-alice-secret-99"}),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(
+        msg(&v),
+        "password: the password you set for alice@example.com must not contain the part of \
+         their e-mail address before the @ (\"alice\")"
+    );
+    let (s, v) = post(
+        &app,
+        "/api/v1/users",
+        Some(&token),
+        serde_json::json!({"email": "bob@example.com", "password": "short", "role": "user"}),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        msg(&v).starts_with(
+            "password: the password you set for bob@example.com must be at least 12 characters"
+        ),
+        "{v}"
+    );
+    // Alice choosing her own is spoken to directly.
+    let at = app
+        .api_login("alice@example.com", "amber-meadow-river-77")
+        .await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, v) = post(
+        &app,
+        "/api/v1/me/password",
+        Some(&at),
+        serde_json::json!({"current_password": "amber-meadow-river-77", "password": "Alice-Wonderland-7"}),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(
+        msg(&v),
+        "password: must not contain the part of your e-mail address before the @ (\"alice\")"
+    );
+}
