@@ -279,3 +279,49 @@ async fn the_password_rule_says_what_it_checks_and_to_whom() {
         "password: must not contain the part of your e-mail address before the @ (\"alice\")"
     );
 }
+
+const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+
+#[test]
+fn a_config_value_of_the_wrong_type_names_the_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gatehouse.toml");
+    std::fs::write(
+        &cfg,
+        "# Gatehouse\nlisten = \"127.0.0.1:0\"\n\n[password]\nargon2_iterations = 2\n\nmin_length = \"twelve\"\n",
+    )
+    .unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = std::process::Command::new(BIN);
+        c.args(args).env("GATEHOUSE_DATA", dir.path().join("data"));
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let o = c.output().unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, e) = run(&["--config", cfg.to_str().unwrap(), "config", "check"], &[]);
+    assert_eq!(code, Some(2), "{e}");
+    assert!(
+        e.contains(
+            "password.min_length: expected a whole number (0 or more), got \"twelve\" \
+             (gatehouse.toml line 7)"
+        ),
+        "{e}"
+    );
+    let (code, e) = run(
+        &["config", "check"],
+        &[("GATEHOUSE_LOCKOUT_MAX_FAILURES", "five")],
+    );
+    assert_eq!(code, Some(2), "{e}");
+    assert!(
+        e.contains("lockout.max_failures: expected")
+            && e.contains(
+                "got \"five\" (from the environment variable GATEHOUSE_LOCKOUT_MAX_FAILURES)"
+            ),
+        "{e}"
+    );
+}
