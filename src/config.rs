@@ -740,10 +740,45 @@ impl Settings {
         Ok(())
     }
 
+    /// The address to bind: an `IP:port`, or a `host:port` resolved (IPv4
+    /// first, so `localhost:8085` is 127.0.0.1:8085). Anything else is refused
+    /// with the form to use.
     pub fn listen_addr(&self) -> Result<SocketAddr> {
-        self.listen
-            .parse()
-            .map_err(|_| Error::invalid("listen", format!("{:?} is not an IP:port", self.listen)))
+        if let Ok(a) = self.listen.parse() {
+            return Ok(a);
+        }
+        let port = self
+            .listen
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok());
+        let hint = format!("use an IP:port such as 127.0.0.1:{}", port.unwrap_or(8080));
+        let Some(_) = port else {
+            return Err(Error::invalid(
+                "listen",
+                format!("{:?} has no port; {hint}", self.listen),
+            ));
+        };
+        use std::net::ToSocketAddrs;
+        let addrs: Vec<SocketAddr> = match self.listen.to_socket_addrs() {
+            Ok(a) => a.collect(),
+            Err(e) => {
+                return Err(Error::invalid(
+                    "listen",
+                    format!("{:?} does not resolve ({e}); {hint}", self.listen),
+                ));
+            }
+        };
+        addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or_else(|| addrs.first())
+            .copied()
+            .ok_or_else(|| {
+                Error::invalid(
+                    "listen",
+                    format!("{:?} resolves to no address; {hint}", self.listen),
+                )
+            })
     }
 
     /// The trusted-proxy networks, parsed (a bare address means that one host).
@@ -981,6 +1016,32 @@ mod tests {
         // Text that looks like a number is text where text is wanted.
         let s = Settings::load(None, env(&[("GATEHOUSE_TOKENS_AUDIENCE", "1234")])).unwrap();
         assert_eq!(s.tokens.audience, "1234");
+    }
+
+    #[test]
+    fn listen_takes_a_host_name_or_says_what_to_use() {
+        let with = |l: &str| Settings {
+            listen: l.into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            with("localhost:8085").listen_addr().unwrap(),
+            "127.0.0.1:8085".parse::<SocketAddr>().unwrap()
+        );
+        assert!(with("localhost:8085").check_transport().is_ok());
+        let e = with("localhost")
+            .listen_addr()
+            .unwrap_err()
+            .public_message();
+        assert!(
+            e.contains("has no port; use an IP:port such as 127.0.0.1:8080"),
+            "{e}"
+        );
+        let e = with("no-such-host.invalid:8085")
+            .listen_addr()
+            .unwrap_err()
+            .public_message();
+        assert!(e.contains("use an IP:port such as 127.0.0.1:8085"), "{e}");
     }
 
     #[test]

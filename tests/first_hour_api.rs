@@ -282,6 +282,72 @@ async fn the_password_rule_says_what_it_checks_and_to_whom() {
 
 const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 
+/// `gatehouse serve` with `args`, stopped once it printed where it listens
+/// (or exited); returns its stdout and stderr.
+fn serve_once(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (String, String) {
+    use std::io::{BufRead, BufReader};
+    let mut c = std::process::Command::new(BIN);
+    c.arg("serve")
+        .args(args)
+        .env("GATEHOUSE_DATA", dir.join("data"))
+        .env("GATEHOUSE_PASSWORD_ARGON2_MEMORY_KIB", "8192")
+        .env_remove("GATEHOUSE_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().unwrap();
+    let mut out = String::new();
+    let stdout = child.stdout.take().unwrap();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        out.push_str(&line);
+        out.push('\n');
+        if line.starts_with("Gatehouse listening on ") {
+            break;
+        }
+    }
+    // SIGTERM, for a graceful stop.
+    let _ = std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status();
+    let o = child.wait_with_output().unwrap();
+    out.push_str(&String::from_utf8_lossy(&o.stdout));
+    (out, String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+#[test]
+fn listen_takes_localhost_and_logs_are_plain_off_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = serve_once(dir.path(), &["--listen", "localhost:0"], &[]);
+    assert!(
+        out.contains("Gatehouse listening on http://127.0.0.1:"),
+        "{out}\n{err}"
+    );
+    // Not a terminal: no colour codes; actix's start-up lines wait for debug.
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert!(err.contains("gatehouse listening"), "{err}");
+    for noise in [" workers", "Actix runtime found", "starting service"] {
+        assert!(!err.contains(noise), "{noise}: {err}");
+    }
+    let (_, err) = serve_once(
+        dir.path(),
+        &["--listen", "127.0.0.1:0"],
+        &[("GATEHOUSE_LOG", "debug")],
+    );
+    assert!(err.contains("Actix runtime found"), "{err}");
+    // A listen address that is no address says what to use.
+    let o = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "localhost"])
+        .env("GATEHOUSE_DATA", dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("use an IP:port such as 127.0.0.1:8080"), "{e}");
+}
+
 #[test]
 fn a_config_value_of_the_wrong_type_names_the_key_and_line() {
     let dir = tempfile::tempdir().unwrap();
