@@ -574,7 +574,7 @@ impl Settings {
                     table = retry;
                 } else {
                     return Err(Error::invalid(
-                        *key,
+                        key,
                         format!(
                             "{} (from the environment variable {name})",
                             plain_type_error(e.message())

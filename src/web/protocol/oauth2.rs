@@ -110,7 +110,7 @@ pub(super) async fn token(
 ) -> HttpResponse {
     let form = match read_form(&req, &st, raw) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Some(r) = client_auth_limited(&req, &st) {
         return r;
@@ -455,9 +455,10 @@ fn read_form(
     req: &HttpRequest,
     st: &AppState,
     raw: Result<web::Bytes, actix_web::Error>,
-) -> Result<OAuthForm, HttpResponse> {
-    let raw = raw.map_err(|e| body_error(&e))?;
-    oauth_form(req, st, &raw).map_err(|(status, why)| oauth_error(status, "invalid_request", why))
+) -> Result<OAuthForm, Box<HttpResponse>> {
+    let raw = raw.map_err(|e| Box::new(body_error(&e)))?;
+    oauth_form(req, st, &raw)
+        .map_err(|(status, why)| Box::new(oauth_error(status, "invalid_request", why)))
 }
 
 /// The form of an OAuth endpoint read from its raw body, or the status and
@@ -531,7 +532,7 @@ pub(super) async fn revoke(
 ) -> HttpResponse {
     let form = match read_form(&req, &st, raw) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let src = source(&req);
     if let Some(r) = client_auth_limited(&req, &st) {
