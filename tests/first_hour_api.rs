@@ -94,19 +94,24 @@ async fn oauth_endpoints_answer_every_error_as_oauth_json() {
 async fn the_api_says_to_send_json_when_the_content_type_is_missing_or_wrong() {
     let app = spawn().await;
     let body = r#"{"email":"a@example.com","password":"x"}"#;
-    for ct in [
-        None,
-        Some("text/plain"),
-        Some("application/x-www-form-urlencoded"),
+    // None: 400 like any missing input; another type: 415.
+    for (ct, status, code) in [
+        (None, 400, "invalid_request"),
+        (Some("text/plain"), 415, "unsupported_media_type"),
+        (
+            Some("application/x-www-form-urlencoded"),
+            415,
+            "unsupported_media_type",
+        ),
     ] {
         let mut rb = plain().post(app.url("/api/v1/auth/login")).body(body);
         if let Some(ct) = ct {
             rb = rb.header("content-type", ct);
         }
         let r = rb.send().await.unwrap();
-        assert_eq!(r.status(), 415, "{ct:?}");
+        assert_eq!(r.status(), status, "{ct:?}");
         let v: Value = r.json().await.unwrap();
-        assert_eq!(v["error"]["code"], "unsupported_media_type", "{v}");
+        assert_eq!(v["error"]["code"], code, "{v}");
         let m = v["error"]["message"].as_str().unwrap();
         assert!(m.contains("Content-Type: application/json"), "{m}");
     }

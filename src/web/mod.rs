@@ -109,12 +109,25 @@ pub(crate) async fn not_found(req: HttpRequest) -> HttpResponse {
 }
 
 /// A JSON body error: a missing or wrong Content-Type says what to send
-/// (415), anything else is the shared 400/413 answer.
-fn json_payload_error(e: actix_web::error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+/// (400 `invalid_request` when there is none, as for any missing input; 415
+/// `unsupported_media_type` when another type was sent); anything else is
+/// the shared 400/413 answer.
+fn json_payload_error(
+    e: actix_web::error::JsonPayloadError,
+    req: &HttpRequest,
+) -> actix_web::Error {
     if let actix_web::error::JsonPayloadError::ContentType = e {
+        let (status, code) = if req.headers().contains_key(header::CONTENT_TYPE) {
+            (
+                actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+            )
+        } else {
+            (actix_web::http::StatusCode::BAD_REQUEST, "invalid_request")
+        };
         let resp = error::json_error(
-            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            status,
+            code,
             "Send Content-Type: application/json with a JSON body.",
         );
         return actix_web::error::InternalError::from_response(e.to_string(), resp).into();
