@@ -522,8 +522,15 @@ impl Settings {
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     Error::invalid("config", format!("cannot read {}: {e}", path.display()))
                 })?;
-                text.parse::<toml::Table>()
-                    .map_err(|e| Error::invalid("config", format!("{}: {e}", path.display())))?
+                let table = text
+                    .parse::<toml::Table>()
+                    .map_err(|e| Error::invalid("config", format!("{}: {e}", path.display())))?;
+                // The file alone first, from its text: an error names the key
+                // and the line it is on.
+                if let Err(e) = toml::from_str::<Settings>(&text) {
+                    return Err(file_error(path, &text, &e));
+                }
+                table
             }
             None => toml::Table::new(),
         };
@@ -550,11 +557,38 @@ impl Settings {
             } else {
                 env_value(&value)
             };
-            set_path(&mut table, key, v);
+            // Each variable is checked as it is added, so a wrong type names
+            // the variable; a value that reads as a number or a boolean where
+            // text is wanted (`GATEHOUSE_TOKENS_AUDIENCE=1234`) is taken as text.
+            let before = table.clone();
+            set_path(&mut table, key, v.clone());
+            if let Err(e) = toml::Value::Table(table.clone()).try_into::<Settings>() {
+                let as_text = toml::Value::String(value.clone());
+                let mut retry = before;
+                set_path(&mut retry, key, as_text.clone());
+                if !v.is_str()
+                    && toml::Value::Table(retry.clone())
+                        .try_into::<Settings>()
+                        .is_ok()
+                {
+                    table = retry;
+                } else {
+                    return Err(Error::invalid(
+                        key,
+                        format!(
+                            "{} (from the environment variable {name})",
+                            plain_type_error(e.message())
+                        ),
+                    ));
+                }
+            }
         }
-        let settings: Settings = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| Error::invalid("config", e.message().to_string()))?;
+        let settings: Settings =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    Error::invalid("config", plain_type_error(e.message()))
+                })?;
         settings.validate()?;
         Ok(settings)
     }
@@ -706,10 +740,45 @@ impl Settings {
         Ok(())
     }
 
+    /// The address to bind: an `IP:port`, or a `host:port` resolved (IPv4
+    /// first, so `localhost:8085` is 127.0.0.1:8085). Anything else is refused
+    /// with the form to use.
     pub fn listen_addr(&self) -> Result<SocketAddr> {
-        self.listen
-            .parse()
-            .map_err(|_| Error::invalid("listen", format!("{:?} is not an IP:port", self.listen)))
+        if let Ok(a) = self.listen.parse() {
+            return Ok(a);
+        }
+        let port = self
+            .listen
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok());
+        let hint = format!("use an IP:port such as 127.0.0.1:{}", port.unwrap_or(8080));
+        let Some(_) = port else {
+            return Err(Error::invalid(
+                "listen",
+                format!("{:?} has no port; {hint}", self.listen),
+            ));
+        };
+        use std::net::ToSocketAddrs;
+        let addrs: Vec<SocketAddr> = match self.listen.to_socket_addrs() {
+            Ok(a) => a.collect(),
+            Err(e) => {
+                return Err(Error::invalid(
+                    "listen",
+                    format!("{:?} does not resolve ({e}); {hint}", self.listen),
+                ));
+            }
+        };
+        addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or_else(|| addrs.first())
+            .copied()
+            .ok_or_else(|| {
+                Error::invalid(
+                    "listen",
+                    format!("{:?} resolves to no address; {hint}", self.listen),
+                )
+            })
     }
 
     /// The trusted-proxy networks, parsed (a bare address means that one host).
@@ -758,6 +827,78 @@ impl Settings {
 
 const DAY: i64 = 86_400;
 const MONTH: i64 = 30 * DAY;
+
+/// A file that does not deserialize: `key: what was wrong (file line N)`,
+/// the key found from the error's position (its line and the `[table]`
+/// above it).
+fn file_error(path: &std::path::Path, text: &str, e: &toml::de::Error) -> Error {
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let what = plain_type_error(e.message());
+    let Some(span) = e.span() else {
+        return Error::invalid("config", format!("{what} ({name})"));
+    };
+    let start = span.start.min(text.len());
+    let line_no = text[..start].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or_default();
+    let table = text
+        .lines()
+        .take(line_no)
+        .filter_map(|l| {
+            let l = l.trim();
+            (l.starts_with('[') && !l.starts_with("[[")).then(|| l.trim_matches(['[', ']', ' ']))
+        })
+        .last();
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"'))
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    let full = match (table, key) {
+        (Some(t), Some(k)) => format!("{t}.{k}"),
+        (None, Some(k)) => k.to_string(),
+        (Some(t), None) => t.to_string(),
+        (None, None) => String::new(),
+    };
+    // The field names a configuration key when it is one (a `'static` name).
+    let field = ENV_KEYS
+        .iter()
+        .map(|(_, k)| *k)
+        .find(|k| *k == full)
+        .unwrap_or("config");
+    let shown = if field == "config" && !full.is_empty() {
+        format!("{full}: {what}")
+    } else {
+        what
+    };
+    Error::invalid(field, format!("{shown} ({name} line {line_no})"))
+}
+
+/// Serde's "invalid type: string \"twelve\", expected usize" in an operator's
+/// words: "expected a whole number, got \"twelve\"".
+fn plain_type_error(msg: &str) -> String {
+    let body = msg
+        .strip_prefix("invalid type: ")
+        .or_else(|| msg.strip_prefix("invalid value: "));
+    let Some((got, expected)) = body.and_then(|b| b.split_once(", expected ")) else {
+        return msg.trim().to_string();
+    };
+    let expected = match expected.trim() {
+        "usize" | "u64" | "u32" | "u16" | "u8" => "a whole number (0 or more)",
+        "isize" | "i64" | "i32" | "i16" | "i8" | "an integer" => "a whole number",
+        "a boolean" => "true or false",
+        "f64" | "f32" => "a number",
+        other => other,
+    };
+    let got = got.trim();
+    let got = ["string ", "integer ", "boolean ", "floating point "]
+        .iter()
+        .find_map(|p| got.strip_prefix(p))
+        .map_or(got, |v| v)
+        .trim_matches('`');
+    format!("expected {expected}, got {got}")
+}
 
 fn env_value(raw: &str) -> toml::Value {
     if let Ok(b) = raw.parse::<bool>() {
@@ -841,6 +982,66 @@ mod tests {
         assert_eq!(s.listen, "127.0.0.1:8080");
         assert_eq!(s.password.argon2_memory_kib, 19_456);
         assert!(s.check_transport().is_ok());
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key_and_the_line_or_the_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("gatehouse.toml");
+        std::fs::write(
+            &p,
+            "listen = \"127.0.0.1:1\"\n\n[password]\nargon2_iterations = 2\nmin_length = \"twelve\"\n",
+        )
+        .unwrap();
+        let e = Settings::load(Some(&p), env(&[]))
+            .unwrap_err()
+            .public_message();
+        assert_eq!(
+            e,
+            "password.min_length: expected a whole number (0 or more), got \"twelve\" \
+             (gatehouse.toml line 5)"
+        );
+        let e = Settings::load(None, env(&[("GATEHOUSE_PASSWORD_MIN_LENGTH", "twelve")]))
+            .unwrap_err()
+            .public_message();
+        assert_eq!(
+            e,
+            "password.min_length: expected a whole number (0 or more), got \"twelve\" \
+             (from the environment variable GATEHOUSE_PASSWORD_MIN_LENGTH)"
+        );
+        let e = Settings::load(None, env(&[("GATEHOUSE_DANGER_INSECURE_HTTP", "yes")]))
+            .unwrap_err()
+            .public_message();
+        assert!(e.contains("expected true or false, got \"yes\""), "{e}");
+        // Text that looks like a number is text where text is wanted.
+        let s = Settings::load(None, env(&[("GATEHOUSE_TOKENS_AUDIENCE", "1234")])).unwrap();
+        assert_eq!(s.tokens.audience, "1234");
+    }
+
+    #[test]
+    fn listen_takes_a_host_name_or_says_what_to_use() {
+        let with = |l: &str| Settings {
+            listen: l.into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            with("localhost:8085").listen_addr().unwrap(),
+            "127.0.0.1:8085".parse::<SocketAddr>().unwrap()
+        );
+        assert!(with("localhost:8085").check_transport().is_ok());
+        let e = with("localhost")
+            .listen_addr()
+            .unwrap_err()
+            .public_message();
+        assert!(
+            e.contains("has no port; use an IP:port such as 127.0.0.1:8080"),
+            "{e}"
+        );
+        let e = with("no-such-host.invalid:8085")
+            .listen_addr()
+            .unwrap_err()
+            .public_message();
+        assert!(e.contains("use an IP:port such as 127.0.0.1:8085"), "{e}");
     }
 
     #[test]

@@ -42,40 +42,62 @@ const COMMON_PASSWORDS: &[&str] = &[
     "zaq12wsxcde3",
 ];
 
-/// Length at least `min_len`, not the e-mail (or its local part), not a common password.
-pub fn check_password_policy(pw: &str, email: &Email, min_len: usize) -> Result<()> {
+/// Whose password a policy check is about, so its words speak to the one
+/// typing it: the user choosing their own, or an admin setting another's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordOf {
+    Own,
+    Other,
+}
+
+/// Length at least `min_len`, not the e-mail address nor containing the part
+/// of it before the @ (when that has 4 characters or more), not a common
+/// password, at least 4 different characters. Each refusal says which rule,
+/// to the user (`Own`) or to the admin setting it for `email` (`Other`).
+pub fn check_password_policy(
+    pw: &str,
+    email: &Email,
+    min_len: usize,
+    of: PasswordOf,
+) -> Result<()> {
+    let (subject, their) = match of {
+        PasswordOf::Own => (String::from("must"), "your"),
+        PasswordOf::Other => (
+            format!("the password you set for {} must", email.as_str()),
+            "their",
+        ),
+    };
+    let refuse = |rule: String| Err(Error::invalid("password", format!("{subject} {rule}")));
     let n = pw.chars().count();
     if n < min_len {
-        return Err(Error::invalid(
-            "password",
-            format!("must be at least {min_len} characters long"),
+        return refuse(format!(
+            "be at least {min_len} characters long (this one has {n})"
         ));
     }
     if n > 1024 {
-        return Err(Error::invalid(
-            "password",
-            "must be at most 1024 characters long",
-        ));
+        return refuse("be at most 1024 characters long".into());
     }
     let lower = pw.to_lowercase();
     let local = email.as_str().split('@').next().unwrap_or_default();
-    if lower == email.as_str() || (local.len() >= 4 && lower.contains(local)) {
-        return Err(Error::invalid(
-            "password",
-            "must not be or contain your e-mail address",
+    if lower == email.as_str() {
+        return refuse(format!("not be {their} e-mail address"));
+    }
+    if local.chars().count() >= 4 && lower.contains(local) {
+        return refuse(format!(
+            "not contain the part of {their} e-mail address before the @ (\"{local}\")"
         ));
     }
     if COMMON_PASSWORDS.contains(&lower.as_str()) {
-        return Err(Error::invalid(
-            "password",
-            "is on the list of commonly used passwords; choose another",
-        ));
+        return refuse(
+            "not be on the list of commonly used passwords (like password1234); choose another"
+                .into(),
+        );
     }
     let distinct: std::collections::HashSet<char> = pw.chars().collect();
     if distinct.len() < 4 {
-        return Err(Error::invalid(
-            "password",
-            "uses too few different characters",
+        return refuse(format!(
+            "use at least 4 different characters (this one uses {})",
+            distinct.len()
         ));
     }
     Ok(())
@@ -278,13 +300,31 @@ mod tests {
     #[test]
     fn password_policy_says_why() {
         let e = Email::parse("alice@example.com").unwrap();
-        let msg = |p: &str| check_password_policy(p, &e, 12).unwrap_err().to_string();
-        assert!(msg("short").contains("at least 12"));
-        assert!(msg("alice@example.com").contains("e-mail"));
-        assert!(msg("my-alice-password").contains("e-mail"));
+        let msg = |p: &str| {
+            check_password_policy(p, &e, 12, PasswordOf::Own)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(msg("short").contains("at least 12 characters long (this one has 5)"));
+        assert!(msg("alice@example.com").contains("must not be your e-mail address"));
+        assert!(
+            msg("my-alice-password").contains(
+                "must not contain the part of your e-mail address before the @ (\"alice\")"
+            )
+        );
         assert!(msg("password1234").contains("commonly used"));
-        assert!(msg("aaaaaaaaaaaaaa").contains("different characters"));
-        assert!(check_password_policy("violet-harbour-lantern", &e, 12).is_ok());
+        assert!(msg("aaaaaaaaaaaaaa").contains("at least 4 different characters"));
+        assert!(check_password_policy("violet-harbour-lantern", &e, 12, PasswordOf::Own).is_ok());
+        let admin = check_password_policy("my-alice-password", &e, 12, PasswordOf::Other)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            admin.contains(
+                "the password you set for alice@example.com must not contain the part of their \
+                 e-mail address before the @"
+            ),
+            "{admin}"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::authn::revoke::Sessions;
 use crate::authn::{confirm_password, lockout, onetime};
 use crate::error::{Error, Result};
 use crate::identity::{
-    Email, NewUser, Role, User, UserId, check_password_policy, clean_name, email_index,
+    Email, NewUser, PasswordOf, Role, User, UserId, check_password_policy, clean_name, email_index,
     find_by_email, get, insert, save,
 };
 use crate::service::Service;
@@ -32,6 +32,7 @@ pub async fn create(svc: &Service, actor: &Actor, new: NewUser) -> Result<User> 
         new.password.expose(),
         &new.email,
         svc.settings.password.min_length,
+        PasswordOf::Other,
     )?;
     if find_by_email(svc, &svc.store.read()?, &new.email)?.is_some() {
         return Err(Error::Conflict(
@@ -242,7 +243,18 @@ pub(crate) async fn write_password(
 ) -> Result<()> {
     let user = get(&svc.store.read()?, id)?;
     crate::access::guard_credentials(by, &user, "password")?;
-    check_password_policy(pw.expose(), &user.email, svc.settings.password.min_length)?;
+    // The user's own choice (their change, a recovery link) or an admin's.
+    let of = if by.user_id() == Some(id) || action == "user.password_recovered" {
+        PasswordOf::Own
+    } else {
+        PasswordOf::Other
+    };
+    check_password_policy(
+        pw.expose(),
+        &user.email,
+        svc.settings.password.min_length,
+        of,
+    )?;
     let hash = svc.hasher.hash(pw).await?;
     let now = svc.now();
     let mut tx = svc.store.write()?;

@@ -19,6 +19,7 @@ mod f1_sec;
 mod f3_sec;
 mod f4_sec;
 mod first_hour;
+mod first_hour_api;
 mod forward_auth;
 mod hardening;
 mod hb_domain_ops;

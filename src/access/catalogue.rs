@@ -240,20 +240,18 @@ impl PermSet {
             .collect::<Vec<_>>()
             .join(" ")
     }
+    /// Parses one catalogue name; an unknown one is an error that echoes it
+    /// (bounded, control characters dropped).
+    pub fn parse_one(field: &'static str, name: &str) -> Result<Permission> {
+        let n = name.trim();
+        Permission::parse(n).ok_or_else(|| Error::invalid(field, unknown_permission(n)))
+    }
     /// Parses catalogue names; an unknown name is an error that names it.
     pub fn parse_names<S: AsRef<str>>(field: &'static str, names: &[S]) -> Result<PermSet> {
         let mut set = PermSet::EMPTY;
         for n in names {
             let n = n.as_ref().trim();
-            let p = Permission::parse(n).ok_or_else(|| {
-                Error::invalid(
-                    field,
-                    format!(
-                        "unknown permission \"{n}\"; GET /api/v1/permissions lists the catalogue"
-                    ),
-                )
-            })?;
-            set.insert(p);
+            set.insert(PermSet::parse_one(field, n)?);
         }
         Ok(set)
     }
@@ -262,6 +260,22 @@ impl PermSet {
         let names: Vec<&str> = s.split_whitespace().collect();
         PermSet::parse_names(field, &names)
     }
+}
+
+/// The longest part of an unknown name echoed back (in characters).
+const ECHO_MAX: usize = 64;
+
+/// "unknown permission `raed:agents`; …": the name as the caller sent it, cut
+/// to `ECHO_MAX` characters and with control characters (newlines, escape
+/// sequences) removed, so the answer and the log line stay one short line.
+pub fn unknown_permission(name: &str) -> String {
+    let clean: String = name.chars().filter(|c| !c.is_control()).collect();
+    let mut shown: String = clean.chars().take(ECHO_MAX).collect();
+    if clean.chars().count() > ECHO_MAX {
+        shown.push('…');
+    }
+    let shown = shown.replace('`', "'");
+    format!("unknown permission `{shown}`; GET /api/v1/permissions lists the catalogue")
 }
 
 impl FromIterator<Permission> for PermSet {
@@ -349,6 +363,19 @@ impl BuiltinRole {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_permission_is_echoed_short_and_clean() {
+        let m = PermSet::parse_names("scopes", &["read:agents", "raed:agents"])
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("unknown permission `raed:agents`"), "{m}");
+        let long = format!("x\u{1b}[31m\n{}`", "y".repeat(500));
+        let m = unknown_permission(&long);
+        assert!(!m.chars().any(char::is_control), "{m:?}");
+        assert!(m.chars().count() < 140, "{m}");
+        assert!(m.contains("`x[31my") && m.contains("…`"), "{m}");
+    }
 
     #[test]
     fn catalogue_order_matches_the_enum() {

@@ -514,6 +514,7 @@ pub async fn create_member(
         new.password.expose(),
         &new.email,
         svc.settings.password.min_length,
+        identity::PasswordOf::Other,
     )?;
     let (roles, existing) = {
         let r = svc.store.read()?;

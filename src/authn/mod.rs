@@ -509,7 +509,12 @@ async fn owner(
     {
         return Err(Error::Unauthenticated("This is not a setup link.".into()));
     }
-    identity::check_password_policy(pw.expose(), &email, svc.settings.password.min_length)?;
+    identity::check_password_policy(
+        pw.expose(),
+        &email,
+        svc.settings.password.min_length,
+        identity::PasswordOf::Own,
+    )?;
     let hash = svc.hasher.hash(pw).await?;
     let now = svc.now();
     let mut tx = svc.store.write()?;

@@ -5,6 +5,7 @@
 //! (rendering, safe redirects) and `error`. Handlers parse, call one domain
 //! function and render; they never open a table.
 
+mod allow;
 pub mod api;
 mod console;
 pub mod error;
@@ -87,7 +88,12 @@ async fn favicon() -> HttpResponse {
     asset(web::Path::from("favicon.svg".to_string())).await
 }
 
-async fn not_found(req: HttpRequest) -> HttpResponse {
+/// No route matched: 405 with `Allow` when the path is served with other
+/// methods (`allow`), else 404.
+pub(crate) async fn not_found(req: HttpRequest) -> HttpResponse {
+    if let Some(r) = allow::method_not_allowed(&req) {
+        return r;
+    }
     let status = actix_web::http::StatusCode::NOT_FOUND;
     let p = req.path();
     if p.starts_with("/api/") || p.starts_with("/oauth2/") || p.starts_with("/.well-known/") {
@@ -101,6 +107,33 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
     }
 }
 
+/// A JSON body error: a missing or wrong Content-Type says what to send
+/// (400 `invalid_request` when there is none, as for any missing input; 415
+/// `unsupported_media_type` when another type was sent); anything else is
+/// the shared 400/413 answer.
+fn json_payload_error(
+    e: actix_web::error::JsonPayloadError,
+    req: &HttpRequest,
+) -> actix_web::Error {
+    if let actix_web::error::JsonPayloadError::ContentType = e {
+        let (status, code) = if req.headers().contains_key(header::CONTENT_TYPE) {
+            (
+                actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+            )
+        } else {
+            (actix_web::http::StatusCode::BAD_REQUEST, "invalid_request")
+        };
+        let resp = error::json_error(
+            status,
+            code,
+            "Send Content-Type: application/json with a JSON body.",
+        );
+        return actix_web::error::InternalError::from_response(e.to_string(), resp).into();
+    }
+    error::payload_error(e.into(), true)
+}
+
 /// Registers every route; also used by in-process tests.
 pub fn routes(cfg: &mut web::ServiceConfig, settings: &Settings) {
     let json_limit = settings.limits.json_body_bytes;
@@ -108,7 +141,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, settings: &Settings) {
     cfg.app_data(
         web::JsonConfig::default()
             .limit(json_limit)
-            .error_handler(|e, _| error::payload_error(e.into(), true)),
+            .error_handler(json_payload_error),
     )
     .app_data(
         web::FormConfig::default()

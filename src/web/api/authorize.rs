@@ -70,12 +70,7 @@ pub(super) async fn authorize(
     body: web::Json<AuthorizeRequest>,
 ) -> ApiResult {
     let src = source(&req);
-    let perm = Permission::parse(body.scope.trim()).ok_or_else(|| {
-        Error::invalid(
-            "scope",
-            "unknown permission; GET /api/v1/permissions lists the catalogue",
-        )
-    })?;
+    let perm = crate::access::PermSet::parse_one("scope", &body.scope)?;
     let res = match body.resource.as_deref().filter(|r| !r.is_empty()) {
         Some(r) => Resource::parse(r)?,
         None => Resource::Any,

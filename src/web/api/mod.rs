@@ -60,9 +60,8 @@ macro_rules! route_table {
         }
         use table_doc::TableDoc;
 
-        /// Every row as `(method, path under /api/v1)`.
-        #[cfg(test)]
-        const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+        /// Every row as `(method, path under /api/v1)`; also `web::allow`'s.
+        pub(crate) const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
     };
 }
 

@@ -106,8 +106,12 @@ fn client_credentials(req: &HttpRequest, form: &OAuthForm) -> Option<(String, St
 pub(super) async fn token(
     req: HttpRequest,
     st: web::Data<AppState>,
-    form: web::Form<OAuthForm>,
+    raw: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
+    let form = match read_form(&req, &st, raw) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
     if let Some(r) = client_auth_limited(&req, &st) {
         return r;
     }
@@ -245,8 +249,12 @@ fn endpoint_caller(
 pub(super) async fn introspect(
     req: HttpRequest,
     st: web::Data<AppState>,
-    raw: web::Bytes,
+    raw: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
+    let raw = match raw {
+        Ok(b) => b,
+        Err(e) => return body_error(&e),
+    };
     // Active answers are reused for the same caller credential and token
     // while nothing they depend on changed (see `verify_cache`). The key is
     // the raw Authorization and Content-Type headers and body: the same bytes
@@ -421,6 +429,38 @@ pub(super) async fn introspect(
         .body(body)
 }
 
+/// The body could not be read (larger than the payload limit, or cut off):
+/// answered the OAuth way too, never as actix's plain-text page.
+fn body_error(e: &actix_web::Error) -> HttpResponse {
+    if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+        oauth_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            "The request body is larger than the limit.",
+        )
+    } else {
+        oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The request body could not be read; send the parameters as \
+             application/x-www-form-urlencoded.",
+        )
+    }
+}
+
+/// The raw body read by the handler (not by actix's form extractor, whose
+/// errors would be a page) parsed as the endpoint's form; every failure is an
+/// RFC 6749 §5.2 answer.
+fn read_form(
+    req: &HttpRequest,
+    st: &AppState,
+    raw: Result<web::Bytes, actix_web::Error>,
+) -> Result<OAuthForm, Box<HttpResponse>> {
+    let raw = raw.map_err(|e| Box::new(body_error(&e)))?;
+    oauth_form(req, st, &raw)
+        .map_err(|(status, why)| Box::new(oauth_error(status, "invalid_request", why)))
+}
+
 /// The form of an OAuth endpoint read from its raw body, or the status and
 /// the message that says what to fix.
 fn oauth_form(
@@ -440,7 +480,8 @@ fn oauth_form(
     if !form_type {
         return Err((
             StatusCode::BAD_REQUEST,
-            "Send the parameters as application/x-www-form-urlencoded.",
+            "Send the parameters as application/x-www-form-urlencoded \
+             (Content-Type: application/x-www-form-urlencoded), not JSON.",
         ));
     }
     if raw.len() > st.svc.settings.limits.form_body_bytes {
@@ -455,7 +496,8 @@ fn oauth_form(
         .map(web::Query::into_inner)
         .ok_or((
             StatusCode::BAD_REQUEST,
-            "The form is malformed: send token=…, percent-encoded.",
+            "The form is malformed: send name=value pairs joined by &, percent-encoded \
+             (e.g. grant_type=client_credentials&scope=read%3Aagents).",
         ))
 }
 
@@ -486,8 +528,12 @@ fn caller_cacheable_until(st: &AppState, caller: &Principal) -> Option<Timestamp
 pub(super) async fn revoke(
     req: HttpRequest,
     st: web::Data<AppState>,
-    form: web::Form<OAuthForm>,
+    raw: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
+    let form = match read_form(&req, &st, raw) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
     let src = source(&req);
     if let Some(r) = client_auth_limited(&req, &st) {
         return r;

@@ -28,7 +28,8 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
                         .limit(crate::sso::xmldsig::MAX_BYTES + 4096)
                         .error_handler(|e, _| crate::web::error::payload_error(e.into(), false)),
                 )
-                .route(web::post().to(wsfed_callback)),
+                .route(web::post().to(wsfed_callback))
+                .default_service(web::to(crate::web::not_found)),
         )
         .service(
             web::resource("/sso/saml/{id}/acs")
@@ -38,7 +39,8 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
                         .limit(crate::sso::xmldsig::MAX_BYTES * 4 / 3 + 4096)
                         .error_handler(|e, _| crate::web::error::payload_error(e.into(), false)),
                 )
-                .route(web::post().to(saml_acs)),
+                .route(web::post().to(saml_acs))
+                .default_service(web::to(crate::web::not_found)),
         );
 }
 

@@ -236,12 +236,7 @@ fn verify_inner(req: &HttpRequest, st: &AppState, q: &VerifyQuery) -> Result<Htt
     let origin = header_str(req, &["origin"]);
     let mut decided_ws = res.workspace().map(str::to_string);
     if let Some(scope) = q.scope.as_deref().filter(|s| !s.is_empty()) {
-        let perm = Permission::parse(scope.trim()).ok_or_else(|| {
-            Error::invalid(
-                "scope",
-                "unknown permission; GET /api/v1/permissions lists the catalogue",
-            )
-        })?;
+        let perm = crate::access::PermSet::parse_one("scope", scope)?;
         let c = decide_for(st, principal.clone(), perm, res, origin, &src)?;
         if !c.allow {
             return Ok(forbidden(c.reason));
