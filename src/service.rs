@@ -25,13 +25,14 @@ pub struct Service {
     /// (fields private to it): users, sign-in state and session activity,
     /// valid-after marks, the security policy, the access view with API keys,
     /// revocations and buffered refusals, SSO metadata and pending sign-ins,
-    /// and the per-IP rate-limit buckets.
+    /// the dashboard's sign-in counts, and the per-IP rate-limit buckets.
     pub(crate) identity: crate::identity::Caches,
     pub(crate) authn: crate::authn::Caches,
     pub(crate) tokens: crate::tokens::Cache,
     pub(crate) policy: crate::policy::Cache,
     pub(crate) access: crate::access::Caches,
     pub(crate) sso: crate::sso::Caches,
+    pub(crate) overview: crate::overview::Cache,
     pub(crate) ratelimit: crate::ratelimit::Limits,
     /// Permits for parsing and verifying XML off the async workers (see `sso::xml_budget`).
     pub xml_pool: crate::sso::xml_budget::Pool,
@@ -99,6 +100,7 @@ impl Service {
             policy: Default::default(),
             access: crate::access::Caches::new(),
             sso: Default::default(),
+            overview: Default::default(),
             xml_pool: Default::default(),
             ratelimit,
             bound,

@@ -3,6 +3,8 @@
 // default, or outerHTML). hx-trigger names the event (input is debounced).
 // A file input with data-fill="#id" reads the chosen file into that textarea
 // (IdP metadata uploaded from an air-gapped admin's disk).
+// A select with data-autosubmit submits its form when it changes (the form
+// has its own button for browsers without this script).
 // Every page also works without this script, as plain forms and links.
 (function () {
   "use strict";
@@ -78,5 +80,8 @@
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[hx-get],[hx-post]").forEach(wire);
     document.querySelectorAll("input[type=file][data-fill]").forEach(fill);
+    document.querySelectorAll("select[data-autosubmit]").forEach(function (sel) {
+      sel.addEventListener("change", function () { if (sel.form) sel.form.submit(); });
+    });
   });
 })();

@@ -15,6 +15,7 @@ mod cli;
 mod codes;
 mod common;
 mod console;
+mod console_c;
 mod f1_sec;
 mod f3_sec;
 mod f4_sec;

@@ -12,7 +12,8 @@
 //! - `connections` (with `build`, the input checks): connection CRUD;
 //! - `pending`: sign-ins in flight and their binding to the browser;
 //! - `links`: IdP identity → user links, an admin's link and unlink;
-//! - `finish`: the end of a round trip (domain and JIT rules, audit).
+//! - `finish`: the end of a round trip (domain and JIT rules, audit);
+//! - `reach`: why an IdP could not be reached, in words.
 //!
 //! Protocols live in submodules: `oidc`, and `saml` and `wsfed` over our own
 //! `xmldsig`.
@@ -29,6 +30,7 @@ mod finish;
 mod links;
 mod pending;
 mod presets;
+mod reach;
 mod rollout;
 
 use serde::{Deserialize, Serialize};

@@ -61,15 +61,17 @@ async fn send(
         .body(body)
         .send()
         .await
-        .map_err(|e| HttpError(format!("request failed: {e}")))?;
+        .map_err(|e| HttpError(super::reach::describe(&e, HTTP_TIMEOUT_SECS)))?;
     let mut out = openidconnect::http::Response::builder().status(resp.status());
     for (k, v) in resp.headers() {
         out = out.header(k, v);
     }
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| HttpError(format!("reading the answer failed: {e}")))?;
+    let bytes = resp.bytes().await.map_err(|e| {
+        HttpError(format!(
+            "reading the answer failed: {}",
+            super::reach::describe(&e, HTTP_TIMEOUT_SECS)
+        ))
+    })?;
     out.body(bytes.to_vec())
         .map_err(|e| HttpError(format!("bad answer: {e}")))
 }
@@ -102,7 +104,11 @@ async fn metadata(
         .map_err(|e| {
             Failure::new(
                 "discovery_failed",
-                format!("OpenID discovery at {} failed: {e}", conn.issuer),
+                format!(
+                    "OpenID discovery at {}/.well-known/openid-configuration failed: {}",
+                    conn.issuer.trim_end_matches('/'),
+                    discovery_failure(&e)
+                ),
             )
         })?;
     let md = Arc::new(md);
@@ -110,6 +116,21 @@ async fn metadata(
         m.insert(conn.id.clone(), (now, md.clone()));
     }
     Ok(md)
+}
+
+/// A failed discovery in words: the crate's own `Display` says only
+/// "Request failed" for an unreachable provider.
+fn discovery_failure(e: &openidconnect::DiscoveryError<HttpError>) -> String {
+    use openidconnect::DiscoveryError as D;
+    match e {
+        D::Request(HttpError(m)) => m.clone(),
+        D::Response(status, _, m) if !status.is_success() => {
+            format!("it answered HTTP {status} ({m})")
+        }
+        D::Response(_, _, m) => format!("the answer is not a discovery document: {m}"),
+        D::Parse(p) => format!("the answer is not a discovery document: {p}"),
+        other => super::reach::chain(other),
+    }
 }
 
 fn redirect_uri(svc: &Service, id: &str) -> Result<RedirectUrl> {
@@ -273,7 +294,8 @@ async fn verify(
                         .map(|d| format!(": {d}"))
                         .unwrap_or_default()
                 ),
-                other => other.to_string(),
+                openidconnect::RequestTokenError::Request(HttpError(m)) => m.clone(),
+                other => super::reach::chain(other),
             };
             Failure::new(
                 "code_exchange_failed",
@@ -383,7 +405,12 @@ async fn userinfo(
         .header("accept", "application/json")
         .send()
         .await
-        .map_err(|e| fail(format!("userinfo request failed: {e}")))?;
+        .map_err(|e| {
+            fail(format!(
+                "userinfo request failed: {}",
+                super::reach::describe(&e, HTTP_TIMEOUT_SECS)
+            ))
+        })?;
     if !resp.status().is_success() {
         return Err(fail(format!("userinfo answered {}", resp.status())));
     }

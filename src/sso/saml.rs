@@ -256,12 +256,18 @@ pub async fn import_metadata(svc: &Service, input: &mut super::ConnectionInput) 
                 .build()
                 .map_err(|e| Error::internal_caused("http client", e))?;
             let resp = client.get(&url).send().await.map_err(|e| {
-                Error::invalid("metadata_url", format!("could not fetch the metadata: {e}"))
+                Error::invalid(
+                    "metadata_url",
+                    format!(
+                        "could not fetch the metadata from {url}: {}",
+                        super::reach::describe(&e, 10)
+                    ),
+                )
             })?;
             if !resp.status().is_success() {
                 return Err(Error::invalid(
                     "metadata_url",
-                    format!("the metadata URL answered {}", resp.status()),
+                    format!("the metadata URL {url} answered HTTP {}", resp.status()),
                 ));
             }
             read_bounded(resp).await?
@@ -298,7 +304,13 @@ pub async fn import_metadata(svc: &Service, input: &mut super::ConnectionInput) 
 async fn read_bounded(mut resp: reqwest::Response) -> Result<String> {
     let max = xml_budget::LIMITS.max_bytes;
     let read_err = |e: reqwest::Error| {
-        Error::invalid("metadata_url", format!("could not read the metadata: {e}"))
+        Error::invalid(
+            "metadata_url",
+            format!(
+                "could not read the metadata: {}",
+                super::reach::describe(&e, 10)
+            ),
+        )
     };
     let mut body: Vec<u8> = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(read_err)? {

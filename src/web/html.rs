@@ -718,30 +718,135 @@ impl UserRow {
 pub struct EventRow {
     pub id: u64,
     pub time: String,
+    /// The actor's e-mail or name; its id on hover.
     pub actor: String,
+    pub actor_id: String,
     pub action: String,
+    /// The target's name where one is known, else its id; the id on hover.
     pub target: String,
+    pub target_id: String,
     pub outcome: &'static str,
     pub ip: String,
-    pub details: String,
+    /// `details` as label → readable value, in the event's order: the
+    /// first `DETAILS_SHOWN` shown, the rest folded (`more`).
+    pub details: Vec<(String, String)>,
+    pub more: Vec<(String, String)>,
+    /// The workspace's name, if the event belongs to one.
+    pub workspace: String,
 }
 
-impl From<&audit::Event> for EventRow {
-    fn from(e: &audit::Event) -> Self {
+/// Details a row shows before folding the rest under "more".
+const DETAILS_SHOWN: usize = 6;
+/// How much of one detail value a row shows.
+const DETAIL_MAX: usize = 240;
+
+impl EventRow {
+    /// Rows for a page of events, with the names of the ids they carry.
+    pub fn rows(st: &AppState, events: &[audit::Event]) -> Result<Vec<EventRow>, Error> {
+        let names = crate::overview::names(&st.svc, events)?;
+        Ok(events.iter().map(|e| EventRow::new(e, &names)).collect())
+    }
+
+    fn new(e: &audit::Event, names: &std::collections::HashMap<String, String>) -> Self {
+        let target_id = e.target.clone().unwrap_or_default();
+        let mut details = detail_rows(&e.details);
+        // Folding just one row would hide less than its summary line takes.
+        let more = if details.len() > DETAILS_SHOWN + 1 {
+            details.split_off(DETAILS_SHOWN)
+        } else {
+            Vec::new()
+        };
+        let actor_id = e.actor_id.clone().unwrap_or_default();
         EventRow {
             id: e.id,
             time: rfc3339(e.time),
-            actor: e.actor.clone(),
+            actor: match names.get(&actor_id) {
+                Some(n) if e.actor.starts_with("usr_") || e.actor.is_empty() => n.clone(),
+                _ => e.actor.clone(),
+            },
+            actor_id,
             action: e.action.clone(),
-            target: e.target.clone().unwrap_or_default(),
+            target: names
+                .get(&target_id)
+                .cloned()
+                .unwrap_or_else(|| target_id.clone()),
+            target_id,
             outcome: e.outcome.as_str(),
             ip: e.source_ip.clone().unwrap_or_default(),
-            details: if e.details.is_null() {
-                String::new()
-            } else {
-                e.details.to_string()
-            },
+            details,
+            more,
+            workspace: e
+                .workspace
+                .as_ref()
+                .map(|w| names.get(w).cloned().unwrap_or_else(|| w.clone()))
+                .unwrap_or_default(),
         }
+    }
+}
+
+/// `details` as rows a person reads: `last_at: 1800000000` becomes
+/// "last at" → "2027-01-15T08:00:00Z", a list of objects (a folded denial's
+/// `also`) becomes "target usr_…; target usr_…", and so on.
+fn detail_rows(d: &serde_json::Value) -> Vec<(String, String)> {
+    match d {
+        serde_json::Value::Null => Vec::new(),
+        // Empty values say nothing: left out.
+        serde_json::Value::Object(m) => m
+            .iter()
+            .filter(|(_, v)| !v.is_null() && v.as_str() != Some(""))
+            .map(|(k, v)| (k.replace('_', " "), cut(detail_value(k, v))))
+            .collect(),
+        other => vec![("detail".into(), cut(detail_value("", other)))],
+    }
+}
+
+fn detail_value(key: &str, v: &serde_json::Value) -> String {
+    use serde_json::Value as V;
+    match v {
+        V::Null => "—".into(),
+        V::Bool(b) => if *b { "yes" } else { "no" }.into(),
+        V::Number(n) => match n.as_i64() {
+            // Times are stored as Unix seconds under names ending in `_at`.
+            Some(t)
+                if (key.ends_with("_at") || key == "until" || key == "since")
+                    && t > 1_000_000_000 =>
+            {
+                rfc3339(t)
+            }
+            _ => n.to_string(),
+        },
+        V::String(s) => s.clone(),
+        V::Array(a) if a.is_empty() => "none".into(),
+        V::Array(a) => a
+            .iter()
+            .map(|x| match x {
+                // A pair such as an address and its count.
+                V::Array(p) => p
+                    .iter()
+                    .map(|y| detail_value("", y))
+                    .collect::<Vec<_>>()
+                    .join(" × "),
+                other => detail_value(key, other),
+            })
+            .collect::<Vec<_>>()
+            .join(if a.iter().any(|x| x.is_object()) {
+                "; "
+            } else {
+                ", "
+            }),
+        V::Object(m) => m
+            .iter()
+            .map(|(k, v)| format!("{} {}", k.replace('_', " "), detail_value(k, v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+fn cut(s: String) -> String {
+    if s.chars().count() <= DETAIL_MAX {
+        s
+    } else {
+        s.chars().take(DETAIL_MAX).collect::<String>() + "…"
     }
 }
 

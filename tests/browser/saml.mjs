@@ -30,8 +30,9 @@ await walk("saml", base, shots, async ({ page, step, shot, expectText, signInAsO
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "gh-md-")), "idp-metadata.xml");
   fs.writeFileSync(file, await (await fetch(`${idp}/metadata`)).text());
   await page.goto(`${base}/admin/settings/sso`);
-  await page.selectOption("#new-connection select[name=protocol]", "saml");
-  await page.selectOption("#new-connection select[name=provider]", "okta");
+  // One chooser, grouped by protocol; choosing shows only SAML's fields.
+  await Promise.all([page.waitForURL(/preset=saml%3Aokta/), page.selectOption("#preset", "saml:okta")]);
+  if (await page.locator("#new-connection input[name=client_secret]").count()) throw new Error("OpenID fields on a SAML form");
   await page.fill("#new-connection input[name=id]", "acme");
   await page.fill("#new-connection input[name=name]", "Acme SAML");
   await page.setInputFiles("#metadata-file", file);

@@ -34,7 +34,7 @@ await walk("sso", base, shots, async ({ page, step, shot, expectText, signInAsOw
   await page.goto(`${base}/admin/settings/security`);
   await page.click("a[href='/admin/settings/sso']");
   await expectText("No connections yet.");
-  await page.selectOption("#new-connection select[name=provider]", "other");
+  await Promise.all([page.waitForURL(/preset=oidc%3Aother/), page.selectOption("#preset", "oidc:other")]);
   await page.fill("#new-connection input[name=id]", "corp");
   await page.fill("#new-connection input[name=name]", "Corp IdP");
   await page.fill("#new-connection input[name=issuer]", issuer);

@@ -67,7 +67,7 @@ pub(super) async fn audit_page(
     let paging = || Ok(((page - 1) * PER_PAGE, PER_PAGE));
     let (rows, more, error) =
         match crate::access::audit_page(&st.svc, &u.actor(&req), &filter, paging) {
-            Ok((ev, more)) => (ev.iter().map(EventRow::from).collect(), more, None),
+            Ok((ev, more)) => (EventRow::rows(&st, &ev)?, more, None),
             Err(e @ Error::Invalid { .. }) => {
                 (Vec::new(), false, Some(crate::web::html::words(&e)))
             }

@@ -61,8 +61,84 @@ pub(super) struct SsoPage {
     excluded: String,
     test_group: String,
     owner: String,
-    presets: Vec<&'static sso::Preset>,
+    /// The provider chooser, grouped by protocol: (group label, presets).
+    groups: Vec<(&'static str, Vec<&'static sso::Preset>)>,
+    /// The chosen preset: the new-connection form shows only its protocol's
+    /// fields, in its words.
+    chosen: &'static sso::Preset,
+    chosen_key: String,
+    /// What was typed into a refused new-connection form (never the secret).
+    typed: Typed,
     base: String,
+}
+
+/// The new-connection form's values, kept when it is refused.
+#[derive(Default)]
+pub(super) struct Typed {
+    id: String,
+    name: String,
+    issuer: String,
+    client_id: String,
+    metadata_url: String,
+    sso_url: String,
+    realm: String,
+}
+
+fn protocol_label(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Oidc => "OpenID Connect",
+        Protocol::Saml => "SAML 2.0",
+        Protocol::Wsfed => "WS-Federation",
+    }
+}
+
+fn preset_key(p: &sso::Preset) -> String {
+    format!("{}:{}", p.protocol.as_str(), p.provider)
+}
+
+fn parse_protocol(s: &str) -> Result<Protocol, Error> {
+    match s {
+        "oidc" => Ok(Protocol::Oidc),
+        "saml" => Ok(Protocol::Saml),
+        "wsfed" => Ok(Protocol::Wsfed),
+        _ => Err(Error::invalid(
+            "protocol",
+            "choose OpenID Connect (oidc), SAML 2.0 (saml) or WS-Federation (wsfed)",
+        )),
+    }
+}
+
+/// The preset a chooser value (`saml:okta`) names, or why none.
+fn preset_named(key: &str) -> Result<&'static sso::Preset, Error> {
+    let (proto, provider) = key.split_once(':').unwrap_or(("", key));
+    let protocol = parse_protocol(proto)?;
+    sso::preset(protocol, provider).ok_or_else(|| {
+        Error::invalid(
+            "preset",
+            format!(
+                "there is no {} preset named {provider:?}; choose one of: {}",
+                protocol_label(protocol),
+                sso::PRESETS
+                    .iter()
+                    .filter(|p| p.protocol == protocol)
+                    .map(|p| p.label)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })
+}
+
+/// The chooser value of a page's query, falling back to the first preset.
+/// An unknown provider of a known protocol falls back to its "other" preset.
+fn chosen_preset(key: Option<&str>) -> &'static sso::Preset {
+    key.and_then(|k| {
+        preset_named(k).ok().or_else(|| {
+            let proto = parse_protocol(k.split_once(':')?.0).ok()?;
+            sso::preset(proto, "other")
+        })
+    })
+    .unwrap_or(&sso::PRESETS[0])
 }
 
 fn emails_text(users: &[crate::identity::User], skip_owner: bool) -> String {
@@ -80,6 +156,26 @@ fn sso_view(
     notice: Option<String>,
     error: Option<String>,
     warnings: Vec<String>,
+) -> Result<SsoPage, Error> {
+    sso_view_with(
+        st,
+        u,
+        notice,
+        error,
+        warnings,
+        &sso::PRESETS[0],
+        Typed::default(),
+    )
+}
+
+fn sso_view_with(
+    st: &AppState,
+    u: &ConsoleUser,
+    notice: Option<String>,
+    error: Option<String>,
+    warnings: Vec<String>,
+    chosen: &'static sso::Preset,
+    typed: Typed,
 ) -> Result<SsoPage, Error> {
     let s = sso::current_settings(&st.svc)?;
     let excluded = crate::identity::find_many(&st.svc, &s.excluded_users)?;
@@ -104,10 +200,12 @@ fn sso_view(
                     Some(t) if t.ok => "passed",
                     Some(_) => "failed",
                 },
+                provider: sso::preset(c.protocol, &c.provider)
+                    .map(|p| p.label.to_string())
+                    .unwrap_or(c.provider),
                 id: c.id,
                 name: c.name,
-                protocol: c.protocol.as_str(),
-                provider: c.provider,
+                protocol: protocol_label(c.protocol),
             })
             .collect(),
         enabled: s.enabled,
@@ -115,9 +213,29 @@ fn sso_view(
         excluded: emails_text(&excluded, true),
         test_group: emails_text(&test_group, false),
         owner,
-        presets: sso::PRESETS.iter().collect(),
+        groups: [Protocol::Oidc, Protocol::Saml, Protocol::Wsfed]
+            .into_iter()
+            .map(|proto| {
+                (
+                    protocol_label(proto),
+                    sso::PRESETS
+                        .iter()
+                        .filter(|p| p.protocol == proto)
+                        .collect(),
+                )
+            })
+            .collect(),
+        chosen_key: preset_key(chosen),
+        chosen,
+        typed,
         base: st.svc.public_url(),
     })
+}
+
+#[derive(Deserialize)]
+pub(super) struct PresetQuery {
+    #[serde(default)]
+    preset: Option<String>,
 }
 
 pub(super) async fn page(
@@ -125,11 +243,20 @@ pub(super) async fn page(
     st: web::Data<AppState>,
     u: ConsoleUser,
     q: web::Query<Notice<SsoNotice>>,
+    p: web::Query<PresetQuery>,
 ) -> PageResult {
     require(&st, &req, &u, Permission::ManageSecurity)?;
     render(
         StatusCode::OK,
-        &sso_view(&st, &u, notice_text(q.notice), None, Vec::new())?,
+        &sso_view_with(
+            &st,
+            &u,
+            notice_text(q.notice),
+            None,
+            Vec::new(),
+            chosen_preset(p.preset.as_deref()),
+            Typed::default(),
+        )?,
     )
 }
 
@@ -203,6 +330,12 @@ pub(super) struct ConnectionForm {
     id: Option<String>,
     #[serde(default)]
     protocol: Option<String>,
+    /// The new-connection form's chooser: protocol and provider in one
+    /// value (`saml:okta`), so a provider of one protocol cannot be sent
+    /// with another.
+    #[serde(default)]
+    preset: Option<String>,
+    #[serde(default)]
     provider: String,
     name: String,
     #[serde(default)]
@@ -267,16 +400,31 @@ fn parse_rules(text: &str) -> Result<Vec<RoleRule>, Error> {
 impl ConnectionForm {
     /// `edit`: the full form of the connection page (checkboxes mean off when absent).
     fn input(&self, edit: bool) -> Result<ConnectionInput, Error> {
-        let protocol = match self.protocol.as_deref().unwrap_or("oidc") {
-            "oidc" => Protocol::Oidc,
-            "saml" => Protocol::Saml,
-            "wsfed" => Protocol::Wsfed,
-            _ => return Err(Error::invalid("protocol", "must be oidc, saml or wsfed")),
+        let named = self.protocol.as_deref().map(parse_protocol).transpose()?;
+        let (protocol, provider) = match self.preset.as_deref().filter(|p| !p.is_empty()) {
+            Some(key) => {
+                let p = preset_named(key)?;
+                if named.is_some_and(|n| n != p.protocol)
+                    || (!self.provider.is_empty() && self.provider != p.provider)
+                {
+                    return Err(Error::invalid(
+                        "preset",
+                        format!(
+                            "{} is a provider for {}, not for the protocol this form also names; \
+                             choose the provider again from the list",
+                            p.label,
+                            protocol_label(p.protocol)
+                        ),
+                    ));
+                }
+                (p.protocol, p.provider.to_string())
+            }
+            None => (named.unwrap_or(Protocol::Oidc), self.provider.clone()),
         };
         Ok(ConnectionInput {
             id: self.id.clone(),
             protocol,
-            provider: self.provider.clone(),
+            provider,
             name: self.name.clone(),
             issuer: Some(self.issuer.clone()).filter(|i| !i.trim().is_empty()),
             client_id: Some(self.client_id.clone()),
@@ -327,7 +475,13 @@ pub(super) async fn create_connection(
     if let Some(r) = reauth_gate(&st, &u, "/admin/settings/sso")? {
         return Ok(r);
     }
-    let created = match f.input(false) {
+    let input = f.input(false);
+    let chosen = match &input {
+        Ok(i) => sso::preset(i.protocol, &i.provider),
+        Err(_) => None,
+    }
+    .unwrap_or_else(|| chosen_preset(f.preset.as_deref()));
+    let created = match input {
         Ok(i) => sso::create(&st.svc, &u.actor(&req), i).await,
         Err(e) => Err(e),
     };
@@ -336,10 +490,29 @@ pub(super) async fn create_connection(
             &format!("/admin/settings/sso/{}", c.id),
             ConnectionNotice::Created,
         ))),
-        Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => render(
-            StatusCode::BAD_REQUEST,
-            &sso_view(&st, &u, None, Some(crate::web::html::words(&e)), Vec::new())?,
-        ),
+        Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => {
+            let typed = Typed {
+                id: f.id.clone().unwrap_or_default(),
+                name: f.name.clone(),
+                issuer: f.issuer.clone(),
+                client_id: f.client_id.clone(),
+                metadata_url: f.metadata_url.clone(),
+                sso_url: f.sso_url.clone(),
+                realm: f.realm.clone(),
+            };
+            render(
+                StatusCode::BAD_REQUEST,
+                &sso_view_with(
+                    &st,
+                    &u,
+                    None,
+                    Some(crate::web::html::words(&e)),
+                    Vec::new(),
+                    chosen,
+                    typed,
+                )?,
+            )
+        }
         Err(e) => Err(e.into()),
     }
 }
