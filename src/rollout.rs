@@ -76,7 +76,7 @@ pub fn password_allowed(r: &impl Reader, user: &User) -> Result<bool> {
 /// The rule behind `password_allowed`: while SSO is on, enforcement takes
 /// password sign-in away from the test group or from everyone, never from
 /// the SSO-excluded users and the owner.
-fn password_allowed_by(s: &SsoSettings, user: &User) -> bool {
+pub(crate) fn password_allowed_by(s: &SsoSettings, user: &User) -> bool {
     if !s.enabled || is_excluded(s, user) {
         return true;
     }

@@ -13,8 +13,8 @@ use crate::service::Service;
 use crate::store::{Reader, Table};
 
 use super::list_in;
-use crate::rollout::SETTINGS_KEY;
 pub use crate::rollout::{Enforcement, SsoSettings, is_excluded, password_allowed, settings};
+use crate::rollout::{SETTINGS_KEY, password_allowed_by};
 
 /// Users are named by id or e-mail address.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]

@@ -444,7 +444,7 @@ pub fn authenticate_client(
         return fail("wrong_secret", Some(&sa.id));
     }
     if sa.disabled {
-        return fail("disabled");
+        return fail("disabled", Some(&sa.id));
     }
     Ok(sa.clone())
 }
