@@ -3,6 +3,9 @@
 // default, or outerHTML). hx-trigger names the event (input is debounced).
 // A file input with data-fill="#id" reads the chosen file into that textarea
 // (IdP metadata uploaded from an air-gapped admin's disk).
+// A form with data-autosubmit is submitted at once (the form an interrupted
+// action resumes with after "Confirm it's you"). A hidden button with
+// data-copy="#id" is shown and copies that element's text.
 // Every page also works without this script, as plain forms and links.
 (function () {
   "use strict";
@@ -75,7 +78,30 @@
     });
   }
 
+  function copier(btn) {
+    btn.hidden = false;
+    btn.addEventListener("click", function () {
+      var el = document.querySelector(btn.getAttribute("data-copy"));
+      if (!el) return;
+      var text = el.textContent.trim();
+      var done = function () { btn.textContent = "Copied"; };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(text).then(done, function () {});
+      } else {
+        var range = document.createRange();
+        range.selectNodeContents(el);
+        var sel = window.getSelection();
+        sel.removeAllRanges();
+        sel.addRange(range);
+        if (document.execCommand("copy")) done();
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("button[data-copy]").forEach(copier);
+    var resume = document.querySelector("form[data-autosubmit]");
+    if (resume) resume.submit();
     document.querySelectorAll("[hx-get],[hx-post]").forEach(wire);
     document.querySelectorAll("input[type=file][data-fill]").forEach(fill);
   });
