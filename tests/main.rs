@@ -18,6 +18,7 @@ mod console;
 mod f1_sec;
 mod f3_sec;
 mod f4_sec;
+mod first_hour_b;
 mod forward_auth;
 mod hardening;
 mod hb_domain_ops;
