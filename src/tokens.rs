@@ -277,7 +277,7 @@ impl Signer {
                 active: i == self.active,
             })
             .collect();
-        v.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        v.sort_by_key(|k| std::cmp::Reverse(k.created_at));
         v
     }
 

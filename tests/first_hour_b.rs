@@ -457,3 +457,55 @@ async fn first_hour_walk_through_in_chromium() {
     .unwrap();
     assert!(out.contains("first hour (b) walk-through passed"), "{out}");
 }
+
+#[actix_web::test]
+async fn confirm_its_you_completes_a_security_settings_change() {
+    let app = spawn().await;
+    app.setup_owner().await;
+    let (c, csrf) = app.browser_login(OWNER, OWNER_PW).await;
+    app.clock.advance(700);
+    let form = [
+        ("csrf_token", csrf.as_str()),
+        ("mfa_mode", "off"),
+        ("idle_minutes", "45"),
+        ("absolute_hours", "12"),
+        ("reauth_minutes", "10"),
+        ("method_totp", "on"),
+    ];
+    let r = post(&c, app.url("/admin/settings/security"), &form).await;
+    assert_eq!(r.status(), 303);
+    let to = location(&r);
+    let (_, page) = get(&c, app.url(&to)).await;
+    assert!(page.contains("to change the security settings"), "{page}");
+    assert!(page.contains("href=\"/admin/settings/security\" aria-current=\"page\""));
+    let resume = to.split("resume=").nth(1).unwrap();
+    let r = post(
+        &c,
+        app.url("/admin/reauth"),
+        &[
+            ("csrf_token", &csrf),
+            ("password", OWNER_PW),
+            ("rd", "/admin/settings/security"),
+            ("resume", resume),
+        ],
+    )
+    .await;
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("name=\"idle_minutes\" value=\"45\""),
+        "{page}"
+    );
+    let mut again: Vec<(&str, String)> = vec![("csrf_token", csrf_from(&page))];
+    for (k, v) in &form[1..] {
+        again.push((k, v.to_string()));
+    }
+    let r = c
+        .post(app.url("/admin/settings/security"))
+        .form(&again)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (_, html) = get(&c, app.url("/admin/settings/security")).await;
+    assert!(html.contains("value=\"45\""), "{html}");
+}

@@ -80,7 +80,6 @@ fn purpose_of(rd: &str) -> &'static str {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn reauth_view(
     st: &AppState,
     u: &ConsoleUser,
