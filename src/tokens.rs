@@ -141,10 +141,22 @@ struct StoredKeys {
 
 struct LoadedKey {
     kid: String,
+    created_at: Timestamp,
+    retire_at: Option<Timestamp>,
     pair: KeyPair,
     n: String,
     e: String,
     decoding: DecodingKey,
+}
+
+/// What the console shows of a token-signing key (public facts only).
+pub struct SigningKeyInfo {
+    pub kid: String,
+    pub algorithm: &'static str,
+    pub created_at: Timestamp,
+    /// When it leaves the JWKS (set once a newer key took over).
+    pub retire_at: Option<Timestamp>,
+    pub active: bool,
 }
 
 pub struct Signer {
@@ -170,6 +182,8 @@ fn load(k: &StoredKey) -> Result<LoadedKey> {
         .map_err(|e| Error::Internal(Detail::caused(e.to_string(), e)))?;
     Ok(LoadedKey {
         kid: k.kid.clone(),
+        created_at: k.created_at,
+        retire_at: k.retire_at,
         pair,
         n,
         e,
@@ -247,6 +261,24 @@ impl Signer {
     /// When the active key was made (for scheduled rotation).
     pub fn active_created_at(&self) -> Timestamp {
         self.active_created_at
+    }
+
+    /// The published keys, newest first.
+    pub fn key_info(&self) -> Vec<SigningKeyInfo> {
+        let mut v: Vec<SigningKeyInfo> = self
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| SigningKeyInfo {
+                kid: k.kid.clone(),
+                algorithm: "RS256",
+                created_at: k.created_at,
+                retire_at: k.retire_at,
+                active: i == self.active,
+            })
+            .collect();
+        v.sort_by_key(|k| std::cmp::Reverse(k.created_at));
+        v
     }
 
     pub fn active_kid(&self) -> &str {

@@ -5,6 +5,9 @@
 // (IdP metadata uploaded from an air-gapped admin's disk).
 // A select with data-autosubmit submits its form when it changes (the form
 // has its own button for browsers without this script).
+// A form with data-autosubmit is submitted at once (the form an interrupted
+// action resumes with after "Confirm it's you"). A hidden button with
+// data-copy="#id" is shown and copies that element's text.
 // Every page also works without this script, as plain forms and links.
 (function () {
   "use strict";
@@ -77,7 +80,30 @@
     });
   }
 
+  function copier(btn) {
+    btn.hidden = false;
+    btn.addEventListener("click", function () {
+      var el = document.querySelector(btn.getAttribute("data-copy"));
+      if (!el) return;
+      var text = el.textContent.trim();
+      var done = function () { btn.textContent = "Copied"; };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(text).then(done, function () {});
+      } else {
+        var range = document.createRange();
+        range.selectNodeContents(el);
+        var sel = window.getSelection();
+        sel.removeAllRanges();
+        sel.addRange(range);
+        if (document.execCommand("copy")) done();
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("button[data-copy]").forEach(copier);
+    var resume = document.querySelector("form[data-autosubmit]");
+    if (resume) resume.submit();
     document.querySelectorAll("[hx-get],[hx-post]").forEach(wire);
     document.querySelectorAll("input[type=file][data-fill]").forEach(fill);
     document.querySelectorAll("select[data-autosubmit]").forEach(function (sel) {

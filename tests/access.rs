@@ -1302,7 +1302,16 @@ async fn console_workspace_pages_keep_to_the_same_boundaries() {
         .text()
         .await
         .unwrap();
-    assert!(html.contains("dev@example.com") && html.contains("create-app"));
+    // The page is in tabs (issue 19 point 8): members first, API apps on their own.
+    let apps_tab = client
+        .get(app.url(&format!("/admin/workspaces/{}?tab=apps", w.ws_a)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("dev@example.com") && apps_tab.contains("create-app"));
     // A form posted at Beta with Alpha's admin session is refused (CSRF token valid, permission not).
     let csrf = csrf_from(&html);
     let r = client
@@ -1702,7 +1711,7 @@ async fn console_secrets_are_shown_once_after_a_redirect() {
         .unwrap();
     assert_eq!(r.status(), 303);
     let to = r.headers()["location"].to_str().unwrap().to_string();
-    assert!(to.contains("?shown="), "{to}");
+    assert!(to.contains("&shown="), "{to}");
     let page = client
         .get(app.url(&to))
         .send()

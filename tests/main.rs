@@ -21,6 +21,7 @@ mod f3_sec;
 mod f4_sec;
 mod first_hour;
 mod first_hour_api;
+mod first_hour_b;
 mod forward_auth;
 mod hardening;
 mod hb_domain_ops;

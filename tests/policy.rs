@@ -319,7 +319,12 @@ async fn sensitive_actions_need_a_recent_sign_in() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    assert_eq!(r.headers()["location"], "/admin/reauth?rd=%2Fadmin%2Fkeys");
+    // The interrupted form is kept (issue 19 point 6): a handle rides along.
+    let to = r.headers()["location"].to_str().unwrap();
+    assert!(
+        to.starts_with("/admin/reauth?rd=%2Fadmin%2Fkeys&resume="),
+        "{to}"
+    );
     let r = c
         .post(app.url(&format!("/admin/workspaces/{ws}/service-accounts")))
         .form(&[
@@ -331,9 +336,12 @@ async fn sensitive_actions_need_a_recent_sign_in() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    assert_eq!(
-        r.headers()["location"],
-        format!("/admin/reauth?rd=%2Fadmin%2Fworkspaces%2F{ws}").as_str()
+    let to = r.headers()["location"].to_str().unwrap();
+    assert!(
+        to.starts_with(&format!(
+            "/admin/reauth?rd=%2Fadmin%2Fworkspaces%2F{ws}%3Ftab%3Daccounts&resume="
+        )),
+        "{to}"
     );
     let r = c
         .post(app.url("/admin/reauth"))

@@ -396,7 +396,7 @@ async fn a_disabled_service_account_gets_no_token_and_its_tokens_stop() {
     // The console's button is the same operation.
     let (c, _) = app.browser_login("wa@example.com", PW).await;
     let html = c
-        .get(app.url(&format!("/admin/workspaces/{}", w.ws_a)))
+        .get(app.url(&format!("/admin/workspaces/{}?tab=accounts", w.ws_a)))
         .send()
         .await
         .unwrap()
@@ -414,7 +414,7 @@ async fn a_disabled_service_account_gets_no_token_and_its_tokens_stop() {
     assert_eq!(r.status(), 303);
     assert_eq!(verify(&app, &t2, "scope=read:agents").await, 401);
     let html = c
-        .get(app.url(&format!("/admin/workspaces/{}", w.ws_a)))
+        .get(app.url(&format!("/admin/workspaces/{}?tab=accounts", w.ws_a)))
         .send()
         .await
         .unwrap()

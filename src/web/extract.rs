@@ -442,6 +442,28 @@ pub(crate) fn reauth_gate(
     }
 }
 
+/// The same for a form whose POST the confirmation interrupts: the form is
+/// kept (see `KeptForms`: no CSRF token, no secrets) and the page says what
+/// it is for; once confirmed, the form is completed with a fresh CSRF token.
+pub(crate) fn reauth_gate_for(
+    st: &AppState,
+    u: &ConsoleUser,
+    rd: &str,
+    form: crate::web::KeptForm,
+) -> Result<Option<HttpResponse>, Error> {
+    match require_recent_auth(&st.svc, u.auth_at) {
+        Ok(()) => Ok(None),
+        Err(Error::ReauthRequired) => {
+            let h = st.forms_kept.put(&u.session_hash, form, st.svc.now())?;
+            Ok(Some(redirect(&format!(
+                "/admin/reauth?rd={}&resume={h}",
+                enc(rd)
+            ))))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// The cookie that binds an OpenID sign-in at the IdP to this browser. Under
 /// TLS it carries the `__Host-` prefix (Secure, `Path=/`, no Domain), so a
 /// sibling subdomain cannot plant its own state in the browser (cookie

@@ -22,7 +22,7 @@ pub(crate) use self::extract as auth;
 pub use middleware::RequestId;
 /// Tests read the forward-auth cache's generation here.
 pub use protocol::verify_cache;
-pub use state::{AppState, SecretsOnce};
+pub use state::{AppState, KeptForm, KeptForms, SecretsOnce};
 
 use std::net::TcpListener;
 use std::sync::Arc;

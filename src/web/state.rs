@@ -33,6 +33,8 @@ pub struct AppState {
     pub introspect_cache: verify_cache::VerifyCache,
     /// New secrets on their way to the page that shows them once.
     pub secrets_once: SecretsOnce,
+    /// Forms interrupted by "Confirm it's you", waiting to be completed.
+    pub forms_kept: KeptForms,
 }
 
 /// A secret just created (an API key, a client secret) handed from the POST
@@ -87,6 +89,66 @@ impl SecretsOnce {
     }
 }
 
+/// A POST that "Confirm it's you" interrupted: where it went, what it was
+/// for (shown on the page: "to create an API key") and its fields, without
+/// the CSRF token (re-issued when it is completed) and without passwords or
+/// other secrets (never carried).
+#[derive(Clone)]
+pub struct KeptForm {
+    pub action: String,
+    pub purpose: String,
+    pub fields: Vec<(String, String)>,
+}
+
+/// Kept forms, in memory only, for the session that posted them, for 10 minutes.
+#[derive(Default)]
+pub struct KeptForms {
+    map: std::sync::Mutex<HashMap<[u8; 32], (Timestamp, KeptForm)>>,
+}
+
+impl KeptForms {
+    const TTL_SECS: Timestamp = 600;
+    /// Enough for any console form; a session cannot fill memory.
+    const MAX: usize = 10_000;
+
+    /// Whether a field may be carried over: not the CSRF token, nothing secret.
+    pub fn keepable(name: &str) -> bool {
+        let n = name.to_ascii_lowercase();
+        !(n == "csrf_token"
+            || n.contains("password")
+            || n.contains("secret")
+            || n.contains("token")
+            || n == "code")
+    }
+
+    /// Keeps `form`; returns the handle for the confirm page's URL.
+    pub fn put(&self, session: &[u8; 32], mut form: KeptForm, now: Timestamp) -> Result<String> {
+        form.fields.retain(|(k, _)| Self::keepable(k));
+        let handle = crate::crypto::random_token()?;
+        if let Ok(mut m) = self.map.lock() {
+            m.retain(|_, (at, _)| now - *at < Self::TTL_SECS);
+            if m.len() < Self::MAX {
+                m.insert(SecretsOnce::slot(session, &handle), (now, form));
+            }
+        }
+        Ok(handle)
+    }
+
+    /// The kept form, left in place (the confirmation may fail and be retried).
+    pub fn peek(&self, session: &[u8; 32], handle: &str, now: Timestamp) -> Option<KeptForm> {
+        let m = self.map.lock().ok()?;
+        let (at, f) = m.get(&SecretsOnce::slot(session, handle))?;
+        (now - *at < Self::TTL_SECS).then(|| f.clone())
+    }
+
+    /// The kept form, once.
+    pub fn take(&self, session: &[u8; 32], handle: &str, now: Timestamp) -> Option<KeptForm> {
+        let mut m = self.map.lock().ok()?;
+        let (at, f) = m.remove(&SecretsOnce::slot(session, handle))?;
+        (now - at < Self::TTL_SECS).then_some(f)
+    }
+}
+
 impl AppState {
     pub fn new(svc: Arc<Service>, tls: bool) -> Result<Self> {
         let prefix = hex::encode(crate::crypto::random_bytes::<4>().unwrap_or_default());
@@ -101,6 +163,7 @@ impl AppState {
             verify_cache: Default::default(),
             introspect_cache: Default::default(),
             secrets_once: Default::default(),
+            forms_kept: Default::default(),
         })
     }
 

@@ -47,7 +47,10 @@ await walk("access", base, shots, async ({ page, step, shot, expectText, expectC
   await page.goto(`${base}/admin/workspaces`);
   await page.fill("#create-workspace input[name=name]", "Agents");
   await Promise.all([page.waitForURL(/\/admin\/workspaces\/ws_/), page.click("#create-workspace button[type=submit]")]);
-  const wsUrl = page.url();
+  const wsUrl = page.url().split("?")[0];
+  // The workspace page is in tabs (issue 19 point 8): each form is on its own.
+  const tab = (t) => page.goto(`${wsUrl}?tab=${t}`);
+  await tab("settings");
   await page.fill("#rename input[name=name]", "Agents team");
   await submit("#rename");
   await page.locator("h1", { hasText: "Agents team" }).waitFor();
@@ -56,6 +59,7 @@ await walk("access", base, shots, async ({ page, step, shot, expectText, expectC
   expectEq("the workspace's idle limit", await page.inputValue("#session-limits input[name=idle_minutes]"), "20");
 
   step("create a user into the workspace");
+  await tab("members");
   await page.fill("#create-member input[name=email]", "dana@example.com");
   await page.fill("#create-member input[name=name]", "Dana");
   await page.fill("#create-member input[name=password]", "amber-meadow-river-77");
@@ -63,18 +67,21 @@ await walk("access", base, shots, async ({ page, step, shot, expectText, expectC
   await page.locator("#member-list", { hasText: "dana@example.com" }).waitFor();
 
   step("a custom role, given to the member");
+  await tab("roles");
   await page.fill("#create-role input[name=name]", "Reviewer");
   await page.fill("#create-role input[name=description]", "Reads agents and conversations");
   await page.check('#create-role input[value="read:agents"]');
   await page.check('#create-role input[value="read:conversations"]');
   await submit("#create-role");
   await page.locator("details.role summary", { hasText: "read:agents read:conversations" }).waitFor();
+  await tab("members");
   await page.fill("#add-member input[name=email]", "dana@example.com");
   await page.selectOption("#add-member select[name=role]", { label: "Reviewer" });
   await submit("#add-member");
   await page.locator("#member-list tr", { hasText: "dana@example.com" }).filter({ hasText: "Reviewer" }).waitFor();
 
   step("a custom role's permissions are edited");
+  await tab("roles");
   const role = page.locator("details.role").first();
   await role.locator("summary").click();
   await role.locator('input[value="write:agents"]').check();
@@ -92,6 +99,7 @@ await walk("access", base, shots, async ({ page, step, shot, expectText, expectC
   await page.locator("details.group summary", { hasText: "dana@example.com" }).waitFor();
 
   step("an API app and a key; editing the app's scopes applies to the key at once");
+  await tab("apps");
   await page.fill("#create-app input[name=name]", "ci");
   await page.check('#create-app input[value="read:agents"]');
   await submit("#create-app");
@@ -108,6 +116,7 @@ await walk("access", base, shots, async ({ page, step, shot, expectText, expectC
   expectEq("the widened app's key", await verify(key, "write:agents"), 200);
 
   step("a service account with an IP allowlist; a bad CIDR is refused with a message");
+  await tab("accounts");
   await page.fill("#create-sa input[name=name]", "deployer");
   await page.fill("#create-sa input[name=description]", "CI deploys");
   await page.check('#create-sa input[value="deploy:model"]');
@@ -142,13 +151,14 @@ await walk("access", base, shots, async ({ page, step, shot, expectText, expectC
   expectEq("the new secret", await grant(clientId, secret2), 200);
 
   step("a widget key, shown once, listed, deleted after confirmation");
+  await tab("widgets");
   await page.fill("#create-widget input[name=name]", "shop chat");
   await page.fill("#create-widget input[name=bot]", "support-bot");
   await page.fill("#create-widget textarea[name=origins]", "https://shop.example");
   await submit("#create-widget");
   const widget = await secretShown();
   if (!widget.startsWith("ghw_")) throw new Error(`not a widget key: ${widget}`);
-  await page.goto(wsUrl);
+  await tab("widgets");
   if (await page.locator("#secret-value").count()) throw new Error("a secret was shown twice");
   await page.locator("#widget-keys", { hasText: "support-bot" }).waitFor();
   await Promise.all([page.waitForNavigation(), page.click("#widget-keys a:has-text('Delete')")]);
@@ -157,6 +167,7 @@ await walk("access", base, shots, async ({ page, step, shot, expectText, expectC
   await expectText("No widget keys yet.");
 
   step("deletions after confirmation: the role, the group, the app (warned: its key was just used), the account");
+  await tab("roles");
   await page.locator("details.role summary").first().click();
   await Promise.all([page.waitForNavigation(), page.click("details.role a:has-text('Delete')")]);
   await expectText("lose its permissions at once");
@@ -166,17 +177,20 @@ await walk("access", base, shots, async ({ page, step, shot, expectText, expectC
   await Promise.all([page.waitForNavigation(), page.click("details.group a:has-text('Delete')")]);
   await confirm();
   await expectText("No groups yet.");
+  await tab("apps");
   await app.locator("details.edit-app summary").click();
   await Promise.all([page.waitForNavigation(), app.locator("a:has-text('Delete app')").click()]);
   await expectText("were used in the last 24 hours");
   await confirm();
   expectEq("a key of the deleted app", await verify(key, "read:agents"), 401);
+  await tab("accounts");
   await page.locator("details.sa summary").first().click();
   await Promise.all([page.waitForNavigation(), page.click("details.sa a:has-text('Delete')")]);
   await confirm();
   expectEq("the deleted account's secret", await grant(clientId, secret2), 401);
 
   step("remove the member");
+  await tab("members");
   await Promise.all([page.waitForNavigation(), page.click("#member-list button[aria-label='Remove dana@example.com']")]);
   if (await page.locator("#member-list", { hasText: "dana@example.com" }).count()) throw new Error("still a member");
   await shot("workspace-after");

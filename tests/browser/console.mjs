@@ -79,6 +79,7 @@ try {
   await page.selectOption("#add-member select[name=role]", "analyst");
   await Promise.all([page.waitForNavigation(), page.click("#add-member button[type=submit]")]);
   await expectText("heidi@example.com");
+  await page.goto(`${page.url().split("?")[0]}?tab=apps`);
   await page.fill("#create-app input[name=name]", "ci");
   await page.check('#create-app input[value="read:agents"]');
   await page.check('#create-app input[value="deploy:model"]');

@@ -71,6 +71,7 @@ pub fn create_app(
     let ws = parse_id("ws_", ws, "workspace")?;
     actor.authorize(svc, Permission::ManageCredentials, Resource::Workspace(ws))?;
     let set = PermSet::parse_names("scopes", scopes)?;
+    at_least_one_scope(set)?;
     check_grantable(svc, by, Some(ws), set)?;
     let now = svc.now();
     let app = ApiApp {
@@ -83,6 +84,7 @@ pub fn create_app(
     };
     let mut tx = svc.store.write()?;
     check_workspace(&tx, Some(ws))?;
+    name_free(&tx, ws, &app.name, None)?;
     tx.put(Table::ApiApps, app.id.as_bytes(), &app)?;
     record_change(
         &mut tx,
@@ -153,6 +155,7 @@ pub fn update_app(
         check_grantable(svc, by, Some(&app.workspace), set)?;
         // Narrowing takes scopes from the app's keys: only what the caller holds.
         crate::access::check_revocable(svc, by, Some(&app.workspace), app.scope_set().minus(set))?;
+        at_least_one_scope(set)?;
         // Widening hands every key's holder more: a recent sign-in, like a new key.
         if !set.minus(app.scope_set()).is_empty() {
             actor.require_recent(svc)?;
@@ -160,6 +163,7 @@ pub fn update_app(
         app.scopes = set.names();
     }
     app.updated_at = svc.now();
+    name_free(&tx, &app.workspace, &app.name, Some(&app.id))?;
     tx.put(Table::ApiApps, app.id.as_bytes(), &app)?;
     record_change(
         &mut tx,
@@ -173,6 +177,37 @@ pub fn update_app(
     )?;
     tx.commit()?;
     Ok(app)
+}
+
+/// A credential with no scope can do nothing: refused, saying what to do.
+pub(super) fn at_least_one_scope(set: PermSet) -> Result<()> {
+    if set.is_empty() {
+        return Err(Error::invalid(
+            "scopes",
+            "choose at least one scope; a credential without scopes is refused everywhere",
+        ));
+    }
+    Ok(())
+}
+
+/// Two apps of one workspace cannot share a name (keys and the audit log
+/// name the app): checked in the write transaction, so two creations at once
+/// cannot both pass.
+fn name_free(tx: &WriteTx<'_>, ws: &str, name: &str, except: Option<&str>) -> Result<()> {
+    let taken = tx
+        .scan::<ApiApp>(Table::ApiApps, b"")?
+        .into_iter()
+        .any(|(_, a)| {
+            a.workspace == ws
+                && a.name.to_lowercase() == name.to_lowercase()
+                && Some(a.id.as_str()) != except
+        });
+    if taken {
+        return Err(Error::Conflict(format!(
+            "An API app named \u{201c}{name}\u{201d} already exists in this workspace; choose another name."
+        )));
+    }
+    Ok(())
 }
 
 fn app_prefix(app: &str) -> Vec<u8> {

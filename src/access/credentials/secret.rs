@@ -56,7 +56,7 @@ pub fn well_formed(prefix: &str, s: &str) -> bool {
         )
 }
 
-pub(super) fn hint(secret: &str) -> String {
+pub fn hint(secret: &str) -> String {
     format!("{}…{}", &secret[..4], &secret[secret.len() - 4..])
 }
 

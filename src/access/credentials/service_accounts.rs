@@ -140,6 +140,7 @@ pub fn create_service_account(
     // A new credential is sensitive: the console and the API alike need a recent sign-in.
     actor.require_recent(svc)?;
     let scopes = PermSet::parse_names("scopes", n.scopes)?;
+    super::api_apps::at_least_one_scope(scopes)?;
     check_grantable(svc, by, n.workspace, scopes)?;
     let secret = generate_secret(CLIENT_SECRET_PREFIX)?;
     let now = svc.now();
@@ -258,6 +259,7 @@ pub fn update_service_account(
         // Narrowing takes scopes away: only from an account no stronger than the caller.
         let taken = sa.scope_set().minus(set);
         crate::access::check_revocable(svc, by, ws.as_deref(), taken)?;
+        super::api_apps::at_least_one_scope(set)?;
         // Tokens minted with the wider scopes end (a later widening must not revive them).
         if !taken.is_empty() {
             sa.tokens_epoch = sa.tokens_epoch.saturating_add(1);

@@ -4,9 +4,8 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
-use serde::Deserialize;
 
-use super::workspace_view::{Fields, after, fresh_sign_in};
+use super::workspace_view::{Fields, after, fresh_sign_in, tab_of_path};
 use crate::access::credentials as creds;
 use crate::access::workspaces as wss;
 use crate::clock::rfc3339;
@@ -23,9 +22,14 @@ pub(super) async fn create_app(
     body: web::Form<Vec<(String, String)>>,
 ) -> PageResult {
     let f = Fields::new(body, &u)?;
-    let r = creds::create_app(&st.svc, &u.actor(&req), &id, f.one("name"), &f.all("scope"))
-        .map(|_| None);
-    after(&st, &req, &u, &id, r, f.pairs())
+    match creds::create_app(&st.svc, &u.actor(&req), &id, f.one("name"), &f.all("scope")) {
+        // The page says it was made, on the tab where its keys are made.
+        Ok(a) => Ok(redirect(&format!(
+            "/admin/workspaces/{id}?tab=apps&created={}",
+            a.id
+        ))),
+        Err(e) => after(&st, &req, &u, &id, Err(e), f.pairs()),
+    }
 }
 
 /// Renames an app or changes its scopes; its keys follow at once.
@@ -57,7 +61,7 @@ pub(super) async fn create_sa(
     body: web::Form<Vec<(String, String)>>,
 ) -> PageResult {
     let f = Fields::new(body, &u)?;
-    if let Some(r) = fresh_sign_in(&st, &u, &id)? {
+    if let Some(r) = fresh_sign_in(&st, &req, &u, &id, "to create a service account", f.pairs())? {
         return Ok(r);
     }
     let r = f.ip_mode().and_then(|ip_mode| {
@@ -130,7 +134,7 @@ pub(super) async fn sa_secret_confirm(
             ),
             action: format!("/admin/workspaces/{id}/service-accounts/{item}/secret"),
             button: "Replace secret".into(),
-            cancel: format!("/admin/workspaces/{id}"),
+            cancel: format!("/admin/workspaces/{id}?tab=accounts"),
         },
     )
 }
@@ -144,7 +148,14 @@ pub(super) async fn sa_secret(
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     let (id, item) = path.into_inner();
-    if let Some(r) = fresh_sign_in(&st, &u, &id)? {
+    if let Some(r) = fresh_sign_in(
+        &st,
+        &req,
+        &u,
+        &id,
+        "to replace a service account's secret",
+        &[],
+    )? {
         return Ok(r);
     }
     let r = creds::rotate_service_account_secret(&st.svc, &u.actor(&req), &item)
@@ -184,7 +195,12 @@ async fn sa_set_disabled(
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     let (id, item) = path.into_inner();
-    if let Some(r) = fresh_sign_in(&st, &u, &id)? {
+    let purpose = if disabled {
+        "to disable a service account"
+    } else {
+        "to enable a service account"
+    };
+    if let Some(r) = fresh_sign_in(&st, &req, &u, &id, purpose, &[])? {
         return Ok(r);
     }
     let actor = u.actor(&req);
@@ -204,7 +220,7 @@ pub(super) async fn create_widget(
     body: web::Form<Vec<(String, String)>>,
 ) -> PageResult {
     let f = Fields::new(body, &u)?;
-    if let Some(r) = fresh_sign_in(&st, &u, &id)? {
+    if let Some(r) = fresh_sign_in(&st, &req, &u, &id, "to create a widget key", f.pairs())? {
         return Ok(r);
     }
     let r = creds::create_widget_key(
@@ -328,7 +344,7 @@ pub(super) async fn item_delete_confirm(
             message,
             action: format!("/admin/workspaces/{id}/{kind}/{item}/delete"),
             button: title.into(),
-            cancel: format!("/admin/workspaces/{id}"),
+            cancel: format!("/admin/workspaces/{id}?tab={}", tab_of_path(req.path())),
         },
     )
 }
@@ -350,14 +366,10 @@ pub(super) async fn item_delete(
         Kind::ServiceAccount => creds::delete_service_account(&st.svc, &actor, &item)?,
         Kind::Widget => creds::delete_widget_key(&st.svc, &actor, &item)?,
     }
-    Ok(redirect(&format!("/admin/workspaces/{id}")))
-}
-
-#[derive(Deserialize)]
-pub(super) struct KeyForm {
-    csrf_token: String,
-    #[serde(default)]
-    name: String,
+    Ok(redirect(&format!(
+        "/admin/workspaces/{id}?tab={}",
+        tab_of_path(req.path())
+    )))
 }
 
 pub(super) async fn create_key(
@@ -365,21 +377,22 @@ pub(super) async fn create_key(
     st: web::Data<AppState>,
     u: ConsoleUser,
     path: web::Path<(String, String)>,
-    f: web::Form<KeyForm>,
+    body: web::Form<Vec<(String, String)>>,
 ) -> PageResult {
-    u.check_csrf(&f.csrf_token)?;
+    let f = Fields::new(body, &u)?;
     let (id, app) = path.into_inner();
-    if let Some(r) = fresh_sign_in(&st, &u, &id)? {
+    if let Some(r) = fresh_sign_in(&st, &req, &u, &id, "to create an API key", f.pairs())? {
         return Ok(r);
     }
-    let r =
-        creds::create_key(&st.svc, &u.actor(&req), &app, Some(&f.name), None).map(|(k, secret)| {
+    let r = creds::create_key(&st.svc, &u.actor(&req), &app, Some(f.one("name")), None).map(
+        |(k, secret)| {
             Some((
                 format!("API key {}", if k.name.is_empty() { k.id } else { k.name }),
                 secret,
             ))
-        });
-    after(&st, &req, &u, &id, r, &[("name".into(), f.name.clone())])
+        },
+    );
+    after(&st, &req, &u, &id, r, f.pairs())
 }
 
 pub(super) async fn key_delete_confirm(
@@ -419,7 +432,7 @@ pub(super) async fn key_delete_confirm(
             message,
             action: format!("/admin/workspaces/{id}/apps/{app}/keys/{key}/delete"),
             button: "Delete key".into(),
-            cancel: format!("/admin/workspaces/{id}"),
+            cancel: format!("/admin/workspaces/{id}?tab=apps"),
         },
     )
 }
@@ -434,5 +447,5 @@ pub(super) async fn key_delete(
     u.check_csrf(&f.csrf_token)?;
     let (id, app, key) = path.into_inner();
     creds::delete_key(&st.svc, &u.actor(&req), &app, &key)?;
-    Ok(redirect(&format!("/admin/workspaces/{id}")))
+    Ok(redirect(&format!("/admin/workspaces/{id}?tab=apps")))
 }

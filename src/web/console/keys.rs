@@ -1,4 +1,5 @@
-//! The data keys page and key rotation.
+//! The encryption keys page: data keys and their rotation, and the
+//! token-signing keys (shown only; they rotate on their own schedule).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
@@ -8,7 +9,7 @@ use crate::access::Permission;
 use crate::clock::rfc3339;
 use crate::keys;
 use crate::web::AppState;
-use crate::web::extract::{ConsoleUser, reauth_gate, require};
+use crate::web::extract::{ConsoleUser, reauth_gate_for, require};
 use crate::web::html::{ConfirmPage, CsrfForm, Nav, PageResult, nav, redirect, render};
 use crate::web::notice::{KeysNotice, Notice, notice_text, notice_url};
 
@@ -21,11 +22,21 @@ pub struct KeyRow {
     pub records: u64,
 }
 
+pub struct SigningRow {
+    pub kid: String,
+    pub algorithm: &'static str,
+    pub created: String,
+    pub active: bool,
+    /// "next rotation …" for the active key, "retires …" for an older one.
+    pub retiring: String,
+}
+
 #[derive(Template)]
 #[template(path = "keys.html")]
 pub(super) struct KeysPage {
     nav: Nav,
     rows: Vec<KeyRow>,
+    signing: Vec<SigningRow>,
     total: u64,
     backlog: u64,
     percent: u64,
@@ -52,11 +63,32 @@ pub(super) async fn keys_page(
         })
         .collect();
     let percent = ((total - backlog) * 100).checked_div(total).unwrap_or(100);
+    let days = i64::from(st.svc.settings.tokens.signing_key_rotation_days);
+    let signing = st
+        .svc
+        .signer()
+        .key_info()
+        .into_iter()
+        .map(|k| SigningRow {
+            retiring: match (k.active, k.retire_at) {
+                (_, Some(r)) => format!("retires {}", rfc3339(r)),
+                (true, None) if days > 0 => {
+                    format!("next rotation {}", rfc3339(k.created_at + days * 86_400))
+                }
+                _ => "not scheduled".into(),
+            },
+            kid: k.kid,
+            algorithm: k.algorithm,
+            created: rfc3339(k.created_at),
+            active: k.active,
+        })
+        .collect();
     render(
         StatusCode::OK,
         &KeysPage {
             nav: nav(&u, "keys"),
             rows,
+            signing,
             total,
             backlog,
             percent,
@@ -89,7 +121,12 @@ pub(super) async fn keys_rotate(
     f: web::Form<CsrfForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    if let Some(r) = reauth_gate(&st, &u, "/admin/keys")? {
+    let kept = crate::web::KeptForm {
+        action: "/admin/keys/rotate".into(),
+        purpose: "to rotate the data key".into(),
+        fields: Vec::new(),
+    };
+    if let Some(r) = reauth_gate_for(&st, &u, "/admin/keys", kept)? {
         return Ok(r);
     }
     keys::start_rotation(&st.svc, &u.actor(&req))?;

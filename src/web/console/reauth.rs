@@ -10,9 +10,9 @@ use crate::error::Error;
 use crate::web::AppState;
 use crate::web::extract::{ConsoleUser, source};
 use crate::web::html::{
-    LoginQuery, MethodOption, Nav, PageResult, SendForm, method_options, nav, redirect, render,
-    safe_rd,
+    MethodOption, Nav, PageResult, method_options, nav, redirect, render, safe_rd,
 };
+use crate::web::{KeptForm, KeptForms};
 
 // ---------------------------------------------------------------- policy, re-authentication
 
@@ -36,24 +36,69 @@ pub(super) async fn mfa_required_page(u: ConsoleUser) -> PageResult {
 pub(super) struct ReauthPage {
     nav: Nav,
     rd: String,
+    /// The kept form's handle ("" when none was kept).
+    resume: String,
+    /// What the confirmation is for: "to create an API key".
+    purpose: String,
     options: Vec<MethodOption>,
     sendable: Vec<MethodOption>,
     notice: Option<String>,
     error: Option<String>,
 }
 
+/// The console section a path belongs to, so the navigation keeps showing
+/// where the user came from.
+fn section_of(rd: &str) -> &'static str {
+    let under =
+        |p: &str| rd == p || rd.starts_with(&format!("{p}/")) || rd.starts_with(&format!("{p}?"));
+    if under("/admin/workspaces") {
+        "workspaces"
+    } else if under("/admin/users") {
+        "users"
+    } else if under("/admin/keys") {
+        "keys"
+    } else if under("/admin/settings") {
+        "settings"
+    } else if under("/admin/audit") {
+        "audit"
+    } else if under("/admin/account") {
+        "account"
+    } else {
+        "dashboard"
+    }
+}
+
+/// What a confirmation that kept no form is for, from where it returns to.
+fn purpose_of(rd: &str) -> &'static str {
+    match section_of(rd) {
+        "account" => "to change how you sign in",
+        "keys" => "to rotate the data key",
+        "workspaces" => "to change this workspace's credentials",
+        "settings" if rd.starts_with("/admin/settings/sso") => "to change single sign-on",
+        "settings" => "to change the security settings",
+        _ => "to continue",
+    }
+}
+
 fn reauth_view(
     st: &AppState,
     u: &ConsoleUser,
     rd: String,
+    resume: Option<&str>,
     selected: Option<MfaMethod>,
     notice: Option<String>,
     error: Option<String>,
 ) -> Result<ReauthPage, Error> {
     let methods = authn::queries::mfa_summary(&st.svc, &u.user.id)?.methods;
     let (options, sendable) = method_options(&methods, selected);
+    let kept = resume.and_then(|h| st.forms_kept.peek(&u.session_hash, h, st.svc.now()));
+    let purpose = kept
+        .as_ref()
+        .map_or_else(|| purpose_of(&rd).to_string(), |k| k.purpose.clone());
     Ok(ReauthPage {
-        nav: nav(u, "account"),
+        nav: nav(u, section_of(&rd)),
+        resume: kept.and(resume).map(str::to_string).unwrap_or_default(),
+        purpose,
         rd,
         options,
         sendable,
@@ -62,22 +107,42 @@ fn reauth_view(
     })
 }
 
+#[derive(Deserialize)]
+pub(super) struct ReauthQuery {
+    rd: Option<String>,
+    resume: Option<String>,
+}
+
 pub(super) async fn reauth_page(
     st: web::Data<AppState>,
     u: ConsoleUser,
-    q: web::Query<LoginQuery>,
+    q: web::Query<ReauthQuery>,
 ) -> PageResult {
+    let rd = safe_rd(q.rd.as_deref());
     render(
         StatusCode::OK,
         &reauth_view(
             &st,
             &u,
-            safe_rd(q.rd.as_deref()),
+            rd,
+            q.resume.as_deref(),
             Some(MfaMethod::Totp),
             None,
             None,
         )?,
     )
+}
+
+/// After the confirmation: the interrupted form again, filled in, with a
+/// fresh CSRF token; the script submits it at once (without script, one click).
+#[derive(Template)]
+#[template(path = "reauth_continue.html")]
+pub(super) struct ContinuePage {
+    nav: Nav,
+    purpose: String,
+    action: String,
+    fields: Vec<(String, String)>,
+    cancel: String,
 }
 
 #[derive(Deserialize)]
@@ -87,6 +152,7 @@ pub(super) struct ReauthForm {
     code: Option<String>,
     csrf_token: String,
     rd: Option<String>,
+    resume: Option<String>,
 }
 
 pub(super) async fn reauth_post(
@@ -113,7 +179,32 @@ pub(super) async fn reauth_post(
         Err(e) => Err(e),
     };
     match reauthenticated {
-        Ok(()) => Ok(redirect(&rd)),
+        Ok(()) => {
+            let kept = f
+                .resume
+                .as_deref()
+                .and_then(|h| st.forms_kept.take(&u.session_hash, h, st.svc.now()));
+            match kept {
+                Some(KeptForm {
+                    action,
+                    purpose,
+                    fields,
+                }) if crate::web::html::is_local_path(&action) => render(
+                    StatusCode::OK,
+                    &ContinuePage {
+                        nav: nav(&u, section_of(&rd)),
+                        purpose,
+                        action,
+                        fields: fields
+                            .into_iter()
+                            .filter(|(k, _)| KeptForms::keepable(k))
+                            .collect(),
+                        cancel: rd,
+                    },
+                ),
+                _ => Ok(redirect(&rd)),
+            }
+        }
         Err(
             e @ (Error::Invalid { .. }
             | Error::InvalidCode
@@ -124,6 +215,7 @@ pub(super) async fn reauth_post(
                 &st,
                 &u,
                 rd,
+                f.resume.as_deref(),
                 MfaMethod::from_wire(f.method.as_deref().unwrap_or("totp")),
                 None,
                 Some(crate::web::html::words(&e)),
@@ -134,10 +226,19 @@ pub(super) async fn reauth_post(
     }
 }
 
+/// "Send me a code" on this page: the kept form stays kept.
+#[derive(Deserialize)]
+pub(super) struct ReauthSendForm {
+    method: String,
+    csrf_token: String,
+    rd: Option<String>,
+    resume: Option<String>,
+}
+
 pub(super) async fn reauth_send(
     st: web::Data<AppState>,
     u: ConsoleUser,
-    f: web::Form<SendForm>,
+    f: web::Form<ReauthSendForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     let rd = safe_rd(f.rd.as_deref());
@@ -165,6 +266,6 @@ pub(super) async fn reauth_send(
     };
     render(
         StatusCode::OK,
-        &reauth_view(&st, &u, rd, method, notice, error)?,
+        &reauth_view(&st, &u, rd, f.resume.as_deref(), method, notice, error)?,
     )
 }

@@ -10,7 +10,7 @@ use crate::authn::mfa::MfaMethod;
 use crate::error::Error;
 use crate::identity::Role;
 use crate::web::AppState;
-use crate::web::extract::{ConsoleUser, reauth_gate, require};
+use crate::web::extract::{ConsoleUser, reauth_gate_for, require};
 use crate::web::html::{Nav, PageResult, nav, redirect, render};
 use crate::web::notice::{Notice, SettingsNotice, notice_text, notice_url};
 
@@ -83,7 +83,7 @@ pub(super) async fn settings_page(
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 pub(super) struct SettingsForm {
     mfa_mode: String,
     role_admin: Option<String>,
@@ -99,6 +99,21 @@ pub(super) struct SettingsForm {
     csrf_token: String,
 }
 
+/// The form's fields as posted, to complete it after "Confirm it's you"
+/// (`KeptForms` drops the CSRF token).
+fn kept_fields(f: &SettingsForm) -> Vec<(String, String)> {
+    let Ok(serde_json::Value::Object(m)) = serde_json::to_value(f) else {
+        return Vec::new();
+    };
+    m.into_iter()
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::String(s) => Some((k, s)),
+            serde_json::Value::Number(n) => Some((k, n.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
 pub(super) async fn settings_post(
     req: HttpRequest,
     st: web::Data<AppState>,
@@ -108,7 +123,16 @@ pub(super) async fn settings_post(
     use crate::policy::{MfaMode, MfaPolicy, SecurityPolicy, SessionPolicy};
     u.check_csrf(&f.csrf_token)?;
     require(&st, &req, &u, Permission::ManageSecurity)?;
-    if let Some(r) = reauth_gate(&st, &u, "/admin/settings/security")? {
+    if let Some(r) = reauth_gate_for(
+        &st,
+        &u,
+        "/admin/settings/security",
+        crate::web::KeptForm {
+            action: "/admin/settings/security".into(),
+            purpose: "to change the security settings".into(),
+            fields: kept_fields(&f),
+        },
+    )? {
         return Ok(r);
     }
     let mode = match f.mfa_mode.as_str() {

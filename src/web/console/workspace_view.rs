@@ -1,7 +1,9 @@
-//! The one workspace page (name, members, roles, groups, API apps and keys,
-//! service accounts, widget keys) and what its forms share: re-rendering
-//! after a change, the recent-sign-in gate for new credentials, and repeated
-//! form fields. Used by `workspaces`, `members` and `clients`.
+//! The one workspace page, in tabs (`?tab=`: members, roles and groups, API
+//! apps and keys, service accounts, widget keys, settings), and what its forms
+//! share: re-rendering after a change on the tab the form was on, the
+//! recent-sign-in gate for new credentials (which keeps the form), the
+//! copy-once panel with how to use the secret, and repeated form fields.
+//! Used by `workspaces`, `members` and `clients`.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
@@ -97,10 +99,88 @@ pub(super) struct WidgetRow {
     pub(super) created: String,
 }
 
+/// The page's tabs: (id for `?tab=`, label).
+pub(super) const TABS: [(&str, &str); 6] = [
+    ("members", "Members"),
+    ("roles", "Roles and groups"),
+    ("apps", "API apps and keys"),
+    ("accounts", "Service accounts"),
+    ("widgets", "Widget keys"),
+    ("settings", "Settings"),
+];
+
+/// The tab a workspace form's path belongs to (where its answer goes back to).
+pub(super) fn tab_of_path(path: &str) -> &'static str {
+    let has = |p: &str| path.contains(p);
+    if has("/apps") {
+        "apps"
+    } else if has("/service-accounts") {
+        "accounts"
+    } else if has("/widget-keys") {
+        "widgets"
+    } else if has("/roles") || has("/groups") {
+        "roles"
+    } else if has("/rename") || has("/session") {
+        "settings"
+    } else {
+        "members"
+    }
+}
+
+/// How to use a secret just shown: filled in with this installation's URLs.
+pub(super) struct Usage {
+    /// "api_key", "client_secret" or "widget_key".
+    pub(super) kind: &'static str,
+    pub(super) base: String,
+    /// An API key's example scope and workspace (`scope=…&workspace=…`).
+    pub(super) query: String,
+    /// A client secret's client id.
+    pub(super) client_id: String,
+}
+
+impl Usage {
+    /// From the secret's own prefix and the page's label.
+    pub(super) fn of(st: &AppState, p: &WorkspacePage, label: &str, secret: &str) -> Usage {
+        let kind = if secret.starts_with(creds::CLIENT_SECRET_PREFIX) {
+            "client_secret"
+        } else if secret.starts_with(creds::WIDGET_KEY_PREFIX) {
+            "widget_key"
+        } else {
+            "api_key"
+        };
+        let hint = creds::hint(secret);
+        let scope = p
+            .apps
+            .iter()
+            .find(|a| a.keys.iter().any(|k| k.hint == hint))
+            .and_then(|a| a.scopes.split(' ').next().map(str::to_string))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "read:agents".into());
+        Usage {
+            kind,
+            base: st.svc.public_url().trim_end_matches('/').to_string(),
+            query: format!("scope={scope}&workspace={}", p.ws.id),
+            client_id: label
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .find(|w| w.starts_with("sa_"))
+                .unwrap_or("CLIENT_ID")
+                .to_string(),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "workspace.html")]
 pub(super) struct WorkspacePage {
     pub(super) nav: Nav,
+    /// The tab shown (one of `TABS`), and the tabs this user may open.
+    pub(super) tab: &'static str,
+    pub(super) tabs: Vec<(&'static str, &'static str)>,
+    /// A platform admin who is not a member: offered to join.
+    pub(super) offer_join: bool,
+    /// Said after a creation ("API app “ci” created …").
+    pub(super) notice: Option<String>,
+    pub(super) usage: Option<Usage>,
     pub(super) ws: wss::Workspace,
     pub(super) members: Vec<MemberRow>,
     pub(super) custom_roles: Vec<RoleRow>,
@@ -279,8 +359,23 @@ pub(super) fn page(
             .collect();
     }
     let installation = crate::policy::current(&st.svc)?.session;
+    let tabs: Vec<(&'static str, &'static str)> = TABS
+        .iter()
+        .copied()
+        .filter(|(t, _)| match *t {
+            "members" | "roles" => can_users,
+            "apps" | "accounts" | "widgets" => can_credentials,
+            _ => can_users || p.is_platform_admin(),
+        })
+        .collect();
+    let offer_join = p.is_platform_admin() && !members.iter().any(|m| m.id == u.user.id.as_str());
     Ok(WorkspacePage {
         nav: nav(u, "workspaces"),
+        tab: tabs.first().map_or("settings", |(t, _)| *t),
+        tabs,
+        offer_join,
+        notice: None,
+        usage: None,
         can_delete: p.is_platform_admin(),
         idle_minutes: ws
             .session
@@ -309,9 +404,19 @@ pub(super) fn page(
         error: None,
     })
 }
-/// Redirects to the workspace page (a new secret rides along once, held in
-/// memory for this session only, so a reload never re-posts the form and the
-/// secret is never shown twice), or re-renders it with an error.
+impl WorkspacePage {
+    /// Shows `tab` when this user may open it (else the first they may).
+    pub(super) fn select(&mut self, tab: &str) {
+        if let Some((t, _)) = self.tabs.iter().find(|(t, _)| *t == tab) {
+            self.tab = t;
+        }
+    }
+}
+
+/// Redirects to the workspace page on the tab of the form (a new secret
+/// rides along once, held in memory for this session only, so a reload never
+/// re-posts the form and the secret is never shown twice), or re-renders it
+/// with an error.
 pub(super) fn after(
     st: &AppState,
     req: &HttpRequest,
@@ -320,31 +425,53 @@ pub(super) fn after(
     r: Result<Option<(String, String)>, Error>,
     posted: &[(String, String)],
 ) -> PageResult {
+    let tab = tab_of_path(req.path());
     match r {
-        Ok(None) => Ok(redirect(&format!("/admin/workspaces/{id}"))),
+        Ok(None) => Ok(redirect(&format!("/admin/workspaces/{id}?tab={tab}"))),
         Ok(Some(secret)) => {
             let handle = st.secrets_once.put(&u.session_hash, secret, st.svc.now())?;
-            Ok(redirect(&format!("/admin/workspaces/{id}?shown={handle}")))
+            Ok(redirect(&format!(
+                "/admin/workspaces/{id}?tab={tab}&shown={handle}"
+            )))
         }
         Err(e @ (Error::Invalid { .. } | Error::Conflict(_) | Error::NotFound(_))) => {
             // The form that failed comes back as it was typed, the error
             // beside its field.
             let mut p = page(st, req, u, id)?;
+            p.select(tab);
             p.error = Some(words(&e));
-            render_failed(StatusCode::UNPROCESSABLE_ENTITY, &p, req, &e, Some(posted))
+            let status = if matches!(e, Error::Conflict(_)) {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            render_failed(status, &p, req, &e, Some(posted))
         }
         Err(e) => Err(e.into()),
     }
 }
 
 /// Creating a credential needs a recent sign-in: else the Confirm-it's-you
-/// page, which comes back to this workspace.
+/// page, which says what for, keeps the form (`fields`, without secrets) and
+/// completes it once confirmed, back on this workspace's tab.
 pub(super) fn fresh_sign_in(
     st: &AppState,
+    req: &HttpRequest,
     u: &ConsoleUser,
     id: &str,
+    purpose: &str,
+    fields: &[(String, String)],
 ) -> Result<Option<actix_web::HttpResponse>, Error> {
-    crate::web::extract::reauth_gate(st, u, &format!("/admin/workspaces/{id}"))
+    crate::web::extract::reauth_gate_for(
+        st,
+        u,
+        &format!("/admin/workspaces/{id}?tab={}", tab_of_path(req.path())),
+        crate::web::KeptForm {
+            action: req.path().to_string(),
+            purpose: purpose.to_string(),
+            fields: fields.to_vec(),
+        },
+    )
 }
 
 /// A posted form with repeated fields (`scope=a&scope=b`), kept as pairs.
@@ -360,7 +487,8 @@ impl Fields {
         Ok(f)
     }
 
-    /// Every field as posted, to give a failed form back.
+    /// Every field as posted: to give a failed form back, and to keep it
+    /// across "Confirm it's you" (which drops secrets).
     pub(super) fn pairs(&self) -> &[(String, String)] {
         &self.0
     }

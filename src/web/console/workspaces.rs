@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::workspace_view::{Fields, after, page};
+use super::workspace_view::{Fields, Usage, after, page};
 use crate::access::workspaces as wss;
 use crate::error::Error;
 use crate::web::AppState;
@@ -41,6 +41,8 @@ pub(super) async fn list(st: web::Data<AppState>, u: ConsoleUser) -> PageResult 
 pub(super) struct NameForm {
     csrf_token: String,
     name: String,
+    /// "Add me as a Workspace Admin" (ticked by default on the form).
+    join: Option<String>,
 }
 
 pub(super) async fn create(
@@ -51,8 +53,21 @@ pub(super) async fn create(
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     let p = u.principal();
-    match wss::create(&st.svc, &u.actor(&req), &f.name) {
-        Ok(w) => Ok(redirect(&format!("/admin/workspaces/{}", w.id))),
+    let actor = u.actor(&req);
+    match wss::create(&st.svc, &actor, &f.name) {
+        Ok(w) => {
+            // The platform admin who made it may also work in it as a member.
+            if f.join.is_some() {
+                wss::set_member(
+                    &st.svc,
+                    &actor,
+                    &w.id,
+                    &u.user.id,
+                    &[crate::access::BuiltinRole::WorkspaceAdmin.id().to_string()],
+                )?;
+            }
+            Ok(redirect(&format!("/admin/workspaces/{}?tab=members", w.id)))
+        }
         Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => crate::web::html::render_failed(
             StatusCode::UNPROCESSABLE_ENTITY,
             &ListPage {
@@ -72,6 +87,10 @@ pub(super) async fn create(
 pub(super) struct ShowQuery {
     /// The one-time handle of a secret just made (see `after`).
     shown: Option<String>,
+    /// Which tab to show (see `workspace_view::TABS`).
+    tab: Option<String>,
+    /// An API app just created: the page says so.
+    created: Option<String>,
 }
 
 pub(super) async fn show(
@@ -82,8 +101,25 @@ pub(super) async fn show(
     q: web::Query<ShowQuery>,
 ) -> PageResult {
     let mut p = page(&st, &req, &u, &id)?;
+    if let Some(t) = q.tab.as_deref() {
+        p.select(t);
+    }
     if let Some(h) = q.shown.as_deref() {
         p.secret = st.secrets_once.take(&u.session_hash, h, st.svc.now());
+        p.usage = p
+            .secret
+            .as_ref()
+            .map(|(label, value)| Usage::of(&st, &p, label, value));
+    }
+    if let Some(a) = q
+        .created
+        .as_deref()
+        .and_then(|c| p.apps.iter().find(|a| a.id == c))
+    {
+        p.notice = Some(format!(
+            "API app \u{201c}{}\u{201d} created with the scopes {}. Make its first key below with New key.",
+            a.name, a.scopes
+        ));
     }
     render(StatusCode::OK, &p)
 }
@@ -154,7 +190,7 @@ pub(super) async fn delete_confirm(
             ),
             action: format!("/admin/workspaces/{}/delete", w.id),
             button: "Delete workspace".into(),
-            cancel: format!("/admin/workspaces/{}", w.id),
+            cancel: format!("/admin/workspaces/{}?tab=settings", w.id),
         },
     )
 }
