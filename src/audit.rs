@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Timestamp;
 use crate::crypto;
 use crate::error::{Error, Result};
+use crate::principal::WorkspaceId;
 use crate::store::{Reader, Store, Table, WriteTx};
 
 /// Who did it, from where. A domain type: the web layer fills it from the request.
@@ -58,7 +59,8 @@ pub struct Event {
     pub details: serde_json::Value,
     /// The workspace the event belongs to, if any (workspace admins see these).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workspace: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub workspace: Option<WorkspaceId>,
     /// Written with a sealed chain head (see `SEALED_HEAD_KEY`): once an
     /// event says so, a log without a matching sealed head was cut.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -76,7 +78,7 @@ pub struct NewEvent {
     pub target: Option<String>,
     pub outcome: Outcome,
     pub details: serde_json::Value,
-    pub workspace: Option<String>,
+    pub workspace: Option<WorkspaceId>,
 }
 
 impl NewEvent {
@@ -91,8 +93,8 @@ impl NewEvent {
             workspace: None,
         }
     }
-    pub fn workspace(mut self, ws: Option<&str>) -> Self {
-        self.workspace = ws.map(str::to_string);
+    pub fn workspace(mut self, ws: Option<&WorkspaceId>) -> Self {
+        self.workspace = ws.cloned();
         self
     }
     pub fn actor(mut self, name: impl Into<String>, id: Option<String>) -> Self {
@@ -224,7 +226,7 @@ type DenialKey = (
     &'static str,
     String,
     Option<String>,
-    Option<String>,
+    Option<WorkspaceId>,
     String,
     Option<String>,
     bool,
@@ -430,7 +432,10 @@ impl DenialBuffer {
             let mut varied = varying(&ev, true);
             if let serde_json::Value::Object(m) = &mut varied {
                 m.insert("address".into(), src.ip.clone().into());
-                m.insert("workspace".into(), ev.workspace.clone().into());
+                m.insert(
+                    "workspace".into(),
+                    ev.workspace.clone().map(String::from).into(),
+                );
             }
             // One over-budget event per principal (or anonymous address) and
             // kind of event a window: an anonymous caller's names only its
@@ -669,7 +674,7 @@ impl Filter {
             return false;
         }
         if let Some(w) = self.workspace.as_deref().filter(|s| !s.is_empty())
-            && e.workspace.as_deref() != Some(w)
+            && e.workspace.as_ref().map(WorkspaceId::as_str) != Some(w)
         {
             return false;
         }

@@ -68,7 +68,7 @@ pub fn names(svc: &Service, events: &[Event]) -> Result<HashMap<String, String>>
             e.target
                 .as_deref()
                 .map(|i| (i, e.action.starts_with("sso."))),
-            e.workspace.as_deref().map(|i| (i, false)),
+            e.workspace.as_ref().map(|i| (i.as_str(), false)),
         ];
         for (id, sso) in ids.into_iter().flatten() {
             if !seen.insert(id.to_string()) {

@@ -165,10 +165,19 @@ impl WorkspaceId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+    /// The id as a store key (or key prefix).
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
 }
 impl std::fmt::Display for WorkspaceId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
+    }
+}
+impl From<WorkspaceId> for String {
+    fn from(w: WorkspaceId) -> String {
+        w.0
     }
 }
 impl std::borrow::Borrow<str> for WorkspaceId {

@@ -12,6 +12,7 @@ use crate::clock::Timestamp;
 use crate::crypto;
 use crate::error::{Detail, Error, Result};
 use crate::principal::User;
+use crate::principal::WorkspaceId;
 use crate::store::{Reader, Table, WriteTx};
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -31,7 +32,8 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workspace: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub workspace: Option<WorkspaceId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     /// Present (true) when the policy demands MFA the user has not set up:
@@ -294,7 +296,7 @@ impl Signer {
     pub fn sign_client(
         &self,
         client_id: &str,
-        workspace: Option<&str>,
+        workspace: Option<&WorkspaceId>,
         scope: String,
         now: Timestamp,
         epoch: u64,
@@ -309,7 +311,7 @@ impl Signer {
             email: String::new(),
             roles: Vec::new(),
             client_id: Some(client_id.to_string()),
-            workspace: workspace.map(str::to_string),
+            workspace: workspace.cloned(),
             scope: Some(scope),
             mfa_enroll: false,
             auth_time: now,
@@ -480,8 +482,10 @@ mod tests {
     #[test]
     fn a_signed_token_verifies_with_its_claims() {
         let s = signer(&keys(1), ISS, AUD);
+        // The claim is read back as stored (no format check), as from a record.
+        let ws: WorkspaceId = serde_json::from_value("ws_1".into()).unwrap();
         let (token, exp) = s
-            .sign_client("sa_1", Some("ws_1"), "read:agents".into(), NOW, 0)
+            .sign_client("sa_1", Some(&ws), "read:agents".into(), NOW, 0)
             .unwrap();
         assert_eq!(exp, NOW + 900);
         let c = s.verify(&token, NOW).unwrap();
@@ -491,7 +495,7 @@ mod tests {
         );
         assert_eq!((c.iat, c.exp, c.auth_time), (NOW, NOW + 900, NOW));
         assert_eq!(c.client_id.as_deref(), Some("sa_1"));
-        assert_eq!(c.workspace.as_deref(), Some("ws_1"));
+        assert_eq!(c.workspace.as_ref().map(WorkspaceId::as_str), Some("ws_1"));
         assert_eq!(c.scope.as_deref(), Some("read:agents"));
         assert_eq!(c.jti.len(), 32);
         assert!(c.email.is_empty() && c.roles.is_empty() && !c.mfa_enroll && c.tva == 0);

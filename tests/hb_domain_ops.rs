@@ -66,7 +66,7 @@ async fn workspace_ops_refuse_an_actor_without_the_permission() {
         svc,
         &weak,
         None,
-        &ws.id,
+        Some(&ws.id),
         Some("g"),
         None,
         None

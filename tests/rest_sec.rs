@@ -439,7 +439,7 @@ async fn a_disabled_service_account_gets_no_token_and_its_tokens_stop() {
 
 #[actix_web::test]
 async fn session_limits_check_the_members_in_the_write_transaction() {
-    use gatehouse::access::workspaces::Membership;
+    use gatehouse::access::workspaces::{Membership, WorkspaceId};
     use gatehouse::identity::UserId;
     use gatehouse::store::Table;
 
@@ -493,7 +493,7 @@ async fn session_limits_check_the_members_in_the_write_transaction() {
         Table::Members,
         &key,
         &Membership {
-            workspace: ws.clone(),
+            workspace: WorkspaceId::parse(&ws).unwrap(),
             user: UserId::parse(&bob).unwrap(),
             roles: vec!["workspace_admin".into()],
             added_at: T0,

@@ -66,7 +66,7 @@ pub struct Client {
     pub id: String,
     pub name: String,
     /// `None`: a platform-level service account.
-    pub workspace: Option<String>,
+    pub workspace: Option<WorkspaceId>,
     pub scopes: PermSet,
     /// The API app of an API key.
     pub app: Option<String>,
@@ -97,12 +97,32 @@ pub enum Resource<'a> {
     Platform,
     /// Whichever workspace grants it: used when the caller names none.
     Any,
-    Workspace(&'a str),
+    Workspace(&'a WorkspaceId),
     /// One bot (agent) in a workspace: what widget keys are bound to.
     Bot {
-        workspace: &'a str,
+        workspace: &'a WorkspaceId,
         bot: &'a str,
     },
+}
+
+/// A resource string read by `Resource::parse`: it owns the workspace id
+/// parsed from it and lends a `Resource` (`get`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedResource<'a> {
+    workspace: WorkspaceId,
+    bot: Option<&'a str>,
+}
+
+impl ParsedResource<'_> {
+    pub fn get(&self) -> Resource<'_> {
+        match self.bot {
+            Some(bot) => Resource::Bot {
+                workspace: &self.workspace,
+                bot,
+            },
+            None => Resource::Workspace(&self.workspace),
+        }
+    }
 }
 
 impl<'a> Resource<'a> {
@@ -115,45 +135,57 @@ impl<'a> Resource<'a> {
     /// and `..`, percent-encoding (so no encoded separators), backslashes,
     /// whitespace, control and non-ASCII characters, `?` and `#`, `bots`
     /// without a bot id or with anything after it.
-    pub fn parse(s: &'a str) -> Result<Resource<'a>> {
+    pub fn parse(s: &str) -> Result<ParsedResource<'_>> {
         let mut parts = s.split('/');
         let ws = parts.next().unwrap_or("");
-        if !WorkspaceId::valid(ws) {
+        let Ok(workspace) = WorkspaceId::parse(ws) else {
             return Err(Error::invalid(
                 "resource",
                 "must start with a workspace id: ws_…, ws_…/path or ws_…/bots/{bot_id}",
             ));
-        }
-        let rest: Vec<&'a str> = parts.collect();
+        };
+        let rest: Vec<&str> = parts.collect();
         for seg in &rest {
             check_segment(seg)?;
         }
-        match rest.as_slice() {
-            [] => Ok(Resource::Workspace(ws)),
-            ["bots", bot] => Resource::bot(ws, bot),
-            ["bots", ..] => Err(Error::invalid(
-                "resource",
-                "a bot is named ws_…/bots/{bot_id}, with nothing after the bot id",
-            )),
-            _ => Ok(Resource::Workspace(ws)),
-        }
+        let bot = match rest.as_slice() {
+            [] => None,
+            ["bots", bot] => {
+                check_bot_id(bot)?;
+                Some(*bot)
+            }
+            ["bots", ..] => {
+                return Err(Error::invalid(
+                    "resource",
+                    "a bot is named ws_…/bots/{bot_id}, with nothing after the bot id",
+                ));
+            }
+            _ => None,
+        };
+        Ok(ParsedResource { workspace, bot })
     }
     /// One bot of a workspace; the bot id follows the rule widget keys are created with.
-    pub fn bot(workspace: &'a str, bot: &'a str) -> Result<Resource<'a>> {
-        if !valid_bot_id(bot) {
-            return Err(Error::invalid(
-                "bot",
-                "must be a bot id: 1 to 100 letters, digits, - _ . (not . or ..)",
-            ));
-        }
+    pub fn bot(workspace: &'a WorkspaceId, bot: &'a str) -> Result<Resource<'a>> {
+        check_bot_id(bot)?;
         Ok(Resource::Bot { workspace, bot })
     }
-    pub fn workspace(&self) -> Option<&'a str> {
+    pub fn workspace(&self) -> Option<&'a WorkspaceId> {
         match self {
             Resource::Workspace(w) | Resource::Bot { workspace: w, .. } => Some(w),
             _ => None,
         }
     }
+}
+
+/// Refuses a bot id `valid_bot_id` does not accept.
+fn check_bot_id(bot: &str) -> Result<()> {
+    if !valid_bot_id(bot) {
+        return Err(Error::invalid(
+            "bot",
+            "must be a bot id: 1 to 100 letters, digits, - _ . (not . or ..)",
+        ));
+    }
+    Ok(())
 }
 
 /// A bot id: 1 to 100 of `A-Z a-z 0-9 - _ .`, and not `.` or `..`.
@@ -193,15 +225,15 @@ pub struct Decision {
     pub allow: bool,
     pub reason: &'static str,
     /// The workspace the permission was found in (for identity headers).
-    pub workspace: Option<String>,
+    pub workspace: Option<WorkspaceId>,
 }
 
 impl Decision {
-    fn allow(reason: &'static str, ws: Option<&str>) -> Decision {
+    fn allow(reason: &'static str, ws: Option<&WorkspaceId>) -> Decision {
         Decision {
             allow: true,
             reason,
-            workspace: ws.map(str::to_string),
+            workspace: ws.cloned(),
         }
     }
     fn deny(reason: &'static str) -> Decision {
@@ -248,7 +280,7 @@ impl Principal {
                 .actor(user.email.as_str(), Some(user.id.as_str().to_string())),
             Principal::Client(c) => NewEvent::new(action, outcome)
                 .actor(format!("{} ({})", c.name, c.id), Some(c.id.clone()))
-                .workspace(c.workspace.as_deref()),
+                .workspace(c.workspace.as_ref()),
             Principal::Local(who) => NewEvent::new(action, outcome).actor(*who, None),
         }
     }
@@ -277,7 +309,7 @@ pub fn decide(
             }
             let snap = snapshot(svc)?;
             let grants = snap.user_grants.get(&user.id);
-            let held = |ws: &str| {
+            let held = |ws: &WorkspaceId| {
                 grants
                     .and_then(|g| g.iter().find(|(w, _, _)| w == ws))
                     .map(|(_, set, _)| *set)
@@ -305,7 +337,7 @@ fn decide_client(c: &Client, p: Permission, res: Resource<'_>) -> Decision {
     if c.kind == ClientKind::WidgetKey {
         return match (res, c.bot.as_deref()) {
             (Resource::Bot { workspace, bot }, Some(mine))
-                if Some(workspace) == c.workspace.as_deref() && bot == mine =>
+                if Some(workspace) == c.workspace.as_ref() && bot == mine =>
             {
                 Decision::allow("scope_granted", Some(workspace))
             }
@@ -316,7 +348,7 @@ fn decide_client(c: &Client, p: Permission, res: Resource<'_>) -> Decision {
         (None, _) => Decision::allow("scope_granted", res.workspace()),
         (Some(_), Resource::Platform) => Decision::deny("platform_admin_required"),
         (Some(mine), Resource::Any) => Decision::allow("scope_granted", Some(mine)),
-        (Some(mine), r) if r.workspace() == Some(mine.as_str()) => {
+        (Some(mine), r) if r.workspace() == Some(mine) => {
             Decision::allow("scope_granted", Some(mine))
         }
         _ => Decision::deny("wrong_workspace"),
@@ -405,8 +437,12 @@ pub fn audit_page(
     filter: &audit::Filter,
     paging: impl FnOnce() -> Result<(usize, usize)>,
 ) -> Result<(Vec<audit::Event>, bool)> {
-    let res = match filter.workspace.as_deref().filter(|w| !w.is_empty()) {
-        Some(w) => Resource::Workspace(parse_id("ws_", w, "workspace")?),
+    let ws = match filter.workspace.as_ref().filter(|w| !w.is_empty()) {
+        Some(w) => Some(WorkspaceId::parse(w)?),
+        None => None,
+    };
+    let res = match &ws {
+        Some(w) => Resource::Workspace(w),
         None => Resource::Platform,
     };
     actor.authorize(svc, Permission::ReadAudit, res)?;
@@ -438,7 +474,11 @@ fn resource_name(r: Resource<'_>) -> String {
 
 /// What `who` holds in `ws` (`None`: platform-wide); used to refuse granting
 /// more than one holds (scope escalation).
-pub fn held_permissions(svc: &Service, who: &Principal, ws: Option<&str>) -> Result<PermSet> {
+pub fn held_permissions(
+    svc: &Service,
+    who: &Principal,
+    ws: Option<&WorkspaceId>,
+) -> Result<PermSet> {
     if who.is_platform_admin() {
         return Ok(PermSet::all());
     }
@@ -473,7 +513,7 @@ pub fn held_permissions(svc: &Service, who: &Principal, ws: Option<&str>) -> Res
 pub fn check_grantable(
     svc: &Service,
     who: &Principal,
-    ws: Option<&str>,
+    ws: Option<&WorkspaceId>,
     wanted: PermSet,
 ) -> Result<()> {
     if ws.is_some()
@@ -501,7 +541,7 @@ pub fn check_grantable(
 fn not_held(
     svc: &Service,
     who: &Principal,
-    ws: Option<&str>,
+    ws: Option<&WorkspaceId>,
     set: PermSet,
 ) -> Result<Vec<&'static str>> {
     let held = held_permissions(svc, who, ws)?;
@@ -517,7 +557,7 @@ fn not_held(
 pub fn check_revocable(
     svc: &Service,
     who: &Principal,
-    ws: Option<&str>,
+    ws: Option<&WorkspaceId>,
     taken: PermSet,
 ) -> Result<()> {
     let extra = not_held(svc, who, ws, taken)?;
@@ -602,7 +642,7 @@ pub fn check_platform_role_grantable(
 
 /// Whether `user` is a member of `ws` (directly or through a group); platform
 /// admins who are not members are not.
-pub fn is_member(svc: &Service, user: &UserId, ws: &str) -> Result<bool> {
+pub fn is_member(svc: &Service, user: &UserId, ws: &WorkspaceId) -> Result<bool> {
     Ok(snapshot(svc)?
         .user_grants
         .get(user)
@@ -610,7 +650,7 @@ pub fn is_member(svc: &Service, user: &UserId, ws: &str) -> Result<bool> {
 }
 
 /// Workspaces `who` may act in with `p` (platform admins: all of them).
-pub fn workspaces_with(svc: &Service, who: &Principal, p: Permission) -> Result<Vec<String>> {
+pub fn workspaces_with(svc: &Service, who: &Principal, p: Permission) -> Result<Vec<WorkspaceId>> {
     let snap = snapshot(svc)?;
     if who.is_platform_admin() {
         return Ok(snap.workspaces.keys().cloned().collect());
@@ -641,7 +681,7 @@ pub fn visible_workspaces(
     svc: &Service,
     who: &Principal,
     p: Permission,
-) -> Result<Option<Vec<String>>> {
+) -> Result<Option<Vec<WorkspaceId>>> {
     if who.is_platform_level() {
         return Ok(None);
     }
@@ -653,12 +693,12 @@ pub fn visible_workspaces(
 pub fn effective(
     svc: &Service,
     p: &Principal,
-    ws: Option<&str>,
-) -> Result<(PermSet, Option<String>, Vec<String>)> {
+    ws: Option<&WorkspaceId>,
+) -> Result<(PermSet, Option<WorkspaceId>, Vec<String>)> {
     Ok(match p {
         Principal::User { user, .. } if user.is_admin() => (
             PermSet::all(),
-            ws.map(str::to_string),
+            ws.cloned(),
             vec![BuiltinRole::PlatformAdmin.id().into()],
         ),
         Principal::User { user, .. } => {
@@ -671,7 +711,7 @@ pub fn effective(
             match ws {
                 Some(w) => match grants.iter().find(|(x, _, _)| x == w) {
                     Some((w, set, roles)) => (*set, Some(w.clone()), roles.clone()),
-                    None => (PermSet::EMPTY, Some(w.to_string()), Vec::new()),
+                    None => (PermSet::EMPTY, Some(w.clone()), Vec::new()),
                 },
                 None => {
                     let set = grants
@@ -701,12 +741,9 @@ pub fn resolve_workspace(
     who: &Principal,
     p: Permission,
     named: Option<&str>,
-) -> Result<String> {
+) -> Result<WorkspaceId> {
     if let Some(w) = named.filter(|w| !w.is_empty()) {
-        if !WorkspaceId::valid(w) {
-            return Err(Error::NotFound("workspace"));
-        }
-        return Ok(w.to_string());
+        return WorkspaceId::parse(w);
     }
     if let Some(Client {
         workspace: Some(w), ..
@@ -750,7 +787,7 @@ pub(crate) fn record_change<'a>(
     by: &Principal,
     src: &Source,
     action: &'static str,
-    ws: impl Into<Option<&'a str>>,
+    ws: impl Into<Option<&'a WorkspaceId>>,
     target: &str,
     details: serde_json::Value,
 ) -> Result<()> {
@@ -800,9 +837,9 @@ pub fn parse_id<'a>(prefix: &str, s: &'a str, what: &'static str) -> Result<&'a 
 /// service account or app is refused on the very next check.
 pub struct Snapshot {
     generation: u64,
-    pub workspaces: std::collections::BTreeMap<String, workspaces::Workspace>,
+    pub workspaces: std::collections::BTreeMap<WorkspaceId, workspaces::Workspace>,
     /// User → (workspace, permissions, role ids) for each workspace they are in.
-    pub user_grants: HashMap<UserId, Vec<(String, PermSet, Vec<String>)>>,
+    pub user_grants: HashMap<UserId, Vec<(WorkspaceId, PermSet, Vec<String>)>>,
     pub roles: HashMap<String, workspaces::CustomRole>,
     pub service_accounts: HashMap<String, credentials::ServiceAccount>,
     pub apps: HashMap<String, credentials::ApiApp>,
@@ -891,7 +928,7 @@ pub fn snapshot(svc: &Service) -> Result<Arc<Snapshot>> {
 }
 
 fn build_snapshot(r: &impl Reader, generation: u64) -> Result<Snapshot> {
-    let workspaces: std::collections::BTreeMap<String, workspaces::Workspace> = r
+    let workspaces: std::collections::BTreeMap<WorkspaceId, workspaces::Workspace> = r
         .scan::<workspaces::Workspace>(Table::Workspaces, b"")?
         .into_iter()
         .map(|(_, w)| (w.id.clone(), w))
@@ -911,13 +948,13 @@ fn build_snapshot(r: &impl Reader, generation: u64) -> Result<Snapshot> {
                 .unwrap_or_default(),
         }
     };
-    let mut user_grants: HashMap<UserId, Vec<(String, PermSet, Vec<String>)>> = HashMap::new();
-    let mut add = |user: &UserId, ws: &str, role_ids: &[String]| {
+    let mut user_grants: HashMap<UserId, Vec<(WorkspaceId, PermSet, Vec<String>)>> = HashMap::new();
+    let mut add = |user: &UserId, ws: &WorkspaceId, role_ids: &[String]| {
         let entry = user_grants.entry(user.clone()).or_default();
         let idx = match entry.iter().position(|(w, _, _)| w == ws) {
             Some(i) => i,
             None => {
-                entry.push((ws.to_string(), PermSet::EMPTY, Vec::new()));
+                entry.push((ws.clone(), PermSet::EMPTY, Vec::new()));
                 entry.len() - 1
             }
         };
@@ -964,18 +1001,30 @@ mod tests {
 
     #[test]
     fn resources_parse_to_a_workspace_or_a_bot() {
-        let ws = "ws_0123456789abcdef0123";
-        assert_eq!(Resource::parse(ws).ok(), Some(Resource::Workspace(ws)));
-        let bot = format!("{ws}/bots/b1");
+        let id = "ws_0123456789abcdef0123";
+        let ws = &WorkspaceId::parse(id).unwrap();
+        let (p, bot, deep) = (
+            Resource::parse(id).ok(),
+            format!("{id}/bots/b1"),
+            format!("{id}/agents/a1:edit"),
+        );
         assert_eq!(
-            Resource::parse(&bot).ok(),
+            p.as_ref().map(ParsedResource::get),
+            Some(Resource::Workspace(ws))
+        );
+        let p = Resource::parse(&bot).ok();
+        assert_eq!(
+            p.as_ref().map(ParsedResource::get),
             Some(Resource::Bot {
                 workspace: ws,
                 bot: "b1"
             })
         );
-        let deep = format!("{ws}/agents/a1:edit");
-        assert_eq!(Resource::parse(&deep).ok(), Some(Resource::Workspace(ws)));
+        let p = Resource::parse(&deep).ok();
+        assert_eq!(
+            p.as_ref().map(ParsedResource::get),
+            Some(Resource::Workspace(ws))
+        );
         assert!(Resource::parse("ws_nothex").is_err());
         assert!(Resource::parse("").is_err());
     }
@@ -985,6 +1034,7 @@ mod tests {
     #[test]
     fn tricky_resources_are_refused() {
         let ws = "ws_0123456789abcdef0123";
+        let id = &WorkspaceId::parse(ws).unwrap();
         for tail in [
             "/bots/b1/../b2",
             "/bots/b1/x",
@@ -1024,9 +1074,9 @@ mod tests {
         ] {
             assert!(Resource::parse(bad).is_err(), "{bad:?}");
         }
-        assert!(Resource::bot(ws, "b1/../b2").is_err());
-        assert!(Resource::bot(ws, "..").is_err());
-        assert!(Resource::bot(ws, "").is_err());
-        assert!(Resource::bot(ws, "support-bot.v2_x").is_ok());
+        assert!(Resource::bot(id, "b1/../b2").is_err());
+        assert!(Resource::bot(id, "..").is_err());
+        assert!(Resource::bot(id, "").is_err());
+        assert!(Resource::bot(id, "support-bot.v2_x").is_ok());
     }
 }

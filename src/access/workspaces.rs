@@ -12,13 +12,13 @@ use super::{
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::identity::{self, UserId};
-use crate::principal::WorkspaceId;
+pub use crate::principal::WorkspaceId;
 use crate::service::Service;
 use crate::store::{Reader, Table, WriteTx};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Workspace {
-    pub id: String,
+    pub id: WorkspaceId,
     pub name: String,
     pub created_at: Timestamp,
     /// Shorter session limits for this workspace's members (None: the
@@ -69,7 +69,7 @@ impl SessionLimits {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Membership {
-    pub workspace: String,
+    pub workspace: WorkspaceId,
     pub user: UserId,
     pub roles: Vec<String>,
     pub added_at: Timestamp,
@@ -78,7 +78,7 @@ pub struct Membership {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CustomRole {
     pub id: String,
-    pub workspace: String,
+    pub workspace: WorkspaceId,
     pub name: String,
     pub description: String,
     pub permissions: Vec<String>,
@@ -94,15 +94,14 @@ impl CustomRole {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Group {
     pub id: String,
-    pub workspace: String,
+    pub workspace: WorkspaceId,
     pub name: String,
     pub roles: Vec<String>,
     pub members: Vec<UserId>,
     pub created_at: Timestamp,
 }
 
-pub fn get(r: &impl Reader, id: &str) -> Result<Workspace> {
-    let id = WorkspaceId::parse(id)?;
+pub fn get(r: &impl Reader, id: &WorkspaceId) -> Result<Workspace> {
     r.get(Table::Workspaces, id.as_str().as_bytes())?
         .ok_or(Error::NotFound("workspace"))
 }
@@ -111,7 +110,7 @@ pub fn get(r: &impl Reader, id: &str) -> Result<Workspace> {
 pub fn list(svc: &Service, by: &Principal) -> Result<Vec<Workspace>> {
     let snap = snapshot(svc)?;
     let all = by.is_platform_admin();
-    let mine: Vec<String> = match by {
+    let mine: Vec<WorkspaceId> = match by {
         Principal::User { user, .. } => snap
             .user_grants
             .get(&user.id)
@@ -133,7 +132,7 @@ pub fn list(svc: &Service, by: &Principal) -> Result<Vec<Workspace>> {
 }
 
 /// Fetches one workspace `by` may see.
-pub fn show(svc: &Service, actor: &Actor, id: &str) -> Result<Workspace> {
+pub fn show(svc: &Service, actor: &Actor, id: &WorkspaceId) -> Result<Workspace> {
     let by = &actor.principal;
     let w = get(&svc.store.read()?, id)?;
     // Any member may see the workspace itself; the check below audits strangers.
@@ -157,7 +156,7 @@ pub fn create(svc: &Service, actor: &Actor, name: &str) -> Result<Workspace> {
     let (by, src) = (&actor.principal, &actor.source);
     actor.authorize(svc, Permission::ManageWorkspaces, Resource::Platform)?;
     let w = Workspace {
-        id: WorkspaceId::generate()?.to_string(),
+        id: WorkspaceId::generate()?,
         name: clean_name("name", name)?,
         created_at: svc.now(),
         session: SessionLimits::default(),
@@ -179,15 +178,15 @@ pub fn create(svc: &Service, actor: &Actor, name: &str) -> Result<Workspace> {
         by,
         src,
         "workspace.create",
-        w.id.as_str(),
         &w.id,
+        w.id.as_str(),
         serde_json::json!({"name": w.name}),
     )?;
     tx.commit()?;
     Ok(w)
 }
 
-pub fn rename(svc: &Service, actor: &Actor, id: &str, name: &str) -> Result<Workspace> {
+pub fn rename(svc: &Service, actor: &Actor, id: &WorkspaceId, name: &str) -> Result<Workspace> {
     update(svc, actor, id, "workspace.rename", |_, w| {
         let name = clean_name("name", name)?;
         let old = std::mem::replace(&mut w.name, name);
@@ -200,7 +199,7 @@ pub fn rename(svc: &Service, actor: &Actor, id: &str, name: &str) -> Result<Work
 pub fn set_session_limits(
     svc: &Service,
     actor: &Actor,
-    id: &str,
+    id: &WorkspaceId,
     limits: SessionLimits,
 ) -> Result<Workspace> {
     let by = &actor.principal;
@@ -232,27 +231,25 @@ pub fn set_session_limits(
 fn update(
     svc: &Service,
     actor: &Actor,
-    id: &str,
+    id: &WorkspaceId,
     action: &'static str,
     change: impl FnOnce(&WriteTx<'_>, &mut Workspace) -> Result<serde_json::Value>,
 ) -> Result<Workspace> {
     let (by, src) = (&actor.principal, &actor.source);
-    let id = parse_id("ws_", id, "workspace")?;
     actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(id))?;
     let mut tx = svc.store.write()?;
     let mut w = get(&tx, id)?;
     let details = change(&tx, &mut w)?;
     tx.put(Table::Workspaces, w.id.as_bytes(), &w)?;
-    record_change(&mut tx, svc, by, src, action, id, id, details)?;
+    record_change(&mut tx, svc, by, src, action, id, id.as_str(), details)?;
     tx.commit()?;
     Ok(w)
 }
 
 /// Deletes a workspace and everything that belongs to it: members, roles,
 /// groups, service accounts, API apps and their keys, widget keys.
-pub fn delete(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
+pub fn delete(svc: &Service, actor: &Actor, id: &WorkspaceId) -> Result<()> {
     let (by, src) = (&actor.principal, &actor.source);
-    let id = parse_id("ws_", id, "workspace")?;
     actor.authorize(svc, Permission::ManageWorkspaces, Resource::Platform)?;
     let mut tx = svc.store.write()?;
     let w = get(&tx, id)?;
@@ -278,12 +275,12 @@ pub fn delete(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
         tx.delete(Table::WorkspaceClaims, &k)?;
     }
     for (k, r) in tx.scan::<CustomRole>(Table::Roles, b"")? {
-        if r.workspace == id {
+        if r.workspace == *id {
             tx.delete(Table::Roles, &k)?;
         }
     }
     for (k, g) in tx.scan::<Group>(Table::Groups, b"")? {
-        if g.workspace == id {
+        if g.workspace == *id {
             tx.delete(Table::Groups, &k)?;
         }
     }
@@ -296,7 +293,7 @@ pub fn delete(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
         src,
         "workspace.delete",
         id,
-        id,
+        id.as_str(),
         serde_json::json!({"name": w.name, "credentials_removed": removed}),
     )?;
     tx.commit()
@@ -305,7 +302,13 @@ pub fn delete(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
 /// Refuses unless `by` holds `p` in `ws`, the permission removing `what`
 /// one by one needs; decided without a denial audit (the caller holds a
 /// write transaction).
-fn may_remove(svc: &Service, by: &Principal, ws: &str, p: Permission, what: &str) -> Result<()> {
+fn may_remove(
+    svc: &Service,
+    by: &Principal,
+    ws: &WorkspaceId,
+    p: Permission,
+    what: &str,
+) -> Result<()> {
     if super::decide(svc, by, p, Resource::Workspace(ws))?.allow {
         return Ok(());
     }
@@ -318,7 +321,7 @@ fn may_remove(svc: &Service, by: &Principal, ws: &str, p: Permission, what: &str
 
 // ---- members ----
 
-fn member_key(ws: &str, user: &UserId) -> Vec<u8> {
+fn member_key(ws: &WorkspaceId, user: &UserId) -> Vec<u8> {
     let mut k = ws.as_bytes().to_vec();
     k.push(0);
     k.extend_from_slice(user.as_str().as_bytes());
@@ -333,7 +336,7 @@ fn check_roles(
     svc: &Service,
     r: &impl Reader,
     by: &Principal,
-    ws: &str,
+    ws: &WorkspaceId,
     roles: &[String],
 ) -> Result<Vec<String>> {
     if roles.is_empty() {
@@ -348,7 +351,11 @@ fn check_roles(
 }
 
 /// What the role ids grant together in `ws`; an unknown id is refused by name.
-fn role_permissions(r: &impl Reader, ws: &str, roles: &[String]) -> Result<(Vec<String>, PermSet)> {
+fn role_permissions(
+    r: &impl Reader,
+    ws: &WorkspaceId,
+    roles: &[String],
+) -> Result<(Vec<String>, PermSet)> {
     let mut out = Vec::new();
     let mut perms = PermSet::EMPTY;
     for id in roles {
@@ -368,7 +375,7 @@ fn role_permissions(r: &impl Reader, ws: &str, roles: &[String]) -> Result<(Vec<
                     None
                 };
                 match r {
-                    Some(r) if r.workspace == ws => r.permission_set(),
+                    Some(r) if r.workspace == *ws => r.permission_set(),
                     _ => {
                         return Err(Error::invalid(
                             "roles",
@@ -390,7 +397,7 @@ fn role_permissions(r: &impl Reader, ws: &str, roles: &[String]) -> Result<(Vec<
 
 /// What each member holds in `ws` (directly and through groups), read in
 /// the caller's transaction so that a change can be compared before/after.
-fn grants_in(r: &impl Reader, ws: &str) -> Result<HashMap<UserId, PermSet>> {
+fn grants_in(r: &impl Reader, ws: &WorkspaceId) -> Result<HashMap<UserId, PermSet>> {
     let mut cache: HashMap<String, PermSet> = HashMap::new();
     let mut out: HashMap<UserId, PermSet> = HashMap::new();
     let mut prefix = ws.as_bytes().to_vec();
@@ -401,7 +408,7 @@ fn grants_in(r: &impl Reader, ws: &str) -> Result<HashMap<UserId, PermSet>> {
         *e = e.union(p);
     }
     for (_, g) in r.scan::<Group>(Table::Groups, b"")? {
-        if g.workspace != ws {
+        if g.workspace != *ws {
             continue;
         }
         let p = held_through(r, ws, &g.roles, &mut cache)?;
@@ -417,7 +424,7 @@ fn grants_in(r: &impl Reader, ws: &str) -> Result<HashMap<UserId, PermSet>> {
 /// (an id that no longer exists grants nothing).
 fn held_through(
     r: &impl Reader,
-    ws: &str,
+    ws: &WorkspaceId,
     ids: &[String],
     cache: &mut HashMap<String, PermSet>,
 ) -> Result<PermSet> {
@@ -435,7 +442,7 @@ fn held_through(
                         None
                     };
                     let p = role
-                        .filter(|c| c.workspace == ws)
+                        .filter(|c| c.workspace == *ws)
                         .map(|c| c.permission_set())
                         .unwrap_or_default();
                     cache.insert(id.clone(), p);
@@ -454,7 +461,7 @@ fn check_taken(
     svc: &Service,
     r: &impl Reader,
     by: &Principal,
-    ws: &str,
+    ws: &WorkspaceId,
     before: &HashMap<UserId, PermSet>,
 ) -> Result<()> {
     let after = grants_in(r, ws)?;
@@ -464,8 +471,7 @@ fn check_taken(
     check_revocable(svc, by, Some(ws), taken)
 }
 
-pub fn members(svc: &Service, actor: &Actor, ws: &str) -> Result<Vec<Membership>> {
-    let ws = parse_id("ws_", ws, "workspace")?;
+pub fn members(svc: &Service, actor: &Actor, ws: &WorkspaceId) -> Result<Vec<Membership>> {
     actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(ws))?;
     let r = svc.store.read()?;
     get(&r, ws)?;
@@ -492,12 +498,11 @@ pub fn members(svc: &Service, actor: &Actor, ws: &str) -> Result<Vec<Membership>
 pub async fn create_member(
     svc: &Service,
     actor: &Actor,
-    ws: &str,
+    ws: &WorkspaceId,
     new: identity::NewUser,
     roles: &[String],
 ) -> Result<Option<(identity::User, Membership)>> {
     let (by, src) = (&actor.principal, &actor.source);
-    let ws = parse_id("ws_", ws, "workspace")?;
     actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(ws))?;
     // Roles are a grant that outlives the token: a recent sign-in.
     if !roles.is_empty() {
@@ -562,7 +567,7 @@ pub async fn create_member(
     get(&tx, ws)?;
     identity::insert(svc, &mut tx, &user)?;
     let m = Membership {
-        workspace: ws.to_string(),
+        workspace: ws.clone(),
         user: user.id.clone(),
         roles,
         added_at: now,
@@ -602,7 +607,7 @@ fn claim(
     svc: &Service,
     tx: &mut WriteTx<'_>,
     by: &Principal,
-    ws: &str,
+    ws: &WorkspaceId,
     user: &identity::User,
 ) -> Result<bool> {
     let key = member_key(ws, &user.id);
@@ -620,11 +625,10 @@ fn claim(
 pub fn add_member_by_email(
     svc: &Service,
     actor: &Actor,
-    ws: &str,
+    ws: &WorkspaceId,
     email: &identity::Email,
     roles: &[String],
 ) -> Result<Membership> {
-    let ws = parse_id("ws_", ws, "workspace")?;
     actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(ws))?;
     let user =
         identity::find_by_email(svc, &svc.store.read()?, email)?.ok_or(Error::NotFound("user"))?;
@@ -634,12 +638,11 @@ pub fn add_member_by_email(
 pub fn set_member(
     svc: &Service,
     actor: &Actor,
-    ws: &str,
+    ws: &WorkspaceId,
     user: &UserId,
     roles: &[String],
 ) -> Result<Membership> {
     let (by, src) = (&actor.principal, &actor.source);
-    let ws = parse_id("ws_", ws, "workspace")?;
     actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(ws))?;
     // Roles are a grant that outlives the token: a recent sign-in.
     if !roles.is_empty() {
@@ -671,7 +674,7 @@ pub fn set_member(
     }
     let roles = check_roles(svc, &tx, by, ws, roles)?;
     let m = Membership {
-        workspace: ws.to_string(),
+        workspace: ws.clone(),
         user: user.clone(),
         roles,
         added_at: before.as_ref().map(|b| b.added_at).unwrap_or(svc.now()),
@@ -697,9 +700,8 @@ pub fn set_member(
     Ok(m)
 }
 
-pub fn remove_member(svc: &Service, actor: &Actor, ws: &str, user: &UserId) -> Result<()> {
+pub fn remove_member(svc: &Service, actor: &Actor, ws: &WorkspaceId, user: &UserId) -> Result<()> {
     let (by, src) = (&actor.principal, &actor.source);
-    let ws = parse_id("ws_", ws, "workspace")?;
     actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(ws))?;
     let mut tx = svc.store.write()?;
     let grants = grants_in(&tx, ws)?;
@@ -707,7 +709,7 @@ pub fn remove_member(svc: &Service, actor: &Actor, ws: &str, user: &UserId) -> R
         return Err(Error::NotFound("member"));
     }
     for (k, mut g) in tx.scan::<Group>(Table::Groups, b"")? {
-        if g.workspace == ws && g.members.contains(user) {
+        if g.workspace == *ws && g.members.contains(user) {
             g.members.retain(|m| m != user);
             tx.put(Table::Groups, &k, &g)?;
         }
@@ -736,7 +738,7 @@ pub(crate) fn check_grants_revocable(
     by: &Principal,
     user: &UserId,
 ) -> Result<()> {
-    let mut spaces: Vec<String> = Vec::new();
+    let mut spaces: Vec<WorkspaceId> = Vec::new();
     for (_, m) in r.scan::<Membership>(Table::Members, b"")? {
         if &m.user == user && !spaces.contains(&m.workspace) {
             spaces.push(m.workspace);
@@ -774,13 +776,13 @@ pub fn forget_user(tx: &mut WriteTx<'_>, user: &UserId) -> Result<()> {
 // ---- custom roles ----
 
 /// Built-in roles, then the custom roles of the workspaces `by` administers.
-pub fn roles(svc: &Service, by: &Principal, ws: Option<&str>) -> Result<Vec<CustomRole>> {
+pub fn roles(svc: &Service, by: &Principal, ws: Option<&WorkspaceId>) -> Result<Vec<CustomRole>> {
     let visible = super::workspaces_with(svc, by, Permission::ManageUsers)?;
     let snap = snapshot(svc)?;
     let mut out: Vec<CustomRole> = snap
         .roles
         .values()
-        .filter(|r| visible.contains(&r.workspace) && ws.is_none_or(|w| w == r.workspace))
+        .filter(|r| visible.contains(&r.workspace) && ws.is_none_or(|w| *w == r.workspace))
         .cloned()
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -790,13 +792,12 @@ pub fn roles(svc: &Service, by: &Principal, ws: Option<&str>) -> Result<Vec<Cust
 pub fn create_role(
     svc: &Service,
     actor: &Actor,
-    ws: &str,
+    ws: &WorkspaceId,
     name: &str,
     description: &str,
     permissions: &[String],
 ) -> Result<CustomRole> {
     let (by, src) = (&actor.principal, &actor.source);
-    let ws = parse_id("ws_", ws, "workspace")?;
     actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(ws))?;
     // A role is a grant to whoever gets it: a recent sign-in.
     actor.require_recent(svc)?;
@@ -810,7 +811,7 @@ pub fn create_role(
     check_grantable(svc, by, Some(ws), set)?;
     let r = CustomRole {
         id: new_id("rol_")?,
-        workspace: ws.to_string(),
+        workspace: ws.clone(),
         name: clean_name("name", name)?,
         description: description.trim().chars().take(500).collect(),
         permissions: set.names(),
@@ -886,7 +887,7 @@ pub fn update_role(
         by,
         src,
         "role.update",
-        r.workspace.as_str(),
+        &r.workspace,
         &r.id,
         serde_json::json!({"name": r.name, "permissions": r.permissions}),
     )?;
@@ -922,7 +923,7 @@ pub fn delete_role(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
         by,
         src,
         "role.delete",
-        r.workspace.as_str(),
+        &r.workspace,
         &r.id,
         serde_json::json!({"name": r.name}),
     )?;
@@ -931,7 +932,7 @@ pub fn delete_role(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
 
 // ---- groups ----
 
-pub fn groups(svc: &Service, by: &Principal, ws: Option<&str>) -> Result<Vec<Group>> {
+pub fn groups(svc: &Service, by: &Principal, ws: Option<&WorkspaceId>) -> Result<Vec<Group>> {
     let visible = super::workspaces_with(svc, by, Permission::ManageUsers)?;
     let mut out: Vec<Group> = svc
         .store
@@ -939,7 +940,7 @@ pub fn groups(svc: &Service, by: &Principal, ws: Option<&str>) -> Result<Vec<Gro
         .scan::<Group>(Table::Groups, b"")?
         .into_iter()
         .map(|(_, g)| g)
-        .filter(|g| visible.contains(&g.workspace) && ws.is_none_or(|w| w == g.workspace))
+        .filter(|g| visible.contains(&g.workspace) && ws.is_none_or(|w| *w == g.workspace))
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
@@ -961,7 +962,11 @@ pub fn get_group(svc: &Service, actor: &Actor, id: &str) -> Result<Group> {
 }
 
 /// Members of a group must be members of its workspace.
-fn check_group_members(r: &impl Reader, ws: &str, members: &[UserId]) -> Result<Vec<UserId>> {
+fn check_group_members(
+    r: &impl Reader,
+    ws: &WorkspaceId,
+    members: &[UserId],
+) -> Result<Vec<UserId>> {
     let mut out: Vec<UserId> = Vec::new();
     for u in members {
         if r.get::<Membership>(Table::Members, &member_key(ws, u))?
@@ -987,7 +992,7 @@ pub fn save_group(
     svc: &Service,
     actor: &Actor,
     existing: Option<&str>,
-    ws: &str,
+    ws: Option<&WorkspaceId>,
     name: Option<&str>,
     roles: Option<&[String]>,
     members: Option<&[UserId]>,
@@ -1000,11 +1005,11 @@ pub fn save_group(
     let mut g = match existing {
         Some(id) => get_group(svc, actor, id)?,
         None => {
-            let ws = parse_id("ws_", ws, "workspace")?;
+            let ws = ws.ok_or(Error::NotFound("workspace"))?;
             actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(ws))?;
             Group {
                 id: new_id("grp_")?,
-                workspace: ws.to_string(),
+                workspace: ws.clone(),
                 name: String::new(),
                 roles: Vec::new(),
                 members: Vec::new(),
@@ -1059,7 +1064,7 @@ pub fn save_group(
         } else {
             "group.create"
         },
-        g.workspace.as_str(),
+        &g.workspace,
         &g.id,
         serde_json::json!({"name": g.name, "roles": g.roles, "members": g.members.len()}),
     )?;
@@ -1080,7 +1085,7 @@ pub fn delete_group(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
         by,
         src,
         "group.delete",
-        g.workspace.as_str(),
+        &g.workspace,
         &g.id,
         serde_json::json!({"name": g.name}),
     )?;

@@ -778,7 +778,12 @@ impl EventRow {
             workspace: e
                 .workspace
                 .as_ref()
-                .map(|w| names.get(w).cloned().unwrap_or_else(|| w.clone()))
+                .map(|w| {
+                    names
+                        .get(w.as_str())
+                        .cloned()
+                        .unwrap_or_else(|| w.to_string())
+                })
                 .unwrap_or_default(),
         }
     }

@@ -16,6 +16,7 @@ use crate::access::{
 use crate::clock::Timestamp;
 use crate::crypto;
 use crate::error::{Error, Result};
+use crate::principal::WorkspaceId;
 use crate::service::Service;
 use crate::store::{Reader, Table, WriteTx};
 
@@ -25,7 +26,7 @@ const MAX_KEY_LIFETIME_SECS: i64 = 10 * 366 * 86_400;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApiApp {
     pub id: String,
-    pub workspace: String,
+    pub workspace: WorkspaceId,
     pub name: String,
     pub scopes: Vec<String>,
     pub created_at: Timestamp,
@@ -42,7 +43,7 @@ impl ApiApp {
 pub struct ApiKey {
     pub id: String,
     pub app: String,
-    pub workspace: String,
+    pub workspace: WorkspaceId,
     pub name: String,
     /// First and last characters, to recognise a key in a list.
     pub hint: String,
@@ -63,12 +64,11 @@ pub type UsageCache = HashMap<String, Usage>;
 pub fn create_app(
     svc: &Service,
     actor: &Actor,
-    ws: &str,
+    ws: &WorkspaceId,
     name: &str,
     scopes: &[String],
 ) -> Result<ApiApp> {
     let (by, src) = (&actor.principal, &actor.source);
-    let ws = parse_id("ws_", ws, "workspace")?;
     actor.authorize(svc, Permission::ManageCredentials, Resource::Workspace(ws))?;
     let set = PermSet::parse_names("scopes", scopes)?;
     at_least_one_scope(set)?;
@@ -76,7 +76,7 @@ pub fn create_app(
     let now = svc.now();
     let app = ApiApp {
         id: new_id("app_")?,
-        workspace: ws.to_string(),
+        workspace: ws.clone(),
         name: clean_name("name", name)?,
         scopes: set.names(),
         created_at: now,
@@ -171,7 +171,7 @@ pub fn update_app(
         by,
         src,
         "api_app.update",
-        app.workspace.as_str(),
+        &app.workspace,
         &app.id,
         serde_json::json!({"name": app.name, "scopes": app.scopes}),
     )?;
@@ -193,12 +193,12 @@ pub(super) fn at_least_one_scope(set: PermSet) -> Result<()> {
 /// Two apps of one workspace cannot share a name (keys and the audit log
 /// name the app): checked in the write transaction, so two creations at once
 /// cannot both pass.
-fn name_free(tx: &WriteTx<'_>, ws: &str, name: &str, except: Option<&str>) -> Result<()> {
+fn name_free(tx: &WriteTx<'_>, ws: &WorkspaceId, name: &str, except: Option<&str>) -> Result<()> {
     let taken = tx
         .scan::<ApiApp>(Table::ApiApps, b"")?
         .into_iter()
         .any(|(_, a)| {
-            a.workspace == ws
+            &a.workspace == ws
                 && a.name.to_lowercase() == name.to_lowercase()
                 && Some(a.id.as_str()) != except
         });
@@ -260,7 +260,7 @@ pub fn delete_app(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
         by,
         src,
         "api_app.delete",
-        app.workspace.as_str(),
+        &app.workspace,
         &app.id,
         serde_json::json!({"name": app.name, "keys_removed": n}),
     )?;
@@ -314,7 +314,7 @@ pub fn create_key(
         by,
         src,
         "api_key.create",
-        app.workspace.as_str(),
+        &app.workspace,
         &key.id,
         serde_json::json!({"app": app.id, "name": key.name, "expires_at": key.expires_at}),
     )?;
@@ -380,7 +380,7 @@ pub fn delete_key(svc: &Service, actor: &Actor, app_id: &str, key_id: &str) -> R
         by,
         src,
         "api_key.delete",
-        app.workspace.as_str(),
+        &app.workspace,
         key_id,
         serde_json::json!({"app": app.id}),
     )?;
@@ -436,7 +436,7 @@ pub fn revoke_key(svc: &Service, actor: &Actor, raw: &str) -> Result<bool> {
         by,
         src,
         "api_key.revoke",
-        key.workspace.as_str(),
+        &key.workspace,
         &key.id,
         serde_json::json!({"app": key.app}),
     )?;

@@ -28,18 +28,19 @@ use self::api_apps::{cached_key, remove_app_keys};
 use crate::access::{Client, ClientKind, PermSet, Permission, Principal, Resource, snapshot};
 use crate::crypto;
 use crate::error::{Error, Result};
+use crate::principal::WorkspaceId;
 use crate::service::Service;
 use crate::store::{Reader, Table, WriteTx};
 
 /// The workspace (or platform) a credential is managed in.
-pub(super) fn res(ws: Option<&str>) -> Resource<'_> {
+pub(super) fn res(ws: Option<&WorkspaceId>) -> Resource<'_> {
     match ws {
         Some(w) => Resource::Workspace(w),
         None => Resource::Platform,
     }
 }
 
-pub(super) fn check_workspace(r: &impl Reader, ws: Option<&str>) -> Result<()> {
+pub(super) fn check_workspace(r: &impl Reader, ws: Option<&WorkspaceId>) -> Result<()> {
     if let Some(w) = ws {
         crate::access::workspaces::get(r, w)?;
     }
@@ -49,21 +50,21 @@ pub(super) fn check_workspace(r: &impl Reader, ws: Option<&str>) -> Result<()> {
 /// What the credentials of a workspace grant together (its service accounts'
 /// and API apps' scopes, `use:agents` for widget keys), or `None` when it has
 /// none: what deleting all of them takes away.
-pub(super) fn granted_in_workspace(r: &impl Reader, ws: &str) -> Result<Option<PermSet>> {
+pub(super) fn granted_in_workspace(r: &impl Reader, ws: &WorkspaceId) -> Result<Option<PermSet>> {
     let mut set: Option<PermSet> = None;
     let mut add = |p: PermSet| set = Some(set.unwrap_or_default().union(p));
     for (_, sa) in r.scan::<ServiceAccount>(Table::ServiceAccounts, b"")? {
-        if sa.workspace.as_deref() == Some(ws) {
+        if sa.workspace.as_ref() == Some(ws) {
             add(sa.scope_set());
         }
     }
     for (_, app) in r.scan::<ApiApp>(Table::ApiApps, b"")? {
-        if app.workspace == ws {
+        if app.workspace == *ws {
             add(app.scope_set());
         }
     }
     for (_, w) in r.scan::<WidgetKey>(Table::WidgetKeys, b"")? {
-        if w.workspace == ws {
+        if w.workspace == *ws {
             add([Permission::UseAgents].into_iter().collect());
         }
     }
@@ -71,23 +72,23 @@ pub(super) fn granted_in_workspace(r: &impl Reader, ws: &str) -> Result<Option<P
 }
 
 /// Removes every credential of a workspace (in the caller's transaction).
-pub(super) fn delete_all_in_workspace(tx: &mut WriteTx<'_>, ws: &str) -> Result<usize> {
+pub(super) fn delete_all_in_workspace(tx: &mut WriteTx<'_>, ws: &WorkspaceId) -> Result<usize> {
     let mut n = 0;
     for (k, sa) in tx.scan::<ServiceAccount>(Table::ServiceAccounts, b"")? {
-        if sa.workspace.as_deref() == Some(ws) {
+        if sa.workspace.as_ref() == Some(ws) {
             tx.delete(Table::ServiceAccounts, &k)?;
             n += 1;
         }
     }
     for (k, app) in tx.scan::<ApiApp>(Table::ApiApps, b"")? {
-        if app.workspace == ws {
+        if app.workspace == *ws {
             n += remove_app_keys(tx, &app.id)?;
             tx.delete(Table::ApiApps, &k)?;
             n += 1;
         }
     }
     for (k, w) in tx.scan::<WidgetKey>(Table::WidgetKeys, b"")? {
-        if w.workspace == ws {
+        if w.workspace == *ws {
             tx.delete(Table::WidgetKeys, &k)?;
             n += 1;
         }

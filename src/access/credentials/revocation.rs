@@ -83,7 +83,7 @@ pub fn revoke_access_token(
         caller
             .event("token.revoke", crate::audit::Outcome::Success)
             .target(claims.sub.clone())
-            .workspace(claims.workspace.as_deref()),
+            .workspace(claims.workspace.as_ref()),
     )?;
     tx.commit()
 }

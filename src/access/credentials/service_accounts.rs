@@ -16,6 +16,7 @@ use crate::audit::{self, Outcome, Source};
 use crate::clock::Timestamp;
 use crate::crypto;
 use crate::error::{Error, Result};
+use crate::principal::WorkspaceId;
 use crate::service::Service;
 use crate::store::{Reader, Table};
 
@@ -34,7 +35,7 @@ pub struct ServiceAccount {
     /// Also the OAuth `client_id`.
     pub id: String,
     /// `None`: a platform-level account (created by platform admins only).
-    pub workspace: Option<String>,
+    pub workspace: Option<WorkspaceId>,
     pub name: String,
     pub description: String,
     pub scopes: Vec<String>,
@@ -121,7 +122,7 @@ fn loosens_ip_rules(before: &ServiceAccount, after: &ServiceAccount) -> bool {
 }
 
 pub struct NewServiceAccount<'a> {
-    pub workspace: Option<&'a str>,
+    pub workspace: Option<&'a WorkspaceId>,
     pub name: &'a str,
     pub description: Option<&'a str>,
     pub scopes: &'a [String],
@@ -146,7 +147,7 @@ pub fn create_service_account(
     let now = svc.now();
     let sa = ServiceAccount {
         id: new_id("sa_")?,
-        workspace: n.workspace.map(str::to_string),
+        workspace: n.workspace.cloned(),
         name: clean_name("name", n.name)?,
         description: n
             .description
@@ -208,7 +209,7 @@ pub fn get_service_account(svc: &Service, actor: &Actor, id: &str) -> Result<Ser
     actor.authorize(
         svc,
         Permission::ManageCredentials,
-        res(sa.workspace.as_deref()),
+        res(sa.workspace.as_ref()),
     )?;
     Ok(sa)
 }
@@ -254,11 +255,11 @@ pub fn update_service_account(
     let mut widens = false;
     if let Some(s) = u.scopes {
         let set = PermSet::parse_names("scopes", s)?;
-        check_grantable(svc, by, ws.as_deref(), set)?;
+        check_grantable(svc, by, ws.as_ref(), set)?;
         widens = !set.minus(sa.scope_set()).is_empty();
         // Narrowing takes scopes away: only from an account no stronger than the caller.
         let taken = sa.scope_set().minus(set);
-        crate::access::check_revocable(svc, by, ws.as_deref(), taken)?;
+        crate::access::check_revocable(svc, by, ws.as_ref(), taken)?;
         super::api_apps::at_least_one_scope(set)?;
         // Tokens minted with the wider scopes end (a later widening must not revive them).
         if !taken.is_empty() {
@@ -277,7 +278,7 @@ pub fn update_service_account(
     // places, as a new secret would: the same check as a rotation.
     let loosens = loosens_ip_rules(&before, &sa);
     if loosens {
-        check_grantable(svc, by, ws.as_deref(), before.scope_set()).map_err(|_| {
+        check_grantable(svc, by, ws.as_ref(), before.scope_set()).map_err(|_| {
             Error::Forbidden(
                 "Loosening a service account's IP allowlist (removing or widening it, or block → \
                  warn) needs every scope the account holds, like rotating its secret."
@@ -296,7 +297,7 @@ pub fn update_service_account(
         by,
         src,
         "service_account.update",
-        sa.workspace.as_deref(),
+        sa.workspace.as_ref(),
         &sa.id,
         serde_json::json!({"name": sa.name, "scopes": sa.scopes, "ip_allowlist": sa.ip_allowlist, "ip_mode": sa.ip_mode}),
     )?;
@@ -315,7 +316,7 @@ pub fn rotate_service_account_secret(svc: &Service, actor: &Actor, id: &str) -> 
     let mut tx = svc.store.write()?;
     let mut sa = current_in(&tx, &id)?;
     // A new secret hands its holder the account's scopes: the same check as granting them.
-    check_grantable(svc, by, sa.workspace.as_deref(), sa.scope_set())?;
+    check_grantable(svc, by, sa.workspace.as_ref(), sa.scope_set())?;
     sa.secret_hash = hex::encode(crypto::sha256(secret.as_bytes()));
     // Tokens minted with the old (perhaps leaked) secret end with it.
     sa.tokens_epoch = sa.tokens_epoch.saturating_add(1);
@@ -327,7 +328,7 @@ pub fn rotate_service_account_secret(svc: &Service, actor: &Actor, id: &str) -> 
         by,
         src,
         "service_account.secret_rotate",
-        sa.workspace.as_deref(),
+        sa.workspace.as_ref(),
         &sa.id,
         serde_json::Value::Null,
     )?;
@@ -360,9 +361,9 @@ fn set_disabled(svc: &Service, actor: &Actor, id: &str, disabled: bool) -> Resul
     let mut sa = current_in(&tx, &id)?;
     let ws = sa.workspace.clone();
     if disabled {
-        crate::access::check_revocable(svc, by, ws.as_deref(), sa.scope_set())?;
+        crate::access::check_revocable(svc, by, ws.as_ref(), sa.scope_set())?;
     } else {
-        check_grantable(svc, by, ws.as_deref(), sa.scope_set())?;
+        check_grantable(svc, by, ws.as_ref(), sa.scope_set())?;
     }
     if sa.disabled == disabled {
         return Ok(sa);
@@ -383,7 +384,7 @@ fn set_disabled(svc: &Service, actor: &Actor, id: &str, disabled: bool) -> Resul
         } else {
             "service_account.enable"
         },
-        ws.as_deref(),
+        ws.as_ref(),
         &sa.id,
         serde_json::json!({"name": sa.name}),
     )?;
@@ -399,7 +400,7 @@ pub fn delete_service_account(svc: &Service, actor: &Actor, id: &str) -> Result<
     let sa = current_in(&tx, &id)?;
     // Deleting takes away every scope the account holds: what narrowing it to
     // nothing needs.
-    crate::access::check_revocable(svc, by, sa.workspace.as_deref(), sa.scope_set())?;
+    crate::access::check_revocable(svc, by, sa.workspace.as_ref(), sa.scope_set())?;
     tx.delete(Table::ServiceAccounts, sa.id.as_bytes())?;
     record_change(
         &mut tx,
@@ -407,7 +408,7 @@ pub fn delete_service_account(svc: &Service, actor: &Actor, id: &str) -> Result<
         by,
         src,
         "service_account.delete",
-        sa.workspace.as_deref(),
+        sa.workspace.as_ref(),
         &sa.id,
         serde_json::json!({"name": sa.name}),
     )?;
@@ -486,7 +487,7 @@ pub fn check_ip(
             },
         )
         .actor(format!("{} ({})", sa.name, sa.id), Some(sa.id.clone()))
-        .workspace(sa.workspace.as_deref())
+        .workspace(sa.workspace.as_ref())
         .details(serde_json::json!({"ip": ip.map(|i| i.to_string()), "mode": sa.ip_mode})),
     )?;
     if block {

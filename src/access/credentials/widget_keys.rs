@@ -12,13 +12,14 @@ use crate::access::{
 use crate::clock::Timestamp;
 use crate::crypto;
 use crate::error::{Error, Result};
+use crate::principal::WorkspaceId;
 use crate::service::Service;
 use crate::store::{Reader, Table};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WidgetKey {
     pub id: String,
-    pub workspace: String,
+    pub workspace: WorkspaceId,
     pub name: String,
     pub bot: String,
     pub origins: Vec<String>,
@@ -49,13 +50,12 @@ fn parse_origin(o: &str) -> Result<String> {
 pub fn create_widget_key(
     svc: &Service,
     actor: &Actor,
-    ws: &str,
+    ws: &WorkspaceId,
     name: &str,
     bot: &str,
     origins: &[String],
 ) -> Result<(WidgetKey, String)> {
     let (by, src) = (&actor.principal, &actor.source);
-    let ws = parse_id("ws_", ws, "workspace")?;
     actor.authorize(svc, Permission::ManageCredentials, Resource::Workspace(ws))?;
     // A new credential is sensitive: the console and the API alike need a recent sign-in.
     actor.require_recent(svc)?;
@@ -80,7 +80,7 @@ pub fn create_widget_key(
     let secret = generate_secret(WIDGET_KEY_PREFIX)?;
     let w = WidgetKey {
         id: new_id("wgt_")?,
-        workspace: ws.to_string(),
+        workspace: ws.clone(),
         name: clean_name("name", name)?,
         bot: bot.trim().to_string(),
         origins: origins
@@ -151,7 +151,7 @@ pub fn delete_widget_key(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
         by,
         src,
         "widget_key.delete",
-        w.workspace.as_str(),
+        &w.workspace,
         &w.id,
         serde_json::json!({"name": w.name, "bot": w.bot}),
     )?;

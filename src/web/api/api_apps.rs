@@ -26,7 +26,7 @@ impl From<creds::ApiApp> for ApiAppDto {
     fn from(a: creds::ApiApp) -> Self {
         ApiAppDto {
             id: a.id,
-            workspace: a.workspace,
+            workspace: a.workspace.into(),
             name: a.name,
             scopes: a.scopes,
             created_at: ts(a.created_at),

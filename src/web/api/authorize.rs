@@ -71,10 +71,13 @@ pub(super) async fn authorize(
 ) -> ApiResult {
     let src = source(&req);
     let perm = crate::access::PermSet::parse_one("scope", &body.scope)?;
-    let res = match body.resource.as_deref().filter(|r| !r.is_empty()) {
-        Some(r) => Resource::parse(r)?,
-        None => Resource::Any,
+    let parsed = match body.resource.as_deref().filter(|r| !r.is_empty()) {
+        Some(r) => Some(Resource::parse(r)?),
+        None => None,
     };
+    let res = parsed
+        .as_ref()
+        .map_or(Resource::Any, access::ParsedResource::get);
     let addr = match body.ip.as_deref().filter(|s| !s.is_empty()) {
         Some(s) => access::credentials::ClientAddress::Known(
             s.trim()
@@ -125,6 +128,10 @@ pub(super) async fn authorize(
         allow,
         reason,
         sub: if allow { d.sub } else { None },
-        workspace: if allow { d.workspace } else { None },
+        workspace: if allow {
+            d.workspace.map(String::from)
+        } else {
+            None
+        },
     }))
 }

@@ -26,7 +26,7 @@ impl From<wss::Group> for GroupDto {
     fn from(g: wss::Group) -> Self {
         GroupDto {
             id: g.id,
-            workspace: g.workspace,
+            workspace: g.workspace.into(),
             name: g.name,
             roles: g.roles,
             members: g.members.into_iter().map(String::from).collect(),
@@ -65,10 +65,13 @@ pub(super) async fn list_groups(
     caller: ApiCaller,
     q: web::Query<WorkspaceQuery>,
 ) -> ApiResult {
-    let list: Vec<GroupDto> = wss::groups(&st.svc, &caller.principal, q.workspace.as_deref())?
-        .into_iter()
-        .map(Into::into)
-        .collect();
+    let list: Vec<GroupDto> = match q.filter() {
+        Some(ws) => wss::groups(&st.svc, &caller.principal, ws.as_ref())?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+        None => Vec::new(),
+    };
     Ok(HttpResponse::Ok().json(list))
 }
 
@@ -90,7 +93,7 @@ pub(super) async fn create_group(
         &st.svc,
         &caller.actor(&req),
         None,
-        &ws,
+        Some(&ws),
         body.name.as_deref(),
         body.roles.as_deref(),
         members.as_deref(),
@@ -122,7 +125,7 @@ pub(super) async fn update_group(
         &st.svc,
         &caller.actor(&req),
         Some(&id),
-        "",
+        None,
         body.name.as_deref(),
         body.roles.as_deref(),
         members.as_deref(),

@@ -9,6 +9,7 @@ use super::{ApiResult, ts};
 use crate::access::workspaces as wss;
 use crate::error::Error;
 use crate::identity::{self, Email, UserId};
+use crate::principal::WorkspaceId;
 use crate::web::AppState;
 use crate::web::auth::ApiCaller;
 
@@ -52,7 +53,8 @@ pub(super) async fn list_members(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    let list: Vec<MemberDto> = wss::members(&st.svc, &caller.actor(&req), &id)?
+    let ws = WorkspaceId::parse(&id)?;
+    let list: Vec<MemberDto> = wss::members(&st.svc, &caller.actor(&req), &ws)?
         .into_iter()
         .map(|m| member_dto(&st, m))
         .collect();
@@ -69,9 +71,13 @@ pub(super) async fn add_member(
 ) -> ApiResult {
     let actor = caller.actor(&req);
     let m = match (&body.user_id, &body.email) {
-        (Some(u), _) => wss::set_member(&st.svc, &actor, &id, &UserId::parse(u)?, &body.roles)?,
+        (Some(u), _) => {
+            let u = UserId::parse(u)?;
+            wss::set_member(&st.svc, &actor, &WorkspaceId::parse(&id)?, &u, &body.roles)?
+        }
         (None, Some(e)) => {
-            wss::add_member_by_email(&st.svc, &actor, &id, &Email::parse(e)?, &body.roles)?
+            let e = Email::parse(e)?;
+            wss::add_member_by_email(&st.svc, &actor, &WorkspaceId::parse(&id)?, &e, &body.roles)?
         }
         (None, None) => return Err(Error::invalid("user_id", "give user_id or email").into()),
     };
@@ -103,12 +109,13 @@ pub(super) async fn create_member(
     body: web::Json<CreateMemberRequest>,
 ) -> ApiResult {
     let body = body.into_inner();
+    let email = Email::parse(&body.email)?;
     let created = wss::create_member(
         &st.svc,
         &caller.actor(&req),
-        &id,
+        &WorkspaceId::parse(&id)?,
         identity::NewUser {
-            email: Email::parse(&body.email)?,
+            email,
             name: body.name,
             password: body.password,
             role: identity::Role::User,
@@ -137,6 +144,7 @@ pub(super) async fn put_member(
 ) -> ApiResult {
     let (ws, user) = path.into_inner();
     let uid = UserId::parse(&user)?;
+    let ws = WorkspaceId::parse(&ws)?;
     let m = wss::set_member(&st.svc, &caller.actor(&req), &ws, &uid, &body.roles)?;
     Ok(HttpResponse::Ok().json(member_dto(&st, m)))
 }
@@ -150,6 +158,7 @@ pub(super) async fn remove_member(
 ) -> ApiResult {
     let (ws, user) = path.into_inner();
     let uid = UserId::parse(&user)?;
+    let ws = WorkspaceId::parse(&ws)?;
     wss::remove_member(&st.svc, &caller.actor(&req), &ws, &uid)?;
     Ok(HttpResponse::NoContent().finish())
 }

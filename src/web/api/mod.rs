@@ -287,3 +287,15 @@ pub struct WorkspaceQuery {
     /// Only this workspace.
     pub workspace: Option<String>,
 }
+
+impl WorkspaceQuery {
+    /// The list filter: `Some(None)` for every workspace, `Some(Some(id))`
+    /// for one, `None` when the value names no workspace (malformed or
+    /// empty), so nothing matches.
+    pub fn filter(&self) -> Option<Option<crate::principal::WorkspaceId>> {
+        match self.workspace.as_deref() {
+            None => Some(None),
+            Some(w) => crate::principal::WorkspaceId::parse(w).ok().map(Some),
+        }
+    }
+}

@@ -25,7 +25,7 @@ impl From<wss::CustomRole> for RoleDto {
     fn from(r: wss::CustomRole) -> Self {
         RoleDto {
             id: r.id,
-            workspace: Some(r.workspace),
+            workspace: Some(r.workspace.into()),
             name: r.name,
             description: r.description,
             permissions: r.permissions,
@@ -79,11 +79,13 @@ pub(super) async fn list_roles(
             builtin: true,
         })
         .collect();
-    list.extend(
-        wss::roles(&st.svc, &caller.principal, q.workspace.as_deref())?
-            .into_iter()
-            .map(RoleDto::from),
-    );
+    if let Some(ws) = q.filter() {
+        list.extend(
+            wss::roles(&st.svc, &caller.principal, ws.as_ref())?
+                .into_iter()
+                .map(RoleDto::from),
+        );
+    }
     Ok(HttpResponse::Ok().json(list))
 }
 

@@ -34,7 +34,7 @@ fn sa_dto(s: creds::ServiceAccount, secret: Option<String>) -> ServiceAccountDto
     ServiceAccountDto {
         client_id: s.id.clone(),
         id: s.id,
-        workspace: s.workspace,
+        workspace: s.workspace.map(String::from),
         name: s.name,
         description: s.description,
         scopes: s.scopes,
@@ -101,7 +101,7 @@ pub(super) async fn create_sa(
         &st.svc,
         &caller.actor(&req),
         creds::NewServiceAccount {
-            workspace: ws.as_deref(),
+            workspace: ws.as_ref(),
             name: &body.name,
             description: body.description.as_deref(),
             scopes: &body.scopes,

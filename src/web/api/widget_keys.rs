@@ -27,7 +27,7 @@ pub struct WidgetKeyDto {
 fn widget_dto(w: creds::WidgetKey, key: Option<String>) -> WidgetKeyDto {
     WidgetKeyDto {
         id: w.id,
-        workspace: w.workspace,
+        workspace: w.workspace.into(),
         name: w.name,
         bot: w.bot,
         origins: w.origins,

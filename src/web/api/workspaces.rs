@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 
 use super::{ApiResult, ts};
 use crate::access::workspaces as wss;
+use crate::principal::WorkspaceId;
 use crate::web::AppState;
 use crate::web::auth::ApiCaller;
 
@@ -21,7 +22,7 @@ pub struct WorkspaceDto {
 impl From<wss::Workspace> for WorkspaceDto {
     fn from(w: wss::Workspace) -> Self {
         WorkspaceDto {
-            id: w.id,
+            id: w.id.into(),
             name: w.name,
             created_at: ts(w.created_at),
             session: w.session,
@@ -62,7 +63,7 @@ pub(super) async fn get_workspace(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    let w = wss::show(&st.svc, &caller.actor(&req), &id)?;
+    let w = wss::show(&st.svc, &caller.actor(&req), &WorkspaceId::parse(&id)?)?;
     Ok(HttpResponse::Ok().json(WorkspaceDto::from(w)))
 }
 
@@ -74,7 +75,12 @@ pub(super) async fn rename_workspace(
     id: web::Path<String>,
     body: web::Json<NameRequest>,
 ) -> ApiResult {
-    let w = wss::rename(&st.svc, &caller.actor(&req), &id, &body.name)?;
+    let w = wss::rename(
+        &st.svc,
+        &caller.actor(&req),
+        &WorkspaceId::parse(&id)?,
+        &body.name,
+    )?;
     Ok(HttpResponse::Ok().json(WorkspaceDto::from(w)))
 }
 
@@ -89,7 +95,12 @@ pub(super) async fn put_session_limits(
     id: web::Path<String>,
     body: web::Json<wss::SessionLimits>,
 ) -> ApiResult {
-    let w = wss::set_session_limits(&st.svc, &caller.actor(&req), &id, *body)?;
+    let w = wss::set_session_limits(
+        &st.svc,
+        &caller.actor(&req),
+        &WorkspaceId::parse(&id)?,
+        *body,
+    )?;
     Ok(HttpResponse::Ok().json(WorkspaceDto::from(w)))
 }
 
@@ -101,6 +112,6 @@ pub(super) async fn delete_workspace(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    wss::delete(&st.svc, &caller.actor(&req), &id)?;
+    wss::delete(&st.svc, &caller.actor(&req), &WorkspaceId::parse(&id)?)?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -10,6 +10,7 @@ use crate::access::credentials as creds;
 use crate::access::workspaces as wss;
 use crate::clock::rfc3339;
 use crate::error::Error;
+use crate::principal::WorkspaceId;
 use crate::web::AppState;
 use crate::web::extract::ConsoleUser;
 use crate::web::html::{ConfirmPage, CsrfForm, PageResult, nav, redirect, render};
@@ -22,7 +23,10 @@ pub(super) async fn create_app(
     body: web::Form<Vec<(String, String)>>,
 ) -> PageResult {
     let f = Fields::new(body, &u)?;
-    match creds::create_app(&st.svc, &u.actor(&req), &id, f.one("name"), &f.all("scope")) {
+    let r = WorkspaceId::parse(&id).and_then(|ws| {
+        creds::create_app(&st.svc, &u.actor(&req), &ws, f.one("name"), &f.all("scope"))
+    });
+    match r {
         // The page says it was made, on the tab where its keys are made.
         Ok(a) => Ok(redirect(&format!(
             "/admin/workspaces/{id}?tab=apps&created={}",
@@ -69,7 +73,7 @@ pub(super) async fn create_sa(
             &st.svc,
             &u.actor(&req),
             creds::NewServiceAccount {
-                workspace: Some(&id),
+                workspace: Some(&WorkspaceId::parse(&id)?),
                 name: f.one("name"),
                 description: Some(f.one("description")),
                 scopes: &f.all("scope"),
@@ -223,15 +227,18 @@ pub(super) async fn create_widget(
     if let Some(r) = fresh_sign_in(&st, &req, &u, &id, "to create a widget key", f.pairs())? {
         return Ok(r);
     }
-    let r = creds::create_widget_key(
-        &st.svc,
-        &u.actor(&req),
-        &id,
-        f.one("name"),
-        f.one("bot"),
-        &f.list("origins"),
-    )
-    .map(|(w, secret)| Some((format!("Widget key for bot {}", w.bot), secret)));
+    let r = WorkspaceId::parse(&id)
+        .and_then(|ws| {
+            creds::create_widget_key(
+                &st.svc,
+                &u.actor(&req),
+                &ws,
+                f.one("name"),
+                f.one("bot"),
+                &f.list("origins"),
+            )
+        })
+        .map(|(w, secret)| Some((format!("Widget key for bot {}", w.bot), secret)));
     after(&st, &req, &u, &id, r, f.pairs())
 }
 
@@ -325,7 +332,7 @@ pub(super) async fn item_delete_confirm(
         Kind::Widget => {
             let w = creds::widget_keys(&st.svc, &actor.principal)?
                 .into_iter()
-                .find(|w| w.id == item && w.workspace == id)
+                .find(|w| w.id == item && w.workspace.as_str() == id.as_str())
                 .ok_or(Error::NotFound("widget key"))?;
             (
                 "Delete widget key",

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::workspace_view::{Fields, after};
 use crate::access::workspaces as wss;
 use crate::identity::{self, Email, UserId};
+use crate::principal::WorkspaceId;
 use crate::web::AppState;
 use crate::web::extract::ConsoleUser;
 use crate::web::html::{CsrfForm, PageResult};
@@ -43,11 +44,11 @@ pub(super) async fn create_member(
         ("name".to_string(), f.name.clone()),
         ("role".to_string(), f.role.clone()),
     ];
-    let r = match Email::parse(&f.email) {
-        Ok(email) => wss::create_member(
+    let r = match Email::parse(&f.email).and_then(|e| Ok((e, WorkspaceId::parse(&id)?))) {
+        Ok((email, ws)) => wss::create_member(
             &st.svc,
             &u.actor(&req),
-            &id,
+            &ws,
             identity::NewUser {
                 email,
                 name: f.name,
@@ -76,7 +77,7 @@ pub(super) async fn add_member(
             wss::add_member_by_email(
                 &st.svc,
                 &u.actor(&req),
-                &id,
+                &WorkspaceId::parse(&id)?,
                 &email,
                 std::slice::from_ref(&f.role),
             )
@@ -104,7 +105,10 @@ pub(super) async fn remove_member(
     u.check_csrf(&f.csrf_token)?;
     let (id, user) = path.into_inner();
     let r = UserId::parse(&user)
-        .and_then(|user| wss::remove_member(&st.svc, &u.actor(&req), &id, &user).map(|_| None));
+        .and_then(|user| {
+            wss::remove_member(&st.svc, &u.actor(&req), &WorkspaceId::parse(&id)?, &user)
+        })
+        .map(|_| None);
     after(&st, &req, &u, &id, r, &[])
 }
 
@@ -121,14 +125,16 @@ pub(super) async fn save_role(
     let actor = u.actor(&req);
     let perms = f.all("permission");
     let r = match item {
-        None => wss::create_role(
-            &st.svc,
-            &actor,
-            &id,
-            f.one("name"),
-            f.one("description"),
-            &perms,
-        ),
+        None => WorkspaceId::parse(&id).and_then(|ws| {
+            wss::create_role(
+                &st.svc,
+                &actor,
+                &ws,
+                f.one("name"),
+                f.one("description"),
+                &perms,
+            )
+        }),
         Some(item) => wss::update_role(&st.svc, &actor, &item, Some(f.one("name")), Some(&perms)),
     }
     .map(|_| None);
@@ -155,7 +161,7 @@ pub(super) async fn save_group(
                 &st.svc,
                 &u.actor(&req),
                 item.as_deref(),
-                &id,
+                WorkspaceId::parse(&id).ok().as_ref(),
                 Some(f.one("name")),
                 Some(&f.all("role")),
                 Some(&members),

@@ -15,6 +15,7 @@ use crate::access::{BuiltinRole, Permission};
 use crate::clock::rfc3339;
 use crate::error::Error;
 use crate::identity::{self, UserId};
+use crate::principal::WorkspaceId;
 use crate::web::AppState;
 use crate::web::extract::ConsoleUser;
 use crate::web::html::{Nav, PageResult, nav, redirect, render_failed, words};
@@ -220,7 +221,7 @@ pub(super) fn page(
 ) -> Result<WorkspacePage, Error> {
     let actor = u.actor(req);
     let p = &actor.principal;
-    let ws = wss::show(&st.svc, &actor, id)?;
+    let ws = wss::show(&st.svc, &actor, &WorkspaceId::parse(id)?)?;
     let res = crate::access::Resource::Workspace(&ws.id);
     let can = |perm| crate::access::decide(&st.svc, p, perm, res).map(|d| d.allow);
     let can_users = can(Permission::ManageUsers)?;
@@ -321,7 +322,7 @@ pub(super) fn page(
         }
         accounts = creds::service_accounts(&st.svc, p)?
             .into_iter()
-            .filter(|s| s.workspace.as_deref() == Some(ws.id.as_str()))
+            .filter(|s| s.workspace.as_ref() == Some(&ws.id))
             .map(|s| {
                 let warn = s.ip_mode == creds::IpMode::Warn;
                 SaRow {

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::workspace_view::{Fields, Usage, after, page};
 use crate::access::workspaces as wss;
 use crate::error::Error;
+use crate::principal::WorkspaceId;
 use crate::web::AppState;
 use crate::web::extract::ConsoleUser;
 use crate::web::html::{ConfirmPage, CsrfForm, Nav, PageResult, nav, redirect, render};
@@ -132,7 +133,9 @@ pub(super) async fn rename(
     body: web::Form<Vec<(String, String)>>,
 ) -> PageResult {
     let f = Fields::new(body, &u)?;
-    let r = wss::rename(&st.svc, &u.actor(&req), &id, f.one("name")).map(|_| None);
+    let r = WorkspaceId::parse(&id)
+        .and_then(|ws| wss::rename(&st.svc, &u.actor(&req), &ws, f.one("name")))
+        .map(|_| None);
     after(&st, &req, &u, &id, r, f.pairs())
 }
 
@@ -167,7 +170,7 @@ pub(super) async fn session_limits(
             idle_timeout_secs: limit(&f, "idle_minutes", 60)?,
             absolute_lifetime_secs: limit(&f, "absolute_hours", 3600)?,
         };
-        wss::set_session_limits(&st.svc, &u.actor(&req), &id, limits)
+        wss::set_session_limits(&st.svc, &u.actor(&req), &WorkspaceId::parse(&id)?, limits)
     })()
     .map(|_| None);
     after(&st, &req, &u, &id, r, f.pairs())
@@ -178,7 +181,7 @@ pub(super) async fn delete_confirm(
     u: ConsoleUser,
     id: web::Path<String>,
 ) -> PageResult {
-    let w = wss::show(&st.svc, &u.actor(&req), &id)?;
+    let w = wss::show(&st.svc, &u.actor(&req), &WorkspaceId::parse(&id)?)?;
     render(
         StatusCode::OK,
         &ConfirmPage {
@@ -203,6 +206,6 @@ pub(super) async fn delete(
     f: web::Form<CsrfForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    wss::delete(&st.svc, &u.actor(&req), &id)?;
+    wss::delete(&st.svc, &u.actor(&req), &WorkspaceId::parse(&id)?)?;
     Ok(redirect("/admin/workspaces"))
 }

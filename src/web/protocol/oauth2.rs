@@ -158,7 +158,7 @@ pub(super) async fn token(
     let signer = st.svc.signer();
     match signer.sign_client(
         &sa.id,
-        sa.workspace.as_deref(),
+        sa.workspace.as_ref(),
         scope.clone(),
         st.svc.now(),
         sa.tokens_epoch,
@@ -329,7 +329,7 @@ pub(super) async fn introspect(
         };
     // A workspace-bound caller sees credentials of its own workspace(s) only;
     // a user token is answered for the caller's workspace the user belongs to.
-    let ws: Option<String> = match (&visible, &b.principal) {
+    let ws: Option<crate::principal::WorkspaceId> = match (&visible, &b.principal) {
         (None, _) => None,
         (Some(v), Principal::User { .. }) => {
             let admin = b.principal.is_platform_admin();
@@ -350,8 +350,7 @@ pub(super) async fn introspect(
         },
         (Some(_), Principal::Local(_)) => return inactive(),
     };
-    let (scopes, workspace, _roles) = match access::effective(&st.svc, &b.principal, ws.as_deref())
-    {
+    let (scopes, workspace, _roles) = match access::effective(&st.svc, &b.principal, ws.as_ref()) {
         Ok(x) => x,
         Err(e) => return oauth_from(e),
     };

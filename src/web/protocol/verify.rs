@@ -11,6 +11,7 @@ use crate::access::{self, ClientKind, Decision, Permission, Principal, Resource}
 use crate::audit::Source;
 use crate::clock::Timestamp;
 use crate::error::Error;
+use crate::principal::WorkspaceId;
 use crate::web::AppState;
 use crate::web::extract::{Purpose, bearer_principal, session_cookie_name, source};
 
@@ -20,7 +21,7 @@ pub struct Checked {
     pub allow: bool,
     pub reason: &'static str,
     pub sub: Option<String>,
-    pub workspace: Option<String>,
+    pub workspace: Option<WorkspaceId>,
 }
 
 impl Checked {
@@ -227,14 +228,17 @@ fn verify_inner(req: &HttpRequest, st: &AppState, q: &VerifyQuery) -> Result<Htt
             "Sign in, or send a bearer token or API key.",
         ));
     };
-    let ws = q.workspace.as_deref().filter(|w| !w.is_empty());
-    let res = match (ws, q.bot.as_deref().filter(|b| !b.is_empty())) {
-        (Some(w), Some(bot)) => Resource::bot(access::parse_id("ws_", w, "workspace")?, bot)?,
-        (Some(w), None) => Resource::Workspace(access::parse_id("ws_", w, "workspace")?),
+    let ws = match q.workspace.as_deref().filter(|w| !w.is_empty()) {
+        Some(w) => Some(WorkspaceId::parse(w)?),
+        None => None,
+    };
+    let res = match (&ws, q.bot.as_deref().filter(|b| !b.is_empty())) {
+        (Some(w), Some(bot)) => Resource::bot(w, bot)?,
+        (Some(w), None) => Resource::Workspace(w),
         (None, _) => Resource::Any,
     };
     let origin = header_str(req, &["origin"]);
-    let mut decided_ws = res.workspace().map(str::to_string);
+    let mut decided_ws = res.workspace().cloned();
     if let Some(scope) = q.scope.as_deref().filter(|s| !s.is_empty()) {
         let perm = crate::access::PermSet::parse_one("scope", scope)?;
         let c = decide_for(st, principal.clone(), perm, res, origin, &src)?;
@@ -248,7 +252,7 @@ fn verify_inner(req: &HttpRequest, st: &AppState, q: &VerifyQuery) -> Result<Htt
         // A widget key is good for its bot's chat scope only.
         return Ok(forbidden("widget_key_bot_only"));
     }
-    let (perms, eff_ws, roles) = access::effective(&st.svc, &principal, decided_ws.as_deref())?;
+    let (perms, eff_ws, roles) = access::effective(&st.svc, &principal, decided_ws.as_ref())?;
     if let Some(role) = q.role.as_deref().filter(|r| !r.is_empty()) {
         let ok = principal.is_platform_admin() || roles.iter().any(|r| r == role.trim());
         if !ok {
@@ -277,8 +281,8 @@ fn verify_inner(req: &HttpRequest, st: &AppState, q: &VerifyQuery) -> Result<Htt
         Principal::Client(c) => set("x-gatehouse-user", &c.id),
         Principal::Local(_) => {}
     }
-    if let Some(w) = eff_ws.as_deref() {
-        set("x-gatehouse-workspace", w);
+    if let Some(w) = &eff_ws {
+        set("x-gatehouse-workspace", w.as_str());
     }
     set("x-gatehouse-roles", &roles.join(","));
     set("x-gatehouse-scopes", &perms.to_scope_string());
