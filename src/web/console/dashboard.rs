@@ -4,9 +4,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use crate::access::Permission;
 use crate::web::AppState;
-use crate::web::extract::{ConsoleUser, require};
+use crate::web::extract::ConsoleUser;
 use crate::web::html::{EventRow, Nav, PageResult, nav, redirect, render};
 
 pub(super) async fn root() -> HttpResponse {
@@ -36,8 +35,7 @@ pub(super) async fn dashboard(
     if !u.user.is_admin() {
         return Ok(redirect("/admin/account"));
     }
-    require(&st, &req, &u, Permission::ViewConsole)?;
-    let o = crate::overview::overview(&st.svc)?;
+    let o = crate::overview::dashboard(&st.svc, &u.actor(&req))?;
     let page = DashboardPage {
         nav: nav(&u, "dashboard"),
         users_total: o.users.total,

@@ -8,13 +8,12 @@ use actix_web::{HttpRequest, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::access::Permission;
 use crate::clock::rfc3339;
 use crate::error::Error;
 use crate::identity::Role;
 use crate::sso::{self, Connection, ConnectionInput, Protocol, RoleRule, SsoSettingsInput};
 use crate::web::AppState;
-use crate::web::extract::{ConsoleUser, reauth_gate, require, source};
+use crate::web::extract::{ConsoleUser, reauth_gate, source};
 use crate::web::html::{ConfirmPage, CsrfForm, Nav, PageResult, nav, redirect, render};
 use crate::web::notice::{ConnectionNotice, Notice, SsoNotice, notice_text, notice_url};
 
@@ -76,12 +75,14 @@ fn emails_text(users: &[crate::identity::User], skip_owner: bool) -> String {
 
 fn sso_view(
     st: &AppState,
+    req: &HttpRequest,
     u: &ConsoleUser,
     notice: Option<String>,
     error: Option<String>,
     warnings: Vec<String>,
 ) -> Result<SsoPage, Error> {
-    let s = sso::current_settings(&st.svc)?;
+    let actor = u.actor(req);
+    let s = sso::settings_for(&st.svc, &actor)?;
     let excluded = crate::identity::find_many(&st.svc, &s.excluded_users)?;
     let test_group = crate::identity::find_many(&st.svc, &s.test_group)?;
     let owner = excluded
@@ -95,7 +96,7 @@ fn sso_view(
         error,
         warnings,
         mfa_scope: crate::web::html::mfa_scope(&s),
-        connections: sso::list(&st.svc)?
+        connections: sso::list_for(&st.svc, &actor)?
             .into_iter()
             .map(|c| Row {
                 tested: c.tested_ok(),
@@ -115,7 +116,7 @@ fn sso_view(
         excluded: emails_text(&excluded, true),
         test_group: emails_text(&test_group, false),
         owner,
-        presets: sso::PRESETS.iter().collect(),
+        presets: sso::presets_for(&st.svc, &actor)?.iter().collect(),
         base: st.svc.public_url(),
     })
 }
@@ -126,10 +127,9 @@ pub(super) async fn page(
     u: ConsoleUser,
     q: web::Query<Notice<SsoNotice>>,
 ) -> PageResult {
-    require(&st, &req, &u, Permission::ManageSecurity)?;
     render(
         StatusCode::OK,
-        &sso_view(&st, &u, notice_text(q.notice), None, Vec::new())?,
+        &sso_view(&st, &req, &u, notice_text(q.notice), None, Vec::new())?,
     )
 }
 
@@ -159,7 +159,7 @@ pub(super) async fn save_settings(
     f: web::Form<SettingsForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    require(&st, &req, &u, Permission::ManageSecurity)?;
+    sso::may_manage(&st.svc, &u.actor(&req))?;
     if let Some(r) = reauth_gate(&st, &u, "/admin/settings/sso")? {
         return Ok(r);
     }
@@ -186,11 +186,18 @@ pub(super) async fn save_settings(
         ))),
         Ok((_, warnings)) => render(
             StatusCode::OK,
-            &sso_view(&st, &u, notice_text(Some(SsoNotice::Saved)), None, warnings)?,
+            &sso_view(
+                &st,
+                &req,
+                &u,
+                notice_text(Some(SsoNotice::Saved)),
+                None,
+                warnings,
+            )?,
         ),
         Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => render(
             StatusCode::BAD_REQUEST,
-            &sso_view(&st, &u, None, Some(e.public_message()), Vec::new())?,
+            &sso_view(&st, &req, &u, None, Some(e.public_message()), Vec::new())?,
         ),
         Err(e) => Err(e.into()),
     }
@@ -323,7 +330,7 @@ pub(super) async fn create_connection(
     f: web::Form<ConnectionForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    require(&st, &req, &u, Permission::ManageSecurity)?;
+    sso::may_manage(&st.svc, &u.actor(&req))?;
     if let Some(r) = reauth_gate(&st, &u, "/admin/settings/sso")? {
         return Ok(r);
     }
@@ -338,7 +345,7 @@ pub(super) async fn create_connection(
         ))),
         Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => render(
             StatusCode::BAD_REQUEST,
-            &sso_view(&st, &u, None, Some(e.public_message()), Vec::new())?,
+            &sso_view(&st, &req, &u, None, Some(e.public_message()), Vec::new())?,
         ),
         Err(e) => Err(e.into()),
     }
@@ -422,8 +429,7 @@ pub(super) async fn connection_page(
     id: web::Path<String>,
     q: web::Query<Notice<ConnectionNotice>>,
 ) -> PageResult {
-    require(&st, &req, &u, Permission::ManageSecurity)?;
-    let c = sso::connection(&st.svc, sso::parse_id(&id)?)?;
+    let c = sso::connection_for(&st.svc, &u.actor(&req), &id)?;
     render(
         StatusCode::OK,
         &connection_view(&st, &u, c, notice_text(q.notice), None)?,
@@ -438,12 +444,12 @@ pub(super) async fn update_connection(
     f: web::Form<ConnectionForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    require(&st, &req, &u, Permission::ManageSecurity)?;
+    sso::may_manage(&st.svc, &u.actor(&req))?;
     let id = sso::parse_id(&id)?;
     if let Some(r) = reauth_gate(&st, &u, &format!("/admin/settings/sso/{id}"))? {
         return Ok(r);
     }
-    let current = sso::connection(&st.svc, id)?;
+    let current = sso::connection_for(&st.svc, &u.actor(&req), id)?;
     let mut input = f.input(true)?;
     input.protocol = current.protocol;
     match sso::update(&st.svc, &u.actor(&req), id, input).await {
@@ -476,9 +482,8 @@ pub(super) async fn test(
     f: web::Form<CsrfForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    require(&st, &req, &u, Permission::ManageSecurity)?;
-    let id = sso::parse_id(&id)?;
-    let conn = sso::connection(&st.svc, id)?;
+    let conn = sso::connection_for(&st.svc, &u.actor(&req), &id)?;
+    let id = conn.id.as_str();
     let started = match conn.protocol {
         Protocol::Oidc => {
             sso::oidc::start(&st.svc, id, "/admin", Some(&u.user), &source(&req)).await
@@ -518,8 +523,7 @@ pub(super) async fn delete_confirm(
     u: ConsoleUser,
     id: web::Path<String>,
 ) -> PageResult {
-    require(&st, &req, &u, Permission::ManageSecurity)?;
-    let c = sso::connection(&st.svc, sso::parse_id(&id)?)?;
+    let c = sso::connection_for(&st.svc, &u.actor(&req), &id)?;
     render(
         StatusCode::OK,
         &ConfirmPage {
@@ -543,7 +547,7 @@ pub(super) async fn delete(
     f: web::Form<CsrfForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    require(&st, &req, &u, Permission::ManageSecurity)?;
+    sso::may_manage(&st.svc, &u.actor(&req))?;
     let id = sso::parse_id(&id)?;
     if let Some(r) = reauth_gate(&st, &u, &format!("/admin/settings/sso/{id}"))? {
         return Ok(r);
@@ -554,7 +558,7 @@ pub(super) async fn delete(
             SsoNotice::Deleted,
         ))),
         Err(e @ Error::Conflict(_)) => {
-            let c = sso::connection(&st.svc, id)?;
+            let c = sso::connection_for(&st.svc, &u.actor(&req), id)?;
             render(
                 StatusCode::CONFLICT,
                 &connection_view(&st, &u, c, None, Some(e.public_message()))?,
