@@ -40,6 +40,14 @@ pub fn rotate(
     finish_rotation(svc, &actor.principal, &actor.source, new_version, progress)
 }
 
+/// Whether `actor` may rotate keys at all (`ManageKeys` on the platform),
+/// before the recent sign-in is asked for: the confirmation page shows a
+/// caller without it 403 rather than sending them to re-authenticate.
+pub fn may_rotate(svc: &Service, actor: &Actor) -> Result<()> {
+    actor.authorize(svc, Permission::ManageKeys, Resource::Platform)?;
+    Ok(())
+}
+
 /// Rotating a key needs `ManageKeys` on the platform and, for a user, a
 /// recent sign-in.
 fn authorize_rotation(svc: &Service, actor: &Actor) -> Result<()> {

@@ -1,13 +1,15 @@
 //! The installation at a glance, as the console's dashboard shows it: user
 //! counts, failed sign-ins of the last day, the active data key, the size of
 //! the audit log and the latest security events; each figure costs a look-up
-//! or a read of recent events, never a scan of every user or event. Also the
+//! or a read of recent events, never a scan of every user or event. The
+//! dashboard is for someone who may see the console (`ViewConsole`). Also the
 //! sign-in activity of the last 24 hours and 7 days (the dashboard's chart)
 //! and the names of the ids audit events carry (the audit log's columns).
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 
+use crate::access::{Actor, Permission, Resource};
 use crate::audit::{self, Event, Filter, Outcome};
 use crate::clock::Timestamp;
 use crate::error::Result;
@@ -28,6 +30,14 @@ pub struct Overview {
     pub recent: Vec<Event>,
 }
 
+/// The dashboard's figures, for someone who may see the console.
+pub fn dashboard(svc: &Service, actor: &Actor) -> Result<Overview> {
+    actor.authorize(svc, Permission::ViewConsole, Resource::Platform)?;
+    overview(svc)
+}
+
+/// The figures without a permission check (the dashboard's is `dashboard`;
+/// `benches/raw.rs` times this).
 pub fn overview(svc: &Service) -> Result<Overview> {
     let users = identity::user_counts(svc)?;
     let r = svc.store.read()?;

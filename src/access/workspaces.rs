@@ -789,6 +789,13 @@ pub fn roles(svc: &Service, by: &Principal, ws: Option<&WorkspaceId>) -> Result<
     Ok(out)
 }
 
+/// The workspace a new role or group goes to: the one named, or the actor's
+/// only workspace where it may manage users (`access::resolve_workspace`).
+/// The create itself checks the permission there.
+pub fn workspace_for_new(svc: &Service, actor: &Actor, named: Option<&str>) -> Result<WorkspaceId> {
+    super::resolve_workspace(svc, &actor.principal, Permission::ManageUsers, named)
+}
+
 pub fn create_role(
     svc: &Service,
     actor: &Actor,

@@ -20,7 +20,7 @@ use crate::identity::{self, Email, Role, User, UserId};
 use crate::service::Service;
 use crate::store::WriteTx;
 use password::Password;
-pub use policy_change::{policy_for, update_policy};
+pub use policy_change::{may_change_policy, policy_for, update_policy};
 
 /// This module's state in `Service` (`svc.authn`): last sign-ins and lock ends
 /// by user, absent ones included, with their tables' generations (see

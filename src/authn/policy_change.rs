@@ -18,6 +18,15 @@ pub fn policy_for(svc: &Service, actor: &Actor) -> Result<SecurityPolicy> {
     crate::policy::current(svc)
 }
 
+/// Whether `actor` may change the policy at all (`ManageSecurity` on the
+/// platform), before the recent sign-in `update_policy` needs: the console's
+/// form shows a caller without it 403 rather than sending them to
+/// re-authenticate.
+pub fn may_change_policy(svc: &Service, actor: &Actor) -> Result<()> {
+    actor.authorize(svc, Permission::ManageSecurity, Resource::Platform)?;
+    Ok(())
+}
+
 /// Replaces the policy (validated), auditing which parts changed. Needs
 /// `ManageSecurity` on the platform and, for a user, a recent sign-in.
 pub fn update_policy(svc: &Service, actor: &Actor, next: SecurityPolicy) -> Result<SecurityPolicy> {

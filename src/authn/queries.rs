@@ -1,6 +1,9 @@
 //! Read-only views of a user's sign-in state for the console and the API: lock
 //! state, last sign-in, sessions and second factors, each read in one snapshot.
+//! The `_for` queries are the admin's views: they take the actor and check
+//! `ManageUsers` themselves, before the id from the URL is parsed.
 
+use crate::access::{Actor, Permission, Resource};
 use crate::clock::Timestamp;
 use crate::error::Result;
 use crate::identity::{self, User, UserId};
@@ -41,6 +44,32 @@ pub fn user(svc: &Service, id: &UserId) -> Result<(User, UserStatus)> {
     Ok((u, s))
 }
 
+/// User administration's reads need `ManageUsers` on the platform.
+fn authorize_admin(svc: &Service, actor: &Actor) -> Result<()> {
+    actor.authorize(svc, Permission::ManageUsers, Resource::Platform)?;
+    Ok(())
+}
+
+/// One user with its status by its id from a URL path, for someone who may
+/// manage users.
+pub fn user_for(svc: &Service, actor: &Actor, id: &str) -> Result<(User, UserStatus)> {
+    authorize_admin(svc, actor)?;
+    user(svc, &UserId::parse(id)?)
+}
+
+/// `users`, for someone who may manage users; `paging` (offset and limit) is
+/// checked after the permission.
+pub fn users_for(
+    svc: &Service,
+    actor: &Actor,
+    q: &str,
+    paging: impl FnOnce() -> Result<(usize, usize)>,
+) -> Result<(Vec<(User, UserStatus)>, usize)> {
+    authorize_admin(svc, actor)?;
+    let (offset, limit) = paging()?;
+    users(svc, q, offset, limit)
+}
+
 /// A page of users matching `q` (see `identity::list`), each with its status,
 /// and the number of matches; one snapshot for the page and every status.
 pub fn users(
@@ -69,6 +98,12 @@ pub fn user_page(svc: &Service, id: &UserId) -> Result<(User, UserStatus, usize)
     let sessions = session::list_for_user(&r, id)?.len();
     let s = status_in(&r, id, svc.now())?;
     Ok((u, s, sessions))
+}
+
+/// `user_page` by the user's id from a URL path, for someone who may manage users.
+pub fn user_page_for(svc: &Service, actor: &Actor, id: &str) -> Result<(User, UserStatus, usize)> {
+    authorize_admin(svc, actor)?;
+    user_page(svc, &UserId::parse(id)?)
 }
 
 /// A user's second factors.

@@ -235,6 +235,20 @@ fn authorize_change(svc: &Service, actor: &Actor) -> Result<()> {
     actor.require_recent(svc)
 }
 
+/// Whether `actor` may manage SSO at all (`ManageSecurity` on the platform),
+/// before the recent sign-in a change needs: the console's forms show a
+/// caller without it 403 rather than sending them to re-authenticate.
+pub fn may_manage(svc: &Service, actor: &Actor) -> Result<()> {
+    actor.authorize(svc, Permission::ManageSecurity, Resource::Platform)?;
+    Ok(())
+}
+
+/// The provider presets, for someone who may manage connections.
+pub fn presets_for(svc: &Service, actor: &Actor) -> Result<&'static [super::Preset]> {
+    may_manage(svc, actor)?;
+    Ok(super::PRESETS)
+}
+
 /// Every connection, for someone who may manage them.
 pub fn list_for(svc: &Service, actor: &Actor) -> Result<Vec<Connection>> {
     actor.authorize(svc, Permission::ManageSecurity, Resource::Platform)?;

@@ -9,7 +9,7 @@ use actix_web::dev::Payload;
 use actix_web::http::Method;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 
-use crate::access::{self, Permission, Principal};
+use crate::access::{self, Principal};
 use crate::audit::Source;
 use crate::authn::session;
 use crate::crypto;
@@ -392,24 +392,6 @@ pub(crate) fn with_pre_cookie(
         let _ = resp.add_cookie(&c);
     }
     resp
-}
-
-/// Admin pages: authorize through the one check, with the request's source.
-pub(crate) fn require(
-    st: &AppState,
-    req: &HttpRequest,
-    u: &ConsoleUser,
-    p: Permission,
-) -> Result<(), PageError> {
-    access::authorize(
-        &st.svc,
-        &u.principal(),
-        p,
-        access::Resource::Platform,
-        &source(req),
-    )
-    .map(|_| ())
-    .map_err(PageError)
 }
 
 /// Ends whatever session the browser held (a fresh id at every sign-in) and

@@ -25,12 +25,34 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use self::api_apps::{cached_key, remove_app_keys};
-use crate::access::{Client, ClientKind, PermSet, Permission, Principal, Resource, snapshot};
+use crate::access::{
+    Actor, Client, ClientKind, PermSet, Permission, Principal, Resource, snapshot,
+};
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::principal::WorkspaceId;
 use crate::service::Service;
 use crate::store::{Reader, Table, WriteTx};
+
+/// The workspace a new API app or widget key goes to: the one named, or the
+/// actor's only workspace where it may manage credentials
+/// (`access::resolve_workspace`). The create itself checks the permission there.
+pub fn workspace_for_new(svc: &Service, actor: &Actor, named: Option<&str>) -> Result<WorkspaceId> {
+    crate::access::resolve_workspace(svc, &actor.principal, Permission::ManageCredentials, named)
+}
+
+/// The same for a service account, which a platform admin who names no
+/// workspace creates at the platform level (`None`).
+pub fn workspace_for_new_account(
+    svc: &Service,
+    actor: &Actor,
+    named: Option<&str>,
+) -> Result<Option<WorkspaceId>> {
+    match named.filter(|w| !w.is_empty()) {
+        None if actor.principal.is_platform_admin() => Ok(None),
+        named => workspace_for_new(svc, actor, named).map(Some),
+    }
+}
 
 /// The workspace (or platform) a credential is managed in.
 pub(super) fn res(ws: Option<&WorkspaceId>) -> Resource<'_> {

@@ -6,7 +6,6 @@ use utoipa::ToSchema;
 
 use super::{ApiResult, ts};
 use crate::access::credentials::{self as creds};
-use crate::access::{self, Permission};
 use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::web::AppState;
@@ -59,12 +58,7 @@ pub(super) async fn create_app(
     caller: ApiCaller,
     body: web::Json<ApiAppRequest>,
 ) -> ApiResult {
-    let ws = access::resolve_workspace(
-        &st.svc,
-        &caller.principal,
-        Permission::ManageCredentials,
-        body.workspace.as_deref(),
-    )?;
+    let ws = creds::workspace_for_new(&st.svc, &caller.actor(&req), body.workspace.as_deref())?;
     let name = body
         .name
         .as_deref()

@@ -6,7 +6,6 @@ use utoipa::ToSchema;
 
 use super::{ApiResult, WorkspaceQuery, ts};
 use crate::access::workspaces as wss;
-use crate::access::{self, Permission};
 use crate::error::Error;
 use crate::identity::UserId;
 use crate::web::AppState;
@@ -82,12 +81,7 @@ pub(super) async fn create_group(
     caller: ApiCaller,
     body: web::Json<GroupRequest>,
 ) -> ApiResult {
-    let ws = access::resolve_workspace(
-        &st.svc,
-        &caller.principal,
-        Permission::ManageUsers,
-        body.workspace.as_deref(),
-    )?;
+    let ws = wss::workspace_for_new(&st.svc, &caller.actor(&req), body.workspace.as_deref())?;
     let members = user_ids(&body.members)?;
     let g = wss::save_group(
         &st.svc,

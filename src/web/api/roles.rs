@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ApiResult, WorkspaceQuery};
+use crate::access::BuiltinRole;
 use crate::access::workspaces as wss;
-use crate::access::{self, BuiltinRole, Permission};
 use crate::web::AppState;
 use crate::web::auth::ApiCaller;
 
@@ -96,12 +96,7 @@ pub(super) async fn create_role(
     caller: ApiCaller,
     body: web::Json<CreateRoleRequest>,
 ) -> ApiResult {
-    let ws = access::resolve_workspace(
-        &st.svc,
-        &caller.principal,
-        Permission::ManageUsers,
-        body.workspace.as_deref(),
-    )?;
+    let ws = wss::workspace_for_new(&st.svc, &caller.actor(&req), body.workspace.as_deref())?;
     let r = wss::create_role(
         &st.svc,
         &caller.actor(&req),

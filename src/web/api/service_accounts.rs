@@ -6,7 +6,6 @@ use utoipa::ToSchema;
 
 use super::{ApiResult, ts};
 use crate::access::credentials::{self as creds, IpMode};
-use crate::access::{self, Permission};
 use crate::web::AppState;
 use crate::web::auth::ApiCaller;
 
@@ -88,15 +87,8 @@ pub(super) async fn create_sa(
     caller: ApiCaller,
     body: web::Json<CreateServiceAccountRequest>,
 ) -> ApiResult {
-    let ws = match body.workspace.as_deref().filter(|w| !w.is_empty()) {
-        None if caller.principal.is_platform_admin() => None,
-        named => Some(access::resolve_workspace(
-            &st.svc,
-            &caller.principal,
-            Permission::ManageCredentials,
-            named,
-        )?),
-    };
+    let ws =
+        creds::workspace_for_new_account(&st.svc, &caller.actor(&req), body.workspace.as_deref())?;
     let (sa, secret) = creds::create_service_account(
         &st.svc,
         &caller.actor(&req),

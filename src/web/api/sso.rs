@@ -9,14 +9,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::access::{self, Permission, Resource};
 use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::identity;
 use crate::sso::{self, Connection, Protocol};
 use crate::web::AppState;
 use crate::web::error::ApiError;
-use crate::web::extract::{ApiCaller, source};
+use crate::web::extract::ApiCaller;
 use crate::web::html::{CertificateDto, certificate_dtos, mfa_scope};
 
 type ApiResult = Result<HttpResponse, ApiError>;
@@ -140,17 +139,6 @@ pub fn connection_dto(st: &AppState, c: Connection) -> ConnectionDto {
     }
 }
 
-fn require(req: &HttpRequest, st: &AppState, caller: &ApiCaller) -> Result<(), Error> {
-    access::authorize(
-        &st.svc,
-        &caller.principal,
-        Permission::ManageSecurity,
-        Resource::Platform,
-        &source(req),
-    )
-    .map(|_| ())
-}
-
 /// List SSO connections.
 #[utoipa::path(get, path = "/api/v1/sso/connections", responses((status = 200, body = [ConnectionDto])))]
 pub(super) async fn list_connections(
@@ -225,8 +213,7 @@ pub(super) async fn presets(
     st: web::Data<AppState>,
     caller: ApiCaller,
 ) -> ApiResult {
-    require(&req, &st, &caller)?;
-    Ok(HttpResponse::Ok().json(sso::PRESETS))
+    Ok(HttpResponse::Ok().json(sso::presets_for(&st.svc, &caller.actor(&req))?))
 }
 
 /// The SSO status; the owner is always among the excluded users.

@@ -7,13 +7,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiResult, ErrorBody, paging};
-use crate::access::{self, Permission, Resource};
 use crate::authn::{self, password::Password};
 use crate::clock::rfc3339;
 use crate::identity::{Email, NewUser, Role, User, UserId};
 use crate::users::{self, UserUpdate};
 use crate::web::AppState;
-use crate::web::auth::{ApiCaller, source};
+use crate::web::auth::ApiCaller;
 
 #[derive(Serialize, ToSchema)]
 pub struct UserDto {
@@ -92,17 +91,17 @@ pub(super) async fn list_users(
     caller: ApiCaller,
     q: web::Query<ListQuery>,
 ) -> ApiResult {
-    access::authorize(
-        &st.svc,
-        &caller.principal,
-        Permission::ManageUsers,
-        Resource::Platform,
-        &source(&req),
-    )?;
-    let (page, per) = paging(q.page, q.per_page)?;
+    let (mut page, mut per) = (1, 1);
     // One snapshot for the page and every user's lock state.
-    let (users, total) =
-        authn::queries::users(&st.svc, q.q.as_deref().unwrap_or(""), (page - 1) * per, per)?;
+    let (users, total) = authn::queries::users_for(
+        &st.svc,
+        &caller.actor(&req),
+        q.q.as_deref().unwrap_or(""),
+        || {
+            (page, per) = paging(q.page, q.per_page)?;
+            Ok(((page - 1) * per, per))
+        },
+    )?;
     Ok(HttpResponse::Ok().json(UserList {
         users: users
             .iter()
@@ -158,14 +157,7 @@ pub(super) async fn get_user(
     caller: ApiCaller,
     id: web::Path<String>,
 ) -> ApiResult {
-    access::authorize(
-        &st.svc,
-        &caller.principal,
-        Permission::ManageUsers,
-        Resource::Platform,
-        &source(&req),
-    )?;
-    let (user, status) = authn::queries::user(&st.svc, &UserId::parse(&id)?)?;
+    let (user, status) = authn::queries::user_for(&st.svc, &caller.actor(&req), &id)?;
     Ok(HttpResponse::Ok().json(UserDto::from(&user).with_state(&status)))
 }
 

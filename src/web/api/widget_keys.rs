@@ -6,7 +6,6 @@ use utoipa::ToSchema;
 
 use super::{ApiResult, ts};
 use crate::access::credentials::{self as creds};
-use crate::access::{self, Permission};
 use crate::web::AppState;
 use crate::web::auth::ApiCaller;
 
@@ -63,12 +62,7 @@ pub(super) async fn create_widget(
     caller: ApiCaller,
     body: web::Json<CreateWidgetKeyRequest>,
 ) -> ApiResult {
-    let ws = access::resolve_workspace(
-        &st.svc,
-        &caller.principal,
-        Permission::ManageCredentials,
-        body.workspace.as_deref(),
-    )?;
+    let ws = creds::workspace_for_new(&st.svc, &caller.actor(&req), body.workspace.as_deref())?;
     let (w, key) = creds::create_widget_key(
         &st.svc,
         &caller.actor(&req),

@@ -5,11 +5,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 use askama::Template;
 
-use crate::access::Permission;
 use crate::clock::rfc3339;
 use crate::keys;
 use crate::web::AppState;
-use crate::web::extract::{ConsoleUser, reauth_gate_for, require};
+use crate::web::extract::{ConsoleUser, reauth_gate_for};
 use crate::web::html::{ConfirmPage, CsrfForm, Nav, PageResult, nav, redirect, render};
 use crate::web::notice::{KeysNotice, Notice, notice_text, notice_url};
 
@@ -102,7 +101,7 @@ pub(super) async fn keys_rotate_confirm(
     st: web::Data<AppState>,
     u: ConsoleUser,
 ) -> PageResult {
-    require(&st, &req, &u, Permission::ManageKeys)?;
+    keys::may_rotate(&st.svc, &u.actor(&req))?;
     let p = ConfirmPage {
         nav: nav(&u, "keys"),
         title: "Rotate the data key".into(),

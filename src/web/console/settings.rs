@@ -5,12 +5,11 @@ use actix_web::{HttpRequest, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::access::Permission;
 use crate::authn::mfa::MfaMethod;
 use crate::error::Error;
 use crate::identity::Role;
 use crate::web::AppState;
-use crate::web::extract::{ConsoleUser, reauth_gate_for, require};
+use crate::web::extract::{ConsoleUser, reauth_gate_for};
 use crate::web::html::{Nav, PageResult, nav, redirect, render};
 use crate::web::notice::{Notice, SettingsNotice, notice_text, notice_url};
 
@@ -122,7 +121,7 @@ pub(super) async fn settings_post(
 ) -> PageResult {
     use crate::policy::{MfaMode, MfaPolicy, SecurityPolicy, SessionPolicy};
     u.check_csrf(&f.csrf_token)?;
-    require(&st, &req, &u, Permission::ManageSecurity)?;
+    crate::authn::may_change_policy(&st.svc, &u.actor(&req))?;
     if let Some(r) = reauth_gate_for(
         &st,
         &u,

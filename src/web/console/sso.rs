@@ -8,13 +8,12 @@ use actix_web::{HttpRequest, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::access::Permission;
 use crate::clock::rfc3339;
 use crate::error::Error;
 use crate::identity::Role;
 use crate::sso::{self, Connection, ConnectionInput, Protocol, RoleRule, SsoSettingsInput};
 use crate::web::AppState;
-use crate::web::extract::{ConsoleUser, reauth_gate, require, source};
+use crate::web::extract::{ConsoleUser, reauth_gate, source};
 use crate::web::html::{ConfirmPage, CsrfForm, Nav, PageResult, nav, redirect, render};
 use crate::web::notice::{ConnectionNotice, Notice, SsoNotice, notice_text, notice_url};
 
@@ -152,6 +151,7 @@ fn emails_text(users: &[crate::identity::User], skip_owner: bool) -> String {
 
 fn sso_view(
     st: &AppState,
+    req: &HttpRequest,
     u: &ConsoleUser,
     notice: Option<String>,
     error: Option<String>,
@@ -159,6 +159,7 @@ fn sso_view(
 ) -> Result<SsoPage, Error> {
     sso_view_with(
         st,
+        req,
         u,
         notice,
         error,
@@ -170,6 +171,7 @@ fn sso_view(
 
 fn sso_view_with(
     st: &AppState,
+    req: &HttpRequest,
     u: &ConsoleUser,
     notice: Option<String>,
     error: Option<String>,
@@ -177,7 +179,9 @@ fn sso_view_with(
     chosen: &'static sso::Preset,
     typed: Typed,
 ) -> Result<SsoPage, Error> {
-    let s = sso::current_settings(&st.svc)?;
+    let actor = u.actor(req);
+    let s = sso::settings_for(&st.svc, &actor)?;
+    let presets = sso::presets_for(&st.svc, &actor)?;
     let excluded = crate::identity::find_many(&st.svc, &s.excluded_users)?;
     let test_group = crate::identity::find_many(&st.svc, &s.test_group)?;
     let owner = excluded
@@ -191,7 +195,7 @@ fn sso_view_with(
         error,
         warnings,
         mfa_scope: crate::web::html::mfa_scope(&s),
-        connections: sso::list(&st.svc)?
+        connections: sso::list_for(&st.svc, &actor)?
             .into_iter()
             .map(|c| Row {
                 tested: c.tested_ok(),
@@ -218,10 +222,7 @@ fn sso_view_with(
             .map(|proto| {
                 (
                     protocol_label(proto),
-                    sso::PRESETS
-                        .iter()
-                        .filter(|p| p.protocol == proto)
-                        .collect(),
+                    presets.iter().filter(|p| p.protocol == proto).collect(),
                 )
             })
             .collect(),
@@ -245,11 +246,11 @@ pub(super) async fn page(
     q: web::Query<Notice<SsoNotice>>,
     p: web::Query<PresetQuery>,
 ) -> PageResult {
-    require(&st, &req, &u, Permission::ManageSecurity)?;
     render(
         StatusCode::OK,
         &sso_view_with(
             &st,
+            &req,
             &u,
             notice_text(q.notice),
             None,
@@ -286,7 +287,7 @@ pub(super) async fn save_settings(
     f: web::Form<SettingsForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    require(&st, &req, &u, Permission::ManageSecurity)?;
+    sso::may_manage(&st.svc, &u.actor(&req))?;
     if let Some(r) = reauth_gate(&st, &u, "/admin/settings/sso")? {
         return Ok(r);
     }
@@ -313,11 +314,25 @@ pub(super) async fn save_settings(
         ))),
         Ok((_, warnings)) => render(
             StatusCode::OK,
-            &sso_view(&st, &u, notice_text(Some(SsoNotice::Saved)), None, warnings)?,
+            &sso_view(
+                &st,
+                &req,
+                &u,
+                notice_text(Some(SsoNotice::Saved)),
+                None,
+                warnings,
+            )?,
         ),
         Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => render(
             StatusCode::BAD_REQUEST,
-            &sso_view(&st, &u, None, Some(crate::web::html::words(&e)), Vec::new())?,
+            &sso_view(
+                &st,
+                &req,
+                &u,
+                None,
+                Some(crate::web::html::words(&e)),
+                Vec::new(),
+            )?,
         ),
         Err(e) => Err(e.into()),
     }
@@ -471,7 +486,7 @@ pub(super) async fn create_connection(
     f: web::Form<ConnectionForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    require(&st, &req, &u, Permission::ManageSecurity)?;
+    sso::may_manage(&st.svc, &u.actor(&req))?;
     if let Some(r) = reauth_gate(&st, &u, "/admin/settings/sso")? {
         return Ok(r);
     }
@@ -504,6 +519,7 @@ pub(super) async fn create_connection(
                 StatusCode::BAD_REQUEST,
                 &sso_view_with(
                     &st,
+                    &req,
                     &u,
                     None,
                     Some(crate::web::html::words(&e)),
@@ -595,8 +611,7 @@ pub(super) async fn connection_page(
     id: web::Path<String>,
     q: web::Query<Notice<ConnectionNotice>>,
 ) -> PageResult {
-    require(&st, &req, &u, Permission::ManageSecurity)?;
-    let c = sso::connection(&st.svc, sso::parse_id(&id)?)?;
+    let c = sso::connection_for(&st.svc, &u.actor(&req), &id)?;
     render(
         StatusCode::OK,
         &connection_view(&st, &u, c, notice_text(q.notice), None)?,
@@ -611,12 +626,12 @@ pub(super) async fn update_connection(
     f: web::Form<ConnectionForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    require(&st, &req, &u, Permission::ManageSecurity)?;
+    sso::may_manage(&st.svc, &u.actor(&req))?;
     let id = sso::parse_id(&id)?;
     if let Some(r) = reauth_gate(&st, &u, &format!("/admin/settings/sso/{id}"))? {
         return Ok(r);
     }
-    let current = sso::connection(&st.svc, id)?;
+    let current = sso::connection_for(&st.svc, &u.actor(&req), id)?;
     let mut input = f.input(true)?;
     input.protocol = current.protocol;
     match sso::update(&st.svc, &u.actor(&req), id, input).await {
@@ -649,9 +664,8 @@ pub(super) async fn test(
     f: web::Form<CsrfForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    require(&st, &req, &u, Permission::ManageSecurity)?;
-    let id = sso::parse_id(&id)?;
-    let conn = sso::connection(&st.svc, id)?;
+    let conn = sso::connection_for(&st.svc, &u.actor(&req), &id)?;
+    let id = conn.id.as_str();
     let started = match conn.protocol {
         Protocol::Oidc => {
             sso::oidc::start(&st.svc, id, "/admin", Some(&u.user), &source(&req)).await
@@ -691,8 +705,7 @@ pub(super) async fn delete_confirm(
     u: ConsoleUser,
     id: web::Path<String>,
 ) -> PageResult {
-    require(&st, &req, &u, Permission::ManageSecurity)?;
-    let c = sso::connection(&st.svc, sso::parse_id(&id)?)?;
+    let c = sso::connection_for(&st.svc, &u.actor(&req), &id)?;
     render(
         StatusCode::OK,
         &ConfirmPage {
@@ -716,7 +729,7 @@ pub(super) async fn delete(
     f: web::Form<CsrfForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    require(&st, &req, &u, Permission::ManageSecurity)?;
+    sso::may_manage(&st.svc, &u.actor(&req))?;
     let id = sso::parse_id(&id)?;
     if let Some(r) = reauth_gate(&st, &u, &format!("/admin/settings/sso/{id}"))? {
         return Ok(r);
@@ -727,7 +740,7 @@ pub(super) async fn delete(
             SsoNotice::Deleted,
         ))),
         Err(e @ Error::Conflict(_)) => {
-            let c = sso::connection(&st.svc, id)?;
+            let c = sso::connection_for(&st.svc, &u.actor(&req), id)?;
             render(
                 StatusCode::CONFLICT,
                 &connection_view(&st, &u, c, None, Some(crate::web::html::words(&e)))?,

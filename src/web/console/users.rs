@@ -7,13 +7,13 @@ use actix_web::{HttpRequest, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::access::Permission;
+use crate::access::Actor;
 use crate::authn::{self, password::Password};
 use crate::error::Error;
-use crate::identity::{self, Email, NewUser, Role, UserId};
+use crate::identity::{Email, NewUser, Role, UserId};
 use crate::users::{self, UserUpdate};
 use crate::web::AppState;
-use crate::web::extract::{ConsoleUser, require};
+use crate::web::extract::ConsoleUser;
 use crate::web::html::{
     ConfirmPage, CsrfForm, Nav, PER_PAGE, PageResult, UserRow, is_htmx, nav, redirect, render,
     render_failed,
@@ -58,11 +58,13 @@ pub(super) struct UsersQuery {
 
 fn users_view(
     st: &AppState,
+    actor: &Actor,
     q: &str,
     page: usize,
 ) -> Result<(Vec<UserRow>, usize, usize, usize), Error> {
     let page = page.max(1);
-    let (list, total) = authn::queries::users(&st.svc, q, (page - 1) * PER_PAGE, PER_PAGE)?;
+    let (list, total) =
+        authn::queries::users_for(&st.svc, actor, q, || Ok(((page - 1) * PER_PAGE, PER_PAGE)))?;
     let pages = total.div_ceil(PER_PAGE).max(1);
     let rows = list
         .iter()
@@ -77,9 +79,8 @@ pub(super) async fn users(
     u: ConsoleUser,
     q: web::Query<UsersQuery>,
 ) -> PageResult {
-    require(&st, &req, &u, Permission::ManageUsers)?;
     let search = q.q.clone().unwrap_or_default();
-    let (rows, total, page, pages) = users_view(&st, &search, q.page.unwrap_or(1))?;
+    let (rows, total, page, pages) = users_view(&st, &u.actor(&req), &search, q.page.unwrap_or(1))?;
     if is_htmx(&req) {
         return render(
             StatusCode::OK,
@@ -138,7 +139,7 @@ pub(super) async fn users_create(
     match result {
         Ok(_) => Ok(redirect(&notice_url("/admin/users", UsersNotice::Created))),
         Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => {
-            let (rows, total, page, pages) = users_view(&st, "", 1)?;
+            let (rows, total, page, pages) = users_view(&st, &u.actor(&req), "", 1)?;
             let p = UsersPage {
                 nav: nav(&u, "users"),
                 rows,
@@ -178,12 +179,13 @@ pub(super) struct UserPage {
 
 fn user_page(
     st: &AppState,
+    req: &HttpRequest,
     u: &ConsoleUser,
-    id: &UserId,
+    id: &str,
     notice: Option<String>,
     error: Option<String>,
 ) -> Result<UserPage, Error> {
-    let (target, status, sessions) = authn::queries::user_page(&st.svc, id)?;
+    let (target, status, sessions) = authn::queries::user_page_for(&st.svc, &u.actor(req), id)?;
     Ok(UserPage {
         nav: nav(u, "users"),
         is_self: target.id == u.user.id,
@@ -201,8 +203,7 @@ pub(super) async fn user_detail(
     id: web::Path<String>,
     q: web::Query<Notice<UserNotice>>,
 ) -> PageResult {
-    require(&st, &req, &u, Permission::ManageUsers)?;
-    let p = user_page(&st, &u, &UserId::parse(&id)?, notice_text(q.notice), None)?;
+    let p = user_page(&st, &req, &u, &id, notice_text(q.notice), None)?;
     render(StatusCode::OK, &p)
 }
 
@@ -231,7 +232,7 @@ pub(super) async fn user_edit(
         ("role".to_string(), f.role.clone().unwrap_or_default()),
     ];
     let result = async {
-        let current = identity::find(&st.svc, &uid)?;
+        let current = crate::identity::find(&st.svc, &uid)?;
         let role = match f.role.as_deref() {
             Some(r) if !r.is_empty() && r != current.role.as_str() => Some(Role::parse(r)?),
             _ => None,
@@ -261,7 +262,14 @@ pub(super) async fn user_edit(
         ))),
         Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => render_failed(
             StatusCode::BAD_REQUEST,
-            &user_page(&st, &u, &uid, None, Some(crate::web::html::words(&e)))?,
+            &user_page(
+                &st,
+                &req,
+                &u,
+                uid.as_str(),
+                None,
+                Some(crate::web::html::words(&e)),
+            )?,
             &req,
             &e,
             Some(&posted),
@@ -295,7 +303,14 @@ pub(super) async fn set_disabled(
         ))),
         Err(e @ Error::Conflict(_)) => render(
             StatusCode::CONFLICT,
-            &user_page(&st, &u, &uid, None, Some(crate::web::html::words(&e)))?,
+            &user_page(
+                &st,
+                &req,
+                &u,
+                uid.as_str(),
+                None,
+                Some(crate::web::html::words(&e)),
+            )?,
         ),
         Err(e) => Err(e.into()),
     }
@@ -344,9 +359,8 @@ pub(super) async fn user_delete_confirm(
     u: ConsoleUser,
     id: web::Path<String>,
 ) -> PageResult {
-    require(&st, &req, &u, Permission::ManageUsers)?;
-    let uid = UserId::parse(&id)?;
-    let target = identity::find(&st.svc, &uid)?;
+    let (target, _) = authn::queries::user_for(&st.svc, &u.actor(&req), &id)?;
+    let uid = &target.id;
     let p = ConfirmPage {
         nav: nav(&u, "users"),
         title: "Delete user".into(),
@@ -374,7 +388,14 @@ pub(super) async fn user_delete(
         Ok(()) => Ok(redirect(&notice_url("/admin/users", UsersNotice::Deleted))),
         Err(e @ Error::Conflict(_)) => render(
             StatusCode::CONFLICT,
-            &user_page(&st, &u, &uid, None, Some(crate::web::html::words(&e)))?,
+            &user_page(
+                &st,
+                &req,
+                &u,
+                uid.as_str(),
+                None,
+                Some(crate::web::html::words(&e)),
+            )?,
         ),
         Err(e) => Err(e.into()),
     }
@@ -411,7 +432,14 @@ pub(super) async fn user_password(
         ))),
         Err(e @ Error::Invalid { .. }) => render_failed(
             StatusCode::BAD_REQUEST,
-            &user_page(&st, &u, &uid, None, Some(crate::web::html::words(&e)))?,
+            &user_page(
+                &st,
+                &req,
+                &u,
+                uid.as_str(),
+                None,
+                Some(crate::web::html::words(&e)),
+            )?,
             &req,
             &e,
             None,
