@@ -205,7 +205,7 @@ async fn the_sso_page_shows_only_the_chosen_protocols_fields_and_refuses_a_misma
     .await;
     assert_eq!(s, 400);
     assert!(
-        html.contains("there is no SAML 2.0 preset named &#34;nope&#34;"),
+        html.contains("There is no SAML 2.0 preset named &#34;nope&#34;"),
         "{html}"
     );
     assert!(html.contains("Okta, OneLogin"), "{html}");

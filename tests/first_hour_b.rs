@@ -128,7 +128,7 @@ async fn credentials_need_a_scope_and_api_apps_a_name_of_their_own() {
     let r = post(&c, apps.clone(), &[("csrf_token", &csrf), ("name", "bare")]).await;
     assert_eq!(r.status(), 422);
     let html = r.text().await.unwrap();
-    assert!(html.contains("choose at least one scope"), "{html}");
+    assert!(html.contains("Choose at least one scope"), "{html}");
     assert!(
         html.contains("id=\"create-app\""),
         "back on the API apps tab"

@@ -49,6 +49,8 @@ await walk("first-hour", base, shots, async ({ page, step, shot, expectText, exp
   await page.goto(`${base}/admin/workspaces`);
   await page.fill("#create-workspace input[name=name]", "Support");
   await Promise.all([page.waitForURL(/\/admin\/workspaces\/ws_/), page.click("#create-workspace button[type=submit]")]);
+  // The workspace page is in tabs: service accounts are on their own.
+  await page.goto(`${page.url().split("?")[0]}?tab=accounts`);
   await page.fill("#create-sa input[name=name]", "nightly-export");
   await page.check('#create-sa input[value="read:agents"]');
   await page.fill("#create-sa textarea[name=ip_allowlist]", "10.0.0.0/8\n300.1.2.3/8");

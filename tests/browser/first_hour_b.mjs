@@ -55,7 +55,7 @@ await walk("first hour (b)", base, shots, async (t) => {
   await page.fill("#create-app input[name=name]", "ci");
   t.expectConsoleError(/422/);
   await Promise.all([page.waitForNavigation(), page.click("#create-app button[type=submit]")]);
-  await t.expectText("choose at least one scope");
+  await t.expectText("Choose at least one scope");
   await t.shot("b-app-no-scope");
   await page.goto(`${ws}?tab=apps`);
   await page.fill("#create-app input[name=name]", "ci");
