@@ -164,8 +164,7 @@ fn sso_view(
         notice,
         error,
         warnings,
-        &sso::PRESETS[0],
-        Typed::default(),
+        (&sso::PRESETS[0], Typed::default()),
     )
 }
 
@@ -176,8 +175,8 @@ fn sso_view_with(
     notice: Option<String>,
     error: Option<String>,
     warnings: Vec<String>,
-    chosen: &'static sso::Preset,
-    typed: Typed,
+    // The preset the form shows, and what was typed into it.
+    (chosen, typed): (&'static sso::Preset, Typed),
 ) -> Result<SsoPage, Error> {
     let actor = u.actor(req);
     let s = sso::settings_for(&st.svc, &actor)?;
@@ -255,8 +254,7 @@ pub(super) async fn page(
             notice_text(q.notice),
             None,
             Vec::new(),
-            chosen_preset(p.preset.as_deref()),
-            Typed::default(),
+            (chosen_preset(p.preset.as_deref()), Typed::default()),
         )?,
     )
 }
@@ -524,8 +522,7 @@ pub(super) async fn create_connection(
                     None,
                     Some(crate::web::html::words(&e)),
                     Vec::new(),
-                    chosen,
-                    typed,
+                    (chosen, typed),
                 )?,
             )
         }
