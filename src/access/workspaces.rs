@@ -726,29 +726,6 @@ pub fn remove_member(svc: &Service, actor: &Actor, ws: &str, user: &UserId) -> R
     tx.commit()
 }
 
-/// Disabling or deleting `user` takes away every grant they hold in every
-/// workspace: whoever does it must hold all of it there (`check_revocable`,
-/// the rule member removal follows), so `admin:users` alone on the platform
-/// does not strip a workspace's admins (review 4, finding 4).
-pub(crate) fn check_grants_revocable(
-    svc: &Service,
-    r: &impl Reader,
-    by: &Principal,
-    user: &UserId,
-) -> Result<()> {
-    let mut spaces: Vec<String> = Vec::new();
-    for (_, m) in r.scan::<Membership>(Table::Members, b"")? {
-        if &m.user == user && !spaces.contains(&m.workspace) {
-            spaces.push(m.workspace);
-        }
-    }
-    for ws in spaces {
-        let held = grants_in(r, &ws)?.get(user).copied().unwrap_or_default();
-        check_revocable(svc, by, Some(&ws), held)?;
-    }
-    Ok(())
-}
-
 /// Called when a user is deleted: drops their memberships, group seats and
 /// the workspaces' claims on them.
 pub fn forget_user(tx: &mut WriteTx<'_>, user: &UserId) -> Result<()> {

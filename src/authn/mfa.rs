@@ -616,6 +616,7 @@ pub fn reset(svc: &Service, actor: &crate::access::Actor, user: &UserId) -> Resu
     {
         let r = svc.store.read()?;
         crate::access::guard_admin_path(
+            svc,
             by,
             &identity::get(&r, user)?,
             "second factors",
@@ -638,7 +639,7 @@ fn own_user(actor: &Actor) -> Result<&User> {
 /// Removes every second factor of `user` (their own, proved, or an admin's reset).
 fn clear_factors(svc: &Service, by: &Principal, src: &Source, user: &UserId) -> Result<()> {
     let mut tx = svc.store.write()?;
-    crate::access::guard_credentials(by, &identity::get(&tx, user)?, "second factors")?;
+    crate::access::guard_credentials(svc, by, &identity::get(&tx, user)?, "second factors")?;
     // Every factor goes; the record of codes sent stays, so a reset does not
     // lift the send throttle or the daily cap.
     let sends = state(&tx, user)?.sends;

@@ -814,7 +814,7 @@ pub fn admin_end_user_sessions(
 fn end_sessions_of(svc: &Service, actor: &crate::access::Actor, user: &UserId) -> Result<usize> {
     let (by, src) = (&actor.principal, &actor.source);
     let mut tx = svc.store.write()?;
-    crate::access::guard_credentials(by, &identity::get(&tx, user)?, "sessions")?;
+    crate::access::guard_credentials(svc, by, &identity::get(&tx, user)?, "sessions")?;
     let n = revoke::end_everything(&mut tx, user, svc.now(), revoke::Sessions::End)?.sessions;
     audit::record(
         &mut tx,
