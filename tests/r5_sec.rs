@@ -9,10 +9,13 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::access::call;
+use crate::authn_sec::enroll_totp;
 use crate::common::*;
 use crate::f1_sec::sa_token;
+use crate::mfa::oathtool;
 use crate::sb_sec::{corp, id_of};
 use crate::sso::put_json;
+use gatehouse::clock::Clock;
 
 const PW: &str = "amber-meadow-river-77";
 
@@ -186,4 +189,163 @@ async fn finding1_admin_users_alone_does_not_take_over_a_workspace_admin() {
     )
     .await;
     assert!((200..300).contains(&s), "{v}");
+}
+
+/// A user with an authenticator; returns (id, TOTP secret).
+async fn totp_user(app: &TestApp, owner: &str, email: &str) -> (String, String) {
+    let id = id_of(&app.create_user(owner, email, "user").await);
+    let t = app.api_login(email, PW).await;
+    let (secret, _) = enroll_totp(app, t["access_token"].as_str().unwrap()).await;
+    (id, secret)
+}
+
+/// Finishes an API sign-in's MFA step with a fresh TOTP code.
+async fn finish_api_mfa(app: &TestApp, mfa_token: &Value, secret: &str) -> (u16, Value) {
+    app.clock.advance(30);
+    post(
+        app,
+        "/api/v1/auth/mfa",
+        None,
+        json!({"mfa_token": mfa_token, "method": "totp", "code": oathtool(secret, app.clock.now())}),
+    )
+    .await
+}
+
+/// a6: the attacker (password and factor) holds an API MFA step; the admin
+/// resets the password, or ends the user's sessions. The held step was
+/// still finished into fresh tokens. Both revocations now end it.
+#[actix_web::test]
+async fn finding2_a_held_mfa_step_dies_with_a_password_reset_or_end_sessions() {
+    let app = spawn().await;
+    let owner = app.owner_token().await;
+    let (dave, secret) = totp_user(&app, &owner, "dave@example.com").await;
+
+    let step = app.api_login("dave@example.com", PW).await;
+    assert!(step["mfa_token"].is_string(), "{step}");
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/users/{dave}/password"),
+        Some(&owner),
+        json!({"password": "a-brand-new-pass-42"}),
+    )
+    .await;
+    assert!((200..300).contains(&s), "{v}");
+    let (s, v) = finish_api_mfa(&app, &step["mfa_token"], &secret).await;
+    assert_eq!(s, 401, "the held step outlived the password reset: {v}");
+    assert!(v.get("access_token").is_none(), "{v}");
+
+    let step = app
+        .api_login("dave@example.com", "a-brand-new-pass-42")
+        .await;
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/users/{dave}/sessions/end"),
+        Some(&owner),
+        json!({}),
+    )
+    .await;
+    assert!((200..300).contains(&s), "{v}");
+    let (s, v) = finish_api_mfa(&app, &step["mfa_token"], &secret).await;
+    assert_eq!(s, 401, "the held step outlived end sessions: {v}");
+
+    // The console's MFA step (its cookie) likewise.
+    let (b, r) = app
+        .password_step("dave@example.com", "a-brand-new-pass-42")
+        .await;
+    assert_eq!(r.status(), 303);
+    let location = r.headers()["location"].to_str().unwrap();
+    assert!(location.starts_with("/login/mfa"), "{location}");
+    let page = b
+        .get(app.url("/login/mfa"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (s, v) = post(
+        &app,
+        &format!("/api/v1/users/{dave}/sessions/end"),
+        Some(&owner),
+        json!({}),
+    )
+    .await;
+    assert!((200..300).contains(&s), "{v}");
+    app.clock.advance(30);
+    let r = b
+        .post(app.url("/login/mfa"))
+        .form(&[
+            ("code", oathtool(&secret, app.clock.now()).as_str()),
+            ("method", "totp"),
+            ("csrf_token", &csrf_from(&page)),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let to = r
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_string());
+    assert_ne!(
+        to.as_deref(),
+        Some("/admin"),
+        "the held console step signed in"
+    );
+    assert!(to.unwrap_or_default().starts_with("/login"));
+    let me = b.get(app.url("/api/v1/me")).send().await.unwrap().status();
+    assert_eq!(me.as_u16(), 401);
+
+    // Control: a step started after the revocation still completes.
+    let step = app
+        .api_login("dave@example.com", "a-brand-new-pass-42")
+        .await;
+    let (s, v) = finish_api_mfa(&app, &step["mfa_token"], &secret).await;
+    assert_eq!(s, 200, "{v}");
+}
+
+/// a1: carl's password step (MFA pending) was started before the owner
+/// enforced SSO on him, and finished after it into fresh tokens.
+#[actix_web::test]
+async fn finding2_a_held_mfa_step_dies_when_sso_takes_password_sign_in_away() {
+    use gatehouse::store::Table;
+
+    let app = spawn().await;
+    let owner = app.owner_token().await;
+    app.create_user(&owner, "admin2@example.com", "admin").await;
+    let (_, secret) = totp_user(&app, &owner, "carl@example.com").await;
+    let (s, v) = post(
+        &app,
+        "/api/v1/sso/connections",
+        Some(&owner),
+        corp("https://idp-a.example", json!({"id": "corp"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    {
+        // A successful test sign-in through the IdP (what enforcement waits for).
+        let mut tx = app.svc.store.write().unwrap();
+        let mut c = gatehouse::sso::get(&tx, "corp").unwrap();
+        c.last_test = Some(gatehouse::sso::TestResult {
+            at: T0,
+            ok: true,
+            error: None,
+            claims: json!({}),
+            by: OWNER.into(),
+        });
+        tx.put(Table::SsoConnections, b"corp", &c).unwrap();
+        tx.commit().unwrap();
+    }
+    let settings = |enforcement: &str| json!({"enabled": true, "enforcement": enforcement, "excluded_users": ["admin2@example.com"]});
+    let (s, v) = put_json(&app, "/api/v1/sso/settings", &owner, settings("off")).await;
+    assert_eq!(s, 200, "{v}");
+    let step = app.api_login("carl@example.com", PW).await;
+    assert!(step["mfa_token"].is_string(), "{step}");
+    let (s, v) = put_json(&app, "/api/v1/sso/settings", &owner, settings("enforced")).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = finish_api_mfa(&app, &step["mfa_token"], &secret).await;
+    assert!(
+        s == 401 || s == 403,
+        "the held step outlived SSO enforcement: {s} {v}"
+    );
+    assert!(v.get("access_token").is_none(), "{v}");
 }

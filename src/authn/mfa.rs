@@ -107,6 +107,11 @@ struct PendingTotp {
 struct Challenge {
     user_id: UserId,
     expires_at: Timestamp,
+    /// The user's tokens-valid-after epoch when the password step passed: a
+    /// revocation since (password reset, "end sessions", SSO enforcement)
+    /// moved it, and the step can no longer be finished.
+    #[serde(default)]
+    epoch: u64,
     /// The e-mail or SMS code sent for this sign-in, if one was asked for.
     #[serde(default)]
     code: Option<SentCode>,
@@ -1240,16 +1245,33 @@ pub fn challenge_methods(svc: &Service, mfa_token: &str) -> Result<Vec<MfaMethod
 /// completing this sign-in within 5 minutes.
 pub fn issue_challenge(tx: &mut WriteTx<'_>, user: &UserId, now: Timestamp) -> Result<String> {
     let token = format!("ghm_{}", crypto::random_token()?);
+    let epoch = crate::tokens::valid_after(tx, user)?.epoch;
     tx.put(
         Table::MfaChallenges,
         &crypto::sha256(token.as_bytes()),
         &Challenge {
             user_id: user.clone(),
             expires_at: now + CHALLENGE_TTL_SECS,
+            epoch,
             code: None,
         },
     )?;
     Ok(token)
+}
+
+/// Ends every pending sign-in step (`mfa_token`, the console's MFA cookie)
+/// of `user`, in `tx`: a revocation (`revoke::end_everything`) must not
+/// leave a password step started before it to be finished after it. Expired
+/// steps of anyone go too. Returns how many of `user`'s ended.
+pub(crate) fn end_challenges(tx: &mut WriteTx<'_>, user: &UserId, now: Timestamp) -> Result<usize> {
+    let mut n = 0;
+    for (k, ch) in tx.scan::<Challenge>(Table::MfaChallenges, b"")? {
+        if &ch.user_id == user || ch.expires_at <= now {
+            tx.delete(Table::MfaChallenges, &k)?;
+            n += usize::from(&ch.user_id == user);
+        }
+    }
+    Ok(n)
 }
 
 fn challenge_gone() -> Error {
@@ -1284,6 +1306,16 @@ pub fn verify(
     let user = identity::get(tx, &ch.user_id)?;
     if user.disabled {
         return Ok(Err((Some(user), "user_disabled")));
+    }
+    // Revoked since the password step (a reset, "end sessions"): spent.
+    if ch.epoch != crate::tokens::valid_after(tx, &user.id)?.epoch {
+        tx.delete(Table::MfaChallenges, &key)?;
+        return Ok(Err((Some(user), "revoked_mfa_token")));
+    }
+    // Password sign-in taken away since (SSO enforced on them): spent.
+    if !crate::rollout::password_allowed(tx, &user)? {
+        tx.delete(Table::MfaChallenges, &key)?;
+        return Ok(Err((Some(user), "sso_required")));
     }
     if crate::authn::lockout::locked_until(tx, &user.id, now)?.is_some() {
         return Ok(Err((Some(user), "account_locked")));
