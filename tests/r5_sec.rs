@@ -349,3 +349,89 @@ async fn finding2_a_held_mfa_step_dies_when_sso_takes_password_sign_in_away() {
     );
     assert!(v.get("access_token").is_none(), "{v}");
 }
+
+async fn set_limits(
+    app: &TestApp,
+    ws: &str,
+    token: &str,
+    idle: Value,
+    absolute: Value,
+) -> (u16, Value) {
+    put_json(
+        app,
+        &format!("/api/v1/workspaces/{ws}/session-limits"),
+        token,
+        json!({"idle_timeout_secs": idle, "absolute_lifetime_secs": absolute}),
+    )
+    .await
+}
+
+async fn rotate(app: &TestApp, refresh: &str) -> (u16, Value) {
+    post(
+        app,
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": refresh}),
+    )
+    .await
+}
+
+/// a7: a workspace admin's stolen pair, past the re-authentication window:
+/// the stale access token cleared the workspace's session limits and so
+/// stretched the stolen refresh family past its 120 s. Loosening now needs a
+/// recent sign-in, and a family's end is fixed when it starts: a later
+/// loosening (or leaving the workspace) does not stretch it.
+#[actix_web::test]
+async fn finding3_a_stale_token_cannot_loosen_session_limits_to_stretch_a_family() {
+    let app = spawn().await;
+    let owner = app.owner_token().await;
+    let mut p = policy("off", &[]);
+    p["session"]["reauth_window_secs"] = json!(60);
+    let (s, v) = put_policy(&app, &owner, p).await;
+    assert_eq!(s, 200, "{v}");
+    let (ws, _) = workspace_with_admin(&app, &owner, "limadmin@example.com").await;
+    let (s, v) = set_limits(&app, &ws, &owner, json!(120), json!(120)).await;
+    assert_eq!(s, 200, "{v}");
+    let pair = app.api_login("limadmin@example.com", PW).await;
+    let stale = pair["access_token"].as_str().unwrap().to_string();
+    let mut refresh = pair["refresh_token"].as_str().unwrap().to_string();
+    app.clock.advance(66);
+
+    // Control: the same or tighter limits need no fresh sign-in.
+    let (s, v) = set_limits(&app, &ws, &stale, json!(120), json!(120)).await;
+    assert_eq!(s, 200, "{v}");
+    for (idle, absolute) in [
+        (json!(null), json!(null)),
+        (json!(120), json!(3600)),
+        (json!(null), json!(120)),
+    ] {
+        let (s, v) = set_limits(&app, &ws, &stale, idle.clone(), absolute.clone()).await;
+        assert_ne!(
+            s, 200,
+            "a stale token loosened the limits to {idle}/{absolute}: {v}"
+        );
+        assert_eq!(v["error"]["code"], "reauthentication_required", "{v}");
+    }
+
+    // Whoever may loosen them (a fresh sign-in) does: the family started
+    // under the 120 s limit still ends at 120 s.
+    let fresh = app.api_login(OWNER, OWNER_PW).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, v) = set_limits(&app, &ws, &fresh, json!(null), json!(null)).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = rotate(&app, &refresh).await;
+    assert_eq!(s, 200, "{v}");
+    refresh = v["refresh_token"].as_str().unwrap().to_string();
+    app.clock.advance(64);
+    let (s, v) = rotate(&app, &refresh).await;
+    assert_eq!(
+        s, 401,
+        "the family outlived the limit it started under: {v}"
+    );
+    // A family started now has the installation's lifetime.
+    let pair = app.api_login("limadmin@example.com", PW).await;
+    let (s, v) = rotate(&app, pair["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(s, 200, "{v}");
+}

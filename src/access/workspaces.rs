@@ -65,6 +65,18 @@ impl SessionLimits {
         }
         Ok(self)
     }
+
+    /// Whether these limits let anything live longer than `before` did: a
+    /// limit raised or cleared (`None` is the installation's, never shorter).
+    fn loosens(&self, before: &SessionLimits) -> bool {
+        let longer = |new: Option<i64>, old: Option<i64>| match (new, old) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(n), Some(o)) => n > o,
+        };
+        longer(self.idle_timeout_secs, before.idle_timeout_secs)
+            || longer(self.absolute_lifetime_secs, before.absolute_lifetime_secs)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -220,6 +232,11 @@ pub fn set_session_limits(
             )
         })?;
         let limits = limits.check()?;
+        // Loosening or clearing a limit lengthens every member's sessions
+        // and refresh families, a stolen one's too: a recent sign-in.
+        if limits.loosens(&w.session) {
+            actor.require_recent(svc)?;
+        }
         let old = std::mem::replace(&mut w.session, limits);
         Ok(serde_json::json!({"from": old, "to": w.session}))
     })

@@ -385,10 +385,15 @@ fn issue_pair(
     let now = svc.now();
     let epoch = crate::tokens::valid_after(tx, &user.id)?.epoch;
     let (access, exp) = svc.signer().sign(user, now, enroll_only, now, epoch)?;
+    // The family's end is fixed now, from the user's workspace limits now.
+    let family = match family {
+        Some(f) => f,
+        None => refresh::start_family(tx, &user.id, now, refresh::family_lifetime(svc, &user.id)?)?,
+    };
     let refresh = refresh::issue(
         tx,
         &user.id,
-        family,
+        Some(family),
         now,
         svc.settings.tokens.refresh_ttl_secs,
     )?;
