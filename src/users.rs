@@ -93,7 +93,7 @@ pub fn update(svc: &Service, actor: &Actor, id: &UserId, up: UserUpdate) -> Resu
         changed.insert("name".into(), true.into());
     }
     if let Some(e) = up.email {
-        crate::access::guard_admin_path(by, &before, "e-mail address", OWN_EMAIL)?;
+        crate::access::guard_admin_path(svc, by, &before, "e-mail address", OWN_EMAIL)?;
         changed.insert(
             "email".into(),
             serde_json::json!({"from": before.email.as_str(), "to": e.as_str()}),
@@ -122,11 +122,10 @@ pub fn update(svc: &Service, actor: &Actor, id: &UserId, up: UserUpdate) -> Resu
                 "You cannot disable your own account.".into(),
             ));
         }
-        crate::access::guard_credentials(by, &before, "account")?;
-        if d && !before.disabled {
-            // Disabling takes away their workspace grants: only what the caller holds.
-            crate::access::workspaces::check_grants_revocable(svc, &tx, by, id)?;
-        } else if !d && before.disabled {
+        // Disabling takes away their workspace grants, re-enabling gives them
+        // back: either only for what the caller holds (`guard_credentials`).
+        crate::access::guard_credentials(svc, by, &before, "account")?;
+        if !d && before.disabled {
             // Re-enabling gives back everything the account holds: a recent sign-in.
             actor.require_recent(svc)?;
         }
@@ -182,9 +181,9 @@ pub fn delete(svc: &Service, actor: &Actor, id: &UserId) -> Result<()> {
             "You cannot delete your own account.".into(),
         ));
     }
-    crate::access::guard_credentials(by, &user, "account")?;
-    // Deleting takes away their workspace grants: only what the caller holds.
-    crate::access::workspaces::check_grants_revocable(svc, &tx, by, id)?;
+    // Deleting takes away their workspace grants: only what the caller holds
+    // (`guard_credentials`).
+    crate::access::guard_credentials(svc, by, &user, "account")?;
     tx.delete(Table::UsersByEmail, &email_index(svc, &user.email)?)?;
     tx.delete(Table::Users, id.as_str().as_bytes())?;
     tx.delete(Table::LastSignIns, id.as_str().as_bytes())?;
@@ -223,7 +222,7 @@ pub async fn set_password(
     actor.require_recent(svc)?;
     let (by, src) = (&actor.principal, &actor.source);
     let user = get(&svc.store.read()?, id)?;
-    crate::access::guard_admin_path(by, &user, "password", OWN_PASSWORD)?;
+    crate::access::guard_admin_path(svc, by, &user, "password", OWN_PASSWORD)?;
     write_password(svc, by, src, id, pw, None, action).await
 }
 
@@ -242,7 +241,7 @@ pub(crate) async fn write_password(
     action: &'static str,
 ) -> Result<()> {
     let user = get(&svc.store.read()?, id)?;
-    crate::access::guard_credentials(by, &user, "password")?;
+    crate::access::guard_credentials(svc, by, &user, "password")?;
     // The user's own choice (their change, a recovery link) or an admin's.
     let of = if by.user_id() == Some(id) || action == "user.password_recovered" {
         PasswordOf::Own

@@ -572,13 +572,19 @@ pub fn check_revocable(
 }
 
 /// Who may change another account's password, second factors, e-mail
-/// address and sessions — whoever could would take the account over, so
-/// nobody does it to an account holding more than they do: only the owner
-/// changes the owner's (an admin who could would take the owner's account
-/// over), only platform admins an admin's (not a platform-level client
-/// holding `admin:users` alone). Local operators (`gatehouse recover`, with
-/// access to the data directory) stay the way back.
-pub fn guard_credentials(by: &Principal, target: &User, what: &str) -> Result<()> {
+/// address, sessions, lock, SSO links or whether it is enabled — whoever
+/// could would take the account over (or take it away), so nobody does it to
+/// an account holding more than they do: only the owner changes the owner's
+/// (an admin who could would take the owner's account over), only platform
+/// admins an admin's (not a platform-level client holding `admin:users`
+/// alone), and only a caller holding every permission the account holds in
+/// each of its workspaces (`check_revocable` over its grants there) a
+/// workspace member's — else `admin:users` alone would reset a workspace
+/// admin's password and become them (review 5, finding 1). Local operators
+/// (`gatehouse recover`, with access to the data directory) stay the way
+/// back. No side effects (no denial audit: callers may hold a write
+/// transaction).
+pub fn guard_credentials(svc: &Service, by: &Principal, target: &User, what: &str) -> Result<()> {
     if matches!(by, Principal::Local(_)) || by.user_id() == Some(&target.id) {
         return Ok(());
     }
@@ -589,8 +595,32 @@ pub fn guard_credentials(by: &Principal, target: &User, what: &str) -> Result<()
         crate::identity::Role::Admin if !by.is_platform_admin() => Err(Error::Forbidden(format!(
             "Only a platform admin can change a platform admin's {what}."
         ))),
-        _ => Ok(()),
+        _ => check_holds_grants_of(svc, by, &target.id),
     }
+}
+
+/// The workspace half of `guard_credentials`, also what disabling or
+/// deleting a user takes away: `by` holds, in every workspace `user` belongs
+/// to (directly or through a group), every permission `user` holds there.
+pub(crate) fn check_holds_grants_of(svc: &Service, by: &Principal, user: &UserId) -> Result<()> {
+    let snap = snapshot(svc)?;
+    for (ws, held, _) in snap.user_grants.get(user).into_iter().flatten() {
+        let extra = not_held(svc, by, Some(ws), *held)?;
+        if !extra.is_empty() {
+            let name = snap
+                .workspaces
+                .get(ws)
+                .map_or(ws.as_str(), |w| w.name.as_str());
+            return Err(Error::Forbidden(format!(
+                "This account holds permissions you do not hold yourself in workspace {name} \
+                 ({ws}): {}. Whoever changes its credentials or access could take it over or \
+                 take away what it holds there; ask someone who holds them (e.g. a workspace \
+                 admin).",
+                extra.join(", ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// An administrator's path onto an account (password reset, e-mail change,
@@ -598,13 +628,19 @@ pub fn guard_credentials(by: &Principal, target: &User, what: &str) -> Result<()
 /// session would otherwise become the account without any proof. One's own
 /// goes through the self-service path `own_way` names, which asks for the
 /// password (and a current code). Then `guard_credentials`.
-pub fn guard_admin_path(by: &Principal, target: &User, what: &str, own_way: &str) -> Result<()> {
+pub fn guard_admin_path(
+    svc: &Service,
+    by: &Principal,
+    target: &User,
+    what: &str,
+    own_way: &str,
+) -> Result<()> {
     if by.user_id() == Some(&target.id) {
         return Err(Error::Forbidden(format!(
             "This is your own account: the administrators' path does not change your own {what}. {own_way}"
         )));
     }
-    guard_credentials(by, target, what)
+    guard_credentials(svc, by, target, what)
 }
 
 /// Whether `caller` may revoke `user`'s tokens: platform-level callers

@@ -65,6 +65,18 @@ impl SessionLimits {
         }
         Ok(self)
     }
+
+    /// Whether these limits let anything live longer than `before` did: a
+    /// limit raised or cleared (`None` is the installation's, never shorter).
+    fn loosens(&self, before: &SessionLimits) -> bool {
+        let longer = |new: Option<i64>, old: Option<i64>| match (new, old) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(n), Some(o)) => n > o,
+        };
+        longer(self.idle_timeout_secs, before.idle_timeout_secs)
+            || longer(self.absolute_lifetime_secs, before.absolute_lifetime_secs)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -219,6 +231,11 @@ pub fn set_session_limits(
             )
         })?;
         let limits = limits.check()?;
+        // Loosening or clearing a limit lengthens every member's sessions
+        // and refresh families, a stolen one's too: a recent sign-in.
+        if limits.loosens(&w.session) {
+            actor.require_recent(svc)?;
+        }
         let old = std::mem::replace(&mut w.session, limits);
         Ok(serde_json::json!({"from": old, "to": w.session}))
     })
@@ -726,29 +743,6 @@ pub fn remove_member(svc: &Service, actor: &Actor, ws: &WorkspaceId, user: &User
         serde_json::Value::Null,
     )?;
     tx.commit()
-}
-
-/// Disabling or deleting `user` takes away every grant they hold in every
-/// workspace: whoever does it must hold all of it there (`check_revocable`,
-/// the rule member removal follows), so `admin:users` alone on the platform
-/// does not strip a workspace's admins (review 4, finding 4).
-pub(crate) fn check_grants_revocable(
-    svc: &Service,
-    r: &impl Reader,
-    by: &Principal,
-    user: &UserId,
-) -> Result<()> {
-    let mut spaces: Vec<WorkspaceId> = Vec::new();
-    for (_, m) in r.scan::<Membership>(Table::Members, b"")? {
-        if &m.user == user && !spaces.contains(&m.workspace) {
-            spaces.push(m.workspace);
-        }
-    }
-    for ws in spaces {
-        let held = grants_in(r, &ws)?.get(user).copied().unwrap_or_default();
-        check_revocable(svc, by, Some(&ws), held)?;
-    }
-    Ok(())
 }
 
 /// Called when a user is deleted: drops their memberships, group seats and

@@ -84,7 +84,7 @@ pub fn unlock(svc: &Service, actor: &crate::access::Actor, user: &UserId) -> Res
     let now = svc.now();
     let mut tx = svc.store.write()?;
     let target = crate::identity::get(&tx, user)?;
-    crate::access::guard_admin_path(by, &target, "lock", OWN_LOCK)?;
+    crate::access::guard_admin_path(svc, by, &target, "lock", OWN_LOCK)?;
     let was = locked_until(&tx, user, now)?;
     clear(&mut tx, user)?;
     audit::record(

@@ -107,6 +107,11 @@ struct PendingTotp {
 struct Challenge {
     user_id: UserId,
     expires_at: Timestamp,
+    /// The user's tokens-valid-after epoch when the password step passed: a
+    /// revocation since (password reset, "end sessions", SSO enforcement)
+    /// moved it, and the step can no longer be finished.
+    #[serde(default)]
+    epoch: u64,
     /// The e-mail or SMS code sent for this sign-in, if one was asked for.
     #[serde(default)]
     code: Option<SentCode>,
@@ -616,6 +621,7 @@ pub fn reset(svc: &Service, actor: &crate::access::Actor, user: &UserId) -> Resu
     {
         let r = svc.store.read()?;
         crate::access::guard_admin_path(
+            svc,
             by,
             &identity::get(&r, user)?,
             "second factors",
@@ -638,7 +644,7 @@ fn own_user(actor: &Actor) -> Result<&User> {
 /// Removes every second factor of `user` (their own, proved, or an admin's reset).
 fn clear_factors(svc: &Service, by: &Principal, src: &Source, user: &UserId) -> Result<()> {
     let mut tx = svc.store.write()?;
-    crate::access::guard_credentials(by, &identity::get(&tx, user)?, "second factors")?;
+    crate::access::guard_credentials(svc, by, &identity::get(&tx, user)?, "second factors")?;
     // Every factor goes; the record of codes sent stays, so a reset does not
     // lift the send throttle or the daily cap.
     let sends = state(&tx, user)?.sends;
@@ -1239,16 +1245,33 @@ pub fn challenge_methods(svc: &Service, mfa_token: &str) -> Result<Vec<MfaMethod
 /// completing this sign-in within 5 minutes.
 pub fn issue_challenge(tx: &mut WriteTx<'_>, user: &UserId, now: Timestamp) -> Result<String> {
     let token = format!("ghm_{}", crypto::random_token()?);
+    let epoch = crate::tokens::valid_after(tx, user)?.epoch;
     tx.put(
         Table::MfaChallenges,
         &crypto::sha256(token.as_bytes()),
         &Challenge {
             user_id: user.clone(),
             expires_at: now + CHALLENGE_TTL_SECS,
+            epoch,
             code: None,
         },
     )?;
     Ok(token)
+}
+
+/// Ends every pending sign-in step (`mfa_token`, the console's MFA cookie)
+/// of `user`, in `tx`: a revocation (`revoke::end_everything`) must not
+/// leave a password step started before it to be finished after it. Expired
+/// steps of anyone go too. Returns how many of `user`'s ended.
+pub(crate) fn end_challenges(tx: &mut WriteTx<'_>, user: &UserId, now: Timestamp) -> Result<usize> {
+    let mut n = 0;
+    for (k, ch) in tx.scan::<Challenge>(Table::MfaChallenges, b"")? {
+        if &ch.user_id == user || ch.expires_at <= now {
+            tx.delete(Table::MfaChallenges, &k)?;
+            n += usize::from(&ch.user_id == user);
+        }
+    }
+    Ok(n)
 }
 
 fn challenge_gone() -> Error {
@@ -1283,6 +1306,16 @@ pub fn verify(
     let user = identity::get(tx, &ch.user_id)?;
     if user.disabled {
         return Ok(Err((Some(user), "user_disabled")));
+    }
+    // Revoked since the password step (a reset, "end sessions"): spent.
+    if ch.epoch != crate::tokens::valid_after(tx, &user.id)?.epoch {
+        tx.delete(Table::MfaChallenges, &key)?;
+        return Ok(Err((Some(user), "revoked_mfa_token")));
+    }
+    // Password sign-in taken away since (SSO enforced on them): spent.
+    if !crate::rollout::password_allowed(tx, &user)? {
+        tx.delete(Table::MfaChallenges, &key)?;
+        return Ok(Err((Some(user), "sso_required")));
     }
     if crate::authn::lockout::locked_until(tx, &user.id, now)?.is_some() {
         return Ok(Err((Some(user), "account_locked")));

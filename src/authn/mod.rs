@@ -186,10 +186,7 @@ fn record_login(
                 .details(serde_json::json!({"reason": "sso_required", "channel": channel_name})),
         )?;
         tx.commit()?;
-        return Err(Error::Forbidden(
-            "Your organisation signs in with single sign-on: use the single sign-on button on the sign-in page."
-                .into(),
-        ));
+        return Err(sso_required());
     }
     if mfa::required(&tx, &user.id)? {
         // Lockout is not cleared here: only a complete sign-in clears it, so a
@@ -211,6 +208,15 @@ fn record_login(
     let r = finish_login(svc, &mut tx, user, src, channel, None, None)?;
     tx.commit()?;
     Ok(r)
+}
+
+/// The refusal of a password sign-in (or its second step) for a user SSO is
+/// enforced on.
+fn sso_required() -> Error {
+    Error::Forbidden(
+        "Your organisation signs in with single sign-on: use the single sign-on button on the sign-in page."
+            .into(),
+    )
 }
 
 /// The one verdict on a password check of a known user (sign-in and
@@ -298,7 +304,10 @@ pub fn complete_mfa(
             audit::record(&mut tx, now, src, ev)?;
             tx.commit()?;
             Err(match reason {
-                "unknown_mfa_token" | "expired_mfa_token" => mfa::challenge_expired_error(),
+                "unknown_mfa_token" | "expired_mfa_token" | "revoked_mfa_token" => {
+                    mfa::challenge_expired_error()
+                }
+                "sso_required" => sso_required(),
                 _ => Error::InvalidCode,
             })
         }
@@ -376,10 +385,15 @@ fn issue_pair(
     let now = svc.now();
     let epoch = crate::tokens::valid_after(tx, &user.id)?.epoch;
     let (access, exp) = svc.signer().sign(user, now, enroll_only, now, epoch)?;
+    // The family's end is fixed now, from the user's workspace limits now.
+    let family = match family {
+        Some(f) => f,
+        None => refresh::start_family(tx, &user.id, now, refresh::family_lifetime(svc, &user.id)?)?,
+    };
     let refresh = refresh::issue(
         tx,
         &user.id,
-        family,
+        Some(family),
         now,
         svc.settings.tokens.refresh_ttl_secs,
     )?;
@@ -814,7 +828,7 @@ pub fn admin_end_user_sessions(
 fn end_sessions_of(svc: &Service, actor: &crate::access::Actor, user: &UserId) -> Result<usize> {
     let (by, src) = (&actor.principal, &actor.source);
     let mut tx = svc.store.write()?;
-    crate::access::guard_credentials(by, &identity::get(&tx, user)?, "sessions")?;
+    crate::access::guard_credentials(svc, by, &identity::get(&tx, user)?, "sessions")?;
     let n = revoke::end_everything(&mut tx, user, svc.now(), revoke::Sessions::End)?.sessions;
     audit::record(
         &mut tx,

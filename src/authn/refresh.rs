@@ -24,6 +24,11 @@ struct Family {
     user_id: UserId,
     created_at: Timestamp,
     revoked: bool,
+    /// The latest the family may live, fixed when it started (the refresh
+    /// lifetime shortened by the user's workspace limits then): loosening a
+    /// workspace's limits or leaving it later does not stretch it.
+    #[serde(default)]
+    ends_at: Option<Timestamp>,
 }
 
 fn invalid() -> Error {
@@ -32,7 +37,29 @@ fn invalid() -> Error {
     )
 }
 
-/// Issues a token in `family` (a new family when `None`).
+/// Starts a family of `user` that lives `life` seconds at most, whatever
+/// happens to the user's workspace limits later (`family_end`).
+pub fn start_family(
+    tx: &mut WriteTx<'_>,
+    user: &UserId,
+    now: Timestamp,
+    life: i64,
+) -> Result<String> {
+    let f = hex::encode(crypto::random_bytes::<16>()?);
+    tx.put(
+        Table::RefreshFamilies,
+        f.as_bytes(),
+        &Family {
+            user_id: user.clone(),
+            created_at: now,
+            revoked: false,
+            ends_at: Some(now.saturating_add(life)),
+        },
+    )?;
+    Ok(f)
+}
+
+/// Issues a token in `family` (a new family living `ttl` at most when `None`).
 pub fn issue(
     tx: &mut WriteTx<'_>,
     user: &UserId,
@@ -42,19 +69,7 @@ pub fn issue(
 ) -> Result<String> {
     let family = match family {
         Some(f) => f,
-        None => {
-            let f = hex::encode(crypto::random_bytes::<16>()?);
-            tx.put(
-                Table::RefreshFamilies,
-                f.as_bytes(),
-                &Family {
-                    user_id: user.clone(),
-                    created_at: now,
-                    revoked: false,
-                },
-            )?;
-            f
-        }
+        None => start_family(tx, user, now, ttl)?,
     };
     let token = format!("ghr_{}", crypto::random_token()?);
     let rec = RefreshToken {
@@ -82,13 +97,22 @@ pub struct Rotated {
     pub epoch: u64,
 }
 
-/// The moment a family ends, whatever its rotations: the configured refresh
-/// lifetime from the sign-in that started it, shortened by the session
-/// lifetime of any workspace the user belongs to.
-fn family_end(svc: &Service, fam: &Family) -> Result<Timestamp> {
+/// The refresh lifetime for a family of `user` starting now: the configured
+/// one, shortened by the session lifetime of any workspace they belong to.
+pub(crate) fn family_lifetime(svc: &Service, user: &UserId) -> Result<i64> {
     let ttl = svc.settings.tokens.refresh_ttl_secs;
-    let (_, absolute) = crate::access::session_limits(svc, &fam.user_id, ttl, ttl)?;
-    Ok(fam.created_at.saturating_add(absolute.min(ttl)))
+    let (_, absolute) = crate::access::session_limits(svc, user, ttl, ttl)?;
+    Ok(absolute.min(ttl))
+}
+
+/// The moment a family ends, whatever its rotations: the end fixed when it
+/// started (`Family::ends_at`), or sooner if the user's workspace limits
+/// shortened since (`family_lifetime` from the sign-in that started it).
+fn family_end(svc: &Service, fam: &Family) -> Result<Timestamp> {
+    let now_rule = fam
+        .created_at
+        .saturating_add(family_lifetime(svc, &fam.user_id)?);
+    Ok(fam.ends_at.map_or(now_rule, |e| e.min(now_rule)))
 }
 
 /// Spends `token` and returns its user with a fresh token of the same family.

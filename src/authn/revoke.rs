@@ -2,7 +2,8 @@
 //!
 //! A user's credentials live in three places — browser sessions, refresh
 //! token families and access tokens (ended by moving the user's
-//! tokens-valid-after mark). A revocation that moves only one of them leaves
+//! tokens-valid-after mark) — and a password sign-in waiting for its second
+//! factor is a fourth. A revocation that moves only one of them leaves
 //! the others usable, so every path that takes a user's access away (an
 //! administrator's MFA reset, a password change or reset, disabling,
 //! deleting, "end sessions", and the confinement of a user for whom MFA
@@ -46,8 +47,8 @@ pub struct Ended {
     pub refresh_families: usize,
 }
 
-/// Ends every refresh-token family and every access token of `user` signed
-/// so far, and ends (or confines) their browser sessions as `sessions` says,
+/// Ends every refresh-token family, every access token of `user` signed so
+/// far and every pending MFA sign-in step, and ends (or confines) their browser sessions as `sessions` says,
 /// all in `tx`.
 pub fn end_everything(
     tx: &mut WriteTx<'_>,
@@ -62,6 +63,8 @@ pub fn end_everything(
         Sessions::ConfineToEnrollment => super::session::confine_to_enrollment(tx, user)?,
     };
     let refresh_families = super::refresh::revoke_all_for_user(tx, user)?;
+    // A password step started before this cannot be finished after it.
+    super::mfa::end_challenges(tx, user, now)?;
     crate::tokens::end_user_tokens(tx, user, now)?;
     Ok(Ended {
         sessions,

@@ -387,7 +387,7 @@ pub fn delete(svc: &Service, actor: &Actor, id: &str) -> Result<()> {
         ));
     }
     // Deleting removes every link: what unlinking each user directly needs.
-    super::links::guard_unlinking(&tx, by, id)?;
+    super::links::guard_unlinking(svc, &tx, by, id)?;
     tx.delete(Table::SsoConnections, id.as_bytes())?;
     for (k, _) in tx.scan::<String>(Table::SsoLinks, format!("{id}\0").as_bytes())? {
         tx.delete(Table::SsoLinks, &k)?;

@@ -102,6 +102,7 @@ pub fn link_user(
     // And never one's own through this path: a stolen token would link the
     // thief's identity, and SSO sign-ins skip Gatehouse MFA.
     crate::access::guard_admin_path(
+        svc,
         by,
         &u,
         "SSO links",
@@ -196,7 +197,7 @@ pub(crate) fn guard_link_authority(svc: &Service, by: &Principal, target: &User)
                 .into(),
         ));
     }
-    crate::access::guard_credentials(by, target, "SSO links")
+    crate::access::guard_credentials(svc, by, target, "SSO links")
 }
 
 /// Changing whom a connection trusts re-links everyone linked at it: the new
@@ -238,7 +239,7 @@ pub(crate) fn guard_relinking(
     Err(Error::Forbidden(format!(
         "This change {}: {links} link(s) to {} user(s){}. Only a caller who may link each of \
          them (the admin:users permission on the platform; for platform admins, a platform \
-         admin) may make it: unlink them first (DELETE /api/v1/users/{{id}}/sso-links), or ask \
+         admin; for workspace members, what they hold there too) may make it: unlink them first (DELETE /api/v1/users/{{id}}/sso-links), or ask \
          a platform admin.",
         change.says(),
         users.len(),
@@ -259,11 +260,16 @@ pub(crate) fn may_relink(svc: &Service, by: &Principal, user: &User) -> Result<b
 /// Deleting a connection removes every link at it: only a caller who may
 /// remove each of them directly (`unlink_user`: `guard_credentials` for its
 /// user) may. No side effects, like `guard_relinking`.
-pub(crate) fn guard_unlinking(r: &impl Reader, by: &Principal, connection: &str) -> Result<()> {
+pub(crate) fn guard_unlinking(
+    svc: &Service,
+    r: &impl Reader,
+    by: &Principal,
+    connection: &str,
+) -> Result<()> {
     let (users, _) = linked_users(r, connection)?;
     let refused: Vec<&str> = users
         .iter()
-        .filter(|u| crate::access::guard_credentials(by, u, "SSO links").is_err())
+        .filter(|u| crate::access::guard_credentials(svc, by, u, "SSO links").is_err())
         .map(|u| u.email.as_str())
         .collect();
     if refused.is_empty() {
@@ -271,7 +277,8 @@ pub(crate) fn guard_unlinking(r: &impl Reader, by: &Principal, connection: &str)
     }
     Err(Error::Forbidden(format!(
         "Deleting the connection removes the SSO links of users whose links only a platform \
-         admin (or, for the owner, the owner) may remove: {}. Ask a platform admin.",
+         admin (or, for the owner, the owner; for a workspace member, someone holding what they \
+         hold there) may remove: {}. Ask a platform admin.",
         refused.join(", ")
     )))
 }
@@ -296,7 +303,7 @@ pub fn unlink_user(
     actor.require_recent(svc)?;
     let (by, src) = (&actor.principal, &actor.source);
     let mut tx = svc.store.write()?;
-    crate::access::guard_credentials(by, &identity::get(&tx, user)?, "SSO links")?;
+    crate::access::guard_credentials(svc, by, &identity::get(&tx, user)?, "SSO links")?;
     let lk = link_key(svc, connection, subject.trim())?;
     let linked = tx.get::<String>(Table::SsoLinks, &lk)?;
     if linked.as_deref().map(|v| Link::decode(v).user) != Some(user.as_str()) {
