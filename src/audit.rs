@@ -63,6 +63,11 @@ pub struct Event {
     /// event says so, a log without a matching sealed head was cut.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub head_sealed: bool,
+    /// A refusal still waiting for its group commit (see `DenialBuffer`),
+    /// shown to readers as it stands: no id (0) and no hash yet. Never
+    /// stored, so never part of a hash.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -172,6 +177,7 @@ pub fn record(tx: &mut WriteTx<'_>, now: Timestamp, src: &Source, ev: NewEvent) 
         details: ev.details,
         workspace: ev.workspace,
         head_sealed: true,
+        pending: false,
         prev_hash: if head.hash.is_empty() {
             GENESIS.into()
         } else {
@@ -265,6 +271,64 @@ impl Pending {
             self.also.push(varied);
         } else {
             self.also_unlisted += 1;
+        }
+    }
+
+    /// The event as it would be committed now: its details with the count,
+    /// the time of the last denial, the sample and the addresses.
+    fn finished(&self) -> NewEvent {
+        let mut ev = self.ev.clone();
+        let mut details = match ev.details {
+            serde_json::Value::Object(m) => m,
+            serde_json::Value::Null => serde_json::Map::new(),
+            other => {
+                let mut m = serde_json::Map::new();
+                m.insert("detail".into(), other);
+                m
+            }
+        };
+        details.insert("count".into(), self.count.into());
+        details.insert("last_at".into(), self.last.into());
+        if !self.also.is_empty() {
+            details.insert("also".into(), self.also.clone().into());
+        }
+        if self.also_unlisted > 0 {
+            details.insert("also_unlisted".into(), self.also_unlisted.into());
+        }
+        if !self.addresses.is_empty() {
+            let listed: Vec<serde_json::Value> = self
+                .addresses
+                .iter()
+                .map(|(a, n)| serde_json::json!({"address": a, "count": n}))
+                .collect();
+            details.insert("addresses".into(), listed.into());
+        }
+        if self.addresses_unlisted > 0 {
+            details.insert("addresses_unlisted".into(), self.addresses_unlisted.into());
+        }
+        ev.details = serde_json::Value::Object(details);
+        ev
+    }
+
+    /// What a reader sees of it before its commit (`Event::pending`).
+    fn as_event(&self) -> Event {
+        let ev = self.finished();
+        Event {
+            id: 0,
+            time: self.first,
+            actor: ev.actor,
+            actor_id: ev.actor_id,
+            action: ev.action.to_string(),
+            target: ev.target,
+            outcome: ev.outcome,
+            source_ip: self.src.ip.clone(),
+            user_agent: self.src.user_agent.clone(),
+            details: ev.details,
+            workspace: ev.workspace,
+            head_sealed: false,
+            pending: true,
+            prev_hash: String::new(),
+            hash: String::new(),
         }
     }
 
@@ -373,8 +437,8 @@ fn detail_str(ev: &NewEvent, field: &str) -> Option<String> {
 pub struct DenialBuffer {
     inner: Mutex<Buffered>,
     /// Held for a whole flush, so a flush that finds the buffer empty while
-    /// another one is still committing waits for that commit: whoever
-    /// flushes before reading the log then sees every denial made before.
+    /// another one is still committing waits for that commit, and a reader
+    /// (`page`) never sees the log and the buffer in the middle of a flush.
     flushing: Mutex<()>,
 }
 
@@ -531,6 +595,52 @@ impl DenialBuffer {
         self.flush_held_until(store, Some(now))
     }
 
+    /// A page of the log (as `query`) with the refusals still waiting merged
+    /// in, newest first and marked `pending` — without committing them: a
+    /// read must not end a coalesced event nor release a held over-budget
+    /// one early, or whoever may read the log could turn each refusal into
+    /// a durable event by reading after it. The snapshot of the log and of
+    /// the buffer are taken together (no flush between them), so each
+    /// refusal shows exactly once.
+    pub fn page(
+        &self,
+        store: &Store,
+        f: &Filter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<Event>, bool)> {
+        let (since, until) = f.parsed()?;
+        let (r, mut waiting) = {
+            let _flushing = self.flushing.lock();
+            let r = store.read()?;
+            let waiting: Vec<(u64, Event)> = match self.inner.lock() {
+                Ok(g) => g
+                    .pending
+                    .values()
+                    .map(|p| (p.seq, p.as_event()))
+                    .filter(|(_, e)| f.matches(e, since, until))
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            (r, waiting)
+        };
+        // Committed in the order first seen, after everything committed.
+        waiting.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
+        let n = waiting.len();
+        let mut out: Vec<Event> = waiting
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|(_, e)| e)
+            .collect();
+        if out.len() == limit && offset + limit < n {
+            return Ok((out, true));
+        }
+        let (committed, more) = query(&r, f, offset.saturating_sub(n), limit - out.len())?;
+        out.extend(committed);
+        Ok((out, more))
+    }
+
     fn flush_held_until(&self, store: &Store, now: Option<Timestamp>) -> Result<usize> {
         let _flushing = self.flushing.lock();
         let taken: Vec<(DenialKey, Pending, serde_json::Value)> = match self.inner.lock() {
@@ -567,37 +677,7 @@ impl DenialBuffer {
         let written = (|| -> Result<usize> {
             let mut tx = store.write()?;
             for (_, p, _) in &list {
-                let mut ev = p.ev.clone();
-                let mut details = match ev.details {
-                    serde_json::Value::Object(m) => m,
-                    serde_json::Value::Null => serde_json::Map::new(),
-                    other => {
-                        let mut m = serde_json::Map::new();
-                        m.insert("detail".into(), other);
-                        m
-                    }
-                };
-                details.insert("count".into(), p.count.into());
-                details.insert("last_at".into(), p.last.into());
-                if !p.also.is_empty() {
-                    details.insert("also".into(), p.also.clone().into());
-                }
-                if p.also_unlisted > 0 {
-                    details.insert("also_unlisted".into(), p.also_unlisted.into());
-                }
-                if !p.addresses.is_empty() {
-                    let listed: Vec<serde_json::Value> = p
-                        .addresses
-                        .iter()
-                        .map(|(a, n)| serde_json::json!({"address": a, "count": n}))
-                        .collect();
-                    details.insert("addresses".into(), listed.into());
-                }
-                if p.addresses_unlisted > 0 {
-                    details.insert("addresses_unlisted".into(), p.addresses_unlisted.into());
-                }
-                ev.details = serde_json::Value::Object(details);
-                record(&mut tx, p.first, &p.src, ev)?;
+                record(&mut tx, p.first, &p.src, p.finished())?;
             }
             tx.commit()?;
             Ok(list.len())
@@ -644,6 +724,31 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// `since` and `until` as times; checks `outcome` too.
+    fn parsed(&self) -> Result<(Option<Timestamp>, Option<Timestamp>)> {
+        let parse = |s: &Option<String>, field: &'static str| -> Result<Option<Timestamp>> {
+            match s.as_deref().filter(|s| !s.is_empty()) {
+                None => Ok(None),
+                Some(v) => crate::clock::parse_time(v).map(Some).ok_or_else(|| {
+                    Error::invalid(
+                        field,
+                        "use an RFC 3339 date and time such as 2026-01-31T12:00:00Z",
+                    )
+                }),
+            }
+        };
+        let (since, until) = (parse(&self.since, "since")?, parse(&self.until, "until")?);
+        if let Some(o) = self.outcome.as_deref().filter(|s| !s.is_empty())
+            && !matches!(o, "success" | "failure" | "denied")
+        {
+            return Err(Error::invalid(
+                "outcome",
+                "must be success, failure or denied",
+            ));
+        }
+        Ok((since, until))
+    }
+
     fn matches(&self, e: &Event, since: Option<Timestamp>, until: Option<Timestamp>) -> bool {
         if let Some(a) = self.actor.as_deref().filter(|s| !s.is_empty()) {
             let a = a.to_lowercase();
@@ -685,26 +790,7 @@ pub fn query(
     offset: usize,
     limit: usize,
 ) -> Result<(Vec<Event>, bool)> {
-    let parse = |s: &Option<String>, field: &'static str| -> Result<Option<Timestamp>> {
-        match s.as_deref().filter(|s| !s.is_empty()) {
-            None => Ok(None),
-            Some(v) => crate::clock::parse_time(v).map(Some).ok_or_else(|| {
-                Error::invalid(
-                    field,
-                    "use an RFC 3339 date and time such as 2026-01-31T12:00:00Z",
-                )
-            }),
-        }
-    };
-    let (since, until) = (parse(&f.since, "since")?, parse(&f.until, "until")?);
-    if let Some(o) = f.outcome.as_deref().filter(|s| !s.is_empty())
-        && !matches!(o, "success" | "failure" | "denied")
-    {
-        return Err(Error::invalid(
-            "outcome",
-            "must be success, failure or denied",
-        ));
-    }
+    let (since, until) = f.parsed()?;
     let mut out = Vec::new();
     let mut skipped = 0;
     let mut more = false;
@@ -724,16 +810,6 @@ pub fn query(
         ControlFlow::Continue(())
     })?;
     Ok((out, more))
-}
-
-/// `query`, read in its own snapshot.
-pub fn page(
-    svc: &crate::service::Service,
-    f: &Filter,
-    offset: usize,
-    limit: usize,
-) -> Result<(Vec<Event>, bool)> {
-    query(&svc.store.read()?, f, offset, limit)
 }
 
 /// How far back past `since` a count keeps reading: events are appended in

@@ -28,6 +28,7 @@ mod policy;
 mod r345_sec;
 mod r3_sec;
 mod r4_sec;
+mod r5b_sec;
 mod rest_sec;
 mod sa1_sec;
 mod sa2_sec;

@@ -1,0 +1,119 @@
+//! R5b: the denial buffer (issue 11). Reading the audit log does not commit
+//! the waiting refusals (so a reader cannot turn each refusal into a
+//! durable event), a crash loses at most the last second of refusals held
+//! past a principal's budget, and over-budget events keep their workspace
+//! and the newest addresses.
+
+use serde_json::{Value, json};
+
+use crate::access::{client_token, service_account};
+use crate::common::{self, TestApp, plain, spawn};
+
+/// A GET with a bearer token: its status and body.
+async fn get(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
+    let r = plain()
+        .get(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+/// A new workspace's id.
+async fn workspace(app: &TestApp, owner: &str, name: &str) -> String {
+    let (s, v) = common::post(
+        app,
+        "/api/v1/workspaces",
+        Some(owner),
+        json!({"name": name}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// A service account (`body`) and an access token for it: (client id, token).
+async fn client(app: &TestApp, owner: &str, body: Value) -> (String, String) {
+    let (id, secret) = service_account(app, owner, body).await;
+    let (s, t) = client_token(app, &id, &secret, None).await;
+    assert_eq!(s, 200, "{t}");
+    (id, t["access_token"].as_str().unwrap().to_string())
+}
+
+/// The committed `access.denied` events of `actor`, after the buffer's own commit.
+async fn committed_denials(app: &TestApp, owner: &str, actor: &str) -> Vec<Value> {
+    gatehouse::access::flush_denials(&app.svc).unwrap();
+    let ev = app
+        .audit(
+            owner,
+            &format!("action=access.denied&actor={actor}&per_page=200"),
+        )
+        .await;
+    assert!(ev.iter().all(|e| e["pending"].is_null()), "{ev:?}");
+    ev
+}
+
+fn total(events: &[Value]) -> u64 {
+    events
+        .iter()
+        .map(|e| e["details"]["count"].as_u64().unwrap())
+        .sum()
+}
+
+/// Finding 1: a client with only `read:audit` on its own workspace
+/// alternates refused calls and a one-event read of its workspace's log,
+/// 300 times. Each read used to commit the whole buffer: 600 durable events.
+/// Now the reads show the waiting refusal as it stands (`pending`) and the
+/// buffer commits on its own schedule (once a second): at most two events
+/// (one per kind of refusal) a second.
+#[actix_web::test]
+async fn finding1_reading_the_log_does_not_split_coalesced_refusals() {
+    let app = spawn().await;
+    let owner = app.owner_token().await;
+    let ws = workspace(&app, &owner, "Tenant").await;
+    let (cid, tb) = client(
+        &app,
+        &owner,
+        json!({"workspace": ws, "name": "tenantbot", "scopes": ["read:audit"]}),
+    )
+    .await;
+    gatehouse::access::flush_denials(&app.svc).unwrap();
+    let commits = || app.svc.store.generation(gatehouse::store::Table::Audit);
+    let before = commits();
+    let started = std::time::Instant::now();
+    let members = format!("/api/v1/workspaces/{ws}/members");
+    let read = format!("/api/v1/audit?workspace={ws}&per_page=1");
+    let mut seen_pending = 0;
+    for _ in 0..300 {
+        assert_eq!(get(&app, "/api/v1/users", &tb).await.0, 403);
+        assert_eq!(get(&app, &members, &tb).await.0, 403);
+        let (s, v) = get(&app, &read, &tb).await;
+        assert_eq!(s, 200, "{v}");
+        // The workspace's view shows its refusal at once, still waiting
+        // (unless the background writer committed it just now).
+        let e = &v["events"][0];
+        assert_eq!(e["workspace"], ws.as_str(), "{e}");
+        assert_eq!(e["actor_id"], cid.as_str(), "{e}");
+        if e["pending"] == true {
+            assert_eq!((&e["id"], &e["hash"]), (&json!(0), &json!("")), "{e}");
+            seen_pending += 1;
+        }
+    }
+    let secs = started.elapsed().as_secs();
+    let during = commits() - before;
+    assert!(during <= secs + 2, "{during} audit commits in {secs} s");
+    let ev = committed_denials(&app, &owner, &cid).await;
+    eprintln!("600 refusals, 300 reads in {secs} s: {} events", ev.len());
+    assert!(ev.len() as u64 <= 2 * (secs + 2), "{} events", ev.len());
+    assert_eq!(total(&ev), 600, "every refusal is on the record");
+    assert!(
+        seen_pending >= 200,
+        "{seen_pending} reads saw the refusal waiting"
+    );
+    let n = gatehouse::audit::verify(&app.svc.store.read().unwrap())
+        .unwrap()
+        .unwrap();
+    assert!(n > 2);
+}
