@@ -144,6 +144,18 @@ fn chain_hash(e: &Event) -> Result<String> {
 
 /// Appends an event inside `tx`; it exists only if `tx` commits.
 pub fn record(tx: &mut WriteTx<'_>, now: Timestamp, src: &Source, ev: NewEvent) -> Result<u64> {
+    let action = ev.action.to_string();
+    append(tx, now, src, ev, action)
+}
+
+/// `record`, the action given apart (`ev.action` is ignored).
+fn append(
+    tx: &mut WriteTx<'_>,
+    now: Timestamp,
+    src: &Source,
+    ev: NewEvent,
+    action: String,
+) -> Result<u64> {
     let plain: Head = tx.get(Table::Meta, HEAD_KEY)?.unwrap_or_default();
     // The sealed head is the authority: after a cut with a rewound plain
     // head, new events continue after the sealed one, so the gap stays
@@ -169,7 +181,7 @@ pub fn record(tx: &mut WriteTx<'_>, now: Timestamp, src: &Source, ev: NewEvent) 
         time: now,
         actor: ev.actor,
         actor_id: ev.actor_id,
-        action: ev.action.to_string(),
+        action,
         target: ev.target,
         outcome: ev.outcome,
         source_ip: src.ip.clone(),
@@ -218,6 +230,55 @@ pub const DENIAL_SAMPLE_MAX: usize = 10;
 /// address instead (see `BudgetKey`).
 pub const DENIAL_BUDGET: u32 = 20;
 pub const DENIAL_BUDGET_WINDOW_SECS: i64 = 60;
+
+/// Where the over-budget events still held (see `Pending::hold_until`) are
+/// saved as they stand, at most once per `DENIAL_FLUSH_SECS` while they
+/// change, in the background writer's transaction: a crash then loses at
+/// most the last `DENIAL_FLUSH_SECS` of them, as of every other refusal,
+/// and the commits stay one per interval. In the sealed table: it names
+/// actors and addresses, as the log does.
+const HELD_KEY: &[u8] = b"audit_denials_held";
+
+/// A held over-budget event as it would be committed now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Held {
+    time: Timestamp,
+    src: Source,
+    actor: String,
+    actor_id: Option<String>,
+    action: String,
+    target: Option<String>,
+    outcome: Outcome,
+    details: serde_json::Value,
+    workspace: Option<String>,
+}
+
+/// Commits, inside `tx`, the over-budget events a crash (or a kill) left
+/// saved but uncommitted, each with `details.interrupted` (its count is the
+/// one last saved), and forgets them. Called once at start-up.
+pub fn recover_held_denials(tx: &mut WriteTx<'_>) -> Result<usize> {
+    let Some(held) = tx.get::<Vec<Held>>(Table::Secrets, HELD_KEY)? else {
+        return Ok(0);
+    };
+    for h in &held {
+        let mut details = h.details.clone();
+        if let serde_json::Value::Object(m) = &mut details {
+            m.insert("interrupted".into(), true.into());
+        }
+        let ev = NewEvent {
+            actor: h.actor.clone(),
+            actor_id: h.actor_id.clone(),
+            action: "",
+            target: h.target.clone(),
+            outcome: h.outcome,
+            details,
+            workspace: h.workspace.clone(),
+        };
+        append(tx, h.time, &h.src, ev, h.action.clone())?;
+    }
+    tx.delete(Table::Secrets, HELD_KEY)?;
+    Ok(held.len())
+}
 
 /// What makes two denials the same: what the caller cannot choose freely —
 /// action, outcome, actor, the workspace (only an existing one: see
@@ -310,6 +371,22 @@ impl Pending {
         ev
     }
 
+    /// What is saved of a held over-budget event (see `HELD_KEY`).
+    fn held(&self) -> Held {
+        let ev = self.finished();
+        Held {
+            time: self.first,
+            src: self.src.clone(),
+            actor: ev.actor,
+            actor_id: ev.actor_id,
+            action: ev.action.to_string(),
+            target: ev.target,
+            outcome: ev.outcome,
+            details: ev.details,
+            workspace: ev.workspace,
+        }
+    }
+
     /// What a reader sees of it before its commit (`Event::pending`).
     fn as_event(&self) -> Event {
         let ev = self.finished();
@@ -397,6 +474,10 @@ struct Buffered {
     /// The first denial's varying part, per key (to tell repeats of it).
     first_varied: HashMap<DenialKey, serde_json::Value>,
     budgets: HashMap<BudgetKey, Budget>,
+    /// The held over-budget events changed since they were last saved
+    /// (`HELD_KEY`), and when that was.
+    held_dirty: bool,
+    held_saved_at: Option<Timestamp>,
 }
 
 /// The part of a denial that may vary within one event: its target and
@@ -536,6 +617,7 @@ impl DenialBuffer {
             (varied, over, Some(hold))
         };
         let over = hold_until.is_some();
+        b.held_dirty |= over;
         if let Some(p) = b.pending.get_mut(&key) {
             let first = b.first_varied.get(&key).cloned().unwrap_or_default();
             p.note(now, varied, &first);
@@ -643,6 +725,9 @@ impl DenialBuffer {
 
     fn flush_held_until(&self, store: &Store, now: Option<Timestamp>) -> Result<usize> {
         let _flushing = self.flushing.lock();
+        // What is left held, to save when it changed (at most once per
+        // interval, but always when the held events are all committed).
+        let mut held: Option<Vec<Held>> = None;
         let taken: Vec<(DenialKey, Pending, serde_json::Value)> = match self.inner.lock() {
             Ok(mut g) => {
                 let b = &mut *g;
@@ -659,17 +744,38 @@ impl DenialBuffer {
                     b.budgets
                         .retain(|_, v| n - v.window_start < DENIAL_BUDGET_WINDOW_SECS);
                 }
-                due.into_iter()
+                let taken: Vec<_> = due
+                    .into_iter()
                     .filter_map(|k| {
                         let p = b.pending.remove(&k)?;
                         let f = b.first_varied.remove(&k).unwrap_or_default();
                         Some((k, p, f))
                     })
-                    .collect()
+                    .collect();
+                b.held_dirty |= taken.iter().any(|(_, p, _)| p.hold_until.is_some());
+                let interval_passed = match (now, b.held_saved_at) {
+                    (Some(n), Some(at)) => n >= at.saturating_add(DENIAL_FLUSH_SECS as i64),
+                    _ => true,
+                };
+                let still: Vec<Held> = if b.held_dirty {
+                    b.pending
+                        .values()
+                        .filter(|p| p.hold_until.is_some())
+                        .map(Pending::held)
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                if b.held_dirty && (interval_passed || still.is_empty()) {
+                    b.held_dirty = false;
+                    b.held_saved_at = now;
+                    held = Some(still);
+                }
+                taken
             }
             Err(_) => return Ok(0),
         };
-        if taken.is_empty() {
+        if taken.is_empty() && held.is_none() {
             return Ok(0);
         }
         let mut list = taken;
@@ -679,6 +785,13 @@ impl DenialBuffer {
             for (_, p, _) in &list {
                 record(&mut tx, p.first, &p.src, p.finished())?;
             }
+            match &held {
+                Some(h) if h.is_empty() => {
+                    tx.delete(Table::Secrets, HELD_KEY)?;
+                }
+                Some(h) => tx.put(Table::Secrets, HELD_KEY, h)?,
+                None => {}
+            }
             tx.commit()?;
             Ok(list.len())
         })();
@@ -686,6 +799,7 @@ impl DenialBuffer {
             && let Ok(mut g) = self.inner.lock()
         {
             let b = &mut *g;
+            b.held_dirty |= held.is_some();
             for (k, p, f) in list {
                 match b.pending.get_mut(&k) {
                     Some(q) => {

@@ -117,3 +117,125 @@ async fn finding1_reading_the_log_does_not_split_coalesced_refusals() {
         .unwrap();
     assert!(n > 2);
 }
+
+/// `method path` with a bearer token against the real executable.
+async fn call_server(
+    s: &crate::cli::Server,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut r = plain().request(method, s.url(path)).bearer_auth(token);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.unwrap();
+    let st = r.status().as_u16();
+    (st, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn owner_login(s: &crate::cli::Server) -> String {
+    let r = plain()
+        .post(s.url("/api/v1/auth/login"))
+        .json(&json!({"email": common::OWNER, "password": common::OWNER_PW}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    v["access_token"].as_str().unwrap().to_string()
+}
+
+/// Finding 2: a platform client without `read:audit` is refused the log of
+/// 25 workspaces (25 distinct refusals: 20 within its budget, the rest held
+/// in its over-budget event until the minute ends) and then 30 more times;
+/// the server is killed (SIGKILL) 3 s later. The held refusals used to be
+/// lost; now they were saved with the background writer's commit and are
+/// written at the next start, marked `interrupted`.
+#[actix_web::test]
+async fn finding2_a_kill_does_not_lose_held_over_budget_refusals() {
+    use reqwest::Method;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = crate::cli::Server::start(&data, &[]);
+    let link = s.setup_link.clone().expect("setup link");
+    crate::cli::setup_via_link(&s, &link).await;
+    let owner = owner_login(&s).await;
+    let mut spaces = Vec::new();
+    for n in 0..25 {
+        let (st, v) = call_server(
+            &s,
+            Method::POST,
+            "/api/v1/workspaces",
+            &owner,
+            Some(json!({"name": format!("W{n}")})),
+        )
+        .await;
+        assert_eq!(st, 201, "{v}");
+        spaces.push(v["id"].as_str().unwrap().to_string());
+    }
+    let (st, v) = call_server(
+        &s,
+        Method::POST,
+        "/api/v1/service-accounts",
+        &owner,
+        Some(json!({"name": "prober", "scopes": ["read:agents"]})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let cid = v["client_id"].as_str().unwrap().to_string();
+    let r = plain()
+        .post(s.url("/oauth2/token"))
+        .basic_auth(&cid, v["client_secret"].as_str())
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    let t: Value = r.json().await.unwrap();
+    let tk = t["access_token"].as_str().unwrap().to_string();
+    let refuse = |ws: &str| format!("/api/v1/audit?workspace={ws}");
+    for ws in &spaces {
+        assert_eq!(
+            call_server(&s, Method::GET, &refuse(ws), &tk, None).await.0,
+            403
+        );
+    }
+    for n in 0..30 {
+        let ws = &spaces[20 + n % 5];
+        assert_eq!(
+            call_server(&s, Method::GET, &refuse(ws), &tk, None).await.0,
+            403
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    drop(s); // SIGKILL
+    let s = crate::cli::Server::start(&data, &[]);
+    let owner = owner_login(&s).await;
+    let (st, v) = call_server(
+        &s,
+        Method::GET,
+        &format!("/api/v1/audit?action=access.denied&actor={cid}&per_page=200"),
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let ev = v["events"].as_array().unwrap();
+    assert_eq!(
+        total(ev),
+        55,
+        "every refusal survives the kill ({} events)",
+        ev.len()
+    );
+    let over: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["details"]["over_budget"] == true)
+        .collect();
+    assert!(!over.is_empty(), "{ev:?}");
+    assert!(
+        over.iter()
+            .all(|e| e["details"]["interrupted"] == true && e["pending"].is_null()),
+        "{over:?}"
+    );
+}
