@@ -230,6 +230,9 @@ pub const DENIAL_SAMPLE_MAX: usize = 10;
 /// address instead (see `BudgetKey`).
 pub const DENIAL_BUDGET: u32 = 20;
 pub const DENIAL_BUDGET_WINDOW_SECS: i64 = 60;
+/// An over-budget event lists its first and its newest this many source
+/// addresses (`details.addresses`) and counts the rest.
+pub const DENIAL_ADDRESSES_KEPT: usize = 5;
 
 /// Where the over-budget events still held (see `Pending::hold_until`) are
 /// saved as they stand, at most once per `DENIAL_FLUSH_SECS` while they
@@ -310,9 +313,12 @@ struct Pending {
     also_unlisted: u64,
     /// An over-budget event waits until its principal's window ends.
     hold_until: Option<Timestamp>,
-    /// An over-budget event's source addresses with their counts (at most
-    /// `DENIAL_SAMPLE_MAX`), and the denials from addresses not listed.
+    /// An over-budget event's source addresses with their counts: the first
+    /// `DENIAL_ADDRESSES_KEPT` seen, and the newest `DENIAL_ADDRESSES_KEPT`
+    /// others (oldest first, so a prober's newest addresses stay listed
+    /// whatever came before), and the denials from addresses not listed.
     addresses: Vec<(String, u64)>,
+    recent_addresses: Vec<(String, u64)>,
     addresses_unlisted: u64,
 }
 
@@ -360,6 +366,7 @@ impl Pending {
             let listed: Vec<serde_json::Value> = self
                 .addresses
                 .iter()
+                .chain(&self.recent_addresses)
                 .map(|(a, n)| serde_json::json!({"address": a, "count": n}))
                 .collect();
             details.insert("addresses".into(), listed.into());
@@ -414,10 +421,17 @@ impl Pending {
         let ip = src.ip.as_deref().unwrap_or("none");
         if let Some((_, n)) = self.addresses.iter_mut().find(|(a, _)| a == ip) {
             *n += 1;
-        } else if self.addresses.len() < DENIAL_SAMPLE_MAX {
+        } else if self.addresses.len() < DENIAL_ADDRESSES_KEPT {
             self.addresses.push((ip.to_string(), 1));
         } else {
-            self.addresses_unlisted += 1;
+            let seen = match self.recent_addresses.iter().position(|(a, _)| a == ip) {
+                Some(i) => self.recent_addresses.remove(i).1,
+                None => 0,
+            };
+            self.recent_addresses.push((ip.to_string(), seen + 1));
+            if self.recent_addresses.len() > DENIAL_ADDRESSES_KEPT {
+                self.addresses_unlisted += self.recent_addresses.remove(0).1;
+            }
         }
     }
 }
@@ -465,6 +479,9 @@ fn budget_address(ip: Option<&str>, ipv6_prefix: u8) -> String {
 struct Budget {
     window_start: Timestamp,
     used: u32,
+    /// The workspaces its over-budget events of this window name (at most
+    /// `DENIAL_SAMPLE_MAX`: past them, one more names none).
+    over_workspaces: Vec<String>,
 }
 
 #[derive(Default)]
@@ -561,11 +578,13 @@ impl DenialBuffer {
         let budget = b.budgets.entry(who.clone()).or_insert(Budget {
             window_start: now,
             used: 0,
+            over_workspaces: Vec::new(),
         });
         if now - budget.window_start >= DENIAL_BUDGET_WINDOW_SECS || now < budget.window_start {
             *budget = Budget {
                 window_start: now,
                 used: 0,
+                over_workspaces: Vec::new(),
             };
         }
         let (varied, ev, hold_until) = if budget.used < DENIAL_BUDGET {
@@ -577,9 +596,20 @@ impl DenialBuffer {
                 m.insert("address".into(), src.ip.clone().into());
                 m.insert("workspace".into(), ev.workspace.clone().into());
             }
-            // One over-budget event per principal (or anonymous address) and
-            // kind of event a window: an anonymous caller's names only its
-            // address, whatever names it claimed.
+            // One over-budget event per principal (or anonymous address),
+            // kind of event and (existing) workspace a window, so the
+            // workspace's admins see it: an anonymous caller's names only
+            // its address, whatever names it claimed. At most
+            // `DENIAL_SAMPLE_MAX` workspaces a window; past them, one event
+            // names none.
+            let ws = match &ev.workspace {
+                Some(w) if budget.over_workspaces.contains(w) => Some(w.clone()),
+                Some(w) if budget.over_workspaces.len() < DENIAL_SAMPLE_MAX => {
+                    budget.over_workspaces.push(w.clone());
+                    Some(w.clone())
+                }
+                _ => None,
+            };
             let (actor, actor_id, address) = match &who {
                 BudgetKey::Principal(_) => (ev.actor.clone(), ev.actor_id.clone(), None),
                 BudgetKey::Address(a) => ("anonymous".to_string(), None, Some(a.clone())),
@@ -589,7 +619,7 @@ impl DenialBuffer {
                 ev.outcome.as_str(),
                 actor.clone(),
                 actor_id.clone(),
-                None,
+                ws.clone(),
                 String::new(),
                 address.clone(),
                 true,
@@ -610,7 +640,7 @@ impl DenialBuffer {
                 actor,
                 actor_id,
                 target: None,
-                workspace: None,
+                workspace: ws,
                 details,
                 ..ev
             };
@@ -648,6 +678,7 @@ impl DenialBuffer {
             also_unlisted: 0,
             hold_until,
             addresses: Vec::new(),
+            recent_addresses: Vec::new(),
             addresses_unlisted: 0,
         };
         if over {
@@ -807,8 +838,12 @@ impl DenialBuffer {
                         q.first = q.first.min(p.first);
                         q.seq = q.seq.min(p.seq);
                         q.also_unlisted += p.also_unlisted + p.also.len() as u64;
-                        q.addresses_unlisted +=
-                            p.addresses_unlisted + p.addresses.iter().map(|(_, n)| n).sum::<u64>();
+                        q.addresses_unlisted += p.addresses_unlisted
+                            + p.addresses
+                                .iter()
+                                .chain(&p.recent_addresses)
+                                .map(|(_, n)| n)
+                                .sum::<u64>();
                     }
                     None => {
                         b.first_varied.insert(k.clone(), f);

@@ -239,3 +239,71 @@ async fn finding2_a_kill_does_not_lose_held_over_budget_refusals() {
         "{over:?}"
     );
 }
+
+/// Finding 3: a workspace-bound client is refused in its workspace from 40
+/// addresses (behind a trusted proxy), then from a prober's: past its budget
+/// the refusals fold into one over-budget event, which used to name no
+/// workspace (so the workspace's own view never showed it) and list only
+/// the first 10 addresses (hiding the prober's). It names the workspace and
+/// lists the first and the newest addresses now.
+#[actix_web::test]
+async fn finding3_over_budget_events_keep_their_workspace_and_newest_addresses() {
+    let app = common::spawn_with(|s| {
+        s.network.trusted_proxies = vec!["127.0.0.1/32".into()];
+    })
+    .await;
+    let owner = app.owner_token().await;
+    let ws = workspace(&app, &owner, "Tenant").await;
+    let (cid, tb) = client(
+        &app,
+        &owner,
+        json!({"workspace": ws, "name": "tenantbot", "scopes": ["read:audit"]}),
+    )
+    .await;
+    let members = app.url(&format!("/api/v1/workspaces/{ws}/members"));
+    let prober = "192.0.2.99";
+    let from: Vec<String> = (0..40)
+        .map(|n| format!("10.7.0.{n}"))
+        .chain([prober.to_string()])
+        .collect();
+    for ip in &from {
+        let r = plain()
+            .get(&members)
+            .bearer_auth(&tb)
+            .header("x-forwarded-for", ip)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+    }
+    let view = format!("workspace={ws}&action=access.denied&actor={cid}&per_page=200");
+    let ev = app.audit(&tb, &view).await;
+    assert_eq!(total(&ev), 41, "the workspace's view counts every refusal");
+    let over: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["details"]["over_budget"] == true)
+        .collect();
+    assert_eq!(over.len(), 1, "{ev:?}");
+    assert_eq!(over[0]["workspace"], ws.as_str());
+    let d = &over[0]["details"];
+    assert_eq!(
+        d["count"],
+        41 - u64::from(gatehouse::audit::DENIAL_BUDGET),
+        "{d}"
+    );
+    let listed: Vec<&str> = d["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed.first(), Some(&"10.7.0.20"), "{d}");
+    assert_eq!(listed.last(), Some(&prober), "the prober stays listed: {d}");
+    assert_eq!(listed.len(), 10, "{d}");
+    assert_eq!(d["addresses_unlisted"], 11, "{d}");
+    // Committed, it is the same event in the same view.
+    let committed = committed_denials(&app, &owner, &cid).await;
+    assert_eq!(total(&committed), 41);
+    let ev = app.audit(&tb, &view).await;
+    assert_eq!(total(&ev), 41);
+}
