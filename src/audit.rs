@@ -65,6 +65,11 @@ pub struct Event {
     /// event says so, a log without a matching sealed head was cut.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub head_sealed: bool,
+    /// A refusal still waiting for its group commit (see `DenialBuffer`),
+    /// shown to readers as it stands: no id (0) and no hash yet. Never
+    /// stored, so never part of a hash.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -141,6 +146,18 @@ fn chain_hash(e: &Event) -> Result<String> {
 
 /// Appends an event inside `tx`; it exists only if `tx` commits.
 pub fn record(tx: &mut WriteTx<'_>, now: Timestamp, src: &Source, ev: NewEvent) -> Result<u64> {
+    let action = ev.action.to_string();
+    append(tx, now, src, ev, action)
+}
+
+/// `record`, the action given apart (`ev.action` is ignored).
+fn append(
+    tx: &mut WriteTx<'_>,
+    now: Timestamp,
+    src: &Source,
+    ev: NewEvent,
+    action: String,
+) -> Result<u64> {
     let plain: Head = tx.get(Table::Meta, HEAD_KEY)?.unwrap_or_default();
     // The sealed head is the authority: after a cut with a rewound plain
     // head, new events continue after the sealed one, so the gap stays
@@ -166,7 +183,7 @@ pub fn record(tx: &mut WriteTx<'_>, now: Timestamp, src: &Source, ev: NewEvent) 
         time: now,
         actor: ev.actor,
         actor_id: ev.actor_id,
-        action: ev.action.to_string(),
+        action,
         target: ev.target,
         outcome: ev.outcome,
         source_ip: src.ip.clone(),
@@ -174,6 +191,7 @@ pub fn record(tx: &mut WriteTx<'_>, now: Timestamp, src: &Source, ev: NewEvent) 
         details: ev.details,
         workspace: ev.workspace,
         head_sealed: true,
+        pending: false,
         prev_hash: if head.hash.is_empty() {
             GENESIS.into()
         } else {
@@ -214,6 +232,58 @@ pub const DENIAL_SAMPLE_MAX: usize = 10;
 /// address instead (see `BudgetKey`).
 pub const DENIAL_BUDGET: u32 = 20;
 pub const DENIAL_BUDGET_WINDOW_SECS: i64 = 60;
+/// An over-budget event lists its first and its newest this many source
+/// addresses (`details.addresses`) and counts the rest.
+pub const DENIAL_ADDRESSES_KEPT: usize = 5;
+
+/// Where the over-budget events still held (see `Pending::hold_until`) are
+/// saved as they stand, at most once per `DENIAL_FLUSH_SECS` while they
+/// change, in the background writer's transaction: a crash then loses at
+/// most the last `DENIAL_FLUSH_SECS` of them, as of every other refusal,
+/// and the commits stay one per interval. In the sealed table: it names
+/// actors and addresses, as the log does.
+const HELD_KEY: &[u8] = b"audit_denials_held";
+
+/// A held over-budget event as it would be committed now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Held {
+    time: Timestamp,
+    src: Source,
+    actor: String,
+    actor_id: Option<String>,
+    action: String,
+    target: Option<String>,
+    outcome: Outcome,
+    details: serde_json::Value,
+    workspace: Option<WorkspaceId>,
+}
+
+/// Commits, inside `tx`, the over-budget events a crash (or a kill) left
+/// saved but uncommitted, each with `details.interrupted` (its count is the
+/// one last saved), and forgets them. Called once at start-up.
+pub fn recover_held_denials(tx: &mut WriteTx<'_>) -> Result<usize> {
+    let Some(held) = tx.get::<Vec<Held>>(Table::Secrets, HELD_KEY)? else {
+        return Ok(0);
+    };
+    for h in &held {
+        let mut details = h.details.clone();
+        if let serde_json::Value::Object(m) = &mut details {
+            m.insert("interrupted".into(), true.into());
+        }
+        let ev = NewEvent {
+            actor: h.actor.clone(),
+            actor_id: h.actor_id.clone(),
+            action: "",
+            target: h.target.clone(),
+            outcome: h.outcome,
+            details,
+            workspace: h.workspace.clone(),
+        };
+        append(tx, h.time, &h.src, ev, h.action.clone())?;
+    }
+    tx.delete(Table::Secrets, HELD_KEY)?;
+    Ok(held.len())
+}
 
 /// What makes two denials the same: what the caller cannot choose freely —
 /// action, outcome, actor, the workspace (only an existing one: see
@@ -245,9 +315,12 @@ struct Pending {
     also_unlisted: u64,
     /// An over-budget event waits until its principal's window ends.
     hold_until: Option<Timestamp>,
-    /// An over-budget event's source addresses with their counts (at most
-    /// `DENIAL_SAMPLE_MAX`), and the denials from addresses not listed.
+    /// An over-budget event's source addresses with their counts: the first
+    /// `DENIAL_ADDRESSES_KEPT` seen, and the newest `DENIAL_ADDRESSES_KEPT`
+    /// others (oldest first, so a prober's newest addresses stay listed
+    /// whatever came before), and the denials from addresses not listed.
     addresses: Vec<(String, u64)>,
+    recent_addresses: Vec<(String, u64)>,
     addresses_unlisted: u64,
 }
 
@@ -270,15 +343,97 @@ impl Pending {
         }
     }
 
+    /// The event as it would be committed now: its details with the count,
+    /// the time of the last denial, the sample and the addresses.
+    fn finished(&self) -> NewEvent {
+        let mut ev = self.ev.clone();
+        let mut details = match ev.details {
+            serde_json::Value::Object(m) => m,
+            serde_json::Value::Null => serde_json::Map::new(),
+            other => {
+                let mut m = serde_json::Map::new();
+                m.insert("detail".into(), other);
+                m
+            }
+        };
+        details.insert("count".into(), self.count.into());
+        details.insert("last_at".into(), self.last.into());
+        if !self.also.is_empty() {
+            details.insert("also".into(), self.also.clone().into());
+        }
+        if self.also_unlisted > 0 {
+            details.insert("also_unlisted".into(), self.also_unlisted.into());
+        }
+        if !self.addresses.is_empty() {
+            let listed: Vec<serde_json::Value> = self
+                .addresses
+                .iter()
+                .chain(&self.recent_addresses)
+                .map(|(a, n)| serde_json::json!({"address": a, "count": n}))
+                .collect();
+            details.insert("addresses".into(), listed.into());
+        }
+        if self.addresses_unlisted > 0 {
+            details.insert("addresses_unlisted".into(), self.addresses_unlisted.into());
+        }
+        ev.details = serde_json::Value::Object(details);
+        ev
+    }
+
+    /// What is saved of a held over-budget event (see `HELD_KEY`).
+    fn held(&self) -> Held {
+        let ev = self.finished();
+        Held {
+            time: self.first,
+            src: self.src.clone(),
+            actor: ev.actor,
+            actor_id: ev.actor_id,
+            action: ev.action.to_string(),
+            target: ev.target,
+            outcome: ev.outcome,
+            details: ev.details,
+            workspace: ev.workspace,
+        }
+    }
+
+    /// What a reader sees of it before its commit (`Event::pending`).
+    fn as_event(&self) -> Event {
+        let ev = self.finished();
+        Event {
+            id: 0,
+            time: self.first,
+            actor: ev.actor,
+            actor_id: ev.actor_id,
+            action: ev.action.to_string(),
+            target: ev.target,
+            outcome: ev.outcome,
+            source_ip: self.src.ip.clone(),
+            user_agent: self.src.user_agent.clone(),
+            details: ev.details,
+            workspace: ev.workspace,
+            head_sealed: false,
+            pending: true,
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+
     /// Counts an over-budget denial against its source address.
     fn note_address(&mut self, src: &Source) {
         let ip = src.ip.as_deref().unwrap_or("none");
         if let Some((_, n)) = self.addresses.iter_mut().find(|(a, _)| a == ip) {
             *n += 1;
-        } else if self.addresses.len() < DENIAL_SAMPLE_MAX {
+        } else if self.addresses.len() < DENIAL_ADDRESSES_KEPT {
             self.addresses.push((ip.to_string(), 1));
         } else {
-            self.addresses_unlisted += 1;
+            let seen = match self.recent_addresses.iter().position(|(a, _)| a == ip) {
+                Some(i) => self.recent_addresses.remove(i).1,
+                None => 0,
+            };
+            self.recent_addresses.push((ip.to_string(), seen + 1));
+            if self.recent_addresses.len() > DENIAL_ADDRESSES_KEPT {
+                self.addresses_unlisted += self.recent_addresses.remove(0).1;
+            }
         }
     }
 }
@@ -326,6 +481,9 @@ fn budget_address(ip: Option<&str>, ipv6_prefix: u8) -> String {
 struct Budget {
     window_start: Timestamp,
     used: u32,
+    /// The workspaces its over-budget events of this window name (at most
+    /// `DENIAL_SAMPLE_MAX`: past them, one more names none).
+    over_workspaces: Vec<WorkspaceId>,
 }
 
 #[derive(Default)]
@@ -335,6 +493,10 @@ struct Buffered {
     /// The first denial's varying part, per key (to tell repeats of it).
     first_varied: HashMap<DenialKey, serde_json::Value>,
     budgets: HashMap<BudgetKey, Budget>,
+    /// The held over-budget events changed since they were last saved
+    /// (`HELD_KEY`), and when that was.
+    held_dirty: bool,
+    held_saved_at: Option<Timestamp>,
 }
 
 /// The part of a denial that may vary within one event: its target and
@@ -375,8 +537,8 @@ fn detail_str(ev: &NewEvent, field: &str) -> Option<String> {
 pub struct DenialBuffer {
     inner: Mutex<Buffered>,
     /// Held for a whole flush, so a flush that finds the buffer empty while
-    /// another one is still committing waits for that commit: whoever
-    /// flushes before reading the log then sees every denial made before.
+    /// another one is still committing waits for that commit, and a reader
+    /// (`page`) never sees the log and the buffer in the middle of a flush.
     flushing: Mutex<()>,
 }
 
@@ -418,11 +580,13 @@ impl DenialBuffer {
         let budget = b.budgets.entry(who.clone()).or_insert(Budget {
             window_start: now,
             used: 0,
+            over_workspaces: Vec::new(),
         });
         if now - budget.window_start >= DENIAL_BUDGET_WINDOW_SECS || now < budget.window_start {
             *budget = Budget {
                 window_start: now,
                 used: 0,
+                over_workspaces: Vec::new(),
             };
         }
         let (varied, ev, hold_until) = if budget.used < DENIAL_BUDGET {
@@ -437,9 +601,20 @@ impl DenialBuffer {
                     ev.workspace.clone().map(String::from).into(),
                 );
             }
-            // One over-budget event per principal (or anonymous address) and
-            // kind of event a window: an anonymous caller's names only its
-            // address, whatever names it claimed.
+            // One over-budget event per principal (or anonymous address),
+            // kind of event and (existing) workspace a window, so the
+            // workspace's admins see it: an anonymous caller's names only
+            // its address, whatever names it claimed. At most
+            // `DENIAL_SAMPLE_MAX` workspaces a window; past them, one event
+            // names none.
+            let ws = match &ev.workspace {
+                Some(w) if budget.over_workspaces.contains(w) => Some(w.clone()),
+                Some(w) if budget.over_workspaces.len() < DENIAL_SAMPLE_MAX => {
+                    budget.over_workspaces.push(w.clone());
+                    Some(w.clone())
+                }
+                _ => None,
+            };
             let (actor, actor_id, address) = match &who {
                 BudgetKey::Principal(_) => (ev.actor.clone(), ev.actor_id.clone(), None),
                 BudgetKey::Address(a) => ("anonymous".to_string(), None, Some(a.clone())),
@@ -449,7 +624,7 @@ impl DenialBuffer {
                 ev.outcome.as_str(),
                 actor.clone(),
                 actor_id.clone(),
-                None,
+                ws.clone(),
                 String::new(),
                 address.clone(),
                 true,
@@ -470,13 +645,14 @@ impl DenialBuffer {
                 actor,
                 actor_id,
                 target: None,
-                workspace: None,
+                workspace: ws,
                 details,
                 ..ev
             };
             (varied, over, Some(hold))
         };
         let over = hold_until.is_some();
+        b.held_dirty |= over;
         if let Some(p) = b.pending.get_mut(&key) {
             let first = b.first_varied.get(&key).cloned().unwrap_or_default();
             p.note(now, varied, &first);
@@ -507,6 +683,7 @@ impl DenialBuffer {
             also_unlisted: 0,
             hold_until,
             addresses: Vec::new(),
+            recent_addresses: Vec::new(),
             addresses_unlisted: 0,
         };
         if over {
@@ -536,8 +713,57 @@ impl DenialBuffer {
         self.flush_held_until(store, Some(now))
     }
 
+    /// A page of the log (as `query`) with the refusals still waiting merged
+    /// in, newest first and marked `pending` — without committing them: a
+    /// read must not end a coalesced event nor release a held over-budget
+    /// one early, or whoever may read the log could turn each refusal into
+    /// a durable event by reading after it. The snapshot of the log and of
+    /// the buffer are taken together (no flush between them), so each
+    /// refusal shows exactly once.
+    pub fn page(
+        &self,
+        store: &Store,
+        f: &Filter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<Event>, bool)> {
+        let (since, until) = f.parsed()?;
+        let (r, mut waiting) = {
+            let _flushing = self.flushing.lock();
+            let r = store.read()?;
+            let waiting: Vec<(u64, Event)> = match self.inner.lock() {
+                Ok(g) => g
+                    .pending
+                    .values()
+                    .map(|p| (p.seq, p.as_event()))
+                    .filter(|(_, e)| f.matches(e, since, until))
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            (r, waiting)
+        };
+        // Committed in the order first seen, after everything committed.
+        waiting.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
+        let n = waiting.len();
+        let mut out: Vec<Event> = waiting
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|(_, e)| e)
+            .collect();
+        if out.len() == limit && offset + limit < n {
+            return Ok((out, true));
+        }
+        let (committed, more) = query(&r, f, offset.saturating_sub(n), limit - out.len())?;
+        out.extend(committed);
+        Ok((out, more))
+    }
+
     fn flush_held_until(&self, store: &Store, now: Option<Timestamp>) -> Result<usize> {
         let _flushing = self.flushing.lock();
+        // What is left held, to save when it changed (at most once per
+        // interval, but always when the held events are all committed).
+        let mut held: Option<Vec<Held>> = None;
         let taken: Vec<(DenialKey, Pending, serde_json::Value)> = match self.inner.lock() {
             Ok(mut g) => {
                 let b = &mut *g;
@@ -554,17 +780,38 @@ impl DenialBuffer {
                     b.budgets
                         .retain(|_, v| n - v.window_start < DENIAL_BUDGET_WINDOW_SECS);
                 }
-                due.into_iter()
+                let taken: Vec<_> = due
+                    .into_iter()
                     .filter_map(|k| {
                         let p = b.pending.remove(&k)?;
                         let f = b.first_varied.remove(&k).unwrap_or_default();
                         Some((k, p, f))
                     })
-                    .collect()
+                    .collect();
+                b.held_dirty |= taken.iter().any(|(_, p, _)| p.hold_until.is_some());
+                let interval_passed = match (now, b.held_saved_at) {
+                    (Some(n), Some(at)) => n >= at.saturating_add(DENIAL_FLUSH_SECS as i64),
+                    _ => true,
+                };
+                let still: Vec<Held> = if b.held_dirty {
+                    b.pending
+                        .values()
+                        .filter(|p| p.hold_until.is_some())
+                        .map(Pending::held)
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                if b.held_dirty && (interval_passed || still.is_empty()) {
+                    b.held_dirty = false;
+                    b.held_saved_at = now;
+                    held = Some(still);
+                }
+                taken
             }
             Err(_) => return Ok(0),
         };
-        if taken.is_empty() {
+        if taken.is_empty() && held.is_none() {
             return Ok(0);
         }
         let mut list = taken;
@@ -572,37 +819,14 @@ impl DenialBuffer {
         let written = (|| -> Result<usize> {
             let mut tx = store.write()?;
             for (_, p, _) in &list {
-                let mut ev = p.ev.clone();
-                let mut details = match ev.details {
-                    serde_json::Value::Object(m) => m,
-                    serde_json::Value::Null => serde_json::Map::new(),
-                    other => {
-                        let mut m = serde_json::Map::new();
-                        m.insert("detail".into(), other);
-                        m
-                    }
-                };
-                details.insert("count".into(), p.count.into());
-                details.insert("last_at".into(), p.last.into());
-                if !p.also.is_empty() {
-                    details.insert("also".into(), p.also.clone().into());
+                record(&mut tx, p.first, &p.src, p.finished())?;
+            }
+            match &held {
+                Some(h) if h.is_empty() => {
+                    tx.delete(Table::Secrets, HELD_KEY)?;
                 }
-                if p.also_unlisted > 0 {
-                    details.insert("also_unlisted".into(), p.also_unlisted.into());
-                }
-                if !p.addresses.is_empty() {
-                    let listed: Vec<serde_json::Value> = p
-                        .addresses
-                        .iter()
-                        .map(|(a, n)| serde_json::json!({"address": a, "count": n}))
-                        .collect();
-                    details.insert("addresses".into(), listed.into());
-                }
-                if p.addresses_unlisted > 0 {
-                    details.insert("addresses_unlisted".into(), p.addresses_unlisted.into());
-                }
-                ev.details = serde_json::Value::Object(details);
-                record(&mut tx, p.first, &p.src, ev)?;
+                Some(h) => tx.put(Table::Secrets, HELD_KEY, h)?,
+                None => {}
             }
             tx.commit()?;
             Ok(list.len())
@@ -611,6 +835,7 @@ impl DenialBuffer {
             && let Ok(mut g) = self.inner.lock()
         {
             let b = &mut *g;
+            b.held_dirty |= held.is_some();
             for (k, p, f) in list {
                 match b.pending.get_mut(&k) {
                     Some(q) => {
@@ -618,8 +843,12 @@ impl DenialBuffer {
                         q.first = q.first.min(p.first);
                         q.seq = q.seq.min(p.seq);
                         q.also_unlisted += p.also_unlisted + p.also.len() as u64;
-                        q.addresses_unlisted +=
-                            p.addresses_unlisted + p.addresses.iter().map(|(_, n)| n).sum::<u64>();
+                        q.addresses_unlisted += p.addresses_unlisted
+                            + p.addresses
+                                .iter()
+                                .chain(&p.recent_addresses)
+                                .map(|(_, n)| n)
+                                .sum::<u64>();
                     }
                     None => {
                         b.first_varied.insert(k.clone(), f);
@@ -649,6 +878,31 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// `since` and `until` as times; checks `outcome` too.
+    fn parsed(&self) -> Result<(Option<Timestamp>, Option<Timestamp>)> {
+        let parse = |s: &Option<String>, field: &'static str| -> Result<Option<Timestamp>> {
+            match s.as_deref().filter(|s| !s.is_empty()) {
+                None => Ok(None),
+                Some(v) => crate::clock::parse_time(v).map(Some).ok_or_else(|| {
+                    Error::invalid(
+                        field,
+                        "use an RFC 3339 date and time such as 2026-01-31T12:00:00Z",
+                    )
+                }),
+            }
+        };
+        let (since, until) = (parse(&self.since, "since")?, parse(&self.until, "until")?);
+        if let Some(o) = self.outcome.as_deref().filter(|s| !s.is_empty())
+            && !matches!(o, "success" | "failure" | "denied")
+        {
+            return Err(Error::invalid(
+                "outcome",
+                "must be success, failure or denied",
+            ));
+        }
+        Ok((since, until))
+    }
+
     fn matches(&self, e: &Event, since: Option<Timestamp>, until: Option<Timestamp>) -> bool {
         if let Some(a) = self.actor.as_deref().filter(|s| !s.is_empty()) {
             let a = a.to_lowercase();
@@ -690,26 +944,7 @@ pub fn query(
     offset: usize,
     limit: usize,
 ) -> Result<(Vec<Event>, bool)> {
-    let parse = |s: &Option<String>, field: &'static str| -> Result<Option<Timestamp>> {
-        match s.as_deref().filter(|s| !s.is_empty()) {
-            None => Ok(None),
-            Some(v) => crate::clock::parse_time(v).map(Some).ok_or_else(|| {
-                Error::invalid(
-                    field,
-                    "use an RFC 3339 date and time such as 2026-01-31T12:00:00Z",
-                )
-            }),
-        }
-    };
-    let (since, until) = (parse(&f.since, "since")?, parse(&f.until, "until")?);
-    if let Some(o) = f.outcome.as_deref().filter(|s| !s.is_empty())
-        && !matches!(o, "success" | "failure" | "denied")
-    {
-        return Err(Error::invalid(
-            "outcome",
-            "must be success, failure or denied",
-        ));
-    }
+    let (since, until) = f.parsed()?;
     let mut out = Vec::new();
     let mut skipped = 0;
     let mut more = false;
@@ -729,16 +964,6 @@ pub fn query(
         ControlFlow::Continue(())
     })?;
     Ok((out, more))
-}
-
-/// `query`, read in its own snapshot.
-pub fn page(
-    svc: &crate::service::Service,
-    f: &Filter,
-    offset: usize,
-    limit: usize,
-) -> Result<(Vec<Event>, bool)> {
-    query(&svc.store.read()?, f, offset, limit)
 }
 
 /// How far back past `since` a count keeps reading: events are appended in

@@ -84,6 +84,8 @@ impl Service {
                 k
             }
         };
+        // Over-budget refusals a crash left saved but uncommitted.
+        crate::audit::recover_held_denials(&mut tx)?;
         record_config_change(&mut tx, &settings, now)?;
         tx.commit()?;
         let ratelimit = crate::ratelimit::Limits::load(&settings.rate_limit, &store.read()?, now)?;

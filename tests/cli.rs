@@ -35,14 +35,14 @@ fn text(o: &Output) -> String {
     )
 }
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
     base: String,
-    setup_link: Option<String>,
+    pub(crate) setup_link: Option<String>,
 }
 
 impl Server {
-    fn start(data: &Path, env: &[(&str, &str)]) -> Server {
+    pub(crate) fn start(data: &Path, env: &[(&str, &str)]) -> Server {
         let mut c = cmd(data);
         c.args(["serve", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
@@ -82,7 +82,7 @@ impl Server {
         }
     }
 
-    fn url(&self, p: &str) -> String {
+    pub(crate) fn url(&self, p: &str) -> String {
         format!("{}{p}", self.base)
     }
 
@@ -105,7 +105,7 @@ impl Drop for Server {
     }
 }
 
-async fn setup_via_link(s: &Server, link: &str) {
+pub(crate) async fn setup_via_link(s: &Server, link: &str) {
     let c = crate::common::browser();
     let html = c.get(link).send().await.unwrap().text().await.unwrap();
     let token = link.split("token=").nth(1).unwrap();

@@ -31,6 +31,7 @@ mod r345_sec;
 mod r3_sec;
 mod r4_sec;
 mod r5_sec;
+mod r5b_sec;
 mod rest_sec;
 mod sa1_sec;
 mod sa2_sec;

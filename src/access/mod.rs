@@ -382,8 +382,9 @@ pub fn authorize(
 /// actor, action, permission, reason, existing workspace and address) become
 /// one event with a count and a capped sample of the resources refused, and
 /// each principal adds at most `audit::DENIAL_BUDGET` events a window; the background writer commits them every
-/// `audit::DENIAL_FLUSH_SECS`, at shutdown, before the log is read, and at
-/// once when `audit::DENIAL_BUFFER_MAX` distinct ones wait. Never call this
+/// `audit::DENIAL_FLUSH_SECS`, at shutdown, and at
+/// once when `audit::DENIAL_BUFFER_MAX` distinct ones wait; readers of the
+/// log see the waiting ones merged in (`audit_page`). Never call this
 /// holding a write transaction.
 pub fn audit_denial(
     svc: &Service,
@@ -429,8 +430,9 @@ pub fn flush_denials(svc: &Service) -> Result<usize> {
 
 /// A page of the audit log for someone who may read it (`ReadAudit` on the
 /// platform, or on the workspace the filter names). `paging` (offset and
-/// limit) is checked after the permission; buffered refusals are committed
-/// first, so whoever reads the log sees them.
+/// limit) is checked after the permission; buffered refusals are merged in
+/// as they stand (`pending`), not committed: a read must not end a coalesced
+/// refusal early (see `audit::DenialBuffer::page`).
 pub fn audit_page(
     svc: &Service,
     actor: &Actor,
@@ -447,8 +449,7 @@ pub fn audit_page(
     };
     actor.authorize(svc, Permission::ReadAudit, res)?;
     let (offset, limit) = paging()?;
-    flush_denials(svc)?;
-    audit::page(svc, filter, offset, limit)
+    svc.access.denials.page(&svc.store, filter, offset, limit)
 }
 
 /// Whether refusals wait for their group commit.
