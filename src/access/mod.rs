@@ -449,6 +449,12 @@ pub fn audit_page(
     };
     actor.authorize(svc, Permission::ReadAudit, res)?;
     let (offset, limit) = paging()?;
+    // Refusals within their principal's budget are committed first, so the
+    // reader sees each as the event it is; a principal's over-budget event is
+    // not (reads must not split it: it waits for its window's end and is
+    // shown merged in, `pending`), so reading after every refusal buys at
+    // most `audit::DENIAL_BUDGET` events a window.
+    flush_due_denials(svc)?;
     svc.access.denials.page(&svc.store, filter, offset, limit)
 }
 
