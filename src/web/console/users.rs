@@ -196,6 +196,32 @@ fn user_page(
     })
 }
 
+/// The user page again after a refused form, its error beside the field and
+/// (when given) the form as it was typed.
+fn user_page_failed(
+    st: &AppState,
+    req: &HttpRequest,
+    u: &ConsoleUser,
+    uid: &UserId,
+    e: &Error,
+    posted: Option<&[(String, String)]>,
+) -> PageResult {
+    render_failed(
+        StatusCode::BAD_REQUEST,
+        &user_page(
+            st,
+            req,
+            u,
+            uid.as_str(),
+            None,
+            Some(crate::web::html::words(e)),
+        )?,
+        req,
+        e,
+        posted,
+    )
+}
+
 pub(super) async fn user_detail(
     req: HttpRequest,
     st: web::Data<AppState>,
@@ -260,20 +286,9 @@ pub(super) async fn user_edit(
             &format!("/admin/users/{}", uid.as_str()),
             UserNotice::Saved,
         ))),
-        Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => render_failed(
-            StatusCode::BAD_REQUEST,
-            &user_page(
-                &st,
-                &req,
-                &u,
-                uid.as_str(),
-                None,
-                Some(crate::web::html::words(&e)),
-            )?,
-            &req,
-            &e,
-            Some(&posted),
-        ),
+        Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => {
+            user_page_failed(&st, &req, &u, &uid, &e, Some(&posted))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -430,20 +445,7 @@ pub(super) async fn user_password(
             uid.as_str(),
             UserNotice::Reset.code()
         ))),
-        Err(e @ Error::Invalid { .. }) => render_failed(
-            StatusCode::BAD_REQUEST,
-            &user_page(
-                &st,
-                &req,
-                &u,
-                uid.as_str(),
-                None,
-                Some(crate::web::html::words(&e)),
-            )?,
-            &req,
-            &e,
-            None,
-        ),
+        Err(e @ Error::Invalid { .. }) => user_page_failed(&st, &req, &u, &uid, &e, None),
         Err(e) => Err(e.into()),
     }
 }
