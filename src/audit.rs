@@ -4,7 +4,7 @@
 //! need no transaction of their own). It does not stream events anywhere (a
 //! later SIEM feature will read from here).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::sync::Mutex;
 
@@ -235,6 +235,19 @@ pub const DENIAL_BUDGET_WINDOW_SECS: i64 = 60;
 /// An over-budget event lists its first and its newest this many source
 /// addresses (`details.addresses`) and counts the rest.
 pub const DENIAL_ADDRESSES_KEPT: usize = 5;
+/// Workspaces a principal's over-budget events name a window (one event per
+/// workspace and kind, so each workspace's admins see the refusals of their
+/// resources in their own log), whatever other workspaces it was refused in
+/// first. Past them, one installation-wide event per kind covers the rest
+/// and says how many workspaces (`details.workspaces`). A caller nobody
+/// authenticated gets `DENIAL_SAMPLE_MAX` per address. Either way what one
+/// caller costs a window stays bounded: its budget, these events, and one
+/// more per kind.
+pub const DENIAL_WORKSPACES_MAX: usize = 100;
+/// Distinct workspaces an installation-wide over-budget event counts (past
+/// it, `details.workspaces` is a lower bound), bounding the memory one
+/// principal costs a window.
+const DENIAL_WORKSPACES_COUNTED: usize = 10_000;
 
 /// Where the over-budget events still held (see `Pending::hold_until`) are
 /// saved as they stand, at most once per `DENIAL_FLUSH_SECS` while they
@@ -322,6 +335,9 @@ struct Pending {
     addresses: Vec<(String, u64)>,
     recent_addresses: Vec<(String, u64)>,
     addresses_unlisted: u64,
+    /// An installation-wide over-budget event: how many workspaces past
+    /// `DENIAL_WORKSPACES_MAX` it covers (they see no event of their own).
+    workspaces: u64,
 }
 
 impl Pending {
@@ -375,6 +391,9 @@ impl Pending {
         }
         if self.addresses_unlisted > 0 {
             details.insert("addresses_unlisted".into(), self.addresses_unlisted.into());
+        }
+        if self.workspaces > 0 {
+            details.insert("workspaces".into(), self.workspaces.into());
         }
         ev.details = serde_json::Value::Object(details);
         ev
@@ -478,12 +497,17 @@ fn budget_address(ip: Option<&str>, ipv6_prefix: u8) -> String {
 }
 
 /// One principal's use of `DENIAL_BUDGET`.
+#[derive(Default)]
 struct Budget {
     window_start: Timestamp,
     used: u32,
     /// The workspaces its over-budget events of this window name (at most
-    /// `DENIAL_SAMPLE_MAX`: past them, one more names none).
-    over_workspaces: Vec<WorkspaceId>,
+    /// `DENIAL_WORKSPACES_MAX`, or `DENIAL_SAMPLE_MAX` for an anonymous
+    /// caller: past them, one more per kind names none).
+    over_workspaces: HashSet<WorkspaceId>,
+    /// The workspaces (per kind of event) that event covers, to count them
+    /// (at most `DENIAL_WORKSPACES_COUNTED`).
+    unnamed_workspaces: HashSet<(&'static str, WorkspaceId)>,
 }
 
 #[derive(Default)]
@@ -579,16 +603,17 @@ impl DenialBuffer {
         let who = BudgetKey::of(&ev, src, ipv6_prefix);
         let budget = b.budgets.entry(who.clone()).or_insert(Budget {
             window_start: now,
-            used: 0,
-            over_workspaces: Vec::new(),
+            ..Budget::default()
         });
         if now - budget.window_start >= DENIAL_BUDGET_WINDOW_SECS || now < budget.window_start {
             *budget = Budget {
                 window_start: now,
-                used: 0,
-                over_workspaces: Vec::new(),
+                ..Budget::default()
             };
         }
+        // Whether this denial adds a workspace to what an installation-wide
+        // over-budget event covers.
+        let mut unnamed = false;
         let (varied, ev, hold_until) = if budget.used < DENIAL_BUDGET {
             budget.used += 1;
             (varying(&ev, false), ev, None)
@@ -605,15 +630,25 @@ impl DenialBuffer {
             // kind of event and (existing) workspace a window, so the
             // workspace's admins see it: an anonymous caller's names only
             // its address, whatever names it claimed. At most
-            // `DENIAL_SAMPLE_MAX` workspaces a window; past them, one event
-            // names none.
+            // `DENIAL_WORKSPACES_MAX` workspaces a window (so refusals
+            // elsewhere first cannot hide those of a workspace from its
+            // log below that); past them, one event per kind counts them.
+            let named_max = match &who {
+                BudgetKey::Principal(_) => DENIAL_WORKSPACES_MAX,
+                BudgetKey::Address(_) => DENIAL_SAMPLE_MAX,
+            };
             let ws = match &ev.workspace {
                 Some(w) if budget.over_workspaces.contains(w) => Some(w.clone()),
-                Some(w) if budget.over_workspaces.len() < DENIAL_SAMPLE_MAX => {
-                    budget.over_workspaces.push(w.clone());
+                Some(w) if budget.over_workspaces.len() < named_max => {
+                    budget.over_workspaces.insert(w.clone());
                     Some(w.clone())
                 }
-                _ => None,
+                Some(w) => {
+                    unnamed = budget.unnamed_workspaces.len() < DENIAL_WORKSPACES_COUNTED
+                        && budget.unnamed_workspaces.insert((ev.action, w.clone()));
+                    None
+                }
+                None => None,
             };
             let (actor, actor_id, address) = match &who {
                 BudgetKey::Principal(_) => (ev.actor.clone(), ev.actor_id.clone(), None),
@@ -659,6 +694,7 @@ impl DenialBuffer {
             if over {
                 p.note_address(src);
             }
+            p.workspaces += u64::from(unnamed);
             return b.pending.len();
         }
         b.first_varied.insert(key.clone(), varied);
@@ -685,6 +721,7 @@ impl DenialBuffer {
             addresses: Vec::new(),
             recent_addresses: Vec::new(),
             addresses_unlisted: 0,
+            workspaces: u64::from(unnamed),
         };
         if over {
             p.note_address(src);
@@ -840,6 +877,7 @@ impl DenialBuffer {
                 match b.pending.get_mut(&k) {
                     Some(q) => {
                         q.count += p.count;
+                        q.workspaces += p.workspaces;
                         q.first = q.first.min(p.first);
                         q.seq = q.seq.min(p.seq);
                         q.also_unlisted += p.also_unlisted + p.also.len() as u64;
@@ -1312,5 +1350,63 @@ mod tests {
         drop(r);
         buf.add(200, &here, denial("b", "scope_missing"), 64);
         assert_eq!(buf.flush_due(&store, 201).unwrap(), 1);
+    }
+
+    /// Past its budget, a principal's refusals keep one event per workspace
+    /// up to `DENIAL_WORKSPACES_MAX` a window, whichever came first, then
+    /// one event naming none that counts the workspaces it covers; a caller
+    /// nobody authenticated gets `DENIAL_SAMPLE_MAX` workspaces per address.
+    #[test]
+    fn over_budget_events_name_each_workspace_up_to_a_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 0).unwrap();
+        let buf = DenialBuffer::default();
+        let here = Source {
+            ip: Some("192.0.2.1".into()),
+            user_agent: None,
+        };
+        let ws = |n: usize| WorkspaceId::parse(&format!("ws_{n:020x}")).unwrap();
+        let n = DENIAL_BUDGET as usize + DENIAL_WORKSPACES_MAX + 7;
+        for round in 0..2 {
+            for i in 0..n {
+                buf.add(
+                    10,
+                    &here,
+                    denial("a", "not_a_member").workspace(Some(&ws(i))),
+                    64,
+                );
+                let mut anon = NewEvent::new("access.denied", Outcome::Denied)
+                    .actor("anonymous", None)
+                    .workspace(Some(&ws(i)));
+                anon.details = serde_json::json!({"reason": format!("r{round}{i}")});
+                buf.add(10, &here, anon, 64);
+            }
+        }
+        buf.flush(&store).unwrap();
+        let r = store.read().unwrap();
+        let (events, _) = query(&r, &Filter::default(), 0, 1000).unwrap();
+        let over = |actor: &str| -> Vec<&Event> {
+            events
+                .iter()
+                .filter(|e| e.actor == actor && e.details["over_budget"] == true)
+                .collect()
+        };
+        let mine = over("a");
+        let named = mine.iter().filter(|e| e.workspace.is_some()).count();
+        assert_eq!(named, DENIAL_WORKSPACES_MAX);
+        let wide: Vec<_> = mine.iter().filter(|e| e.workspace.is_none()).collect();
+        assert_eq!(wide.len(), 1);
+        assert_eq!(wide[0].details["workspaces"], 7, "{}", wide[0].details);
+        assert_eq!(wide[0].details["count"], 14, "{}", wide[0].details);
+        let anon = over("anonymous");
+        let named = anon.iter().filter(|e| e.workspace.is_some()).count();
+        assert_eq!(named, DENIAL_SAMPLE_MAX);
+        assert_eq!(anon.len(), DENIAL_SAMPLE_MAX + 1);
+        let total: u64 = events
+            .iter()
+            .filter(|e| e.actor == "anonymous")
+            .map(|e| e.details["count"].as_u64().unwrap())
+            .sum();
+        assert_eq!(total, 2 * n as u64, "every refusal counted");
     }
 }

@@ -319,8 +319,7 @@ async fn finding3_refusals_elsewhere_do_not_hide_a_workspaces_refusals() {
 /// events and that one a window, whatever it is refused.
 #[actix_web::test]
 async fn finding3_past_the_cap_one_event_counts_the_workspaces_it_covers() {
-    use gatehouse::audit::DENIAL_BUDGET;
-    const DENIAL_WORKSPACES_MAX: usize = 100;
+    use gatehouse::audit::{DENIAL_BUDGET, DENIAL_WORKSPACES_MAX};
     let app = spawn().await;
     let owner = app.owner_token().await;
     let n = DENIAL_BUDGET as usize + DENIAL_WORKSPACES_MAX + 5;

@@ -560,6 +560,11 @@ async fn enforcing_sso_ends_the_password_sessions_of_whom_it_takes_passwords_fro
             &Default::default(),
             false,
             Some("corp"),
+            gatehouse::authn::session::limits_now(
+                &app.svc,
+                &gatehouse::identity::UserId::parse(&dora).unwrap(),
+            )
+            .unwrap(),
         )
         .unwrap();
         tx.commit().unwrap();

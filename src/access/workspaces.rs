@@ -263,6 +263,30 @@ fn update(
     Ok(w)
 }
 
+/// A user leaving a workspace that has session limits (their membership,
+/// or the workspace itself; a group seat needs the membership, so leaving a
+/// group lifts nothing) lifts those limits off their later sign-ins: doing
+/// it to oneself takes a recent sign-in, so a stale or stolen credential
+/// cannot buy itself the looser limits. (Live sessions keep the limits pinned on them either way:
+/// `authn::session::Session::ends_at`.) Platform admins answer to the
+/// installation's limits only, so they lift nothing.
+fn leaving_needs_recent<'a>(
+    svc: &Service,
+    actor: &Actor,
+    w: &Workspace,
+    mut leavers: impl Iterator<Item = &'a UserId>,
+) -> Result<()> {
+    if w.session == SessionLimits::default() || actor.principal.is_platform_admin() {
+        return Ok(());
+    }
+    if let Principal::User { user, .. } = &actor.principal
+        && leavers.any(|u| u == &user.id)
+    {
+        actor.require_recent(svc)?;
+    }
+    Ok(())
+}
+
 /// Deletes a workspace and everything that belongs to it: members, roles,
 /// groups, service accounts, API apps and their keys, widget keys.
 pub fn delete(svc: &Service, actor: &Actor, id: &WorkspaceId) -> Result<()> {
@@ -274,6 +298,7 @@ pub fn delete(svc: &Service, actor: &Actor, id: &WorkspaceId) -> Result<()> {
     // caller who could remove each of them directly may (`remove_member`,
     // `delete_service_account`, `delete_app`, `delete_widget_key`).
     let members = grants_in(&tx, id)?;
+    leaving_needs_recent(svc, actor, &w, members.keys())?;
     if !members.is_empty() {
         may_remove(svc, by, id, Permission::ManageUsers, "members")?;
         let everyone = members.into_values().fold(PermSet::EMPTY, PermSet::union);
@@ -721,6 +746,8 @@ pub fn remove_member(svc: &Service, actor: &Actor, ws: &WorkspaceId, user: &User
     let (by, src) = (&actor.principal, &actor.source);
     actor.authorize(svc, Permission::ManageUsers, Resource::Workspace(ws))?;
     let mut tx = svc.store.write()?;
+    let w = get(&tx, ws)?;
+    leaving_needs_recent(svc, actor, &w, std::iter::once(user))?;
     let grants = grants_in(&tx, ws)?;
     if !tx.delete(Table::Members, &member_key(ws, user))? {
         return Err(Error::NotFound("member"));

@@ -358,7 +358,8 @@ fn finish_login(
             if policy.session.single_session {
                 session::end_all_for_user(tx, &user.id)?;
             }
-            let (token, hash) = session::create(tx, &user.id, now, src, enroll_only, sso)?;
+            let limits = session::limits_now(svc, &user.id)?;
+            let (token, hash) = session::create(tx, &user.id, now, src, enroll_only, sso, limits)?;
             Grant::Session { token, hash }
         }
         Channel::Api => Grant::Tokens(issue_pair(svc, tx, &user, None, enroll_only)?),

@@ -106,8 +106,9 @@ pub(crate) fn family_lifetime(svc: &Service, user: &UserId) -> Result<i64> {
 }
 
 /// The moment a family ends, whatever its rotations: the end fixed when it
-/// started (`Family::ends_at`), or sooner if the user's workspace limits
-/// shortened since (`family_lifetime` from the sign-in that started it).
+/// started (`Family::ends_at`, moved earlier at each rotation that found
+/// stricter limits), or sooner if the user's workspace limits shortened
+/// since (`family_lifetime` from the sign-in that started it).
 fn family_end(svc: &Service, fam: &Family) -> Result<Timestamp> {
     let now_rule = fam
         .created_at
@@ -184,6 +185,13 @@ pub fn rotate(svc: &Service, token: &str, src: &Source) -> Result<Rotated> {
         return Err(invalid());
     }
     let user = user.ok_or_else(invalid)?;
+    // The end as it stands now is the family's from here on: stricter
+    // limits that came to apply since the sign-in (a workspace joined)
+    // still hold after the user leaves that workspace again.
+    if fam.ends_at != Some(end) {
+        fam.ends_at = Some(end);
+        tx.put(Table::RefreshFamilies, rec.family.as_bytes(), &fam)?;
+    }
     rec.used = true;
     tx.put(Table::RefreshTokens, &hash, &rec)?;
     let next = issue(

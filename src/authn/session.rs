@@ -87,6 +87,38 @@ pub struct Session {
     /// revoking that trust ends it. Records from before this field say none.
     #[serde(default)]
     pub sso_connection: Option<String>,
+    /// The latest the session may live: fixed at sign-in from the strictest
+    /// limits that applied then (the installation's, shortened by the
+    /// user's workspaces') and only ever moved earlier, when stricter limits
+    /// come to apply. Leaving a workspace, losing a group seat or a
+    /// workspace's deletion therefore never stretches it. Records from
+    /// before this field are pinned at their next request.
+    #[serde(default)]
+    pub ends_at: Option<Timestamp>,
+    /// The idle timeout in seconds, fixed and shortened the same way.
+    #[serde(default)]
+    pub idle_secs: Option<i64>,
+}
+
+/// The limits a session of `user` gets now: (idle, absolute) in seconds,
+/// the installation's shortened by those of the user's workspaces.
+pub fn limits_now(svc: &Service, user: &UserId) -> Result<(i64, i64)> {
+    let cfg = crate::policy::current(svc)?.session;
+    crate::access::session_limits(svc, user, cfg.idle_timeout_secs, cfg.absolute_lifetime_secs)
+}
+
+impl Session {
+    /// Pins the stricter of the session's own limits and `(idle, absolute)`
+    /// (the limits that apply now); whether anything moved. Never loosens.
+    fn pin(&mut self, (idle, absolute): (i64, i64)) -> bool {
+        let end = self.created_at.saturating_add(absolute);
+        let ends_at = self.ends_at.map_or(end, |e| e.min(end));
+        let idle_secs = self.idle_secs.map_or(idle, |i| i.min(idle));
+        let moved = self.ends_at != Some(ends_at) || self.idle_secs != Some(idle_secs);
+        self.ends_at = Some(ends_at);
+        self.idle_secs = Some(idle_secs);
+        moved
+    }
 }
 
 pub fn hash_token(token: &str) -> [u8; 32] {
@@ -100,7 +132,9 @@ fn by_user_key(user: &UserId, hash: &[u8]) -> Vec<u8> {
     k
 }
 
-/// Starts a session; returns the cookie value (shown to the browser only) and its hash.
+/// Starts a session whose limits are `limits` (`limits_now` at sign-in:
+/// fixed from then on, see `Session::ends_at`); returns the cookie value
+/// (shown to the browser only) and its hash.
 pub fn create(
     tx: &mut WriteTx<'_>,
     user: &UserId,
@@ -108,6 +142,7 @@ pub fn create(
     src: &Source,
     enroll_only: bool,
     sso: Option<&str>,
+    (idle, absolute): (i64, i64),
 ) -> Result<(String, [u8; 32])> {
     let token = format!("ghs_{}", crypto::random_token()?);
     let hash = hash_token(&token);
@@ -124,6 +159,8 @@ pub fn create(
         enroll_only,
         sso: sso.is_some(),
         sso_connection: sso.map(str::to_string),
+        ends_at: Some(now.saturating_add(absolute)),
+        idle_secs: Some(idle),
     };
     tx.put(Table::Sessions, &hash, &s)?;
     tx.put(Table::SessionsByUser, &by_user_key(user, &hash), &true)?;
@@ -139,18 +176,19 @@ pub fn lookup(svc: &Service, token: &str) -> Result<Option<([u8; 32], Session, U
     let hash = hash_token(token);
     let now = svc.now();
     let r = svc.store.read()?;
-    let Some(s) = r.get::<Session>(Table::Sessions, &hash)? else {
+    let Some(mut s) = r.get::<Session>(Table::Sessions, &hash)? else {
         return Ok(None);
     };
-    let cfg = crate::policy::current(svc)?.session;
-    let (idle, absolute) = crate::access::session_limits(
-        svc,
-        &s.user_id,
-        cfg.idle_timeout_secs,
-        cfg.absolute_lifetime_secs,
-    )?;
+    // The limits that apply now (an admin's tightening takes effect at
+    // once) pinned onto the session's own: whatever applied at sign-in or
+    // at any request since still holds after the user left the workspace.
+    let moved = s.pin(limits_now(svc, &s.user_id)?);
+    let (ends_at, idle) = (
+        s.ends_at.unwrap_or(Timestamp::MIN),
+        s.idle_secs.unwrap_or(0),
+    );
     let (last, slack) = svc.authn.activity.last(&hash, s.last_seen);
-    if now - last > idle.saturating_add(slack) || now - s.created_at > absolute {
+    if now - last > idle.saturating_add(slack) || now > ends_at {
         drop(r);
         let mut tx = svc.store.write()?;
         end(&mut tx, &s.user_id, &hash)?;
@@ -163,10 +201,17 @@ pub fn lookup(svc: &Service, token: &str) -> Result<Option<([u8; 32], Session, U
     };
     drop(r);
     svc.authn.activity.note(hash, now);
-    if now - s.last_seen >= TOUCH_EVERY_SECS {
+    if moved || now - s.last_seen >= TOUCH_EVERY_SECS {
         let mut tx = svc.store.write()?;
-        let mut s2 = s.clone();
-        s2.last_seen = now;
+        // As it stands in this transaction: a concurrent sign-out is not
+        // undone, a concurrent re-authentication not lost.
+        let Some(mut s2) = tx.get::<Session>(Table::Sessions, &hash)? else {
+            return Ok(None);
+        };
+        s2.pin((idle, ends_at.saturating_sub(s2.created_at)));
+        if now - s2.last_seen >= TOUCH_EVERY_SECS {
+            s2.last_seen = now;
+        }
         tx.put(Table::Sessions, &hash, &s2)?;
         tx.commit()?;
         return Ok(Some((hash, s2, user)));
