@@ -267,7 +267,8 @@ fn update(
 /// or the workspace itself; a group seat needs the membership, so leaving a
 /// group lifts nothing) lifts those limits off their later sign-ins: doing
 /// it to oneself takes a recent sign-in, so a stale or stolen credential
-/// cannot buy itself the looser limits. (Live sessions keep the limits pinned on them either way:
+/// cannot buy itself the looser limits. (Live sessions and refresh
+/// families keep the limits pinned on them either way: see
 /// `authn::session::Session::ends_at`.) Platform admins answer to the
 /// installation's limits only, so they lift nothing.
 fn leaving_needs_recent<'a>(
