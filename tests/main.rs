@@ -32,6 +32,7 @@ mod r3_sec;
 mod r4_sec;
 mod r5_sec;
 mod r5b_sec;
+mod r6_sec;
 mod rest_sec;
 mod sa1_sec;
 mod sa2_sec;

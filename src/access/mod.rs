@@ -692,6 +692,20 @@ pub fn is_member(svc: &Service, user: &UserId, ws: &WorkspaceId) -> Result<bool>
         .is_some_and(|g| g.iter().any(|(w, _, _)| w == ws)))
 }
 
+/// What `user` holds in each workspace they belong to (directly or through
+/// a group), in workspace order.
+pub fn workspace_grants(svc: &Service, user: &UserId) -> Result<Vec<(WorkspaceId, PermSet)>> {
+    let mut out: Vec<(WorkspaceId, PermSet)> = snapshot(svc)?
+        .user_grants
+        .get(user)
+        .into_iter()
+        .flatten()
+        .map(|(w, s, _)| (w.clone(), *s))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
 /// Workspaces `who` may act in with `p` (platform admins: all of them).
 pub fn workspaces_with(svc: &Service, who: &Principal, p: Permission) -> Result<Vec<WorkspaceId>> {
     let snap = snapshot(svc)?;
