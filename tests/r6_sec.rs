@@ -316,18 +316,10 @@ async fn r6_finding1_jit_and_old_links_need_reapproval_once_the_user_holds_more(
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+    assert_eq!(reference.len(), 64, "{reference}");
     refused_as_stale(&app, &owner, "bob").await;
-    let r = console
-        .post(app.url(&format!("/admin/users/{bob}/sso-links/reapprove")))
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("connection", "acme"),
-            ("reference", reference.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    // The owner presses Re-approve in headless Chromium.
+    chromium_walk_async("link.mjs", vec![app.base.clone(), bob.clone()]).await;
     signed_in(&app, "bob").await;
     let page = console
         .get(app.url(&format!("/admin/users/{bob}?notice=link_reapproved")))
