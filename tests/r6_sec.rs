@@ -107,7 +107,7 @@ async fn r6_finding1_a_clients_link_signs_in_nobody_once_the_user_holds_more() {
     let (s, v) = link(&app, &helpdesk, &alice, "alice@corp.example").await;
     assert_eq!(s, 204, "{v}");
     // (d) Nothing given since: the link signs her in.
-    signed_in(&app, "alice").await;
+    let early = signed_in(&app, "alice").await;
 
     // (a) A workspace admin now: more than the helpdesk may link.
     let member = format!("/api/v1/workspaces/{ws}/members/{alice}");
@@ -120,31 +120,10 @@ async fn r6_finding1_a_clients_link_signs_in_nobody_once_the_user_holds_more() {
     )
     .await;
     refused_as_stale(&app, &owner, "alice").await;
+    // And the session the IdP made before does not carry the seat: it ended.
+    assert_eq!(me(&app, &early).await, 401);
     // The rule reads what she holds now: without the seat, the link works again.
     ok(&app, Method::DELETE, &member, &owner, None).await;
-    signed_in(&app, "alice").await;
-
-    // A seat in a group carrying a role.
-    let g = id_of(
-        &ok(
-            &app,
-            Method::POST,
-            "/api/v1/groups",
-            &owner,
-            Some(json!({"workspace": ws, "name": "Builders", "roles": ["agent_developer"],
-                        "members": [alice]})),
-        )
-        .await,
-    );
-    refused_as_stale(&app, &owner, "alice").await;
-    ok(
-        &app,
-        Method::PATCH,
-        &format!("/api/v1/groups/{g}"),
-        &owner,
-        Some(json!({"members": []})),
-    )
-    .await;
     signed_in(&app, "alice").await;
 
     // A custom role's edit. A seat granting `admin:users` only, which the
@@ -172,6 +151,32 @@ async fn r6_finding1_a_clients_link_signs_in_nobody_once_the_user_holds_more() {
     let (s, v) = link(&app, &helpdesk, &alice, "alice@corp.example").await;
     assert_eq!(s, 204, "the helpdesk holds what she holds: {v}");
     signed_in(&app, "alice").await;
+    // A seat in a group carrying a role (she is a member: the seat above).
+    let g = id_of(
+        &ok(
+            &app,
+            Method::POST,
+            "/api/v1/groups",
+            &owner,
+            Some(
+                json!({"workspace": ws, "name": "Builders", "roles": ["agent_developer"],
+                        "members": [alice]}),
+            ),
+        )
+        .await,
+    );
+    refused_as_stale(&app, &owner, "alice").await;
+    ok(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/groups/{g}"),
+        &owner,
+        Some(json!({"members": []})),
+    )
+    .await;
+    signed_in(&app, "alice").await;
+
+    // The custom role grants more now.
     ok(
         &app,
         Method::PATCH,
@@ -221,6 +226,8 @@ async fn r6_finding1_a_clients_link_signs_in_nobody_once_the_user_holds_more() {
     )
     .await;
     signed_in(&app, "alice").await;
+    // A platform admin gains nothing by a seat: her session stays.
+    assert_eq!(me(&app, &c).await, 200);
 }
 
 /// (c) A user made just in time at a connection whose trust the helpdesk

@@ -7,6 +7,7 @@
 pub mod actor;
 pub(crate) mod catalogue;
 pub mod credentials;
+mod rights;
 pub mod workspaces;
 
 use std::collections::HashMap;
@@ -16,6 +17,7 @@ use serde::Serialize;
 
 pub use actor::Actor;
 pub use catalogue::{BuiltinRole, PermSet, Permission};
+pub use rights::{Rights, WorkspaceRights, holds_more_than};
 
 use crate::audit::{self, NewEvent, Outcome, Source};
 use crate::crypto;

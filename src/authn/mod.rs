@@ -358,6 +358,10 @@ fn finish_login(
             if policy.session.single_session {
                 session::end_all_for_user(tx, &user.id)?;
             }
+            let sso = match sso {
+                Some(c) => Some((c, crate::access::Rights::of(svc, &user)?)),
+                None => None,
+            };
             let (token, hash) = session::create(tx, &user.id, now, src, enroll_only, sso)?;
             Grant::Session { token, hash }
         }

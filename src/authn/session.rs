@@ -87,6 +87,11 @@ pub struct Session {
     /// revoking that trust ends it. Records from before this field say none.
     #[serde(default)]
     pub sso_connection: Option<String>,
+    /// What the user held when the identity provider signed them in (`sso`):
+    /// the session ends once they hold more, so the next sign-in asks their
+    /// link again (`sso::links::standing`). None in older records.
+    #[serde(default)]
+    pub sso_rights: Option<crate::access::Rights>,
 }
 
 pub fn hash_token(token: &str) -> [u8; 32] {
@@ -107,7 +112,7 @@ pub fn create(
     now: Timestamp,
     src: &Source,
     enroll_only: bool,
-    sso: Option<&str>,
+    sso: Option<(&str, crate::access::Rights)>,
 ) -> Result<(String, [u8; 32])> {
     let token = format!("ghs_{}", crypto::random_token()?);
     let hash = hash_token(&token);
@@ -123,7 +128,8 @@ pub fn create(
             .map(|u| u.chars().take(256).collect()),
         enroll_only,
         sso: sso.is_some(),
-        sso_connection: sso.map(str::to_string),
+        sso_connection: sso.as_ref().map(|(c, _)| c.to_string()),
+        sso_rights: sso.map(|(_, r)| r),
     };
     tx.put(Table::Sessions, &hash, &s)?;
     tx.put(Table::SessionsByUser, &by_user_key(user, &hash), &true)?;
@@ -162,6 +168,17 @@ pub fn lookup(svc: &Service, token: &str) -> Result<Option<([u8; 32], Session, U
         _ => return Ok(None),
     };
     drop(r);
+    // An identity provider's session holds what the link vouched for when
+    // it started: given more since (a role, a seat, a group), the user signs
+    // in again, and the link is asked whether its maker could link them now.
+    if let Some(then) = &s.sso_rights
+        && crate::access::holds_more_than(svc, &user, then)?
+    {
+        let mut tx = svc.store.write()?;
+        end(&mut tx, &s.user_id, &hash)?;
+        tx.commit()?;
+        return Ok(None);
+    }
     svc.authn.activity.note(hash, now);
     if now - s.last_seen >= TOUCH_EVERY_SECS {
         let mut tx = svc.store.write()?;

@@ -8,13 +8,14 @@ use crate::service::Service;
 use crate::store::{Reader, Table};
 
 use super::links::{
-    Link, LinkMaker, LinkVia, Made, Rights, Standing, link_key, refuse_email_link,
-    refuse_stale_link, standing,
+    Link, LinkMaker, LinkVia, Made, Standing, link_key, refuse_email_link, refuse_stale_link,
+    standing,
 };
 use super::{
     Connection, Failure, Finished, Identity, Pending, Protocol, TestResult, get, is_excluded,
     settings,
 };
+use crate::access::Rights;
 
 /// How much of a failure's message the audit log keeps for a sign-in nobody
 /// tests: what the request carried (an IdP error text, a SAML value) is cut

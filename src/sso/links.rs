@@ -3,12 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::access::{Actor, ClientKind, PermSet, Permission, Principal, Resource};
+use crate::access::{Actor, ClientKind, Permission, Principal, Resource, Rights};
 use crate::audit::{self, Outcome};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::identity::{self, Role, User, UserId};
-use crate::principal::WorkspaceId;
 use crate::service::Service;
 use crate::store::{Reader, Table};
 
@@ -200,8 +199,10 @@ fn write_admin_link(
         src,
         by.event("sso.link", Outcome::Success)
             .target(u.id.as_str())
-            .details(serde_json::json!({"connection": conn.id, "subject": subject, "via": "admin",
-                "role": u.role.as_str(), "reapproved": reapproved})),
+            .details(
+                serde_json::json!({"connection": conn.id, "subject": subject, "via": "admin",
+                "role": u.role.as_str(), "reapproved": reapproved}),
+            ),
     )?;
     tx.commit()
 }
@@ -443,13 +444,15 @@ impl LinkMaker {
     /// disabled or unknown (then it vouches for nothing).
     fn as_caller(&self, svc: &Service, r: &impl Reader) -> Result<Option<Principal>> {
         Ok(match self {
-            LinkMaker::User(id) => identity::get(r, id)
-                .ok()
-                .filter(|u| !u.disabled)
-                .map(|u| Principal::User {
-                    user: std::sync::Arc::new(u),
-                    session: None,
-                }),
+            LinkMaker::User(id) => {
+                identity::get(r, id)
+                    .ok()
+                    .filter(|u| !u.disabled)
+                    .map(|u| Principal::User {
+                        user: std::sync::Arc::new(u),
+                        session: None,
+                    })
+            }
             LinkMaker::ServiceAccount(id) => {
                 crate::access::credentials::service_account_as_caller(svc, id)?
             }
@@ -469,65 +472,6 @@ impl LinkMaker {
             LinkMaker::Local => "a local operator".into(),
             LinkMaker::Unknown => "unknown".into(),
         }
-    }
-}
-
-/// What a linked user held when the link was made: their platform role and
-/// the permissions they held in each workspace (by name, so that a change of
-/// the catalogue's order cannot widen it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Rights {
-    pub role: Role,
-    #[serde(default)]
-    pub workspaces: Vec<WorkspaceRights>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WorkspaceRights {
-    pub workspace: WorkspaceId,
-    pub permissions: Vec<String>,
-}
-
-fn rank(r: Role) -> u8 {
-    match r {
-        Role::User => 0,
-        Role::Admin => 1,
-        Role::Owner => 2,
-    }
-}
-
-impl Rights {
-    /// What `user` holds now (their role as given, grants as committed).
-    pub(crate) fn of(svc: &Service, user: &User) -> Result<Rights> {
-        Ok(Rights {
-            role: user.role,
-            workspaces: crate::access::workspace_grants(svc, &user.id)?
-                .into_iter()
-                .map(|(workspace, set)| WorkspaceRights {
-                    workspace,
-                    permissions: set.names(),
-                })
-                .collect(),
-        })
-    }
-
-    fn in_workspace(&self, ws: &WorkspaceId) -> PermSet {
-        self.workspaces
-            .iter()
-            .filter(|w| &w.workspace == ws)
-            // A name no longer in the catalogue counts as not held.
-            .flat_map(|w| w.permissions.iter().filter_map(|p| Permission::parse(p)))
-            .collect()
-    }
-
-    /// Whether these rights hold anything `then` did not: a higher platform
-    /// role, or a permission in a workspace that `then` lacks there.
-    pub(crate) fn exceed(&self, then: &Rights) -> bool {
-        rank(self.role) > rank(then.role)
-            || self
-                .workspaces
-                .iter()
-                .any(|w| !self.in_workspace(&w.workspace).is_subset(then.in_workspace(&w.workspace)))
     }
 }
 
@@ -619,7 +563,12 @@ pub(super) enum Standing {
 /// sign-in would make them, `role` being the role it gives — holds more than
 /// when the link was made, its maker must still pass `guard_link_authority`
 /// against them now. Read-only.
-pub(super) fn standing(svc: &Service, r: &impl Reader, link: &Link, user: &User) -> Result<Standing> {
+pub(super) fn standing(
+    svc: &Service,
+    r: &impl Reader,
+    link: &Link,
+    user: &User,
+) -> Result<Standing> {
     let Some(made) = &link.made else {
         return Ok(if user.role == Role::User {
             Standing::Baseline
@@ -711,6 +660,8 @@ pub fn user_links(svc: &Service, actor: &Actor, user: &UserId) -> Result<Vec<Lin
 #[cfg(test)]
 mod link_tests {
     use super::*;
+    use crate::access::WorkspaceRights;
+    use crate::principal::WorkspaceId;
 
     fn rights(role: Role, ws: &[(&str, &[&str])]) -> Rights {
         Rights {
@@ -737,13 +688,19 @@ mod link_tests {
         let d = Link::decode(&admin);
         assert_eq!((d.user.as_str(), d.via), (u.as_str(), Some(LinkVia::Admin)));
         let m = d.made.unwrap();
-        assert_eq!((m.by, m.at, m.rights), (made.by.clone(), 7, made.rights.clone()));
+        assert_eq!(
+            (m.by, m.at, m.rights),
+            (made.by.clone(), 7, made.rights.clone())
+        );
         let jit = Link::encode(Some(LinkVia::Jit), &u, made).unwrap();
         assert_eq!(Link::decode(&jit).via, Some(LinkVia::Jit));
         // Records from before this version: a tag and the user id, or the
         // bare user id; neither names a maker.
         let tagged = Link::decode("admin:usr_0123456789abcdef0123");
-        assert_eq!((tagged.user.as_str(), tagged.via), (u.as_str(), Some(LinkVia::Admin)));
+        assert_eq!(
+            (tagged.user.as_str(), tagged.via),
+            (u.as_str(), Some(LinkVia::Admin))
+        );
         assert!(tagged.made.is_none());
         let old = Link::decode(u.as_str());
         assert_eq!((old.user.as_str(), old.via), (u.as_str(), None));
@@ -765,6 +722,8 @@ mod link_tests {
         assert!(rights(Role::User, &[(other, &["use:agents"])]).exceed(&then));
         assert!(!rights(Role::Admin, &[]).exceed(&rights(Role::Admin, &[])));
         assert!(rights(Role::Owner, &[]).exceed(&rights(Role::Admin, &[])));
+        // A platform admin holds everything: a seat adds nothing.
+        assert!(!rights(Role::Admin, &[(ws, &["admin:users"])]).exceed(&rights(Role::Admin, &[])));
         // A name the catalogue no longer knows is not held.
         assert!(!rights(Role::User, &[(ws, &["gone:perm"])]).exceed(&rights(Role::User, &[])));
     }
