@@ -358,11 +358,13 @@ fn finish_login(
             if policy.session.single_session {
                 session::end_all_for_user(tx, &user.id)?;
             }
-            let sso = match sso {
-                Some(c) => Some((c, crate::access::Rights::of(svc, &user)?)),
-                None => None,
+            let (token, hash) = match sso {
+                Some(c) => {
+                    let rights = crate::access::Rights::of(svc, &user)?;
+                    session::create_sso(tx, &user.id, now, src, c, rights)?
+                }
+                None => session::create(tx, &user.id, now, src, enroll_only, None)?,
             };
-            let (token, hash) = session::create(tx, &user.id, now, src, enroll_only, sso)?;
             Grant::Session { token, hash }
         }
         Channel::Api => Grant::Tokens(issue_pair(svc, tx, &user, None, enroll_only)?),

@@ -112,7 +112,32 @@ pub fn create(
     now: Timestamp,
     src: &Source,
     enroll_only: bool,
-    sso: Option<(&str, crate::access::Rights)>,
+    sso: Option<&str>,
+) -> Result<(String, [u8; 32])> {
+    start(tx, user, now, src, enroll_only, sso.map(|c| (c, None)))
+}
+
+/// Starts a session an identity provider signed `user` in to through
+/// `connection`, holding `rights` (what the user holds now): it ends once
+/// they hold more (`lookup`).
+pub fn create_sso(
+    tx: &mut WriteTx<'_>,
+    user: &UserId,
+    now: Timestamp,
+    src: &Source,
+    connection: &str,
+    rights: crate::access::Rights,
+) -> Result<(String, [u8; 32])> {
+    start(tx, user, now, src, false, Some((connection, Some(rights))))
+}
+
+fn start(
+    tx: &mut WriteTx<'_>,
+    user: &UserId,
+    now: Timestamp,
+    src: &Source,
+    enroll_only: bool,
+    sso: Option<(&str, Option<crate::access::Rights>)>,
 ) -> Result<(String, [u8; 32])> {
     let token = format!("ghs_{}", crypto::random_token()?);
     let hash = hash_token(&token);
@@ -129,7 +154,7 @@ pub fn create(
         enroll_only,
         sso: sso.is_some(),
         sso_connection: sso.as_ref().map(|(c, _)| c.to_string()),
-        sso_rights: sso.map(|(_, r)| r),
+        sso_rights: sso.and_then(|(_, r)| r),
     };
     tx.put(Table::Sessions, &hash, &s)?;
     tx.put(Table::SessionsByUser, &by_user_key(user, &hash), &true)?;
