@@ -33,6 +33,7 @@ mod r4_sec;
 mod r5_sec;
 mod r5b_sec;
 mod r6_limits_sec;
+mod r6_sec;
 mod rest_sec;
 mod sa1_sec;
 mod sa2_sec;

@@ -7,6 +7,7 @@
 pub mod actor;
 pub(crate) mod catalogue;
 pub mod credentials;
+mod rights;
 pub mod workspaces;
 
 use std::collections::HashMap;
@@ -16,6 +17,7 @@ use serde::Serialize;
 
 pub use actor::Actor;
 pub use catalogue::{BuiltinRole, PermSet, Permission};
+pub use rights::{Rights, WorkspaceRights, holds_more_than};
 
 use crate::audit::{self, NewEvent, Outcome, Source};
 use crate::crypto;
@@ -690,6 +692,20 @@ pub fn is_member(svc: &Service, user: &UserId, ws: &WorkspaceId) -> Result<bool>
         .user_grants
         .get(user)
         .is_some_and(|g| g.iter().any(|(w, _, _)| w == ws)))
+}
+
+/// What `user` holds in each workspace they belong to (directly or through
+/// a group), in workspace order.
+pub fn workspace_grants(svc: &Service, user: &UserId) -> Result<Vec<(WorkspaceId, PermSet)>> {
+    let mut out: Vec<(WorkspaceId, PermSet)> = snapshot(svc)?
+        .user_grants
+        .get(user)
+        .into_iter()
+        .flatten()
+        .map(|(w, s, _)| (w.clone(), *s))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
 }
 
 /// Workspaces `who` may act in with `p` (platform admins: all of them).

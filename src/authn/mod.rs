@@ -359,7 +359,13 @@ fn finish_login(
                 session::end_all_for_user(tx, &user.id)?;
             }
             let limits = session::limits_now(svc, &user.id)?;
-            let (token, hash) = session::create(tx, &user.id, now, src, enroll_only, sso, limits)?;
+            let (token, hash) = match sso {
+                Some(c) => {
+                    let rights = crate::access::Rights::of(svc, &user)?;
+                    session::create_sso(tx, &user.id, now, src, c, rights, limits)?
+                }
+                None => session::create(tx, &user.id, now, src, enroll_only, None, limits)?,
+            };
             Grant::Session { token, hash }
         }
         Channel::Api => Grant::Tokens(issue_pair(svc, tx, &user, None, enroll_only)?),

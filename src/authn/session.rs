@@ -98,6 +98,11 @@ pub struct Session {
     /// The idle timeout in seconds, fixed and shortened the same way.
     #[serde(default)]
     pub idle_secs: Option<i64>,
+    /// What the user held when the identity provider signed them in (`sso`):
+    /// the session ends once they hold more, so the next sign-in asks their
+    /// link again (`sso::links::standing`). None in older records.
+    #[serde(default)]
+    pub sso_rights: Option<crate::access::Rights>,
 }
 
 /// The limits a session of `user` gets now: (idle, absolute) in seconds,
@@ -142,6 +147,33 @@ pub fn create(
     src: &Source,
     enroll_only: bool,
     sso: Option<&str>,
+    limits: (i64, i64),
+) -> Result<(String, [u8; 32])> {
+    start(tx, user, now, src, enroll_only, sso.map(|c| (c, None)), limits)
+}
+
+/// Starts a session an identity provider signed `user` in to through
+/// `connection`, holding `rights` (what the user holds now): it ends once
+/// they hold more (`lookup`).
+pub fn create_sso(
+    tx: &mut WriteTx<'_>,
+    user: &UserId,
+    now: Timestamp,
+    src: &Source,
+    connection: &str,
+    rights: crate::access::Rights,
+    limits: (i64, i64),
+) -> Result<(String, [u8; 32])> {
+    start(tx, user, now, src, false, Some((connection, Some(rights))), limits)
+}
+
+fn start(
+    tx: &mut WriteTx<'_>,
+    user: &UserId,
+    now: Timestamp,
+    src: &Source,
+    enroll_only: bool,
+    sso: Option<(&str, Option<crate::access::Rights>)>,
     (idle, absolute): (i64, i64),
 ) -> Result<(String, [u8; 32])> {
     let token = format!("ghs_{}", crypto::random_token()?);
@@ -158,7 +190,8 @@ pub fn create(
             .map(|u| u.chars().take(256).collect()),
         enroll_only,
         sso: sso.is_some(),
-        sso_connection: sso.map(str::to_string),
+        sso_connection: sso.as_ref().map(|(c, _)| c.to_string()),
+        sso_rights: sso.and_then(|(_, r)| r),
         ends_at: Some(now.saturating_add(absolute)),
         idle_secs: Some(idle),
     };
@@ -200,6 +233,17 @@ pub fn lookup(svc: &Service, token: &str) -> Result<Option<([u8; 32], Session, U
         _ => return Ok(None),
     };
     drop(r);
+    // An identity provider's session holds what the link vouched for when
+    // it started: given more since (a role, a seat, a group), the user signs
+    // in again, and the link is asked whether its maker could link them now.
+    if let Some(then) = &s.sso_rights
+        && crate::access::holds_more_than(svc, &user, then)?
+    {
+        let mut tx = svc.store.write()?;
+        end(&mut tx, &s.user_id, &hash)?;
+        tx.commit()?;
+        return Ok(None);
+    }
     svc.authn.activity.note(hash, now);
     if moved || now - s.last_seen >= TOUCH_EVERY_SECS {
         let mut tx = svc.store.write()?;

@@ -110,6 +110,8 @@ pub(super) fn build(
             .or(existing.map(|e| e.sign_requests))
             .unwrap_or(false)
             && input.protocol == Protocol::Saml,
+        // Who set the trust is the caller's to record (`create`, `update`).
+        trust_by: existing.and_then(|e| e.trust_by.clone()),
     })
 }
 

@@ -83,6 +83,11 @@ pub struct Connection {
     /// off until one is set.
     #[serde(default)]
     pub allowed_domains: Vec<String>,
+    /// Who last set whom it trusts (created it, changed its trust or turned
+    /// just-in-time creation on): the maker of the links it makes just in
+    /// time (`links::standing`). `None` in connections stored before it.
+    #[serde(default)]
+    pub trust_by: Option<super::links::LinkMaker>,
 }
 
 pub(super) fn default_skew() -> i64 {
@@ -285,7 +290,8 @@ pub async fn create(
         ));
     }
     let now = svc.now();
-    let c = build(id, input, None, now)?;
+    let mut c = build(id, input, None, now)?;
+    c.trust_by = Some(super::links::LinkMaker::of(by));
     grants_only_what_caller_holds(svc, by, &c)?;
     guard_jit(svc, by, &c, None, true)?;
     let mut tx = svc.store.write()?;
@@ -358,6 +364,12 @@ pub async fn update(
         )?;
     }
     guard_jit(svc, by, &c, Some(&before), trust)?;
+    let mut c = c;
+    c.trust_by = if trust || (c.jit && !before.jit) {
+        Some(super::links::LinkMaker::of(by))
+    } else {
+        before.trust_by.clone()
+    };
     tx.put(Table::SsoConnections, c.id.as_bytes(), &c)?;
     let mut details = change_details(&c, secret_changed);
     details["sessions_ended"] = ended.into();

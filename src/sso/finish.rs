@@ -7,11 +7,15 @@ use crate::identity::{self, Email, Role, User, UserId};
 use crate::service::Service;
 use crate::store::{Reader, Table};
 
-use super::links::{Link, LinkVia, link_key, refuse_email_link};
+use super::links::{
+    Link, LinkMaker, LinkVia, Made, Standing, link_key, refuse_email_link, refuse_stale_link,
+    standing,
+};
 use super::{
     Connection, Failure, Finished, Identity, Pending, Protocol, TestResult, get, is_excluded,
     settings,
 };
+use crate::access::Rights;
 
 /// How much of a failure's message the audit log keeps for a sign-in nobody
 /// tests: what the request carried (an IdP error text, a SAML value) is cut
@@ -200,7 +204,7 @@ pub fn finish(
     let link = tx.get::<String>(Table::SsoLinks, &lk)?;
     let link = link.as_deref().map(Link::decode);
     let linked = match &link {
-        Some(l) => UserId::parse(l.user)
+        Some(l) => UserId::parse(&l.user)
             .ok()
             .and_then(|id| identity::get(&tx, &id).ok()),
         None => None,
@@ -213,7 +217,8 @@ pub fn finish(
     {
         return Ok(Err(Failure::new(
             "privileged_account",
-            "this identity was linked to an administrator by an older version (possibly by              e-mail); an admin must link it again (POST /api/v1/users/{id}/sso-links)",
+            "this identity was linked to an administrator by an older version (possibly by \
+             e-mail); an admin must link it again (POST /api/v1/users/{id}/sso-links)",
         )));
     }
     let mut created = false;
@@ -281,7 +286,18 @@ pub fn finish(
                     )));
                 }
             };
-            tx.put(Table::SsoLinks, &lk, &Link::encode(LinkVia::Jit, &user.id))?;
+            // Made just in time: on the authority of whoever set the
+            // connection's trust, for what the user holds now.
+            let made = Made {
+                by: conn.trust_by.clone().unwrap_or(LinkMaker::Unknown),
+                at: now,
+                rights: Rights::of(svc, &user)?,
+            };
+            tx.put(
+                Table::SsoLinks,
+                &lk,
+                &Link::encode(Some(LinkVia::Jit), &user.id, made)?,
+            )?;
             audit::record(
                 &mut tx,
                 now,
@@ -306,8 +322,30 @@ pub fn finish(
              Gatehouse MFA only",
         )));
     }
+    let remaps = !created && !conn.role_rules.is_empty() && user.role != mapped;
+    // The link vouches for what its maker could link: if the user now holds
+    // more (however it was given), its maker must still be able to link
+    // them as this sign-in would make them (with the mapped role).
+    if let (false, Some(l)) = (created, &link) {
+        let mut as_signed_in = user.clone();
+        if remaps {
+            as_signed_in.role = mapped;
+        }
+        match standing(svc, &tx, l, &as_signed_in)? {
+            Standing::Good => {}
+            Standing::NeedsReapproval => return Ok(Err(refuse_stale_link(&user))),
+            Standing::Baseline => {
+                let made = Made {
+                    by: LinkMaker::Unknown,
+                    at: now,
+                    rights: Rights::of(svc, &as_signed_in)?,
+                };
+                tx.put(Table::SsoLinks, &lk, &Link::encode(l.via, &user.id, made)?)?;
+            }
+        }
+    }
     let mut user = user;
-    if !created && !conn.role_rules.is_empty() && !is_excluded(&s, &user) && user.role != mapped {
+    if remaps {
         let before = user.clone();
         user.role = mapped;
         user.updated_at = now;
@@ -372,6 +410,7 @@ mod tests {
             realm: String::new(),
             sign_requests: false,
             allowed_domains: domains.iter().map(|d| d.to_string()).collect(),
+            trust_by: None,
         }
     }
 

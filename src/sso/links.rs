@@ -1,8 +1,11 @@
 //! Links between an IdP identity (connection and subject) and a Gatehouse
 //! user: the stored record, and an admin's explicit link and unlink.
 
-use crate::access::{Actor, Permission, Principal, Resource};
+use serde::{Deserialize, Serialize};
+
+use crate::access::{Actor, ClientKind, Permission, Principal, Resource, Rights};
 use crate::audit::{self, Outcome};
+use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::identity::{self, Role, User, UserId};
 use crate::service::Service;
@@ -64,7 +67,10 @@ pub(super) fn refuse_email_link(s: &SsoSettings, user: &User, subject: &str) -> 
 /// it). The owner and SSO-excluded users are never linked; an identity
 /// already linked to another user must be unlinked first. Needs
 /// `manage:security` on the platform, the authority to link that user
-/// (`guard_link_authority`) and a recent sign-in. Audited.
+/// (`guard_link_authority`) and a recent sign-in. The link remembers its
+/// maker and what the user holds now (`standing`); linking an identity
+/// already linked to the same user writes both anew, which re-approves a
+/// link that needed it. Audited.
 pub fn link_user(
     svc: &Service,
     actor: &Actor,
@@ -72,11 +78,7 @@ pub fn link_user(
     connection: &str,
     subject: &str,
 ) -> Result<()> {
-    actor.authorize(svc, Permission::ManageSecurity, Resource::Platform)?;
-    // A link is a way into the account: `admin:users` too (audited when refused).
-    actor.authorize(svc, Permission::ManageUsers, Resource::Platform)?;
-    actor.require_recent(svc)?;
-    let (by, src) = (&actor.principal, &actor.source);
+    authorize_linking(svc, actor)?;
     let subject = subject.trim();
     if subject.is_empty() || subject.len() > 500 || subject.chars().any(char::is_control) {
         return Err(Error::invalid(
@@ -87,6 +89,64 @@ pub fn link_user(
     }
     let connection =
         parse_id(connection).map_err(|_| Error::invalid("connection", "is not a connection id"))?;
+    let lk = link_key(svc, connection, subject)?;
+    write_admin_link(svc, actor, user, connection, lk, Some(subject))
+}
+
+/// Re-approves one of a user's links as the console lists it (`reference`:
+/// `LinkInfo::reference`), without its subject: what linking the identity
+/// again does (`link_user`), with the same checks.
+pub fn reapprove_link(
+    svc: &Service,
+    actor: &Actor,
+    user: &UserId,
+    connection: &str,
+    reference: &str,
+) -> Result<()> {
+    authorize_linking(svc, actor)?;
+    let connection =
+        parse_id(connection).map_err(|_| Error::invalid("connection", "is not a connection id"))?;
+    let index = hex::decode(reference.trim())
+        .ok()
+        .filter(|i| i.len() == 32)
+        .ok_or(Error::NotFound("SSO link"))?;
+    let mut lk = connection.as_bytes().to_vec();
+    lk.push(0);
+    lk.extend_from_slice(&index);
+    if svc
+        .store
+        .read()?
+        .get::<String>(Table::SsoLinks, &lk)?
+        .is_none_or(|v| Link::decode(&v).user != user.as_str())
+    {
+        return Err(Error::NotFound("SSO link"));
+    }
+    write_admin_link(svc, actor, user, connection, lk, None)
+}
+
+/// `manage:security` and `admin:users` on the platform (each refusal
+/// audited) and a recent sign-in: what making or re-approving a link takes
+/// before anything is looked at.
+fn authorize_linking(svc: &Service, actor: &Actor) -> Result<()> {
+    actor.authorize(svc, Permission::ManageSecurity, Resource::Platform)?;
+    // A link is a way into the account: `admin:users` too (audited when refused).
+    actor.authorize(svc, Permission::ManageUsers, Resource::Platform)?;
+    actor.require_recent(svc)
+}
+
+/// Writes an admin's link at `lk` (made by the actor, with what the user
+/// holds now), after the rules on the user: `guard_link_authority`, never an
+/// SSO-excluded user or the owner, never one's own, never an identity linked
+/// to another user. `subject` is named in the audit event when known.
+fn write_admin_link(
+    svc: &Service,
+    actor: &Actor,
+    user: &UserId,
+    connection: &str,
+    lk: Vec<u8>,
+    subject: Option<&str>,
+) -> Result<()> {
+    let (by, src) = (&actor.principal, &actor.source);
     let mut tx = svc.store.write()?;
     let conn =
         get(&tx, connection).map_err(|_| Error::invalid("connection", "no such connection"))?;
@@ -108,14 +168,14 @@ pub fn link_user(
         "SSO links",
         "Another administrator links your account to an identity provider.",
     )?;
-    let lk = link_key(svc, &conn.id, subject)?;
-    match tx
+    let before = tx
         .get::<String>(Table::SsoLinks, &lk)?
-        .as_deref()
-        .map(Link::decode)
-    {
-        Some(l) if l.user == u.id.as_str() && l.via == Some(LinkVia::Admin) => return Ok(()),
-        Some(l) if l.user == u.id.as_str() => {}
+        .map(|v| Link::decode(&v));
+    let mut reapproved = false;
+    match &before {
+        Some(l) if l.user == u.id.as_str() => {
+            reapproved = standing(svc, &tx, l, &u)? == Standing::NeedsReapproval;
+        }
         Some(_) => {
             return Err(Error::Conflict(
                 "This identity is linked to another user; delete that link first.".into(),
@@ -123,14 +183,26 @@ pub fn link_user(
         }
         None => {}
     }
-    tx.put(Table::SsoLinks, &lk, &Link::encode(LinkVia::Admin, &u.id))?;
+    let made = Made {
+        by: LinkMaker::of(by),
+        at: svc.now(),
+        rights: Rights::of(svc, &u)?,
+    };
+    tx.put(
+        Table::SsoLinks,
+        &lk,
+        &Link::encode(Some(LinkVia::Admin), &u.id, made)?,
+    )?;
     audit::record(
         &mut tx,
         svc.now(),
         src,
         by.event("sso.link", Outcome::Success)
             .target(u.id.as_str())
-            .details(serde_json::json!({"connection": conn.id, "subject": subject, "via": "admin", "role": u.role.as_str()})),
+            .details(
+                serde_json::json!({"connection": conn.id, "subject": subject, "via": "admin",
+                "role": u.role.as_str(), "reapproved": reapproved}),
+            ),
     )?;
     tx.commit()
 }
@@ -142,7 +214,7 @@ fn linked_users(r: &impl Reader, connection: &str) -> Result<(Vec<User>, usize)>
     let mut links = 0;
     for (_, v) in r.scan::<String>(Table::SsoLinks, format!("{connection}\0").as_bytes())? {
         links += 1;
-        let Ok(id) = UserId::parse(Link::decode(&v).user) else {
+        let Ok(id) = UserId::parse(&Link::decode(&v).user) else {
             continue;
         };
         if let Ok(u) = identity::get(r, &id)
@@ -306,7 +378,7 @@ pub fn unlink_user(
     crate::access::guard_credentials(svc, by, &identity::get(&tx, user)?, "SSO links")?;
     let lk = link_key(svc, connection, subject.trim())?;
     let linked = tx.get::<String>(Table::SsoLinks, &lk)?;
-    if linked.as_deref().map(|v| Link::decode(v).user) != Some(user.as_str()) {
+    if linked.as_deref().map(|v| Link::decode(v).user).as_deref() != Some(user.as_str()) {
         return Err(Error::NotFound("SSO link"));
     }
     tx.delete(Table::SsoLinks, &lk)?;
@@ -328,60 +400,332 @@ pub fn unlink_user(
     tx.commit()
 }
 
-/// How a link between an IdP identity and a user was made, kept in the link
-/// record as `admin:` or `jit:` before the user id. Records without it were
-/// written by versions that also linked by e-mail, so a link into an
+/// How a link between an IdP identity and a user was made. Records without
+/// it were written by versions that also linked by e-mail, so a link into an
 /// administrator counts only when it says `admin`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub(super) enum LinkVia {
     Admin,
     Jit,
 }
 
-pub(super) struct Link<'a> {
-    pub(super) user: &'a str,
-    pub(super) via: Option<LinkVia>,
+/// Whose authority a link stands on: who made it (an admin's explicit link),
+/// or who last set the trust of the connection that made it just in time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "id")]
+pub enum LinkMaker {
+    User(UserId),
+    ServiceAccount(String),
+    /// A local operator (the CLI, the control socket).
+    Local,
+    /// Nobody known: a link written before links named their maker, or made
+    /// just in time at a connection whose trust was set before connections
+    /// named who set it. It vouches for nothing beyond what the user held.
+    Unknown,
 }
 
-impl<'a> Link<'a> {
-    pub(super) fn encode(via: LinkVia, user: &UserId) -> String {
-        let tag = match via {
-            LinkVia::Admin => "admin",
-            LinkVia::Jit => "jit",
-        };
-        format!("{tag}:{}", user.as_str())
-    }
-
-    pub(super) fn decode(v: &'a str) -> Link<'a> {
-        match v.split_once(':') {
-            Some(("admin", u)) => Link {
-                user: u,
-                via: Some(LinkVia::Admin),
-            },
-            Some(("jit", u)) => Link {
-                user: u,
-                via: Some(LinkVia::Jit),
-            },
-            _ => Link { user: v, via: None },
+impl LinkMaker {
+    /// The maker a link made by `p` names.
+    pub(crate) fn of(p: &Principal) -> LinkMaker {
+        match p {
+            Principal::User { user, .. } => LinkMaker::User(user.id.clone()),
+            Principal::Client(c) if c.kind == ClientKind::ServiceAccount => {
+                LinkMaker::ServiceAccount(c.id.clone())
+            }
+            // API and widget keys are bound to a workspace: they never hold
+            // `admin:users` on the platform, so they make no links.
+            Principal::Client(_) => LinkMaker::Unknown,
+            Principal::Local(_) => LinkMaker::Local,
         }
     }
+
+    /// The maker as a caller with what it holds now; `None` when it is gone,
+    /// disabled or unknown (then it vouches for nothing).
+    fn as_caller(&self, svc: &Service, r: &impl Reader) -> Result<Option<Principal>> {
+        Ok(match self {
+            LinkMaker::User(id) => {
+                identity::get(r, id)
+                    .ok()
+                    .filter(|u| !u.disabled)
+                    .map(|u| Principal::User {
+                        user: std::sync::Arc::new(u),
+                        session: None,
+                    })
+            }
+            LinkMaker::ServiceAccount(id) => {
+                crate::access::credentials::service_account_as_caller(svc, id)?
+            }
+            LinkMaker::Local => Some(Principal::Local("local operator")),
+            LinkMaker::Unknown => None,
+        })
+    }
+
+    /// Who made it, in words for the console.
+    fn describe(&self, r: &impl Reader) -> String {
+        match self {
+            LinkMaker::User(id) => match identity::get(r, id) {
+                Ok(u) => u.email.as_str().to_string(),
+                Err(_) => format!("a deleted user ({})", id.as_str()),
+            },
+            LinkMaker::ServiceAccount(id) => format!("service account {id}"),
+            LinkMaker::Local => "a local operator".into(),
+            LinkMaker::Unknown => "unknown".into(),
+        }
+    }
+}
+
+/// Who made a link, when, and what its user held then.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Made {
+    pub(super) by: LinkMaker,
+    pub(super) at: Timestamp,
+    pub(super) rights: Rights,
+}
+
+/// A stored link. Kept as text in `SsoLinks`: today a JSON object; older
+/// versions wrote `admin:` or `jit:` before the user id, and the oldest the
+/// bare user id (`Link::decode` reads all three).
+pub(super) struct Link {
+    pub(super) user: String,
+    pub(super) via: Option<LinkVia>,
+    /// `None` in records written before links remembered their maker.
+    pub(super) made: Option<Made>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Record {
+    /// `None`: an old record's link that did not say how it was made.
+    #[serde(default)]
+    via: Option<LinkVia>,
+    user: UserId,
+    #[serde(flatten)]
+    made: Made,
+}
+
+impl Link {
+    pub(super) fn encode(via: Option<LinkVia>, user: &UserId, made: Made) -> Result<String> {
+        serde_json::to_string(&Record {
+            via,
+            user: user.clone(),
+            made,
+        })
+        .map_err(|e| Error::internal_caused("sso link record", e))
+    }
+
+    pub(super) fn decode(v: &str) -> Link {
+        if v.starts_with('{') {
+            return match serde_json::from_str::<Record>(v) {
+                Ok(r) => Link {
+                    user: r.user.as_str().to_string(),
+                    via: r.via,
+                    made: Some(r.made),
+                },
+                // Unreadable: it links nobody (no user has an empty id).
+                Err(_) => Link {
+                    user: String::new(),
+                    via: None,
+                    made: None,
+                },
+            };
+        }
+        let (user, via) = match v.split_once(':') {
+            Some(("admin", u)) => (u, Some(LinkVia::Admin)),
+            Some(("jit", u)) => (u, Some(LinkVia::Jit)),
+            _ => (v, None),
+        };
+        Link {
+            user: user.to_string(),
+            via,
+            made: None,
+        }
+    }
+}
+
+/// Where a link stands at a sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Standing {
+    /// It signs the user in.
+    Good,
+    /// Written before links remembered their maker, into a plain user: it
+    /// signs them in as before, and what they hold now is recorded as what
+    /// it vouches for (no maker: anything more needs an admin's re-link).
+    Baseline,
+    /// The user now holds more than the link's maker could link (or the
+    /// maker is gone): it signs nobody in until an admin with that
+    /// authority links the identity again.
+    NeedsReapproval,
+}
+
+/// The one rule for a link at a sign-in, whatever raised the user's rights
+/// since it was made (a platform role, a workspace seat or role, a group, a
+/// custom role's edit, the connection's role rules): when `user` — as the
+/// sign-in would make them, `role` being the role it gives — holds more than
+/// when the link was made, its maker must still pass `guard_link_authority`
+/// against them now. Read-only.
+pub(super) fn standing(
+    svc: &Service,
+    r: &impl Reader,
+    link: &Link,
+    user: &User,
+) -> Result<Standing> {
+    let Some(made) = &link.made else {
+        return Ok(if user.role == Role::User {
+            Standing::Baseline
+        } else {
+            Standing::NeedsReapproval
+        });
+    };
+    if !Rights::of(svc, user)?.exceed(&made.rights) {
+        return Ok(Standing::Good);
+    }
+    Ok(match made.by.as_caller(svc, r)? {
+        Some(by) if guard_link_authority(svc, &by, user).is_ok() => Standing::Good,
+        _ => Standing::NeedsReapproval,
+    })
+}
+
+/// The refusal of a sign-in through a link that needs re-approval: the
+/// words say what the user and the admin do.
+pub const STALE_LINK: &str = "link_needs_reapproval";
+
+pub(super) fn refuse_stale_link(user: &User) -> Failure {
+    Failure::new(
+        STALE_LINK,
+        format!(
+            "the identity is linked to {}, who now holds more than whoever linked it may link \
+             (a role, workspace or group was given after the link was made): an administrator \
+             who may link this user must re-link the account (the console's user page, or POST \
+             /api/v1/users/{}/sso-links)",
+            user.email.as_str(),
+            user.id.as_str()
+        ),
+    )
+}
+
+/// One of a user's links as the console's user page lists it.
+#[derive(Debug, Clone)]
+pub struct LinkInfo {
+    pub connection: String,
+    pub connection_name: String,
+    /// `admin` or `jit` (empty: an old record that does not say).
+    pub via: &'static str,
+    pub made_by: String,
+    pub made_at: Option<Timestamp>,
+    pub needs_reapproval: bool,
+    /// Names the link to `reapprove_link` without the subject (which is
+    /// stored only as a blind index): the key's index part, in hex.
+    pub reference: String,
+}
+
+/// A user's SSO links, for someone who may manage users on the platform,
+/// each marked when it needs re-approval (`standing`, with the role the
+/// user holds now).
+pub fn user_links(svc: &Service, actor: &Actor, user: &UserId) -> Result<Vec<LinkInfo>> {
+    actor.authorize(svc, Permission::ManageUsers, Resource::Platform)?;
+    let r = svc.store.read()?;
+    let u = identity::get(&r, user)?;
+    let mut out = Vec::new();
+    for (k, v) in r.scan::<String>(Table::SsoLinks, b"")? {
+        let l = Link::decode(&v);
+        if l.user != u.id.as_str() {
+            continue;
+        }
+        let Some(zero) = k.iter().position(|b| *b == 0) else {
+            continue;
+        };
+        let connection = String::from_utf8_lossy(&k[..zero]).into_owned();
+        let connection_name = get(&r, &connection).map(|c| c.name).unwrap_or_default();
+        let standing = standing(svc, &r, &l, &u)?;
+        out.push(LinkInfo {
+            connection_name,
+            connection,
+            via: match l.via {
+                Some(LinkVia::Admin) => "admin",
+                Some(LinkVia::Jit) => "jit",
+                None => "",
+            },
+            made_by: l
+                .made
+                .as_ref()
+                .map_or_else(|| "unknown".into(), |m| m.by.describe(&r)),
+            made_at: l.made.as_ref().map(|m| m.at),
+            needs_reapproval: standing == Standing::NeedsReapproval,
+            reference: hex::encode(&k[zero + 1..]),
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
 mod link_tests {
     use super::*;
+    use crate::access::WorkspaceRights;
+    use crate::principal::WorkspaceId;
+
+    fn rights(role: Role, ws: &[(&str, &[&str])]) -> Rights {
+        Rights {
+            role,
+            workspaces: ws
+                .iter()
+                .map(|(w, p)| WorkspaceRights {
+                    workspace: WorkspaceId::parse(w).unwrap_or_else(|_| unreachable!()),
+                    permissions: p.iter().map(|x| x.to_string()).collect(),
+                })
+                .collect(),
+        }
+    }
 
     #[test]
     fn links_say_how_they_were_made_and_old_ones_say_nothing() {
         let u = UserId::parse("usr_0123456789abcdef0123").unwrap_or_else(|_| unreachable!());
-        let admin = Link::encode(LinkVia::Admin, &u);
+        let made = Made {
+            by: LinkMaker::ServiceAccount("sa_x".into()),
+            at: 7,
+            rights: rights(Role::User, &[("ws_0123456789abcdef0123", &["use:agents"])]),
+        };
+        let admin = Link::encode(Some(LinkVia::Admin), &u, made.clone()).unwrap();
         let d = Link::decode(&admin);
-        assert_eq!((d.user, d.via), (u.as_str(), Some(LinkVia::Admin)));
-        let jit = Link::encode(LinkVia::Jit, &u);
+        assert_eq!((d.user.as_str(), d.via), (u.as_str(), Some(LinkVia::Admin)));
+        let m = d.made.unwrap();
+        assert_eq!(
+            (m.by, m.at, m.rights),
+            (made.by.clone(), 7, made.rights.clone())
+        );
+        let jit = Link::encode(Some(LinkVia::Jit), &u, made).unwrap();
         assert_eq!(Link::decode(&jit).via, Some(LinkVia::Jit));
-        // A record from before this version: the bare user id, no provenance.
+        // Records from before this version: a tag and the user id, or the
+        // bare user id; neither names a maker.
+        let tagged = Link::decode("admin:usr_0123456789abcdef0123");
+        assert_eq!(
+            (tagged.user.as_str(), tagged.via),
+            (u.as_str(), Some(LinkVia::Admin))
+        );
+        assert!(tagged.made.is_none());
         let old = Link::decode(u.as_str());
-        assert_eq!((old.user, old.via), (u.as_str(), None));
+        assert_eq!((old.user.as_str(), old.via), (u.as_str(), None));
+        assert!(old.made.is_none());
+        // An unreadable record links nobody.
+        assert_eq!(Link::decode("{not json").user, "");
+    }
+
+    #[test]
+    fn rights_exceed_by_role_or_by_any_workspace_permission() {
+        let ws = "ws_0123456789abcdef0123";
+        let other = "ws_aaaaaaaaaaaaaaaaaaaa";
+        let then = rights(Role::User, &[(ws, &["use:agents", "read:audit"])]);
+        assert!(!then.exceed(&then));
+        assert!(!rights(Role::User, &[]).exceed(&then));
+        assert!(!rights(Role::User, &[(ws, &["use:agents"])]).exceed(&then));
+        assert!(rights(Role::Admin, &[]).exceed(&then));
+        assert!(rights(Role::User, &[(ws, &["use:agents", "admin:users"])]).exceed(&then));
+        assert!(rights(Role::User, &[(other, &["use:agents"])]).exceed(&then));
+        assert!(!rights(Role::Admin, &[]).exceed(&rights(Role::Admin, &[])));
+        assert!(rights(Role::Owner, &[]).exceed(&rights(Role::Admin, &[])));
+        // A platform admin holds everything: a seat adds nothing.
+        assert!(!rights(Role::Admin, &[(ws, &["admin:users"])]).exceed(&rights(Role::Admin, &[])));
+        // A name the catalogue no longer knows is not held.
+        assert!(!rights(Role::User, &[(ws, &["gone:perm"])]).exceed(&rights(Role::User, &[])));
     }
 }
 

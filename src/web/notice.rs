@@ -59,6 +59,7 @@ notices! {
         Unlocked = "unlocked" => "Account unlocked.",
         SessionsEnded = "sessions_ended" => "All of the user's sessions and tokens have ended.",
         MfaReset = "mfa_reset" => "The user's second factors were reset; they enroll again.",
+        LinkReapproved = "link_reapproved" => "SSO link approved again: it signs the user in with what they hold now.",
     }
 }
 

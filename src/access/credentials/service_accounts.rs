@@ -547,6 +547,30 @@ impl ClientAddress {
     }
 }
 
+/// A service account as a caller holding every scope it holds now, or
+/// `None` when it was deleted or is disabled: what re-checking an earlier act
+/// of it (an SSO link it made) against its current authority needs.
+pub fn service_account_as_caller(svc: &Service, id: &str) -> Result<Option<Principal>> {
+    let snap = snapshot(svc)?;
+    Ok(snap
+        .service_accounts
+        .get(id)
+        .filter(|sa| !sa.disabled)
+        .map(|sa| {
+            Principal::Client(Arc::new(Client {
+                kind: ClientKind::ServiceAccount,
+                id: sa.id.clone(),
+                name: sa.name.clone(),
+                workspace: sa.workspace.clone(),
+                scopes: sa.scope_set(),
+                app: None,
+                bot: None,
+                origins: Vec::new(),
+                exp: None,
+            }))
+        }))
+}
+
 /// A service account's access token → the client, with the token's scopes
 /// narrowed to what the account holds now, after its IP allowlist was held
 /// against `addr`. `tva` is the token's epoch (claim `tva`): one below the

@@ -92,6 +92,10 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(users::user_end_sessions),
         )
         .route(
+            "/admin/users/{id}/sso-links/reapprove",
+            web::post().to(users::user_link_reapprove),
+        )
+        .route(
             "/admin/account/mfa/required",
             web::get().to(reauth::mfa_required_page),
         )

@@ -175,6 +175,39 @@ pub(super) struct UserPage {
     /// The signed-in admin's own page: resetting one's own password or lock
     /// here is refused (the account page changes one's password).
     is_self: bool,
+    /// The user's SSO links, each marked when it needs re-approval.
+    links: Vec<LinkRow>,
+}
+
+/// One SSO link as the user page lists it.
+pub(super) struct LinkRow {
+    connection: String,
+    connection_name: String,
+    via: &'static str,
+    made_by: String,
+    made_at: String,
+    needs_reapproval: bool,
+    reference: String,
+}
+
+impl LinkRow {
+    fn new(l: crate::sso::LinkInfo) -> LinkRow {
+        LinkRow {
+            via: match l.via {
+                "admin" => "linked by an admin",
+                "jit" => "created just in time",
+                _ => "made by an older version",
+            },
+            made_at: l
+                .made_at
+                .map_or_else(|| "unknown".into(), crate::clock::rfc3339),
+            connection: l.connection,
+            connection_name: l.connection_name,
+            made_by: l.made_by,
+            needs_reapproval: l.needs_reapproval,
+            reference: l.reference,
+        }
+    }
 }
 
 fn user_page(
@@ -185,8 +218,14 @@ fn user_page(
     notice: Option<String>,
     error: Option<String>,
 ) -> Result<UserPage, Error> {
-    let (target, status, sessions) = authn::queries::user_page_for(&st.svc, &u.actor(req), id)?;
+    let actor = u.actor(req);
+    let (target, status, sessions) = authn::queries::user_page_for(&st.svc, &actor, id)?;
+    let links = crate::sso::user_links(&st.svc, &actor, &target.id)?
+        .into_iter()
+        .map(LinkRow::new)
+        .collect();
     Ok(UserPage {
+        links,
         nav: nav(u, "users"),
         is_self: target.id == u.user.id,
         u: UserRow::new(&target, status.last_sign_in).locked(status.locked_until),
@@ -482,4 +521,31 @@ pub(super) async fn user_end_sessions(
         uid.as_str(),
         UserNotice::SessionsEnded.code()
     )))
+}
+
+#[derive(Deserialize)]
+pub(super) struct ReapproveForm {
+    connection: String,
+    reference: String,
+    csrf_token: String,
+}
+
+/// Re-approves an SSO link that needs it: the admin links the identity
+/// again on their own authority. A recent sign-in first (the confirmation
+/// comes back to the user page).
+pub(super) async fn user_link_reapprove(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+    id: web::Path<String>,
+    f: web::Form<ReapproveForm>,
+) -> PageResult {
+    u.check_csrf(&f.csrf_token)?;
+    let uid = UserId::parse(&id)?;
+    let back = format!("/admin/users/{}", uid.as_str());
+    if let Some(gate) = crate::web::extract::reauth_gate(&st, &u, &back)? {
+        return Ok(gate);
+    }
+    crate::sso::reapprove_link(&st.svc, &u.actor(&req), &uid, &f.connection, &f.reference)?;
+    Ok(redirect(&notice_url(&back, UserNotice::LinkReapproved)))
 }

@@ -176,6 +176,15 @@ fn finished(
                 f.message
             ),
         ),
+        // The IdP vouched for the user; the link it came through needs an
+        // administrator: say so, so that they know whom to ask.
+        Err(f) if f.reason == sso::STALE_LINK => html_error(
+            StatusCode::FORBIDDEN,
+            "Single sign-on did not complete: your account now holds more access than whoever \
+             linked it to this identity provider may link, so the link must be approved again. \
+             An administrator must re-link your account (on its user page in the console) \
+             before single sign-on signs you in again.",
+        ),
         Err(_) => html_error(
             StatusCode::UNAUTHORIZED,
             "Single sign-on did not complete. Start again from the sign-in page; if it keeps \
