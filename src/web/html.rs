@@ -690,6 +690,8 @@ pub struct UserRow {
     pub last_login: String,
     /// While the account is locked after failed sign-ins: until when.
     pub locked_until: Option<String>,
+    /// An administrator set a temporary password, not yet replaced.
+    pub must_change_password: bool,
 }
 
 impl UserRow {
@@ -711,6 +713,7 @@ impl UserRow {
             created: rfc3339(u.created_at),
             last_login: last_sign_in.map(rfc3339).unwrap_or_else(|| "never".into()),
             locked_until: None,
+            must_change_password: u.must_change_password,
         }
     }
 }
