@@ -446,6 +446,16 @@ pub(crate) fn reauth_gate_for(
     }
 }
 
+/// The form "Confirm it's you" kept for this page to show again
+/// (`?resumed=`, see `KeptForm::reshow`), once, for this session only.
+pub(crate) fn resumed_form(
+    st: &AppState,
+    u: &ConsoleUser,
+    handle: Option<&str>,
+) -> Option<crate::web::KeptForm> {
+    st.forms_kept.take(&u.session_hash, handle?, st.svc.now())
+}
+
 /// The cookie that binds an OpenID sign-in at the IdP to this browser. Under
 /// TLS it carries the `__Host-` prefix (Secure, `Path=/`, no Domain), so a
 /// sibling subdomain cannot plant its own state in the browser (cookie
