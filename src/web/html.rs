@@ -821,6 +821,9 @@ pub struct EventRow {
     pub more: Vec<(String, String)>,
     /// The workspace's name, if the event belongs to one.
     pub workspace: String,
+    /// A refusal waiting for its group commit (`audit::Event::pending`):
+    /// no id yet, labelled "pending".
+    pub pending: bool,
 }
 
 /// Details a row shows before folding the rest under "more".
@@ -873,6 +876,7 @@ impl EventRow {
                         .unwrap_or_else(|| w.to_string())
                 })
                 .unwrap_or_default(),
+            pending: e.pending,
         }
     }
 }
