@@ -129,12 +129,17 @@ async fn a_temporary_password_asks_for_a_new_one_before_any_session_or_token() {
     let u = app.create_user(&owner, DANA, "user").await;
     let id = u["id"].as_str().unwrap().to_string();
     // The API's reset stays what it was unless asked: not temporary.
-    assert_eq!(reset(&app, &owner, &id, "plain-reset-pass-11", None).await, 204);
+    assert_eq!(
+        reset(&app, &owner, &id, "plain-reset-pass-11", None).await,
+        204
+    );
     assert_eq!(flag(&app, &owner, &id).await, false);
     app.api_login(DANA, "plain-reset-pass-11").await;
     assert_eq!(reset(&app, &owner, &id, TEMP, Some(true)).await, 204);
     assert_eq!(flag(&app, &owner, &id).await, true);
-    let ev = app.audit(&owner, "action=user.password_reset&limit=1").await;
+    let ev = app
+        .audit(&owner, "action=user.password_reset&limit=1")
+        .await;
     assert_eq!(ev[0]["details"]["temporary"], true, "{ev:?}");
 
     // The API hands out no tokens, and says where to go.
@@ -174,10 +179,23 @@ async fn a_temporary_password_asks_for_a_new_one_before_any_session_or_token() {
     assert_eq!(r.status(), 400);
     assert!(cookie(&r, "gh_session").is_none());
     let html = r.text().await.unwrap();
-    assert!(html.contains("must differ from the temporary password"), "{html}");
-    let r = post_form(&c, app.url("/login/password"), &form(CHOSEN, "harbour-lichen")).await;
+    assert!(
+        html.contains("must differ from the temporary password"),
+        "{html}"
+    );
+    let r = post_form(
+        &c,
+        app.url("/login/password"),
+        &form(CHOSEN, "harbour-lichen"),
+    )
+    .await;
     assert_eq!(r.status(), 400);
-    assert!(r.text().await.unwrap().contains("The passwords do not match."));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("The passwords do not match.")
+    );
     let r = post_form(&c, app.url("/login/password"), &form("short", "short")).await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("at least 12 characters"));
@@ -218,9 +236,19 @@ async fn the_step_token_is_single_use_bound_to_its_user_and_expires() {
     let r = submit(&app, &token, CHOSEN, CHOSEN).await;
     assert_eq!(r.status(), 303);
     assert!(cookie(&r, "gh_session").is_some());
-    let r = submit(&app, &token, "another-choice-pass-77", "another-choice-pass-77").await;
+    let r = submit(
+        &app,
+        &token,
+        "another-choice-pass-77",
+        "another-choice-pass-77",
+    )
+    .await;
     assert_eq!(r.status(), 303);
-    assert!(location(&r).starts_with("/login?notice="), "{}", location(&r));
+    assert!(
+        location(&r).starts_with("/login?notice="),
+        "{}",
+        location(&r)
+    );
     assert!(cookie(&r, "gh_session").is_none());
     assert_eq!(api_sign_in(&app, DANA, CHOSEN).await.0, 200);
     assert_eq!(
@@ -301,7 +329,9 @@ async fn the_step_token_is_single_use_bound_to_its_user_and_expires() {
     assert_eq!(api_sign_in(&app, "erin@example.com", CHOSEN).await.0, 401);
 
     // Expired: past its ten minutes the step is refused and the flag stays.
-    let (c, r) = app.password_step("erin@example.com", "copper-lantern-fox-88").await;
+    let (c, r) = app
+        .password_step("erin@example.com", "copper-lantern-fox-88")
+        .await;
     assert_eq!(r.status(), 303);
     let late = cookie(&r, STEP_COOKIE).unwrap();
     app.clock.advance(601);
@@ -414,7 +444,11 @@ async fn the_new_password_comes_after_the_second_factor() {
     )
     .await;
     assert_eq!(r.status(), 303);
-    assert!(location(&r).starts_with("/login/password"), "{}", location(&r));
+    assert!(
+        location(&r).starts_with("/login/password"),
+        "{}",
+        location(&r)
+    );
     assert!(cookie(&r, "gh_session").is_none());
     let (_, page) = get(&c, app.url(&location(&r))).await;
     let r = post_form(
@@ -452,14 +486,23 @@ async fn the_console_reset_is_temporary_by_default_and_the_lists_say_so() {
     assert!(!html.contains("must change password</span>"));
     // Unticked: a plain reset.
     let action = app.url(&format!("/admin/users/{id}/password"));
-    let r = post_form(&c, action.clone(), &[("csrf_token", &csrf), ("password", TEMP)]).await;
+    let r = post_form(
+        &c,
+        action.clone(),
+        &[("csrf_token", &csrf), ("password", TEMP)],
+    )
+    .await;
     assert_eq!(r.status(), 303);
     assert_eq!(flag(&app, &owner, &id).await, false);
     // Ticked: temporary, and the page and the list say so.
     let r = post_form(
         &c,
         action,
-        &[("csrf_token", &csrf), ("password", TEMP), ("temporary", "on")],
+        &[
+            ("csrf_token", &csrf),
+            ("password", TEMP),
+            ("temporary", "on"),
+        ],
     )
     .await;
     assert_eq!(r.status(), 303);
@@ -546,7 +589,10 @@ async fn confirm_its_you_reshows_a_second_factor_form_to_retype_its_secrets() {
         page.contains("Signed in again \u{2014} submit this form to make new recovery codes. Retype your password and a current code"),
         "{page}"
     );
-    assert!(page.contains("<option value=\"recovery_code\" selected>"), "{page}");
+    assert!(
+        page.contains("<option value=\"recovery_code\" selected>"),
+        "{page}"
+    );
     assert!(!page.contains(OWNER_PW) && !page.contains("1111-2222-3333-4444"));
     // Shown once: the same address again is the plain page.
     let (_, again) = get(&c, app.url(&back)).await;

@@ -58,7 +58,9 @@ pub enum Grant {
     },
     /// The password (and second factor) was right, but it is a temporary
     /// one: a new password is due first (see `temporary::complete`).
-    PasswordChange { step_token: String },
+    PasswordChange {
+        step_token: String,
+    },
 }
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -292,7 +294,15 @@ pub fn complete_mfa(
                 // The factor was right (and is spent): the new password is next.
                 temporary::start(svc, &mut tx, user, src, channel, Some(used))?
             } else {
-                Ok(finish_login(svc, &mut tx, user, src, channel, Some(used), None)?)
+                Ok(finish_login(
+                    svc,
+                    &mut tx,
+                    user,
+                    src,
+                    channel,
+                    Some(used),
+                    None,
+                )?)
             };
             if let (Some(n), Ok((user, _))) = (remaining, &r) {
                 audit::record(

@@ -152,7 +152,10 @@ pub async fn complete(
     // have been spent, revoked or the flag cleared while the hash ran.
     let live = step_user(&tx, token, now).ok();
     let before = identity::get(&tx, &user_id)?;
-    let reason = if live.as_ref().is_none_or(|(u, e, _)| *u != user_id || *e != epoch) {
+    let reason = if live
+        .as_ref()
+        .is_none_or(|(u, e, _)| *u != user_id || *e != epoch)
+    {
         Some("unknown_step")
     } else if epoch != crate::tokens::valid_after(&tx, &user_id)?.epoch {
         Some("revoked_step")

@@ -338,7 +338,10 @@ fn api_caller(req: &HttpRequest) -> Result<ApiCaller, Error> {
             .to_str()
             .map_err(|_| Error::Unauthenticated("Malformed Authorization header.".into()))?;
         let token = v.strip_prefix("Bearer ").ok_or_else(|| {
-            Error::Unauthenticated("Send the header Authorization: Bearer followed by an access token or an API key.".into())
+            Error::Unauthenticated(
+                "Send the header Authorization: Bearer followed by an access token or an API key."
+                    .into(),
+            )
         })?;
         let purpose = if enrollment_path(req.path()) {
             Purpose::Enrollment

@@ -10,7 +10,7 @@ use crate::users;
 use crate::web::AppState;
 use crate::web::extract::{ConsoleUser, resumed_form, source};
 use crate::web::html::{
-    CsrfForm, PageResult, ResumedQuery, account_page, confirmed, redirect, render, render_resumed,
+    CsrfForm, PageResult, ResumedQuery, account_page, confirmed, redirect, render_resumed,
 };
 use crate::web::notice::{AccountNotice, Notice, notice_text, notice_url};
 

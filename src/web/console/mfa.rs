@@ -115,7 +115,7 @@ fn proof_gate(
         purpose: purpose.into(),
         fields: kept
             .iter()
-            .filter_map(|(k, v)| Some((k.to_string(), v?.to_string())))
+            .filter_map(|&(k, v)| Some((k.to_string(), v?.to_string())))
             .collect(),
         reshow: !retype.is_empty(),
         retype,
@@ -264,7 +264,12 @@ pub(super) async fn code_start_email(
     f: web::Form<ProofForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    if let Some(r) = f.gate(&st, &u, "/admin/account/mfa/email", "to turn on e-mail codes")? {
+    if let Some(r) = f.gate(
+        &st,
+        &u,
+        "/admin/account/mfa/email",
+        "to turn on e-mail codes",
+    )? {
         return Ok(r);
     }
     code_started(&req, &st, &u, MfaMethod::Email, &f).await

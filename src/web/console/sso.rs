@@ -259,7 +259,8 @@ pub(super) async fn page(
             .find(|(n, _)| n == k)
             .map(|(_, v)| v.clone())
     };
-    let preset = kept("preset").or_else(|| Some(format!("{}:{}", kept("protocol")?, kept("provider")?)));
+    let preset =
+        kept("preset").or_else(|| Some(format!("{}:{}", kept("protocol")?, kept("provider")?)));
     let chosen = chosen_preset(preset.as_deref().or(p.preset.as_deref()));
     render_resumed(
         &sso_view_with(
