@@ -11,6 +11,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 
+use gatehouse::clock::Clock;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -608,7 +609,6 @@ async fn first_hour_c_walk_through_in_chromium() {
     let base = app.base.clone();
     let clock = app.clock.clone();
     let out = actix_web::rt::task::spawn_blocking(move || {
-        use gatehouse::clock::Clock;
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
         let shots = std::env::var("GATEHOUSE_SCREENSHOTS").unwrap_or_default();
         let mut child = std::process::Command::new("node")

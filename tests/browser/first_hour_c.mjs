@@ -63,7 +63,8 @@ await walk("first hour (c)", base, shots, async (t) => {
   if (shots) await dana.screenshot({ path: `${shots}/c-choose-password-refused.png`, fullPage: true });
   await dana.fill("#pwstep-form input[name=password]", CHOSEN);
   await dana.fill("#pwstep-form input[name=password_confirm]", CHOSEN);
-  await Promise.all([dana.waitForURL(/\/admin$/), dana.click("#pwstep-form button[type=submit]")]);
+  // A user without admin rights lands on their account page.
+  await Promise.all([dana.waitForURL(/\/admin\/account$/), dana.click("#pwstep-form button[type=submit]")]);
   check((await other.cookies()).some((c) => c.name === "gh_session"), "signed in after the new password");
   if (shots) await dana.screenshot({ path: `${shots}/c-after-new-password.png`, fullPage: true });
   await other.close();
