@@ -366,6 +366,7 @@ fn dashboard(dir: &str, users: usize, events: usize) {
             password_hash: None,
             role: if i % 20 == 0 { Role::Admin } else { Role::User },
             disabled: i % 7 == 0,
+            must_change_password: false,
             created_at: now,
             updated_at: now,
         };

@@ -286,6 +286,11 @@ pub struct User {
     pub password_hash: Option<String>,
     pub role: Role,
     pub disabled: bool,
+    /// An administrator set a temporary password: the next password sign-in
+    /// asks for a new one before any session or token is given (Keycloak's
+    /// "Temporary"). Records written before it existed decode as `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub must_change_password: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

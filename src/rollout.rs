@@ -100,6 +100,7 @@ mod tests {
             password_hash: None,
             role,
             disabled: false,
+            must_change_password: false,
             created_at: 1,
             updated_at: 1,
         }

@@ -48,6 +48,7 @@ pub async fn create(svc: &Service, actor: &Actor, new: NewUser) -> Result<User> 
         password_hash: Some(hash),
         role: new.role,
         disabled: false,
+        must_change_password: false,
         created_at: now,
         updated_at: now,
     };
@@ -210,27 +211,32 @@ pub const OWN_PASSWORD: &str = "Change it under My account (/admin/account) or w
 /// another user (policy-checked, hashed) and ends that user's sessions,
 /// refresh tokens and access tokens. Never the caller's own
 /// (`guard_admin_path`): that is `change_password`, which asks for the
-/// current one.
+/// current one. `temporary` (Keycloak's "Temporary") makes the user choose
+/// a new password at their next password sign-in before anything is given
+/// (`authn::temporary`); the recovery link passes `false`, which clears it.
 pub async fn set_password(
     svc: &Service,
     actor: &Actor,
     id: &UserId,
     pw: crate::authn::password::Password,
     action: &'static str,
+    temporary: bool,
 ) -> Result<()> {
     actor.authorize(svc, Permission::ManageUsers, Resource::Platform)?;
     actor.require_recent(svc)?;
     let (by, src) = (&actor.principal, &actor.source);
     let user = get(&svc.store.read()?, id)?;
     crate::access::guard_admin_path(svc, by, &user, "password", OWN_PASSWORD)?;
-    write_password(svc, by, src, id, pw, None, action).await
+    write_password(svc, by, src, id, pw, None, action, temporary).await
 }
 
 /// Writes a new password (policy-checked, hashed) and ends the user's
 /// sessions, refresh tokens and access tokens, except the session `keep`
 /// (the one making the change). Callers have checked who may: an admin
 /// (`set_password`), the user with their current password
-/// (`change_password`), a recovery link (`recover`).
+/// (`change_password`), a recovery link (`recover`). Sets or clears the
+/// "must change password" flag as `temporary` says.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn write_password(
     svc: &Service,
     by: &Principal,
@@ -239,6 +245,7 @@ pub(crate) async fn write_password(
     pw: crate::authn::password::Password,
     keep: Option<&[u8]>,
     action: &'static str,
+    temporary: bool,
 ) -> Result<()> {
     let user = get(&svc.store.read()?, id)?;
     crate::access::guard_credentials(svc, by, &user, "password")?;
@@ -260,16 +267,16 @@ pub(crate) async fn write_password(
     let before = get(&tx, id)?;
     let mut after = before.clone();
     after.password_hash = Some(hash);
+    after.must_change_password = temporary;
     after.updated_at = now;
     save(svc, &mut tx, &before, &after)?;
     crate::authn::revoke::end_everything(&mut tx, id, now, Sessions::except(keep))?;
     crate::authn::lockout::clear(&mut tx, id)?;
-    audit::record(
-        &mut tx,
-        now,
-        src,
-        by.event(action, Outcome::Success).target(id.as_str()),
-    )?;
+    let mut ev = by.event(action, Outcome::Success).target(id.as_str());
+    if temporary {
+        ev = ev.details(serde_json::json!({"temporary": true}));
+    }
+    audit::record(&mut tx, now, src, ev)?;
     tx.commit()
 }
 
@@ -332,7 +339,7 @@ pub async fn recover(svc: &Service, token: &str, pw: Password, src: &Source) -> 
         ));
     };
     let by = crate::access::Actor::new(Principal::Local("recovery-link"), src.clone(), None);
-    set_password(svc, &by, &user_id, pw, "user.password_recovered").await?;
+    set_password(svc, &by, &user_id, pw, "user.password_recovered", false).await?;
     let now = svc.now();
     let mut tx = svc.store.write()?;
     onetime::consume(&mut tx, token, now)?;
@@ -361,7 +368,17 @@ pub async fn change_password(
         Error::Forbidden("Only a signed-in user changes their own password.".into())
     })?;
     confirm_password(svc, user, current, "password_change", src).await?;
-    write_password(svc, by, src, &user.id, new, keep, "user.password_change").await
+    write_password(
+        svc,
+        by,
+        src,
+        &user.id,
+        new,
+        keep,
+        "user.password_change",
+        false,
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -384,6 +401,7 @@ mod tests {
             password_hash: None,
             role,
             disabled: false,
+            must_change_password: false,
             created_at: 0,
             updated_at: 0,
         }
@@ -435,6 +453,7 @@ mod tests {
                 &target.id,
                 crate::authn::password::Password::new("violet-harbour-lantern"),
                 "user.password_reset",
+                true,
             )
             .await,
         );

@@ -12,16 +12,16 @@ use serde_json::json;
 use crate::access::call;
 use crate::common::*;
 
-async fn get(c: &reqwest::Client, url: String) -> (u16, String) {
+pub async fn get(c: &reqwest::Client, url: String) -> (u16, String) {
     let r = c.get(url).send().await.unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-async fn post(c: &reqwest::Client, url: String, form: &[(&str, &str)]) -> reqwest::Response {
+pub async fn post(c: &reqwest::Client, url: String, form: &[(&str, &str)]) -> reqwest::Response {
     c.post(url).form(form).send().await.unwrap()
 }
 
-fn location(r: &reqwest::Response) -> String {
+pub fn location(r: &reqwest::Response) -> String {
     r.headers()["location"].to_str().unwrap().to_string()
 }
 

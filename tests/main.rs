@@ -22,6 +22,7 @@ mod f4_sec;
 mod first_hour;
 mod first_hour_api;
 mod first_hour_b;
+mod first_hour_c;
 mod forward_auth;
 mod hardening;
 mod hb_domain_ops;

@@ -603,6 +603,7 @@ pub async fn create_member(
         password_hash: Some(hash),
         role: identity::Role::User,
         disabled: false,
+        must_change_password: false,
         created_at: now,
         updated_at: now,
     };

@@ -1389,6 +1389,7 @@ mod tests {
             password_hash: None,
             role: crate::identity::Role::User,
             disabled: false,
+            must_change_password: false,
             created_at: 1,
             updated_at: 1,
         }

@@ -11,6 +11,7 @@ pub(crate) mod queries;
 pub(crate) mod refresh;
 pub mod revoke;
 pub mod session;
+pub mod temporary;
 
 use std::sync::Arc;
 
@@ -54,6 +55,11 @@ pub enum Grant {
     Mfa {
         mfa_token: String,
         methods: Vec<mfa::MfaMethod>,
+    },
+    /// The password (and second factor) was right, but it is a temporary
+    /// one: a new password is due first (see `temporary::complete`).
+    PasswordChange {
+        step_token: String,
     },
 }
 
@@ -188,6 +194,13 @@ fn record_login(
         tx.commit()?;
         return Err(sso_required());
     }
+    // A temporary password opens no tokens: the API says so before a code
+    // is asked for (the password was right, so this reveals nothing).
+    if user.must_change_password && channel == Channel::Api {
+        let refused = temporary::start(svc, &mut tx, user, src, channel, None)?;
+        tx.commit()?;
+        return refused;
+    }
     if mfa::required(&tx, &user.id)? {
         // Lockout is not cleared here: only a complete sign-in clears it, so a
         // known password cannot reset the count of wrong codes.
@@ -205,6 +218,11 @@ fn record_login(
         tx.commit()?;
         return Ok((user, Grant::Mfa { mfa_token, methods }));
     }
+    if user.must_change_password {
+        let r = temporary::start(svc, &mut tx, user, src, channel, None)?;
+        tx.commit()?;
+        return r;
+    }
     let r = finish_login(svc, &mut tx, user, src, channel, None, None)?;
     tx.commit()?;
     Ok(r)
@@ -212,7 +230,7 @@ fn record_login(
 
 /// The refusal of a password sign-in (or its second step) for a user SSO is
 /// enforced on.
-fn sso_required() -> Error {
+pub(crate) fn sso_required() -> Error {
     Error::Forbidden(
         "Your organisation signs in with single sign-on: use the single sign-on button on the sign-in page."
             .into(),
@@ -272,8 +290,21 @@ pub fn complete_mfa(
     let mut tx = svc.store.write()?;
     match mfa::verify(&mut tx, mfa_token, method, code, now)? {
         Ok((user, used, remaining)) => {
-            let (user, grant) = finish_login(svc, &mut tx, user, src, channel, Some(used), None)?;
-            if let Some(n) = remaining {
+            let r = if user.must_change_password {
+                // The factor was right (and is spent): the new password is next.
+                temporary::start(svc, &mut tx, user, src, channel, Some(used))?
+            } else {
+                Ok(finish_login(
+                    svc,
+                    &mut tx,
+                    user,
+                    src,
+                    channel,
+                    Some(used),
+                    None,
+                )?)
+            };
+            if let (Some(n), Ok((user, _))) = (remaining, &r) {
                 audit::record(
                     &mut tx,
                     now,
@@ -285,7 +316,7 @@ pub fn complete_mfa(
                 )?;
             }
             tx.commit()?;
-            Ok((user, grant, remaining))
+            r.map(|(user, grant)| (user, grant, remaining))
         }
         Err((user, reason)) => {
             let mut ev = NewEvent::new("auth.mfa", Outcome::Failure)
@@ -332,7 +363,7 @@ pub fn sso_session(
 
 /// The common end of every successful sign-in: clear the lockout, stamp the
 /// user, start a session or issue tokens, audit.
-fn finish_login(
+pub(crate) fn finish_login(
     svc: &Service,
     tx: &mut WriteTx<'_>,
     user: User,
@@ -556,6 +587,7 @@ async fn owner(
         password_hash: Some(hash),
         role: Role::Owner,
         disabled: false,
+        must_change_password: false,
         created_at: now,
         updated_at: now,
     };
@@ -891,6 +923,7 @@ mod tests {
             password_hash: None,
             role,
             disabled: false,
+            must_change_password: false,
             created_at: 0,
             updated_at: 0,
         }

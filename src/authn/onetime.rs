@@ -1,4 +1,5 @@
-//! One-time links: the first-start setup link and the `recover` reset link.
+//! One-time tokens: the first-start setup link, the `recover` reset link and
+//! the "choose a new password" sign-in step after a temporary password.
 //! Stored as SHA-256, single use, short-lived.
 
 use serde::{Deserialize, Serialize};
@@ -16,7 +17,35 @@ pub const RECOVER_TTL_SECS: i64 = 3600;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Purpose {
     Setup,
-    Recover { user_id: UserId },
+    Recover {
+        user_id: UserId,
+    },
+    /// A sign-in whose password (and second factor) was right, waiting for
+    /// the user to replace a temporary password (`authn::temporary`):
+    /// `epoch` is the user's tokens-valid-after epoch when it was issued, so
+    /// a revocation since spends it; `mfa` the factor the sign-in used.
+    PasswordChange {
+        user_id: UserId,
+        epoch: u64,
+        #[serde(default)]
+        mfa: Option<crate::principal::MfaMethod>,
+    },
+}
+
+impl Purpose {
+    /// Whether two purposes hold the same slot: one live token per kind and
+    /// user, whatever else they carry.
+    fn same_slot(&self, other: &Purpose) -> bool {
+        match (self, other) {
+            (Purpose::Setup, Purpose::Setup) => true,
+            (Purpose::Recover { user_id: a }, Purpose::Recover { user_id: b }) => a == b,
+            (
+                Purpose::PasswordChange { user_id: a, .. },
+                Purpose::PasswordChange { user_id: b, .. },
+            ) => a == b,
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,7 +57,7 @@ struct OneTime {
 /// Issues a link token; any earlier token of the same kind (and user) stops working.
 pub fn issue(tx: &mut WriteTx<'_>, purpose: Purpose, now: Timestamp, ttl: i64) -> Result<String> {
     for (k, old) in tx.scan::<OneTime>(Table::OneTimeTokens, b"")? {
-        if old.purpose == purpose || old.expires_at <= now {
+        if old.purpose.same_slot(&purpose) || old.expires_at <= now {
             tx.delete(Table::OneTimeTokens, &k)?;
         }
     }
@@ -73,4 +102,15 @@ pub fn consume(tx: &mut WriteTx<'_>, token: &str, now: Timestamp) -> Result<Purp
     let p = check(tx, token, now)?;
     tx.delete(Table::OneTimeTokens, &crypto::sha256(token.as_bytes()))?;
     Ok(p)
+}
+
+/// Ends `user`'s pending "choose a new password" step, in `tx` (see
+/// `revoke::end_everything`).
+pub(crate) fn end_password_steps(tx: &mut WriteTx<'_>, user: &UserId) -> Result<()> {
+    for (k, old) in tx.scan::<OneTime>(Table::OneTimeTokens, b"")? {
+        if matches!(&old.purpose, Purpose::PasswordChange { user_id, .. } if user_id == user) {
+            tx.delete(Table::OneTimeTokens, &k)?;
+        }
+    }
+    Ok(())
 }

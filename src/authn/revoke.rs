@@ -3,8 +3,8 @@
 //! A user's credentials live in three places — browser sessions, refresh
 //! token families and access tokens (ended by moving the user's
 //! tokens-valid-after mark) — and a password sign-in waiting for its second
-//! factor is a fourth. A revocation that moves only one of them leaves
-//! the others usable, so every path that takes a user's access away (an
+//! factor or for a new password is a fourth. A revocation that moves only
+//! one of them leaves the others usable, so every path that takes a user's access away (an
 //! administrator's MFA reset, a password change or reset, disabling,
 //! deleting, "end sessions", and the confinement of a user for whom MFA
 //! became required) goes through [`end_everything`], in the caller's write
@@ -65,6 +65,7 @@ pub fn end_everything(
     let refresh_families = super::refresh::revoke_all_for_user(tx, user)?;
     // A password step started before this cannot be finished after it.
     super::mfa::end_challenges(tx, user, now)?;
+    super::onetime::end_password_steps(tx, user)?;
     crate::tokens::end_user_tokens(tx, user, now)?;
     Ok(Ended {
         sessions,

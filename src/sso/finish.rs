@@ -263,6 +263,7 @@ pub fn finish(
                         password_hash: None,
                         role: mapped,
                         disabled: false,
+                        must_change_password: false,
                         created_at: now,
                         updated_at: now,
                     };

@@ -750,6 +750,7 @@ mod tests {
             password_hash: None,
             role: Role::User,
             disabled: false,
+            must_change_password: false,
             created_at: 0,
             updated_at: 0,
         };

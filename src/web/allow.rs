@@ -29,6 +29,7 @@ const OTHER_ROUTES: &[(&str, &str)] = &[
     ("/login", "GET, POST"),
     ("/login/mfa", "GET, POST"),
     ("/login/mfa/send", "POST"),
+    ("/login/password", "GET, POST"),
     ("/logout", "POST"),
     ("/setup", "GET, POST"),
     ("/recover", "GET, POST"),

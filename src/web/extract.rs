@@ -338,7 +338,10 @@ fn api_caller(req: &HttpRequest) -> Result<ApiCaller, Error> {
             .to_str()
             .map_err(|_| Error::Unauthenticated("Malformed Authorization header.".into()))?;
         let token = v.strip_prefix("Bearer ").ok_or_else(|| {
-            Error::Unauthenticated("Use `Authorization: Bearer <access token or API key>`.".into())
+            Error::Unauthenticated(
+                "Send the header Authorization: Bearer followed by an access token or an API key."
+                    .into(),
+            )
         })?;
         let purpose = if enrollment_path(req.path()) {
             Purpose::Enrollment
@@ -444,6 +447,16 @@ pub(crate) fn reauth_gate_for(
         }
         Err(e) => Err(e),
     }
+}
+
+/// The form "Confirm it's you" kept for this page to show again
+/// (`?resumed=`, see `KeptForm::reshow`), once, for this session only.
+pub(crate) fn resumed_form(
+    st: &AppState,
+    u: &ConsoleUser,
+    handle: Option<&str>,
+) -> Option<crate::web::KeptForm> {
+    st.forms_kept.take(&u.session_hash, handle?, st.svc.now())
 }
 
 /// The cookie that binds an OpenID sign-in at the IdP to this browser. Under

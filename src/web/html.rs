@@ -298,6 +298,107 @@ fn tag_end(html: &str, at: usize) -> Option<usize> {
     html[at..].find('>').map(|i| at + i + 1)
 }
 
+/// The form the browser sent: the first POST form whose action is `action`
+/// (its start and the end of its opening tag).
+fn find_form(html: &str, action: &str) -> Option<(usize, usize)> {
+    let mut search = 0;
+    loop {
+        let at = search + html[search..].find("<form")?;
+        let end = tag_end(html, at)?;
+        if Tag::parse(&html[at..end]).is_some_and(|t| {
+            t.get("action") == Some(action)
+                && t.get("method")
+                    .is_some_and(|m| m.eq_ignore_ascii_case("post"))
+        }) {
+            return Some((at, end));
+        }
+        search = end;
+    }
+}
+
+/// Renders a page (200) that shows a form "Confirm it's you" interrupted
+/// (`resumed`, see `KeptForm::reshow`) again: filled in with what was kept
+/// (never a secret), folded sections opened, and a notice at its top that
+/// says what submitting it finishes and which secret fields to retype.
+pub(crate) fn render_resumed<T: Template>(
+    t: &T,
+    resumed: Option<&crate::web::KeptForm>,
+) -> PageResult {
+    let body = t
+        .render()
+        .map_err(|e| Error::internal(format!("template: {e}")))?;
+    let body = match resumed {
+        Some(k) => resume_form(&body, k),
+        None => body,
+    };
+    Ok(HttpResponse::build(StatusCode::OK)
+        .content_type(ContentType::html())
+        .body(body))
+}
+
+/// `?resumed=H` on a page "Confirm it's you" returns to (see `render_resumed`).
+#[derive(serde::Deserialize)]
+pub(crate) struct ResumedQuery {
+    pub resumed: Option<String>,
+}
+
+/// How the page names a secret field the user retypes.
+fn retype_label(field: &str) -> String {
+    match field {
+        "password" | "current_password" => "your password".into(),
+        "code" => "a current code".into(),
+        f => format!("the {}", f.replace('_', " ")),
+    }
+}
+
+fn resume_form(html: &str, k: &crate::web::KeptForm) -> String {
+    let html = mark_form(html, &k.action, None, "", Some(&k.fields));
+    let Some((form_start, open_end)) = find_form(&html, &k.action) else {
+        return html;
+    };
+    let mut say = format!("Signed in again \u{2014} submit this form {}.", k.purpose);
+    if !k.retype.is_empty() {
+        let names: Vec<String> = k.retype.iter().map(|f| retype_label(f)).collect();
+        say.push_str(&format!(
+            " Retype {}: secrets are never kept; everything else is as you left it.",
+            names.join(" and ")
+        ));
+    }
+    let mut out = html.clone();
+    out.insert_str(
+        open_end,
+        &format!(
+            "<p class=\"notice resumed-notice\" role=\"status\" id=\"resumed\">{}</p>",
+            esc(&say)
+        ),
+    );
+    // A form folded inside <details> is opened, so it shows.
+    if let Some(d) = html[..form_start].rfind("<details")
+        && !html[d..form_start].contains("</details>")
+        && let Some(de) = tag_end(&html, d)
+        && let Some(mut t) = Tag::parse(&html[d..de])
+    {
+        t.set("open", Some(String::new()));
+        out.replace_range(d..de, &t.write());
+    }
+    out
+}
+
+/// A form's fields as posted, from its typed form (strings and numbers;
+/// absent boxes are absent), to keep it across "Confirm it's you".
+pub(crate) fn form_fields(f: &impl serde::Serialize) -> Vec<(String, String)> {
+    let Ok(serde_json::Value::Object(m)) = serde_json::to_value(f) else {
+        return Vec::new();
+    };
+    m.into_iter()
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::String(s) => Some((k, s)),
+            serde_json::Value::Number(n) => Some((k, n.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The refill and the field's sentence, applied to the posted form in `html`
 /// (see `render_failed`). A page without that form comes back unchanged.
 fn mark_form(
@@ -307,24 +408,8 @@ fn mark_form(
     text: &str,
     posted: Option<&[(String, String)]>,
 ) -> String {
-    // The form the browser sent: the first POST form whose action is `action`.
-    let mut search = 0;
-    let (form_start, form_open_end) = loop {
-        let Some(i) = html[search..].find("<form") else {
-            return html.to_string();
-        };
-        let at = search + i;
-        let Some(end) = tag_end(html, at) else {
-            return html.to_string();
-        };
-        if Tag::parse(&html[at..end]).is_some_and(|t| {
-            t.get("action") == Some(action)
-                && t.get("method")
-                    .is_some_and(|m| m.eq_ignore_ascii_case("post"))
-        }) {
-            break (at, end);
-        }
-        search = end;
+    let Some((form_start, form_open_end)) = find_form(html, action) else {
+        return html.to_string();
     };
     let form_end = html[form_open_end..]
         .find("</form>")
@@ -690,6 +775,8 @@ pub struct UserRow {
     pub last_login: String,
     /// While the account is locked after failed sign-ins: until when.
     pub locked_until: Option<String>,
+    /// An administrator set a temporary password, not yet replaced.
+    pub must_change_password: bool,
 }
 
 impl UserRow {
@@ -711,6 +798,7 @@ impl UserRow {
             created: rfc3339(u.created_at),
             last_login: last_sign_in.map(rfc3339).unwrap_or_else(|| "never".into()),
             locked_until: None,
+            must_change_password: u.must_change_password,
         }
     }
 }
@@ -733,6 +821,9 @@ pub struct EventRow {
     pub more: Vec<(String, String)>,
     /// The workspace's name, if the event belongs to one.
     pub workspace: String,
+    /// A refusal waiting for its group commit (`audit::Event::pending`):
+    /// no id yet, labelled "pending".
+    pub pending: bool,
 }
 
 /// Details a row shows before folding the rest under "more".
@@ -785,6 +876,7 @@ impl EventRow {
                         .unwrap_or_else(|| w.to_string())
                 })
                 .unwrap_or_default(),
+            pending: e.pending,
         }
     }
 }

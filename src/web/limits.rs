@@ -237,6 +237,7 @@ pub fn is_auth_route(method: &actix_web::http::Method, pattern: &str) -> bool {
             "/login"
                 | "/login/mfa"
                 | "/login/mfa/send"
+                | "/login/password"
                 | "/setup"
                 | "/recover"
                 | "/admin/reauth"
@@ -273,6 +274,7 @@ mod tests {
         (Method::POST, "/login"),
         (Method::POST, "/login/mfa"),
         (Method::POST, "/login/mfa/send"),
+        (Method::POST, "/login/password"),
         (Method::POST, "/admin/reauth"),
         (Method::POST, "/admin/reauth/send"),
         (Method::POST, "/admin/account/password"),

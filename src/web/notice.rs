@@ -56,6 +56,7 @@ notices! {
         Enabled = "enabled" => "User enabled.",
         Saved = "saved" => "Changes saved.",
         Reset = "reset" => "Password reset; the user's sessions and tokens have ended.",
+        ResetTemporary = "reset_temporary" => "Temporary password set; the user's sessions and tokens have ended, and they choose a new password at their next sign-in.",
         Unlocked = "unlocked" => "Account unlocked.",
         SessionsEnded = "sessions_ended" => "All of the user's sessions and tokens have ended.",
         MfaReset = "mfa_reset" => "The user's second factors were reset; they enroll again.",

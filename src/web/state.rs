@@ -93,11 +93,18 @@ impl SecretsOnce {
 /// for (shown on the page: "to create an API key") and its fields, without
 /// the CSRF token (re-issued when it is completed) and without passwords or
 /// other secrets (never carried).
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct KeptForm {
     pub action: String,
     pub purpose: String,
     pub fields: Vec<(String, String)>,
+    /// Shown again, filled in, on its own page (`rd`) instead of sent again:
+    /// a form whose secret (a password, a code, a client secret) the user
+    /// must retype, so sending it without would only fail.
+    pub reshow: bool,
+    /// The secret fields it carried, which the user retypes (named on the
+    /// page). `KeptForms::put` adds those it drops.
+    pub retype: Vec<String>,
 }
 
 /// Kept forms, in memory only, for the session that posted them, for 10 minutes.
@@ -123,6 +130,12 @@ impl KeptForms {
 
     /// Keeps `form`; returns the handle for the confirm page's URL.
     pub fn put(&self, session: &[u8; 32], mut form: KeptForm, now: Timestamp) -> Result<String> {
+        for (k, v) in &form.fields {
+            if !Self::keepable(k) && k != "csrf_token" && !v.is_empty() && !form.retype.contains(k)
+            {
+                form.retype.push(k.clone());
+            }
+        }
         form.fields.retain(|(k, _)| Self::keepable(k));
         let handle = crate::crypto::random_token()?;
         if let Ok(mut m) = self.map.lock() {

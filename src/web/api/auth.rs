@@ -20,7 +20,8 @@ pub struct LoginRequest {
 
 /// Exchange e-mail and password for an access token and a refresh token.
 #[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginRequest,
-    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody, description = "invalid credentials")))]
+    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody, description = "invalid credentials"),
+        (status = 403, body = ErrorBody, description = "single sign-on is enforced, or an administrator set a temporary password: a new one is chosen in the console first")))]
 pub(super) async fn login(
     req: HttpRequest,
     st: web::Data<AppState>,
@@ -41,7 +42,9 @@ pub(super) async fn login(
             mfa_token,
             methods,
         })),
-        Grant::Session { .. } => Err(Error::internal("session grant on the API channel").into()),
+        Grant::Session { .. } | Grant::PasswordChange { .. } => {
+            Err(Error::internal("browser grant on the API channel").into())
+        }
     }
 }
 

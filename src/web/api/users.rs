@@ -26,6 +26,9 @@ pub struct UserDto {
     pub last_login_at: Option<String>,
     /// Set while failed sign-ins keep the account locked.
     pub locked_until: Option<String>,
+    /// An administrator set a temporary password: the user chooses a new
+    /// one at their next sign-in.
+    pub must_change_password: bool,
 }
 
 impl From<&User> for UserDto {
@@ -40,6 +43,7 @@ impl From<&User> for UserDto {
             updated_at: rfc3339(u.updated_at),
             last_login_at: None,
             locked_until: None,
+            must_change_password: u.must_change_password,
         }
     }
 }
@@ -247,6 +251,10 @@ pub(super) async fn delete_user(
 pub struct PasswordRequest {
     #[schema(value_type = String, format = Password)]
     pub password: Password,
+    /// The user must choose a new password at their next sign-in (in the
+    /// console; API sign-ins are refused until then). Default `false`.
+    #[serde(default)]
+    pub temporary: bool,
 }
 
 /// Lift a lockout caused by failed sign-ins.
@@ -275,12 +283,14 @@ pub(super) async fn reset_password(
     body: web::Json<PasswordRequest>,
 ) -> ApiResult {
     let uid = UserId::parse(&id)?;
+    let b = body.into_inner();
     users::set_password(
         &st.svc,
         &caller.actor(&req),
         &uid,
-        body.into_inner().password,
+        b.password,
         "user.password_reset",
+        b.temporary,
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())

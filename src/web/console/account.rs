@@ -8,8 +8,10 @@ use crate::authn::{self, password::Password};
 use crate::error::Error;
 use crate::users;
 use crate::web::AppState;
-use crate::web::extract::{ConsoleUser, source};
-use crate::web::html::{CsrfForm, PageResult, account_page, confirmed, redirect, render};
+use crate::web::extract::{ConsoleUser, resumed_form, source};
+use crate::web::html::{
+    CsrfForm, PageResult, ResumedQuery, account_page, confirmed, redirect, render_resumed,
+};
 use crate::web::notice::{AccountNotice, Notice, notice_text, notice_url};
 
 // ---------------------------------------------------------------- my account
@@ -18,10 +20,12 @@ pub(super) async fn account(
     st: web::Data<AppState>,
     u: ConsoleUser,
     q: web::Query<Notice<AccountNotice>>,
+    r: web::Query<ResumedQuery>,
 ) -> PageResult {
-    render(
-        StatusCode::OK,
+    let resumed = resumed_form(&st, &u, r.resumed.as_deref());
+    render_resumed(
         &account_page(&st, &u, notice_text(q.notice), None)?,
+        resumed.as_ref(),
     )
 }
 

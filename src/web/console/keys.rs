@@ -124,6 +124,7 @@ pub(super) async fn keys_rotate(
         action: "/admin/keys/rotate".into(),
         purpose: "to rotate the data key".into(),
         fields: Vec::new(),
+        ..Default::default()
     };
     if let Some(r) = reauth_gate_for(&st, &u, "/admin/keys", kept)? {
         return Ok(r);

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::authn::{self, mfa::MfaMethod, password::Password};
 use crate::error::Error;
 use crate::web::AppState;
-use crate::web::extract::{ConsoleUser, reauth_gate, source};
+use crate::web::extract::{ConsoleUser, reauth_gate_for, source};
 use crate::web::html::{Nav, PageResult, SendForm, account_page, nav, redirect, render};
 
 // ---------------------------------------------------------------- two-factor
@@ -93,6 +93,69 @@ impl ProofForm {
     }
 }
 
+/// "Confirm it's you" for an account-page form (`action`, "to …"): its
+/// method and phone are kept. A form that carried a password or a code is
+/// shown again, filled in, for the user to retype them (sent without, it
+/// would only fail); one that carried none (no factor yet) is sent again.
+fn proof_gate(
+    st: &AppState,
+    u: &ConsoleUser,
+    action: &str,
+    purpose: &str,
+    kept: [(&str, Option<&str>); 2],
+    secrets: [(&str, bool); 2],
+) -> Result<Option<actix_web::HttpResponse>, Error> {
+    let retype: Vec<String> = secrets
+        .iter()
+        .filter(|(_, typed)| *typed)
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let form = crate::web::KeptForm {
+        action: action.into(),
+        purpose: purpose.into(),
+        fields: kept
+            .iter()
+            .filter_map(|&(k, v)| Some((k.to_string(), v?.to_string())))
+            .collect(),
+        reshow: !retype.is_empty(),
+        retype,
+    };
+    reauth_gate_for(st, u, "/admin/account", form)
+}
+
+fn typed(s: Option<&str>) -> bool {
+    s.is_some_and(|s| !s.trim().is_empty())
+}
+
+impl ProofForm {
+    /// `proof_gate` for this form.
+    fn gate(
+        &self,
+        st: &AppState,
+        u: &ConsoleUser,
+        action: &str,
+        purpose: &str,
+    ) -> Result<Option<actix_web::HttpResponse>, Error> {
+        proof_gate(
+            st,
+            u,
+            action,
+            purpose,
+            [
+                ("method", self.method.as_deref()),
+                ("phone", self.phone.as_deref()),
+            ],
+            [
+                (
+                    "current_password",
+                    typed(self.current_password.as_ref().map(Password::expose)),
+                ),
+                ("code", typed(self.code.as_deref())),
+            ],
+        )
+    }
+}
+
 /// A refused proof or start, shown on the account page.
 fn account_refusal(st: &AppState, u: &ConsoleUser, e: Error) -> PageResult {
     match e {
@@ -115,7 +178,12 @@ pub(super) async fn totp_start(
     f: web::Form<ProofForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
+    if let Some(r) = f.gate(
+        &st,
+        &u,
+        "/admin/account/mfa/totp",
+        "to set up an authenticator app",
+    )? {
         return Ok(r);
     }
     let started = match f.proof() {
@@ -196,7 +264,12 @@ pub(super) async fn code_start_email(
     f: web::Form<ProofForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
+    if let Some(r) = f.gate(
+        &st,
+        &u,
+        "/admin/account/mfa/email",
+        "to turn on e-mail codes",
+    )? {
         return Ok(r);
     }
     code_started(&req, &st, &u, MfaMethod::Email, &f).await
@@ -209,7 +282,7 @@ pub(super) async fn code_start_sms(
     f: web::Form<ProofForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
+    if let Some(r) = f.gate(&st, &u, "/admin/account/mfa/sms", "to turn on SMS codes")? {
         return Ok(r);
     }
     code_started(&req, &st, &u, MfaMethod::Sms, &f).await
@@ -318,7 +391,12 @@ pub(super) async fn recovery_new(
     f: web::Form<ProofForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
+    if let Some(r) = f.gate(
+        &st,
+        &u,
+        "/admin/account/mfa/recovery",
+        "to make new recovery codes",
+    )? {
         return Ok(r);
     }
     let made = match f.proof() {
@@ -357,7 +435,17 @@ pub(super) async fn mfa_remove(
     f: web::Form<RemoveMfaForm>,
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
-    if let Some(r) = reauth_gate(&st, &u, "/admin/account")? {
+    if let Some(r) = proof_gate(
+        &st,
+        &u,
+        "/admin/account/mfa/remove",
+        "to remove two-factor sign-in",
+        [("method", f.method.as_deref()), ("phone", None)],
+        [
+            ("current_password", typed(Some(f.current_password.expose()))),
+            ("code", typed(f.code.as_deref())),
+        ],
+    )? {
         return Ok(r);
     }
     let removed = match MfaMethod::parse_opt(f.method.as_deref()) {

@@ -185,10 +185,17 @@ pub(super) async fn reauth_post(
                 .as_deref()
                 .and_then(|h| st.forms_kept.take(&u.session_hash, h, st.svc.now()));
             match kept {
+                // Its secret is retyped: the form again on its own page.
+                Some(k) if k.reshow && crate::web::html::is_local_path(&k.action) => {
+                    let h = st.forms_kept.put(&u.session_hash, k, st.svc.now())?;
+                    let sep = if rd.contains('?') { '&' } else { '?' };
+                    Ok(redirect(&format!("{rd}{sep}resumed={h}#resumed")))
+                }
                 Some(KeptForm {
                     action,
                     purpose,
                     fields,
+                    ..
                 }) if crate::web::html::is_local_path(&action) => render(
                     StatusCode::OK,
                     &ContinuePage {

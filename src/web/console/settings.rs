@@ -98,21 +98,6 @@ pub(super) struct SettingsForm {
     csrf_token: String,
 }
 
-/// The form's fields as posted, to complete it after "Confirm it's you"
-/// (`KeptForms` drops the CSRF token).
-fn kept_fields(f: &SettingsForm) -> Vec<(String, String)> {
-    let Ok(serde_json::Value::Object(m)) = serde_json::to_value(f) else {
-        return Vec::new();
-    };
-    m.into_iter()
-        .filter_map(|(k, v)| match v {
-            serde_json::Value::String(s) => Some((k, s)),
-            serde_json::Value::Number(n) => Some((k, n.to_string())),
-            _ => None,
-        })
-        .collect()
-}
-
 pub(super) async fn settings_post(
     req: HttpRequest,
     st: web::Data<AppState>,
@@ -129,7 +114,8 @@ pub(super) async fn settings_post(
         crate::web::KeptForm {
             action: "/admin/settings/security".into(),
             purpose: "to change the security settings".into(),
-            fields: kept_fields(&f),
+            fields: crate::web::html::form_fields(&*f),
+            ..Default::default()
         },
     )? {
         return Ok(r);

@@ -13,8 +13,11 @@ use crate::error::Error;
 use crate::identity::Role;
 use crate::sso::{self, Connection, ConnectionInput, Protocol, RoleRule, SsoSettingsInput};
 use crate::web::AppState;
-use crate::web::extract::{ConsoleUser, reauth_gate, source};
-use crate::web::html::{ConfirmPage, CsrfForm, Nav, PageResult, nav, redirect, render};
+use crate::web::extract::{ConsoleUser, reauth_gate_for, resumed_form, source};
+use crate::web::html::{
+    ConfirmPage, CsrfForm, Nav, PageResult, ResumedQuery, form_fields, nav, redirect, render,
+    render_resumed,
+};
 use crate::web::notice::{ConnectionNotice, Notice, SsoNotice, notice_text, notice_url};
 
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
@@ -244,9 +247,22 @@ pub(super) async fn page(
     u: ConsoleUser,
     q: web::Query<Notice<SsoNotice>>,
     p: web::Query<PresetQuery>,
+    r: web::Query<ResumedQuery>,
 ) -> PageResult {
-    render(
-        StatusCode::OK,
+    let resumed = resumed_form(&st, &u, r.resumed.as_deref());
+    // A resumed new connection shows the preset it was made with.
+    let kept = |k: &str| {
+        resumed
+            .as_ref()?
+            .fields
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
+    let preset =
+        kept("preset").or_else(|| Some(format!("{}:{}", kept("protocol")?, kept("provider")?)));
+    let chosen = chosen_preset(preset.as_deref().or(p.preset.as_deref()));
+    render_resumed(
         &sso_view_with(
             &st,
             &req,
@@ -254,8 +270,9 @@ pub(super) async fn page(
             notice_text(q.notice),
             None,
             Vec::new(),
-            (chosen_preset(p.preset.as_deref()), Typed::default()),
+            (chosen, Typed::default()),
         )?,
+        resumed.as_ref(),
     )
 }
 
@@ -267,7 +284,7 @@ fn lines(s: &str) -> Vec<String> {
         .collect()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 pub(super) struct SettingsForm {
     csrf_token: String,
     enabled: Option<String>,
@@ -286,7 +303,14 @@ pub(super) async fn save_settings(
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     sso::may_manage(&st.svc, &u.actor(&req))?;
-    if let Some(r) = reauth_gate(&st, &u, "/admin/settings/sso")? {
+    // No secret on this form: completed at once after "Confirm it's you".
+    let kept = crate::web::KeptForm {
+        action: "/admin/settings/sso".into(),
+        purpose: "to change how single sign-on is enforced".into(),
+        fields: form_fields(&*f),
+        ..Default::default()
+    };
+    if let Some(r) = reauth_gate_for(&st, &u, "/admin/settings/sso", kept)? {
         return Ok(r);
     }
     let enforcement = match f.enforcement.as_str() {
@@ -336,7 +360,7 @@ pub(super) async fn save_settings(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 pub(super) struct ConnectionForm {
     csrf_token: String,
     #[serde(default)]
@@ -477,6 +501,21 @@ impl ConnectionForm {
     }
 }
 
+impl ConnectionForm {
+    /// The form kept across "Confirm it's you": every field but the client
+    /// secret, shown again to retype it when one was typed (sent without,
+    /// the change would drop it), else completed at once.
+    fn kept(&self, action: &str, purpose: &str) -> crate::web::KeptForm {
+        crate::web::KeptForm {
+            action: action.into(),
+            purpose: purpose.into(),
+            fields: form_fields(self),
+            reshow: !self.client_secret.trim().is_empty(),
+            retype: Vec::new(),
+        }
+    }
+}
+
 pub(super) async fn create_connection(
     req: HttpRequest,
     st: web::Data<AppState>,
@@ -485,7 +524,12 @@ pub(super) async fn create_connection(
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     sso::may_manage(&st.svc, &u.actor(&req))?;
-    if let Some(r) = reauth_gate(&st, &u, "/admin/settings/sso")? {
+    if let Some(r) = reauth_gate_for(
+        &st,
+        &u,
+        "/admin/settings/sso",
+        f.kept("/admin/settings/sso/connections", "to add this connection"),
+    )? {
         return Ok(r);
     }
     let input = f.input(false);
@@ -607,11 +651,13 @@ pub(super) async fn connection_page(
     u: ConsoleUser,
     id: web::Path<String>,
     q: web::Query<Notice<ConnectionNotice>>,
+    r: web::Query<ResumedQuery>,
 ) -> PageResult {
     let c = sso::connection_for(&st.svc, &u.actor(&req), &id)?;
-    render(
-        StatusCode::OK,
+    let resumed = resumed_form(&st, &u, r.resumed.as_deref());
+    render_resumed(
         &connection_view(&st, &u, c, notice_text(q.notice), None)?,
+        resumed.as_ref(),
     )
 }
 
@@ -625,7 +671,8 @@ pub(super) async fn update_connection(
     u.check_csrf(&f.csrf_token)?;
     sso::may_manage(&st.svc, &u.actor(&req))?;
     let id = sso::parse_id(&id)?;
-    if let Some(r) = reauth_gate(&st, &u, &format!("/admin/settings/sso/{id}"))? {
+    let here = format!("/admin/settings/sso/{id}");
+    if let Some(r) = reauth_gate_for(&st, &u, &here, f.kept(&here, "to save this connection"))? {
         return Ok(r);
     }
     let current = sso::connection_for(&st.svc, &u.actor(&req), id)?;
@@ -728,7 +775,12 @@ pub(super) async fn delete(
     u.check_csrf(&f.csrf_token)?;
     sso::may_manage(&st.svc, &u.actor(&req))?;
     let id = sso::parse_id(&id)?;
-    if let Some(r) = reauth_gate(&st, &u, &format!("/admin/settings/sso/{id}"))? {
+    let kept = crate::web::KeptForm {
+        action: format!("/admin/settings/sso/{id}/delete"),
+        purpose: "to delete this connection".into(),
+        ..Default::default()
+    };
+    if let Some(r) = reauth_gate_for(&st, &u, &format!("/admin/settings/sso/{id}"), kept)? {
         return Ok(r);
     }
     match sso::delete(&st.svc, &u.actor(&req), id) {

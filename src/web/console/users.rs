@@ -458,6 +458,9 @@ pub(super) async fn user_delete(
 #[derive(Deserialize)]
 pub(super) struct PasswordForm {
     password: Password,
+    /// The "must change password at next sign-in" box: sent only when ticked.
+    #[serde(default)]
+    temporary: Option<String>,
     csrf_token: String,
 }
 
@@ -470,19 +473,26 @@ pub(super) async fn user_password(
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     let uid = UserId::parse(&id)?;
+    let f = f.into_inner();
+    let notice = if f.temporary.is_some() {
+        UserNotice::ResetTemporary
+    } else {
+        UserNotice::Reset
+    };
     match users::set_password(
         &st.svc,
         &u.actor(&req),
         &uid,
-        f.into_inner().password,
+        f.password,
         "user.password_reset",
+        f.temporary.is_some(),
     )
     .await
     {
         Ok(()) => Ok(redirect(&format!(
             "/admin/users/{}?notice={}",
             uid.as_str(),
-            UserNotice::Reset.code()
+            notice.code()
         ))),
         Err(e @ Error::Invalid { .. }) => user_page_failed(&st, &req, &u, &uid, &e, None),
         Err(e) => Err(e.into()),

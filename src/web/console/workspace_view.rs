@@ -471,6 +471,7 @@ pub(super) fn fresh_sign_in(
             action: req.path().to_string(),
             purpose: purpose.to_string(),
             fields: fields.to_vec(),
+            ..Default::default()
         },
     )
 }

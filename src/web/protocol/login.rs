@@ -1,4 +1,5 @@
-//! Sign-in pages: /login, the MFA step (/login/mfa) and /logout.
+//! Sign-in pages: /login, the MFA step (/login/mfa), the "choose a new
+//! password" step after a temporary password (/login/password) and /logout.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
@@ -10,8 +11,8 @@ use crate::error::Error;
 use crate::web::AppState;
 use crate::web::extract::{self as wauth, ConsoleUser, signed_in, source, with_pre_cookie};
 use crate::web::html::{
-    CsrfForm, LoginQuery, MethodOption, PageResult, SendForm, enc, method_options, redirect,
-    render, safe_rd,
+    CsrfForm, LoginQuery, MethodOption, PageResult, SendForm, confirmed, enc, method_options,
+    redirect, render, render_failed, safe_rd, words,
 };
 
 // ---------------------------------------------------------------- sign-in
@@ -107,6 +108,11 @@ pub(super) async fn login_post(
             let _ = resp.add_cookie(&c);
             Ok(resp)
         }
+        Ok((_, Grant::PasswordChange { step_token })) => Ok(to_password_step(
+            &st,
+            step_token,
+            &safe_rd(form.rd.as_deref()),
+        )),
         Ok((_, Grant::Tokens(_))) => {
             Err(Error::internal("token grant on the browser channel").into())
         }
@@ -280,6 +286,11 @@ pub(super) async fn mfa_post(
             let _ = resp.add_cookie(&gone);
             Ok(resp)
         }
+        Ok((_, Grant::PasswordChange { step_token }, _)) => {
+            let mut resp = to_password_step(&st, step_token, &rd);
+            let _ = resp.add_cookie(&gone);
+            Ok(resp)
+        }
         Ok(_) => Err(Error::internal("unexpected grant on the browser channel").into()),
         Err(Error::InvalidCode | Error::Invalid { .. }) => {
             let (page, cookie) = mfa_view(
@@ -303,6 +314,132 @@ pub(super) async fn mfa_post(
             let _ = resp.add_cookie(&gone);
             Ok(resp)
         }
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ------------------------------------------------- temporary password step
+
+/// The "choose a new password" step's token: like the MFA cookie, it opens
+/// nothing but /login/password, and no session exists until it is done.
+const PASSWORD_STEP_COOKIE: &str = "gh_pwstep";
+
+fn step_cookie(st: &AppState, value: String, ttl: i64) -> actix_web::cookie::Cookie<'static> {
+    actix_web::cookie::Cookie::build(PASSWORD_STEP_COOKIE, value)
+        .path("/login")
+        .http_only(true)
+        .secure(st.tls)
+        .same_site(actix_web::cookie::SameSite::Strict)
+        .max_age(actix_web::cookie::time::Duration::seconds(ttl))
+        .finish()
+}
+
+fn to_password_step(st: &AppState, step_token: String, rd: &str) -> actix_web::HttpResponse {
+    let mut resp = redirect(&format!("/login/password?rd={}", enc(rd)));
+    let _ = resp.add_cookie(&step_cookie(
+        st,
+        step_token,
+        authn::temporary::STEP_TTL_SECS,
+    ));
+    resp
+}
+
+fn step_expired(st: &AppState) -> actix_web::HttpResponse {
+    let mut resp = redirect(&crate::web::notice::notice_url(
+        "/login",
+        crate::web::notice::LoginNotice::MfaExpired,
+    ));
+    let _ = resp.add_cookie(&step_cookie(st, String::new(), 0));
+    resp
+}
+
+#[derive(Template)]
+#[template(path = "login_password.html")]
+pub(super) struct PasswordStepPage {
+    csrf: String,
+    rd: String,
+    error: Option<String>,
+    min_length: usize,
+}
+
+fn password_step_page(
+    req: &HttpRequest,
+    st: &AppState,
+    rd: String,
+    status: StatusCode,
+    error: Option<&Error>,
+) -> PageResult {
+    let (pre, cookie) = wauth::pre_cookie(req)?;
+    let page = PasswordStepPage {
+        csrf: wauth::csrf_for_pre(&st.svc, &pre),
+        rd,
+        error: error.map(words),
+        min_length: st.svc.settings.password.min_length,
+    };
+    let resp = match error {
+        Some(e) => render_failed(status, &page, req, e, None)?,
+        None => render(status, &page)?,
+    };
+    Ok(with_pre_cookie(resp, cookie))
+}
+
+pub(super) async fn password_step_page_get(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    q: web::Query<LoginQuery>,
+) -> PageResult {
+    let Some(token) = req.cookie(PASSWORD_STEP_COOKIE) else {
+        return Ok(redirect("/login"));
+    };
+    if !authn::temporary::step_live(&st.svc, token.value())? {
+        return Ok(step_expired(&st));
+    }
+    password_step_page(&req, &st, safe_rd(q.rd.as_deref()), StatusCode::OK, None)
+}
+
+#[derive(Deserialize)]
+pub(super) struct PasswordStepForm {
+    password: Password,
+    password_confirm: Password,
+    csrf_token: String,
+    rd: Option<String>,
+}
+
+pub(super) async fn password_step_post(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    form: web::Form<PasswordStepForm>,
+) -> PageResult {
+    wauth::check_pre_csrf(&req, &st.svc, &form.csrf_token)?;
+    let Some(token) = req.cookie(PASSWORD_STEP_COOKIE) else {
+        return Ok(redirect("/login"));
+    };
+    let form = form.into_inner();
+    let rd = safe_rd(form.rd.as_deref());
+    let done = match confirmed(&form.password, &form.password_confirm) {
+        Err(e) => Err(e),
+        Ok(()) => {
+            authn::temporary::complete(&st.svc, token.value(), form.password, &source(&req)).await
+        }
+    };
+    match done {
+        Ok((user, Grant::Session { token, .. })) => {
+            let mut resp = signed_in(&req, &st, &user, token, &rd)?;
+            let _ = resp.add_cookie(&step_cookie(&st, String::new(), 0));
+            Ok(resp)
+        }
+        Ok(_) => Err(Error::internal("unexpected grant on the browser channel").into()),
+        Err(e @ Error::Invalid { .. }) => {
+            password_step_page(&req, &st, rd, StatusCode::BAD_REQUEST, Some(&e))
+        }
+        Err(e @ Error::Forbidden(_)) => {
+            let (pre, cookie) = wauth::pre_cookie(&req)?;
+            let page = login_view(&st, &pre, String::new(), rd, Some(words(&e)), None)?;
+            let mut resp = with_pre_cookie(render(StatusCode::FORBIDDEN, &page)?, cookie);
+            let _ = resp.add_cookie(&step_cookie(&st, String::new(), 0));
+            Ok(resp)
+        }
+        Err(Error::Unauthenticated(_)) => Ok(step_expired(&st)),
         Err(e) => Err(e.into()),
     }
 }

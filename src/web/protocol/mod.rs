@@ -32,6 +32,11 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/login/mfa", web::get().to(login::mfa_page))
         .route("/login/mfa", web::post().to(login::mfa_post))
         .route("/login/mfa/send", web::post().to(login::mfa_send))
+        .route(
+            "/login/password",
+            web::get().to(login::password_step_page_get),
+        )
+        .route("/login/password", web::post().to(login::password_step_post))
         .route("/logout", web::post().to(login::logout))
         .route("/setup", web::get().to(setup::setup_page))
         .route("/setup", web::post().to(setup::setup_post))

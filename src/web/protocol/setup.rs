@@ -159,7 +159,12 @@ pub(super) async fn recover_page(
     q: web::Query<TokenQuery>,
 ) -> PageResult {
     let token = q.token.clone().unwrap_or_default();
-    if authn::onetime::check_now(&st.svc, &token).is_err() {
+    // Only a recovery link opens this form (not a setup link, not the
+    // sign-in's "choose a new password" step).
+    if !matches!(
+        authn::onetime::check_now(&st.svc, &token),
+        Ok(authn::onetime::Purpose::Recover { .. })
+    ) {
         return link_gone(&st, false);
     }
     let (pre, cookie) = wauth::pre_cookie(&req)?;

@@ -193,7 +193,7 @@ fn verify_inner(req: &HttpRequest, st: &AppState, q: &VerifyQuery) -> Result<Htt
             return Ok(unauthorized(
                 req,
                 st,
-                "Use `Authorization: Bearer <access token or API key>`.",
+                "Send the header Authorization: Bearer followed by an access token or an API key.",
             ));
         };
         match bearer_principal(st, raw.trim(), addr, &src, Purpose::Full) {
