@@ -40,7 +40,8 @@ def refused(exc, fn, *args, words=None, **kwargs):
 r = t.create_key("conversations")
 assert r["data"]["type"] == "aes256-gcm96" and r["data"]["latest_version"] == 1, r
 t.create_key("chacha", key_type="chacha20-poly1305")
-t.create_key("xchacha", key_type="xchacha20-poly1305")
+# hvac 2.4 does not list xchacha20-poly1305 (Vault has it since 1.6): sent raw.
+client.adapter.post("/v1/transit/keys/xchacha", json={"type": "xchacha20-poly1305"})
 keys = t.list_keys()["data"]["keys"]
 assert {"conversations", "chacha", "xchacha"} <= set(keys), keys
 info = t.read_key("conversations")["data"]
