@@ -764,7 +764,7 @@ mod tests {
         assert_eq!(held.gained_in(&whole).names(), ["secrets:read"]);
         let got =
             held.intersect(&Scopes::parse_scope("s", "secrets:read transit:encrypt:k").unwrap());
-        assert_eq!(got.names(), ["secrets:read:a/", "transit:encrypt:k"]);
+        assert_eq!(got.names(), ["transit:encrypt:k", "secrets:read:a/"]);
     }
 
     #[test]
