@@ -397,8 +397,11 @@ fn parse_versioned(field: &'static str, s: &str) -> Result<u32> {
 /// moves its generation and empties the cache.
 #[derive(Default)]
 pub struct Cache {
-    map: RwLock<(u64, HashMap<Vec<u8>, Arc<TransitKey>>)>,
+    map: RwLock<(u64, KeysByRecord)>,
 }
+
+/// Unsealed keys by their record key (`ws_…/name`).
+type KeysByRecord = HashMap<Vec<u8>, Arc<TransitKey>>;
 
 /// Keys held in the cache at most; beyond, it starts over.
 const CACHE_MAX: usize = 10_000;
