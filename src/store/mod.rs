@@ -79,6 +79,8 @@ tables! {
     LastSignIns => "last_sign_ins",
     TokensValidAfter => "tokens_valid_after",
     WorkspaceClaims => "workspace_claims",
+    /// Transit keys (their material included), keyed `ws_…/name`.
+    TransitKeys => "transit_keys",
 }
 
 impl Table {
