@@ -34,4 +34,5 @@ pub mod store;
 pub(crate) mod telemetry;
 pub mod tokens;
 pub mod users;
+pub mod vault;
 pub mod web;
