@@ -1021,6 +1021,12 @@ pub fn undelete(
     })
 }
 
+/// Whether `actor` may destroy versions of `path` (the console asks before
+/// its confirmation page; `destroy` checks again).
+pub fn may_destroy(svc: &Service, actor: &Actor, ws: &WorkspaceId, path: &SecretPath) -> Result<()> {
+    authorize(svc, actor, Need::Admin, ws, Some(path.as_str()))
+}
+
 /// `PUT/POST destroy/:path`: the data of these versions is removed for good.
 pub fn destroy(
     svc: &Service,
@@ -1276,15 +1282,31 @@ pub struct VersionRow {
     pub state: String,
 }
 
-/// Every path of `ws` with its versions (newest first), for a holder of any
-/// of the three secrets permissions over the whole store. Never a value.
-pub fn overview(svc: &Service, actor: &Actor, ws: &WorkspaceId) -> Result<Vec<PathSummary>> {
-    let may = |n: Need| crate::vault::holds_named(svc, &actor.principal, n.permission(), Resource::Workspace(ws), None);
-    if !(may(Need::Read)? || may(Need::Write)? || may(Need::Admin)?) {
+/// The console's Secrets page: the workspace's name, every path with its
+/// versions (newest first) and what the caller may do. For a holder of any
+/// of the three secrets permissions over the whole store; never a value.
+#[derive(Debug, Clone)]
+pub struct ConsoleView {
+    pub workspace_name: String,
+    pub paths: Vec<PathSummary>,
+    pub may_read: bool,
+    pub may_write: bool,
+    pub may_admin: bool,
+}
+
+pub fn console_view(svc: &Service, actor: &Actor, ws: &WorkspaceId) -> Result<ConsoleView> {
+    let name = crate::access::workspaces::get(&svc.store.read()?, ws)?.name;
+    let holds = |n: Need| {
+        crate::access::decide(svc, &actor.principal, n.permission(), Resource::Workspace(ws))
+            .map(|d| d.allow)
+    };
+    let (may_read, may_write, may_admin) = (holds(Need::Read)?, holds(Need::Write)?, holds(Need::Admin)?);
+    if !(may_read || may_write || may_admin) {
+        // Audited and refused.
         authorize(svc, actor, Need::Read, ws, None)?;
     }
     let now = svc.now();
-    let mut out: Vec<PathSummary> = all_meta(svc, ws)?
+    let mut paths: Vec<PathSummary> = all_meta(svc, ws)?
         .into_iter()
         .map(|m| PathSummary {
             versions: m
@@ -1310,8 +1332,14 @@ pub fn overview(svc: &Service, actor: &Actor, ws: &WorkspaceId) -> Result<Vec<Pa
             path: m.path,
         })
         .collect();
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
+    paths.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(ConsoleView {
+        workspace_name: name,
+        paths,
+        may_read,
+        may_write,
+        may_admin,
+    })
 }
 
 /// The console's Reveal: one version's data for a holder of `secrets:read`
