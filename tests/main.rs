@@ -25,6 +25,7 @@ mod first_hour_b;
 mod forward_auth;
 mod hardening;
 mod hb_domain_ops;
+mod kv;
 mod mfa;
 mod policy;
 mod r345_sec;

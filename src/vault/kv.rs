@@ -753,6 +753,11 @@ fn load_meta(r: &impl Reader, key: &[u8]) -> Result<Option<Meta>> {
     r.get(Table::KvMeta, key)
 }
 
+/// How audit records name a path: under the mount, as Vault clients write it.
+fn target(path: &str) -> String {
+    format!("secret/{path}")
+}
+
 /// Commits `meta` (and removes the data of `gone` versions) with its audit event.
 fn audit_change(
     tx: &mut WriteTx<'_>,
@@ -769,7 +774,7 @@ fn audit_change(
         .workspace(Some(ws))
         .details(details);
     if let Some(p) = path {
-        ev = ev.target(format!("secret/{p}"));
+        ev = ev.target(target(p));
     }
     audit::record(tx, svc.now(), &actor.source, ev)?;
     Ok(())
@@ -830,7 +835,7 @@ pub fn read(
     authorize(svc, actor, Need::Read, ws, Some(path.as_str()))?;
     let out = read_unchecked(svc, ws, path, version)?;
     if matches!(out, ReadOutcome::Found { .. }) {
-        crate::vault::note_access(svc, actor, ws, "secrets.read", path.as_str(), 1, 0)?;
+        crate::vault::note_access(svc, actor, ws, "secrets.read", &target(path.as_str()), 1, 0)?;
     }
     Ok(out)
 }
