@@ -758,7 +758,7 @@ fn target(path: &str) -> String {
     format!("secret/{path}")
 }
 
-/// Commits `meta` (and removes the data of `gone` versions) with its audit event.
+/// Writes the audit event of a change to `path` (or the whole store) into `tx`.
 fn audit_change(
     tx: &mut WriteTx<'_>,
     svc: &Service,
