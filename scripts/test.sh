@@ -26,14 +26,14 @@ if [ ${#apt_need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${apt_need[@]}" >/dev/null
 fi
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import aiosmtpd, saml2, lxml" 2>/dev/null; then
-  echo "== python venv (aiosmtpd, the SMTP peer; pysaml2, the SAML IdP; lxml, the reference C14N)"
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import aiosmtpd, saml2, lxml, hvac" 2>/dev/null; then
+  echo "== python venv (aiosmtpd, the SMTP peer; pysaml2, the SAML IdP; lxml, the reference C14N; hvac, the Vault client)"
   python3 -m venv .venv 2>/dev/null || {
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
     python3 -m venv .venv
   }
-  .venv/bin/pip install -q aiosmtpd pysaml2 lxml
+  .venv/bin/pip install -q aiosmtpd pysaml2 lxml hvac==2.4.0
 fi
 if [ ! -d tests/peers/node_modules/oidc-provider ]; then
   echo "== npm ci (tests/peers: oidc-provider, jose)"
