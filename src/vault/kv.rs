@@ -1549,4 +1549,84 @@ mod tests {
         let d = SecretData(serde_json::json!({"api_key": "hunter2"}).as_object().unwrap().clone());
         assert!(!format!("{d:?}").contains("hunter2"));
     }
+
+    fn service() -> (tempfile::TempDir, Service, WorkspaceId) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = crate::config::Settings::load(None, Vec::<(String, String)>::new()).unwrap();
+        s.data_dir = dir.path().to_path_buf();
+        let clock = std::sync::Arc::new(crate::clock::FixedClock::new(1_800_000_000));
+        let svc = Service::open(s, clock).unwrap();
+        let ws = WorkspaceId::generate().unwrap();
+        (dir, svc, ws)
+    }
+
+    fn put(svc: &Service, ws: &WorkspaceId, p: &str, v: &str, cas: Option<u64>) -> Result<VersionView> {
+        let body = serde_json::json!({"data": {"v": v}, "options": {"cas": cas}});
+        write(svc, &Actor::local("test"), ws, &path(p), WriteRequest::from_json(&body).unwrap())
+    }
+
+    fn get(svc: &Service, ws: &WorkspaceId, p: &str, version: Option<u64>) -> ReadOutcome {
+        read_unchecked(svc, ws, &path(p), version).unwrap()
+    }
+
+    #[test]
+    fn a_secret_lives_versions_and_dies_in_the_store() {
+        let (_dir, svc, ws) = service();
+        let me = Actor::local("test");
+        assert_eq!(put(&svc, &ws, "a/b", "one", Some(0)).unwrap().version, 1);
+        assert!(put(&svc, &ws, "a/b", "lost", Some(0)).is_err(), "cas 0 on an existing path");
+        assert_eq!(put(&svc, &ws, "a/b", "two", Some(1)).unwrap().version, 2);
+        match get(&svc, &ws, "a/b", Some(1)) {
+            ReadOutcome::Found { data, metadata } => {
+                assert_eq!(data.0["v"], "one");
+                assert_eq!(metadata.version, 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        delete(&svc, &me, &ws, &path("a/b"), Versions::Latest).unwrap();
+        assert!(matches!(get(&svc, &ws, "a/b", None), ReadOutcome::Gone(v) if v.version == 2 && !v.deletion_time.is_empty()));
+        undelete(&svc, &me, &ws, &path("a/b"), vec![2]).unwrap();
+        assert!(matches!(get(&svc, &ws, "a/b", None), ReadOutcome::Found { .. }));
+        destroy(&svc, &me, &ws, &path("a/b"), vec![1]).unwrap();
+        assert!(matches!(get(&svc, &ws, "a/b", Some(1)), ReadOutcome::Gone(v) if v.destroyed));
+        let key = meta_key(&svc.store, &ws, "a/b").unwrap();
+        let r = svc.store.read().unwrap();
+        assert!(r.get::<SecretData>(Table::KvData, &data_key(&key, 1)).unwrap().is_none(), "destroyed data is gone");
+        drop(r);
+        assert!(matches!(get(&svc, &ws, "a/b", Some(9)), ReadOutcome::Missing));
+        // Another workspace's same path is another secret.
+        let other = WorkspaceId::generate().unwrap();
+        assert!(matches!(get(&svc, &other, "a/b", None), ReadOutcome::Missing));
+        assert_eq!(put(&svc, &other, "a/b", "theirs", None).unwrap().version, 1);
+        // Listing, then a metadata delete removes everything.
+        put(&svc, &ws, "a/c/d", "x", None).unwrap();
+        let l = list(&svc, &me, &ws, &Folder::parse("a").unwrap()).unwrap().unwrap();
+        assert_eq!(l, vec!["b", "c/"]);
+        delete_metadata(&svc, &me, &ws, &path("a/b")).unwrap();
+        assert!(metadata(&svc, &me, &ws, &path("a/b")).unwrap().is_none());
+        assert!(matches!(get(&svc, &ws, "a/b", Some(2)), ReadOutcome::Missing));
+        assert!(matches!(get(&svc, &other, "a/b", None), ReadOutcome::Found { .. }));
+    }
+
+    #[test]
+    fn the_store_config_applies_to_every_path() {
+        let (_dir, svc, ws) = service();
+        let me = Actor::local("test");
+        let up = ConfigUpdate::from_json(&serde_json::json!({"cas_required": true, "delete_version_after": "10m", "max_versions": 2})).unwrap();
+        set_config(&svc, &me, &ws, up).unwrap();
+        let c = config(&svc, &me, &ws).unwrap();
+        assert_eq!((c.cas_required, c.delete_version_after.as_str(), c.max_versions), (true, "10m0s", 2));
+        assert!(put(&svc, &ws, "p", "1", None).is_err(), "cas required by the store");
+        let v = put(&svc, &ws, "p", "1", Some(0)).unwrap();
+        assert_eq!(v.deletion_time, rfc3339(1_800_000_000 + 600));
+        put(&svc, &ws, "p", "2", Some(1)).unwrap();
+        put(&svc, &ws, "p", "3", Some(2)).unwrap();
+        let m = metadata(&svc, &me, &ws, &path("p")).unwrap().unwrap();
+        assert_eq!(m.versions.keys().collect::<Vec<_>>(), vec!["2", "3"]);
+        assert_eq!(m.oldest_version, 2);
+        let off = ConfigUpdate::from_json(&serde_json::json!({"delete_version_after": -1})).unwrap();
+        set_config(&svc, &me, &ws, off).unwrap();
+        assert_eq!(config(&svc, &me, &ws).unwrap().delete_version_after, "-1s");
+        assert_eq!(put(&svc, &ws, "p", "4", Some(3)).unwrap().deletion_time, "");
+    }
 }
