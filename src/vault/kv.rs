@@ -989,9 +989,9 @@ pub fn undelete(
     versions: Vec<u64>,
 ) -> Result<()> {
     authorize(svc, actor, Need::Write, ws, Some(path.as_str()))?;
-    change_versions(svc, actor, ws, path, "secrets.undelete", |meta, now, cfg| {
+    change_versions(svc, actor, ws, path, "secrets.undelete", move |meta, now, cfg| {
         let changed = meta.undelete(&versions, now, cfg);
-        (changed, versions.clone(), Vec::new())
+        (changed, versions, Vec::new())
     })
 }
 
@@ -1010,9 +1010,9 @@ pub fn destroy(
     versions: Vec<u64>,
 ) -> Result<()> {
     authorize(svc, actor, Need::Admin, ws, Some(path.as_str()))?;
-    change_versions(svc, actor, ws, path, "secrets.destroy", |meta, _, _| {
+    change_versions(svc, actor, ws, path, "secrets.destroy", move |meta, _, _| {
         let gone = meta.destroy(&versions);
-        (!gone.is_empty(), versions.clone(), gone)
+        (!gone.is_empty(), versions, gone)
     })
 }
 
