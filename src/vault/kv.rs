@@ -1316,14 +1316,15 @@ pub fn console_view(svc: &Service, actor: &Actor, ws: &WorkspaceId) -> Result<Co
 }
 
 /// The console's Reveal: one version's data for a holder of `secrets:read`
-/// on the path, with an audit event committed before the value is returned.
+/// on the path, with an audit event committed before the value is returned,
+/// and the page around it (`console_view`).
 pub fn reveal(
     svc: &Service,
     actor: &Actor,
     ws: &WorkspaceId,
     path: &SecretPath,
     version: Option<u64>,
-) -> Result<ReadOutcome> {
+) -> Result<(ConsoleView, ReadOutcome)> {
     authorize(svc, actor, Need::Read, ws, Some(path.as_str()))?;
     let out = read_unchecked(svc, ws, path, version)?;
     if let ReadOutcome::Found { metadata, .. } = &out {
@@ -1339,7 +1340,7 @@ pub fn reveal(
         )?;
         tx.commit()?;
     }
-    Ok(out)
+    Ok((console_view(svc, actor, ws)?, out))
 }
 
 #[cfg(test)]

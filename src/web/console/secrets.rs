@@ -50,8 +50,11 @@ fn page(
     u: &ConsoleUser,
     ws: &WorkspaceId,
 ) -> Result<SecretsPage, Error> {
-    let v = kv::console_view(&st.svc, &u.actor(req), ws)?;
-    Ok(SecretsPage {
+    Ok(from_view(u, ws, kv::console_view(&st.svc, &u.actor(req), ws)?))
+}
+
+fn from_view(u: &ConsoleUser, ws: &WorkspaceId, v: kv::ConsoleView) -> SecretsPage {
+    SecretsPage {
         nav: nav(u, "workspaces"),
         ws_id: ws.to_string(),
         ws_name: v.workspace_name,
@@ -63,7 +66,7 @@ fn page(
         error: None,
         form_path: String::new(),
         revealed: None,
-    })
+    }
 }
 
 pub(super) async fn show(
@@ -224,8 +227,8 @@ pub(super) async fn reveal(
     u.check_csrf(&f.csrf_token)?;
     let ws = WorkspaceId::parse(&id)?;
     let path = SecretPath::parse(&f.path)?;
-    let out = kv::reveal(&st.svc, &u.actor(&req), &ws, &path, Some(f.version))?;
-    let mut p = page(&st, &req, &u, &ws)?;
+    let (view, out) = kv::reveal(&st.svc, &u.actor(&req), &ws, &path, Some(f.version))?;
+    let mut p = from_view(&u, &ws, view);
     match out {
         ReadOutcome::Found { data, metadata } => {
             p.revealed = Some(Revealed {
