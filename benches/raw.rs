@@ -2,7 +2,8 @@
 //! parameters, and raw RS256 signing with a pre-parsed key; `raw saml`
 //! times SAML response verification against raw RSA-2048 verification;
 //! `raw xmlbudget` the XML work budget (issue 11): the cost of the most
-//! expensive documents that pass the limits against a signed response.
+//! expensive documents that pass the limits against a signed response;
+//! `raw xchacha` raw XChaCha20-Poly1305 on 1 KiB and 64 KiB (issue 14).
 //! Prints JSON.
 
 use std::time::Instant;
@@ -38,6 +39,10 @@ fn main() {
     }
     if args.get(1).map(String::as_str) == Some("xmlbudget") {
         xmlbudget(&args[2], &args[3], &args[4..]);
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("xchacha") {
+        xchacha();
         return;
     }
     if args.get(1).map(String::as_str) == Some("saml") {
@@ -432,4 +437,32 @@ fn dashboard(dir: &str, users: usize, events: usize) {
         "{{\"users\": {users}, \"events\": {events}, \"before_ms\": {b:.3}, \"after_ms\": {a:.3}, \"ratio\": {:.1}}}",
         b / a
     );
+}
+
+/// Raw XChaCha20-Poly1305 seal and open of 1 KiB and 64 KiB, one thread:
+/// the in-process ceiling Transit's HTTP figures are compared with.
+#[allow(clippy::unwrap_used)]
+fn xchacha() {
+    use gatehouse::crypto::{AeadAlg, aead_open, aead_seal};
+    let key = [7u8; 32];
+    let nonce = [1u8; 24];
+    let mut out = serde_json::Map::new();
+    for (size, label) in [(1024usize, "1k"), (65536, "64k")] {
+        let plain = vec![0x5au8; size];
+        let n = if size == 1024 { 200_000 } else { 5_000 };
+        let t = Instant::now();
+        let mut ct = Vec::new();
+        for _ in 0..n {
+            ct = aead_seal(AeadAlg::XChaCha20Poly1305, &key, &nonce, b"", &plain).unwrap();
+        }
+        let enc = n as f64 / t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for _ in 0..n {
+            aead_open(AeadAlg::XChaCha20Poly1305, &key, &nonce, b"", &ct).unwrap();
+        }
+        let dec = n as f64 / t.elapsed().as_secs_f64();
+        out.insert(format!("encrypt_{label}_per_sec"), enc.into());
+        out.insert(format!("decrypt_{label}_per_sec"), dec.into());
+    }
+    println!("{}", serde_json::Value::Object(out));
 }

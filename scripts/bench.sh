@@ -4,6 +4,7 @@
 # `scripts/bench.sh access` runs only the access-check figures (issue 5),
 # `scripts/bench.sh saml` only SAML verification vs raw RSA (issue 4; needs
 # the test venv with pysaml2, which scripts/test.sh creates), `scripts/bench.sh
+# vault` only the encryption service's figures (issue 14), `scripts/bench.sh
 # kv` only the KV v2 figures (issue 14; GATEHOUSE_BIN picks another binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,13 @@ done
 # scheduling in it); from crates.io, built once.
 command -v oha >/dev/null || [ -x "$HOME/.cargo/bin/oha" ] || cargo install oha --locked --quiet
 export PATH="$HOME/.cargo/bin:$PATH"
+if [ "${1:-}" = "vault" ]; then
+  # Transit through HTTP vs /healthz and raw XChaCha20-Poly1305 (issue 14).
+  bin=target/x86_64-unknown-linux-gnu/release/gatehouse
+  [ -x "$bin" ] || scripts/static-build.sh >/dev/null
+  cargo bench --bench raw --locked --no-run 2>/dev/null
+  exec python3 scripts/bench_vault.py "$bin" "$(ls -t target/release/deps/raw-* | grep -v '\.d$' | head -1)"
+fi
 if [ "${1:-}" = "saml" ]; then
   cargo bench --bench raw --locked --no-run 2>/dev/null
   exec python3 scripts/bench_saml.py "$(ls -t target/release/deps/raw-* | grep -v '\.d$' | head -1)"

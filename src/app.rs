@@ -123,6 +123,9 @@ impl Application {
         if let Err(e) = crate::access::credentials::flush_usage(&self.svc) {
             tracing::warn!(error = %e, "could not record API-key last use at shutdown");
         }
+        if let Err(e) = crate::vault::flush_access(&self.svc, true) {
+            tracing::warn!(error = %e, "could not record the counted Vault data accesses at shutdown");
+        }
         if let Err(e) = self.svc.save_rate_limits() {
             tracing::warn!(error = %e, "could not save the rate-limit buckets at shutdown");
         }
@@ -168,6 +171,17 @@ fn spawn_housekeeping(svc: Arc<Service>) {
             let _ = actix_web::rt::task::spawn_blocking(move || {
                 if let Err(e) = crate::access::credentials::flush_usage(&s) {
                     tracing::warn!(error = %e, "could not record API-key last use");
+                }
+                // Data-access counts of minutes that ended (see `vault::note_access`).
+                if crate::vault::access_buffered(&s)
+                    && let Err(e) = crate::vault::flush_access(&s, false)
+                {
+                    tracing::warn!(error = %e, "could not record the counted Vault data accesses");
+                }
+                if n.is_multiple_of(120)
+                    && let Err(e) = crate::vault::transit::rotate_due(&s)
+                {
+                    tracing::warn!(error = %e, "could not rotate the Transit keys that were due");
                 }
                 if let Err(e) = s.save_rate_limits() {
                     tracing::warn!(error = %e, "could not save the rate-limit buckets");

@@ -343,6 +343,9 @@ pub struct LimitSettings {
     pub sso_pending_max: u64,
     /// SSO sign-ins started from one address (IPv6: one /64) within 10 minutes.
     pub sso_pending_per_client: usize,
+    /// The largest request body the Vault-compatible services (`/v1/...`)
+    /// accept (Vault's `max_request_size`); larger ones get 413.
+    pub vault_request_bytes: usize,
 }
 
 impl Default for Settings {
@@ -407,6 +410,7 @@ impl Default for LimitSettings {
             form_body_bytes: 64 * 1024,
             sso_pending_max: 10_000,
             sso_pending_per_client: 20,
+            vault_request_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -458,6 +462,10 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("GATEHOUSE_LIMITS_JSON_BODY_BYTES", "limits.json_body_bytes"),
     ("GATEHOUSE_LIMITS_FORM_BODY_BYTES", "limits.form_body_bytes"),
     ("GATEHOUSE_LIMITS_SSO_PENDING_MAX", "limits.sso_pending_max"),
+    (
+        "GATEHOUSE_LIMITS_VAULT_REQUEST_BYTES",
+        "limits.vault_request_bytes",
+    ),
     (
         "GATEHOUSE_LIMITS_SSO_PENDING_PER_CLIENT",
         "limits.sso_pending_per_client",

@@ -128,9 +128,176 @@ pub fn open(key: &SecretKey, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<
         .map_err(|_| Error::Integrity("authentication tag mismatch".into()))
 }
 
+/// The AEADs the encryption service offers (Vault's Transit key types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AeadAlg {
+    /// AES-256-GCM with a 96-bit random nonce (aws-lc-rs).
+    Aes256Gcm,
+    /// ChaCha20-Poly1305 with a 96-bit nonce (aws-lc-rs).
+    ChaCha20Poly1305,
+    /// XChaCha20-Poly1305 with a 192-bit nonce (RustCrypto).
+    XChaCha20Poly1305,
+}
+
+impl AeadAlg {
+    pub fn nonce_len(self) -> usize {
+        match self {
+            AeadAlg::Aes256Gcm | AeadAlg::ChaCha20Poly1305 => 12,
+            AeadAlg::XChaCha20Poly1305 => NONCE_LEN,
+        }
+    }
+}
+
+/// The tag every AEAD above appends.
+pub const TAG_LEN: usize = 16;
+
+fn aws_key(alg: AeadAlg, key: &[u8]) -> Result<aws_lc_rs::aead::LessSafeKey> {
+    let a = match alg {
+        AeadAlg::Aes256Gcm => &aws_lc_rs::aead::AES_256_GCM,
+        _ => &aws_lc_rs::aead::CHACHA20_POLY1305,
+    };
+    aws_lc_rs::aead::UnboundKey::new(a, key)
+        .map(aws_lc_rs::aead::LessSafeKey::new)
+        .map_err(|_| Error::internal("bad AEAD key length"))
+}
+
+/// Encrypts under `key` with the caller's `nonce` (of `alg.nonce_len()`
+/// bytes: random, or derived for convergent encryption); returns
+/// ciphertext || tag.
+pub fn aead_seal(
+    alg: AeadAlg,
+    key: &[u8],
+    nonce: &[u8],
+    aad: &[u8],
+    plain: &[u8],
+) -> Result<Vec<u8>> {
+    match alg {
+        AeadAlg::XChaCha20Poly1305 => {
+            let cipher = XChaCha20Poly1305::new_from_slice(key)
+                .map_err(|_| Error::internal("bad key length"))?;
+            let n: [u8; NONCE_LEN] = nonce
+                .try_into()
+                .map_err(|_| Error::internal("bad nonce length"))?;
+            cipher
+                .encrypt(
+                    &chacha20poly1305::XNonce::from(n),
+                    Payload { msg: plain, aad },
+                )
+                .map_err(|_| Error::internal("encryption failed"))
+        }
+        _ => {
+            let k = aws_key(alg, key)?;
+            let n = aws_lc_rs::aead::Nonce::try_assume_unique_for_key(nonce)
+                .map_err(|_| Error::internal("bad nonce length"))?;
+            let mut buf = Vec::with_capacity(plain.len() + TAG_LEN);
+            buf.extend_from_slice(plain);
+            k.seal_in_place_append_tag(n, aws_lc_rs::aead::Aad::from(aad), &mut buf)
+                .map_err(|_| Error::internal("encryption failed"))?;
+            Ok(buf)
+        }
+    }
+}
+
+/// Opens what `aead_seal` produced; `None` when the key, nonce, AAD or a
+/// single bit differs.
+pub fn aead_open(
+    alg: AeadAlg,
+    key: &[u8],
+    nonce: &[u8],
+    aad: &[u8],
+    sealed: &[u8],
+) -> Option<Zeroizing<Vec<u8>>> {
+    match alg {
+        AeadAlg::XChaCha20Poly1305 => {
+            let cipher = XChaCha20Poly1305::new_from_slice(key).ok()?;
+            let n: [u8; NONCE_LEN] = nonce.try_into().ok()?;
+            cipher
+                .decrypt(
+                    &chacha20poly1305::XNonce::from(n),
+                    Payload { msg: sealed, aad },
+                )
+                .ok()
+                .map(Zeroizing::new)
+        }
+        _ => {
+            let k = aws_key(alg, key).ok()?;
+            let n = aws_lc_rs::aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
+            let mut buf = Zeroizing::new(sealed.to_vec());
+            let len = k
+                .open_in_place(n, aws_lc_rs::aead::Aad::from(aad), &mut buf)
+                .ok()?
+                .len();
+            buf.truncate(len);
+            Some(buf)
+        }
+    }
+}
+
+/// HKDF-SHA256 (RFC 5869) with an empty salt: `out.len()` bytes from `ikm`
+/// bound to `info`.
+pub fn hkdf_sha256(ikm: &[u8], info: &[u8], out: &mut [u8]) -> Result<()> {
+    struct Len(usize);
+    impl aws_lc_rs::hkdf::KeyType for Len {
+        fn len(&self) -> usize {
+            self.0
+        }
+    }
+    let info = [info];
+    aws_lc_rs::hkdf::Salt::new(aws_lc_rs::hkdf::HKDF_SHA256, &[])
+        .extract(ikm)
+        .expand(&info, Len(out.len()))
+        .and_then(|okm| okm.fill(out))
+        .map_err(|_| Error::internal("key derivation failed"))
+}
+
+/// HMAC with SHA-256, SHA-384 or SHA-512 (`bits`); `None` for another size.
+pub fn hmac_sha2(bits: u16, key: &[u8], data: &[u8]) -> Option<Vec<u8>> {
+    macro_rules! mac {
+        ($d:ty) => {{
+            let mut m = hmac::Hmac::<$d>::new_from_slice(key).ok()?;
+            m.update(data);
+            Some(m.finalize().into_bytes().to_vec())
+        }};
+    }
+    match bits {
+        256 => mac!(Sha256),
+        384 => mac!(sha2::Sha384),
+        512 => mac!(sha2::Sha512),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_aead_round_trips_and_refuses_a_flipped_bit() {
+        for alg in [
+            AeadAlg::Aes256Gcm,
+            AeadAlg::ChaCha20Poly1305,
+            AeadAlg::XChaCha20Poly1305,
+        ] {
+            let key = [7u8; 32];
+            let nonce = vec![1u8; alg.nonce_len()];
+            let mut ct = aead_seal(alg, &key, &nonce, b"ad", b"hello").unwrap();
+            assert_eq!(ct.len(), 5 + TAG_LEN);
+            assert_eq!(
+                aead_open(alg, &key, &nonce, b"ad", &ct).unwrap().as_slice(),
+                b"hello"
+            );
+            assert!(aead_open(alg, &key, &nonce, b"ax", &ct).is_none());
+            ct[0] ^= 1;
+            assert!(aead_open(alg, &key, &nonce, b"ad", &ct).is_none());
+        }
+        let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+        hkdf_sha256(b"k", b"ctx1", &mut a).unwrap();
+        hkdf_sha256(b"k", b"ctx2", &mut b).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(hmac_sha2(256, b"k", b"d").unwrap().len(), 32);
+        assert_eq!(hmac_sha2(512, b"k", b"d").unwrap().len(), 64);
+        assert!(hmac_sha2(1, b"k", b"d").is_none());
+    }
 
     #[test]
     fn seal_open_round_trip() {

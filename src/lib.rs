@@ -1,7 +1,7 @@
 //! Gatehouse: sign-in, access control, encryption at rest and a tamper-evident
 //! audit log in one binary. Layers, top to bottom: `cli`/`app` → `web` →
 //! domain modules (`users`, `identity`, `authn`, `access`, `tokens`, `keys`, `audit`, `sso`,
-//! `ops`) → `principal` (the user vocabulary) → `store` → `crypto`; `config`,
+//! `vault`, `ops`) → `principal` (the user vocabulary) → `store` → `crypto`; `config`,
 //! `clock`, `error` are leaves. `service` holds each domain module's state as
 //! one field per module; no import cycle between domain modules
 //! (`scripts/check-layers.sh`).

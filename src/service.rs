@@ -34,6 +34,8 @@ pub struct Service {
     pub(crate) sso: crate::sso::Caches,
     pub(crate) overview: crate::overview::Cache,
     pub(crate) ratelimit: crate::ratelimit::Limits,
+    /// Transit keys unsealed and data-access counts waiting (see `vault`).
+    pub(crate) vault: crate::vault::Caches,
     /// Permits for parsing and verifying XML off the async workers (see `sso::xml_budget`).
     pub xml_pool: crate::sso::xml_budget::Pool,
     /// The address actually bound (differs from `settings.listen` for port 0).
@@ -46,6 +48,9 @@ impl Drop for Service {
     fn drop(&mut self) {
         if let Err(e) = crate::access::flush_denials(self) {
             tracing::warn!(error = %e, "could not record the buffered access denials");
+        }
+        if let Err(e) = crate::vault::flush_access(self, true) {
+            tracing::warn!(error = %e, "could not record the counted Vault data accesses");
         }
     }
 }
@@ -104,6 +109,7 @@ impl Service {
             sso: Default::default(),
             overview: Default::default(),
             xml_pool: Default::default(),
+            vault: crate::vault::Caches::new(),
             ratelimit,
             bound,
         })

@@ -42,5 +42,6 @@ mod sso;
 mod sso_sec;
 mod sw_sec;
 mod tokens_sec;
+mod transit;
 mod wsfed;
 mod xml_budget_sec;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub use actor::Actor;
-pub use catalogue::{BuiltinRole, PermSet, Permission};
+pub use catalogue::{BuiltinRole, Narrowing, PermSet, Permission, Scopes};
 
 use crate::audit::{self, NewEvent, Outcome, Source};
 use crate::crypto;
@@ -68,6 +68,9 @@ pub struct Client {
     /// `None`: a platform-level service account.
     pub workspace: Option<WorkspaceId>,
     pub scopes: PermSet,
+    /// Scopes narrowed to one Transit key or secrets path prefix
+    /// (`transit:decrypt:conversations`), for permissions not in `scopes`.
+    pub narrowed: Vec<(Permission, String)>,
     /// The API app of an API key.
     pub app: Option<String>,
     /// Widget keys: the one bot and the web origins allowed.
@@ -102,6 +105,14 @@ pub enum Resource<'a> {
     Bot {
         workspace: &'a WorkspaceId,
         bot: &'a str,
+    },
+    /// One named thing in a workspace that a scope may be narrowed to: a
+    /// Transit key (its name) or a secret path (normalised; a folder ends
+    /// in `/`). Roles grant it as the workspace; a narrowed scope only when
+    /// its target covers `name` (see `Narrowing`).
+    Named {
+        workspace: &'a WorkspaceId,
+        name: &'a str,
     },
 }
 
@@ -171,7 +182,9 @@ impl<'a> Resource<'a> {
     }
     pub fn workspace(&self) -> Option<&'a WorkspaceId> {
         match self {
-            Resource::Workspace(w) | Resource::Bot { workspace: w, .. } => Some(w),
+            Resource::Workspace(w)
+            | Resource::Bot { workspace: w, .. }
+            | Resource::Named { workspace: w, .. } => Some(w),
             _ => None,
         }
     }
@@ -332,7 +345,20 @@ pub fn decide(
 
 fn decide_client(c: &Client, p: Permission, res: Resource<'_>) -> Decision {
     if !c.scopes.contains(p) {
-        return Decision::deny("scope_missing");
+        let narrowed = c.narrowed.iter().filter(|(q, _)| *q == p);
+        let covered = match (res, p.narrowing()) {
+            (Resource::Named { name, .. }, Some(kind)) => narrowed
+                .clone()
+                .any(|(_, t)| catalogue::target_covers(kind, t, name)),
+            _ => false,
+        };
+        if !covered {
+            return Decision::deny(if narrowed.count() > 0 {
+                "outside_narrowed_scope"
+            } else {
+                "scope_missing"
+            });
+        }
     }
     if c.kind == ClientKind::WidgetKey {
         return match (res, c.bot.as_deref()) {
@@ -476,6 +502,7 @@ fn resource_name(r: Resource<'_>) -> String {
         Resource::Any => "any".into(),
         Resource::Workspace(w) => w.to_string(),
         Resource::Bot { workspace, bot } => format!("{workspace}/bots/{bot}"),
+        Resource::Named { workspace, name } => format!("{workspace}/{name}"),
     }
 }
 

@@ -1,6 +1,7 @@
-//! HTTP: the actix server, static assets, health probes, and the three route
+//! HTTP: the actix server, static assets, health probes, and the four route
 //! groups — `protocol` (sign-in pages, OAuth 2.0, forward auth, SSO
-//! endpoints, discovery), `api` (/api/v1 JSON) and `console` (admin pages) —
+//! endpoints, discovery), `api` (/api/v1 JSON), `console` (admin pages) and
+//! `vault` (the Vault-compatible /v1/ services) —
 //! over shared pieces: `state`, `middleware`, `extract` (callers), `html`
 //! (rendering, safe redirects) and `error`. Handlers parse, call one domain
 //! function and render; they never open a table.
@@ -16,6 +17,7 @@ mod middleware;
 mod notice;
 mod protocol;
 mod state;
+mod vault;
 
 /// The path handlers have always imported callers from.
 pub(crate) use self::extract as auth;
@@ -164,6 +166,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, settings: &Settings) {
     .service(web::scope("/static").route("/{path:.*}", web::get().to(asset)))
     .route("/favicon.ico", web::get().to(favicon));
     protocol::routes(cfg);
+    vault::routes(cfg);
     api::routes(cfg);
     console::routes(cfg);
 }

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::check_workspace;
 use super::secret::{API_KEY_PREFIX, generate_secret, hint, well_formed};
 use crate::access::{
-    Actor, PermSet, Permission, Principal, Resource, check_grantable, clean_name, new_id, parse_id,
-    record_change, snapshot,
+    Actor, PermSet, Permission, Principal, Resource, Scopes, check_grantable, clean_name, new_id,
+    parse_id, record_change, snapshot,
 };
 use crate::clock::Timestamp;
 use crate::crypto;
@@ -34,8 +34,14 @@ pub struct ApiApp {
 }
 
 impl ApiApp {
+    /// Every permission its scopes hold, whole or narrowed (what granting
+    /// or taking them is checked against).
     pub fn scope_set(&self) -> PermSet {
-        PermSet::parse_names("scopes", &self.scopes).unwrap_or_default()
+        self.scopes().any()
+    }
+    /// Its scopes as granted, narrowed ones included.
+    pub fn scopes(&self) -> Scopes {
+        Scopes::parse_names("scopes", &self.scopes).unwrap_or_default()
     }
 }
 
@@ -70,7 +76,8 @@ pub fn create_app(
 ) -> Result<ApiApp> {
     let (by, src) = (&actor.principal, &actor.source);
     actor.authorize(svc, Permission::ManageCredentials, Resource::Workspace(ws))?;
-    let set = PermSet::parse_names("scopes", scopes)?;
+    let parsed = Scopes::parse_names("scopes", scopes)?;
+    let set = parsed.any();
     at_least_one_scope(set)?;
     check_grantable(svc, by, Some(ws), set)?;
     let now = svc.now();
@@ -78,7 +85,7 @@ pub fn create_app(
         id: new_id("app_")?,
         workspace: ws.clone(),
         name: clean_name("name", name)?,
-        scopes: set.names(),
+        scopes: parsed.names(),
         created_at: now,
         updated_at: now,
     };
@@ -151,16 +158,17 @@ pub fn update_app(
         app.name = clean_name("name", n)?;
     }
     if let Some(s) = scopes {
-        let set = PermSet::parse_names("scopes", s)?;
-        check_grantable(svc, by, Some(&app.workspace), set)?;
+        let new = Scopes::parse_names("scopes", s)?;
+        let old = app.scopes();
+        check_grantable(svc, by, Some(&app.workspace), new.any())?;
         // Narrowing takes scopes from the app's keys: only what the caller holds.
-        crate::access::check_revocable(svc, by, Some(&app.workspace), app.scope_set().minus(set))?;
-        at_least_one_scope(set)?;
+        crate::access::check_revocable(svc, by, Some(&app.workspace), new.gained_in(&old))?;
+        at_least_one_scope(new.any())?;
         // Widening hands every key's holder more: a recent sign-in, like a new key.
-        if !set.minus(app.scope_set()).is_empty() {
+        if !old.gained_in(&new).is_empty() {
             actor.require_recent(svc)?;
         }
-        app.scopes = set.names();
+        app.scopes = new.names();
     }
     app.updated_at = svc.now();
     name_free(&tx, &app.workspace, &app.name, Some(&app.id))?;

@@ -143,6 +143,7 @@ pub fn principal_from_key(svc: &Service, raw: &str, ip: Option<IpAddr>) -> Resul
             name: w.name,
             workspace: Some(w.workspace),
             scopes: [Permission::UseAgents].into_iter().collect(),
+            narrowed: Vec::new(),
             app: None,
             bot: Some(w.bot),
             origins: w.origins,
@@ -160,6 +161,7 @@ pub fn principal_from_key(svc: &Service, raw: &str, ip: Option<IpAddr>) -> Resul
     }
     let snap = snapshot(svc)?;
     let app = snap.apps.get(&key.app).ok_or_else(bad_key)?;
+    let scopes = app.scopes();
     if let Ok(mut m) = svc.access.key_usage.lock() {
         m.insert(key.id.clone(), Usage { at: now, ip });
     }
@@ -172,7 +174,8 @@ pub fn principal_from_key(svc: &Service, raw: &str, ip: Option<IpAddr>) -> Resul
             format!("{} / {}", app.name, key.name)
         },
         workspace: Some(app.workspace.clone()),
-        scopes: app.scope_set(),
+        scopes: scopes.whole,
+        narrowed: scopes.narrowed,
         app: Some(app.id.clone()),
         bot: None,
         origins: Vec::new(),

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::secret::{CLIENT_SECRET_PREFIX, generate_secret, well_formed};
 use super::{check_workspace, res};
 use crate::access::{
-    Actor, Client, ClientKind, PermSet, Permission, Principal, check_grantable, clean_name, new_id,
-    parse_id, record_change, snapshot,
+    Actor, Client, ClientKind, PermSet, Permission, Principal, Scopes, check_grantable, clean_name,
+    new_id, parse_id, record_change, snapshot,
 };
 use crate::audit::{self, Outcome, Source};
 use crate::clock::Timestamp;
@@ -60,8 +60,14 @@ pub struct ServiceAccount {
 }
 
 impl ServiceAccount {
+    /// Every permission its scopes hold, whole or narrowed (what granting
+    /// or taking them is checked against).
     pub fn scope_set(&self) -> PermSet {
-        PermSet::parse_names("scopes", &self.scopes).unwrap_or_default()
+        self.scopes().any()
+    }
+    /// Its scopes as granted, narrowed ones included.
+    pub fn scopes(&self) -> Scopes {
+        Scopes::parse_names("scopes", &self.scopes).unwrap_or_default()
     }
     /// No allowlist: every address.
     pub fn ip_allowed(&self, ip: Option<IpAddr>) -> bool {
@@ -140,7 +146,8 @@ pub fn create_service_account(
     actor.authorize(svc, Permission::ManageCredentials, res(n.workspace))?;
     // A new credential is sensitive: the console and the API alike need a recent sign-in.
     actor.require_recent(svc)?;
-    let scopes = PermSet::parse_names("scopes", n.scopes)?;
+    let parsed = Scopes::parse_names("scopes", n.scopes)?;
+    let scopes = parsed.any();
     super::api_apps::at_least_one_scope(scopes)?;
     check_grantable(svc, by, n.workspace, scopes)?;
     let secret = generate_secret(CLIENT_SECRET_PREFIX)?;
@@ -156,7 +163,7 @@ pub fn create_service_account(
             .chars()
             .take(500)
             .collect(),
-        scopes: scopes.names(),
+        scopes: parsed.names(),
         ip_allowlist: parse_allowlist(n.ip_allowlist)?,
         ip_mode: n.ip_mode,
         secret_hash: hex::encode(crypto::sha256(secret.as_bytes())),
@@ -254,18 +261,19 @@ pub fn update_service_account(
     let ws = sa.workspace.clone();
     let mut widens = false;
     if let Some(s) = u.scopes {
-        let set = PermSet::parse_names("scopes", s)?;
-        check_grantable(svc, by, ws.as_ref(), set)?;
-        widens = !set.minus(sa.scope_set()).is_empty();
+        let new = Scopes::parse_names("scopes", s)?;
+        let old = sa.scopes();
+        check_grantable(svc, by, ws.as_ref(), new.any())?;
+        widens = !old.gained_in(&new).is_empty();
         // Narrowing takes scopes away: only from an account no stronger than the caller.
-        let taken = sa.scope_set().minus(set);
+        let taken = new.gained_in(&old);
         crate::access::check_revocable(svc, by, ws.as_ref(), taken)?;
-        super::api_apps::at_least_one_scope(set)?;
+        super::api_apps::at_least_one_scope(new.any())?;
         // Tokens minted with the wider scopes end (a later widening must not revive them).
         if !taken.is_empty() {
             sa.tokens_epoch = sa.tokens_epoch.saturating_add(1);
         }
-        sa.scopes = set.names();
+        sa.scopes = new.names();
     }
     let before = sa.clone();
     if let Some(l) = u.ip_allowlist {
@@ -500,18 +508,15 @@ pub fn check_ip(
 
 /// The scopes a client-credentials grant gets: all granted ones, or the
 /// requested subset; asking for more is refused (`invalid_scope`).
-pub fn grant_scopes(sa: &ServiceAccount, requested: Option<&str>) -> Result<PermSet> {
-    let granted = sa.scope_set();
+pub fn grant_scopes(sa: &ServiceAccount, requested: Option<&str>) -> Result<Scopes> {
+    let granted = sa.scopes();
     match requested.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(granted),
         Some(r) => {
-            let want = PermSet::parse_scope("scope", r)?;
-            if !want.is_subset(granted) {
-                let extra: Vec<&str> = want
-                    .iter()
-                    .filter(|p| !granted.contains(*p))
-                    .map(|p| p.as_str())
-                    .collect();
+            let want = Scopes::parse_scope("scope", r)?;
+            let more = granted.gained_in(&want);
+            if !more.is_empty() {
+                let extra: Vec<&str> = more.iter().map(|p| p.as_str()).collect();
                 return Err(Error::Forbidden(format!(
                     "Scope not granted to this client: {}.",
                     extra.join(" ")
@@ -583,15 +588,16 @@ pub fn principal_from_client_token(
         ClientAddress::Unstated if !sa.ip_allowlist.is_empty() => return Err(Error::IpRequired),
         ClientAddress::Unstated | ClientAddress::NotApplicable => {}
     }
-    let scopes = PermSet::parse_scope("scope", scope)
-        .unwrap_or_default()
-        .intersect(sa.scope_set());
+    let scopes = sa
+        .scopes()
+        .intersect(&Scopes::parse_scope("scope", scope).unwrap_or_default());
     Ok(Principal::Client(Arc::new(Client {
         kind: ClientKind::ServiceAccount,
         id: sa.id.clone(),
         name: sa.name.clone(),
         workspace: sa.workspace.clone(),
-        scopes,
+        scopes: scopes.whole,
+        narrowed: scopes.narrowed,
         app: None,
         bot: None,
         origins: Vec::new(),

@@ -23,9 +23,8 @@ pub(super) async fn create_app(
     body: web::Form<Vec<(String, String)>>,
 ) -> PageResult {
     let f = Fields::new(body, &u)?;
-    let r = WorkspaceId::parse(&id).and_then(|ws| {
-        creds::create_app(&st.svc, &u.actor(&req), &ws, f.one("name"), &f.all("scope"))
-    });
+    let r = WorkspaceId::parse(&id)
+        .and_then(|ws| creds::create_app(&st.svc, &u.actor(&req), &ws, f.one("name"), &f.scopes()));
     match r {
         // The page says it was made, on the tab where its keys are made.
         Ok(a) => Ok(redirect(&format!(
@@ -51,7 +50,7 @@ pub(super) async fn update_app(
         &u.actor(&req),
         &item,
         Some(f.one("name")),
-        Some(&f.all("scope")),
+        Some(&f.scopes()),
     )
     .map(|_| None);
     after(&st, &req, &u, &id, r, f.pairs())
@@ -76,7 +75,7 @@ pub(super) async fn create_sa(
                 workspace: Some(&WorkspaceId::parse(&id)?),
                 name: f.one("name"),
                 description: Some(f.one("description")),
-                scopes: &f.all("scope"),
+                scopes: &f.scopes(),
                 ip_allowlist: &f.list("ip_allowlist"),
                 ip_mode,
             },
@@ -109,7 +108,7 @@ pub(super) async fn update_sa(
             creds::ServiceAccountUpdate {
                 name: Some(f.one("name")),
                 description: Some(f.one("description")),
-                scopes: Some(&f.all("scope")),
+                scopes: Some(&f.scopes()),
                 ip_allowlist: Some(&f.list("ip_allowlist")),
                 ip_mode: Some(ip_mode),
             },

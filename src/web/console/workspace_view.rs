@@ -39,6 +39,18 @@ pub(super) fn checks<'a>(
     .collect()
 }
 
+/// A credential's scope boxes: the catalogue's, then its narrowed scopes
+/// (`transit:decrypt:conversations`), ticked, so saving the form keeps them.
+fn scope_checks(on: &[String]) -> Vec<Check> {
+    let mut names: Vec<&str> = catalogue().collect();
+    names.extend(
+        on.iter()
+            .map(String::as_str)
+            .filter(|s| Permission::parse(s).is_none()),
+    );
+    checks(names.into_iter().map(|s| (s, s)), on)
+}
+
 pub(super) struct MemberRow {
     pub(super) id: String,
     pub(super) email: String,
@@ -313,7 +325,7 @@ pub(super) fn page(
                 })
                 .collect();
             apps.push(AppRow {
-                checks: checks(catalogue().map(|s| (s, s)), &a.scopes),
+                checks: scope_checks(&a.scopes),
                 id: a.id,
                 name: a.name,
                 scopes: a.scopes.join(" "),
@@ -326,7 +338,7 @@ pub(super) fn page(
             .map(|s| {
                 let warn = s.ip_mode == creds::IpMode::Warn;
                 SaRow {
-                    checks: checks(catalogue().map(|x| (x, x)), &s.scopes),
+                    checks: scope_checks(&s.scopes),
                     ip: if s.ip_allowlist.is_empty() {
                         "any address".into()
                     } else {
@@ -518,6 +530,14 @@ impl Fields {
             .filter(|s| !s.is_empty())
             .map(str::to_string)
             .collect()
+    }
+
+    /// A credential's scopes: the ticked boxes and the narrowed scopes typed
+    /// in `scope_more` (`transit:decrypt:conversations secrets:read:webhooks/`).
+    pub(super) fn scopes(&self) -> Vec<String> {
+        let mut v = self.all("scope");
+        v.extend(self.list("scope_more"));
+        v
     }
 
     pub(super) fn ip_mode(&self) -> Result<creds::IpMode, Error> {
