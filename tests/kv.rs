@@ -29,7 +29,14 @@ async fn ok(app: &TestApp, m: Method, path: &str, token: &str, body: Value) -> V
 }
 
 async fn workspace(app: &TestApp, owner: &str, name: &str) -> String {
-    ok(app, Method::POST, "/api/v1/workspaces", owner, json!({"name": name})).await["id"]
+    ok(
+        app,
+        Method::POST,
+        "/api/v1/workspaces",
+        owner,
+        json!({"name": name}),
+    )
+    .await["id"]
         .as_str()
         .unwrap()
         .to_string()
@@ -120,7 +127,10 @@ async fn hvac(args: Vec<String>) -> String {
             String::from_utf8_lossy(&o.stdout),
             String::from_utf8_lossy(&o.stderr)
         );
-        assert!(o.status.success() && out.contains("OK"), "hvac {args:?}:\n{out}");
+        assert!(
+            o.status.success() && out.contains("OK"),
+            "hvac {args:?}:\n{out}"
+        );
         out
     })
     .await
@@ -131,14 +141,16 @@ async fn hvac(args: Vec<String>) -> String {
 fn found_in(dir: &Path, needle: &[u8]) -> Option<String> {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
-        if p.is_dir() {
+        let kind = std::fs::symlink_metadata(&p).unwrap().file_type();
+        if kind.is_dir() {
             if let Some(f) = found_in(&p, needle) {
                 return Some(f);
             }
-        } else if std::fs::read(&p)
-            .unwrap()
-            .windows(needle.len())
-            .any(|w| w == needle)
+        } else if kind.is_file()
+            && std::fs::read(&p)
+                .unwrap()
+                .windows(needle.len())
+                .any(|w| w == needle)
         {
             return Some(p.display().to_string());
         }
@@ -216,7 +228,11 @@ async fn hvac_drives_a_secret_through_its_whole_life_and_nothing_is_kept_in_the_
     drop(everything);
     assert_eq!(found_in(&app.data, secret.as_bytes()), None);
     assert_eq!(found_in(&app.data, b"webhooks/stripe"), None);
-    assert_eq!(found_in(&app.data, b"payments"), None, "custom metadata is sealed too");
+    assert_eq!(
+        found_in(&app.data, b"payments"),
+        None,
+        "custom metadata is sealed too"
+    );
 }
 
 #[actix_web::test]
@@ -324,7 +340,11 @@ async fn scopes_namespaces_and_paths_keep_every_caller_inside_its_own() {
     let (s, _) = vault(&app, "DELETE", "/v1/secret/data/rotating", &reader, None).await;
     assert_eq!(s, 403, "read cannot delete");
     for (m, path, body) in [
-        ("POST", "/v1/secret/destroy/rotating", json!({"versions": [1]})),
+        (
+            "POST",
+            "/v1/secret/destroy/rotating",
+            json!({"versions": [1]}),
+        ),
         ("DELETE", "/v1/secret/metadata/rotating", Value::Null),
         ("POST", "/v1/secret/config", json!({"max_versions": 1})),
     ] {
@@ -332,8 +352,18 @@ async fn scopes_namespaces_and_paths_keep_every_caller_inside_its_own() {
         assert_eq!(s, 403, "{m} {path}: write is not admin");
     }
     let (s, v) = vault(&app, "GET", "/v1/secret/data/rotating", &full, None).await;
-    assert_eq!((s, &v["data"]["data"]["signing_secret"]), (200, &json!("a-rotating")));
-    let (s, _) = vault(&app, "GET", "/v1/secret/data/rotating", "ghk_not_a_key", None).await;
+    assert_eq!(
+        (s, &v["data"]["data"]["signing_secret"]),
+        (200, &json!("a-rotating"))
+    );
+    let (s, _) = vault(
+        &app,
+        "GET",
+        "/v1/secret/data/rotating",
+        "ghk_not_a_key",
+        None,
+    )
+    .await;
     assert_eq!(s, 403, "an unknown token is refused as Vault does");
     let transit_only = api_key(&app, &owner, &ws_a, &["transit:encrypt"]).await;
     let (s, _) = vault(&app, "GET", "/v1/secret/data/rotating", &transit_only, None).await;
@@ -363,7 +393,12 @@ async fn bad_bodies_and_paths_get_a_clear_400_in_vaults_envelope() {
     for (m, path, body, words) in [
         ("POST", "/v1/secret/data/a", "{not json", "JSON"),
         ("POST", "/v1/secret/data/a", r#"{"data": "x"}"#, "data"),
-        ("POST", "/v1/secret/data/a", r#"{"options": {}}"#, "no data provided"),
+        (
+            "POST",
+            "/v1/secret/data/a",
+            r#"{"options": {}}"#,
+            "no data provided",
+        ),
         (
             "POST",
             "/v1/secret/data/a",
@@ -371,15 +406,30 @@ async fn bad_bodies_and_paths_get_a_clear_400_in_vaults_envelope() {
             "check-and-set",
         ),
         ("POST", "/v1/secret/data/a/", r#"{"data": {}}"#, "folder"),
-        ("POST", "/v1/secret/delete/a", r#"{"versions": []}"#, "no version number provided"),
-        ("POST", "/v1/secret/destroy/a", r#"{"versions": ["one"]}"#, "versions"),
+        (
+            "POST",
+            "/v1/secret/delete/a",
+            r#"{"versions": []}"#,
+            "no version number provided",
+        ),
+        (
+            "POST",
+            "/v1/secret/destroy/a",
+            r#"{"versions": ["one"]}"#,
+            "versions",
+        ),
         (
             "POST",
             "/v1/secret/metadata/a",
             r#"{"delete_version_after": "soon"}"#,
             "duration",
         ),
-        ("POST", "/v1/secret/metadata/a", r#"{"max_versions": -3}"#, "max_versions"),
+        (
+            "POST",
+            "/v1/secret/metadata/a",
+            r#"{"max_versions": -3}"#,
+            "max_versions",
+        ),
         (
             "POST",
             "/v1/secret/metadata/a",
@@ -390,9 +440,14 @@ async fn bad_bodies_and_paths_get_a_clear_400_in_vaults_envelope() {
         ("GET", "/v1/secret/nonsense/a", "", "secret/"),
     ] {
         let (s, b) = raw(&app, m, path, &key, body).await;
-        assert!(s == 400 || s == 404 || s == 405, "{m} {path} {body}: {s} {b}");
+        assert!(
+            s == 400 || s == 404 || s == 405,
+            "{m} {path} {body}: {s} {b}"
+        );
         let v: Value = serde_json::from_str(&b).unwrap_or_else(|_| panic!("{m} {path}: {b}"));
-        let errs = v["errors"].as_array().unwrap_or_else(|| panic!("{m} {path}: {b}"));
+        let errs = v["errors"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{m} {path}: {b}"));
         assert!(
             errs.iter().any(|e| e.as_str().unwrap().contains(words)),
             "{m} {path} {body}: {b}"
@@ -464,14 +519,28 @@ async fn the_console_shows_a_value_only_on_an_audited_reveal_by_a_reader() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    let html = c.get(app.url(&page)).send().await.unwrap().text().await.unwrap();
+    let html = c
+        .get(app.url(&page))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(html.contains("webhooks/stripe") && html.contains("v1"));
     assert!(!html.contains(&secret));
-    assert!(!html.contains("button.reveal") && !html.contains(">Reveal<"), "no Reveal without secrets:read");
+    assert!(
+        !html.contains("button.reveal") && !html.contains(">Reveal<"),
+        "no Reveal without secrets:read"
+    );
     assert!(html.contains("Destroy…"));
     let r = c
         .post(app.url(&format!("{page}/reveal")))
-        .form(&[("csrf_token", csrf.as_str()), ("path", "webhooks/stripe"), ("version", "1")])
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("path", "webhooks/stripe"),
+            ("version", "1"),
+        ])
         .send()
         .await
         .unwrap();
@@ -496,29 +565,52 @@ async fn the_console_shows_a_value_only_on_an_audited_reveal_by_a_reader() {
     // Bad JSON is refused in words; a forged form without the CSRF token is refused.
     let r = c
         .post(app.url(&page))
-        .form(&[("csrf_token", csrf.as_str()), ("path", "x"), ("data", "nope"), ("cas", "")])
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("path", "x"),
+            ("data", "nope"),
+            ("cas", ""),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 422);
     let r = c
         .post(app.url(&page))
-        .form(&[("csrf_token", "forged"), ("path", "x"), ("data", "{}"), ("cas", "")])
+        .form(&[
+            ("csrf_token", "forged"),
+            ("path", "x"),
+            ("data", "{}"),
+            ("cas", ""),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
 
     // A reader reveals: the value appears on that answer only, uncached, and audited.
-    let (rc, rcsrf) =
-        member_with(&app, &owner, &ws, "reader@example.com", &["secrets:read"]).await;
-    let html = rc.get(app.url(&page)).send().await.unwrap().text().await.unwrap();
+    let (rc, rcsrf) = member_with(&app, &owner, &ws, "reader@example.com", &["secrets:read"]).await;
+    let html = rc
+        .get(app.url(&page))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(!html.contains(&secret));
     assert!(html.contains(">Reveal<"));
-    assert!(!html.contains("write-secret"), "a reader gets no write form");
+    assert!(
+        !html.contains("write-secret"),
+        "a reader gets no write form"
+    );
     let r = rc
         .post(app.url(&format!("{page}/reveal")))
-        .form(&[("csrf_token", rcsrf.as_str()), ("path", "webhooks/stripe"), ("version", "1")])
+        .form(&[
+            ("csrf_token", rcsrf.as_str()),
+            ("path", "webhooks/stripe"),
+            ("version", "1"),
+        ])
         .send()
         .await
         .unwrap();
@@ -533,7 +625,11 @@ async fn the_console_shows_a_value_only_on_an_audited_reveal_by_a_reader() {
     // The reader may not delete or destroy.
     let r = rc
         .post(app.url(&format!("{page}/delete")))
-        .form(&[("csrf_token", rcsrf.as_str()), ("path", "webhooks/stripe"), ("version", "1")])
+        .form(&[
+            ("csrf_token", rcsrf.as_str()),
+            ("path", "webhooks/stripe"),
+            ("version", "1"),
+        ])
         .send()
         .await
         .unwrap();
@@ -555,7 +651,11 @@ async fn the_console_shows_a_value_only_on_an_audited_reveal_by_a_reader() {
     assert_eq!(r.status(), 303);
     let r = rc
         .post(app.url(&format!("{page}/reveal")))
-        .form(&[("csrf_token", rcsrf.as_str()), ("path", "webhooks/stripe"), ("version", "1")])
+        .form(&[
+            ("csrf_token", rcsrf.as_str()),
+            ("path", "webhooks/stripe"),
+            ("version", "1"),
+        ])
         .send()
         .await
         .unwrap();

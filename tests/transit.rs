@@ -192,8 +192,11 @@ async fn hvac_drives_transit_end_to_end_and_nothing_leaks() {
     // Read the audit log through a second start (the same data directory).
     let mut s = test_settings(dir.path());
     s.data_dir = dir.path().join("data");
-    let svc =
-        gatehouse::service::Service::open(s, std::sync::Arc::new(gatehouse::clock::FixedClock::new(T0))).unwrap();
+    let svc = gatehouse::service::Service::open(
+        s,
+        std::sync::Arc::new(gatehouse::clock::FixedClock::new(T0)),
+    )
+    .unwrap();
     let (events, _) =
         gatehouse::audit::query(&svc.store.read().unwrap(), &Default::default(), 0, 10_000)
             .unwrap();

@@ -93,7 +93,9 @@ pub fn parse_duration(field: &'static str, v: &Value) -> Result<i64> {
     let bad = || {
         Error::invalid(
             field,
-            "must be a duration: a number of seconds or a string like 30s, 90m, 1h30m or 7d",
+            format!(
+                "{field} must be a duration: a number of seconds or a string like 30s, 90m, 1h30m or 7d"
+            ),
         )
     };
     match v {
@@ -452,7 +454,10 @@ impl WriteRequest {
                 return Err(Error::invalid("data", "no data provided"));
             }
             Some(_) => {
-                return Err(Error::invalid("data", "must be a JSON object of keys and values"));
+                return Err(Error::invalid(
+                    "data",
+                    "data must be a JSON object of keys and values",
+                ));
             }
         };
         Ok(WriteRequest {
@@ -467,7 +472,7 @@ fn cas_option(obj: &Map<String, Value>) -> Result<Option<u64>> {
     let cas = match obj.get("options") {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Object(o)) => o.get("cas"),
-        Some(_) => return Err(Error::invalid("options", "must be a JSON object")),
+        Some(_) => return Err(Error::invalid("options", "options must be a JSON object")),
     };
     let bad = || Error::invalid("options.cas", "error parsing check-and-set parameter");
     match cas {
@@ -504,7 +509,12 @@ impl PatchRequest {
 /// `versions` of delete, undelete and destroy: a list of integers, or a
 /// comma-separated string of them (Vault's `TypeCommaIntSlice`).
 pub fn versions_from_json(body: &Value) -> Result<Vec<u64>> {
-    let bad = || Error::invalid("versions", "must be a list of version numbers, e.g. [1, 2]");
+    let bad = || {
+        Error::invalid(
+            "versions",
+            "versions must be a list of version numbers, e.g. [1, 2]",
+        )
+    };
     let raw = body.get("versions");
     let out: Vec<u64> = match raw {
         None | Some(Value::Null) => Vec::new(),
@@ -555,7 +565,7 @@ impl MetadataUpdate {
             if secs < 0 {
                 return Err(Error::invalid(
                     "delete_version_after",
-                    "cannot be negative (0 clears it)",
+                    "delete_version_after cannot be negative (0 clears it)",
                 ));
             }
             up.delete_version_after = Some(secs);
@@ -573,7 +583,9 @@ impl MetadataUpdate {
                         _ => {
                             return Err(Error::invalid(
                                 "custom_metadata",
-                                format!("custom_metadata validation failed: the value of {k:?} must be a string"),
+                                format!(
+                                    "custom_metadata validation failed: the value of {k:?} must be a string"
+                                ),
                             ));
                         }
                     };
@@ -584,7 +596,7 @@ impl MetadataUpdate {
             Some(_) => {
                 return Err(Error::invalid(
                     "custom_metadata",
-                    "must be a JSON object of string keys and string values",
+                    "custom_metadata must be a JSON object of string keys and string values",
                 ));
             }
         }
@@ -593,7 +605,12 @@ impl MetadataUpdate {
 }
 
 fn max_versions(obj: &Map<String, Value>) -> Result<Option<u32>> {
-    let bad = || Error::invalid("max_versions", "must be a whole number from 0 (the default, 10)");
+    let bad = || {
+        Error::invalid(
+            "max_versions",
+            "max_versions must be a whole number from 0 (the default, 10)",
+        )
+    };
     match obj.get("max_versions") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n
@@ -612,7 +629,10 @@ fn bool_field(obj: &Map<String, Value>, field: &'static str) -> Result<Option<bo
         Some(Value::Bool(b)) => Ok(Some(*b)),
         Some(Value::String(s)) if s == "true" || s == "1" => Ok(Some(true)),
         Some(Value::String(s)) if s == "false" || s == "0" => Ok(Some(false)),
-        _ => Err(Error::invalid(field, "must be true or false")),
+        _ => Err(Error::invalid(
+            field,
+            format!("{field} must be true or false"),
+        )),
     }
 }
 
@@ -669,7 +689,9 @@ fn check_custom(m: &BTreeMap<String, String>) -> Result<()> {
             ));
         }
         if k.chars().chain(v.chars()).any(char::is_control) {
-            return fail(format!("key {k:?} or its value contains unprintable characters"));
+            return fail(format!(
+                "key {k:?} or its value contains unprintable characters"
+            ));
         }
     }
     Ok(())
@@ -989,15 +1011,27 @@ pub fn undelete(
     versions: Vec<u64>,
 ) -> Result<()> {
     authorize(svc, actor, Need::Write, ws, Some(path.as_str()))?;
-    change_versions(svc, actor, ws, path, "secrets.undelete", move |meta, now, cfg| {
-        let changed = meta.undelete(&versions, now, cfg);
-        (changed, versions, Vec::new())
-    })
+    change_versions(
+        svc,
+        actor,
+        ws,
+        path,
+        "secrets.undelete",
+        move |meta, now, cfg| {
+            let changed = meta.undelete(&versions, now, cfg);
+            (changed, versions, Vec::new())
+        },
+    )
 }
 
 /// Whether `actor` may destroy versions of `path` (the console asks before
 /// its confirmation page; `destroy` checks again).
-pub fn may_destroy(svc: &Service, actor: &Actor, ws: &WorkspaceId, path: &SecretPath) -> Result<()> {
+pub fn may_destroy(
+    svc: &Service,
+    actor: &Actor,
+    ws: &WorkspaceId,
+    path: &SecretPath,
+) -> Result<()> {
     authorize(svc, actor, Need::Admin, ws, Some(path.as_str()))
 }
 
@@ -1010,10 +1044,17 @@ pub fn destroy(
     versions: Vec<u64>,
 ) -> Result<()> {
     authorize(svc, actor, Need::Admin, ws, Some(path.as_str()))?;
-    change_versions(svc, actor, ws, path, "secrets.destroy", move |meta, _, _| {
-        let gone = meta.destroy(&versions);
-        (!gone.is_empty(), versions, gone)
-    })
+    change_versions(
+        svc,
+        actor,
+        ws,
+        path,
+        "secrets.destroy",
+        move |meta, _, _| {
+            let gone = meta.destroy(&versions);
+            (!gone.is_empty(), versions, gone)
+        },
+    )
 }
 
 /// Changes a path's versions with `f` (which answers whether anything
@@ -1270,10 +1311,16 @@ pub struct ConsoleView {
 pub fn console_view(svc: &Service, actor: &Actor, ws: &WorkspaceId) -> Result<ConsoleView> {
     let name = crate::access::workspaces::get(&svc.store.read()?, ws)?.name;
     let holds = |n: Need| {
-        crate::access::decide(svc, &actor.principal, n.permission(), Resource::Workspace(ws))
-            .map(|d| d.allow)
+        crate::access::decide(
+            svc,
+            &actor.principal,
+            n.permission(),
+            Resource::Workspace(ws),
+        )
+        .map(|d| d.allow)
     };
-    let (may_read, may_write, may_admin) = (holds(Need::Read)?, holds(Need::Write)?, holds(Need::Admin)?);
+    let (may_read, may_write, may_admin) =
+        (holds(Need::Read)?, holds(Need::Write)?, holds(Need::Admin)?);
     if !(may_read || may_write || may_admin) {
         // Audited and refused.
         authorize(svc, actor, Need::Read, ws, None)?;
@@ -1359,8 +1406,23 @@ mod tests {
     fn paths_refuse_dot_segments_encoded_slashes_and_empty_segments() {
         assert_eq!(path("webhooks/stripe").as_str(), "webhooks/stripe");
         for bad in [
-            "", "a//b", "a/", "a/../b", "..", "a/./b", "a%2Fb", "a%2fb", "a%5Cb", "a%252Fb",
-            "a%2E%2E/b", "..%2Fb", "a\\b", "a%00b", "a%20b", "a b", "a\u{7}b",
+            "",
+            "a//b",
+            "a/",
+            "a/../b",
+            "..",
+            "a/./b",
+            "a%2Fb",
+            "a%2fb",
+            "a%5Cb",
+            "a%252Fb",
+            "a%2E%2E/b",
+            "..%2Fb",
+            "a\\b",
+            "a%00b",
+            "a%20b",
+            "a b",
+            "a\u{7}b",
         ] {
             let e = SecretPath::parse(bad).err();
             assert!(
@@ -1405,9 +1467,15 @@ mod tests {
         for i in 1..=10 {
             let (n, dropped) = m.add_version(100 + i, &c);
             assert_eq!(n, i as u64);
-            assert!(dropped.is_empty(), "nothing dropped up to the default of 10");
+            assert!(
+                dropped.is_empty(),
+                "nothing dropped up to the default of 10"
+            );
         }
-        assert_eq!(m.oldest, 1, "Vault moves oldest_version once the limit is reached");
+        assert_eq!(
+            m.oldest, 1,
+            "Vault moves oldest_version once the limit is reached"
+        );
         let (n, dropped) = m.add_version(200, &c);
         assert_eq!((n, dropped), (11, vec![1]));
         assert_eq!(m.oldest, 2);
@@ -1420,7 +1488,10 @@ mod tests {
         };
         let (_, dropped) = m.add_version(201, &c5);
         assert_eq!(dropped, vec![2, 3, 4, 5, 6, 7]);
-        assert_eq!(m.versions.keys().copied().collect::<Vec<_>>(), vec![8, 9, 10, 11, 12]);
+        assert_eq!(
+            m.versions.keys().copied().collect::<Vec<_>>(),
+            vec![8, 9, 10, 11, 12]
+        );
         assert_eq!(m.oldest, 8);
     }
 
@@ -1428,10 +1499,16 @@ mod tests {
     fn check_and_set_matches_the_current_version_or_is_refused() {
         let mut m = Meta::new(&path("a"), 1);
         let c = cfg();
-        assert!(m.check_cas(Some(0), &c).is_ok(), "cas 0 writes only a new path");
+        assert!(
+            m.check_cas(Some(0), &c).is_ok(),
+            "cas 0 writes only a new path"
+        );
         m.add_version(2, &c);
         let e = m.check_cas(Some(0), &c).unwrap_err().to_string();
-        assert!(e.contains("check-and-set parameter did not match the current version"), "{e}");
+        assert!(
+            e.contains("check-and-set parameter did not match the current version"),
+            "{e}"
+        );
         assert!(m.check_cas(Some(1), &c).is_ok());
         assert!(m.check_cas(Some(2), &c).is_err());
         assert!(m.check_cas(None, &c).is_ok());
@@ -1440,9 +1517,15 @@ mod tests {
             ..cfg()
         };
         let e = m.check_cas(None, &strict).unwrap_err().to_string();
-        assert!(e.contains("check-and-set parameter required for this call"), "{e}");
+        assert!(
+            e.contains("check-and-set parameter required for this call"),
+            "{e}"
+        );
         m.cas_required = true;
-        assert!(m.check_cas(None, &c).is_err(), "the key's own cas_required counts too");
+        assert!(
+            m.check_cas(None, &c).is_err(),
+            "the key's own cas_required counts too"
+        );
     }
 
     #[test]
@@ -1459,7 +1542,10 @@ mod tests {
         assert_eq!(m.versions[&1].deleted, None);
         assert_eq!(m.destroy(&[2, 9]), vec![2]);
         assert!(m.destroy(&[2]).is_empty());
-        assert!(!m.undelete(&[2], 50, &c), "a destroyed version stays destroyed");
+        assert!(
+            !m.undelete(&[2], 50, &c),
+            "a destroyed version stays destroyed"
+        );
         assert!(!m.delete(&[2], 50));
         let v = m.view(2).unwrap();
         assert!(v.destroyed);
@@ -1498,22 +1584,45 @@ mod tests {
             .iter()
             .map(|p| Meta::new(&path(p), 1))
             .collect();
-        assert_eq!(children(&metas, &Folder::parse("").unwrap()), vec!["a/", "ab/", "b"]);
-        assert_eq!(children(&metas, &Folder::parse("a").unwrap()), vec!["b", "c/"]);
-        assert_eq!(children(&metas, &Folder::parse("a/c/").unwrap()), vec!["d", "e"]);
+        assert_eq!(
+            children(&metas, &Folder::parse("").unwrap()),
+            vec!["a/", "ab/", "b"]
+        );
+        assert_eq!(
+            children(&metas, &Folder::parse("a").unwrap()),
+            vec!["b", "c/"]
+        );
+        assert_eq!(
+            children(&metas, &Folder::parse("a/c/").unwrap()),
+            vec!["d", "e"]
+        );
         assert!(children(&metas, &Folder::parse("zz").unwrap()).is_empty());
     }
 
     #[test]
     fn request_bodies_parse_as_vault_reads_them() {
-        let w = WriteRequest::from_json(&serde_json::json!({"data": {"k": "v"}, "options": {"cas": "2"}})).unwrap();
+        let w = WriteRequest::from_json(
+            &serde_json::json!({"data": {"k": "v"}, "options": {"cas": "2"}}),
+        )
+        .unwrap();
         assert_eq!(w.cas, Some(2));
         assert!(WriteRequest::from_json(&serde_json::json!({"options": {}})).is_err());
         assert!(WriteRequest::from_json(&serde_json::json!({"data": "x"})).is_err());
-        assert!(WriteRequest::from_json(&serde_json::json!({"data": {}, "options": {"cas": -1}})).is_err());
-        assert_eq!(versions_from_json(&serde_json::json!({"versions": [1, 2]})).unwrap(), vec![1, 2]);
-        assert_eq!(versions_from_json(&serde_json::json!({"versions": "1,3"})).unwrap(), vec![1, 3]);
-        let e = versions_from_json(&serde_json::json!({"versions": []})).unwrap_err().to_string();
+        assert!(
+            WriteRequest::from_json(&serde_json::json!({"data": {}, "options": {"cas": -1}}))
+                .is_err()
+        );
+        assert_eq!(
+            versions_from_json(&serde_json::json!({"versions": [1, 2]})).unwrap(),
+            vec![1, 2]
+        );
+        assert_eq!(
+            versions_from_json(&serde_json::json!({"versions": "1,3"})).unwrap(),
+            vec![1, 3]
+        );
+        let e = versions_from_json(&serde_json::json!({"versions": []}))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no version number provided"), "{e}");
         assert!(versions_from_json(&serde_json::json!({"versions": ["x"]})).is_err());
         let up = MetadataUpdate::from_json(
@@ -1524,9 +1633,17 @@ mod tests {
         assert_eq!(up.max_versions, Some(3));
         assert_eq!(up.delete_version_after, Some(3600));
         assert_eq!(up.custom_metadata.unwrap()["n"], Some("1".into()));
-        assert!(MetadataUpdate::from_json(&serde_json::json!({"delete_version_after": "-1s"}), false).is_err());
-        assert!(MetadataUpdate::from_json(&serde_json::json!({"max_versions": -1}), false).is_err());
-        let c = ConfigUpdate::from_json(&serde_json::json!({"delete_version_after": "-1s", "cas_required": true})).unwrap();
+        assert!(
+            MetadataUpdate::from_json(&serde_json::json!({"delete_version_after": "-1s"}), false)
+                .is_err()
+        );
+        assert!(
+            MetadataUpdate::from_json(&serde_json::json!({"max_versions": -1}), false).is_err()
+        );
+        let c = ConfigUpdate::from_json(
+            &serde_json::json!({"delete_version_after": "-1s", "cas_required": true}),
+        )
+        .unwrap();
         assert_eq!(c.delete_version_after, Some(-1));
         let mut big = BTreeMap::new();
         for i in 0..65 {
@@ -1542,12 +1659,20 @@ mod tests {
         let mut t = serde_json::json!({"a": 1, "b": {"c": 2, "d": 3}, "e": 4});
         let p = serde_json::json!({"a": null, "b": {"c": 9}, "f": "x"});
         merge_patch(t.as_object_mut().unwrap(), p.as_object().unwrap());
-        assert_eq!(t, serde_json::json!({"b": {"c": 9, "d": 3}, "e": 4, "f": "x"}));
+        assert_eq!(
+            t,
+            serde_json::json!({"b": {"c": 9, "d": 3}, "e": 4, "f": "x"})
+        );
     }
 
     #[test]
     fn secret_data_never_prints_its_values() {
-        let d = SecretData(serde_json::json!({"api_key": "hunter2"}).as_object().unwrap().clone());
+        let d = SecretData(
+            serde_json::json!({"api_key": "hunter2"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
         assert!(!format!("{d:?}").contains("hunter2"));
     }
 
@@ -1561,9 +1686,21 @@ mod tests {
         (dir, svc, ws)
     }
 
-    fn put(svc: &Service, ws: &WorkspaceId, p: &str, v: &str, cas: Option<u64>) -> Result<VersionView> {
+    fn put(
+        svc: &Service,
+        ws: &WorkspaceId,
+        p: &str,
+        v: &str,
+        cas: Option<u64>,
+    ) -> Result<VersionView> {
         let body = serde_json::json!({"data": {"v": v}, "options": {"cas": cas}});
-        write(svc, &Actor::local("test"), ws, &path(p), WriteRequest::from_json(&body).unwrap())
+        write(
+            svc,
+            &Actor::local("test"),
+            ws,
+            &path(p),
+            WriteRequest::from_json(&body).unwrap(),
+        )
     }
 
     fn get(svc: &Service, ws: &WorkspaceId, p: &str, version: Option<u64>) -> ReadOutcome {
@@ -1575,7 +1712,10 @@ mod tests {
         let (_dir, svc, ws) = service();
         let me = Actor::local("test");
         assert_eq!(put(&svc, &ws, "a/b", "one", Some(0)).unwrap().version, 1);
-        assert!(put(&svc, &ws, "a/b", "lost", Some(0)).is_err(), "cas 0 on an existing path");
+        assert!(
+            put(&svc, &ws, "a/b", "lost", Some(0)).is_err(),
+            "cas 0 on an existing path"
+        );
         assert_eq!(put(&svc, &ws, "a/b", "two", Some(1)).unwrap().version, 2);
         match get(&svc, &ws, "a/b", Some(1)) {
             ReadOutcome::Found { data, metadata } => {
@@ -1585,28 +1725,52 @@ mod tests {
             other => panic!("{other:?}"),
         }
         delete(&svc, &me, &ws, &path("a/b"), Versions::Latest).unwrap();
-        assert!(matches!(get(&svc, &ws, "a/b", None), ReadOutcome::Gone(v) if v.version == 2 && !v.deletion_time.is_empty()));
+        assert!(
+            matches!(get(&svc, &ws, "a/b", None), ReadOutcome::Gone(v) if v.version == 2 && !v.deletion_time.is_empty())
+        );
         undelete(&svc, &me, &ws, &path("a/b"), vec![2]).unwrap();
-        assert!(matches!(get(&svc, &ws, "a/b", None), ReadOutcome::Found { .. }));
+        assert!(matches!(
+            get(&svc, &ws, "a/b", None),
+            ReadOutcome::Found { .. }
+        ));
         destroy(&svc, &me, &ws, &path("a/b"), vec![1]).unwrap();
         assert!(matches!(get(&svc, &ws, "a/b", Some(1)), ReadOutcome::Gone(v) if v.destroyed));
         let key = meta_key(&svc.store, &ws, "a/b").unwrap();
         let r = svc.store.read().unwrap();
-        assert!(r.get::<SecretData>(Table::KvData, &data_key(&key, 1)).unwrap().is_none(), "destroyed data is gone");
+        assert!(
+            r.get::<SecretData>(Table::KvData, &data_key(&key, 1))
+                .unwrap()
+                .is_none(),
+            "destroyed data is gone"
+        );
         drop(r);
-        assert!(matches!(get(&svc, &ws, "a/b", Some(9)), ReadOutcome::Missing));
+        assert!(matches!(
+            get(&svc, &ws, "a/b", Some(9)),
+            ReadOutcome::Missing
+        ));
         // Another workspace's same path is another secret.
         let other = WorkspaceId::generate().unwrap();
-        assert!(matches!(get(&svc, &other, "a/b", None), ReadOutcome::Missing));
+        assert!(matches!(
+            get(&svc, &other, "a/b", None),
+            ReadOutcome::Missing
+        ));
         assert_eq!(put(&svc, &other, "a/b", "theirs", None).unwrap().version, 1);
         // Listing, then a metadata delete removes everything.
         put(&svc, &ws, "a/c/d", "x", None).unwrap();
-        let l = list(&svc, &me, &ws, &Folder::parse("a").unwrap()).unwrap().unwrap();
+        let l = list(&svc, &me, &ws, &Folder::parse("a").unwrap())
+            .unwrap()
+            .unwrap();
         assert_eq!(l, vec!["b", "c/"]);
         delete_metadata(&svc, &me, &ws, &path("a/b")).unwrap();
         assert!(metadata(&svc, &me, &ws, &path("a/b")).unwrap().is_none());
-        assert!(matches!(get(&svc, &ws, "a/b", Some(2)), ReadOutcome::Missing));
-        assert!(matches!(get(&svc, &other, "a/b", None), ReadOutcome::Found { .. }));
+        assert!(matches!(
+            get(&svc, &ws, "a/b", Some(2)),
+            ReadOutcome::Missing
+        ));
+        assert!(matches!(
+            get(&svc, &other, "a/b", None),
+            ReadOutcome::Found { .. }
+        ));
     }
 
     #[test]
@@ -1616,8 +1780,18 @@ mod tests {
         let up = ConfigUpdate::from_json(&serde_json::json!({"cas_required": true, "delete_version_after": "10m", "max_versions": 2})).unwrap();
         set_config(&svc, &me, &ws, up).unwrap();
         let c = config(&svc, &me, &ws).unwrap();
-        assert_eq!((c.cas_required, c.delete_version_after.as_str(), c.max_versions), (true, "10m0s", 2));
-        assert!(put(&svc, &ws, "p", "1", None).is_err(), "cas required by the store");
+        assert_eq!(
+            (
+                c.cas_required,
+                c.delete_version_after.as_str(),
+                c.max_versions
+            ),
+            (true, "10m0s", 2)
+        );
+        assert!(
+            put(&svc, &ws, "p", "1", None).is_err(),
+            "cas required by the store"
+        );
         let v = put(&svc, &ws, "p", "1", Some(0)).unwrap();
         assert_eq!(v.deletion_time, rfc3339(1_800_000_000 + 600));
         put(&svc, &ws, "p", "2", Some(1)).unwrap();
@@ -1625,7 +1799,8 @@ mod tests {
         let m = metadata(&svc, &me, &ws, &path("p")).unwrap().unwrap();
         assert_eq!(m.versions.keys().collect::<Vec<_>>(), vec!["2", "3"]);
         assert_eq!(m.oldest_version, 2);
-        let off = ConfigUpdate::from_json(&serde_json::json!({"delete_version_after": -1})).unwrap();
+        let off =
+            ConfigUpdate::from_json(&serde_json::json!({"delete_version_after": -1})).unwrap();
         set_config(&svc, &me, &ws, off).unwrap();
         assert_eq!(config(&svc, &me, &ws).unwrap().delete_version_after, "-1s");
         assert_eq!(put(&svc, &ws, "p", "4", Some(3)).unwrap().deletion_time, "");

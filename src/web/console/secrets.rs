@@ -50,7 +50,11 @@ fn page(
     u: &ConsoleUser,
     ws: &WorkspaceId,
 ) -> Result<SecretsPage, Error> {
-    Ok(from_view(u, ws, kv::console_view(&st.svc, &u.actor(req), ws)?))
+    Ok(from_view(
+        u,
+        ws,
+        kv::console_view(&st.svc, &u.actor(req), ws)?,
+    ))
 }
 
 fn from_view(u: &ConsoleUser, ws: &WorkspaceId, v: kv::ConsoleView) -> SecretsPage {
@@ -239,7 +243,9 @@ pub(super) async fn reveal(
             });
         }
         ReadOutcome::Gone(_) | ReadOutcome::Missing => {
-            p.error = Some("That version is deleted, destroyed or gone: there is no value to show.".into());
+            p.error = Some(
+                "That version is deleted, destroyed or gone: there is no value to show.".into(),
+            );
         }
     }
     let mut r = render(StatusCode::OK, &p)?;

@@ -56,9 +56,12 @@ async fn dispatch(req: HttpRequest, caller: VaultCaller, payload: web::Payload) 
         ("metadata", "POST" | "PUT") => metadata_write(&req, &caller, &raw, payload, false).await,
         ("metadata", "PATCH") => metadata_write(&req, &caller, &raw, payload, true).await,
         ("metadata", "DELETE") => metadata_delete(&req, &caller, &raw),
-        ("config" | "data" | "delete" | "undelete" | "destroy" | "metadata", _) => Err(
-            VaultError::Status(StatusCode::METHOD_NOT_ALLOWED, "unsupported operation".into()),
-        ),
+        ("config" | "data" | "delete" | "undelete" | "destroy" | "metadata", _) => {
+            Err(VaultError::Status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "unsupported operation".into(),
+            ))
+        }
         _ => unsupported(&req),
     }
 }
