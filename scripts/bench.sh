@@ -4,7 +4,8 @@
 # `scripts/bench.sh access` runs only the access-check figures (issue 5),
 # `scripts/bench.sh saml` only SAML verification vs raw RSA (issue 4; needs
 # the test venv with pysaml2, which scripts/test.sh creates), `scripts/bench.sh
-# vault` only the encryption service's figures (issue 14).
+# vault` only the encryption service's figures (issue 14), `scripts/bench.sh
+# kv` only the KV v2 figures (issue 14; GATEHOUSE_BIN picks another binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for t in wrk oathtool; do
@@ -27,6 +28,10 @@ if [ "${1:-}" = "saml" ]; then
 fi
 bin=target/x86_64-unknown-linux-gnu/release/gatehouse
 [ -x "$bin" ] || scripts/static-build.sh >/dev/null
+# `scripts/bench.sh kv`: only the KV v2 read and write figures (issue 14).
+if [ "${1:-}" = "kv" ]; then
+  exec python3 scripts/bench_kv.py "${GATEHOUSE_BIN:-$bin}"
+fi
 baseline=$(cargo bench --bench raw --locked 2>/dev/null | tail -1)
 raw=$(ls -t target/release/deps/raw-* | grep -v '\.d$' | head -1)
 if [ "${1:-}" != "access" ]; then
@@ -34,3 +39,4 @@ if [ "${1:-}" != "access" ]; then
 fi
 python3 scripts/bench_access.py "$bin" "$baseline" "$raw"
 [ "${1:-}" = "access" ] || python3 scripts/bench_saml.py "$raw"
+[ "${1:-}" = "access" ] || python3 scripts/bench_kv.py "$bin"

@@ -26,6 +26,7 @@ mod first_hour_c;
 mod forward_auth;
 mod hardening;
 mod hb_domain_ops;
+mod kv;
 mod mfa;
 mod policy;
 mod r345_sec;

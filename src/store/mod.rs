@@ -81,6 +81,12 @@ tables! {
     WorkspaceClaims => "workspace_claims",
     /// Transit keys (their material included), keyed `ws_…/name`.
     TransitKeys => "transit_keys",
+    /// KV v2: a path's metadata, keyed by workspace and a blind index of the path.
+    KvMeta => "kv_meta",
+    /// KV v2: one version's data, keyed like `KvMeta` plus the version.
+    KvData => "kv_data",
+    /// KV v2: a workspace's engine config.
+    KvConfig => "kv_config",
 }
 
 impl Table {
@@ -787,7 +793,7 @@ mod tests {
             assert_eq!(t.index(), i);
             assert!(names.insert(t.name()), "{} listed twice", t.name());
         }
-        assert_eq!(names.len(), 32);
+        assert_eq!(names.len(), 36);
     }
 
     #[test]

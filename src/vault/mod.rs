@@ -6,6 +6,7 @@
 //! themselves are `transit` (encryption) and `kv` (the secrets store); HTTP
 //! is `web::vault`'s.
 
+pub mod kv;
 pub mod transit;
 
 use std::collections::HashMap;

@@ -108,6 +108,16 @@ notices! {
     }
 }
 
+notices! {
+    /// `/admin/workspaces/{id}/secrets`: a workspace's secrets store.
+    SecretsNotice {
+        Written = "written" => "New version written.",
+        Deleted = "deleted" => "Version deleted; it can be undeleted.",
+        Undeleted = "undeleted" => "Version undeleted.",
+        Destroyed = "destroyed" => "Version destroyed: its value is gone for good.",
+    }
+}
+
 /// `path?notice=code`: where a redirect sends the browser to show `n`.
 pub(crate) fn notice_url(path: &str, n: impl PageNotice) -> String {
     format!("{path}?notice={}", n.code())

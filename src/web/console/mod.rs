@@ -10,6 +10,7 @@ mod keys;
 mod members;
 mod mfa;
 mod reauth;
+mod secrets;
 mod settings;
 mod sso;
 mod users;
@@ -127,8 +128,36 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/keys/rotate", web::post().to(keys::keys_rotate));
 }
 
-/// One workspace's pages (`workspaces`, `members`, `clients`).
+/// One workspace's pages (`workspaces`, `members`, `clients`, `secrets`).
 fn workspace_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/admin/workspaces/{id}/secrets",
+        web::get().to(secrets::show),
+    )
+    .route(
+        "/admin/workspaces/{id}/secrets",
+        web::post().to(secrets::write),
+    )
+    .route(
+        "/admin/workspaces/{id}/secrets/delete",
+        web::post().to(secrets::delete),
+    )
+    .route(
+        "/admin/workspaces/{id}/secrets/undelete",
+        web::post().to(secrets::undelete),
+    )
+    .route(
+        "/admin/workspaces/{id}/secrets/destroy",
+        web::get().to(secrets::destroy_confirm),
+    )
+    .route(
+        "/admin/workspaces/{id}/secrets/destroy",
+        web::post().to(secrets::destroy),
+    )
+    .route(
+        "/admin/workspaces/{id}/secrets/reveal",
+        web::post().to(secrets::reveal),
+    );
     cfg.route("/admin/workspaces", web::get().to(workspaces::list))
         .route("/admin/workspaces", web::post().to(workspaces::create))
         .route("/admin/workspaces/{id}", web::get().to(workspaces::show))

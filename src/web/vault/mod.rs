@@ -6,6 +6,7 @@
 //! / `{"errors": […]}`) and status codes, the `LIST` method (and
 //! `GET ?list=true`). The engines' routes are `transit` (and `kv`).
 
+pub(crate) mod kv;
 pub(crate) mod transit;
 
 use std::future::{Ready, ready};
@@ -26,6 +27,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/v1")
             .configure(transit::routes)
+            .configure(kv::routes)
             .default_service(web::to(unsupported_path)),
     );
 }
