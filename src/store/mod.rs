@@ -79,6 +79,8 @@ tables! {
     LastSignIns => "last_sign_ins",
     TokensValidAfter => "tokens_valid_after",
     WorkspaceClaims => "workspace_claims",
+    AuditSinks => "audit_sinks",
+    AuditSinkState => "audit_sink_state",
 }
 
 impl Table {
