@@ -1284,6 +1284,36 @@ mod tests {
     }
 
     #[test]
+    fn actions_have_their_category_and_the_readme_lists_the_same_table() {
+        assert_eq!(category_of("auth.login"), Category::Authentication);
+        assert_eq!(category_of("auth.refresh_reuse"), Category::Security);
+        assert_eq!(category_of("mfa.totp_enrolled"), Category::Security);
+        assert_eq!(category_of("mfa.code_sent"), Category::Authentication);
+        assert_eq!(category_of("role.update"), Category::Authorization);
+        assert_eq!(category_of("backup.create"), Category::DataAccess);
+        assert_eq!(category_of("no.such_action"), Category::Security);
+        let readme = include_str!("../README.md");
+        let table = readme
+            .split("<!-- categories:begin -->")
+            .nth(1)
+            .and_then(|t| t.split("<!-- categories:end -->").next())
+            .unwrap();
+        let mut listed = std::collections::BTreeSet::new();
+        for line in table.lines().skip(2).filter(|l| l.starts_with('|')) {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let cat = Category::parse(cells[1].trim_matches('`')).unwrap();
+            for a in cells[2].split('`').skip(1).step_by(2) {
+                listed.insert((a.replace(".*", "."), cat.as_str()));
+            }
+        }
+        let table: std::collections::BTreeSet<(String, &str)> = CATEGORIES
+            .iter()
+            .map(|(a, c)| (a.to_string(), c.as_str()))
+            .collect();
+        assert_eq!(listed, table);
+    }
+
+    #[test]
     fn appended_events_link_into_one_chain() {
         let (_dir, store) = log_of(3);
         assert_eq!(verdict(&store), Ok(3));

@@ -13,7 +13,7 @@ if (!base || !hook) {
   process.exit(2);
 }
 
-await walk("audit_stream", base, shots, async ({ page, step, shot, expectText, signInAsOwner }) => {
+await walk("audit_stream", base, shots, async ({ page, step, shot, expectText, expectConsoleError, signInAsOwner }) => {
   const fail = (m) => { throw new Error(m); };
 
   step("sign in as the owner and open Settings → Audit streaming");
@@ -56,6 +56,7 @@ await walk("audit_stream", base, shots, async ({ page, step, shot, expectText, s
   await page.fill("#sink-form input[name=name]", "broken");
   await page.selectOption("#sink-form select[name=kind]", "webhook");
   await page.fill("#sink-form input[name=webhook_url]", "http://x.example/");
+  expectConsoleError(/400/);
   await page.click("#sink-form button[type=submit]");
   await expectText("webhook.secret");
   await shot("audit-streaming-refused");
