@@ -3,7 +3,8 @@
 # baseline measured in the same run. Needs wrk (installed if missing).
 # `scripts/bench.sh access` runs only the access-check figures (issue 5),
 # `scripts/bench.sh saml` only SAML verification vs raw RSA (issue 4; needs
-# the test venv with pysaml2, which scripts/test.sh creates).
+# the test venv with pysaml2, which scripts/test.sh creates), `scripts/bench.sh
+# sinks` only sign-ins with three audit sinks vs none (issue 15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for t in wrk oathtool; do
@@ -13,6 +14,13 @@ done
 # scheduling in it); from crates.io, built once.
 command -v oha >/dev/null || [ -x "$HOME/.cargo/bin/oha" ] || cargo install oha --locked --quiet
 export PATH="$HOME/.cargo/bin:$PATH"
+if [ "${1:-}" = "sinks" ]; then
+  # Sign-ins with three audit sinks vs none (issue 15); the debug build will
+  # do for a ratio, the release build when it is there.
+  bin=target/x86_64-unknown-linux-gnu/release/gatehouse
+  [ -x "$bin" ] || { cargo build --locked --quiet; bin=target/debug/gatehouse; }
+  exec python3 scripts/bench_sinks.py "$bin"
+fi
 if [ "${1:-}" = "saml" ]; then
   cargo bench --bench raw --locked --no-run 2>/dev/null
   exec python3 scripts/bench_saml.py "$(ls -t target/release/deps/raw-* | grep -v '\.d$' | head -1)"

@@ -616,11 +616,6 @@ pub(crate) fn save_state(svc: &Service, id: &str, f: impl FnOnce(&mut State)) ->
     tx.commit()
 }
 
-/// The delivery state of one sink, read now.
-pub(crate) fn state(svc: &Service, id: &str) -> Result<State> {
-    state_of(&svc.store.read()?, id)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -436,7 +436,7 @@ pub(super) async fn streaming_update(
 ) -> PageResult {
     u.check_csrf(&f.csrf_token)?;
     sinks::may_manage(&st.svc, &u.actor(&req))?;
-    if let Some(r) = reauth_gate(&st, &u, &format!("{PAGE}?edit={id}"))? {
+    if let Some(r) = reauth_gate(&st, &u, &format!("{PAGE}?edit={}", id.as_str()))? {
         return Ok(r);
     }
     match f
