@@ -40,8 +40,14 @@ await walk("audit_stream", base, shots, async ({ page, step, shot, expectText, e
   step("send a test event: the page says it was delivered");
   await Promise.all([page.waitForLoadState("load"), row.locator("button", { hasText: "Send test event" }).click()]);
   await expectText("delivered to the sink");
-  await page.reload();
-  await expectText("up to date");
+  // The stream passes over the events outside the sink's categories: it
+  // shows "up to date" once its cursor reached the log's end.
+  for (let i = 0; ; i++) {
+    await page.goto(`${base}/admin/settings/audit/streaming`);
+    if (/up to date/.test(await page.locator("#sinks").textContent())) break;
+    if (i > 20) fail(`not up to date: ${await page.locator("#sinks").textContent()}`);
+    await page.waitForTimeout(500);
+  }
   await shot("audit-streaming");
 
   step("edit it without re-entering the secret");
@@ -58,7 +64,7 @@ await walk("audit_stream", base, shots, async ({ page, step, shot, expectText, e
   await page.fill("#sink-form input[name=webhook_url]", "http://x.example/");
   expectConsoleError(/400/);
   await page.click("#sink-form button[type=submit]");
-  await expectText("webhook.secret");
+  await expectText("The secret is required");
   await shot("audit-streaming-refused");
 
   step("delete it");
