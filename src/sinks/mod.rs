@@ -209,7 +209,8 @@ pub struct SinkStatus {
 pub const MAX_SINKS: usize = 20;
 
 fn authorize(svc: &Service, actor: &Actor) -> Result<()> {
-    actor.authorize(svc, Permission::ManageSecurity, Resource::Platform)
+    actor.authorize(svc, Permission::ManageSecurity, Resource::Platform)?;
+    Ok(())
 }
 
 /// Whether `actor` may manage sinks (`manage:security` on the platform).
