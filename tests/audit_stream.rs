@@ -38,7 +38,13 @@ async fn call(
     (st, r.json().await.unwrap_or(Value::Null))
 }
 
-async fn api(app: &TestApp, method: Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+async fn api(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     call(&app.base, method, path, token, body).await
 }
 
@@ -98,7 +104,6 @@ async fn audited_work(base: &str, token: &str, tag: &str, n: usize) {
 #[derive(Clone, Debug)]
 struct Got {
     path: String,
-    query: String,
     headers: HashMap<String, String>,
     body: Vec<u8>,
 }
@@ -114,11 +119,15 @@ struct Recv {
 async fn receive(req: HttpRequest, body: web::Bytes, st: web::Data<Recv>) -> HttpResponse {
     let got = Got {
         path: req.path().to_string(),
-        query: req.query_string().to_string(),
         headers: req
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_lowercase(), v.to_str().unwrap_or("").to_string()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_lowercase(),
+                    v.to_str().unwrap_or("").to_string(),
+                )
+            })
             .collect(),
         body: body.to_vec(),
     };
@@ -163,7 +172,14 @@ async fn create_sink(base: &str, token: &str, body: Value) -> Value {
 }
 
 async fn sink(base: &str, token: &str, id: &str) -> Value {
-    let (st, v) = call(base, Method::GET, &format!("/api/v1/audit/sinks/{id}"), token, None).await;
+    let (st, v) = call(
+        base,
+        Method::GET,
+        &format!("/api/v1/audit/sinks/{id}"),
+        token,
+        None,
+    )
+    .await;
     assert_eq!(st, 200, "{v}");
     v
 }
@@ -314,7 +330,11 @@ input(type="imtcp" address="127.0.0.1" port="{}" ruleset="audit")
             .filter_map(|l| {
                 let mut p = l.splitn(4, '\t');
                 let (input, msgid, sd) = (p.next()?, p.next()?, p.next()?);
-                Some((input.to_string(), msgid.to_string(), serde_json::from_str(sd).ok()?))
+                Some((
+                    input.to_string(),
+                    msgid.to_string(),
+                    serde_json::from_str(sd).ok()?,
+                ))
             })
             .collect()
     }
@@ -370,16 +390,36 @@ async fn every_event_has_a_category_and_the_log_filters_by_it() {
     assert_eq!(of("auth.login"), "authentication");
     assert_eq!(of("user.create"), "configuration");
     assert!(all.iter().all(|e| e["category"].is_string()), "{all:?}");
-    let auth = app.audit(&token, "category=authentication&per_page=100").await;
+    let auth = app
+        .audit(&token, "category=authentication&per_page=100")
+        .await;
     assert!(!auth.is_empty());
-    assert!(auth.iter().all(|e| e["category"] == "authentication"), "{auth:?}");
+    assert!(
+        auth.iter().all(|e| e["category"] == "authentication"),
+        "{auth:?}"
+    );
     assert!(auth.iter().all(|e| e["action"] != "user.create"));
-    let cfg = app.audit(&token, "category=configuration&per_page=100").await;
+    let cfg = app
+        .audit(&token, "category=configuration&per_page=100")
+        .await;
     assert!(cfg.iter().any(|e| e["action"] == "user.create"));
     // A made-up category is refused, saying what is allowed.
-    let (st, v) = api(&app, Method::GET, "/api/v1/audit?category=logins", &token, None).await;
+    let (st, v) = api(
+        &app,
+        Method::GET,
+        "/api/v1/audit?category=logins",
+        &token,
+        None,
+    )
+    .await;
     assert_eq!(st, 400, "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("data_access"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("data_access"),
+        "{v}"
+    );
     // The chain still verifies: the category is derived, not stored.
     let r = app.svc.store.read().unwrap();
     assert!(gatehouse::audit::verify(&r).unwrap().is_ok());
@@ -415,12 +455,17 @@ async fn sinks_are_managed_by_security_admins_and_credentials_are_write_only() {
         Method::PUT,
         &format!("/api/v1/audit/sinks/{id}"),
         &token,
-        Some(json!({"name": "SOC webhook 2", "kind": "webhook", "enabled": false,
-                    "webhook": {"url": format!("{url}/other")}})),
+        Some(
+            json!({"name": "SOC webhook 2", "kind": "webhook", "enabled": false,
+                    "webhook": {"url": format!("{url}/other")}}),
+        ),
     )
     .await;
     assert_eq!(st, 200, "{v}");
-    assert_eq!((v["enabled"].clone(), v["webhook"]["secret_set"].clone()), (json!(false), json!(true)));
+    assert_eq!(
+        (v["enabled"].clone(), v["webhook"]["secret_set"].clone()),
+        (json!(false), json!(true))
+    );
     // No answer, no audit event and no byte of the database holds the secret.
     let everything = format!(
         "{}{}{}",
@@ -430,7 +475,10 @@ async fn sinks_are_managed_by_security_admins_and_credentials_are_write_only() {
     );
     assert!(!everything.contains(secret));
     let db = std::fs::read(app.data.join("gatehouse.redb")).unwrap();
-    assert!(!db.windows(secret.len()).any(|w| w == secret.as_bytes()), "the secret is sealed");
+    assert!(
+        !db.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "the secret is sealed"
+    );
     let ev = app.audit(&token, "action=audit_sink.").await;
     let actions: Vec<&str> = ev.iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["audit_sink.update", "audit_sink.create"]);
@@ -438,21 +486,51 @@ async fn sinks_are_managed_by_security_admins_and_credentials_are_write_only() {
     assert_eq!(ev[0]["details"]["credential_changed"], false);
     // Bad input names the field to fix.
     let bad = [
-        (json!({"name": "x", "kind": "webhook", "syslog": {"transport": "tcp", "host": "h", "port": 1}}), "syslog"),
-        (json!({"name": "x", "kind": "webhook", "webhook": {"url": "ftp://x"}}), "webhook.url"),
-        (json!({"name": "x", "kind": "webhook", "webhook": {"url": "http://x.example"}}), "webhook.secret"),
-        (json!({"name": "x", "kind": "splunk_hec", "splunk_hec": {"url": "http://x.example"}}), "splunk_hec.token"),
-        (json!({"name": "x", "kind": "syslog", "syslog": {"transport": "udp", "host": "h", "port": 514, "ca_file": "/etc/hostname"}}), "ca_file"),
-        (json!({"name": "", "kind": "datadog", "datadog": {"api_key": "k"}}), "name"),
+        (
+            json!({"name": "x", "kind": "webhook", "syslog": {"transport": "tcp", "host": "h", "port": 1}}),
+            "syslog",
+        ),
+        (
+            json!({"name": "x", "kind": "webhook", "webhook": {"url": "ftp://x"}}),
+            "webhook.url",
+        ),
+        (
+            json!({"name": "x", "kind": "webhook", "webhook": {"url": "http://x.example"}}),
+            "webhook.secret",
+        ),
+        (
+            json!({"name": "x", "kind": "splunk_hec", "splunk_hec": {"url": "http://x.example"}}),
+            "splunk_hec.token",
+        ),
+        (
+            json!({"name": "x", "kind": "syslog", "syslog": {"transport": "udp", "host": "h", "port": 514, "ca_file": "/etc/hostname"}}),
+            "ca_file",
+        ),
+        (
+            json!({"name": "", "kind": "datadog", "datadog": {"api_key": "k"}}),
+            "name",
+        ),
     ];
     for (body, field) in bad {
-        let (st, v) = api(&app, Method::POST, "/api/v1/audit/sinks", &token, Some(body.clone())).await;
+        let (st, v) = api(
+            &app,
+            Method::POST,
+            "/api/v1/audit/sinks",
+            &token,
+            Some(body.clone()),
+        )
+        .await;
         assert_eq!(st, 400, "{body}: {v}");
-        assert!(v["error"]["message"].as_str().unwrap().contains(field), "{field}: {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(field),
+            "{field}: {v}"
+        );
     }
     // Someone without manage:security is refused every call.
     app.create_user(&token, "plain@example.com", "user").await;
-    let user = app.api_login("plain@example.com", "amber-meadow-river-77").await["access_token"]
+    let user = app
+        .api_login("plain@example.com", "amber-meadow-river-77")
+        .await["access_token"]
         .as_str()
         .unwrap()
         .to_string();
@@ -466,11 +544,33 @@ async fn sinks_are_managed_by_security_admins_and_credentials_are_write_only() {
         assert_eq!(api(&app, m, &p, &user, None).await.0, 403, "{p}");
     }
     let valid = json!({"name": "mine", "kind": "webhook", "webhook": {"url": "http://x.example", "secret": "0123456789abcdefg"}});
-    assert_eq!(api(&app, Method::POST, "/api/v1/audit/sinks", &user, Some(valid)).await.0, 403);
+    assert_eq!(
+        api(
+            &app,
+            Method::POST,
+            "/api/v1/audit/sinks",
+            &user,
+            Some(valid)
+        )
+        .await
+        .0,
+        403
+    );
     // Delete, then it is gone.
     assert_eq!(api(&app, Method::DELETE, &path, &token, None).await.0, 204);
     assert_eq!(api(&app, Method::GET, &path, &token, None).await.0, 404);
-    assert_eq!(api(&app, Method::GET, "/api/v1/audit/sinks/snk_nonsense", &token, None).await.0, 404);
+    assert_eq!(
+        api(
+            &app,
+            Method::GET,
+            "/api/v1/audit/sinks/snk_nonsense",
+            &token,
+            None
+        )
+        .await
+        .0,
+        404
+    );
 }
 
 // ---------------------------------------------------------------- webhook
@@ -501,7 +601,11 @@ async fn webhook_batches_are_signed_retried_and_carry_event_ids() {
     // Down (503) for the first three attempts: events pile up, then arrive
     // as one batch after the retries.
     let (url, got) = receiver(Arc::new(|_, n| {
-        if n <= 3 { (503, "{\"error\":\"down\"}".into()) } else { (200, "{}".into()) }
+        if n <= 3 {
+            (503, "{\"error\":\"down\"}".into())
+        } else {
+            (200, "{}".into())
+        }
     }));
     let s = create_sink(
         &app.base,
@@ -521,7 +625,13 @@ async fn webhook_batches_are_signed_retried_and_carry_event_ids() {
     .expect("every event reaches the webhook");
     let delivered: Vec<&Got> = all.iter().skip(3).collect();
     assert!(
-        delivered.iter().any(|g| serde_json::from_slice::<Value>(&g.body).unwrap()["events"].as_array().unwrap().len() > 1),
+        delivered.iter().any(
+            |g| serde_json::from_slice::<Value>(&g.body).unwrap()["events"]
+                .as_array()
+                .unwrap()
+                .len()
+                > 1
+        ),
         "the backlog went out in batches"
     );
     for g in &all {
@@ -530,14 +640,31 @@ async fn webhook_batches_are_signed_retried_and_carry_event_ids() {
         let sig = &g.headers["x-gatehouse-signature"];
         let (t, v1) = sig.split_once(',').unwrap();
         let t = t.strip_prefix("t=").unwrap();
-        assert_eq!(t, common::T0.to_string(), "the timestamp is the server's clock");
+        assert_eq!(
+            t,
+            common::T0.to_string(),
+            "the timestamp is the server's clock"
+        );
         let mut signed = format!("{t}.").into_bytes();
         signed.extend_from_slice(&g.body);
-        assert_eq!(v1.strip_prefix("v1=").unwrap(), python_hmac(secret, &signed));
+        assert_eq!(
+            v1.strip_prefix("v1=").unwrap(),
+            python_hmac(secret, &signed)
+        );
     }
     let body: Value = serde_json::from_slice(&delivered[0].body).unwrap();
     let e = &body["events"][0];
-    for k in ["id", "time", "category", "action", "outcome", "actor", "hash", "prev_hash", "details"] {
+    for k in [
+        "id",
+        "time",
+        "category",
+        "action",
+        "outcome",
+        "actor",
+        "hash",
+        "prev_hash",
+        "details",
+    ] {
         assert!(e.get(k).is_some(), "{k} missing in {e}");
     }
     let st = wait_for(10, async || {
@@ -546,13 +673,23 @@ async fn webhook_batches_are_signed_retried_and_carry_event_ids() {
     })
     .await
     .expect("the sink catches up");
-    assert!(st["delivered"].as_u64().unwrap() >= last - first + 1, "{st}");
+    assert!(
+        st["delivered"].as_u64().unwrap() >= last - first + 1,
+        "{st}"
+    );
     assert!(st["last_delivered_at"].is_string());
     // A receiver that checks the signature refuses a body that was changed.
     let forged = python_hmac("wrong-secret-0000", b"x");
     assert_ne!(forged, python_hmac(secret, b"x"));
     // The test button: the audit_sink.test event, delivered now.
-    let (code, t) = api(&app, Method::POST, &format!("/api/v1/audit/sinks/{id}/test"), &token, None).await;
+    let (code, t) = api(
+        &app,
+        Method::POST,
+        &format!("/api/v1/audit/sinks/{id}/test"),
+        &token,
+        None,
+    )
+    .await;
     assert_eq!(code, 200, "{t}");
     assert_eq!(t["delivered"], true, "{t}");
     let tid = t["event_id"].as_u64().unwrap();
@@ -570,12 +707,15 @@ async fn splunk_hec_gets_batched_envelopes_and_waits_for_indexer_acknowledgement
     let polls = Arc::new(Mutex::new(HashMap::<u64, u32>::new()));
     let p = polls.clone();
     let (url, got) = receiver(Arc::new(move |g, n| {
-        let authorized = g.headers.get("authorization").map(String::as_str) == Some("Splunk hec-token-7e1f");
+        let authorized =
+            g.headers.get("authorization").map(String::as_str) == Some("Splunk hec-token-7e1f");
         if !authorized {
             return (401, r#"{"text":"Invalid authorization","code":3}"#.into());
         }
         match g.path.as_str() {
-            "/services/collector/event" => (200, format!(r#"{{"text":"Success","code":0,"ackId":{n}}}"#)),
+            "/services/collector/event" => {
+                (200, format!(r#"{{"text":"Success","code":0,"ackId":{n}}}"#))
+            }
             "/services/collector/ack" => {
                 // Each ack is "false" on its first poll, "true" after.
                 let v: Value = serde_json::from_slice(&g.body).unwrap();
@@ -625,22 +765,60 @@ async fn splunk_hec_gets_batched_envelopes_and_waits_for_indexer_acknowledgement
     for g in all.iter().filter(|g| g.path == "/services/collector/event") {
         let ch = g.headers["x-splunk-request-channel"].clone();
         assert_eq!(ch.len(), 36, "a GUID channel: {ch}");
-        assert_eq!(*channel.get_or_insert(ch.clone()), ch, "one channel per sink");
+        assert_eq!(
+            *channel.get_or_insert(ch.clone()),
+            ch,
+            "one channel per sink"
+        );
         // Concatenated envelopes, each with exactly the documented keys.
         for env in serde_json::Deserializer::from_slice(&g.body).into_iter::<Value>() {
             let env = env.unwrap();
-            let keys: BTreeSet<&str> = env.as_object().unwrap().keys().map(String::as_str).collect();
-            assert_eq!(keys, BTreeSet::from(["time", "host", "source", "sourcetype", "index", "event"]), "{env}");
-            assert_eq!((env["source"].as_str(), env["sourcetype"].as_str(), env["index"].as_str()), (Some("gatehouse"), Some("gatehouse:audit"), Some("security")));
+            let keys: BTreeSet<&str> = env
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(
+                keys,
+                BTreeSet::from(["time", "host", "source", "sourcetype", "index", "event"]),
+                "{env}"
+            );
+            assert_eq!(
+                (
+                    env["source"].as_str(),
+                    env["sourcetype"].as_str(),
+                    env["index"].as_str()
+                ),
+                (Some("gatehouse"), Some("gatehouse:audit"), Some("security"))
+            );
             assert!(env["time"].is_number());
             assert!(env["event"]["hash"].is_string());
         }
     }
     // Every batch's ack was asked for, on the same channel, until true.
-    let asked: Vec<&Got> = all.iter().filter(|g| g.path == "/services/collector/ack").collect();
+    let asked: Vec<&Got> = all
+        .iter()
+        .filter(|g| g.path == "/services/collector/ack")
+        .collect();
     assert!(!asked.is_empty());
-    assert!(asked.iter().all(|g| Some(&g.headers["x-splunk-request-channel"]) == channel.as_ref()));
-    assert!(polls.lock().unwrap().values().all(|c| *c >= 2), "acks polled until true");
+    assert!(
+        asked
+            .iter()
+            .all(|g| Some(&g.headers["x-splunk-request-channel"]) == channel.as_ref())
+    );
+    // Once the sink has caught up (its last batch acknowledged), every ack
+    // was polled until it said true.
+    let sid = s["id"].as_str().unwrap().to_string();
+    wait_for(40, async || {
+        (sink(&app.base, &token, &sid).await["backlog"] == 0).then_some(())
+    })
+    .await
+    .expect("the sink catches up");
+    assert!(
+        polls.lock().unwrap().values().all(|c| *c >= 2),
+        "acks polled until true"
+    );
     // A wrong token is a visible error, not a delivery.
     let (st, v) = api(
         &app,
@@ -651,10 +829,20 @@ async fn splunk_hec_gets_batched_envelopes_and_waits_for_indexer_acknowledgement
     )
     .await;
     assert_eq!(st, 200, "{v}");
-    let (_, t) = api(&app, Method::POST, &format!("/api/v1/audit/sinks/{}/test", s["id"].as_str().unwrap()), &token, None).await;
+    let (_, t) = api(
+        &app,
+        Method::POST,
+        &format!("/api/v1/audit/sinks/{}/test", s["id"].as_str().unwrap()),
+        &token,
+        None,
+    )
+    .await;
     assert_eq!(t["delivered"], false, "{t}");
     assert!(t["error"].as_str().unwrap().contains("401"), "{t}");
-    assert!(!t.to_string().contains("wrong"), "no credential in the error");
+    assert!(
+        !t.to_string().contains("wrong"),
+        "no credential in the error"
+    );
 }
 
 // ---------------------------------------------------------------- Datadog
@@ -681,7 +869,9 @@ async fn datadog_gets_gzipped_json_arrays_within_its_limits() {
     let last = last_event_id(&app.base, &token).await;
     let decode = |g: &Got| -> Vec<Value> {
         let mut raw = Vec::new();
-        flate2::read::GzDecoder::new(&g.body[..]).read_to_end(&mut raw).unwrap();
+        flate2::read::GzDecoder::new(&g.body[..])
+            .read_to_end(&mut raw)
+            .unwrap();
         assert!(raw.len() <= 5 * 1024 * 1024, "≤ 5 MB uncompressed");
         serde_json::from_slice(&raw).unwrap()
     };
@@ -690,7 +880,11 @@ async fn datadog_gets_gzipped_json_arrays_within_its_limits() {
         let ids: Vec<u64> = g
             .iter()
             .flat_map(|g| decode(g))
-            .map(|e| serde_json::from_str::<Value>(e["message"].as_str().unwrap()).unwrap()["id"].as_u64().unwrap())
+            .map(|e| {
+                serde_json::from_str::<Value>(e["message"].as_str().unwrap()).unwrap()["id"]
+                    .as_u64()
+                    .unwrap()
+            })
             .collect();
         complete(&ids, first, last).0.then_some(g)
     })
@@ -704,9 +898,15 @@ async fn datadog_gets_gzipped_json_arrays_within_its_limits() {
         assert!(!entries.is_empty() && entries.len() <= 1000);
         for e in entries {
             assert!(e.to_string().len() <= 1024 * 1024, "≤ 1 MB per log");
-            assert_eq!((e["ddsource"].as_str(), e["service"].as_str()), (Some("gatehouse"), Some("gatehouse")));
+            assert_eq!(
+                (e["ddsource"].as_str(), e["service"].as_str()),
+                (Some("gatehouse"), Some("gatehouse"))
+            );
             assert!(e["hostname"].is_string());
-            assert!(e["ddtags"].as_str().unwrap().starts_with("category:"), "{e}");
+            assert!(
+                e["ddtags"].as_str().unwrap().starts_with("category:"),
+                "{e}"
+            );
         }
     }
 }
@@ -733,14 +933,25 @@ async fn syslog_reaches_rsyslog_over_udp_tcp_and_tls_with_parsed_structured_data
             b
         })
         .await;
-        firsts.push((input, s["cursor"].as_u64().unwrap() + 1, s["id"].as_str().unwrap().to_string()));
+        firsts.push((
+            input,
+            s["cursor"].as_u64().unwrap() + 1,
+            s["id"].as_str().unwrap().to_string(),
+        ));
     }
     audited_work(&app.base, &token, "sys", 2).await;
     let last = last_event_id(&app.base, &token).await;
     for (input, first, id) in &firsts {
-        let ok = wait_for(40, async || complete(&rs.ids(input), *first, last).0.then_some(())).await;
+        let ok = wait_for(40, async || {
+            complete(&rs.ids(input), *first, last).0.then_some(())
+        })
+        .await;
         let st = sink(&app.base, &token, id).await;
-        assert!(ok.is_some(), "{input}: {:?} of {first}..={last}; sink {st}", rs.ids(input));
+        assert!(
+            ok.is_some(),
+            "{input}: {:?} of {first}..={last}; sink {st}",
+            rs.ids(input)
+        );
     }
     // rsyslog parsed the structured data: every field, and the escaped name
     // back as it was.
@@ -761,9 +972,21 @@ async fn syslog_reaches_rsyslog_over_udp_tcp_and_tls_with_parsed_structured_data
     let login = lines.iter().find(|(_, m, _)| m == "auth.login").unwrap();
     assert_eq!(login.2["gatehouse@32473"]["category"], "authentication");
     // A TLS sink that does not trust the receiver's CA delivers nothing and says why.
-    let s = create_sink(&app.base, &token, syslog_sink("untrusted", "tls", rs.tls, None)).await;
+    let s = create_sink(
+        &app.base,
+        &token,
+        syslog_sink("untrusted", "tls", rs.tls, None),
+    )
+    .await;
     let id = s["id"].as_str().unwrap();
-    let (_, t) = api(&app, Method::POST, &format!("/api/v1/audit/sinks/{id}/test"), &token, None).await;
+    let (_, t) = api(
+        &app,
+        Method::POST,
+        &format!("/api/v1/audit/sinks/{id}/test"),
+        &token,
+        None,
+    )
+    .await;
     assert_eq!(t["delivered"], false, "{t}");
     assert!(t["error"].as_str().unwrap().contains("TLS"), "{t}");
 }
@@ -795,12 +1018,20 @@ async fn a_hanging_sink_never_blocks_sign_ins() {
         json!({"name": "stuck hook", "kind": "webhook", "webhook": {"url": format!("http://127.0.0.1:{port}/"), "secret": "0123456789abcdef0"}}),
         json!({"name": "stuck hec", "kind": "splunk_hec", "splunk_hec": {"url": format!("http://127.0.0.1:{port}"), "token": "t"}}),
     ] {
-        ids.push(create_sink(&app.base, &token, body).await["id"].as_str().unwrap().to_string());
+        ids.push(
+            create_sink(&app.base, &token, body).await["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     app.create_user(&token, "busy@example.com", "user").await;
     // Sign-ins while every sink hangs. The client gives each 5 s, less than
     // a sink's write timeout (10 s): a sign-in that waited on a sink fails.
-    let quick = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let quick = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
     for _ in 0..30 {
         let r = quick
             .post(app.url("/api/v1/auth/login"))
@@ -836,7 +1067,13 @@ async fn a_stopped_rsyslog_gets_every_event_once_it_is_back() {
     let first = s["cursor"].as_u64().unwrap() + 1;
     audited_work(&app.base, &token, "before", 2).await;
     let mid = last_event_id(&app.base, &token).await;
-    assert!(wait_for(30, async || complete(&rs.ids("imptcp"), first, mid).0.then_some(())).await.is_some());
+    assert!(
+        wait_for(30, async || complete(&rs.ids("imptcp"), first, mid)
+            .0
+            .then_some(()))
+        .await
+        .is_some()
+    );
     rs.stop();
     audited_work(&app.base, &token, "during", 5).await;
     let down = wait_for(40, async || {
@@ -849,9 +1086,15 @@ async fn a_stopped_rsyslog_gets_every_event_once_it_is_back() {
     rs.resume();
     audited_work(&app.base, &token, "after", 1).await;
     let last = last_event_id(&app.base, &token).await;
-    let done = wait_for(60, async || complete(&rs.ids("imptcp"), first, last).0.then_some(())).await;
+    let done = wait_for(60, async || {
+        complete(&rs.ids("imptcp"), first, last).0.then_some(())
+    })
+    .await;
     let got = rs.ids("imptcp");
-    assert!(done.is_some(), "every event from {first} to {last} arrives: {got:?}");
+    assert!(
+        done.is_some(),
+        "every event from {first} to {last} arrives: {got:?}"
+    );
     let (_, dup) = complete(&got, first, last);
     // At least once: a batch cut by the stop may arrive twice, no more.
     assert!(dup <= crate_batch(), "{dup} duplicates");
@@ -877,7 +1120,10 @@ async fn a_killed_gatehouse_streams_every_event_after_its_restart() {
     std::fs::write(&pwfile, format!("{OWNER_PW}\n")).unwrap();
     let env = [
         ("GATEHOUSE_BOOTSTRAP_ADMIN_EMAIL", OWNER),
-        ("GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD_FILE", pwfile.to_str().unwrap()),
+        (
+            "GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD_FILE",
+            pwfile.to_str().unwrap(),
+        ),
     ];
     let (url, got) = receiver(ok_reply());
     let login = async |s: &crate::cli::Server| -> String {
@@ -910,7 +1156,12 @@ async fn a_killed_gatehouse_streams_every_event_after_its_restart() {
     let token = login(&s).await;
     audited_work(&base, &token, "k3", 2).await;
     let last = last_event_id(&base, &token).await;
-    let ok = wait_for(60, async || complete(&webhook_ids(&got.lock().unwrap()), first, last).0.then_some(())).await;
+    let ok = wait_for(60, async || {
+        complete(&webhook_ids(&got.lock().unwrap()), first, last)
+            .0
+            .then_some(())
+    })
+    .await;
     let ids = webhook_ids(&got.lock().unwrap());
     assert!(ok.is_some(), "every event from {first} to {last}: {ids:?}");
     let mut counts = BTreeMap::new();
@@ -937,7 +1188,10 @@ async fn the_streaming_page_lists_adds_tests_and_deletes_sinks_in_chromium() {
     .await;
     assert!(out.contains("audit_stream walk-through passed"), "{out}");
     assert!(
-        got.lock().unwrap().iter().any(|g| g.path == "/console-hook"),
+        got.lock()
+            .unwrap()
+            .iter()
+            .any(|g| g.path == "/console-hook"),
         "the test button reached the receiver"
     );
 }

@@ -197,12 +197,9 @@ pub async fn send_batch(sink: &Sink, host: &str, now: i64, events: &[Event]) -> 
     let client = http_client();
     let mut rest = events;
     while !rest.is_empty() {
-        let n = tokio::time::timeout(
-            ATTEMPT_TIMEOUT,
-            send_prefix(&client, sink, host, now, rest),
-        )
-        .await
-        .unwrap_or_else(|_| Err("timed out".into()))?;
+        let n = tokio::time::timeout(ATTEMPT_TIMEOUT, send_prefix(&client, sink, host, now, rest))
+            .await
+            .unwrap_or_else(|_| Err("timed out".into()))?;
         rest = &rest[n.clamp(1, rest.len())..];
     }
     Ok(())
@@ -341,9 +338,7 @@ fn tls_config(ca_file: Option<&str>) -> Result<rustls::ClientConfig, String> {
         Some(f) => {
             let pem = std::fs::read(f).map_err(|e| format!("ca_file {f}: {e}"))?;
             for c in wire::pem_certificates(&pem) {
-                roots
-                    .add(c)
-                    .map_err(|e| format!("ca_file {f}: {e}"))?;
+                roots.add(c).map_err(|e| format!("ca_file {f}: {e}"))?;
             }
         }
         None => {

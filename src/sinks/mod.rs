@@ -219,9 +219,8 @@ pub fn may_manage(svc: &Service, actor: &Actor) -> Result<()> {
 }
 
 fn parse_id(id: &str) -> Result<&str> {
-    let ok = id.len() == 20
-        && id.starts_with("snk_")
-        && id[4..].bytes().all(|b| b.is_ascii_hexdigit());
+    let ok =
+        id.len() == 20 && id.starts_with("snk_") && id[4..].bytes().all(|b| b.is_ascii_hexdigit());
     if ok {
         Ok(id)
     } else {
@@ -251,7 +250,10 @@ fn credential(
     match given.filter(|c| !c.0.trim().is_empty()).or(kept) {
         Some(c) if c.0.len() <= 4096 => Ok(c),
         Some(_) => Err(bad(field, "is longer than 4096 characters")),
-        None => Err(bad(field, "is required (it is never shown again once saved)")),
+        None => Err(bad(
+            field,
+            "is required (it is never shown again once saved)",
+        )),
     }
 }
 
@@ -304,11 +306,7 @@ fn build(
     let missing = |k: Kind| {
         bad(
             "kind",
-            format!(
-                "a {} sink needs its \"{}\" object",
-                k.as_str(),
-                k.as_str()
-            ),
+            format!("a {} sink needs its \"{}\" object", k.as_str(), k.as_str()),
         )
     };
     match input.kind {
@@ -420,7 +418,8 @@ fn change_details(s: &Sink, credential_changed: bool) -> serde_json::Value {
 }
 
 fn state_of(r: &impl Reader, id: &str) -> Result<State> {
-    Ok(r.get(Table::AuditSinkState, id.as_bytes())?.unwrap_or_default())
+    Ok(r.get(Table::AuditSinkState, id.as_bytes())?
+        .unwrap_or_default())
 }
 
 fn status_in(r: &impl Reader, sink: Sink) -> Result<SinkStatus> {

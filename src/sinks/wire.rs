@@ -113,7 +113,9 @@ pub fn syslog_message(e: &Event, app: &str, host: &str, pid: u32) -> String {
     param("id", &e.id.to_string());
     param(
         "category",
-        e.category.unwrap_or_else(|| category_of(&e.action)).as_str(),
+        e.category
+            .unwrap_or_else(|| category_of(&e.action))
+            .as_str(),
     );
     param("action", &e.action);
     param("outcome", e.outcome.as_str());
@@ -257,7 +259,9 @@ pub const WEBHOOK_MAX_EVENTS: usize = 500;
 /// `{"events": [...]}`.
 pub fn webhook_body(events: &[Event]) -> Vec<u8> {
     let list: Vec<serde_json::Value> = events.iter().map(event_json).collect();
-    serde_json::json!({ "events": list }).to_string().into_bytes()
+    serde_json::json!({ "events": list })
+        .to_string()
+        .into_bytes()
 }
 
 /// `X-Gatehouse-Signature`: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`.
@@ -301,7 +305,10 @@ mod tests {
             m.starts_with("<110>1 2026-09-21T14:13:20Z box gatehouse 42 user.create [gatehouse@32473 id=\"7\" category=\"configuration\""),
             "{m}"
         );
-        assert!(m.contains(r#"details="{\"name\":\"a\\\"b\]c\\\\d\"}""#), "{m}");
+        assert!(
+            m.contains(r#"details="{\"name\":\"a\\\"b\]c\\\\d\"}""#),
+            "{m}"
+        );
         assert!(m.ends_with("] \u{feff}user.create success by alice@example.com on usr_2"));
         assert_eq!(sd_escape(r#"a"b]c\d"#), r#"a\"b\]c\\d"#);
         let f = octet_frame("héllo");
@@ -323,8 +330,12 @@ mod tests {
         assert_eq!(n, DD_MAX_ENTRIES);
         let v: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
         assert_eq!(v.len(), DD_MAX_ENTRIES);
-        assert_eq!(v[0]["ddtags"], "category:authentication,action:auth.login,outcome:success");
-        let msg: serde_json::Value = serde_json::from_str(v[0]["message"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            v[0]["ddtags"],
+            "category:authentication,action:auth.login,outcome:success"
+        );
+        let msg: serde_json::Value =
+            serde_json::from_str(v[0]["message"].as_str().unwrap()).unwrap();
         assert_eq!(msg["id"], 1);
         // One huge event: its details are cut, not the event.
         let mut big = ev(1, "auth.login", "x");

@@ -11,8 +11,8 @@ use crate::audit::Category;
 use crate::clock::rfc3339;
 use crate::error::Error;
 use crate::sinks::{
-    self, Credential, DatadogInput, HecInput, Kind, SinkInput, SinkStatus, SyslogConfig,
-    Transport, WebhookInput,
+    self, Credential, DatadogInput, HecInput, Kind, SinkInput, SinkStatus, SyslogConfig, Transport,
+    WebhookInput,
 };
 use crate::web::AppState;
 use crate::web::extract::{ConsoleUser, reauth_gate};
@@ -412,7 +412,10 @@ pub(super) async fn streaming_create(
     if let Some(r) = reauth_gate(&st, &u, PAGE)? {
         return Ok(r);
     }
-    match f.input().and_then(|i| sinks::create(&st.svc, &u.actor(&req), i)) {
+    match f
+        .input()
+        .and_then(|i| sinks::create(&st.svc, &u.actor(&req), i))
+    {
         Ok(_) => Ok(redirect(&format!("{PAGE}?notice=created"))),
         Err(e @ Error::Invalid { .. }) => page(
             &st,
@@ -499,7 +502,10 @@ pub(super) async fn streaming_test(
             )),
             None,
         ),
-        Some(e) => (None, Some(format!("Test event {} not delivered: {e}", r.event_id))),
+        Some(e) => (
+            None,
+            Some(format!("Test event {} not delivered: {e}", r.event_id)),
+        ),
     };
     page(&st, &req, &u, None, None, notice, error)
 }
