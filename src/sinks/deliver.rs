@@ -78,10 +78,9 @@ async fn supervise(weak: Weak<Service>) {
                         keep
                     });
                     for (id, s) in wanted {
-                        if !tasks.contains_key(&id) {
+                        if let std::collections::hash_map::Entry::Vacant(v) = tasks.entry(id) {
                             let rev = s.revision;
-                            let t = tokio::spawn(run_sink(weak.clone(), s));
-                            tasks.insert(id, (rev, t));
+                            v.insert((rev, tokio::spawn(run_sink(weak.clone(), s))));
                         }
                     }
                 }
