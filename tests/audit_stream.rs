@@ -673,10 +673,7 @@ async fn webhook_batches_are_signed_retried_and_carry_event_ids() {
     })
     .await
     .expect("the sink catches up");
-    assert!(
-        st["delivered"].as_u64().unwrap() >= last - first + 1,
-        "{st}"
-    );
+    assert!(st["delivered"].as_u64().unwrap() > last - first, "{st}");
     assert!(st["last_delivered_at"].is_string());
     // A receiver that checks the signature refuses a body that was changed.
     let forged = python_hmac("wrong-secret-0000", b"x");
@@ -879,7 +876,7 @@ async fn datadog_gets_gzipped_json_arrays_within_its_limits() {
         let g = got.lock().unwrap().clone();
         let ids: Vec<u64> = g
             .iter()
-            .flat_map(|g| decode(g))
+            .flat_map(&decode)
             .map(|e| {
                 serde_json::from_str::<Value>(e["message"].as_str().unwrap()).unwrap()["id"]
                     .as_u64()
