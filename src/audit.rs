@@ -1299,7 +1299,7 @@ mod tests {
             .and_then(|t| t.split("<!-- categories:end -->").next())
             .unwrap();
         let mut listed = std::collections::BTreeSet::new();
-        for line in table.lines().skip(2).filter(|l| l.starts_with('|')) {
+        for line in table.lines().filter(|l| l.starts_with('|')).skip(2) {
             let cells: Vec<&str> = line.split('|').map(str::trim).collect();
             let cat = Category::parse(cells[1].trim_matches('`')).unwrap();
             for a in cells[2].split('`').skip(1).step_by(2) {
