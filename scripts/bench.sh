@@ -6,6 +6,7 @@
 # the test venv with pysaml2, which scripts/test.sh creates), `scripts/bench.sh
 # vault` only the encryption service's figures (issue 14), `scripts/bench.sh
 # kv` only the KV v2 figures (issue 14; GATEHOUSE_BIN picks another binary).
+# sinks` only sign-ins with three audit sinks vs none (issue 15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for t in wrk oathtool; do
@@ -21,6 +22,13 @@ if [ "${1:-}" = "vault" ]; then
   [ -x "$bin" ] || scripts/static-build.sh >/dev/null
   cargo bench --bench raw --locked --no-run 2>/dev/null
   exec python3 scripts/bench_vault.py "$bin" "$(ls -t target/release/deps/raw-* | grep -v '\.d$' | head -1)"
+fi
+if [ "${1:-}" = "sinks" ]; then
+  # Sign-ins with three audit sinks vs none (issue 15); the debug build will
+  # do for a ratio, the release build when it is there.
+  bin=target/x86_64-unknown-linux-gnu/release/gatehouse
+  [ -x "$bin" ] || { cargo build --locked --quiet; bin=target/debug/gatehouse; }
+  exec python3 scripts/bench_sinks.py "$bin"
 fi
 if [ "${1:-}" = "saml" ]; then
   cargo bench --bench raw --locked --no-run 2>/dev/null

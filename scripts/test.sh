@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh Debian machine: installs what the tests
 # need if missing (Chromium, fonts, Node.js and playwright-core for the browser
 # test, openssl and curl for the TLS test, oathtool as the authenticator app,
-# nginx in front of /auth/verify,
+# nginx in front of /auth/verify, rsyslog with its GnuTLS driver as the
+# syslog receiver of the audit sinks (UDP, TCP, TLS),
 # a Python venv with aiosmtpd as the SMTP server, pysaml2 (signing with
 # Debian's xmlsec1) as the SAML IdP and lxml (libxml2) as the reference C14N, node oidc-provider as the OpenID provider),
 # then runs formatting, lints, the layering check, every test, and the static
@@ -21,6 +22,8 @@ command -v curl >/dev/null || apt_need+=(curl)
 command -v oathtool >/dev/null || apt_need+=(oathtool)
 [ -x /usr/sbin/nginx ] || apt_need+=(nginx)
 [ -x /usr/bin/xmlsec1 ] || apt_need+=(xmlsec1)
+[ -x /usr/sbin/rsyslogd ] || apt_need+=(rsyslog)
+[ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so ] || apt_need+=(rsyslog-gnutls)
 if [ ${#apt_need[@]} -gt 0 ]; then
   echo "== installing: ${apt_need[*]}"
   $SUDO apt-get update -qq

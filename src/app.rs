@@ -91,6 +91,9 @@ impl Application {
         }
         let server = crate::web::server(svc.clone(), listener, tls)?;
         spawn_housekeeping(svc.clone());
+        // Audit streaming runs on its own thread: a sink never shares a
+        // runtime with requests (see `sinks::deliver`).
+        crate::sinks::deliver::start(&svc)?;
         tracing::info!(%addr, data = %svc.store.dir().display(), "gatehouse listening");
         println!("Gatehouse listening on {}", svc.public_url());
         Ok(Application {

@@ -1,8 +1,9 @@
 //! The audit log: append-only, hash-chained events written inside the same
 //! write transaction as the change they record, plus query and verification,
 //! and the buffer that group-commits refused checks (which change nothing, so
-//! need no transaction of their own). It does not stream events anywhere (a
-//! later SIEM feature will read from here).
+//! need no transaction of their own), and each action's category (one table,
+//! `CATEGORIES`). It does not deliver events anywhere: the SIEM sinks
+//! (`sinks`) read from here after the fact, through `events_after`.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
@@ -41,6 +42,129 @@ impl Outcome {
     }
 }
 
+/// The event classes compliance teams filter by (issue 15, point 1).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    Authentication,
+    Authorization,
+    DataAccess,
+    Configuration,
+    Security,
+}
+
+impl Category {
+    pub const ALL: [Category; 5] = [
+        Category::Authentication,
+        Category::Authorization,
+        Category::DataAccess,
+        Category::Configuration,
+        Category::Security,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Authentication => "authentication",
+            Category::Authorization => "authorization",
+            Category::DataAccess => "data_access",
+            Category::Configuration => "configuration",
+            Category::Security => "security",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Category> {
+        Category::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// Every action Gatehouse writes, with its category: the one table the API,
+/// the console, the filters and the sinks use (the README lists the same
+/// names; a unit test keeps the two equal). An entry ending in `.` covers
+/// every action with that prefix that has no exact entry of its own.
+pub const CATEGORIES: &[(&str, Category)] = &[
+    ("auth.login", Category::Authentication),
+    ("auth.logout", Category::Authentication),
+    ("auth.mfa", Category::Authentication),
+    ("auth.password", Category::Authentication),
+    ("auth.confirm", Category::Authentication),
+    ("auth.reauth", Category::Authentication),
+    ("auth.refresh", Category::Authentication),
+    ("auth.refresh_reuse", Category::Security),
+    ("auth.lockout", Category::Security),
+    ("session.end", Category::Authentication),
+    ("session.end_all", Category::Authentication),
+    ("session.end_others", Category::Authentication),
+    ("sso.login", Category::Authentication),
+    ("sso.test", Category::Authentication),
+    ("client.authenticate", Category::Authentication),
+    ("mfa.code_sent", Category::Authentication),
+    ("mfa.recovery_code_used", Category::Authentication),
+    ("setup.link_issued", Category::Authentication),
+    ("recover.link_issued", Category::Authentication),
+    ("user.password_recovered", Category::Authentication),
+    ("access.denied", Category::Authorization),
+    ("role.create", Category::Authorization),
+    ("role.update", Category::Authorization),
+    ("role.delete", Category::Authorization),
+    ("group.create", Category::Authorization),
+    ("group.update", Category::Authorization),
+    ("group.delete", Category::Authorization),
+    ("member.add", Category::Authorization),
+    ("member.update", Category::Authorization),
+    ("member.remove", Category::Authorization),
+    ("sso.link", Category::Authorization),
+    ("sso.unlink", Category::Authorization),
+    ("service_account.ip_not_allowed", Category::Authorization),
+    ("backup.create", Category::DataAccess),
+    ("config.change", Category::Configuration),
+    ("settings.security_change", Category::Configuration),
+    ("sso.connection_create", Category::Configuration),
+    ("sso.connection_update", Category::Configuration),
+    ("sso.connection_delete", Category::Configuration),
+    ("sso.settings_change", Category::Configuration),
+    ("sso.enforcement_change", Category::Configuration),
+    ("workspace.create", Category::Configuration),
+    ("workspace.rename", Category::Configuration),
+    ("workspace.delete", Category::Configuration),
+    ("workspace.session_limits", Category::Configuration),
+    ("setup.owner_created", Category::Configuration),
+    ("user.create", Category::Configuration),
+    ("user.update", Category::Configuration),
+    ("user.delete", Category::Configuration),
+    ("user.disable", Category::Configuration),
+    ("user.enable", Category::Configuration),
+    ("user.unlock", Category::Configuration),
+    ("user.email_change", Category::Configuration),
+    ("audit_sink.create", Category::Configuration),
+    ("audit_sink.update", Category::Configuration),
+    ("audit_sink.delete", Category::Configuration),
+    ("audit_sink.test", Category::Configuration),
+    ("user.password_change", Category::Security),
+    ("user.password_reset", Category::Security),
+    ("mfa.", Category::Security),
+    ("api_app.", Category::Security),
+    ("api_key.", Category::Security),
+    ("service_account.", Category::Security),
+    ("widget_key.", Category::Security),
+    ("keys.", Category::Security),
+    ("signing_key.rotate", Category::Security),
+    ("token.revoke", Category::Security),
+];
+
+/// The category of `action` (see `CATEGORIES`). An action the table does not
+/// know is `security`: an unclassified event is shown where it is looked at most.
+pub fn category_of(action: &str) -> Category {
+    if let Some((_, c)) = CATEGORIES.iter().find(|(a, _)| *a == action) {
+        return *c;
+    }
+    CATEGORIES
+        .iter()
+        .filter(|(a, _)| a.ends_with('.') && action.starts_with(a))
+        .map(|(a, c)| (a.len(), *c))
+        .max_by_key(|(n, _)| *n)
+        .map_or(Category::Security, |(_, c)| c)
+}
+
 /// A stored event. `hash` = SHA-256(prev_hash ‖ the event without `hash`).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
@@ -50,6 +174,11 @@ pub struct Event {
     pub actor: String,
     pub actor_id: Option<String>,
     pub action: String,
+    /// Derived from `action` (`CATEGORIES`) whenever the event is read;
+    /// never stored, so never part of a hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub category: Option<Category>,
     pub target: Option<String>,
     #[schema(value_type = String)]
     pub outcome: Outcome,
@@ -184,6 +313,7 @@ fn append(
         actor: ev.actor,
         actor_id: ev.actor_id,
         action,
+        category: None,
         target: ev.target,
         outcome: ev.outcome,
         source_ip: src.ip.clone(),
@@ -424,6 +554,7 @@ impl Pending {
             actor: ev.actor,
             actor_id: ev.actor_id,
             action: ev.action.to_string(),
+            category: Some(category_of(ev.action)),
             target: ev.target,
             outcome: ev.outcome,
             source_ip: self.src.ip.clone(),
@@ -907,6 +1038,8 @@ pub struct Filter {
     pub action: Option<String>,
     /// success, failure or denied.
     pub outcome: Option<String>,
+    /// authentication, authorization, data_access, configuration or security.
+    pub category: Option<String>,
     /// Earliest time (RFC 3339, e.g. 2026-01-31T12:00:00Z).
     pub since: Option<String>,
     /// Latest time (RFC 3339).
@@ -936,6 +1069,14 @@ impl Filter {
             return Err(Error::invalid(
                 "outcome",
                 "must be success, failure or denied",
+            ));
+        }
+        if let Some(c) = self.category.as_deref().filter(|s| !s.is_empty())
+            && Category::parse(c).is_none()
+        {
+            return Err(Error::invalid(
+                "category",
+                "must be authentication, authorization, data_access, configuration or security",
             ));
         }
         Ok((since, until))
@@ -970,6 +1111,11 @@ impl Filter {
         {
             return false;
         }
+        if let Some(c) = self.category.as_deref().filter(|s| !s.is_empty())
+            && category_of(&e.action).as_str() != c
+        {
+            return false;
+        }
         since.is_none_or(|s| e.time >= s) && until.is_none_or(|u| e.time <= u)
     }
 }
@@ -998,10 +1144,38 @@ pub fn query(
             more = true;
             return ControlFlow::Break(());
         }
-        out.push(e);
+        out.push(shown(e));
         ControlFlow::Continue(())
     })?;
     Ok((out, more))
+}
+
+/// A stored event as readers see it: with its category.
+fn shown(mut e: Event) -> Event {
+    e.category = Some(category_of(&e.action));
+    e
+}
+
+/// The id of the newest committed event (0 for an empty log).
+pub fn last_id(r: &impl Reader) -> Result<u64> {
+    let head: Head = r.get(Table::Meta, HEAD_KEY)?.unwrap_or_default();
+    Ok(head.seq)
+}
+
+/// Up to `limit` committed events after `after`, oldest first, with their
+/// categories: what a sink delivers next from its cursor. Ids are dense, so
+/// this reads exactly the events asked for, however long the log.
+pub fn events_after(r: &impl Reader, after: u64, limit: usize) -> Result<Vec<Event>> {
+    let last = last_id(r)?;
+    let mut out = Vec::new();
+    let mut id = after;
+    while out.len() < limit && id < last {
+        id += 1;
+        if let Some(e) = r.get::<Event>(Table::Audit, &id.to_be_bytes())? {
+            out.push(shown(e));
+        }
+    }
+    Ok(out)
 }
 
 /// How far back past `since` a count keeps reading: events are appended in
@@ -1145,6 +1319,36 @@ mod tests {
 
     fn verdict(store: &Store) -> Result<u64, String> {
         verify(&store.read().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn actions_have_their_category_and_the_readme_lists_the_same_table() {
+        assert_eq!(category_of("auth.login"), Category::Authentication);
+        assert_eq!(category_of("auth.refresh_reuse"), Category::Security);
+        assert_eq!(category_of("mfa.totp_enrolled"), Category::Security);
+        assert_eq!(category_of("mfa.code_sent"), Category::Authentication);
+        assert_eq!(category_of("role.update"), Category::Authorization);
+        assert_eq!(category_of("backup.create"), Category::DataAccess);
+        assert_eq!(category_of("no.such_action"), Category::Security);
+        let readme = include_str!("../README.md");
+        let table = readme
+            .split("<!-- categories:begin -->")
+            .nth(1)
+            .and_then(|t| t.split("<!-- categories:end -->").next())
+            .unwrap();
+        let mut listed = std::collections::BTreeSet::new();
+        for line in table.lines().filter(|l| l.starts_with('|')).skip(2) {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let cat = Category::parse(cells[1].trim_matches('`')).unwrap();
+            for a in cells[2].split('`').skip(1).step_by(2) {
+                listed.insert((a.replace(".*", "."), cat.as_str()));
+            }
+        }
+        let table: std::collections::BTreeSet<(String, &str)> = CATEGORIES
+            .iter()
+            .map(|(a, c)| (a.to_string(), c.as_str()))
+            .collect();
+        assert_eq!(listed, table);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Gatehouse: sign-in, access control, encryption at rest and a tamper-evident
 //! audit log in one binary. Layers, top to bottom: `cli`/`app` → `web` →
-//! domain modules (`users`, `identity`, `authn`, `access`, `tokens`, `keys`, `audit`, `sso`,
-//! `vault`, `ops`) → `principal` (the user vocabulary) → `store` → `crypto`; `config`,
+//! domain modules (`users`, `identity`, `authn`, `access`, `tokens`, `keys`, `audit`, `sinks`,
+//! `sso`, `vault`, `ops`) → `principal` (the user vocabulary) → `store` → `crypto`; `config`,
 //! `clock`, `error` are leaves. `service` holds each domain module's state as
 //! one field per module; no import cycle between domain modules
 //! (`scripts/check-layers.sh`).
@@ -29,6 +29,7 @@ pub(crate) mod principal;
 pub(crate) mod ratelimit;
 pub(crate) mod rollout;
 pub mod service;
+pub(crate) mod sinks;
 pub mod sso;
 pub mod store;
 pub(crate) mod telemetry;

@@ -9,6 +9,7 @@ mod access;
 mod access_sec;
 mod api;
 mod attacks;
+mod audit_stream;
 mod authn_sec;
 mod c14n_sec;
 mod cli;

@@ -87,6 +87,8 @@ tables! {
     KvData => "kv_data",
     /// KV v2: a workspace's engine config.
     KvConfig => "kv_config",
+    AuditSinks => "audit_sinks",
+    AuditSinkState => "audit_sink_state",
 }
 
 impl Table {
@@ -793,7 +795,7 @@ mod tests {
             assert_eq!(t.index(), i);
             assert!(names.insert(t.name()), "{} listed twice", t.name());
         }
-        assert_eq!(names.len(), 36);
+        assert_eq!(names.len(), 38);
     }
 
     #[test]

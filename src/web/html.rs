@@ -810,6 +810,8 @@ pub struct EventRow {
     pub actor: String,
     pub actor_id: String,
     pub action: String,
+    /// The action's category (`audit::CATEGORIES`).
+    pub category: &'static str,
     /// The target's name where one is known, else its id; the id on hover.
     pub target: String,
     pub target_id: String,
@@ -857,6 +859,7 @@ impl EventRow {
             },
             actor_id,
             action: e.action.clone(),
+            category: crate::audit::category_of(&e.action).as_str(),
             target: names
                 .get(&target_id)
                 .cloned()

@@ -562,12 +562,14 @@ pub fn service_account_as_caller(svc: &Service, id: &str) -> Result<Option<Princ
         .get(id)
         .filter(|sa| !sa.disabled)
         .map(|sa| {
+            let scopes = sa.scopes();
             Principal::Client(Arc::new(Client {
                 kind: ClientKind::ServiceAccount,
                 id: sa.id.clone(),
                 name: sa.name.clone(),
                 workspace: sa.workspace.clone(),
-                scopes: sa.scope_set(),
+                scopes: scopes.whole,
+                narrowed: scopes.narrowed,
                 app: None,
                 bot: None,
                 origins: Vec::new(),

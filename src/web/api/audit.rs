@@ -16,6 +16,8 @@ pub struct AuditQuery {
     pub actor: Option<String>,
     pub action: Option<String>,
     pub outcome: Option<String>,
+    /// authentication, authorization, data_access, configuration or security.
+    pub category: Option<String>,
     pub since: Option<String>,
     pub until: Option<String>,
     /// A workspace id: its events only (what workspace admins may read).
@@ -32,7 +34,7 @@ pub struct AuditPage {
     pub more: bool,
 }
 
-/// Audit events, newest first, filtered by actor, action, outcome and time.
+/// Audit events, newest first, filtered by actor, action, outcome, category and time.
 #[utoipa::path(get, path = "/api/v1/audit", params(audit::Filter, ("page" = Option<usize>, Query), ("per_page" = Option<usize>, Query)),
     responses((status = 200, body = AuditPage)))]
 pub(super) async fn audit_log(
@@ -46,6 +48,7 @@ pub(super) async fn audit_log(
         actor: q.actor,
         action: q.action,
         outcome: q.outcome,
+        category: q.category,
         since: q.since,
         until: q.until,
         workspace: q.workspace,

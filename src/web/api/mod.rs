@@ -30,6 +30,7 @@ mod openapi;
 mod roles;
 mod service_accounts;
 mod settings;
+mod sinks;
 mod sso;
 mod users;
 mod widget_keys;
@@ -99,6 +100,12 @@ route_table! {
     post "/users/{id}/password" => users::reset_password,
     post "/users/{id}/unlock" => users::unlock_user,
     get "/audit" => audit::audit_log,
+    get "/audit/sinks" => sinks::list_sinks,
+    post "/audit/sinks" => sinks::create_sink,
+    get "/audit/sinks/{id}" => sinks::get_sink,
+    put "/audit/sinks/{id}" => sinks::update_sink,
+    delete "/audit/sinks/{id}" => sinks::delete_sink,
+    post "/audit/sinks/{id}/test" => sinks::test_sink,
     get "/keys" => keys::key_status,
     post "/keys/rotate" => keys::rotate_keys,
     get "/permissions" => authorize::permissions,
@@ -195,6 +202,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         users::PasswordRequest,
         audit::AuditPage,
         crate::audit::Event,
+        crate::audit::Category,
+        sinks::SinkDto,
+        sinks::HecDto,
+        sinks::DatadogDto,
+        sinks::WebhookDto,
+        crate::sinks::SinkInput,
+        crate::sinks::Kind,
+        crate::sinks::Transport,
+        crate::sinks::SyslogConfig,
+        crate::sinks::HecInput,
+        crate::sinks::DatadogInput,
+        crate::sinks::WebhookInput,
+        crate::sinks::TestResult,
         keys::KeyDto,
         keys::RotateResponse,
         Role,

@@ -21,6 +21,7 @@ pub(super) struct AuditPageT {
     actor: String,
     action: String,
     outcome: String,
+    category: String,
     since: String,
     until: String,
     page: usize,
@@ -43,6 +44,7 @@ pub(super) struct AuditQuery {
     actor: Option<String>,
     action: Option<String>,
     outcome: Option<String>,
+    category: Option<String>,
     since: Option<String>,
     until: Option<String>,
     page: Option<usize>,
@@ -59,6 +61,7 @@ pub(super) async fn audit_page(
         actor: q.actor.clone(),
         action: q.action.clone(),
         outcome: q.outcome.clone(),
+        category: q.category.clone(),
         since: q.since.clone(),
         until: q.until.clone(),
         workspace: None,
@@ -75,10 +78,11 @@ pub(super) async fn audit_page(
         };
     let s = |o: &Option<String>| o.clone().unwrap_or_default();
     let query = format!(
-        "actor={}&action={}&outcome={}&since={}&until={}",
+        "actor={}&action={}&outcome={}&category={}&since={}&until={}",
         enc(&s(&q.actor)),
         enc(&s(&q.action)),
         enc(&s(&q.outcome)),
+        enc(&s(&q.category)),
         enc(&s(&q.since)),
         enc(&s(&q.until))
     );
@@ -104,6 +108,7 @@ pub(super) async fn audit_page(
         actor: s(&q.actor),
         action: s(&q.action),
         outcome: s(&q.outcome),
+        category: s(&q.category),
         since: s(&q.since),
         until: s(&q.until),
         page,

@@ -13,6 +13,7 @@ mod reauth;
 mod secrets;
 mod settings;
 mod sso;
+mod streaming;
 mod users;
 mod workspace_view;
 mod workspaces;
@@ -103,6 +104,26 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/reauth", web::get().to(reauth::reauth_page))
         .route("/admin/reauth", web::post().to(reauth::reauth_post))
         .route("/admin/reauth/send", web::post().to(reauth::reauth_send))
+        .route(
+            "/admin/settings/audit/streaming",
+            web::get().to(streaming::streaming_page),
+        )
+        .route(
+            "/admin/settings/audit/streaming",
+            web::post().to(streaming::streaming_create),
+        )
+        .route(
+            "/admin/settings/audit/streaming/{id}",
+            web::post().to(streaming::streaming_update),
+        )
+        .route(
+            "/admin/settings/audit/streaming/{id}/delete",
+            web::post().to(streaming::streaming_delete),
+        )
+        .route(
+            "/admin/settings/audit/streaming/{id}/test",
+            web::post().to(streaming::streaming_test),
+        )
         .route(
             "/admin/settings/security",
             web::get().to(settings::settings_page),
