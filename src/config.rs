@@ -318,6 +318,9 @@ pub struct PasswordSettings {
     pub min_length: usize,
     /// Concurrent Argon2 computations; 0 means one per CPU core.
     pub hash_concurrency: usize,
+    /// An Argon2 thread idle this long frees its working memory
+    /// (`argon2_memory_kib`); 0 keeps it for the process's life.
+    pub release_memory_after_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -383,6 +386,7 @@ impl Default for PasswordSettings {
             argon2_parallelism: 1,
             min_length: 12,
             hash_concurrency: 0,
+            release_memory_after_secs: 60,
         }
     }
 }
@@ -445,6 +449,10 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     (
         "GATEHOUSE_PASSWORD_HASH_CONCURRENCY",
         "password.hash_concurrency",
+    ),
+    (
+        "GATEHOUSE_PASSWORD_RELEASE_MEMORY_AFTER_SECS",
+        "password.release_memory_after_secs",
     ),
     (
         "GATEHOUSE_SESSION_IDLE_TIMEOUT_SECS",

@@ -1,7 +1,9 @@
-//! The request log of the real executable, written to a file (not a
-//! terminal): one line per request with what an operator needs, no colour
-//! codes, nothing secret from the query string or the headers, and the
-//! health and readiness probes only when `log_probes` asks for them.
+//! The real executable as users run it (issue 18). Its request log, written
+//! to a file (not a terminal): one line per request with what an operator
+//! needs, no colour codes, nothing secret from the query string or the
+//! headers, and the health and readiness probes only when `log_probes` asks
+//! for them. And the Argon2 threads' working memory, given back once they
+//! have been idle for `password.release_memory_after_secs`.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -154,4 +156,69 @@ async fn probes_are_logged_when_configured_also_as_json() {
     );
     assert!(h.get("query").is_none(), "{h}");
     assert_eq!(of(&ready_id)["query"], "t=*");
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn argon2_working_memory_is_released_after_the_threads_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Logged::start(
+        &dir.path().join("data"),
+        &[
+            // The production cost (the suite's default is lighter), 2 threads.
+            ("GATEHOUSE_PASSWORD_ARGON2_MEMORY_KIB", "19456"),
+            ("GATEHOUSE_PASSWORD_ARGON2_ITERATIONS", "2"),
+            ("GATEHOUSE_PASSWORD_HASH_CONCURRENCY", "2"),
+            ("GATEHOUSE_PASSWORD_RELEASE_MEMORY_AFTER_SECS", "1"),
+        ],
+    );
+    let pid = s.child.id();
+    let idle = rss_kib(pid);
+    // A burst of sign-ins (unknown accounts cost the same Argon2 check),
+    // four at once for the two threads.
+    let login = |_| {
+        let url = format!("{}/api/v1/auth/login", s.base);
+        async move {
+            let r = crate::common::plain()
+                .post(url)
+                .json(&serde_json::json!({"email": "nobody@example.com", "password": "wrong-password-000"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 401);
+        }
+    };
+    for _ in 0..2 {
+        futures_join(login).await;
+    }
+    let burst = rss_kib(pid);
+    assert!(
+        burst > idle + 30 * 1024,
+        "two threads' 19 MiB each should show: idle {idle} KiB, after the burst {burst} KiB"
+    );
+    // Released once both threads waited a second (each in turn), and it
+    // stays so while nothing happens.
+    let start = Instant::now();
+    let mut now = burst;
+    while now > idle + 8 * 1024 && start.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(200));
+        now = rss_kib(pid);
+    }
+    assert!(
+        now <= idle + 8 * 1024,
+        "idle {idle} KiB, after the burst {burst} KiB, later {now} KiB"
+    );
+    // The next sign-in allocates again and works.
+    futures_join(login).await;
+}
+
+/// Runs four `f(i)` at once.
+async fn futures_join<F: std::future::Future<Output = ()>>(f: impl Fn(usize) -> F) {
+    let (a, b, c, d) = (f(0), f(1), f(2), f(3));
+    tokio::join!(a, b, c, d);
 }
