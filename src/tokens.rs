@@ -535,7 +535,7 @@ impl Signer {
         msg.push_str(&key.header);
         msg.push_str(&crypto::b64url(&serde_json::to_vec(claims)?));
         let rng = aws_lc_rs::rand::SystemRandom::new();
-        let failed = |_| Error::internal("token signing failed");
+        let failed = |_: aws_lc_rs::error::Unspecified| Error::internal("token signing failed");
         let sig = match &key.pair {
             Pair::Rsa(pair) => {
                 let mut sig = vec![0u8; pair.public_modulus_len()];
@@ -620,7 +620,7 @@ impl Signer {
 
 /// A new key of `alg` (RSA-2048, P-256 or Ed25519), stored as PKCS#8.
 fn new_key(alg: SigningAlg, now: Timestamp) -> Result<StoredKey> {
-    let failed = |_| Error::internal("signing key generation failed");
+    let failed = |_: aws_lc_rs::error::Unspecified| Error::internal("signing key generation failed");
     let (der, public): (Vec<u8>, Vec<u8>) = match alg {
         SigningAlg::RS256 => {
             let pair = KeyPair::generate(KeySize::Rsa2048).map_err(failed)?;

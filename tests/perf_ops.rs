@@ -181,7 +181,7 @@ async fn argon2_working_memory_is_released_after_the_threads_idle() {
     let idle = rss_kib(pid);
     // A burst of sign-ins (unknown accounts cost the same Argon2 check),
     // four at once for the two threads.
-    let login = |_| {
+    let login = |_: usize| {
         let url = format!("{}/api/v1/auth/login", s.base);
         async move {
             let r = crate::common::plain()

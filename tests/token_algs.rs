@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::access::{base64url, call, client_token, flip_last, service_account};
 use crate::common::*;
+use gatehouse::clock::Clock;
 
 fn header(token: &str) -> Value {
     serde_json::from_slice(&base64url(token.split('.').next().unwrap())).unwrap()

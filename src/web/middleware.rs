@@ -63,7 +63,7 @@ pub(crate) async fn request_middleware(
             %path,
             query = (!query.is_empty()).then_some(query.as_str()),
             status = res.status().as_u16(),
-            ms = %format_args!("{ms:.2}"),
+            ms = (ms * 100.0).round() / 100.0,
             %client,
             "http"
         );
@@ -72,15 +72,12 @@ pub(crate) async fn request_middleware(
 }
 
 /// The sign-in rate limit, then the handler.
-async fn handle(
+async fn handle<B: MessageBody + 'static>(
     req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
+    next: Next<B>,
     st: Option<web::Data<AppState>>,
     client: Option<limits::Client>,
-) -> std::result::Result<
-    ServiceResponse<actix_web::body::EitherBody<impl MessageBody, actix_web::body::BoxBody>>,
-    actix_web::Error,
-> {
+) -> std::result::Result<ServiceResponse<actix_web::body::EitherBody<B>>, actix_web::Error> {
     let limited = match (&st, client) {
         (Some(st), Some(client)) => {
             let key = client.rate_key();
@@ -133,7 +130,7 @@ enum Shown {
 impl std::fmt::Display for Shown {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Shown::Ip(ip) => ip.fmt(f),
+            Shown::Ip(ip) => std::fmt::Display::fmt(ip, f),
             Shown::Text(t) => f.write_str(t),
         }
     }
