@@ -246,7 +246,8 @@ fn load(k: &StoredKey) -> Result<LoadedKey> {
     let bad_key = |e: aws_lc_rs::error::KeyRejected| {
         Error::Integrity(Detail::caused(format!("signing key: {e}"), e))
     };
-    let jwt_err = |e: jsonwebtoken::errors::Error| Error::Internal(Detail::caused(e.to_string(), e));
+    let jwt_err =
+        |e: jsonwebtoken::errors::Error| Error::Internal(Detail::caused(e.to_string(), e));
     let (pair, mut jwk, decoding) = match k.alg {
         SigningAlg::RS256 => {
             let pair = KeyPair::from_pkcs8(&der).map_err(bad_key)?;
@@ -258,8 +259,8 @@ fn load(k: &StoredKey) -> Result<LoadedKey> {
             (Pair::Rsa(pair), jwk, decoding)
         }
         SigningAlg::ES256 => {
-            let pair =
-                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der).map_err(bad_key)?;
+            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+                .map_err(bad_key)?;
             // Uncompressed point: 0x04 || x || y.
             let point = pair.public_key().as_ref();
             if point.len() != 65 {
@@ -620,7 +621,8 @@ impl Signer {
 
 /// A new key of `alg` (RSA-2048, P-256 or Ed25519), stored as PKCS#8.
 fn new_key(alg: SigningAlg, now: Timestamp) -> Result<StoredKey> {
-    let failed = |_: aws_lc_rs::error::Unspecified| Error::internal("signing key generation failed");
+    let failed =
+        |_: aws_lc_rs::error::Unspecified| Error::internal("signing key generation failed");
     let (der, public): (Vec<u8>, Vec<u8>) = match alg {
         SigningAlg::RS256 => {
             let pair = KeyPair::generate(KeySize::Rsa2048).map_err(failed)?;
@@ -814,15 +816,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::Store::open(dir.path(), NOW).unwrap();
         let mut tx = store.write().unwrap();
-        let s = Signer::load_or_create(
-            &mut tx,
-            NOW,
-            ISS.into(),
-            AUD.into(),
-            900,
-            SigningAlg::RS256,
-        )
-        .unwrap();
+        let s =
+            Signer::load_or_create(&mut tx, NOW, ISS.into(), AUD.into(), 900, SigningAlg::RS256)
+                .unwrap();
         let old_kid = s.active_kid().to_string();
         let (old, _) = s.sign_client("sa_1", None, String::new(), NOW, 0).unwrap();
         let (s2, new_kid) = s.rotate(&mut tx, NOW + 10).unwrap();
@@ -857,7 +853,10 @@ mod tests {
             assert_eq!(s.service_key().1, alg);
             // User tokens stay RS256, with the RS256 key.
             let user = jsonwebtoken::decode_header(&user_token(&s)).unwrap();
-            assert_eq!((user.alg, user.kid.as_deref()), (Algorithm::RS256, Some(s.active_kid())));
+            assert_eq!(
+                (user.alg, user.kid.as_deref()),
+                (Algorithm::RS256, Some(s.active_kid()))
+            );
             let published: Vec<&str> = s.jwks()["keys"]
                 .as_array()
                 .unwrap()
@@ -899,13 +898,25 @@ mod tests {
             let user = user_token(&s);
             let cases = [
                 // The service key's token claiming RS256 (same key id).
-                with_header(&service, serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": skid})),
+                with_header(
+                    &service,
+                    serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": skid}),
+                ),
                 // A user's RS256 token claiming to be the other algorithm's.
-                with_header(&user, serde_json::json!({"alg": alg.name(), "typ": "JWT", "kid": rsa_kid})),
+                with_header(
+                    &user,
+                    serde_json::json!({"alg": alg.name(), "typ": "JWT", "kid": rsa_kid}),
+                ),
                 // A user's RS256 token sent to the other key, as RS256.
-                with_header(&user, serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": skid})),
+                with_header(
+                    &user,
+                    serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": skid}),
+                ),
                 // The service token naming the RSA key under its own algorithm.
-                with_header(&service, serde_json::json!({"alg": alg.name(), "typ": "JWT", "kid": rsa_kid})),
+                with_header(
+                    &service,
+                    serde_json::json!({"alg": alg.name(), "typ": "JWT", "kid": rsa_kid}),
+                ),
             ];
             for forged in cases {
                 assert_eq!(
@@ -917,15 +928,26 @@ mod tests {
             // The right header but the other algorithm's key id of the same
             // type is a bad signature (ES256 token under another ES256 key).
             let other = signer(&keys_with(alg), ISS, AUD);
-            let (foreign, _) = other.sign_client("sa_1", None, String::new(), NOW, 0).unwrap();
+            let (foreign, _) = other
+                .sign_client("sa_1", None, String::new(), NOW, 0)
+                .unwrap();
             let moved = with_header(
                 &foreign,
                 serde_json::json!({"alg": alg.name(), "typ": "JWT", "kid": skid}),
             );
-            assert_eq!(refused(s.verify(&moved, NOW)), "Invalid access token: bad signature.");
+            assert_eq!(
+                refused(s.verify(&moved, NOW)),
+                "Invalid access token: bad signature."
+            );
             // HMAC with the public key as the secret, on the service key.
-            let hs = with_header(&service, serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": skid}));
-            assert_eq!(refused(s.verify(&hs, NOW)), "Invalid access token: algorithm not allowed.");
+            let hs = with_header(
+                &service,
+                serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": skid}),
+            );
+            assert_eq!(
+                refused(s.verify(&hs, NOW)),
+                "Invalid access token: algorithm not allowed."
+            );
         }
     }
 
@@ -949,13 +971,17 @@ mod tests {
         assert_eq!(ed.active_kid(), rs.active_kid());
         // The same configuration again changes nothing.
         assert_eq!(open(SigningAlg::EdDSA, NOW + 2).service_key().0, ed_kid);
-        let (ed_token, _) = ed.sign_client("sa_1", None, String::new(), NOW + 2, 0).unwrap();
+        let (ed_token, _) = ed
+            .sign_client("sa_1", None, String::new(), NOW + 2, 0)
+            .unwrap();
         // To ES256: a new key; the Ed25519 key still verifies its tokens.
         let es = open(SigningAlg::ES256, NOW + 3);
         assert_eq!(es.service_key().1, SigningAlg::ES256);
         assert!(es.verify(&ed_token, NOW + 4).is_ok());
         assert_eq!(es.jwks()["keys"].as_array().map(Vec::len), Some(3));
-        let (es_token, _) = es.sign_client("sa_1", None, String::new(), NOW + 4, 0).unwrap();
+        let (es_token, _) = es
+            .sign_client("sa_1", None, String::new(), NOW + 4, 0)
+            .unwrap();
         // Rotation: a new RS256 and a new ES256 key; all old ones verify.
         let mut tx = store.write().unwrap();
         let (r, new_kid) = es.rotate(&mut tx, NOW + 10).unwrap();
@@ -973,9 +999,16 @@ mod tests {
         // Back to RS256: no service key; the ES256 one stays until it retires.
         let back = open(SigningAlg::RS256, NOW + 12);
         assert_eq!(back.service_key(), (back.active_kid(), SigningAlg::RS256));
-        let (t, _) = back.sign_client("sa_1", None, String::new(), NOW + 12, 0).unwrap();
-        assert_eq!(jsonwebtoken::decode_header(&t).unwrap().alg, Algorithm::RS256);
-        let (r_es, _) = r.sign_client("sa_1", None, String::new(), NOW + 12, 0).unwrap();
+        let (t, _) = back
+            .sign_client("sa_1", None, String::new(), NOW + 12, 0)
+            .unwrap();
+        assert_eq!(
+            jsonwebtoken::decode_header(&t).unwrap().alg,
+            Algorithm::RS256
+        );
+        let (r_es, _) = r
+            .sign_client("sa_1", None, String::new(), NOW + 12, 0)
+            .unwrap();
         assert!(back.verify(&r_es, NOW + 13).is_ok());
         // A rotation past every retirement keeps only the new RS256 key
         // and the one it replaced.

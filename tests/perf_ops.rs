@@ -131,7 +131,10 @@ async fn probes_are_logged_when_configured_also_as_json() {
     let (_, id) = s.get("/healthz", None).await;
     let (_, ready_id) = s.get(&format!("/readyz?t={QUERY_SECRET}"), None).await;
     let log = s.log_with(&ready_id);
-    assert!(!log.contains('\u{1b}') && !log.contains(QUERY_SECRET), "{log}");
+    assert!(
+        !log.contains('\u{1b}') && !log.contains(QUERY_SECRET),
+        "{log}"
+    );
     let lines: Vec<Value> = log
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))

@@ -99,7 +99,10 @@ async fn service_tokens_use_the_configured_algorithm_and_only_their_keys() {
         assert_eq!(keys.len(), 2, "{keys:?}");
         let key = keys.iter().find(|k| k["kid"] == h["kid"]).unwrap();
         assert_eq!((&key["alg"], &key["kty"]), (&json!(alg), &json!(kty)));
-        assert!(keys.iter().any(|k| k["alg"] == "RS256" && k["kid"] == header(&owner)["kid"]));
+        assert!(
+            keys.iter()
+                .any(|k| k["alg"] == "RS256" && k["kid"] == header(&owner)["kid"])
+        );
         assert!(key.get("d").is_none(), "no private part published");
 
         // Our checks and a real verifier accept it.
@@ -123,11 +126,23 @@ async fn service_tokens_use_the_configured_algorithm_and_only_their_keys() {
         // key (either way round), a flipped signature, HMAC with the key.
         let rsa_kid = header(&owner)["kid"].clone();
         let forged = [
-            with_header(&token, json!({"alg": "RS256", "typ": "JWT", "kid": h["kid"]})),
+            with_header(
+                &token,
+                json!({"alg": "RS256", "typ": "JWT", "kid": h["kid"]}),
+            ),
             with_header(&owner, json!({"alg": alg, "typ": "JWT", "kid": rsa_kid})),
-            with_header(&owner, json!({"alg": "RS256", "typ": "JWT", "kid": h["kid"]})),
-            with_header(&token, json!({"alg": "HS256", "typ": "JWT", "kid": h["kid"]})),
-            with_header(&token, json!({"alg": "none", "typ": "JWT", "kid": h["kid"]})),
+            with_header(
+                &owner,
+                json!({"alg": "RS256", "typ": "JWT", "kid": h["kid"]}),
+            ),
+            with_header(
+                &token,
+                json!({"alg": "HS256", "typ": "JWT", "kid": h["kid"]}),
+            ),
+            with_header(
+                &token,
+                json!({"alg": "none", "typ": "JWT", "kid": h["kid"]}),
+            ),
             flip_last(&token),
         ];
         for f in &forged {
@@ -137,7 +152,14 @@ async fn service_tokens_use_the_configured_algorithm_and_only_their_keys() {
         }
 
         // Rotation renews both keys; the old ones keep verifying.
-        let (s, v) = call(&app, Method::POST, "/api/v1/keys/signing/rotate", &owner, None).await;
+        let (s, v) = call(
+            &app,
+            Method::POST,
+            "/api/v1/keys/signing/rotate",
+            &owner,
+            None,
+        )
+        .await;
         assert_eq!(s, 200, "{v}");
         let keys = jwks(&app).await;
         assert_eq!(keys.len(), 4, "{keys:?}");
@@ -147,7 +169,11 @@ async fn service_tokens_use_the_configured_algorithm_and_only_their_keys() {
         assert_eq!(header(&fresh)["alg"], alg);
         assert_ne!(header(&fresh)["kid"], h["kid"]);
         assert_eq!(verify(&app, &fresh).await, 200);
-        assert_eq!(verify(&app, &token).await, 200, "the previous key verifies until it retires");
+        assert_eq!(
+            verify(&app, &token).await,
+            200,
+            "the previous key verifies until it retires"
+        );
         assert_eq!(jose(&app, &fresh).await["ok"], true);
     }
 }
