@@ -852,7 +852,7 @@ mod tests {
             assert_eq!(s.verify(&token, NOW).unwrap().sub, "sa_1");
             assert_eq!(s.service_key().1, alg);
             // User tokens stay RS256, with the RS256 key.
-            let user = jsonwebtoken::decode_header(&user_token(&s)).unwrap();
+            let user = jsonwebtoken::decode_header(user_token(&s)).unwrap();
             assert_eq!(
                 (user.alg, user.kid.as_deref()),
                 (Algorithm::RS256, Some(s.active_kid()))
