@@ -1,5 +1,5 @@
 //! Baselines for scripts/bench.sh: one raw Argon2id hash with the default
-//! parameters, and raw RS256 signing with a pre-parsed key; `raw saml`
+//! parameters, and raw RS256 (and ES256, Ed25519) signing with a pre-parsed key; `raw saml`
 //! times SAML response verification against raw RSA-2048 verification;
 //! `raw xmlbudget` the XML work budget (issue 11): the cost of the most
 //! expensive documents that pass the limits against a signed response;
@@ -116,12 +116,30 @@ fn main() {
         .unwrap();
     }
     let signs_per_sec = n as f64 / t.elapsed().as_secs_f64();
+    // The service-account algorithms, single thread, the same messages.
+    let es = aws_lc_rs::signature::EcdsaKeyPair::generate(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+    )
+    .unwrap();
+    let t = Instant::now();
+    for i in 0..n {
+        es.sign(&rng, format!("message {i}").as_bytes()).unwrap();
+    }
+    let es256_per_sec = n as f64 / t.elapsed().as_secs_f64();
+    let ed = aws_lc_rs::signature::Ed25519KeyPair::generate().unwrap();
+    let t = Instant::now();
+    for i in 0..n {
+        std::hint::black_box(ed.sign(format!("message {i}").as_bytes()));
+    }
+    let ed25519_per_sec = n as f64 / t.elapsed().as_secs_f64();
     println!(
-        "{{\"argon2_ms_median\": {:.3}, \"argon2_pool_verify_ms_median\": {:.3}, \"rs256_signs_per_sec\": {:.0}, \"rs256_signs_per_sec_2_threads\": {:.0}}}",
+        "{{\"argon2_ms_median\": {:.3}, \"argon2_pool_verify_ms_median\": {:.3}, \"rs256_signs_per_sec\": {:.0}, \"rs256_signs_per_sec_2_threads\": {:.0}, \"es256_signs_per_sec\": {:.0}, \"ed25519_signs_per_sec\": {:.0}}}",
         median(argon),
         median(pooled),
         signs_per_sec,
-        signs_per_sec_2
+        signs_per_sec_2,
+        es256_per_sec,
+        ed25519_per_sec
     );
 }
 

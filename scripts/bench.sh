@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Benchmarks (figures, not pass/fail): each result is a ratio against a
 # baseline measured in the same run. Needs wrk (installed if missing).
-# `scripts/bench.sh access` runs only the access-check figures (issue 5),
+# `scripts/bench.sh access` runs only the access-check figures (issue 5;
+# default configuration beside GATEHOUSE_LOG=warn, issue 18),
+# `scripts/bench.sh peer` Gatehouse beside node oidc-provider (tests/peers,
+# issue 18; needs its node_modules, which scripts/test.sh installs),
 # `scripts/bench.sh saml` only SAML verification vs raw RSA (issue 4; needs
 # the test venv with pysaml2, which scripts/test.sh creates), `scripts/bench.sh
 # vault` only the encryption service's figures (issue 14), `scripts/bench.sh
@@ -42,6 +45,9 @@ if [ "${1:-}" = "kv" ]; then
 fi
 baseline=$(cargo bench --bench raw --locked 2>/dev/null | tail -1)
 raw=$(ls -t target/release/deps/raw-* | grep -v '\.d$' | head -1)
+if [ "${1:-}" = "peer" ]; then
+  exec python3 scripts/bench_peer.py "$bin" "$raw"
+fi
 if [ "${1:-}" != "access" ]; then
   python3 scripts/bench.py "$bin" "$baseline" "$raw"
 fi

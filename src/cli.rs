@@ -119,7 +119,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             settings.danger_insecure_http |= danger_insecure_http;
             settings.validate()?;
-            crate::telemetry::init(&settings.log_format);
+            let _log = crate::telemetry::init(&settings.log_format);
             crate::app::run_blocking(async move {
                 let app = crate::app::Application::build(settings, Arc::new(SystemClock)).await?;
                 app.run().await

@@ -20,6 +20,9 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// `text` or `json`.
     pub log_format: String,
+    /// Log requests to the health and readiness probes (`/healthz`,
+    /// `/readyz`) like any other; off by default.
+    pub log_probes: bool,
     /// Serve plain HTTP on a non-loopback address. Only behind a TLS proxy.
     pub danger_insecure_http: bool,
     pub tls: TlsSettings,
@@ -315,6 +318,9 @@ pub struct PasswordSettings {
     pub min_length: usize,
     /// Concurrent Argon2 computations; 0 means one per CPU core.
     pub hash_concurrency: usize,
+    /// An Argon2 thread idle this long frees its working memory
+    /// (`argon2_memory_kib`); 0 keeps it for the process's life.
+    pub release_memory_after_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -332,6 +338,9 @@ pub struct TokenSettings {
     pub audience: String,
     /// Access-token signing keys rotate when the active one is this old (0: never).
     pub signing_key_rotation_days: u32,
+    /// The algorithm of client-credentials (service-account) tokens:
+    /// `RS256`, `ES256` or `EdDSA`. User tokens are always RS256.
+    pub service_account_algorithm: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -355,6 +364,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("./gatehouse-data"),
             public_url: None,
             log_format: "text".into(),
+            log_probes: false,
             danger_insecure_http: false,
             tls: TlsSettings::default(),
             password: PasswordSettings::default(),
@@ -379,6 +389,7 @@ impl Default for PasswordSettings {
             argon2_parallelism: 1,
             min_length: 12,
             hash_concurrency: 0,
+            release_memory_after_secs: 60,
         }
     }
 }
@@ -399,6 +410,7 @@ impl Default for TokenSettings {
             refresh_ttl_secs: 7 * 24 * 3600,
             audience: "gatehouse".into(),
             signing_key_rotation_days: 90,
+            service_account_algorithm: "RS256".into(),
         }
     }
 }
@@ -421,6 +433,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("GATEHOUSE_DATA", "data_dir"),
     ("GATEHOUSE_PUBLIC_URL", "public_url"),
     ("GATEHOUSE_LOG_FORMAT", "log_format"),
+    ("GATEHOUSE_LOG_PROBES", "log_probes"),
     ("GATEHOUSE_DANGER_INSECURE_HTTP", "danger_insecure_http"),
     ("GATEHOUSE_TLS_CERT_FILE", "tls.cert_file"),
     ("GATEHOUSE_TLS_KEY_FILE", "tls.key_file"),
@@ -442,6 +455,10 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
         "password.hash_concurrency",
     ),
     (
+        "GATEHOUSE_PASSWORD_RELEASE_MEMORY_AFTER_SECS",
+        "password.release_memory_after_secs",
+    ),
+    (
         "GATEHOUSE_SESSION_IDLE_TIMEOUT_SECS",
         "session.idle_timeout_secs",
     ),
@@ -458,6 +475,10 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     (
         "GATEHOUSE_TOKENS_SIGNING_KEY_ROTATION_DAYS",
         "tokens.signing_key_rotation_days",
+    ),
+    (
+        "GATEHOUSE_TOKENS_SERVICE_ACCOUNT_ALGORITHM",
+        "tokens.service_account_algorithm",
     ),
     ("GATEHOUSE_LIMITS_JSON_BODY_BYTES", "limits.json_body_bytes"),
     ("GATEHOUSE_LIMITS_FORM_BODY_BYTES", "limits.form_body_bytes"),
@@ -672,6 +693,15 @@ impl Settings {
         }
         if self.tokens.access_ttl_secs <= 0 || self.tokens.refresh_ttl_secs <= 0 {
             return Err(Error::invalid("tokens", "lifetimes must be positive"));
+        }
+        if !matches!(
+            self.tokens.service_account_algorithm.as_str(),
+            "RS256" | "ES256" | "EdDSA"
+        ) {
+            return Err(Error::invalid(
+                "tokens.service_account_algorithm",
+                "must be RS256, ES256 or EdDSA (written exactly so)",
+            ));
         }
         let l = &self.lockout;
         if l.max_failures > 100 {

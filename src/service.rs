@@ -78,6 +78,13 @@ impl Service {
             issuer,
             settings.tokens.audience.clone(),
             settings.tokens.access_ttl_secs,
+            crate::tokens::SigningAlg::from_name(&settings.tokens.service_account_algorithm)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "tokens.service_account_algorithm",
+                        "must be RS256, ES256 or EdDSA",
+                    )
+                })?,
         )?;
         let csrf_key = match tx.get::<String>(Table::Secrets, b"csrf_key")? {
             Some(k) => crypto::b64url_decode(&k)
@@ -141,7 +148,12 @@ impl Service {
             src,
             by.event("signing_key.rotate", crate::audit::Outcome::Success)
                 .target(kid.clone())
-                .details(serde_json::json!({"reason": reason, "previous": current.active_kid()})),
+                .details(serde_json::json!({
+                    "reason": reason,
+                    "previous": current.active_kid(),
+                    "service_account_key": next.service_key().0,
+                    "service_account_algorithm": next.service_key().1.name(),
+                })),
         )?;
         tx.commit()?;
         if let Ok(mut s) = self.signer.write() {

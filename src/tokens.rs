@@ -1,10 +1,14 @@
-//! Access tokens: RS256 JWTs signed with a key parsed once and kept in memory,
-//! verified against an explicit algorithm allow-list (RS256 only) and the
-//! published key ids. The key pair is stored sealed in the `secrets` table.
+//! Access tokens: JWTs signed with keys parsed once and kept in memory —
+//! RS256 for users, RS256, ES256 or EdDSA for service accounts
+//! (`tokens.service_account_algorithm`) — verified only with the algorithm
+//! of the key their `kid` names. The key pairs are stored sealed in the
+//! `secrets` table.
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
-use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RSA_PKCS1_SHA256,
+};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -124,9 +128,53 @@ pub fn end_user_tokens(
     tx.put(Table::TokensValidAfter, user.as_str().as_bytes(), &next)
 }
 
+/// A token-signing key's algorithm, fixed for the key's life: a token is
+/// verified only with the algorithm its key was made for. User tokens are
+/// always RS256; service-account tokens use
+/// `tokens.service_account_algorithm`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SigningAlg {
+    /// RSA-2048, PKCS#1 v1.5 with SHA-256.
+    #[default]
+    RS256,
+    /// ECDSA P-256 with SHA-256.
+    ES256,
+    /// Ed25519.
+    EdDSA,
+}
+
+impl SigningAlg {
+    pub const ALL: [SigningAlg; 3] = [SigningAlg::RS256, SigningAlg::ES256, SigningAlg::EdDSA];
+
+    /// The JOSE name (`alg`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SigningAlg::RS256 => "RS256",
+            SigningAlg::ES256 => "ES256",
+            SigningAlg::EdDSA => "EdDSA",
+        }
+    }
+
+    /// From the JOSE name, exactly as written.
+    pub fn from_name(s: &str) -> Option<SigningAlg> {
+        SigningAlg::ALL.into_iter().find(|a| a.name() == s)
+    }
+
+    fn jwt(self) -> Algorithm {
+        match self {
+            SigningAlg::RS256 => Algorithm::RS256,
+            SigningAlg::ES256 => Algorithm::ES256,
+            SigningAlg::EdDSA => Algorithm::EdDSA,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct StoredKey {
     kid: String,
+    /// Absent in keys stored before other algorithms existed: RS256.
+    #[serde(default)]
+    alg: SigningAlg,
     pkcs8: String,
     created_at: Timestamp,
     /// Set when a newer key took over: kept in the JWKS until then, so tokens
@@ -137,17 +185,32 @@ struct StoredKey {
 
 #[derive(Serialize, Deserialize, Default)]
 struct StoredKeys {
+    /// The RS256 key signing user tokens (and service-account tokens when
+    /// their algorithm is RS256).
     active: String,
+    /// The key signing service-account tokens when their algorithm is not
+    /// RS256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    service_active: Option<String>,
     keys: Vec<StoredKey>,
+}
+
+enum Pair {
+    Rsa(KeyPair),
+    Ec(EcdsaKeyPair),
+    Ed(Ed25519KeyPair),
 }
 
 struct LoadedKey {
     kid: String,
+    alg: SigningAlg,
     created_at: Timestamp,
     retire_at: Option<Timestamp>,
-    pair: KeyPair,
-    n: String,
-    e: String,
+    pair: Pair,
+    /// The JWS header of tokens it signs, base64url, followed by a dot.
+    header: String,
+    /// The public key as a JWK.
+    jwk: serde_json::Value,
     decoding: DecodingKey,
 }
 
@@ -163,11 +226,16 @@ pub struct SigningKeyInfo {
 
 pub struct Signer {
     keys: Vec<LoadedKey>,
+    /// The RS256 key signing user tokens.
     active: usize,
+    /// The key signing service-account tokens (`active` when RS256).
+    service: usize,
+    service_alg: SigningAlg,
     active_created_at: Timestamp,
     issuer: String,
     audience: String,
     ttl: i64,
+    jwks: serde_json::Value,
 }
 
 const SECRET_KEY: &[u8] = b"jwt_signing_keys";
@@ -175,42 +243,120 @@ const SECRET_KEY: &[u8] = b"jwt_signing_keys";
 fn load(k: &StoredKey) -> Result<LoadedKey> {
     let der = crypto::b64url_decode(&k.pkcs8)
         .ok_or_else(|| Error::Integrity("signing key encoding".into()))?;
-    let pair = KeyPair::from_pkcs8(&der)
-        .map_err(|e| Error::Integrity(Detail::caused(format!("signing key: {e}"), e)))?;
-    let public = pair.public_key();
-    let n = crypto::b64url(public.modulus().big_endian_without_leading_zero());
-    let e = crypto::b64url(public.exponent().big_endian_without_leading_zero());
-    let decoding = DecodingKey::from_rsa_components(&n, &e)
-        .map_err(|e| Error::Internal(Detail::caused(e.to_string(), e)))?;
+    let bad_key = |e: aws_lc_rs::error::KeyRejected| {
+        Error::Integrity(Detail::caused(format!("signing key: {e}"), e))
+    };
+    let jwt_err =
+        |e: jsonwebtoken::errors::Error| Error::Internal(Detail::caused(e.to_string(), e));
+    let (pair, mut jwk, decoding) = match k.alg {
+        SigningAlg::RS256 => {
+            let pair = KeyPair::from_pkcs8(&der).map_err(bad_key)?;
+            let public = pair.public_key();
+            let n = crypto::b64url(public.modulus().big_endian_without_leading_zero());
+            let e = crypto::b64url(public.exponent().big_endian_without_leading_zero());
+            let decoding = DecodingKey::from_rsa_components(&n, &e).map_err(jwt_err)?;
+            let jwk = serde_json::json!({"kty": "RSA", "n": n, "e": e});
+            (Pair::Rsa(pair), jwk, decoding)
+        }
+        SigningAlg::ES256 => {
+            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+                .map_err(bad_key)?;
+            // Uncompressed point: 0x04 || x || y.
+            let point = pair.public_key().as_ref();
+            if point.len() != 65 {
+                return Err(Error::Integrity("signing key: not a P-256 point".into()));
+            }
+            let (x, y) = (crypto::b64url(&point[1..33]), crypto::b64url(&point[33..]));
+            let decoding = DecodingKey::from_ec_components(&x, &y).map_err(jwt_err)?;
+            let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "x": x, "y": y});
+            (Pair::Ec(pair), jwk, decoding)
+        }
+        SigningAlg::EdDSA => {
+            let pair = Ed25519KeyPair::from_pkcs8(&der).map_err(bad_key)?;
+            let x = crypto::b64url(pair.public_key().as_ref());
+            let decoding = DecodingKey::from_ed_components(&x).map_err(jwt_err)?;
+            let jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x});
+            (Pair::Ed(pair), jwk, decoding)
+        }
+    };
+    jwk["use"] = "sig".into();
+    jwk["alg"] = k.alg.name().into();
+    jwk["kid"] = k.kid.as_str().into();
+    let header = serde_json::json!({"alg": k.alg.name(), "typ": "JWT", "kid": k.kid});
+    let mut header = crypto::b64url(&serde_json::to_vec(&header)?);
+    header.push('.');
     Ok(LoadedKey {
         kid: k.kid.clone(),
+        alg: k.alg,
         created_at: k.created_at,
         retire_at: k.retire_at,
         pair,
-        n,
-        e,
+        header,
+        jwk,
         decoding,
     })
 }
 
+/// Makes `stored` match the configured service-account algorithm: a key of
+/// that algorithm (made now when there is none), or none besides RS256. A
+/// service key no longer used stays published until its last token expires.
+/// Returns whether anything changed.
+fn reconcile(
+    stored: &mut StoredKeys,
+    service_alg: SigningAlg,
+    now: Timestamp,
+    ttl: i64,
+) -> Result<bool> {
+    let current = stored
+        .service_active
+        .as_ref()
+        .and_then(|kid| stored.keys.iter().find(|k| &k.kid == kid))
+        .map(|k| k.alg);
+    if current == Some(service_alg) || (current.is_none() && service_alg == SigningAlg::RS256) {
+        return Ok(false);
+    }
+    if let Some(kid) = stored.service_active.take()
+        && let Some(k) = stored.keys.iter_mut().find(|k| k.kid == kid)
+        && k.retire_at.is_none()
+    {
+        k.retire_at = Some(now + ttl);
+    }
+    if service_alg != SigningAlg::RS256 {
+        let k = new_key(service_alg, now)?;
+        stored.service_active = Some(k.kid.clone());
+        stored.keys.push(k);
+    }
+    Ok(true)
+}
+
 impl Signer {
-    /// Loads the signing keys, generating the first RSA-2048 key on first start.
+    /// Loads the signing keys, generating the first RSA-2048 key on first
+    /// start, and a key for `service_alg` when service-account tokens use
+    /// another algorithm and it has none yet.
     pub fn load_or_create(
         tx: &mut WriteTx<'_>,
         now: Timestamp,
         issuer: String,
         audience: String,
         ttl: i64,
+        service_alg: SigningAlg,
     ) -> Result<Signer> {
-        let stored = match tx.get::<StoredKeys>(Table::Secrets, SECRET_KEY)? {
-            Some(s) => s,
+        let (mut stored, mut changed) = match tx.get::<StoredKeys>(Table::Secrets, SECRET_KEY)? {
+            Some(s) => (s, false),
             None => {
-                let mut s = StoredKeys::default();
-                add_key(&mut s, now)?;
-                tx.put(Table::Secrets, SECRET_KEY, &s)?;
-                s
+                let k = new_key(SigningAlg::RS256, now)?;
+                let s = StoredKeys {
+                    active: k.kid.clone(),
+                    service_active: None,
+                    keys: vec![k],
+                };
+                (s, true)
             }
         };
+        changed |= reconcile(&mut stored, service_alg, now, ttl)?;
+        if changed {
+            tx.put(Table::Secrets, SECRET_KEY, &stored)?;
+        }
         Signer::from_stored(&stored, issuer, audience, ttl)
     }
 
@@ -223,21 +369,36 @@ impl Signer {
         let keys = stored.keys.iter().map(load).collect::<Result<Vec<_>>>()?;
         let active = keys
             .iter()
-            .position(|k| k.kid == stored.active)
+            .position(|k| k.kid == stored.active && k.alg == SigningAlg::RS256)
             .ok_or_else(|| Error::Integrity("no active signing key".into()))?;
+        let service = match &stored.service_active {
+            Some(kid) => keys
+                .iter()
+                .position(|k| &k.kid == kid)
+                .ok_or_else(|| Error::Integrity("no active service-account signing key".into()))?,
+            None => active,
+        };
+        let jwks = serde_json::json!({
+            "keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()
+        });
         Ok(Signer {
+            active_created_at: keys[active].created_at,
+            service_alg: keys[service].alg,
             keys,
             active,
-            active_created_at: stored.keys[active].created_at,
+            service,
             issuer,
             audience,
             ttl,
+            jwks,
         })
     }
 
-    /// Makes a new key the active one, keeps the previous one published until
-    /// its last token expires, and drops keys past that point. Returns the
-    /// new signer (the caller swaps it in after committing).
+    /// Makes new keys the active ones (RS256, and the service-account
+    /// algorithm's when it is another), keeps the previous ones published
+    /// until their last token expires, and drops keys past that point.
+    /// Returns the new signer (the caller swaps it in after committing) and
+    /// the new RS256 key's id.
     pub fn rotate(&self, tx: &mut WriteTx<'_>, now: Timestamp) -> Result<(Signer, String)> {
         let mut stored: StoredKeys = tx
             .get(Table::Secrets, SECRET_KEY)?
@@ -249,7 +410,16 @@ impl Signer {
             }
         }
         stored.keys.retain(|k| k.retire_at.is_none_or(|r| r > now));
-        let kid = add_key(&mut stored, now)?;
+        let rsa = new_key(SigningAlg::RS256, now)?;
+        let kid = rsa.kid.clone();
+        stored.active = kid.clone();
+        stored.keys.push(rsa);
+        stored.service_active = None;
+        if self.service_alg != SigningAlg::RS256 {
+            let k = new_key(self.service_alg, now)?;
+            stored.service_active = Some(k.kid.clone());
+            stored.keys.push(k);
+        }
         tx.put(Table::Secrets, SECRET_KEY, &stored)?;
         let s = Signer::from_stored(
             &stored,
@@ -273,18 +443,25 @@ impl Signer {
             .enumerate()
             .map(|(i, k)| SigningKeyInfo {
                 kid: k.kid.clone(),
-                algorithm: "RS256",
+                algorithm: k.alg.name(),
                 created_at: k.created_at,
                 retire_at: k.retire_at,
-                active: i == self.active,
+                active: i == self.active || i == self.service,
             })
             .collect();
         v.sort_by_key(|k| std::cmp::Reverse(k.created_at));
         v
     }
 
+    /// The key id signing user tokens (RS256).
     pub fn active_kid(&self) -> &str {
         &self.keys[self.active].kid
+    }
+
+    /// The key id signing service-account tokens, and its algorithm.
+    pub fn service_key(&self) -> (&str, SigningAlg) {
+        let k = &self.keys[self.service];
+        (&k.kid, k.alg)
     }
 
     pub fn ttl(&self) -> i64 {
@@ -292,7 +469,8 @@ impl Signer {
     }
 
     /// Signs a client-credentials token for a service account, carrying the
-    /// account's tokens-valid-after `epoch` (`ServiceAccount::tokens_epoch`).
+    /// account's tokens-valid-after `epoch` (`ServiceAccount::tokens_epoch`),
+    /// with the service-account key (`tokens.service_account_algorithm`).
     pub fn sign_client(
         &self,
         client_id: &str,
@@ -317,7 +495,7 @@ impl Signer {
             auth_time: now,
             tva: epoch,
         };
-        self.sign_claims(&claims)
+        self.sign_claims(&self.keys[self.service], &claims)
     }
 
     pub fn issuer(&self) -> &str {
@@ -350,31 +528,40 @@ impl Signer {
             auth_time,
             tva: epoch,
         };
-        self.sign_claims(&claims)
+        self.sign_claims(&self.keys[self.active], &claims)
     }
 
-    fn sign_claims(&self, claims: &Claims) -> Result<(String, Timestamp)> {
-        let key = &self.keys[self.active];
-        let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": key.kid});
-        let mut msg = crypto::b64url(&serde_json::to_vec(&header)?);
-        msg.push('.');
+    fn sign_claims(&self, key: &LoadedKey, claims: &Claims) -> Result<(String, Timestamp)> {
+        let mut msg = String::with_capacity(640);
+        msg.push_str(&key.header);
         msg.push_str(&crypto::b64url(&serde_json::to_vec(claims)?));
-        let mut sig = vec![0u8; key.pair.public_modulus_len()];
         let rng = aws_lc_rs::rand::SystemRandom::new();
-        key.pair
-            .sign(&RSA_PKCS1_SHA256, &rng, msg.as_bytes(), &mut sig)
-            .map_err(|_| Error::internal("RSA signing failed"))?;
+        let failed = |_: aws_lc_rs::error::Unspecified| Error::internal("token signing failed");
+        let sig = match &key.pair {
+            Pair::Rsa(pair) => {
+                let mut sig = vec![0u8; pair.public_modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, &rng, msg.as_bytes(), &mut sig)
+                    .map_err(failed)?;
+                sig
+            }
+            Pair::Ec(pair) => pair
+                .sign(&rng, msg.as_bytes())
+                .map_err(failed)?
+                .as_ref()
+                .to_vec(),
+            Pair::Ed(pair) => pair.sign(msg.as_bytes()).as_ref().to_vec(),
+        };
         msg.push('.');
         msg.push_str(&crypto::b64url(&sig));
         Ok((msg, claims.exp))
     }
 
-    /// Verifies signature (RS256 only, known `kid`), issuer, audience and expiry
-    /// against our clock.
+    /// Verifies signature (a known `kid`, with exactly that key's algorithm),
+    /// issuer, audience and expiry against our clock.
     pub fn verify(&self, token: &str, now: Timestamp) -> Result<Claims> {
         let bad = |why: &str| Error::Unauthenticated(format!("Invalid access token: {why}."));
         let header = jsonwebtoken::decode_header(token).map_err(|_| bad("malformed"))?;
-        if header.alg != Algorithm::RS256 {
+        if !SigningAlg::ALL.iter().any(|a| a.jwt() == header.alg) {
             return Err(bad("algorithm not allowed"));
         }
         let kid = header.kid.ok_or_else(|| bad("no key id"))?;
@@ -383,8 +570,14 @@ impl Signer {
             .iter()
             .find(|k| k.kid == kid)
             .ok_or_else(|| bad("unknown key id"))?;
-        let mut v = Validation::new(Algorithm::RS256);
-        v.algorithms = vec![Algorithm::RS256];
+        // A key verifies only the algorithm it was made for: an RS256 header
+        // naming an Ed25519 key (or the reverse) is refused before any check.
+        let alg = key.alg.jwt();
+        if header.alg != alg {
+            return Err(bad("algorithm not allowed"));
+        }
+        let mut v = Validation::new(alg);
+        v.algorithms = vec![alg];
         v.set_issuer(&[&self.issuer]);
         v.set_audience(&[&self.audience]);
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
@@ -410,37 +603,50 @@ impl Signer {
         Ok(data.claims)
     }
 
-    /// The public keys as a JWK Set.
-    pub fn jwks(&self) -> serde_json::Value {
-        let keys: Vec<_> = self
-            .keys
-            .iter()
-            .map(|k| serde_json::json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": k.kid, "n": k.n, "e": k.e}))
-            .collect();
-        serde_json::json!({ "keys": keys })
+    /// The public keys as a JWK Set: every key still published, each with
+    /// its `alg`.
+    pub fn jwks(&self) -> &serde_json::Value {
+        &self.jwks
     }
 
     /// The active public key as PKCS#1 DER (tests use it to forge HS256 tokens).
     pub fn public_key_der(&self) -> Vec<u8> {
-        self.keys[self.active].pair.public_key().as_ref().to_vec()
+        match &self.keys[self.active].pair {
+            Pair::Rsa(p) => p.public_key().as_ref().to_vec(),
+            Pair::Ec(p) => p.public_key().as_ref().to_vec(),
+            Pair::Ed(p) => p.public_key().as_ref().to_vec(),
+        }
     }
 }
 
-fn add_key(s: &mut StoredKeys, now: Timestamp) -> Result<String> {
-    let pair = KeyPair::generate(KeySize::Rsa2048)
-        .map_err(|_| Error::internal("RSA key generation failed"))?;
-    let der = pair
-        .as_der()
-        .map_err(|_| Error::internal("RSA key export failed"))?;
-    let kid = hex::encode(&crypto::sha256(pair.public_key().as_ref())[..8]);
-    s.active = kid.clone();
-    s.keys.push(StoredKey {
-        kid: kid.clone(),
-        pkcs8: crypto::b64url(der.as_ref()),
+/// A new key of `alg` (RSA-2048, P-256 or Ed25519), stored as PKCS#8.
+fn new_key(alg: SigningAlg, now: Timestamp) -> Result<StoredKey> {
+    let failed =
+        |_: aws_lc_rs::error::Unspecified| Error::internal("signing key generation failed");
+    let (der, public): (Vec<u8>, Vec<u8>) = match alg {
+        SigningAlg::RS256 => {
+            let pair = KeyPair::generate(KeySize::Rsa2048).map_err(failed)?;
+            let der = pair.as_der().map_err(failed)?;
+            (der.as_ref().to_vec(), pair.public_key().as_ref().to_vec())
+        }
+        SigningAlg::ES256 => {
+            let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).map_err(failed)?;
+            let der = pair.to_pkcs8v1().map_err(failed)?;
+            (der.as_ref().to_vec(), pair.public_key().as_ref().to_vec())
+        }
+        SigningAlg::EdDSA => {
+            let pair = Ed25519KeyPair::generate().map_err(failed)?;
+            let der = pair.to_pkcs8().map_err(failed)?;
+            (der.as_ref().to_vec(), pair.public_key().as_ref().to_vec())
+        }
+    };
+    Ok(StoredKey {
+        kid: hex::encode(&crypto::sha256(&public)[..8]),
+        alg,
+        pkcs8: crypto::b64url(&der),
         created_at: now,
         retire_at: None,
-    });
-    Ok(kid)
+    })
 }
 
 #[cfg(test)]
@@ -454,8 +660,18 @@ mod tests {
     fn keys(n: usize) -> StoredKeys {
         let mut s = StoredKeys::default();
         for _ in 0..n {
-            add_key(&mut s, NOW).unwrap();
+            let k = new_key(SigningAlg::RS256, NOW).unwrap();
+            s.active = k.kid.clone();
+            s.keys.push(k);
         }
+        s
+    }
+
+    /// One RS256 key for users and one `alg` key for service accounts.
+    fn keys_with(alg: SigningAlg) -> StoredKeys {
+        let mut s = keys(1);
+        let changed = reconcile(&mut s, alg, NOW, 900).unwrap();
+        assert_eq!(changed, alg != SigningAlg::RS256);
         s
     }
 
@@ -580,8 +796,10 @@ mod tests {
         // A signer holding only key a does not know key b.
         let only_a = StoredKeys {
             active: a.clone(),
+            service_active: None,
             keys: vec![StoredKey {
                 kid: a,
+                alg: SigningAlg::RS256,
                 pkcs8: k.keys[0].pkcs8.clone(),
                 created_at: NOW,
                 retire_at: None,
@@ -598,7 +816,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::Store::open(dir.path(), NOW).unwrap();
         let mut tx = store.write().unwrap();
-        let s = Signer::load_or_create(&mut tx, NOW, ISS.into(), AUD.into(), 900).unwrap();
+        let s =
+            Signer::load_or_create(&mut tx, NOW, ISS.into(), AUD.into(), 900, SigningAlg::RS256)
+                .unwrap();
         let old_kid = s.active_kid().to_string();
         let (old, _) = s.sign_client("sa_1", None, String::new(), NOW, 0).unwrap();
         let (s2, new_kid) = s.rotate(&mut tx, NOW + 10).unwrap();
@@ -617,5 +837,185 @@ mod tests {
         tx.commit().unwrap();
         assert_eq!(s3.jwks()["keys"].as_array().map(Vec::len), Some(2));
         assert!(!s3.jwks().to_string().contains(&old_kid));
+    }
+
+    /// Each algorithm signs and verifies; a token is checked only with the
+    /// algorithm of the key its `kid` names.
+    #[test]
+    fn each_service_algorithm_signs_and_keys_keep_their_algorithm() {
+        for alg in SigningAlg::ALL {
+            let k = keys_with(alg);
+            let s = signer(&k, ISS, AUD);
+            let (token, _) = s.sign_client("sa_1", None, String::new(), NOW, 0).unwrap();
+            let header = jsonwebtoken::decode_header(&token).unwrap();
+            assert_eq!(header.alg, alg.jwt());
+            assert_eq!(s.verify(&token, NOW).unwrap().sub, "sa_1");
+            assert_eq!(s.service_key().1, alg);
+            // User tokens stay RS256, with the RS256 key.
+            let user = jsonwebtoken::decode_header(user_token(&s)).unwrap();
+            assert_eq!(
+                (user.alg, user.kid.as_deref()),
+                (Algorithm::RS256, Some(s.active_kid()))
+            );
+            let published: Vec<&str> = s.jwks()["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|j| j["alg"].as_str().unwrap())
+                .collect();
+            if alg == SigningAlg::RS256 {
+                assert_eq!(published, ["RS256"]);
+            } else {
+                assert_eq!(published, ["RS256", alg.name()]);
+            }
+        }
+    }
+
+    fn user_token(s: &Signer) -> String {
+        let u = User {
+            id: crate::identity::UserId::generate().unwrap(),
+            email: crate::identity::Email::parse("u@example.com").unwrap(),
+            name: String::new(),
+            password_hash: None,
+            role: crate::principal::Role::User,
+            disabled: false,
+            created_at: 0,
+            updated_at: 0,
+        };
+        s.sign(&u, NOW, false, NOW, 0).unwrap().0
+    }
+
+    /// The algorithm-confusion attacks: a header naming a key with another
+    /// algorithm than the key's, whichever way round, never verifies.
+    #[test]
+    fn a_header_naming_another_algorithm_than_its_keys_is_refused() {
+        for alg in [SigningAlg::ES256, SigningAlg::EdDSA] {
+            let k = keys_with(alg);
+            let s = signer(&k, ISS, AUD);
+            let (service, _) = s.sign_client("sa_1", None, String::new(), NOW, 0).unwrap();
+            let (skid, _) = s.service_key();
+            let rsa_kid = s.active_kid().to_string();
+            let user = user_token(&s);
+            let cases = [
+                // The service key's token claiming RS256 (same key id).
+                with_header(
+                    &service,
+                    serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": skid}),
+                ),
+                // A user's RS256 token claiming to be the other algorithm's.
+                with_header(
+                    &user,
+                    serde_json::json!({"alg": alg.name(), "typ": "JWT", "kid": rsa_kid}),
+                ),
+                // A user's RS256 token sent to the other key, as RS256.
+                with_header(
+                    &user,
+                    serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": skid}),
+                ),
+                // The service token naming the RSA key under its own algorithm.
+                with_header(
+                    &service,
+                    serde_json::json!({"alg": alg.name(), "typ": "JWT", "kid": rsa_kid}),
+                ),
+            ];
+            for forged in cases {
+                assert_eq!(
+                    refused(s.verify(&forged, NOW)),
+                    "Invalid access token: algorithm not allowed.",
+                    "{alg:?}"
+                );
+            }
+            // The right header but the other algorithm's key id of the same
+            // type is a bad signature (ES256 token under another ES256 key).
+            let other = signer(&keys_with(alg), ISS, AUD);
+            let (foreign, _) = other
+                .sign_client("sa_1", None, String::new(), NOW, 0)
+                .unwrap();
+            let moved = with_header(
+                &foreign,
+                serde_json::json!({"alg": alg.name(), "typ": "JWT", "kid": skid}),
+            );
+            assert_eq!(
+                refused(s.verify(&moved, NOW)),
+                "Invalid access token: bad signature."
+            );
+            // HMAC with the public key as the secret, on the service key.
+            let hs = with_header(
+                &service,
+                serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": skid}),
+            );
+            assert_eq!(
+                refused(s.verify(&hs, NOW)),
+                "Invalid access token: algorithm not allowed."
+            );
+        }
+    }
+
+    /// Switching the service-account algorithm makes a key for the new one
+    /// and keeps the old one published until its tokens expire; rotation
+    /// renews both; switching back to RS256 retires the other key.
+    #[test]
+    fn rotation_and_switching_cover_every_algorithm() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path(), NOW).unwrap();
+        let open = |alg: SigningAlg, at: Timestamp| {
+            let mut tx = store.write().unwrap();
+            let s = Signer::load_or_create(&mut tx, at, ISS.into(), AUD.into(), 900, alg).unwrap();
+            tx.commit().unwrap();
+            s
+        };
+        let rs = open(SigningAlg::RS256, NOW);
+        assert_eq!(rs.jwks()["keys"].as_array().map(Vec::len), Some(1));
+        let ed = open(SigningAlg::EdDSA, NOW + 1);
+        let (ed_kid, _) = ed.service_key();
+        assert_eq!(ed.active_kid(), rs.active_kid());
+        // The same configuration again changes nothing.
+        assert_eq!(open(SigningAlg::EdDSA, NOW + 2).service_key().0, ed_kid);
+        let (ed_token, _) = ed
+            .sign_client("sa_1", None, String::new(), NOW + 2, 0)
+            .unwrap();
+        // To ES256: a new key; the Ed25519 key still verifies its tokens.
+        let es = open(SigningAlg::ES256, NOW + 3);
+        assert_eq!(es.service_key().1, SigningAlg::ES256);
+        assert!(es.verify(&ed_token, NOW + 4).is_ok());
+        assert_eq!(es.jwks()["keys"].as_array().map(Vec::len), Some(3));
+        let (es_token, _) = es
+            .sign_client("sa_1", None, String::new(), NOW + 4, 0)
+            .unwrap();
+        // Rotation: a new RS256 and a new ES256 key; all old ones verify.
+        let mut tx = store.write().unwrap();
+        let (r, new_kid) = es.rotate(&mut tx, NOW + 10).unwrap();
+        tx.commit().unwrap();
+        assert_ne!(new_kid, rs.active_kid());
+        assert_eq!(r.active_kid(), new_kid);
+        assert_eq!(r.service_key().1, SigningAlg::ES256);
+        assert_ne!(r.service_key().0, es.service_key().0);
+        for t in [&ed_token, &es_token] {
+            assert!(r.verify(t, NOW + 11).is_ok());
+        }
+        let infos = r.key_info();
+        assert_eq!(infos.iter().filter(|k| k.active).count(), 2);
+        assert!(infos.iter().any(|k| k.algorithm == "EdDSA" && !k.active));
+        // Back to RS256: no service key; the ES256 one stays until it retires.
+        let back = open(SigningAlg::RS256, NOW + 12);
+        assert_eq!(back.service_key(), (back.active_kid(), SigningAlg::RS256));
+        let (t, _) = back
+            .sign_client("sa_1", None, String::new(), NOW + 12, 0)
+            .unwrap();
+        assert_eq!(
+            jsonwebtoken::decode_header(&t).unwrap().alg,
+            Algorithm::RS256
+        );
+        let (r_es, _) = r
+            .sign_client("sa_1", None, String::new(), NOW + 12, 0)
+            .unwrap();
+        assert!(back.verify(&r_es, NOW + 13).is_ok());
+        // A rotation past every retirement keeps only the new RS256 key
+        // and the one it replaced.
+        let mut tx = store.write().unwrap();
+        let (last, _) = back.rotate(&mut tx, NOW + 2000).unwrap();
+        tx.commit().unwrap();
+        let algs: Vec<&str> = last.key_info().iter().map(|k| k.algorithm).collect();
+        assert_eq!(algs, ["RS256", "RS256"]);
     }
 }

@@ -1166,6 +1166,7 @@ async fn tokens_for_another_audience_are_refused_and_signing_keys_rotate() {
             app.svc.signer().issuer().to_string(),
             "billing".into(),
             900,
+            gatehouse::tokens::SigningAlg::RS256,
         )
         .unwrap();
         other
@@ -1253,7 +1254,7 @@ async fn tokens_for_another_audience_are_refused_and_signing_keys_rotate() {
     );
 }
 
-fn base64url(s: &str) -> Vec<u8> {
+pub fn base64url(s: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(s)

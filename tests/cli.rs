@@ -12,7 +12,7 @@ use crate::common::{OWNER, OWNER_PW, csrf_from};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 
-fn cmd(data: &Path) -> Command {
+pub(crate) fn cmd(data: &Path) -> Command {
     let mut c = Command::new(BIN);
     c.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())

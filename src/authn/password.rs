@@ -50,7 +50,11 @@ impl Hasher {
         let dummy = hash_blocking(&params, crypto::random_token()?.as_bytes())?;
         Ok(Hasher {
             params,
-            jobs: start_threads(n)?,
+            jobs: start_threads(
+                n,
+                (s.release_memory_after_secs > 0)
+                    .then(|| std::time::Duration::from_secs(s.release_memory_after_secs)),
+            )?,
             dummy,
         })
     }
@@ -98,8 +102,15 @@ impl Hasher {
 
 /// `n` Argon2 threads taking jobs from one queue; they end when the hasher
 /// (the queue's sender) is dropped. A job that panics is caught, so the
-/// thread keeps serving (its caller gets an error).
-fn start_threads(n: usize) -> Result<std::sync::mpsc::Sender<Job>> {
+/// thread keeps serving (its caller gets an error). A thread that waited
+/// `release_after` without a job gives its working memory back (19 MiB
+/// with the default parameters); under a steady stream of sign-ins it
+/// keeps it, so a flood never pays for the allocation again.
+fn start_threads(
+    n: usize,
+    release_after: Option<std::time::Duration>,
+) -> Result<std::sync::mpsc::Sender<Job>> {
+    use std::sync::mpsc::RecvTimeoutError;
     let (tx, rx) = std::sync::mpsc::channel::<Job>();
     let rx = Arc::new(Mutex::new(rx));
     for i in 0..n.max(1) {
@@ -110,20 +121,49 @@ fn start_threads(n: usize) -> Result<std::sync::mpsc::Sender<Job>> {
                 below_request_threads();
                 let mut memory: Vec<Block> = Vec::new();
                 loop {
-                    let job = match rx.lock() {
-                        Ok(r) => match r.recv() {
-                            Ok(j) => j,
+                    let Ok(r) = rx.lock() else { return };
+                    let job = match release_after {
+                        Some(d) if !memory.is_empty() => match r.recv_timeout(d) {
+                            Ok(j) => Some(j),
+                            Err(RecvTimeoutError::Timeout) => None,
+                            Err(RecvTimeoutError::Disconnected) => return,
+                        },
+                        _ => match r.recv() {
+                            Ok(j) => Some(j),
                             Err(_) => return,
                         },
-                        Err(_) => return,
                     };
-                    let _ =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut memory)));
+                    drop(r);
+                    match job {
+                        Some(job) => {
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                job(&mut memory)
+                            }));
+                        }
+                        // Idle: freed (an mmap of its own, see `working_memory`,
+                        // so it leaves the process at once).
+                        None => memory = Vec::new(),
+                    }
                 }
             })
             .map_err(|e| Error::internal_caused("cannot start an Argon2 thread", e))?;
     }
     Ok(tx)
+}
+
+/// glibc serves an allocation from its own mapping (returned to the system
+/// when freed) only above its mmap threshold, which rises to the size of
+/// each such block freed — up to 32 MiB. Reserving more than that (the part
+/// beyond `blocks` is never touched, so it costs address space, not memory)
+/// keeps the working memory in a mapping of its own, so releasing it always
+/// lowers the resident size.
+const OWN_MAPPING_BLOCKS: usize = 33 * 1024;
+
+/// Fresh working memory of `blocks` Argon2 blocks (1 KiB each).
+fn working_memory(blocks: usize) -> Vec<Block> {
+    let mut v = Vec::with_capacity(blocks.max(OWN_MAPPING_BLOCKS));
+    v.resize(blocks, Block::default());
+    v
 }
 
 /// Runs the calling (Argon2) thread at nice 19: under a flood of sign-ins
@@ -162,7 +202,8 @@ fn verify_blocking(mem: &mut Vec<Block>, pw: &[u8], phc: &str) -> bool {
     // checks the memory holds the last check's blocks (never the password);
     // the next check overwrites them.
     if mem.len() < blocks {
-        *mem = vec![Block::default(); blocks];
+        *mem = Vec::new();
+        *mem = working_memory(blocks);
     }
     let mut out = vec![0u8; expected.len()];
     Argon2::new(alg, version, params)

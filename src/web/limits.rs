@@ -215,7 +215,26 @@ pub fn route_pattern(req: &HttpRequest) -> Option<String> {
 /// client address. Decided on the resource the router matched, never on the
 /// request's text.
 pub fn is_auth_endpoint(req: &HttpRequest) -> bool {
-    route_pattern(req).is_some_and(|p| is_auth_route(req.method(), &p))
+    could_be_auth_route(req.method(), req.match_info().as_str())
+        && route_pattern(req).is_some_and(|p| is_auth_route(req.method(), &p))
+}
+
+/// Whether `path` (the router's, percent-decoded) can match any pattern
+/// `is_auth_route` accepts for `method`: every such pattern begins with one
+/// of these literal prefixes, so other requests (`/auth/verify`,
+/// `/oauth2/*`, every GET outside `/sso/`) skip the walk over the routes.
+fn could_be_auth_route(method: &actix_web::http::Method, path: &str) -> bool {
+    use actix_web::http::Method;
+    if path.starts_with("/sso/") {
+        return true;
+    }
+    if method == Method::DELETE {
+        return path.starts_with("/api/v1/me/mfa");
+    }
+    method == Method::POST
+        && ["/login", "/setup", "/recover", "/admin/", "/api/v1/"]
+            .iter()
+            .any(|p| path.starts_with(p))
 }
 
 /// Resource patterns (`route_pattern`) that take a password or a code, or
@@ -268,7 +287,7 @@ mod tests {
     use actix_web::test::{TestRequest, call_service, init_service};
     use actix_web::{App, HttpResponse, web};
 
-    use super::{is_auth_endpoint, is_auth_route};
+    use super::{could_be_auth_route, is_auth_endpoint, is_auth_route};
 
     const LIMITED: &[(Method, &str)] = &[
         (Method::POST, "/login"),
@@ -297,6 +316,19 @@ mod tests {
     fn every_endpoint_that_checks_a_password_or_a_code_is_limited() {
         for (m, p) in LIMITED {
             assert!(is_auth_route(m, p), "{m} {p}");
+            // The pre-check never skips a limited resource.
+            assert!(could_be_auth_route(m, p), "{m} {p}");
+        }
+        for p in ["/sso/saml/{id}/acs", "/sso/oidc/{id}/login"] {
+            assert!(could_be_auth_route(&Method::GET, p));
+        }
+        for (m, p) in [
+            (Method::GET, "/auth/verify"),
+            (Method::POST, "/oauth2/introspect"),
+            (Method::POST, "/oauth2/token"),
+            (Method::GET, "/api/v1/me"),
+        ] {
+            assert!(!could_be_auth_route(&m, p), "{m} {p}");
         }
         for (m, p) in [(Method::GET, "/login"), (Method::GET, "/api/v1/me/mfa")] {
             assert!(!is_auth_route(&m, p), "{m} {p}");

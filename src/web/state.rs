@@ -22,6 +22,8 @@ type TokenCache = HashMap<[u8; 32], (Arc<Claims>, Timestamp)>;
 pub struct AppState {
     pub svc: Arc<Service>,
     pub tls: bool,
+    /// Whether the request log shows the health and readiness probes.
+    pub log_probes: bool,
     verified: RwLock<TokenCache>,
     /// Request ids: a random per-process prefix and a counter (no syscall per request).
     request_prefix: String,
@@ -166,9 +168,11 @@ impl AppState {
     pub fn new(svc: Arc<Service>, tls: bool) -> Result<Self> {
         let prefix = hex::encode(crate::crypto::random_bytes::<4>().unwrap_or_default());
         let limits = limits::Limits::new(&svc.settings, svc.clone())?;
+        let log_probes = svc.settings.log_probes;
         Ok(AppState {
             svc,
             tls,
+            log_probes,
             verified: RwLock::new(HashMap::new()),
             request_prefix: prefix,
             request_counter: AtomicU64::new(0),
