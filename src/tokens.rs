@@ -881,6 +881,7 @@ mod tests {
             disabled: false,
             created_at: 0,
             updated_at: 0,
+            must_change_password: false,
         };
         s.sign(&u, NOW, false, NOW, 0).unwrap().0
     }
