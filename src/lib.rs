@@ -32,6 +32,7 @@ pub mod service;
 pub mod sso;
 pub mod store;
 pub(crate) mod telemetry;
+pub mod tls;
 pub mod tokens;
 pub mod users;
 pub mod web;

@@ -79,6 +79,8 @@ tables! {
     LastSignIns => "last_sign_ins",
     TokensValidAfter => "tokens_valid_after",
     WorkspaceClaims => "workspace_claims",
+    /// The ACME account key and the certificates it obtained.
+    Acme => "acme",
 }
 
 impl Table {

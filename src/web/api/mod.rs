@@ -31,6 +31,7 @@ mod roles;
 mod service_accounts;
 mod settings;
 mod sso;
+pub(crate) mod tls;
 mod users;
 mod widget_keys;
 mod workspaces;
@@ -100,6 +101,7 @@ route_table! {
     post "/users/{id}/unlock" => users::unlock_user,
     get "/audit" => audit::audit_log,
     get "/keys" => keys::key_status,
+    get "/tls" => tls::tls_status,
     post "/keys/rotate" => keys::rotate_keys,
     get "/permissions" => authorize::permissions,
     post "/authorize" => authorize::authorize,

@@ -7,6 +7,7 @@ mod audit;
 mod clients;
 mod dashboard;
 mod keys;
+mod tls;
 mod members;
 mod mfa;
 mod reauth;
@@ -116,6 +117,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/admin/audit", web::get().to(audit::audit_page))
         .route("/admin/keys", web::get().to(keys::keys_page))
+        .route("/admin/settings/tls", web::get().to(tls::tls_page))
         .route(
             "/admin/keys/rotate",
             web::get().to(keys::keys_rotate_confirm),
