@@ -193,10 +193,15 @@ fn spawn_certificate_reload(svc: Arc<Service>) {
             None
         }
     };
+    // 0: no watch, SIGHUP only (a day-long tick that never forces a reload).
+    let every = match svc.settings.tls.file_check_secs {
+        0 => None,
+        s => Some(std::time::Duration::from_secs(s)),
+    };
     actix_web::rt::spawn(async move {
-        let mut tick = actix_web::rt::time::interval(std::time::Duration::from_secs(
-            crate::tls::FILE_CHECK_SECS,
-        ));
+        let mut tick = actix_web::rt::time::interval(
+            every.unwrap_or(std::time::Duration::from_secs(86_400)),
+        );
         loop {
             let force = match hup.as_mut() {
                 Some(h) => tokio::select! {
@@ -208,6 +213,9 @@ fn spawn_certificate_reload(svc: Arc<Service>) {
                     false
                 }
             };
+            if every.is_none() && !force {
+                continue;
+            }
             if force {
                 tracing::info!("SIGHUP: reloading the TLS certificate files");
             }

@@ -311,6 +311,9 @@ pub struct TlsSettings {
     /// A plain-HTTP listener (`0.0.0.0:80`) that only redirects to HTTPS and
     /// answers ACME HTTP-01 challenges.
     pub http_listen: Option<String>,
+    /// How often the certificate files are looked at for a change (0: only
+    /// on SIGHUP).
+    pub file_check_secs: u64,
     pub acme: AcmeSettings,
 }
 
@@ -322,6 +325,7 @@ impl Default for TlsSettings {
             min_version: "1.2".into(),
             hsts_max_age_secs: 365 * 24 * 3600,
             http_listen: None,
+            file_check_secs: 5,
             acme: AcmeSettings::default(),
         }
     }
@@ -481,6 +485,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("GATEHOUSE_TLS_MIN_VERSION", "tls.min_version"),
     ("GATEHOUSE_TLS_HSTS_MAX_AGE_SECS", "tls.hsts_max_age_secs"),
     ("GATEHOUSE_TLS_HTTP_LISTEN", "tls.http_listen"),
+    ("GATEHOUSE_TLS_FILE_CHECK_SECS", "tls.file_check_secs"),
     ("GATEHOUSE_TLS_ACME_DOMAINS", "tls.acme.domains"),
     ("GATEHOUSE_TLS_ACME_CONTACT", "tls.acme.contact"),
     ("GATEHOUSE_TLS_ACME_DIRECTORY_URL", "tls.acme.directory_url"),

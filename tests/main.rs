@@ -40,6 +40,7 @@ mod sb_sec;
 mod sso;
 mod sso_sec;
 mod sw_sec;
+mod tls;
 mod tokens_sec;
 mod wsfed;
 mod xml_budget_sec;

@@ -252,7 +252,11 @@ fn client(cfg: &AcmeSettings) -> std::result::Result<Box<instant_acme::DefaultCl
 
 /// The account for the configured directory: the kept one, or a new one
 /// (kept sealed before it is used).
-async fn account(svc: &Service, cfg: &AcmeSettings) -> std::result::Result<Account, Failure> {
+async fn account(
+    svc: &Service,
+    cfg: &AcmeSettings,
+    fresh: bool,
+) -> std::result::Result<Account, Failure> {
     let kept = svc
         .store
         .read()?
@@ -260,6 +264,7 @@ async fn account(svc: &Service, cfg: &AcmeSettings) -> std::result::Result<Accou
     let builder = Account::builder(client(cfg)?, instant_acme::CryptoProvider::aws_lc_rs())?;
     if let Some(rec) = kept
         && rec.directory_url == cfg.directory_url
+        && !fresh
     {
         let creds: AccountCredentials = serde_json::from_value(rec.credentials)
             .map_err(|e| fail(format!("the kept ACME account does not read back: {e}")))?;
@@ -300,13 +305,28 @@ async fn account(svc: &Service, cfg: &AcmeSettings) -> std::result::Result<Accou
 /// One order: account, authorizations (challenges answered), finalize,
 /// download, keep sealed, serve.
 async fn obtain(svc: &Service, tls: &Tls, cfg: &AcmeSettings) -> std::result::Result<(), Failure> {
-    let account = account(svc, cfg).await?;
     let ids: Vec<Identifier> = cfg
         .domains
         .iter()
         .map(|d| Identifier::Dns(d.clone()))
         .collect();
-    let mut order = account.new_order(&NewOrder::new(&ids)).await?;
+    let acct = account(svc, cfg, false).await?;
+    let mut order = match acct.new_order(&NewOrder::new(&ids)).await {
+        // The CA forgot the kept account (a reset CA): register again.
+        Err(instant_acme::Error::Api(p))
+            if p
+                .r#type
+                .as_deref()
+                .is_some_and(|t| t.ends_with(":accountDoesNotExist")) =>
+        {
+            tracing::warn!("the ACME CA does not know the kept account; registering a new one");
+            account(svc, cfg, true)
+                .await?
+                .new_order(&NewOrder::new(&ids))
+                .await?
+        }
+        r => r?,
+    };
     let kind = if cfg.challenge == "http-01" {
         ChallengeType::Http01
     } else {

@@ -28,10 +28,6 @@ use crate::service::Service;
 /// The ALPN protocol of TLS-ALPN-01 validation (RFC 8737).
 pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 
-/// How often the certificate files are looked at for a change (SIGHUP
-/// reloads at once).
-pub const FILE_CHECK_SECS: u64 = 2;
-
 /// AEAD suites with forward secrecy only: TLS 1.3's three, and TLS 1.2's
 /// ECDHE with AES-GCM or ChaCha20-Poly1305 (no CBC, no RSA key exchange,
 /// no SHA-1). Named here so a change of the library's defaults cannot
