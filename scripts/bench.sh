@@ -3,7 +3,8 @@
 # baseline measured in the same run. Needs wrk (installed if missing).
 # `scripts/bench.sh access` runs only the access-check figures (issue 5),
 # `scripts/bench.sh saml` only SAML verification vs raw RSA (issue 4; needs
-# the test venv with pysaml2, which scripts/test.sh creates).
+# the test venv with pysaml2, which scripts/test.sh creates), `scripts/bench.sh
+# tls` only the TLS figures (issue 16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for t in wrk oathtool; do
@@ -13,6 +14,12 @@ done
 # scheduling in it); from crates.io, built once.
 command -v oha >/dev/null || [ -x "$HOME/.cargo/bin/oha" ] || cargo install oha --locked --quiet
 export PATH="$HOME/.cargo/bin:$PATH"
+if [ "${1:-}" = "tls" ]; then
+  # Debug profile (dependencies, rustls and aws-lc included, are optimised
+  # there): the figures are ratios, both sides built alike.
+  cargo build --locked --bin gatehouse --bench tls_bare 2>/dev/null
+  exec python3 scripts/bench_tls.py target/debug/gatehouse "$(ls -t target/debug/deps/tls_bare-* | grep -v '\.d$' | head -1)"
+fi
 if [ "${1:-}" = "saml" ]; then
   cargo bench --bench raw --locked --no-run 2>/dev/null
   exec python3 scripts/bench_saml.py "$(ls -t target/release/deps/raw-* | grep -v '\.d$' | head -1)"

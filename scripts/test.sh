@@ -21,6 +21,7 @@ command -v curl >/dev/null || apt_need+=(curl)
 command -v oathtool >/dev/null || apt_need+=(oathtool)
 [ -x /usr/sbin/nginx ] || apt_need+=(nginx)
 [ -x /usr/bin/xmlsec1 ] || apt_need+=(xmlsec1)
+[ -x /usr/bin/pebble ] && [ -x /usr/bin/pebble-challtestsrv ] || apt_need+=(pebble)
 if [ ${#apt_need[@]} -gt 0 ]; then
   echo "== installing: ${apt_need[*]}"
   $SUDO apt-get update -qq

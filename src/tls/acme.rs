@@ -354,9 +354,10 @@ async fn obtain(svc: &Service, tls: &Tls, cfg: &AcmeSettings) -> std::result::Re
                 ))
             })?;
             let ka = ch.key_authorization()?;
-            match kind {
-                ChallengeType::Http01 => tls.add_http01(ch.token.clone(), ka.as_str().to_string()),
-                _ => tls.add_alpn_challenge(&name, challenge_cert(&name, &ka.digest())?),
+            if kind == ChallengeType::Http01 {
+                tls.add_http01(ch.token.clone(), ka.as_str().to_string());
+            } else {
+                tls.add_alpn_challenge(&name, challenge_cert(&name, &ka.digest())?);
             }
             ch.set_ready().await?;
         }
