@@ -1315,6 +1315,30 @@ mod tests {
     }
 
     #[test]
+    fn tls_settings_are_checked() {
+        let mut s = Settings::default();
+        s.tls.min_version = "1.0".into();
+        assert!(s.validate().is_err());
+        s.tls.min_version = "1.3".into();
+        assert!(s.validate().is_ok());
+        s.tls.acme.domains = vec!["gate.example.com".into()];
+        assert!(s.validate().is_ok());
+        assert!(s.tls_enabled());
+        s.tls.cert_file = Some("c.pem".into());
+        s.tls.key_file = Some("k.pem".into());
+        assert!(s.validate().is_err(), "ACME and files at once");
+        s.tls.cert_file = None;
+        s.tls.key_file = None;
+        for bad in ["*.example.com", "localhost", "10.0.0.1", "a..b", "-a.example.com"] {
+            s.tls.acme.domains = vec![bad.into()];
+            assert!(s.validate().is_err(), "{bad}");
+        }
+        s.tls.acme.domains = vec!["gate.example.com".into()];
+        s.tls.acme.directory_url = "http://ca.example/dir".into();
+        assert!(s.validate().is_err(), "plain-HTTP directory");
+    }
+
+    #[test]
     fn non_loopback_plain_http_is_refused() {
         let mut s = Settings {
             listen: "0.0.0.0:8080".into(),

@@ -943,3 +943,18 @@ async fn acme_http01_on_the_redirect_listener() {
         .unwrap();
     assert_eq!(r.status(), 308, "no API on plain HTTP");
 }
+
+/// Settings → Security → TLS in headless Chromium (tests/browser/tls.mjs):
+/// the served certificate and a refused key file, over HTTPS.
+#[actix_web::test]
+async fn the_tls_page_in_headless_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (g, ca) = files_server(d, "");
+    let token = g.token("localhost").await;
+    let (_, other_key) = ca.leaf(&["localhost"]);
+    write_private(&d.join("key.pem"), &other_key, 0o600);
+    g.wait_status("localhost", &token, 15, "refusal", |s| !s["last_error"].is_null())
+        .await;
+    crate::common::chromium_walk_async("tls.mjs", vec![g.url("localhost", "")]).await;
+}
