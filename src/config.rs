@@ -618,8 +618,8 @@ impl Settings {
                 ));
             };
             let v = if key.ends_with("trusted_proxies")
-                || key == "tls.acme.domains"
-                || key == "tls.acme.contact"
+                || *key == "tls.acme.domains"
+                || *key == "tls.acme.contact"
             {
                 // A comma-separated list.
                 toml::Value::Array(

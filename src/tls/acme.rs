@@ -236,18 +236,18 @@ fn record(svc: &Service, action: &'static str, outcome: Outcome, details: serde_
     }
 }
 
-fn client(cfg: &AcmeSettings) -> std::result::Result<Box<instant_acme::DefaultClient>, Failure> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let c = match &cfg.ca_file {
-        Some(p) => instant_acme::DefaultClient::with_pem_root(p, provider).map_err(|e| {
+/// An account builder whose HTTP client trusts `ca_file` (a private CA) or
+/// the system's roots.
+fn builder(cfg: &AcmeSettings) -> std::result::Result<instant_acme::AccountBuilder, Failure> {
+    match &cfg.ca_file {
+        Some(p) => Account::builder_with_root(p).map_err(|e| {
             fail(format!(
                 "tls.acme.ca_file {}: cannot use it as a root ({e})",
                 p.display()
             ))
-        })?,
-        None => instant_acme::DefaultClient::new(provider)?,
-    };
-    Ok(Box::new(c))
+        }),
+        None => Ok(Account::builder()?),
+    }
 }
 
 /// The account for the configured directory: the kept one, or a new one
@@ -261,7 +261,7 @@ async fn account(
         .store
         .read()?
         .get::<AccountRecord>(Table::Acme, ACCOUNT_KEY)?;
-    let builder = Account::builder(client(cfg)?, instant_acme::CryptoProvider::aws_lc_rs())?;
+    let builder = builder(cfg)?;
     if let Some(rec) = kept
         && rec.directory_url == cfg.directory_url
         && !fresh
@@ -353,11 +353,11 @@ async fn obtain(svc: &Service, tls: &Tls, cfg: &AcmeSettings) -> std::result::Re
                     cfg.challenge
                 ))
             })?;
-            let ka = ch.key_authorization()?;
+            let ka = ch.key_authorization();
             if kind == ChallengeType::Http01 {
                 tls.add_http01(ch.token.clone(), ka.as_str().to_string());
             } else {
-                tls.add_alpn_challenge(&name, challenge_cert(&name, &ka.digest())?);
+                tls.add_alpn_challenge(&name, challenge_cert(&name, ka.digest().as_ref())?);
             }
             ch.set_ready().await?;
         }

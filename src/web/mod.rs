@@ -32,7 +32,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use rust_embed::RustEmbed;
 
 use crate::config::Settings;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::service::Service;
 
 #[derive(RustEmbed)]
