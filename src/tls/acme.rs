@@ -432,7 +432,17 @@ fn challenge_cert(
     let cert = params
         .self_signed(&k)
         .map_err(|e| fail(format!("challenge certificate for {name}: {e}")))?;
-    let (ck, _) = certified_key(cert.pem().as_bytes(), k.serialize_pem().as_bytes())
-        .map_err(|_| fail("challenge certificate does not load"))?;
-    Ok(ck)
+    // Not through `certified_key`: webpki (its key check) refuses the
+    // critical acmeIdentifier extension that makes this certificate.
+    let der = rustls::pki_types::PrivateKeyDer::Pkcs8(
+        rustls::pki_types::PrivatePkcs8KeyDer::from(k.serialize_der()),
+    );
+    let signer = super::modern_provider()
+        .key_provider
+        .load_private_key(der)
+        .map_err(|e| fail(format!("challenge key: {e}")))?;
+    Ok(Arc::new(rustls::sign::CertifiedKey::new(
+        vec![cert.der().clone()],
+        signer,
+    )))
 }
