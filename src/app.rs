@@ -199,9 +199,8 @@ fn spawn_certificate_reload(svc: Arc<Service>) {
         s => Some(std::time::Duration::from_secs(s)),
     };
     actix_web::rt::spawn(async move {
-        let mut tick = actix_web::rt::time::interval(
-            every.unwrap_or(std::time::Duration::from_secs(86_400)),
-        );
+        let mut tick =
+            actix_web::rt::time::interval(every.unwrap_or(std::time::Duration::from_secs(86_400)));
         loop {
             let force = match hup.as_mut() {
                 Some(h) => tokio::select! {

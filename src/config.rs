@@ -931,7 +931,9 @@ impl Settings {
             if !valid_dns_name(d) {
                 return Err(Error::invalid(
                     "tls.acme.domains",
-                    format!("{d:?} is not a DNS name such as gate.example.com (no wildcards, no IP addresses)"),
+                    format!(
+                        "{d:?} is not a DNS name such as gate.example.com (no wildcards, no IP addresses)"
+                    ),
                 ));
             }
         }
@@ -1329,7 +1331,13 @@ mod tests {
         assert!(s.validate().is_err(), "ACME and files at once");
         s.tls.cert_file = None;
         s.tls.key_file = None;
-        for bad in ["*.example.com", "localhost", "10.0.0.1", "a..b", "-a.example.com"] {
+        for bad in [
+            "*.example.com",
+            "localhost",
+            "10.0.0.1",
+            "a..b",
+            "-a.example.com",
+        ] {
             s.tls.acme.domains = vec![bad.into()];
             assert!(s.validate().is_err(), "{bad}");
         }

@@ -130,21 +130,14 @@ impl Gate {
             let mut line = String::new();
             if out.read_line(&mut line).unwrap() == 0 {
                 std::thread::sleep(Duration::from_millis(200));
-                panic!(
-                    "gatehouse exited before listening: {}",
-                    log.lock().unwrap()
-                );
+                panic!("gatehouse exited before listening: {}", log.lock().unwrap());
             }
             if line.starts_with("Gatehouse listening on ") {
                 break;
             }
         }
         std::thread::spawn(move || for _ in out.lines() {});
-        Gate {
-            child,
-            port,
-            log,
-        }
+        Gate { child, port, log }
     }
 
     fn log(&self) -> String {
@@ -201,7 +194,14 @@ impl Gate {
     }
 
     /// Polls the TLS status until `f` holds (at most `secs`).
-    async fn wait_status(&self, name: &str, token: &str, secs: u64, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+    async fn wait_status(
+        &self,
+        name: &str,
+        token: &str,
+        secs: u64,
+        what: &str,
+        f: impl Fn(&Value) -> bool,
+    ) -> Value {
         let end = Instant::now() + Duration::from_secs(secs);
         loop {
             let s = self.status(name, token).await;
@@ -243,7 +243,14 @@ fn served(port: u16, name: &str, ca: Option<&Path>) -> (String, bool, String) {
     }
     let (_, out) = s_client(port, &args);
     let mut x = Command::new("openssl")
-        .args(["x509", "-noout", "-fingerprint", "-sha256", "-ext", "subjectAltName"])
+        .args([
+            "x509",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+            "-ext",
+            "subjectAltName",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -298,7 +305,10 @@ async fn the_tls_policy_as_openssl_sees_it() {
     );
     let (ok, t) = s_client(p, &["-tls1_2"]);
     assert!(ok, "{t}");
-    assert!(t.contains("Protocol  : TLSv1.2") || t.contains("TLSv1.2"), "{t}");
+    assert!(
+        t.contains("Protocol  : TLSv1.2") || t.contains("TLSv1.2"),
+        "{t}"
+    );
     let (ok, t) = s_client(p, &["-tls1_3"]);
     assert!(ok && t.contains("TLSv1.3"), "{t}");
     // No version forced: 1.3 is chosen.
@@ -311,10 +321,7 @@ async fn the_tls_policy_as_openssl_sees_it() {
         "ECDHE-ECDSA-AES128-SHA256",
         "ECDHE-ECDSA-AES256-SHA384",
     ] {
-        let (ok, t) = s_client(
-            p,
-            &["-tls1_2", "-cipher", &format!("{weak}:@SECLEVEL=0")],
-        );
+        let (ok, t) = s_client(p, &["-tls1_2", "-cipher", &format!("{weak}:@SECLEVEL=0")]);
         assert!(!ok, "{weak} accepted: {t}");
     }
     // The modern TLS 1.2 suite for this (ECDSA) certificate is accepted.
@@ -383,7 +390,10 @@ fn bad_tls_settings_are_refused_with_what_to_fix() {
         &[("GATEHOUSE_TLS_MIN_VERSION", "1.1")],
     );
     assert_eq!(code, Some(2));
-    assert!(t.contains("tls.min_version") && t.contains("\"1.3\""), "{t}");
+    assert!(
+        t.contains("tls.min_version") && t.contains("\"1.3\""),
+        "{t}"
+    );
     let (code, t) = run(&["--listen", "0.0.0.0:0"], &[]);
     assert_eq!(code, Some(2));
     assert!(
@@ -395,7 +405,10 @@ fn bad_tls_settings_are_refused_with_what_to_fix() {
         &[],
     );
     assert_eq!(code, Some(2));
-    assert!(t.contains("tls.acme.domains") && t.contains("wildcards"), "{t}");
+    assert!(
+        t.contains("tls.acme.domains") && t.contains("wildcards"),
+        "{t}"
+    );
     let (code, t) = run(
         &[
             "--listen",
@@ -410,7 +423,12 @@ fn bad_tls_settings_are_refused_with_what_to_fix() {
     assert_eq!(code, Some(2));
     assert!(t.contains("mailto:"), "{t}");
     let (code, t) = run(
-        &["--listen", "127.0.0.1:0", "--acme-domain", "gate.example.com"],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--acme-domain",
+            "gate.example.com",
+        ],
         &[("GATEHOUSE_TLS_ACME_CHALLENGE", "http-01")],
     );
     assert_eq!(code, Some(2));
@@ -435,7 +453,12 @@ async fn certificate_files_reload_on_change_and_bad_ones_are_refused() {
 
     // A keep-alive connection opened before the change.
     let mut conn = Command::new("openssl")
-        .args(["s_client", "-quiet", "-connect", &format!("127.0.0.1:{}", g.port)])
+        .args([
+            "s_client",
+            "-quiet",
+            "-connect",
+            &format!("127.0.0.1:{}", g.port),
+        ])
         .args(["-servername", "localhost"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -476,7 +499,10 @@ async fn certificate_files_reload_on_change_and_bad_ones_are_refused() {
     // after the keep-alive time, reload or not).
     let end = Instant::now() + Duration::from_secs(15);
     let s = loop {
-        assert!(ask(&mut cin).starts_with("HTTP/1.1 200"), "the open connection dropped");
+        assert!(
+            ask(&mut cin).starts_with("HTTP/1.1 200"),
+            "the open connection dropped"
+        );
         let s = g.status("localhost", &token).await;
         if s["certificate"]["names"]
             .as_array()
@@ -498,7 +524,9 @@ async fn certificate_files_reload_on_change_and_bad_ones_are_refused() {
     let (_, other_key) = ca.leaf(&["localhost"]);
     write_private(&d.join("key.pem"), &other_key, 0o600);
     let s = g
-        .wait_status("localhost", &token, 15, "refusal", |s| !s["last_error"].is_null())
+        .wait_status("localhost", &token, 15, "refusal", |s| {
+            !s["last_error"].is_null()
+        })
         .await;
     let msg = s["last_error"]["message"].as_str().unwrap();
     assert!(msg.contains("do not form a usable pair"), "{msg}");
@@ -535,8 +563,10 @@ async fn certificate_files_reload_on_change_and_bad_ones_are_refused() {
     // A loosely readable key is served but warned about.
     write_private(&d.join("key.pem"), &k2, 0o644);
     std::fs::write(d.join("cert.pem"), &c2).unwrap();
-    g.wait_status("localhost", &token, 15, "recovery", |s| s["last_error"].is_null())
-        .await;
+    g.wait_status("localhost", &token, 15, "recovery", |s| {
+        s["last_error"].is_null()
+    })
+    .await;
     assert!(
         g.log().contains("readable by group or others: chmod 600"),
         "{}",
@@ -649,7 +679,16 @@ fn pebble(dir: &Path, ports: &PebblePorts, validity_secs: u64, blocklist: &[&str
     std::fs::write(dir.join("pebble.json"), cfg.to_string()).unwrap();
     let dns = Command::new("pebble-challtestsrv")
         .args(["-dns01", &format!("127.0.0.1:{}", ports.dns)])
-        .args(["-http01", "", "-https01", "", "-tlsalpn01", "", "-defaultIPv6", ""])
+        .args([
+            "-http01",
+            "",
+            "-https01",
+            "",
+            "-tlsalpn01",
+            "",
+            "-defaultIPv6",
+            "",
+        ])
         .args(["-management", &format!("127.0.0.1:{}", free_port())])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -729,7 +768,10 @@ async fn acme_tls_alpn_obtains_serves_and_keeps_a_certificate() {
     assert_eq!(s["source"], "acme");
     assert_eq!(s["certificate"]["names"], serde_json::json!(["app.test"]));
     assert!(
-        s["certificate"]["issuer"].as_str().unwrap().contains("Pebble"),
+        s["certificate"]["issuer"]
+            .as_str()
+            .unwrap()
+            .contains("Pebble"),
         "{s:#}"
     );
     assert!(!s["acme"]["last_renewal"].is_null(), "{s:#}");
@@ -758,7 +800,11 @@ async fn acme_tls_alpn_obtains_serves_and_keeps_a_certificate() {
     let csrf = crate::common::csrf_from(&html);
     let r = c
         .post(g.url("app.test", "/login"))
-        .form(&[("email", OWNER), ("password", OWNER_PW), ("csrf_token", &csrf)])
+        .form(&[
+            ("email", OWNER),
+            ("password", OWNER_PW),
+            ("csrf_token", &csrf),
+        ])
         .send()
         .await
         .unwrap();
@@ -771,8 +817,14 @@ async fn acme_tls_alpn_obtains_serves_and_keeps_a_certificate() {
         .text()
         .await
         .unwrap();
-    assert!(page.contains("app.test") && page.contains("Pebble"), "{page}");
-    assert!(page.contains("tls-alpn-01") && page.contains(&pb.dir_url), "{page}");
+    assert!(
+        page.contains("app.test") && page.contains("Pebble"),
+        "{page}"
+    );
+    assert!(
+        page.contains("tls-alpn-01") && page.contains(&pb.dir_url),
+        "{page}"
+    );
     // Sealed at rest: neither the key nor the certificate is readable in the file.
     let db = std::fs::read(d.join("data/gatehouse.redb")).unwrap();
     let hay = String::from_utf8_lossy(&db);
@@ -794,7 +846,11 @@ async fn acme_tls_alpn_obtains_serves_and_keeps_a_certificate() {
     let g = Gate::start(d, port, &config);
     let (fp2, _, t) = served(port, "app.test", None);
     assert_eq!(fp2, fp, "{t}");
-    assert!(g.log().contains("serving the kept ACME certificate"), "{}", g.log());
+    assert!(
+        g.log().contains("serving the kept ACME certificate"),
+        "{}",
+        g.log()
+    );
 }
 
 /// A short certificate lifetime: renewed ahead of expiry. Then the CA
@@ -883,7 +939,10 @@ async fn acme_renews_and_failures_keep_the_served_certificate() {
         .await;
     let _ = garbage.kill();
     let _ = garbage.wait();
-    assert!(s["last_error"]["message"].as_str().unwrap().len() > 5, "{s:#}");
+    assert!(
+        s["last_error"]["message"].as_str().unwrap().len() > 5,
+        "{s:#}"
+    );
     let (fp, _, _) = served(port, "app.test", None);
     assert_eq!(fp, served_fp);
     // Failures are audited with the problem document.
@@ -900,7 +959,9 @@ async fn acme_renews_and_failures_keep_the_served_certificate() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|e| e["details"]["problem"]["type"].as_str().is_some_and(|t| t.contains("rejectedIdentifier"))),
+            .any(|e| e["details"]["problem"]["type"]
+                .as_str()
+                .is_some_and(|t| t.contains("rejectedIdentifier"))),
         "{v:#}"
     );
 }
@@ -918,8 +979,10 @@ async fn acme_http01_on_the_redirect_listener() {
     let g = Gate::start(
         d,
         port,
-        &acme_config(&pb, &format!("http_listen = \"127.0.0.1:{http}\""))
-            .replace("retry_secs = 2\n", "retry_secs = 2\nchallenge = \"http-01\"\n"),
+        &acme_config(&pb, &format!("http_listen = \"127.0.0.1:{http}\"")).replace(
+            "retry_secs = 2\n",
+            "retry_secs = 2\nchallenge = \"http-01\"\n",
+        ),
     );
     wait_cert(&g, "app.test", 40);
     let token = g.token("app.test").await;
@@ -945,7 +1008,9 @@ async fn acme_http01_on_the_redirect_listener() {
         format!("https://app.test:{port}/admin/users?page=2").as_str()
     );
     let r = c
-        .get(format!("http://127.0.0.1:{http}/.well-known/acme-challenge/nothing-open"))
+        .get(format!(
+            "http://127.0.0.1:{http}/.well-known/acme-challenge/nothing-open"
+        ))
         .send()
         .await
         .unwrap();
@@ -969,7 +1034,9 @@ async fn the_tls_page_in_headless_chromium() {
     let token = g.token("localhost").await;
     let (_, other_key) = ca.leaf(&["localhost"]);
     write_private(&d.join("key.pem"), &other_key, 0o600);
-    g.wait_status("localhost", &token, 15, "refusal", |s| !s["last_error"].is_null())
-        .await;
+    g.wait_status("localhost", &token, 15, "refusal", |s| {
+        !s["last_error"].is_null()
+    })
+    .await;
     crate::common::chromium_walk_async("tls.mjs", vec![g.url("localhost", "")]).await;
 }

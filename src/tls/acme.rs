@@ -314,8 +314,7 @@ async fn obtain(svc: &Service, tls: &Tls, cfg: &AcmeSettings) -> std::result::Re
     let mut order = match acct.new_order(&NewOrder::new(&ids)).await {
         // The CA forgot the kept account (a reset CA): register again.
         Err(instant_acme::Error::Api(p))
-            if p
-                .r#type
+            if p.r#type
                 .as_deref()
                 .is_some_and(|t| t.ends_with(":accountDoesNotExist")) =>
         {
@@ -376,9 +375,8 @@ async fn obtain(svc: &Service, tls: &Tls, cfg: &AcmeSettings) -> std::result::Re
     }
     let key_pem = zeroize::Zeroizing::new(order.finalize().await?);
     let chain_pem = order.poll_certificate(&RetryPolicy::default()).await?;
-    let (key, info) = certified_key(chain_pem.as_bytes(), key_pem.as_bytes()).map_err(|_| {
-        fail("the CA's certificate does not load with the key it was ordered for")
-    })?;
+    let (key, info) = certified_key(chain_pem.as_bytes(), key_pem.as_bytes())
+        .map_err(|_| fail("the CA's certificate does not load with the key it was ordered for"))?;
     let now = svc.now();
     let rec = CertRecord {
         directory_url: cfg.directory_url.clone(),
@@ -434,9 +432,9 @@ fn challenge_cert(
         .map_err(|e| fail(format!("challenge certificate for {name}: {e}")))?;
     // Not through `certified_key`: webpki (its key check) refuses the
     // critical acmeIdentifier extension that makes this certificate.
-    let der = rustls::pki_types::PrivateKeyDer::Pkcs8(
-        rustls::pki_types::PrivatePkcs8KeyDer::from(k.serialize_der()),
-    );
+    let der = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        k.serialize_der(),
+    ));
     let signer = super::modern_provider()
         .key_provider
         .load_private_key(der)

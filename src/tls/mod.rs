@@ -178,12 +178,11 @@ impl Tls {
     /// resolver, and `acme-tls/1` among the ALPN protocols (the HTTP server
     /// adds `h2` and `http/1.1` before it).
     pub fn server_config(&self) -> Result<rustls::ServerConfig> {
-        let versions: &[&'static rustls::SupportedProtocolVersion] =
-            if self.min_version == "1.3" {
-                &[&rustls::version::TLS13]
-            } else {
-                &[&rustls::version::TLS13, &rustls::version::TLS12]
-            };
+        let versions: &[&'static rustls::SupportedProtocolVersion] = if self.min_version == "1.3" {
+            &[&rustls::version::TLS13]
+        } else {
+            &[&rustls::version::TLS13, &rustls::version::TLS12]
+        };
         let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(modern_provider()))
             .with_protocol_versions(versions)
             .map_err(|e| Error::internal(format!("TLS policy: {e}")))?
@@ -311,8 +310,7 @@ pub fn reload(svc: &Service, force: bool) {
         Ok(()) => (
             "tls.certificate_reloaded",
             crate::audit::Outcome::Success,
-            serde_json::to_value(tls.status().ok().and_then(|s| s.certificate))
-                .unwrap_or_default(),
+            serde_json::to_value(tls.status().ok().and_then(|s| s.certificate)).unwrap_or_default(),
         ),
         Err(e) => (
             "tls.certificate_refused",
@@ -504,7 +502,10 @@ mod tests {
             Err(PairError::Cert(_))
         ));
         assert!(matches!(
-            certified_key(c.as_bytes(), b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
+            certified_key(
+                c.as_bytes(),
+                b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+            ),
             Err(PairError::Key(_) | PairError::Pair(_))
         ));
     }

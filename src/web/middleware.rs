@@ -90,10 +90,9 @@ pub(crate) fn security_headers(hsts_max_age: Option<u64>) -> DefaultHeaders {
         .add((header::X_FRAME_OPTIONS, "DENY"))
         .add((header::CONTENT_SECURITY_POLICY, CSP));
     match hsts_max_age {
-        Some(secs) if secs > 0 => h.add((
-            header::STRICT_TRANSPORT_SECURITY,
-            format!("max-age={secs}"),
-        )),
+        Some(secs) if secs > 0 => {
+            h.add((header::STRICT_TRANSPORT_SECURITY, format!("max-age={secs}")))
+        }
         _ => h,
     }
 }

@@ -228,10 +228,7 @@ async fn to_https(svc: web::Data<Arc<Service>>, req: HttpRequest) -> HttpRespons
 
 /// The optional plain-HTTP listener (`tls.http_listen`): redirects to HTTPS
 /// and answers HTTP-01 challenges; nothing else is served on it.
-pub fn redirect_server(
-    svc: Arc<Service>,
-    listener: TcpListener,
-) -> Result<actix_web::dev::Server> {
+pub fn redirect_server(svc: Arc<Service>, listener: TcpListener) -> Result<actix_web::dev::Server> {
     let data = web::Data::new(svc);
     let http = HttpServer::new(move || {
         App::new()

@@ -19,7 +19,11 @@ pub(super) struct TlsPage {
     tls: Option<TlsDto>,
 }
 
-pub(super) async fn tls_page(req: HttpRequest, st: web::Data<AppState>, u: ConsoleUser) -> PageResult {
+pub(super) async fn tls_page(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    u: ConsoleUser,
+) -> PageResult {
     let tls = match crate::tls::status_for(&st.svc, &u.actor(&req)) {
         Ok(s) => Some(dto(s)),
         Err(Error::NotFound(_)) => None,
