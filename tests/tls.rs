@@ -111,6 +111,8 @@ impl Gate {
             .env("GATEHOUSE_BOOTSTRAP_ADMIN_EMAIL", OWNER)
             .env("GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD_FILE", &pw)
             .env("GATEHOUSE_LOG", "info")
+            // The browser tests' own variable; Gatehouse refuses unknown ones.
+            .env_remove("GATEHOUSE_SCREENSHOTS")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
