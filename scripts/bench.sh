@@ -10,6 +10,7 @@
 # vault` only the encryption service's figures (issue 14), `scripts/bench.sh
 # kv` only the KV v2 figures (issue 14; GATEHOUSE_BIN picks another binary).
 # sinks` only sign-ins with three audit sinks vs none (issue 15).
+# tls` only the TLS figures (issue 16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for t in wrk oathtool; do
@@ -32,6 +33,12 @@ if [ "${1:-}" = "sinks" ]; then
   bin=target/x86_64-unknown-linux-gnu/release/gatehouse
   [ -x "$bin" ] || { cargo build --locked --quiet; bin=target/debug/gatehouse; }
   exec python3 scripts/bench_sinks.py "$bin"
+fi
+if [ "${1:-}" = "tls" ]; then
+  # Debug profile (dependencies, rustls and aws-lc included, are optimised
+  # there): the figures are ratios, both sides built alike.
+  cargo build --locked --bin gatehouse --bench tls_bare 2>/dev/null
+  exec python3 scripts/bench_tls.py target/debug/gatehouse "$(ls -t target/debug/deps/tls_bare-* | grep -v '\.d$' | head -1)"
 fi
 if [ "${1:-}" = "saml" ]; then
   cargo bench --bench raw --locked --no-run 2>/dev/null

@@ -24,6 +24,7 @@ command -v oathtool >/dev/null || apt_need+=(oathtool)
 [ -x /usr/bin/xmlsec1 ] || apt_need+=(xmlsec1)
 [ -x /usr/sbin/rsyslogd ] || apt_need+=(rsyslog)
 [ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so ] || apt_need+=(rsyslog-gnutls)
+[ -x /usr/bin/pebble ] && [ -x /usr/bin/pebble-challtestsrv ] || apt_need+=(pebble)
 if [ ${#apt_need[@]} -gt 0 ]; then
   echo "== installing: ${apt_need[*]}"
   $SUDO apt-get update -qq

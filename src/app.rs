@@ -40,6 +40,8 @@ pub fn run_blocking<F: std::future::Future>(f: F) -> F::Output {
 
 pub struct Application {
     port: u16,
+    redirect_port: Option<u16>,
+    redirect: Option<actix_web::dev::Server>,
     server: actix_web::dev::Server,
     svc: Arc<Service>,
     socket: PathBuf,
@@ -64,15 +66,25 @@ impl Application {
                 settings.data_dir.display()
             )));
         }
-        let tls = crate::web::tls_config(&settings)?;
+        let tls = crate::tls::Tls::new(&settings, clock.now())?;
         let listener = TcpListener::bind(settings.listen_addr()?).map_err(|e| {
             Error::invalid(
                 "listen",
                 format!("cannot listen on {}: {e}", settings.listen),
             )
         })?;
+        let redirect_listener = match settings.http_listen_addr()? {
+            Some(a) => Some(TcpListener::bind(a).map_err(|e| {
+                Error::invalid("tls.http_listen", format!("cannot listen on {a}: {e}"))
+            })?),
+            None => None,
+        };
         let addr = listener.local_addr()?;
         let svc = Arc::new(Service::open_bound(settings, clock, Some(addr))?);
+        let redirect_port = match &redirect_listener {
+            Some(l) => Some(l.local_addr()?.port()),
+            None => None,
+        };
         if let Some(b) = boot {
             bootstrap_owner(&svc, &b).await?;
         }
@@ -89,7 +101,24 @@ impl Application {
         if let Some(kid) = svc.rotate_signing_key_if_due()? {
             tracing::info!(%kid, "access-token signing key rotated (schedule)");
         }
-        let server = crate::web::server(svc.clone(), listener, tls)?;
+        let rustls_config = match &tls {
+            Some(t) => {
+                svc.set_tls(t.clone());
+                if svc.settings.acme_enabled() {
+                    crate::tls::acme::load_cached(&svc, t)?;
+                    actix_web::rt::spawn(crate::tls::acme::run(svc.clone(), t.clone()));
+                } else {
+                    spawn_certificate_reload(svc.clone());
+                }
+                Some(t.server_config()?)
+            }
+            None => None,
+        };
+        let server = crate::web::server(svc.clone(), listener, rustls_config)?;
+        let redirect = match redirect_listener {
+            Some(l) => Some(crate::web::redirect_server(svc.clone(), l)?),
+            None => None,
+        };
         spawn_housekeeping(svc.clone());
         // Audit streaming runs on its own thread: a sink never shares a
         // runtime with requests (see `sinks::deliver`).
@@ -98,6 +127,8 @@ impl Application {
         println!("Gatehouse listening on {}", svc.public_url());
         Ok(Application {
             port: addr.port(),
+            redirect_port,
+            redirect,
             server,
             svc,
             socket,
@@ -107,6 +138,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The plain-HTTP redirect listener's port (`tls.http_listen`), if any.
+    pub fn redirect_port(&self) -> Option<u16> {
+        self.redirect_port
     }
 
     pub fn service(&self) -> Arc<Service> {
@@ -119,23 +155,82 @@ impl Application {
 
     /// Serves until SIGTERM/SIGINT, letting requests in flight finish.
     pub async fn run(self) -> Result<()> {
-        let r = self.server.await;
-        if let Err(e) = crate::access::flush_denials(&self.svc) {
+        let Application {
+            server,
+            redirect,
+            svc,
+            socket,
+            ..
+        } = self;
+        let redirect = redirect.map(|r| {
+            let handle = r.handle();
+            actix_web::rt::spawn(r);
+            handle
+        });
+        let r = server.await;
+        if let Some(h) = redirect {
+            h.stop(true).await;
+        }
+        if let Err(e) = crate::access::flush_denials(&svc) {
             tracing::warn!(error = %e, "could not record the buffered access denials at shutdown");
         }
-        if let Err(e) = crate::access::credentials::flush_usage(&self.svc) {
+        if let Err(e) = crate::access::credentials::flush_usage(&svc) {
             tracing::warn!(error = %e, "could not record API-key last use at shutdown");
         }
-        if let Err(e) = crate::vault::flush_access(&self.svc, true) {
+        if let Err(e) = crate::vault::flush_access(&svc, true) {
             tracing::warn!(error = %e, "could not record the counted Vault data accesses at shutdown");
         }
-        if let Err(e) = self.svc.save_rate_limits() {
+        if let Err(e) = svc.save_rate_limits() {
             tracing::warn!(error = %e, "could not save the rate-limit buckets at shutdown");
         }
-        let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_file(&socket);
         tracing::info!("gatehouse stopped");
         r.map_err(Error::from)
     }
+}
+
+/// Certificate files: looked at every few seconds and reloaded when they
+/// changed, and at once on SIGHUP.
+fn spawn_certificate_reload(svc: Arc<Service>) {
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGHUP; certificate files are still looked at every few seconds");
+            None
+        }
+    };
+    // 0: no watch, SIGHUP only (a day-long tick that never forces a reload).
+    let every = match svc.settings.tls.file_check_secs {
+        0 => None,
+        s => Some(std::time::Duration::from_secs(s)),
+    };
+    actix_web::rt::spawn(async move {
+        let mut tick =
+            actix_web::rt::time::interval(every.unwrap_or(std::time::Duration::from_secs(86_400)));
+        loop {
+            let force = match hup.as_mut() {
+                Some(h) => tokio::select! {
+                    _ = tick.tick() => false,
+                    _ = h.recv() => true,
+                },
+                None => {
+                    tick.tick().await;
+                    false
+                }
+            };
+            if every.is_none() && !force {
+                continue;
+            }
+            if force {
+                tracing::info!("SIGHUP: reloading the TLS certificate files");
+            }
+            let s = svc.clone();
+            let _ = actix_web::rt::task::spawn_blocking(move || {
+                crate::tls::reload(&s, force);
+            })
+            .await;
+        }
+    });
 }
 
 /// Periodic work: refused checks are group-committed every second; API-key

@@ -42,6 +42,12 @@ pub enum Cmd {
         /// Allow plain HTTP on a non-loopback address (only behind a TLS proxy)
         #[arg(long)]
         danger_insecure_http: bool,
+        /// Obtain the HTTPS certificate for this name from an ACME CA (repeat for more names)
+        #[arg(long = "acme-domain", value_name = "NAME")]
+        acme_domains: Vec<String>,
+        /// ACME account contact, e.g. mailto:ops@example.com (repeatable)
+        #[arg(long = "acme-contact", value_name = "URL")]
+        acme_contacts: Vec<String>,
     },
     /// Print a new one-time setup link (until the owner exists)
     SetupLink,
@@ -113,9 +119,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Serve {
             listen,
             danger_insecure_http,
+            acme_domains,
+            acme_contacts,
         } => {
             if let Some(l) = listen {
                 settings.listen = l;
+            }
+            if !acme_domains.is_empty() {
+                settings.tls.acme.domains = acme_domains;
+            }
+            if !acme_contacts.is_empty() {
+                settings.tls.acme.contact = acme_contacts;
             }
             settings.danger_insecure_http |= danger_insecure_http;
             settings.validate()?;

@@ -302,11 +302,73 @@ pub struct NetworkSettings {
     pub trusted_proxies: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsSettings {
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
+    /// Oldest TLS version accepted: `1.2` or `1.3` (1.3 is always preferred).
+    pub min_version: String,
+    /// `Strict-Transport-Security: max-age` on HTTPS responses; 0 sends none.
+    pub hsts_max_age_secs: u64,
+    /// A plain-HTTP listener (`0.0.0.0:80`) that only redirects to HTTPS and
+    /// answers ACME HTTP-01 challenges.
+    pub http_listen: Option<String>,
+    /// How often the certificate files are looked at for a change (0: only
+    /// on SIGHUP).
+    pub file_check_secs: u64,
+    pub acme: AcmeSettings,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            cert_file: None,
+            key_file: None,
+            min_version: "1.2".into(),
+            hsts_max_age_secs: 365 * 24 * 3600,
+            http_listen: None,
+            file_check_secs: 5,
+            acme: AcmeSettings::default(),
+        }
+    }
+}
+
+/// Let's Encrypt's production directory, the default ACME CA.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// Automatic certificates from an ACME CA (on when `domains` is not empty).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcmeSettings {
+    /// DNS names the certificate is for; the first is its subject.
+    pub domains: Vec<String>,
+    /// Account contacts (`mailto:ops@example.com`).
+    pub contact: Vec<String>,
+    pub directory_url: String,
+    /// PEM root(s) to trust for a private ACME CA's directory, instead of the system's.
+    pub ca_file: Option<PathBuf>,
+    /// `tls-alpn-01` (on the HTTPS listener) or `http-01` (needs `tls.http_listen`).
+    pub challenge: String,
+    /// One attempt to order a certificate (directory, order, validation,
+    /// download) is abandoned after this long.
+    pub timeout_secs: u64,
+    /// After a failed attempt, the next one waits this long.
+    pub retry_secs: u64,
+}
+
+impl Default for AcmeSettings {
+    fn default() -> Self {
+        AcmeSettings {
+            domains: Vec::new(),
+            contact: Vec::new(),
+            directory_url: LETS_ENCRYPT.into(),
+            ca_file: None,
+            challenge: "tls-alpn-01".into(),
+            timeout_secs: 90,
+            retry_secs: 600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -437,6 +499,17 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("GATEHOUSE_DANGER_INSECURE_HTTP", "danger_insecure_http"),
     ("GATEHOUSE_TLS_CERT_FILE", "tls.cert_file"),
     ("GATEHOUSE_TLS_KEY_FILE", "tls.key_file"),
+    ("GATEHOUSE_TLS_MIN_VERSION", "tls.min_version"),
+    ("GATEHOUSE_TLS_HSTS_MAX_AGE_SECS", "tls.hsts_max_age_secs"),
+    ("GATEHOUSE_TLS_HTTP_LISTEN", "tls.http_listen"),
+    ("GATEHOUSE_TLS_FILE_CHECK_SECS", "tls.file_check_secs"),
+    ("GATEHOUSE_TLS_ACME_DOMAINS", "tls.acme.domains"),
+    ("GATEHOUSE_TLS_ACME_CONTACT", "tls.acme.contact"),
+    ("GATEHOUSE_TLS_ACME_DIRECTORY_URL", "tls.acme.directory_url"),
+    ("GATEHOUSE_TLS_ACME_CA_FILE", "tls.acme.ca_file"),
+    ("GATEHOUSE_TLS_ACME_CHALLENGE", "tls.acme.challenge"),
+    ("GATEHOUSE_TLS_ACME_TIMEOUT_SECS", "tls.acme.timeout_secs"),
+    ("GATEHOUSE_TLS_ACME_RETRY_SECS", "tls.acme.retry_secs"),
     (
         "GATEHOUSE_PASSWORD_ARGON2_MEMORY_KIB",
         "password.argon2_memory_kib",
@@ -573,7 +646,10 @@ impl Settings {
                     format!("unknown variable {name}; see the README for the list"),
                 ));
             };
-            let v = if key.ends_with("trusted_proxies") {
+            let v = if key.ends_with("trusted_proxies")
+                || *key == "tls.acme.domains"
+                || *key == "tls.acme.contact"
+            {
                 // A comma-separated list.
                 toml::Value::Array(
                     value
@@ -633,6 +709,7 @@ impl Settings {
                 "set both cert_file and key_file, or neither",
             ));
         }
+        self.validate_tls()?;
         let p = &self.password;
         if p.argon2_memory_kib < 8 * 1024 || p.argon2_iterations == 0 || p.argon2_parallelism == 0 {
             return Err(Error::invalid(
@@ -838,7 +915,103 @@ impl Settings {
     }
 
     pub fn tls_enabled(&self) -> bool {
-        self.tls.cert_file.is_some()
+        self.tls.cert_file.is_some() || self.acme_enabled()
+    }
+
+    pub fn acme_enabled(&self) -> bool {
+        !self.tls.acme.domains.is_empty()
+    }
+
+    /// The plain-HTTP redirect listener's address, if one is configured.
+    pub fn http_listen_addr(&self) -> Result<Option<SocketAddr>> {
+        match &self.tls.http_listen {
+            None => Ok(None),
+            Some(a) => a.parse().map(Some).map_err(|_| {
+                Error::invalid(
+                    "tls.http_listen",
+                    format!("{a:?} is not an IP:port such as 0.0.0.0:80"),
+                )
+            }),
+        }
+    }
+
+    fn validate_tls(&self) -> Result<()> {
+        let t = &self.tls;
+        if !matches!(t.min_version.as_str(), "1.2" | "1.3") {
+            return Err(Error::invalid(
+                "tls.min_version",
+                format!("{:?} is not offered: use \"1.2\" or \"1.3\"", t.min_version),
+            ));
+        }
+        if t.hsts_max_age_secs > 2 * 365 * 86_400 {
+            return Err(Error::invalid(
+                "tls.hsts_max_age_secs",
+                "must be at most 63072000 (2 years); the value is in seconds",
+            ));
+        }
+        if self.http_listen_addr()?.is_some() && !self.tls_enabled() {
+            return Err(Error::invalid(
+                "tls.http_listen",
+                "redirects to HTTPS: configure TLS (tls.acme.domains or tls.cert_file) first",
+            ));
+        }
+        let a = &t.acme;
+        if a.domains.is_empty() {
+            return Ok(());
+        }
+        if t.cert_file.is_some() {
+            return Err(Error::invalid(
+                "tls.acme.domains",
+                "choose ACME or certificate files (tls.cert_file), not both",
+            ));
+        }
+        for d in &a.domains {
+            if !valid_dns_name(d) {
+                return Err(Error::invalid(
+                    "tls.acme.domains",
+                    format!(
+                        "{d:?} is not a DNS name such as gate.example.com (no wildcards, no IP addresses)"
+                    ),
+                ));
+            }
+        }
+        for c in &a.contact {
+            if !c.starts_with("mailto:") || !c.contains('@') {
+                return Err(Error::invalid(
+                    "tls.acme.contact",
+                    format!("{c:?} must be a mailto: URL such as mailto:ops@example.com"),
+                ));
+            }
+        }
+        if !a.directory_url.starts_with("https://") {
+            return Err(Error::invalid(
+                "tls.acme.directory_url",
+                "must be an https:// URL (RFC 8555 requires HTTPS)",
+            ));
+        }
+        match a.challenge.as_str() {
+            "tls-alpn-01" => {}
+            "http-01" if t.http_listen.is_some() => {}
+            "http-01" => {
+                return Err(Error::invalid(
+                    "tls.acme.challenge",
+                    "http-01 is answered on the plain-HTTP listener: set tls.http_listen (e.g. 0.0.0.0:80)",
+                ));
+            }
+            other => {
+                return Err(Error::invalid(
+                    "tls.acme.challenge",
+                    format!("{other:?} is not offered: use tls-alpn-01 or http-01"),
+                ));
+            }
+        }
+        if a.timeout_secs == 0 || a.timeout_secs > 3600 || a.retry_secs == 0 {
+            return Err(Error::invalid(
+                "tls.acme",
+                "timeout_secs must be between 1 and 3600, retry_secs at least 1",
+            ));
+        }
+        Ok(())
     }
 
     /// Refuses plain HTTP on anything but loopback, unless explicitly allowed.
@@ -848,8 +1021,9 @@ impl Settings {
             return Err(Error::invalid(
                 "listen",
                 format!(
-                    "{addr} is not a loopback address: configure TLS (tls.cert_file and \
-                     tls.key_file) or pass --danger-insecure-http if a TLS proxy sits in front"
+                    "{addr} is not a loopback address: configure TLS, either ACME \
+                     (--acme-domain / tls.acme.domains) or certificate files (tls.cert_file and \
+                     tls.key_file), or pass --danger-insecure-http if a TLS proxy sits in front"
                 ),
             ));
         }
@@ -936,6 +1110,22 @@ fn plain_type_error(msg: &str) -> String {
         .map_or(got, |v| v)
         .trim_matches('`');
     format!("expected {expected}, got {got}")
+}
+
+/// A DNS name a public CA would issue for: labels of letters, digits and
+/// hyphens, at least two of them.
+fn valid_dns_name(d: &str) -> bool {
+    let labels: Vec<&str> = d.split('.').collect();
+    d.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        && !labels.iter().all(|l| l.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn env_value(raw: &str) -> toml::Value {
@@ -1162,6 +1352,36 @@ mod tests {
                 && keys.contains(&"sms.fields.api_key".to_string())
         );
         assert!(!keys.contains(&"sms.fields.Body".to_string()));
+    }
+
+    #[test]
+    fn tls_settings_are_checked() {
+        let mut s = Settings::default();
+        s.tls.min_version = "1.0".into();
+        assert!(s.validate().is_err());
+        s.tls.min_version = "1.3".into();
+        assert!(s.validate().is_ok());
+        s.tls.acme.domains = vec!["gate.example.com".into()];
+        assert!(s.validate().is_ok());
+        assert!(s.tls_enabled());
+        s.tls.cert_file = Some("c.pem".into());
+        s.tls.key_file = Some("k.pem".into());
+        assert!(s.validate().is_err(), "ACME and files at once");
+        s.tls.cert_file = None;
+        s.tls.key_file = None;
+        for bad in [
+            "*.example.com",
+            "localhost",
+            "10.0.0.1",
+            "a..b",
+            "-a.example.com",
+        ] {
+            s.tls.acme.domains = vec![bad.into()];
+            assert!(s.validate().is_err(), "{bad}");
+        }
+        s.tls.acme.domains = vec!["gate.example.com".into()];
+        s.tls.acme.directory_url = "http://ca.example/dir".into();
+        assert!(s.validate().is_err(), "plain-HTTP directory");
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub(crate) mod sinks;
 pub mod sso;
 pub mod store;
 pub(crate) mod telemetry;
+pub mod tls;
 pub mod tokens;
 pub mod users;
 pub mod vault;

@@ -40,6 +40,8 @@ pub struct Service {
     pub xml_pool: crate::sso::xml_budget::Pool,
     /// The address actually bound (differs from `settings.listen` for port 0).
     bound: Option<std::net::SocketAddr>,
+    /// The HTTPS listener's certificates and their status (set by the server).
+    tls: std::sync::OnceLock<Arc<crate::tls::Tls>>,
 }
 
 impl Drop for Service {
@@ -119,7 +121,17 @@ impl Service {
             vault: crate::vault::Caches::new(),
             ratelimit,
             bound,
+            tls: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The TLS state of the running server (none for plain HTTP or a CLI command).
+    pub fn tls(&self) -> Option<&Arc<crate::tls::Tls>> {
+        self.tls.get()
+    }
+
+    pub(crate) fn set_tls(&self, tls: Arc<crate::tls::Tls>) {
+        let _ = self.tls.set(tls);
     }
 
     /// The current token signer (cheap: one reference-count increment).
@@ -265,6 +277,14 @@ fn public_url(s: &Settings, bound: Option<std::net::SocketAddr>) -> String {
         Some(u) => u.trim_end_matches('/').to_string(),
         None => {
             let scheme = if s.tls_enabled() { "https" } else { "http" };
+            // An ACME certificate is for its names, not for the address.
+            if let Some(d) = s.tls.acme.domains.first() {
+                let port = bound.map(|a| a.port()).unwrap_or(443);
+                return match port {
+                    443 => format!("https://{d}"),
+                    p => format!("https://{d}:{p}"),
+                };
+            }
             match bound {
                 Some(a) => format!("{scheme}://{a}"),
                 None => format!("{scheme}://{}", s.listen),

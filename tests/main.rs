@@ -46,6 +46,7 @@ mod sb_sec;
 mod sso;
 mod sso_sec;
 mod sw_sec;
+mod tls;
 mod token_algs;
 mod tokens_sec;
 mod transit;

@@ -149,7 +149,15 @@ pub fn create(
     sso: Option<&str>,
     limits: (i64, i64),
 ) -> Result<(String, [u8; 32])> {
-    start(tx, user, now, src, enroll_only, sso.map(|c| (c, None)), limits)
+    start(
+        tx,
+        user,
+        now,
+        src,
+        enroll_only,
+        sso.map(|c| (c, None)),
+        limits,
+    )
 }
 
 /// Starts a session an identity provider signed `user` in to through
@@ -164,7 +172,15 @@ pub fn create_sso(
     rights: crate::access::Rights,
     limits: (i64, i64),
 ) -> Result<(String, [u8; 32])> {
-    start(tx, user, now, src, false, Some((connection, Some(rights))), limits)
+    start(
+        tx,
+        user,
+        now,
+        src,
+        false,
+        Some((connection, Some(rights))),
+        limits,
+    )
 }
 
 fn start(

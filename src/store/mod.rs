@@ -89,6 +89,8 @@ tables! {
     KvConfig => "kv_config",
     AuditSinks => "audit_sinks",
     AuditSinkState => "audit_sink_state",
+    /// The ACME account key and the certificates it obtained.
+    Acme => "acme",
 }
 
 impl Table {
@@ -795,7 +797,7 @@ mod tests {
             assert_eq!(t.index(), i);
             assert!(names.insert(t.name()), "{} listed twice", t.name());
         }
-        assert_eq!(names.len(), 38);
+        assert_eq!(names.len(), 39);
     }
 
     #[test]

@@ -167,12 +167,19 @@ pub(crate) fn shown_query(q: &str) -> String {
 /// The static security headers on every answer, errors and the 429 above
 /// included (wrapped outside `request_middleware`). No handler sets any of
 /// them, so adding them only when absent is the same as overwriting.
-pub(crate) fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
+/// `hsts_max_age`: HTTPS only (`tls.hsts_max_age_secs`, none when 0).
+pub(crate) fn security_headers(hsts_max_age: Option<u64>) -> DefaultHeaders {
+    let h = DefaultHeaders::new()
         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .add((header::REFERRER_POLICY, "no-referrer"))
         .add((header::X_FRAME_OPTIONS, "DENY"))
-        .add((header::CONTENT_SECURITY_POLICY, CSP))
+        .add((header::CONTENT_SECURITY_POLICY, CSP));
+    match hsts_max_age {
+        Some(secs) if secs > 0 => {
+            h.add((header::STRICT_TRANSPORT_SECURITY, format!("max-age={secs}")))
+        }
+        _ => h,
+    }
 }
 
 #[cfg(test)]

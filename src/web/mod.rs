@@ -34,7 +34,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use rust_embed::RustEmbed;
 
 use crate::config::Settings;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::service::Service;
 
 #[derive(RustEmbed)]
@@ -171,35 +171,13 @@ pub fn routes(cfg: &mut web::ServiceConfig, settings: &Settings) {
     console::routes(cfg);
 }
 
-pub fn tls_config(s: &Settings) -> Result<Option<rustls::ServerConfig>> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let (Some(cert), Some(key)) = (&s.tls.cert_file, &s.tls.key_file) else {
-        return Ok(None);
-    };
-    let certs = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
-        .map_err(|e| Error::invalid("tls.cert_file", format!("{}: {e}", cert.display())))?;
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| Error::invalid("tls.key_file", format!("{}: {e}", key.display())))?;
-    let cfg = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| {
-            Error::invalid(
-                "tls",
-                format!("certificate and key do not form a usable pair: {e}"),
-            )
-        })?;
-    Ok(Some(cfg))
-}
-
 pub fn server(
     svc: Arc<Service>,
     listener: TcpListener,
     tls: Option<rustls::ServerConfig>,
 ) -> Result<actix_web::dev::Server> {
     let settings = svc.settings.clone();
+    let hsts = tls.is_some().then_some(settings.tls.hsts_max_age_secs);
     let state = web::Data::new(AppState::new(svc, tls.is_some())?);
     let http = HttpServer::new(move || {
         App::new()
@@ -208,14 +186,64 @@ pub fn server(
                 middleware::request_middleware,
             ))
             // Outermost, so it also covers the 429 answered above.
-            .wrap(middleware::security_headers())
+            .wrap(middleware::security_headers(hsts))
             .configure(|cfg| routes(cfg, &settings))
             .default_service(web::to(not_found))
     })
     .shutdown_timeout(10);
     let http = match tls {
-        Some(cfg) => http.listen_rustls_0_23(listener, cfg)?,
+        Some(cfg) => http
+            .tls_handshake_timeout(std::time::Duration::from_secs(10))
+            .listen_rustls_0_23(listener, cfg)?,
         None => http.listen(listener)?,
     };
+    Ok(http.run())
+}
+
+/// ACME HTTP-01: the key authorization for an open challenge, else 404.
+async fn acme_http01(svc: web::Data<Arc<Service>>, token: web::Path<String>) -> HttpResponse {
+    match svc.tls().and_then(|t| t.http01_answer(&token)) {
+        Some(ka) => HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, "text/plain"))
+            .body(ka),
+        None => HttpResponse::NotFound()
+            .insert_header((header::CONTENT_TYPE, "text/plain"))
+            .body("no such challenge"),
+    }
+}
+
+/// Everything else on plain HTTP: a permanent redirect to the same path on
+/// the HTTPS public URL (never to the request's Host, which the client chose).
+async fn to_https(svc: web::Data<Arc<Service>>, req: HttpRequest) -> HttpResponse {
+    let base = svc.public_url();
+    let target = format!(
+        "{}{}",
+        base.trim_end_matches('/'),
+        req.uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+    );
+    HttpResponse::PermanentRedirect()
+        .insert_header((header::LOCATION, target))
+        .finish()
+}
+
+/// The optional plain-HTTP listener (`tls.http_listen`): redirects to HTTPS
+/// and answers HTTP-01 challenges; nothing else is served on it.
+pub fn redirect_server(svc: Arc<Service>, listener: TcpListener) -> Result<actix_web::dev::Server> {
+    let data = web::Data::new(svc);
+    let http = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route(
+                "/.well-known/acme-challenge/{token}",
+                web::get().to(acme_http01),
+            )
+            .default_service(web::to(to_https))
+    })
+    .workers(1)
+    .shutdown_timeout(5)
+    .listen(listener)?;
     Ok(http.run())
 }

@@ -3,7 +3,8 @@
 // or console error of ours (a CSP violation included), and screenshots.
 import { chromium } from "playwright-core";
 
-export async function walk(name, base, shots, body) {
+// `opts.ignoreHTTPSErrors`: a test server's certificate no browser trusts.
+export async function walk(name, base, shots, body, opts = {}) {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
@@ -11,7 +12,8 @@ export async function walk(name, base, shots, body) {
   });
   const problems = [];
   const expected = [];
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 },
+                                       ignoreHTTPSErrors: !!opts.ignoreHTTPSErrors });
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   page.on("console", (m) => {
     // The identity provider's own pages are not ours to judge.

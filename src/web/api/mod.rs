@@ -32,6 +32,7 @@ mod service_accounts;
 mod settings;
 mod sinks;
 mod sso;
+pub(crate) mod tls;
 mod users;
 mod widget_keys;
 mod workspaces;
@@ -107,6 +108,7 @@ route_table! {
     delete "/audit/sinks/{id}" => sinks::delete_sink,
     post "/audit/sinks/{id}/test" => sinks::test_sink,
     get "/keys" => keys::key_status,
+    get "/tls" => tls::tls_status,
     post "/keys/rotate" => keys::rotate_keys,
     get "/permissions" => authorize::permissions,
     post "/authorize" => authorize::authorize,

@@ -14,6 +14,7 @@ mod secrets;
 mod settings;
 mod sso;
 mod streaming;
+mod tls;
 mod users;
 mod workspace_view;
 mod workspaces;
@@ -142,6 +143,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/admin/audit", web::get().to(audit::audit_page))
         .route("/admin/keys", web::get().to(keys::keys_page))
+        .route("/admin/settings/tls", web::get().to(tls::tls_page))
         .route(
             "/admin/keys/rotate",
             web::get().to(keys::keys_rotate_confirm),
