@@ -372,8 +372,12 @@ pub const DENIAL_ADDRESSES_KEPT: usize = 5;
 /// and says how many workspaces (`details.workspaces`). A caller nobody
 /// authenticated gets `DENIAL_SAMPLE_MAX` per address. Either way what one
 /// caller costs a window stays bounded: its budget, these events, and one
-/// more per kind.
-pub const DENIAL_WORKSPACES_MAX: usize = 100;
+/// more per kind. An authenticated principal can only name workspaces that
+/// exist (an unknown id is refused before any audit), so the cap is the
+/// installation's size up to 10,000, not something a caller chooses: every
+/// workspace it was refused in sees its own event (review 7: a cap of 100
+/// let a platform client hide refusals from the 101st workspace).
+pub const DENIAL_WORKSPACES_MAX: usize = 10_000;
 /// Distinct workspaces an installation-wide over-budget event counts (past
 /// it, `details.workspaces` is a lower bound), bounding the memory one
 /// principal costs a window.

@@ -373,6 +373,10 @@ async fn r6_finding1_jit_and_old_links_need_reapproval_once_the_user_holds_more(
     )
     .await;
     refused_as_stale(&app, &owner, "alice").await;
+    // Review 7: an old link into a user who already holds a seat is not
+    // baselined with it (nobody knows who made it).
+    old_link(&carol, "alice@corp.example");
+    refused_as_stale(&app, &owner, "alice").await;
     // An old link into an administrator opens nothing until re-approved.
     ok(&app, Method::DELETE, &seat(&carol), &owner, None).await;
     old_link(&carol, "alice@corp.example");

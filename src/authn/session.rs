@@ -252,7 +252,18 @@ pub fn lookup(svc: &Service, token: &str) -> Result<Option<([u8; 32], Session, U
     // An identity provider's session holds what the link vouched for when
     // it started: given more since (a role, a seat, a group), the user signs
     // in again, and the link is asked whether its maker could link them now.
-    if let Some(then) = &s.sso_rights
+    // A session an identity provider started before sessions recorded
+    // that vouches for a plain user with no workspace grant only (review 7).
+    let plain = crate::access::Rights {
+        role: crate::principal::Role::User,
+        workspaces: Vec::new(),
+    };
+    let then = match (&s.sso_rights, s.sso) {
+        (Some(then), _) => Some(then),
+        (None, true) => Some(&plain),
+        (None, false) => None,
+    };
+    if let Some(then) = then
         && crate::access::holds_more_than(svc, &user, then)?
     {
         let mut tx = svc.store.write()?;

@@ -547,8 +547,8 @@ impl Link {
 pub(super) enum Standing {
     /// It signs the user in.
     Good,
-    /// Written before links remembered their maker, into a plain user: it
-    /// signs them in as before, and what they hold now is recorded as what
+    /// Written before links remembered their maker, into a plain user with
+    /// no workspace grant: it signs them in as before, and what they hold now is recorded as what
     /// it vouches for (no maker: anything more needs an admin's re-link).
     Baseline,
     /// The user now holds more than the link's maker could link (or the
@@ -570,10 +570,19 @@ pub(super) fn standing(
     user: &User,
 ) -> Result<Standing> {
     let Some(made) = &link.made else {
-        return Ok(if user.role == Role::User {
-            Standing::Baseline
-        } else {
+        // Written before links remembered their maker: nobody knows who
+        // made it, so it vouches only for a plain user with no workspace
+        // grant (review 7: a workspace admin keeps platform role `user`, and
+        // an old link planted by a helpdesk client would have been baselined
+        // with the admin seat it was never allowed to link).
+        let plain = Rights {
+            role: Role::User,
+            workspaces: Vec::new(),
+        };
+        return Ok(if Rights::of(svc, user)?.exceed(&plain) {
             Standing::NeedsReapproval
+        } else {
+            Standing::Baseline
         });
     };
     if !Rights::of(svc, user)?.exceed(&made.rights) {
