@@ -1592,7 +1592,14 @@ mod tests {
         }
         buf.flush(&store).unwrap();
         let r = store.read().unwrap();
-        let (events, _) = query(&r, &Filter::default(), 0, 1000).unwrap();
+        let mut events = Vec::new();
+        loop {
+            let (page, _) = query(&r, &Filter::default(), events.len(), 1000).unwrap();
+            if page.is_empty() {
+                break;
+            }
+            events.extend(page);
+        }
         let over = |actor: &str| -> Vec<&Event> {
             events
                 .iter()
