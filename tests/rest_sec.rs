@@ -295,6 +295,14 @@ async fn deleting_a_workspace_needs_whoever_could_remove_each_member_and_credent
         "undeploy:guardrails",
         "read:connections",
         "manage:connections",
+        "transit:encrypt",
+        "transit:decrypt",
+        "transit:rewrap",
+        "transit:datakey",
+        "transit:manage",
+        "secrets:read",
+        "secrets:write",
+        "secrets:admin",
     ];
     let no_creds: Vec<&str> = everything
         .iter()

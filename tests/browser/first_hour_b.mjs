@@ -39,7 +39,7 @@ await walk("first hour (b)", base, shots, async (t) => {
   const ws = page.url().split("?")[0];
   await t.expectText("owner@example.com");
   const tabs = await page.locator("#ws-tabs a").allTextContents();
-  check(tabs.join("|") === "Members|Roles and groups|API apps and keys|Service accounts|Widget keys|Settings", `tabs: ${tabs}`);
+  check(tabs.join("|") === "Members|Roles and groups|API apps and keys|Service accounts|Widget keys|Settings|Secrets", `tabs: ${tabs}`);
   check((await page.locator('#ws-tabs a[aria-current="page"]').textContent()) === "Members", "Members tab marked");
   for (const tab of ["members", "roles", "apps", "accounts", "widgets", "settings"]) {
     await page.goto(`${ws}?tab=${tab}`);
