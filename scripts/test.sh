@@ -3,7 +3,8 @@
 # need if missing (Chromium, fonts, Node.js and playwright-core for the browser
 # test, openssl and curl for the TLS test, oathtool as the authenticator app,
 # nginx in front of /auth/verify, rsyslog with its GnuTLS driver as the
-# syslog receiver of the audit sinks (UDP, TCP, TLS),
+# syslog receiver of the audit sinks (UDP, TCP, TLS), pebble as the ACME CA,
+# hvac (in the venv) as the Vault client,
 # a Python venv with aiosmtpd as the SMTP server, pysaml2 (signing with
 # Debian's xmlsec1) as the SAML IdP and lxml (libxml2) as the reference C14N, node oidc-provider as the OpenID provider),
 # then runs formatting, lints, the layering check, every test, and the static
